@@ -1,0 +1,459 @@
+/*
+ * aloop.h - libaloop: Python's asyncio, in C.
+ *
+ * One single-threaded event loop runs many tasks; each task is a plain C
+ * function on its own small stack and is written as straight-line code:
+ *
+ *     static void *count(void *arg) {
+ *         for (int n = 3; n > 0; n--) {
+ *             if (aloop_sleep(0.5) < 0) return NULL;   // -ECANCELED
+ *             printf("%s = %d\n", (char *)arg, n);
+ *         }
+ *         return NULL;
+ *     }
+ *     ...
+ *     aloop_main(main_task, NULL, NULL);
+ *
+ * Conventions (they hold for every call below):
+ *  - Calls that can fail return 0 (or a count) on success and a negative
+ *    errno value on failure (-ECANCELED, -ETIMEDOUT, -ENOMEM, -EINVAL, ...).
+ *    aloop_strerror() turns one into text.
+ *  - Constructors return NULL only on allocation failure (errno = ENOMEM) or
+ *    bad arguments (errno = EINVAL).
+ *  - "Suspending" calls may only be made from inside a task; from outside one
+ *    they return -EPERM and do nothing.
+ *  - Every suspending call is a cancellation point: if the task is cancelled
+ *    while suspended (or a cancel is pending when the call is made) the call
+ *    returns -ECANCELED and undoes what it had started.
+ *  - Times are double seconds on the loop's clock (monotonic, or virtual).
+ *  - Futures and tasks are reference counted: a constructor hands the caller
+ *    one reference, aloop_release() drops it.
+ *  - A loop and everything made from it belong to the thread that runs the
+ *    loop; only aloop_call_soon_threadsafe() may be called from elsewhere.
+ */
+#ifndef ALOOP_H
+#define ALOOP_H
+
+#include <stddef.h>
+#include <sys/types.h>
+#include <sys/socket.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(ALOOP_STATIC)
+#define ALOOP_API
+#elif defined(_WIN32)
+#define ALOOP_API __declspec(dllexport)
+#elif defined(__GNUC__)
+#define ALOOP_API __attribute__((visibility("default")))
+#else
+#define ALOOP_API
+#endif
+
+#define ALOOP_VERSION_MAJOR 0
+#define ALOOP_VERSION_MINOR 1
+#define ALOOP_VERSION_PATCH 0
+
+/* "MAJOR.MINOR.PATCH" of the library actually linked. */
+ALOOP_API const char *aloop_version(void);
+
+/* ------------------------------------------------------------------------ */
+/* Loop                                                                     */
+/* ------------------------------------------------------------------------ */
+
+typedef struct aloop aloop_t;
+typedef struct aloop_future aloop_future_t;
+typedef struct aloop_future aloop_task_t; /* a task is a future */
+typedef void *(*aloop_task_fn)(void *arg);
+
+enum { ALOOP_CLOCK_MONOTONIC = 0, ALOOP_CLOCK_VIRTUAL = 1 };
+enum {
+    ALOOP_NO_GUARD_PAGES = 1u << 0, /* no guard page under task stacks */
+    ALOOP_DEBUG = 1u << 1           /* warnings: slow steps, lost errors */
+};
+
+/* A zero-initialised config means "all defaults". */
+typedef struct aloop_config {
+    size_t stack_size; /* per task; 0 = 256 KiB of address space, committed lazily */
+    int clock;         /* ALOOP_CLOCK_MONOTONIC (default) or ALOOP_CLOCK_VIRTUAL */
+    unsigned flags;    /* ALOOP_NO_GUARD_PAGES, ALOOP_DEBUG */
+} aloop_config_t;
+
+/* New loop with default settings. */
+ALOOP_API aloop_t *aloop_new(void);
+
+/* New loop; NULL cfg = defaults. NULL + EINVAL for an unknown clock or flag,
+ * or a stack size below 16 KiB. */
+ALOOP_API aloop_t *aloop_new_with(const aloop_config_t *cfg);
+
+/* Cancels every unfinished task, runs the loop until they have all finished
+ * (while it does, every suspending call fails with -ECANCELED at once, so
+ * cleanup code cannot block), then frees the loop, its pending callbacks and
+ * timers. Futures the caller still holds stay valid but detached: completing
+ * them afterwards returns -EINVAL. Must not be called from inside the loop
+ * (it then does nothing and says so on stderr). NULL is a no-op. */
+ALOOP_API void aloop_free(aloop_t *loop);
+
+/* Runs until nothing is left that could make progress: no ready task or
+ * callback, no timer, no fd watch, no thread-pool job. Returns 0, or
+ * -EDEADLK when tasks are left suspended with nothing that could ever wake
+ * them, -EPERM when called from inside a running loop, -EINVAL for NULL.
+ * After aloop_stop() it returns 0 with the remaining work left in place. */
+ALOOP_API int aloop_run(aloop_t *loop);
+
+/* Runs until f is done and returns f's status: 0 or f's (negative) error.
+ * -EAGAIN if the loop was stopped first, -EDEADLK if it ran out of work
+ * with f still pending, -EINVAL if f belongs to another loop. */
+ALOOP_API int aloop_run_until_complete(aloop_t *loop, aloop_future_t *f);
+
+/* Makes aloop_run / aloop_run_until_complete return after the current step. */
+ALOOP_API void aloop_stop(aloop_t *loop);
+
+/* The loop's clock in seconds (virtual time under ALOOP_CLOCK_VIRTUAL). */
+ALOOP_API double aloop_time(aloop_t *loop);
+
+/* The loop running on this thread, or NULL. */
+ALOOP_API aloop_t *aloop_current(void);
+
+/* asyncio.run(): makes a loop, runs fn(arg) as a task to completion, frees
+ * the loop. Returns the task's status; *result (may be NULL) gets its value. */
+ALOOP_API int aloop_main(void *(*fn)(void *), void *arg, void **result);
+
+/* aloop_main with a config (e.g. a virtual clock). */
+ALOOP_API int aloop_main_with(const aloop_config_t *cfg, void *(*fn)(void *),
+                              void *arg, void **result);
+
+/* ------------------------------------------------------------------------ */
+/* Futures and tasks                                                        */
+/* ------------------------------------------------------------------------ */
+
+/* A pending future bound to loop. */
+ALOOP_API aloop_future_t *aloop_future_new(aloop_t *loop);
+
+/* Completes f with a value. -EINVAL if f is already done (or detached). */
+ALOOP_API int aloop_future_set_result(aloop_future_t *f, void *value);
+
+/* Completes f with an error (err < 0, else -EINVAL). -ECANCELED is allowed
+ * and makes the future count as failed, not cancelled. */
+ALOOP_API int aloop_future_set_error(aloop_future_t *f, int err);
+
+/* 1 if f is done (result, error or cancelled), else 0. */
+ALOOP_API int aloop_future_done(const aloop_future_t *f);
+
+/* 1 if f was cancelled, else 0. */
+ALOOP_API int aloop_future_cancelled(const aloop_future_t *f);
+
+/* Does not wait: 0 with *value set (value may be NULL), f's error, or
+ * -EAGAIN while f is pending. Marks the error as retrieved. */
+ALOOP_API int aloop_future_result(const aloop_future_t *f, void **value);
+
+/* Calls cb(f, arg) from the loop once f is done (at once, i.e. at the next
+ * step, if it already is). Callbacks run in registration order, never from
+ * inside set_result/cancel. -ENOMEM, -EINVAL. */
+ALOOP_API int aloop_future_add_done_callback(aloop_future_t *f,
+                                             void (*cb)(aloop_future_t *, void *),
+                                             void *arg);
+
+/* Removes every registration of (cb, arg) that has not been scheduled yet;
+ * returns how many were removed. */
+ALOOP_API int aloop_future_remove_done_callback(aloop_future_t *f,
+                                                void (*cb)(aloop_future_t *, void *),
+                                                void *arg);
+
+/* One more reference to f; returns f. */
+ALOOP_API aloop_future_t *aloop_retain(aloop_future_t *f);
+
+/* Drops one reference. Releasing a running task detaches it: it runs on and
+ * is freed when done. NULL is a no-op. */
+ALOOP_API void aloop_release(aloop_future_t *f);
+
+/* create_task: fn(arg) will run as a new task. The caller gets one
+ * reference (release it to detach the task). NULL + ENOMEM / EINVAL. */
+ALOOP_API aloop_task_t *aloop_spawn(aloop_t *loop, aloop_task_fn fn, void *arg);
+
+/* Sets the task's name (copied). -EINVAL for NULL, -ENOMEM. */
+ALOOP_API int aloop_task_set_name(aloop_task_t *t, const char *name);
+
+/* The task's name: "Task-N" unless set. NULL if t is not a task. */
+ALOOP_API const char *aloop_task_name(const aloop_task_t *t);
+
+/* The task running now, or NULL outside a task. */
+ALOOP_API aloop_task_t *aloop_current_task(void);
+
+/* Fills out[0..cap) with unfinished tasks of loop (borrowed pointers, valid
+ * until the loop next runs); returns how many there are (may exceed cap). */
+ALOOP_API size_t aloop_all_tasks(aloop_t *loop, aloop_task_t **out, size_t cap);
+
+/* In a task: `return aloop_fail(-EIO);` completes the task with that error
+ * (an err >= 0 becomes -EINVAL). Outside a task it does nothing. */
+ALOOP_API void *aloop_fail(int err);
+
+/* Requests cancellation: 1 = requested, 0 = f was already done (-EINVAL for
+ * NULL). A plain future becomes cancelled at once. A task gets -ECANCELED
+ * from its current or next suspending call (once per aloop_cancel); if it
+ * is suspended in aloop_await(g), g is cancelled too. A task cancelled
+ * before its first step never runs. */
+ALOOP_API int aloop_cancel(aloop_future_t *f);
+
+/* asyncio's Task.uncancel(): undoes one cancel request; returns the number
+ * still pending. When it reaches 0 an undelivered cancel is dropped too, and
+ * the task completes normally when it returns. */
+ALOOP_API int aloop_task_uncancel(aloop_task_t *t);
+
+/* asyncio's Task.cancelling(): cancel requests not undone by uncancel. */
+ALOOP_API int aloop_task_cancelling(const aloop_task_t *t);
+
+/* 1 if f is a task, 0 if it is a plain future. */
+ALOOP_API int aloop_is_task(const aloop_future_t *f);
+
+/* ------------------------------------------------------------------------ */
+/* Suspending calls (inside a task)                                         */
+/* ------------------------------------------------------------------------ */
+
+/* Waits for f; 0 with *result set (result may be NULL), f's error, or
+ * -ECANCELED. If the caller is cancelled meanwhile, f is cancelled too and
+ * the call returns -ECANCELED once f has finished. -EINVAL if f belongs to
+ * another loop, -EDEADLK if a task awaits itself. */
+ALOOP_API int aloop_await(aloop_future_t *f, void **result);
+
+/* Suspends for seconds (0 just yields). 0, -ECANCELED, or -EINVAL for a
+ * negative or NaN delay. */
+ALOOP_API int aloop_sleep(double seconds);
+
+/* aloop_sleep(0): lets every other ready task run once. */
+ALOOP_API int aloop_yield(void);
+
+#define ALOOP_RETURN_ERRORS 1
+
+/* Waits for all n futures; results[i] / errors[i] (either may be NULL) are
+ * filled in input order. Without ALOOP_RETURN_ERRORS the first error is
+ * returned as soon as it happens and the others keep running; with it the
+ * call returns 0 and every slot is filled. If the caller is cancelled, every
+ * child still pending is cancelled too. */
+ALOOP_API int aloop_gather(aloop_future_t *const *fs, size_t n, void **results,
+                           int *errors, int flags);
+
+enum { ALOOP_ALL_COMPLETED, ALOOP_FIRST_COMPLETED, ALOOP_FIRST_ERROR };
+
+/* Waits until mode is satisfied or timeout (< 0: none) passes: 0 or
+ * -ETIMEDOUT (or -ECANCELED). Never cancels the futures. *ndone (may be
+ * NULL) = how many are done on return. */
+ALOOP_API int aloop_wait(aloop_future_t *const *fs, size_t n, int mode,
+                         double timeout, size_t *ndone);
+
+/* Waits for f at most timeout seconds (< 0: no limit). On timeout cancels f,
+ * waits until it has finished and returns -ETIMEDOUT. If the caller is
+ * cancelled, f is cancelled too. */
+ALOOP_API int aloop_wait_for(aloop_future_t *f, double timeout, void **result);
+
+/* A new future that follows f, but whose cancellation does not cancel f.
+ * The caller owns the returned reference. */
+ALOOP_API aloop_future_t *aloop_shield(aloop_future_t *f);
+
+/* ------------------------------------------------------------------------ */
+/* Task groups (structured concurrency, asyncio.TaskGroup)                  */
+/* ------------------------------------------------------------------------ */
+
+typedef struct aloop_group aloop_group_t;
+
+/* A new, empty group. */
+ALOOP_API aloop_group_t *aloop_group_new(aloop_t *loop);
+
+/* Spawns fn(arg) in the group. The handle is owned by the group (valid until
+ * aloop_group_free; retain it to keep it longer). NULL + EPERM once the
+ * group has failed or been waited. */
+ALOOP_API aloop_task_t *aloop_group_spawn(aloop_group_t *g, aloop_task_fn fn, void *arg);
+
+/* Suspends until every task of the group is done. On the first error the
+ * others are cancelled and that error is returned. If the caller is
+ * cancelled, the group's tasks are cancelled and waited for, then
+ * -ECANCELED is returned. */
+ALOOP_API int aloop_group_wait(aloop_group_t *g);
+
+/* Cancels tasks still running (they finish detached) and frees the group. */
+ALOOP_API void aloop_group_free(aloop_group_t *g);
+
+/* ------------------------------------------------------------------------ */
+/* Queues                                                                   */
+/* ------------------------------------------------------------------------ */
+
+typedef struct aloop_queue aloop_queue_t;
+
+/* FIFO queue; maxsize 0 = unbounded. */
+ALOOP_API aloop_queue_t *aloop_queue_new(aloop_t *loop, size_t maxsize);
+/* LIFO queue (a stack). */
+ALOOP_API aloop_queue_t *aloop_queue_new_lifo(aloop_t *loop, size_t maxsize);
+/* Priority queue: cmp(a, b) < 0 when item a comes first (smallest first);
+ * items of equal priority come out in the order they were put. */
+ALOOP_API aloop_queue_t *aloop_queue_new_priority(aloop_t *loop, size_t maxsize,
+                                                  int (*cmp)(const void *a, const void *b));
+/* Frees q; tasks still waiting on it wake with -EPIPE. */
+ALOOP_API void aloop_queue_free(aloop_queue_t *q);
+/* Puts item (may be NULL), suspending while the queue is full. -EPIPE after shutdown. */
+ALOOP_API int aloop_queue_put(aloop_queue_t *q, void *item);
+/* Takes the next item, suspending while the queue is empty. -EPIPE after shutdown. */
+ALOOP_API int aloop_queue_get(aloop_queue_t *q, void **item);
+/* Puts without waiting: -EAGAIN if full. */
+ALOOP_API int aloop_queue_put_nowait(aloop_queue_t *q, void *item);
+/* Takes without waiting: -EAGAIN if empty. */
+ALOOP_API int aloop_queue_get_nowait(aloop_queue_t *q, void **item);
+/* Number of items queued. */
+ALOOP_API size_t aloop_queue_size(const aloop_queue_t *q);
+/* 1 if no item is queued. */
+ALOOP_API int aloop_queue_empty(const aloop_queue_t *q);
+/* 1 if the queue is bounded and holds maxsize items. */
+ALOOP_API int aloop_queue_full(const aloop_queue_t *q);
+/* One item taken earlier is fully processed (for aloop_queue_join). */
+ALOOP_API void aloop_queue_task_done(aloop_queue_t *q);
+/* Suspends until every item put has been marked task_done. */
+ALOOP_API int aloop_queue_join(aloop_queue_t *q);
+/* Python 3.13 Queue.shutdown: put fails with -EPIPE; get fails with -EPIPE
+ * once the queue is drained, or at once (items dropped) if immediate. */
+ALOOP_API void aloop_queue_shutdown(aloop_queue_t *q, int immediate);
+
+/* ------------------------------------------------------------------------ */
+/* Synchronisation (asyncio.Lock, Event, Semaphore, BoundedSemaphore,       */
+/* Condition). Waiters are served in FIFO order.                            */
+/* ------------------------------------------------------------------------ */
+
+typedef struct aloop_lock aloop_lock_t;
+typedef struct aloop_event aloop_event_t;
+typedef struct aloop_semaphore aloop_semaphore_t;
+typedef struct aloop_cond aloop_cond_t;
+
+ALOOP_API aloop_lock_t *aloop_lock_new(aloop_t *loop);
+/* Suspends until the lock is ours. 0 or -ECANCELED. */
+ALOOP_API int aloop_lock_acquire(aloop_lock_t *l);
+/* Takes the lock if free: 0, or -EAGAIN. */
+ALOOP_API int aloop_lock_try_acquire(aloop_lock_t *l);
+/* Releases; -EPERM if the lock is not held. */
+ALOOP_API int aloop_lock_release(aloop_lock_t *l);
+/* 1 if held. */
+ALOOP_API int aloop_lock_locked(const aloop_lock_t *l);
+/* Frees; waiters wake with -EPIPE. */
+ALOOP_API void aloop_lock_free(aloop_lock_t *l);
+
+ALOOP_API aloop_event_t *aloop_event_new(aloop_t *loop);
+/* Sets the flag and wakes every waiter. */
+ALOOP_API void aloop_event_set(aloop_event_t *e);
+ALOOP_API void aloop_event_clear(aloop_event_t *e);
+ALOOP_API int aloop_event_is_set(const aloop_event_t *e);
+/* Suspends until the flag is set. 0 or -ECANCELED. */
+ALOOP_API int aloop_event_wait(aloop_event_t *e);
+ALOOP_API void aloop_event_free(aloop_event_t *e);
+
+ALOOP_API aloop_semaphore_t *aloop_semaphore_new(aloop_t *loop, unsigned value);
+/* Like a semaphore, but releasing above the initial value fails with -EINVAL. */
+ALOOP_API aloop_semaphore_t *aloop_bounded_semaphore_new(aloop_t *loop, unsigned value);
+/* Suspends while the value is 0, then decrements it. 0 or -ECANCELED. */
+ALOOP_API int aloop_semaphore_acquire(aloop_semaphore_t *s);
+/* Increments the value (waking a waiter). -EINVAL on over-release of a bounded one. */
+ALOOP_API int aloop_semaphore_release(aloop_semaphore_t *s);
+/* 1 if an acquire would suspend. */
+ALOOP_API int aloop_semaphore_locked(const aloop_semaphore_t *s);
+ALOOP_API void aloop_semaphore_free(aloop_semaphore_t *s);
+
+/* A condition over lock (NULL = a new lock of its own). */
+ALOOP_API aloop_cond_t *aloop_cond_new(aloop_t *loop, aloop_lock_t *lock);
+/* With the lock held: releases it, waits for a notify, re-acquires it (also
+ * when cancelled). 0, -ECANCELED, -EPERM if the lock is not held. */
+ALOOP_API int aloop_cond_wait(aloop_cond_t *c);
+/* Wakes up to n waiters. -EPERM if the lock is not held. */
+ALOOP_API int aloop_cond_notify(aloop_cond_t *c, size_t n);
+/* Wakes every waiter. -EPERM if the lock is not held. */
+ALOOP_API int aloop_cond_notify_all(aloop_cond_t *c);
+ALOOP_API aloop_lock_t *aloop_cond_lock(aloop_cond_t *c);
+ALOOP_API void aloop_cond_free(aloop_cond_t *c);
+
+/* ------------------------------------------------------------------------ */
+/* Callbacks and timers                                                     */
+/* ------------------------------------------------------------------------ */
+
+typedef struct aloop_handle aloop_handle_t;
+
+/* Calls cb(arg) from the loop at its next step. NULL + EINVAL / ENOMEM. */
+ALOOP_API aloop_handle_t *aloop_call_soon(aloop_t *loop, void (*cb)(void *), void *arg);
+/* Calls cb(arg) after delay seconds (>= 0). */
+ALOOP_API aloop_handle_t *aloop_call_later(aloop_t *loop, double delay, void (*cb)(void *), void *arg);
+/* Calls cb(arg) at loop time when. */
+ALOOP_API aloop_handle_t *aloop_call_at(aloop_t *loop, double when, void (*cb)(void *), void *arg);
+/* Cancels the call if it has not run yet. The loop frees handles itself: a
+ * handle may be used until its callback has returned or it was cancelled;
+ * cancelling from inside its own callback is a no-op. */
+ALOOP_API void aloop_handle_cancel(aloop_handle_t *h);
+/* The loop time a timer handle fires at (0 for call_soon handles). */
+ALOOP_API double aloop_handle_when(const aloop_handle_t *h);
+/* From any thread: cb(arg) will run on the loop's thread. 0, -ENOMEM, -EINVAL. */
+ALOOP_API int aloop_call_soon_threadsafe(aloop_t *loop, void (*cb)(void *), void *arg);
+
+/* ------------------------------------------------------------------------ */
+/* I/O (inside a task; fds are made non-blocking)                           */
+/* ------------------------------------------------------------------------ */
+
+/* Suspends until fd is readable / writable. 0, -ETIMEDOUT (timeout < 0 =
+ * none), -ECANCELED, -EBADF (also when aloop_close closes fd meanwhile),
+ * -EBUSY if another task already waits for the same direction on fd. */
+ALOOP_API int aloop_wait_readable(int fd, double timeout);
+ALOOP_API int aloop_wait_writable(int fd, double timeout);
+/* Reads up to len bytes: > 0 bytes, 0 at EOF, < 0 -errno. */
+ALOOP_API ssize_t aloop_read(int fd, void *buf, size_t len);
+/* Writes every byte (suspending while the fd is full): len, or -errno. A
+ * broken pipe is -EPIPE, never SIGPIPE. */
+ALOOP_API ssize_t aloop_write_all(int fd, const void *buf, size_t len);
+/* Accepts a connection: the new fd (non-blocking, close-on-exec) or -errno. */
+ALOOP_API int aloop_accept(int listen_fd, struct sockaddr *addr, socklen_t *len);
+/* Connects fd: 0 or -errno (-ECONNREFUSED, ...). */
+ALOOP_API int aloop_connect(int fd, const struct sockaddr *addr, socklen_t len);
+/* A listening TCP socket (IPv4 or IPv6, SO_REUSEADDR; port "0" = any): fd
+ * or -errno. Not suspending. */
+ALOOP_API int aloop_tcp_listen(const char *host, const char *port, int backlog);
+/* Connects to host:port (each address in turn) within timeout: fd or -errno. */
+ALOOP_API int aloop_tcp_connect(const char *host, const char *port, double timeout);
+/* Closes fd; tasks waiting on it wake with -EBADF. Use it instead of
+ * close(2) for fds a task may be waiting on. */
+ALOOP_API int aloop_close(int fd);
+
+typedef struct aloop_stream aloop_stream_t;
+
+/* A buffered reader/writer over fd; max_line (0 = 64 KiB) bounds readline. */
+ALOOP_API aloop_stream_t *aloop_stream_new(aloop_t *loop, int fd, size_t max_line);
+/* Reads one line including its '\n' into buf (NUL-terminated when it fits):
+ * its length, 0 at EOF, -EMSGSIZE if longer than max_line or cap - 1
+ * (the line is discarded up to its '\n' and the stream stays usable). At
+ * EOF a last line without '\n' is returned as is. */
+ALOOP_API ssize_t aloop_stream_readline(aloop_stream_t *s, char *buf, size_t cap);
+/* Reads exactly n bytes: n, or fewer only when EOF came first; -errno. */
+ALOOP_API ssize_t aloop_stream_readexactly(aloop_stream_t *s, void *buf, size_t n);
+/* Writes every byte (with backpressure): n or -errno. */
+ALOOP_API ssize_t aloop_stream_write(aloop_stream_t *s, const void *buf, size_t n);
+/* Closes the fd (waking its waiters) and frees the stream. */
+ALOOP_API int aloop_stream_close(aloop_stream_t *s);
+/* The stream's fd. */
+ALOOP_API int aloop_stream_fd(const aloop_stream_t *s);
+
+/* ------------------------------------------------------------------------ */
+/* Threads, signals                                                         */
+/* ------------------------------------------------------------------------ */
+
+/* Runs fn(arg) on the loop's worker pool and suspends until it returns:
+ * 0 with *result set. If the caller is cancelled, returns -ECANCELED at
+ * once; the thread finishes on its own and its result is discarded. */
+ALOOP_API int aloop_run_in_thread(void *(*fn)(void *), void *arg, void **result);
+/* Worker pool size for loop (default: number of CPUs); before first use. */
+ALOOP_API int aloop_set_thread_pool_size(aloop_t *loop, unsigned n);
+/* Suspends until signo is delivered to the process. 0, -ECANCELED, -EINVAL. */
+ALOOP_API int aloop_signal_wait(int signo);
+
+/* ------------------------------------------------------------------------ */
+/* Errors                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/* Text for a negative (or positive) errno value. Never NULL. */
+ALOOP_API const char *aloop_strerror(int err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* ALOOP_H */

@@ -1,0 +1,44 @@
+/*
+ * alloc.c - the one way libaloop allocates memory. The test hook makes the
+ * Nth allocation fail, so tests can walk a scenario through every
+ * allocation and check that each failure comes back as -ENOMEM (or NULL +
+ * ENOMEM) with nothing leaked.
+ *
+ * The counters are process-wide on purpose: a test must reach allocations
+ * made by any loop. They are only touched when the hook is armed.
+ */
+#include "internal.h"
+
+static unsigned long alloc_count;
+static long fail_nth;   /* 0 = off; else fail when alloc_count reaches it */
+static long fail_left;  /* failures still to inject once reached (-1 = all) */
+
+static int should_fail(void) {
+    if (ALOOP_LIKELY(fail_nth == 0)) return 0;
+    alloc_count++;
+    if ((long)alloc_count < fail_nth) return 0;
+    if (fail_left == 0) return 0;
+    if (fail_left > 0) fail_left--;
+    errno = ENOMEM;
+    return 1;
+}
+
+void aloop__test_fail_alloc(long nth, long fail_count) {
+    alloc_count = 0;
+    fail_nth = nth;
+    fail_left = fail_count;
+}
+
+unsigned long aloop__test_alloc_count(void) { return alloc_count; }
+
+void *aloop__malloc(size_t n) { return should_fail() ? NULL : malloc(n); }
+void *aloop__calloc(size_t count, size_t n) { return should_fail() ? NULL : calloc(count, n); }
+void *aloop__realloc(void *p, size_t n) { return should_fail() ? NULL : realloc(p, n); }
+void aloop__free(void *p) { free(p); }
+
+char *aloop__strdup(const char *s) {
+    size_t n = strlen(s) + 1;
+    char *d = aloop__malloc(n);
+    if (d) memcpy(d, s, n);
+    return d;
+}

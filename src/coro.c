@@ -1,0 +1,375 @@
+/*
+ * coro.c - coroutine contexts and stacks.
+ *
+ * Every coroutine's context is made by makecontext() on an mmap'd stack.
+ * Switching is then done either by swapcontext() (ALOOP_CONTEXT_UCONTEXT),
+ * or by a few instructions of assembly that save only what the ABI says a
+ * callee must preserve. glibc's swapcontext also saves and restores the
+ * signal mask, a system call on every switch (~230 ns against ~3 ns here).
+ *
+ * The asm path still uses makecontext: the context it prepared (entry point,
+ * stack pointer) is turned into the frame the asm switch expects to pop, so
+ * the first switch into a coroutine lands exactly where setcontext() would.
+ *
+ * Stacks are MAP_NORESERVE: only touched pages cost memory, so an idle task
+ * costs a page or two. A guard page below each stack catches overflow; it is
+ * installed with MADV_GUARD_INSTALL where the kernel has it (no new mapping,
+ * so vm.max_map_count is not a limit), else with mprotect (which splits the
+ * mapping in two: about 32,000 guarded stacks per process at the default
+ * vm.max_map_count of 65,530).
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include "internal.h"
+
+#include <signal.h>
+#include <sys/mman.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define ALOOP_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#define ALOOP_ASAN 1
+#endif
+#ifdef ALOOP_ASAN
+#include <sanitizer/common_interface_defs.h>
+#endif
+
+#if defined(ALOOP_HAVE_VALGRIND)
+#include <valgrind/valgrind.h>
+#endif
+
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102
+#endif
+
+#if !defined(ALOOP_CONTEXT_UCONTEXT) && !defined(__x86_64__) && !defined(__aarch64__)
+#define ALOOP_CONTEXT_UCONTEXT 1
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* The switch                                                                */
+/* ------------------------------------------------------------------------ */
+
+#ifndef ALOOP_CONTEXT_UCONTEXT
+/* void aloop__ctx_swap(void **save_sp, void *load_sp)
+ * Pushes the callee-saved registers and a return address on the current
+ * stack, stores the stack pointer in *save_sp, loads load_sp and pops the
+ * same frame from there. It ends in an indirect jump rather than `ret`: the
+ * return-stack predictor would guess the wrong target on every switch. */
+#if defined(__x86_64__)
+__asm__(".text\n"
+        ".p2align 4\n"
+        ".globl aloop__ctx_swap\n"
+        ".hidden aloop__ctx_swap\n"
+        ".type aloop__ctx_swap,@function\n"
+        "aloop__ctx_swap:\n"
+        "    pushq %rbp\n"
+        "    pushq %rbx\n"
+        "    pushq %r12\n"
+        "    pushq %r13\n"
+        "    pushq %r14\n"
+        "    pushq %r15\n"
+        "    movq %rsp, (%rdi)\n"
+        "    movq %rsi, %rsp\n"
+        "    popq %r15\n"
+        "    popq %r14\n"
+        "    popq %r13\n"
+        "    popq %r12\n"
+        "    popq %rbx\n"
+        "    popq %rbp\n"
+        "    popq %rcx\n"
+        "    jmpq *%rcx\n"
+        ".size aloop__ctx_swap, .-aloop__ctx_swap\n");
+enum { FRAME_WORDS = 7 }; /* r15 r14 r13 r12 rbx rbp rip */
+#elif defined(__aarch64__)
+__asm__(".text\n"
+        ".p2align 4\n"
+        ".globl aloop__ctx_swap\n"
+        ".hidden aloop__ctx_swap\n"
+        ".type aloop__ctx_swap,%function\n"
+        "aloop__ctx_swap:\n"
+        "    sub sp, sp, #160\n"
+        "    stp x19, x20, [sp, #0]\n"
+        "    stp x21, x22, [sp, #16]\n"
+        "    stp x23, x24, [sp, #32]\n"
+        "    stp x25, x26, [sp, #48]\n"
+        "    stp x27, x28, [sp, #64]\n"
+        "    stp x29, x30, [sp, #80]\n"
+        "    stp d8, d9, [sp, #96]\n"
+        "    stp d10, d11, [sp, #112]\n"
+        "    stp d12, d13, [sp, #128]\n"
+        "    stp d14, d15, [sp, #144]\n"
+        "    mov x2, sp\n"
+        "    str x2, [x0]\n"
+        "    mov sp, x1\n"
+        "    ldp x19, x20, [sp, #0]\n"
+        "    ldp x21, x22, [sp, #16]\n"
+        "    ldp x23, x24, [sp, #32]\n"
+        "    ldp x25, x26, [sp, #48]\n"
+        "    ldp x27, x28, [sp, #64]\n"
+        "    ldp x29, x30, [sp, #80]\n"
+        "    ldp d8, d9, [sp, #96]\n"
+        "    ldp d10, d11, [sp, #112]\n"
+        "    ldp d12, d13, [sp, #128]\n"
+        "    ldp d14, d15, [sp, #144]\n"
+        "    add sp, sp, #160\n"
+        "    br x30\n"
+        ".size aloop__ctx_swap, .-aloop__ctx_swap\n");
+enum { FRAME_WORDS = 20 };
+#endif
+void aloop__ctx_swap(void **save_sp, void *load_sp);
+
+/* Builds, below the stack pointer makecontext chose, the frame that
+ * aloop__ctx_swap pops: the first switch "returns" into the entry point
+ * with the stack pointer makecontext set up. */
+static void *frame_from_ucontext(const ucontext_t *uc) {
+#if defined(__x86_64__)
+    uintptr_t *sp = (uintptr_t *)(uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
+    uintptr_t *f = sp - FRAME_WORDS;
+    memset(f, 0, FRAME_WORDS * sizeof *f);
+    f[4] = (uintptr_t)uc->uc_mcontext.gregs[REG_RBX]; /* makecontext's link */
+    f[6] = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
+    return f;
+#else
+    uintptr_t *sp = (uintptr_t *)(uintptr_t)uc->uc_mcontext.sp;
+    uintptr_t *f = sp - FRAME_WORDS;
+    memset(f, 0, FRAME_WORDS * sizeof *f);
+    f[0] = (uintptr_t)uc->uc_mcontext.regs[19];
+    f[11] = (uintptr_t)uc->uc_mcontext.pc; /* x30: where br jumps */
+    return f;
+#endif
+}
+#endif /* !ALOOP_CONTEXT_UCONTEXT */
+
+/* ------------------------------------------------------------------------ */
+/* Switching, with the sanitizer annotations                                */
+/* ------------------------------------------------------------------------ */
+
+static aloop_ctx_t *ctx_of(aloop_t *loop, aloop_coro_t *co) {
+    return co ? &co->ctx : &loop->main.ctx;
+}
+
+#ifdef ALOOP_ASAN
+/* ASan keeps a shadow of each stack; it must be told when we change stacks
+ * or it reports false stack-buffer overflows. The running context starts the
+ * switch with the target's bounds; the resumed one finishes it and learns
+ * the bounds of where it came from (how we learn the main stack's). */
+static void asan_start(aloop_t *loop, aloop_coro_t *from, aloop_coro_t *to) {
+    void **fake = from ? &from->asan_fake_stack : &loop->main.asan_fake_stack;
+    const void *lo = to ? to->stack_lo : loop->main.stack_lo;
+    size_t size = to ? to->stack_size : loop->main.stack_size;
+    __sanitizer_start_switch_fiber(fake, lo, size);
+}
+static void asan_finish(aloop_t *loop, aloop_coro_t *self, int from_main) {
+    const void *lo;
+    size_t size;
+    void *fake = self ? self->asan_fake_stack : loop->main.asan_fake_stack;
+    __sanitizer_finish_switch_fiber(fake, &lo, &size);
+    if (from_main) {
+        loop->main.stack_lo = lo;
+        loop->main.stack_size = size;
+    }
+}
+#endif
+
+static _Thread_local int switch_from_main; /* part of the current-loop state */
+
+void aloop__coro_switch(aloop_t *loop, aloop_coro_t *from, aloop_coro_t *to) {
+    aloop_ctx_t *save = ctx_of(loop, from), *load = ctx_of(loop, to);
+    loop->running_coro = to;
+    switch_from_main = (from == NULL);
+#ifdef ALOOP_ASAN
+    asan_start(loop, from, to);
+#endif
+#ifdef ALOOP_CONTEXT_UCONTEXT
+    swapcontext((ucontext_t *)save->uc, (ucontext_t *)load->uc);
+#else
+    aloop__ctx_swap(&save->sp, load->sp);
+#endif
+#ifdef ALOOP_ASAN
+    asan_finish(loop, from, switch_from_main);
+#endif
+}
+
+/* Entry point of every coroutine, on its own stack. makecontext cannot pass
+ * pointers portably, so the coroutine is found through the current loop. */
+static void coro_entry(void) {
+    aloop_t *loop = aloop__tls_loop();
+    aloop_coro_t *co = loop->running_coro;
+#ifdef ALOOP_ASAN
+    asan_finish(loop, co, switch_from_main);
+#endif
+    aloop__coro_body(loop, co); /* never returns */
+    abort();
+}
+
+/* ------------------------------------------------------------------------ */
+/* Stacks                                                                   */
+/* ------------------------------------------------------------------------ */
+
+static int guard_page(aloop_t *loop, char *page) {
+    if (madvise(page, loop->page_size, MADV_GUARD_INSTALL) == 0) return 0;
+    return mprotect(page, loop->page_size, PROT_NONE) == 0 ? 0 : -errno;
+}
+
+static int stack_map(aloop_t *loop, aloop_coro_t *co) {
+    int guard = !(loop->flags & ALOOP_NO_GUARD_PAGES);
+    size_t size = loop->stack_size + (guard ? loop->page_size : 0);
+    void *map = mmap(NULL, size, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+    if (map == MAP_FAILED) return -ENOMEM;
+    co->map = map;
+    co->map_size = size;
+    co->stack_lo = co->map + (guard ? loop->page_size : 0);
+    co->stack_size = loop->stack_size;
+    if (guard && guard_page(loop, co->map) < 0) {
+        munmap(map, size);
+        return -ENOMEM;
+    }
+#if defined(ALOOP_HAVE_VALGRIND)
+    co->valgrind_id = VALGRIND_STACK_REGISTER(co->stack_lo, co->stack_lo + co->stack_size);
+#endif
+    return 0;
+}
+
+int aloop__coro_new(aloop_t *loop, aloop_coro_t **out) {
+    aloop_coro_t *co = aloop__calloc(1, sizeof *co);
+    if (!co) return -ENOMEM;
+    ucontext_t *uc = aloop__malloc(sizeof *uc);
+    if (!uc || stack_map(loop, co) < 0) {
+        aloop__free(uc);
+        aloop__free(co);
+        return -ENOMEM;
+    }
+    if (getcontext(uc) < 0) abort();
+    uc->uc_link = NULL;
+    uc->uc_stack.ss_sp = co->stack_lo;
+    uc->uc_stack.ss_size = co->stack_size;
+    makecontext(uc, coro_entry, 0);
+#ifdef ALOOP_CONTEXT_UCONTEXT
+    co->ctx.uc = uc;
+#else
+    co->ctx.sp = frame_from_ucontext(uc);
+    aloop__free(uc);
+#endif
+    *out = co;
+    return 0;
+}
+
+void aloop__coro_free(aloop_coro_t *co) {
+    if (!co) return;
+#if defined(ALOOP_HAVE_VALGRIND)
+    VALGRIND_STACK_DEREGISTER(co->valgrind_id);
+#endif
+    munmap(co->map, co->map_size);
+#ifdef ALOOP_CONTEXT_UCONTEXT
+    aloop__free(co->ctx.uc);
+#endif
+    aloop__free(co);
+}
+
+/* The main context's ucontext (ucontext path only) lives with the loop. */
+int aloop__main_ctx_init(aloop_t *loop) {
+#ifdef ALOOP_CONTEXT_UCONTEXT
+    loop->main.ctx.uc = aloop__calloc(1, sizeof(ucontext_t));
+    if (!loop->main.ctx.uc) return -ENOMEM;
+#else
+    ALOOP_UNUSED(loop);
+#endif
+    return 0;
+}
+
+void aloop__main_ctx_free(aloop_t *loop) {
+#ifdef ALOOP_CONTEXT_UCONTEXT
+    aloop__free(loop->main.ctx.uc);
+    loop->main.ctx.uc = NULL;
+#else
+    ALOOP_UNUSED(loop);
+#endif
+}
+
+/* ------------------------------------------------------------------------ */
+/* Stack overflow reports                                                   */
+/* ------------------------------------------------------------------------ */
+
+/* Process-wide by nature (signal dispositions are per process): the handler
+ * we replaced, to pass on faults that are not ours. */
+static struct sigaction previous_segv;
+static int overflow_handler_installed;
+
+static void write_str(const char *s) {
+    ssize_t r = write(STDERR_FILENO, s, strlen(s));
+    ALOOP_UNUSED(r);
+}
+
+static void write_num(size_t v) {
+    char buf[24], *p = buf + sizeof buf;
+    *--p = '\0';
+    do *--p = (char)('0' + v % 10); while ((v /= 10) != 0);
+    write_str(p);
+}
+
+static void on_segv(int sig, siginfo_t *info, void *uctx) {
+    aloop_t *loop = aloop__tls_loop();
+    aloop_coro_t *co = loop ? loop->running_coro : NULL;
+    char *addr = info->si_addr;
+    /* A fault in the guard page, or within a page below it (a big frame
+     * can jump the guard), is an overflow of the running task's stack. */
+    if (co && addr < co->stack_lo && addr + 2 * loop->page_size >= co->map) {
+        aloop_task_impl_t *t = co->task ? aloop__task(co->task) : NULL;
+        write_str("aloop: stack overflow in task '");
+        write_str(t ? aloop_task_name(&t->fut) : "?");
+        write_str("' (stack size ");
+        write_num(co->stack_size / 1024);
+        write_str(" KiB); raise aloop_config_t.stack_size\n");
+        signal(SIGABRT, SIG_DFL);
+        abort();
+    }
+    if (previous_segv.sa_flags & SA_SIGINFO) {
+        if (previous_segv.sa_sigaction) {
+            previous_segv.sa_sigaction(sig, info, uctx);
+            return;
+        }
+    } else if (previous_segv.sa_handler != SIG_DFL && previous_segv.sa_handler != SIG_IGN) {
+        previous_segv.sa_handler(sig);
+        return;
+    }
+    /* Not ours and nobody else's: die of it as if we were not here. */
+    signal(SIGSEGV, SIG_DFL);
+}
+
+void aloop__install_overflow_handler(void) {
+    if (__atomic_exchange_n(&overflow_handler_installed, 1, __ATOMIC_ACQ_REL)) return;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_segv;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGSEGV, &sa, &previous_segv);
+}
+
+/* The handler runs on an alternate stack (the faulting one is full). Gives
+ * this thread one unless it has one already; it lives as long as the
+ * thread. Returns 0, or -ENOMEM. */
+int aloop__thread_altstack(void) {
+    static _Thread_local void *altstack; /* part of the per-thread loop state */
+    stack_t old;
+    if (altstack || (sigaltstack(NULL, &old) == 0 && !(old.ss_flags & SS_DISABLE)))
+        return 0;
+    size_t size = 64 * 1024;
+    void *mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mem == MAP_FAILED) return -ENOMEM;
+    stack_t ss = {.ss_sp = mem, .ss_size = size, .ss_flags = 0};
+    if (sigaltstack(&ss, NULL) < 0) {
+        munmap(mem, size);
+        return 0; /* no report on overflow, but nothing else is lost */
+    }
+    altstack = mem;
+    return 0;
+}

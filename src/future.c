@@ -1,0 +1,226 @@
+/*
+ * future.c - futures: a state, a value or an error, and an ordered list of
+ * things to do on completion (aloop_fut_waiter_t). Internal waiters (a task
+ * in aloop_await, a gather slot) react synchronously and only schedule;
+ * user done callbacks are always scheduled through the ready ring, so they
+ * run from the loop, in registration order, once, and never inside
+ * set_result or cancel.
+ */
+#include "internal.h"
+
+typedef struct done_callback {
+    aloop_fut_waiter_t waiter;
+    aloop_runnable_t run;
+    aloop_future_t *future;
+    void (*cb)(aloop_future_t *, void *);
+    void *arg;
+} done_callback_t;
+
+void aloop__future_init(aloop_future_t *f, aloop_t *loop) {
+    f->state = ALOOP_PENDING;
+    f->refs = 1;
+    f->loop = loop;
+    aloop__list_init(&f->waiters);
+    aloop__list_push_back(&loop->futures, &f->live);
+}
+
+aloop_future_t *aloop_future_new(aloop_t *loop) {
+    if (!loop) {
+        errno = EINVAL;
+        return NULL;
+    }
+    aloop_future_t *f = aloop__calloc(1, sizeof *f);
+    if (!f) return NULL;
+    aloop__future_init(f, loop);
+    return f;
+}
+
+int aloop__future_complete(aloop_future_t *f, int state, int error, void *result) {
+    if (f->state != ALOOP_PENDING || !f->loop) return -EINVAL;
+    f->state = (uint8_t)state;
+    f->error = error;
+    f->result = result;
+    aloop_list_t *n;
+    while ((n = aloop__list_pop_front(&f->waiters)) != NULL) {
+        aloop_fut_waiter_t *w = ALOOP_CONTAINER_OF(n, aloop_fut_waiter_t, link);
+        w->fire(w, f);
+    }
+    return 0;
+}
+
+int aloop_future_set_result(aloop_future_t *f, void *value) {
+    if (!f || f->is_task) return -EINVAL;
+    return aloop__future_complete(f, ALOOP_DONE, 0, value);
+}
+
+int aloop_future_set_error(aloop_future_t *f, int err) {
+    if (!f || f->is_task || err >= 0) return -EINVAL;
+    return aloop__future_complete(f, ALOOP_DONE, err, NULL);
+}
+
+int aloop_future_done(const aloop_future_t *f) { return f && f->state != ALOOP_PENDING; }
+
+int aloop_future_cancelled(const aloop_future_t *f) { return f && f->state == ALOOP_CANCELLED; }
+
+int aloop_is_task(const aloop_future_t *f) { return f && f->is_task; }
+
+int aloop_future_result(const aloop_future_t *f, void **value) {
+    if (!f) return -EINVAL;
+    if (f->state == ALOOP_PENDING) return -EAGAIN;
+    ((aloop_future_t *)f)->error_retrieved = 1;
+    if (value) *value = f->error ? NULL : f->result;
+    return f->error;
+}
+
+void aloop__future_add_waiter(aloop_future_t *f, aloop_fut_waiter_t *w) {
+    aloop__list_push_back(&f->waiters, &w->link);
+}
+
+void aloop__future_remove_waiter(aloop_fut_waiter_t *w) { aloop__list_remove(&w->link); }
+
+/* ---- done callbacks */
+
+static void done_callback_schedule(aloop_fut_waiter_t *w, aloop_future_t *f) {
+    done_callback_t *dc = ALOOP_CONTAINER_OF(w, done_callback_t, waiter);
+    aloop_retain(f); /* the callback will see f alive */
+    aloop__make_ready(f->loop, &dc->run);
+}
+
+int aloop_future_add_done_callback(aloop_future_t *f, void (*cb)(aloop_future_t *, void *),
+                                   void *arg) {
+    if (!f || !cb || !f->loop) return -EINVAL;
+    done_callback_t *dc = aloop__calloc(1, sizeof *dc);
+    if (!dc) return -ENOMEM;
+    if (aloop__reserve_runnable(f->loop) < 0) {
+        aloop__free(dc);
+        return -ENOMEM;
+    }
+    dc->run.kind = ALOOP_RUN_CALLBACK;
+    dc->future = f;
+    dc->cb = cb;
+    dc->arg = arg;
+    dc->waiter.fire = done_callback_schedule;
+    aloop__list_init(&dc->waiter.link);
+    if (f->state != ALOOP_PENDING)
+        done_callback_schedule(&dc->waiter, f);
+    else
+        aloop__future_add_waiter(f, &dc->waiter);
+    return 0;
+}
+
+int aloop_future_remove_done_callback(aloop_future_t *f, void (*cb)(aloop_future_t *, void *),
+                                      void *arg) {
+    if (!f || !cb) return -EINVAL;
+    int removed = 0;
+    for (aloop_list_t *n = f->waiters.next; n != &f->waiters;) {
+        aloop_fut_waiter_t *w = ALOOP_CONTAINER_OF(n, aloop_fut_waiter_t, link);
+        n = n->next;
+        if (w->fire != done_callback_schedule) continue;
+        done_callback_t *dc = ALOOP_CONTAINER_OF(w, done_callback_t, waiter);
+        if (dc->cb != cb || dc->arg != arg) continue;
+        aloop__list_remove(&w->link);
+        aloop__release_runnable(f->loop);
+        aloop__free(dc);
+        removed++;
+    }
+    return removed;
+}
+
+void aloop__future_run_callback(aloop_runnable_t *r) {
+    done_callback_t *dc = ALOOP_CONTAINER_OF(r, done_callback_t, run);
+    aloop_future_t *f = dc->future;
+    aloop_t *loop = f->loop;
+    dc->cb(f, dc->arg);
+    aloop__release_runnable(loop);
+    aloop__free(dc);
+    aloop_release(f);
+}
+
+void aloop__future_drop_callback(aloop_runnable_t *r) {
+    done_callback_t *dc = ALOOP_CONTAINER_OF(r, done_callback_t, run);
+    aloop_future_t *f = dc->future;
+    aloop__release_runnable(f->loop);
+    aloop__free(dc);
+    aloop_release(f);
+}
+
+/* Loop teardown: frees callbacks registered on a future that never
+ * completed and cuts it loose from the loop. */
+void aloop__future_detach(aloop_future_t *f) {
+    aloop_list_t *n;
+    while ((n = aloop__list_pop_front(&f->waiters)) != NULL) {
+        aloop_fut_waiter_t *w = ALOOP_CONTAINER_OF(n, aloop_fut_waiter_t, link);
+        if (w->fire == done_callback_schedule) {
+            aloop__release_runnable(f->loop);
+            aloop__free(ALOOP_CONTAINER_OF(w, done_callback_t, waiter));
+        }
+    }
+    aloop__list_remove(&f->live);
+    f->loop = NULL;
+}
+
+/* ---- reference counting */
+
+aloop_future_t *aloop_retain(aloop_future_t *f) {
+    if (f) f->refs++;
+    return f;
+}
+
+void aloop_release(aloop_future_t *f) {
+    if (!f) return;
+    if (ALOOP_UNLIKELY(f->refs == 0)) {
+        fprintf(stderr, "aloop: aloop_release on a freed future %p\n", (void *)f);
+        abort();
+    }
+    if (--f->refs == 0) aloop__future_destroy(f);
+}
+
+void aloop__future_destroy(aloop_future_t *f) {
+    aloop_t *loop = f->loop;
+    if (loop) {
+        if (f->state == ALOOP_DONE && f->error && !f->error_retrieved &&
+            (loop->flags & ALOOP_DEBUG))
+            aloop__warn(loop, "%s %s failed with %s and nobody retrieved the error",
+                        f->is_task ? "task" : "future",
+                        f->is_task ? aloop_task_name(f) : "", aloop_strerror(f->error));
+        aloop__future_detach(f);
+    }
+    if (f->is_task) aloop__free(aloop__task(f)->name);
+    aloop__free(f);
+}
+
+/* ---- await */
+
+typedef struct await_waiter {
+    aloop_fut_waiter_t waiter;
+    aloop_task_impl_t *task;
+} await_waiter_t;
+
+static void await_fire(aloop_fut_waiter_t *w, aloop_future_t *f) {
+    ALOOP_UNUSED(f);
+    aloop__wake(ALOOP_CONTAINER_OF(w, await_waiter_t, waiter)->task, 0);
+}
+
+int aloop_await(aloop_future_t *f, void **result) {
+    int err;
+    if (!f) return -EINVAL;
+    aloop_task_impl_t *t = aloop__enter(&err);
+    if (!t) return err;
+    if (f->loop != t->fut.loop) return -EINVAL;
+    if (f == &t->fut) return -EDEADLK;
+    aloop_retain(f);
+    if (f->state == ALOOP_PENDING) {
+        await_waiter_t aw = {.waiter.fire = await_fire, .task = t};
+        aloop_wait_t wait = {.awaiting = f};
+        aloop__future_add_waiter(f, &aw.waiter);
+        if (aloop__suspend(t, &wait) == -ECANCELED) {
+            aloop_release(f);
+            return -ECANCELED;
+        }
+    }
+    f->error_retrieved = 1;
+    if (result) *result = f->error ? NULL : f->result;
+    err = f->error;
+    aloop_release(f);
+    return err;
+}

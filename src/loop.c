@@ -1,0 +1,139 @@
+/*
+ * loop.c - creating and freeing loops, aloop_main, debug warnings.
+ */
+#include "internal.h"
+
+#include <stdarg.h>
+#include <unistd.h>
+
+static int config_valid(const aloop_config_t *cfg) {
+    if (cfg->clock != ALOOP_CLOCK_MONOTONIC && cfg->clock != ALOOP_CLOCK_VIRTUAL) return 0;
+    if (cfg->flags & ~(unsigned)(ALOOP_NO_GUARD_PAGES | ALOOP_DEBUG)) return 0;
+    if (cfg->stack_size && cfg->stack_size < ALOOP_MIN_STACK) return 0;
+    return 1;
+}
+
+static int env_debug(void) {
+    const char *v = getenv("ALOOP_DEBUG");
+    return v && *v && strcmp(v, "0") != 0;
+}
+
+aloop_t *aloop_new_with(const aloop_config_t *cfg) {
+    static const aloop_config_t defaults = {0};
+    if (!cfg) cfg = &defaults;
+    if (!config_valid(cfg)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    aloop_t *loop = aloop__calloc(1, sizeof *loop);
+    if (!loop) return NULL;
+    loop->clock = cfg->clock;
+    loop->flags = cfg->flags | (env_debug() ? ALOOP_DEBUG : 0u);
+    loop->page_size = (size_t)sysconf(_SC_PAGESIZE);
+    size_t stack = cfg->stack_size ? cfg->stack_size : ALOOP_DEFAULT_STACK;
+    loop->stack_size = (stack + loop->page_size - 1) & ~(loop->page_size - 1);
+    loop->mono_base = aloop__monotonic();
+    aloop__list_init(&loop->tasks);
+    aloop__list_init(&loop->futures);
+    if (aloop__main_ctx_init(loop) < 0) goto fail;
+    if (aloop__reserve_runnable(loop) < 0) goto fail; /* allocates the ring */
+    aloop__release_runnable(loop);
+    if (aloop__poller_init(loop) < 0) goto fail;
+    if (aloop__async_init(loop) < 0) {
+        aloop__poller_free(loop);
+        goto fail;
+    }
+    if (!(loop->flags & ALOOP_NO_GUARD_PAGES)) {
+        aloop__thread_altstack();
+        aloop__install_overflow_handler();
+    }
+    return loop;
+fail:
+    aloop__main_ctx_free(loop);
+    aloop__free(loop->ring);
+    aloop__free(loop);
+    errno = ENOMEM;
+    return NULL;
+}
+
+aloop_t *aloop_new(void) { return aloop_new_with(NULL); }
+
+/* Frees what is left on the ring and in the heap once no task is left:
+ * callbacks that never ran. */
+static void drop_pending_callbacks(aloop_t *loop) {
+    while (loop->ring_count) {
+        aloop_runnable_t *r = loop->ring[loop->ring_head];
+        loop->ring_head = (loop->ring_head + 1) & (loop->ring_cap - 1);
+        loop->ring_count--;
+        if (r->kind == ALOOP_RUN_HANDLE)
+            aloop__handle_drop((aloop_handle_t *)(void *)r);
+        else if (r->kind == ALOOP_RUN_CALLBACK)
+            aloop__future_drop_callback(r);
+    }
+    /* Only handle timers can be left: every other timer belongs to a
+     * suspended task, and none is left. */
+    while (loop->heap_len) {
+        aloop_timer_t *t = loop->heap[0];
+        aloop__handle_drop(ALOOP_CONTAINER_OF(t, aloop_handle_t, timer));
+    }
+}
+
+void aloop_free(aloop_t *loop) {
+    if (!loop) return;
+    if (loop->running || aloop__tls_loop() == loop) {
+        fprintf(stderr, "aloop: aloop_free called from inside the running loop; ignored\n");
+        return;
+    }
+    if (loop->task_count && (loop->flags & ALOOP_DEBUG))
+        aloop__warn(loop, "loop freed with %zu unfinished task(s); cancelling them",
+                    loop->task_count);
+    aloop__drain_tasks(loop);
+    drop_pending_callbacks(loop);
+    aloop__async_free(loop);
+    aloop__poller_free(loop);
+    while (!aloop__list_empty(&loop->futures)) {
+        aloop_future_t *f = ALOOP_CONTAINER_OF(loop->futures.next, aloop_future_t, live);
+        aloop__future_detach(f);
+    }
+    while (loop->idle) {
+        aloop_coro_t *co = loop->idle;
+        loop->idle = co->next_idle;
+        aloop__coro_free(co);
+    }
+    aloop__coro_free(loop->zombie);
+    aloop__timers_free(loop);
+    aloop__main_ctx_free(loop);
+    aloop__free(loop->ring);
+    aloop__free(loop);
+}
+
+int aloop_main_with(const aloop_config_t *cfg, void *(*fn)(void *), void *arg, void **result) {
+    if (!fn) return -EINVAL;
+    aloop_t *loop = aloop_new_with(cfg);
+    if (!loop) return -errno;
+    aloop_task_t *t = aloop_spawn(loop, fn, arg);
+    if (!t) {
+        aloop_free(loop);
+        return -ENOMEM;
+    }
+    int rc = aloop_run_until_complete(loop, t);
+    if (result) *result = NULL;
+    if (aloop_future_done(t)) rc = aloop_future_result(t, result);
+    aloop_release(t);
+    aloop_free(loop);
+    return rc;
+}
+
+int aloop_main(void *(*fn)(void *), void *arg, void **result) {
+    return aloop_main_with(NULL, fn, arg, result);
+}
+
+void aloop__warn(aloop_t *loop, const char *fmt, ...) {
+    ALOOP_UNUSED(loop);
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("aloop: warning: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}

@@ -1,0 +1,143 @@
+/*
+ * task.c - tasks: futures driven by a coroutine. Spawning takes a parked
+ * coroutine from the loop's idle pool when there is one, so in steady state
+ * it is an allocation and a push onto the ready ring.
+ *
+ * Cancellation follows asyncio: aloop_cancel() counts a request and marks a
+ * cancel for delivery; if the task is suspended it is woken at once with
+ * -ECANCELED (its wait record is unregistered first), except in aloop_await
+ * where the awaited future is cancelled instead and the task wakes when
+ * that future is done. A task still counting cancel requests when it
+ * returns completes as cancelled.
+ */
+#include "internal.h"
+
+static int coro_take(aloop_t *loop, aloop_coro_t **out) {
+    if (loop->idle) {
+        *out = loop->idle;
+        loop->idle = loop->idle->next_idle;
+        loop->idle_count--;
+        return 0;
+    }
+    return aloop__coro_new(loop, out);
+}
+
+aloop_task_t *aloop_spawn(aloop_t *loop, aloop_task_fn fn, void *arg) {
+    if (!loop || !fn) {
+        errno = EINVAL;
+        return NULL;
+    }
+    aloop_task_impl_t *t = aloop__calloc(1, sizeof *t);
+    if (!t) return NULL;
+    if (aloop__reserve_runnable(loop) < 0) goto fail;
+    if (coro_take(loop, &t->coro) < 0) {
+        aloop__release_runnable(loop);
+        goto fail;
+    }
+    aloop__future_init(&t->fut, loop);
+    t->fut.run.kind = ALOOP_RUN_TASK;
+    t->fut.is_task = 1;
+    t->fut.refs = 2; /* the caller's and the loop's, dropped when it finishes */
+    t->fn = fn;
+    t->arg = arg;
+    t->id = ++loop->next_task_id;
+    t->coro->task = &t->fut;
+    aloop__list_push_back(&loop->tasks, &t->tasks);
+    loop->task_count++;
+    t->queued = 1;
+    aloop__make_ready(loop, &t->fut.run);
+    return &t->fut;
+fail:
+    aloop__free(t);
+    errno = ENOMEM;
+    return NULL;
+}
+
+void aloop__task_finish(aloop_task_impl_t *t, void *result) {
+    aloop_t *loop = t->fut.loop;
+    int state = ALOOP_DONE, error = 0;
+    if (t->fail_error && !(t->fail_error == -ECANCELED && t->cancel_requests)) {
+        error = t->fail_error;
+        result = NULL;
+    } else if (t->cancel_requests > 0 || t->fail_error) {
+        state = ALOOP_CANCELLED;
+        error = -ECANCELED;
+        result = NULL;
+    }
+    aloop__list_remove(&t->tasks);
+    loop->task_count--;
+    t->coro = NULL;
+    t->must_cancel = 0;
+    aloop__future_complete(&t->fut, state, error, result);
+    aloop__release_runnable(loop);
+    aloop_release(&t->fut);
+}
+
+int aloop__task_cancel(aloop_task_impl_t *t) {
+    if (t->fut.state != ALOOP_PENDING) return 0;
+    t->cancel_requests++;
+    t->must_cancel = 1;
+    aloop_wait_t *w = t->wait;
+    if (!w) return 1; /* running, ready, or not started: delivered at the next suspension */
+    if (w->awaiting) {
+        aloop_cancel(w->awaiting);
+        return 1;
+    }
+    if (w->cancel) w->cancel(w);
+    aloop__wake(t, -ECANCELED);
+    return 1;
+}
+
+int aloop_cancel(aloop_future_t *f) {
+    if (!f) return -EINVAL;
+    if (f->is_task) return aloop__task_cancel(aloop__task(f));
+    if (f->state != ALOOP_PENDING || !f->loop) return 0;
+    aloop__future_complete(f, ALOOP_CANCELLED, -ECANCELED, NULL);
+    return 1;
+}
+
+int aloop_task_uncancel(aloop_task_t *f) {
+    if (!f || !f->is_task) return -EINVAL;
+    aloop_task_impl_t *t = aloop__task(f);
+    if (t->cancel_requests > 0) t->cancel_requests--;
+    if (t->cancel_requests == 0) t->must_cancel = 0;
+    return t->cancel_requests;
+}
+
+int aloop_task_cancelling(const aloop_task_t *f) {
+    if (!f || !f->is_task) return -EINVAL;
+    return ((const aloop_task_impl_t *)(const void *)f)->cancel_requests;
+}
+
+void *aloop_fail(int err) {
+    aloop_task_impl_t *t = aloop__current_task();
+    if (t) t->fail_error = err < 0 ? err : -EINVAL;
+    return NULL;
+}
+
+int aloop_task_set_name(aloop_task_t *f, const char *name) {
+    if (!f || !f->is_task || !name) return -EINVAL;
+    char *copy = aloop__strdup(name);
+    if (!copy) return -ENOMEM;
+    aloop_task_impl_t *t = aloop__task(f);
+    aloop__free(t->name);
+    t->name = copy;
+    return 0;
+}
+
+const char *aloop_task_name(const aloop_task_t *f) {
+    if (!f || !f->is_task) return NULL;
+    aloop_task_impl_t *t = aloop__task((aloop_future_t *)f);
+    if (t->name) return t->name;
+    if (!t->name_buf[0]) snprintf(t->name_buf, sizeof t->name_buf, "Task-%llu", (unsigned long long)t->id);
+    return t->name_buf;
+}
+
+size_t aloop_all_tasks(aloop_t *loop, aloop_task_t **out, size_t cap) {
+    if (!loop) return 0;
+    size_t n = 0;
+    for (aloop_list_t *l = loop->tasks.next; l != &loop->tasks; l = l->next, n++) {
+        if (n < cap && out) out[n] = &ALOOP_CONTAINER_OF(l, aloop_task_impl_t, tasks)->fut;
+    }
+    return n;
+}

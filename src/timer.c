@@ -1,0 +1,126 @@
+/*
+ * timer.c - the timer heap: a binary min-heap of timers ordered by
+ * (deadline, sequence number). The sequence number makes timers with equal
+ * deadlines fire in the order they were armed, which sleeps, call_later and
+ * call_at all share. Each timer knows its heap index, so stopping one (a
+ * cancelled sleep) is O(log n) and leaves nothing behind.
+ */
+#include "internal.h"
+
+static int timer_before(const aloop_timer_t *a, const aloop_timer_t *b) {
+    return a->when < b->when || (a->when == b->when && a->seq < b->seq);
+}
+
+static void heap_set(aloop_t *loop, size_t i, aloop_timer_t *t) {
+    loop->heap[i] = t;
+    t->index = i;
+}
+
+static void sift_up(aloop_t *loop, size_t i) {
+    aloop_timer_t *t = loop->heap[i];
+    while (i > 0) {
+        size_t parent = (i - 1) / 2;
+        if (!timer_before(t, loop->heap[parent])) break;
+        heap_set(loop, i, loop->heap[parent]);
+        i = parent;
+    }
+    heap_set(loop, i, t);
+}
+
+static void sift_down(aloop_t *loop, size_t i) {
+    aloop_timer_t *t = loop->heap[i];
+    size_t n = loop->heap_len;
+    for (;;) {
+        size_t child = 2 * i + 1;
+        if (child >= n) break;
+        if (child + 1 < n && timer_before(loop->heap[child + 1], loop->heap[child])) child++;
+        if (!timer_before(loop->heap[child], t)) break;
+        heap_set(loop, i, loop->heap[child]);
+        i = child;
+    }
+    heap_set(loop, i, t);
+}
+
+void aloop__timer_init(aloop_timer_t *t, void (*fire)(aloop_timer_t *)) {
+    t->when = 0;
+    t->seq = 0;
+    t->index = SIZE_MAX;
+    t->fire = fire;
+}
+
+int aloop__timer_start(aloop_t *loop, aloop_timer_t *t, double when) {
+    if (loop->heap_len == loop->heap_cap) {
+        size_t cap = loop->heap_cap ? loop->heap_cap * 2 : 64;
+        aloop_timer_t **heap = aloop__realloc(loop->heap, cap * sizeof *heap);
+        if (!heap) return -ENOMEM;
+        loop->heap = heap;
+        loop->heap_cap = cap;
+    }
+    t->when = when;
+    t->seq = loop->timer_seq++;
+    loop->heap[loop->heap_len] = t;
+    t->index = loop->heap_len++;
+    sift_up(loop, t->index);
+    return 0;
+}
+
+void aloop__timer_stop(aloop_t *loop, aloop_timer_t *t) {
+    size_t i = t->index;
+    if (i == SIZE_MAX) return;
+    t->index = SIZE_MAX;
+    aloop_timer_t *last = loop->heap[--loop->heap_len];
+    if (last == t) return;
+    heap_set(loop, i, last);
+    if (i > 0 && timer_before(last, loop->heap[(i - 1) / 2]))
+        sift_up(loop, i);
+    else
+        sift_down(loop, i);
+}
+
+double aloop__timers_next(const aloop_t *loop) {
+    return loop->heap_len ? loop->heap[0]->when : -1.0;
+}
+
+void aloop__timers_run(aloop_t *loop, double now) {
+    while (loop->heap_len && loop->heap[0]->when <= now) {
+        aloop_timer_t *t = loop->heap[0];
+        aloop__timer_stop(loop, t);
+        t->fire(t);
+    }
+}
+
+void aloop__timers_free(aloop_t *loop) {
+    aloop__free(loop->heap);
+    loop->heap = NULL;
+    loop->heap_len = loop->heap_cap = 0;
+}
+
+/* ---- aloop_sleep: the timer lives in the wait record on the task's stack */
+
+typedef struct sleep_wait {
+    aloop_wait_t wait;
+    aloop_timer_t timer;
+    aloop_task_impl_t *task;
+} sleep_wait_t;
+
+static void sleep_fire(aloop_timer_t *timer) {
+    aloop__wake(ALOOP_CONTAINER_OF(timer, sleep_wait_t, timer)->task, 0);
+}
+
+static void sleep_cancel(aloop_wait_t *w) {
+    sleep_wait_t *sw = ALOOP_CONTAINER_OF(w, sleep_wait_t, wait);
+    aloop__timer_stop(sw->task->fut.loop, &sw->timer);
+}
+
+int aloop_sleep(double seconds) {
+    int err;
+    if (!(seconds >= 0)) return -EINVAL; /* negative or NaN */
+    aloop_task_impl_t *t = aloop__enter(&err);
+    if (!t) return err;
+    if (seconds == 0) return aloop__yield(t);
+    aloop_t *loop = t->fut.loop;
+    sleep_wait_t sw = {.wait.cancel = sleep_cancel, .task = t};
+    aloop__timer_init(&sw.timer, sleep_fire);
+    if (aloop__timer_start(loop, &sw.timer, aloop__now(loop) + seconds) < 0) return -ENOMEM;
+    return aloop__suspend(t, &sw.wait);
+}
