@@ -1,0 +1,280 @@
+/* Tests for src/task.c: spawning, names, cancellation, uncancel, fail. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "internal.h"
+
+static aloop_t *vloop(void) {
+    aloop_config_t cfg = {.clock = ALOOP_CLOCK_VIRTUAL};
+    aloop_t *loop = aloop_new_with(&cfg);
+    assert_non_null(loop);
+    return loop;
+}
+
+/* ---- a trace of what ran, shared by the task functions below */
+static char trace[256];
+static void note(const char *s) { strncat(trace, s, sizeof trace - strlen(trace) - 1); }
+
+static void *return_arg(void *arg) { return arg; }
+
+static void *note_steps(void *arg) {
+    const char *name = arg;
+    for (int i = 0; i < 3; i++) {
+        note(name);
+        assert_int_equal(aloop_yield(), 0);
+    }
+    return NULL;
+}
+
+static void test_spawn_runs_in_fifo_order(void **state) {
+    (void)state;
+    aloop_t *loop = vloop();
+    trace[0] = 0;
+    aloop_task_t *a = aloop_spawn(loop, note_steps, "a");
+    aloop_task_t *b = aloop_spawn(loop, note_steps, "b");
+    aloop_task_t *c = aloop_spawn(loop, note_steps, "c");
+    assert_int_equal(aloop_run(loop), 0);
+    assert_string_equal(trace, "abcabcabc");
+    aloop_release(a);
+    aloop_release(b);
+    aloop_release(c);
+    aloop_free(loop);
+}
+
+static void test_result_and_names(void **state) {
+    (void)state;
+    aloop_t *loop = vloop();
+    aloop_task_t *t1 = aloop_spawn(loop, return_arg, (void *)"hello");
+    aloop_task_t *t2 = aloop_spawn(loop, return_arg, NULL);
+    assert_true(aloop_is_task(t1));
+    assert_string_equal(aloop_task_name(t1), "Task-1");
+    assert_string_equal(aloop_task_name(t2), "Task-2");
+    assert_int_equal(aloop_task_set_name(t2, "worker"), 0);
+    assert_string_equal(aloop_task_name(t2), "worker");
+    assert_int_equal(aloop_task_set_name(t2, NULL), -EINVAL);
+    void *v = NULL;
+    assert_int_equal(aloop_future_result(t1, &v), -EAGAIN);
+    assert_int_equal(aloop_run_until_complete(loop, t1), 0);
+    assert_int_equal(aloop_future_result(t1, &v), 0);
+    assert_string_equal(v, "hello");
+    assert_int_equal(aloop_run(loop), 0);
+    assert_true(aloop_future_done(t2));
+    aloop_release(t1);
+    aloop_release(t2);
+    aloop_free(loop);
+}
+
+static void test_bad_arguments(void **state) {
+    (void)state;
+    aloop_t *loop = vloop();
+    errno = 0;
+    assert_null(aloop_spawn(NULL, return_arg, NULL));
+    assert_int_equal(errno, EINVAL);
+    errno = 0;
+    assert_null(aloop_spawn(loop, NULL, NULL));
+    assert_int_equal(errno, EINVAL);
+    assert_int_equal(aloop_cancel(NULL), -EINVAL);
+    assert_int_equal(aloop_task_uncancel(NULL), -EINVAL);
+    assert_null(aloop_task_name(NULL));
+    assert_null(aloop_current_task());
+    aloop_free(loop);
+}
+
+static int body_ran;
+static void *mark_ran(void *arg) {
+    (void)arg;
+    body_ran = 1;
+    return NULL;
+}
+
+static void test_cancel_before_first_step(void **state) {
+    (void)state;
+    aloop_t *loop = vloop();
+    body_ran = 0;
+    aloop_task_t *t = aloop_spawn(loop, mark_ran, NULL);
+    assert_int_equal(aloop_cancel(t), 1);
+    assert_int_equal(aloop_run(loop), 0);
+    assert_int_equal(body_ran, 0);
+    assert_true(aloop_future_cancelled(t));
+    assert_int_equal(aloop_future_result(t, NULL), -ECANCELED);
+    assert_int_equal(aloop_cancel(t), 0); /* already done */
+    aloop_release(t);
+    aloop_free(loop);
+}
+
+static int sleeps_cancelled, sleeps_ok;
+static void *sleep_twice(void *arg) {
+    (void)arg;
+    for (int i = 0; i < 2; i++) {
+        int rc = aloop_sleep(10);
+        if (rc == -ECANCELED) sleeps_cancelled++;
+        else if (rc == 0) sleeps_ok++;
+    }
+    return NULL;
+}
+
+/* A task cancelled in its first sleep gets -ECANCELED once; its second
+ * sleep runs in full. It still completes as cancelled (it never uncancelled). */
+static void cancel_cb(void *arg) { aloop_cancel(arg); }
+
+static void test_cancel_once_then_sleep_again(void **state) {
+    (void)state;
+    aloop_t *loop = vloop();
+    sleeps_cancelled = sleeps_ok = 0;
+    aloop_task_t *t = aloop_spawn(loop, sleep_twice, NULL);
+    assert_non_null(aloop_call_later(loop, 1.0, cancel_cb, t));
+    assert_int_equal(aloop_run(loop), 0);
+    assert_int_equal(sleeps_cancelled, 1);
+    assert_int_equal(sleeps_ok, 1);
+    assert_true(aloop_time(loop) >= 11.0 - 1e-9);
+    assert_true(aloop_future_cancelled(t));
+    aloop_release(t);
+    aloop_free(loop);
+}
+
+static void *sleep_uncancel(void *arg) {
+    (void)arg;
+    int rc = aloop_sleep(5);
+    assert_int_equal(rc, -ECANCELED);
+    assert_int_equal(aloop_task_cancelling(aloop_current_task()), 1);
+    assert_int_equal(aloop_task_uncancel(aloop_current_task()), 0);
+    return (void *)"recovered";
+}
+
+static void test_uncancel_completes_normally(void **state) {
+    (void)state;
+    aloop_t *loop = vloop();
+    aloop_task_t *t = aloop_spawn(loop, sleep_uncancel, NULL);
+    aloop_call_later(loop, 1.0, cancel_cb, t);
+    assert_int_equal(aloop_run(loop), 0);
+    void *v;
+    assert_false(aloop_future_cancelled(t));
+    assert_int_equal(aloop_future_result(t, &v), 0);
+    assert_string_equal(v, "recovered");
+    aloop_release(t);
+    aloop_free(loop);
+}
+
+static void *cancel_self_then_sleep(void *arg) {
+    (void)arg;
+    assert_int_equal(aloop_cancel(aloop_current_task()), 1);
+    /* pending cancel: the next suspending call fails at once */
+    double t0 = aloop_time(aloop_current());
+    assert_int_equal(aloop_sleep(100), -ECANCELED);
+    assert_true(aloop_time(aloop_current()) == t0);
+    /* delivered once: the next one works */
+    assert_int_equal(aloop_sleep(1), 0);
+    return NULL;
+}
+
+static void test_pending_cancel_fails_next_call_at_once(void **state) {
+    (void)state;
+    aloop_t *loop = vloop();
+    aloop_task_t *t = aloop_spawn(loop, cancel_self_then_sleep, NULL);
+    assert_int_equal(aloop_run(loop), 0);
+    assert_true(aloop_future_cancelled(t));
+    assert_true(aloop_time(loop) >= 1.0);
+    aloop_release(t);
+    aloop_free(loop);
+}
+
+static void *fail_with_eio(void *arg) {
+    (void)arg;
+    return aloop_fail(-EIO);
+}
+static void *fail_positive(void *arg) {
+    (void)arg;
+    return aloop_fail(5);
+}
+
+static void test_fail_sets_error(void **state) {
+    (void)state;
+    aloop_t *loop = vloop();
+    aloop_task_t *t = aloop_spawn(loop, fail_with_eio, NULL);
+    aloop_task_t *u = aloop_spawn(loop, fail_positive, NULL);
+    assert_int_equal(aloop_run_until_complete(loop, t), -EIO);
+    assert_int_equal(aloop_run_until_complete(loop, u), -EINVAL);
+    assert_false(aloop_future_cancelled(t));
+    assert_null(aloop_fail(-EIO)); /* outside a task: nothing happens */
+    aloop_release(t);
+    aloop_release(u);
+    aloop_free(loop);
+}
+
+static int detached_done;
+static void *detached_body(void *arg) {
+    (void)arg;
+    aloop_sleep(1);
+    detached_done = 1;
+    return NULL;
+}
+
+static void test_release_while_running_detaches(void **state) {
+    (void)state;
+    aloop_t *loop = vloop();
+    detached_done = 0;
+    aloop_task_t *t = aloop_spawn(loop, detached_body, NULL);
+    aloop_release(t); /* the loop keeps it alive until it finishes */
+    assert_int_equal(aloop_run(loop), 0);
+    assert_int_equal(detached_done, 1);
+    assert_true(aloop__list_empty(&loop->futures)); /* and then it was freed */
+    aloop_free(loop);
+}
+
+static void *sleeper(void *arg) {
+    (void)arg;
+    aloop_sleep(3);
+    return NULL;
+}
+
+static void test_all_tasks(void **state) {
+    (void)state;
+    aloop_t *loop = vloop();
+    aloop_task_t *t[3], *out[8];
+    for (int i = 0; i < 3; i++) t[i] = aloop_spawn(loop, sleeper, NULL);
+    assert_int_equal(aloop_all_tasks(loop, out, 8), 3);
+    assert_ptr_equal(out[0], t[0]);
+    assert_ptr_equal(out[2], t[2]);
+    assert_int_equal(aloop_all_tasks(loop, out, 1), 3); /* count beyond cap */
+    aloop_run_until_complete(loop, t[0]);
+    assert_int_equal(aloop_all_tasks(loop, out, 8), 0);
+    for (int i = 0; i < 3; i++) aloop_release(t[i]);
+    aloop_free(loop);
+}
+
+static void *current_is_self(void *arg) {
+    aloop_task_t **slot = arg;
+    *slot = aloop_current_task();
+    return NULL;
+}
+
+static void test_current_task(void **state) {
+    (void)state;
+    aloop_t *loop = vloop();
+    aloop_task_t *seen = NULL;
+    aloop_task_t *t = aloop_spawn(loop, current_is_self, &seen);
+    aloop_run(loop);
+    assert_ptr_equal(seen, t);
+    assert_null(aloop_current_task());
+    aloop_release(t);
+    aloop_free(loop);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_spawn_runs_in_fifo_order),
+        cmocka_unit_test(test_result_and_names),
+        cmocka_unit_test(test_bad_arguments),
+        cmocka_unit_test(test_cancel_before_first_step),
+        cmocka_unit_test(test_cancel_once_then_sleep_again),
+        cmocka_unit_test(test_uncancel_completes_normally),
+        cmocka_unit_test(test_pending_cancel_fails_next_call_at_once),
+        cmocka_unit_test(test_fail_sets_error),
+        cmocka_unit_test(test_release_while_running_detaches),
+        cmocka_unit_test(test_all_tasks),
+        cmocka_unit_test(test_current_task),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
