@@ -43,9 +43,9 @@ char *aloop__strdup(const char *s);
 void aloop__free(void *p);
 /* Test hook: the nth allocation from now (1 = the next) and every one after
  * it fail while fail_count > 0 (fail_count < 0 = for ever). 0 disables. */
-ALOOP_API void aloop__test_fail_alloc(long nth, long fail_count);
+void aloop__test_fail_alloc(long nth, long fail_count);
 /* Test hook: number of allocations made so far (for sweeping nth). */
-ALOOP_API unsigned long aloop__test_alloc_count(void);
+unsigned long aloop__test_alloc_count(void);
 
 /* ---- intrusive doubly linked list (circular, with a sentinel head) */
 typedef struct aloop_list {

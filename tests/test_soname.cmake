@@ -1,0 +1,16 @@
+# test_soname.cmake - the shared library's SONAME is the one we promise.
+#   cmake -DLIB=libaloop.so -DEXPECT=libaloop.so.0 [-DOBJDUMP=objdump] -P test_soname.cmake
+if(NOT OBJDUMP)
+  set(OBJDUMP objdump)
+endif()
+execute_process(COMMAND ${OBJDUMP} -p ${LIB} OUTPUT_VARIABLE out RESULT_VARIABLE rc)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "${OBJDUMP} -p ${LIB} failed (${rc})")
+endif()
+if(NOT out MATCHES "SONAME +([^\n ]+)")
+  message(FATAL_ERROR "${LIB} has no SONAME")
+endif()
+if(NOT CMAKE_MATCH_1 STREQUAL EXPECT)
+  message(FATAL_ERROR "SONAME is ${CMAKE_MATCH_1}, expected ${EXPECT}")
+endif()
+message(STATUS "ok: SONAME ${CMAKE_MATCH_1}")

@@ -1,0 +1,61 @@
+# test_symbols.cmake - the shared library exports exactly the public API.
+#   cmake -DLIB=libaloop.so [-DHEADER=aloop.h] [-DNM=nm] -P test_symbols.cmake
+# Fails if a defined dynamic symbol does not start with "aloop_" (or starts
+# with "aloop__", our internal prefix, e.g. the alloc test hooks, which are
+# hidden: tests link the static library). With HEADER it also fails if a
+# function the header marks ALOOP_API is missing from the library.
+cmake_minimum_required(VERSION 3.16)
+if(NOT NM)
+  set(NM nm)
+endif()
+execute_process(COMMAND ${NM} -D --defined-only ${LIB}
+  OUTPUT_VARIABLE out RESULT_VARIABLE rc)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "${NM} -D ${LIB} failed (${rc})")
+endif()
+
+string(REPLACE "\n" ";" lines "${out}")
+set(exported "")
+set(bad "")
+foreach(line IN LISTS lines)
+  # "<address> <type> <name>"; version definitions (type A) are not symbols.
+  if(line MATCHES "^[0-9a-fA-F]+ ([A-Za-z]) ([^ ]+)$")
+    set(type ${CMAKE_MATCH_1})
+    set(name ${CMAKE_MATCH_2})
+    if(type STREQUAL "A")
+      continue()
+    endif()
+    list(APPEND exported ${name})
+    if(NOT name MATCHES "^aloop_" OR name MATCHES "^aloop__")
+      list(APPEND bad ${name})
+    endif()
+  endif()
+endforeach()
+if(bad)
+  message(FATAL_ERROR "non-API symbols exported from ${LIB}: ${bad}")
+endif()
+
+list(LENGTH exported n)
+if(NOT HEADER)
+  message(STATUS "ok: ${n} symbols exported, all aloop_*")
+  return()
+endif()
+
+file(STRINGS ${HEADER} decls REGEX "^ALOOP_API ")
+set(missing "")
+set(declared 0)
+foreach(d IN LISTS decls)
+  if(d MATCHES "[ *](aloop_[a-z0-9_]+)\\(")
+    math(EXPR declared "${declared} + 1")
+    if(NOT CMAKE_MATCH_1 IN_LIST exported)
+      list(APPEND missing ${CMAKE_MATCH_1})
+    endif()
+  endif()
+endforeach()
+if(declared LESS 10)
+  message(FATAL_ERROR "found only ${declared} ALOOP_API declarations in ${HEADER}; parser broken?")
+endif()
+if(missing)
+  message(FATAL_ERROR "declared in ${HEADER} but not exported by ${LIB}: ${missing}")
+endif()
+message(STATUS "ok: ${n} symbols exported, all aloop_*; all ${declared} header functions defined")
