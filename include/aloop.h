@@ -380,8 +380,9 @@ ALOOP_API aloop_handle_t *aloop_call_later(aloop_t *loop, double delay, void (*c
 /* Calls cb(arg) at loop time when. */
 ALOOP_API aloop_handle_t *aloop_call_at(aloop_t *loop, double when, void (*cb)(void *), void *arg);
 /* Cancels the call if it has not run yet. The loop frees handles itself: a
- * handle may be used until its callback has returned or it was cancelled;
- * cancelling from inside its own callback is a no-op. */
+ * handle may be used until its callback has returned, or after a cancel
+ * until the loop's next step; cancelling twice, or from inside its own
+ * callback, is a no-op. */
 ALOOP_API void aloop_handle_cancel(aloop_handle_t *h);
 /* The loop time a timer handle fires at (0 for call_soon handles). */
 ALOOP_API double aloop_handle_when(const aloop_handle_t *h);

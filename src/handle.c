@@ -74,10 +74,12 @@ void aloop_handle_cancel(aloop_handle_t *h) {
     if (!h || h->cancelled || h->running) return;
     h->cancelled = 1;
     if (aloop__timer_armed(&h->timer)) {
+        /* Off the heap now (it must not keep the loop alive), but freed by
+         * the loop's next step, so a second cancel in between is harmless. */
         aloop__timer_stop(h->loop, &h->timer);
-        handle_free(h);
+        h->queued = 1;
+        aloop__make_ready(h->loop, &h->run);
     }
-    /* else it is on the ready ring: freed when the loop pops it */
 }
 
 double aloop_handle_when(const aloop_handle_t *h) {

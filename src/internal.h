@@ -111,11 +111,11 @@ double aloop__timers_next(const aloop_t *loop);
 void aloop__timers_free(aloop_t *loop);
 
 /* ---- coroutines (coro.c) */
+/* The same layout whatever the build's context switch, so code compiled
+ * without the library's definitions (tests, benchmarks) agrees on it. */
 typedef struct aloop_ctx {
     void *sp; /* saved stack pointer (asm switch) */
-#ifdef ALOOP_CONTEXT_UCONTEXT
-    void *uc; /* ucontext_t *, allocated with the coroutine */
-#endif
+    void *uc; /* ucontext_t * (ucontext switch), allocated with the coroutine */
 } aloop_ctx_t;
 
 typedef struct aloop_coro {
@@ -279,6 +279,68 @@ void aloop__poller_free(aloop_t *loop);
 int aloop__poller_poll(aloop_t *loop, double timeout);
 /* Number of registered waits: while > 0 the loop stays alive. */
 size_t aloop__poller_pending(const aloop_t *loop);
+
+/* io.c keeps one watch per fd (a table indexed by fd, grown on demand, so
+ * registering a wait is O(1)). A watch holds at most one waiting reader and
+ * one waiting writer task, or an internal hook (the thread pool's wake-up
+ * fd, a signalfd) that is called from the poll instead of waking a task.
+ *
+ * Registrations are kept in the backend across waits: `wanted` is what the
+ * current waiters need, `registered` what the backend watches. Adding
+ * interest updates the backend at once; dropping it is deferred to just
+ * before the next poll (the fd is put on the dirty list), so a task that
+ * waits on the same fd again before then costs no syscall at all. */
+enum { ALOOP_IO_READ = 1u, ALOOP_IO_WRITE = 2u, ALOOP_IO_ERROR = 4u };
+
+struct aloop_io_waiter; /* io.c, on the waiting task's stack */
+typedef void (*aloop_io_hook_fn)(aloop_t *loop, int fd);
+
+typedef struct aloop_io_watch {
+    struct aloop_io_waiter *waiter[2]; /* [0] reader, [1] writer */
+    aloop_io_hook_fn hook;             /* internal reader, or NULL */
+    uint8_t wanted;                    /* ALOOP_IO_READ | ALOOP_IO_WRITE */
+    uint8_t registered;                /* what the backend watches now */
+    uint8_t flags;                     /* io.c's ALOOP_WATCH_* bits */
+    int slot;                          /* backend's own index (poll(2)); -1 */
+} aloop_io_watch_t;
+
+struct aloop_io {
+    aloop_io_watch_t *watches; /* indexed by fd */
+    size_t nwatches;
+    int *dirty;                /* fds whose registration may shrink; same capacity */
+    size_t ndirty;
+    size_t waits;              /* tasks waiting on fds */
+    size_t holds;              /* other waits keeping the loop alive (signals) */
+    void *backend;             /* poll_<backend>.c state */
+    void *signals;             /* signal.c state, or NULL */
+};
+
+/* Backend interface (exactly one poll_<backend>.c is compiled). */
+int aloop__backend_init(aloop_t *loop);
+void aloop__backend_free(aloop_t *loop);
+/* Changes what the backend watches on fd from old_mask to new_mask (either may
+ * be 0). 0 or -errno; -EPERM means fd cannot be polled (a regular file). */
+int aloop__backend_set(aloop_t *loop, int fd, unsigned old_mask, unsigned new_mask);
+/* Waits up to timeout seconds (< 0: for ever) and calls aloop__io_ready()
+ * for each event. Number of events, or -errno. */
+int aloop__backend_wait(aloop_t *loop, double timeout);
+
+/* io.c: readiness on fd (ALOOP_IO_* bits). Only wakes tasks and calls hooks. */
+void aloop__io_ready(aloop_t *loop, int fd, unsigned events);
+/* The watch for fd, growing the table: NULL on -ENOMEM. */
+aloop_io_watch_t *aloop__io_watch(aloop_t *loop, int fd);
+/* Internal readers: hook(loop, fd) runs from the poll whenever fd is readable.
+ * A hook must only wake tasks or read fd, never run user code. */
+int aloop__io_hook(aloop_t *loop, int fd, aloop_io_hook_fn hook);
+void aloop__io_unhook(aloop_t *loop, int fd);
+/* Forgets everything about fd (before it is closed or after it was created:
+ * its number may have been reused). Wakes its waiters with -EBADF. */
+void aloop__io_forget(aloop_t *loop, int fd);
+/* Waits other than fd waits that keep the loop alive (+1 / -1). */
+void aloop__io_hold(aloop_t *loop, int delta);
+
+/* ---- signals (signal.c): state hangs off loop->io->signals */
+void aloop__signal_free(aloop_t *loop);
 
 /* ---- cross-thread wake-ups (threadpool.c) */
 int aloop__async_init(aloop_t *loop);

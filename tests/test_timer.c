@@ -48,10 +48,17 @@ static void test_heap_orders_and_removes(void **state) {
 /* ---- sleeps */
 
 static char trace[128];
+static void append_char(char c) {
+    size_t n = strlen(trace);
+    if (n + 1 < sizeof trace) {
+        trace[n] = c;
+        trace[n + 1] = 0;
+    }
+}
 static void *sleep_then_note(void *arg) {
     const char *s = arg;
     aloop_sleep((double)(s[1] - '0'));
-    strncat(trace, s, 1);
+    append_char(*(const char *)(s));
     return NULL;
 }
 
@@ -69,10 +76,10 @@ static void test_sleeps_wake_in_deadline_order(void **state) {
     aloop_free(loop);
 }
 
-static void note_cb(void *arg) { strncat(trace, arg, 1); }
+static void note_cb(void *arg) { append_char(*(const char *)(arg)); }
 static void *sleep_note_at_2(void *arg) {
     aloop_sleep(2.0);
-    strncat(trace, arg, 1);
+    append_char(*(const char *)(arg));
     return NULL;
 }
 
