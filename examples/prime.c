@@ -1,0 +1,137 @@
+/*
+ * prime - the course's primality checker, in C.
+ *
+ * Checks 9637529763296797, 427920331 and 157 by trial division. As tasks that
+ * yield every 100,000 divisions, the small numbers report before the big one
+ * even though the big one started first. --threads instead runs the three
+ * (blocking) checks on the loop's worker pool, like the course's
+ * ProcessPoolExecutor version, and prints the speed-up over checking them one
+ * after another on one thread.
+ *
+ *   prime               cooperative tasks (aloop_sleep(0) every 100,000 divisions)
+ *   prime --sequential  one after another, no tasks
+ *   prime --threads     blocking checks on the worker pool; prints the speed-up
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <aloop.h>
+
+#include <errno.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+static const uint64_t numbers[3] = {9637529763296797ULL, 427920331ULL, 157ULL};
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void say(const char *fmt, uint64_t x) {
+    printf(fmt, (unsigned long long)x);
+    fflush(stdout);
+}
+
+/* Trial division; if cooperative, lets other tasks run every 100,000
+ * divisions (the course's `elif i % 100000 == 1: await asyncio.sleep(0)`).
+ * Returns 1 if prime, 0 if not, -ECANCELED if cancelled. */
+static int check_prime(uint64_t x, int cooperative) {
+    say("Processing %llu...\n", x);
+    if (x < 2 || (x > 2 && x % 2 == 0)) {
+        say("%llu is not a prime number.\n", x);
+        return 0;
+    }
+    uint64_t limit = (uint64_t)sqrt((double)x) + 1;
+    for (uint64_t i = 3; i < limit; i += 2) {
+        if (x % i == 0) {
+            say("%llu is not a prime number.\n", x);
+            return 0;
+        }
+        if (cooperative && i % 100000 == 1 && aloop_sleep(0) < 0) return -ECANCELED;
+    }
+    say("%llu is a prime number.\n", x);
+    return 1;
+}
+
+static void *prime_task(void *arg) {
+    int rc = check_prime(*(const uint64_t *)arg, 1);
+    return rc < 0 ? aloop_fail(rc) : NULL;
+}
+
+static void *prime_blocking(void *arg) {
+    check_prime(*(const uint64_t *)arg, 0);
+    return NULL;
+}
+
+static void *run_tasks(void *arg) {
+    (void)arg;
+    aloop_task_t *t[3];
+    for (int i = 0; i < 3; i++)
+        if (!(t[i] = aloop_spawn(aloop_current(), prime_task, (void *)&numbers[i])))
+            return aloop_fail(-ENOMEM);
+    int rc = aloop_wait(t, 3, ALOOP_ALL_COMPLETED, -1, NULL);
+    for (int i = 0; i < 3; i++) aloop_release(t[i]);
+    return rc < 0 ? aloop_fail(rc) : NULL;
+}
+
+static void *in_thread(void *arg) {
+    return (void *)(intptr_t)aloop_run_in_thread(prime_blocking, arg, NULL);
+}
+
+static void *run_threads(void *arg) {
+    (void)arg;
+    aloop_task_t *t[3];
+    for (int i = 0; i < 3; i++)
+        if (!(t[i] = aloop_spawn(aloop_current(), in_thread, (void *)&numbers[i])))
+            return aloop_fail(-ENOMEM);
+    int rc = aloop_gather(t, 3, NULL, NULL, 0);
+    for (int i = 0; i < 3; i++) aloop_release(t[i]);
+    return rc < 0 ? aloop_fail(rc) : NULL;
+}
+
+static void usage(FILE *to) {
+    fprintf(to, "usage: prime [--sequential | --threads]\n"
+                "  Checks 9637529763296797, 427920331 and 157 for primality.\n"
+                "  (default)     three tasks yielding every 100,000 divisions\n"
+                "  --sequential  one after another, no event loop\n"
+                "  --threads     on the worker pool; prints the speed-up over one thread\n");
+}
+
+int main(int argc, char **argv) {
+    const char *mode = "tasks";
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--sequential")) mode = "sequential";
+        else if (!strcmp(argv[i], "--threads")) mode = "threads";
+        else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            usage(stdout);
+            return 0;
+        } else {
+            usage(stderr);
+            return 2;
+        }
+    }
+    double t0 = now();
+    int rc = 0;
+    if (!strcmp(mode, "sequential")) {
+        for (int i = 0; i < 3; i++) check_prime(numbers[i], 0);
+    } else if (!strcmp(mode, "tasks")) {
+        rc = aloop_main(run_tasks, NULL, NULL);
+    } else {
+        rc = aloop_main(run_threads, NULL, NULL);
+        double pooled = now() - t0;
+        printf("Took %.2f seconds on the worker pool.\n", pooled);
+        printf("Now one after another on one thread, for comparison:\n");
+        double s0 = now();
+        for (int i = 0; i < 3; i++) check_prime(numbers[i], 0);
+        double single = now() - s0;
+        printf("Took %.2f seconds on one thread.\n", single);
+        printf("Speed-up: %.2fx\n", single / pooled);
+        return rc < 0 ? 1 : 0;
+    }
+    if (rc < 0) fprintf(stderr, "prime: %s\n", aloop_strerror(rc));
+    printf("Took %.2f seconds.\n", now() - t0);
+    return rc < 0 ? 1 : 0;
+}
