@@ -1,0 +1,340 @@
+/*
+ * sync.c - asyncio's Lock, Event, Semaphore (and BoundedSemaphore) and
+ * Condition.
+ *
+ * Every object keeps a FIFO list of waiters. A waiter is a sync_waiter_t on
+ * the waiting task's own stack, so waiting never allocates.
+ *
+ * Ownership is handed over, not re-raced: releasing a lock (or a semaphore
+ * unit) with waiters leaves it taken and wakes the first waiter with 0, which
+ * now owns it. That gives FIFO fairness without the "woken waiter finds it
+ * taken again" loop of asyncio. The price is one rule every waiter obeys:
+ * if aloop__suspend() reports -ECANCELED although the wake-up granted the
+ * object (w.result == 0), the waiter passes the object on to the next one,
+ * so no wake-up is ever lost.
+ *
+ * Freeing an object wakes each waiter with -EPIPE after unlinking it; a
+ * waiter that sees -EPIPE never touches the object again.
+ */
+#include "internal.h"
+
+#include <limits.h>
+
+typedef struct sync_waiter {
+    aloop_wait_t wait;
+    aloop_list_t link; /* in the object's waiter list until woken */
+    aloop_task_impl_t *task;
+} sync_waiter_t;
+
+struct aloop_lock {
+    aloop_t *loop;
+    uint8_t locked;
+    aloop_list_t waiters; /* non-empty only while locked */
+};
+
+struct aloop_event {
+    aloop_t *loop;
+    uint8_t set;
+    aloop_list_t waiters;
+};
+
+struct aloop_semaphore {
+    aloop_t *loop;
+    unsigned value; /* > 0 only while nobody waits */
+    unsigned bound; /* initial value of a bounded semaphore */
+    uint8_t bounded;
+    aloop_list_t waiters;
+};
+
+struct aloop_cond {
+    aloop_t *loop;
+    aloop_lock_t *lock;
+    uint8_t owns_lock;
+    aloop_list_t waiters;
+};
+
+/* ---- waiter lists */
+
+/* The wait record's cancel hook: leave the list; the core then wakes the
+ * task with -ECANCELED. */
+static void waiter_unlink(aloop_wait_t *w) {
+    aloop__list_remove(&ALOOP_CONTAINER_OF(w, sync_waiter_t, wait)->link);
+}
+
+/* Suspends the running task at the back of `list` until a waker (or a
+ * cancel) removes it. Returns what aloop__suspend returns; *granted (may be
+ * NULL) = what the wake-up said, which differs from the return value when a
+ * cancel arrived after the wake-up. */
+static int wait_in(aloop_list_t *list, aloop_task_impl_t *t, int *granted) {
+    sync_waiter_t w = {.wait.cancel = waiter_unlink, .task = t};
+    aloop__list_push_back(list, &w.link);
+    int rc = aloop__suspend(t, &w.wait);
+    if (granted) *granted = w.wait.result;
+    return rc;
+}
+
+/* Wakes the first waiter of list with result; 0 if there was none. */
+static int wake_first(aloop_list_t *list, int result) {
+    aloop_list_t *n = aloop__list_pop_front(list);
+    if (!n) return 0;
+    aloop__wake(ALOOP_CONTAINER_OF(n, sync_waiter_t, link)->task, result);
+    return 1;
+}
+
+static size_t wake_all(aloop_list_t *list, int result) {
+    size_t n = 0;
+    while (wake_first(list, result)) n++;
+    return n;
+}
+
+/* Objects belong to one loop: using one from a task of another loop is a
+ * bug (-EINVAL). Outside any loop the call itself decides (-EPERM). */
+static int foreign(const aloop_t *loop) {
+    aloop_t *cur = aloop_current();
+    return cur && cur != loop;
+}
+
+static void *new_object(aloop_t *loop, size_t size) {
+    if (!loop) {
+        errno = EINVAL;
+        return NULL;
+    }
+    void *p = aloop__calloc(1, size);
+    if (!p) errno = ENOMEM;
+    return p;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Lock                                                                     */
+/* ------------------------------------------------------------------------ */
+
+aloop_lock_t *aloop_lock_new(aloop_t *loop) {
+    aloop_lock_t *l = new_object(loop, sizeof *l);
+    if (!l) return NULL;
+    l->loop = loop;
+    aloop__list_init(&l->waiters);
+    return l;
+}
+
+/* Release without checks: the lock goes to the first waiter, or is free. */
+static void lock_pass_on(aloop_lock_t *l) {
+    if (!wake_first(&l->waiters, 0)) l->locked = 0;
+}
+
+int aloop_lock_acquire(aloop_lock_t *l) {
+    int err, granted;
+    if (!l || foreign(l->loop)) return -EINVAL;
+    aloop_task_impl_t *t = aloop__enter(&err);
+    if (!t) return err;
+    if (!l->locked) {
+        l->locked = 1;
+        return 0;
+    }
+    int rc = wait_in(&l->waiters, t, &granted);
+    if (rc == -ECANCELED && granted == 0) lock_pass_on(l); /* owned it: hand it on */
+    return rc;
+}
+
+int aloop_lock_try_acquire(aloop_lock_t *l) {
+    if (!l || foreign(l->loop)) return -EINVAL;
+    if (l->locked) return -EAGAIN;
+    l->locked = 1;
+    return 0;
+}
+
+int aloop_lock_release(aloop_lock_t *l) {
+    if (!l || foreign(l->loop)) return -EINVAL;
+    if (!l->locked) return -EPERM;
+    lock_pass_on(l);
+    return 0;
+}
+
+int aloop_lock_locked(const aloop_lock_t *l) { return l && l->locked; }
+
+void aloop_lock_free(aloop_lock_t *l) {
+    if (!l) return;
+    wake_all(&l->waiters, -EPIPE);
+    aloop__free(l);
+}
+
+/* Takes the lock for the running task and cannot be interrupted: a cancel
+ * meanwhile is remembered and reported (-ECANCELED) once the lock is ours.
+ * Used by aloop_cond_wait, which must return with the lock held. Bypasses
+ * aloop__enter on purpose: it must work while the loop is closing too.
+ * -EPIPE if the lock was freed meanwhile (then it is not held). */
+static int lock_reacquire(aloop_lock_t *l, aloop_task_impl_t *t) {
+    int cancelled = 0, granted;
+    while (l->locked) {
+        int rc = wait_in(&l->waiters, t, &granted);
+        if (granted == -EPIPE) return rc == -ECANCELED ? -ECANCELED : -EPIPE;
+        if (rc == -ECANCELED) cancelled = 1;
+        if (granted == 0) return cancelled ? -ECANCELED : 0;
+    }
+    l->locked = 1;
+    return cancelled ? -ECANCELED : 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Event                                                                    */
+/* ------------------------------------------------------------------------ */
+
+aloop_event_t *aloop_event_new(aloop_t *loop) {
+    aloop_event_t *e = new_object(loop, sizeof *e);
+    if (!e) return NULL;
+    e->loop = loop;
+    aloop__list_init(&e->waiters);
+    return e;
+}
+
+void aloop_event_set(aloop_event_t *e) {
+    if (!e) return;
+    e->set = 1;
+    wake_all(&e->waiters, 0);
+}
+
+void aloop_event_clear(aloop_event_t *e) {
+    if (e) e->set = 0;
+}
+
+int aloop_event_is_set(const aloop_event_t *e) { return e && e->set; }
+
+int aloop_event_wait(aloop_event_t *e) {
+    int err;
+    if (!e || foreign(e->loop)) return -EINVAL;
+    aloop_task_impl_t *t = aloop__enter(&err);
+    if (!t) return err;
+    if (e->set) return 0;
+    /* A wake-up followed by a cancel grants nothing to undo. */
+    return wait_in(&e->waiters, t, NULL);
+}
+
+void aloop_event_free(aloop_event_t *e) {
+    if (!e) return;
+    wake_all(&e->waiters, -EPIPE);
+    aloop__free(e);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Semaphore                                                                */
+/* ------------------------------------------------------------------------ */
+
+static aloop_semaphore_t *semaphore_new(aloop_t *loop, unsigned value, int bounded) {
+    aloop_semaphore_t *s = new_object(loop, sizeof *s);
+    if (!s) return NULL;
+    s->loop = loop;
+    s->value = value;
+    s->bound = value;
+    s->bounded = (uint8_t)bounded;
+    aloop__list_init(&s->waiters);
+    return s;
+}
+
+aloop_semaphore_t *aloop_semaphore_new(aloop_t *loop, unsigned value) {
+    return semaphore_new(loop, value, 0);
+}
+
+aloop_semaphore_t *aloop_bounded_semaphore_new(aloop_t *loop, unsigned value) {
+    return semaphore_new(loop, value, 1);
+}
+
+/* One unit back: to the first waiter, or onto the value. */
+static void semaphore_give(aloop_semaphore_t *s) {
+    if (!wake_first(&s->waiters, 0)) s->value++;
+}
+
+int aloop_semaphore_acquire(aloop_semaphore_t *s) {
+    int err, granted;
+    if (!s || foreign(s->loop)) return -EINVAL;
+    aloop_task_impl_t *t = aloop__enter(&err);
+    if (!t) return err;
+    if (s->value > 0) {
+        s->value--;
+        return 0;
+    }
+    int rc = wait_in(&s->waiters, t, &granted);
+    if (rc == -ECANCELED && granted == 0) semaphore_give(s);
+    return rc;
+}
+
+int aloop_semaphore_release(aloop_semaphore_t *s) {
+    if (!s || foreign(s->loop)) return -EINVAL;
+    if (aloop__list_empty(&s->waiters)) {
+        if (s->bounded && s->value >= s->bound) return -EINVAL;
+        if (s->value == UINT_MAX) return -EOVERFLOW;
+    }
+    semaphore_give(s);
+    return 0;
+}
+
+int aloop_semaphore_locked(const aloop_semaphore_t *s) {
+    return s && (s->value == 0 || !aloop__list_empty(&s->waiters));
+}
+
+void aloop_semaphore_free(aloop_semaphore_t *s) {
+    if (!s) return;
+    wake_all(&s->waiters, -EPIPE);
+    aloop__free(s);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Condition                                                                */
+/* ------------------------------------------------------------------------ */
+
+aloop_cond_t *aloop_cond_new(aloop_t *loop, aloop_lock_t *lock) {
+    if (lock && lock->loop != loop) {
+        errno = EINVAL;
+        return NULL;
+    }
+    aloop_cond_t *c = new_object(loop, sizeof *c);
+    if (!c) return NULL;
+    c->loop = loop;
+    c->lock = lock;
+    if (!lock) {
+        c->lock = aloop_lock_new(loop);
+        if (!c->lock) {
+            aloop__free(c);
+            errno = ENOMEM;
+            return NULL;
+        }
+        c->owns_lock = 1;
+    }
+    aloop__list_init(&c->waiters);
+    return c;
+}
+
+int aloop_cond_wait(aloop_cond_t *c) {
+    int err, notified;
+    if (!c || foreign(c->loop)) return -EINVAL;
+    if (!c->lock->locked) return -EPERM;
+    aloop_task_impl_t *t = aloop__enter(&err);
+    if (!t) return err;
+    aloop_lock_t *lock = c->lock;
+    lock_pass_on(lock);
+    int rc = wait_in(&c->waiters, t, &notified);
+    if (notified == -EPIPE) return rc; /* the condition (maybe its lock) is gone */
+    /* Woken by a notify but cancelled before running: the notification
+     * must not be lost, so it goes to the next waiter (as in Python 3.13). */
+    if (rc == -ECANCELED && notified == 0) wake_first(&c->waiters, 0);
+    int rc2 = lock_reacquire(lock, t);
+    if (rc2 == -EPIPE) return rc == -ECANCELED ? rc : -EPIPE;
+    return rc < 0 ? rc : rc2;
+}
+
+int aloop_cond_notify(aloop_cond_t *c, size_t n) {
+    if (!c || foreign(c->loop)) return -EINVAL;
+    if (!c->lock->locked) return -EPERM;
+    size_t woken = 0;
+    while (woken < n && wake_first(&c->waiters, 0)) woken++;
+    return woken > INT_MAX ? INT_MAX : (int)woken;
+}
+
+int aloop_cond_notify_all(aloop_cond_t *c) { return aloop_cond_notify(c, SIZE_MAX); }
+
+aloop_lock_t *aloop_cond_lock(aloop_cond_t *c) { return c ? c->lock : NULL; }
+
+void aloop_cond_free(aloop_cond_t *c) {
+    if (!c) return;
+    wake_all(&c->waiters, -EPIPE);
+    if (c->owns_lock) aloop_lock_free(c->lock);
+    aloop__free(c);
+}
