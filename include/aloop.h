@@ -35,6 +35,7 @@
 #define ALOOP_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <sys/types.h>
 #include <sys/socket.h>
 
@@ -453,6 +454,22 @@ ALOOP_API int aloop_signal_wait(int signo);
 
 /* Text for a negative (or positive) errno value. Never NULL. */
 ALOOP_API const char *aloop_strerror(int err);
+
+/* ------------------------------------------------------------------------ */
+/* Debug mode (ALOOP_DEBUG flag, or ALOOP_DEBUG=1 in the environment)       */
+/* ------------------------------------------------------------------------ */
+
+/* Receives one debug-mode warning: a line of text without '\n'. Warnings:
+ * a task step longer than 100 ms, a failed future/task whose error nobody
+ * retrieved, a loop freed with unfinished tasks, a double release. */
+typedef void (*aloop_warning_fn)(aloop_t *loop, const char *message, void *arg);
+
+/* Sends loop's warnings to fn(loop, message, arg); NULL fn = stderr (default). */
+ALOOP_API void aloop_set_warning_handler(aloop_t *loop, aloop_warning_fn fn, void *arg);
+
+/* Prints every unfinished task of loop to out: name, state, what it waits
+ * on, and where aloop_spawn was called (module+offset, for addr2line). */
+ALOOP_API void aloop_dump(aloop_t *loop, FILE *out);
 
 #ifdef __cplusplus
 }

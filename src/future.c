@@ -29,6 +29,10 @@ aloop_future_t *aloop_future_new(aloop_t *loop) {
         errno = EINVAL;
         return NULL;
     }
+    if (aloop__foreign_thread(loop)) {
+        errno = -aloop__wrong_thread(loop, "aloop_future_new");
+        return NULL;
+    }
     aloop_future_t *f = aloop__calloc(1, sizeof *f);
     if (!f) return NULL;
     aloop__future_init(f, loop);
@@ -169,8 +173,8 @@ aloop_future_t *aloop_retain(aloop_future_t *f) {
 void aloop_release(aloop_future_t *f) {
     if (!f) return;
     if (ALOOP_UNLIKELY(f->refs == 0)) {
-        fprintf(stderr, "aloop: aloop_release on a freed future %p\n", (void *)f);
-        abort();
+        aloop__debug_bad_release(f);
+        return;
     }
     if (--f->refs == 0) aloop__future_destroy(f);
 }
@@ -179,11 +183,19 @@ void aloop__future_destroy(aloop_future_t *f) {
     aloop_t *loop = f->loop;
     if (loop) {
         if (f->state == ALOOP_DONE && f->error && !f->error_retrieved &&
-            (loop->flags & ALOOP_DEBUG))
-            aloop__warn(loop, "%s %s failed with %s and nobody retrieved the error",
-                        f->is_task ? "task" : "future",
-                        f->is_task ? aloop_task_name(f) : "", aloop_strerror(f->error));
+            (loop->flags & ALOOP_DEBUG)) {
+            if (f->is_task)
+                aloop__warn(loop, "task '%s' failed with %s and nobody retrieved the error",
+                            aloop_task_name(f), aloop_strerror(f->error));
+            else
+                aloop__warn(loop, "future %p failed with %s and nobody retrieved the error",
+                            (void *)f, aloop_strerror(f->error));
+        }
         aloop__future_detach(f);
+        if (loop->flags & ALOOP_DEBUG) {
+            aloop__debug_keep_freed(loop, f); /* to catch a release too many */
+            return;
+        }
     }
     if (f->is_task) aloop__free(aloop__task(f)->name);
     aloop__free(f);
@@ -211,7 +223,7 @@ int aloop_await(aloop_future_t *f, void **result) {
     aloop_retain(f);
     if (f->state == ALOOP_PENDING) {
         await_waiter_t aw = {.waiter.fire = await_fire, .task = t};
-        aloop_wait_t wait = {.awaiting = f};
+        aloop_wait_t wait = {.awaiting = f, .what = "aloop_await"};
         aloop__future_add_waiter(f, &aw.waiter);
         if (aloop__suspend(t, &wait) == -ECANCELED) {
             aloop_release(f);

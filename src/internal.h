@@ -153,7 +153,10 @@ void aloop__install_overflow_handler(void);
 int aloop__thread_altstack(void);
 
 /* ---- futures and tasks (future.c, task.c) */
-enum aloop_fut_state { ALOOP_PENDING = 0, ALOOP_DONE, ALOOP_CANCELLED };
+enum aloop_fut_state {
+    ALOOP_PENDING = 0, ALOOP_DONE, ALOOP_CANCELLED,
+    ALOOP_FREED /* debug mode: released for good, kept in quarantine (debug.c) */
+};
 
 /* Something to do when a future completes. fire() is called synchronously
  * from completion, after the node was unlinked; it must not run user code
@@ -174,6 +177,7 @@ typedef struct aloop_wait {
     aloop_future_t *awaiting;
     int result;   /* set by the waker */
     void *data;   /* for the waiter's own use */
+    const char *what; /* what is waited for, for aloop_dump (optional) */
 } aloop_wait_t;
 
 struct aloop_future {
@@ -204,6 +208,7 @@ typedef struct aloop_task {
     char *name;          /* NULL = "Task-<id>", formatted on demand */
     char name_buf[24];
     aloop_list_t tasks;  /* loop->tasks while unfinished */
+    const void *spawn_site; /* aloop_spawn's caller, for aloop_dump */
 } aloop_task_impl_t;
 
 static inline aloop_task_impl_t *aloop__task(aloop_future_t *f) {
@@ -339,6 +344,11 @@ void aloop__io_forget(aloop_t *loop, int fd);
 /* Waits other than fd waits that keep the loop alive (+1 / -1). */
 void aloop__io_hold(aloop_t *loop, int delta);
 
+/* Read / write with the task t (already past aloop__enter): try the
+ * syscall, wait on EAGAIN. For stream.c. */
+ssize_t aloop__io_read(aloop_task_impl_t *t, int fd, void *buf, size_t len);
+ssize_t aloop__io_write_all(aloop_task_impl_t *t, int fd, const void *buf, size_t len);
+
 /* ---- signals (signal.c): state hangs off loop->io->signals */
 void aloop__signal_free(aloop_t *loop);
 
@@ -400,17 +410,43 @@ struct aloop {
     /* subsystems */
     struct aloop_io *io;
     struct aloop_async *async;
+
+    /* debug mode (debug.c) */
+    aloop_warning_fn warn_fn;    /* NULL: warnings go to stderr */
+    void *warn_arg;
+    double step_start;           /* monotonic time the running step began */
+    aloop_list_t quarantine;     /* freed futures, oldest first (ALOOP_FREED) */
+    size_t quarantine_len;
 };
 
 /* The per-thread current loop: the only global state. */
 aloop_t *aloop__tls_loop(void);
 void aloop__set_tls_loop(aloop_t *loop);
 
-/* Debug-mode warning (ALOOP_DEBUG): printf-like, to stderr. */
+/* Debug-mode warning (ALOOP_DEBUG): printf-like, to the loop's warning
+ * handler or stderr (debug.c). */
 void aloop__warn(aloop_t *loop, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 2, 3)))
 #endif
     ;
+
+/* ---- debug mode (debug.c). Callers test loop->flags & ALOOP_DEBUG first. */
+#define ALOOP_SLOW_STEP 0.1          /* seconds of wall time a step may take */
+#define ALOOP_QUARANTINE_MAX 4096    /* freed futures kept to catch double releases */
+/* A task step ends (t suspends, yields or returns) / begins from the loop. */
+void aloop__debug_step_end(aloop_t *loop, aloop_task_impl_t *t);
+void aloop__debug_step_begin(aloop_t *loop);
+/* Keeps a freed (detached) future instead of freeing it. */
+void aloop__debug_keep_freed(aloop_t *loop, aloop_future_t *f);
+/* aloop_release with refs == 0: reported in debug mode, else abort. */
+void aloop__debug_bad_release(aloop_future_t *f);
+void aloop__debug_free(aloop_t *loop);
+/* A loop used from a thread other than the one running it: -EPERM, or an
+ * abort with a message in debug mode. */
+int aloop__wrong_thread(aloop_t *loop, const char *call);
+static inline int aloop__foreign_thread(const aloop_t *loop) {
+    return ALOOP_UNLIKELY(loop->running) && aloop__tls_loop() != loop;
+}
 
 #endif /* ALOOP_INTERNAL_H */

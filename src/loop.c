@@ -1,9 +1,8 @@
 /*
- * loop.c - creating and freeing loops, aloop_main, debug warnings.
+ * loop.c - creating and freeing loops, aloop_main. (Debug warnings: debug.c.)
  */
 #include "internal.h"
 
-#include <stdarg.h>
 #include <unistd.h>
 
 static int config_valid(const aloop_config_t *cfg) {
@@ -35,6 +34,7 @@ aloop_t *aloop_new_with(const aloop_config_t *cfg) {
     loop->mono_base = aloop__monotonic();
     aloop__list_init(&loop->tasks);
     aloop__list_init(&loop->futures);
+    aloop__list_init(&loop->quarantine);
     if (aloop__main_ctx_init(loop) < 0) goto fail;
     if (aloop__reserve_runnable(loop) < 0) goto fail; /* allocates the ring */
     aloop__release_runnable(loop);
@@ -103,6 +103,7 @@ void aloop_free(aloop_t *loop) {
     aloop__coro_free(loop->zombie);
     aloop__timers_free(loop);
     aloop__main_ctx_free(loop);
+    aloop__debug_free(loop);
     aloop__free(loop->ring);
     aloop__free(loop);
 }
@@ -126,14 +127,4 @@ int aloop_main_with(const aloop_config_t *cfg, void *(*fn)(void *), void *arg, v
 
 int aloop_main(void *(*fn)(void *), void *arg, void **result) {
     return aloop_main_with(NULL, fn, arg, result);
-}
-
-void aloop__warn(aloop_t *loop, const char *fmt, ...) {
-    ALOOP_UNUSED(loop);
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("aloop: warning: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
 }

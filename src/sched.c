@@ -132,6 +132,7 @@ aloop_task_impl_t *aloop__enter(int *err) {
 int aloop__suspend(aloop_task_impl_t *t, aloop_wait_t *w) {
     aloop_t *loop = t->fut.loop;
     t->wait = w;
+    if (ALOOP_UNLIKELY(loop->flags & ALOOP_DEBUG)) aloop__debug_step_end(loop, t);
     switch_away(loop, t->coro);
     if (ALOOP_UNLIKELY(t->must_cancel)) {
         t->must_cancel = 0;
@@ -156,7 +157,10 @@ void aloop__coro_body(aloop_t *loop, aloop_coro_t *co) {
         aloop_task_impl_t *t = aloop__task(co->task);
         void *result = NULL;
         t->started = 1;
-        if (!t->must_cancel) result = t->fn(t->arg);
+        if (!t->must_cancel) {
+            result = t->fn(t->arg);
+            if (ALOOP_UNLIKELY(loop->flags & ALOOP_DEBUG)) aloop__debug_step_end(loop, t);
+        }
         aloop__task_finish(t, result); /* may free t */
         co->task = NULL;
         if (loop->idle_count < ALOOP_IDLE_CORO_MAX && !loop->closing) {
@@ -181,6 +185,7 @@ void aloop__coro_body(aloop_t *loop, aloop_coro_t *co) {
 static void run_task(aloop_t *loop, aloop_task_impl_t *t) {
     t->queued = 0;
     loop->current = t;
+    if (ALOOP_UNLIKELY(loop->flags & ALOOP_DEBUG)) aloop__debug_step_begin(loop);
     aloop__coro_switch(loop, NULL, t->coro);
     loop->current = NULL;
     if (loop->zombie) {
@@ -231,6 +236,7 @@ static void tick(aloop_t *loop) {
 /* The one run loop behind aloop_run and aloop_run_until_complete. */
 static int run_loop(aloop_t *loop, aloop_future_t *until) {
     if (!loop) return -EINVAL;
+    if (aloop__foreign_thread(loop)) return aloop__wrong_thread(loop, "aloop_run");
     if (loop->running || (tls_loop && tls_loop != loop)) return -EPERM;
     if (until && until->loop != loop) return -EINVAL;
     int rc = 0;
@@ -299,6 +305,7 @@ int aloop__yield(aloop_task_impl_t *t) {
     aloop_t *loop = t->fut.loop;
     t->queued = 1;
     aloop__make_ready(loop, &t->fut.run);
+    if (ALOOP_UNLIKELY(loop->flags & ALOOP_DEBUG)) aloop__debug_step_end(loop, t);
     switch_away(loop, t->coro);
     if (ALOOP_UNLIKELY(t->must_cancel)) {
         t->must_cancel = 0;

@@ -27,6 +27,10 @@ aloop_task_t *aloop_spawn(aloop_t *loop, aloop_task_fn fn, void *arg) {
         errno = EINVAL;
         return NULL;
     }
+    if (aloop__foreign_thread(loop)) {
+        errno = -aloop__wrong_thread(loop, "aloop_spawn");
+        return NULL;
+    }
     aloop_task_impl_t *t = aloop__calloc(1, sizeof *t);
     if (!t) return NULL;
     if (aloop__reserve_runnable(loop) < 0) goto fail;
@@ -41,6 +45,9 @@ aloop_task_t *aloop_spawn(aloop_t *loop, aloop_task_fn fn, void *arg) {
     t->fn = fn;
     t->arg = arg;
     t->id = ++loop->next_task_id;
+#if defined(__GNUC__)
+    t->spawn_site = __builtin_return_address(0);
+#endif
     t->coro->task = &t->fut;
     aloop__list_push_back(&loop->tasks, &t->tasks);
     loop->task_count++;

@@ -1,0 +1,173 @@
+/*
+ * debug.c - debug mode (ALOOP_DEBUG, or ALOOP_DEBUG=1 in the environment):
+ * asyncio's debug mode, in C.
+ *
+ *  - warnings go to stderr, or to the loop's warning handler;
+ *  - a task step longer than ALOOP_SLOW_STEP seconds of wall time is
+ *    reported with the task's name (it blocked every other task that long);
+ *  - freed futures and tasks are kept in a bounded quarantine instead of
+ *    being freed at once, so that releasing one more often than it was
+ *    retained reads memory that is still ours and is reported, rather than
+ *    being a use-after-free that may or may not crash;
+ *  - aloop_dump() prints every unfinished task.
+ *
+ * Every hook on a hot path is guarded by one `loop->flags & ALOOP_DEBUG`
+ * test at its call site, so with debug mode off the cost is that branch.
+ *
+ * Using a loop from a thread other than the one running it is refused here
+ * too (aloop__wrong_thread): -EPERM normally, an abort with a message in
+ * debug mode, where failing loudly beats a silent data race.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include "internal.h"
+
+#include <dlfcn.h>
+#include <stdarg.h>
+
+/* ---- warnings */
+
+void aloop_set_warning_handler(aloop_t *loop, aloop_warning_fn fn, void *arg) {
+    if (!loop) return;
+    loop->warn_fn = fn;
+    loop->warn_arg = arg;
+}
+
+void aloop__warn(aloop_t *loop, const char *fmt, ...) {
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (loop && loop->warn_fn)
+        loop->warn_fn(loop, msg, loop->warn_arg);
+    else
+        fprintf(stderr, "aloop: warning: %s\n", msg);
+}
+
+/* ---- slow steps */
+
+/* Called when task t ends a step (it suspends, yields or returns). The next
+ * step starts now: either the task we switch to directly, or, if we go back
+ * to the loop, run_task sets step_start again after polling. */
+void aloop__debug_step_end(aloop_t *loop, aloop_task_impl_t *t) {
+    double now = aloop__monotonic();
+    double took = now - loop->step_start;
+    if (loop->step_start > 0 && took > ALOOP_SLOW_STEP)
+        aloop__warn(loop, "task '%s' ran %.0f ms without suspending (slow step > %.0f ms: "
+                    "every other task waited)", aloop_task_name(&t->fut), took * 1e3,
+                    ALOOP_SLOW_STEP * 1e3);
+    loop->step_start = now;
+}
+
+void aloop__debug_step_begin(aloop_t *loop) { loop->step_start = aloop__monotonic(); }
+
+/* ---- quarantine of freed futures */
+
+static void really_free(aloop_future_t *f) {
+    if (f->is_task) aloop__free(aloop__task(f)->name);
+    aloop__free(f);
+}
+
+/* f's last reference is gone (already detached from the loop). Keeps it,
+ * marked ALOOP_FREED, evicting the oldest once the quarantine is full. */
+void aloop__debug_keep_freed(aloop_t *loop, aloop_future_t *f) {
+    f->state = ALOOP_FREED;
+    f->loop = loop; /* so a later bad release can find the warning handler */
+    aloop__list_push_back(&loop->quarantine, &f->live);
+    if (++loop->quarantine_len > ALOOP_QUARANTINE_MAX) {
+        aloop_list_t *old = aloop__list_pop_front(&loop->quarantine);
+        loop->quarantine_len--;
+        really_free(ALOOP_CONTAINER_OF(old, aloop_future_t, live));
+    }
+}
+
+/* aloop_release found refs == 0. */
+void aloop__debug_bad_release(aloop_future_t *f) {
+    if (f->state == ALOOP_FREED && f->loop && (f->loop->flags & ALOOP_DEBUG)) {
+        if (f->is_task)
+            aloop__warn(f->loop, "task '%s' released more often than retained "
+                        "(aloop_release on a freed task; ignored)", aloop_task_name(f));
+        else
+            aloop__warn(f->loop, "future %p released more often than retained "
+                        "(aloop_release on a freed future; ignored)", (void *)f);
+        return;
+    }
+    /* Without debug mode f is freed memory: all we can do is stop here. */
+    fprintf(stderr, "aloop: aloop_release on a freed future %p (released more often than "
+            "retained; run with ALOOP_DEBUG=1 to catch this reliably)\n", (void *)f);
+    abort();
+}
+
+/* Loop teardown: the quarantine goes with the loop. */
+void aloop__debug_free(aloop_t *loop) {
+    aloop_list_t *n;
+    while ((n = aloop__list_pop_front(&loop->quarantine)) != NULL)
+        really_free(ALOOP_CONTAINER_OF(n, aloop_future_t, live));
+    loop->quarantine_len = 0;
+}
+
+/* ---- threads */
+
+int aloop__wrong_thread(aloop_t *loop, const char *call) {
+    if (loop->flags & ALOOP_DEBUG) {
+        fprintf(stderr, "aloop: %s: loop %p is running on another thread; only "
+                "aloop_call_soon_threadsafe may be called from here\n", call, (void *)loop);
+        abort();
+    }
+    return -EPERM;
+}
+
+/* ---- aloop_dump */
+
+static const char *task_state(const aloop_t *loop, const aloop_task_impl_t *t) {
+    if (loop->current == t) return "running";
+    if (!t->started) return "not started";
+    if (t->wait) return "suspended";
+    if (t->queued) return "ready";
+    return "?";
+}
+
+static void dump_wait(FILE *out, const aloop_wait_t *w) {
+    if (w->awaiting && w->awaiting->is_task)
+        fprintf(out, ", awaiting task '%s'", aloop_task_name(w->awaiting));
+    else if (w->awaiting)
+        fprintf(out, ", awaiting future %p", (void *)w->awaiting);
+    else
+        fprintf(out, ", in %s", w->what ? w->what : "a wait");
+}
+
+/* Where aloop_spawn was called from, as "module+0xoffset (function+0xoff)":
+ * the offset works with `addr2line -f -e module 0xoffset` even for PIE
+ * executables, whose load address changes from run to run. */
+static void dump_site(FILE *out, const void *site) {
+    Dl_info info;
+    if (!site) return;
+    if (!dladdr(site, &info) || !info.dli_fname) {
+        fprintf(out, ", spawned at %p", site);
+        return;
+    }
+    const char *mod = strrchr(info.dli_fname, '/');
+    mod = mod ? mod + 1 : info.dli_fname;
+    fprintf(out, ", spawned at %s+0x%lx", mod,
+            (unsigned long)((const char *)site - (const char *)info.dli_fbase));
+    if (info.dli_sname)
+        fprintf(out, " (%s+0x%lx)", info.dli_sname,
+                (unsigned long)((const char *)site - (const char *)info.dli_saddr));
+}
+
+void aloop_dump(aloop_t *loop, FILE *out) {
+    if (!loop || !out) return;
+    fprintf(out, "aloop %p: %zu unfinished task(s), loop time %.6f\n", (void *)loop,
+            loop->task_count, aloop__now(loop));
+    for (aloop_list_t *n = loop->tasks.next; n != &loop->tasks; n = n->next) {
+        aloop_task_impl_t *t = ALOOP_CONTAINER_OF(n, aloop_task_impl_t, tasks);
+        fprintf(out, "  task '%s' #%llu: %s", aloop_task_name(&t->fut),
+                (unsigned long long)t->id, task_state(loop, t));
+        if (t->wait) dump_wait(out, t->wait);
+        if (t->cancel_requests) fprintf(out, ", %d cancel request(s)", t->cancel_requests);
+        dump_site(out, t->spawn_site);
+        fputc('\n', out);
+    }
+}
