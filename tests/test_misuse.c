@@ -1,0 +1,475 @@
+/*
+ * test_misuse.c - every documented misuse gets its documented answer, and a
+ * rejected call changes nothing (in particular it does not consume a pending
+ * cancel):
+ *   suspending calls outside a task        -EPERM
+ *   a loop used from another thread        -EPERM (debug mode: abort + message)
+ *   awaiting a future of another loop      -EINVAL
+ *   completing a done future               -EINVAL
+ *   negative or NaN timeouts and delays    -EINVAL
+ *   freeing a sync object with waiters     the waiters wake with -EPIPE
+ *   re-entering or freeing a running loop  -EPERM / ignored
+ * (Releasing too often is caught by debug mode: see test_debug.c.)
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+static void *nothing(void *arg) {
+    (void)arg;
+    return NULL;
+}
+
+static aloop_t *vloop(unsigned flags) {
+    aloop_config_t cfg = {.clock = ALOOP_CLOCK_VIRTUAL, .flags = flags};
+    aloop_t *loop = aloop_new_with(&cfg);
+    assert_non_null(loop);
+    return loop;
+}
+
+/* ---- suspending calls outside a task */
+
+static void test_suspending_calls_outside_a_task(void **state) {
+    (void)state;
+    aloop_t *loop = vloop(0);
+    aloop_future_t *f = aloop_future_new(loop);
+    aloop_lock_t *l = aloop_lock_new(loop);
+    aloop_event_t *e = aloop_event_new(loop);
+    aloop_semaphore_t *s = aloop_semaphore_new(loop, 0);
+    aloop_cond_t *c = aloop_cond_new(loop, NULL);
+    void *out = (void *)1;
+
+    assert_int_equal(aloop_sleep(1), -EPERM);
+    assert_int_equal(aloop_sleep(0), -EPERM);
+    assert_int_equal(aloop_yield(), -EPERM);
+    assert_int_equal(aloop_await(f, &out), -EPERM);
+    assert_ptr_equal(out, (void *)1); /* untouched */
+    assert_int_equal(aloop_lock_acquire(l), -EPERM);
+    assert_int_equal(aloop_event_wait(e), -EPERM);
+    assert_int_equal(aloop_semaphore_acquire(s), -EPERM);
+    assert_int_equal(aloop_cond_wait(c), -EPERM);
+    assert_null(aloop_current_task());
+    assert_null(aloop_current());
+    aloop_fail(-EIO); /* no task: nothing happens */
+
+    /* Nothing was registered: the loop has nothing to do. */
+    assert_int_equal(aloop_future_done(f), 0);
+    assert_int_equal(aloop_run(loop), 0);
+    assert_int_equal(aloop_lock_locked(l), 0);
+
+    aloop_cond_free(c);
+    aloop_semaphore_free(s);
+    aloop_event_free(e);
+    aloop_lock_free(l);
+    aloop_release(f);
+    aloop_free(loop);
+}
+
+/* ---- bad arguments leave a pending cancel in place */
+
+static void *bad_then_cancelled(void *arg) {
+    int *rc = arg;
+    aloop_cancel(aloop_current_task()); /* pending until the next suspension */
+    rc[0] = aloop_sleep(-1);
+    rc[1] = aloop_sleep(NAN);
+    rc[2] = aloop_await(NULL, NULL);
+    rc[3] = aloop_sleep(0); /* the cancel is still there */
+    return NULL;
+}
+
+static void test_bad_arguments_do_not_consume_a_cancel(void **state) {
+    (void)state;
+    aloop_t *loop = vloop(0);
+    int rc[4] = {1, 1, 1, 1};
+    aloop_task_t *t = aloop_spawn(loop, bad_then_cancelled, rc);
+    assert_int_equal(aloop_run(loop), 0);
+    assert_int_equal(rc[0], -EINVAL);
+    assert_int_equal(rc[1], -EINVAL);
+    assert_int_equal(rc[2], -EINVAL);
+    assert_int_equal(rc[3], -ECANCELED);
+    assert_int_equal(aloop_future_cancelled(t), 1);
+    aloop_release(t);
+    aloop_free(loop);
+}
+
+/* ---- negative and NaN times */
+
+static void noop(void *arg) { (void)arg; }
+
+static void test_negative_and_nan_times(void **state) {
+    (void)state;
+    aloop_t *loop = vloop(0);
+    errno = 0;
+    assert_null(aloop_call_later(loop, -0.5, noop, NULL));
+    assert_int_equal(errno, EINVAL);
+    errno = 0;
+    assert_null(aloop_call_later(loop, NAN, noop, NULL));
+    assert_int_equal(errno, EINVAL);
+    errno = 0;
+    assert_null(aloop_call_at(loop, NAN, noop, NULL));
+    assert_int_equal(errno, EINVAL);
+    errno = 0;
+    assert_null(aloop_call_later(loop, -INFINITY, noop, NULL));
+    assert_int_equal(errno, EINVAL);
+    assert_int_equal(aloop_run(loop), 0); /* nothing was scheduled */
+    aloop_free(loop);
+}
+
+/* ---- completing a done future */
+
+static void test_completing_a_done_future(void **state) {
+    (void)state;
+    aloop_t *loop = vloop(0);
+    aloop_future_t *f = aloop_future_new(loop);
+    void *v = NULL;
+    assert_int_equal(aloop_future_set_result(f, (void *)7), 0);
+    assert_int_equal(aloop_future_set_result(f, (void *)8), -EINVAL);
+    assert_int_equal(aloop_future_set_error(f, -EIO), -EINVAL);
+    assert_int_equal(aloop_cancel(f), 0);
+    assert_int_equal(aloop_future_result(f, &v), 0);
+    assert_ptr_equal(v, (void *)7); /* the first completion stands */
+
+    aloop_future_t *g = aloop_future_new(loop);
+    assert_int_equal(aloop_cancel(g), 1);
+    assert_int_equal(aloop_future_set_result(g, NULL), -EINVAL);
+    assert_int_equal(aloop_future_set_error(g, -EIO), -EINVAL);
+    assert_int_equal(aloop_future_cancelled(g), 1);
+
+    aloop_future_t *h = aloop_future_new(loop);
+    assert_int_equal(aloop_future_set_error(h, 0), -EINVAL);  /* not an error */
+    assert_int_equal(aloop_future_set_error(h, EIO), -EINVAL); /* must be negative */
+    assert_int_equal(aloop_future_done(h), 0);
+    aloop_release(h);
+
+    /* A task completes itself: its future cannot be set from outside. */
+    aloop_task_t *t = aloop_spawn(loop, nothing, NULL);
+    assert_int_equal(aloop_future_set_result(t, NULL), -EINVAL);
+    assert_int_equal(aloop_future_set_error(t, -EIO), -EINVAL);
+    assert_int_equal(aloop_run(loop), 0);
+    aloop_release(t);
+
+    aloop_release(f);
+    aloop_release(g);
+    aloop_free(loop);
+    /* Detached futures (their loop is gone) cannot be completed either. */
+}
+
+static void test_completing_a_detached_future(void **state) {
+    (void)state;
+    aloop_t *loop = vloop(0);
+    aloop_future_t *f = aloop_future_new(loop);
+    aloop_free(loop);
+    assert_int_equal(aloop_future_set_result(f, NULL), -EINVAL);
+    assert_int_equal(aloop_cancel(f), 0);
+    assert_int_equal(aloop_future_done(f), 0);
+    aloop_release(f);
+}
+
+/* ---- awaiting a future of another loop */
+
+typedef struct cross {
+    aloop_future_t *foreign_future;
+    aloop_lock_t *foreign_lock;
+    int await_rc, lock_rc;
+} cross_t;
+
+static void *await_foreign(void *arg) {
+    cross_t *c = arg;
+    c->await_rc = aloop_await(c->foreign_future, NULL);
+    c->lock_rc = aloop_lock_acquire(c->foreign_lock);
+    return NULL;
+}
+
+static void test_awaiting_another_loops_future(void **state) {
+    (void)state;
+    aloop_t *a = vloop(0), *b = vloop(0);
+    cross_t c = {.foreign_future = aloop_future_new(b), .foreign_lock = aloop_lock_new(b)};
+    aloop_task_t *t = aloop_spawn(a, await_foreign, &c);
+    assert_int_equal(aloop_run(a), 0);
+    assert_int_equal(c.await_rc, -EINVAL);
+    assert_int_equal(c.lock_rc, -EINVAL);
+    /* and the synchronous API refuses it too */
+    assert_int_equal(aloop_run_until_complete(a, c.foreign_future), -EINVAL);
+    assert_int_equal(aloop_future_done(c.foreign_future), 0);
+    aloop_release(t);
+    aloop_release(c.foreign_future);
+    aloop_lock_free(c.foreign_lock);
+    aloop_free(a);
+    aloop_free(b);
+}
+
+static void *await_self(void *arg) {
+    int *rc = arg;
+    *rc = aloop_await(aloop_current_task(), NULL);
+    return NULL;
+}
+
+static void test_awaiting_itself(void **state) {
+    (void)state;
+    aloop_t *loop = vloop(0);
+    int rc = 0;
+    aloop_task_t *t = aloop_spawn(loop, await_self, &rc);
+    assert_int_equal(aloop_run(loop), 0);
+    assert_int_equal(rc, -EDEADLK);
+    aloop_release(t);
+    aloop_free(loop);
+}
+
+/* ---- re-entering and freeing a running loop */
+
+static void *reenter(void *arg) {
+    int *rc = arg;
+    aloop_t *loop = aloop_current();
+    rc[0] = aloop_run(loop);
+    aloop_free(loop); /* ignored, says so on stderr */
+    rc[1] = aloop_sleep(0.1); /* the loop is alive and well */
+    return NULL;
+}
+
+static void test_reentering_the_loop(void **state) {
+    (void)state;
+    aloop_t *loop = vloop(0);
+    int rc[2] = {1, 1};
+    aloop_task_t *t = aloop_spawn(loop, reenter, rc);
+    assert_int_equal(aloop_run(loop), 0);
+    assert_int_equal(rc[0], -EPERM);
+    assert_int_equal(rc[1], 0);
+    aloop_release(t);
+    aloop_free(loop);
+}
+
+static void test_null_and_bad_arguments(void **state) {
+    (void)state;
+    aloop_config_t bad_clock = {.clock = 7};
+    aloop_config_t bad_flag = {.flags = 1u << 20};
+    aloop_config_t tiny_stack = {.stack_size = 1024};
+    errno = 0;
+    assert_null(aloop_new_with(&bad_clock));
+    assert_int_equal(errno, EINVAL);
+    assert_null(aloop_new_with(&bad_flag));
+    assert_null(aloop_new_with(&tiny_stack));
+    errno = 0;
+    assert_null(aloop_spawn(NULL, nothing, NULL));
+    assert_int_equal(errno, EINVAL);
+    aloop_t *loop = vloop(0);
+    errno = 0;
+    assert_null(aloop_spawn(loop, NULL, NULL));
+    assert_int_equal(errno, EINVAL);
+    assert_null(aloop_future_new(NULL));
+    assert_int_equal(aloop_run(NULL), -EINVAL);
+    assert_int_equal(aloop_run_until_complete(loop, NULL), -EINVAL);
+    assert_int_equal(aloop_cancel(NULL), -EINVAL);
+    assert_int_equal(aloop_future_set_result(NULL, NULL), -EINVAL);
+    assert_int_equal(aloop_future_result(NULL, NULL), -EINVAL);
+    assert_int_equal(aloop_task_set_name(NULL, "x"), -EINVAL);
+    assert_null(aloop_task_name(NULL));
+    assert_int_equal(aloop_main(NULL, NULL, NULL), -EINVAL);
+    aloop_future_t *f = aloop_future_new(loop);
+    assert_null(aloop_task_name(f)); /* not a task */
+    assert_int_equal(aloop_task_uncancel(f), -EINVAL);
+    assert_int_equal(aloop_future_add_done_callback(f, NULL, NULL), -EINVAL);
+    aloop_release(f);
+    aloop_release(NULL);
+    aloop_stop(NULL);
+    aloop_free(NULL);
+    aloop_free(loop);
+}
+
+/* ---- a loop used from another thread */
+
+typedef struct thread_probe {
+    aloop_t *loop;
+    int run_rc, spawn_errno, future_errno;
+    int spawned, made;
+} thread_probe_t;
+
+static void *probe_from_thread(void *arg) {
+    thread_probe_t *p = arg;
+    p->run_rc = aloop_run(p->loop);
+    errno = 0;
+    aloop_task_t *t = aloop_spawn(p->loop, probe_from_thread, NULL);
+    p->spawned = t != NULL;
+    p->spawn_errno = errno;
+    errno = 0;
+    aloop_future_t *f = aloop_future_new(p->loop);
+    p->made = f != NULL;
+    p->future_errno = errno;
+    return NULL;
+}
+
+static void *start_probe(void *arg) {
+    thread_probe_t *p = arg;
+    pthread_t th;
+    /* The loop is running (we are in its task) while the thread pokes it;
+     * joining blocks the loop, which is what we want here. */
+    assert_int_equal(pthread_create(&th, NULL, probe_from_thread, p), 0);
+    pthread_join(th, NULL);
+    return NULL;
+}
+
+static void test_loop_from_another_thread(void **state) {
+    (void)state;
+    thread_probe_t p = {.loop = vloop(0)};
+    if (p.loop->flags & ALOOP_DEBUG) { /* ALOOP_DEBUG=1 in the environment: it aborts */
+        aloop_free(p.loop);
+        skip();
+    }
+    aloop_task_t *t = aloop_spawn(p.loop, start_probe, &p);
+    assert_int_equal(aloop_run(p.loop), 0);
+    assert_int_equal(p.run_rc, -EPERM);
+    assert_false(p.spawned);
+    assert_int_equal(p.spawn_errno, EPERM);
+    assert_false(p.made);
+    assert_int_equal(p.future_errno, EPERM);
+    assert_int_equal(p.loop->task_count, 0); /* nothing leaked into the loop */
+    aloop_release(t);
+    aloop_free(p.loop);
+}
+
+/* Not running, a loop may move between threads: made here, run there. */
+static void *run_elsewhere(void *arg) {
+    aloop_t *loop = arg;
+    aloop_release(aloop_spawn(loop, nothing, NULL));
+    return (void *)(intptr_t)aloop_run(loop);
+}
+
+static void test_idle_loop_may_change_threads(void **state) {
+    (void)state;
+    aloop_t *loop = vloop(0);
+    pthread_t th;
+    void *rc = (void *)1;
+    assert_int_equal(pthread_create(&th, NULL, run_elsewhere, loop), 0);
+    pthread_join(th, &rc);
+    assert_int_equal((int)(intptr_t)rc, 0);
+    aloop_free(loop);
+}
+
+/* Debug mode turns the same mistake into an abort with a clear message. */
+static void test_loop_from_another_thread_aborts_in_debug_mode(void **state) {
+    (void)state;
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(fds[1], STDERR_FILENO);
+        close(fds[0]);
+        thread_probe_t p = {.loop = vloop(ALOOP_DEBUG)};
+        aloop_release(aloop_spawn(p.loop, start_probe, &p));
+        aloop_run(p.loop);
+        _exit(0); /* not reached */
+    }
+    close(fds[1]);
+    char buf[1024] = {0};
+    size_t got = 0;
+    ssize_t n;
+    while (got < sizeof buf - 1 && (n = read(fds[0], buf + got, sizeof buf - 1 - got)) > 0)
+        got += (size_t)n;
+    close(fds[0]);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status));
+    assert_int_equal(WTERMSIG(status), SIGABRT);
+    assert_non_null(strstr(buf, "aloop_run: loop"));
+    assert_non_null(strstr(buf, "is running on another thread"));
+}
+
+/* ---- freeing sync objects with waiters */
+
+typedef struct freed {
+    aloop_lock_t *lock;
+    aloop_event_t *event;
+    aloop_semaphore_t *sem;
+    aloop_cond_t *cond;
+    int rc[4];
+} freed_t;
+
+static void *wait_lock(void *arg) { freed_t *f = arg; f->rc[0] = aloop_lock_acquire(f->lock); return NULL; }
+static void *wait_event(void *arg) { freed_t *f = arg; f->rc[1] = aloop_event_wait(f->event); return NULL; }
+static void *wait_sem(void *arg) { freed_t *f = arg; f->rc[2] = aloop_semaphore_acquire(f->sem); return NULL; }
+static void *wait_cond(void *arg) {
+    freed_t *f = arg;
+    if (aloop_lock_acquire(aloop_cond_lock(f->cond)) < 0) return NULL;
+    f->rc[3] = aloop_cond_wait(f->cond);
+    return NULL;
+}
+
+static void *free_them(void *arg) {
+    freed_t *f = arg;
+    aloop_sleep(1); /* everyone is waiting now */
+    aloop_lock_free(f->lock);
+    aloop_event_free(f->event);
+    aloop_semaphore_free(f->sem);
+    return NULL;
+}
+
+static void test_freeing_sync_objects_with_waiters(void **state) {
+    (void)state;
+    aloop_t *loop = vloop(0);
+    freed_t f = {.lock = aloop_lock_new(loop), .event = aloop_event_new(loop),
+                 .sem = aloop_semaphore_new(loop, 0), .rc = {1, 1, 1, 1}};
+    assert_int_equal(aloop_lock_try_acquire(f.lock), 0); /* held: waiters queue */
+    aloop_task_t *ts[4] = {aloop_spawn(loop, wait_lock, &f), aloop_spawn(loop, wait_event, &f),
+                           aloop_spawn(loop, wait_sem, &f), aloop_spawn(loop, free_them, &f)};
+    assert_int_equal(aloop_run(loop), 0);
+    assert_int_equal(f.rc[0], -EPIPE);
+    assert_int_equal(f.rc[1], -EPIPE);
+    assert_int_equal(f.rc[2], -EPIPE);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(aloop_future_result(ts[i], NULL), 0);
+        aloop_release(ts[i]);
+    }
+    aloop_free(loop);
+}
+
+static void *free_cond(void *arg) {
+    freed_t *f = arg;
+    aloop_sleep(1);
+    aloop_cond_free(f->cond);
+    return NULL;
+}
+
+static void test_freeing_a_condition_with_waiters(void **state) {
+    (void)state;
+    aloop_t *loop = vloop(0);
+    freed_t f = {.cond = aloop_cond_new(loop, NULL), .rc = {1, 1, 1, 1}};
+    aloop_task_t *w = aloop_spawn(loop, wait_cond, &f);
+    aloop_task_t *k = aloop_spawn(loop, free_cond, &f);
+    assert_int_equal(aloop_run(loop), 0);
+    assert_int_equal(f.rc[3], -EPIPE);
+    aloop_release(w);
+    aloop_release(k);
+    aloop_free(loop);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_suspending_calls_outside_a_task),
+        cmocka_unit_test(test_bad_arguments_do_not_consume_a_cancel),
+        cmocka_unit_test(test_negative_and_nan_times),
+        cmocka_unit_test(test_completing_a_done_future),
+        cmocka_unit_test(test_completing_a_detached_future),
+        cmocka_unit_test(test_awaiting_another_loops_future),
+        cmocka_unit_test(test_awaiting_itself),
+        cmocka_unit_test(test_reentering_the_loop),
+        cmocka_unit_test(test_null_and_bad_arguments),
+        cmocka_unit_test(test_loop_from_another_thread),
+        cmocka_unit_test(test_idle_loop_may_change_threads),
+        cmocka_unit_test(test_loop_from_another_thread_aborts_in_debug_mode),
+        cmocka_unit_test(test_freeing_sync_objects_with_waiters),
+        cmocka_unit_test(test_freeing_a_condition_with_waiters),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
