@@ -25,6 +25,8 @@
 
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
 #include <ucontext.h>
 #include <unistd.h>
 
@@ -125,26 +127,6 @@ enum { FRAME_WORDS = 20 };
 #endif
 void aloop__ctx_swap(void **save_sp, void *load_sp);
 
-/* Builds, below the stack pointer makecontext chose, the frame that
- * aloop__ctx_swap pops: the first switch "returns" into the entry point
- * with the stack pointer makecontext set up. */
-static void *frame_from_ucontext(const ucontext_t *uc) {
-#if defined(__x86_64__)
-    uintptr_t *sp = (uintptr_t *)(uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
-    uintptr_t *f = sp - FRAME_WORDS;
-    memset(f, 0, FRAME_WORDS * sizeof *f);
-    f[4] = (uintptr_t)uc->uc_mcontext.gregs[REG_RBX]; /* makecontext's link */
-    f[6] = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
-    return f;
-#else
-    uintptr_t *sp = (uintptr_t *)(uintptr_t)uc->uc_mcontext.sp;
-    uintptr_t *f = sp - FRAME_WORDS;
-    memset(f, 0, FRAME_WORDS * sizeof *f);
-    f[0] = (uintptr_t)uc->uc_mcontext.regs[19];
-    f[11] = (uintptr_t)uc->uc_mcontext.pc; /* x30: where br jumps */
-    return f;
-#endif
-}
 #endif /* !ALOOP_CONTEXT_UCONTEXT */
 
 /* ------------------------------------------------------------------------ */
@@ -213,34 +195,144 @@ static void coro_entry(void) {
 /* Stacks                                                                   */
 /* ------------------------------------------------------------------------ */
 
+/* Stacks are carved out of chunks of STACKS_PER_CHUNK slots mapped at once
+ * (guard page + stack each). On this kind of machine a fresh stack costs
+ * about 1.5 us for mmap, 1 us for its guard page and 5 us for munmap (the
+ * unmap splits the merged mapping); a chunk pays the mmap, the munmap and
+ * (with process_madvise) the guard system call once for all its slots.
+ * A slot given back is reused before any fresh one: its top page is already
+ * resident and its guard already installed, so reuse costs no system call
+ * and no page fault. A chunk is unmapped when its last slot comes back.
+ * Invariant: a chunk is on loop->stack_chunks exactly while it has a free
+ * or never-used slot. */
+#define STACKS_PER_CHUNK 64
+
+struct aloop_stack_chunk {
+    aloop_list_t link;   /* in loop->stack_chunks while a slot is free */
+    aloop_list_t *owner; /* that list (aloop__coro_free has no loop at hand) */
+    char *map;
+    size_t map_size, slot_size;
+    unsigned used;       /* slots handed out */
+    unsigned fresh;      /* slots [fresh, STACKS_PER_CHUNK) never handed out */
+    unsigned nfree;      /* slots given back, in free_slots[0..nfree) */
+    uint8_t guarded;     /* every slot's guard page is installed */
+    uint8_t free_slots[STACKS_PER_CHUNK];
+};
+
 static int guard_page(aloop_t *loop, char *page) {
     if (madvise(page, loop->page_size, MADV_GUARD_INSTALL) == 0) return 0;
     return mprotect(page, loop->page_size, PROT_NONE) == 0 ? 0 : -errno;
 }
 
-static int stack_map(aloop_t *loop, aloop_coro_t *co) {
-    int guard = !(loop->flags & ALOOP_NO_GUARD_PAGES);
-    size_t size = loop->stack_size + (guard ? loop->page_size : 0);
-    void *map = mmap(NULL, size, PROT_READ | PROT_WRITE,
-                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
-    if (map == MAP_FAILED) return -ENOMEM;
-    co->map = map;
-    co->map_size = size;
-    co->stack_lo = co->map + (guard ? loop->page_size : 0);
-    co->stack_size = loop->stack_size;
-    if (guard && guard_page(loop, co->map) < 0) {
-        munmap(map, size);
-        return -ENOMEM;
+/* Installs the guard page of every slot with one process_madvise() on our
+ * own process (Linux 6.13+ accepts MADV_GUARD_INSTALL there, and PIDFD_SELF
+ * needs no pidfd). Returns 1 if it did, 0 to fall back to one madvise (or
+ * mprotect) per slot when the slot is first handed out. */
+static int guard_chunk(aloop_t *loop, struct aloop_stack_chunk *c) {
+#if defined(__linux__) && defined(SYS_process_madvise)
+    struct iovec iov[STACKS_PER_CHUNK];
+    for (unsigned i = 0; i < STACKS_PER_CHUNK; i++) {
+        iov[i].iov_base = c->map + i * c->slot_size;
+        iov[i].iov_len = loop->page_size;
     }
+    long pidfd_self = -20000; /* PIDFD_SELF_THREAD_GROUP */
+    long r = syscall(SYS_process_madvise, pidfd_self, iov, (long)STACKS_PER_CHUNK,
+                     (long)MADV_GUARD_INSTALL, 0L);
+    return r == (long)(STACKS_PER_CHUNK * loop->page_size);
+#else
+    ALOOP_UNUSED(loop);
+    ALOOP_UNUSED(c);
+    return 0;
+#endif
+}
+
+static struct aloop_stack_chunk *chunk_new(aloop_t *loop) {
+    struct aloop_stack_chunk *c = aloop__calloc(1, sizeof *c);
+    if (!c) return NULL;
+    int guard = !(loop->flags & ALOOP_NO_GUARD_PAGES);
+    c->slot_size = loop->stack_size + (guard ? loop->page_size : 0);
+    c->map_size = c->slot_size * STACKS_PER_CHUNK;
+    void *map = mmap(NULL, c->map_size, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+    if (map == MAP_FAILED) {
+        aloop__free(c);
+        return NULL;
+    }
+    c->map = map;
+    c->guarded = !guard || guard_chunk(loop, c);
+    c->owner = &loop->stack_chunks;
+    aloop__list_push_front(&loop->stack_chunks, &c->link);
+    return c;
+}
+
+/* Takes a slot for co: a given-back one if any, else a fresh one. */
+static int stack_map(aloop_t *loop, aloop_coro_t *co) {
+    if (!loop->stack_chunks.next) aloop__list_init(&loop->stack_chunks); /* loops are calloc'd */
+    struct aloop_stack_chunk *c;
+    if (!aloop__list_empty(&loop->stack_chunks))
+        c = ALOOP_CONTAINER_OF(loop->stack_chunks.next, struct aloop_stack_chunk, link);
+    else if (!(c = chunk_new(loop)))
+        return -ENOMEM;
+    int guard = !(loop->flags & ALOOP_NO_GUARD_PAGES);
+    int reused = c->nfree > 0;
+    unsigned slot = reused ? c->free_slots[--c->nfree] : c->fresh;
+    char *map = c->map + slot * c->slot_size;
+    if (!reused) {
+        if (guard && !c->guarded && guard_page(loop, map) < 0) return -ENOMEM;
+        c->fresh++;
+    }
+    c->used++;
+    if (c->nfree == 0 && c->fresh == STACKS_PER_CHUNK) aloop__list_remove(&c->link); /* full */
+    co->chunk = c;
+    co->map = map;
+    co->map_size = c->slot_size;
+    co->stack_lo = map + (guard ? loop->page_size : 0);
+    co->stack_size = loop->stack_size;
 #if defined(ALOOP_HAVE_VALGRIND)
     co->valgrind_id = VALGRIND_STACK_REGISTER(co->stack_lo, co->stack_lo + co->stack_size);
 #endif
     return 0;
 }
 
+/* Gives co's slot back; the last one back unmaps the chunk. */
+static void stack_unmap(aloop_coro_t *co) {
+    struct aloop_stack_chunk *c = co->chunk;
+    int was_full = c->nfree == 0 && c->fresh == STACKS_PER_CHUNK;
+    c->free_slots[c->nfree++] = (uint8_t)((size_t)(co->map - c->map) / c->slot_size);
+    c->used--;
+    if (was_full) aloop__list_push_back(c->owner, &c->link);
+    if (c->used == 0) {
+        aloop__list_remove(&c->link);
+        munmap(c->map, c->map_size);
+        aloop__free(c);
+    }
+}
+
+#ifndef ALOOP_CONTEXT_UCONTEXT
+/* The frame aloop__ctx_swap pops, laid out at the top of co's stack, so that
+ * the first switch "returns" into coro_entry with the stack pointer the ABI
+ * expects at a function's entry (16-byte aligned before the call pushed its
+ * return address). No getcontext/makecontext needed: that would cost a
+ * signal-mask system call per new coroutine. */
+static void *frame_at_top(aloop_coro_t *co) {
+    uintptr_t top = ((uintptr_t)co->stack_lo + co->stack_size) & ~(uintptr_t)15;
+#if defined(__x86_64__)
+    uintptr_t *f = (uintptr_t *)top - (FRAME_WORDS + 1); /* + the "return address" slot */
+    memset(f, 0, (FRAME_WORDS + 1) * sizeof *f);
+    f[6] = (uintptr_t)coro_entry; /* rip */
+#else
+    uintptr_t *f = (uintptr_t *)top - FRAME_WORDS;
+    memset(f, 0, FRAME_WORDS * sizeof *f);
+    f[11] = (uintptr_t)coro_entry; /* x30: where br jumps */
+#endif
+    return f;
+}
+#endif
+
 int aloop__coro_new(aloop_t *loop, aloop_coro_t **out) {
     aloop_coro_t *co = aloop__calloc(1, sizeof *co);
     if (!co) return -ENOMEM;
+#ifdef ALOOP_CONTEXT_UCONTEXT
     ucontext_t *uc = aloop__malloc(sizeof *uc);
     if (!uc || stack_map(loop, co) < 0) {
         aloop__free(uc);
@@ -252,11 +344,13 @@ int aloop__coro_new(aloop_t *loop, aloop_coro_t **out) {
     uc->uc_stack.ss_sp = co->stack_lo;
     uc->uc_stack.ss_size = co->stack_size;
     makecontext(uc, coro_entry, 0);
-#ifdef ALOOP_CONTEXT_UCONTEXT
     co->ctx.uc = uc;
 #else
-    co->ctx.sp = frame_from_ucontext(uc);
-    aloop__free(uc);
+    if (stack_map(loop, co) < 0) {
+        aloop__free(co);
+        return -ENOMEM;
+    }
+    co->ctx.sp = frame_at_top(co);
 #endif
     *out = co;
     return 0;
@@ -267,7 +361,7 @@ void aloop__coro_free(aloop_coro_t *co) {
 #if defined(ALOOP_HAVE_VALGRIND)
     VALGRIND_STACK_DEREGISTER(co->valgrind_id);
 #endif
-    munmap(co->map, co->map_size);
+    stack_unmap(co);
 #ifdef ALOOP_CONTEXT_UCONTEXT
     aloop__free(co->ctx.uc);
 #endif

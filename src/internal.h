@@ -122,7 +122,8 @@ typedef struct aloop_coro {
     aloop_ctx_t ctx;
     struct aloop_coro *next_idle; /* in the loop's idle pool */
     struct aloop_future *task;    /* task this coroutine runs, NULL when idle */
-    char *map;                    /* mmap'd region, guard page included */
+    struct aloop_stack_chunk *chunk; /* the mapping the stack is carved from (coro.c) */
+    char *map;                    /* its slot in the chunk, guard page included */
     size_t map_size;
     char *stack_lo;               /* usable stack: [stack_lo, stack_lo + stack_size) */
     size_t stack_size;
@@ -398,6 +399,7 @@ struct aloop {
     aloop_coro_t *idle;          /* parked coroutines, ready for reuse */
     size_t idle_count;
     aloop_coro_t *zombie;        /* to free once off its stack */
+    aloop_list_t stack_chunks;   /* stack chunks with a free slot (coro.c) */
     unsigned budget;             /* steps left before the next tick */
 
     /* state */
