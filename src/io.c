@@ -1,0 +1,628 @@
+/*
+ * io.c - waiting on fds, and the socket calls built on it.
+ *
+ * Backend-independent half of the poller: the per-fd watch table, waking
+ * readers and writers, timeouts on waits, and the deferred shrinking of
+ * backend registrations (see internal.h). Each poll_<backend>.c only turns
+ * "watch fd for these directions" and "wait" into syscalls.
+ *
+ * A wait is a record on the waiting task's stack (struct aloop_io_waiter):
+ * the watch points at it while the task waits, its timer (if any) sits in
+ * the loop's heap. Whoever ends the wait first - readiness, the timer,
+ * aloop_close, or a cancel - unregisters both, so nothing is left behind.
+ *
+ * Choices worth knowing:
+ *  - Reads and writes try the syscall first and only wait on EAGAIN, so a
+ *    busy connection costs no poller work at all.
+ *  - On sockets, recv/send use MSG_DONTWAIT | MSG_NOSIGNAL: they never block
+ *    even if the fd was not made non-blocking, and never raise SIGPIPE. Other
+ *    fds (pipes, ttys) are switched to O_NONBLOCK and use read/write; for
+ *    those, SIGPIPE is set to SIG_IGN process-wide when the first loop is
+ *    created, but only if its disposition is still SIG_DFL (a handler the
+ *    user installed is left alone). A broken pipe is then -EPIPE.
+ *  - Close fds that a task waited on with aloop_close(), not close(2): the
+ *    backend may still be watching the number (that is what makes repeated
+ *    waits free), and a new fd reusing it must not inherit that. Every fd
+ *    the library creates (accept, tcp_listen, tcp_connect) starts clean,
+ *    and registrations nobody waits on are dropped at the next poll.
+ *  - EMFILE/ENFILE on accept: the call sleeps with a growing back-off
+ *    (50 ms up to 1 s) and tries again, like asyncio's server, instead of
+ *    spinning on a listening socket that stays readable.
+ *  - getaddrinfo() blocks: fine for numeric hosts and "localhost".
+ */
+#include "internal.h"
+
+#include <fcntl.h>
+#include <math.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#ifndef MSG_NOSIGNAL
+#define MSG_NOSIGNAL 0 /* SIGPIPE is ignored instead (see above) */
+#endif
+
+enum {
+    ALOOP_WATCH_DIRTY = 1u,   /* on io->dirty, registration may shrink */
+    ALOOP_WATCH_NOTSOCK = 2u, /* recv/send failed with ENOTSOCK: use read/write */
+};
+
+typedef struct aloop_io_waiter {
+    aloop_wait_t wait;
+    aloop_timer_t timer;
+    aloop_task_impl_t *task;
+    aloop_t *loop;
+    int fd;
+    int dir; /* 0 = read, 1 = write */
+} aloop_io_waiter_t;
+
+/* The loop io calls outside a task use (aloop_close after aloop_run has
+ * returned, aloop_tcp_listen before it starts): the one running on this
+ * thread, else the last one that did I/O on it. */
+static _Thread_local aloop_t *last_io_loop;
+
+static aloop_t *io_loop(void) {
+    aloop_t *loop = aloop__tls_loop();
+    return loop ? loop : last_io_loop;
+}
+
+static unsigned dir_bit(int dir) { return dir ? ALOOP_IO_WRITE : ALOOP_IO_READ; }
+
+/* ------------------------------------------------------------------------ */
+/* The watch table                                                          */
+/* ------------------------------------------------------------------------ */
+
+aloop_io_watch_t *aloop__io_watch(aloop_t *loop, int fd) {
+    struct aloop_io *io = loop->io;
+    if ((size_t)fd < io->nwatches) return &io->watches[fd];
+    size_t n = io->nwatches ? io->nwatches : 64;
+    while (n <= (size_t)fd) n *= 2;
+    /* dirty first: it must never be smaller than the table */
+    int *dirty = aloop__realloc(io->dirty, n * sizeof *dirty);
+    if (!dirty) return NULL;
+    io->dirty = dirty;
+    aloop_io_watch_t *w = aloop__realloc(io->watches, n * sizeof *w);
+    if (!w) return NULL;
+    memset(w + io->nwatches, 0, (n - io->nwatches) * sizeof *w);
+    for (size_t i = io->nwatches; i < n; i++) w[i].slot = -1;
+    io->watches = w;
+    io->nwatches = n;
+    return &w[fd];
+}
+
+static void mark_dirty(struct aloop_io *io, int fd) {
+    aloop_io_watch_t *w = &io->watches[fd];
+    if (w->flags & ALOOP_WATCH_DIRTY) return;
+    w->flags |= ALOOP_WATCH_DIRTY;
+    io->dirty[io->ndirty++] = fd; /* each fd at most once: never overflows */
+}
+
+/* Removes a waiter from its watch and its timer from the heap. */
+static void waiter_unregister(aloop_io_waiter_t *iw) {
+    struct aloop_io *io = iw->loop->io;
+    aloop_io_watch_t *w = &io->watches[iw->fd];
+    w->waiter[iw->dir] = NULL;
+    w->wanted &= (uint8_t)~dir_bit(iw->dir);
+    if (w->registered & ~w->wanted) mark_dirty(io, iw->fd);
+    aloop__timer_stop(iw->loop, &iw->timer);
+    io->waits--;
+}
+
+static void waiter_finish(aloop_io_waiter_t *iw, int result) {
+    waiter_unregister(iw);
+    aloop__wake(iw->task, result);
+}
+
+static void waiter_timeout(aloop_timer_t *tm) {
+    waiter_finish(ALOOP_CONTAINER_OF(tm, aloop_io_waiter_t, timer), -ETIMEDOUT);
+}
+
+static void waiter_cancel(aloop_wait_t *w) {
+    waiter_unregister(ALOOP_CONTAINER_OF(w, aloop_io_waiter_t, wait));
+}
+
+/* Makes the backend watch bit too. Invariant: wanted is a subset of
+ * registered (extra registered bits are on the dirty list). */
+static int watch_add_interest(aloop_t *loop, int fd, aloop_io_watch_t *w, unsigned bit) {
+    if (w->registered & bit) return 0; /* still registered from an earlier wait */
+    unsigned mask = w->registered | bit;
+    int rc = aloop__backend_set(loop, fd, w->registered, mask);
+    if (rc < 0) return rc;
+    w->registered = (uint8_t)mask;
+    return 0;
+}
+
+/* Suspends t until fd is ready in direction dir (0 read, 1 write). */
+static int io_wait(aloop_task_impl_t *t, int fd, int dir, double timeout) {
+    aloop_t *loop = t->fut.loop;
+    struct aloop_io *io = loop->io;
+    last_io_loop = loop;
+    aloop_io_watch_t *w = aloop__io_watch(loop, fd);
+    if (!w) return -ENOMEM;
+    if (w->waiter[dir] || (dir == 0 && w->hook)) return -EBUSY;
+    int rc = watch_add_interest(loop, fd, w, dir_bit(dir));
+    if (rc == -EPERM) return 0; /* a regular file: always ready */
+    if (rc < 0) return rc;
+    aloop_io_waiter_t iw = {.wait.cancel = waiter_cancel, .task = t, .loop = loop, .fd = fd, .dir = dir};
+    aloop__timer_init(&iw.timer, waiter_timeout);
+    if (timeout >= 0 && aloop__timer_start(loop, &iw.timer, aloop__now(loop) + timeout) < 0) {
+        if (w->registered & ~w->wanted) mark_dirty(io, fd);
+        return -ENOMEM;
+    }
+    w->waiter[dir] = &iw;
+    w->wanted |= (uint8_t)dir_bit(dir);
+    io->waits++;
+    return aloop__suspend(t, &iw.wait);
+}
+
+static int wait_public(int fd, int dir, double timeout) {
+    if (fd < 0) return -EBADF;
+    if (isnan(timeout)) return -EINVAL;
+    int err;
+    aloop_task_impl_t *t = aloop__enter(&err);
+    if (!t) return err;
+    return io_wait(t, fd, dir, timeout);
+}
+
+int aloop_wait_readable(int fd, double timeout) { return wait_public(fd, 0, timeout); }
+int aloop_wait_writable(int fd, double timeout) { return wait_public(fd, 1, timeout); }
+
+/* ------------------------------------------------------------------------ */
+/* Poller seam                                                              */
+/* ------------------------------------------------------------------------ */
+
+int aloop__poller_init(aloop_t *loop) {
+    static int sigpipe_done;
+    if (!sigpipe_done) {
+        struct sigaction old;
+        if (sigaction(SIGPIPE, NULL, &old) == 0 && old.sa_handler == SIG_DFL &&
+            !(old.sa_flags & SA_SIGINFO))
+            signal(SIGPIPE, SIG_IGN);
+        sigpipe_done = 1;
+    }
+    loop->io = aloop__calloc(1, sizeof *loop->io);
+    if (!loop->io) return -ENOMEM;
+    int rc = aloop__backend_init(loop);
+    if (rc < 0) {
+        aloop__free(loop->io);
+        loop->io = NULL;
+    }
+    return rc;
+}
+
+void aloop__poller_free(aloop_t *loop) {
+    struct aloop_io *io = loop->io;
+    if (!io) return;
+    aloop__signal_free(loop);
+    aloop__backend_free(loop);
+    aloop__free(io->watches);
+    aloop__free(io->dirty);
+    aloop__free(io);
+    loop->io = NULL;
+    if (last_io_loop == loop) last_io_loop = NULL;
+}
+
+/* Brings the backend in line with what waiters still want on every fd
+ * whose interest shrank since the last poll. */
+static void flush_dirty(aloop_t *loop) {
+    struct aloop_io *io = loop->io;
+    for (size_t i = 0; i < io->ndirty; i++) {
+        int fd = io->dirty[i];
+        aloop_io_watch_t *w = &io->watches[fd];
+        if (!(w->flags & ALOOP_WATCH_DIRTY)) continue;
+        w->flags &= (uint8_t)~ALOOP_WATCH_DIRTY;
+        if (w->registered == w->wanted) continue;
+        int rc = aloop__backend_set(loop, fd, w->registered, w->wanted);
+        w->registered = rc < 0 ? 0 : w->wanted;
+        if (!w->wanted) w->flags = 0; /* idle: forget what we knew about fd */
+        if (rc < 0) {
+            /* fd was closed behind our back: its waiters would hang */
+            for (int dir = 0; dir < 2; dir++)
+                if (w->waiter[dir]) waiter_finish(w->waiter[dir], -EBADF);
+        }
+    }
+    io->ndirty = 0;
+}
+
+int aloop__poller_poll(aloop_t *loop, double timeout) {
+    struct aloop_io *io = loop->io;
+    flush_dirty(loop);
+    /* Called only to flush (see aloop__poller_pending): nothing could end a
+     * wait for ever, so just look. */
+    if (timeout < 0 && !io->waits && !io->holds && !aloop__async_pending(loop)) timeout = 0;
+    return aloop__backend_wait(loop, timeout);
+}
+
+/* Waits keep the loop alive; so does a non-empty dirty list, for one more
+ * tick: registrations nobody wants must be dropped before aloop_run returns,
+ * or a plain close(2) + reuse of the number before the next run would find
+ * a stale entry. */
+size_t aloop__poller_pending(const aloop_t *loop) {
+    const struct aloop_io *io = loop->io;
+    return io ? io->waits + io->holds + (io->ndirty ? 1 : 0) : 0;
+}
+
+void aloop__io_ready(aloop_t *loop, int fd, unsigned events) {
+    struct aloop_io *io = loop->io;
+    if (fd < 0 || (size_t)fd >= io->nwatches) return;
+    if (events & ALOOP_IO_ERROR) events |= ALOOP_IO_READ | ALOOP_IO_WRITE;
+    aloop_io_watch_t *w = &io->watches[fd];
+    if (w->hook && (events & ALOOP_IO_READ)) {
+        w->hook(loop, fd);
+        events &= ~(unsigned)ALOOP_IO_READ;
+        w = &io->watches[fd];
+    }
+    for (int dir = 0; dir < 2; dir++) {
+        if (!(events & dir_bit(dir))) continue;
+        if (w->waiter[dir])
+            waiter_finish(w->waiter[dir], 0);
+        else
+            mark_dirty(io, fd); /* nobody wants it: level-triggered would repeat */
+    }
+}
+
+int aloop__io_hook(aloop_t *loop, int fd, aloop_io_hook_fn hook) {
+    aloop_io_watch_t *w = aloop__io_watch(loop, fd);
+    if (!w) return -ENOMEM;
+    if (w->waiter[0]) return -EBUSY;
+    int rc = watch_add_interest(loop, fd, w, ALOOP_IO_READ);
+    if (rc < 0) return rc;
+    w->hook = hook;
+    w->wanted |= ALOOP_IO_READ;
+    return 0;
+}
+
+void aloop__io_unhook(aloop_t *loop, int fd) {
+    struct aloop_io *io = loop->io;
+    if ((size_t)fd >= io->nwatches || !io->watches[fd].hook) return;
+    aloop_io_watch_t *w = &io->watches[fd];
+    w->hook = NULL;
+    w->wanted &= (uint8_t)~ALOOP_IO_READ;
+    if (w->registered & ~w->wanted) mark_dirty(io, fd);
+}
+
+void aloop__io_forget(aloop_t *loop, int fd) {
+    if (!loop || !loop->io || fd < 0) return;
+    struct aloop_io *io = loop->io;
+    if ((size_t)fd >= io->nwatches) return;
+    aloop_io_watch_t *w = &io->watches[fd];
+    for (int dir = 0; dir < 2; dir++)
+        if (w->waiter[dir]) waiter_finish(w->waiter[dir], -EBADF);
+    if (w->registered) aloop__backend_set(loop, fd, w->registered, 0);
+    w->hook = NULL;
+    w->wanted = w->registered = 0;
+    w->flags = 0; /* a stale entry on io->dirty is skipped: no DIRTY flag */
+}
+
+void aloop__io_hold(aloop_t *loop, int delta) {
+    loop->io->holds = (size_t)((long)loop->io->holds + delta);
+}
+
+int aloop_close(int fd) {
+    if (fd < 0) return -EBADF;
+    aloop__io_forget(io_loop(), fd);
+    /* On Linux the fd is gone even when close reports EINTR: never retry. */
+    if (close(fd) < 0 && errno != EINTR) return -errno;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Reading and writing                                                      */
+/* ------------------------------------------------------------------------ */
+
+static int set_nonblocking(int fd) {
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0) return -errno;
+    if (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) return -errno;
+    return 0;
+}
+
+static int watch_notsock(aloop_t *loop, int fd) {
+    struct aloop_io *io = loop->io;
+    return (size_t)fd < io->nwatches && (io->watches[fd].flags & ALOOP_WATCH_NOTSOCK);
+}
+
+/* Remembers that fd is not a socket; if the table cannot grow we simply
+ * try recv again next time. */
+static void mark_notsock(aloop_t *loop, int fd) {
+    aloop_io_watch_t *w = aloop__io_watch(loop, fd);
+    if (w) w->flags |= ALOOP_WATCH_NOTSOCK;
+}
+
+/* One non-blocking read attempt: bytes, 0 at EOF, -EAGAIN, or -errno. */
+static ssize_t try_read(aloop_t *loop, int fd, void *buf, size_t len) {
+    for (;;) {
+        ssize_t n;
+        if (!watch_notsock(loop, fd)) {
+            n = recv(fd, buf, len, MSG_DONTWAIT);
+            if (n >= 0) return n;
+            if (errno != ENOTSOCK) {
+                if (errno == EINTR) continue;
+                return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+            }
+            mark_notsock(loop, fd);
+        }
+        int rc = set_nonblocking(fd);
+        if (rc < 0) return rc;
+        n = read(fd, buf, len);
+        if (n >= 0) return n;
+        if (errno == EINTR) continue;
+        return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+    }
+}
+
+/* One non-blocking write attempt: bytes written, -EAGAIN, or -errno. */
+static ssize_t try_write(aloop_t *loop, int fd, const void *buf, size_t len) {
+    for (;;) {
+        ssize_t n;
+        if (!watch_notsock(loop, fd)) {
+            n = send(fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+            if (n >= 0) return n;
+            if (errno != ENOTSOCK) {
+                if (errno == EINTR) continue;
+                return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+            }
+            mark_notsock(loop, fd);
+        }
+        int rc = set_nonblocking(fd);
+        if (rc < 0) return rc;
+        n = write(fd, buf, len);
+        if (n >= 0) return n;
+        if (errno == EINTR) continue;
+        return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+    }
+}
+
+ssize_t aloop__io_read(aloop_task_impl_t *t, int fd, void *buf, size_t len) {
+    for (;;) {
+        ssize_t n = try_read(t->fut.loop, fd, buf, len);
+        if (n != -EAGAIN) return n;
+        int rc = io_wait(t, fd, 0, -1);
+        if (rc < 0) return rc;
+    }
+}
+
+ssize_t aloop__io_write_all(aloop_task_impl_t *t, int fd, const void *buf, size_t len) {
+    const char *p = buf;
+    size_t done = 0;
+    while (done < len) {
+        ssize_t n = try_write(t->fut.loop, fd, p + done, len - done);
+        if (n > 0) {
+            done += (size_t)n;
+            continue;
+        }
+        if (n < 0 && n != -EAGAIN) return n;
+        int rc = io_wait(t, fd, 1, -1);
+        if (rc < 0) return rc;
+    }
+    return (ssize_t)len;
+}
+
+ssize_t aloop_read(int fd, void *buf, size_t len) {
+    if (fd < 0) return -EBADF;
+    if (!buf && len) return -EINVAL;
+    int err;
+    aloop_task_impl_t *t = aloop__enter(&err);
+    if (!t) return err;
+    if (len == 0) return 0;
+    return aloop__io_read(t, fd, buf, len);
+}
+
+ssize_t aloop_write_all(int fd, const void *buf, size_t len) {
+    if (fd < 0) return -EBADF;
+    if (!buf && len) return -EINVAL;
+    int err;
+    aloop_task_impl_t *t = aloop__enter(&err);
+    if (!t) return err;
+    return aloop__io_write_all(t, fd, buf, len);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Sockets                                                                  */
+/* ------------------------------------------------------------------------ */
+
+static inline void set_cloexec(int fd) {
+    int fl = fcntl(fd, F_GETFD);
+    if (fl >= 0) fcntl(fd, F_SETFD, fl | FD_CLOEXEC);
+}
+
+/* A non-blocking, close-on-exec socket the loop knows nothing stale about. */
+static int new_socket(int family, int type, int proto) {
+#if defined(SOCK_NONBLOCK) && defined(SOCK_CLOEXEC)
+    int fd = socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, proto);
+    if (fd < 0) return -errno;
+#else
+    int fd = socket(family, type, proto);
+    if (fd < 0) return -errno;
+    set_cloexec(fd);
+    int rc = set_nonblocking(fd);
+    if (rc < 0) {
+        close(fd);
+        return rc;
+    }
+#endif
+    aloop__io_forget(io_loop(), fd);
+    return fd;
+}
+
+static int accept_once(int lfd, struct sockaddr *addr, socklen_t *len) {
+#if defined(__linux__) || defined(__FreeBSD__)
+    int fd = accept4(lfd, addr, len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) return -errno;
+#else
+    int fd = accept(lfd, addr, len);
+    if (fd < 0) return -errno;
+    set_cloexec(fd);
+    int rc = set_nonblocking(fd);
+    if (rc < 0) {
+        close(fd);
+        return rc;
+    }
+#endif
+    return fd;
+}
+
+#define ACCEPT_BACKOFF_MIN 0.05
+#define ACCEPT_BACKOFF_MAX 1.0
+
+int aloop_accept(int listen_fd, struct sockaddr *addr, socklen_t *len) {
+    if (listen_fd < 0) return -EBADF;
+    if (addr && !len) return -EINVAL;
+    int err;
+    aloop_task_impl_t *t = aloop__enter(&err);
+    if (!t) return err;
+    int rc = set_nonblocking(listen_fd); /* a blocking accept would stall the loop */
+    if (rc < 0) return rc;
+    double backoff = ACCEPT_BACKOFF_MIN;
+    socklen_t cap = len ? *len : 0;
+    for (;;) {
+        if (len) *len = cap;
+        int fd = accept_once(listen_fd, addr, len);
+        if (fd >= 0) {
+            aloop__io_forget(t->fut.loop, fd);
+            return fd;
+        }
+        switch (fd) {
+        case -EINTR:
+        case -ECONNABORTED:
+        case -EPROTO:
+            continue;
+        case -EAGAIN:
+#if EWOULDBLOCK != EAGAIN
+        case -EWOULDBLOCK:
+#endif
+            rc = io_wait(t, listen_fd, 0, -1);
+            if (rc < 0) return rc;
+            backoff = ACCEPT_BACKOFF_MIN;
+            continue;
+        case -EMFILE:
+        case -ENFILE:
+        case -ENOBUFS:
+        case -ENOMEM:
+            /* Out of fds: the listener stays readable, so waiting on it
+             * would spin. Sleep instead; the connection waits in the
+             * backlog until an fd is free. */
+            rc = aloop_sleep(backoff);
+            if (rc < 0) return rc;
+            backoff = fmin(backoff * 2, ACCEPT_BACKOFF_MAX);
+            continue;
+        default:
+            return fd;
+        }
+    }
+}
+
+/* Connects fd, waiting at most timeout seconds (< 0: no limit). */
+static int connect_wait(aloop_task_impl_t *t, int fd, const struct sockaddr *addr,
+                        socklen_t len, double timeout) {
+    if (connect(fd, addr, len) == 0) return 0;
+    if (errno == EISCONN) return 0;
+    if (errno != EINPROGRESS && errno != EINTR && errno != EALREADY) return -errno;
+    int rc = io_wait(t, fd, 1, timeout);
+    if (rc < 0) return rc;
+    int soerr = 0;
+    socklen_t sl = sizeof soerr;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0) return -errno;
+    return -soerr;
+}
+
+int aloop_connect(int fd, const struct sockaddr *addr, socklen_t len) {
+    if (fd < 0) return -EBADF;
+    if (!addr) return -EINVAL;
+    int err;
+    aloop_task_impl_t *t = aloop__enter(&err);
+    if (!t) return err;
+    int rc = set_nonblocking(fd);
+    if (rc < 0) return rc;
+    return connect_wait(t, fd, addr, len, -1);
+}
+
+/* getaddrinfo errors as negative errno values. */
+static int gai_errno(int rc) {
+    switch (rc) {
+    case EAI_MEMORY: return -ENOMEM;
+    case EAI_SYSTEM: return errno ? -errno : -EIO;
+    case EAI_AGAIN: return -EAGAIN;
+    case EAI_SERVICE:
+    case EAI_BADFLAGS:
+    case EAI_SOCKTYPE:
+    case EAI_FAMILY: return -EINVAL;
+    default: return -EHOSTUNREACH; /* EAI_NONAME, EAI_FAIL, ...: no such host */
+    }
+}
+
+static int resolve(const char *host, const char *port, int passive, struct addrinfo **out) {
+    struct addrinfo hints;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = passive ? AI_PASSIVE : 0;
+    if (host && !*host) host = NULL;
+    int rc = getaddrinfo(host, port, &hints, out);
+    return rc ? gai_errno(rc) : 0;
+}
+
+int aloop_tcp_listen(const char *host, const char *port, int backlog) {
+    if (!port) return -EINVAL;
+    struct addrinfo *ai;
+    int rc = resolve(host, port, 1, &ai);
+    if (rc < 0) return rc;
+    rc = -EADDRNOTAVAIL;
+    for (struct addrinfo *a = ai; a; a = a->ai_next) {
+        int fd = new_socket(a->ai_family, a->ai_socktype, a->ai_protocol);
+        if (fd < 0) {
+            rc = fd;
+            continue;
+        }
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (bind(fd, a->ai_addr, a->ai_addrlen) == 0 &&
+            listen(fd, backlog > 0 ? backlog : SOMAXCONN) == 0) {
+            freeaddrinfo(ai);
+            return fd;
+        }
+        rc = -errno;
+        close(fd);
+    }
+    freeaddrinfo(ai);
+    return rc;
+}
+
+int aloop_tcp_connect(const char *host, const char *port, double timeout) {
+    if (!host || !port || isnan(timeout)) return -EINVAL;
+    int err;
+    aloop_task_impl_t *t = aloop__enter(&err);
+    if (!t) return err;
+    aloop_t *loop = t->fut.loop;
+    struct addrinfo *ai;
+    int rc = resolve(host, port, 0, &ai);
+    if (rc < 0) return rc;
+    double deadline = timeout >= 0 ? aloop__now(loop) + timeout : -1;
+    rc = -EHOSTUNREACH;
+    for (struct addrinfo *a = ai; a; a = a->ai_next) {
+        double left = deadline >= 0 ? deadline - aloop__now(loop) : -1;
+        if (deadline >= 0 && left <= 0) {
+            rc = -ETIMEDOUT;
+            break;
+        }
+        int fd = new_socket(a->ai_family, a->ai_socktype, a->ai_protocol);
+        if (fd < 0) {
+            rc = fd;
+            continue;
+        }
+        rc = connect_wait(t, fd, a->ai_addr, a->ai_addrlen, left);
+        if (rc == 0) {
+            int one = 1; /* asyncio's default: small writes go out at once */
+            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+            freeaddrinfo(ai);
+            return fd;
+        }
+        aloop_close(fd);
+        if (rc == -ECANCELED || rc == -ENOMEM || rc == -ETIMEDOUT) break;
+    }
+    freeaddrinfo(ai);
+    return rc;
+}

@@ -1,0 +1,90 @@
+/*
+ * poll_epoll.c - the Linux poller: one epoll instance per loop, level-
+ * triggered. io.c keeps fds registered across waits, so in steady state a
+ * wait costs no epoll_ctl at all; this file only maps masks to syscalls.
+ */
+#include "internal.h"
+
+#include <limits.h>
+#include <math.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#define EPOLL_BATCH 256
+
+typedef struct epoll_backend {
+    int epfd;
+    struct epoll_event events[EPOLL_BATCH];
+} epoll_backend_t;
+
+int aloop__backend_init(aloop_t *loop) {
+    epoll_backend_t *b = aloop__malloc(sizeof *b);
+    if (!b) return -ENOMEM;
+    b->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (b->epfd < 0) {
+        int err = -errno;
+        aloop__free(b);
+        return err;
+    }
+    loop->io->backend = b;
+    return 0;
+}
+
+void aloop__backend_free(aloop_t *loop) {
+    epoll_backend_t *b = loop->io->backend;
+    if (!b) return;
+    close(b->epfd);
+    aloop__free(b);
+    loop->io->backend = NULL;
+}
+
+static uint32_t to_epoll(unsigned mask) {
+    return ((mask & ALOOP_IO_READ) ? (uint32_t)EPOLLIN : 0u) |
+           ((mask & ALOOP_IO_WRITE) ? (uint32_t)EPOLLOUT : 0u);
+}
+
+int aloop__backend_set(aloop_t *loop, int fd, unsigned old_mask, unsigned new_mask) {
+    epoll_backend_t *b = loop->io->backend;
+    struct epoll_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.events = to_epoll(new_mask);
+    ev.data.fd = fd;
+    if (!new_mask) {
+        /* ENOENT / EBADF: the kernel already dropped it when fd was closed */
+        if (epoll_ctl(b->epfd, EPOLL_CTL_DEL, fd, &ev) < 0 && errno != ENOENT && errno != EBADF)
+            return -errno;
+        return 0;
+    }
+    int op = old_mask ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+    if (epoll_ctl(b->epfd, op, fd, &ev) == 0) return 0;
+    /* Our idea of the registration was stale (fd closed and reused, or
+     * registered by an earlier incarnation): try the other operation. */
+    if (op == EPOLL_CTL_MOD && errno == ENOENT)
+        op = EPOLL_CTL_ADD;
+    else if (op == EPOLL_CTL_ADD && errno == EEXIST)
+        op = EPOLL_CTL_MOD;
+    else
+        return -errno;
+    return epoll_ctl(b->epfd, op, fd, &ev) == 0 ? 0 : -errno;
+}
+
+/* Seconds to epoll's milliseconds, rounded up so that we never wake just
+ * before a deadline and spin. */
+static int timeout_ms(double timeout) {
+    if (timeout < 0) return -1;
+    double ms = ceil(timeout * 1000.0);
+    return ms > INT_MAX ? INT_MAX : (int)ms;
+}
+
+int aloop__backend_wait(aloop_t *loop, double timeout) {
+    epoll_backend_t *b = loop->io->backend;
+    int n = epoll_wait(b->epfd, b->events, EPOLL_BATCH, timeout_ms(timeout));
+    if (n < 0) return errno == EINTR ? 0 : -errno;
+    for (int i = 0; i < n; i++) {
+        uint32_t e = b->events[i].events;
+        unsigned mask = ((e & EPOLLIN) ? ALOOP_IO_READ : 0u) | ((e & EPOLLOUT) ? ALOOP_IO_WRITE : 0u) |
+                        ((e & (EPOLLERR | EPOLLHUP)) ? ALOOP_IO_ERROR : 0u);
+        aloop__io_ready(loop, b->events[i].data.fd, mask);
+    }
+    return n;
+}

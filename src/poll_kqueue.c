@@ -1,0 +1,97 @@
+/*
+ * poll_kqueue.c - the BSD / macOS poller: one kqueue per loop, one filter
+ * per direction (EVFILT_READ, EVFILT_WRITE). Changes are applied at once,
+ * one filter at a time, so that an error names the filter that failed.
+ * io.c keeps filters registered across waits.
+ */
+#include "internal.h"
+
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <sys/types.h>
+#include <sys/event.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#define KQ_BATCH 256
+
+typedef struct kqueue_backend {
+    int kq;
+    struct kevent events[KQ_BATCH];
+} kqueue_backend_t;
+
+int aloop__backend_init(aloop_t *loop) {
+    kqueue_backend_t *b = aloop__malloc(sizeof *b);
+    if (!b) return -ENOMEM;
+    b->kq = kqueue();
+    if (b->kq < 0) {
+        int err = -errno;
+        aloop__free(b);
+        return err;
+    }
+    int fl = fcntl(b->kq, F_GETFD);
+    if (fl >= 0) fcntl(b->kq, F_SETFD, fl | FD_CLOEXEC);
+    loop->io->backend = b;
+    return 0;
+}
+
+void aloop__backend_free(aloop_t *loop) {
+    kqueue_backend_t *b = loop->io->backend;
+    if (!b) return;
+    close(b->kq);
+    aloop__free(b);
+    loop->io->backend = NULL;
+}
+
+/* Adds or deletes one filter. Deleting a filter the kernel already dropped
+ * (fd closed) is not an error. */
+static int filter_change(kqueue_backend_t *b, int fd, short filter, int add) {
+    struct kevent ch;
+    EV_SET(&ch, (uintptr_t)fd, filter, add ? EV_ADD | EV_ENABLE : EV_DELETE, 0, 0, NULL);
+    if (kevent(b->kq, &ch, 1, NULL, 0, NULL) == 0) return 0;
+    if (!add && (errno == ENOENT || errno == EBADF)) return 0;
+    return -errno;
+}
+
+int aloop__backend_set(aloop_t *loop, int fd, unsigned old_mask, unsigned new_mask) {
+    kqueue_backend_t *b = loop->io->backend;
+    static const struct { unsigned bit; short filter; } dirs[2] = {
+        {ALOOP_IO_READ, EVFILT_READ}, {ALOOP_IO_WRITE, EVFILT_WRITE}};
+    for (int i = 0; i < 2; i++) {
+        unsigned bit = dirs[i].bit;
+        /* Adding again is harmless (EV_ADD updates), so a stale old_mask
+         * after fd reuse cannot make us skip a needed add. */
+        if (new_mask & bit) {
+            int rc = filter_change(b, fd, dirs[i].filter, 1);
+            if (rc < 0) return rc == -EINVAL ? -EPERM : rc; /* not pollable */
+        } else if (old_mask & bit) {
+            int rc = filter_change(b, fd, dirs[i].filter, 0);
+            if (rc < 0) return rc;
+        }
+    }
+    return 0;
+}
+
+int aloop__backend_wait(aloop_t *loop, double timeout) {
+    kqueue_backend_t *b = loop->io->backend;
+    struct timespec ts, *tsp = NULL;
+    if (timeout >= 0) {
+        double secs = floor(timeout);
+        ts.tv_sec = secs > (double)INT_MAX ? INT_MAX : (time_t)secs;
+        ts.tv_nsec = (long)((timeout - secs) * 1e9);
+        tsp = &ts;
+    }
+    int n = kevent(b->kq, NULL, 0, b->events, KQ_BATCH, tsp);
+    if (n < 0) return errno == EINTR ? 0 : -errno;
+    for (int i = 0; i < n; i++) {
+        const struct kevent *ev = &b->events[i];
+        unsigned mask;
+        if (ev->flags & EV_ERROR)
+            mask = ALOOP_IO_ERROR;
+        else
+            mask = ev->filter == EVFILT_READ ? ALOOP_IO_READ : ALOOP_IO_WRITE;
+        aloop__io_ready(loop, (int)ev->ident, mask);
+    }
+    return n;
+}

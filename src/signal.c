@@ -1,0 +1,253 @@
+/*
+ * signal.c - aloop_signal_wait: tasks waiting for signals.
+ *
+ * Linux: the first wait for a signal blocks it in the calling thread (the
+ * loop's) and opens a signalfd for it; the fd is watched by the poller with
+ * an internal hook only while some task waits for that signal. A signal
+ * that arrives while nobody waits stays pending in the kernel (blocked) and
+ * wakes the next waiter; every task waiting when it is read wakes up. The
+ * thread pool's workers block every signal, so a process-directed signal
+ * can only land here. aloop_free drains pending instances, closes the fds
+ * and unblocks what it blocked.
+ *
+ * Elsewhere: a self-pipe. A handler (installed by the first wait for that
+ * signal) writes the signal number to a process-wide non-blocking pipe,
+ * whose read end the loop watches while any task waits. A signal arriving
+ * while nobody waits for it is dropped.
+ */
+#include "internal.h"
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+#ifdef __linux__
+#include <sys/signalfd.h>
+#define ALOOP_SIGNALFD 1
+#endif
+
+#ifndef NSIG
+#define NSIG 65
+#endif
+
+typedef struct sig_waiter {
+    aloop_wait_t wait;
+    aloop_list_t link;
+    aloop_task_impl_t *task;
+    aloop_t *loop;
+    int signo;
+} sig_waiter_t;
+
+typedef struct sig_slot {
+    aloop_list_t waiters;
+    size_t nwaiters;
+    uint8_t open;        /* fd / handler set up */
+    uint8_t we_blocked;  /* restore the mask at aloop_free */
+#ifdef ALOOP_SIGNALFD
+    int fd;
+#else
+    struct sigaction old; /* handler before ours */
+#endif
+} sig_slot_t;
+
+typedef struct sig_state {
+    sig_slot_t slots[NSIG];
+    size_t total; /* waiting tasks, all signals */
+} sig_state_t;
+
+static sig_state_t *state_get(aloop_t *loop) {
+    sig_state_t *st = loop->io->signals;
+    if (st) return st;
+    st = aloop__calloc(1, sizeof *st);
+    if (!st) return NULL;
+    for (int i = 0; i < NSIG; i++) {
+        aloop__list_init(&st->slots[i].waiters);
+#ifdef ALOOP_SIGNALFD
+        st->slots[i].fd = -1;
+#endif
+    }
+    loop->io->signals = st;
+    return st;
+}
+
+static void waiter_remove(sig_state_t *st, sig_waiter_t *sw);
+
+/* Wakes every task waiting for signo. */
+static void deliver(aloop_t *loop, int signo) {
+    sig_state_t *st = loop->io->signals;
+    if (!st || signo <= 0 || signo >= NSIG) return;
+    sig_slot_t *slot = &st->slots[signo];
+    while (!aloop__list_empty(&slot->waiters)) {
+        sig_waiter_t *sw = ALOOP_CONTAINER_OF(slot->waiters.next, sig_waiter_t, link);
+        waiter_remove(st, sw);
+        aloop__wake(sw->task, 0);
+    }
+}
+
+#ifdef ALOOP_SIGNALFD
+/* ---- Linux: one signalfd per signal ------------------------------------ */
+
+static void signalfd_hook(aloop_t *loop, int fd) {
+    struct signalfd_siginfo si;
+    ssize_t n;
+    do {
+        n = read(fd, &si, sizeof si);
+    } while (n < 0 && errno == EINTR);
+    if (n == (ssize_t)sizeof si) deliver(loop, (int)si.ssi_signo);
+}
+
+static int slot_open(aloop_t *loop, sig_slot_t *slot, int signo) {
+    sigset_t set, old;
+    sigemptyset(&set);
+    sigaddset(&set, signo);
+    int rc = pthread_sigmask(SIG_BLOCK, &set, &old);
+    if (rc) return -rc;
+    slot->we_blocked = !sigismember(&old, signo);
+    slot->fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (slot->fd < 0) {
+        rc = -errno;
+        if (slot->we_blocked) pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+        return rc;
+    }
+    aloop__io_forget(loop, slot->fd);
+    slot->open = 1;
+    return 0;
+}
+
+static int slot_watch(aloop_t *loop, sig_slot_t *slot) {
+    return aloop__io_hook(loop, slot->fd, signalfd_hook);
+}
+
+static void slot_unwatch(aloop_t *loop, sig_slot_t *slot) { aloop__io_unhook(loop, slot->fd); }
+
+static void slot_close(aloop_t *loop, sig_slot_t *slot, int signo) {
+    /* Consume instances still pending so that unblocking cannot kill us. */
+    struct signalfd_siginfo si;
+    while (read(slot->fd, &si, sizeof si) == (ssize_t)sizeof si) {
+    }
+    aloop__io_forget(loop, slot->fd);
+    close(slot->fd);
+    slot->fd = -1;
+    if (slot->we_blocked) {
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, signo);
+        pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+    }
+    slot->open = 0;
+}
+
+#else
+/* ---- elsewhere: a process-wide self-pipe ------------------------------- */
+
+static int pipe_fds[2] = {-1, -1};
+static pthread_once_t pipe_once = PTHREAD_ONCE_INIT;
+
+static void pipe_create(void) {
+    int p[2];
+    if (pipe(p) < 0) return;
+    for (int i = 0; i < 2; i++) {
+        fcntl(p[i], F_SETFL, fcntl(p[i], F_GETFL) | O_NONBLOCK);
+        fcntl(p[i], F_SETFD, FD_CLOEXEC);
+    }
+    pipe_fds[0] = p[0];
+    pipe_fds[1] = p[1];
+}
+
+static void on_signal(int signo) {
+    int saved = errno;
+    unsigned char b = (unsigned char)signo;
+    ssize_t n = write(pipe_fds[1], &b, 1); /* full pipe: dropped */
+    (void)n;
+    errno = saved;
+}
+
+static void selfpipe_hook(aloop_t *loop, int fd) {
+    unsigned char buf[64];
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof buf)) > 0)
+        for (ssize_t i = 0; i < n; i++) deliver(loop, buf[i]);
+}
+
+static int slot_open(aloop_t *loop, sig_slot_t *slot, int signo) {
+    ALOOP_UNUSED(loop);
+    pthread_once(&pipe_once, pipe_create);
+    if (pipe_fds[0] < 0) return -EMFILE;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    if (sigaction(signo, &sa, &slot->old) < 0) return -errno;
+    slot->open = 1;
+    return 0;
+}
+
+/* All signals share the pipe: watch it while any task waits. */
+static int slot_watch(aloop_t *loop, sig_slot_t *slot) {
+    ALOOP_UNUSED(slot);
+    sig_state_t *st = loop->io->signals;
+    return st->total ? 0 : aloop__io_hook(loop, pipe_fds[0], selfpipe_hook);
+}
+
+static void slot_unwatch(aloop_t *loop, sig_slot_t *slot) {
+    ALOOP_UNUSED(slot);
+    if (!((sig_state_t *)loop->io->signals)->total) aloop__io_unhook(loop, pipe_fds[0]);
+}
+
+static void slot_close(aloop_t *loop, sig_slot_t *slot, int signo) {
+    sigaction(signo, &slot->old, NULL);
+    aloop__io_forget(loop, pipe_fds[0]); /* the pipe itself lives on */
+    slot->open = 0;
+}
+#endif
+
+/* ---- common ------------------------------------------------------------ */
+
+static void waiter_remove(sig_state_t *st, sig_waiter_t *sw) {
+    sig_slot_t *slot = &st->slots[sw->signo];
+    aloop__list_remove(&sw->link);
+    slot->nwaiters--;
+    st->total--;
+    aloop__io_hold(sw->loop, -1);
+    if (!slot->nwaiters) slot_unwatch(sw->loop, slot);
+}
+
+static void sig_cancel(aloop_wait_t *w) {
+    sig_waiter_t *sw = ALOOP_CONTAINER_OF(w, sig_waiter_t, wait);
+    waiter_remove(sw->loop->io->signals, sw);
+}
+
+int aloop_signal_wait(int signo) {
+    if (signo <= 0 || signo >= NSIG || signo == SIGKILL || signo == SIGSTOP) return -EINVAL;
+    int err;
+    aloop_task_impl_t *t = aloop__enter(&err);
+    if (!t) return err;
+    aloop_t *loop = t->fut.loop;
+    sig_state_t *st = state_get(loop);
+    if (!st) return -ENOMEM;
+    sig_slot_t *slot = &st->slots[signo];
+    if (!slot->open) {
+        int rc = slot_open(loop, slot, signo);
+        if (rc < 0) return rc;
+    }
+    if (!slot->nwaiters) {
+        int rc = slot_watch(loop, slot);
+        if (rc < 0) return rc;
+    }
+    sig_waiter_t sw = {.wait.cancel = sig_cancel, .task = t, .loop = loop, .signo = signo};
+    aloop__list_push_back(&slot->waiters, &sw.link);
+    slot->nwaiters++;
+    st->total++;
+    aloop__io_hold(loop, 1);
+    return aloop__suspend(t, &sw.wait);
+}
+
+void aloop__signal_free(aloop_t *loop) {
+    sig_state_t *st = loop->io->signals;
+    if (!st) return;
+    for (int signo = 1; signo < NSIG; signo++)
+        if (st->slots[signo].open) slot_close(loop, &st->slots[signo], signo);
+    aloop__free(st);
+    loop->io->signals = NULL;
+}

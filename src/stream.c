@@ -1,0 +1,222 @@
+/*
+ * stream.c - buffered reader/writer over an fd (asyncio's StreamReader and
+ * StreamWriter in one object).
+ *
+ * The read buffer [start, end) of cap bytes grows on demand, never beyond
+ * max_line + 1 bytes: enough for the longest line readline accepts plus the
+ * byte that proves a line too long. Data is consumed from the buffer only
+ * when a call returns it, so a cancelled readline (or a readexactly of at
+ * most max_line + 1 bytes) loses nothing: the next call sees the same bytes.
+ *
+ * Writes go straight to aloop_write_all: the call returns once the kernel
+ * has every byte, which is the backpressure (a slow peer suspends the
+ * writer, never grows memory).
+ *
+ * aloop_stream_close may run while other tasks are suspended inside calls
+ * on the same stream: they are woken with -EBADF (aloop__io_forget) and
+ * `users` counts them, so the last one out frees the stream.
+ */
+#include "internal.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#define STREAM_DEFAULT_MAX_LINE (64u * 1024u)
+#define STREAM_MIN_BUF 4096u
+
+struct aloop_stream {
+    aloop_t *loop;
+    int fd;
+    size_t max_line;
+    char *buf;
+    size_t start, end, cap;
+    uint8_t eof;        /* read returned 0: no more data will come */
+    uint8_t closed;     /* aloop_stream_close was called */
+    uint8_t discarding; /* inside an over-long line, dropping up to its '\n' */
+    unsigned users;     /* calls in progress */
+};
+
+aloop_stream_t *aloop_stream_new(aloop_t *loop, int fd, size_t max_line) {
+    if (!loop || fd < 0) {
+        errno = EINVAL;
+        return NULL;
+    }
+    aloop_stream_t *s = aloop__calloc(1, sizeof *s);
+    if (!s) return NULL;
+    s->loop = loop;
+    s->fd = fd;
+    s->max_line = max_line ? max_line : STREAM_DEFAULT_MAX_LINE;
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0 && !(fl & O_NONBLOCK)) fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+    return s;
+}
+
+int aloop_stream_fd(const aloop_stream_t *s) { return s ? s->fd : -EINVAL; }
+
+static void stream_destroy(aloop_stream_t *s) {
+    aloop__free(s->buf);
+    aloop__free(s);
+}
+
+/* Entry of every call: the stream is in use until stream_leave. */
+static int stream_enter(aloop_stream_t *s, aloop_task_impl_t **t) {
+    int err;
+    *t = aloop__enter(&err);
+    if (!*t) return err;
+    if (s->closed) return -EBADF;
+    s->users++;
+    return 0;
+}
+
+/* Returns rc, or -EBADF if the stream was closed meanwhile (then it may be
+ * freed here: do not touch s afterwards). */
+static ssize_t stream_leave(aloop_stream_t *s, ssize_t rc) {
+    s->users--;
+    if (!s->closed) return rc;
+    if (!s->users) stream_destroy(s);
+    return -EBADF;
+}
+
+static size_t buffered(const aloop_stream_t *s) { return s->end - s->start; }
+
+static void consume(aloop_stream_t *s, size_t n) {
+    s->start += n;
+    if (s->start == s->end) s->start = s->end = 0;
+}
+
+/* Makes room for `need` bytes from start, then reads once. Bytes read, 0 at
+ * EOF (s->eof set), or -errno. */
+static ssize_t fill(aloop_task_impl_t *t, aloop_stream_t *s, size_t need) {
+    if (s->cap - s->start < need && s->start) {
+        memmove(s->buf, s->buf + s->start, buffered(s));
+        s->end -= s->start;
+        s->start = 0;
+    }
+    if (s->cap < need) {
+        size_t limit = s->max_line + 1;
+        size_t cap = s->cap ? s->cap * 2 : STREAM_MIN_BUF;
+        if (cap > limit) cap = limit;
+        if (cap < need) cap = need;
+        char *buf = aloop__realloc(s->buf, cap);
+        if (!buf) return -ENOMEM;
+        s->buf = buf;
+        s->cap = cap;
+    }
+    ssize_t n = aloop__io_read(t, s->fd, s->buf + s->end, s->cap - s->end);
+    if (n > 0) s->end += (size_t)n;
+    if (n == 0) s->eof = 1;
+    return n;
+}
+
+/* Drops the rest of an over-long line, through its '\n' (or up to EOF). */
+static ssize_t discard_line(aloop_task_impl_t *t, aloop_stream_t *s) {
+    s->discarding = 1;
+    for (;;) {
+        char *nl = memchr(s->buf + s->start, '\n', buffered(s));
+        if (nl) {
+            consume(s, (size_t)(nl - (s->buf + s->start)) + 1);
+            break;
+        }
+        consume(s, buffered(s));
+        if (s->eof) break;
+        ssize_t n = fill(t, s, 1);
+        if (s->closed) return -EBADF;
+        if (n < 0) return n; /* still discarding: the next readline goes on */
+    }
+    s->discarding = 0;
+    return -EMSGSIZE;
+}
+
+static ssize_t readline_locked(aloop_task_impl_t *t, aloop_stream_t *s, char *out, size_t cap) {
+    if (s->discarding) return discard_line(t, s);
+    size_t limit = cap - 1 < s->max_line ? cap - 1 : s->max_line;
+    size_t scanned = 0; /* bytes already searched for '\n' */
+    for (;;) {
+        char *p = s->buf + s->start;
+        char *nl = memchr(p + scanned, '\n', buffered(s) - scanned);
+        if (nl) {
+            size_t len = (size_t)(nl - p) + 1;
+            if (len > limit) {
+                consume(s, len);
+                return -EMSGSIZE;
+            }
+            memcpy(out, p, len);
+            out[len] = '\0';
+            consume(s, len);
+            return (ssize_t)len;
+        }
+        scanned = buffered(s);
+        if (scanned > limit) return discard_line(t, s);
+        if (s->eof) {
+            /* a last line without '\n' is returned as is, then 0 */
+            memcpy(out, p, scanned);
+            out[scanned] = '\0';
+            consume(s, scanned);
+            return (ssize_t)scanned;
+        }
+        ssize_t n = fill(t, s, buffered(s) + 1);
+        if (s->closed) return -EBADF;
+        if (n < 0) return n;
+    }
+}
+
+ssize_t aloop_stream_readline(aloop_stream_t *s, char *buf, size_t cap) {
+    if (!s || !buf || !cap) return -EINVAL;
+    aloop_task_impl_t *t;
+    int rc = stream_enter(s, &t);
+    if (rc < 0) return rc;
+    return stream_leave(s, readline_locked(t, s, buf, cap));
+}
+
+static ssize_t readexactly_locked(aloop_task_impl_t *t, aloop_stream_t *s, char *out, size_t n) {
+    if (n <= s->max_line + 1) {
+        /* Fits the buffer: gather it all first, so a cancel loses nothing. */
+        while (buffered(s) < n && !s->eof) {
+            ssize_t r = fill(t, s, n);
+            if (s->closed) return -EBADF;
+            if (r < 0) return r;
+        }
+        size_t take = buffered(s) < n ? buffered(s) : n;
+        if (take) memcpy(out, s->buf + s->start, take);
+        consume(s, take);
+        return (ssize_t)take;
+    }
+    /* Larger than the buffer may grow: drain it, then read in place. */
+    size_t got = buffered(s);
+    if (got) memcpy(out, s->buf + s->start, got);
+    consume(s, got);
+    while (got < n && !s->eof) {
+        ssize_t r = aloop__io_read(t, s->fd, out + got, n - got);
+        if (s->closed) return -EBADF;
+        if (r < 0) return r;
+        if (r == 0) s->eof = 1;
+        got += (size_t)r;
+    }
+    return (ssize_t)got;
+}
+
+ssize_t aloop_stream_readexactly(aloop_stream_t *s, void *buf, size_t n) {
+    if (!s || (!buf && n)) return -EINVAL;
+    aloop_task_impl_t *t;
+    int rc = stream_enter(s, &t);
+    if (rc < 0) return rc;
+    return stream_leave(s, readexactly_locked(t, s, buf, n));
+}
+
+ssize_t aloop_stream_write(aloop_stream_t *s, const void *buf, size_t n) {
+    if (!s || (!buf && n)) return -EINVAL;
+    aloop_task_impl_t *t;
+    int rc = stream_enter(s, &t);
+    if (rc < 0) return rc;
+    return stream_leave(s, aloop__io_write_all(t, s->fd, buf, n));
+}
+
+int aloop_stream_close(aloop_stream_t *s) {
+    if (!s) return -EINVAL;
+    if (s->closed) return -EBADF;
+    s->closed = 1;
+    aloop__io_forget(s->loop, s->fd); /* wakes tasks inside our calls: -EBADF */
+    int rc = close(s->fd) < 0 && errno != EINTR ? -errno : 0;
+    if (!s->users) stream_destroy(s);
+    return rc;
+}

@@ -1,0 +1,336 @@
+/*
+ * threadpool.c - everything that crosses threads: the worker pool behind
+ * aloop_run_in_thread, aloop_call_soon_threadsafe, and the loop's wake-up
+ * fd (an eventfd on Linux, a non-blocking pipe elsewhere).
+ *
+ * Threads and the loop share only the struct below, under one mutex:
+ *   todo:  jobs waiting for a worker          (loop -> workers)
+ *   done:  finished jobs                      (workers -> loop)
+ *   soon:  callbacks from other threads       (any thread -> loop)
+ * A producer appends under the mutex, then sets `signalled` and, if it was
+ * the first to do so since the loop last drained, writes the wake-up fd. The
+ * poller watches that fd with an internal hook, so a loop blocked in
+ * epoll_wait wakes up; aloop__async_drain then collects everything.
+ *
+ * Job lifetime: a job is heap-allocated and only ever reachable by one side
+ * at a time (a worker while it runs fn, the loop otherwise). The waiting
+ * task keeps a pointer to it; if the task is cancelled, `task` is cleared
+ * (loop thread only, workers never read it) and the loop frees the job when
+ * it comes back. The task's stack is never touched by a worker.
+ *
+ * Workers start lazily (one more whenever a job would otherwise queue behind
+ * busy workers, up to the pool size) with every signal blocked, so that
+ * process-directed signals reach the loop's signalfd instead of them.
+ * aloop_free stops them: running jobs finish, queued ones are dropped.
+ */
+#include "internal.h"
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <unistd.h>
+#ifdef __linux__
+#include <sys/eventfd.h>
+#endif
+
+typedef struct pool_job {
+    struct pool_job *next;
+    void *(*fn)(void *);
+    void *arg;
+    void *result;
+    aloop_task_impl_t *task; /* loop thread only: NULL once abandoned */
+} pool_job_t;
+
+typedef struct soon_item {
+    struct soon_item *next;
+    void (*cb)(void *);
+    void *arg;
+} soon_item_t;
+
+/* A singly linked FIFO. */
+#define FIFO(type) struct { type *head, **tail; }
+#define FIFO_INIT(q) ((q).head = NULL, (q).tail = &(q).head)
+#define FIFO_PUSH(q, item) ((item)->next = NULL, *(q).tail = (item), (q).tail = &(item)->next)
+
+struct aloop_async {
+    pthread_mutex_t mu;
+    pthread_cond_t work;
+    int rfd, wfd;            /* wake-up fd (rfd == wfd for an eventfd) */
+    atomic_int signalled;    /* set by producers, cleared by the drain */
+
+    /* under mu */
+    FIFO(pool_job_t) todo;
+    FIFO(pool_job_t) done;
+    FIFO(soon_item_t) soon;
+    size_t queued;           /* jobs on todo */
+    unsigned idle;           /* workers waiting for work */
+    int stopping;
+
+    /* loop thread only */
+    size_t inflight;         /* jobs submitted, not yet collected */
+    pthread_t *threads;
+    unsigned nthreads, size;
+};
+
+/* ------------------------------------------------------------------------ */
+/* The wake-up fd                                                           */
+/* ------------------------------------------------------------------------ */
+
+static void wakeup(struct aloop_async *a) {
+    if (atomic_exchange(&a->signalled, 1)) return; /* already pending */
+    uint64_t one = 1;
+    ssize_t n;
+    do {
+        n = write(a->wfd, &one, a->rfd == a->wfd ? sizeof one : 1);
+    } while (n < 0 && errno == EINTR);
+    /* EAGAIN: the pipe is full, so the loop will wake anyway */
+}
+
+/* Poller hook: empties the wake-up fd; aloop__async_drain does the work. */
+static void wakeup_hook(aloop_t *loop, int fd) {
+    ALOOP_UNUSED(loop);
+    char buf[64];
+    for (;;) {
+        ssize_t n = read(fd, buf, sizeof buf);
+        if (n > 0 || (n < 0 && errno == EINTR)) continue;
+        break; /* EAGAIN: empty */
+    }
+}
+
+static int make_wakeup_fd(struct aloop_async *a) {
+#ifdef __linux__
+    a->rfd = a->wfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    return a->rfd < 0 ? -errno : 0;
+#else
+    int p[2];
+    if (pipe(p) < 0) return -errno;
+    for (int i = 0; i < 2; i++) {
+        fcntl(p[i], F_SETFL, fcntl(p[i], F_GETFL) | O_NONBLOCK);
+        fcntl(p[i], F_SETFD, FD_CLOEXEC);
+    }
+    a->rfd = p[0];
+    a->wfd = p[1];
+    return 0;
+#endif
+}
+
+static void close_wakeup_fd(aloop_t *loop, struct aloop_async *a) {
+    aloop__io_forget(loop, a->rfd);
+    close(a->rfd);
+    if (a->wfd != a->rfd) close(a->wfd);
+}
+
+int aloop__async_init(aloop_t *loop) {
+    struct aloop_async *a = aloop__calloc(1, sizeof *a);
+    if (!a) return -ENOMEM;
+    int rc = make_wakeup_fd(a);
+    if (rc < 0) goto fail;
+    rc = aloop__io_hook(loop, a->rfd, wakeup_hook);
+    if (rc < 0) {
+        close_wakeup_fd(loop, a);
+        goto fail;
+    }
+    pthread_mutex_init(&a->mu, NULL);
+    pthread_cond_init(&a->work, NULL);
+    atomic_init(&a->signalled, 0);
+    FIFO_INIT(a->todo);
+    FIFO_INIT(a->done);
+    FIFO_INIT(a->soon);
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    a->size = cpus > 0 ? (unsigned)cpus : 1;
+    loop->async = a;
+    return 0;
+fail:
+    aloop__free(a);
+    return rc;
+}
+
+static void free_jobs(pool_job_t *j) {
+    while (j) {
+        pool_job_t *next = j->next;
+        aloop__free(j);
+        j = next;
+    }
+}
+
+void aloop__async_free(aloop_t *loop) {
+    struct aloop_async *a = loop->async;
+    if (!a) return;
+    pthread_mutex_lock(&a->mu);
+    a->stopping = 1;
+    pthread_cond_broadcast(&a->work);
+    pthread_mutex_unlock(&a->mu);
+    for (unsigned i = 0; i < a->nthreads; i++) pthread_join(a->threads[i], NULL);
+    /* Every task is gone (aloop_free cancelled them), so every job left is
+     * abandoned; callbacks that never ran are dropped like call_soon's. */
+    free_jobs(a->todo.head);
+    free_jobs(a->done.head);
+    for (soon_item_t *s = a->soon.head; s;) {
+        soon_item_t *next = s->next;
+        aloop__free(s);
+        s = next;
+    }
+    close_wakeup_fd(loop, a);
+    pthread_cond_destroy(&a->work);
+    pthread_mutex_destroy(&a->mu);
+    aloop__free(a->threads);
+    aloop__free(a);
+    loop->async = NULL;
+}
+
+size_t aloop__async_pending(const aloop_t *loop) {
+    struct aloop_async *a = loop->async;
+    if (!a) return 0;
+    return a->inflight + (size_t)atomic_load(&a->signalled);
+}
+
+void aloop__async_drain(aloop_t *loop) {
+    struct aloop_async *a = loop->async;
+    if (!a || !atomic_exchange(&a->signalled, 0)) return;
+    pthread_mutex_lock(&a->mu);
+    pool_job_t *jobs = a->done.head;
+    soon_item_t *soon = a->soon.head;
+    FIFO_INIT(a->done);
+    FIFO_INIT(a->soon);
+    pthread_mutex_unlock(&a->mu);
+    while (jobs) {
+        pool_job_t *j = jobs;
+        jobs = j->next;
+        a->inflight--;
+        if (j->task)
+            aloop__wake(j->task, 0); /* the task reads the result and frees j */
+        else
+            aloop__free(j); /* its task was cancelled: discard */
+    }
+    while (soon) {
+        soon_item_t *s = soon;
+        soon = s->next;
+        void (*cb)(void *) = s->cb;
+        void *arg = s->arg;
+        aloop__free(s);
+        cb(arg);
+    }
+}
+
+int aloop_call_soon_threadsafe(aloop_t *loop, void (*cb)(void *), void *arg) {
+    if (!loop || !cb || !loop->async) return -EINVAL;
+    struct aloop_async *a = loop->async;
+    soon_item_t *s = aloop__malloc(sizeof *s);
+    if (!s) return -ENOMEM;
+    s->cb = cb;
+    s->arg = arg;
+    pthread_mutex_lock(&a->mu);
+    FIFO_PUSH(a->soon, s);
+    pthread_mutex_unlock(&a->mu);
+    wakeup(a);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The worker pool                                                          */
+/* ------------------------------------------------------------------------ */
+
+static void *worker_main(void *p) {
+    struct aloop_async *a = p;
+    pthread_mutex_lock(&a->mu);
+    for (;;) {
+        while (!a->todo.head && !a->stopping) {
+            a->idle++;
+            pthread_cond_wait(&a->work, &a->mu);
+            a->idle--;
+        }
+        if (a->stopping) break;
+        pool_job_t *j = a->todo.head;
+        a->todo.head = j->next;
+        if (!a->todo.head) a->todo.tail = &a->todo.head;
+        a->queued--;
+        pthread_mutex_unlock(&a->mu);
+
+        j->result = j->fn(j->arg);
+
+        pthread_mutex_lock(&a->mu);
+        FIFO_PUSH(a->done, j);
+        /* wake the loop without holding the mutex longer than needed */
+        pthread_mutex_unlock(&a->mu);
+        wakeup(a);
+        pthread_mutex_lock(&a->mu);
+    }
+    pthread_mutex_unlock(&a->mu);
+    return NULL;
+}
+
+/* Starts one more worker (signals blocked, so they go to the loop). */
+static int start_worker(struct aloop_async *a) {
+    if (!a->threads) {
+        a->threads = aloop__calloc(a->size, sizeof *a->threads);
+        if (!a->threads) return -ENOMEM;
+    }
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int rc = pthread_create(&a->threads[a->nthreads], NULL, worker_main, a);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc) return -rc;
+    a->nthreads++;
+    return 0;
+}
+
+int aloop_set_thread_pool_size(aloop_t *loop, unsigned n) {
+    if (!loop || !n || !loop->async) return -EINVAL;
+    struct aloop_async *a = loop->async;
+    if (a->threads) return -EBUSY; /* sized once, before the first job */
+    a->size = n;
+    return 0;
+}
+
+typedef struct pool_wait {
+    aloop_wait_t wait;
+    pool_job_t *job;
+    int abandoned;
+} pool_wait_t;
+
+static void pool_wait_cancel(aloop_wait_t *w) {
+    pool_wait_t *pw = ALOOP_CONTAINER_OF(w, pool_wait_t, wait);
+    pw->job->task = NULL; /* the loop frees the job when it comes back */
+    pw->abandoned = 1;
+}
+
+int aloop_run_in_thread(void *(*fn)(void *), void *arg, void **result) {
+    if (!fn) return -EINVAL;
+    int err;
+    aloop_task_impl_t *t = aloop__enter(&err);
+    if (!t) return err;
+    struct aloop_async *a = t->fut.loop->async;
+    pool_job_t *j = aloop__malloc(sizeof *j);
+    if (!j) return -ENOMEM;
+    j->fn = fn;
+    j->arg = arg;
+    j->result = NULL;
+    j->task = t;
+
+    pthread_mutex_lock(&a->mu);
+    int need_worker = a->queued + 1 > a->idle && a->nthreads < a->size;
+    pthread_mutex_unlock(&a->mu);
+    if (need_worker) {
+        int rc = start_worker(a);
+        if (rc < 0 && a->nthreads == 0) {
+            aloop__free(j);
+            return rc;
+        }
+        /* otherwise the job waits for a busy worker */
+    }
+    pthread_mutex_lock(&a->mu);
+    FIFO_PUSH(a->todo, j);
+    a->queued++;
+    pthread_cond_signal(&a->work);
+    pthread_mutex_unlock(&a->mu);
+    a->inflight++;
+
+    pool_wait_t pw = {.wait.cancel = pool_wait_cancel, .job = j};
+    int rc = aloop__suspend(t, &pw.wait);
+    if (pw.abandoned) return -ECANCELED; /* j belongs to the pool now */
+    if (rc == 0 && result) *result = j->result;
+    aloop__free(j); /* rc may be -ECANCELED (cancelled after the wake): discarded */
+    return rc;
+}

@@ -1,0 +1,767 @@
+/*
+ * test_io.c - fd waits, reads and writes, sockets (src/io.c).
+ *
+ * Most tests run on the virtual clock: fds still work (the loop polls
+ * without blocking before jumping the clock), and timeouts are exact.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "internal.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static aloop_t *vloop(void) {
+    aloop_config_t cfg = {.clock = ALOOP_CLOCK_VIRTUAL};
+    aloop_t *loop = aloop_new_with(&cfg);
+    assert_non_null(loop);
+    return loop;
+}
+
+static void make_pair(int sv[2]) { assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0); }
+
+/* Runs fn(arg) as a task on a fresh virtual-clock loop; returns its status. */
+static int run_task(void *(*fn)(void *), void *arg, void **result) {
+    aloop_config_t cfg = {.clock = ALOOP_CLOCK_VIRTUAL};
+    return aloop_main_with(&cfg, fn, arg, result);
+}
+
+/* ---- argument checks and -EPERM --------------------------------------- */
+
+static void test_outside_task(void **state) {
+    (void)state;
+    char c;
+    assert_int_equal(aloop_wait_readable(0, -1), -EPERM);
+    assert_int_equal(aloop_wait_writable(0, -1), -EPERM);
+    assert_int_equal(aloop_read(0, &c, 1), -EPERM);
+    assert_int_equal(aloop_write_all(1, "x", 1), -EPERM);
+    assert_int_equal(aloop_accept(0, NULL, NULL), -EPERM);
+    assert_int_equal(aloop_tcp_connect("127.0.0.1", "1", 1), -EPERM);
+    assert_int_equal(aloop_wait_readable(-1, -1), -EBADF);
+    assert_int_equal(aloop_read(-1, &c, 1), -EBADF);
+    assert_int_equal(aloop_close(-1), -EBADF);
+    assert_int_equal(aloop_tcp_listen("127.0.0.1", NULL, 1), -EINVAL);
+}
+
+static void *bad_args_task(void *arg) {
+    (void)arg;
+    int sv[2];
+    make_pair(sv);
+    assert_int_equal(aloop_wait_readable(sv[0], 0.0 / 0.0), -EINVAL);
+    assert_int_equal(aloop_read(sv[0], NULL, 4), -EINVAL);
+    assert_int_equal(aloop_connect(sv[0], NULL, 0), -EINVAL);
+    /* a closed fd: -EBADF at once, nothing left registered */
+    int fd = dup(sv[0]);
+    close(fd);
+    assert_int_equal(aloop_wait_readable(fd, 1), -EBADF);
+    assert_int_equal(aloop_current()->io->waits, 0);
+    aloop_close(sv[0]);
+    aloop_close(sv[1]);
+    return NULL;
+}
+
+static void test_bad_args(void **state) {
+    (void)state;
+    assert_int_equal(run_task(bad_args_task, NULL, NULL), 0);
+}
+
+/* ---- readiness, timeouts, cancel, close -------------------------------- */
+
+typedef struct pair_ctx {
+    int sv[2];
+    int rc[4];
+    double when[4];
+    int steps;
+} pair_ctx_t;
+
+static void *reader_waits(void *arg) {
+    pair_ctx_t *c = arg;
+    c->rc[0] = aloop_wait_readable(c->sv[0], -1);
+    c->when[0] = aloop_time(aloop_current());
+    char buf[8];
+    c->rc[1] = (int)aloop_read(c->sv[0], buf, sizeof buf);
+    return NULL;
+}
+
+static void *writer_later(void *arg) {
+    pair_ctx_t *c = arg;
+    aloop_sleep(1.5);
+    c->rc[2] = (int)aloop_write_all(c->sv[1], "hello", 5);
+    return NULL;
+}
+
+static void test_wait_readable_wakes(void **state) {
+    (void)state;
+    aloop_t *loop = vloop();
+    pair_ctx_t c = {0};
+    make_pair(c.sv);
+    aloop_release(aloop_spawn(loop, reader_waits, &c));
+    aloop_release(aloop_spawn(loop, writer_later, &c));
+    assert_int_equal(aloop_run(loop), 0);
+    assert_int_equal(c.rc[0], 0);
+    assert_true(c.when[0] >= 1.5 && c.when[0] < 1.6);
+    assert_int_equal(c.rc[1], 5);
+    assert_int_equal(c.rc[2], 5);
+    assert_int_equal(aloop__poller_pending(loop), 0);
+    aloop_close(c.sv[0]);
+    aloop_close(c.sv[1]);
+    aloop_free(loop);
+}
+
+static void *timeout_task(void *arg) {
+    pair_ctx_t *c = arg;
+    aloop_t *loop = aloop_current();
+    c->rc[0] = aloop_wait_readable(c->sv[0], 2.5);
+    c->when[0] = aloop_time(loop);
+    /* the wait is gone: nothing waits on the fd any more */
+    c->rc[1] = (int)loop->io->waits + loop->io->watches[c->sv[0]].wanted;
+    /* and the fd can be waited on again */
+    write(c->sv[1], "x", 1);
+    c->rc[2] = aloop_wait_readable(c->sv[0], 2.5);
+    c->when[1] = aloop_time(loop);
+    return NULL;
+}
+
+static void test_wait_timeout(void **state) {
+    (void)state;
+    pair_ctx_t c = {0};
+    make_pair(c.sv);
+    assert_int_equal(run_task(timeout_task, &c, NULL), 0);
+    assert_int_equal(c.rc[0], -ETIMEDOUT);
+    assert_true(c.when[0] == 2.5);
+    assert_int_equal(c.rc[1], 0);
+    assert_int_equal(c.rc[2], 0);
+    assert_true(c.when[1] == 2.5);
+    close(c.sv[0]);
+    close(c.sv[1]);
+}
+
+static void *waits_read(void *arg) {
+    pair_ctx_t *c = arg;
+    return (void *)(intptr_t)aloop_wait_readable(c->sv[0], -1);
+}
+
+static void *waits_write_full(void *arg) {
+    pair_ctx_t *c = arg;
+    /* fill the socket buffer, then wait for room */
+    char buf[4096];
+    memset(buf, 'w', sizeof buf);
+    while (send(c->sv[0], buf, sizeof buf, MSG_DONTWAIT) > 0) {
+    }
+    return (void *)(intptr_t)aloop_wait_writable(c->sv[0], -1);
+}
+
+static void *second_reader(void *arg) {
+    pair_ctx_t *c = arg;
+    c->rc[3] = aloop_wait_readable(c->sv[0], -1);
+    return NULL;
+}
+
+static void *drain_and_feed(void *arg) {
+    pair_ctx_t *c = arg;
+    aloop_sleep(1);
+    char buf[65536];
+    /* read everything the writer queued (makes sv[0] writable), then give
+     * the reader something */
+    while (recv(c->sv[1], buf, sizeof buf, MSG_DONTWAIT) > 0) {
+    }
+    write(c->sv[1], "r", 1);
+    return NULL;
+}
+
+/* One fd, a reader and a writer task at once; a second reader is -EBUSY. */
+static void test_reader_and_writer_on_one_fd(void **state) {
+    (void)state;
+    aloop_t *loop = vloop();
+    pair_ctx_t c = {0};
+    make_pair(c.sv);
+    aloop_task_t *r = aloop_spawn(loop, waits_read, &c);
+    aloop_task_t *w = aloop_spawn(loop, waits_write_full, &c);
+    aloop_release(aloop_spawn(loop, second_reader, &c));
+    aloop_release(aloop_spawn(loop, drain_and_feed, &c));
+    assert_int_equal(aloop_run(loop), 0);
+    void *res;
+    assert_int_equal(aloop_future_result(r, &res), 0);
+    assert_int_equal((intptr_t)res, 0);
+    assert_int_equal(aloop_future_result(w, &res), 0);
+    assert_int_equal((intptr_t)res, 0);
+    assert_int_equal(c.rc[3], -EBUSY);
+    aloop_release(r);
+    aloop_release(w);
+    aloop_close(c.sv[0]);
+    aloop_close(c.sv[1]);
+    aloop_free(loop);
+}
+
+static void test_cancel_removes_wait(void **state) {
+    (void)state;
+    aloop_t *loop = vloop();
+    pair_ctx_t c = {0};
+    make_pair(c.sv);
+    aloop_task_t *r = aloop_spawn(loop, waits_read, &c);
+    aloop_task_t *stopper = aloop_spawn(loop, waits_read, &c); /* -EBUSY at once */
+    for (int i = 0; i < 3; i++) {
+        aloop_stop(loop);
+        aloop_run(loop);
+    }
+    assert_int_equal(aloop__poller_pending(loop), 1);
+    assert_int_equal(aloop_cancel(r), 1);
+    assert_int_equal(aloop_run(loop), 0);
+    void *res;
+    assert_int_equal(aloop_future_result(r, &res), -ECANCELED);
+    assert_true(aloop_future_cancelled(r));
+    assert_int_equal(aloop_future_result(stopper, &res), 0);
+    assert_int_equal((intptr_t)res, -EBUSY);
+    assert_int_equal(aloop__poller_pending(loop), 0);
+    aloop_release(r);
+    aloop_release(stopper);
+    aloop_close(c.sv[0]);
+    aloop_close(c.sv[1]);
+    aloop_free(loop);
+}
+
+static void *closer(void *arg) {
+    pair_ctx_t *c = arg;
+    aloop_sleep(1);
+    c->rc[2] = aloop_close(c->sv[0]);
+    return NULL;
+}
+
+static void test_close_wakes_waiters(void **state) {
+    (void)state;
+    aloop_t *loop = vloop();
+    pair_ctx_t c = {0};
+    make_pair(c.sv);
+    aloop_task_t *r = aloop_spawn(loop, waits_read, &c);
+    aloop_task_t *w = aloop_spawn(loop, waits_write_full, &c);
+    aloop_release(aloop_spawn(loop, closer, &c));
+    assert_int_equal(aloop_run(loop), 0);
+    void *res;
+    assert_int_equal(aloop_future_result(r, &res), 0);
+    assert_int_equal((intptr_t)res, -EBADF);
+    assert_int_equal(aloop_future_result(w, &res), 0);
+    assert_int_equal((intptr_t)res, -EBADF);
+    assert_int_equal(c.rc[2], 0);
+    assert_int_equal(aloop__poller_pending(loop), 0);
+    aloop_release(r);
+    aloop_release(w);
+    aloop_close(c.sv[1]);
+    aloop_free(loop);
+}
+
+/* aloop_free cancels a task waiting on an fd; the wait unregisters. */
+static void test_free_with_waiter(void **state) {
+    (void)state;
+    aloop_t *loop = vloop();
+    pair_ctx_t c = {0};
+    make_pair(c.sv);
+    aloop_task_t *r = aloop_spawn(loop, waits_read, &c);
+    aloop_stop(loop);
+    aloop_run(loop);
+    assert_int_equal(aloop__poller_pending(loop), 1);
+    aloop_free(loop);
+    assert_true(aloop_future_cancelled(r));
+    aloop_release(r);
+    close(c.sv[0]);
+    close(c.sv[1]);
+}
+
+/* A regular file is always ready (epoll refuses it; we do not hang). */
+static void *regular_file_task(void *arg) {
+    (void)arg;
+    char path[] = "/tmp/aloop_io_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    unlink(path);
+    assert_int_equal(write(fd, "abc", 3), 3);
+    lseek(fd, 0, SEEK_SET);
+    assert_int_equal(aloop_wait_readable(fd, 1), 0);
+    char buf[8];
+    assert_int_equal(aloop_read(fd, buf, sizeof buf), 3);
+    assert_int_equal(aloop_read(fd, buf, sizeof buf), 0);
+    aloop_close(fd);
+    return NULL;
+}
+
+static void test_regular_file(void **state) {
+    (void)state;
+    assert_int_equal(run_task(regular_file_task, NULL, NULL), 0);
+}
+
+/* ---- reading and writing ---------------------------------------------- */
+
+static int ticks;
+static void *ticker(void *arg) {
+    (void)arg;
+    for (;;) {
+        ticks++;
+        if (aloop_yield() < 0) return NULL;
+    }
+}
+
+/* Data already there: aloop_read returns it without suspending (the ticker
+ * spawned just before never gets a turn). */
+static void *read_first_task(void *arg) {
+    pair_ctx_t *c = arg;
+    aloop_task_t *tk = aloop_spawn(aloop_current(), ticker, NULL);
+    ticks = 0;
+    write(c->sv[1], "abc", 3);
+    char buf[8];
+    c->rc[0] = (int)aloop_read(c->sv[0], buf, sizeof buf);
+    c->rc[1] = ticks;
+    aloop_cancel(tk);
+    aloop_release(tk);
+    /* EOF after the peer closes */
+    close(c->sv[1]);
+    c->rc[2] = (int)aloop_read(c->sv[0], buf, sizeof buf);
+    /* len 0 is 0 at once */
+    c->rc[3] = (int)aloop_read(c->sv[0], buf, 0);
+    return NULL;
+}
+
+static void test_read_tries_first_and_eof(void **state) {
+    (void)state;
+    pair_ctx_t c = {0};
+    make_pair(c.sv);
+    assert_int_equal(run_task(read_first_task, &c, NULL), 0);
+    assert_int_equal(c.rc[0], 3);
+    assert_int_equal(c.rc[1], 0);
+    assert_int_equal(c.rc[2], 0);
+    assert_int_equal(c.rc[3], 0);
+    aloop_close(c.sv[0]);
+}
+
+#define BIG (8u * 1024u * 1024u)
+
+typedef struct big_ctx {
+    int sv[2];
+    unsigned char *out, *in;
+    ssize_t wrote, got;
+} big_ctx_t;
+
+static void *big_writer(void *arg) {
+    big_ctx_t *c = arg;
+    c->wrote = aloop_write_all(c->sv[0], c->out, BIG);
+    shutdown(c->sv[0], SHUT_WR);
+    return NULL;
+}
+
+static void *big_reader(void *arg) {
+    big_ctx_t *c = arg;
+    size_t got = 0;
+    for (;;) {
+        ssize_t n = aloop_read(c->sv[1], c->in + got, BIG + 1 - got);
+        if (n <= 0) break;
+        got += (size_t)n;
+    }
+    c->got = (ssize_t)got;
+    return NULL;
+}
+
+/* 8 MiB through a socketpair: partial writes, suspending while full. */
+static void test_write_all_8mib(void **state) {
+    (void)state;
+    aloop_t *loop = vloop();
+    big_ctx_t c = {0};
+    make_pair(c.sv);
+    c.out = malloc(BIG);
+    c.in = malloc(BIG + 1);
+    for (size_t i = 0; i < BIG; i++) c.out[i] = (unsigned char)(i * 131u + (i >> 13));
+    aloop_release(aloop_spawn(loop, big_writer, &c));
+    aloop_release(aloop_spawn(loop, big_reader, &c));
+    assert_int_equal(aloop_run(loop), 0);
+    assert_int_equal(c.wrote, BIG);
+    assert_int_equal(c.got, BIG);
+    assert_memory_equal(c.out, c.in, BIG);
+    free(c.out);
+    free(c.in);
+    aloop_close(c.sv[0]);
+    aloop_close(c.sv[1]);
+    aloop_free(loop);
+}
+
+/* Same through a pipe (read/write rather than recv/send). */
+static void test_write_all_pipe(void **state) {
+    (void)state;
+    aloop_t *loop = vloop();
+    big_ctx_t c = {0};
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    c.sv[0] = p[1];
+    c.sv[1] = p[0];
+    c.out = malloc(BIG);
+    c.in = malloc(BIG + 1);
+    for (size_t i = 0; i < BIG; i++) c.out[i] = (unsigned char)(i * 7u);
+    aloop_release(aloop_spawn(loop, big_writer, &c)); /* shutdown fails on a pipe: fine */
+    aloop_task_t *r = aloop_spawn(loop, big_reader, &c);
+    /* close the write end once the writer is done, so the reader sees EOF */
+    while (c.wrote == 0) {
+        aloop_stop(loop);
+        aloop_run(loop);
+    }
+    aloop_close(p[1]);
+    assert_int_equal(aloop_run_until_complete(loop, r), 0);
+    assert_int_equal(c.wrote, BIG);
+    assert_int_equal(c.got, BIG);
+    assert_memory_equal(c.out, c.in, BIG);
+    free(c.out);
+    free(c.in);
+    aloop_release(r);
+    aloop_close(p[0]);
+    aloop_free(loop);
+}
+
+static void *epipe_task(void *arg) {
+    (void)arg;
+    int sv[2], p[2];
+    make_pair(sv);
+    close(sv[1]);
+    static char buf[1 << 16];
+    ssize_t rc = aloop_write_all(sv[0], buf, sizeof buf);
+    assert_true(rc == -EPIPE || rc == -ECONNRESET);
+    aloop_close(sv[0]);
+    assert_int_equal(pipe(p), 0);
+    close(p[0]);
+    assert_int_equal(aloop_write_all(p[1], "x", 1), -EPIPE);
+    aloop_close(p[1]);
+    return NULL;
+}
+
+/* A broken pipe is -EPIPE, and the process survives (no SIGPIPE). */
+static void test_epipe_no_sigpipe(void **state) {
+    (void)state;
+    assert_int_equal(run_task(epipe_task, NULL, NULL), 0);
+}
+
+/* ---- sockets ---------------------------------------------------------- */
+
+static int local_port(int fd) {
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&ss, &len), 0);
+    if (ss.ss_family == AF_INET) return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+}
+
+typedef struct tcp_ctx {
+    const char *host;
+    int lfd;
+    int port;
+    int rc[4];
+    char got[32];
+} tcp_ctx_t;
+
+static void *echo_server(void *arg) {
+    tcp_ctx_t *c = arg;
+    struct sockaddr_storage peer;
+    socklen_t plen = sizeof peer;
+    int fd = aloop_accept(c->lfd, (struct sockaddr *)&peer, &plen);
+    c->rc[0] = fd < 0 ? fd : 0;
+    if (fd < 0) return NULL;
+    assert_true(plen > 0);
+    assert_true(fcntl(fd, F_GETFL) & O_NONBLOCK);
+    assert_true(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+    char buf[64];
+    ssize_t n;
+    while ((n = aloop_read(fd, buf, sizeof buf)) > 0) aloop_write_all(fd, buf, (size_t)n);
+    aloop_close(fd);
+    return NULL;
+}
+
+static void *echo_client(void *arg) {
+    tcp_ctx_t *c = arg;
+    char port[16];
+    snprintf(port, sizeof port, "%d", c->port);
+    int fd = aloop_tcp_connect(c->host, port, 5);
+    c->rc[1] = fd < 0 ? fd : 0;
+    if (fd < 0) return NULL;
+    c->rc[2] = (int)aloop_write_all(fd, "ping\n", 5);
+    size_t got = 0;
+    while (got < 5) {
+        ssize_t n = aloop_read(fd, c->got + got, sizeof c->got - 1 - got);
+        if (n <= 0) break;
+        got += (size_t)n;
+    }
+    c->rc[3] = (int)got;
+    aloop_close(fd);
+    return NULL;
+}
+
+static void tcp_echo(const char *host) {
+    tcp_ctx_t c = {.host = host};
+    c.lfd = aloop_tcp_listen(host, "0", 16);
+    if (c.lfd == -EADDRNOTAVAIL || c.lfd == -EAFNOSUPPORT || c.lfd == -EHOSTUNREACH) {
+        print_message("no %s here; skipped\n", host);
+        return;
+    }
+    assert_true(c.lfd >= 0);
+    c.port = local_port(c.lfd);
+    assert_true(c.port > 0);
+    aloop_t *loop = vloop();
+    aloop_release(aloop_spawn(loop, echo_server, &c));
+    aloop_release(aloop_spawn(loop, echo_client, &c));
+    assert_int_equal(aloop_run(loop), 0);
+    assert_int_equal(c.rc[0], 0);
+    assert_int_equal(c.rc[1], 0);
+    assert_int_equal(c.rc[2], 5);
+    assert_int_equal(c.rc[3], 5);
+    assert_string_equal(c.got, "ping\n");
+    aloop_close(c.lfd);
+    aloop_free(loop);
+}
+
+static void test_tcp_ipv4(void **state) {
+    (void)state;
+    tcp_echo("127.0.0.1");
+}
+
+static void test_tcp_ipv6(void **state) {
+    (void)state;
+    tcp_echo("::1");
+}
+
+static void test_tcp_localhost(void **state) {
+    (void)state;
+    tcp_echo("localhost");
+}
+
+/* SO_REUSEADDR: a port can be listened on again right after a connection
+ * through it was closed (TIME_WAIT). */
+static void test_tcp_reuseaddr(void **state) {
+    (void)state;
+    tcp_ctx_t c = {.host = "127.0.0.1"};
+    c.lfd = aloop_tcp_listen("127.0.0.1", "0", 16);
+    assert_true(c.lfd >= 0);
+    int one = 0;
+    socklen_t len = sizeof one;
+    assert_int_equal(getsockopt(c.lfd, SOL_SOCKET, SO_REUSEADDR, &one, &len), 0);
+    assert_true(one != 0);
+    c.port = local_port(c.lfd);
+    aloop_t *loop = vloop();
+    aloop_release(aloop_spawn(loop, echo_server, &c));
+    aloop_release(aloop_spawn(loop, echo_client, &c));
+    assert_int_equal(aloop_run(loop), 0);
+    aloop_close(c.lfd);
+    char port[16];
+    snprintf(port, sizeof port, "%d", c.port);
+    int again = aloop_tcp_listen("127.0.0.1", port, 16);
+    assert_true(again >= 0);
+    aloop_close(again);
+    aloop_free(loop);
+}
+
+static void *refused_task(void *arg) {
+    tcp_ctx_t *c = arg;
+    char port[16];
+    snprintf(port, sizeof port, "%d", c->port);
+    c->rc[0] = aloop_tcp_connect("127.0.0.1", port, 5);
+    /* raw aloop_connect reports it too */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)c->port)};
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    c->rc[1] = aloop_connect(fd, (struct sockaddr *)&sin, sizeof sin);
+    aloop_close(fd);
+    c->rc[2] = aloop_tcp_connect("no-such-host.invalid", port, 5);
+    c->rc[3] = aloop_tcp_connect("127.0.0.1", "not-a-port-name", 5);
+    return NULL;
+}
+
+static void test_connect_refused(void **state) {
+    (void)state;
+    tcp_ctx_t c = {0};
+    int fd = aloop_tcp_listen("127.0.0.1", "0", 1);
+    assert_true(fd >= 0);
+    c.port = local_port(fd);
+    aloop_close(fd); /* now nobody listens there */
+    assert_int_equal(run_task(refused_task, &c, NULL), 0);
+    assert_int_equal(c.rc[0], -ECONNREFUSED);
+    assert_int_equal(c.rc[1], -ECONNREFUSED);
+    assert_true(c.rc[2] < 0);
+    assert_true(c.rc[3] < 0);
+}
+
+static void *raw_connect_task(void *arg) {
+    tcp_ctx_t *c = arg;
+    int fd = socket(AF_INET, SOCK_STREAM, 0); /* blocking: made non-blocking */
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)c->port)};
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    c->rc[1] = aloop_connect(fd, (struct sockaddr *)&sin, sizeof sin);
+    c->rc[2] = (int)aloop_write_all(fd, "ping\n", 5);
+    c->rc[3] = (int)aloop_read(fd, c->got, sizeof c->got - 1);
+    aloop_close(fd);
+    return NULL;
+}
+
+static void test_raw_connect(void **state) {
+    (void)state;
+    tcp_ctx_t c = {0};
+    c.lfd = aloop_tcp_listen("127.0.0.1", "0", 4);
+    assert_true(c.lfd >= 0);
+    c.port = local_port(c.lfd);
+    aloop_t *loop = vloop();
+    aloop_release(aloop_spawn(loop, echo_server, &c));
+    aloop_release(aloop_spawn(loop, raw_connect_task, &c));
+    assert_int_equal(aloop_run(loop), 0);
+    assert_int_equal(c.rc[1], 0);
+    assert_int_equal(c.rc[2], 5);
+    assert_int_equal(c.rc[3], 5);
+    aloop_close(c.lfd);
+    aloop_free(loop);
+}
+
+/* An fd number closed with aloop_close and reused by a new socket must not
+ * inherit the old registration. */
+static void *reuse_task(void *arg) {
+    (void)arg;
+    for (int round = 0; round < 3; round++) {
+        int sv[2];
+        make_pair(sv);
+        write(sv[1], "x", 1);
+        assert_int_equal(aloop_wait_readable(sv[0], 1), 0);
+        char b;
+        assert_int_equal(aloop_read(sv[0], &b, 1), 1);
+        /* registration is cached now; close through the library */
+        aloop_close(sv[0]);
+        aloop_close(sv[1]);
+    }
+    /* plain close(2), then a poll happens (sleep), then reuse: still fine */
+    for (int round = 0; round < 3; round++) {
+        int sv[2];
+        make_pair(sv);
+        write(sv[1], "y", 1);
+        assert_int_equal(aloop_wait_readable(sv[0], 1), 0);
+        close(sv[0]);
+        close(sv[1]);
+        aloop_sleep(0.01);
+    }
+    int sv[2];
+    make_pair(sv);
+    aloop_sleep(0.5);
+    write(sv[1], "z", 1);
+    assert_int_equal(aloop_wait_readable(sv[0], 1), 0);
+    aloop_close(sv[0]);
+    aloop_close(sv[1]);
+    return NULL;
+}
+
+static void test_fd_reuse(void **state) {
+    (void)state;
+    assert_int_equal(run_task(reuse_task, NULL, NULL), 0);
+}
+
+/* ---- EMFILE on accept does not spin --------------------------------------- */
+
+typedef struct emfile_ctx {
+    int lfd;
+    int spare;
+    int accepted;
+    double when;
+} emfile_ctx_t;
+
+static void *emfile_acceptor(void *arg) {
+    emfile_ctx_t *c = arg;
+    c->accepted = aloop_accept(c->lfd, NULL, NULL);
+    c->when = aloop_time(aloop_current());
+    return NULL;
+}
+
+static void *emfile_freer(void *arg) {
+    emfile_ctx_t *c = arg;
+    aloop_sleep(0.6);
+    close(c->spare); /* one fd free again */
+    return NULL;
+}
+
+static double cpu_seconds(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6;
+}
+
+/* In a child (it lowers its fd limit): with a connection waiting and no fd
+ * left, aloop_accept backs off instead of spinning, and succeeds once an
+ * fd is free. Exit status: 0 ok, else which check failed. */
+static int emfile_child(void) {
+    aloop_t *loop = aloop_new(); /* monotonic clock: the back-off is real time */
+    if (!loop) return 10;
+    emfile_ctx_t c = {0};
+    c.lfd = aloop_tcp_listen("127.0.0.1", "0", 4);
+    if (c.lfd < 0) return 11;
+    struct sockaddr_in sin;
+    socklen_t sl = sizeof sin;
+    getsockname(c.lfd, (struct sockaddr *)&sin, &sl);
+    int cl = socket(AF_INET, SOCK_STREAM, 0);
+    if (connect(cl, (struct sockaddr *)&sin, sl) < 0) return 12; /* lands in the backlog */
+    struct rlimit rl = {.rlim_cur = 64, .rlim_max = 64};
+    getrlimit(RLIMIT_NOFILE, &rl);
+    rl.rlim_cur = 64;
+    if (setrlimit(RLIMIT_NOFILE, &rl) < 0) return 13;
+    int last = -1;
+    for (;;) {
+        int fd = dup(c.lfd);
+        if (fd < 0) break;
+        last = fd;
+    }
+    if (last < 0 || errno != EMFILE) return 14;
+    c.spare = last;
+    /* spawning needs no fd: the loop's epoll fd and eventfd exist already */
+    aloop_release(aloop_spawn(loop, emfile_acceptor, &c));
+    aloop_release(aloop_spawn(loop, emfile_freer, &c));
+    double cpu0 = cpu_seconds();
+    if (aloop_run(loop) != 0) return 15;
+    double cpu = cpu_seconds() - cpu0;
+    if (c.accepted < 0) return 16;
+    if (c.when < 0.6) return 17;
+    /* a spinning accept would burn ~all of the 0.6+ s */
+    if (cpu > 0.2) return 18;
+    aloop_free(loop);
+    return 0;
+}
+
+static void test_accept_emfile_backoff(void **state) {
+    (void)state;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) _exit(emfile_child());
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_outside_task),
+        cmocka_unit_test(test_bad_args),
+        cmocka_unit_test(test_wait_readable_wakes),
+        cmocka_unit_test(test_wait_timeout),
+        cmocka_unit_test(test_reader_and_writer_on_one_fd),
+        cmocka_unit_test(test_cancel_removes_wait),
+        cmocka_unit_test(test_close_wakes_waiters),
+        cmocka_unit_test(test_free_with_waiter),
+        cmocka_unit_test(test_regular_file),
+        cmocka_unit_test(test_read_tries_first_and_eof),
+        cmocka_unit_test(test_write_all_8mib),
+        cmocka_unit_test(test_write_all_pipe),
+        cmocka_unit_test(test_epipe_no_sigpipe),
+        cmocka_unit_test(test_tcp_ipv4),
+        cmocka_unit_test(test_tcp_ipv6),
+        cmocka_unit_test(test_tcp_localhost),
+        cmocka_unit_test(test_tcp_reuseaddr),
+        cmocka_unit_test(test_connect_refused),
+        cmocka_unit_test(test_raw_connect),
+        cmocka_unit_test(test_fd_reuse),
+        cmocka_unit_test(test_accept_emfile_backoff),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
