@@ -1,0 +1,457 @@
+/*
+ * queue.c - asyncio.Queue, LifoQueue and PriorityQueue, with Python 3.13's
+ * shutdown().
+ *
+ * Storage: FIFO queues use a ring buffer, LIFO queues an array used as a
+ * stack, priority queues a binary min-heap ordered by (cmp, sequence number)
+ * so equal items come out in the order they were put. A bounded queue
+ * allocates its storage once (up to PREALLOC_MAX slots); unbounded ones grow
+ * by doubling. In steady state no call allocates.
+ *
+ * Hand-off: a put that finds a getter waiting gives the item straight to it
+ * (the item never touches the storage); a get that frees a slot of a full
+ * queue reserves that slot for the first waiting putter. Both are counted
+ * (`handed`, `reserved`) until the woken task runs, so a third task cannot
+ * barge in: full() and size() say what asyncio would say, and waiters are
+ * served strictly in FIFO order.
+ *
+ * Waiters are queue_waiter_t records on the waiting task's stack. A woken
+ * waiter (or one woken by a cancel) sits on q->woken until it runs again, so
+ * that shutdown can still revoke what it was granted, and aloop_queue_free
+ * can cut every record loose (w->queue = NULL) before freeing the queue.
+ * Rules when a waiter runs again after a grant and finds itself cancelled:
+ * a getter gives its item back (to the next getter, or to the front of the
+ * storage), a putter passes its reserved slot to the next putter.
+ */
+#include "internal.h"
+
+#define PREALLOC_MAX 65536u /* bounded queues up to this size allocate once */
+#define INITIAL_CAP 16u
+
+enum queue_kind { QUEUE_FIFO, QUEUE_LIFO, QUEUE_PRIORITY };
+enum waiter_kind { WAIT_GET, WAIT_PUT, WAIT_JOIN };
+
+typedef struct prio_entry {
+    void *item;
+    uint64_t seq;
+} prio_entry_t;
+
+struct aloop_queue {
+    aloop_t *loop;
+    uint8_t kind;
+    uint8_t shutdown;
+    size_t maxsize; /* 0 = unbounded */
+    /* storage: FIFO ring items[head .. head+count) mod cap; LIFO stack
+     * items[0 .. count); priority heap heap[0 .. count) */
+    void **items;
+    prio_entry_t *heap;
+    size_t head, count, cap;
+    uint64_t back_seq, front_seq; /* priority tie-break: put / given back */
+    int (*cmp)(const void *, const void *);
+    size_t handed;     /* items given to woken getters that have not run yet */
+    size_t reserved;   /* slots promised to woken putters */
+    size_t unfinished; /* items put and not yet task_done (join) */
+    aloop_list_t getters, putters, joiners, woken;
+};
+
+typedef struct queue_waiter {
+    aloop_wait_t wait;
+    aloop_list_t link; /* in a waiter list, then in q->woken */
+    aloop_task_impl_t *task;
+    aloop_queue_t *queue; /* NULL once the queue was freed */
+    void *item;           /* a putter's item; the item handed to a getter */
+    uint8_t kind;         /* enum waiter_kind */
+} queue_waiter_t;
+
+/* ------------------------------------------------------------------------ */
+/* Storage                                                                  */
+/* ------------------------------------------------------------------------ */
+
+static int entry_before(const aloop_queue_t *q, const prio_entry_t *a, const prio_entry_t *b) {
+    int c = q->cmp(a->item, b->item);
+    return c < 0 || (c == 0 && a->seq < b->seq);
+}
+
+static void heap_push(aloop_queue_t *q, void *item, uint64_t seq) {
+    size_t i = q->count++;
+    prio_entry_t e = {item, seq};
+    while (i > 0) {
+        size_t parent = (i - 1) / 2;
+        if (!entry_before(q, &e, &q->heap[parent])) break;
+        q->heap[i] = q->heap[parent];
+        i = parent;
+    }
+    q->heap[i] = e;
+}
+
+static void *heap_pop(aloop_queue_t *q) {
+    void *top = q->heap[0].item;
+    prio_entry_t last = q->heap[--q->count];
+    size_t i = 0, n = q->count;
+    for (;;) {
+        size_t child = 2 * i + 1;
+        if (child >= n) break;
+        if (child + 1 < n && entry_before(q, &q->heap[child + 1], &q->heap[child])) child++;
+        if (!entry_before(q, &q->heap[child], &last)) break;
+        q->heap[i] = q->heap[child];
+        i = child;
+    }
+    if (n) q->heap[i] = last;
+    return top;
+}
+
+/* Makes room for at least `need` stored items: doubles, capped at maxsize. */
+static int storage_reserve(aloop_queue_t *q, size_t need) {
+    if (ALOOP_LIKELY(need <= q->cap)) return 0;
+    size_t cap = q->cap ? q->cap : INITIAL_CAP;
+    while (cap < need) cap = cap > SIZE_MAX / 4 ? need : cap * 2;
+    if (q->maxsize && cap > q->maxsize) cap = q->maxsize;
+    if (q->kind == QUEUE_PRIORITY) {
+        if (cap > SIZE_MAX / sizeof *q->heap) return -ENOMEM;
+        prio_entry_t *heap = aloop__realloc(q->heap, cap * sizeof *heap);
+        if (!heap) return -ENOMEM;
+        q->heap = heap;
+    } else {
+        if (cap > SIZE_MAX / sizeof *q->items) return -ENOMEM;
+        void **items = aloop__malloc(cap * sizeof *items);
+        if (!items) return -ENOMEM;
+        for (size_t i = 0; i < q->count; i++) items[i] = q->items[(q->head + i) % q->cap];
+        aloop__free(q->items);
+        q->items = items;
+        q->head = 0;
+    }
+    q->cap = cap;
+    return 0;
+}
+
+/* The storage always has room for count + handed items (so that a handed
+ * item can come back); callers reserve before adding. */
+static void store_back(aloop_queue_t *q, void *item) {
+    switch (q->kind) {
+    case QUEUE_FIFO: {
+        size_t tail = q->head + q->count;
+        q->items[tail < q->cap ? tail : tail - q->cap] = item;
+        q->count++;
+        break;
+    }
+    case QUEUE_LIFO: q->items[q->count++] = item; break;
+    default: heap_push(q, item, q->back_seq++); break;
+    }
+}
+
+/* Puts item where the next get will find it first among its equals. */
+static void store_front(aloop_queue_t *q, void *item) {
+    switch (q->kind) {
+    case QUEUE_FIFO:
+        q->head = q->head ? q->head - 1 : q->cap - 1;
+        q->items[q->head] = item;
+        q->count++;
+        break;
+    case QUEUE_LIFO: q->items[q->count++] = item; break;
+    default: heap_push(q, item, q->front_seq--); break;
+    }
+}
+
+static void *store_take(aloop_queue_t *q) {
+    switch (q->kind) {
+    case QUEUE_FIFO: {
+        void *item = q->items[q->head];
+        if (++q->head == q->cap) q->head = 0;
+        q->count--;
+        return item;
+    }
+    case QUEUE_LIFO: return q->items[--q->count];
+    default: return heap_pop(q);
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Waiters                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/* Cancelled while waiting: off the waiter list, onto `woken` (so a free
+ * before the task runs can still reach the record). */
+static void waiter_cancel(aloop_wait_t *w) {
+    queue_waiter_t *qw = ALOOP_CONTAINER_OF(w, queue_waiter_t, wait);
+    aloop__list_remove(&qw->link);
+    aloop__list_push_back(&qw->queue->woken, &qw->link);
+}
+
+/* Wakes the first waiter of list (NULL if none). */
+static queue_waiter_t *wake_first(aloop_queue_t *q, aloop_list_t *list, int result) {
+    aloop_list_t *n = aloop__list_pop_front(list);
+    if (!n) return NULL;
+    queue_waiter_t *w = ALOOP_CONTAINER_OF(n, queue_waiter_t, link);
+    aloop__list_push_back(&q->woken, n);
+    aloop__wake(w->task, result);
+    return w;
+}
+
+static void wake_all(aloop_queue_t *q, aloop_list_t *list, int result) {
+    while (wake_first(q, list, result)) {
+    }
+}
+
+/* Suspends the running task as a waiter of the given kind. On return the
+ * record is off every list; w->queue is NULL if the queue was freed. */
+static int queue_wait(aloop_queue_t *q, aloop_task_impl_t *t, aloop_list_t *list,
+                      queue_waiter_t *w) {
+    w->wait.cancel = waiter_cancel;
+    w->task = t;
+    w->queue = q;
+    aloop__list_push_back(list, &w->link);
+    int rc = aloop__suspend(t, &w->wait);
+    aloop__list_remove(&w->link);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Core operations                                                          */
+/* ------------------------------------------------------------------------ */
+
+static int queue_is_full(const aloop_queue_t *q) {
+    return q->maxsize && q->count + q->handed + q->reserved >= q->maxsize;
+}
+
+/* Adds an item to a queue that has room: straight to the first waiting
+ * getter, else into the storage. -ENOMEM if an unbounded queue cannot grow. */
+static int queue_add(aloop_queue_t *q, void *item) {
+    if (storage_reserve(q, q->count + q->handed + 1) < 0) return -ENOMEM;
+    q->unfinished++;
+    if (!aloop__list_empty(&q->getters)) {
+        queue_waiter_t *g = ALOOP_CONTAINER_OF(q->getters.next, queue_waiter_t, link);
+        g->item = item;
+        q->handed++;
+        wake_first(q, &q->getters, 0);
+    } else {
+        store_back(q, item);
+    }
+    return 0;
+}
+
+/* A slot came free (an item left, or a reserved slot was given up): the
+ * first waiting putter gets it. */
+static void slot_freed(aloop_queue_t *q) {
+    if (!aloop__list_empty(&q->putters)) {
+        q->reserved++;
+        wake_first(q, &q->putters, 0);
+    }
+}
+
+static void *queue_take(aloop_queue_t *q) {
+    void *item = store_take(q);
+    slot_freed(q);
+    return item;
+}
+
+/* A woken getter was cancelled before it ran: its item goes to the next
+ * getter, or back to the front of the storage (room is guaranteed). */
+static void give_back(aloop_queue_t *q, void *item) {
+    if (!aloop__list_empty(&q->getters)) {
+        queue_waiter_t *g = ALOOP_CONTAINER_OF(q->getters.next, queue_waiter_t, link);
+        g->item = item;
+        q->handed++;
+        wake_first(q, &q->getters, 0);
+    } else {
+        store_front(q, item);
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Public calls                                                             */
+/* ------------------------------------------------------------------------ */
+
+static aloop_queue_t *queue_new(aloop_t *loop, size_t maxsize, int kind,
+                                int (*cmp)(const void *, const void *)) {
+    if (!loop || (kind == QUEUE_PRIORITY && !cmp)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    aloop_queue_t *q = aloop__calloc(1, sizeof *q);
+    if (!q) goto nomem;
+    q->loop = loop;
+    q->kind = (uint8_t)kind;
+    q->maxsize = maxsize;
+    q->cmp = cmp;
+    q->back_seq = UINT64_C(1) << 63;
+    q->front_seq = q->back_seq - 1;
+    aloop__list_init(&q->getters);
+    aloop__list_init(&q->putters);
+    aloop__list_init(&q->joiners);
+    aloop__list_init(&q->woken);
+    size_t initial = maxsize && maxsize <= PREALLOC_MAX ? maxsize : INITIAL_CAP;
+    if (storage_reserve(q, initial) < 0) {
+        aloop__free(q);
+        goto nomem;
+    }
+    return q;
+nomem:
+    errno = ENOMEM;
+    return NULL;
+}
+
+aloop_queue_t *aloop_queue_new(aloop_t *loop, size_t maxsize) {
+    return queue_new(loop, maxsize, QUEUE_FIFO, NULL);
+}
+
+aloop_queue_t *aloop_queue_new_lifo(aloop_t *loop, size_t maxsize) {
+    return queue_new(loop, maxsize, QUEUE_LIFO, NULL);
+}
+
+aloop_queue_t *aloop_queue_new_priority(aloop_t *loop, size_t maxsize,
+                                        int (*cmp)(const void *a, const void *b)) {
+    return queue_new(loop, maxsize, QUEUE_PRIORITY, cmp);
+}
+
+/* Bad handle, or a queue of another loop than the one running. */
+static int bad_queue(const aloop_queue_t *q) {
+    if (!q) return 1;
+    aloop_t *cur = aloop_current();
+    return cur && cur != q->loop;
+}
+
+int aloop_queue_put_nowait(aloop_queue_t *q, void *item) {
+    if (bad_queue(q)) return -EINVAL;
+    if (q->shutdown) return -EPIPE;
+    if (queue_is_full(q)) return -EAGAIN;
+    return queue_add(q, item);
+}
+
+int aloop_queue_get_nowait(aloop_queue_t *q, void **item) {
+    if (bad_queue(q) || !item) return -EINVAL;
+    if (q->count) {
+        *item = queue_take(q);
+        return 0;
+    }
+    return q->shutdown ? -EPIPE : -EAGAIN;
+}
+
+int aloop_queue_put(aloop_queue_t *q, void *item) {
+    int err;
+    if (bad_queue(q)) return -EINVAL;
+    aloop_task_impl_t *t = aloop__enter(&err);
+    if (!t) return err;
+    if (q->shutdown) return -EPIPE;
+    if (ALOOP_LIKELY(!queue_is_full(q))) return queue_add(q, item);
+
+    queue_waiter_t w = {.kind = WAIT_PUT, .item = item};
+    int rc = queue_wait(q, t, &q->putters, &w);
+    q = w.queue;
+    if (w.wait.result != 0) return rc; /* -EPIPE, -ECANCELED */
+    if (!q) return rc == -ECANCELED ? rc : -EPIPE; /* freed after granting a slot */
+    q->reserved--; /* the slot reserved for us */
+    if (rc == -ECANCELED) {
+        slot_freed(q); /* to the next putter */
+        return rc;
+    }
+    return queue_add(q, item);
+}
+
+int aloop_queue_get(aloop_queue_t *q, void **item) {
+    int err;
+    if (bad_queue(q) || !item) return -EINVAL;
+    aloop_task_impl_t *t = aloop__enter(&err);
+    if (!t) return err;
+    if (ALOOP_LIKELY(q->count)) {
+        *item = queue_take(q);
+        return 0;
+    }
+    if (q->shutdown) return -EPIPE;
+
+    queue_waiter_t w = {.kind = WAIT_GET};
+    int rc = queue_wait(q, t, &q->getters, &w);
+    if (w.wait.result != 0) return rc; /* -EPIPE, -ECANCELED */
+    q = w.queue;
+    if (q) {
+        q->handed--;
+        if (rc == -ECANCELED) {
+            give_back(q, w.item); /* still counts against maxsize */
+            return rc;
+        }
+        slot_freed(q); /* the handed item was using a slot until now */
+    }
+    if (rc == 0) *item = w.item;
+    return rc;
+}
+
+size_t aloop_queue_size(const aloop_queue_t *q) { return q ? q->count + q->handed : 0; }
+
+int aloop_queue_empty(const aloop_queue_t *q) { return aloop_queue_size(q) == 0; }
+
+int aloop_queue_full(const aloop_queue_t *q) { return q && queue_is_full(q); }
+
+void aloop_queue_task_done(aloop_queue_t *q) {
+    if (!q) return;
+    if (q->unfinished == 0) {
+        /* asyncio raises ValueError: task_done() called too many times */
+        if (q->loop->flags & ALOOP_DEBUG)
+            aloop__warn(q->loop, "aloop_queue_task_done called more often than items were put");
+        return;
+    }
+    if (--q->unfinished == 0) wake_all(q, &q->joiners, 0);
+}
+
+int aloop_queue_join(aloop_queue_t *q) {
+    int err;
+    if (bad_queue(q)) return -EINVAL;
+    aloop_task_impl_t *t = aloop__enter(&err);
+    if (!t) return err;
+    if (q->unfinished == 0) return 0;
+    queue_waiter_t w = {.kind = WAIT_JOIN};
+    return queue_wait(q, t, &q->joiners, &w);
+}
+
+/* Takes back what woken waiters were granted but have not used yet:
+ * reserved slots always, handed items when the shutdown is immediate. */
+static void revoke_grants(aloop_queue_t *q, int immediate) {
+    for (aloop_list_t *n = q->woken.next; n != &q->woken; n = n->next) {
+        queue_waiter_t *w = ALOOP_CONTAINER_OF(n, queue_waiter_t, link);
+        if (w->wait.result != 0) continue;
+        if (w->kind == WAIT_PUT) {
+            q->reserved--;
+            w->wait.result = -EPIPE;
+        } else if (w->kind == WAIT_GET && immediate) {
+            q->handed--;
+            if (q->unfinished) q->unfinished--;
+            w->wait.result = -EPIPE;
+        }
+    }
+}
+
+void aloop_queue_shutdown(aloop_queue_t *q, int immediate) {
+    if (!q) return;
+    q->shutdown = 1;
+    revoke_grants(q, immediate);
+    if (immediate) {
+        while (q->count) {
+            store_take(q);
+            if (q->unfinished) q->unfinished--;
+        }
+        if (q->unfinished == 0) wake_all(q, &q->joiners, 0);
+    }
+    /* Getters only wait on an empty queue: with no put possible any more
+     * they would wait for ever. Putters can never put now. */
+    wake_all(q, &q->getters, -EPIPE);
+    wake_all(q, &q->putters, -EPIPE);
+}
+
+/* Cuts every waiter record loose; those still waiting wake with -EPIPE. */
+static void detach_waiters(aloop_list_t *list, int wake) {
+    aloop_list_t *n;
+    while ((n = aloop__list_pop_front(list)) != NULL) {
+        queue_waiter_t *w = ALOOP_CONTAINER_OF(n, queue_waiter_t, link);
+        w->queue = NULL;
+        if (wake) aloop__wake(w->task, -EPIPE);
+    }
+}
+
+void aloop_queue_free(aloop_queue_t *q) {
+    if (!q) return;
+    detach_waiters(&q->getters, 1);
+    detach_waiters(&q->putters, 1);
+    detach_waiters(&q->joiners, 1);
+    detach_waiters(&q->woken, 0);
+    aloop__free(q->items);
+    aloop__free(q->heap);
+    aloop__free(q);
+}
