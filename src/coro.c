@@ -225,19 +225,22 @@ static int guard_page(aloop_t *loop, char *page) {
 }
 
 /* Installs the guard page of every slot with one process_madvise() on our
- * own process (Linux 6.13+ accepts MADV_GUARD_INSTALL there, and PIDFD_SELF
- * needs no pidfd). Returns 1 if it did, 0 to fall back to one madvise (or
- * mprotect) per slot when the slot is first handed out. */
+ * own process (Linux 6.13+ accepts MADV_GUARD_INSTALL there; the pidfd costs
+ * two more system calls, still 3 per chunk instead of 64). Returns 1 if it
+ * did, 0 to fall back to one madvise (or mprotect) per slot when the slot
+ * is first handed out. */
 static int guard_chunk(aloop_t *loop, struct aloop_stack_chunk *c) {
-#if defined(__linux__) && defined(SYS_process_madvise)
+#if defined(__linux__) && defined(SYS_process_madvise) && defined(SYS_pidfd_open)
     struct iovec iov[STACKS_PER_CHUNK];
     for (unsigned i = 0; i < STACKS_PER_CHUNK; i++) {
         iov[i].iov_base = c->map + i * c->slot_size;
         iov[i].iov_len = loop->page_size;
     }
-    long pidfd_self = -20000; /* PIDFD_SELF_THREAD_GROUP */
-    long r = syscall(SYS_process_madvise, pidfd_self, iov, (long)STACKS_PER_CHUNK,
+    long pidfd = syscall(SYS_pidfd_open, (long)getpid(), 0L);
+    if (pidfd < 0) return 0;
+    long r = syscall(SYS_process_madvise, pidfd, iov, (long)STACKS_PER_CHUNK,
                      (long)MADV_GUARD_INSTALL, 0L);
+    close((int)pidfd);
     return r == (long)(STACKS_PER_CHUNK * loop->page_size);
 #else
     ALOOP_UNUSED(loop);
@@ -309,26 +312,33 @@ static void stack_unmap(aloop_coro_t *co) {
 }
 
 #ifndef ALOOP_CONTEXT_UCONTEXT
-/* The frame aloop__ctx_swap pops, laid out at the top of co's stack, so that
- * the first switch "returns" into coro_entry with the stack pointer the ABI
- * expects at a function's entry (16-byte aligned before the call pushed its
- * return address). No getcontext/makecontext needed: that would cost a
- * signal-mask system call per new coroutine. */
-static void *frame_at_top(aloop_coro_t *co) {
-    uintptr_t top = ((uintptr_t)co->stack_lo + co->stack_size) & ~(uintptr_t)15;
+/* Builds, below the stack pointer makecontext chose, the frame that
+ * aloop__ctx_swap pops: the first switch "returns" into the entry point
+ * with exactly the registers setcontext() would have loaded for it. */
+static void *frame_from_ucontext(const ucontext_t *uc) {
 #if defined(__x86_64__)
-    uintptr_t *f = (uintptr_t *)top - (FRAME_WORDS + 1); /* + the "return address" slot */
-    memset(f, 0, (FRAME_WORDS + 1) * sizeof *f);
-    f[6] = (uintptr_t)coro_entry; /* rip */
-#else
-    uintptr_t *f = (uintptr_t *)top - FRAME_WORDS;
+    uintptr_t *sp = (uintptr_t *)(uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
+    uintptr_t *f = sp - FRAME_WORDS;
     memset(f, 0, FRAME_WORDS * sizeof *f);
-    f[11] = (uintptr_t)coro_entry; /* x30: where br jumps */
-#endif
+    f[4] = (uintptr_t)uc->uc_mcontext.gregs[REG_RBX]; /* makecontext's uc_link slot */
+    f[6] = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
     return f;
+#else
+    uintptr_t *sp = (uintptr_t *)(uintptr_t)uc->uc_mcontext.sp;
+    uintptr_t *f = sp - FRAME_WORDS;
+    memset(f, 0, FRAME_WORDS * sizeof *f);
+    f[0] = (uintptr_t)uc->uc_mcontext.regs[19];
+    f[11] = (uintptr_t)uc->uc_mcontext.pc; /* x30: where br jumps */
+    return f;
+#endif
 }
 #endif
 
+/* Every coroutine's context is made by makecontext(). getcontext() (a
+ * signal-mask system call) runs once per loop, into a template; each new
+ * context starts as a copy of it. On the ucontext path the copy becomes
+ * the coroutine's context; on the asm path only the entry point and stack
+ * pointer makecontext set up are kept, as the first switch frame. */
 int aloop__coro_new(aloop_t *loop, aloop_coro_t **out) {
     aloop_coro_t *co = aloop__calloc(1, sizeof *co);
     if (!co) return -ENOMEM;
@@ -339,18 +349,25 @@ int aloop__coro_new(aloop_t *loop, aloop_coro_t **out) {
         aloop__free(co);
         return -ENOMEM;
     }
+    /* A full getcontext here: a copied template's FP-state pointer would
+     * point into the template, and swapcontext would load from there. */
     if (getcontext(uc) < 0) abort();
-    uc->uc_link = NULL;
-    uc->uc_stack.ss_sp = co->stack_lo;
-    uc->uc_stack.ss_size = co->stack_size;
-    makecontext(uc, coro_entry, 0);
-    co->ctx.uc = uc;
 #else
+    ucontext_t ucbuf, *uc = &ucbuf;
     if (stack_map(loop, co) < 0) {
         aloop__free(co);
         return -ENOMEM;
     }
-    co->ctx.sp = frame_at_top(co);
+    memcpy(uc, loop->uc_template, sizeof *uc);
+#endif
+    uc->uc_link = NULL;
+    uc->uc_stack.ss_sp = co->stack_lo;
+    uc->uc_stack.ss_size = co->stack_size;
+    makecontext(uc, coro_entry, 0);
+#ifdef ALOOP_CONTEXT_UCONTEXT
+    co->ctx.uc = uc;
+#else
+    co->ctx.sp = frame_from_ucontext(uc);
 #endif
     *out = co;
     return 0;
@@ -370,22 +387,21 @@ void aloop__coro_free(aloop_coro_t *co) {
 
 /* The main context's ucontext (ucontext path only) lives with the loop. */
 int aloop__main_ctx_init(aloop_t *loop) {
+    loop->uc_template = aloop__malloc(sizeof(ucontext_t));
+    if (!loop->uc_template) return -ENOMEM;
+    if (getcontext(loop->uc_template) < 0) return -errno;
 #ifdef ALOOP_CONTEXT_UCONTEXT
     loop->main.ctx.uc = aloop__calloc(1, sizeof(ucontext_t));
     if (!loop->main.ctx.uc) return -ENOMEM;
-#else
-    ALOOP_UNUSED(loop);
 #endif
     return 0;
 }
 
 void aloop__main_ctx_free(aloop_t *loop) {
-#ifdef ALOOP_CONTEXT_UCONTEXT
+    aloop__free(loop->uc_template);
+    loop->uc_template = NULL;
     aloop__free(loop->main.ctx.uc);
     loop->main.ctx.uc = NULL;
-#else
-    ALOOP_UNUSED(loop);
-#endif
 }
 
 /* ------------------------------------------------------------------------ */

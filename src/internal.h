@@ -394,6 +394,7 @@ struct aloop {
 
     /* coroutines */
     aloop_main_ctx_t main;
+    void *uc_template; /* ucontext_t: getcontext() once; makecontext starts from copies */
     aloop_coro_t *running_coro;  /* NULL while on the main context */
     aloop_task_impl_t *current;  /* the running task */
     aloop_coro_t *idle;          /* parked coroutines, ready for reuse */
