@@ -46,6 +46,12 @@ aloop_stream_t *aloop_stream_new(aloop_t *loop, int fd, size_t max_line) {
     s->loop = loop;
     s->fd = fd;
     s->max_line = max_line ? max_line : STREAM_DEFAULT_MAX_LINE;
+    s->cap = s->max_line + 1 < STREAM_MIN_BUF ? s->max_line + 1 : STREAM_MIN_BUF;
+    s->buf = aloop__malloc(s->cap);
+    if (!s->buf) {
+        aloop__free(s);
+        return NULL;
+    }
     int fl = fcntl(fd, F_GETFL);
     if (fl >= 0 && !(fl & O_NONBLOCK)) fcntl(fd, F_SETFL, fl | O_NONBLOCK);
     return s;
@@ -94,7 +100,7 @@ static ssize_t fill(aloop_task_impl_t *t, aloop_stream_t *s, size_t need) {
     }
     if (s->cap < need) {
         size_t limit = s->max_line + 1;
-        size_t cap = s->cap ? s->cap * 2 : STREAM_MIN_BUF;
+        size_t cap = s->cap * 2;
         if (cap > limit) cap = limit;
         if (cap < need) cap = need;
         char *buf = aloop__realloc(s->buf, cap);
@@ -112,7 +118,7 @@ static ssize_t fill(aloop_task_impl_t *t, aloop_stream_t *s, size_t need) {
 static ssize_t discard_line(aloop_task_impl_t *t, aloop_stream_t *s) {
     s->discarding = 1;
     for (;;) {
-        char *nl = memchr(s->buf + s->start, '\n', buffered(s));
+        char *nl = buffered(s) ? memchr(s->buf + s->start, '\n', buffered(s)) : NULL;
         if (nl) {
             consume(s, (size_t)(nl - (s->buf + s->start)) + 1);
             break;
@@ -133,7 +139,7 @@ static ssize_t readline_locked(aloop_task_impl_t *t, aloop_stream_t *s, char *ou
     size_t scanned = 0; /* bytes already searched for '\n' */
     for (;;) {
         char *p = s->buf + s->start;
-        char *nl = memchr(p + scanned, '\n', buffered(s) - scanned);
+        char *nl = buffered(s) > scanned ? memchr(p + scanned, '\n', buffered(s) - scanned) : NULL;
         if (nl) {
             size_t len = (size_t)(nl - p) + 1;
             if (len > limit) {
@@ -149,7 +155,7 @@ static ssize_t readline_locked(aloop_task_impl_t *t, aloop_stream_t *s, char *ou
         if (scanned > limit) return discard_line(t, s);
         if (s->eof) {
             /* a last line without '\n' is returned as is, then 0 */
-            memcpy(out, p, scanned);
+            if (scanned) memcpy(out, p, scanned);
             out[scanned] = '\0';
             consume(s, scanned);
             return (ssize_t)scanned;

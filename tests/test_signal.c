@@ -1,0 +1,168 @@
+/*
+ * test_signal.c - aloop_signal_wait (src/signal.c). Signals are raised from
+ * loop callbacks while tasks wait, so the order of events is fixed.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "internal.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+typedef struct sig_ctx {
+    int rc[4];
+    double when[4];
+} sig_ctx_t;
+
+static aloop_t *vloop(void) {
+    aloop_config_t cfg = {.clock = ALOOP_CLOCK_VIRTUAL};
+    aloop_t *loop = aloop_new_with(&cfg);
+    assert_non_null(loop);
+    return loop;
+}
+
+static void raise_usr1(void *arg) {
+    (void)arg;
+    raise(SIGUSR1);
+}
+
+static void kill_usr2(void *arg) {
+    (void)arg;
+    kill(getpid(), SIGUSR2);
+}
+
+static void *wait_usr1(void *arg) {
+    int *rc = arg;
+    *rc = aloop_signal_wait(SIGUSR1);
+    return NULL;
+}
+
+static void *wait_usr2(void *arg) {
+    int *rc = arg;
+    *rc = aloop_signal_wait(SIGUSR2);
+    return NULL;
+}
+
+/* raise() from a callback while a task waits: the task wakes, the process
+ * lives (the signal was blocked and read from the signalfd). */
+static void test_raise_wakes_waiter(void **state) {
+    (void)state;
+    aloop_t *loop = vloop();
+    int rc = 1;
+    aloop_release(aloop_spawn(loop, wait_usr1, &rc));
+    aloop_call_later(loop, 2.0, raise_usr1, NULL);
+    assert_int_equal(aloop_run(loop), 0);
+    assert_int_equal(rc, 0);
+    assert_true(aloop_time(loop) >= 2.0);
+    aloop_free(loop);
+}
+
+/* Several tasks on the same signal all wake; a task on another signal
+ * only wakes for that one (kill(getpid()) this time). */
+static void test_several_waiters(void **state) {
+    (void)state;
+    aloop_t *loop = vloop();
+    int a = 1, b = 1, c = 1;
+    aloop_release(aloop_spawn(loop, wait_usr1, &a));
+    aloop_release(aloop_spawn(loop, wait_usr1, &b));
+    aloop_release(aloop_spawn(loop, wait_usr2, &c));
+    aloop_call_later(loop, 1.0, raise_usr1, NULL);
+    /* after the first signal, USR2's waiter is still there */
+    aloop_call_later(loop, 3.0, kill_usr2, NULL);
+    aloop_run(loop);
+    assert_int_equal(a, 0);
+    assert_int_equal(b, 0);
+    assert_int_equal(c, 0);
+    aloop_free(loop);
+}
+
+static void *wait_then_check(void *arg) {
+    sig_ctx_t *c = arg;
+    aloop_t *loop = aloop_current();
+    c->rc[0] = aloop_signal_wait(SIGUSR1);
+    c->when[0] = aloop_time(loop);
+    aloop_sleep(1.0); /* the second signal comes while nobody waits */
+    c->rc[1] = aloop_signal_wait(SIGUSR1);
+    c->when[1] = aloop_time(loop);
+    return NULL;
+}
+
+/* A signal that arrives while nobody waits stays pending and wakes the next
+ * waiter at once. */
+static void test_pending_signal_kept(void **state) {
+    (void)state;
+    aloop_t *loop = vloop();
+    sig_ctx_t c = {0};
+    aloop_release(aloop_spawn(loop, wait_then_check, &c));
+    aloop_call_later(loop, 1.0, raise_usr1, NULL);
+    aloop_call_later(loop, 1.5, raise_usr1, NULL);
+    assert_int_equal(aloop_run(loop), 0);
+    assert_int_equal(c.rc[0], 0);
+    assert_int_equal(c.rc[1], 0);
+    assert_true(c.when[0] == 1.0);
+    assert_true(c.when[1] == 2.0);
+    aloop_free(loop);
+}
+
+/* Cancelling a signal wait removes it: nothing keeps the loop alive. */
+static void test_cancel_removes_wait(void **state) {
+    (void)state;
+    aloop_t *loop = vloop();
+    int rc = 1;
+    aloop_task_t *t = aloop_spawn(loop, wait_usr1, &rc);
+    aloop_stop(loop);
+    aloop_run(loop);
+    assert_int_equal(aloop__poller_pending(loop), 1);
+    aloop_cancel(t);
+    assert_int_equal(aloop_run(loop), 0);
+    assert_int_equal(rc, -ECANCELED);
+    assert_int_equal(loop->io->holds, 0);
+    aloop_release(t);
+    /* and aloop_free cancels a waiting one */
+    rc = 1;
+    aloop_release(aloop_spawn(loop, wait_usr2, &rc));
+    aloop_stop(loop);
+    aloop_run(loop);
+    aloop_free(loop);
+    assert_int_equal(rc, -ECANCELED);
+}
+
+/* After aloop_free the signal is unblocked again (we blocked it). */
+static void test_mask_restored(void **state) {
+    (void)state;
+    sigset_t cur;
+    pthread_sigmask(SIG_BLOCK, NULL, &cur);
+    assert_false(sigismember(&cur, SIGUSR1));
+    assert_false(sigismember(&cur, SIGUSR2));
+}
+
+static void *invalid_task(void *arg) {
+    (void)arg;
+    assert_int_equal(aloop_signal_wait(0), -EINVAL);
+    assert_int_equal(aloop_signal_wait(-3), -EINVAL);
+    assert_int_equal(aloop_signal_wait(SIGKILL), -EINVAL);
+    assert_int_equal(aloop_signal_wait(SIGSTOP), -EINVAL);
+    assert_int_equal(aloop_signal_wait(100000), -EINVAL);
+    return NULL;
+}
+
+static void test_invalid(void **state) {
+    (void)state;
+    assert_int_equal(aloop_main(invalid_task, NULL, NULL), 0);
+    assert_int_equal(aloop_signal_wait(SIGUSR1), -EPERM);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_raise_wakes_waiter),
+        cmocka_unit_test(test_several_waiters),
+        cmocka_unit_test(test_pending_signal_kept),
+        cmocka_unit_test(test_cancel_removes_wait),
+        cmocka_unit_test(test_mask_restored),
+        cmocka_unit_test(test_invalid),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

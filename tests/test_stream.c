@@ -1,0 +1,357 @@
+/*
+ * test_stream.c - buffered streams (src/stream.c): readline with a maximum
+ * length, readexactly, writes with backpressure, close while in use.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "internal.h"
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+typedef struct ctx {
+    int sv[2];
+    size_t max_line;
+    aloop_stream_t *s;
+    ssize_t rc[16];
+    char line[16][128];
+    int n;
+} ctx_t;
+
+static int run_virtual(void *(*fn)(void *), void *arg) {
+    aloop_config_t cfg = {.clock = ALOOP_CLOCK_VIRTUAL};
+    return aloop_main_with(&cfg, fn, arg, NULL);
+}
+
+static void pair(ctx_t *c) { assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, c->sv), 0); }
+
+/* Feeds the peer end in pieces, with virtual-time pauses in between. */
+typedef struct feed {
+    int fd;
+    const char *parts[8];
+    int close_after;
+} feed_t;
+
+static void *feeder(void *arg) {
+    feed_t *f = arg;
+    for (int i = 0; f->parts[i]; i++) {
+        aloop_sleep(0.1);
+        aloop_write_all(f->fd, f->parts[i], strlen(f->parts[i]));
+    }
+    if (f->close_after) shutdown(f->fd, SHUT_WR);
+    return NULL;
+}
+
+static void *read_lines(void *arg) {
+    ctx_t *c = arg;
+    c->s = aloop_stream_new(aloop_current(), c->sv[0], c->max_line);
+    assert_non_null(c->s);
+    for (c->n = 0; c->n < 16; c->n++) {
+        c->rc[c->n] = aloop_stream_readline(c->s, c->line[c->n], sizeof c->line[c->n]);
+        if (c->rc[c->n] <= 0 && c->rc[c->n] != -EMSGSIZE) break;
+    }
+    aloop_stream_close(c->s);
+    return NULL;
+}
+
+static void run_feed(ctx_t *c, feed_t *f) {
+    aloop_config_t cfg = {.clock = ALOOP_CLOCK_VIRTUAL};
+    aloop_t *loop = aloop_new_with(&cfg);
+    f->fd = c->sv[1];
+    aloop_release(aloop_spawn(loop, feeder, f));
+    aloop_release(aloop_spawn(loop, read_lines, c));
+    assert_int_equal(aloop_run(loop), 0);
+    aloop_free(loop);
+    close(c->sv[1]);
+}
+
+/* Lines split across reads, several lines in one read, final line without
+ * '\n' at EOF returned as is, then 0. */
+static void test_readline_basic(void **state) {
+    (void)state;
+    ctx_t c = {0};
+    pair(&c);
+    feed_t f = {.parts = {"hel", "lo\nwor", "ld\nthree\nfour\n", "tail", NULL}, .close_after = 1};
+    run_feed(&c, &f);
+    assert_int_equal(c.rc[0], 6);
+    assert_string_equal(c.line[0], "hello\n");
+    assert_int_equal(c.rc[1], 6);
+    assert_string_equal(c.line[1], "world\n");
+    assert_string_equal(c.line[2], "three\n");
+    assert_string_equal(c.line[3], "four\n");
+    assert_int_equal(c.rc[4], 4);
+    assert_string_equal(c.line[4], "tail");
+    assert_int_equal(c.rc[5], 0);
+    assert_int_equal(c.n, 5);
+}
+
+/* max_line counts the '\n': a longer line is -EMSGSIZE, discarded up to its
+ * '\n' (even when it arrives over several reads), and the stream goes on. */
+static void test_readline_max_line(void **state) {
+    (void)state;
+    ctx_t c = {.max_line = 8};
+    pair(&c);
+    feed_t f = {.parts = {"1234567\n", "12345678\n", "way too long ", "for eight\nok\n",
+                          "abcdefghijklmnop", "qrstuvwxyz\nlast\n", NULL},
+                .close_after = 1};
+    run_feed(&c, &f);
+    assert_int_equal(c.rc[0], 8);
+    assert_string_equal(c.line[0], "1234567\n");
+    assert_int_equal(c.rc[1], -EMSGSIZE);
+    assert_int_equal(c.rc[2], -EMSGSIZE);
+    assert_int_equal(c.rc[3], 3);
+    assert_string_equal(c.line[3], "ok\n");
+    assert_int_equal(c.rc[4], -EMSGSIZE);
+    assert_int_equal(c.rc[5], 5);
+    assert_string_equal(c.line[5], "last\n");
+    assert_int_equal(c.rc[6], 0);
+}
+
+/* A line that does not fit the caller's buffer is -EMSGSIZE as well. */
+static void *small_cap(void *arg) {
+    ctx_t *c = arg;
+    aloop_stream_t *s = aloop_stream_new(aloop_current(), c->sv[0], 0);
+    write(c->sv[1], "abcdef\nab\n", 10);
+    shutdown(c->sv[1], SHUT_WR);
+    char buf[4];
+    c->rc[0] = aloop_stream_readline(s, buf, sizeof buf); /* 7 > cap - 1 */
+    c->rc[1] = aloop_stream_readline(s, buf, sizeof buf);
+    memcpy(c->line[1], buf, 4);
+    c->rc[2] = aloop_stream_readline(s, buf, sizeof buf);
+    c->rc[3] = aloop_stream_readline(NULL, buf, sizeof buf);
+    c->rc[4] = aloop_stream_readline(s, buf, 0);
+    aloop_stream_close(s);
+    return NULL;
+}
+
+static void test_readline_small_buffer(void **state) {
+    (void)state;
+    ctx_t c = {0};
+    pair(&c);
+    assert_int_equal(run_virtual(small_cap, &c), 0);
+    assert_int_equal(c.rc[0], -EMSGSIZE);
+    assert_int_equal(c.rc[1], 3);
+    assert_string_equal(c.line[1], "ab\n");
+    assert_int_equal(c.rc[2], 0);
+    assert_int_equal(c.rc[3], -EINVAL);
+    assert_int_equal(c.rc[4], -EINVAL);
+    close(c.sv[1]);
+}
+
+/* An over-long final line at EOF without '\n' is -EMSGSIZE, then 0. */
+static void *long_tail(void *arg) {
+    ctx_t *c = arg;
+    aloop_stream_t *s = aloop_stream_new(aloop_current(), c->sv[0], 4);
+    write(c->sv[1], "abcdefgh", 8);
+    shutdown(c->sv[1], SHUT_WR);
+    char buf[64];
+    c->rc[0] = aloop_stream_readline(s, buf, sizeof buf);
+    c->rc[1] = aloop_stream_readline(s, buf, sizeof buf);
+    aloop_stream_close(s);
+    return NULL;
+}
+
+static void test_readline_long_tail(void **state) {
+    (void)state;
+    ctx_t c = {0};
+    pair(&c);
+    assert_int_equal(run_virtual(long_tail, &c), 0);
+    assert_int_equal(c.rc[0], -EMSGSIZE);
+    assert_int_equal(c.rc[1], 0);
+    close(c.sv[1]);
+}
+
+/* readexactly: n bytes across several reads; fewer only at EOF. */
+static void *exactly(void *arg) {
+    ctx_t *c = arg;
+    aloop_stream_t *s = aloop_stream_new(aloop_current(), c->sv[0], 16);
+    char buf[64];
+    c->rc[0] = aloop_stream_readline(s, buf, sizeof buf);
+    c->rc[1] = aloop_stream_readexactly(s, c->line[1], 10);
+    /* larger than max_line + 1: read straight into the caller's buffer */
+    c->rc[2] = aloop_stream_readexactly(s, c->line[2], 40);
+    c->rc[3] = aloop_stream_readexactly(s, c->line[3], 10);
+    c->rc[4] = aloop_stream_readexactly(s, c->line[4], 10);
+    c->rc[5] = aloop_stream_readexactly(s, NULL, 0);
+    aloop_stream_close(s);
+    return NULL;
+}
+
+static void test_readexactly(void **state) {
+    (void)state;
+    ctx_t c = {0};
+    pair(&c);
+    aloop_config_t cfg = {.clock = ALOOP_CLOCK_VIRTUAL};
+    aloop_t *loop = aloop_new_with(&cfg);
+    feed_t f = {.fd = c.sv[1],
+                .parts = {"head\n01234", "56789", "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMN", "xyz", NULL},
+                .close_after = 1};
+    aloop_release(aloop_spawn(loop, feeder, &f));
+    aloop_release(aloop_spawn(loop, exactly, &c));
+    assert_int_equal(aloop_run(loop), 0);
+    aloop_free(loop);
+    assert_int_equal(c.rc[0], 5);
+    assert_int_equal(c.rc[1], 10);
+    assert_memory_equal(c.line[1], "0123456789", 10);
+    assert_int_equal(c.rc[2], 40);
+    assert_memory_equal(c.line[2], "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMN", 40);
+    assert_int_equal(c.rc[3], 3);
+    assert_memory_equal(c.line[3], "xyz", 3);
+    assert_int_equal(c.rc[4], 0);
+    assert_int_equal(c.rc[5], 0);
+    close(c.sv[1]);
+}
+
+/* A cancelled readline loses nothing: the half line stays buffered. */
+static void *half_line_reader(void *arg) {
+    ctx_t *c = arg;
+    char buf[64];
+    c->rc[0] = aloop_stream_readline(c->s, buf, sizeof buf);
+    return NULL;
+}
+
+static void test_cancel_keeps_data(void **state) {
+    (void)state;
+    ctx_t c = {0};
+    pair(&c);
+    aloop_config_t cfg = {.clock = ALOOP_CLOCK_VIRTUAL};
+    aloop_t *loop = aloop_new_with(&cfg);
+    c.s = aloop_stream_new(loop, c.sv[0], 0);
+    write(c.sv[1], "half ", 5);
+    aloop_task_t *t = aloop_spawn(loop, half_line_reader, &c);
+    aloop_stop(loop);
+    aloop_run(loop);
+    aloop_stop(loop);
+    aloop_run(loop);
+    assert_false(aloop_future_done(t));
+    aloop_cancel(t);
+    assert_int_equal(aloop_run_until_complete(loop, t), -ECANCELED);
+    assert_int_equal(c.rc[0], -ECANCELED);
+    aloop_release(t);
+    write(c.sv[1], "line\n", 5);
+    t = aloop_spawn(loop, half_line_reader, &c);
+    assert_int_equal(aloop_run_until_complete(loop, t), 0);
+    assert_int_equal(c.rc[0], 10);
+    aloop_release(t);
+    aloop_stream_close(c.s);
+    aloop_free(loop);
+    close(c.sv[1]);
+}
+
+/* Writes return once every byte is out; a slow reader holds the writer. */
+#define WBIG (4u * 1024u * 1024u)
+static void *big_write(void *arg) {
+    ctx_t *c = arg;
+    char *buf = malloc(WBIG);
+    for (size_t i = 0; i < WBIG; i++) buf[i] = (char)('a' + i % 26);
+    c->rc[0] = aloop_stream_write(c->s, buf, WBIG);
+    c->rc[1] = (ssize_t)(aloop_time(aloop_current()) * 1000);
+    free(buf);
+    shutdown(c->sv[0], SHUT_WR);
+    return NULL;
+}
+
+static void *slow_reader(void *arg) {
+    ctx_t *c = arg;
+    aloop_stream_t *s = aloop_stream_new(aloop_current(), c->sv[1], 0);
+    char *buf = malloc(65536);
+    size_t total = 0;
+    int ok = 1;
+    for (;;) {
+        aloop_sleep(0.001); /* slow: the writer must wait for us */
+        ssize_t n = aloop_stream_readexactly(s, buf, 65536);
+        if (n <= 0) break;
+        for (ssize_t i = 0; i < n; i++)
+            if (buf[i] != (char)('a' + (total + (size_t)i) % 26)) ok = 0;
+        total += (size_t)n;
+    }
+    c->rc[2] = (ssize_t)total;
+    c->rc[3] = ok;
+    free(buf);
+    aloop_stream_close(s);
+    return NULL;
+}
+
+static void test_write_backpressure(void **state) {
+    (void)state;
+    ctx_t c = {0};
+    pair(&c);
+    aloop_config_t cfg = {.clock = ALOOP_CLOCK_VIRTUAL};
+    aloop_t *loop = aloop_new_with(&cfg);
+    c.s = aloop_stream_new(loop, c.sv[0], 0);
+    aloop_release(aloop_spawn(loop, big_write, &c));
+    aloop_release(aloop_spawn(loop, slow_reader, &c));
+    assert_int_equal(aloop_run(loop), 0);
+    assert_int_equal(c.rc[0], WBIG);
+    assert_true(c.rc[1] >= 10); /* it had to wait for the slow reader */
+    assert_int_equal(c.rc[2], WBIG);
+    assert_int_equal(c.rc[3], 1);
+    aloop_stream_close(c.s);
+    aloop_free(loop);
+}
+
+/* Closing a stream wakes a task blocked in readline with -EBADF; the
+ * stream is freed when that task leaves (ASan checks the lifetime). */
+static void *closer(void *arg) {
+    ctx_t *c = arg;
+    aloop_sleep(1);
+    c->rc[1] = aloop_stream_close(c->s);
+    return NULL;
+}
+
+static void test_close_wakes_reader(void **state) {
+    (void)state;
+    ctx_t c = {0};
+    pair(&c);
+    aloop_config_t cfg = {.clock = ALOOP_CLOCK_VIRTUAL};
+    aloop_t *loop = aloop_new_with(&cfg);
+    c.s = aloop_stream_new(loop, c.sv[0], 0);
+    assert_int_equal(aloop_stream_fd(c.s), c.sv[0]);
+    aloop_release(aloop_spawn(loop, half_line_reader, &c));
+    aloop_release(aloop_spawn(loop, closer, &c));
+    assert_int_equal(aloop_run(loop), 0);
+    assert_int_equal(c.rc[0], -EBADF);
+    assert_int_equal(c.rc[1], 0);
+    assert_int_equal(fcntl(c.sv[0], F_GETFD), -1); /* the fd is closed */
+    aloop_free(loop);
+    close(c.sv[1]);
+}
+
+static void test_bad_args(void **state) {
+    (void)state;
+    assert_null(aloop_stream_new(NULL, 0, 0));
+    assert_int_equal(errno, EINVAL);
+    aloop_t *loop = aloop_new();
+    assert_null(aloop_stream_new(loop, -1, 0));
+    char b[4];
+    assert_int_equal(aloop_stream_readexactly(NULL, b, 1), -EINVAL);
+    assert_int_equal(aloop_stream_write(NULL, b, 1), -EINVAL);
+    assert_int_equal(aloop_stream_close(NULL), -EINVAL);
+    assert_int_equal(aloop_stream_fd(NULL), -EINVAL);
+    int sv[2];
+    socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+    aloop_stream_t *s = aloop_stream_new(loop, sv[0], 0);
+    assert_int_equal(aloop_stream_readline(s, b, sizeof b), -EPERM); /* not in a task */
+    aloop_stream_close(s);
+    close(sv[1]);
+    aloop_free(loop);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_readline_basic),
+        cmocka_unit_test(test_readline_max_line),
+        cmocka_unit_test(test_readline_small_buffer),
+        cmocka_unit_test(test_readline_long_tail),
+        cmocka_unit_test(test_readexactly),
+        cmocka_unit_test(test_cancel_keeps_data),
+        cmocka_unit_test(test_write_backpressure),
+        cmocka_unit_test(test_close_wakes_reader),
+        cmocka_unit_test(test_bad_args),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,303 @@
+/*
+ * test_threadpool.c - the worker pool, call_soon_threadsafe and the wake-up
+ * fd (src/threadpool.c). Cross-thread hand-offs are made deterministic with
+ * pthread primitives, not with timing.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "internal.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <unistd.h>
+
+static void *square(void *arg) {
+    intptr_t v = (intptr_t)arg;
+    return (void *)(v * v);
+}
+
+static void *use_pool(void *arg) {
+    (void)arg;
+    void *res = NULL;
+    int rc = aloop_run_in_thread(square, (void *)(intptr_t)12, &res);
+    if (rc) return aloop_fail(rc);
+    assert_int_equal((intptr_t)res, 144);
+    assert_int_equal(aloop_run_in_thread(square, (void *)(intptr_t)3, NULL), 0);
+    assert_int_equal(aloop_run_in_thread(NULL, NULL, NULL), -EINVAL);
+    return res;
+}
+
+static void test_run_in_thread(void **state) {
+    (void)state;
+    void *res;
+    assert_int_equal(aloop_main(use_pool, NULL, &res), 0);
+    assert_int_equal((intptr_t)res, 144);
+    assert_int_equal(aloop_run_in_thread(square, NULL, NULL), -EPERM);
+}
+
+/* The loop runs other tasks while a job runs: the job blocks until a task
+ * on the loop lets it go, which is only possible if the loop is not blocked. */
+typedef struct gate {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int open;
+    int job_started;
+    int job_done;
+} gate_t;
+
+static gate_t gate = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0};
+
+static void gate_reset(void) {
+    gate.open = gate.job_started = gate.job_done = 0;
+}
+
+static void *gated_job(void *arg) {
+    pthread_mutex_lock(&gate.mu);
+    gate.job_started = 1;
+    pthread_cond_broadcast(&gate.cv);
+    while (!gate.open) pthread_cond_wait(&gate.cv, &gate.mu);
+    gate.job_done = 1;
+    pthread_mutex_unlock(&gate.mu);
+    return arg;
+}
+
+static int job_started(void) {
+    pthread_mutex_lock(&gate.mu);
+    int s = gate.job_started;
+    pthread_mutex_unlock(&gate.mu);
+    return s;
+}
+
+static void gate_open(void) {
+    pthread_mutex_lock(&gate.mu);
+    gate.open = 1;
+    pthread_cond_broadcast(&gate.cv);
+    pthread_mutex_unlock(&gate.mu);
+}
+
+static void *submitter(void *arg) {
+    void *res = NULL;
+    int rc = aloop_run_in_thread(gated_job, arg, &res);
+    assert_int_equal(rc, 0);
+    return res;
+}
+
+static void *opener(void *arg) {
+    int *steps = arg;
+    /* keep running (yielding) until the job is in its thread, then open */
+    while (!job_started()) {
+        (*steps)++;
+        aloop_sleep(0.001);
+    }
+    (*steps)++;
+    gate_open();
+    return NULL;
+}
+
+static void test_loop_runs_while_job_runs(void **state) {
+    (void)state;
+    gate_reset();
+    aloop_t *loop = aloop_new();
+    int steps = 0;
+    aloop_task_t *t = aloop_spawn(loop, submitter, (void *)(intptr_t)77);
+    aloop_release(aloop_spawn(loop, opener, &steps));
+    assert_int_equal(aloop_run_until_complete(loop, t), 0);
+    void *res;
+    assert_int_equal(aloop_future_result(t, &res), 0);
+    assert_int_equal((intptr_t)res, 77);
+    assert_true(steps >= 1);
+    aloop_release(t);
+    aloop_free(loop);
+}
+
+/* Cancelled while the job runs: -ECANCELED at once, the job finishes later
+ * on its own and its record is freed by the loop (ASan: no leak, no
+ * use-after-free of the task's stack). */
+static void *cancel_submitter(void *arg) {
+    int *rc = arg;
+    *rc = aloop_run_in_thread(gated_job, NULL, NULL);
+    return NULL;
+}
+
+static void test_cancel_returns_at_once(void **state) {
+    (void)state;
+    gate_reset();
+    aloop_t *loop = aloop_new();
+    int rc = 1;
+    aloop_task_t *t = aloop_spawn(loop, cancel_submitter, &rc);
+    while (!job_started()) {
+        aloop_stop(loop);
+        aloop_run(loop);
+    }
+    assert_int_equal(aloop__async_pending(loop), 1);
+    aloop_cancel(t);
+    assert_int_equal(aloop_run_until_complete(loop, t), -ECANCELED);
+    assert_int_equal(rc, -ECANCELED);
+    assert_int_equal(gate.job_done, 0); /* the thread is still inside the job */
+    /* the abandoned job still keeps the loop alive until it comes back */
+    assert_int_equal(aloop__async_pending(loop), 1);
+    gate_open();
+    assert_int_equal(aloop_run(loop), 0);
+    assert_int_equal(gate.job_done, 1);
+    assert_int_equal(aloop__async_pending(loop), 0);
+    aloop_release(t);
+    aloop_free(loop);
+}
+
+/* aloop_free with a job still running: the task is cancelled, the thread
+ * is joined after the job finishes. */
+static void *open_later(void *arg) {
+    (void)arg;
+    usleep(20000);
+    gate_open();
+    return NULL;
+}
+
+static void test_free_joins_running_job(void **state) {
+    (void)state;
+    gate_reset();
+    aloop_t *loop = aloop_new();
+    int rc = 1;
+    aloop_task_t *t = aloop_spawn(loop, cancel_submitter, &rc);
+    while (!job_started()) {
+        aloop_stop(loop);
+        aloop_run(loop);
+    }
+    pthread_t th;
+    pthread_create(&th, NULL, open_later, NULL);
+    aloop_free(loop);
+    assert_int_equal(rc, -ECANCELED);
+    assert_int_equal(gate.job_done, 1); /* joined: the job had finished */
+    pthread_join(th, NULL);
+    aloop_release(t);
+}
+
+/* Many jobs on a pool of 2: all results come back, in any order. */
+#define NJOBS 64
+
+/* Threads in this process (Linux /proc; elsewhere 0: the check is moot). */
+static int thread_count(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return 0;
+    char line[256];
+    int n = 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "Threads: %d", &n) == 1) break;
+    fclose(f);
+    return n;
+}
+static void *many_one(void *arg) {
+    void *res = NULL;
+    assert_int_equal(aloop_run_in_thread(square, arg, &res), 0);
+    return res;
+}
+
+static void test_many_jobs_small_pool(void **state) {
+    (void)state;
+    aloop_t *loop = aloop_new();
+    assert_int_equal(aloop_set_thread_pool_size(loop, 0), -EINVAL);
+    assert_int_equal(aloop_set_thread_pool_size(NULL, 2), -EINVAL);
+    assert_int_equal(aloop_set_thread_pool_size(loop, 2), 0);
+    aloop_task_t *ts[NJOBS];
+    for (intptr_t i = 0; i < NJOBS; i++) ts[i] = aloop_spawn(loop, many_one, (void *)i);
+    assert_int_equal(aloop_run(loop), 0);
+    for (intptr_t i = 0; i < NJOBS; i++) {
+        void *res;
+        assert_int_equal(aloop_future_result(ts[i], &res), 0);
+        assert_int_equal((intptr_t)res, i * i);
+        aloop_release(ts[i]);
+    }
+    assert_true(thread_count() <= 3); /* this one + a pool of 2 */
+    assert_int_equal(aloop_set_thread_pool_size(loop, 4), -EBUSY); /* started */
+    aloop_free(loop);
+}
+
+/* ---- call_soon_threadsafe --------------------------------------------- */
+
+typedef struct ts_ctx {
+    aloop_t *loop;
+    aloop_future_t *fut;
+    atomic_int calls;
+    pthread_t self;
+    int on_loop_thread;
+} ts_ctx_t;
+
+static void ts_cb(void *arg) {
+    ts_ctx_t *c = arg;
+    c->on_loop_thread = pthread_equal(pthread_self(), c->self);
+    if (atomic_fetch_add(&c->calls, 1) + 1 == 100) aloop_future_set_result(c->fut, (void *)c);
+}
+
+static void *ts_thread(void *arg) {
+    ts_ctx_t *c = arg;
+    for (int i = 0; i < 50; i++) assert_int_equal(aloop_call_soon_threadsafe(c->loop, ts_cb, c), 0);
+    return NULL;
+}
+
+/* Two threads post 50 callbacks each while the loop waits on a future:
+ * the wake-up fd gets the loop out of its (blocking) poll. */
+static void test_call_soon_threadsafe(void **state) {
+    (void)state;
+    ts_ctx_t c = {0};
+    c.loop = aloop_new();
+    c.fut = aloop_future_new(c.loop);
+    c.self = pthread_self();
+    atomic_init(&c.calls, 0);
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++) pthread_create(&th[i], NULL, ts_thread, &c);
+    /* run until the future is done; no timer keeps the loop awake, so it
+     * blocks in epoll/poll until the threads write the wake-up fd */
+    int rc;
+    for (;;) {
+        rc = aloop_run_until_complete(c.loop, c.fut);
+        if (rc != -EDEADLK) break;
+        usleep(1000); /* threads not started yet: nothing pending */
+    }
+    assert_int_equal(rc, 0);
+    for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
+    assert_int_equal(atomic_load(&c.calls), 100);
+    assert_int_equal(c.on_loop_thread, 1);
+    /* from the loop's own thread too, before the loop runs */
+    assert_int_equal(aloop_call_soon_threadsafe(c.loop, ts_cb, &c), 0);
+    assert_int_equal(aloop__async_pending(c.loop), 1);
+    assert_int_equal(aloop_run(c.loop), 0);
+    assert_int_equal(atomic_load(&c.calls), 101);
+    assert_int_equal(aloop_call_soon_threadsafe(NULL, ts_cb, &c), -EINVAL);
+    assert_int_equal(aloop_call_soon_threadsafe(c.loop, NULL, &c), -EINVAL);
+    /* queued but never run: dropped by aloop_free without a leak */
+    assert_int_equal(aloop_call_soon_threadsafe(c.loop, ts_cb, &c), 0);
+    aloop_release(c.fut);
+    aloop_free(c.loop);
+    assert_int_equal(atomic_load(&c.calls), 101);
+}
+
+/* -ENOMEM from the job allocation comes back cleanly. */
+static void *oom_task(void *arg) {
+    (void)arg;
+    aloop__test_fail_alloc(1, 1);
+    int rc = aloop_run_in_thread(square, NULL, NULL);
+    aloop__test_fail_alloc(0, 0);
+    assert_int_equal(rc, -ENOMEM);
+    return NULL;
+}
+
+static void test_run_in_thread_enomem(void **state) {
+    (void)state;
+    assert_int_equal(aloop_main(oom_task, NULL, NULL), 0);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_run_in_thread),
+        cmocka_unit_test(test_loop_runs_while_job_runs),
+        cmocka_unit_test(test_cancel_returns_at_once),
+        cmocka_unit_test(test_free_joins_running_job),
+        cmocka_unit_test(test_many_jobs_small_pool),
+        cmocka_unit_test(test_call_soon_threadsafe),
+        cmocka_unit_test(test_run_in_thread_enomem),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
