@@ -1,0 +1,390 @@
+/*
+ * fibserver - the course's "API server": a client sends n (one number per
+ * line), the server answers with the n-th Fibonacci number in decimal.
+ *
+ *     ./fibserver --port 8889 [--threads]
+ *     printf '10\n100\n' | nc 127.0.0.1 8889      ->  55, 354224848179261915075
+ *
+ * The numbers are exact (arbitrary precision, computed by plain addition),
+ * so the cost of a request grows with n (fib(200000) has 41,798 digits and
+ * takes a noticeable fraction of a second): small n are "simple requests",
+ * big n "complex requests", as in the course.
+ *
+ * Without --threads every request is computed on the loop's thread, so one
+ * big request stalls every other client until it is done (the single-
+ * threaded server's weakness). With --threads, requests with
+ * n >= --thread-min run on the worker pool through aloop_run_in_thread():
+ * the connection's task suspends, the loop keeps serving the small ones.
+ *
+ * One task per connection; SIGINT / SIGTERM cancel them all and exit 0. A
+ * request whose task is cancelled while its number is being computed on a
+ * worker thread leaves the job behind; the job frees itself when the thread
+ * is done (it is shared through an atomic reference count).
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <aloop.h>
+
+#include <errno.h>
+#include <getopt.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#define REQUEST_MAX_LINE 64 /* "123456\n" and then some */
+
+typedef struct fib_options {
+    const char *host, *port;
+    int threads;          /* big requests go to the worker pool */
+    unsigned long thread_min; /* what "big" means */
+    unsigned long max_n;
+    unsigned pool_size;   /* 0 = library default (number of CPUs) */
+} fib_options_t;
+
+/* ------------------------------------------------------------------------ */
+/* Arbitrary-precision Fibonacci                                            */
+/* ------------------------------------------------------------------------ */
+
+#define LIMB_BASE 1000000000u /* 9 decimal digits per limb */
+
+/* fib(n) as a malloc'd decimal string, or NULL when out of memory.
+ * fib(0) = 0, fib(1) = 1. Runs on any thread: touches nothing shared. */
+static char *fib_decimal(unsigned long n) {
+    /* fib(n) has about 0.209 n digits, i.e. 0.0233 n limbs; fib(n + 1),
+     * computed on the way, may need one more. */
+    size_t cap = n / 40 + 3;
+    uint32_t *a = calloc(cap, sizeof *a), *b = calloc(cap, sizeof *b);
+    char *out = NULL;
+    if (!a || !b) goto done;
+    size_t len = 1;
+    b[0] = 1; /* (a, b) = (fib(i), fib(i + 1)), starting at i = 0 */
+    for (unsigned long i = 0; i < n; i++) {
+        uint32_t carry = 0;
+        for (size_t k = 0; k < len; k++) { /* a += b: now fib(i + 2) */
+            uint32_t sum = a[k] + b[k] + carry;
+            carry = sum >= LIMB_BASE;
+            a[k] = carry ? sum - LIMB_BASE : sum;
+        }
+        if (carry) a[len++] = 1;
+        uint32_t *t = a; /* (a, b) = (b, a + b) */
+        a = b;
+        b = t;
+    }
+    while (len > 1 && a[len - 1] == 0) len--;
+    out = malloc(len * 9 + 2);
+    if (!out) goto done;
+    int pos = sprintf(out, "%u", (unsigned)a[len - 1]);
+    for (size_t k = len - 1; k-- > 0;) pos += sprintf(out + pos, "%09u", (unsigned)a[k]);
+done:
+    free(a);
+    free(b);
+    return out;
+}
+
+/* A request handed to the pool. Shared by the waiting task and the worker
+ * thread; whichever lets go last frees it (the task lets go early when it
+ * is cancelled). */
+typedef struct fib_job {
+    atomic_int refs;
+    unsigned long n;
+    char *answer;
+} fib_job_t;
+
+static void fib_job_release(fib_job_t *job) {
+    if (atomic_fetch_sub(&job->refs, 1) == 1) {
+        free(job->answer);
+        free(job);
+    }
+}
+
+static void *fib_job_run(void *arg) { /* on a worker thread */
+    fib_job_t *job = arg;
+    job->answer = fib_decimal(job->n);
+    fib_job_release(job);
+    return NULL;
+}
+
+/* fib(n) on the worker pool: 0 with *answer set, or -errno. */
+static int fib_in_thread(unsigned long n, char **answer) {
+    fib_job_t *job = malloc(sizeof *job);
+    if (!job) return -ENOMEM;
+    atomic_init(&job->refs, 2);
+    job->n = n;
+    job->answer = NULL;
+    int rc = aloop_run_in_thread(fib_job_run, job, NULL);
+    if (rc < 0) {
+        /* -ECANCELED: the thread still holds its reference and frees the
+         * job. Any other error: the job never ran, so drop both. */
+        if (rc != -ECANCELED) fib_job_release(job);
+        fib_job_release(job);
+        return rc;
+    }
+    *answer = job->answer; /* the thread is done with the job */
+    job->answer = NULL;
+    fib_job_release(job);
+    return *answer ? 0 : -ENOMEM;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Server and connections                                                   */
+/* ------------------------------------------------------------------------ */
+
+typedef struct fib_conn fib_conn_t;
+
+typedef struct fib_server {
+    aloop_t *loop;
+    const fib_options_t *opt;
+    int listen_fd;
+    fib_conn_t *conns;       /* every open connection */
+    size_t nconns;
+    int stopping;
+    aloop_event_t *stop;     /* set by a signal watcher */
+    aloop_event_t *all_gone; /* set when the last connection ends while stopping */
+} fib_server_t;
+
+struct fib_conn {
+    fib_server_t *server;
+    fib_conn_t *prev, *next;
+    aloop_stream_t *stream;
+    aloop_task_t *task;
+};
+
+static void server_link(fib_server_t *srv, fib_conn_t *c) {
+    c->prev = NULL;
+    c->next = srv->conns;
+    if (srv->conns) srv->conns->prev = c;
+    srv->conns = c;
+    srv->nconns++;
+}
+
+static void server_unlink(fib_server_t *srv, fib_conn_t *c) {
+    if (c->prev) c->prev->next = c->next;
+    else srv->conns = c->next;
+    if (c->next) c->next->prev = c->prev;
+    if (--srv->nconns == 0 && srv->stopping) aloop_event_set(srv->all_gone);
+}
+
+/* "  42\r\n" -> 42. -1 if not a whole number in [0, max]. */
+static long parse_request(const char *line, unsigned long max) {
+    while (*line == ' ' || *line == '\t') line++;
+    if (*line < '0' || *line > '9') return -1;
+    char *end;
+    errno = 0;
+    unsigned long n = strtoul(line, &end, 10);
+    while (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n') end++;
+    if (*end || errno || n > max) return -1;
+    return (long)n;
+}
+
+static int conn_reply(fib_conn_t *c, const char *text) {
+    ssize_t n = aloop_stream_write(c->stream, text, strlen(text));
+    return n < 0 ? (int)n : 0;
+}
+
+/* Answers one request line: 0, or < 0 when the connection should end. */
+static int conn_answer(fib_conn_t *c, const char *line) {
+    const fib_options_t *opt = c->server->opt;
+    char msg[96];
+    long n = parse_request(line, opt->max_n);
+    if (n < 0) {
+        snprintf(msg, sizeof msg, "error: send a whole number from 0 to %lu\n", opt->max_n);
+        return conn_reply(c, msg);
+    }
+    char *answer = NULL;
+    int rc;
+    if (opt->threads && (unsigned long)n >= opt->thread_min) {
+        rc = fib_in_thread((unsigned long)n, &answer);
+    } else {
+        answer = fib_decimal((unsigned long)n); /* blocks the loop for big n */
+        rc = answer ? 0 : -ENOMEM;
+    }
+    if (rc == -ENOMEM) return conn_reply(c, "error: out of memory\n");
+    if (rc < 0) return rc;
+    size_t len = strlen(answer);
+    answer[len] = '\n'; /* fib_decimal leaves room for it */
+    ssize_t w = aloop_stream_write(c->stream, answer, len + 1);
+    free(answer);
+    return w < 0 ? (int)w : 0;
+}
+
+static void *conn_main(void *arg) {
+    fib_conn_t *c = arg;
+    char line[REQUEST_MAX_LINE + 1];
+    for (;;) {
+        ssize_t n = aloop_stream_readline(c->stream, line, sizeof line);
+        if (n == -EMSGSIZE) {
+            if (conn_reply(c, "error: line too long\n") < 0) break;
+            continue;
+        }
+        if (n <= 0 || conn_answer(c, line) < 0) break;
+    }
+    aloop_task_t *self = c->task;
+    aloop_stream_close(c->stream);
+    server_unlink(c->server, c);
+    free(c);
+    aloop_release(self); /* detach: freed when this returns */
+    return NULL;
+}
+
+static void conn_open(fib_server_t *srv, int fd) {
+    fib_conn_t *c = calloc(1, sizeof *c);
+    if (c) c->stream = aloop_stream_new(srv->loop, fd, REQUEST_MAX_LINE);
+    if (c && c->stream) c->task = aloop_spawn(srv->loop, conn_main, c);
+    if (!c || !c->stream || !c->task) {
+        if (c && c->stream) aloop_stream_close(c->stream);
+        else aloop_close(fd);
+        free(c);
+        return;
+    }
+    c->server = srv;
+    server_link(srv, c);
+}
+
+static void *accept_main(void *arg) {
+    fib_server_t *srv = arg;
+    for (;;) {
+        int fd = aloop_accept(srv->listen_fd, NULL, NULL);
+        if (fd == -ECANCELED || fd == -EBADF || fd == -EINVAL || fd == -ENOTSOCK) break;
+        if (fd == -EMFILE || fd == -ENFILE || fd == -ENOBUFS || fd == -ENOMEM) {
+            if (aloop_sleep(0.1) < 0) break; /* back off, do not spin */
+            continue;
+        }
+        if (fd >= 0) conn_open(srv, fd);
+    }
+    return NULL;
+}
+
+typedef struct signal_watch {
+    fib_server_t *server;
+    int signo;
+} signal_watch_t;
+
+static void *signal_main(void *arg) {
+    signal_watch_t *w = arg;
+    if (aloop_signal_wait(w->signo) == 0) aloop_event_set(w->server->stop);
+    return NULL;
+}
+
+static void stop_task(aloop_task_t *t) {
+    if (!t) return;
+    aloop_cancel(t);
+    aloop_await(t, NULL);
+    aloop_release(t);
+}
+
+static void print_listening(int fd) {
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    char host[NI_MAXHOST] = "?", serv[NI_MAXSERV] = "?";
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
+        getnameinfo((struct sockaddr *)&ss, len, host, sizeof host, serv, sizeof serv,
+                    NI_NUMERICHOST | NI_NUMERICSERV);
+    if (ss.ss_family == AF_INET6) printf("listening on [%s]:%s\n", host, serv);
+    else printf("listening on %s:%s\n", host, serv);
+    fflush(stdout);
+}
+
+static void *server_main(void *arg) {
+    const fib_options_t *opt = arg;
+    fib_server_t srv = {.loop = aloop_current(), .opt = opt};
+    if (opt->pool_size) aloop_set_thread_pool_size(srv.loop, opt->pool_size);
+    srv.listen_fd = aloop_tcp_listen(opt->host, opt->port, SOMAXCONN);
+    if (srv.listen_fd < 0) {
+        fprintf(stderr, "fibserver: cannot listen on %s:%s: %s\n", opt->host, opt->port,
+                aloop_strerror(srv.listen_fd));
+        return aloop_fail(srv.listen_fd);
+    }
+    srv.stop = aloop_event_new(srv.loop);
+    srv.all_gone = aloop_event_new(srv.loop);
+    signal_watch_t w_int = {&srv, SIGINT}, w_term = {&srv, SIGTERM};
+    aloop_task_t *sig_int = aloop_spawn(srv.loop, signal_main, &w_int);
+    aloop_task_t *sig_term = aloop_spawn(srv.loop, signal_main, &w_term);
+    aloop_task_t *acceptor = aloop_spawn(srv.loop, accept_main, &srv);
+    int ok = srv.stop && srv.all_gone && sig_int && sig_term && acceptor;
+    if (ok) {
+        aloop_yield(); /* the watchers register before anyone can signal us */
+        print_listening(srv.listen_fd);
+        aloop_event_wait(srv.stop);
+    } else {
+        fprintf(stderr, "fibserver: out of memory\n");
+    }
+    stop_task(acceptor);
+    stop_task(sig_int);
+    stop_task(sig_term);
+    srv.stopping = 1;
+    for (fib_conn_t *c = srv.conns; c; c = c->next) aloop_cancel(c->task);
+    if (srv.nconns > 0 && srv.all_gone) aloop_event_wait(srv.all_gone);
+    aloop_close(srv.listen_fd);
+    aloop_event_free(srv.stop);
+    aloop_event_free(srv.all_gone);
+    return ok ? NULL : aloop_fail(-ENOMEM);
+}
+
+static void usage(FILE *out, const char *prog) {
+    fprintf(out,
+            "usage: %s [options]\n"
+            "  --host HOST        address to listen on (default 127.0.0.1)\n"
+            "  --port PORT        port (default 8889; 0 = any free port)\n"
+            "  --threads          compute big requests on the worker pool\n"
+            "  --thread-min N     what is big: n >= N (default 5000)\n"
+            "  --pool N           worker threads (default: number of CPUs)\n"
+            "  --max-n N          largest n accepted (default 200000)\n"
+            "Protocol: one number n per line; the answer is fib(n) in decimal.\n"
+            "Prints \"listening on HOST:PORT\" once ready; SIGINT/SIGTERM stop it.\n",
+            prog);
+}
+
+static int parse_ulong(const char *s, unsigned long lo, unsigned long hi, unsigned long *out) {
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(s, &end, 10);
+    if (end == s || *end || *s == '-' || errno || v < lo || v > hi) return -1;
+    *out = v;
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    static const struct option longopts[] = {
+        {"host", required_argument, NULL, 'h'},   {"port", required_argument, NULL, 'p'},
+        {"threads", no_argument, NULL, 't'},      {"thread-min", required_argument, NULL, 'm'},
+        {"pool", required_argument, NULL, 'P'},   {"max-n", required_argument, NULL, 'n'},
+        {"help", no_argument, NULL, 'H'},         {NULL, 0, NULL, 0},
+    };
+    fib_options_t opt = {.host = "127.0.0.1", .port = "8889", .thread_min = 5000,
+                         .max_n = 200000};
+    int ch;
+    while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        unsigned long v = 0;
+        int bad = 0;
+        switch (ch) {
+        case 'h': opt.host = optarg; break;
+        case 'p': opt.port = optarg; break;
+        case 't': opt.threads = 1; break;
+        case 'm': bad = parse_ulong(optarg, 0, 100000000, &opt.thread_min); break;
+        case 'P': bad = parse_ulong(optarg, 1, 1024, &v); opt.pool_size = (unsigned)v; break;
+        case 'n': bad = parse_ulong(optarg, 0, 10000000, &opt.max_n); break;
+        case 'H': usage(stdout, argv[0]); return 0;
+        default: bad = 1; break;
+        }
+        if (bad) {
+            usage(stderr, argv[0]);
+            return 2;
+        }
+    }
+    if (optind != argc) {
+        usage(stderr, argv[0]);
+        return 2;
+    }
+    int rc = aloop_main(server_main, &opt, NULL);
+    if (rc < 0) {
+        fprintf(stderr, "fibserver: %s\n", aloop_strerror(rc));
+        return 1;
+    }
+    return 0;
+}

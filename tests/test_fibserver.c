@@ -1,0 +1,294 @@
+/*
+ * test_fibserver.c - drives the real examples/fibserver over loopback:
+ * exact answers, bad input, a big request on the worker pool that does not
+ * hold up small ones (--threads), the blocking behaviour without it, and a
+ * clean SIGTERM while a worker thread is busy. Client sockets are blocking
+ * with timeouts, so nothing can hang.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
+
+#ifndef FIBSERVER_BIN /* built without the examples: main() skips everything */
+#define FIBSERVER_BIN ""
+#define FIBSERVER_BIN_MISSING 1
+#endif
+
+#define BIG_N 100000
+#define BIG_DIGITS 20899 /* digits of fib(100000) */
+
+static pid_t server_pid = -1;
+static int server_out = -1;
+static int server_port;
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* FIBSERVER_BIN --port 0 [extra]; waits for "listening on 127.0.0.1:PORT". */
+static void server_start(const char *extra1, const char *extra2) {
+    const char *argv[] = {FIBSERVER_BIN, "--port", "0", extra1, extra2, NULL};
+    int out[2];
+    assert_int_equal(pipe(out), 0);
+    server_pid = fork();
+    assert_true(server_pid >= 0);
+    if (server_pid == 0) {
+#ifdef __linux__
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+#endif
+        dup2(out[1], STDOUT_FILENO);
+        close(out[0]);
+        close(out[1]);
+        execv(FIBSERVER_BIN, (char *const *)argv);
+        _exit(127);
+    }
+    close(out[1]);
+    server_out = out[0];
+    char buf[256];
+    size_t len = 0;
+    while (!memchr(buf, '\n', len)) {
+        struct pollfd p = {.fd = server_out, .events = POLLIN};
+        assert_int_equal(poll(&p, 1, 10000), 1);
+        ssize_t n = read(server_out, buf + len, sizeof buf - 1 - len);
+        assert_true(n > 0);
+        len += (size_t)n;
+    }
+    buf[len] = '\0';
+    assert_int_equal(sscanf(buf, "listening on 127.0.0.1:%d", &server_port), 1);
+}
+
+static void server_stop(void) {
+    assert_int_equal(kill(server_pid, SIGTERM), 0);
+    int status = 0;
+    double deadline = now_s() + 30;
+    pid_t r;
+    while ((r = waitpid(server_pid, &status, WNOHANG)) == 0 && now_s() < deadline) usleep(10000);
+    assert_int_equal(r, server_pid);
+    server_pid = -1;
+    close(server_out);
+    server_out = -1;
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+static int teardown_server(void **state) {
+    (void)state;
+    if (server_pid > 0) {
+        kill(server_pid, SIGKILL);
+        waitpid(server_pid, NULL, 0);
+        server_pid = -1;
+    }
+    if (server_out >= 0) close(server_out);
+    server_out = -1;
+    return 0;
+}
+
+static int connect_server(void) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(fd >= 0);
+    struct timeval tv = {30, 0}; /* a big answer takes a while in a sanitizer build */
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)server_port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    return fd;
+}
+
+static void send_str(int fd, const char *s) {
+    assert_int_equal(send(fd, s, strlen(s), MSG_NOSIGNAL), (ssize_t)strlen(s));
+}
+
+/* One reply line (without '\n'), malloc'd; the reply is read byte-exact up
+ * to its newline so several replies on one connection stay apart. */
+static char *recv_line(int fd) {
+    size_t cap = 64, len = 0;
+    char *s = malloc(cap);
+    assert_non_null(s);
+    for (;;) {
+        char ch;
+        ssize_t n = recv(fd, &ch, 1, 0);
+        if (n <= 0) fail_msg("no reply (EOF or timeout)");
+        if (ch == '\n') break;
+        if (len + 1 == cap) {
+            s = realloc(s, cap *= 2);
+            assert_non_null(s);
+        }
+        s[len++] = ch;
+    }
+    s[len] = '\0';
+    return s;
+}
+
+static void expect_reply(int fd, const char *request, const char *want) {
+    send_str(fd, request);
+    char *got = recv_line(fd);
+    assert_string_equal(got, want);
+    free(got);
+}
+
+/* fib(n) in decimal, by schoolbook addition on digit strings (the test's
+ * own reference, independent of the server's limb arithmetic). */
+static char *reference_fib(unsigned n) {
+    size_t cap = n / 4 + 2;
+    unsigned char *a = calloc(cap, 1), *b = calloc(cap, 1); /* little-endian digits */
+    assert_true(a && b);
+    size_t len = 1;
+    b[0] = 1;
+    for (unsigned i = 0; i < n; i++) {
+        int carry = 0;
+        for (size_t k = 0; k < len; k++) {
+            int d = a[k] + b[k] + carry;
+            carry = d >= 10;
+            a[k] = (unsigned char)(d - 10 * carry);
+        }
+        if (carry) a[len++] = 1;
+        unsigned char *t = a;
+        a = b;
+        b = t;
+    }
+    while (len > 1 && a[len - 1] == 0) len--;
+    char *s = malloc(len + 1);
+    for (size_t k = 0; k < len; k++) s[k] = (char)('0' + a[len - 1 - k]);
+    s[len] = '\0';
+    free(a);
+    free(b);
+    return s;
+}
+
+/* Last nine digits of fib(n). */
+static unsigned long fib_mod_1e9(unsigned long n) {
+    unsigned long a = 0, b = 1;
+    for (unsigned long i = 0; i < n; i++) {
+        unsigned long t = (a + b) % 1000000000ul;
+        a = b;
+        b = t;
+    }
+    return a;
+}
+
+static void test_answers_and_errors(void **state) {
+    (void)state;
+    server_start("--threads", NULL);
+    int fd = connect_server();
+    expect_reply(fd, "0\n", "0");
+    expect_reply(fd, "1\n", "1");
+    expect_reply(fd, "2\n", "1");
+    expect_reply(fd, "10\n", "55");
+    expect_reply(fd, "  7 \r\n", "13");
+    expect_reply(fd, "93\n", "12200160415121876738");
+    expect_reply(fd, "100\n", "354224848179261915075");
+    for (unsigned n = 999; n <= 6000; n += 5001 / 2) { /* inline and on the pool */
+        char req[32], *want = reference_fib(n);
+        snprintf(req, sizeof req, "%u\n", n);
+        expect_reply(fd, req, want);
+        free(want);
+    }
+    const char *err = "error: send a whole number from 0 to 200000";
+    expect_reply(fd, "abc\n", err);
+    expect_reply(fd, "-1\n", err);
+    expect_reply(fd, "12x\n", err);
+    expect_reply(fd, "200001\n", err);
+    expect_reply(fd, "\n", err);
+    char longline[200];
+    memset(longline, '1', 150);
+    strcpy(longline + 150, "\n");
+    expect_reply(fd, longline, "error: line too long");
+    expect_reply(fd, "20\n", "6765"); /* still usable */
+    close(fd);
+    server_stop();
+}
+
+/* With --threads a big request runs on the pool: a small request sent
+ * after it is answered while the big one is still being computed. */
+static void test_threads_keep_small_requests_fast(void **state) {
+    (void)state;
+    server_start("--threads", NULL);
+    int big = connect_server(), small = connect_server();
+    char req[32];
+    snprintf(req, sizeof req, "%d\n", BIG_N);
+    send_str(big, req);
+    usleep(20 * 1000);
+    expect_reply(small, "10\n", "55");
+    struct pollfd p = {.fd = big, .events = POLLIN};
+    assert_int_equal(poll(&p, 1, 0), 0); /* the big answer is not there yet */
+    char *answer = recv_line(big);
+    assert_int_equal(strlen(answer), BIG_DIGITS);
+    assert_int_equal(strtoul(answer + BIG_DIGITS - 9, NULL, 10), fib_mod_1e9(BIG_N));
+    free(answer);
+    close(big);
+    close(small);
+    server_stop();
+}
+
+/* Without --threads the loop computes everything itself: the small request
+ * waits until the big answer has been sent (the course's point). */
+static void test_without_threads_big_blocks_small(void **state) {
+    (void)state;
+    server_start(NULL, NULL);
+    int big = connect_server(), small = connect_server();
+    char req[32];
+    snprintf(req, sizeof req, "%d\n", BIG_N);
+    send_str(big, req);
+    usleep(100 * 1000); /* the server is busy with it by now */
+    expect_reply(small, "10\n", "55");
+    struct pollfd p = {.fd = big, .events = POLLIN};
+    assert_int_equal(poll(&p, 1, 0), 1); /* the big answer came first */
+    char *answer = recv_line(big);
+    assert_int_equal(strlen(answer), BIG_DIGITS);
+    free(answer);
+    close(big);
+    close(small);
+    server_stop();
+}
+
+/* SIGTERM while a worker thread computes: the request is cancelled, the
+ * client is disconnected and the server exits 0. */
+static void test_sigterm_during_thread_job(void **state) {
+    (void)state;
+    server_start("--threads", NULL);
+    int fd = connect_server();
+    expect_reply(fd, "30\n", "832040");
+    send_str(fd, "100000\n");
+    usleep(50 * 1000);
+    server_stop();
+    char buf[64];
+    assert_int_equal(recv(fd, buf, sizeof buf, 0), 0); /* EOF, no answer */
+    close(fd);
+}
+
+int main(void) {
+#ifdef FIBSERVER_BIN_MISSING
+    puts("test_fibserver: built without the fibserver example; skipped");
+    return 0;
+#else
+    signal(SIGPIPE, SIG_IGN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(test_answers_and_errors, teardown_server),
+        cmocka_unit_test_teardown(test_threads_keep_small_requests_fast, teardown_server),
+        cmocka_unit_test_teardown(test_without_threads_big_blocks_small, teardown_server),
+        cmocka_unit_test_teardown(test_sigterm_during_thread_job, teardown_server),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+#endif
+}
