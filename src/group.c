@@ -122,11 +122,12 @@ int aloop_group_wait(aloop_group_t *g) {
     if (!g) return -EINVAL;
     aloop_t *cur = aloop_current();
     if (cur && cur != g->loop) return -EINVAL;
+    aloop_task_impl_t *self = aloop__current_task();
+    for (size_t i = 0; self && i < g->n; i++)
+        if (g->children[i]->task == &self->fut) return -EDEADLK; /* a child waiting for itself */
     aloop_task_impl_t *t = aloop__enter(&err);
     if (!t) return err;
     if (g->waiter) return -EBUSY; /* another task waits on it already */
-    for (size_t i = 0; i < g->n; i++)
-        if (g->children[i]->task == &t->fut) return -EDEADLK; /* a child waiting for itself */
 
     int cancelled = 0;
     while (g->pending) {

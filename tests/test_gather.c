@@ -550,6 +550,38 @@ static void test_shield_follows_inner(void **state) {
     run_in_task(shield_follows);
 }
 
+
+/* ------------------------------------------------------------------------ */
+/* Allocation failures                                                      */
+/* ------------------------------------------------------------------------ */
+
+static void *allocation_failures(void *arg) {
+    (void)arg;
+    enum { N = 9 }; /* more than fit on the stack: the slots are allocated */
+    aloop_future_t *fs[N];
+    for (int i = 0; i < N; i++) fs[i] = aloop_future_new(aloop_current());
+    aloop__test_fail_alloc(1, 1);
+    assert_int_equal(aloop_gather(fs, N, NULL, NULL, 0), -ENOMEM);
+    aloop__test_fail_alloc(1, 1);
+    assert_int_equal(aloop_wait(fs, N, ALOOP_ALL_COMPLETED, 1, NULL), -ENOMEM);
+    aloop__test_fail_alloc(1, 1);
+    assert_null(aloop_shield(fs[0]));
+    aloop__test_fail_alloc(0, 0);
+    assert_int_equal(errno, ENOMEM);
+    /* Nothing was left registered on the futures. */
+    for (int i = 0; i < N; i++) {
+        assert_true(aloop__list_empty(&fs[i]->waiters));
+        assert_int_equal(fs[i]->refs, 1);
+    }
+    release_all(fs, N);
+    return NULL;
+}
+
+static void test_allocation_failures(void **state) {
+    (void)state;
+    run_in_task(allocation_failures);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gather_results_in_input_order),
@@ -569,6 +601,7 @@ int main(void) {
         cmocka_unit_test(test_wait_for_caller_cancelled_cancels_inner),
         cmocka_unit_test(test_shield_cancel_waiter_keeps_inner_running),
         cmocka_unit_test(test_shield_follows_inner),
+        cmocka_unit_test(test_allocation_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -652,6 +652,15 @@ static void test_steady_state_allocates_nothing(void **state) {
         assert_int_equal(NUM(item), i);
     }
     aloop_queue_free(u);
+
+    /* Constructors: the queue, then its storage. */
+    for (long nth = 1; nth <= 2; nth++) {
+        aloop__test_fail_alloc(nth, 1);
+        aloop_queue_t *fq = aloop_queue_new(loop, 8);
+        aloop__test_fail_alloc(0, 0);
+        assert_null(fq);
+        assert_int_equal(errno, ENOMEM);
+    }
     aloop_free(loop);
 }
 

@@ -548,6 +548,90 @@ static void test_waiting_allocates_nothing(void **state) {
     aloop_free(loop);
 }
 
+
+/* ------------------------------------------------------------------------ */
+/* Loop teardown and allocation failures                                    */
+/* ------------------------------------------------------------------------ */
+
+static void *hold_lock_long(void *arg) {
+    (void)arg;
+    assert_int_equal(aloop_lock_acquire(lock), 0);
+    int rc = aloop_sleep(100);
+    note("holder%d ", rc);
+    assert_int_equal(aloop_lock_release(lock), 0);
+    return NULL;
+}
+
+static void *cond_waiter_shared_lock(void *arg) {
+    (void)arg;
+    aloop_sleep(1); /* after the holder: the lock is taken */
+    int rc = aloop_lock_acquire(lock);
+    note("cw-acquire%d ", rc);
+    return NULL;
+}
+
+static void *wait_on_cond(void *arg) {
+    (void)arg;
+    assert_int_equal(aloop_lock_acquire(lock), 0);
+    int rc = aloop_cond_wait(cond); /* releases the lock to the holder */
+    assert_true(aloop_lock_locked(lock));
+    note("cond%d ", rc);
+    assert_int_equal(aloop_lock_release(lock), 0);
+    return NULL;
+}
+
+static void *sleep_two(void *arg) {
+    (void)arg;
+    return aloop_sleep(2) == 0 ? NULL : aloop_fail(-EIO);
+}
+
+/* aloop_free cancels every task; a task in aloop_cond_wait must still get
+ * the lock back (from a holder that is being cancelled too) and the free
+ * must not hang. */
+static void test_loop_free_with_waiters(void **state) {
+    (void)state;
+    aloop_t *loop = vloop();
+    lock = aloop_lock_new(loop);
+    cond = aloop_cond_new(loop, lock);
+    event = aloop_event_new(loop);
+    sem = aloop_semaphore_new(loop, 0);
+    trace[0] = 0;
+    aloop_task_t *ts[] = {spawn(loop, wait_on_cond, NULL), spawn(loop, hold_lock_long, NULL),
+                          spawn(loop, cond_waiter_shared_lock, NULL),
+                          spawn(loop, event_waiter, "e"), spawn(loop, sem_waiter, "s")};
+    aloop_task_t *tick = spawn(loop, sleep_two, NULL);
+    assert_int_equal(aloop_run_until_complete(loop, tick), 0);
+    aloop_free(loop);
+    for (size_t i = 0; i < 5; i++) assert_true(aloop_future_done(ts[i]));
+    assert_non_null(strstr(trace, "holder-125 "));
+    assert_non_null(strstr(trace, "cond-125 "));
+    for (size_t i = 0; i < 5; i++) aloop_release(ts[i]);
+    aloop_release(tick);
+    aloop_event_free(event);
+    aloop_semaphore_free(sem);
+    aloop_cond_free(cond);
+    aloop_lock_free(lock);
+}
+
+static void test_constructors_fail_cleanly(void **state) {
+    (void)state;
+    aloop_t *loop = vloop();
+    for (long nth = 1; nth <= 2; nth++) {
+        aloop__test_fail_alloc(nth, 1);
+        aloop_cond_t *c = aloop_cond_new(loop, NULL);
+        aloop__test_fail_alloc(0, 0);
+        assert_null(c);
+        assert_int_equal(errno, ENOMEM);
+    }
+    aloop__test_fail_alloc(1, -1);
+    assert_null(aloop_lock_new(loop));
+    assert_null(aloop_event_new(loop));
+    assert_null(aloop_semaphore_new(loop, 1));
+    aloop__test_fail_alloc(0, 0);
+    assert_int_equal(errno, ENOMEM);
+    aloop_free(loop);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lock_fifo_fairness),
@@ -566,6 +650,8 @@ int main(void) {
         cmocka_unit_test(test_cond_misuse),
         cmocka_unit_test(test_free_with_waiters_wakes_them_with_epipe),
         cmocka_unit_test(test_waiting_allocates_nothing),
+        cmocka_unit_test(test_loop_free_with_waiters),
+        cmocka_unit_test(test_constructors_fail_cleanly),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
