@@ -100,6 +100,12 @@ typedef struct aloop_timer {
     void (*fire)(struct aloop_timer *t);
 } aloop_timer_t;
 
+/* A timer's heap key, kept in an array parallel to the heap (timer.c). */
+typedef struct aloop_timer_key {
+    double when;
+    uint64_t seq;
+} aloop_timer_key_t;
+
 void aloop__timer_init(aloop_timer_t *t, void (*fire)(aloop_timer_t *));
 int aloop__timer_start(aloop_t *loop, aloop_timer_t *t, double when); /* 0 / -ENOMEM */
 void aloop__timer_stop(aloop_t *loop, aloop_timer_t *t);              /* idempotent */
@@ -389,6 +395,7 @@ struct aloop {
 
     /* timers */
     aloop_timer_t **heap;
+    aloop_timer_key_t *heap_keys; /* heap[i]'s (when, seq), for cache-friendly sifting */
     size_t heap_len, heap_cap;
     uint64_t timer_seq;
 

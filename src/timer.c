@@ -7,38 +7,47 @@
  */
 #include "internal.h"
 
-static int timer_before(const aloop_timer_t *a, const aloop_timer_t *b) {
+/* The heap compares keys kept in loop->heap_keys, parallel to loop->heap,
+ * not in the timers: a sleep's timer lives on its task's stack, so with
+ * many sleepers every timer is on a page of its own and reading keys
+ * through the pointers cost a cache and TLB miss per comparison (27% of
+ * the CPU time of 100,000 sleeping tasks went to popping the heap). */
+static int key_before(const aloop_timer_key_t *a, const aloop_timer_key_t *b) {
     return a->when < b->when || (a->when == b->when && a->seq < b->seq);
 }
 
-static void heap_set(aloop_t *loop, size_t i, aloop_timer_t *t) {
+static void heap_set(aloop_t *loop, size_t i, aloop_timer_t *t, aloop_timer_key_t key) {
     loop->heap[i] = t;
+    loop->heap_keys[i] = key;
     t->index = i;
 }
 
 static void sift_up(aloop_t *loop, size_t i) {
     aloop_timer_t *t = loop->heap[i];
+    aloop_timer_key_t key = loop->heap_keys[i];
     while (i > 0) {
         size_t parent = (i - 1) / 2;
-        if (!timer_before(t, loop->heap[parent])) break;
-        heap_set(loop, i, loop->heap[parent]);
+        if (!key_before(&key, &loop->heap_keys[parent])) break;
+        heap_set(loop, i, loop->heap[parent], loop->heap_keys[parent]);
         i = parent;
     }
-    heap_set(loop, i, t);
+    heap_set(loop, i, t, key);
 }
 
 static void sift_down(aloop_t *loop, size_t i) {
     aloop_timer_t *t = loop->heap[i];
+    aloop_timer_key_t key = loop->heap_keys[i];
+    const aloop_timer_key_t *keys = loop->heap_keys;
     size_t n = loop->heap_len;
     for (;;) {
         size_t child = 2 * i + 1;
         if (child >= n) break;
-        if (child + 1 < n && timer_before(loop->heap[child + 1], loop->heap[child])) child++;
-        if (!timer_before(loop->heap[child], t)) break;
-        heap_set(loop, i, loop->heap[child]);
+        if (child + 1 < n && key_before(&keys[child + 1], &keys[child])) child++;
+        if (!key_before(&keys[child], &key)) break;
+        heap_set(loop, i, loop->heap[child], keys[child]);
         i = child;
     }
-    heap_set(loop, i, t);
+    heap_set(loop, i, t, key);
 }
 
 void aloop__timer_init(aloop_timer_t *t, void (*fire)(aloop_timer_t *)) {
@@ -48,18 +57,26 @@ void aloop__timer_init(aloop_timer_t *t, void (*fire)(aloop_timer_t *)) {
     t->fire = fire;
 }
 
+/* Grows both heap arrays. The keys go first: if the second realloc fails,
+ * the bigger keys array is harmless (heap_cap stays the smaller size). */
+static int heap_grow(aloop_t *loop) {
+    size_t cap = loop->heap_cap ? loop->heap_cap * 2 : 64;
+    aloop_timer_key_t *keys = aloop__realloc(loop->heap_keys, cap * sizeof *keys);
+    if (!keys) return -ENOMEM;
+    loop->heap_keys = keys;
+    aloop_timer_t **heap = aloop__realloc(loop->heap, cap * sizeof *heap);
+    if (!heap) return -ENOMEM;
+    loop->heap = heap;
+    loop->heap_cap = cap;
+    return 0;
+}
+
 int aloop__timer_start(aloop_t *loop, aloop_timer_t *t, double when) {
-    if (loop->heap_len == loop->heap_cap) {
-        size_t cap = loop->heap_cap ? loop->heap_cap * 2 : 64;
-        aloop_timer_t **heap = aloop__realloc(loop->heap, cap * sizeof *heap);
-        if (!heap) return -ENOMEM;
-        loop->heap = heap;
-        loop->heap_cap = cap;
-    }
+    if (loop->heap_len == loop->heap_cap && heap_grow(loop) < 0) return -ENOMEM;
     t->when = when;
     t->seq = loop->timer_seq++;
-    loop->heap[loop->heap_len] = t;
-    t->index = loop->heap_len++;
+    aloop_timer_key_t key = {when, t->seq};
+    heap_set(loop, loop->heap_len++, t, key);
     sift_up(loop, t->index);
     return 0;
 }
@@ -68,21 +85,22 @@ void aloop__timer_stop(aloop_t *loop, aloop_timer_t *t) {
     size_t i = t->index;
     if (i == SIZE_MAX) return;
     t->index = SIZE_MAX;
-    aloop_timer_t *last = loop->heap[--loop->heap_len];
-    if (last == t) return;
-    heap_set(loop, i, last);
-    if (i > 0 && timer_before(last, loop->heap[(i - 1) / 2]))
+    size_t last = --loop->heap_len;
+    if (i == last) return;
+    aloop_timer_key_t key = loop->heap_keys[last];
+    heap_set(loop, i, loop->heap[last], key);
+    if (i > 0 && key_before(&key, &loop->heap_keys[(i - 1) / 2]))
         sift_up(loop, i);
     else
         sift_down(loop, i);
 }
 
 double aloop__timers_next(const aloop_t *loop) {
-    return loop->heap_len ? loop->heap[0]->when : -1.0;
+    return loop->heap_len ? loop->heap_keys[0].when : -1.0;
 }
 
 void aloop__timers_run(aloop_t *loop, double now) {
-    while (loop->heap_len && loop->heap[0]->when <= now) {
+    while (loop->heap_len && loop->heap_keys[0].when <= now) {
         aloop_timer_t *t = loop->heap[0];
         aloop__timer_stop(loop, t);
         t->fire(t);
@@ -91,7 +109,9 @@ void aloop__timers_run(aloop_t *loop, double now) {
 
 void aloop__timers_free(aloop_t *loop) {
     aloop__free(loop->heap);
+    aloop__free(loop->heap_keys);
     loop->heap = NULL;
+    loop->heap_keys = NULL;
     loop->heap_len = loop->heap_cap = 0;
 }
 
