@@ -46,7 +46,7 @@ struct aloop_queue {
     void **items;
     prio_entry_t *heap;
     size_t head, count, cap;
-    uint64_t back_seq, front_seq; /* priority tie-break: put / given back */
+    uint64_t back_seq, front_seq; /* priority tie-break: put / given back (older) */
     int (*cmp)(const void *, const void *);
     size_t handed;     /* items given to woken getters that have not run yet */
     size_t reserved;   /* slots promised to woken putters */
@@ -139,15 +139,23 @@ static void store_back(aloop_queue_t *q, void *item) {
     }
 }
 
-/* Puts item where the next get will find it first among its equals. */
-static void store_front(aloop_queue_t *q, void *item) {
+/* Stores an item given back by a cancelled getter. It was handed over
+ * while the queue was empty, so it is older than every stored item: it goes
+ * where the oldest item goes (the front of a FIFO, the bottom of a LIFO
+ * stack, first among equals in a priority queue). Rare, so the LIFO's
+ * memmove does not matter. */
+static void store_oldest(aloop_queue_t *q, void *item) {
     switch (q->kind) {
     case QUEUE_FIFO:
         q->head = q->head ? q->head - 1 : q->cap - 1;
         q->items[q->head] = item;
         q->count++;
         break;
-    case QUEUE_LIFO: q->items[q->count++] = item; break;
+    case QUEUE_LIFO:
+        memmove(q->items + 1, q->items, q->count * sizeof *q->items);
+        q->items[0] = item;
+        q->count++;
+        break;
     default: heap_push(q, item, q->front_seq--); break;
     }
 }
@@ -245,7 +253,8 @@ static void *queue_take(aloop_queue_t *q) {
 }
 
 /* A woken getter was cancelled before it ran: its item goes to the next
- * getter, or back to the front of the storage (room is guaranteed). */
+ * getter, or back into the storage as its oldest item (room is
+ * guaranteed). */
 static void give_back(aloop_queue_t *q, void *item) {
     if (!aloop__list_empty(&q->getters)) {
         queue_waiter_t *g = ALOOP_CONTAINER_OF(q->getters.next, queue_waiter_t, link);
@@ -253,7 +262,7 @@ static void give_back(aloop_queue_t *q, void *item) {
         q->handed++;
         wake_first(q, &q->getters, 0);
     } else {
-        store_front(q, item);
+        store_oldest(q, item);
     }
 }
 

@@ -290,6 +290,26 @@ static void test_woken_getter_cancelled_does_not_lose_item(void **state) {
     aloop_free(loop);
 }
 
+/* In a LIFO queue the given-back item is the oldest: it comes out last. */
+static void test_woken_getter_cancelled_lifo_gives_back_oldest(void **state) {
+    (void)state;
+    aloop_t *loop = vloop();
+    q = aloop_queue_new_lifo(loop, 0);
+    trace[0] = 0;
+    aloop_task_t *ts[] = {spawn(loop, getter, "c"), spawn(loop, put_then_cancel, NULL)};
+    victim = ts[0];
+    run_and_release(loop, ts, 2);
+    assert_string_equal(trace, "c-125@1 ");
+    assert_int_equal(aloop_queue_put_nowait(q, ITEM(43)), 0);
+    void *item;
+    assert_int_equal(aloop_queue_get_nowait(q, &item), 0);
+    assert_int_equal(NUM(item), 43);
+    assert_int_equal(aloop_queue_get_nowait(q, &item), 0);
+    assert_int_equal(NUM(item), 42);
+    aloop_queue_free(q);
+    aloop_free(loop);
+}
+
 static void *get_then_cancel(void *arg) {
     (void)arg;
     aloop_sleep(1);
@@ -673,6 +693,7 @@ int main(void) {
         cmocka_unit_test(test_getters_woken_in_fifo_order),
         cmocka_unit_test(test_putters_woken_in_fifo_order),
         cmocka_unit_test(test_woken_getter_cancelled_does_not_lose_item),
+        cmocka_unit_test(test_woken_getter_cancelled_lifo_gives_back_oldest),
         cmocka_unit_test(test_woken_putter_cancelled_passes_slot_on),
         cmocka_unit_test(test_cancel_waiting_getter_and_putter),
         cmocka_unit_test(test_task_done_and_join),
