@@ -170,6 +170,11 @@ void aloop__coro_switch(aloop_t *loop, aloop_coro_t *from, aloop_coro_t *to) {
     asan_start(loop, from, to);
 #endif
 #ifdef ALOOP_CONTEXT_UCONTEXT
+    /* swapcontext installs the signal mask saved in `load`. The mask must
+     * stay the thread's, not the context's: aloop_signal_wait blocks its
+     * signal from inside a task, and switching back to a context saved
+     * earlier would unblock it (the signal then kills the process). */
+    pthread_sigmask(SIG_SETMASK, NULL, &((ucontext_t *)load->uc)->uc_sigmask);
     swapcontext((ucontext_t *)save->uc, (ucontext_t *)load->uc);
 #else
     aloop__ctx_swap(&save->sp, load->sp);
