@@ -112,6 +112,7 @@ static void server_stop_with(int signo) {
     srv.pid = -1;
     close(srv.out_fd);
     srv.out_fd = -1;
+    if (WIFSIGNALED(status)) fail_msg("server killed by signal %d", WTERMSIG(status));
     assert_true(WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 0);
 }

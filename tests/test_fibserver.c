@@ -87,6 +87,7 @@ static void server_stop(void) {
     server_pid = -1;
     close(server_out);
     server_out = -1;
+    if (WIFSIGNALED(status)) fail_msg("server killed by signal %d", WTERMSIG(status));
     assert_true(WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 0);
 }
