@@ -1,0 +1,312 @@
+/*
+ * echo.c - TCP echo over loopback: requests per second.
+ *
+ * The server is a libaloop program with a coroutine per connection
+ * (aloop_accept, then aloop_read / aloop_write_all until EOF). The load
+ * generator is plain epoll, single-threaded and independent of libaloop,
+ * so it can measure any server: C connections (default 50) each keep one
+ * 64-byte message in flight, send the next as soon as the echo is back,
+ * and the generator counts round trips for a fixed time after a warm-up
+ * (bounded in time and in count). It only ever connects to loopback.
+ *
+ *   echo                  forks the aloop server, loads it, prints the result
+ *   echo --server [-p P]  only the server (prints "PORT <n>"), until killed
+ *   echo --connect H:P    only the load generator, against someone's server
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <aloop.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MSG 64
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void die(const char *what, int err) {
+    fprintf(stderr, "echo: %s: %s\n", what, strerror(err < 0 ? -err : err));
+    exit(1);
+}
+
+/* ------------------------------------------------------------------------ */
+/* The server: a task per connection                                        */
+/* ------------------------------------------------------------------------ */
+
+static void *serve_one(void *arg) {
+    int fd = (int)(intptr_t)arg;
+    char buf[16384];
+    for (;;) {
+        ssize_t n = aloop_read(fd, buf, sizeof buf);
+        if (n <= 0) break;
+        if (aloop_write_all(fd, buf, (size_t)n) < 0) break;
+    }
+    aloop_close(fd);
+    return NULL;
+}
+
+struct server_args {
+    const char *port;
+    int report_fd; /* where "PORT <n>\n" goes */
+};
+
+static void *serve(void *arg) {
+    struct server_args *sa = arg;
+    int lfd = aloop_tcp_listen("127.0.0.1", sa->port, 1024);
+    if (lfd < 0) die("aloop_tcp_listen", lfd);
+    struct sockaddr_in addr;
+    socklen_t len = sizeof addr;
+    if (getsockname(lfd, (struct sockaddr *)&addr, &len) < 0) die("getsockname", errno);
+    dprintf(sa->report_fd, "PORT %d\n", ntohs(addr.sin_port));
+    aloop_t *loop = aloop_current();
+    for (;;) {
+        int fd = aloop_accept(lfd, NULL, NULL);
+        if (fd < 0) {
+            if (fd == -ECANCELED) break;
+            continue; /* e.g. a connection reset before we took it */
+        }
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        aloop_task_t *t = aloop_spawn(loop, serve_one, (void *)(intptr_t)fd);
+        if (!t) {
+            close(fd);
+            continue;
+        }
+        aloop_release(t); /* detached */
+    }
+    aloop_close(lfd);
+    return NULL;
+}
+
+static int run_server(const char *port, int report_fd) {
+    struct server_args sa = {port, report_fd};
+    signal(SIGPIPE, SIG_IGN);
+    int rc = aloop_main(serve, &sa, NULL);
+    if (rc < 0) die("aloop_main", rc);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The load generator                                                       */
+/* ------------------------------------------------------------------------ */
+
+struct conn {
+    int fd;
+    size_t got; /* bytes of the current echo received so far */
+};
+
+/* Resolves host:port, refusing anything that is not a loopback address:
+ * this tool floods whatever it points at. */
+static struct addrinfo *resolve_loopback(const char *hostport) {
+    char host[256];
+    const char *colon = strrchr(hostport, ':');
+    if (!colon || colon == hostport || (size_t)(colon - hostport) >= sizeof host) {
+        fprintf(stderr, "echo: --connect wants HOST:PORT\n");
+        exit(2);
+    }
+    memcpy(host, hostport, (size_t)(colon - hostport));
+    host[colon - hostport] = '\0';
+    if (host[0] == '[' && host[strlen(host) - 1] == ']') { /* [::1]:port */
+        memmove(host, host + 1, strlen(host));
+        host[strlen(host) - 1] = '\0';
+    }
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai;
+    int rc = getaddrinfo(host, colon + 1, &hints, &ai);
+    if (rc != 0) {
+        fprintf(stderr, "echo: %s: %s\n", hostport, gai_strerror(rc));
+        exit(2);
+    }
+    int loopback = 0;
+    if (ai->ai_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)ai->ai_addr;
+        loopback = (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+    } else if (ai->ai_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)ai->ai_addr;
+        loopback = IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr);
+    }
+    if (!loopback) {
+        fprintf(stderr, "echo: %s is not a loopback address; refusing to load it\n", host);
+        exit(2);
+    }
+    return ai;
+}
+
+static int connect_one(const struct addrinfo *ai) {
+    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) die("socket", errno);
+    if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) die("connect", errno);
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    return fd;
+}
+
+static void send_msg(struct conn *c) {
+    static const char msg[MSG] = "0123456789abcdef0123456789abcdef0123456789abcdef012345678901234";
+    ssize_t n = send(c->fd, msg, MSG, MSG_NOSIGNAL);
+    if (n != MSG) die("send", n < 0 ? errno : EIO);
+    c->got = 0;
+}
+
+struct load_result {
+    double rps;
+    long requests;
+    double seconds;
+};
+
+/* Keeps nconn echoes in flight; counts round trips completed between the
+ * end of the warm-up and the end of the run (or max_requests). */
+static struct load_result load(const char *hostport, int nconn, double warmup, double seconds,
+                               long max_requests) {
+    struct addrinfo *ai = resolve_loopback(hostport);
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    if (ep < 0) die("epoll_create1", errno);
+    struct conn *conns = calloc((size_t)nconn, sizeof *conns);
+    if (!conns) die("calloc", ENOMEM);
+    for (int i = 0; i < nconn; i++) {
+        conns[i].fd = connect_one(ai);
+        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &conns[i]};
+        if (epoll_ctl(ep, EPOLL_CTL_ADD, conns[i].fd, &ev) < 0) die("epoll_ctl", errno);
+    }
+    freeaddrinfo(ai);
+    for (int i = 0; i < nconn; i++) send_msg(&conns[i]);
+
+    struct epoll_event evs[256];
+    char buf[MSG * 4];
+    double start = now_s(), measure_from = start + warmup, end = measure_from + seconds;
+    long counted = 0;
+    int measuring = 0;
+    double t = start;
+    while (t < end && counted < max_requests) {
+        int n = epoll_wait(ep, evs, 256, 100);
+        if (n < 0 && errno != EINTR) die("epoll_wait", errno);
+        for (int i = 0; i < n; i++) {
+            struct conn *c = evs[i].data.ptr;
+            ssize_t r = recv(c->fd, buf, sizeof buf, 0);
+            if (r == 0) die("server closed a connection", ECONNRESET);
+            if (r < 0) {
+                if (errno == EAGAIN || errno == EINTR) continue;
+                die("recv", errno);
+            }
+            c->got += (size_t)r;
+            if (c->got < MSG) continue;
+            if (measuring) counted++;
+            send_msg(c);
+        }
+        t = now_s();
+        if (!measuring && t >= measure_from) {
+            measuring = 1;
+            measure_from = t;
+        }
+    }
+    for (int i = 0; i < nconn; i++) close(conns[i].fd);
+    close(ep);
+    free(conns);
+    struct load_result res = {0, counted, t - measure_from};
+    if (measuring && res.seconds > 0) res.rps = (double)counted / res.seconds;
+    return res;
+}
+
+/* ------------------------------------------------------------------------ */
+
+/* Forks the aloop server and returns its port; *pid gets the child. */
+static int start_server(pid_t *pid) {
+    int p[2];
+    if (pipe(p) < 0) die("pipe", errno);
+    *pid = fork();
+    if (*pid < 0) die("fork", errno);
+    if (*pid == 0) {
+        close(p[0]);
+        _exit(run_server("0", p[1]));
+    }
+    close(p[1]);
+    char line[64] = {0};
+    size_t len = 0;
+    while (len < sizeof line - 1 && !strchr(line, '\n')) {
+        ssize_t r = read(p[0], line + len, sizeof line - 1 - len);
+        if (r <= 0) die("the server did not start", EIO);
+        len += (size_t)r;
+    }
+    close(p[0]);
+    int port = 0;
+    if (sscanf(line, "PORT %d", &port) != 1) die("the server did not start", EIO);
+    return port;
+}
+
+static void usage(void) {
+    puts("usage: echo [--quick] [-c CONNS] [-t SECONDS] [--connect HOST:PORT]\n"
+         "       echo --server [-p PORT]\n"
+         "  TCP echo over loopback, 64-byte messages, CONNS connections (50)\n"
+         "  each with one message in flight, SECONDS of measurement (5; --quick 1)\n"
+         "  after a warm-up. Without --connect it forks its own libaloop server;\n"
+         "  --server runs only that server. Loopback addresses only.");
+}
+
+int main(int argc, char **argv) {
+    const char *connect_to = NULL, *port = "0";
+    int server_only = 0, nconn = 50;
+    double seconds = 5, warmup = 0.5;
+    long max_requests = 100000000;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--quick")) {
+            seconds = 1;
+            warmup = 0.2;
+        } else if (!strcmp(argv[i], "--connect") && i + 1 < argc) {
+            connect_to = argv[++i];
+        } else if (!strcmp(argv[i], "--server")) {
+            server_only = 1;
+        } else if (!strcmp(argv[i], "-p") && i + 1 < argc) {
+            port = argv[++i];
+        } else if (!strcmp(argv[i], "-c") && i + 1 < argc) {
+            nconn = atoi(argv[++i]);
+        } else if (!strcmp(argv[i], "-t") && i + 1 < argc) {
+            seconds = atof(argv[++i]);
+        } else {
+            usage();
+            return strcmp(argv[i], "--help") ? 2 : 0;
+        }
+    }
+    if (nconn < 1 || nconn > 10000 || !(seconds > 0)) {
+        usage();
+        return 2;
+    }
+    if (server_only) {
+        setvbuf(stdout, NULL, _IONBF, 0);
+        return run_server(port, STDOUT_FILENO);
+    }
+
+    pid_t server = -1;
+    char target[64];
+    if (!connect_to) {
+        snprintf(target, sizeof target, "127.0.0.1:%d", start_server(&server));
+        connect_to = target;
+    }
+    struct load_result r = load(connect_to, nconn, warmup, seconds, max_requests);
+    if (server > 0) {
+        kill(server, SIGKILL);
+        waitpid(server, NULL, 0);
+    }
+    printf("echo: %s server at %s, %d connections, %d-byte messages\n",
+           server > 0 ? "libaloop" : "external", connect_to, nconn, MSG);
+    printf("  %-28s %12ld\n", "round trips", r.requests);
+    printf("  %-28s %12.2f s\n", "measured for", r.seconds);
+    printf("  %-28s %12.0f\n", "requests per second", r.rps);
+    printf("RESULT name=echo unit=req/s value=%.0f\n", r.rps);
+    return r.requests > 0 ? 0 : 1;
+}
