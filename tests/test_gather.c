@@ -202,6 +202,8 @@ static void *gather_edge_cases(void *arg) {
     assert_int_equal(aloop_gather(fs, 1, NULL, NULL, 0), -EINVAL);
     fs[0] = foreign_future;
     assert_int_equal(aloop_gather(fs, 1, NULL, NULL, 0), -EINVAL);
+    assert_int_equal(aloop_wait(fs, 1, ALOOP_ALL_COMPLETED, -1, NULL), -EINVAL);
+    assert_int_equal(aloop_wait_for(foreign_future, 1, NULL), -EINVAL);
     fs[0] = aloop_current_task();
     assert_int_equal(aloop_gather(fs, 1, NULL, NULL, 0), -EDEADLK);
     assert_int_equal(aloop_gather(fs, 0, NULL, NULL, 42), -EINVAL);
@@ -227,7 +229,10 @@ static void test_gather_edge_cases(void **state) {
     aloop_t *other = vloop();
     aloop_future_t *ff = aloop_future_new(other);
     aloop_future_t *fs[1] = {ff};
-    assert_int_equal(aloop_gather(fs, 1, NULL, NULL, 0), -EPERM); /* outside a task */
+    /* Outside a task. */
+    assert_int_equal(aloop_gather(fs, 1, NULL, NULL, 0), -EPERM);
+    assert_int_equal(aloop_wait(fs, 1, ALOOP_ALL_COMPLETED, -1, NULL), -EPERM);
+    assert_int_equal(aloop_wait_for(ff, 1, NULL), -EPERM);
     aloop_t *loop = vloop();
     aloop_task_t *t = aloop_spawn(loop, gather_edge_cases, ff);
     assert_int_equal(aloop_run_until_complete(loop, t), 0);

@@ -221,6 +221,24 @@ static void test_misuse(void **state) {
     aloop_free(loop);
 }
 
+/* A group of one loop waited on from a task of another: -EINVAL. */
+static void *wait_foreign_group(void *arg) {
+    assert_int_equal(aloop_group_wait(arg), -EINVAL);
+    return NULL;
+}
+
+static void test_foreign_loop(void **state) {
+    (void)state;
+    aloop_t *loop = vloop(), *other = vloop();
+    aloop_group_t *g = aloop_group_new(other);
+    aloop_task_t *t = aloop_spawn(loop, wait_foreign_group, g);
+    assert_int_equal(aloop_run_until_complete(loop, t), 0);
+    aloop_release(t);
+    aloop_group_free(g);
+    aloop_free(loop);
+    aloop_free(other);
+}
+
 /* Allocation failures in spawn: NULL + ENOMEM and nothing leaked (ASan). */
 static void test_spawn_allocation_failures(void **state) {
     (void)state;
@@ -247,6 +265,7 @@ int main(void) {
         cmocka_unit_test(test_spawn_while_waiting_and_after),
         cmocka_unit_test(test_free_cancels_running_children),
         cmocka_unit_test(test_misuse),
+        cmocka_unit_test(test_foreign_loop),
         cmocka_unit_test(test_spawn_allocation_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -125,8 +125,20 @@ static void test_lock_cancel_queued_waiter(void **state) {
     aloop_free(loop);
 }
 
+static aloop_t *other_loop;
 static void *misuse_in_task(void *arg) {
     aloop_lock_t *other = arg; /* belongs to another loop */
+    aloop_event_t *oe = aloop_event_new(other_loop);
+    aloop_semaphore_t *os = aloop_semaphore_new(other_loop, 1);
+    aloop_cond_t *oc = aloop_cond_new(other_loop, other);
+    assert_int_equal(aloop_event_wait(oe), -EINVAL);
+    assert_int_equal(aloop_semaphore_acquire(os), -EINVAL);
+    assert_int_equal(aloop_semaphore_release(os), -EINVAL);
+    assert_int_equal(aloop_cond_wait(oc), -EINVAL);
+    assert_int_equal(aloop_cond_notify(oc, 1), -EINVAL);
+    aloop_cond_free(oc);
+    aloop_semaphore_free(os);
+    aloop_event_free(oe);
     assert_int_equal(aloop_lock_acquire(NULL), -EINVAL);
     assert_int_equal(aloop_lock_acquire(other), -EINVAL);
     assert_int_equal(aloop_lock_release(other), -EINVAL);
@@ -147,6 +159,7 @@ static void test_lock_misuse(void **state) {
     aloop_t *loop = vloop(), *loop2 = vloop();
     lock = aloop_lock_new(loop);
     aloop_lock_t *other = aloop_lock_new(loop2);
+    other_loop = loop2;
     assert_null(aloop_lock_new(NULL));
     assert_int_equal(errno, EINVAL);
     assert_int_equal(aloop_lock_acquire(lock), -EPERM); /* outside a task */
