@@ -424,10 +424,12 @@ ssize_t aloop_write_all(int fd, const void *buf, size_t len) {
 /* Sockets                                                                  */
 /* ------------------------------------------------------------------------ */
 
-static inline void set_cloexec(int fd) {
+#if !(defined(SOCK_NONBLOCK) && defined(SOCK_CLOEXEC)) || !(defined(__linux__) || defined(__FreeBSD__))
+static void set_cloexec(int fd) {
     int fl = fcntl(fd, F_GETFD);
     if (fl >= 0) fcntl(fd, F_SETFD, fl | FD_CLOEXEC);
 }
+#endif
 
 /* A non-blocking, close-on-exec socket the loop knows nothing stale about. */
 static int new_socket(int family, int type, int proto) {

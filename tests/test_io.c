@@ -739,6 +739,51 @@ static void test_accept_emfile_backoff(void **state) {
     assert_int_equal(WEXITSTATUS(status), 0);
 }
 
+/* ---- allocation failures ------------------------------------------------ */
+
+typedef struct oom_ctx {
+    int hi;  /* a high fd number: the watch table must grow */
+    int peer;
+} oom_ctx_t;
+
+static void *oom_scenario(void *arg) {
+    oom_ctx_t *c = arg;
+    int rc = aloop_wait_readable(c->hi, 0.5);
+    if (rc == -ENOMEM) return aloop_fail(rc);
+    assert_int_equal(rc, -ETIMEDOUT);
+    write(c->peer, "ab", 2);
+    char buf[4];
+    ssize_t n = aloop_read(c->hi, buf, sizeof buf);
+    if (n == -ENOMEM) return aloop_fail(-ENOMEM);
+    assert_int_equal(n, 2);
+    return NULL;
+}
+
+/* Every allocation in turn fails once: each run either works or reports
+ * -ENOMEM, and nothing leaks (ASan). */
+static void test_enomem_sweep(void **state) {
+    (void)state;
+    int sv[2];
+    make_pair(sv);
+    oom_ctx_t c = {.hi = dup2(sv[0], 700), .peer = sv[1]};
+    assert_int_equal(c.hi, 700);
+    aloop_config_t cfg = {.clock = ALOOP_CLOCK_VIRTUAL};
+    int failures = 0;
+    for (long nth = 1; nth < 200; nth++) {
+        aloop__test_fail_alloc(nth, 1);
+        int rc = aloop_main_with(&cfg, oom_scenario, &c, NULL);
+        unsigned long count = aloop__test_alloc_count();
+        aloop__test_fail_alloc(0, 0);
+        assert_true(rc == 0 || rc == -ENOMEM);
+        if (rc) failures++;
+        if ((unsigned long)nth > count) break; /* no allocation failed: done */
+    }
+    assert_true(failures > 0);
+    close(c.hi);
+    close(sv[0]);
+    close(sv[1]);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_outside_task),
@@ -762,6 +807,7 @@ int main(void) {
         cmocka_unit_test(test_raw_connect),
         cmocka_unit_test(test_fd_reuse),
         cmocka_unit_test(test_accept_emfile_backoff),
+        cmocka_unit_test(test_enomem_sweep),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
