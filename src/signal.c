@@ -21,7 +21,8 @@
 #include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
-#ifdef __linux__
+/* ALOOP_NO_SIGNALFD forces the self-pipe (to test it on Linux). */
+#if defined(__linux__) && !defined(ALOOP_NO_SIGNALFD)
 #include <sys/signalfd.h>
 #define ALOOP_SIGNALFD 1
 #endif

@@ -30,7 +30,9 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <unistd.h>
-#ifdef __linux__
+/* ALOOP_NO_EVENTFD forces the pipe (to test the portable path on Linux). */
+#if defined(__linux__) && !defined(ALOOP_NO_EVENTFD)
+#define ALOOP_EVENTFD 1
 #include <sys/eventfd.h>
 #endif
 
@@ -99,7 +101,7 @@ static void wakeup_hook(aloop_t *loop, int fd) {
 }
 
 static int make_wakeup_fd(struct aloop_async *a) {
-#ifdef __linux__
+#ifdef ALOOP_EVENTFD
     a->rfd = a->wfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     return a->rfd < 0 ? -errno : 0;
 #else
