@@ -40,7 +40,7 @@ struct multi_wait {
     aloop_timer_t timer; /* aloop_wait's timeout */
 };
 
-/* What a multi_wait waits for. gather's two modes reuse aloop_wait's. */
+/* gather's own two modes, next to aloop_wait's ALOOP_* modes. */
 enum { GATHER_ALL = 100, GATHER_STOP_ON_ERROR };
 
 static int failed(const aloop_future_t *f) {
