@@ -91,10 +91,11 @@ ALOOP_API aloop_t *aloop_new_with(const aloop_config_t *cfg);
 
 /* Cancels every unfinished task, runs the loop until they have all finished
  * (while it does, every suspending call fails with -ECANCELED at once, so
- * cleanup code cannot block), then frees the loop, its pending callbacks and
- * timers. Futures the caller still holds stay valid but detached: completing
- * them afterwards returns -EINVAL. Must not be called from inside the loop
- * (it then does nothing and says so on stderr). NULL is a no-op. */
+ * cleanup code cannot block), then cancels every still-pending future (their
+ * done callbacks run), then frees the loop, its unrun callbacks and timers.
+ * Futures the caller still holds stay valid but detached: completing them
+ * afterwards returns -EINVAL. Must not be called from inside the loop (it
+ * then does nothing and says so on stderr). NULL is a no-op. */
 ALOOP_API void aloop_free(aloop_t *loop);
 
 /* Runs until nothing is left that could make progress: no ready task or
@@ -409,9 +410,11 @@ ALOOP_API int aloop_accept(int listen_fd, struct sockaddr *addr, socklen_t *len)
 /* Connects fd: 0 or -errno (-ECONNREFUSED, ...). */
 ALOOP_API int aloop_connect(int fd, const struct sockaddr *addr, socklen_t len);
 /* A listening TCP socket (IPv4 or IPv6, SO_REUSEADDR; port "0" = any): fd
- * or -errno. Not suspending. */
+ * or -errno. Not suspending: host goes to a blocking getaddrinfo(), fine for
+ * numeric addresses and "localhost", not for names that need DNS. */
 ALOOP_API int aloop_tcp_listen(const char *host, const char *port, int backlog);
-/* Connects to host:port (each address in turn) within timeout: fd or -errno. */
+/* Connects to host:port (each address in turn) within timeout: fd or -errno.
+ * Host names are resolved on the worker pool, numeric addresses at once. */
 ALOOP_API int aloop_tcp_connect(const char *host, const char *port, double timeout);
 /* Closes fd; tasks waiting on it wake with -EBADF. Use it instead of
  * close(2) for fds a task may be waiting on. */

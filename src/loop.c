@@ -78,6 +78,30 @@ static void drop_pending_callbacks(aloop_t *loop) {
     }
 }
 
+/* Once no task is left, nothing can complete a pending plain future any
+ * more: cancel them, so that whatever waits on one (a done callback, a
+ * shield's link) is told, and frees what it holds, instead of leaking. A
+ * cancel may free other futures of the list, so walk a detached copy. */
+static void cancel_pending_futures(aloop_t *loop) {
+    aloop_list_t rest;
+    aloop__list_init(&rest);
+    if (!aloop__list_empty(&loop->futures)) {
+        rest.next = loop->futures.next;
+        rest.prev = loop->futures.prev;
+        rest.next->prev = rest.prev->next = &rest;
+        aloop__list_init(&loop->futures);
+    }
+    aloop_list_t *n;
+    while ((n = aloop__list_pop_front(&rest)) != NULL) {
+        aloop_future_t *f = ALOOP_CONTAINER_OF(n, aloop_future_t, live);
+        aloop__list_push_back(&loop->futures, n);
+        if (f->state != ALOOP_PENDING || f->is_task) continue;
+        aloop_retain(f);
+        aloop_cancel(f);
+        aloop_release(f);
+    }
+}
+
 void aloop_free(aloop_t *loop) {
     if (!loop) return;
     if (loop->running || aloop__tls_loop() == loop) {
@@ -88,6 +112,8 @@ void aloop_free(aloop_t *loop) {
         aloop__warn(loop, "loop freed with %zu unfinished task(s); cancelling them",
                     loop->task_count);
     aloop__drain_tasks(loop);
+    cancel_pending_futures(loop);
+    aloop__drain_tasks(loop); /* runs what those cancels scheduled */
     drop_pending_callbacks(loop);
     aloop__async_free(loop);
     aloop__poller_free(loop);

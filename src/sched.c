@@ -283,7 +283,7 @@ void aloop_stop(aloop_t *loop) {
  * every task can only run towards its end. */
 void aloop__drain_tasks(aloop_t *loop) {
     loop->closing = 1;
-    for (int pass = 0; loop->task_count && pass < 1000; pass++) {
+    for (int pass = 0; (loop->task_count || loop->ring_count) && pass < 1000; pass++) {
         for (aloop_list_t *n = loop->tasks.next; n != &loop->tasks;) {
             aloop_task_impl_t *t = ALOOP_CONTAINER_OF(n, aloop_task_impl_t, tasks);
             n = n->next;

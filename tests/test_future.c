@@ -215,12 +215,30 @@ static void test_future_outlives_loop(void **state) {
     (void)state;
     aloop_t *loop = vloop();
     aloop_future_t *f = aloop_future_new(loop);
-    aloop_future_add_done_callback(f, record_cb, "never");
+    order[0] = 0;
+    aloop_future_add_done_callback(f, record_cb, "c");
     aloop_free(loop);
+    /* nothing could complete it any more: cancelled, its callback told */
+    assert_true(aloop_future_cancelled(f));
+    assert_string_equal(order, "c");
     /* detached: completing it is refused, releasing it is fine */
     assert_int_equal(aloop_future_set_result(f, NULL), -EINVAL);
     assert_int_equal(aloop_cancel(f), 0);
     aloop_release(f);
+}
+
+/* A shield over a future nobody completes holds a reference to itself
+ * until the inner future is done; freeing the loop must still free it. */
+static void test_free_releases_pending_shield(void **state) {
+    (void)state;
+    aloop_t *loop = vloop();
+    aloop_future_t *inner = aloop_future_new(loop);
+    aloop_future_t *outer = aloop_shield(inner);
+    assert_non_null(outer);
+    aloop_release(outer); /* only the shield's own link holds it now */
+    aloop_free(loop);     /* LeakSanitizer checks the rest */
+    assert_true(aloop_future_cancelled(inner));
+    aloop_release(inner);
 }
 
 int main(void) {
@@ -235,6 +253,7 @@ int main(void) {
         cmocka_unit_test(test_cancel_propagates_through_await),
         cmocka_unit_test(test_await_misuse),
         cmocka_unit_test(test_future_outlives_loop),
+        cmocka_unit_test(test_free_releases_pending_shield),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
