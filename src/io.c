@@ -28,7 +28,10 @@
  *  - EMFILE/ENFILE on accept: the call sleeps with a growing back-off
  *    (50 ms up to 1 s) and tries again, like asyncio's server, instead of
  *    spinning on a listening socket that stays readable.
- *  - getaddrinfo() blocks: fine for numeric hosts and "localhost".
+ *  - Name lookups: aloop_tcp_connect resolves numeric hosts at once and
+ *    names on the worker pool (getaddrinfo blocks). aloop_tcp_listen is not
+ *    a suspending call, so it calls getaddrinfo directly: fine for numeric
+ *    hosts and "localhost" (/etc/hosts), not for names that need DNS.
  */
 #include "internal.h"
 
@@ -38,6 +41,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -556,15 +560,84 @@ static int gai_errno(int rc) {
     }
 }
 
+static void resolve_hints(struct addrinfo *hints, int flags) {
+    memset(hints, 0, sizeof *hints);
+    hints->ai_family = AF_UNSPEC;
+    hints->ai_socktype = SOCK_STREAM;
+    hints->ai_flags = flags;
+}
+
 static int resolve(const char *host, const char *port, int passive, struct addrinfo **out) {
     struct addrinfo hints;
-    memset(&hints, 0, sizeof hints);
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = passive ? AI_PASSIVE : 0;
+    resolve_hints(&hints, passive ? AI_PASSIVE : 0);
     if (host && !*host) host = NULL;
     int rc = getaddrinfo(host, port, &hints, out);
     return rc ? gai_errno(rc) : 0;
+}
+
+/* A name lookup on the worker pool. The request outlives a cancelled
+ * caller: whichever side finishes second (the worker, or the caller giving
+ * up) frees it. */
+enum { LOOKUP_RUNNING, LOOKUP_DONE, LOOKUP_ABANDONED };
+
+typedef struct lookup {
+    atomic_int state;
+    int rc;
+    struct addrinfo *res;
+    char *host, *port; /* copies: the caller's strings may be gone */
+} lookup_t;
+
+static void lookup_free(lookup_t *l) {
+    if (l->res) freeaddrinfo(l->res);
+    aloop__free(l->host);
+    aloop__free(l->port);
+    aloop__free(l);
+}
+
+static void *lookup_job(void *arg) {
+    lookup_t *l = arg;
+    struct addrinfo hints;
+    resolve_hints(&hints, 0);
+    int rc = getaddrinfo(l->host, l->port, &hints, &l->res);
+    l->rc = rc ? gai_errno(rc) : 0;
+    int running = LOOKUP_RUNNING;
+    if (!atomic_compare_exchange_strong(&l->state, &running, LOOKUP_DONE)) lookup_free(l);
+    return NULL;
+}
+
+/* Numeric hosts resolve at once; names go to the worker pool so that a slow
+ * DNS server does not stall the loop. */
+static int resolve_async(const char *host, const char *port, struct addrinfo **out) {
+    struct addrinfo hints;
+    resolve_hints(&hints, AI_NUMERICHOST);
+    int rc = getaddrinfo(host, port, &hints, out);
+    if (rc != EAI_NONAME) return rc ? gai_errno(rc) : 0;
+    lookup_t *l = aloop__calloc(1, sizeof *l);
+    if (!l) return -ENOMEM;
+    atomic_init(&l->state, LOOKUP_RUNNING);
+    l->host = aloop__strdup(host);
+    l->port = aloop__strdup(port);
+    if (!l->host || !l->port) {
+        lookup_free(l);
+        return -ENOMEM;
+    }
+    rc = aloop_run_in_thread(lookup_job, l, NULL);
+    if (rc == -ECANCELED) {
+        /* The job was queued (our cancel was consumed by the caller's
+         * aloop__enter, and nothing ran since): it will run, even at
+         * aloop_free, so if it is not done yet it frees the request. */
+        int running = LOOKUP_RUNNING;
+        if (atomic_compare_exchange_strong(&l->state, &running, LOOKUP_ABANDONED)) return rc;
+    }
+    if (rc < 0) { /* never queued (-ENOMEM, no thread), or done after all */
+        lookup_free(l);
+        return rc;
+    }
+    rc = l->rc;
+    *out = l->res;
+    l->res = NULL;
+    lookup_free(l);
+    return rc;
 }
 
 int aloop_tcp_listen(const char *host, const char *port, int backlog) {
@@ -600,7 +673,7 @@ int aloop_tcp_connect(const char *host, const char *port, double timeout) {
     if (!t) return err;
     aloop_t *loop = t->fut.loop;
     struct addrinfo *ai;
-    int rc = resolve(host, port, 0, &ai);
+    int rc = resolve_async(host, port, &ai);
     if (rc < 0) return rc;
     double deadline = timeout >= 0 ? aloop__now(loop) + timeout : -1;
     rc = -EHOSTUNREACH;

@@ -21,7 +21,9 @@
  * Workers start lazily (one more whenever a job would otherwise queue behind
  * busy workers, up to the pool size) with every signal blocked, so that
  * process-directed signals reach the loop's signalfd instead of them.
- * aloop_free stops them: running jobs finish, queued ones are dropped.
+ * aloop_free stops them once every queued job has run (like an executor's
+ * shutdown(wait=True): a job's function may own memory only it frees); the
+ * results of those jobs are discarded.
  */
 #include "internal.h"
 
@@ -164,9 +166,9 @@ void aloop__async_free(aloop_t *loop) {
     pthread_cond_broadcast(&a->work);
     pthread_mutex_unlock(&a->mu);
     for (unsigned i = 0; i < a->nthreads; i++) pthread_join(a->threads[i], NULL);
-    /* Every task is gone (aloop_free cancelled them), so every job left is
-     * abandoned; callbacks that never ran are dropped like call_soon's. */
-    free_jobs(a->todo.head);
+    /* Every task is gone (aloop_free cancelled them), so every job that came
+     * back is abandoned; callbacks that never ran are dropped like
+     * call_soon's. The workers ran the whole todo list before exiting. */
     free_jobs(a->done.head);
     for (soon_item_t *s = a->soon.head; s;) {
         soon_item_t *next = s->next;
@@ -242,7 +244,7 @@ static void *worker_main(void *p) {
             pthread_cond_wait(&a->work, &a->mu);
             a->idle--;
         }
-        if (a->stopping) break;
+        if (!a->todo.head) break; /* stopping, and nothing left to run */
         pool_job_t *j = a->todo.head;
         a->todo.head = j->next;
         if (!a->todo.head) a->todo.tail = &a->todo.head;
