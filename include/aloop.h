@@ -91,8 +91,9 @@ ALOOP_API aloop_t *aloop_new_with(const aloop_config_t *cfg);
 
 /* Cancels every unfinished task, runs the loop until they have all finished
  * (while it does, every suspending call fails with -ECANCELED at once, so
- * cleanup code cannot block), then cancels every still-pending future (their
- * done callbacks run), then frees the loop, its unrun callbacks and timers.
+ * cleanup code cannot block, and call_soon/call_later callbacks are dropped
+ * unrun), then cancels every still-pending future (their done callbacks
+ * run), then frees the loop.
  * Futures the caller still holds stay valid but detached: completing them
  * afterwards returns -EINVAL. Must not be called from inside the loop (it
  * then does nothing and says so on stderr). NULL is a no-op. */

@@ -201,7 +201,13 @@ static void run_steps(aloop_t *loop) {
         loop->budget--;
         switch (r->kind) {
         case ALOOP_RUN_TASK: run_task(loop, (aloop_task_impl_t *)(void *)r); break;
-        case ALOOP_RUN_HANDLE: aloop__handle_run((aloop_handle_t *)(void *)r); break;
+        case ALOOP_RUN_HANDLE:
+            /* aloop_free discards call_soon/call_later callbacks unrun */
+            if (ALOOP_UNLIKELY(loop->closing))
+                aloop__handle_drop((aloop_handle_t *)(void *)r);
+            else
+                aloop__handle_run((aloop_handle_t *)(void *)r);
+            break;
         default: aloop__future_run_callback(r); break;
         }
     }
