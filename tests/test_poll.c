@@ -13,6 +13,7 @@
 
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -259,6 +260,63 @@ static void test_internal_hook(void **state) {
     aloop_free(loop);
 }
 
+/* Open fds in this process (0..4095 probed with fcntl: portable). */
+static int open_fds(void) {
+    int n = 0;
+    for (int fd = 0; fd < 4096; fd++)
+        if (fcntl(fd, F_GETFD) >= 0) n++;
+    return n;
+}
+
+static void *square_job(void *arg) { return arg; }
+
+static void *use_everything(void *arg) {
+    int *sv = arg;
+    aloop_run_in_thread(square_job, NULL, NULL); /* wake-up fd in use */
+    aloop_wait_readable(sv[0], -1);              /* cancelled by aloop_free */
+    return NULL;
+}
+
+static void *wait_signal(void *arg) {
+    (void)arg;
+    aloop_signal_wait(SIGUSR2); /* a signalfd (Linux) */
+    return NULL;
+}
+
+/* aloop_free with tasks waiting on an fd and a signal: they are cancelled,
+ * and the backend's own fds (epoll / wake-up / signalfd) are all closed. */
+static void test_free_closes_backend_fds(void **state) {
+    (void)state;
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    /* warm-up: the portable signal path keeps one process-wide self-pipe */
+    aloop_t *loop = aloop_new();
+    aloop_release(aloop_spawn(loop, wait_signal, NULL));
+    aloop_stop(loop);
+    aloop_run(loop);
+    aloop_free(loop);
+    int before = open_fds();
+    loop = aloop_new();
+    aloop_task_t *a = aloop_spawn(loop, use_everything, sv);
+    aloop_task_t *b = aloop_spawn(loop, wait_signal, NULL);
+    for (int i = 0; i < 100 && aloop__poller_pending(loop) < 2; i++) {
+        aloop_stop(loop);
+        aloop_run(loop);
+        usleep(1000);
+    }
+    assert_int_equal(loop->io->waits, 1);
+    assert_int_equal(loop->io->holds, 1);
+    assert_true(open_fds() > before);
+    aloop_free(loop);
+    assert_true(aloop_future_cancelled(a));
+    assert_true(aloop_future_cancelled(b));
+    assert_int_equal(open_fds(), before);
+    aloop_release(a);
+    aloop_release(b);
+    close(sv[0]);
+    close(sv[1]);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_empty_poll),
@@ -267,6 +325,7 @@ int main(void) {
         cmocka_unit_test(test_hangup),
         cmocka_unit_test(test_blocks_until_ready),
         cmocka_unit_test(test_internal_hook),
+        cmocka_unit_test(test_free_closes_backend_fds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
