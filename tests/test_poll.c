@@ -260,6 +260,43 @@ static void test_internal_hook(void **state) {
     aloop_free(loop);
 }
 
+/* The timeout rule on the real clock: with a task waiting on an idle fd,
+ * the poll still wakes for the next timer (not -1 = for ever), and does not
+ * block at all while tasks are ready. A wrong rule hangs this test. */
+static void *idle_reader(void *arg) {
+    int fd = *(int *)arg;
+    return (void *)(intptr_t)aloop_wait_readable(fd, -1);
+}
+
+static void cancel_cb(void *arg) { aloop_cancel(arg); }
+
+static void *yielder(void *arg) {
+    int *n = arg;
+    for (; *n < 1000; (*n)++) aloop_yield();
+    return NULL;
+}
+
+static void test_timeout_rule(void **state) {
+    (void)state;
+    aloop_t *loop = aloop_new();
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    aloop_task_t *t = aloop_spawn(loop, idle_reader, &sv[0]);
+    int n = 0;
+    aloop_task_t *y = aloop_spawn(loop, yielder, &n);
+    assert_int_equal(aloop_run_until_complete(loop, y), 0); /* never blocked */
+    assert_int_equal(n, 1000);
+    assert_non_null(aloop_call_later(loop, 0.02, cancel_cb, t));
+    assert_int_equal(aloop_run(loop), 0); /* woke for the timer */
+    assert_true(aloop_future_cancelled(t));
+    assert_true(aloop_time(loop) >= 0.02);
+    aloop_release(t);
+    aloop_release(y);
+    aloop_close(sv[0]);
+    aloop_close(sv[1]);
+    aloop_free(loop);
+}
+
 /* Open fds in this process (0..4095 probed with fcntl: portable). */
 static int open_fds(void) {
     int n = 0;
@@ -325,6 +362,7 @@ int main(void) {
         cmocka_unit_test(test_hangup),
         cmocka_unit_test(test_blocks_until_ready),
         cmocka_unit_test(test_internal_hook),
+        cmocka_unit_test(test_timeout_rule),
         cmocka_unit_test(test_free_closes_backend_fds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
