@@ -739,6 +739,40 @@ static void test_accept_emfile_backoff(void **state) {
     assert_int_equal(WEXITSTATUS(status), 0);
 }
 
+/* tcp_connect's timeout: a listener whose accept queue is full drops SYNs,
+ * so further connects stay in progress until the (virtual) deadline. */
+static void *connect_timeout_task(void *arg) {
+    tcp_ctx_t *c = arg;
+    char port[16];
+    snprintf(port, sizeof port, "%d", c->port);
+    int fds[8], n = 0;
+    c->rc[0] = 0;
+    for (; n < 8; n++) {
+        fds[n] = aloop_tcp_connect("127.0.0.1", port, 1.0);
+        if (fds[n] < 0) break;
+    }
+    c->rc[0] = n < 8 ? fds[n] : 0;
+    c->rc[1] = (int)(aloop_time(aloop_current()) * 1000);
+    for (int i = 0; i < n; i++) aloop_close(fds[i]);
+    return NULL;
+}
+
+static void test_connect_timeout(void **state) {
+    (void)state;
+    tcp_ctx_t c = {0};
+    c.lfd = aloop_tcp_listen("127.0.0.1", "0", 1);
+    assert_true(c.lfd >= 0);
+    c.port = local_port(c.lfd);
+    assert_int_equal(run_task(connect_timeout_task, &c, NULL), 0);
+    if (c.rc[0] == 0) {
+        print_message("the kernel accepted every connect; timeout not exercised\n");
+    } else {
+        assert_int_equal(c.rc[0], -ETIMEDOUT);
+        assert_int_equal(c.rc[1], 1000);
+    }
+    aloop_close(c.lfd);
+}
+
 /* A name lookup runs on the worker pool; cancelling the caller leaves the
  * lookup to finish on its own and free itself (ASan: no leak). */
 static void *lookup_task(void *arg) {
@@ -835,6 +869,7 @@ int main(void) {
         cmocka_unit_test(test_raw_connect),
         cmocka_unit_test(test_fd_reuse),
         cmocka_unit_test(test_accept_emfile_backoff),
+        cmocka_unit_test(test_connect_timeout),
         cmocka_unit_test(test_cancel_during_lookup),
         cmocka_unit_test(test_enomem_sweep),
     };
