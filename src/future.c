@@ -197,7 +197,10 @@ void aloop__future_destroy(aloop_future_t *f) {
             return;
         }
     }
-    if (f->is_task) aloop__free(aloop__task(f)->name);
+    if (f->is_task) {
+        aloop__free(aloop__task(f)->name);
+        if (loop && aloop__task_recycle(loop, aloop__task(f))) return;
+    }
     aloop__free(f);
 }
 

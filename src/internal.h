@@ -262,6 +262,10 @@ int aloop__reserve_runnable(aloop_t *loop);
 void aloop__release_runnable(aloop_t *loop);
 /* Completion of the running task (called on its coroutine). */
 void aloop__task_finish(aloop_task_impl_t *t, void *result);
+/* A released task struct goes back to the loop's pool (1) unless the pool
+ * is full (0: free it); loop teardown frees the pool (task.c). */
+int aloop__task_recycle(aloop_t *loop, aloop_task_impl_t *t);
+void aloop__task_pool_free(aloop_t *loop);
 /* Request cancellation of a task (task.c). */
 int aloop__task_cancel(aloop_task_impl_t *t);
 /* Loop time (virtual or monotonic). */
@@ -371,6 +375,7 @@ size_t aloop__async_pending(const aloop_t *loop);
 #define ALOOP_DEFAULT_STACK (256u * 1024u)
 #define ALOOP_MIN_STACK (16u * 1024u)
 #define ALOOP_IDLE_CORO_MAX 1024   /* parked coroutines kept for reuse */
+#define ALOOP_TASK_POOL_MAX 1024   /* freed task structs kept for reuse */
 #define ALOOP_STEPS_PER_TICK 64    /* ready steps between timer/poll checks */
 
 struct aloop_io;       /* io.c / poll_*.c state */
@@ -415,6 +420,8 @@ struct aloop {
     uint64_t next_task_id;
     size_t task_count;           /* unfinished tasks */
     aloop_list_t tasks;          /* unfinished tasks */
+    aloop_list_t task_pool;      /* freed task structs for reuse, linked by `tasks` */
+    size_t task_pool_len;
     aloop_list_t futures;        /* every live future and task */
 
     /* subsystems */

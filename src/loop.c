@@ -33,6 +33,7 @@ aloop_t *aloop_new_with(const aloop_config_t *cfg) {
     loop->stack_size = (stack + loop->page_size - 1) & ~(loop->page_size - 1);
     loop->mono_base = aloop__monotonic();
     aloop__list_init(&loop->tasks);
+    aloop__list_init(&loop->task_pool);
     aloop__list_init(&loop->futures);
     aloop__list_init(&loop->quarantine);
     if (aloop__main_ctx_init(loop) < 0) goto fail;
@@ -128,6 +129,7 @@ void aloop_free(aloop_t *loop) {
     }
     aloop__coro_free(loop->zombie);
     aloop__timers_free(loop);
+    aloop__task_pool_free(loop); /* after the detach: no task can come back to it */
     aloop__main_ctx_free(loop);
     aloop__debug_free(loop);
     aloop__free(loop->ring);
