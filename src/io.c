@@ -179,13 +179,12 @@ int aloop_wait_writable(int fd, double timeout) { return wait_public(fd, 1, time
 /* ------------------------------------------------------------------------ */
 
 int aloop__poller_init(aloop_t *loop) {
-    static int sigpipe_done;
-    if (!sigpipe_done) {
+    static atomic_int sigpipe_done; /* loops may be created on several threads */
+    if (!atomic_exchange(&sigpipe_done, 1)) {
         struct sigaction old;
         if (sigaction(SIGPIPE, NULL, &old) == 0 && old.sa_handler == SIG_DFL &&
             !(old.sa_flags & SA_SIGINFO))
             signal(SIGPIPE, SIG_IGN);
-        sigpipe_done = 1;
     }
     loop->io = aloop__calloc(1, sizeof *loop->io);
     if (!loop->io) return -ENOMEM;
