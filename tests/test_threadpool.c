@@ -197,6 +197,7 @@ static void *many_one(void *arg) {
 
 static void test_many_jobs_small_pool(void **state) {
     (void)state;
+    int threads_before = thread_count(); /* sanitizers may run threads of their own */
     aloop_t *loop = aloop_new();
     assert_int_equal(aloop_set_thread_pool_size(loop, 0), -EINVAL);
     assert_int_equal(aloop_set_thread_pool_size(NULL, 2), -EINVAL);
@@ -210,7 +211,7 @@ static void test_many_jobs_small_pool(void **state) {
         assert_int_equal((intptr_t)res, i * i);
         aloop_release(ts[i]);
     }
-    assert_true(thread_count() <= 3); /* this one + a pool of 2 */
+    assert_true(thread_count() - threads_before <= 2); /* a pool of 2 */
     assert_int_equal(aloop_set_thread_pool_size(loop, 4), -EBUSY); /* started */
     aloop_free(loop);
 }
