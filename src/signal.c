@@ -7,8 +7,9 @@
  * that arrives while nobody waits stays pending in the kernel (blocked) and
  * wakes the next waiter; every task waiting when it is read wakes up. The
  * thread pool's workers block every signal, so a process-directed signal
- * can only land here. aloop_free drains pending instances, closes the fds
- * and unblocks what it blocked.
+ * can only land here - provided the program's other threads (if any) block
+ * it too, as with any signalfd user. aloop_free drains pending instances,
+ * closes the fds and unblocks what it blocked.
  *
  * Elsewhere: a self-pipe. A handler (installed by the first wait for that
  * signal) writes the signal number to a process-wide non-blocking pipe,
