@@ -297,7 +297,9 @@ void aloop__io_forget(aloop_t *loop, int fd) {
     if (w->registered) aloop__backend_set(loop, fd, w->registered, 0);
     w->hook = NULL;
     w->wanted = w->registered = 0;
-    w->flags = 0; /* a stale entry on io->dirty is skipped: no DIRTY flag */
+    /* Keep DIRTY: fd may still be on io->dirty, and the flag is what keeps
+     * each fd there at most once (the list never outgrows the table). */
+    w->flags &= ALOOP_WATCH_DIRTY;
 }
 
 void aloop__io_hold(aloop_t *loop, int delta) {
