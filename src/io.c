@@ -25,9 +25,9 @@
  *    waits free), and a new fd reusing it must not inherit that. Every fd
  *    the library creates (accept, tcp_listen, tcp_connect) starts clean,
  *    and registrations nobody waits on are dropped at the next poll.
- *  - EMFILE/ENFILE on accept: the call sleeps with a growing back-off
- *    (50 ms up to 1 s) and tries again, like asyncio's server, instead of
- *    spinning on a listening socket that stays readable.
+ *  - EMFILE/ENFILE on accept: the call pauses 100 ms before it returns the
+ *    error, so a server that logs it and calls again (as asyncio's does)
+ *    cannot spin on a listening socket that stays readable.
  *  - Name lookups: aloop_tcp_connect resolves numeric hosts at once and
  *    names on the worker pool (getaddrinfo blocks). aloop_tcp_listen is not
  *    a suspending call, so it calls getaddrinfo directly: fine for numeric
@@ -472,8 +472,8 @@ static int accept_once(int lfd, struct sockaddr *addr, socklen_t *len) {
     return fd;
 }
 
-#define ACCEPT_BACKOFF_MIN 0.05
-#define ACCEPT_BACKOFF_MAX 1.0
+/* Pause before reporting that fds (or kernel memory) ran out. */
+#define ACCEPT_PAUSE 0.1
 
 int aloop_accept(int listen_fd, struct sockaddr *addr, socklen_t *len) {
     if (listen_fd < 0) return -EBADF;
@@ -483,7 +483,6 @@ int aloop_accept(int listen_fd, struct sockaddr *addr, socklen_t *len) {
     if (!t) return err;
     int rc = set_nonblocking(listen_fd); /* a blocking accept would stall the loop */
     if (rc < 0) return rc;
-    double backoff = ACCEPT_BACKOFF_MIN;
     socklen_t cap = len ? *len : 0;
     for (;;) {
         if (len) *len = cap;
@@ -503,19 +502,16 @@ int aloop_accept(int listen_fd, struct sockaddr *addr, socklen_t *len) {
 #endif
             rc = io_wait(t, listen_fd, 0, -1);
             if (rc < 0) return rc;
-            backoff = ACCEPT_BACKOFF_MIN;
             continue;
         case -EMFILE:
         case -ENFILE:
         case -ENOBUFS:
         case -ENOMEM:
-            /* Out of fds: the listener stays readable, so waiting on it
-             * would spin. Sleep instead; the connection waits in the
-             * backlog until an fd is free. */
-            rc = aloop_sleep(backoff);
-            if (rc < 0) return rc;
-            backoff = fmin(backoff * 2, ACCEPT_BACKOFF_MAX);
-            continue;
+            /* Out of fds: the listener stays readable, so a caller that
+             * simply tries again would spin. Pause first, then report it
+             * (the connection waits in the backlog until an fd is free). */
+            rc = aloop_sleep(ACCEPT_PAUSE);
+            return rc < 0 ? rc : fd;
         default:
             return fd;
         }

@@ -664,12 +664,21 @@ typedef struct emfile_ctx {
     int lfd;
     int spare;
     int accepted;
+    int emfiles; /* -EMFILE results before the accept succeeded */
     double when;
 } emfile_ctx_t;
 
+/* The naive server loop: try again on every error. */
 static void *emfile_acceptor(void *arg) {
     emfile_ctx_t *c = arg;
-    c->accepted = aloop_accept(c->lfd, NULL, NULL);
+    for (;;) {
+        int fd = aloop_accept(c->lfd, NULL, NULL);
+        if (fd >= 0 || fd != -EMFILE) {
+            c->accepted = fd;
+            break;
+        }
+        c->emfiles++;
+    }
     c->when = aloop_time(aloop_current());
     return NULL;
 }
@@ -689,8 +698,9 @@ static double cpu_seconds(void) {
 }
 
 /* In a child (it lowers its fd limit): with a connection waiting and no fd
- * left, aloop_accept backs off instead of spinning, and succeeds once an
- * fd is free. Exit status: 0 ok, else which check failed. */
+ * left, aloop_accept pauses before each -EMFILE, so even a caller that
+ * retries at once does not spin; it succeeds once an fd is free. Exit
+ * status: 0 ok, else which check failed. */
 static int emfile_child(void) {
     aloop_t *loop = aloop_new(); /* monotonic clock: the back-off is real time */
     if (!loop) return 10;
@@ -724,6 +734,8 @@ static int emfile_child(void) {
     if (c.when < 0.6) return 17;
     /* a spinning accept would burn ~all of the 0.6+ s */
     if (cpu > 0.2) return 18;
+    /* reported (the caller may log it), but paced: ~one per 100 ms */
+    if (c.emfiles < 2 || c.emfiles > 10) return 19;
     aloop_free(loop);
     return 0;
 }
