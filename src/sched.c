@@ -307,8 +307,10 @@ void aloop__drain_tasks(aloop_t *loop) {
 /* Yielding and sleeping                                                    */
 /* ------------------------------------------------------------------------ */
 
-int aloop__yield(aloop_task_impl_t *t) {
-    aloop_t *loop = t->fut.loop;
+/* The yield itself. The loop comes from the caller, who already has it:
+ * loading it from t would make the ring update wait for the chain
+ * tls -> loop -> current task -> task's loop, on the hottest path there is. */
+static int yield_in(aloop_t *loop, aloop_task_impl_t *t) {
     t->queued = 1;
     aloop__make_ready(loop, &t->fut.run);
     if (ALOOP_UNLIKELY(loop->flags & ALOOP_DEBUG)) aloop__debug_step_end(loop, t);
@@ -320,8 +322,10 @@ int aloop__yield(aloop_task_impl_t *t) {
     return 0;
 }
 
+int aloop__yield(aloop_task_impl_t *t) { return yield_in(t->fut.loop, t); }
+
 int aloop_yield(void) {
     int err;
     aloop_task_impl_t *t = aloop__enter(&err);
-    return t ? aloop__yield(t) : err;
+    return t ? yield_in(tls_loop, t) : err;
 }
