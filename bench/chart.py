@@ -21,14 +21,29 @@ LABELS = [
     ("spawn_await", "spawn + await, per task"),
     ("spawn_batch", "spawn 1000 + await, per task"),
     ("spawn_cold", "first spawn (fresh stack), per task"),
-    ("timers_sleep", "100k sleeping tasks, CPU per timer"),
+    ("timers_sleep", "sleeping tasks, CPU per timer"),
     ("timers_sleep_spawn", "  of which spawn"),
     ("timers_sleep_run", "  of which run"),
-    ("timers_call_later", "1M call_later, CPU per timer"),
+    ("timers_call_later", "call_later, CPU per timer"),
     ("memory_idle", "RSS per idle task"),
+    ("memory_idle_total", "  RSS of all idle tasks"),
     ("memory_million", "RSS per idle task, 1M tasks"),
+    ("memory_million_total", "  RSS of 1M idle tasks"),
     ("echo", "TCP echo, 50 connections"),
     ("queue", "bounded queue, per item"),
+    ("yield_vs_raw", "yield / raw switch pair"),
+]
+
+# The issue's targets: (figure, comparison, bound, what the bound is).
+TARGETS = [
+    ("yield", "<=", 25, "ns per yield"),
+    ("yield_vs_raw", "<=", 1.5, "x the raw switch pair"),
+    ("spawn_await", "<=", 50, "ns per task, steady state"),
+    ("timers_sleep", "<=", 2300, "ns CPU per timer (libuv callbacks)"),
+    ("memory_idle", "<=", 6, "KiB per idle task"),
+    ("memory_million_total", "<=", 6144, "MiB for 1M idle tasks"),
+    ("echo", ">=", 128000, "req/s (libuv)"),
+    ("queue", "<=", 30, "ns per item (Go channel: 42)"),
 ]
 
 
@@ -77,18 +92,38 @@ def fmt(v):
     return f"{v:.2f}" if v < 10 else f"{v:.1f}"
 
 
+def better_text(better):
+    if not better:
+        return "-"
+    return f"{better:.1f}x" if better >= 1 else f"{1 / better:.1f}x worse"
+
+
 def print_table(rows, out=sys.stdout):
     out.write(f"{'figure':<38} {'unit':>6} {'aloop':>12} {'asyncio':>12} {'aloop better':>13}\n")
     out.write("-" * 85 + "\n")
     for _, label, unit, av, pv, better in rows:
-        b = f"{better:.1f}x" if better else "-"
-        out.write(f"{label:<38} {unit:>6} {fmt(av):>12} {fmt(pv):>12} {b:>13}\n")
+        out.write(f"{label:<38} {unit:>6} {fmt(av):>12} {fmt(pv):>12} {better_text(better):>13}\n")
+
+
+def print_targets(results, out=sys.stdout):
+    """The issue's targets against this run's aloop figures: value / bound
+    (below 1 is inside the bound for <=, above 1 for >=)."""
+    out.write(f"\n{'target':<56} {'aloop':>10} {'ratio':>7}  met\n")
+    out.write("-" * 80 + "\n")
+    for name, op, bound, what in TARGETS:
+        got = results.get(("aloop", name))
+        if not got:
+            continue
+        v = got[0]
+        met = v <= bound if op == "<=" else v >= bound
+        out.write(f"{name + ' ' + op + ' ' + fmt(bound) + ' ' + what:<56} {fmt(v):>10} "
+                  f"{v / bound:>7.2f}  {'yes' if met else 'NO'}\n")
 
 
 def svg_chart(rows, title):
     """Horizontal bars on a log scale: one pair (aloop, asyncio) per figure
     that both sides measured, each bar labelled with its value."""
-    pairs = [r for r in rows if r[3] and r[4]]
+    pairs = [r for r in rows if r[3] and r[4] and not r[0].endswith("_total")]
     width, left, right, bar, gap, top = 900, 330, 120, 14, 16, 50
     height = top + len(pairs) * (2 * bar + gap) + 40
     vals = [v for r in pairs for v in (r[3], r[4])]
@@ -129,7 +164,7 @@ def svg_chart(rows, title):
             s.append(f'<text x="{max(x, left) + 4:.1f}" y="{y + dy + bar - 4}">{fmt(v)}</text>')
         if better:
             s.append(f'<text x="{width - 8}" y="{y + bar + 4}" text-anchor="end" '
-                     f'font-weight="bold">{better:.1f}x</text>')
+                     f'font-weight="bold">{e(better_text(better))}</text>')
         y += 2 * bar + gap
     s.append("</svg>")
     return "\n".join(s) + "\n"
@@ -141,8 +176,10 @@ def main():
     ap.add_argument("--svg", help="write the chart here")
     ap.add_argument("--title", default="libaloop vs Python asyncio")
     args = ap.parse_args()
-    rows = rows_of(parse(args.results))
+    results = parse(args.results)
+    rows = rows_of(results)
     print_table(rows)
+    print_targets(results)
     if args.svg:
         with open(args.svg, "w") as f:
             f.write(svg_chart(rows, args.title))
