@@ -9,8 +9,10 @@
  * and the generator counts round trips for a fixed time after a warm-up
  * (bounded in time and in count). It only ever connects to loopback.
  *
- *   echo                  forks the aloop server, loads it, prints the result
- *   echo --server [-p P]  only the server (prints "PORT <n>"), until killed
+ *   echo                  forks the aloop server, loads it; then the same
+ *                         with a hand-written epoll callback server (the
+ *                         floor, what libuv-style code gets on this machine)
+ *   echo --server [-p P]  only the aloop server (prints "PORT <n>"), until killed
  *   echo --connect H:P    only the load generator, against someone's server
  */
 #ifndef _GNU_SOURCE
@@ -23,6 +25,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdint.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -101,6 +104,53 @@ static int run_server(const char *port, int report_fd) {
     int rc = aloop_main(serve, &sa, NULL);
     if (rc < 0) die("aloop_main", rc);
     return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The floor: the same server as hand-written epoll callbacks                */
+/* ------------------------------------------------------------------------ */
+
+/* Level-triggered epoll, one read and one write per readable event: the
+ * shortest correct echo server for 64-byte messages (a write of what was
+ * just read always fits in an empty loopback socket buffer). */
+static _Noreturn void run_epoll_server(int report_fd) {
+    int one = 1;
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (lfd < 0) die("socket", errno);
+    setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof addr;
+    if (bind(lfd, (struct sockaddr *)&addr, sizeof addr) < 0 || listen(lfd, 1024) < 0 ||
+        getsockname(lfd, (struct sockaddr *)&addr, &len) < 0)
+        die("listen", errno);
+    dprintf(report_fd, "PORT %d\n", ntohs(addr.sin_port));
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    struct epoll_event ev = {.events = EPOLLIN, .data.fd = lfd};
+    if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &ev) < 0) die("epoll", errno);
+    struct epoll_event evs[256];
+    char buf[16384];
+    for (;;) {
+        int n = epoll_wait(ep, evs, 256, -1);
+        for (int i = 0; i < n; i++) {
+            int fd = evs[i].data.fd;
+            if (fd == lfd) {
+                int c;
+                while ((c = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
+                    setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+                    struct epoll_event cev = {.events = EPOLLIN, .data.fd = c};
+                    epoll_ctl(ep, EPOLL_CTL_ADD, c, &cev);
+                }
+                continue;
+            }
+            ssize_t r = read(fd, buf, sizeof buf);
+            if (r <= 0) {
+                if (r < 0 && errno == EAGAIN) continue;
+                close(fd);
+                continue;
+            }
+            if (write(fd, buf, (size_t)r) != r) close(fd);
+        }
+    }
 }
 
 /* ------------------------------------------------------------------------ */
@@ -225,14 +275,17 @@ static struct load_result load(const char *hostport, int nconn, double warmup, d
 
 /* ------------------------------------------------------------------------ */
 
-/* Forks the aloop server and returns its port; *pid gets the child. */
-static int start_server(pid_t *pid) {
+/* Forks a server (the aloop one, or the epoll floor) and returns its port;
+ * *pid gets the child. */
+static int start_server(pid_t *pid, int floor) {
     int p[2];
     if (pipe(p) < 0) die("pipe", errno);
     *pid = fork();
     if (*pid < 0) die("fork", errno);
     if (*pid == 0) {
         close(p[0]);
+        signal(SIGPIPE, SIG_IGN);
+        if (floor) run_epoll_server(p[1]);
         _exit(run_server("0", p[1]));
     }
     close(p[1]);
@@ -291,22 +344,34 @@ int main(int argc, char **argv) {
         return run_server(port, STDOUT_FILENO);
     }
 
-    pid_t server = -1;
-    char target[64];
-    if (!connect_to) {
-        snprintf(target, sizeof target, "127.0.0.1:%d", start_server(&server));
-        connect_to = target;
+    if (connect_to) {
+        struct load_result r = load(connect_to, nconn, warmup, seconds, max_requests);
+        printf("echo: server at %s, %d connections, %d-byte messages, %.2f s\n", connect_to,
+               nconn, MSG, r.seconds);
+        printf("  %-28s %12.0f\n", "requests per second", r.rps);
+        printf("RESULT name=echo unit=req/s value=%.0f\n", r.rps);
+        return r.requests > 0 ? 0 : 1;
     }
-    struct load_result r = load(connect_to, nconn, warmup, seconds, max_requests);
-    if (server > 0) {
+
+    /* Our server, then the floor, each in a child of its own. */
+    struct load_result res[2];
+    for (int floor = 0; floor < 2; floor++) {
+        pid_t server;
+        char target[64];
+        snprintf(target, sizeof target, "127.0.0.1:%d", start_server(&server, floor));
+        res[floor] = load(target, nconn, warmup, seconds, max_requests);
         kill(server, SIGKILL);
         waitpid(server, NULL, 0);
     }
-    printf("echo: %s server at %s, %d connections, %d-byte messages\n",
-           server > 0 ? "libaloop" : "external", connect_to, nconn, MSG);
-    printf("  %-28s %12ld\n", "round trips", r.requests);
-    printf("  %-28s %12.2f s\n", "measured for", r.seconds);
-    printf("  %-28s %12.0f\n", "requests per second", r.rps);
-    printf("RESULT name=echo unit=req/s value=%.0f\n", r.rps);
-    return r.requests > 0 ? 0 : 1;
+    printf("echo: loopback, %d connections, %d-byte messages, %.2f s each\n", nconn, MSG,
+           res[0].seconds);
+    printf("  %-40s %12s %8s\n", "server", "req/s", "x floor");
+    printf("  %-40s %12.0f %8.2f\n", "libaloop, a task per connection", res[0].rps,
+           res[1].rps > 0 ? res[0].rps / res[1].rps : 0);
+    printf("  %-40s %12.0f %8.2f\n", "floor: hand-written epoll callbacks", res[1].rps, 1.0);
+    printf("RESULT name=echo unit=req/s value=%.0f\n", res[0].rps);
+    printf("RESULT name=echo_floor unit=req/s value=%.0f\n", res[1].rps);
+    if (res[1].rps > 0)
+        printf("RESULT name=echo_vs_floor unit=ratio value=%.2f\n", res[0].rps / res[1].rps);
+    return res[0].requests > 0 ? 0 : 1;
 }
