@@ -679,16 +679,18 @@ static int accept_error_is_fatal(int err) {
 
 static void *accept_main(void *arg) {
     chat_room_t *room = arg;
+    int starved = 0; /* in a streak of EMFILE-like errors (logged once) */
     for (;;) {
         int fd = aloop_accept(room->listen_fd, NULL, NULL);
         if (fd == -ECANCELED || accept_error_is_fatal(fd)) break;
         if (fd == -EMFILE || fd == -ENFILE || fd == -ENOBUFS || fd == -ENOMEM) {
             /* Out of fds or memory: back off instead of spinning; pending
-             * connections wait in the backlog. */
-            fprintf(stderr, "chat: accept: %s, pausing\n", aloop_strerror(fd));
+             * connections wait in the backlog until a client leaves. */
+            if (!starved++) fprintf(stderr, "chat: accept: %s, pausing\n", aloop_strerror(fd));
             if (aloop_sleep(0.1) < 0) break;
             continue;
         }
+        starved = 0;
         if (fd < 0) continue; /* ECONNABORTED and friends: that peer is gone */
         client_open(room, fd);
     }
@@ -815,9 +817,5 @@ int main(int argc, char **argv) {
     int rc = parse_options(argc, argv, &opt);
     if (rc != 0) return rc > 0 ? 0 : 2;
     rc = aloop_main(server_main, &opt, NULL);
-    if (rc < 0) {
-        fprintf(stderr, "chat: %s\n", aloop_strerror(rc));
-        return 1;
-    }
-    return 0;
+    return rc < 0 ? 1 : 0; /* server_main has said what went wrong */
 }

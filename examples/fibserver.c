@@ -382,9 +382,5 @@ int main(int argc, char **argv) {
         return 2;
     }
     int rc = aloop_main(server_main, &opt, NULL);
-    if (rc < 0) {
-        fprintf(stderr, "fibserver: %s\n", aloop_strerror(rc));
-        return 1;
-    }
-    return 0;
+    return rc < 0 ? 1 : 0; /* server_main has said what went wrong */
 }
