@@ -502,6 +502,19 @@ static void mass_drain(mass_t *m, int i) {
     }
 }
 
+/* The server's resident memory (Linux /proc; -1 elsewhere), for the log. */
+static long server_rss_kib(void) {
+    char path[64], line[256];
+    long kib = -1;
+    snprintf(path, sizeof path, "/proc/%d/status", (int)srv.pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmRSS: %ld kB", &kib) == 1) break;
+    fclose(f);
+    return kib;
+}
+
 static int raise_fd_limit(rlim_t want) {
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return -1;
@@ -562,12 +575,13 @@ static void test_thousand_clients(void **state) {
         }
     }
     double t_done = now_s();
+    long rss_kib = server_rss_kib();
     for (int i = 0; i < MASS_N; i++) {
         assert_int_equal(m.joins[i], MASS_N - 1 - i);
         assert_int_equal(m.msgs[i], MASS_N - 1);
     }
-    print_message("%d clients joined in %.2f s; %ld lines delivered in %.2f s\n", MASS_N,
-                  t_joined - t0, m.done, t_done - t_joined);
+    print_message("%d clients joined in %.2f s; %ld lines delivered in %.2f s; server RSS %ld KiB\n",
+                  MASS_N, t_joined - t0, m.done, t_done - t_joined, rss_kib);
 
     for (int i = 0; i < MASS_N; i++) close(m.c[i].fd);
     server_stop();
