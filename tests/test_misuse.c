@@ -7,7 +7,7 @@
  *   awaiting a future of another loop      -EINVAL
  *   completing a done future               -EINVAL
  *   negative or NaN timeouts and delays    -EINVAL
- *   freeing a sync object with waiters     the waiters wake with -EPIPE
+ *   freeing a queue or sync object with waiters   the waiters wake with -EPIPE
  *   re-entering or freeing a running loop  -EPERM / ignored
  * (Releasing too often is caught by debug mode: see test_debug.c.)
  */
@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -78,6 +79,38 @@ static void test_suspending_calls_outside_a_task(void **state) {
 }
 
 /* ---- bad arguments leave a pending cancel in place */
+
+/* NaN timeouts (a negative one means "no limit" for these calls). */
+static void *nan_timeouts(void *arg) {
+    int *rc = arg;
+    aloop_future_t *f = aloop_future_new(aloop_current());
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0) return NULL;
+    aloop_cancel(aloop_current_task()); /* and none of them consumes this */
+    rc[0] = aloop_wait(&f, 1, ALOOP_ALL_COMPLETED, NAN, NULL);
+    rc[1] = aloop_wait_for(f, NAN, NULL);
+    rc[2] = aloop_wait_readable(sv[0], NAN);
+    rc[3] = aloop_wait_writable(sv[0], NAN);
+    rc[4] = aloop_tcp_connect("127.0.0.1", "9", NAN);
+    rc[5] = aloop_sleep(0);
+    close(sv[0]);
+    close(sv[1]);
+    aloop_release(f);
+    return NULL;
+}
+
+static void test_nan_timeouts(void **state) {
+    (void)state;
+    aloop_t *loop = vloop(0);
+    int rc[6] = {1, 1, 1, 1, 1, 1};
+    aloop_task_t *t = aloop_spawn(loop, nan_timeouts, rc);
+    assert_int_equal(aloop_run(loop), 0);
+    for (int i = 0; i < 5; i++) assert_int_equal(rc[i], -EINVAL);
+    assert_int_equal(rc[5], -ECANCELED);
+    aloop_release(t);
+    aloop_free(loop);
+}
+
 
 static void *bad_then_cancelled(void *arg) {
     int *rc = arg;
@@ -434,6 +467,47 @@ static void test_freeing_sync_objects_with_waiters(void **state) {
     aloop_free(loop);
 }
 
+typedef struct queue_waiters {
+    aloop_queue_t *empty, *full;
+    int get_rc, put_rc;
+} queue_waiters_t;
+
+static void *wait_get(void *arg) {
+    queue_waiters_t *q = arg;
+    void *item;
+    q->get_rc = aloop_queue_get(q->empty, &item);
+    return NULL;
+}
+
+static void *wait_put(void *arg) {
+    queue_waiters_t *q = arg;
+    q->put_rc = aloop_queue_put(q->full, NULL);
+    return NULL;
+}
+
+static void *free_queues(void *arg) {
+    queue_waiters_t *q = arg;
+    aloop_sleep(1);
+    aloop_queue_free(q->empty);
+    aloop_queue_free(q->full);
+    return NULL;
+}
+
+static void test_freeing_queues_with_waiters(void **state) {
+    (void)state;
+    aloop_t *loop = vloop(0);
+    queue_waiters_t q = {.empty = aloop_queue_new(loop, 0), .full = aloop_queue_new(loop, 1),
+                         .get_rc = 1, .put_rc = 1};
+    assert_int_equal(aloop_queue_put_nowait(q.full, NULL), 0);
+    aloop_task_t *ts[3] = {aloop_spawn(loop, wait_get, &q), aloop_spawn(loop, wait_put, &q),
+                           aloop_spawn(loop, free_queues, &q)};
+    assert_int_equal(aloop_run(loop), 0);
+    assert_int_equal(q.get_rc, -EPIPE);
+    assert_int_equal(q.put_rc, -EPIPE);
+    for (int i = 0; i < 3; i++) aloop_release(ts[i]);
+    aloop_free(loop);
+}
+
 static void *free_cond(void *arg) {
     freed_t *f = arg;
     aloop_sleep(1);
@@ -470,6 +544,8 @@ int main(void) {
         cmocka_unit_test(test_loop_from_another_thread_aborts_in_debug_mode),
         cmocka_unit_test(test_freeing_sync_objects_with_waiters),
         cmocka_unit_test(test_freeing_a_condition_with_waiters),
+        cmocka_unit_test(test_freeing_queues_with_waiters),
+        cmocka_unit_test(test_nan_timeouts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
