@@ -185,14 +185,16 @@ static ssize_t take_line(client_t *c, char *out, size_t cap) {
     return (ssize_t)n;
 }
 
-/* Next line, waiting up to the socket timeout: its length, -1 at EOF or
- * timeout. */
+/* Next line, waiting up to IO_TIMEOUT_MS: its length, -1 at EOF or
+ * timeout. Works on sockets and pipes alike. */
 static ssize_t client_line(client_t *c, char *out, size_t cap) {
     for (;;) {
         ssize_t n = take_line(c, out, cap);
         if (n >= 0) return n;
         assert_true(c->len < sizeof c->buf); /* a line longer than the test buffer */
-        n = recv(c->fd, c->buf + c->len, sizeof c->buf - c->len, 0);
+        struct pollfd p = {.fd = c->fd, .events = POLLIN};
+        if (poll(&p, 1, IO_TIMEOUT_MS) != 1) return -1;
+        n = read(c->fd, c->buf + c->len, sizeof c->buf - c->len);
         if (n <= 0) return -1;
         c->len += (size_t)n;
     }
@@ -458,6 +460,62 @@ static void test_client_that_never_reads(void **state) {
     server_stop();
 }
 
+/* examples/chat-client against the server: what is typed goes to the room,
+ * what the room says is printed, end of input means /quit. */
+static void test_chat_client(void **state) {
+    (void)state;
+#ifdef CHAT_CLIENT_BIN
+    server_start("--bot-interval", "0", NULL);
+    client_t *alice = client_join("alice", 1);
+    int in[2], out[2];
+    assert_int_equal(pipe(in), 0);
+    assert_int_equal(pipe(out), 0);
+    char port[16];
+    snprintf(port, sizeof port, "%d", srv.port);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(in[0], STDIN_FILENO);
+        dup2(out[1], STDOUT_FILENO);
+        close(in[0]), close(in[1]), close(out[0]), close(out[1]);
+        execl(CHAT_CLIENT_BIN, CHAT_CLIENT_BIN, "127.0.0.1", port, (char *)NULL);
+        _exit(127);
+    }
+    close(in[0]);
+    close(out[1]);
+    client_t *screen = calloc(1, sizeof *screen);
+    assert_non_null(screen);
+    screen->fd = out[0];
+
+    client_expect(screen, PROMPT);
+    assert_int_equal(write(in[1], "carl\nhi from carl\n", 18), 18);
+    client_expect_prefix(screen, "* welcome carl (2 online");
+    client_expect(alice, "* carl joined");
+    client_expect(alice, "carl: hi from carl");
+    client_send(alice, "hey carl\n");
+    client_expect(screen, "alice: hey carl");
+    close(in[1]); /* end of input: the client says /quit */
+    client_expect(screen, "* bye carl");
+    client_expect(alice, "* carl left");
+    int status = 0;
+    double deadline = now_s() + 10;
+    pid_t r;
+    while ((r = waitpid(pid, &status, WNOHANG)) == 0 && now_s() < deadline) usleep(10000);
+    if (r != pid) { /* do not leave it behind */
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+    }
+    assert_int_equal(r, pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    client_close(screen);
+    client_close(alice);
+    server_stop();
+#else
+    skip();
+#endif
+}
+
 /* ------------------------------------------------------------------------ */
 /* 1,000 concurrent clients, every message to every client, nothing lost    */
 /* ------------------------------------------------------------------------ */
@@ -606,6 +664,7 @@ int main(void) {
         cmocka_unit_test_teardown(test_name_timeout, teardown_server),
         cmocka_unit_test_teardown(test_shutdown_tells_everyone, teardown_server),
         cmocka_unit_test_teardown(test_client_that_never_reads, teardown_server),
+        cmocka_unit_test_teardown(test_chat_client, teardown_server),
         cmocka_unit_test_teardown(test_thousand_clients, teardown_server),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -251,7 +251,7 @@ static void test_without_threads_big_blocks_small(void **state) {
     char req[32];
     snprintf(req, sizeof req, "%d\n", BIG_N);
     send_str(big, req);
-    usleep(100 * 1000); /* the server is busy with it by now */
+    usleep(300 * 1000); /* the server is busy with it by now */
     expect_reply(small, "10\n", "55");
     struct pollfd p = {.fd = big, .events = POLLIN};
     assert_int_equal(poll(&p, 1, 0), 1); /* the big answer came first */
