@@ -156,7 +156,8 @@ int aloop_gather(aloop_future_t *const *fs, size_t n, void **results, int *error
     if (!t) return err;
 
     slot_t stack_slots[STACK_SLOTS];
-    multi_wait_t mw = {.wait.cancel = gather_cancel, .task = t, .fs = fs, .n = n};
+    multi_wait_t mw = {.wait = {.cancel = gather_cancel, .what = "aloop_gather"},
+                       .task = t, .fs = fs, .n = n};
     aloop__timer_init(&mw.timer, NULL); /* unused: never armed */
     mw.mode = (flags & ALOOP_RETURN_ERRORS) ? GATHER_ALL : GATHER_STOP_ON_ERROR;
     if (multi_wait_start(&mw, stack_slots) < 0) return -ENOMEM;
@@ -220,7 +221,8 @@ int aloop_wait(aloop_future_t *const *fs, size_t n, int mode, double timeout, si
     aloop_t *loop = t->fut.loop;
 
     slot_t stack_slots[STACK_SLOTS];
-    multi_wait_t mw = {.wait.cancel = wait_cancel, .task = t, .fs = fs, .n = n, .mode = mode};
+    multi_wait_t mw = {.wait = {.cancel = wait_cancel, .what = "aloop_wait"},
+                       .task = t, .fs = fs, .n = n, .mode = mode};
     aloop__timer_init(&mw.timer, wait_timeout_fire);
     if (multi_wait_start(&mw, stack_slots) < 0) return -ENOMEM;
 
@@ -277,7 +279,7 @@ int aloop_wait_for(aloop_future_t *f, double timeout, void **result) {
     aloop_t *loop = t->fut.loop;
     aloop_retain(f);
 
-    wait_for_state_t s = {.wait.awaiting = f, .task = t, .f = f};
+    wait_for_state_t s = {.wait = {.awaiting = f, .what = "aloop_wait_for"}, .task = t, .f = f};
     s.waiter.fire = wait_for_done;
     aloop__list_init(&s.waiter.link);
     aloop__timer_init(&s.timer, wait_for_expire);

@@ -131,7 +131,7 @@ int aloop_group_wait(aloop_group_t *g) {
 
     int cancelled = 0;
     while (g->pending) {
-        group_wait_t gw = {.wait.cancel = group_wait_cancel, .group = g};
+        group_wait_t gw = {.wait = {.cancel = group_wait_cancel, .what = "aloop_group_wait"}, .group = g};
         g->waiter = t;
         g->wait = &gw;
         int rc = aloop__suspend(t, &gw.wait);

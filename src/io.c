@@ -150,7 +150,9 @@ static int io_wait(aloop_task_impl_t *t, int fd, int dir, double timeout) {
     int rc = watch_add_interest(loop, fd, w, dir_bit(dir));
     if (rc == -EPERM) return 0; /* a regular file: always ready */
     if (rc < 0) return rc;
-    aloop_io_waiter_t iw = {.wait.cancel = waiter_cancel, .task = t, .loop = loop, .fd = fd, .dir = dir};
+    aloop_io_waiter_t iw = {.wait = {.cancel = waiter_cancel,
+                                     .what = dir ? "fd writable" : "fd readable"},
+                            .task = t, .loop = loop, .fd = fd, .dir = dir};
     aloop__timer_init(&iw.timer, waiter_timeout);
     if (timeout >= 0 && aloop__timer_start(loop, &iw.timer, aloop__now(loop) + timeout) < 0) {
         if (w->registered & ~w->wanted) mark_dirty(io, fd);

@@ -205,6 +205,7 @@ static void wake_all(aloop_queue_t *q, aloop_list_t *list, int result) {
 static int queue_wait(aloop_queue_t *q, aloop_task_impl_t *t, aloop_list_t *list,
                       queue_waiter_t *w) {
     w->wait.cancel = waiter_cancel;
+    w->wait.what = "aloop_queue";
     w->task = t;
     w->queue = q;
     aloop__list_push_back(list, &w->link);

@@ -237,7 +237,8 @@ int aloop_signal_wait(int signo) {
         int rc = slot_watch(loop, slot);
         if (rc < 0) return rc;
     }
-    sig_waiter_t sw = {.wait.cancel = sig_cancel, .task = t, .loop = loop, .signo = signo};
+    sig_waiter_t sw = {.wait = {.cancel = sig_cancel, .what = "aloop_signal_wait"},
+                       .task = t, .loop = loop, .signo = signo};
     aloop__list_push_back(&slot->waiters, &sw.link);
     slot->nwaiters++;
     st->total++;

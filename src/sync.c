@@ -66,7 +66,8 @@ static void waiter_unlink(aloop_wait_t *w) {
  * NULL) = what the wake-up said, which differs from the return value when a
  * cancel arrived after the wake-up. */
 static int wait_in(aloop_list_t *list, aloop_task_impl_t *t, int *granted) {
-    sync_waiter_t w = {.wait.cancel = waiter_unlink, .task = t};
+    sync_waiter_t w = {.wait = {.cancel = waiter_unlink, .what = "lock/event/semaphore/condition"},
+                       .task = t};
     aloop__list_push_back(list, &w.link);
     int rc = aloop__suspend(t, &w.wait);
     if (granted) *granted = w.wait.result;

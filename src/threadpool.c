@@ -331,7 +331,7 @@ int aloop_run_in_thread(void *(*fn)(void *), void *arg, void **result) {
     pthread_mutex_unlock(&a->mu);
     a->inflight++;
 
-    pool_wait_t pw = {.wait.cancel = pool_wait_cancel, .job = j};
+    pool_wait_t pw = {.wait = {.cancel = pool_wait_cancel, .what = "aloop_run_in_thread"}, .job = j};
     int rc = aloop__suspend(t, &pw.wait);
     if (pw.abandoned) return -ECANCELED; /* j belongs to the pool now */
     if (rc == 0 && result) *result = j->result;

@@ -147,7 +147,7 @@ int aloop_sleep(double seconds) {
     if (!t) return err;
     if (seconds == 0) return aloop__yield(t);
     aloop_t *loop = t->fut.loop;
-    sleep_wait_t sw = {.wait.cancel = sleep_cancel, .wait.what = "aloop_sleep", .task = t};
+    sleep_wait_t sw = {.wait = {.cancel = sleep_cancel, .what = "aloop_sleep"}, .task = t};
     aloop__timer_init(&sw.timer, sleep_fire);
     if (aloop__timer_start(loop, &sw.timer, aloop__now(loop) + seconds) < 0) return -ENOMEM;
     return aloop__suspend(t, &sw.wait);
