@@ -20,7 +20,10 @@
  * buffers are full as well, so it has not read anything for a while) the
  * client is disconnected and the room is told "* NAME was disconnected (too
  * slow)". Memory per client is therefore bounded by --queue messages of at
- * most --max-line bytes each (plus one /who listing).
+ * most --max-line bytes each (plus one /who listing). Senders, not readers,
+ * absorb bursts: a chat line waits while some client's outbox is half full
+ * and its writer merely has not run yet (see client_congest_check()), so a
+ * thousand clients talking at once do not get each other dropped.
  *
  * Lifetimes: a client is reference counted by its session and its writer;
  * whichever finishes last frees it and closes the socket. SIGINT / SIGTERM
