@@ -200,6 +200,27 @@ static ssize_t client_line(client_t *c, char *out, size_t cap) {
     }
 }
 
+/* A line longer than the line buffer, malloc'd (without '\n'). */
+static char *client_long_line(client_t *c, size_t cap) {
+    char *s = malloc(cap);
+    assert_non_null(s);
+    size_t len = c->len;
+    memcpy(s, c->buf, len);
+    c->len = 0;
+    char *nl;
+    while (!(nl = memchr(s, '\n', len))) {
+        assert_true(len < cap);
+        struct pollfd p = {.fd = c->fd, .events = POLLIN};
+        assert_int_equal(poll(&p, 1, IO_TIMEOUT_MS), 1);
+        ssize_t n = read(c->fd, s + len, cap - len);
+        assert_true(n > 0);
+        len += (size_t)n;
+    }
+    assert_true(nl == s + len - 1); /* nothing else was due after it */
+    *nl = '\0';
+    return s;
+}
+
 static void client_expect(client_t *c, const char *want) {
     char line[LINE_MAX_TEST];
     ssize_t n = client_line(c, line, sizeof line);
@@ -640,6 +661,17 @@ static void test_thousand_clients(void **state) {
     }
     print_message("%d clients joined in %.2f s; %ld lines delivered in %.2f s; server RSS %ld KiB\n",
                   MASS_N, t_joined - t0, m.done, t_done - t_joined, rss_kib);
+
+    /* /who lists all 1,000 (a line longer than the writer's batch). */
+    client_send(&m.c[0], "/who\n");
+    char *who = client_long_line(&m.c[0], 64 * 1024);
+    assert_memory_equal(who, "* online (1000): ", 17);
+    size_t commas = 0;
+    for (char *p = who; *p; p++) commas += *p == ',';
+    assert_int_equal(commas, MASS_N - 1);
+    assert_non_null(strstr(who, ": u0999, u0998, "));     /* newest first */
+    assert_string_equal(who + strlen(who) - 7, ", u0000");
+    free(who);
 
     for (int i = 0; i < MASS_N; i++) close(m.c[i].fd);
     server_stop();
