@@ -729,7 +729,10 @@ typedef struct signal_watch {
 
 static void *signal_main(void *arg) {
     signal_watch_t *w = arg;
-    if (aloop_signal_wait(w->signo) == 0) aloop_event_set(w->room->stop);
+    int rc = aloop_signal_wait(w->signo);
+    if (rc == 0) aloop_event_set(w->room->stop);
+    else if (rc != -ECANCELED)
+        fprintf(stderr, "chat: cannot wait for signal %d: %s\n", w->signo, aloop_strerror(rc));
     return NULL;
 }
 
