@@ -224,6 +224,7 @@ typedef struct chat_client {
     int session_started;
     int write_error;                 /* what broke the writer, for --verbose */
     int writing;                     /* the writer is inside a socket write (maybe stuck) */
+    int writer_started;              /* a task cancelled before its first step never runs */
     int writer_done;
     int congested;                   /* counted in room->congested */
     int joined;                      /* named and visible in the room */
@@ -394,9 +395,13 @@ static chat_client_t *client_new(chat_room_t *room, int fd) {
 }
 
 /* Last reference: close the socket, drop what is still queued, unlink. */
-static void client_free(chat_client_t *c) {
+static void client_drop_outbox(chat_client_t *c) {
     void *item;
     while (aloop_queue_get_nowait(c->outbox, &item) == 0) msg_release(item);
+}
+
+static void client_free(chat_client_t *c) {
+    client_drop_outbox(c);
     aloop_queue_free(c->outbox);
     aloop_stream_close(c->stream);
     room_unlink(c->room, c);
@@ -443,6 +448,7 @@ static int batch_add(chat_client_t *c, char *batch, size_t *used, const chat_msg
 static void *writer_main(void *arg) {
     chat_client_t *c = arg;
     char batch[WRITE_BATCH];
+    c->writer_started = 1;
     for (;;) {
         void *item;
         int rc = aloop_queue_get(c->outbox, &item); /* -EPIPE: shut down and drained */
@@ -612,6 +618,24 @@ static void log_end(const chat_client_t *c) {
             c->write_error ? ": " : "", c->write_error ? aloop_strerror(c->write_error) : "");
 }
 
+/* Ends the writer, after it has written what is queued if `flush` (for
+ * at most FLUSH_TIMEOUT seconds), and waits until it has finished. */
+static void client_stop_writer(chat_client_t *c, int flush) {
+    aloop_future_t *writer = c->writer;
+    if (flush) {
+        aloop_queue_shutdown(c->outbox, 0); /* the writer drains, then stops */
+        if (aloop_wait(&writer, 1, ALOOP_ALL_COMPLETED, FLUSH_TIMEOUT, NULL) == 0) return;
+    }
+    /* Drop what is queued and make its next get fail at once. Cancel it
+     * only if it has started (it may be stuck in a write that never
+     * completes): cancelled before its first step it would never run, and
+     * never drop its reference to c. */
+    client_drop_outbox(c);
+    aloop_queue_shutdown(c->outbox, 1);
+    if (c->writer_started) aloop_cancel(writer);
+    aloop_await(writer, NULL);
+}
+
 /* Leave the room, let the writer finish, drop the session's reference. */
 static void client_teardown(chat_client_t *c) {
     if (c->end == END_NONE) c->end = END_LEFT;
@@ -630,13 +654,7 @@ static void client_teardown(chat_client_t *c) {
         room_leave(c);
     }
     if (c->writer) {
-        if (c->end == END_SLOW || c->end == END_WRITE_ERROR) {
-            aloop_cancel(c->writer); /* it may be stuck in a write that never completes */
-            aloop_await(c->writer, NULL);
-        } else {
-            aloop_queue_shutdown(c->outbox, 0); /* the writer drains, then stops */
-            aloop_wait_for(c->writer, FLUSH_TIMEOUT, NULL);
-        }
+        client_stop_writer(c, c->end != END_SLOW && c->end != END_WRITE_ERROR);
         aloop_release(c->writer);
         c->writer = NULL;
     }
