@@ -30,7 +30,8 @@ static aloop_task_impl_t *task_alloc(aloop_t *loop) {
     if (!n) return aloop__calloc(1, sizeof(aloop_task_impl_t));
     loop->task_pool_len--;
     aloop_task_impl_t *t = ALOOP_CONTAINER_OF(n, aloop_task_impl_t, tasks);
-    memset(t, 0, sizeof *t);
+    static const aloop_task_impl_t blank;
+    *t = blank;
     return t;
 }
 
