@@ -90,12 +90,22 @@ __asm__(".text\n"
         ".size aloop__ctx_swap, .-aloop__ctx_swap\n");
 enum { FRAME_WORDS = 7 }; /* r15 r14 r13 r12 rbx rbp rip */
 #elif defined(__aarch64__)
-__asm__(".text\n"
+/* Frame (20 words, keeps sp 16-byte aligned): x19..x28 at [0..9], x29 at
+ * [10], x30 at [11], d8..d15 (the callee-saved low halves of v8..v15) at
+ * [12..19]. Unlike x86-64 it ends in `ret`, not `br x30`: under branch
+ * target enforcement (BTI; -mbranch-protection=standard, which some
+ * distributions build everything with) a `br` must land on a `bti j`, and
+ * the return sites after a `bl` are not, so `br x30` faults on the first
+ * switch back (tests/cross/bti.c); `ret` is not checked. `bti c` (hint #34,
+ * a no-op on older cores) lets it be called through a pointer or a linker
+ * veneer. .pushsection leaves the compiler's idea of the section intact. */
+__asm__(".pushsection .text\n"
         ".p2align 4\n"
         ".globl aloop__ctx_swap\n"
         ".hidden aloop__ctx_swap\n"
         ".type aloop__ctx_swap,%function\n"
         "aloop__ctx_swap:\n"
+        "    hint #34\n" /* bti c */
         "    sub sp, sp, #160\n"
         "    stp x19, x20, [sp, #0]\n"
         "    stp x21, x22, [sp, #16]\n"
@@ -121,8 +131,9 @@ __asm__(".text\n"
         "    ldp d12, d13, [sp, #128]\n"
         "    ldp d14, d15, [sp, #144]\n"
         "    add sp, sp, #160\n"
-        "    br x30\n"
-        ".size aloop__ctx_swap, .-aloop__ctx_swap\n");
+        "    ret\n"
+        ".size aloop__ctx_swap, .-aloop__ctx_swap\n"
+        ".popsection\n");
 enum { FRAME_WORDS = 20 };
 #endif
 void aloop__ctx_swap(void **save_sp, void *load_sp);
@@ -332,8 +343,12 @@ static void *frame_from_ucontext(const ucontext_t *uc) {
     uintptr_t *sp = (uintptr_t *)(uintptr_t)uc->uc_mcontext.sp;
     uintptr_t *f = sp - FRAME_WORDS;
     memset(f, 0, FRAME_WORDS * sizeof *f);
-    f[0] = (uintptr_t)uc->uc_mcontext.regs[19];
-    f[11] = (uintptr_t)uc->uc_mcontext.pc; /* x30: where br jumps */
+    /* sp is makecontext's, 16-byte aligned; the frame is 160 bytes, so sp
+     * is aligned again when the entry point starts. x29 = 0 ends the frame
+     * chain; x30 is where `ret` goes (makecontext's regs[30], its return to
+     * __startcontext, is dropped: coro_entry never returns). */
+    f[0] = (uintptr_t)uc->uc_mcontext.regs[19]; /* makecontext's uc_link slot */
+    f[11] = (uintptr_t)uc->uc_mcontext.pc;
     return f;
 #endif
 }
