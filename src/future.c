@@ -198,7 +198,7 @@ void aloop__future_destroy(aloop_future_t *f) {
         }
     }
     if (f->is_task) {
-        aloop__free(aloop__task(f)->name);
+        if (aloop__task(f)->name) aloop__free(aloop__task(f)->name); /* mostly NULL: skip the call */
         if (loop && aloop__task_recycle(loop, aloop__task(f))) return;
     }
     aloop__free(f);
