@@ -254,12 +254,10 @@ void aloop__wake(aloop_task_impl_t *t, int result);
 int aloop__yield(aloop_task_impl_t *t);
 /* aloop_free's first half: cancel every task and run until none is left. */
 void aloop__drain_tasks(aloop_t *loop);
-/* Makes a task ready (first step, or after a wake). */
-void aloop__make_ready(aloop_t *loop, aloop_runnable_t *r);
-/* Ensures the ready ring can hold one more runnable than now exist, so that
- * pushing never fails; call when creating a runnable. */
-int aloop__reserve_runnable(aloop_t *loop);
-void aloop__release_runnable(aloop_t *loop);
+/* aloop__make_ready, aloop__reserve_runnable and aloop__release_runnable
+ * are inline, after struct aloop at the end of this file. */
+/* Doubles the ready ring (the slow half of aloop__reserve_runnable). */
+int aloop__ring_grow(aloop_t *loop);
 /* Completion of the running task (called on its coroutine). */
 void aloop__task_finish(aloop_task_impl_t *t, void *result);
 /* A released task struct goes back to the loop's pool (1) unless the pool
@@ -465,5 +463,25 @@ int aloop__wrong_thread(aloop_t *loop, const char *call);
 static inline int aloop__foreign_thread(const aloop_t *loop) {
     return ALOOP_UNLIKELY(loop->running) && aloop__tls_loop() != loop;
 }
+
+/* ---- the ready ring's hot calls (sched.c), inline: a spawn + await makes
+ * five of them, and they are a few instructions each */
+
+/* Makes a runnable ready (a task's first step or wake-up, a callback). */
+static inline void aloop__make_ready(aloop_t *loop, aloop_runnable_t *r) {
+    loop->ring[(loop->ring_head + loop->ring_count) & (loop->ring_cap - 1)] = r;
+    loop->ring_count++;
+}
+
+/* Ensures the ready ring can hold one more runnable than now exist, so that
+ * pushing never fails; call when creating a runnable. 0 or -ENOMEM. */
+static inline int aloop__reserve_runnable(aloop_t *loop) {
+    if (ALOOP_UNLIKELY(loop->runnables + 1 >= loop->ring_cap) && aloop__ring_grow(loop) < 0)
+        return -ENOMEM;
+    loop->runnables++;
+    return 0;
+}
+
+static inline void aloop__release_runnable(aloop_t *loop) { loop->runnables--; }
 
 #endif /* ALOOP_INTERNAL_H */

@@ -56,7 +56,7 @@ double aloop_time(aloop_t *loop) {
 /* The ready ring                                                           */
 /* ------------------------------------------------------------------------ */
 
-static int ring_grow(aloop_t *loop) {
+int aloop__ring_grow(aloop_t *loop) {
     size_t cap = loop->ring_cap ? loop->ring_cap * 2 : 64;
     aloop_runnable_t **ring = aloop__malloc(cap * sizeof *ring);
     if (!ring) return -ENOMEM;
@@ -67,19 +67,6 @@ static int ring_grow(aloop_t *loop) {
     loop->ring_head = 0;
     loop->ring_cap = cap;
     return 0;
-}
-
-int aloop__reserve_runnable(aloop_t *loop) {
-    if (loop->runnables + 1 >= loop->ring_cap && ring_grow(loop) < 0) return -ENOMEM;
-    loop->runnables++;
-    return 0;
-}
-
-void aloop__release_runnable(aloop_t *loop) { loop->runnables--; }
-
-void aloop__make_ready(aloop_t *loop, aloop_runnable_t *r) {
-    loop->ring[(loop->ring_head + loop->ring_count) & (loop->ring_cap - 1)] = r;
-    loop->ring_count++;
 }
 
 static aloop_runnable_t *ring_pop(aloop_t *loop) {
