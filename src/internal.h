@@ -89,7 +89,7 @@ typedef struct aloop_runnable {
     uint8_t kind;
 } aloop_runnable_t;
 
-/* ---- timers (timer.c): a binary min-heap on (when, seq); seq makes equal
+/* ---- timers (timer.c): a 4-ary min-heap on (when, seq); seq makes equal
  * deadlines fire in the order they were set. Timers are embedded in their
  * owners (a wait record, a handle), so arming one never allocates unless the
  * heap array must grow. */
