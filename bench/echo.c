@@ -308,11 +308,12 @@ static int start_server(pid_t *pid, int floor) {
 }
 
 static void usage(void) {
-    puts("usage: echo [--quick] [-c CONNS] [-t SECONDS] [--connect HOST:PORT]\n"
+    puts("usage: echo [--quick] [-c CONNS] [-t SECONDS] [-n MAX] [--connect HOST:PORT]\n"
          "       echo --server [-p PORT]\n"
          "  TCP echo over loopback, 64-byte messages, CONNS connections (50)\n"
          "  each with one message in flight, SECONDS of measurement (5; --quick 1)\n"
-         "  after a warm-up. Without --connect it forks its own libaloop server and\n"
+         "  after a warm-up, at most MAX round trips per round (100,000,000).\n"
+         "  Without --connect it forks its own libaloop server and\n"
          "  a hand-written epoll server (the floor) and loads them in 5 alternating\n"
          "  rounds; --server runs only the libaloop server. Loopback only.");
 }
@@ -336,12 +337,14 @@ int main(int argc, char **argv) {
             nconn = atoi(argv[++i]);
         } else if (!strcmp(argv[i], "-t") && i + 1 < argc) {
             seconds = atof(argv[++i]);
+        } else if (!strcmp(argv[i], "-n") && i + 1 < argc) {
+            max_requests = atol(argv[++i]);
         } else {
             usage();
             return strcmp(argv[i], "--help") ? 2 : 0;
         }
     }
-    if (nconn < 1 || nconn > 10000 || !(seconds > 0)) {
+    if (nconn < 1 || nconn > 10000 || !(seconds > 0) || max_requests < 1) {
         usage();
         return 2;
     }
