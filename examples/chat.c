@@ -272,8 +272,8 @@ static void client_uncongest(chat_client_t *c) {
     if (--c->room->congested == 0) aloop_event_set(c->room->flowing);
 }
 
-/* Called before every broadcast a client causes (chat line, join, leave):
- * 0, or < 0 if cancelled meanwhile. */
+/* Called before a session handles a line (which may cause a reply or a
+ * broadcast) and before a leave notice: 0, or < 0 if cancelled meanwhile. */
 static int room_wait_flowing(chat_room_t *room) {
     while (room->congested > 0) {
         int rc = aloop_event_wait(room->flowing);
@@ -523,14 +523,15 @@ static int client_login(chat_client_t *c) {
     for (;;) {
         ssize_t n = client_read_line(c);
         if (c->end != END_NONE) return -ECANCELED;
+        /* Every line may cause a reply or a broadcast: pace them. Waiting
+         * here, not between the name check and room_join(), keeps names
+         * unique: the check and the join happen in one step. */
+        if (room_wait_flowing(room) < 0 || c->end != END_NONE) return -ECANCELED;
         if (n == -EMSGSIZE) {
             client_say(c, "* line too long (max %zu bytes), ignored\n", room->opt->max_line);
             continue;
         }
         if (n < 0) return (int)n;
-        /* Waiting here, not between the name check and room_join(), keeps
-         * names unique: the check and the join happen in one step. */
-        if (room_wait_flowing(room) < 0 || c->end != END_NONE) return -ECANCELED;
         if (!name_is_valid(c->line, (size_t)n)) {
             client_say(c, "* invalid name, use 1-%d letters, digits, '_' or '-':\n", NAME_MAX_LEN);
         } else if (room_find(room, c->line)) {
@@ -591,6 +592,9 @@ static void client_chat(chat_client_t *c) {
     for (;;) {
         ssize_t n = client_read_line(c);
         if (c->end != END_NONE) return;
+        /* Every line may cause a reply or a broadcast: pace them, so that a
+         * paste of many lines is answered, not mistaken for a slow reader. */
+        if (room_wait_flowing(room) < 0 || c->end != END_NONE) return;
         if (n == -EMSGSIZE) {
             client_say(c, "* line too long (max %zu bytes), ignored\n", room->opt->max_line);
             continue;
@@ -601,7 +605,6 @@ static void client_chat(chat_client_t *c) {
             if (client_command(c)) return;
             continue;
         }
-        if (room_wait_flowing(room) < 0 || c->end != END_NONE) return;
         chat_msg_t *m = msg_format("%s: %s\n", c->name, c->line);
         room_broadcast(room, c, m);
         msg_release(m);

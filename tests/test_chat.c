@@ -432,6 +432,42 @@ static void test_shutdown_tells_everyone(void **state) {
     client_close(unnamed);
 }
 
+/* Bursts of over-long lines that are already buffered when the server
+ * accepts (it is stopped with SIGSTOP meanwhile; the kernel completes the
+ * connections): each session could reject its whole burst in one step,
+ * before its writer ever ran. The replies must be paced (or the client
+ * dropped) and every connection close: once, such a client was dropped
+ * with its writer cancelled before its first step, and the connection
+ * stayed open for ever. The room works on. */
+#define BURSTS 8
+static void test_burst_before_writer_runs(void **state) {
+    (void)state;
+    server_start("--bot-interval", "0", "--max-line", "16", NULL);
+    client_t *alice = client_join("alice", 1);
+    static const char too_long[] = "far too long for sixteen\n";
+    enum { LEN = sizeof too_long - 1 };
+    char lines[200 * LEN + 1];
+    for (int i = 0; i < 200; i++) memcpy(lines + LEN * i, too_long, LEN);
+    lines[sizeof lines - 1] = '\0';
+    client_t *burst[BURSTS];
+    assert_int_equal(kill(srv.pid, SIGSTOP), 0);
+    for (int i = 0; i < BURSTS; i++) {
+        burst[i] = client_connect();
+        ssize_t len = (ssize_t)strlen(lines);
+        assert_int_equal(send(burst[i]->fd, lines, (size_t)len, MSG_NOSIGNAL), len);
+        shutdown(burst[i]->fd, SHUT_WR);
+    }
+    assert_int_equal(kill(srv.pid, SIGCONT), 0);
+    for (int i = 0; i < BURSTS; i++) {
+        client_expect_eof(burst[i]);
+        client_close(burst[i]);
+    }
+    client_send(alice, "/who\n");
+    client_expect(alice, "* online (1): alice");
+    client_close(alice);
+    server_stop();
+}
+
 /* A client that never reads: once its socket buffers and its outbox are
  * full it is disconnected, and meanwhile the others get every message. */
 static void test_client_that_never_reads(void **state) {
@@ -695,6 +731,7 @@ int main(void) {
         cmocka_unit_test_teardown(test_bot_posts_quotes, teardown_server),
         cmocka_unit_test_teardown(test_name_timeout, teardown_server),
         cmocka_unit_test_teardown(test_shutdown_tells_everyone, teardown_server),
+        cmocka_unit_test_teardown(test_burst_before_writer_runs, teardown_server),
         cmocka_unit_test_teardown(test_client_that_never_reads, teardown_server),
         cmocka_unit_test_teardown(test_chat_client, teardown_server),
         cmocka_unit_test_teardown(test_thousand_clients, teardown_server),
