@@ -30,14 +30,6 @@
 #include <ucontext.h>
 #include <unistd.h>
 
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define ALOOP_ASAN 1
-#endif
-#endif
-#if defined(__SANITIZE_ADDRESS__)
-#define ALOOP_ASAN 1
-#endif
 #ifdef ALOOP_ASAN
 #include <sanitizer/common_interface_defs.h>
 #endif
@@ -50,9 +42,6 @@
 #define MADV_GUARD_INSTALL 102
 #endif
 
-#if !defined(ALOOP_CONTEXT_UCONTEXT) && !defined(__x86_64__) && !defined(__aarch64__)
-#define ALOOP_CONTEXT_UCONTEXT 1
-#endif
 
 /* ------------------------------------------------------------------------ */
 /* The switch                                                                */
@@ -136,7 +125,6 @@ __asm__(".pushsection .text\n"
         ".popsection\n");
 enum { FRAME_WORDS = 20 };
 #endif
-void aloop__ctx_swap(void **save_sp, void *load_sp);
 
 #endif /* !ALOOP_CONTEXT_UCONTEXT */
 
@@ -144,9 +132,11 @@ void aloop__ctx_swap(void **save_sp, void *load_sp);
 /* Switching, with the sanitizer annotations                                */
 /* ------------------------------------------------------------------------ */
 
+#if ALOOP_SWITCH_OUT_OF_LINE
 static aloop_ctx_t *ctx_of(aloop_t *loop, aloop_coro_t *co) {
     return co ? &co->ctx : &loop->main.ctx;
 }
+#endif
 
 #ifdef ALOOP_ASAN
 /* ASan keeps a shadow of each stack; it must be told when we change stacks
@@ -171,13 +161,12 @@ static void asan_finish(aloop_t *loop, aloop_coro_t *self, int from_main) {
 }
 #endif
 
-static _Thread_local int switch_from_main; /* part of the current-loop state */
-
+#if ALOOP_SWITCH_OUT_OF_LINE
 void aloop__coro_switch(aloop_t *loop, aloop_coro_t *from, aloop_coro_t *to) {
     aloop_ctx_t *save = ctx_of(loop, from), *load = ctx_of(loop, to);
     loop->running_coro = to;
-    switch_from_main = (from == NULL);
 #ifdef ALOOP_ASAN
+    loop->main.switch_from_main = (from == NULL);
     asan_start(loop, from, to);
 #endif
 #ifdef ALOOP_CONTEXT_UCONTEXT
@@ -191,9 +180,10 @@ void aloop__coro_switch(aloop_t *loop, aloop_coro_t *from, aloop_coro_t *to) {
     aloop__ctx_swap(&save->sp, load->sp);
 #endif
 #ifdef ALOOP_ASAN
-    asan_finish(loop, from, switch_from_main);
+    asan_finish(loop, from, loop->main.switch_from_main);
 #endif
 }
+#endif
 
 /* Entry point of every coroutine, on its own stack. makecontext cannot pass
  * pointers portably, so the coroutine is found through the current loop. */
@@ -201,7 +191,7 @@ static void coro_entry(void) {
     aloop_t *loop = aloop__tls_loop();
     aloop_coro_t *co = loop->running_coro;
 #ifdef ALOOP_ASAN
-    asan_finish(loop, co, switch_from_main);
+    asan_finish(loop, co, loop->main.switch_from_main);
 #endif
     aloop__coro_body(loop, co); /* never returns */
     abort();

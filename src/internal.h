@@ -143,7 +143,27 @@ typedef struct aloop_main_ctx {
     void *asan_fake_stack;
     const void *stack_lo; /* learned from ASan on the first switch back */
     size_t stack_size;
+    int switch_from_main; /* ASan: the switch under way started here */
 } aloop_main_ctx_t;
+
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define ALOOP_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#define ALOOP_ASAN 1
+#endif
+#if !defined(ALOOP_CONTEXT_UCONTEXT) && !defined(__x86_64__) && !defined(__aarch64__)
+#define ALOOP_CONTEXT_UCONTEXT 1
+#endif
+/* The plain asm switch is inlined into the scheduler; ASan's annotations
+ * and swapcontext's signal-mask care live out of line in coro.c. */
+#if defined(ALOOP_CONTEXT_UCONTEXT) || defined(ALOOP_ASAN)
+#define ALOOP_SWITCH_OUT_OF_LINE 1
+#else
+#define ALOOP_SWITCH_OUT_OF_LINE 0
+#endif
 
 int aloop__coro_new(aloop_t *loop, aloop_coro_t **out); /* 0 / -ENOMEM */
 void aloop__coro_free(aloop_coro_t *co);
@@ -151,7 +171,11 @@ int aloop__main_ctx_init(aloop_t *loop);
 void aloop__main_ctx_free(aloop_t *loop);
 /* Switches from the running context (a coroutine, or the loop's main context
  * when from == NULL) to `to` (or to the main context when to == NULL). */
+#if ALOOP_SWITCH_OUT_OF_LINE
 void aloop__coro_switch(aloop_t *loop, aloop_coro_t *from, aloop_coro_t *to);
+#else
+static inline void aloop__coro_switch(aloop_t *loop, aloop_coro_t *from, aloop_coro_t *to);
+#endif
 /* Called on a fresh coroutine's stack: runs tasks for ever (sched.c). */
 void aloop__coro_body(aloop_t *loop, aloop_coro_t *co);
 /* Process-wide: SIGSEGV handler on an alternate stack that names a task
@@ -483,5 +507,19 @@ static inline int aloop__reserve_runnable(aloop_t *loop) {
 }
 
 static inline void aloop__release_runnable(aloop_t *loop) { loop->runnables--; }
+
+#ifndef ALOOP_CONTEXT_UCONTEXT
+/* coro.c: saves the callee-saved registers, stores sp in *save_sp, loads
+ * load_sp and returns into what was saved there. */
+void aloop__ctx_swap(void **save_sp, void *load_sp);
+#endif
+#if !ALOOP_SWITCH_OUT_OF_LINE
+static inline void aloop__coro_switch(aloop_t *loop, aloop_coro_t *from, aloop_coro_t *to) {
+    void **save = from ? &from->ctx.sp : &loop->main.ctx.sp;
+    void *load = to ? to->ctx.sp : loop->main.ctx.sp;
+    loop->running_coro = to;
+    aloop__ctx_swap(save, load);
+}
+#endif
 
 #endif /* ALOOP_INTERNAL_H */

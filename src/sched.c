@@ -15,7 +15,14 @@
 #include <math.h>
 #include <time.h>
 
+/* initial-exec: a plain %fs-relative load even in the shared library,
+ * where the default model would call __tls_get_addr on every access (every
+ * suspending call reads it). */
+#if defined(__GNUC__) && !defined(__APPLE__)
+static _Thread_local aloop_t *tls_loop __attribute__((tls_model("initial-exec")));
+#else
 static _Thread_local aloop_t *tls_loop;
+#endif
 
 aloop_t *aloop__tls_loop(void) { return tls_loop; }
 void aloop__set_tls_loop(aloop_t *loop) { tls_loop = loop; }
