@@ -339,12 +339,16 @@ static void mark_notsock(aloop_t *loop, int fd) {
     if (w) w->flags |= ALOOP_WATCH_NOTSOCK;
 }
 
-/* One non-blocking read attempt: bytes, 0 at EOF, -EAGAIN, or -errno. */
-static ssize_t try_read(aloop_t *loop, int fd, void *buf, size_t len) {
+/* One non-blocking read (dir 0) or write (dir 1) attempt: bytes, 0 at
+ * EOF, -EAGAIN, or -errno. Sockets use recv/send (never SIGPIPE, never
+ * blocking); an fd that turns out not to be one is remembered and made
+ * non-blocking for read/write. */
+static ssize_t try_io(aloop_t *loop, int fd, void *buf, size_t len, int dir) {
     for (;;) {
         ssize_t n;
         if (!watch_notsock(loop, fd)) {
-            n = recv(fd, buf, len, MSG_DONTWAIT);
+            n = dir ? send(fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL)
+                    : recv(fd, buf, len, MSG_DONTWAIT);
             if (n >= 0) return n;
             if (errno != ENOTSOCK) {
                 if (errno == EINTR) continue;
@@ -354,33 +358,19 @@ static ssize_t try_read(aloop_t *loop, int fd, void *buf, size_t len) {
         }
         int rc = set_nonblocking(fd);
         if (rc < 0) return rc;
-        n = read(fd, buf, len);
+        n = dir ? write(fd, buf, len) : read(fd, buf, len);
         if (n >= 0) return n;
         if (errno == EINTR) continue;
         return errno == EWOULDBLOCK ? -EAGAIN : -errno;
     }
 }
 
-/* One non-blocking write attempt: bytes written, -EAGAIN, or -errno. */
+static ssize_t try_read(aloop_t *loop, int fd, void *buf, size_t len) {
+    return try_io(loop, fd, buf, len, 0);
+}
+
 static ssize_t try_write(aloop_t *loop, int fd, const void *buf, size_t len) {
-    for (;;) {
-        ssize_t n;
-        if (!watch_notsock(loop, fd)) {
-            n = send(fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
-            if (n >= 0) return n;
-            if (errno != ENOTSOCK) {
-                if (errno == EINTR) continue;
-                return errno == EWOULDBLOCK ? -EAGAIN : -errno;
-            }
-            mark_notsock(loop, fd);
-        }
-        int rc = set_nonblocking(fd);
-        if (rc < 0) return rc;
-        n = write(fd, buf, len);
-        if (n >= 0) return n;
-        if (errno == EINTR) continue;
-        return errno == EWOULDBLOCK ? -EAGAIN : -errno;
-    }
+    return try_io(loop, fd, (void *)buf, len, 1); /* only ever written from */
 }
 
 ssize_t aloop__io_read(aloop_task_impl_t *t, int fd, void *buf, size_t len) {

@@ -222,19 +222,22 @@ static int queue_is_full(const aloop_queue_t *q) {
     return q->maxsize && q->count + q->handed + q->reserved >= q->maxsize;
 }
 
+/* Hands item straight to the first waiting getter, if there is one. */
+static int hand_to_getter(aloop_queue_t *q, void *item) {
+    if (aloop__list_empty(&q->getters)) return 0;
+    queue_waiter_t *g = ALOOP_CONTAINER_OF(q->getters.next, queue_waiter_t, link);
+    g->item = item;
+    q->handed++;
+    wake_first(q, &q->getters, 0);
+    return 1;
+}
+
 /* Adds an item to a queue that has room: straight to the first waiting
  * getter, else into the storage. -ENOMEM if an unbounded queue cannot grow. */
 static int queue_add(aloop_queue_t *q, void *item) {
     if (storage_reserve(q, q->count + q->handed + 1) < 0) return -ENOMEM;
     q->unfinished++;
-    if (!aloop__list_empty(&q->getters)) {
-        queue_waiter_t *g = ALOOP_CONTAINER_OF(q->getters.next, queue_waiter_t, link);
-        g->item = item;
-        q->handed++;
-        wake_first(q, &q->getters, 0);
-    } else {
-        store_back(q, item);
-    }
+    if (!hand_to_getter(q, item)) store_back(q, item);
     return 0;
 }
 
@@ -257,14 +260,7 @@ static void *queue_take(aloop_queue_t *q) {
  * getter, or back into the storage as its oldest item (room is
  * guaranteed). */
 static void give_back(aloop_queue_t *q, void *item) {
-    if (!aloop__list_empty(&q->getters)) {
-        queue_waiter_t *g = ALOOP_CONTAINER_OF(q->getters.next, queue_waiter_t, link);
-        g->item = item;
-        q->handed++;
-        wake_first(q, &q->getters, 0);
-    } else {
-        store_oldest(q, item);
-    }
+    if (!hand_to_getter(q, item)) store_oldest(q, item);
 }
 
 /* ------------------------------------------------------------------------ */
