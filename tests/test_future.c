@@ -5,13 +5,7 @@
 #include <cmocka.h>
 
 #include "internal.h"
-
-static aloop_t *vloop(void) {
-    aloop_config_t cfg = {.clock = ALOOP_CLOCK_VIRTUAL};
-    aloop_t *loop = aloop_new_with(&cfg);
-    assert_non_null(loop);
-    return loop;
-}
+#include "aloop_test.h"
 
 static void test_set_result_once(void **state) {
     (void)state;

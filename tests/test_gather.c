@@ -5,17 +5,9 @@
 #include <cmocka.h>
 
 #include "internal.h"
+#include "aloop_test.h"
 
 #include <math.h>
-
-static aloop_t *vloop(void) {
-    aloop_config_t cfg = {.clock = ALOOP_CLOCK_VIRTUAL};
-    aloop_t *loop = aloop_new_with(&cfg);
-    assert_non_null(loop);
-    return loop;
-}
-
-static double now(void) { return aloop_time(aloop_current()); }
 
 /* ---- children: "sleep then return / fail", described by a job */
 typedef struct job {

@@ -5,15 +5,7 @@
 #include <cmocka.h>
 
 #include "internal.h"
-
-static aloop_t *vloop(void) {
-    aloop_config_t cfg = {.clock = ALOOP_CLOCK_VIRTUAL};
-    aloop_t *loop = aloop_new_with(&cfg);
-    assert_non_null(loop);
-    return loop;
-}
-
-static double now(void) { return aloop_time(aloop_current()); }
+#include "aloop_test.h"
 
 static char trace[512];
 static void note(const char *fmt, ...) {

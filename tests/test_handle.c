@@ -6,13 +6,7 @@
 #include <math.h>
 
 #include "internal.h"
-
-static aloop_t *vloop(void) {
-    aloop_config_t cfg = {.clock = ALOOP_CLOCK_VIRTUAL};
-    aloop_t *loop = aloop_new_with(&cfg);
-    assert_non_null(loop);
-    return loop;
-}
+#include "aloop_test.h"
 
 static char trace[64];
 static void append_char(char c) {

@@ -10,19 +10,13 @@
 #include <cmocka.h>
 
 #include "internal.h"
+#include "aloop_test.h"
 
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-static aloop_t *vloop(void) {
-    aloop_config_t cfg = {.clock = ALOOP_CLOCK_VIRTUAL};
-    aloop_t *loop = aloop_new_with(&cfg);
-    assert_non_null(loop);
-    return loop;
-}
 
 /* Nothing registered: polling with timeout 0 just looks; the loop with
  * nothing to do returns at once; a bad fd is refused. */

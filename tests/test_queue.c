@@ -5,15 +5,8 @@
 #include <cmocka.h>
 
 #include "internal.h"
+#include "aloop_test.h"
 
-static aloop_t *vloop(void) {
-    aloop_config_t cfg = {.clock = ALOOP_CLOCK_VIRTUAL};
-    aloop_t *loop = aloop_new_with(&cfg);
-    assert_non_null(loop);
-    return loop;
-}
-
-static double now(void) { return aloop_time(aloop_current()); }
 #define ITEM(n) ((void *)(uintptr_t)(n))
 #define NUM(p) ((int)(uintptr_t)(p))
 

@@ -7,13 +7,7 @@
 #include <math.h>
 
 #include "internal.h"
-
-static aloop_t *vloop(void) {
-    aloop_config_t cfg = {.clock = ALOOP_CLOCK_VIRTUAL};
-    aloop_t *loop = aloop_new_with(&cfg);
-    assert_non_null(loop);
-    return loop;
-}
+#include "aloop_test.h"
 
 static void test_config_validation(void **state) {
     (void)state;

@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include "internal.h"
+#include "aloop_test.h"
 
 #include <signal.h>
 #include <unistd.h>
@@ -16,13 +17,6 @@ typedef struct sig_ctx {
     int rc[4];
     double when[4];
 } sig_ctx_t;
-
-static aloop_t *vloop(void) {
-    aloop_config_t cfg = {.clock = ALOOP_CLOCK_VIRTUAL};
-    aloop_t *loop = aloop_new_with(&cfg);
-    assert_non_null(loop);
-    return loop;
-}
 
 static void raise_usr1(void *arg) {
     (void)arg;
