@@ -3,10 +3,10 @@
  *
  * Checks 9637529763296797, 427920331 and 157 by trial division. As tasks that
  * yield every 100,000 divisions, the small numbers report before the big one
- * even though the big one started first. --threads instead runs the three
- * (blocking) checks on the loop's worker pool, like the course's
- * ProcessPoolExecutor version, and prints the speed-up over checking them one
- * after another on one thread.
+ * even though the big one started first. --threads instead runs the
+ * (blocking) trial divisions on the loop's worker pool, like the course's
+ * ProcessPoolExecutor version, each number's divisors in slices so that
+ * every core helps, and prints the speed-up over one thread.
  *
  *   prime               cooperative tasks (aloop_sleep(0) every 100,000 divisions)
  *   prime --sequential  one after another, no tasks
@@ -61,8 +61,56 @@ static void *prime_task(void *arg) {
     return rc < 0 ? aloop_fail(rc) : NULL;
 }
 
-static void *prime_blocking(void *arg) {
-    check_prime(*(const uint64_t *)arg, 0);
+/* --threads: each number's odd divisors are split into SLICES ranges, each
+ * checked by a blocking function on the worker pool; the number's task
+ * gathers them. The course's version hands each whole number to one worker,
+ * so the biggest one alone sets the time; slicing lets every core help. */
+enum { SLICES = 8 };
+
+typedef struct slice {
+    uint64_t x, lo, hi; /* odd divisors in [lo, hi) */
+    int divisible;
+} slice_t;
+
+static void *check_slice(void *arg) {
+    slice_t *s = arg;
+    for (uint64_t i = s->lo | 1; i < s->hi; i += 2)
+        if (s->x % i == 0) {
+            s->divisible = 1;
+            break;
+        }
+    return NULL;
+}
+
+static void *slice_in_thread(void *arg) {
+    int rc = aloop_run_in_thread(check_slice, arg, NULL);
+    return rc < 0 ? aloop_fail(rc) : NULL;
+}
+
+static void *prime_on_pool(void *arg) {
+    uint64_t x = *(const uint64_t *)arg;
+    say("Processing %llu...\n", x);
+    if (x < 2 || (x > 2 && x % 2 == 0)) {
+        say("%llu is not a prime number.\n", x);
+        return NULL;
+    }
+    uint64_t limit = (uint64_t)sqrt((double)x) + 1, step = limit / SLICES + 1;
+    slice_t slices[SLICES];
+    aloop_task_t *t[SLICES];
+    size_t n = 0;
+    int rc = 0;
+    for (uint64_t lo = 3; lo < limit && rc == 0; lo += step, n++) {
+        slices[n] = (slice_t){x, lo, lo + step < limit ? lo + step : limit, 0};
+        if (!(t[n] = aloop_spawn(aloop_current(), slice_in_thread, &slices[n]))) rc = -ENOMEM;
+    }
+    if (rc == 0) rc = aloop_gather(t, n, NULL, NULL, 0);
+    int divisible = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (t[i]) divisible |= slices[i].divisible;
+        aloop_release(t[i]);
+    }
+    if (rc < 0) return aloop_fail(rc);
+    say(divisible ? "%llu is not a prime number.\n" : "%llu is a prime number.\n", x);
     return NULL;
 }
 
@@ -77,15 +125,11 @@ static void *run_tasks(void *arg) {
     return rc < 0 ? aloop_fail(rc) : NULL;
 }
 
-static void *in_thread(void *arg) {
-    return (void *)(intptr_t)aloop_run_in_thread(prime_blocking, arg, NULL);
-}
-
 static void *run_threads(void *arg) {
     (void)arg;
     aloop_task_t *t[3];
     for (int i = 0; i < 3; i++)
-        if (!(t[i] = aloop_spawn(aloop_current(), in_thread, (void *)&numbers[i])))
+        if (!(t[i] = aloop_spawn(aloop_current(), prime_on_pool, (void *)&numbers[i])))
             return aloop_fail(-ENOMEM);
     int rc = aloop_gather(t, 3, NULL, NULL, 0);
     for (int i = 0; i < 3; i++) aloop_release(t[i]);
@@ -97,7 +141,8 @@ static void usage(FILE *to) {
                 "  Checks 9637529763296797, 427920331 and 157 for primality.\n"
                 "  (default)     three tasks yielding every 100,000 divisions\n"
                 "  --sequential  one after another, no event loop\n"
-                "  --threads     on the worker pool; prints the speed-up over one thread\n");
+                "  --threads     on the worker pool (one thread per CPU); prints the\n"
+                "                speed-up over checking them on one thread\n");
 }
 
 int main(int argc, char **argv) {
