@@ -16,4 +16,20 @@ static inline aloop_t *vloop(void) {
 /* The running loop's clock. */
 static inline double now(void) { return aloop_time(aloop_current()); }
 
+/* aloop_spawn that must succeed. */
+static inline aloop_task_t *spawn(aloop_t *loop, aloop_task_fn fn, const void *arg) {
+    aloop_task_t *t = aloop_spawn(loop, fn, (void *)arg);
+    assert_non_null(t);
+    return t;
+}
+
+/* Runs the loop dry (it must end cleanly) and drops the tasks' references. */
+static inline void run_and_release(aloop_t *loop, aloop_task_t **ts, size_t n) {
+    assert_int_equal(aloop_run(loop), 0);
+    for (size_t i = 0; i < n; i++) aloop_release(ts[i]);
+}
+
+/* For call_later: cancels the future or task given as arg. */
+static inline void cancel_cb(void *f) { aloop_cancel(f); }
+
 #endif

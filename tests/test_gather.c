@@ -59,8 +59,6 @@ static void run_in_task(aloop_task_fn body) {
 }
 
 static void set_result_cb(void *f) { aloop_future_set_result(f, (void *)"late"); }
-static void cancel_cb(void *f) { aloop_cancel(f); }
-
 /* ------------------------------------------------------------------------ */
 /* gather                                                                   */
 /* ------------------------------------------------------------------------ */

@@ -38,8 +38,6 @@ static void *child(void *arg) {
 }
 
 static aloop_group_t *group;
-static void cancel_cb(void *f) { aloop_cancel(f); }
-
 /* Runs body as the main task of a fresh virtual loop; returns its status. */
 static int run_main(aloop_task_fn body, void *arg) {
     aloop_t *loop = vloop();

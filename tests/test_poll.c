@@ -262,8 +262,6 @@ static void *idle_reader(void *arg) {
     return (void *)(intptr_t)aloop_wait_readable(fd, -1);
 }
 
-static void cancel_cb(void *arg) { aloop_cancel(arg); }
-
 static void *yielder(void *arg) {
     int *n = arg;
     for (; *n < 1000; (*n)++) aloop_yield();

@@ -20,19 +20,6 @@ static void note(const char *fmt, ...) {
 }
 
 static aloop_queue_t *q;
-static void cancel_cb(void *f) { aloop_cancel(f); }
-
-static aloop_task_t *spawn(aloop_t *loop, aloop_task_fn fn, void *arg) {
-    aloop_task_t *t = aloop_spawn(loop, fn, arg);
-    assert_non_null(t);
-    return t;
-}
-
-static void run_and_release(aloop_t *loop, aloop_task_t **ts, size_t n) {
-    assert_int_equal(aloop_run(loop), 0);
-    for (size_t i = 0; i < n; i++) aloop_release(ts[i]);
-}
-
 /* Gets one item and notes "<name>=<item>@<time>" or the error. */
 static void *getter(void *arg) {
     void *item = NULL;

@@ -24,19 +24,7 @@ static aloop_semaphore_t *sem;
 static aloop_cond_t *cond;
 static int active, max_active;
 
-static void cancel_cb(void *f) { aloop_cancel(f); }
 static void set_cb(void *e) { aloop_event_set(e); }
-
-static aloop_task_t *spawn(aloop_t *loop, aloop_task_fn fn, const char *name) {
-    aloop_task_t *t = aloop_spawn(loop, fn, (void *)name);
-    assert_non_null(t);
-    return t;
-}
-
-static void run_and_release(aloop_t *loop, aloop_task_t **ts, size_t n) {
-    assert_int_equal(aloop_run(loop), 0);
-    for (size_t i = 0; i < n; i++) aloop_release(ts[i]);
-}
 
 /* ------------------------------------------------------------------------ */
 /* Lock                                                                     */

@@ -111,8 +111,6 @@ static void *sleep_twice(void *arg) {
 
 /* A task cancelled in its first sleep gets -ECANCELED once; its second
  * sleep runs in full. It still completes as cancelled (it never uncancelled). */
-static void cancel_cb(void *arg) { aloop_cancel(arg); }
-
 static void test_cancel_once_then_sleep_again(void **state) {
     (void)state;
     aloop_t *loop = vloop();

@@ -107,8 +107,6 @@ static void *sleep_long(void *arg) {
     return (void *)(intptr_t)aloop_sleep(1000);
 }
 
-static void cancel_cb(void *arg) { aloop_cancel(arg); }
-
 static void test_cancelled_sleep_leaves_no_timer(void **state) {
     (void)state;
     aloop_t *loop = vloop();
