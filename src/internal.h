@@ -15,6 +15,7 @@
 #include "aloop.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -81,9 +82,9 @@ static inline aloop_list_t *aloop__list_pop_front(aloop_list_t *l) {
 
 /* ---- runnables: what the ready ring holds */
 enum aloop_run_kind {
-    ALOOP_RUN_TASK,     /* resume (or start) a task */
-    ALOOP_RUN_HANDLE,   /* call_soon / call_later callback */
-    ALOOP_RUN_CALLBACK, /* a future's done callback */
+    ALOOP__RUN_TASK,     /* resume (or start) a task */
+    ALOOP__RUN_HANDLE,   /* call_soon / call_later callback */
+    ALOOP__RUN_CALLBACK, /* a future's done callback */
 };
 typedef struct aloop_runnable {
     uint8_t kind;
@@ -185,8 +186,8 @@ int aloop__thread_altstack(void);
 
 /* ---- futures and tasks (future.c, task.c) */
 enum aloop_fut_state {
-    ALOOP_PENDING = 0, ALOOP_DONE, ALOOP_CANCELLED,
-    ALOOP_FREED /* debug mode: released for good, kept in quarantine (debug.c) */
+    ALOOP__PENDING = 0, ALOOP__DONE, ALOOP__CANCELLED,
+    ALOOP__FREED /* debug mode: released for good, kept in quarantine (debug.c) */
 };
 
 /* Something to do when a future completes. fire() is called synchronously
@@ -212,7 +213,7 @@ typedef struct aloop_wait {
 } aloop_wait_t;
 
 struct aloop_future {
-    aloop_runnable_t run; /* ALOOP_RUN_TASK for tasks (must stay first) */
+    aloop_runnable_t run; /* ALOOP__RUN_TASK for tasks (must stay first) */
     uint8_t state;        /* enum aloop_fut_state */
     uint8_t is_task;
     uint8_t error_retrieved;
@@ -259,8 +260,7 @@ void aloop__future_init(aloop_future_t *f, aloop_t *loop);
 int aloop__future_complete(aloop_future_t *f, int state, int error, void *result);
 void aloop__future_add_waiter(aloop_future_t *f, aloop_fut_waiter_t *w);
 void aloop__future_remove_waiter(aloop_fut_waiter_t *w);
-void aloop__future_destroy(aloop_future_t *f); /* refs reached 0 */
-/* Runs a scheduled done callback (a runnable of kind ALOOP_RUN_CALLBACK). */
+/* Runs a scheduled done callback (a runnable of kind ALOOP__RUN_CALLBACK). */
 void aloop__future_run_callback(aloop_runnable_t *r);
 /* Frees a scheduled done callback without running it (loop teardown). */
 void aloop__future_drop_callback(aloop_runnable_t *r);
@@ -286,8 +286,8 @@ void aloop__wake(aloop_task_impl_t *t, int result);
 int aloop__yield(aloop_task_impl_t *t);
 /* aloop_free's first half: cancel every task and run until none is left. */
 void aloop__drain_tasks(aloop_t *loop);
-/* aloop__make_ready, aloop__reserve_runnable and aloop__release_runnable
- * are inline, after struct aloop at the end of this file. */
+/* aloop__make_ready, aloop__reserve_runnable, aloop__release_runnable and
+ * aloop__ring_pop are inline, after struct aloop at the end of this file. */
 /* Doubles the ready ring (the slow half of aloop__reserve_runnable). */
 int aloop__ring_grow(aloop_t *loop);
 /* Completion of the running task (called on its coroutine). */
@@ -316,15 +316,16 @@ struct aloop_handle {
 void aloop__handle_run(aloop_handle_t *h);
 void aloop__handle_drop(aloop_handle_t *h);
 
-/* ---- the poller seam (poll_epoll.c / poll_kqueue.c / poll_poll.c, io.c).
+/* ---- the poller seam (io.c, in front of backend_epoll.c / backend_kqueue.c /
+ * backend_poll.c).
  * The scheduler only knows these calls. */
-int aloop__poller_init(aloop_t *loop);
-void aloop__poller_free(aloop_t *loop);
+int aloop__io_init(aloop_t *loop);
+void aloop__io_free(aloop_t *loop);
 /* Waits up to timeout seconds (< 0: for ever; 0: just look) for readiness
  * and wakes the tasks concerned. Returns the number of events or -errno. */
-int aloop__poller_poll(aloop_t *loop, double timeout);
+int aloop__io_poll(aloop_t *loop, double timeout);
 /* Number of registered waits: while > 0 the loop stays alive. */
-size_t aloop__poller_pending(const aloop_t *loop);
+size_t aloop__io_pending(const aloop_t *loop);
 
 /* io.c keeps one watch per fd (a table indexed by fd, grown on demand, so
  * registering a wait is O(1)). A watch holds at most one waiting reader and
@@ -336,7 +337,7 @@ size_t aloop__poller_pending(const aloop_t *loop);
  * interest updates the backend at once; dropping it is deferred to just
  * before the next poll (the fd is put on the dirty list), so a task that
  * waits on the same fd again before then costs no syscall at all. */
-enum { ALOOP_IO_READ = 1u, ALOOP_IO_WRITE = 2u, ALOOP_IO_ERROR = 4u };
+enum { ALOOP__IO_READ = 1u, ALOOP__IO_WRITE = 2u, ALOOP__IO_ERROR = 4u };
 
 struct aloop_io_waiter; /* io.c, on the waiting task's stack */
 typedef void (*aloop_io_hook_fn)(aloop_t *loop, int fd);
@@ -344,9 +345,9 @@ typedef void (*aloop_io_hook_fn)(aloop_t *loop, int fd);
 typedef struct aloop_io_watch {
     struct aloop_io_waiter *waiter[2]; /* [0] reader, [1] writer */
     aloop_io_hook_fn hook;             /* internal reader, or NULL */
-    uint8_t wanted;                    /* ALOOP_IO_READ | ALOOP_IO_WRITE */
+    uint8_t wanted;                    /* ALOOP__IO_READ | ALOOP__IO_WRITE */
     uint8_t registered;                /* what the backend watches now */
-    uint8_t flags;                     /* io.c's ALOOP_WATCH_* bits */
+    uint8_t flags;                     /* io.c's ALOOP__WATCH_* bits */
     int slot;                          /* backend's own index (poll(2)); -1 */
 } aloop_io_watch_t;
 
@@ -357,11 +358,11 @@ struct aloop_io {
     size_t ndirty;
     size_t waits;              /* tasks waiting on fds */
     size_t holds;              /* other waits keeping the loop alive (signals) */
-    void *backend;             /* poll_<backend>.c state */
+    void *backend;             /* backend_<name>.c state */
     void *signals;             /* signal.c state, or NULL */
 };
 
-/* Backend interface (exactly one poll_<backend>.c is compiled). */
+/* Backend interface (exactly one backend_<name>.c is compiled). */
 int aloop__backend_init(aloop_t *loop);
 void aloop__backend_free(aloop_t *loop);
 /* Changes what the backend watches on fd from old_mask to new_mask (either may
@@ -370,8 +371,17 @@ int aloop__backend_set(aloop_t *loop, int fd, unsigned old_mask, unsigned new_ma
 /* Waits up to timeout seconds (< 0: for ever) and calls aloop__io_ready()
  * for each event. Number of events, or -errno. */
 int aloop__backend_wait(aloop_t *loop, double timeout);
+/* Seconds to a millisecond timeout for epoll_wait/poll (< 0: -1, for ever),
+ * rounded up so that a wait never ends just before a deadline and spins. */
+static inline int aloop__backend_timeout_ms(double timeout) {
+    if (timeout < 0) return -1;
+    double ms = timeout * 1000.0;
+    if (ms >= (double)INT_MAX) return INT_MAX;
+    int whole = (int)ms;
+    return whole < ms ? whole + 1 : whole;
+}
 
-/* io.c: readiness on fd (ALOOP_IO_* bits). Only wakes tasks and calls hooks. */
+/* io.c: readiness on fd (ALOOP__IO_* bits). Only wakes tasks and calls hooks. */
 void aloop__io_ready(aloop_t *loop, int fd, unsigned events);
 /* The watch for fd, growing the table: NULL on -ENOMEM. */
 aloop_io_watch_t *aloop__io_watch(aloop_t *loop, int fd);
@@ -408,7 +418,7 @@ size_t aloop__async_pending(const aloop_t *loop);
 #define ALOOP_TASK_POOL_MAX 1024   /* freed task structs kept for reuse */
 #define ALOOP_STEPS_PER_TICK 64    /* ready steps between timer/poll checks */
 
-struct aloop_io;       /* io.c / poll_*.c state */
+struct aloop_io;       /* io.c / backend_*.c state */
 struct aloop_async;    /* threadpool.c state */
 
 struct aloop {
@@ -462,7 +472,7 @@ struct aloop {
     aloop_warning_fn warn_fn;    /* NULL: warnings go to stderr */
     void *warn_arg;
     double step_start;           /* monotonic time the running step began */
-    aloop_list_t quarantine;     /* freed futures, oldest first (ALOOP_FREED) */
+    aloop_list_t quarantine;     /* freed futures, oldest first (ALOOP__FREED) */
     size_t quarantine_len;
 };
 
@@ -515,6 +525,14 @@ static inline int aloop__reserve_runnable(aloop_t *loop) {
 }
 
 static inline void aloop__release_runnable(aloop_t *loop) { loop->runnables--; }
+
+/* Takes the runnable at the front of the ring (which must not be empty). */
+static inline aloop_runnable_t *aloop__ring_pop(aloop_t *loop) {
+    aloop_runnable_t *r = loop->ring[loop->ring_head];
+    loop->ring_head = (loop->ring_head + 1) & (loop->ring_cap - 1);
+    loop->ring_count--;
+    return r;
+}
 
 #ifndef ALOOP_CONTEXT_UCONTEXT
 /* coro.c: saves the callee-saved registers, stores sp in *save_sp, loads

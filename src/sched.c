@@ -76,13 +76,6 @@ int aloop__ring_grow(aloop_t *loop) {
     return 0;
 }
 
-static aloop_runnable_t *ring_pop(aloop_t *loop) {
-    aloop_runnable_t *r = loop->ring[loop->ring_head];
-    loop->ring_head = (loop->ring_head + 1) & (loop->ring_cap - 1);
-    loop->ring_count--;
-    return r;
-}
-
 static aloop_runnable_t *ring_peek(const aloop_t *loop) {
     return loop->ring[loop->ring_head];
 }
@@ -95,8 +88,8 @@ static aloop_runnable_t *ring_peek(const aloop_t *loop) {
  * the budget allows, else back to the loop's context. Returns when someone
  * switches back to self. */
 static void switch_away(aloop_t *loop, aloop_coro_t *self) {
-    if (loop->budget && loop->ring_count && ring_peek(loop)->kind == ALOOP_RUN_TASK) {
-        aloop_task_impl_t *next = (aloop_task_impl_t *)(void *)ring_pop(loop);
+    if (loop->budget && loop->ring_count && ring_peek(loop)->kind == ALOOP__RUN_TASK) {
+        aloop_task_impl_t *next = (aloop_task_impl_t *)(void *)aloop__ring_pop(loop);
         loop->budget--;
         next->queued = 0;
         loop->current = next;
@@ -191,11 +184,11 @@ static void run_task(aloop_t *loop, aloop_task_impl_t *t) {
 static void run_steps(aloop_t *loop) {
     loop->budget = ALOOP_STEPS_PER_TICK;
     while (loop->budget && loop->ring_count) {
-        aloop_runnable_t *r = ring_pop(loop);
+        aloop_runnable_t *r = aloop__ring_pop(loop);
         loop->budget--;
         switch (r->kind) {
-        case ALOOP_RUN_TASK: run_task(loop, (aloop_task_impl_t *)(void *)r); break;
-        case ALOOP_RUN_HANDLE:
+        case ALOOP__RUN_TASK: run_task(loop, (aloop_task_impl_t *)(void *)r); break;
+        case ALOOP__RUN_HANDLE:
             /* aloop_free discards call_soon/call_later callbacks unrun */
             if (ALOOP_UNLIKELY(loop->closing))
                 aloop__handle_drop((aloop_handle_t *)(void *)r);
@@ -209,7 +202,7 @@ static void run_steps(aloop_t *loop) {
 
 /* Something other than a ready runnable could still happen. */
 static int has_pending_sources(const aloop_t *loop) {
-    return loop->heap_len || aloop__poller_pending(loop) || aloop__async_pending(loop);
+    return loop->heap_len || aloop__io_pending(loop) || aloop__async_pending(loop);
 }
 
 /* Polls, then fires due timers. Blocks only when nothing is ready, and then
@@ -225,8 +218,8 @@ static void tick(aloop_t *loop) {
         timeout = loop->clock == ALOOP_CLOCK_VIRTUAL ? 0 : next - aloop__now(loop);
         if (timeout < 0) timeout = 0;
     }
-    if (timeout != 0 || aloop__poller_pending(loop) || aloop__async_pending(loop))
-        aloop__poller_poll(loop, timeout);
+    if (timeout != 0 || aloop__io_pending(loop) || aloop__async_pending(loop))
+        aloop__io_poll(loop, timeout);
     aloop__async_drain(loop);
     if (loop->clock == ALOOP_CLOCK_VIRTUAL && !loop->ring_count && next > loop->vnow)
         loop->vnow = next;
@@ -243,7 +236,7 @@ static int run_loop(aloop_t *loop, aloop_future_t *until) {
     tls_loop = loop;
     loop->running = 1;
     for (;;) {
-        if (until && until->state != ALOOP_PENDING) break;
+        if (until && until->state != ALOOP__PENDING) break;
         if (loop->ring_count == 0 && !has_pending_sources(loop)) {
             rc = (until || loop->task_count) ? -EDEADLK : 0;
             break;
@@ -251,14 +244,14 @@ static int run_loop(aloop_t *loop, aloop_future_t *until) {
         tick(loop);
         run_steps(loop);
         if (loop->stopping) {
-            rc = until && until->state == ALOOP_PENDING ? -EAGAIN : 0;
+            rc = until && until->state == ALOOP__PENDING ? -EAGAIN : 0;
             break;
         }
     }
     loop->running = 0;
     loop->stopping = 0;
     tls_loop = NULL;
-    if (until && until->state != ALOOP_PENDING) {
+    if (until && until->state != ALOOP__PENDING) {
         until->error_retrieved = 1;
         rc = until->error;
     }
