@@ -210,7 +210,15 @@ typedef struct aloop_task {
     char name_buf[24];
     aloop_list_t tasks;  /* loop->tasks while unfinished */
     const void *spawn_site; /* aloop_spawn's caller, for aloop_dump */
+    struct aloop_scope *timeouts; /* timeout.c: innermost open timeout scope */
 } aloop_task_impl_t;
+
+/* Per-task state a feature keeps on the heap while the task runs (timeout.c's
+ * open scopes). A task that finishes with some still open calls task_done,
+ * so the feature lets go of them without touching the task's dead frames. */
+typedef struct aloop_scope {
+    void (*task_done)(aloop_task_impl_t *t);
+} aloop_scope_t;
 
 static inline aloop_task_impl_t *aloop__task(aloop_future_t *f) {
     return (aloop_task_impl_t *)(void *)f;

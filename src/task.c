@@ -90,6 +90,7 @@ fail:
 void aloop__task_finish(aloop_task_impl_t *t, void *result) {
     aloop_t *loop = t->fut.loop;
     int state = ALOOP__DONE, error = 0;
+    if (ALOOP_UNLIKELY(t->timeouts != NULL)) t->timeouts->task_done(t);
     if (t->fail_error && !(t->fail_error == -ECANCELED && t->cancel_requests)) {
         error = t->fail_error;
         result = NULL;
