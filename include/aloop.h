@@ -96,7 +96,8 @@ ALOOP_API aloop_t *aloop_new_with(const aloop_config_t *cfg);
  * run), then frees the loop.
  * Futures the caller still holds stay valid but detached: completing them
  * afterwards returns -EINVAL. Must not be called from inside the loop (it
- * then does nothing and says so on stderr). NULL is a no-op. */
+ * then does nothing and says so on stderr; debug mode aborts). NULL is a
+ * no-op. */
 ALOOP_API void aloop_free(aloop_t *loop);
 
 /* Runs until nothing is left that could make progress: no ready task or
@@ -521,6 +522,12 @@ ALOOP_API const char *aloop_strerror(int err);
 /* ------------------------------------------------------------------------ */
 /* Debug mode (ALOOP_DEBUG flag, or ALOOP_DEBUG=1 in the environment)       */
 /* ------------------------------------------------------------------------ */
+
+/* Debug mode also turns misuse into an abort with a message on stderr
+ * ("aloop: <call>: ..."): a suspending call outside a task, a loop used from
+ * another thread, aloop_run inside the running loop, an object of another
+ * (or a freed) loop, aloop_free inside the running loop. Without it these
+ * return -EPERM / -EINVAL (see each call) and change nothing. */
 
 /* Receives one debug-mode warning: a line of text without '\n'. Warnings:
  * a task step longer than 100 ms, a failed future/task whose error nobody
