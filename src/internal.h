@@ -84,6 +84,7 @@ enum aloop_run_kind {
     ALOOP_RUN_TASK,     /* resume (or start) a task */
     ALOOP_RUN_HANDLE,   /* call_soon / call_later callback */
     ALOOP_RUN_CALLBACK, /* a future's done callback */
+    ALOOP_RUN_FD_CALLBACK, /* an aloop_add_reader/add_writer callback (watch.c) */
 };
 typedef struct aloop_runnable {
     uint8_t kind;
@@ -276,6 +277,14 @@ void aloop__wake(aloop_task_impl_t *t, int result);
 /* Puts the running task at the back of the ready ring and lets the others
  * run: 0, or -ECANCELED if cancelled meanwhile. */
 int aloop__yield(aloop_task_impl_t *t);
+/* Runs up to budget ready runnables in FIFO order. */
+void aloop__run_steps(aloop_t *loop, unsigned budget);
+/* Something other than a ready runnable could still happen (timers, fd
+ * waits and watches, pool jobs, posts from other threads). */
+int aloop__has_sources(const aloop_t *loop);
+/* Debug mode: a loop that slept this long (wall seconds) waiting only for
+ * other threads says so. */
+#define ALOOP_FOREIGN_WAIT_WARN 10.0
 /* aloop_free's first half: cancel every task and run until none is left. */
 void aloop__drain_tasks(aloop_t *loop);
 /* aloop__make_ready, aloop__reserve_runnable and aloop__release_runnable
@@ -317,6 +326,15 @@ void aloop__poller_free(aloop_t *loop);
 int aloop__poller_poll(aloop_t *loop, double timeout);
 /* Number of registered waits: while > 0 the loop stays alive. */
 size_t aloop__poller_pending(const aloop_t *loop);
+/* Sleeps in the backend up to timeout seconds (< 0: until something
+ * arrives) even with no wait registered: for a loop whose tasks can only be
+ * woken by other threads (the wake-up fd is always watched). */
+int aloop__poller_sleep(aloop_t *loop, double timeout);
+/* Drops backend registrations nobody wants any more (the deferred shrink),
+ * so the backend fd polls readable only for I/O someone will process. */
+void aloop__poller_flush(aloop_t *loop);
+/* The backend's pollable fd (epoll, kqueue), or -ENOTSUP (poll(2)). */
+int aloop__backend_fd(aloop_t *loop);
 
 /* io.c keeps one watch per fd (a table indexed by fd, grown on demand, so
  * registering a wait is O(1)). A watch holds at most one waiting reader and
@@ -336,6 +354,7 @@ typedef void (*aloop_io_hook_fn)(aloop_t *loop, int fd);
 typedef struct aloop_io_watch {
     struct aloop_io_waiter *waiter[2]; /* [0] reader, [1] writer */
     aloop_io_hook_fn hook;             /* internal reader, or NULL */
+    struct aloop_fd_callback *cb[2];   /* aloop_add_reader / add_writer (watch.c) */
     uint8_t wanted;                    /* ALOOP_IO_READ | ALOOP_IO_WRITE */
     uint8_t registered;                /* what the backend watches now */
     uint8_t flags;                     /* io.c's ALOOP_WATCH_* bits */
@@ -374,6 +393,33 @@ void aloop__io_unhook(aloop_t *loop, int fd);
 /* Forgets everything about fd (before it is closed or after it was created:
  * its number may have been reused). Wakes its waiters with -EBADF. */
 void aloop__io_forget(aloop_t *loop, int fd);
+/* Adds (removes) direction bit to what the backend must watch on fd for
+ * someone other than a waiting task (watch.c). 0 or -errno. */
+int aloop__io_want(aloop_t *loop, int fd, unsigned bit);
+void aloop__io_unwant(aloop_t *loop, int fd, unsigned bit);
+/* Remembers loop as the one aloop_close uses outside a task on this thread. */
+void aloop__io_use_loop(aloop_t *loop);
+
+/* ---- callback fd watches (watch.c): one record per fd and direction,
+ * which is also the runnable the loop queues when the fd is ready. */
+typedef struct aloop_fd_callback {
+    aloop_runnable_t run;    /* ALOOP_RUN_FD_CALLBACK */
+    uint8_t queued;          /* on the ready ring */
+    uint8_t removed;         /* detached while queued: freed when met */
+    uint8_t dir;             /* 0 read, 1 write */
+    int fd;
+    aloop_t *loop;
+    void (*cb)(int fd, void *arg);
+    void *arg;
+} aloop_fd_callback_t;
+/* The fd is ready in the record's direction: queue its callback once. */
+void aloop__fd_callback_ready(aloop_fd_callback_t *c);
+void aloop__fd_callback_run(aloop_runnable_t *r);
+/* Teardown: a queued record met on the ring (1 if it was freed). */
+void aloop__fd_callback_drop(aloop_runnable_t *r);
+/* Detaches the watch's records (aloop_close, aloop_free). */
+void aloop__fd_callbacks_detach(aloop_t *loop, aloop_io_watch_t *w);
+
 /* Waits other than fd waits that keep the loop alive (+1 / -1). */
 void aloop__io_hold(aloop_t *loop, int delta);
 
@@ -392,6 +438,25 @@ void aloop__async_free(aloop_t *loop);
 void aloop__async_drain(aloop_t *loop);
 /* Work outstanding on other threads that will come back (keeps the loop alive). */
 size_t aloop__async_pending(const aloop_t *loop);
+/* A callback posted to a loop from any thread. call_soon_threadsafe
+ * allocates one; aloop_run_threadsafe embeds its posts in its own record
+ * (embedded = 1: the drain does not free it), so posting cannot fail. If
+ * the loop is freed before cb ran, drop(arg) is called instead (when set). */
+typedef struct aloop_post {
+    struct aloop_post *next;
+    void (*cb)(void *);
+    void (*drop)(void *);
+    void *arg;
+    uint8_t embedded;
+} aloop_post_t;
+void aloop__post(aloop_t *loop, aloop_post_t *p);
+/* Something arrived from another thread and waits for the next drain. */
+int aloop__async_ready(const aloop_t *loop);
+/* aloop_stop from another thread: the loop stops at its next drain. */
+void aloop__async_stop(aloop_t *loop);
+/* 1 only if the process surely has no thread but this one and the loop's
+ * workers (Linux: /proc/self/task), i.e. nobody can post work any more. */
+int aloop__async_alone(const aloop_t *loop);
 
 /* ---- the loop */
 #define ALOOP_DEFAULT_STACK (256u * 1024u)

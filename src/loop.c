@@ -70,6 +70,8 @@ static void drop_pending_callbacks(aloop_t *loop) {
             aloop__handle_drop((aloop_handle_t *)(void *)r);
         else if (r->kind == ALOOP_RUN_CALLBACK)
             aloop__future_drop_callback(r);
+        else if (r->kind == ALOOP_RUN_FD_CALLBACK)
+            aloop__fd_callback_drop(r);
     }
     /* Only handle timers can be left: every other timer belongs to a
      * suspended task, and none is left. */

@@ -188,8 +188,8 @@ static void run_task(aloop_t *loop, aloop_task_impl_t *t) {
     }
 }
 
-static void run_steps(aloop_t *loop) {
-    loop->budget = ALOOP_STEPS_PER_TICK;
+void aloop__run_steps(aloop_t *loop, unsigned budget) {
+    loop->budget = budget;
     while (loop->budget && loop->ring_count) {
         aloop_runnable_t *r = ring_pop(loop);
         loop->budget--;
@@ -202,13 +202,16 @@ static void run_steps(aloop_t *loop) {
             else
                 aloop__handle_run((aloop_handle_t *)(void *)r);
             break;
+        case ALOOP_RUN_FD_CALLBACK: aloop__fd_callback_run(r); break;
         default: aloop__future_run_callback(r); break;
         }
     }
 }
 
+static void run_steps(aloop_t *loop) { aloop__run_steps(loop, ALOOP_STEPS_PER_TICK); }
+
 /* Something other than a ready runnable could still happen. */
-static int has_pending_sources(const aloop_t *loop) {
+int aloop__has_sources(const aloop_t *loop) {
     return loop->heap_len || aloop__poller_pending(loop) || aloop__async_pending(loop);
 }
 
@@ -233,6 +236,27 @@ static void tick(aloop_t *loop) {
     if (loop->heap_len) aloop__timers_run(loop, aloop__now(loop));
 }
 
+/* Unfinished tasks, and nothing of the loop's own that could wake them.
+ * Another thread may still post work (aloop_call_soon_threadsafe,
+ * aloop_run_threadsafe): sleep until it does, unless no other thread
+ * exists (then it is a deadlock: 1). Debug mode warns after a long sleep. */
+static int wait_for_other_threads(aloop_t *loop) {
+    if (aloop__async_alone(loop)) return 1;
+    double timeout = -1, start = 0;
+    if (loop->flags & ALOOP_DEBUG) {
+        timeout = ALOOP_FOREIGN_WAIT_WARN;
+        start = aloop__monotonic();
+    }
+    aloop__poller_sleep(loop, timeout);
+    if ((loop->flags & ALOOP_DEBUG) && !aloop__async_pending(loop) &&
+        aloop__monotonic() - start >= ALOOP_FOREIGN_WAIT_WARN)
+        aloop__warn(loop, "%zu task(s) waited %.0f s for work from other threads "
+                    "(aloop_call_soon_threadsafe / aloop_run_threadsafe) and none came",
+                    loop->task_count, ALOOP_FOREIGN_WAIT_WARN);
+    aloop__async_drain(loop);
+    return 0;
+}
+
 /* The one run loop behind aloop_run and aloop_run_until_complete. */
 static int run_loop(aloop_t *loop, aloop_future_t *until) {
     if (!loop) return -EINVAL;
@@ -244,11 +268,15 @@ static int run_loop(aloop_t *loop, aloop_future_t *until) {
     loop->running = 1;
     for (;;) {
         if (until && until->state != ALOOP_PENDING) break;
-        if (loop->ring_count == 0 && !has_pending_sources(loop)) {
-            rc = (until || loop->task_count) ? -EDEADLK : 0;
-            break;
+        if (loop->ring_count == 0 && !aloop__has_sources(loop)) {
+            if (!until && !loop->task_count) break;
+            if (wait_for_other_threads(loop)) {
+                rc = -EDEADLK;
+                break;
+            }
+        } else {
+            tick(loop);
         }
-        tick(loop);
         run_steps(loop);
         if (loop->stopping) {
             rc = until && until->state == ALOOP_PENDING ? -EAGAIN : 0;
@@ -274,6 +302,12 @@ int aloop_run_until_complete(aloop_t *loop, aloop_future_t *f) {
 
 void aloop_stop(aloop_t *loop) {
     if (!loop) return;
+    /* From another thread (the loop may be asleep waiting for one): through
+     * the wake-up fd; the loop's thread applies it at its next drain. */
+    if (aloop__tls_loop() != loop && loop->running) {
+        aloop__async_stop(loop);
+        return;
+    }
     loop->stopping = 1;
     loop->budget = 0;
 }
