@@ -512,6 +512,39 @@ ALOOP_API int aloop_timeout_expired(const aloop_timeout_t *t);
 ALOOP_API int aloop_timeout_exit(aloop_timeout_t *t, int rc);
 
 /* ------------------------------------------------------------------------ */
+/* Barriers (asyncio.Barrier)                                               */
+/* ------------------------------------------------------------------------ */
+
+/* `parties` tasks call aloop_barrier_wait; each waits until the last one
+ * arrives, then all go on and the barrier is ready for the next round.
+ * Waiting never allocates. */
+typedef struct aloop_barrier aloop_barrier_t;
+
+/* NULL + errno: EINVAL (NULL loop, parties == 0), ENOMEM. */
+ALOOP_API aloop_barrier_t *aloop_barrier_new(aloop_t *loop, unsigned parties);
+/* Suspends until `parties` tasks wait (the last to arrive does not suspend).
+ * Returns the number of parties that had arrived before the caller in this
+ * round (0 .. parties-1), -EPIPE if the barrier is broken (aborted, reset
+ * or freed while waiting, or aborted before), -ECANCELED (a cancelled waiter
+ * no longer counts as arrived; one cancelled after its round completed gets
+ * -ECANCELED and the others still go on), -EPERM outside a task, -EINVAL
+ * (NULL, or a barrier of another loop). */
+ALOOP_API int aloop_barrier_wait(aloop_barrier_t *b);
+/* Breaks the barrier: waiters wake with -EPIPE, and every later wait fails
+ * with -EPIPE until aloop_barrier_reset. 0, -EINVAL. */
+ALOOP_API int aloop_barrier_abort(aloop_barrier_t *b);
+/* Back to an empty round: tasks waiting now wake with -EPIPE; a broken
+ * barrier is usable again. 0, -EINVAL. */
+ALOOP_API int aloop_barrier_reset(aloop_barrier_t *b);
+/* asyncio's parties / n_waiting / broken: the size, the tasks waiting in the
+ * current round (0 for NULL), 1 if aborted (-EINVAL for NULL). */
+ALOOP_API unsigned aloop_barrier_parties(const aloop_barrier_t *b);
+ALOOP_API unsigned aloop_barrier_n_waiting(const aloop_barrier_t *b);
+ALOOP_API int aloop_barrier_broken(const aloop_barrier_t *b);
+/* Frees b; tasks still waiting wake with -EPIPE (and never touch b again). */
+ALOOP_API void aloop_barrier_free(aloop_barrier_t *b);
+
+/* ------------------------------------------------------------------------ */
 /* Errors                                                                   */
 /* ------------------------------------------------------------------------ */
 
