@@ -35,18 +35,9 @@
 #define ALOOP_NOINLINE
 #endif
 
-/* ---- allocation (alloc.c): every allocation goes through these, so the
- * fault-injection hook can make the Nth one fail. */
-void *aloop__malloc(size_t n);
-void *aloop__calloc(size_t count, size_t n);
-void *aloop__realloc(void *p, size_t n);
-char *aloop__strdup(const char *s);
-void aloop__free(void *p);
-/* Test hook: the nth allocation from now (1 = the next) and every one after
- * it fail while fail_count > 0 (fail_count < 0 = for ever). 0 disables. */
-void aloop__test_fail_alloc(long nth, long fail_count);
-/* Test hook: number of allocations made so far (for sweeping nth). */
-unsigned long aloop__test_alloc_count(void);
+#include "alloc_internal.h"
+#include "signal_internal.h"
+#include "timer_internal.h"
 
 /* ---- intrusive doubly linked list (circular, with a sentinel head) */
 typedef struct aloop_list {
@@ -90,32 +81,10 @@ typedef struct aloop_runnable {
     uint8_t kind;
 } aloop_runnable_t;
 
-/* ---- timers (timer.c): a 4-ary min-heap on (when, seq); seq makes equal
- * deadlines fire in the order they were set. Timers are embedded in their
- * owners (a wait record, a handle), so arming one never allocates unless the
- * heap array must grow. */
-typedef struct aloop_timer {
-    double when;
-    uint64_t seq;
-    size_t index; /* position in the heap; SIZE_MAX when not armed */
-    void (*fire)(struct aloop_timer *t);
-} aloop_timer_t;
-
-/* A timer's heap key, kept in an array parallel to the heap (timer.c). */
-typedef struct aloop_timer_key {
-    double when;
-    uint64_t seq;
-} aloop_timer_key_t;
-
-void aloop__timer_init(aloop_timer_t *t, void (*fire)(aloop_timer_t *));
-int aloop__timer_start(aloop_t *loop, aloop_timer_t *t, double when); /* 0 / -ENOMEM */
-void aloop__timer_stop(aloop_t *loop, aloop_timer_t *t);              /* idempotent */
-static inline int aloop__timer_armed(const aloop_timer_t *t) { return t->index != SIZE_MAX; }
-/* Fires every timer due at or before now, in (when, seq) order. */
-void aloop__timers_run(aloop_t *loop, double now);
-/* Deadline of the earliest timer, or -1 if none. */
-double aloop__timers_next(const aloop_t *loop);
-void aloop__timers_free(aloop_t *loop);
+/* ---- timers: the heap is timer.c (timer_internal.h); the loop's one is
+ * loop->timers. Arming a timer never allocates unless the heap must grow.
+ * aloop__timer_start (0 / -ENOMEM) and aloop__timer_stop (idempotent) are
+ * inline at the end of this file. */
 
 /* ---- coroutines (coro.c) */
 /* The same layout whatever the build's context switch, so code compiled
@@ -359,7 +328,6 @@ struct aloop_io {
     size_t waits;              /* tasks waiting on fds */
     size_t holds;              /* other waits keeping the loop alive (signals) */
     void *backend;             /* backend_<name>.c state */
-    void *signals;             /* signal.c state, or NULL */
 };
 
 /* Backend interface (exactly one backend_<name>.c is compiled). */
@@ -400,8 +368,7 @@ void aloop__io_hold(aloop_t *loop, int delta);
 ssize_t aloop__io_read(aloop_task_impl_t *t, int fd, void *buf, size_t len);
 ssize_t aloop__io_write_all(aloop_task_impl_t *t, int fd, const void *buf, size_t len);
 
-/* ---- signals (signal.c): state hangs off loop->io->signals */
-void aloop__signal_free(aloop_t *loop);
+/* ---- signals: signal_internal.h (loop->signals, aloop__signal_free) */
 
 /* ---- cross-thread wake-ups (threadpool.c) */
 int aloop__async_init(aloop_t *loop);
@@ -438,11 +405,7 @@ struct aloop {
     size_t ring_head, ring_count, ring_cap;
     size_t runnables;     /* runnables in existence (tasks, handles, callbacks) */
 
-    /* timers */
-    aloop_timer_t **heap;
-    aloop_timer_key_t *heap_keys; /* heap[i]'s (when, seq), for cache-friendly sifting */
-    size_t heap_len, heap_cap;
-    uint64_t timer_seq;
+    aloop_timers_t timers; /* timer.c's heap */
 
     /* coroutines */
     aloop_main_ctx_t main;
@@ -467,6 +430,7 @@ struct aloop {
     /* subsystems */
     struct aloop_io *io;
     struct aloop_async *async;
+    struct aloop_signals *signals; /* signal.c; NULL until the first signal wait */
 
     /* debug mode (debug.c) */
     aloop_warning_fn warn_fn;    /* NULL: warnings go to stderr */
@@ -532,6 +496,14 @@ static inline aloop_runnable_t *aloop__ring_pop(aloop_t *loop) {
     loop->ring_head = (loop->ring_head + 1) & (loop->ring_cap - 1);
     loop->ring_count--;
     return r;
+}
+
+/* Arms / disarms a timer in the loop's heap (sched.c fires the due ones). */
+static inline int aloop__timer_start(aloop_t *loop, aloop_timer_t *t, double when) {
+    return aloop__timers_insert(&loop->timers, t, when);
+}
+static inline void aloop__timer_stop(aloop_t *loop, aloop_timer_t *t) {
+    aloop__timers_remove(&loop->timers, t);
 }
 
 #ifndef ALOOP_CONTEXT_UCONTEXT

@@ -201,7 +201,6 @@ int aloop__io_init(aloop_t *loop) {
 void aloop__io_free(aloop_t *loop) {
     struct aloop_io *io = loop->io;
     if (!io) return;
-    aloop__signal_free(loop);
     aloop__backend_free(loop);
     aloop__free(io->watches);
     aloop__free(io->dirty);

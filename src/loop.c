@@ -3,6 +3,7 @@
  */
 #include "internal.h"
 
+#include <math.h>
 #include <unistd.h>
 
 static int config_valid(const aloop_config_t *cfg) {
@@ -71,10 +72,9 @@ static void drop_pending_callbacks(aloop_t *loop) {
     }
     /* Only handle timers can be left: every other timer belongs to a
      * suspended task, and none is left. */
-    while (loop->heap_len) {
-        aloop_timer_t *t = loop->heap[0];
+    aloop_timer_t *t;
+    while ((t = aloop__timers_pop_due(&loop->timers, HUGE_VAL)) != NULL)
         aloop__handle_drop(ALOOP_CONTAINER_OF(t, aloop_handle_t, timer));
-    }
 }
 
 /* Once no task is left, nothing can complete a pending plain future any
@@ -115,6 +115,7 @@ void aloop_free(aloop_t *loop) {
     aloop__drain_tasks(loop); /* runs what those cancels scheduled */
     drop_pending_callbacks(loop);
     aloop__async_free(loop);
+    aloop__signal_free(loop); /* forgets its fds: before the fd table goes */
     aloop__io_free(loop);
     while (!aloop__list_empty(&loop->futures)) {
         aloop_future_t *f = ALOOP_CONTAINER_OF(loop->futures.next, aloop_future_t, live);
@@ -126,7 +127,7 @@ void aloop_free(aloop_t *loop) {
         aloop__coro_free(co);
     }
     aloop__coro_free(loop->zombie);
-    aloop__timers_free(loop);
+    aloop__timers_free(&loop->timers);
     aloop__task_pool_free(loop); /* after the detach: no task can come back to it */
     aloop__main_ctx_free(loop);
     aloop__debug_free(loop);

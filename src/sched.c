@@ -200,9 +200,16 @@ static void run_steps(aloop_t *loop) {
     }
 }
 
+/* Fires every timer due at or before now, in (when, seq) order. A timer's
+ * fire only makes something ready (a task, a handle); no user code runs. */
+static void run_timers(aloop_t *loop, double now) {
+    aloop_timer_t *t;
+    while ((t = aloop__timers_pop_due(&loop->timers, now)) != NULL) t->fire(t);
+}
+
 /* Something other than a ready runnable could still happen. */
 static int has_pending_sources(const aloop_t *loop) {
-    return loop->heap_len || aloop__io_pending(loop) || aloop__async_pending(loop);
+    return aloop__timers_count(&loop->timers) || aloop__io_pending(loop) || aloop__async_pending(loop);
 }
 
 /* Polls, then fires due timers. Blocks only when nothing is ready, and then
@@ -210,7 +217,7 @@ static int has_pending_sources(const aloop_t *loop) {
  * 0 if anything is ready, until the next deadline, or for ever). Under the
  * virtual clock it never blocks for a timer: it jumps the clock instead. */
 static void tick(aloop_t *loop) {
-    double next = aloop__timers_next(loop);
+    double next = aloop__timers_next(&loop->timers);
     double timeout = -1;
     if (loop->ring_count || loop->stopping) {
         timeout = 0;
@@ -223,7 +230,7 @@ static void tick(aloop_t *loop) {
     aloop__async_drain(loop);
     if (loop->clock == ALOOP_CLOCK_VIRTUAL && !loop->ring_count && next > loop->vnow)
         loop->vnow = next;
-    if (loop->heap_len) aloop__timers_run(loop, aloop__now(loop));
+    if (aloop__timers_count(&loop->timers)) run_timers(loop, aloop__now(loop));
 }
 
 /* The one run loop behind aloop_run and aloop_run_until_complete. */
@@ -315,4 +322,34 @@ int aloop_yield(void) {
     int err;
     aloop_task_impl_t *t = aloop__enter(&err);
     return t ? yield_in(tls_loop, t) : err;
+}
+
+/* aloop_sleep: the timer lives in the wait record on the task's stack, so
+ * sleeping allocates nothing unless the heap must grow. */
+typedef struct sleep_wait {
+    aloop_wait_t wait;
+    aloop_timer_t timer;
+    aloop_task_impl_t *task;
+} sleep_wait_t;
+
+static void sleep_fire(aloop_timer_t *timer) {
+    aloop__wake(ALOOP_CONTAINER_OF(timer, sleep_wait_t, timer)->task, 0);
+}
+
+static void sleep_cancel(aloop_wait_t *w) {
+    sleep_wait_t *sw = ALOOP_CONTAINER_OF(w, sleep_wait_t, wait);
+    aloop__timer_stop(sw->task->fut.loop, &sw->timer);
+}
+
+int aloop_sleep(double seconds) {
+    int err;
+    if (!(seconds >= 0)) return -EINVAL; /* negative or NaN */
+    aloop_task_impl_t *t = aloop__enter(&err);
+    if (!t) return err;
+    if (seconds == 0) return aloop__yield(t);
+    aloop_t *loop = t->fut.loop;
+    sleep_wait_t sw = {.wait = {.cancel = sleep_cancel, .what = "aloop_sleep"}, .task = t};
+    aloop__timer_init(&sw.timer, sleep_fire);
+    if (aloop__timer_start(loop, &sw.timer, aloop__now(loop) + seconds) < 0) return -ENOMEM;
+    return aloop__suspend(t, &sw.wait);
 }
