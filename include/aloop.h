@@ -462,6 +462,98 @@ ALOOP_API int aloop_set_thread_pool_size(aloop_t *loop, unsigned n);
 ALOOP_API int aloop_signal_wait(int signo);
 
 /* ------------------------------------------------------------------------ */
+/* Deadlines around a block (asyncio.timeout)                               */
+/* ------------------------------------------------------------------------ */
+
+/* A timeout scope bounds a block of code inside one task:
+ *
+ *     aloop_timeout_t to;
+ *     int rc = aloop_timeout_enter(&to, 2.0);
+ *     if (rc < 0) return rc;
+ *     rc = do_several_suspending_calls();       // -ECANCELED once 2 s passed
+ *     rc = aloop_timeout_exit(&to, rc);          // -ETIMEDOUT if the deadline fired
+ *
+ * When the deadline passes the task is cancelled: its current (or next)
+ * suspending call returns -ECANCELED. aloop_timeout_exit turns that cancel
+ * into -ETIMEDOUT and withdraws it (the task is no longer cancelling), so
+ * the code after the block runs normally. Once the deadline has fired, exit
+ * returns -ETIMEDOUT whatever rc is, also when the block swallowed the
+ * -ECANCELED. A cancel from outside the block (aloop_cancel, an enclosing
+ * aloop_wait_for) stays a cancel: exit then returns -ECANCELED and the task
+ * stays cancelled. Scopes of one task nest and must be exited innermost
+ * first; each expired scope reports -ETIMEDOUT from its own exit, and when
+ * an enclosing scope's deadline also fired while an inner one was open, its
+ * cancel is delivered again after the inner exit, so the enclosing block is
+ * interrupted at its next suspending call. As in asyncio, a deadline takes
+ * effect only when the loop runs: a block that never suspends is never
+ * interrupted, and exits with rc.
+ *
+ * The struct lives in the task's frame (usually its stack); `when` holds the
+ * absolute deadline on the loop's clock, -1 for none. The scope allocates a
+ * small record until exit; a task that returns without exiting a scope
+ * leaks nothing (the record is released when the task finishes) but its
+ * pending cancel stays counted. */
+typedef struct aloop_timeout {
+    double when;
+    void *priv_[4];
+} aloop_timeout_t;
+
+/* Enters a scope with a deadline delay seconds from now (delay < 0: none).
+ * Not a suspending call and not a cancellation point. 0, -EPERM outside a
+ * task, -EINVAL (NULL t, NaN delay), -ENOMEM. */
+ALOOP_API int aloop_timeout_enter(aloop_timeout_t *t, double delay);
+/* The same with an absolute deadline on the loop's clock (when < 0: none;
+ * a deadline already past fires at the loop's next step). */
+ALOOP_API int aloop_timeout_enter_at(aloop_timeout_t *t, double when);
+/* Moves the deadline of an open scope (when < 0: none), from its task or
+ * from anything else running on the loop's thread. 0; -EINVAL (NULL t, NaN,
+ * a scope not open); -EALREADY if the deadline has already fired; -ENOMEM. */
+ALOOP_API int aloop_timeout_reschedule(aloop_timeout_t *t, double when);
+/* 1 if the scope's deadline has fired (while open or after exit), 0 if not,
+ * -EINVAL for NULL. t must have been entered. */
+ALOOP_API int aloop_timeout_expired(const aloop_timeout_t *t);
+/* Leaves the block; rc is the status the block ended with. Returns
+ * -ETIMEDOUT if the deadline fired (its cancel is consumed), -ECANCELED if
+ * the task was (also) cancelled from outside the block, else rc. Misuse:
+ * -EPERM outside a task, -EINVAL for a scope that is not open (never
+ * entered, already exited, or entered by another task), -EBUSY for a scope
+ * that still has an inner scope open (exit that first); nothing changes then. */
+ALOOP_API int aloop_timeout_exit(aloop_timeout_t *t, int rc);
+
+/* ------------------------------------------------------------------------ */
+/* Barriers (asyncio.Barrier)                                               */
+/* ------------------------------------------------------------------------ */
+
+/* `parties` tasks call aloop_barrier_wait; each waits until the last one
+ * arrives, then all go on and the barrier is ready for the next round.
+ * Waiting never allocates. */
+typedef struct aloop_barrier aloop_barrier_t;
+
+/* NULL + errno: EINVAL (NULL loop, parties == 0), ENOMEM. */
+ALOOP_API aloop_barrier_t *aloop_barrier_new(aloop_t *loop, unsigned parties);
+/* Suspends until `parties` tasks wait (the last to arrive does not suspend).
+ * Returns the number of parties that had arrived before the caller in this
+ * round (0 .. parties-1), -EPIPE if the barrier is broken (aborted, reset
+ * or freed while waiting, or aborted before), -ECANCELED (a cancelled waiter
+ * no longer counts as arrived; one cancelled after its round completed gets
+ * -ECANCELED and the others still go on), -EPERM outside a task, -EINVAL
+ * (NULL, or a barrier of another loop). */
+ALOOP_API int aloop_barrier_wait(aloop_barrier_t *b);
+/* Breaks the barrier: waiters wake with -EPIPE, and every later wait fails
+ * with -EPIPE until aloop_barrier_reset. 0, -EINVAL. */
+ALOOP_API int aloop_barrier_abort(aloop_barrier_t *b);
+/* Back to an empty round: tasks waiting now wake with -EPIPE; a broken
+ * barrier is usable again. 0, -EINVAL. */
+ALOOP_API int aloop_barrier_reset(aloop_barrier_t *b);
+/* asyncio's parties / n_waiting / broken: the size, the tasks waiting in the
+ * current round (0 for NULL), 1 if aborted (-EINVAL for NULL). */
+ALOOP_API unsigned aloop_barrier_parties(const aloop_barrier_t *b);
+ALOOP_API unsigned aloop_barrier_n_waiting(const aloop_barrier_t *b);
+ALOOP_API int aloop_barrier_broken(const aloop_barrier_t *b);
+/* Frees b; tasks still waiting wake with -EPIPE (and never touch b again). */
+ALOOP_API void aloop_barrier_free(aloop_barrier_t *b);
+
+/* ------------------------------------------------------------------------ */
 /* Embedding: a host's main loop drives aloop, aloop drives other libraries */
 /* ------------------------------------------------------------------------ */
 

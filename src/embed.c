@@ -43,15 +43,15 @@ static void advance_virtual(aloop_t *loop, double timeout, double next) {
 }
 
 static int iterate(aloop_t *loop, double timeout) {
-    double next = aloop__timers_next(loop);
+    double next = aloop__timers_next(&loop->timers);
     double wait = poll_timeout(loop, timeout, next);
     /* Tasks that only another thread can wake: a deadlock if none exists. */
     if (wait < 0 && !loop->ring_count && !aloop__has_sources(loop) && aloop__async_alone(loop))
         return -EDEADLK;
-    aloop__poller_sleep(loop, wait); /* also sees the wake-up fd of other threads */
+    aloop__io_sleep(loop, wait); /* also sees the wake-up fd of other threads */
     aloop__async_drain(loop);
     advance_virtual(loop, timeout, next);
-    if (loop->heap_len) aloop__timers_run(loop, aloop__now(loop));
+    if (aloop__timers_count(&loop->timers)) aloop__run_timers(loop, aloop__now(loop));
     /* What is ready now runs now; what it makes ready waits for the next call. */
     size_t n = loop->ring_count;
     while (n && loop->ring_count) {
@@ -68,12 +68,12 @@ int aloop_run_once(aloop_t *loop, double timeout) {
     if (aloop__tls_loop() == loop) return -EPERM; /* from a task or callback of loop */
     if (aloop__foreign_thread(loop)) return aloop__wrong_thread(loop, "aloop_run_once");
     if (loop->running || aloop__tls_loop()) return -EPERM; /* inside another loop */
-    aloop__poller_flush(loop);
+    aloop__io_flush(loop);
     if (!has_work(loop)) return 0;
     aloop__set_tls_loop(loop);
     loop->running = 1;
     int rc = iterate(loop, timeout);
-    aloop__poller_flush(loop);
+    aloop__io_flush(loop);
     loop->running = 0;
     loop->stopping = 0; /* an aloop_stop inside ends this iteration only */
     aloop__set_tls_loop(NULL);
@@ -89,7 +89,7 @@ int aloop_backend_fd(aloop_t *loop) {
 double aloop_backend_timeout(aloop_t *loop) {
     if (!loop) return -1.0;
     if (loop->ring_count || loop->stopping || aloop__async_ready(loop)) return 0.0;
-    double next = aloop__timers_next(loop);
+    double next = aloop__timers_next(&loop->timers);
     if (next < 0) return -1.0;
     double d = next - aloop__now(loop);
     return d > 0 ? d : 0.0;

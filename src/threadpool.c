@@ -26,6 +26,7 @@
  * results of those jobs are discarded.
  */
 #include "internal.h"
+#include "pipe_internal.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -106,11 +107,8 @@ static int make_wakeup_fd(struct aloop_async *a) {
     return a->rfd < 0 ? -errno : 0;
 #else
     int p[2];
-    if (pipe(p) < 0) return -errno;
-    for (int i = 0; i < 2; i++) {
-        fcntl(p[i], F_SETFL, fcntl(p[i], F_GETFL) | O_NONBLOCK);
-        fcntl(p[i], F_SETFD, FD_CLOEXEC);
-    }
+    int rc = aloop__pipe(p);
+    if (rc < 0) return rc;
     a->rfd = p[0];
     a->wfd = p[1];
     return 0;

@@ -88,7 +88,7 @@ static void task_finished(aloop_fut_waiter_t *w, aloop_future_t *f) {
     f->error_retrieved = 1; /* handed to the caller */
     int status = f->error;
     /* cancelled by aloop_free before its first step: it never ran */
-    if (f->state == ALOOP_CANCELLED && !aloop__task(f)->started && r->target->closing)
+    if (f->state == ALOOP__CANCELLED && !aloop__task(f)->started && r->target->closing)
         status = -EPIPE;
     finish(r, status, status ? NULL : f->result);
 }

@@ -21,7 +21,7 @@
  */
 #include "internal.h"
 
-static unsigned dir_bit(int dir) { return dir ? ALOOP_IO_WRITE : ALOOP_IO_READ; }
+static unsigned dir_bit(int dir) { return dir ? ALOOP__IO_WRITE : ALOOP__IO_READ; }
 
 static void record_free(aloop_fd_callback_t *c) {
     aloop__release_runnable(c->loop);
@@ -99,7 +99,7 @@ static int add_watch(aloop_t *loop, int fd, int dir, void (*cb)(int, void *), vo
         aloop__free(c);
         return rc;
     }
-    *c = (aloop_fd_callback_t){.run = {.kind = ALOOP_RUN_FD_CALLBACK},
+    *c = (aloop_fd_callback_t){.run = {.kind = ALOOP__RUN_FD_CALLBACK},
                                .dir = (uint8_t)dir, .fd = fd, .loop = loop,
                                .cb = cb, .arg = arg};
     loop->io->watches[fd].cb[dir] = c; /* the table may have moved: re-index */
