@@ -382,6 +382,13 @@ void aloop__io_hold(aloop_t *loop, int delta);
 ssize_t aloop__io_read(aloop_task_impl_t *t, int fd, void *buf, size_t len);
 ssize_t aloop__io_write_all(aloop_task_impl_t *t, int fd, const void *buf, size_t len);
 
+/* ---- streams (stream.c), for server.c: a hold keeps a stream's memory
+ * alive while its owner may still close it (the handler of a connection may
+ * close its stream early; the server closes it, if still open, and frees it
+ * when the handler returns). */
+void aloop__stream_hold(aloop_stream_t *s);
+void aloop__stream_unhold(aloop_stream_t *s); /* closes it if still open; may free it */
+
 /* ---- signals (signal.c): state hangs off loop->io->signals */
 void aloop__signal_free(aloop_t *loop);
 
