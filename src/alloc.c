@@ -7,14 +7,18 @@
  * The counters are process-wide on purpose: a test must reach allocations
  * made by any loop. They are only touched when the hook is armed.
  */
-#include "internal.h"
+#include "alloc_internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
 
 static unsigned long alloc_count;
 static long fail_nth;   /* 0 = off; else fail when alloc_count reaches it */
 static long fail_left;  /* failures still to inject once reached (-1 = all) */
 
 static int should_fail(void) {
-    if (ALOOP_LIKELY(fail_nth == 0)) return 0;
+    if (fail_nth == 0) return 0;
     alloc_count++;
     if ((long)alloc_count < fail_nth) return 0;
     if (fail_left == 0) return 0;

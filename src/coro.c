@@ -18,9 +18,6 @@
  * mapping in two: about 32,000 guarded stacks per process at the default
  * vm.max_map_count of 65,530).
  */
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE
-#endif
 #include "internal.h"
 
 #include <signal.h>
