@@ -7,10 +7,11 @@
  * The counters are process-wide on purpose: a test must reach allocations
  * made by any loop. They are only touched when the hook is armed.
  */
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE
-#endif
-#include "internal.h"
+#include "alloc_internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include <sys/mman.h>
 
@@ -19,7 +20,7 @@ static long fail_nth;   /* 0 = off; else fail when alloc_count reaches it */
 static long fail_left;  /* failures still to inject once reached (-1 = all) */
 
 static int should_fail(void) {
-    if (ALOOP_LIKELY(fail_nth == 0)) return 0;
+    if (fail_nth == 0) return 0;
     alloc_count++;
     if ((long)alloc_count < fail_nth) return 0;
     if (fail_left == 0) return 0;

@@ -28,9 +28,6 @@
  * was created with, and an overflow report names what runs on it through
  * the label function its creator gave.
  */
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE
-#endif
 #include "internal.h"
 
 #include <signal.h>

@@ -58,7 +58,7 @@ aloop_task_t *aloop_spawn(aloop_t *loop, aloop_task_fn fn, void *arg) {
         return NULL;
     }
     aloop__future_init(&t->fut, loop);
-    t->fut.run.kind = ALOOP_RUN_TASK;
+    t->fut.run.kind = ALOOP__RUN_TASK;
     t->fut.is_task = 1;
     t->fut.refs = 2; /* the caller's and the loop's, dropped when it finishes */
     t->fn = fn;
@@ -76,12 +76,13 @@ aloop_task_t *aloop_spawn(aloop_t *loop, aloop_task_fn fn, void *arg) {
 
 void aloop__task_finish(aloop_task_impl_t *t, void *result) {
     aloop_t *loop = t->fut.loop;
-    int state = ALOOP_DONE, error = 0;
+    int state = ALOOP__DONE, error = 0;
+    if (ALOOP_UNLIKELY(t->timeouts != NULL)) t->timeouts->task_done(t);
     if (t->fail_error && !(t->fail_error == -ECANCELED && t->cancel_requests)) {
         error = t->fail_error;
         result = NULL;
     } else if (t->cancel_requests > 0 || t->fail_error) {
-        state = ALOOP_CANCELLED;
+        state = ALOOP__CANCELLED;
         error = -ECANCELED;
         result = NULL;
     }
@@ -95,7 +96,7 @@ void aloop__task_finish(aloop_task_impl_t *t, void *result) {
 }
 
 int aloop__task_cancel(aloop_task_impl_t *t) {
-    if (t->fut.state != ALOOP_PENDING) return 0;
+    if (t->fut.state != ALOOP__PENDING) return 0;
     t->cancel_requests++;
     t->must_cancel = 1;
     aloop_wait_t *w = t->wait;
@@ -112,8 +113,8 @@ int aloop__task_cancel(aloop_task_impl_t *t) {
 int aloop_cancel(aloop_future_t *f) {
     if (!f) return -EINVAL;
     if (f->is_task) return aloop__task_cancel(aloop__task(f));
-    if (f->state != ALOOP_PENDING || !f->loop) return 0;
-    aloop__future_complete(f, ALOOP_CANCELLED, -ECANCELED, NULL);
+    if (f->state != ALOOP__PENDING || !f->loop) return 0;
+    aloop__future_complete(f, ALOOP__CANCELLED, -ECANCELED, NULL);
     return 1;
 }
 
