@@ -449,6 +449,69 @@ ALOOP_API int aloop_stream_close(aloop_stream_t *s);
 ALOOP_API int aloop_stream_fd(const aloop_stream_t *s);
 
 /* ------------------------------------------------------------------------ */
+/* Servers and streams (asyncio.start_server, open_connection)              */
+/* ------------------------------------------------------------------------ */
+
+/* Connects to host:port within timeout (< 0 = none; names are resolved off
+ * the loop, as aloop_tcp_connect does) and wraps the socket in a stream
+ * with the default max_line: 0 and *out set, or -errno (-ECONNREFUSED,
+ * -ETIMEDOUT, -ECANCELED, -ENOMEM, -EINVAL for a NULL argument, -EPERM
+ * outside a task). Nothing is left open on failure. */
+ALOOP_API int aloop_open_connection(const char *host, const char *port, double timeout,
+                                    aloop_stream_t **out);
+/* Up to n bytes into buf: what is buffered if anything is (it never reads
+ * more to fill n), else one read. > 0 bytes, 0 at EOF (or n == 0), -errno
+ * (-ECANCELED loses nothing: the bytes stay in the stream or the kernel). */
+ALOOP_API ssize_t aloop_stream_read(aloop_stream_t *s, void *buf, size_t n);
+/* Reads through the first occurrence of sep (seplen > 0 bytes, found also
+ * when it arrives split across reads) into buf, NUL-terminated: the
+ * record's length with the separator. -EMSGSIZE when the record with its
+ * separator is longer than max_line or cap - 1: it is discarded through its
+ * separator and the stream stays usable (a record of exactly max_line bytes
+ * fits). At EOF before sep: what was read, possibly 0. -EINVAL, -ECANCELED
+ * (nothing is lost; a discard cut short by a cancel is finished by the
+ * next readline/readuntil, which then returns -EMSGSIZE). */
+ALOOP_API ssize_t aloop_stream_readuntil(aloop_stream_t *s, const void *sep, size_t seplen,
+                                         char *buf, size_t cap);
+
+typedef struct aloop_server aloop_server_t;
+/* Runs in a task of its own per connection; conn is closed and freed when
+ * it returns (closing it earlier with aloop_stream_close is allowed). */
+typedef void (*aloop_conn_fn)(aloop_stream_t *conn, void *arg);
+
+/* Accepts connections on listen_fd (from now on the server's: it closes it)
+ * and runs handler(conn, arg) as a task for each, conn a stream with the
+ * default max_line over the accepted socket (TCP_NODELAY set). Works from
+ * inside or outside a task. Accept errors are handled here: a connection
+ * that failed before it was accepted is skipped; when fds or memory run out
+ * the server pauses (at most one accept attempt per 100 ms) and goes on,
+ * the connection waiting in the backlog; any other error (the fd is not a
+ * listening socket) closes the server and wait_closed returns it.
+ * NULL + errno: EINVAL (NULL loop or handler, listen_fd < 0), ENOMEM (then
+ * listen_fd is left open, still the caller's). */
+ALOOP_API aloop_server_t *aloop_serve(aloop_t *loop, int listen_fd, aloop_conn_fn handler,
+                                      void *arg);
+/* Stops accepting and closes the listener; running handlers go on. Calling
+ * it again does nothing. 0, -EINVAL. */
+ALOOP_API int aloop_server_close(aloop_server_t *srv);
+/* Suspends until the server is closed (also when called before
+ * aloop_server_close) and every handler has returned. 0, the accept error
+ * that closed the server, -ECANCELED, -EPERM outside a task, -EDEADLK from
+ * one of the server's own handlers (it would wait for itself), -EINVAL. */
+ALOOP_API int aloop_server_wait_closed(aloop_server_t *srv);
+/* Handlers running now (started and not returned). */
+ALOOP_API size_t aloop_server_connections(const aloop_server_t *srv);
+/* The listening fd (-1 once closed), e.g. for getsockname(). */
+ALOOP_API int aloop_server_fd(const aloop_server_t *srv);
+/* Closes the server and cancels every running handler (each sees
+ * -ECANCELED at its current or next suspension point); the memory goes
+ * when the last one has returned. srv must not be used afterwards.
+ * aloop_free on a loop with a server does the same closing (the listener,
+ * the handlers and their connections go); srv itself then stays valid for
+ * this call, as futures stay valid for aloop_release. */
+ALOOP_API void aloop_server_free(aloop_server_t *srv);
+
+/* ------------------------------------------------------------------------ */
 /* Threads, signals                                                         */
 /* ------------------------------------------------------------------------ */
 

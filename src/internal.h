@@ -95,18 +95,28 @@ typedef struct aloop_ctx {
     void *uc; /* ucontext_t * (ucontext switch), allocated with the coroutine */
 } aloop_ctx_t;
 
-typedef struct aloop_coro {
+typedef struct aloop_coro aloop_coro_t;
+/* What a coroutine runs, on its own stack; it never returns. */
+typedef void (*aloop_coro_entry_fn)(aloop_t *loop, aloop_coro_t *co);
+/* Names what runs on the coroutine (from co->user) into buf (n bytes, NUL
+ * included), for the stack-overflow report. Called from a signal handler:
+ * it must not allocate, lock or call stdio. */
+typedef void (*aloop_coro_label_fn)(const void *user, char *buf, size_t n);
+
+struct aloop_coro {
     aloop_ctx_t ctx;
     struct aloop_coro *next_idle; /* in the loop's idle pool */
-    struct aloop_future *task;    /* task this coroutine runs, NULL when idle */
+    void *user;                   /* the creator's: what runs on it now (NULL: nothing) */
+    aloop_coro_entry_fn entry;
+    aloop_coro_label_fn label;
     struct aloop_stack_chunk *chunk; /* the mapping the stack is carved from (coro.c) */
-    char *map;                    /* its slot in the chunk, guard page included */
+    char *map;                    /* its slot in the chunk, guard gap included */
     size_t map_size;
     char *stack_lo;               /* usable stack: [stack_lo, stack_lo + stack_size) */
     size_t stack_size;
     void *asan_fake_stack;
     unsigned valgrind_id;
-} aloop_coro_t;
+};
 
 /* The context a loop runs on (the caller's thread stack). */
 typedef struct aloop_main_ctx {
@@ -136,7 +146,10 @@ typedef struct aloop_main_ctx {
 #define ALOOP_SWITCH_OUT_OF_LINE 0
 #endif
 
-int aloop__coro_new(aloop_t *loop, aloop_coro_t **out); /* 0 / -ENOMEM */
+/* A new coroutine that will run entry(loop, co) when first switched to.
+ * 0 / -ENOMEM (no memory, or no stack could be mapped). */
+int aloop__coro_new(aloop_t *loop, aloop_coro_entry_fn entry, aloop_coro_label_fn label,
+                    aloop_coro_t **out);
 void aloop__coro_free(aloop_coro_t *co);
 int aloop__main_ctx_init(aloop_t *loop);
 void aloop__main_ctx_free(aloop_t *loop);
@@ -147,11 +160,11 @@ void aloop__coro_switch(aloop_t *loop, aloop_coro_t *from, aloop_coro_t *to);
 #else
 static inline void aloop__coro_switch(aloop_t *loop, aloop_coro_t *from, aloop_coro_t *to);
 #endif
-/* Called on a fresh coroutine's stack: runs tasks for ever (sched.c). */
-void aloop__coro_body(aloop_t *loop, aloop_coro_t *co);
-/* Process-wide: SIGSEGV handler on an alternate stack that names a task
- * whose stack overflowed into its guard page. */
+/* Process-wide: SIGSEGV handler on an alternate stack that names (through
+ * its label function) what ran on a coroutine whose stack overflowed into
+ * its guard gap. */
 void aloop__install_overflow_handler(void);
+/* Gives the calling thread an alternate signal stack unless it has one. */
 int aloop__thread_altstack(void);
 
 /* ---- futures and tasks (future.c, task.c) */
@@ -276,6 +289,9 @@ void aloop__task_finish(aloop_task_impl_t *t, void *result);
  * is full (0: free it); loop teardown frees the pool (task.c). */
 int aloop__task_recycle(aloop_t *loop, aloop_task_impl_t *t);
 void aloop__task_pool_free(aloop_t *loop);
+/* The task's name into buf (n bytes, NUL included), without allocating or
+ * stdio: the coroutine label behind the stack-overflow report (task.c). */
+void aloop__task_label(const void *task, char *buf, size_t n);
 /* Request cancellation of a task (task.c). */
 int aloop__task_cancel(aloop_task_impl_t *t);
 /* Loop time (virtual or monotonic). */
@@ -415,6 +431,13 @@ void aloop__io_hold(aloop_t *loop, int delta);
  * syscall, wait on EAGAIN. For stream.c. */
 ssize_t aloop__io_read(aloop_task_impl_t *t, int fd, void *buf, size_t len);
 ssize_t aloop__io_write_all(aloop_task_impl_t *t, int fd, const void *buf, size_t len);
+
+/* ---- streams (stream.c), for server.c: a hold keeps a stream's memory
+ * alive while its owner may still close it (the handler of a connection may
+ * close its stream early; the server closes it, if still open, and frees it
+ * when the handler returns). */
+void aloop__stream_hold(aloop_stream_t *s);
+void aloop__stream_unhold(aloop_stream_t *s); /* closes it if still open; may free it */
 
 /* ---- signals: signal_internal.h (loop->signals, aloop__signal_free) */
 

@@ -45,10 +45,9 @@ aloop_t *aloop_new_with(const aloop_config_t *cfg) {
         aloop__io_free(loop);
         goto fail;
     }
-    if (!(loop->flags & ALOOP_NO_GUARD_PAGES)) {
-        aloop__thread_altstack();
-        aloop__install_overflow_handler();
-    }
+    /* The handler is process-wide; each thread that runs a loop gets its
+     * alternate signal stack when the loop starts running there (sched.c). */
+    if (!(loop->flags & ALOOP_NO_GUARD_PAGES)) aloop__install_overflow_handler();
     return loop;
 fail:
     aloop__main_ctx_free(loop);
