@@ -42,10 +42,9 @@ aloop_t *aloop_new_with(const aloop_config_t *cfg) {
         aloop__io_free(loop);
         goto fail;
     }
-    if (!(loop->flags & ALOOP_NO_GUARD_PAGES)) {
-        aloop__thread_altstack();
-        aloop__install_overflow_handler();
-    }
+    /* The handler is process-wide; each thread that runs a loop gets its
+     * alternate signal stack when the loop starts running there (sched.c). */
+    if (!(loop->flags & ALOOP_NO_GUARD_PAGES)) aloop__install_overflow_handler();
     return loop;
 fail:
     aloop__main_ctx_free(loop);
@@ -65,6 +64,8 @@ static void drop_pending_callbacks(aloop_t *loop) {
             aloop__handle_drop((aloop_handle_t *)(void *)r);
         else if (r->kind == ALOOP__RUN_CALLBACK)
             aloop__future_drop_callback(r);
+        else if (r->kind == ALOOP__RUN_FD_CALLBACK)
+            aloop__fd_callback_drop(r);
     }
     /* Only handle timers can be left: every other timer belongs to a
      * suspended task, and none is left. */
