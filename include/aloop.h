@@ -445,7 +445,10 @@ ALOOP_API int aloop_stream_fd(const aloop_stream_t *s);
 
 /* Runs fn(arg) on the loop's worker pool and suspends until it returns:
  * 0 with *result set. If the caller is cancelled, returns -ECANCELED at
- * once; the thread finishes on its own and its result is discarded. */
+ * once: a job no worker has taken yet never runs; a running one finishes on
+ * its own and its result is lost (see aloop_run_in_thread_with). -EPERM
+ * outside a task, -EINVAL for a NULL fn, -ENOMEM, or pthread_create's error
+ * when no worker could be started. */
 ALOOP_API int aloop_run_in_thread(void *(*fn)(void *), void *arg, void **result);
 /* Worker pool size for loop (default: number of CPUs); before first use. */
 ALOOP_API int aloop_set_thread_pool_size(aloop_t *loop, unsigned n);
@@ -543,6 +546,31 @@ ALOOP_API unsigned aloop_barrier_n_waiting(const aloop_barrier_t *b);
 ALOOP_API int aloop_barrier_broken(const aloop_barrier_t *b);
 /* Frees b; tasks still waiting wake with -EPIPE (and never touch b again). */
 ALOOP_API void aloop_barrier_free(aloop_barrier_t *b);
+
+/* ------------------------------------------------------------------------ */
+/* Worker jobs that outlive their caller                                    */
+/* ------------------------------------------------------------------------ */
+
+/* As aloop_run_in_thread, for jobs whose argument or result owns something.
+ * The ownership rule: when this call returns -ECANCELED, arg (and fn's
+ * result, if any) belong to discard, which the library calls exactly once
+ * for that job, on the loop's thread; on 0 or any other error discard is
+ * never called and everything stays the caller's.
+ *  - Caller cancelled (or a cancel pending at the call) before a worker took
+ *    the job: the job never runs; discard(NULL, arg) runs in the caller's
+ *    task before the call returns.
+ *  - Caller cancelled while fn runs, or after fn returned but before the
+ *    caller ran again: the call returns at once; discard(result, arg) runs
+ *    when the job comes back.
+ *  - aloop_free (which cancels every task) waits only for jobs already
+ *    running and calls their discard on the freeing thread before it
+ *    returns.
+ * discard must not use the loop; it may be NULL (then nothing is called, as
+ * with aloop_run_in_thread). A job that may outlive its caller must not
+ * point into the caller's stack: give it heap memory that discard frees.
+ * Errors as aloop_run_in_thread. */
+ALOOP_API int aloop_run_in_thread_with(void *(*fn)(void *), void *arg,
+                                       void (*discard)(void *result, void *arg), void **result);
 
 /* ------------------------------------------------------------------------ */
 /* Errors                                                                   */
