@@ -114,8 +114,10 @@ void aloop_free(aloop_t *loop) {
     cancel_pending_futures(loop);
     aloop__drain_tasks(loop); /* runs what those cancels scheduled */
     drop_pending_callbacks(loop);
-    aloop__async_free(loop);
+    /* Signals first: one arriving while the pool's running jobs are joined
+     * is then delivered at once, not held until they are done. */
     aloop__signal_free(loop); /* forgets its fds: before the fd table goes */
+    aloop__async_free(loop);
     aloop__io_free(loop);
     while (!aloop__list_empty(&loop->futures)) {
         aloop_future_t *f = ALOOP_CONTAINER_OF(loop->futures.next, aloop_future_t, live);
