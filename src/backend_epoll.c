@@ -78,3 +78,8 @@ int aloop__backend_wait(aloop_t *loop, double timeout) {
     }
     return n;
 }
+
+int aloop__backend_fd(aloop_t *loop) {
+    epoll_backend_t *b = loop->io->backend;
+    return b->epfd;
+}

@@ -95,3 +95,8 @@ int aloop__backend_wait(aloop_t *loop, double timeout) {
     }
     return n;
 }
+
+int aloop__backend_fd(aloop_t *loop) {
+    kqueue_backend_t *b = loop->io->backend;
+    return b->kq;
+}

@@ -86,3 +86,9 @@ int aloop__backend_wait(aloop_t *loop, double timeout) {
     }
     return n;
 }
+
+/* poll(2) has no fd of its own that a host could poll. */
+int aloop__backend_fd(aloop_t *loop) {
+    ALOOP_UNUSED(loop);
+    return -ENOTSUP;
+}

@@ -76,6 +76,7 @@ enum aloop_run_kind {
     ALOOP__RUN_TASK,     /* resume (or start) a task */
     ALOOP__RUN_HANDLE,   /* call_soon / call_later callback */
     ALOOP__RUN_CALLBACK, /* a future's done callback */
+    ALOOP__RUN_FD_CALLBACK, /* an aloop_add_reader/add_writer callback (watch.c) */
 };
 typedef struct aloop_runnable {
     uint8_t kind;
@@ -94,18 +95,28 @@ typedef struct aloop_ctx {
     void *uc; /* ucontext_t * (ucontext switch), allocated with the coroutine */
 } aloop_ctx_t;
 
-typedef struct aloop_coro {
+typedef struct aloop_coro aloop_coro_t;
+/* What a coroutine runs, on its own stack; it never returns. */
+typedef void (*aloop_coro_entry_fn)(aloop_t *loop, aloop_coro_t *co);
+/* Names what runs on the coroutine (from co->user) into buf (n bytes, NUL
+ * included), for the stack-overflow report. Called from a signal handler:
+ * it must not allocate, lock or call stdio. */
+typedef void (*aloop_coro_label_fn)(const void *user, char *buf, size_t n);
+
+struct aloop_coro {
     aloop_ctx_t ctx;
     struct aloop_coro *next_idle; /* in the loop's idle pool */
-    struct aloop_future *task;    /* task this coroutine runs, NULL when idle */
+    void *user;                   /* the creator's: what runs on it now (NULL: nothing) */
+    aloop_coro_entry_fn entry;
+    aloop_coro_label_fn label;
     struct aloop_stack_chunk *chunk; /* the mapping the stack is carved from (coro.c) */
-    char *map;                    /* its slot in the chunk, guard page included */
+    char *map;                    /* its slot in the chunk, guard gap included */
     size_t map_size;
     char *stack_lo;               /* usable stack: [stack_lo, stack_lo + stack_size) */
     size_t stack_size;
     void *asan_fake_stack;
     unsigned valgrind_id;
-} aloop_coro_t;
+};
 
 /* The context a loop runs on (the caller's thread stack). */
 typedef struct aloop_main_ctx {
@@ -135,7 +146,10 @@ typedef struct aloop_main_ctx {
 #define ALOOP_SWITCH_OUT_OF_LINE 0
 #endif
 
-int aloop__coro_new(aloop_t *loop, aloop_coro_t **out); /* 0 / -ENOMEM */
+/* A new coroutine that will run entry(loop, co) when first switched to.
+ * 0 / -ENOMEM (no memory, or no stack could be mapped). */
+int aloop__coro_new(aloop_t *loop, aloop_coro_entry_fn entry, aloop_coro_label_fn label,
+                    aloop_coro_t **out);
 void aloop__coro_free(aloop_coro_t *co);
 int aloop__main_ctx_init(aloop_t *loop);
 void aloop__main_ctx_free(aloop_t *loop);
@@ -146,11 +160,11 @@ void aloop__coro_switch(aloop_t *loop, aloop_coro_t *from, aloop_coro_t *to);
 #else
 static inline void aloop__coro_switch(aloop_t *loop, aloop_coro_t *from, aloop_coro_t *to);
 #endif
-/* Called on a fresh coroutine's stack: runs tasks for ever (sched.c). */
-void aloop__coro_body(aloop_t *loop, aloop_coro_t *co);
-/* Process-wide: SIGSEGV handler on an alternate stack that names a task
- * whose stack overflowed into its guard page. */
+/* Process-wide: SIGSEGV handler on an alternate stack that names (through
+ * its label function) what ran on a coroutine whose stack overflowed into
+ * its guard gap. */
 void aloop__install_overflow_handler(void);
+/* Gives the calling thread an alternate signal stack unless it has one. */
 int aloop__thread_altstack(void);
 
 /* ---- futures and tasks (future.c, task.c) */
@@ -253,6 +267,16 @@ void aloop__wake(aloop_task_impl_t *t, int result);
 /* Puts the running task at the back of the ready ring and lets the others
  * run: 0, or -ECANCELED if cancelled meanwhile. */
 int aloop__yield(aloop_task_impl_t *t);
+/* Runs up to budget ready runnables in FIFO order. */
+void aloop__run_steps(aloop_t *loop, unsigned budget);
+/* Fires every timer due at or before now (they only make things ready). */
+void aloop__run_timers(aloop_t *loop, double now);
+/* Something other than a ready runnable could still happen (timers, fd
+ * waits and watches, pool jobs, posts from other threads). */
+int aloop__has_sources(const aloop_t *loop);
+/* Debug mode: a loop that slept this long (wall seconds) waiting only for
+ * other threads says so. */
+#define ALOOP_FOREIGN_WAIT_WARN 10.0
 /* aloop_free's first half: cancel every task and run until none is left. */
 void aloop__drain_tasks(aloop_t *loop);
 /* aloop__make_ready, aloop__reserve_runnable, aloop__release_runnable and
@@ -265,6 +289,9 @@ void aloop__task_finish(aloop_task_impl_t *t, void *result);
  * is full (0: free it); loop teardown frees the pool (task.c). */
 int aloop__task_recycle(aloop_t *loop, aloop_task_impl_t *t);
 void aloop__task_pool_free(aloop_t *loop);
+/* The task's name into buf (n bytes, NUL included), without allocating or
+ * stdio: the coroutine label behind the stack-overflow report (task.c). */
+void aloop__task_label(const void *task, char *buf, size_t n);
 /* Request cancellation of a task (task.c). */
 int aloop__task_cancel(aloop_task_impl_t *t);
 /* Loop time (virtual or monotonic). */
@@ -295,6 +322,15 @@ void aloop__io_free(aloop_t *loop);
 int aloop__io_poll(aloop_t *loop, double timeout);
 /* Number of registered waits: while > 0 the loop stays alive. */
 size_t aloop__io_pending(const aloop_t *loop);
+/* Sleeps in the backend up to timeout seconds (< 0: until something
+ * arrives) even with no wait registered: for a loop whose tasks can only be
+ * woken by other threads (the wake-up fd is always watched). */
+int aloop__io_sleep(aloop_t *loop, double timeout);
+/* Drops backend registrations nobody wants any more (the deferred shrink),
+ * so the backend fd polls readable only for I/O someone will process. */
+void aloop__io_flush(aloop_t *loop);
+/* The backend's pollable fd (epoll, kqueue), or -ENOTSUP (poll(2)). */
+int aloop__backend_fd(aloop_t *loop);
 
 /* io.c keeps one watch per fd (a table indexed by fd, grown on demand, so
  * registering a wait is O(1)). A watch holds at most one waiting reader and
@@ -314,6 +350,7 @@ typedef void (*aloop_io_hook_fn)(aloop_t *loop, int fd);
 typedef struct aloop_io_watch {
     struct aloop_io_waiter *waiter[2]; /* [0] reader, [1] writer */
     aloop_io_hook_fn hook;             /* internal reader, or NULL */
+    struct aloop_fd_callback *cb[2];   /* aloop_add_reader / add_writer (watch.c) */
     uint8_t wanted;                    /* ALOOP__IO_READ | ALOOP__IO_WRITE */
     uint8_t registered;                /* what the backend watches now */
     uint8_t flags;                     /* io.c's ALOOP__WATCH_* bits */
@@ -360,6 +397,33 @@ void aloop__io_unhook(aloop_t *loop, int fd);
 /* Forgets everything about fd (before it is closed or after it was created:
  * its number may have been reused). Wakes its waiters with -EBADF. */
 void aloop__io_forget(aloop_t *loop, int fd);
+/* Adds (removes) direction bit to what the backend must watch on fd for
+ * someone other than a waiting task (watch.c). 0 or -errno. */
+int aloop__io_want(aloop_t *loop, int fd, unsigned bit);
+void aloop__io_unwant(aloop_t *loop, int fd, unsigned bit);
+/* Remembers loop as the one aloop_close uses outside a task on this thread. */
+void aloop__io_use_loop(aloop_t *loop);
+
+/* ---- callback fd watches (watch.c): one record per fd and direction,
+ * which is also the runnable the loop queues when the fd is ready. */
+typedef struct aloop_fd_callback {
+    aloop_runnable_t run;    /* ALOOP__RUN_FD_CALLBACK */
+    uint8_t queued;          /* on the ready ring */
+    uint8_t removed;         /* detached while queued: freed when met */
+    uint8_t dir;             /* 0 read, 1 write */
+    int fd;
+    aloop_t *loop;
+    void (*cb)(int fd, void *arg);
+    void *arg;
+} aloop_fd_callback_t;
+/* The fd is ready in the record's direction: queue its callback once. */
+void aloop__fd_callback_ready(aloop_fd_callback_t *c);
+void aloop__fd_callback_run(aloop_runnable_t *r);
+/* Teardown: a queued record met on the ring (1 if it was freed). */
+void aloop__fd_callback_drop(aloop_runnable_t *r);
+/* Detaches the watch's records (aloop_close, aloop_free). */
+void aloop__fd_callbacks_detach(aloop_t *loop, aloop_io_watch_t *w);
+
 /* Waits other than fd waits that keep the loop alive (+1 / -1). */
 void aloop__io_hold(aloop_t *loop, int delta);
 
@@ -367,6 +431,13 @@ void aloop__io_hold(aloop_t *loop, int delta);
  * syscall, wait on EAGAIN. For stream.c. */
 ssize_t aloop__io_read(aloop_task_impl_t *t, int fd, void *buf, size_t len);
 ssize_t aloop__io_write_all(aloop_task_impl_t *t, int fd, const void *buf, size_t len);
+
+/* ---- streams (stream.c), for server.c: a hold keeps a stream's memory
+ * alive while its owner may still close it (the handler of a connection may
+ * close its stream early; the server closes it, if still open, and frees it
+ * when the handler returns). */
+void aloop__stream_hold(aloop_stream_t *s);
+void aloop__stream_unhold(aloop_stream_t *s); /* closes it if still open; may free it */
 
 /* ---- signals: signal_internal.h (loop->signals, aloop__signal_free) */
 
@@ -377,6 +448,25 @@ void aloop__async_free(aloop_t *loop);
 void aloop__async_drain(aloop_t *loop);
 /* Work outstanding on other threads that will come back (keeps the loop alive). */
 size_t aloop__async_pending(const aloop_t *loop);
+/* A callback posted to a loop from any thread. call_soon_threadsafe
+ * allocates one; aloop_run_threadsafe embeds its posts in its own record
+ * (embedded = 1: the drain does not free it), so posting cannot fail. If
+ * the loop is freed before cb ran, drop(arg) is called instead (when set). */
+typedef struct aloop_post {
+    struct aloop_post *next;
+    void (*cb)(void *);
+    void (*drop)(void *);
+    void *arg;
+    uint8_t embedded;
+} aloop_post_t;
+void aloop__post(aloop_t *loop, aloop_post_t *p);
+/* Something arrived from another thread and waits for the next drain. */
+int aloop__async_ready(const aloop_t *loop);
+/* aloop_stop from another thread: the loop stops at its next drain. */
+void aloop__async_stop(aloop_t *loop);
+/* 1 only if the process surely has no thread but this one and the loop's
+ * workers (Linux: /proc/self/task), i.e. nobody can post work any more. */
+int aloop__async_alone(const aloop_t *loop);
 
 /* ---- the loop */
 #define ALOOP_DEFAULT_STACK (256u * 1024u)
@@ -463,9 +553,28 @@ void aloop__debug_keep_freed(aloop_t *loop, aloop_future_t *f);
 /* aloop_release with refs == 0: reported in debug mode, else abort. */
 void aloop__debug_bad_release(aloop_future_t *f);
 void aloop__debug_free(aloop_t *loop);
-/* A loop used from a thread other than the one running it: -EPERM, or an
- * abort with a message in debug mode. */
-int aloop__wrong_thread(aloop_t *loop, const char *call);
+/* ---- misuse (misuse.c): the one policy, rules listed there. Returns err
+ * (-EPERM / -EINVAL); in debug mode prints "aloop: <call>: <message>" and
+ * aborts. err == 0: the call cannot report an error; the message is printed
+ * and the caller does nothing. */
+int aloop__misuse(const aloop_t *loop, int err, const char *call, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+/* A loop used from a thread other than the one running it (-EPERM). */
+int aloop__wrong_thread(const aloop_t *loop, const char *call);
+/* An object owned by `owner` used with loop `here`, or after its loop was
+ * freed (owner NULL): -EINVAL. */
+int aloop__foreign_loop(const aloop_t *owner, const aloop_t *here, const char *call);
+/* The same-loop check of every call on an object: 0, or -EINVAL (misuse). */
+static inline int aloop__check_loop(const aloop_t *owner, const char *call) {
+    const aloop_t *cur = aloop__tls_loop();
+    if (ALOOP_LIKELY(owner && (!cur || cur == owner))) return 0;
+    return aloop__foreign_loop(owner, cur, call);
+}
+/* Constructors fail through here: sets errno to -err, returns NULL. */
+void *aloop__null_errno(int err);
 static inline int aloop__foreign_thread(const aloop_t *loop) {
     return ALOOP_UNLIKELY(loop->running) && aloop__tls_loop() != loop;
 }

@@ -146,7 +146,7 @@ static int io_wait(aloop_task_impl_t *t, int fd, int dir, double timeout) {
     last_io_loop = loop;
     aloop_io_watch_t *w = aloop__io_watch(loop, fd);
     if (!w) return -ENOMEM;
-    if (w->waiter[dir] || (dir == 0 && w->hook)) return -EBUSY;
+    if (w->waiter[dir] || w->cb[dir] || (dir == 0 && w->hook)) return -EBUSY;
     int rc = watch_add_interest(loop, fd, w, dir_bit(dir));
     if (rc == -EPERM) return 0; /* a regular file: always ready */
     if (rc < 0) return rc;
@@ -201,6 +201,7 @@ int aloop__io_init(aloop_t *loop) {
 void aloop__io_free(aloop_t *loop) {
     struct aloop_io *io = loop->io;
     if (!io) return;
+    for (size_t fd = 0; fd < io->nwatches; fd++) aloop__fd_callbacks_detach(loop, &io->watches[fd]);
     aloop__backend_free(loop);
     aloop__free(io->watches);
     aloop__free(io->dirty);
@@ -240,6 +241,15 @@ int aloop__io_poll(aloop_t *loop, double timeout) {
     return aloop__backend_wait(loop, timeout);
 }
 
+int aloop__io_sleep(aloop_t *loop, double timeout) {
+    flush_dirty(loop);
+    return aloop__backend_wait(loop, timeout);
+}
+
+void aloop__io_flush(aloop_t *loop) {
+    if (loop->io) flush_dirty(loop);
+}
+
 /* Waits keep the loop alive; so does a non-empty dirty list, for one more
  * tick: registrations nobody wants must be dropped before aloop_run returns,
  * or a plain close(2) + reuse of the number before the next run would find
@@ -261,7 +271,9 @@ void aloop__io_ready(aloop_t *loop, int fd, unsigned events) {
     }
     for (int dir = 0; dir < 2; dir++) {
         if (!(events & dir_bit(dir))) continue;
-        if (w->waiter[dir])
+        if (w->cb[dir])
+            aloop__fd_callback_ready(w->cb[dir]);
+        else if (w->waiter[dir])
             waiter_finish(w->waiter[dir], 0);
         else
             mark_dirty(io, fd); /* nobody wants it: level-triggered would repeat */
@@ -271,7 +283,7 @@ void aloop__io_ready(aloop_t *loop, int fd, unsigned events) {
 int aloop__io_hook(aloop_t *loop, int fd, aloop_io_hook_fn hook) {
     aloop_io_watch_t *w = aloop__io_watch(loop, fd);
     if (!w) return -ENOMEM;
-    if (w->waiter[0]) return -EBUSY;
+    if (w->waiter[0] || w->cb[0]) return -EBUSY;
     int rc = watch_add_interest(loop, fd, w, ALOOP__IO_READ);
     if (rc < 0) return rc;
     w->hook = hook;
@@ -295,6 +307,7 @@ void aloop__io_forget(aloop_t *loop, int fd) {
     aloop_io_watch_t *w = &io->watches[fd];
     for (int dir = 0; dir < 2; dir++)
         if (w->waiter[dir]) waiter_finish(w->waiter[dir], -EBADF);
+    aloop__fd_callbacks_detach(loop, w);
     if (w->registered) aloop__backend_set(loop, fd, w->registered, 0);
     w->hook = NULL;
     w->wanted = w->registered = 0;
@@ -302,6 +315,24 @@ void aloop__io_forget(aloop_t *loop, int fd) {
      * each fd there at most once (the list never outgrows the table). */
     w->flags &= ALOOP__WATCH_DIRTY;
 }
+
+int aloop__io_want(aloop_t *loop, int fd, unsigned bit) {
+    aloop_io_watch_t *w = aloop__io_watch(loop, fd);
+    if (!w) return -ENOMEM;
+    int rc = watch_add_interest(loop, fd, w, bit);
+    if (rc < 0) return rc;
+    w->wanted |= (uint8_t)bit;
+    return 0;
+}
+
+void aloop__io_unwant(aloop_t *loop, int fd, unsigned bit) {
+    struct aloop_io *io = loop->io;
+    aloop_io_watch_t *w = &io->watches[fd];
+    w->wanted &= (uint8_t)~bit;
+    if (w->registered & ~w->wanted) mark_dirty(io, fd);
+}
+
+void aloop__io_use_loop(aloop_t *loop) { last_io_loop = loop; }
 
 void aloop__io_hold(aloop_t *loop, int delta) {
     loop->io->holds = (size_t)((long)loop->io->holds + delta);

@@ -21,12 +21,9 @@ static int env_debug(void) {
 aloop_t *aloop_new_with(const aloop_config_t *cfg) {
     static const aloop_config_t defaults = {0};
     if (!cfg) cfg = &defaults;
-    if (!config_valid(cfg)) {
-        errno = EINVAL;
-        return NULL;
-    }
+    if (!config_valid(cfg)) return aloop__null_errno(-EINVAL);
     aloop_t *loop = aloop__calloc(1, sizeof *loop);
-    if (!loop) return NULL;
+    if (!loop) return aloop__null_errno(-ENOMEM);
     loop->clock = cfg->clock;
     loop->flags = cfg->flags | (env_debug() ? ALOOP_DEBUG : 0u);
     loop->page_size = (size_t)sysconf(_SC_PAGESIZE);
@@ -45,17 +42,15 @@ aloop_t *aloop_new_with(const aloop_config_t *cfg) {
         aloop__io_free(loop);
         goto fail;
     }
-    if (!(loop->flags & ALOOP_NO_GUARD_PAGES)) {
-        aloop__thread_altstack();
-        aloop__install_overflow_handler();
-    }
+    /* The handler is process-wide; each thread that runs a loop gets its
+     * alternate signal stack when the loop starts running there (sched.c). */
+    if (!(loop->flags & ALOOP_NO_GUARD_PAGES)) aloop__install_overflow_handler();
     return loop;
 fail:
     aloop__main_ctx_free(loop);
     aloop__free(loop->ring);
     aloop__free(loop);
-    errno = ENOMEM;
-    return NULL;
+    return aloop__null_errno(-ENOMEM);
 }
 
 aloop_t *aloop_new(void) { return aloop_new_with(NULL); }
@@ -69,6 +64,8 @@ static void drop_pending_callbacks(aloop_t *loop) {
             aloop__handle_drop((aloop_handle_t *)(void *)r);
         else if (r->kind == ALOOP__RUN_CALLBACK)
             aloop__future_drop_callback(r);
+        else if (r->kind == ALOOP__RUN_FD_CALLBACK)
+            aloop__fd_callback_drop(r);
     }
     /* Only handle timers can be left: every other timer belongs to a
      * suspended task, and none is left. */
@@ -104,7 +101,7 @@ static void cancel_pending_futures(aloop_t *loop) {
 void aloop_free(aloop_t *loop) {
     if (!loop) return;
     if (loop->running || aloop__tls_loop() == loop) {
-        fprintf(stderr, "aloop: aloop_free called from inside the running loop; ignored\n");
+        aloop__misuse(loop, 0, "aloop_free", "called from inside the running loop");
         return;
     }
     if (loop->task_count && (loop->flags & ALOOP_DEBUG))
