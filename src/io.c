@@ -597,10 +597,7 @@ static int resolve(const char *host, const char *port, int passive, struct addri
 /* A name lookup on the worker pool. The request outlives a cancelled
  * caller: whichever side finishes second (the worker, or the caller giving
  * up) frees it. */
-enum { LOOKUP_RUNNING, LOOKUP_DONE, LOOKUP_ABANDONED };
-
 typedef struct lookup {
-    atomic_int state;
     int rc;
     struct addrinfo *res;
     char *host, *port; /* copies: the caller's strings may be gone */
@@ -619,9 +616,14 @@ static void *lookup_job(void *arg) {
     resolve_hints(&hints, 0);
     int rc = getaddrinfo(l->host, l->port, &hints, &l->res);
     l->rc = rc ? gai_errno(rc) : 0;
-    int running = LOOKUP_RUNNING;
-    if (!atomic_compare_exchange_strong(&l->state, &running, LOOKUP_DONE)) lookup_free(l);
     return NULL;
+}
+
+/* The caller gave up (cancelled): the lookup is freed once, when done, or
+ * at once if it never started. */
+static void lookup_discard(void *result, void *arg) {
+    (void)result;
+    lookup_free(arg);
 }
 
 /* Numeric hosts resolve at once; names go to the worker pool so that a slow
@@ -633,22 +635,15 @@ static int resolve_async(const char *host, const char *port, struct addrinfo **o
     if (rc != EAI_NONAME) return rc ? gai_errno(rc) : 0;
     lookup_t *l = aloop__calloc(1, sizeof *l);
     if (!l) return -ENOMEM;
-    atomic_init(&l->state, LOOKUP_RUNNING);
     l->host = aloop__strdup(host);
     l->port = aloop__strdup(port);
     if (!l->host || !l->port) {
         lookup_free(l);
         return -ENOMEM;
     }
-    rc = aloop_run_in_thread(lookup_job, l, NULL);
-    if (rc == -ECANCELED) {
-        /* The job was queued (our cancel was consumed by the caller's
-         * aloop__enter, and nothing ran since): it will run, even at
-         * aloop_free, so if it is not done yet it frees the request. */
-        int running = LOOKUP_RUNNING;
-        if (atomic_compare_exchange_strong(&l->state, &running, LOOKUP_ABANDONED)) return rc;
-    }
-    if (rc < 0) { /* never queued (-ENOMEM, no thread), or done after all */
+    rc = aloop_run_in_thread_with(lookup_job, l, lookup_discard, NULL);
+    if (rc == -ECANCELED) return rc; /* l is lookup_discard's now */
+    if (rc < 0) { /* never queued (-ENOMEM, no thread) */
         lookup_free(l);
         return rc;
     }
