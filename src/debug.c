@@ -18,9 +18,6 @@
  * too (aloop__wrong_thread): -EPERM normally, an abort with a message in
  * debug mode, where failing loudly beats a silent data race.
  */
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE
-#endif
 #include "internal.h"
 
 #include <dlfcn.h>
@@ -71,9 +68,9 @@ static void really_free(aloop_future_t *f) {
 }
 
 /* f's last reference is gone (already detached from the loop). Keeps it,
- * marked ALOOP_FREED, evicting the oldest once the quarantine is full. */
+ * marked ALOOP__FREED, evicting the oldest once the quarantine is full. */
 void aloop__debug_keep_freed(aloop_t *loop, aloop_future_t *f) {
-    f->state = ALOOP_FREED;
+    f->state = ALOOP__FREED;
     f->loop = loop; /* so a later bad release can find the warning handler */
     aloop__list_push_back(&loop->quarantine, &f->live);
     if (++loop->quarantine_len > ALOOP_QUARANTINE_MAX) {
@@ -85,7 +82,7 @@ void aloop__debug_keep_freed(aloop_t *loop, aloop_future_t *f) {
 
 /* aloop_release found refs == 0. */
 void aloop__debug_bad_release(aloop_future_t *f) {
-    if (f->state == ALOOP_FREED && f->loop && (f->loop->flags & ALOOP_DEBUG)) {
+    if (f->state == ALOOP__FREED && f->loop && (f->loop->flags & ALOOP_DEBUG)) {
         if (f->is_task)
             aloop__warn(f->loop, "task '%s' released more often than retained "
                         "(aloop_release on a freed task; ignored)", aloop_task_name(f));

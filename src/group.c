@@ -44,14 +44,14 @@ static void group_abort(aloop_group_t *g) {
     g->aborting = 1;
     for (size_t i = 0; i < g->n; i++) {
         aloop_task_t *t = g->children[i]->task;
-        if (t->state == ALOOP_PENDING) aloop_cancel(t);
+        if (t->state == ALOOP__PENDING) aloop_cancel(t);
     }
 }
 
 static void child_done(aloop_fut_waiter_t *w, aloop_future_t *f) {
     aloop_group_t *g = ALOOP_CONTAINER_OF(w, group_child_t, waiter)->group;
     g->pending--;
-    if (f->state == ALOOP_DONE && f->error) {
+    if (f->state == ALOOP__DONE && f->error) {
         f->error_retrieved = 1; /* reported by aloop_group_wait */
         if (!g->error) {
             g->error = f->error;
@@ -156,7 +156,7 @@ void aloop_group_free(aloop_group_t *g) {
     for (size_t i = 0; i < g->n; i++) {
         group_child_t *c = g->children[i];
         aloop__future_remove_waiter(&c->waiter);
-        if (c->task->state == ALOOP_PENDING) aloop_cancel(c->task);
+        if (c->task->state == ALOOP__PENDING) aloop_cancel(c->task);
         aloop_release(c->task);
         aloop__free(c);
     }

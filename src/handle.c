@@ -31,7 +31,7 @@ static aloop_handle_t *handle_new(aloop_t *loop, void (*cb)(void *), void *arg) 
         errno = ENOMEM;
         return NULL;
     }
-    h->run.kind = ALOOP_RUN_HANDLE;
+    h->run.kind = ALOOP__RUN_HANDLE;
     h->loop = loop;
     h->cb = cb;
     h->arg = arg;

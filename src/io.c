@@ -3,7 +3,7 @@
  *
  * Backend-independent half of the poller: the per-fd watch table, waking
  * readers and writers, timeouts on waits, and the deferred shrinking of
- * backend registrations (see internal.h). Each poll_<backend>.c only turns
+ * backend registrations (see internal.h). Each backend_<name>.c only turns
  * "watch fd for these directions" and "wait" into syscalls.
  *
  * A wait is a record on the waiting task's stack (struct aloop_io_waiter):
@@ -42,8 +42,8 @@
 #endif
 
 enum {
-    ALOOP_WATCH_DIRTY = 1u,   /* on io->dirty, registration may shrink */
-    ALOOP_WATCH_NOTSOCK = 2u, /* recv/send failed with ENOTSOCK: use read/write */
+    ALOOP__WATCH_DIRTY = 1u,   /* on io->dirty, registration may shrink */
+    ALOOP__WATCH_NOTSOCK = 2u, /* recv/send failed with ENOTSOCK: use read/write */
 };
 
 typedef struct aloop_io_waiter {
@@ -65,7 +65,7 @@ aloop_t *aloop__io_loop(void) {
     return loop ? loop : last_io_loop;
 }
 
-static unsigned dir_bit(int dir) { return dir ? ALOOP_IO_WRITE : ALOOP_IO_READ; }
+static unsigned dir_bit(int dir) { return dir ? ALOOP__IO_WRITE : ALOOP__IO_READ; }
 
 /* ------------------------------------------------------------------------ */
 /* The watch table                                                          */
@@ -91,8 +91,8 @@ aloop_io_watch_t *aloop__io_watch(aloop_t *loop, int fd) {
 
 static void mark_dirty(struct aloop_io *io, int fd) {
     aloop_io_watch_t *w = &io->watches[fd];
-    if (w->flags & ALOOP_WATCH_DIRTY) return;
-    w->flags |= ALOOP_WATCH_DIRTY;
+    if (w->flags & ALOOP__WATCH_DIRTY) return;
+    w->flags |= ALOOP__WATCH_DIRTY;
     io->dirty[io->ndirty++] = fd; /* each fd at most once: never overflows */
 }
 
@@ -138,7 +138,7 @@ int aloop__io_wait(aloop_task_impl_t *t, int fd, int dir, double timeout) {
     last_io_loop = loop;
     aloop_io_watch_t *w = aloop__io_watch(loop, fd);
     if (!w) return -ENOMEM;
-    if (w->waiter[dir] || (dir == 0 && w->hook)) return -EBUSY;
+    if (w->waiter[dir] || w->cb[dir] || (dir == 0 && w->hook)) return -EBUSY;
     int rc = watch_add_interest(loop, fd, w, dir_bit(dir));
     if (rc == -EPERM) return 0; /* a regular file: always ready */
     if (rc < 0) return rc;
@@ -172,7 +172,7 @@ int aloop_wait_writable(int fd, double timeout) { return wait_public(fd, 1, time
 /* Poller seam                                                              */
 /* ------------------------------------------------------------------------ */
 
-int aloop__poller_init(aloop_t *loop) {
+int aloop__io_init(aloop_t *loop) {
     static atomic_int sigpipe_done; /* loops may be created on several threads */
     if (!atomic_exchange(&sigpipe_done, 1)) {
         struct sigaction old;
@@ -190,10 +190,10 @@ int aloop__poller_init(aloop_t *loop) {
     return rc;
 }
 
-void aloop__poller_free(aloop_t *loop) {
+void aloop__io_free(aloop_t *loop) {
     struct aloop_io *io = loop->io;
     if (!io) return;
-    aloop__signal_free(loop);
+    for (size_t fd = 0; fd < io->nwatches; fd++) aloop__fd_callbacks_detach(loop, &io->watches[fd]);
     aloop__backend_free(loop);
     aloop__free(io->watches);
     aloop__free(io->dirty);
@@ -209,8 +209,8 @@ static void flush_dirty(aloop_t *loop) {
     for (size_t i = 0; i < io->ndirty; i++) {
         int fd = io->dirty[i];
         aloop_io_watch_t *w = &io->watches[fd];
-        if (!(w->flags & ALOOP_WATCH_DIRTY)) continue;
-        w->flags &= (uint8_t)~ALOOP_WATCH_DIRTY;
+        if (!(w->flags & ALOOP__WATCH_DIRTY)) continue;
+        w->flags &= (uint8_t)~ALOOP__WATCH_DIRTY;
         if (w->registered == w->wanted) continue;
         int rc = aloop__backend_set(loop, fd, w->registered, w->wanted);
         w->registered = rc < 0 ? 0 : w->wanted;
@@ -224,20 +224,29 @@ static void flush_dirty(aloop_t *loop) {
     io->ndirty = 0;
 }
 
-int aloop__poller_poll(aloop_t *loop, double timeout) {
+int aloop__io_poll(aloop_t *loop, double timeout) {
     struct aloop_io *io = loop->io;
     flush_dirty(loop);
-    /* Called only to flush (see aloop__poller_pending): nothing could end a
+    /* Called only to flush (see aloop__io_pending): nothing could end a
      * wait for ever, so just look. */
     if (timeout < 0 && !io->waits && !io->holds && !aloop__async_pending(loop)) timeout = 0;
     return aloop__backend_wait(loop, timeout);
+}
+
+int aloop__io_sleep(aloop_t *loop, double timeout) {
+    flush_dirty(loop);
+    return aloop__backend_wait(loop, timeout);
+}
+
+void aloop__io_flush(aloop_t *loop) {
+    if (loop->io) flush_dirty(loop);
 }
 
 /* Waits keep the loop alive; so does a non-empty dirty list, for one more
  * tick: registrations nobody wants must be dropped before aloop_run returns,
  * or a plain close(2) + reuse of the number before the next run would find
  * a stale entry. */
-size_t aloop__poller_pending(const aloop_t *loop) {
+size_t aloop__io_pending(const aloop_t *loop) {
     const struct aloop_io *io = loop->io;
     return io ? io->waits + io->holds + (io->ndirty ? 1 : 0) : 0;
 }
@@ -245,16 +254,18 @@ size_t aloop__poller_pending(const aloop_t *loop) {
 void aloop__io_ready(aloop_t *loop, int fd, unsigned events) {
     struct aloop_io *io = loop->io;
     if (fd < 0 || (size_t)fd >= io->nwatches) return;
-    if (events & ALOOP_IO_ERROR) events |= ALOOP_IO_READ | ALOOP_IO_WRITE;
+    if (events & ALOOP__IO_ERROR) events |= ALOOP__IO_READ | ALOOP__IO_WRITE;
     aloop_io_watch_t *w = &io->watches[fd];
-    if (w->hook && (events & ALOOP_IO_READ)) {
+    if (w->hook && (events & ALOOP__IO_READ)) {
         w->hook(loop, fd);
-        events &= ~(unsigned)ALOOP_IO_READ;
+        events &= ~(unsigned)ALOOP__IO_READ;
         w = &io->watches[fd];
     }
     for (int dir = 0; dir < 2; dir++) {
         if (!(events & dir_bit(dir))) continue;
-        if (w->waiter[dir])
+        if (w->cb[dir])
+            aloop__fd_callback_ready(w->cb[dir]);
+        else if (w->waiter[dir])
             waiter_finish(w->waiter[dir], 0);
         else
             mark_dirty(io, fd); /* nobody wants it: level-triggered would repeat */
@@ -264,11 +275,11 @@ void aloop__io_ready(aloop_t *loop, int fd, unsigned events) {
 int aloop__io_hook(aloop_t *loop, int fd, aloop_io_hook_fn hook) {
     aloop_io_watch_t *w = aloop__io_watch(loop, fd);
     if (!w) return -ENOMEM;
-    if (w->waiter[0]) return -EBUSY;
-    int rc = watch_add_interest(loop, fd, w, ALOOP_IO_READ);
+    if (w->waiter[0] || w->cb[0]) return -EBUSY;
+    int rc = watch_add_interest(loop, fd, w, ALOOP__IO_READ);
     if (rc < 0) return rc;
     w->hook = hook;
-    w->wanted |= ALOOP_IO_READ;
+    w->wanted |= ALOOP__IO_READ;
     return 0;
 }
 
@@ -277,7 +288,7 @@ void aloop__io_unhook(aloop_t *loop, int fd) {
     if ((size_t)fd >= io->nwatches || !io->watches[fd].hook) return;
     aloop_io_watch_t *w = &io->watches[fd];
     w->hook = NULL;
-    w->wanted &= (uint8_t)~ALOOP_IO_READ;
+    w->wanted &= (uint8_t)~ALOOP__IO_READ;
     if (w->registered & ~w->wanted) mark_dirty(io, fd);
 }
 
@@ -288,13 +299,32 @@ void aloop__io_forget(aloop_t *loop, int fd) {
     aloop_io_watch_t *w = &io->watches[fd];
     for (int dir = 0; dir < 2; dir++)
         if (w->waiter[dir]) waiter_finish(w->waiter[dir], -EBADF);
+    aloop__fd_callbacks_detach(loop, w);
     if (w->registered) aloop__backend_set(loop, fd, w->registered, 0);
     w->hook = NULL;
     w->wanted = w->registered = 0;
     /* Keep DIRTY: fd may still be on io->dirty, and the flag is what keeps
      * each fd there at most once (the list never outgrows the table). */
-    w->flags &= ALOOP_WATCH_DIRTY;
+    w->flags &= ALOOP__WATCH_DIRTY;
 }
+
+int aloop__io_want(aloop_t *loop, int fd, unsigned bit) {
+    aloop_io_watch_t *w = aloop__io_watch(loop, fd);
+    if (!w) return -ENOMEM;
+    int rc = watch_add_interest(loop, fd, w, bit);
+    if (rc < 0) return rc;
+    w->wanted |= (uint8_t)bit;
+    return 0;
+}
+
+void aloop__io_unwant(aloop_t *loop, int fd, unsigned bit) {
+    struct aloop_io *io = loop->io;
+    aloop_io_watch_t *w = &io->watches[fd];
+    w->wanted &= (uint8_t)~bit;
+    if (w->registered & ~w->wanted) mark_dirty(io, fd);
+}
+
+void aloop__io_use_loop(aloop_t *loop) { last_io_loop = loop; }
 
 void aloop__io_hold(aloop_t *loop, int delta) {
     loop->io->holds = (size_t)((long)loop->io->holds + delta);
@@ -321,14 +351,14 @@ int aloop__set_nonblocking(int fd) {
 
 static int watch_notsock(aloop_t *loop, int fd) {
     struct aloop_io *io = loop->io;
-    return (size_t)fd < io->nwatches && (io->watches[fd].flags & ALOOP_WATCH_NOTSOCK);
+    return (size_t)fd < io->nwatches && (io->watches[fd].flags & ALOOP__WATCH_NOTSOCK);
 }
 
 /* Remembers that fd is not a socket; if the table cannot grow we simply
  * try recv again next time. */
 static void mark_notsock(aloop_t *loop, int fd) {
     aloop_io_watch_t *w = aloop__io_watch(loop, fd);
-    if (w) w->flags |= ALOOP_WATCH_NOTSOCK;
+    if (w) w->flags |= ALOOP__WATCH_NOTSOCK;
 }
 
 /* One non-blocking read (dir 0) or write (dir 1) attempt: bytes, 0 at

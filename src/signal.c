@@ -17,6 +17,8 @@
  * while nobody waits for it is dropped.
  */
 #include "internal.h"
+#include "pipe_internal.h"
+#include "signal_internal.h"
 
 #include <fcntl.h>
 #include <pthread.h>
@@ -52,13 +54,14 @@ typedef struct sig_slot {
 #endif
 } sig_slot_t;
 
-typedef struct sig_state {
+/* loop->signals: allocated by the first wait, freed by aloop_free. */
+typedef struct aloop_signals {
     sig_slot_t slots[NSIG];
     size_t total; /* waiting tasks, all signals */
 } sig_state_t;
 
 static sig_state_t *state_get(aloop_t *loop) {
-    sig_state_t *st = loop->io->signals;
+    sig_state_t *st = loop->signals;
     if (st) return st;
     st = aloop__calloc(1, sizeof *st);
     if (!st) return NULL;
@@ -68,7 +71,7 @@ static sig_state_t *state_get(aloop_t *loop) {
         st->slots[i].fd = -1;
 #endif
     }
-    loop->io->signals = st;
+    loop->signals = st;
     return st;
 }
 
@@ -76,7 +79,7 @@ static void waiter_remove(sig_state_t *st, sig_waiter_t *sw);
 
 /* Wakes every task waiting for signo. */
 static void deliver(aloop_t *loop, int signo) {
-    sig_state_t *st = loop->io->signals;
+    sig_state_t *st = loop->signals;
     if (!st || signo <= 0 || signo >= NSIG) return;
     sig_slot_t *slot = &st->slots[signo];
     while (!aloop__list_empty(&slot->waiters)) {
@@ -147,11 +150,7 @@ static pthread_once_t pipe_once = PTHREAD_ONCE_INIT;
 
 static void pipe_create(void) {
     int p[2];
-    if (pipe(p) < 0) return;
-    for (int i = 0; i < 2; i++) {
-        fcntl(p[i], F_SETFL, fcntl(p[i], F_GETFL) | O_NONBLOCK);
-        fcntl(p[i], F_SETFD, FD_CLOEXEC);
-    }
+    if (aloop__pipe(p) < 0) return;
     pipe_fds[0] = p[0];
     pipe_fds[1] = p[1];
 }
@@ -188,13 +187,13 @@ static int slot_open(aloop_t *loop, sig_slot_t *slot, int signo) {
 /* All signals share the pipe: watch it while any task waits. */
 static int slot_watch(aloop_t *loop, sig_slot_t *slot) {
     ALOOP_UNUSED(slot);
-    sig_state_t *st = loop->io->signals;
+    sig_state_t *st = loop->signals;
     return st->total ? 0 : aloop__io_hook(loop, pipe_fds[0], selfpipe_hook);
 }
 
 static void slot_unwatch(aloop_t *loop, sig_slot_t *slot) {
     ALOOP_UNUSED(slot);
-    if (!((sig_state_t *)loop->io->signals)->total) aloop__io_unhook(loop, pipe_fds[0]);
+    if (!loop->signals->total) aloop__io_unhook(loop, pipe_fds[0]);
 }
 
 static void slot_close(aloop_t *loop, sig_slot_t *slot, int signo) {
@@ -217,7 +216,7 @@ static void waiter_remove(sig_state_t *st, sig_waiter_t *sw) {
 
 static void sig_cancel(aloop_wait_t *w) {
     sig_waiter_t *sw = ALOOP_CONTAINER_OF(w, sig_waiter_t, wait);
-    waiter_remove(sw->loop->io->signals, sw);
+    waiter_remove(sw->loop->signals, sw);
 }
 
 int aloop_signal_wait(int signo) {
@@ -247,10 +246,10 @@ int aloop_signal_wait(int signo) {
 }
 
 void aloop__signal_free(aloop_t *loop) {
-    sig_state_t *st = loop->io->signals;
+    sig_state_t *st = loop->signals;
     if (!st) return;
     for (int signo = 1; signo < NSIG; signo++)
         if (st->slots[signo].open) slot_close(loop, &st->slots[signo], signo);
     aloop__free(st);
-    loop->io->signals = NULL;
+    loop->signals = NULL;
 }

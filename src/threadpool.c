@@ -26,7 +26,9 @@
  * results of those jobs are discarded.
  */
 #include "internal.h"
+#include "pipe_internal.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
@@ -46,11 +48,7 @@ typedef struct pool_job {
     aloop_task_impl_t *task; /* loop thread only: NULL once abandoned */
 } pool_job_t;
 
-typedef struct soon_item {
-    struct soon_item *next;
-    void (*cb)(void *);
-    void *arg;
-} soon_item_t;
+typedef aloop_post_t soon_item_t;
 
 /* A singly linked FIFO. */
 #define FIFO(type) struct { type *head, **tail; }
@@ -62,6 +60,7 @@ struct aloop_async {
     pthread_cond_t work;
     int rfd, wfd;            /* wake-up fd (rfd == wfd for an eventfd) */
     atomic_int signalled;    /* set by producers, cleared by the drain */
+    atomic_int stop_req;     /* aloop_stop from another thread */
 
     /* under mu */
     FIFO(pool_job_t) todo;
@@ -108,11 +107,8 @@ static int make_wakeup_fd(struct aloop_async *a) {
     return a->rfd < 0 ? -errno : 0;
 #else
     int p[2];
-    if (pipe(p) < 0) return -errno;
-    for (int i = 0; i < 2; i++) {
-        fcntl(p[i], F_SETFL, fcntl(p[i], F_GETFL) | O_NONBLOCK);
-        fcntl(p[i], F_SETFD, FD_CLOEXEC);
-    }
+    int rc = aloop__pipe(p);
+    if (rc < 0) return rc;
     a->rfd = p[0];
     a->wfd = p[1];
     return 0;
@@ -138,6 +134,7 @@ int aloop__async_init(aloop_t *loop) {
     pthread_mutex_init(&a->mu, NULL);
     pthread_cond_init(&a->work, NULL);
     atomic_init(&a->signalled, 0);
+    atomic_init(&a->stop_req, 0);
     FIFO_INIT(a->todo);
     FIFO_INIT(a->done);
     FIFO_INIT(a->soon);
@@ -148,6 +145,16 @@ int aloop__async_init(aloop_t *loop) {
 fail:
     aloop__free(a);
     return rc;
+}
+
+/* A post that will never run: its owner hears of it through drop (posts
+ * embedded in a larger record, aloop_run_threadsafe's), or it is freed
+ * (aloop_call_soon_threadsafe's). */
+static void post_drop(soon_item_t *s) {
+    if (s->drop)
+        s->drop(s->arg);
+    else if (!s->embedded)
+        aloop__free(s);
 }
 
 static void free_jobs(pool_job_t *j) {
@@ -172,7 +179,7 @@ void aloop__async_free(aloop_t *loop) {
     free_jobs(a->done.head);
     for (soon_item_t *s = a->soon.head; s;) {
         soon_item_t *next = s->next;
-        aloop__free(s);
+        post_drop(s);
         s = next;
     }
     close_wakeup_fd(loop, a);
@@ -187,6 +194,10 @@ size_t aloop__async_pending(const aloop_t *loop) {
     struct aloop_async *a = loop->async;
     if (!a) return 0;
     return a->inflight + (size_t)atomic_load(&a->signalled);
+}
+
+int aloop__async_ready(const aloop_t *loop) {
+    return loop->async && atomic_load(&loop->async->signalled);
 }
 
 void aloop__async_drain(aloop_t *loop) {
@@ -207,28 +218,62 @@ void aloop__async_drain(aloop_t *loop) {
         else
             aloop__free(j); /* its task was cancelled: discard */
     }
+    if (atomic_exchange(&a->stop_req, 0)) aloop_stop(loop);
     while (soon) {
         soon_item_t *s = soon;
         soon = s->next;
         void (*cb)(void *) = s->cb;
         void *arg = s->arg;
-        aloop__free(s);
+        if (!s->embedded) aloop__free(s); /* an embedded one may be reused by cb */
         cb(arg);
     }
 }
 
-int aloop_call_soon_threadsafe(aloop_t *loop, void (*cb)(void *), void *arg) {
-    if (!loop || !cb || !loop->async) return -EINVAL;
+void aloop__post(aloop_t *loop, aloop_post_t *p) {
     struct aloop_async *a = loop->async;
-    soon_item_t *s = aloop__malloc(sizeof *s);
-    if (!s) return -ENOMEM;
-    s->cb = cb;
-    s->arg = arg;
     pthread_mutex_lock(&a->mu);
-    FIFO_PUSH(a->soon, s);
+    FIFO_PUSH(a->soon, p);
     pthread_mutex_unlock(&a->mu);
     wakeup(a);
+}
+
+int aloop_call_soon_threadsafe(aloop_t *loop, void (*cb)(void *), void *arg) {
+    if (!loop || !cb || !loop->async) return -EINVAL;
+    soon_item_t *s = aloop__malloc(sizeof *s);
+    if (!s) return -ENOMEM;
+    *s = (soon_item_t){.cb = cb, .arg = arg};
+    aloop__post(loop, s);
     return 0;
+}
+
+void aloop__async_stop(aloop_t *loop) {
+    struct aloop_async *a = loop->async;
+    atomic_store(&a->stop_req, 1);
+    wakeup(a);
+}
+
+/* Threads of the process: the entries of /proc/self/task, or 0 where that
+ * cannot be known. */
+static size_t process_threads(void) {
+#if defined(__linux__)
+    DIR *d = opendir("/proc/self/task");
+    if (!d) return 0;
+    size_t n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        if (e->d_name[0] != '.') n++;
+    closedir(d);
+    return n;
+#else
+    return 0;
+#endif
+}
+
+int aloop__async_alone(const aloop_t *loop) {
+    struct aloop_async *a = loop->async;
+    size_t n = process_threads();
+    /* this thread + the pool's workers; workers only exit in aloop_free */
+    return n != 0 && n <= 1u + (a ? a->nthreads : 0u);
 }
 
 /* ------------------------------------------------------------------------ */

@@ -101,7 +101,7 @@ static void test_wait_readable_wakes(void **state) {
     assert_true(c.when[0] >= 1.5 && c.when[0] < 1.6);
     assert_int_equal(c.rc[1], 5);
     assert_int_equal(c.rc[2], 5);
-    assert_int_equal(aloop__poller_pending(loop), 0);
+    assert_int_equal(aloop__io_pending(loop), 0);
     aloop_close(c.sv[0]);
     aloop_close(c.sv[1]);
     aloop_free(loop);
@@ -203,7 +203,7 @@ static void test_cancel_removes_wait(void **state) {
         aloop_stop(loop);
         aloop_run(loop);
     }
-    assert_int_equal(aloop__poller_pending(loop), 1);
+    assert_int_equal(aloop__io_pending(loop), 1);
     assert_int_equal(aloop_cancel(r), 1);
     assert_int_equal(aloop_run(loop), 0);
     void *res;
@@ -211,7 +211,7 @@ static void test_cancel_removes_wait(void **state) {
     assert_true(aloop_future_cancelled(r));
     assert_int_equal(aloop_future_result(stopper, &res), 0);
     assert_int_equal((intptr_t)res, -EBUSY);
-    assert_int_equal(aloop__poller_pending(loop), 0);
+    assert_int_equal(aloop__io_pending(loop), 0);
     aloop_release(r);
     aloop_release(stopper);
     aloop_close(c.sv[0]);
@@ -241,7 +241,7 @@ static void test_close_wakes_waiters(void **state) {
     assert_int_equal(aloop_future_result(w, &res), 0);
     assert_int_equal((intptr_t)res, -EBADF);
     assert_int_equal(c.rc[2], 0);
-    assert_int_equal(aloop__poller_pending(loop), 0);
+    assert_int_equal(aloop__io_pending(loop), 0);
     aloop_release(r);
     aloop_release(w);
     aloop_close(c.sv[1]);
@@ -257,7 +257,7 @@ static void test_free_with_waiter(void **state) {
     aloop_task_t *r = aloop_spawn(loop, waits_read, &c);
     aloop_stop(loop);
     aloop_run(loop);
-    assert_int_equal(aloop__poller_pending(loop), 1);
+    assert_int_equal(aloop__io_pending(loop), 1);
     aloop_free(loop);
     assert_true(aloop_future_cancelled(r));
     aloop_release(r);

@@ -109,7 +109,7 @@ static void test_cancel_removes_wait(void **state) {
     aloop_task_t *t = aloop_spawn(loop, wait_usr1, &rc);
     aloop_stop(loop);
     aloop_run(loop);
-    assert_int_equal(aloop__poller_pending(loop), 1);
+    assert_int_equal(aloop__io_pending(loop), 1);
     aloop_cancel(t);
     assert_int_equal(aloop_run(loop), 0);
     assert_int_equal(rc, -ECANCELED);
