@@ -97,7 +97,8 @@ ALOOP_API aloop_t *aloop_new_with(const aloop_config_t *cfg);
  * run), then frees the loop.
  * Futures the caller still holds stay valid but detached: completing them
  * afterwards returns -EINVAL. Must not be called from inside the loop (it
- * then does nothing and says so on stderr). NULL is a no-op. */
+ * then does nothing and says so on stderr; debug mode aborts). NULL is a
+ * no-op. */
 ALOOP_API void aloop_free(aloop_t *loop);
 
 /* Runs until nothing is left that could make progress: no ready task or
@@ -553,7 +554,10 @@ ALOOP_API int aloop_getaddrinfo(const char *host, const char *port, const struct
 
 /* Runs fn(arg) on the loop's worker pool and suspends until it returns:
  * 0 with *result set. If the caller is cancelled, returns -ECANCELED at
- * once; the thread finishes on its own and its result is discarded. */
+ * once: a job no worker has taken yet never runs; a running one finishes on
+ * its own and its result is lost (see aloop_run_in_thread_with). -EPERM
+ * outside a task, -EINVAL for a NULL fn, -ENOMEM, or pthread_create's error
+ * when no worker could be started. */
 ALOOP_API int aloop_run_in_thread(void *(*fn)(void *), void *arg, void **result);
 /* Worker pool size for loop (default: number of CPUs); before first use. */
 ALOOP_API int aloop_set_thread_pool_size(aloop_t *loop, unsigned n);
@@ -653,6 +657,31 @@ ALOOP_API int aloop_barrier_broken(const aloop_barrier_t *b);
 ALOOP_API void aloop_barrier_free(aloop_barrier_t *b);
 
 /* ------------------------------------------------------------------------ */
+/* Worker jobs that outlive their caller                                    */
+/* ------------------------------------------------------------------------ */
+
+/* As aloop_run_in_thread, for jobs whose argument or result owns something.
+ * The ownership rule: when this call returns -ECANCELED, arg (and fn's
+ * result, if any) belong to discard, which the library calls exactly once
+ * for that job, on the loop's thread; on 0 or any other error discard is
+ * never called and everything stays the caller's.
+ *  - Caller cancelled (or a cancel pending at the call) before a worker took
+ *    the job: the job never runs; discard(NULL, arg) runs in the caller's
+ *    task before the call returns.
+ *  - Caller cancelled while fn runs, or after fn returned but before the
+ *    caller ran again: the call returns at once; discard(result, arg) runs
+ *    when the job comes back.
+ *  - aloop_free (which cancels every task) waits only for jobs already
+ *    running and calls their discard on the freeing thread before it
+ *    returns.
+ * discard must not use the loop; it may be NULL (then nothing is called, as
+ * with aloop_run_in_thread). A job that may outlive its caller must not
+ * point into the caller's stack: give it heap memory that discard frees.
+ * Errors as aloop_run_in_thread. */
+ALOOP_API int aloop_run_in_thread_with(void *(*fn)(void *), void *arg,
+                                       void (*discard)(void *result, void *arg), void **result);
+
+/* ------------------------------------------------------------------------ */
 /* Embedding: a host's main loop drives aloop, aloop drives other libraries */
 /* ------------------------------------------------------------------------ */
 
@@ -730,6 +759,12 @@ ALOOP_API const char *aloop_strerror(int err);
 /* ------------------------------------------------------------------------ */
 /* Debug mode (ALOOP_DEBUG flag, or ALOOP_DEBUG=1 in the environment)       */
 /* ------------------------------------------------------------------------ */
+
+/* Debug mode also turns misuse into an abort with a message on stderr
+ * ("aloop: <call>: ..."): a suspending call outside a task, a loop used from
+ * another thread, aloop_run inside the running loop, an object of another
+ * (or a freed) loop, aloop_free inside the running loop. Without it these
+ * return -EPERM / -EINVAL (see each call) and change nothing. */
 
 /* Receives one debug-mode warning: a line of text without '\n'. Warnings:
  * a task step longer than 100 ms, a failed future/task whose error nobody

@@ -581,9 +581,28 @@ void aloop__debug_keep_freed(aloop_t *loop, aloop_future_t *f);
 /* aloop_release with refs == 0: reported in debug mode, else abort. */
 void aloop__debug_bad_release(aloop_future_t *f);
 void aloop__debug_free(aloop_t *loop);
-/* A loop used from a thread other than the one running it: -EPERM, or an
- * abort with a message in debug mode. */
-int aloop__wrong_thread(aloop_t *loop, const char *call);
+/* ---- misuse (misuse.c): the one policy, rules listed there. Returns err
+ * (-EPERM / -EINVAL); in debug mode prints "aloop: <call>: <message>" and
+ * aborts. err == 0: the call cannot report an error; the message is printed
+ * and the caller does nothing. */
+int aloop__misuse(const aloop_t *loop, int err, const char *call, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+/* A loop used from a thread other than the one running it (-EPERM). */
+int aloop__wrong_thread(const aloop_t *loop, const char *call);
+/* An object owned by `owner` used with loop `here`, or after its loop was
+ * freed (owner NULL): -EINVAL. */
+int aloop__foreign_loop(const aloop_t *owner, const aloop_t *here, const char *call);
+/* The same-loop check of every call on an object: 0, or -EINVAL (misuse). */
+static inline int aloop__check_loop(const aloop_t *owner, const char *call) {
+    const aloop_t *cur = aloop__tls_loop();
+    if (ALOOP_LIKELY(owner && (!cur || cur == owner))) return 0;
+    return aloop__foreign_loop(owner, cur, call);
+}
+/* Constructors fail through here: sets errno to -err, returns NULL. */
+void *aloop__null_errno(int err);
 static inline int aloop__foreign_thread(const aloop_t *loop) {
     return ALOOP_UNLIKELY(loop->running) && aloop__tls_loop() != loop;
 }

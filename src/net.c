@@ -14,11 +14,9 @@
  * any other name (on the pool, from /etc/hosts), as getaddrinfo would.
  *
  * A lookup on the pool outlives a cancelled caller: the request (copies of
- * host, port and hints, and later the result list) is heap-allocated, and
- * whichever side is done with it second - the worker finishing the lookup,
- * or the caller giving up - frees it, result list included. The pool runs
- * every job it was given (also at aloop_free), which is what makes "the
- * worker frees it if the caller left first" complete.
+ * host, port and hints, and later the result list) is heap-allocated and
+ * handed to aloop_run_in_thread_with's discard, which frees it, result list
+ * included, once the job is done (or at once if no worker took it yet).
  *
  * Other choices worth knowing:
  *  - Every fd made here is non-blocking and close-on-exec, and the loop's
@@ -35,7 +33,6 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <stdatomic.h>
 #include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -196,10 +193,7 @@ static int name_in_domain(const char *name, const char *label) {
 }
 
 /* A lookup on the worker pool (see the top of the file for who frees it). */
-enum { LOOKUP_RUNNING, LOOKUP_DONE, LOOKUP_ABANDONED };
-
 typedef struct lookup {
-    atomic_int state;
     int rc;
     int has_hints;
     struct addrinfo hints; /* flags, family, socktype, protocol only */
@@ -219,15 +213,19 @@ static void *lookup_job(void *arg) {
     int rc = getaddrinfo(l->host, l->port, l->has_hints ? &l->hints : NULL, &l->res);
     l->rc = aloop__gai_errno(rc, errno);
     if (rc) l->res = NULL;
-    int running = LOOKUP_RUNNING;
-    if (!atomic_compare_exchange_strong(&l->state, &running, LOOKUP_DONE)) lookup_free(l);
     return NULL;
+}
+
+/* The caller gave up: called once, when the job is done, or at once if it
+ * never started; the result list goes with the request. */
+static void lookup_discard(void *result, void *arg) {
+    (void)result;
+    lookup_free(arg);
 }
 
 static lookup_t *lookup_new(const char *host, const char *port, const struct addrinfo *hints) {
     lookup_t *l = aloop__calloc(1, sizeof *l);
     if (!l) return NULL;
-    atomic_init(&l->state, LOOKUP_RUNNING);
     if (hints) {
         l->has_hints = 1;
         l->hints.ai_flags = hints->ai_flags;
@@ -244,19 +242,14 @@ static lookup_t *lookup_new(const char *host, const char *port, const struct add
     return l;
 }
 
-/* Resolves a name on the worker pool; t is the calling task. */
+/* Resolves a name on the worker pool, from a task. */
 static int lookup_on_pool(const char *host, const char *port, const struct addrinfo *hints,
                           struct addrinfo **res) {
     lookup_t *l = lookup_new(host, port, hints);
     if (!l) return -ENOMEM;
-    int rc = aloop_run_in_thread(lookup_job, l, NULL);
-    if (rc == -ECANCELED) {
-        /* Queued or running: if the worker is not done yet, it frees the
-         * request (and its result) when it is. */
-        int running = LOOKUP_RUNNING;
-        if (atomic_compare_exchange_strong(&l->state, &running, LOOKUP_ABANDONED)) return rc;
-    }
-    if (rc < 0) { /* never queued (-ENOMEM, no thread), or done after all */
+    int rc = aloop_run_in_thread_with(lookup_job, l, lookup_discard, NULL);
+    if (rc == -ECANCELED) return rc; /* l is lookup_discard's now */
+    if (rc < 0) {                    /* never queued (-ENOMEM, no thread) */
         lookup_free(l);
         return rc;
     }
