@@ -14,9 +14,7 @@
  * Every hook on a hot path is guarded by one `loop->flags & ALOOP_DEBUG`
  * test at its call site, so with debug mode off the cost is that branch.
  *
- * Using a loop from a thread other than the one running it is refused here
- * too (aloop__wrong_thread): -EPERM normally, an abort with a message in
- * debug mode, where failing loudly beats a silent data race.
+ * What debug mode does to misuse (an abort with a message) is misuse.c's.
  */
 #include "internal.h"
 
@@ -103,17 +101,6 @@ void aloop__debug_free(aloop_t *loop) {
     while ((n = aloop__list_pop_front(&loop->quarantine)) != NULL)
         really_free(ALOOP_CONTAINER_OF(n, aloop_future_t, live));
     loop->quarantine_len = 0;
-}
-
-/* ---- threads */
-
-int aloop__wrong_thread(aloop_t *loop, const char *call) {
-    if (loop->flags & ALOOP_DEBUG) {
-        fprintf(stderr, "aloop: %s: loop %p is running on another thread; only "
-                "aloop_call_soon_threadsafe may be called from here\n", call, (void *)loop);
-        abort();
-    }
-    return -EPERM;
 }
 
 /* ---- aloop_dump */

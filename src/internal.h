@@ -95,18 +95,28 @@ typedef struct aloop_ctx {
     void *uc; /* ucontext_t * (ucontext switch), allocated with the coroutine */
 } aloop_ctx_t;
 
-typedef struct aloop_coro {
+typedef struct aloop_coro aloop_coro_t;
+/* What a coroutine runs, on its own stack; it never returns. */
+typedef void (*aloop_coro_entry_fn)(aloop_t *loop, aloop_coro_t *co);
+/* Names what runs on the coroutine (from co->user) into buf (n bytes, NUL
+ * included), for the stack-overflow report. Called from a signal handler:
+ * it must not allocate, lock or call stdio. */
+typedef void (*aloop_coro_label_fn)(const void *user, char *buf, size_t n);
+
+struct aloop_coro {
     aloop_ctx_t ctx;
     struct aloop_coro *next_idle; /* in the loop's idle pool */
-    struct aloop_future *task;    /* task this coroutine runs, NULL when idle */
+    void *user;                   /* the creator's: what runs on it now (NULL: nothing) */
+    aloop_coro_entry_fn entry;
+    aloop_coro_label_fn label;
     struct aloop_stack_chunk *chunk; /* the mapping the stack is carved from (coro.c) */
-    char *map;                    /* its slot in the chunk, guard page included */
+    char *map;                    /* its slot in the chunk, guard gap included */
     size_t map_size;
     char *stack_lo;               /* usable stack: [stack_lo, stack_lo + stack_size) */
     size_t stack_size;
     void *asan_fake_stack;
     unsigned valgrind_id;
-} aloop_coro_t;
+};
 
 /* The context a loop runs on (the caller's thread stack). */
 typedef struct aloop_main_ctx {
@@ -136,7 +146,10 @@ typedef struct aloop_main_ctx {
 #define ALOOP_SWITCH_OUT_OF_LINE 0
 #endif
 
-int aloop__coro_new(aloop_t *loop, aloop_coro_t **out); /* 0 / -ENOMEM */
+/* A new coroutine that will run entry(loop, co) when first switched to.
+ * 0 / -ENOMEM (no memory, or no stack could be mapped). */
+int aloop__coro_new(aloop_t *loop, aloop_coro_entry_fn entry, aloop_coro_label_fn label,
+                    aloop_coro_t **out);
 void aloop__coro_free(aloop_coro_t *co);
 int aloop__main_ctx_init(aloop_t *loop);
 void aloop__main_ctx_free(aloop_t *loop);
@@ -147,11 +160,11 @@ void aloop__coro_switch(aloop_t *loop, aloop_coro_t *from, aloop_coro_t *to);
 #else
 static inline void aloop__coro_switch(aloop_t *loop, aloop_coro_t *from, aloop_coro_t *to);
 #endif
-/* Called on a fresh coroutine's stack: runs tasks for ever (sched.c). */
-void aloop__coro_body(aloop_t *loop, aloop_coro_t *co);
-/* Process-wide: SIGSEGV handler on an alternate stack that names a task
- * whose stack overflowed into its guard page. */
+/* Process-wide: SIGSEGV handler on an alternate stack that names (through
+ * its label function) what ran on a coroutine whose stack overflowed into
+ * its guard gap. */
 void aloop__install_overflow_handler(void);
+/* Gives the calling thread an alternate signal stack unless it has one. */
 int aloop__thread_altstack(void);
 
 /* ---- futures and tasks (future.c, task.c) */
@@ -276,6 +289,9 @@ void aloop__task_finish(aloop_task_impl_t *t, void *result);
  * is full (0: free it); loop teardown frees the pool (task.c). */
 int aloop__task_recycle(aloop_t *loop, aloop_task_impl_t *t);
 void aloop__task_pool_free(aloop_t *loop);
+/* The task's name into buf (n bytes, NUL included), without allocating or
+ * stdio: the coroutine label behind the stack-overflow report (task.c). */
+void aloop__task_label(const void *task, char *buf, size_t n);
 /* Request cancellation of a task (task.c). */
 int aloop__task_cancel(aloop_task_impl_t *t);
 /* Loop time (virtual or monotonic). */
@@ -411,10 +427,38 @@ void aloop__fd_callbacks_detach(aloop_t *loop, aloop_io_watch_t *w);
 /* Waits other than fd waits that keep the loop alive (+1 / -1). */
 void aloop__io_hold(aloop_t *loop, int delta);
 
+/* Suspends t until fd is ready for reading (dir 0) or writing (dir 1), at
+ * most timeout seconds (< 0: no limit). 0 / -ETIMEDOUT / -ECANCELED /
+ * -EBADF / -EBUSY; 0 at once for a regular file (always ready). */
+int aloop__io_wait(aloop_task_impl_t *t, int fd, int dir, double timeout);
+/* The loop fd calls made outside a task use: the one running on this
+ * thread, else the last one that waited on an fd here (may be NULL). */
+aloop_t *aloop__io_loop(void);
+/* Sets O_NONBLOCK unless already set: 0 or -errno. */
+int aloop__set_nonblocking(int fd);
+
 /* Read / write with the task t (already past aloop__enter): try the
  * syscall, wait on EAGAIN. For stream.c. */
 ssize_t aloop__io_read(aloop_task_impl_t *t, int fd, void *buf, size_t len);
 ssize_t aloop__io_write_all(aloop_task_impl_t *t, int fd, const void *buf, size_t len);
+
+/* ---- sockets (net.c), shared with the datagram and Unix socket files */
+struct addrinfo;
+/* A non-blocking, close-on-exec socket the loop knows nothing stale about. */
+int aloop__net_socket(int family, int type, int proto);
+/* Connects fd, waiting at most timeout seconds (< 0: no limit). */
+int aloop__net_connect(aloop_task_impl_t *t, int fd, const struct sockaddr *addr,
+                       socklen_t len, double timeout);
+/* host:port for sockets of socktype: numeric hosts and "localhost" at once,
+ * names on the worker pool (-EPERM outside a task). Free with freeaddrinfo. */
+int aloop__net_resolve(const char *host, const char *port, int socktype, int passive,
+                       struct addrinfo **out);
+/* A socket bound to the first address of host:port that works (listening,
+ * for SOCK_STREAM, with backlog); flags: ALOOP_LISTEN_*. fd or -errno. */
+int aloop__net_bind(const char *host, const char *port, int socktype, int backlog,
+                    unsigned flags);
+/* getaddrinfo's EAI_* code rc (sys_errno: errno after it) as -errno. */
+int aloop__gai_errno(int rc, int sys_errno);
 
 /* ---- streams (stream.c), for server.c: a hold keeps a stream's memory
  * alive while its owner may still close it (the handler of a connection may
@@ -537,9 +581,28 @@ void aloop__debug_keep_freed(aloop_t *loop, aloop_future_t *f);
 /* aloop_release with refs == 0: reported in debug mode, else abort. */
 void aloop__debug_bad_release(aloop_future_t *f);
 void aloop__debug_free(aloop_t *loop);
-/* A loop used from a thread other than the one running it: -EPERM, or an
- * abort with a message in debug mode. */
-int aloop__wrong_thread(aloop_t *loop, const char *call);
+/* ---- misuse (misuse.c): the one policy, rules listed there. Returns err
+ * (-EPERM / -EINVAL); in debug mode prints "aloop: <call>: <message>" and
+ * aborts. err == 0: the call cannot report an error; the message is printed
+ * and the caller does nothing. */
+int aloop__misuse(const aloop_t *loop, int err, const char *call, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+/* A loop used from a thread other than the one running it (-EPERM). */
+int aloop__wrong_thread(const aloop_t *loop, const char *call);
+/* An object owned by `owner` used with loop `here`, or after its loop was
+ * freed (owner NULL): -EINVAL. */
+int aloop__foreign_loop(const aloop_t *owner, const aloop_t *here, const char *call);
+/* The same-loop check of every call on an object: 0, or -EINVAL (misuse). */
+static inline int aloop__check_loop(const aloop_t *owner, const char *call) {
+    const aloop_t *cur = aloop__tls_loop();
+    if (ALOOP_LIKELY(owner && (!cur || cur == owner))) return 0;
+    return aloop__foreign_loop(owner, cur, call);
+}
+/* Constructors fail through here: sets errno to -err, returns NULL. */
+void *aloop__null_errno(int err);
 static inline int aloop__foreign_thread(const aloop_t *loop) {
     return ALOOP_UNLIKELY(loop->running) && aloop__tls_loop() != loop;
 }

@@ -21,12 +21,9 @@ static int env_debug(void) {
 aloop_t *aloop_new_with(const aloop_config_t *cfg) {
     static const aloop_config_t defaults = {0};
     if (!cfg) cfg = &defaults;
-    if (!config_valid(cfg)) {
-        errno = EINVAL;
-        return NULL;
-    }
+    if (!config_valid(cfg)) return aloop__null_errno(-EINVAL);
     aloop_t *loop = aloop__calloc(1, sizeof *loop);
-    if (!loop) return NULL;
+    if (!loop) return aloop__null_errno(-ENOMEM);
     loop->clock = cfg->clock;
     loop->flags = cfg->flags | (env_debug() ? ALOOP_DEBUG : 0u);
     loop->page_size = (size_t)sysconf(_SC_PAGESIZE);
@@ -45,17 +42,15 @@ aloop_t *aloop_new_with(const aloop_config_t *cfg) {
         aloop__io_free(loop);
         goto fail;
     }
-    if (!(loop->flags & ALOOP_NO_GUARD_PAGES)) {
-        aloop__thread_altstack();
-        aloop__install_overflow_handler();
-    }
+    /* The handler is process-wide; each thread that runs a loop gets its
+     * alternate signal stack when the loop starts running there (sched.c). */
+    if (!(loop->flags & ALOOP_NO_GUARD_PAGES)) aloop__install_overflow_handler();
     return loop;
 fail:
     aloop__main_ctx_free(loop);
     aloop__free(loop->ring);
     aloop__free(loop);
-    errno = ENOMEM;
-    return NULL;
+    return aloop__null_errno(-ENOMEM);
 }
 
 aloop_t *aloop_new(void) { return aloop_new_with(NULL); }
@@ -106,7 +101,7 @@ static void cancel_pending_futures(aloop_t *loop) {
 void aloop_free(aloop_t *loop) {
     if (!loop) return;
     if (loop->running || aloop__tls_loop() == loop) {
-        fprintf(stderr, "aloop: aloop_free called from inside the running loop; ignored\n");
+        aloop__misuse(loop, 0, "aloop_free", "called from inside the running loop");
         return;
     }
     if (loop->task_count && (loop->flags & ALOOP_DEBUG))
@@ -116,8 +111,10 @@ void aloop_free(aloop_t *loop) {
     cancel_pending_futures(loop);
     aloop__drain_tasks(loop); /* runs what those cancels scheduled */
     drop_pending_callbacks(loop);
-    aloop__async_free(loop);
+    /* Signals first: one arriving while the pool's running jobs are joined
+     * is then delivered at once, not held until they are done. */
     aloop__signal_free(loop); /* forgets its fds: before the fd table goes */
+    aloop__async_free(loop);
     aloop__io_free(loop);
     while (!aloop__list_empty(&loop->futures)) {
         aloop_future_t *f = ALOOP_CONTAINER_OF(loop->futures.next, aloop_future_t, live);

@@ -25,7 +25,14 @@ static _Thread_local aloop_t *tls_loop;
 #endif
 
 aloop_t *aloop__tls_loop(void) { return tls_loop; }
-void aloop__set_tls_loop(aloop_t *loop) { tls_loop = loop; }
+static void enter_thread(aloop_t *loop);
+
+/* Making a loop current on a thread is where it starts running there (also
+ * aloop_run_once's way in): the thread gets the overflow report too. */
+void aloop__set_tls_loop(aloop_t *loop) {
+    if (loop) enter_thread(loop);
+    tls_loop = loop;
+}
 
 aloop_t *aloop_current(void) { return tls_loop; }
 
@@ -84,19 +91,79 @@ static aloop_runnable_t *ring_peek(const aloop_t *loop) {
 /* Switching between tasks                                                  */
 /* ------------------------------------------------------------------------ */
 
+/* ---- the first-run path. A spawned task is only its task struct on the
+ * ready ring; it gets a coroutine (stack + context) when it first runs: the
+ * most recently parked one (LIFO: its stack is hot in cache and its top page
+ * already touched), or a new one. A task cancelled before its first step
+ * never gets one. A coroutine whose task finished starts the next
+ * not-yet-started task itself, with no context switch at all (coro_main). */
+
+static aloop_coro_t *idle_pop(aloop_t *loop) {
+    aloop_coro_t *co = loop->idle;
+    loop->idle = co->next_idle;
+    loop->idle_count--;
+    return co;
+}
+
+static void coro_label(const void *user, char *buf, size_t n) {
+    aloop__task_label(user, buf, n);
+}
+
+static void coro_main(aloop_t *loop, aloop_coro_t *co);
+
+/* A coroutine for t's first step: 0, or -ENOMEM. */
+static int coro_take(aloop_t *loop, aloop_coro_t **out) {
+    if (loop->idle) {
+        *out = idle_pop(loop);
+        return 0;
+    }
+    return aloop__coro_new(loop, coro_main, coro_label, out);
+}
+
+/* Completes a task that never ran: cancelled before its first step (err 0:
+ * it completes as cancelled) or without a stack (-ENOMEM). */
+static void finish_unstarted(aloop_task_impl_t *t, int err) {
+    if (err) t->fail_error = err;
+    aloop__task_finish(t, NULL);
+}
+
+/* Whether the next runnable is a task that has not started yet. */
+static int next_is_unstarted(const aloop_t *loop) {
+    const aloop_runnable_t *r = loop->ring[loop->ring_head];
+    return r->kind == ALOOP__RUN_TASK && !((const aloop_task_impl_t *)(const void *)r)->coro;
+}
+
+/* Gives t (which has not started) the coroutine co, so that switching to
+ * co runs it. t is the current task from here on. */
+static void attach(aloop_t *loop, aloop_task_impl_t *t, aloop_coro_t *co) {
+    t->coro = co;
+    co->user = t;
+    loop->current = t;
+}
+
 /* Leaves the running coroutine `self`: straight into the next ready task if
- * the budget allows, else back to the loop's context. Returns when someone
- * switches back to self. */
+ * the budget allows (a task that has not started yet gets a parked
+ * coroutine, if there is one), else back to the loop's context. Returns
+ * when someone switches back to self. */
 static void switch_away(aloop_t *loop, aloop_coro_t *self) {
     if (loop->budget && loop->ring_count && ring_peek(loop)->kind == ALOOP__RUN_TASK) {
-        aloop_task_impl_t *next = (aloop_task_impl_t *)(void *)aloop__ring_pop(loop);
+        aloop_task_impl_t *next = (aloop_task_impl_t *)(void *)ring_peek(loop);
+        aloop_coro_t *to = next->coro;
+        if (ALOOP_UNLIKELY(!to)) {
+            /* The loop's context handles a cancelled one, or a new stack. */
+            if (!loop->idle || next->must_cancel) goto to_loop;
+            to = idle_pop(loop);
+            attach(loop, next, to);
+        }
+        aloop__ring_pop(loop);
         loop->budget--;
         next->queued = 0;
         loop->current = next;
-        if (next->coro == self) return; /* it was our own wake-up */
-        aloop__coro_switch(loop, self, next->coro);
+        if (to == self) return; /* it was our own wake-up (or our next task) */
+        aloop__coro_switch(loop, self, to);
         return;
     }
+to_loop:
     loop->current = NULL;
     aloop__coro_switch(loop, self, NULL);
 }
@@ -105,7 +172,7 @@ aloop_task_impl_t *aloop__enter(int *err) {
     aloop_t *loop = tls_loop;
     aloop_task_impl_t *t = loop ? loop->current : NULL;
     if (ALOOP_UNLIKELY(!t)) {
-        *err = -EPERM;
+        *err = aloop__misuse(loop, -EPERM, "suspending call", "called outside a task");
         return NULL;
     }
     if (ALOOP_UNLIKELY(t->must_cancel || loop->closing)) {
@@ -136,25 +203,53 @@ void aloop__wake(aloop_task_impl_t *t, int result) {
     aloop__make_ready(t->fut.loop, &t->fut.run);
 }
 
-/* Every coroutine runs this for ever: one task after another, parking in
- * the idle pool in between, so a spawn reuses a live context instead of
- * bootstrapping a new one. */
-void aloop__coro_body(aloop_t *loop, aloop_coro_t *co) {
-    for (;;) {
-        aloop_task_impl_t *t = aloop__task(co->task);
-        void *result = NULL;
-        t->started = 1;
-        if (!t->must_cancel) {
-            result = t->fn(t->arg);
-            if (ALOOP_UNLIKELY(loop->flags & ALOOP_DEBUG)) aloop__debug_step_end(loop, t);
+/* One task's life on co, from its first step to its end. */
+static void run_to_end(aloop_t *loop, aloop_task_impl_t *t) {
+    void *result = NULL;
+    t->started = 1;
+    if (!t->must_cancel) {
+        result = t->fn(t->arg);
+        if (ALOOP_UNLIKELY(loop->flags & ALOOP_DEBUG)) aloop__debug_step_end(loop, t);
+    }
+    aloop__task_finish(t, result); /* may free t */
+}
+
+/* After a task finished on co: the next runnable, if it is a task that has
+ * not started and the budget allows, runs on co at once (no switch, the
+ * stack is hot). A cancelled one is finished without running. Returns the
+ * task to run, or NULL. */
+static aloop_task_impl_t *next_on_same_coro(aloop_t *loop, aloop_coro_t *co) {
+    while (loop->budget && loop->ring_count && next_is_unstarted(loop)) {
+        aloop_task_impl_t *t = (aloop_task_impl_t *)(void *)aloop__ring_pop(loop);
+        loop->budget--;
+        t->queued = 0;
+        if (ALOOP_UNLIKELY(t->must_cancel)) {
+            finish_unstarted(t, 0);
+            continue;
         }
-        aloop__task_finish(t, result); /* may free t */
-        co->task = NULL;
+        attach(loop, t, co);
+        return t;
+    }
+    return NULL;
+}
+
+/* Every coroutine runs this for ever: one task after another. In between,
+ * it either goes on with the next task that has not started yet, or parks
+ * in the idle pool (LIFO) until a first step needs it. */
+static void coro_main(aloop_t *loop, aloop_coro_t *co) {
+    for (;;) {
+        aloop_task_impl_t *t = co->user;
+        run_to_end(loop, t);
+        co->user = NULL;
+        if ((t = next_on_same_coro(loop, co)) != NULL) {
+            co->user = t;
+            continue;
+        }
         if (loop->idle_count < ALOOP_IDLE_CORO_MAX && !loop->closing) {
             co->next_idle = loop->idle;
             loop->idle = co;
             loop->idle_count++;
-            switch_away(loop, co);
+            switch_away(loop, co); /* back with co->user set (attach) */
         } else {
             /* Cannot unmap the stack we stand on: the loop context does it. */
             loop->zombie = co;
@@ -169,8 +264,25 @@ void aloop__coro_body(aloop_t *loop, aloop_coro_t *co) {
 /* The loop                                                                 */
 /* ------------------------------------------------------------------------ */
 
+/* First step from the loop's context: a coroutine for t, or t completes
+ * without one. Returns whether t is to be switched to. */
+static int first_step(aloop_t *loop, aloop_task_impl_t *t) {
+    aloop_coro_t *co;
+    if (t->must_cancel) {
+        finish_unstarted(t, 0); /* cancelled before its first step: no stack */
+        return 0;
+    }
+    if (coro_take(loop, &co) < 0) {
+        finish_unstarted(t, -ENOMEM);
+        return 0;
+    }
+    attach(loop, t, co);
+    return 1;
+}
+
 static void run_task(aloop_t *loop, aloop_task_impl_t *t) {
     t->queued = 0;
+    if (ALOOP_UNLIKELY(!t->coro) && !first_step(loop, t)) return;
     loop->current = t;
     if (ALOOP_UNLIKELY(loop->flags & ALOOP_DEBUG)) aloop__debug_step_begin(loop);
     aloop__coro_switch(loop, NULL, t->coro);
@@ -257,13 +369,22 @@ static int wait_for_other_threads(aloop_t *loop) {
     return 0;
 }
 
+/* Every thread that runs a loop gets the stack-overflow report: the
+ * handler needs an alternate signal stack on the thread that overflows, and
+ * a loop may run on a thread other than the one that created it. */
+static void enter_thread(aloop_t *loop) {
+    if (!(loop->flags & ALOOP_NO_GUARD_PAGES)) aloop__thread_altstack();
+}
+
 /* The one run loop behind aloop_run and aloop_run_until_complete. */
 static int run_loop(aloop_t *loop, aloop_future_t *until) {
     if (!loop) return -EINVAL;
     if (aloop__foreign_thread(loop)) return aloop__wrong_thread(loop, "aloop_run");
-    if (loop->running || (tls_loop && tls_loop != loop)) return -EPERM;
-    if (until && until->loop != loop) return -EINVAL;
+    if (loop->running || (tls_loop && tls_loop != loop))
+        return aloop__misuse(loop, -EPERM, "aloop_run", "called from inside a running loop");
+    if (until && until->loop != loop) return aloop__foreign_loop(until->loop, loop, "aloop_run_until_complete");
     int rc = 0;
+    enter_thread(loop);
     tls_loop = loop;
     loop->running = 1;
     for (;;) {
@@ -323,6 +444,7 @@ void aloop__drain_tasks(aloop_t *loop) {
             n = n->next;
             aloop__task_cancel(t);
         }
+        enter_thread(loop);
         tls_loop = loop;
         loop->running = 1;
         while (loop->ring_count) run_steps(loop);

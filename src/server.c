@@ -199,10 +199,7 @@ static void acceptor_done(aloop_fut_waiter_t *w, aloop_future_t *f) {
 /* ------------------------------------------------------------------------ */
 
 aloop_server_t *aloop_serve(aloop_t *loop, int listen_fd, aloop_conn_fn handler, void *arg) {
-    if (!loop || !handler || listen_fd < 0) {
-        errno = EINVAL;
-        return NULL;
-    }
+    if (!loop || !handler || listen_fd < 0) return aloop__null_errno(-EINVAL);
     aloop_server_t *srv = aloop__calloc(1, sizeof *srv);
     if (!srv) return NULL;
     srv->loop = loop;

@@ -1,7 +1,9 @@
 /*
- * task.c - tasks: futures driven by a coroutine. Spawning takes a parked
- * coroutine from the loop's idle pool when there is one, so in steady state
- * it is an allocation and a push onto the ready ring.
+ * task.c - tasks: futures driven by a coroutine. Spawning makes only the
+ * task struct (from the loop's pool in steady state) and pushes it onto the
+ * ready ring; the scheduler gives it a coroutine when it first runs
+ * (sched.c's first-run path), so a million pending tasks cost a million
+ * task structs, not a million stacks.
  *
  * Cancellation follows asyncio: aloop_cancel() counts a request and marks a
  * cancel for delivery; if the task is suspended it is woken at once with
@@ -11,16 +13,6 @@
  * returns completes as cancelled.
  */
 #include "internal.h"
-
-static int coro_take(aloop_t *loop, aloop_coro_t **out) {
-    if (loop->idle) {
-        *out = loop->idle;
-        loop->idle = loop->idle->next_idle;
-        loop->idle_count--;
-        return 0;
-    }
-    return aloop__coro_new(loop, out);
-}
 
 /* Task structs are recycled through a per-loop pool: spawn + await of a
  * trivial task spent a third of its time in malloc/calloc/free. A pooled
@@ -50,20 +42,14 @@ void aloop__task_pool_free(aloop_t *loop) {
 }
 
 aloop_task_t *aloop_spawn(aloop_t *loop, aloop_task_fn fn, void *arg) {
-    if (!loop || !fn) {
-        errno = EINVAL;
-        return NULL;
-    }
-    if (aloop__foreign_thread(loop)) {
-        errno = -aloop__wrong_thread(loop, "aloop_spawn");
-        return NULL;
-    }
+    if (!loop || !fn) return aloop__null_errno(-EINVAL);
+    if (aloop__foreign_thread(loop))
+        return aloop__null_errno(aloop__wrong_thread(loop, "aloop_spawn"));
     aloop_task_impl_t *t = task_alloc(loop);
     if (!t) return NULL;
-    if (aloop__reserve_runnable(loop) < 0) goto fail;
-    if (coro_take(loop, &t->coro) < 0) {
-        aloop__release_runnable(loop);
-        goto fail;
+    if (aloop__reserve_runnable(loop) < 0) {
+        aloop__free(t);
+        return aloop__null_errno(-ENOMEM);
     }
     aloop__future_init(&t->fut, loop);
     t->fut.run.kind = ALOOP__RUN_TASK;
@@ -75,16 +61,11 @@ aloop_task_t *aloop_spawn(aloop_t *loop, aloop_task_fn fn, void *arg) {
 #if defined(__GNUC__)
     t->spawn_site = __builtin_return_address(0);
 #endif
-    t->coro->task = &t->fut;
     aloop__list_push_back(&loop->tasks, &t->tasks);
     loop->task_count++;
     t->queued = 1;
     aloop__make_ready(loop, &t->fut.run);
     return &t->fut;
-fail:
-    aloop__free(t);
-    errno = ENOMEM;
-    return NULL;
 }
 
 void aloop__task_finish(aloop_task_impl_t *t, void *result) {
@@ -160,11 +141,41 @@ int aloop_task_set_name(aloop_task_t *f, const char *name) {
     return 0;
 }
 
+/* "Task-<id>" into buf without stdio (the overflow report calls this from
+ * a signal handler). */
+static void default_name(const aloop_task_impl_t *t, char *buf, size_t n) {
+    char digits[24], *p = digits + sizeof digits;
+    unsigned long long v = (unsigned long long)t->id;
+    *--p = '\0';
+    do *--p = (char)('0' + v % 10); while ((v /= 10) != 0);
+    size_t at = 0;
+    if (!n) return;
+    for (const char *s = "Task-"; *s && at + 1 < n; s++) buf[at++] = *s;
+    for (; *p && at + 1 < n; p++) buf[at++] = *p;
+    buf[at] = '\0';
+}
+
+void aloop__task_label(const void *task, char *buf, size_t n) {
+    const aloop_task_impl_t *t = task;
+    size_t at = 0;
+    if (!n) return;
+    if (!t) {
+        buf[0] = '\0';
+        return;
+    }
+    if (!t->name) {
+        default_name(t, buf, n);
+        return;
+    }
+    for (const char *s = t->name; *s && at + 1 < n; s++) buf[at++] = *s;
+    buf[at] = '\0';
+}
+
 const char *aloop_task_name(const aloop_task_t *f) {
     if (!f || !f->is_task) return NULL;
     aloop_task_impl_t *t = aloop__task((aloop_future_t *)f);
     if (t->name) return t->name;
-    if (!t->name_buf[0]) snprintf(t->name_buf, sizeof t->name_buf, "Task-%llu", (unsigned long long)t->id);
+    if (!t->name_buf[0]) default_name(t, t->name_buf, sizeof t->name_buf);
     return t->name_buf;
 }
 
