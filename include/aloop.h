@@ -420,12 +420,15 @@ ALOOP_API ssize_t aloop_write_all(int fd, const void *buf, size_t len);
 ALOOP_API int aloop_accept(int listen_fd, struct sockaddr *addr, socklen_t *len);
 /* Connects fd: 0 or -errno (-ECONNREFUSED, ...). */
 ALOOP_API int aloop_connect(int fd, const struct sockaddr *addr, socklen_t len);
-/* A listening TCP socket (IPv4 or IPv6, SO_REUSEADDR; port "0" = any): fd
- * or -errno. Not suspending: host goes to a blocking getaddrinfo(), fine for
- * numeric addresses and "localhost", not for names that need DNS. */
+/* A listening TCP socket (IPv4 or IPv6, SO_REUSEADDR; port "0" = any;
+ * backlog <= 0 = SOMAXCONN): fd or -errno. host NULL or "" = every local
+ * address; numeric hosts and "localhost" work anywhere, other names are
+ * looked up on the worker pool (see "Names" below: -EPERM outside a task,
+ * -ENOENT for no such name). */
 ALOOP_API int aloop_tcp_listen(const char *host, const char *port, int backlog);
-/* Connects to host:port (each address in turn) within timeout: fd or -errno.
- * Host names are resolved on the worker pool, numeric addresses at once. */
+/* Connects to host:port (each address in turn) within timeout (< 0 = none;
+ * the name lookup counts against it): fd (TCP_NODELAY) or -errno
+ * (-ECONNREFUSED, -ETIMEDOUT, -ENOENT, ...). */
 ALOOP_API int aloop_tcp_connect(const char *host, const char *port, double timeout);
 /* Closes fd; tasks waiting on it wake with -EBADF. Use it instead of
  * close(2) for fds a task may be waiting on. */
@@ -511,6 +514,39 @@ ALOOP_API int aloop_server_fd(const aloop_server_t *srv);
  * the handlers and their connections go); srv itself then stays valid for
  * this call, as futures stay valid for aloop_release. */
 ALOOP_API void aloop_server_free(aloop_server_t *srv);
+
+/* ------------------------------------------------------------------------ */
+/* Networking: listeners for many loops, names (net.c)                      */
+/* ------------------------------------------------------------------------ */
+
+/* aloop_tcp_listen_with flags. REUSEPORT sets SO_REUSEPORT: several sockets
+ * (one per loop, each listening with this flag) share the port and the
+ * kernel spreads new connections over them (Linux, the BSDs). */
+enum { ALOOP_LISTEN_REUSEPORT = 1u << 0 };
+/* aloop_tcp_listen with flags: fd or -errno; -EINVAL for unknown flags,
+ * -ENOTSUP where SO_REUSEPORT does not exist, -EADDRINUSE when the port is
+ * taken by a socket that did not also set REUSEPORT (or by another user). */
+ALOOP_API int aloop_tcp_listen_with(const char *host, const char *port, int backlog,
+                                    unsigned flags);
+
+struct addrinfo;
+/* getaddrinfo(host, port, hints, res) that never blocks the loop. A numeric
+ * host (or NULL host) is answered at once, inside a task or not; a name is
+ * looked up on the loop's worker pool, so only from inside a task (-EPERM
+ * outside one); a name in ".invalid" is -ENOENT at once (RFC 6761). 0 with
+ * *res set (free it with freeaddrinfo()), or -errno: a cancellation point
+ * when it looks a name up (-ECANCELED; the pool's result is freed, never
+ * leaked). -EINVAL if res is NULL or both host and port are. getaddrinfo's
+ * errors map as follows:
+ *   EAI_NONAME, EAI_NODATA, EAI_ADDRFAMILY, EAI_FAIL, EAI_SERVICE -> -ENOENT
+ *     (no such name, including a non-numeric host with AI_NUMERICHOST, a
+ *     name without addresses (of that family), an unknown service name)
+ *   EAI_AGAIN -> -EAGAIN (temporary: the resolver did not answer in time)
+ *   EAI_MEMORY -> -ENOMEM;  EAI_FAMILY -> -EAFNOSUPPORT
+ *   EAI_BADFLAGS, EAI_SOCKTYPE -> -EINVAL
+ *   EAI_SYSTEM -> -errno of the failed call;  anything else -> -EIO */
+ALOOP_API int aloop_getaddrinfo(const char *host, const char *port, const struct addrinfo *hints,
+                                struct addrinfo **res);
 
 /* ------------------------------------------------------------------------ */
 /* Threads, signals                                                         */
