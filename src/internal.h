@@ -406,10 +406,38 @@ void aloop__fd_callbacks_detach(aloop_t *loop, aloop_io_watch_t *w);
 /* Waits other than fd waits that keep the loop alive (+1 / -1). */
 void aloop__io_hold(aloop_t *loop, int delta);
 
+/* Suspends t until fd is ready for reading (dir 0) or writing (dir 1), at
+ * most timeout seconds (< 0: no limit). 0 / -ETIMEDOUT / -ECANCELED /
+ * -EBADF / -EBUSY; 0 at once for a regular file (always ready). */
+int aloop__io_wait(aloop_task_impl_t *t, int fd, int dir, double timeout);
+/* The loop fd calls made outside a task use: the one running on this
+ * thread, else the last one that waited on an fd here (may be NULL). */
+aloop_t *aloop__io_loop(void);
+/* Sets O_NONBLOCK unless already set: 0 or -errno. */
+int aloop__set_nonblocking(int fd);
+
 /* Read / write with the task t (already past aloop__enter): try the
  * syscall, wait on EAGAIN. For stream.c. */
 ssize_t aloop__io_read(aloop_task_impl_t *t, int fd, void *buf, size_t len);
 ssize_t aloop__io_write_all(aloop_task_impl_t *t, int fd, const void *buf, size_t len);
+
+/* ---- sockets (net.c), shared with the datagram and Unix socket files */
+struct addrinfo;
+/* A non-blocking, close-on-exec socket the loop knows nothing stale about. */
+int aloop__net_socket(int family, int type, int proto);
+/* Connects fd, waiting at most timeout seconds (< 0: no limit). */
+int aloop__net_connect(aloop_task_impl_t *t, int fd, const struct sockaddr *addr,
+                       socklen_t len, double timeout);
+/* host:port for sockets of socktype: numeric hosts and "localhost" at once,
+ * names on the worker pool (-EPERM outside a task). Free with freeaddrinfo. */
+int aloop__net_resolve(const char *host, const char *port, int socktype, int passive,
+                       struct addrinfo **out);
+/* A socket bound to the first address of host:port that works (listening,
+ * for SOCK_STREAM, with backlog); flags: ALOOP_LISTEN_*. fd or -errno. */
+int aloop__net_bind(const char *host, const char *port, int socktype, int backlog,
+                    unsigned flags);
+/* getaddrinfo's EAI_* code rc (sys_errno: errno after it) as -errno. */
+int aloop__gai_errno(int rc, int sys_errno);
 
 /* ---- streams (stream.c), for server.c: a hold keeps a stream's memory
  * alive while its owner may still close it (the handler of a connection may
