@@ -505,6 +505,11 @@ ALOOP_API int aloop_server_close(aloop_server_t *srv);
 ALOOP_API int aloop_server_wait_closed(aloop_server_t *srv);
 /* Handlers running now (started and not returned). */
 ALOOP_API size_t aloop_server_connections(const aloop_server_t *srv);
+/* Cancels every running handler (each sees -ECANCELED at its current or
+ * next suspension point and returns); the server itself goes on accepting
+ * unless closed. The usual shutdown: close, cancel_handlers (or first give
+ * them time), wait_closed, free. Returns how many were cancelled. */
+ALOOP_API size_t aloop_server_cancel_handlers(aloop_server_t *srv);
 /* The listening fd (-1 once closed), e.g. for getsockname(). */
 ALOOP_API int aloop_server_fd(const aloop_server_t *srv);
 /* Closes the server and cancels every running handler (each sees
