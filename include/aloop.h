@@ -592,7 +592,15 @@ ALOOP_API ssize_t aloop_sendto(int fd, const void *buf, size_t len, const struct
 ALOOP_API int aloop_run_in_thread(void *(*fn)(void *), void *arg, void **result);
 /* Worker pool size for loop (default: number of CPUs); before first use. */
 ALOOP_API int aloop_set_thread_pool_size(aloop_t *loop, unsigned n);
-/* Suspends until signo is delivered to the process. 0, -ECANCELED, -EINVAL. */
+/* Suspends until signo is delivered to the process. 0, -ECANCELED, -EINVAL.
+ * On Linux the first wait blocks signo in the loop's thread (it is read
+ * through a signalfd) and it stays blocked there until aloop_free, waiting
+ * or not: a signal arriving while no task waits stays pending for the next
+ * waiter, and one still pending at aloop_free is raised again once
+ * unblocked (the process's own disposition handles it). Children started
+ * from that thread meanwhile (fork, posix_spawn, system) inherit the mask
+ * with signo blocked: unblock it in the child (posix_spawnattr_setsigmask,
+ * or pthread_sigmask after fork) until the subprocess API does it for you. */
 ALOOP_API int aloop_signal_wait(int signo);
 
 /* ------------------------------------------------------------------------ */
