@@ -36,6 +36,7 @@
 #endif
 
 #include "alloc_internal.h"
+#include "backend_internal.h"
 #include "signal_internal.h"
 #include "timer_internal.h"
 
@@ -329,8 +330,6 @@ int aloop__io_sleep(aloop_t *loop, double timeout);
 /* Drops backend registrations nobody wants any more (the deferred shrink),
  * so the backend fd polls readable only for I/O someone will process. */
 void aloop__io_flush(aloop_t *loop);
-/* The backend's pollable fd (epoll, kqueue), or -ENOTSUP (poll(2)). */
-int aloop__backend_fd(aloop_t *loop);
 
 /* io.c keeps one watch per fd (a table indexed by fd, grown on demand, so
  * registering a wait is O(1)). A watch holds at most one waiting reader and
@@ -342,7 +341,7 @@ int aloop__backend_fd(aloop_t *loop);
  * interest updates the backend at once; dropping it is deferred to just
  * before the next poll (the fd is put on the dirty list), so a task that
  * waits on the same fd again before then costs no syscall at all. */
-enum { ALOOP__IO_READ = 1u, ALOOP__IO_WRITE = 2u, ALOOP__IO_ERROR = 4u };
+/* ALOOP__IO_READ / WRITE / ERROR: backend_internal.h */
 
 struct aloop_io_waiter; /* io.c, on the waiting task's stack */
 typedef void (*aloop_io_hook_fn)(aloop_t *loop, int fd);
@@ -354,7 +353,6 @@ typedef struct aloop_io_watch {
     uint8_t wanted;                    /* ALOOP__IO_READ | ALOOP__IO_WRITE */
     uint8_t registered;                /* what the backend watches now */
     uint8_t flags;                     /* io.c's ALOOP__WATCH_* bits */
-    int slot;                          /* backend's own index (poll(2)); -1 */
 } aloop_io_watch_t;
 
 struct aloop_io {
@@ -364,27 +362,8 @@ struct aloop_io {
     size_t ndirty;
     size_t waits;              /* tasks waiting on fds */
     size_t holds;              /* other waits keeping the loop alive (signals) */
-    void *backend;             /* backend_<name>.c state */
+    aloop_backend_t *backend;  /* backend_<name>.c */
 };
-
-/* Backend interface (exactly one backend_<name>.c is compiled). */
-int aloop__backend_init(aloop_t *loop);
-void aloop__backend_free(aloop_t *loop);
-/* Changes what the backend watches on fd from old_mask to new_mask (either may
- * be 0). 0 or -errno; -EPERM means fd cannot be polled (a regular file). */
-int aloop__backend_set(aloop_t *loop, int fd, unsigned old_mask, unsigned new_mask);
-/* Waits up to timeout seconds (< 0: for ever) and calls aloop__io_ready()
- * for each event. Number of events, or -errno. */
-int aloop__backend_wait(aloop_t *loop, double timeout);
-/* Seconds to a millisecond timeout for epoll_wait/poll (< 0: -1, for ever),
- * rounded up so that a wait never ends just before a deadline and spins. */
-static inline int aloop__backend_timeout_ms(double timeout) {
-    if (timeout < 0) return -1;
-    double ms = timeout * 1000.0;
-    if (ms >= (double)INT_MAX) return INT_MAX;
-    int whole = (int)ms;
-    return whole < ms ? whole + 1 : whole;
-}
 
 /* io.c: readiness on fd (ALOOP__IO_* bits). Only wakes tasks and calls hooks. */
 void aloop__io_ready(aloop_t *loop, int fd, unsigned events);

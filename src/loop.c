@@ -34,11 +34,17 @@ aloop_t *aloop_new_with(const aloop_config_t *cfg) {
     aloop__list_init(&loop->task_pool);
     aloop__list_init(&loop->futures);
     aloop__list_init(&loop->quarantine);
-    if (aloop__main_ctx_init(loop) < 0) goto fail;
-    if (aloop__reserve_runnable(loop) < 0) goto fail; /* allocates the ring */
+    /* Each step's own error is passed on: EMFILE from epoll_create1 or the
+     * wake-up fd is not "out of memory". */
+    int rc = aloop__main_ctx_init(loop);
+    if (rc < 0) goto fail;
+    rc = aloop__reserve_runnable(loop); /* allocates the ring */
+    if (rc < 0) goto fail;
     aloop__release_runnable(loop);
-    if (aloop__io_init(loop) < 0) goto fail;
-    if (aloop__async_init(loop) < 0) {
+    rc = aloop__io_init(loop);
+    if (rc < 0) goto fail;
+    rc = aloop__async_init(loop);
+    if (rc < 0) {
         aloop__io_free(loop);
         goto fail;
     }
@@ -50,7 +56,7 @@ fail:
     aloop__main_ctx_free(loop);
     aloop__free(loop->ring);
     aloop__free(loop);
-    return aloop__null_errno(-ENOMEM);
+    return aloop__null_errno(rc);
 }
 
 aloop_t *aloop_new(void) { return aloop_new_with(NULL); }
