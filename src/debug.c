@@ -159,7 +159,7 @@ void aloop_dump(aloop_t *loop, FILE *out) {
     fprintf(out, "aloop %p: %zu unfinished task(s), loop time %.6f\n", (void *)loop,
             loop->task_count, aloop__now(loop));
     for (aloop_list_t *n = loop->tasks.next; n != &loop->tasks; n = n->next) {
-        aloop_task_impl_t *t = ALOOP_CONTAINER_OF(n, aloop_task_impl_t, tasks);
+        aloop_task_impl_t *t = ALOOP_CONTAINER_OF(n, aloop_task_impl_t, fut.live);
         fprintf(out, "  task '%s' #%llu: %s", aloop_task_name(&t->fut),
                 (unsigned long long)t->id, task_state(loop, t));
         if (t->wait) dump_wait(out, t->wait);

@@ -33,8 +33,7 @@ aloop_t *aloop_new_with(const aloop_config_t *cfg) {
     size_t stack = cfg->stack_size ? cfg->stack_size : ALOOP_DEFAULT_STACK;
     loop->stack_size = (stack + loop->page_size - 1) & ~(loop->page_size - 1);
     loop->mono_base = aloop__monotonic();
-    aloop__list_init(&loop->tasks);
-    aloop__list_init(&loop->task_pool);
+    aloop__tasks_init(loop);
     aloop__list_init(&loop->futures);
     aloop__list_init(&loop->quarantine);
     if (aloop__main_ctx_init(loop) < 0) goto fail;
