@@ -29,16 +29,11 @@ void aloop__future_init(aloop_future_t *f, aloop_t *loop) {
 }
 
 aloop_future_t *aloop_future_new(aloop_t *loop) {
-    if (!loop) {
-        errno = EINVAL;
-        return NULL;
-    }
-    if (aloop__foreign_thread(loop)) {
-        errno = -aloop__wrong_thread(loop, "aloop_future_new");
-        return NULL;
-    }
+    if (!loop) return aloop__null_errno(-EINVAL);
+    if (aloop__foreign_thread(loop))
+        return aloop__null_errno(aloop__wrong_thread(loop, "aloop_future_new"));
     aloop_future_t *f = aloop__calloc(1, sizeof *f);
-    if (!f) return NULL;
+    if (!f) return aloop__null_errno(-ENOMEM);
     aloop__future_init(f, loop);
     return f;
 }
@@ -238,7 +233,7 @@ int aloop_await(aloop_future_t *f, void **result) {
     if (!f) return -EINVAL;
     aloop_task_impl_t *t = aloop__enter(&err);
     if (!t) return err;
-    if (f->loop != t->fut.loop) return -EINVAL;
+    if (f->loop != t->fut.loop) return aloop__foreign_loop(f->loop, t->fut.loop, "aloop_await");
     if (f == &t->fut) return -EDEADLK;
     aloop_retain(f);
     if (f->state == ALOOP__PENDING) {

@@ -174,7 +174,7 @@ aloop_task_impl_t *aloop__enter(int *err) {
     aloop_t *loop = tls_loop;
     aloop_task_impl_t *t = loop ? loop->current : NULL;
     if (ALOOP_UNLIKELY(!t)) {
-        *err = -EPERM;
+        *err = aloop__misuse(loop, -EPERM, "suspending call", "called outside a task");
         return NULL;
     }
     if (ALOOP_UNLIKELY(t->must_cancel || loop->closing)) {
@@ -388,8 +388,9 @@ static void enter_thread(aloop_t *loop) {
 static int run_loop(aloop_t *loop, aloop_future_t *until) {
     if (!loop) return -EINVAL;
     if (aloop__foreign_thread(loop)) return aloop__wrong_thread(loop, "aloop_run");
-    if (loop->running || (tls_loop && tls_loop != loop)) return -EPERM;
-    if (until && until->loop != loop) return -EINVAL;
+    if (loop->running || (tls_loop && tls_loop != loop))
+        return aloop__misuse(loop, -EPERM, "aloop_run", "called from inside a running loop");
+    if (until && until->loop != loop) return aloop__foreign_loop(until->loop, loop, "aloop_run_until_complete");
     int rc = 0;
     enter_thread(loop);
     tls_loop = loop;

@@ -55,20 +55,14 @@ void aloop__task_pool_free(aloop_t *loop) {
 }
 
 aloop_task_t *aloop_spawn(aloop_t *loop, aloop_task_fn fn, void *arg) {
-    if (!loop || !fn) {
-        errno = EINVAL;
-        return NULL;
-    }
-    if (aloop__foreign_thread(loop)) {
-        errno = -aloop__wrong_thread(loop, "aloop_spawn");
-        return NULL;
-    }
+    if (!loop || !fn) return aloop__null_errno(-EINVAL);
+    if (aloop__foreign_thread(loop))
+        return aloop__null_errno(aloop__wrong_thread(loop, "aloop_spawn"));
     aloop_task_impl_t *t = task_alloc(loop);
     if (!t) return NULL;
     if (aloop__reserve_runnable(loop) < 0) {
         aloop__free(t);
-        errno = ENOMEM;
-        return NULL;
+        return aloop__null_errno(-ENOMEM);
     }
     aloop__future_init_on(&t->fut, loop, &loop->tasks); /* unfinished: on loop->tasks */
     t->fut.run.kind = ALOOP__RUN_TASK;
