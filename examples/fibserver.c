@@ -16,10 +16,13 @@
  * n >= --thread-min run on the worker pool through aloop_run_in_thread():
  * the connection's task suspends, the loop keeps serving the small ones.
  *
- * One task per connection; SIGINT / SIGTERM cancel them all and exit 0. A
- * request whose task is cancelled while its number is being computed on a
- * worker thread leaves the job behind; the job frees itself when the thread
- * is done (it is shared through an atomic reference count).
+ * One task per connection (aloop_serve runs fib_session for each); SIGINT /
+ * SIGTERM close the server, cancel them all and exit 0. A
+ * request whose task is cancelled while its job waits for a worker never
+ * runs; one cancelled while a worker computes it leaves the job behind, and
+ * aloop_run_in_thread_with frees its answer when it is done. A client that
+ * hangs up while its request is on the pool cancels it. A second signal
+ * during the shutdown ends the process at once (by that signal).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -30,12 +33,13 @@
 #include <getopt.h>
 #include <netdb.h>
 #include <signal.h>
-#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #define REQUEST_MAX_LINE 64 /* "123456\n" and then some */
 
@@ -87,91 +91,80 @@ done:
     return out;
 }
 
-/* A request handed to the pool. Shared by the waiting task and the worker
- * thread; whichever lets go last frees it (the task lets go early when it
- * is cancelled). */
-typedef struct fib_job {
-    atomic_int refs;
-    unsigned long n;
-    char *answer;
-} fib_job_t;
+/* On a worker thread: the answer is the job's result (a malloc'd string). */
+static void *fib_job_run(void *arg) { return fib_decimal((unsigned long)(uintptr_t)arg); }
 
-static void fib_job_release(fib_job_t *job) {
-    if (atomic_fetch_sub(&job->refs, 1) == 1) {
-        free(job->answer);
-        free(job);
+/* An answer nobody waits for any more (its request was cancelled). */
+static void fib_job_discard(void *answer, void *arg) {
+    (void)arg;
+    free(answer);
+}
+
+/* fib(n) on the worker pool, as a task: its result is the answer. */
+static void *fib_job_task(void *arg) {
+    void *answer = NULL;
+    int rc = aloop_run_in_thread_with(fib_job_run, arg, fib_job_discard, &answer);
+    if (rc < 0) return aloop_fail(rc);
+    return answer ? answer : aloop_fail(-ENOMEM);
+}
+
+/* Watches a client while its request is on the pool: end of file or an
+ * error means it hung up, and its job is cancelled (dropped if no worker
+ * has taken it yet). Another request already sent (pipelining) means the
+ * client is still there: nothing more to watch. */
+typedef struct hangup_watch {
+    int fd;
+    aloop_task_t *job;
+} hangup_watch_t;
+
+static void *hangup_main(void *arg) {
+    hangup_watch_t *w = arg;
+    for (;;) {
+        if (aloop_wait_readable(w->fd, -1) < 0) return NULL; /* cancelled */
+        char b;
+        ssize_t n = recv(w->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (n > 0) return NULL;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) continue;
+        aloop_cancel(w->job);
+        return NULL;
     }
 }
 
-static void *fib_job_run(void *arg) { /* on a worker thread */
-    fib_job_t *job = arg;
-    job->answer = fib_decimal(job->n);
-    fib_job_release(job);
-    return NULL;
-}
+static void stop_task(aloop_task_t *t);
 
-/* fib(n) on the worker pool: 0 with *answer set, or -errno. */
-static int fib_in_thread(unsigned long n, char **answer) {
-    fib_job_t *job = malloc(sizeof *job);
+/* fib(n) on the worker pool while watching the client: 0 with *answer set,
+ * -ECONNRESET if the client hung up, or -errno. */
+static int fib_in_thread(int fd, unsigned long n, char **answer) {
+    aloop_t *loop = aloop_current();
+    aloop_task_t *job = aloop_spawn(loop, fib_job_task, (void *)(uintptr_t)n);
     if (!job) return -ENOMEM;
-    atomic_init(&job->refs, 2);
-    job->n = n;
-    job->answer = NULL;
-    int rc = aloop_run_in_thread(fib_job_run, job, NULL);
-    if (rc < 0) {
-        /* -ECANCELED: the thread still holds its reference and frees the
-         * job. Any other error: the job never ran, so drop both. */
-        if (rc != -ECANCELED) fib_job_release(job);
-        fib_job_release(job);
-        return rc;
-    }
-    *answer = job->answer; /* the thread is done with the job */
-    job->answer = NULL;
-    fib_job_release(job);
-    return *answer ? 0 : -ENOMEM;
+    hangup_watch_t w = {fd, job};
+    aloop_task_t *watch = aloop_spawn(loop, hangup_main, &w);
+    void *res = NULL;
+    int rc = aloop_await(job, &res); /* a cancel of ours cancels the job too */
+    int hung_up = rc == -ECANCELED && aloop_task_cancelling(aloop_current_task()) == 0;
+    if (rc < 0 && aloop_future_result(job, &res) == 0) free(res); /* done, then we were cancelled */
+    stop_task(watch); /* before w goes out of scope */
+    aloop_release(job);
+    if (rc < 0) return hung_up ? -ECONNRESET : rc;
+    *answer = res;
+    return 0;
 }
 
 /* ------------------------------------------------------------------------ */
 /* Server and connections                                                   */
 /* ------------------------------------------------------------------------ */
 
-typedef struct fib_conn fib_conn_t;
-
 typedef struct fib_server {
-    aloop_t *loop;
     const fib_options_t *opt;
-    int listen_fd;
-    fib_conn_t *conns;       /* every open connection */
-    size_t nconns;
-    int stopping;
-    aloop_event_t *stop;     /* set by a signal watcher */
-    aloop_event_t *all_gone; /* set when the last connection ends while stopping */
+    unsigned signals;    /* SIGINT/SIGTERM received */
+    aloop_event_t *stop; /* set by a signal watcher */
 } fib_server_t;
 
-struct fib_conn {
-    fib_server_t *server;
-    fib_conn_t *prev, *next;
-    aloop_stream_t *stream;
-    aloop_task_t *task;
-};
-
-static void server_link(fib_server_t *srv, fib_conn_t *c) {
-    c->prev = NULL;
-    c->next = srv->conns;
-    if (srv->conns) srv->conns->prev = c;
-    srv->conns = c;
-    srv->nconns++;
-}
-
-static void server_unlink(fib_server_t *srv, fib_conn_t *c) {
-    if (c->prev) c->prev->next = c->next;
-    else srv->conns = c->next;
-    if (c->next) c->next->prev = c->prev;
-    if (--srv->nconns == 0 && srv->stopping) aloop_event_set(srv->all_gone);
-}
-
-/* "  42\r\n" -> 42. -1 if not a whole number in [0, max]. */
-static long parse_request(const char *line, unsigned long max) {
+/* "  42\r\n" (len bytes) -> 42. -1 if not a whole number in [0, max],
+ * including a line with a NUL byte in it ("3\0junk\n" is not "3"). */
+static long parse_request(const char *line, size_t len, unsigned long max) {
+    if (memchr(line, '\0', len)) return -1;
     while (*line == ' ' || *line == '\t') line++;
     if (*line < '0' || *line > '9') return -1;
     char *end;
@@ -182,82 +175,50 @@ static long parse_request(const char *line, unsigned long max) {
     return (long)n;
 }
 
-static int conn_reply(fib_conn_t *c, const char *text) {
-    ssize_t n = aloop_stream_write(c->stream, text, strlen(text));
+static int conn_reply(aloop_stream_t *conn, const char *text) {
+    ssize_t n = aloop_stream_write(conn, text, strlen(text));
     return n < 0 ? (int)n : 0;
 }
 
 /* Answers one request line: 0, or < 0 when the connection should end. */
-static int conn_answer(fib_conn_t *c, const char *line) {
-    const fib_options_t *opt = c->server->opt;
+static int conn_answer(aloop_stream_t *conn, const fib_options_t *opt, const char *line,
+                       size_t line_len) {
     char msg[96];
-    long n = parse_request(line, opt->max_n);
+    long n = parse_request(line, line_len, opt->max_n);
     if (n < 0) {
         snprintf(msg, sizeof msg, "error: send a whole number from 0 to %lu\n", opt->max_n);
-        return conn_reply(c, msg);
+        return conn_reply(conn, msg);
     }
     char *answer = NULL;
     int rc;
     if (opt->threads && (unsigned long)n >= opt->thread_min) {
-        rc = fib_in_thread((unsigned long)n, &answer);
+        rc = fib_in_thread(aloop_stream_fd(conn), (unsigned long)n, &answer);
     } else {
         answer = fib_decimal((unsigned long)n); /* blocks the loop for big n */
         rc = answer ? 0 : -ENOMEM;
     }
-    if (rc == -ENOMEM) return conn_reply(c, "error: out of memory\n");
+    if (rc == -ENOMEM) return conn_reply(conn, "error: out of memory\n");
     if (rc < 0) return rc;
     size_t len = strlen(answer);
     answer[len] = '\n'; /* fib_decimal leaves room for it */
-    ssize_t w = aloop_stream_write(c->stream, answer, len + 1);
+    ssize_t w = aloop_stream_write(conn, answer, len + 1);
     free(answer);
     return w < 0 ? (int)w : 0;
 }
 
-static void *conn_main(void *arg) {
-    fib_conn_t *c = arg;
-    char line[REQUEST_MAX_LINE + 1];
+/* The aloop_serve handler: one connection, a request per line, until the
+ * client goes (or the server cancels us); the server closes conn. */
+static void fib_session(aloop_stream_t *conn, void *arg) {
+    const fib_server_t *srv = arg;
+    char line[REQUEST_MAX_LINE + 1]; /* readline's cap bounds the line */
     for (;;) {
-        ssize_t n = aloop_stream_readline(c->stream, line, sizeof line);
+        ssize_t n = aloop_stream_readline(conn, line, sizeof line);
         if (n == -EMSGSIZE) {
-            if (conn_reply(c, "error: line too long\n") < 0) break;
+            if (conn_reply(conn, "error: line too long\n") < 0) break;
             continue;
         }
-        if (n <= 0 || conn_answer(c, line) < 0) break;
+        if (n <= 0 || conn_answer(conn, srv->opt, line, (size_t)n) < 0) break;
     }
-    aloop_task_t *self = c->task;
-    aloop_stream_close(c->stream);
-    server_unlink(c->server, c);
-    free(c);
-    aloop_release(self); /* detach: freed when this returns */
-    return NULL;
-}
-
-static void conn_open(fib_server_t *srv, int fd) {
-    fib_conn_t *c = calloc(1, sizeof *c);
-    if (c) c->stream = aloop_stream_new(srv->loop, fd, REQUEST_MAX_LINE);
-    if (c && c->stream) c->task = aloop_spawn(srv->loop, conn_main, c);
-    if (!c || !c->stream || !c->task) {
-        if (c && c->stream) aloop_stream_close(c->stream);
-        else aloop_close(fd);
-        free(c);
-        return;
-    }
-    c->server = srv;
-    server_link(srv, c);
-}
-
-static void *accept_main(void *arg) {
-    fib_server_t *srv = arg;
-    for (;;) {
-        int fd = aloop_accept(srv->listen_fd, NULL, NULL);
-        if (fd == -ECANCELED || fd == -EBADF || fd == -EINVAL || fd == -ENOTSOCK) break;
-        if (fd == -EMFILE || fd == -ENFILE || fd == -ENOBUFS || fd == -ENOMEM) {
-            if (aloop_sleep(0.1) < 0) break; /* back off, do not spin */
-            continue;
-        }
-        if (fd >= 0) conn_open(srv, fd);
-    }
-    return NULL;
 }
 
 typedef struct signal_watch {
@@ -265,13 +226,35 @@ typedef struct signal_watch {
     int signo;
 } signal_watch_t;
 
+/* The user insists: end the process by that signal now, without waiting for
+ * the jobs still running. aloop_signal_wait keeps the signal blocked in this
+ * thread, so it is raised with the default action and then unblocked. */
+static void die_by_signal(int signo) {
+    fprintf(stderr, "fibserver: second signal during shutdown; exiting now\n");
+    signal(signo, SIG_DFL);
+    raise(signo);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, signo);
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+    _exit(128 + signo); /* not reached */
+}
+
+/* The first SIGINT/SIGTERM starts the shutdown; the watchers keep running
+ * during it, so a second one is not lost. */
 static void *signal_main(void *arg) {
     signal_watch_t *w = arg;
-    int rc = aloop_signal_wait(w->signo);
-    if (rc == 0) aloop_event_set(w->server->stop);
-    else if (rc != -ECANCELED)
-        fprintf(stderr, "fibserver: cannot wait for signal %d: %s\n", w->signo, aloop_strerror(rc));
-    return NULL;
+    for (;;) {
+        int rc = aloop_signal_wait(w->signo);
+        if (rc < 0) {
+            if (rc != -ECANCELED)
+                fprintf(stderr, "fibserver: cannot wait for signal %d: %s\n", w->signo,
+                        aloop_strerror(rc));
+            return NULL;
+        }
+        if (w->server->signals++ > 0) die_by_signal(w->signo);
+        aloop_event_set(w->server->stop);
+    }
 }
 
 static void stop_task(aloop_task_t *t) {
@@ -295,38 +278,39 @@ static void print_listening(int fd) {
 
 static void *server_main(void *arg) {
     const fib_options_t *opt = arg;
-    fib_server_t srv = {.loop = aloop_current(), .opt = opt};
-    if (opt->pool_size) aloop_set_thread_pool_size(srv.loop, opt->pool_size);
-    srv.listen_fd = aloop_tcp_listen(opt->host, opt->port, SOMAXCONN);
-    if (srv.listen_fd < 0) {
+    aloop_t *loop = aloop_current();
+    fib_server_t state = {.opt = opt};
+    if (opt->pool_size) aloop_set_thread_pool_size(loop, opt->pool_size);
+    int fd = aloop_tcp_listen(opt->host, opt->port, SOMAXCONN);
+    if (fd < 0) {
         fprintf(stderr, "fibserver: cannot listen on %s:%s: %s\n", opt->host, opt->port,
-                aloop_strerror(srv.listen_fd));
-        return aloop_fail(srv.listen_fd);
+                aloop_strerror(fd));
+        return aloop_fail(fd);
     }
-    srv.stop = aloop_event_new(srv.loop);
-    srv.all_gone = aloop_event_new(srv.loop);
-    signal_watch_t w_int = {&srv, SIGINT}, w_term = {&srv, SIGTERM};
-    aloop_task_t *sig_int = aloop_spawn(srv.loop, signal_main, &w_int);
-    aloop_task_t *sig_term = aloop_spawn(srv.loop, signal_main, &w_term);
-    aloop_task_t *acceptor = aloop_spawn(srv.loop, accept_main, &srv);
-    int ok = srv.stop && srv.all_gone && sig_int && sig_term && acceptor;
-    if (ok) {
+    state.stop = aloop_event_new(loop);
+    signal_watch_t w_int = {&state, SIGINT}, w_term = {&state, SIGTERM};
+    aloop_task_t *sig_int = aloop_spawn(loop, signal_main, &w_int);
+    aloop_task_t *sig_term = aloop_spawn(loop, signal_main, &w_term);
+    aloop_server_t *srv = NULL;
+    if (state.stop && sig_int && sig_term) srv = aloop_serve(loop, fd, fib_session, &state);
+    if (srv) {
         aloop_yield(); /* the watchers register before anyone can signal us */
-        print_listening(srv.listen_fd);
-        aloop_event_wait(srv.stop);
+        print_listening(fd);
+        aloop_event_wait(state.stop);
+        /* Stop accepting, end every connection, wait until all are gone;
+         * the signal watchers stay up meanwhile (a second signal is fatal). */
+        aloop_server_close(srv);
+        aloop_server_cancel_handlers(srv);
+        aloop_server_wait_closed(srv);
+        aloop_server_free(srv);
     } else {
         fprintf(stderr, "fibserver: out of memory\n");
+        aloop_close(fd);
     }
-    stop_task(acceptor);
     stop_task(sig_int);
     stop_task(sig_term);
-    srv.stopping = 1;
-    for (fib_conn_t *c = srv.conns; c; c = c->next) aloop_cancel(c->task);
-    if (srv.nconns > 0 && srv.all_gone) aloop_event_wait(srv.all_gone);
-    aloop_close(srv.listen_fd);
-    aloop_event_free(srv.stop);
-    aloop_event_free(srv.all_gone);
-    return ok ? NULL : aloop_fail(-ENOMEM);
+    aloop_event_free(state.stop);
+    return srv ? NULL : aloop_fail(-ENOMEM);
 }
 
 static void usage(FILE *out, const char *prog) {
@@ -339,7 +323,8 @@ static void usage(FILE *out, const char *prog) {
             "  --pool N           worker threads (default: number of CPUs)\n"
             "  --max-n N          largest n accepted (default 200000)\n"
             "Protocol: one number n per line; the answer is fib(n) in decimal.\n"
-            "Prints \"listening on HOST:PORT\" once ready; SIGINT/SIGTERM stop it.\n",
+            "Prints \"listening on HOST:PORT\" once ready; SIGINT/SIGTERM stop it\n"
+            "(a second one during the shutdown ends it at once).\n",
             prog);
 }
 

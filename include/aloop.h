@@ -87,7 +87,10 @@ typedef struct aloop_config {
 ALOOP_API aloop_t *aloop_new(void);
 
 /* New loop; NULL cfg = defaults. NULL + EINVAL for an unknown clock or flag,
- * or a stack size below 16 KiB. */
+ * or a stack size below 16 KiB. The environment can add to cfg (as with
+ * aloop_new): ALOOP_DEBUG=1 sets the ALOOP_DEBUG flag, ALOOP_CLOCK=virtual
+ * makes the clock ALOOP_CLOCK_VIRTUAL (so a program's timeline can be tested
+ * without waiting; ALOOP_CLOCK=monotonic or unset: cfg decides). */
 ALOOP_API aloop_t *aloop_new_with(const aloop_config_t *cfg);
 
 /* Cancels every unfinished task, runs the loop until they have all finished
@@ -97,7 +100,8 @@ ALOOP_API aloop_t *aloop_new_with(const aloop_config_t *cfg);
  * run), then frees the loop.
  * Futures the caller still holds stay valid but detached: completing them
  * afterwards returns -EINVAL. Must not be called from inside the loop (it
- * then does nothing and says so on stderr). NULL is a no-op. */
+ * then does nothing and says so on stderr; debug mode aborts). NULL is a
+ * no-op. */
 ALOOP_API void aloop_free(aloop_t *loop);
 
 /* Runs until nothing is left that could make progress: no ready task or
@@ -419,12 +423,15 @@ ALOOP_API ssize_t aloop_write_all(int fd, const void *buf, size_t len);
 ALOOP_API int aloop_accept(int listen_fd, struct sockaddr *addr, socklen_t *len);
 /* Connects fd: 0 or -errno (-ECONNREFUSED, ...). */
 ALOOP_API int aloop_connect(int fd, const struct sockaddr *addr, socklen_t len);
-/* A listening TCP socket (IPv4 or IPv6, SO_REUSEADDR; port "0" = any): fd
- * or -errno. Not suspending: host goes to a blocking getaddrinfo(), fine for
- * numeric addresses and "localhost", not for names that need DNS. */
+/* A listening TCP socket (IPv4 or IPv6, SO_REUSEADDR; port "0" = any;
+ * backlog <= 0 = SOMAXCONN): fd or -errno. host NULL or "" = every local
+ * address; numeric hosts and "localhost" work anywhere, other names are
+ * looked up on the worker pool (see "Names" below: -EPERM outside a task,
+ * -ENOENT for no such name). */
 ALOOP_API int aloop_tcp_listen(const char *host, const char *port, int backlog);
-/* Connects to host:port (each address in turn) within timeout: fd or -errno.
- * Host names are resolved on the worker pool, numeric addresses at once. */
+/* Connects to host:port (each address in turn) within timeout (< 0 = none;
+ * the name lookup counts against it): fd (TCP_NODELAY) or -errno
+ * (-ECONNREFUSED, -ETIMEDOUT, -ENOENT, ...). */
 ALOOP_API int aloop_tcp_connect(const char *host, const char *port, double timeout);
 /* Closes fd; tasks waiting on it wake with -EBADF. Use it instead of
  * close(2) for fds a task may be waiting on. */
@@ -501,6 +508,11 @@ ALOOP_API int aloop_server_close(aloop_server_t *srv);
 ALOOP_API int aloop_server_wait_closed(aloop_server_t *srv);
 /* Handlers running now (started and not returned). */
 ALOOP_API size_t aloop_server_connections(const aloop_server_t *srv);
+/* Cancels every running handler (each sees -ECANCELED at its current or
+ * next suspension point and returns); the server itself goes on accepting
+ * unless closed. The usual shutdown: close, cancel_handlers (or first give
+ * them time), wait_closed, free. Returns how many were cancelled. */
+ALOOP_API size_t aloop_server_cancel_handlers(aloop_server_t *srv);
 /* The listening fd (-1 once closed), e.g. for getsockname(). */
 ALOOP_API int aloop_server_fd(const aloop_server_t *srv);
 /* Closes the server and cancels every running handler (each sees
@@ -512,16 +524,91 @@ ALOOP_API int aloop_server_fd(const aloop_server_t *srv);
 ALOOP_API void aloop_server_free(aloop_server_t *srv);
 
 /* ------------------------------------------------------------------------ */
+/* Networking: listeners for many loops, names, datagrams (net.c, udp.c)   */
+/* ------------------------------------------------------------------------ */
+
+/* aloop_tcp_listen_with flags. REUSEPORT sets SO_REUSEPORT: several sockets
+ * (one per loop, each listening with this flag) share the port and the
+ * kernel spreads new connections over them (Linux, the BSDs). */
+enum { ALOOP_LISTEN_REUSEPORT = 1u << 0 };
+/* aloop_tcp_listen with flags: fd or -errno; -EINVAL for unknown flags,
+ * -ENOTSUP where SO_REUSEPORT does not exist, -EADDRINUSE when the port is
+ * taken by a socket that did not also set REUSEPORT (or by another user). */
+ALOOP_API int aloop_tcp_listen_with(const char *host, const char *port, int backlog,
+                                    unsigned flags);
+
+struct addrinfo;
+/* getaddrinfo(host, port, hints, res) that never blocks the loop. A numeric
+ * host (or NULL host) is answered at once, inside a task or not; a name is
+ * looked up on the loop's worker pool, so only from inside a task (-EPERM
+ * outside one); a name in ".invalid" is -ENOENT at once (RFC 6761). 0 with
+ * *res set (free it with freeaddrinfo()), or -errno: a cancellation point
+ * when it looks a name up (-ECANCELED; the pool's result is freed, never
+ * leaked). -EINVAL if res is NULL or both host and port are. getaddrinfo's
+ * errors map as follows:
+ *   EAI_NONAME, EAI_NODATA, EAI_ADDRFAMILY, EAI_FAIL, EAI_SERVICE -> -ENOENT
+ *     (no such name, including a non-numeric host with AI_NUMERICHOST, a
+ *     name without addresses (of that family), an unknown service name)
+ *   EAI_AGAIN -> -EAGAIN (temporary: the resolver did not answer in time)
+ *   EAI_MEMORY -> -ENOMEM;  EAI_FAMILY -> -EAFNOSUPPORT
+ *   EAI_BADFLAGS, EAI_SOCKTYPE -> -EINVAL
+ *   EAI_SYSTEM -> -errno of the failed call;  anything else -> -EIO */
+ALOOP_API int aloop_getaddrinfo(const char *host, const char *port, const struct addrinfo *hints,
+                                struct addrinfo **res);
+
+/* ---- datagrams (udp.c), asyncio's create_datagram_endpoint / libuv's uv_udp.
+ * Hosts resolve as for aloop_tcp_listen / aloop_tcp_connect (numeric and
+ * "localhost" anywhere, other names on the pool from a task, -ENOENT for no
+ * such name). The fds are non-blocking and close-on-exec; close them with
+ * aloop_close. */
+
+/* A datagram socket bound to host:port (host NULL or "" = every local
+ * address; port "0" = any free port): fd or -errno (-EADDRINUSE, ...). */
+ALOOP_API int aloop_udp_bind(const char *host, const char *port);
+/* A datagram socket connected to host:port (bound to a free local port):
+ * send with aloop_sendto(fd, ..., NULL, 0), receive only from that peer.
+ * A datagram connect checks nothing, so with several addresses the first
+ * one the kernel can route to is taken. fd or -errno. */
+ALOOP_API int aloop_udp_connect(const char *host, const char *port);
+/* Suspends until a datagram arrives and takes exactly one: its size (0 for
+ * an empty datagram), with its sender in addr / *alen when addr is not NULL
+ * (*alen: capacity in, length out). A datagram longer than len: buf holds
+ * its first len bytes, the rest is lost, and the call returns -EMSGSIZE.
+ * Other errors: -ECANCELED (no datagram is taken: the next call gets it),
+ * -ECONNREFUSED (a connected socket's earlier datagram was refused by the
+ * peer), -EBADF, -ENOTSOCK, -EINVAL (buf NULL with len > 0, addr without
+ * alen), -EPERM outside a task. */
+ALOOP_API ssize_t aloop_recvfrom(int fd, void *buf, size_t len, struct sockaddr *addr,
+                                 socklen_t *alen);
+/* Sends buf as one datagram to addr (NULL: to the connected peer),
+ * suspending while the socket's send buffer is full: len, or -errno
+ * (-EMSGSIZE above the protocol's limit, -EDESTADDRREQ for NULL addr on an
+ * unconnected socket, -ECONNREFUSED, -ECANCELED: nothing was sent). */
+ALOOP_API ssize_t aloop_sendto(int fd, const void *buf, size_t len, const struct sockaddr *addr,
+                               socklen_t alen);
+
+/* ------------------------------------------------------------------------ */
 /* Threads, signals                                                         */
 /* ------------------------------------------------------------------------ */
 
 /* Runs fn(arg) on the loop's worker pool and suspends until it returns:
  * 0 with *result set. If the caller is cancelled, returns -ECANCELED at
- * once; the thread finishes on its own and its result is discarded. */
+ * once: a job no worker has taken yet never runs; a running one finishes on
+ * its own and its result is lost (see aloop_run_in_thread_with). -EPERM
+ * outside a task, -EINVAL for a NULL fn, -ENOMEM, or pthread_create's error
+ * when no worker could be started. */
 ALOOP_API int aloop_run_in_thread(void *(*fn)(void *), void *arg, void **result);
 /* Worker pool size for loop (default: number of CPUs); before first use. */
 ALOOP_API int aloop_set_thread_pool_size(aloop_t *loop, unsigned n);
-/* Suspends until signo is delivered to the process. 0, -ECANCELED, -EINVAL. */
+/* Suspends until signo is delivered to the process. 0, -ECANCELED, -EINVAL.
+ * On Linux the first wait blocks signo in the loop's thread (it is read
+ * through a signalfd) and it stays blocked there until aloop_free, waiting
+ * or not: a signal arriving while no task waits stays pending for the next
+ * waiter, and one still pending at aloop_free is raised again once
+ * unblocked (the process's own disposition handles it). Children started
+ * from that thread meanwhile (fork, posix_spawn, system) inherit the mask
+ * with signo blocked: unblock it in the child (posix_spawnattr_setsigmask,
+ * or pthread_sigmask after fork) until the subprocess API does it for you. */
 ALOOP_API int aloop_signal_wait(int signo);
 
 /* ------------------------------------------------------------------------ */
@@ -617,6 +704,31 @@ ALOOP_API int aloop_barrier_broken(const aloop_barrier_t *b);
 ALOOP_API void aloop_barrier_free(aloop_barrier_t *b);
 
 /* ------------------------------------------------------------------------ */
+/* Worker jobs that outlive their caller                                    */
+/* ------------------------------------------------------------------------ */
+
+/* As aloop_run_in_thread, for jobs whose argument or result owns something.
+ * The ownership rule: when this call returns -ECANCELED, arg (and fn's
+ * result, if any) belong to discard, which the library calls exactly once
+ * for that job, on the loop's thread; on 0 or any other error discard is
+ * never called and everything stays the caller's.
+ *  - Caller cancelled (or a cancel pending at the call) before a worker took
+ *    the job: the job never runs; discard(NULL, arg) runs in the caller's
+ *    task before the call returns.
+ *  - Caller cancelled while fn runs, or after fn returned but before the
+ *    caller ran again: the call returns at once; discard(result, arg) runs
+ *    when the job comes back.
+ *  - aloop_free (which cancels every task) waits only for jobs already
+ *    running and calls their discard on the freeing thread before it
+ *    returns.
+ * discard must not use the loop; it may be NULL (then nothing is called, as
+ * with aloop_run_in_thread). A job that may outlive its caller must not
+ * point into the caller's stack: give it heap memory that discard frees.
+ * Errors as aloop_run_in_thread. */
+ALOOP_API int aloop_run_in_thread_with(void *(*fn)(void *), void *arg,
+                                       void (*discard)(void *result, void *arg), void **result);
+
+/* ------------------------------------------------------------------------ */
 /* Embedding: a host's main loop drives aloop, aloop drives other libraries */
 /* ------------------------------------------------------------------------ */
 
@@ -694,6 +806,12 @@ ALOOP_API const char *aloop_strerror(int err);
 /* ------------------------------------------------------------------------ */
 /* Debug mode (ALOOP_DEBUG flag, or ALOOP_DEBUG=1 in the environment)       */
 /* ------------------------------------------------------------------------ */
+
+/* Debug mode also turns misuse into an abort with a message on stderr
+ * ("aloop: <call>: ..."): a suspending call outside a task, a loop used from
+ * another thread, aloop_run inside the running loop, an object of another
+ * (or a freed) loop, aloop_free inside the running loop. Without it these
+ * return -EPERM / -EINVAL (see each call) and change nothing. */
 
 /* Receives one debug-mode warning: a line of text without '\n'. Warnings:
  * a task step longer than 100 ms, a failed future/task whose error nobody

@@ -31,15 +31,9 @@ struct aloop_barrier {
 };
 
 aloop_barrier_t *aloop_barrier_new(aloop_t *loop, unsigned parties) {
-    if (!loop || parties == 0) {
-        errno = EINVAL;
-        return NULL;
-    }
+    if (!loop || parties == 0) return aloop__null_errno(-EINVAL);
     aloop_barrier_t *b = aloop__calloc(1, sizeof *b);
-    if (!b) {
-        errno = ENOMEM;
-        return NULL;
-    }
+    if (!b) return aloop__null_errno(-ENOMEM);
     b->loop = loop;
     b->parties = parties;
     aloop__list_init(&b->waiters);
@@ -65,13 +59,8 @@ static void waiter_cancel(aloop_wait_t *wait) {
     w->barrier->count--;
 }
 
-static int foreign(const aloop_barrier_t *b) {
-    aloop_t *cur = aloop_current();
-    return cur && cur != b->loop;
-}
-
 int aloop_barrier_wait(aloop_barrier_t *b) {
-    if (!b || foreign(b)) return -EINVAL;
+    if (!b || aloop__check_loop(b->loop, "aloop_barrier_wait") < 0) return -EINVAL;
     int err;
     aloop_task_impl_t *t = aloop__enter(&err);
     if (!t) return err;
@@ -91,14 +80,14 @@ int aloop_barrier_wait(aloop_barrier_t *b) {
 }
 
 int aloop_barrier_abort(aloop_barrier_t *b) {
-    if (!b || foreign(b)) return -EINVAL;
+    if (!b || aloop__check_loop(b->loop, "aloop_barrier_abort") < 0) return -EINVAL;
     b->broken = 1;
     wake_all(b, -EPIPE);
     return 0;
 }
 
 int aloop_barrier_reset(aloop_barrier_t *b) {
-    if (!b || foreign(b)) return -EINVAL;
+    if (!b || aloop__check_loop(b->loop, "aloop_barrier_reset") < 0) return -EINVAL;
     wake_all(b, -EPIPE); /* the round under way is broken for its waiters */
     b->broken = 0;
     return 0;

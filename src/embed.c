@@ -65,9 +65,11 @@ static int iterate(aloop_t *loop, double timeout) {
 
 int aloop_run_once(aloop_t *loop, double timeout) {
     if (!loop || isnan(timeout)) return -EINVAL;
-    if (aloop__tls_loop() == loop) return -EPERM; /* from a task or callback of loop */
+    if (aloop__tls_loop() == loop) /* from a task or callback of loop */
+        return aloop__misuse(loop, -EPERM, "aloop_run_once", "called from inside the running loop");
     if (aloop__foreign_thread(loop)) return aloop__wrong_thread(loop, "aloop_run_once");
-    if (loop->running || aloop__tls_loop()) return -EPERM; /* inside another loop */
+    if (loop->running || aloop__tls_loop()) /* inside another loop */
+        return aloop__misuse(loop, -EPERM, "aloop_run_once", "called from inside another running loop");
     aloop__io_flush(loop);
     if (!has_work(loop)) return 0;
     aloop__set_tls_loop(loop);
@@ -83,7 +85,7 @@ int aloop_run_once(aloop_t *loop, double timeout) {
 
 int aloop_backend_fd(aloop_t *loop) {
     if (!loop) return -EINVAL;
-    return aloop__backend_fd(loop);
+    return aloop__backend_fd(loop->io->backend);
 }
 
 double aloop_backend_timeout(aloop_t *loop) {

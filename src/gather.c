@@ -69,17 +69,13 @@ static void slot_fire(aloop_fut_waiter_t *w, aloop_future_t *f) {
     aloop__wake(mw->task, 0);
 }
 
-static int foreign(const aloop_future_t *f) {
-    aloop_t *cur = aloop_current();
-    return !f->loop || (cur && cur != f->loop);
-}
-
 /* Checks the inputs of gather / wait before anything else happens. */
 static int check_inputs(aloop_future_t *const *fs, size_t n) {
     if (n && !fs) return -EINVAL;
     aloop_task_impl_t *self = aloop__current_task();
     for (size_t i = 0; i < n; i++) {
-        if (!fs[i] || foreign(fs[i])) return -EINVAL;
+        if (!fs[i] || aloop__check_loop(fs[i]->loop, "aloop_gather/aloop_wait") < 0)
+            return -EINVAL;
         if (self && fs[i] == &self->fut) return -EDEADLK;
     }
     return 0;
@@ -271,7 +267,8 @@ static void wait_for_expire(aloop_timer_t *timer) {
 int aloop_wait_for(aloop_future_t *f, double timeout, void **result) {
     int err;
     if (result) *result = NULL;
-    if (!f || isnan(timeout) || foreign(f)) return -EINVAL;
+    if (!f || isnan(timeout) || aloop__check_loop(f->loop, "aloop_wait_for") < 0)
+        return -EINVAL;
     aloop_task_impl_t *self = aloop__current_task();
     if (self && f == &self->fut) return -EDEADLK;
     aloop_task_impl_t *t = aloop__enter(&err);
@@ -338,15 +335,9 @@ static void shield_inner_done(aloop_fut_waiter_t *w, aloop_future_t *inner) {
 }
 
 aloop_future_t *aloop_shield(aloop_future_t *f) {
-    if (!f || !f->loop) {
-        errno = EINVAL;
-        return NULL;
-    }
+    if (!f || !f->loop) return aloop__null_errno(-EINVAL);
     shield_t *s = aloop__calloc(1, sizeof *s);
-    if (!s) {
-        errno = ENOMEM;
-        return NULL;
-    }
+    if (!s) return aloop__null_errno(-ENOMEM);
     aloop__future_init(&s->outer, f->loop);
     s->on_inner.fire = shield_inner_done;
     aloop__list_init(&s->on_inner.link);

@@ -63,15 +63,9 @@ static void child_done(aloop_fut_waiter_t *w, aloop_future_t *f) {
 }
 
 aloop_group_t *aloop_group_new(aloop_t *loop) {
-    if (!loop) {
-        errno = EINVAL;
-        return NULL;
-    }
+    if (!loop) return aloop__null_errno(-EINVAL);
     aloop_group_t *g = aloop__calloc(1, sizeof *g);
-    if (!g) {
-        errno = ENOMEM;
-        return NULL;
-    }
+    if (!g) return aloop__null_errno(-ENOMEM);
     g->loop = loop;
     return g;
 }
@@ -87,14 +81,8 @@ static int children_reserve(aloop_group_t *g) {
 }
 
 aloop_task_t *aloop_group_spawn(aloop_group_t *g, aloop_task_fn fn, void *arg) {
-    if (!g || !fn) {
-        errno = EINVAL;
-        return NULL;
-    }
-    if (g->aborting || g->finished) {
-        errno = EPERM;
-        return NULL;
-    }
+    if (!g || !fn) return aloop__null_errno(-EINVAL);
+    if (g->aborting || g->finished) return aloop__null_errno(-EPERM);
     group_child_t *c = aloop__calloc(1, sizeof *c);
     if (!c || children_reserve(g) < 0) goto nomem;
     c->task = aloop_spawn(g->loop, fn, arg);
@@ -107,8 +95,7 @@ aloop_task_t *aloop_group_spawn(aloop_group_t *g, aloop_task_fn fn, void *arg) {
     return c->task;
 nomem:
     aloop__free(c);
-    errno = ENOMEM;
-    return NULL;
+    return aloop__null_errno(-ENOMEM);
 }
 
 /* The waiting task was cancelled: abort the group (the core then wakes the

@@ -13,35 +13,43 @@ static int config_valid(const aloop_config_t *cfg) {
     return 1;
 }
 
+/* The environment's additions to a config: ALOOP_DEBUG=1, ALOOP_CLOCK=virtual. */
 static int env_debug(void) {
     const char *v = getenv("ALOOP_DEBUG");
     return v && *v && strcmp(v, "0") != 0;
 }
 
+static int env_clock(int clock) {
+    const char *v = getenv("ALOOP_CLOCK");
+    return v && strcmp(v, "virtual") == 0 ? ALOOP_CLOCK_VIRTUAL : clock;
+}
+
 aloop_t *aloop_new_with(const aloop_config_t *cfg) {
     static const aloop_config_t defaults = {0};
     if (!cfg) cfg = &defaults;
-    if (!config_valid(cfg)) {
-        errno = EINVAL;
-        return NULL;
-    }
+    if (!config_valid(cfg)) return aloop__null_errno(-EINVAL);
     aloop_t *loop = aloop__calloc(1, sizeof *loop);
-    if (!loop) return NULL;
-    loop->clock = cfg->clock;
+    if (!loop) return aloop__null_errno(-ENOMEM);
+    loop->clock = env_clock(cfg->clock);
     loop->flags = cfg->flags | (env_debug() ? ALOOP_DEBUG : 0u);
     loop->page_size = (size_t)sysconf(_SC_PAGESIZE);
     size_t stack = cfg->stack_size ? cfg->stack_size : ALOOP_DEFAULT_STACK;
     loop->stack_size = (stack + loop->page_size - 1) & ~(loop->page_size - 1);
     loop->mono_base = aloop__monotonic();
-    aloop__list_init(&loop->tasks);
-    aloop__list_init(&loop->task_pool);
+    aloop__tasks_init(loop);
     aloop__list_init(&loop->futures);
     aloop__list_init(&loop->quarantine);
-    if (aloop__main_ctx_init(loop) < 0) goto fail;
-    if (aloop__reserve_runnable(loop) < 0) goto fail; /* allocates the ring */
+    /* Each step's own error is passed on: EMFILE from epoll_create1 or the
+     * wake-up fd is not "out of memory". */
+    int rc = aloop__main_ctx_init(loop);
+    if (rc < 0) goto fail;
+    rc = aloop__reserve_runnable(loop); /* allocates the ring */
+    if (rc < 0) goto fail;
     aloop__release_runnable(loop);
-    if (aloop__io_init(loop) < 0) goto fail;
-    if (aloop__async_init(loop) < 0) {
+    rc = aloop__io_init(loop);
+    if (rc < 0) goto fail;
+    rc = aloop__async_init(loop);
+    if (rc < 0) {
         aloop__io_free(loop);
         goto fail;
     }
@@ -53,8 +61,7 @@ fail:
     aloop__main_ctx_free(loop);
     aloop__free(loop->ring);
     aloop__free(loop);
-    errno = ENOMEM;
-    return NULL;
+    return aloop__null_errno(rc);
 }
 
 aloop_t *aloop_new(void) { return aloop_new_with(NULL); }
@@ -105,7 +112,7 @@ static void cancel_pending_futures(aloop_t *loop) {
 void aloop_free(aloop_t *loop) {
     if (!loop) return;
     if (loop->running || aloop__tls_loop() == loop) {
-        fprintf(stderr, "aloop: aloop_free called from inside the running loop; ignored\n");
+        aloop__misuse(loop, 0, "aloop_free", "called from inside the running loop");
         return;
     }
     if (loop->task_count && (loop->flags & ALOOP_DEBUG))
@@ -115,8 +122,10 @@ void aloop_free(aloop_t *loop) {
     cancel_pending_futures(loop);
     aloop__drain_tasks(loop); /* runs what those cancels scheduled */
     drop_pending_callbacks(loop);
-    aloop__async_free(loop);
+    /* Signals first: one arriving while the pool's running jobs are joined
+     * is then delivered at once, not held until they are done. */
     aloop__signal_free(loop); /* forgets its fds: before the fd table goes */
+    aloop__async_free(loop);
     aloop__io_free(loop);
     while (!aloop__list_empty(&loop->futures)) {
         aloop_future_t *f = ALOOP_CONTAINER_OF(loop->futures.next, aloop_future_t, live);

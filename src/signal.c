@@ -8,8 +8,9 @@
  * wakes the next waiter; every task waiting when it is read wakes up. The
  * thread pool's workers block every signal, so a process-directed signal
  * can only land here - provided the program's other threads (if any) block
- * it too, as with any signalfd user. aloop_free drains pending instances,
- * closes the fds and unblocks what it blocked.
+ * it too, as with any signalfd user. aloop_free closes the fds, unblocks
+ * what it blocked and raises again a signal still pending there, so it is
+ * delivered as if the loop had never blocked it (see slot_close).
  *
  * Elsewhere: a self-pipe. A handler (installed by the first wait for that
  * signal) writes the signal number to a process-wide non-blocking pipe,
@@ -125,10 +126,16 @@ static int slot_watch(aloop_t *loop, sig_slot_t *slot) {
 
 static void slot_unwatch(aloop_t *loop, sig_slot_t *slot) { aloop__io_unhook(loop, slot->fd); }
 
+/* A signal that arrived after the last wait for it and is still pending is
+ * not lost: once unblocked it is raised again, so the process's own
+ * disposition handles it (the default action for SIGINT/SIGTERM ends the
+ * process, as it would have without the loop). A signal the program had
+ * blocked itself stays pending for it. */
 static void slot_close(aloop_t *loop, sig_slot_t *slot, int signo) {
-    /* Consume instances still pending so that unblocking cannot kill us. */
-    struct signalfd_siginfo si;
-    while (read(slot->fd, &si, sizeof si) == (ssize_t)sizeof si) {
+    int pending = 0;
+    if (slot->we_blocked) {
+        struct signalfd_siginfo si;
+        while (read(slot->fd, &si, sizeof si) == (ssize_t)sizeof si) pending = 1;
     }
     aloop__io_forget(loop, slot->fd);
     close(slot->fd);
@@ -138,6 +145,7 @@ static void slot_close(aloop_t *loop, sig_slot_t *slot, int signo) {
         sigemptyset(&set);
         sigaddset(&set, signo);
         pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+        if (pending) raise(signo);
     }
     slot->open = 0;
 }

@@ -40,10 +40,7 @@ struct aloop_stream {
 };
 
 aloop_stream_t *aloop_stream_new(aloop_t *loop, int fd, size_t max_line) {
-    if (!loop || fd < 0) {
-        errno = EINVAL;
-        return NULL;
-    }
+    if (!loop || fd < 0) return aloop__null_errno(-EINVAL);
     aloop_stream_t *s = aloop__calloc(1, sizeof *s);
     if (!s) return NULL;
     s->loop = loop;

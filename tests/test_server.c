@@ -250,6 +250,47 @@ static void test_free_cancels_handlers(void **state) {
     for (int i = 0; i < 3; i++) assert_int_equal(c.handler_rc[i], -ECANCELED);
 }
 
+/* cancel_handlers: every running handler sees -ECANCELED; the server keeps
+ * accepting until closed; then wait_closed returns at once. */
+static void *cancel_main(void *arg) {
+    srv_ctx_t *c = arg;
+    aloop_t *loop = aloop_current();
+    aloop_server_t *srv = serve_local(loop, handler, c);
+    aloop_stream_t *s[3];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(aloop_open_connection("127.0.0.1", c->port, 1, &s[i]), 0);
+    while (c->handlers_started < 2) aloop_sleep(0.01);
+    c->rc[0] = (int)aloop_server_cancel_handlers(srv);
+    while (c->handlers_returned < 2) aloop_sleep(0.01);
+    c->rc[1] = (int)aloop_server_connections(srv);
+    /* still serving */
+    c->rc[2] = aloop_open_connection("127.0.0.1", c->port, 1, &s[2]);
+    while (c->handlers_started < 3) aloop_sleep(0.01);
+    aloop_server_close(srv);
+    c->rc[3] = (int)aloop_server_cancel_handlers(srv);
+    c->rc[4] = aloop_server_wait_closed(srv);
+    aloop_server_free(srv);
+    for (int i = 0; i < 3; i++) aloop_stream_close(s[i]);
+    return NULL;
+}
+
+static void test_cancel_handlers(void **state) {
+    (void)state;
+    srv_ctx_t c = {.mode = HOLD};
+    aloop_t *loop = vloop();
+    aloop_task_t *t = spawn(loop, cancel_main, &c);
+    assert_int_equal(aloop_run_until_complete(loop, t), 0);
+    aloop_release(t);
+    aloop_free(loop);
+    assert_int_equal(c.rc[0], 2);
+    assert_int_equal(c.rc[1], 0);
+    assert_int_equal(c.rc[2], 0);
+    assert_int_equal(c.rc[3], 1);
+    assert_int_equal(c.rc[4], 0);
+    for (int i = 0; i < 3; i++) assert_int_equal(c.handler_rc[i], -ECANCELED);
+    assert_int_equal(aloop_server_cancel_handlers(NULL), 0);
+}
+
 /* aloop_free on a loop with a live server and running handlers: handlers
  * are cancelled, connections and the listener closed (ASan: no leak once
  * aloop_server_free has freed the handle, called after aloop_free). */
@@ -523,6 +564,7 @@ int main(void) {
         cmocka_unit_test(test_many_connections),
         cmocka_unit_test(test_close_while_handlers_run),
         cmocka_unit_test(test_free_cancels_handlers),
+        cmocka_unit_test(test_cancel_handlers),
         cmocka_unit_test(test_loop_free_with_live_server),
         cmocka_unit_test(test_handler_closes_early),
         cmocka_unit_test(test_handler_frees_server),
