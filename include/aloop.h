@@ -87,7 +87,10 @@ typedef struct aloop_config {
 ALOOP_API aloop_t *aloop_new(void);
 
 /* New loop; NULL cfg = defaults. NULL + EINVAL for an unknown clock or flag,
- * or a stack size below 16 KiB. */
+ * or a stack size below 16 KiB. The environment can add to cfg (as with
+ * aloop_new): ALOOP_DEBUG=1 sets the ALOOP_DEBUG flag, ALOOP_CLOCK=virtual
+ * makes the clock ALOOP_CLOCK_VIRTUAL (so a program's timeline can be tested
+ * without waiting; ALOOP_CLOCK=monotonic or unset: cfg decides). */
 ALOOP_API aloop_t *aloop_new_with(const aloop_config_t *cfg);
 
 /* Cancels every unfinished task, runs the loop until they have all finished
