@@ -504,7 +504,8 @@ ALOOP_API int aloop_server_close(aloop_server_t *srv);
 /* Suspends until the server is closed (also when called before
  * aloop_server_close) and every handler has returned. 0, the accept error
  * that closed the server, -ECANCELED, -EPERM outside a task, -EDEADLK from
- * one of the server's own handlers (it would wait for itself), -EINVAL. */
+ * one of the server's own handlers (it would wait for itself), -EINVAL.
+ * -ENOMEM if the accept task found no memory to start (the server closed). */
 ALOOP_API int aloop_server_wait_closed(aloop_server_t *srv);
 /* Handlers running now (started and not returned). */
 ALOOP_API size_t aloop_server_connections(const aloop_server_t *srv);
