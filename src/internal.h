@@ -384,6 +384,24 @@ ssize_t aloop__io_write_all(aloop_task_impl_t *t, int fd, const void *buf, size_
 
 /* ---- signals (signal.c): state hangs off loop->io->signals */
 void aloop__signal_free(aloop_t *loop);
+/* A library-internal listener for signo (one per signal): fn(loop) runs
+ * from the poll each time signo is read, before the waiting tasks wake;
+ * like an io hook it must only wake tasks or make syscalls. While
+ * subscribed, signo is blocked in the loop's thread and read through the
+ * loop's signal fd (self-pipe elsewhere). 0, -EBUSY (another listener),
+ * -ENOMEM, -errno. */
+typedef void (*aloop_signal_hook_fn)(aloop_t *loop);
+int aloop__signal_subscribe(aloop_t *loop, int signo, aloop_signal_hook_fn fn);
+void aloop__signal_unsubscribe(aloop_t *loop, int signo);
+
+/* ---- child processes (process.c) */
+struct aloop_proc_state;
+/* aloop_free, once no task is left: reaps exited children, hands children
+ * still running to a reaper thread, detaches the handles users still hold. */
+void aloop__process_free(aloop_t *loop);
+/* Test hook: 1 if loop watches its children with pidfds, 0 if through
+ * SIGCHLD, -1 before its first spawn. */
+int aloop__process_uses_pidfd(const aloop_t *loop);
 
 /* ---- cross-thread wake-ups (threadpool.c) */
 int aloop__async_init(aloop_t *loop);
@@ -449,6 +467,7 @@ struct aloop {
     /* subsystems */
     struct aloop_io *io;
     struct aloop_async *async;
+    struct aloop_proc_state *procs; /* process.c, NULL until the first spawn */
 
     /* debug mode (debug.c) */
     aloop_warning_fn warn_fn;    /* NULL: warnings go to stderr */

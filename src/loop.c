@@ -116,6 +116,7 @@ void aloop_free(aloop_t *loop) {
     cancel_pending_futures(loop);
     aloop__drain_tasks(loop); /* runs what those cancels scheduled */
     drop_pending_callbacks(loop);
+    aloop__process_free(loop); /* before the poller: unhooks pidfds, SIGCHLD */
     aloop__async_free(loop);
     aloop__poller_free(loop);
     while (!aloop__list_empty(&loop->futures)) {
