@@ -38,8 +38,8 @@
  * one still running to a small detached thread that blocks in
  * waitpid(pid) for it (the child is neither killed nor left a zombie),
  * frees orphans and detaches the handles the user still holds: on those,
- * wait/kill/communicate return -ECHILD and aloop_process_free only closes
- * the pipes and frees.
+ * wait and communicate are misuse (-EINVAL, an object of a freed loop),
+ * kill returns -ESRCH, aloop_process_free closes the pipes and frees.
  */
 #include "internal.h"
 
@@ -83,7 +83,7 @@ struct aloop_process {
     uint8_t orphaned;         /* aloop_process_free was called */
 };
 
-struct aloop_proc_state {
+struct aloop_procs {
     aloop_list_t all;         /* every aloop_process_t of this loop */
     aloop_process_t **byfd;   /* pidfd -> process, for the poller hook */
     size_t nbyfd;
@@ -107,7 +107,7 @@ static void maybe_destroy(aloop_process_t *p) {
 
 static void pidfd_unwatch(aloop_process_t *p) {
     if (p->pidfd < 0) return;
-    struct aloop_proc_state *ps = p->loop ? p->loop->procs : NULL;
+    struct aloop_procs *ps = p->loop ? p->loop->procs : NULL;
     if (ps && (size_t)p->pidfd < ps->nbyfd) ps->byfd[p->pidfd] = NULL;
     if (p->loop) aloop__io_forget(p->loop, p->pidfd);
     close(p->pidfd);
@@ -151,7 +151,7 @@ static void kill_and_reap(pid_t pid) {
 }
 
 static void pidfd_hook(aloop_t *loop, int fd) {
-    struct aloop_proc_state *ps = loop->procs;
+    struct aloop_procs *ps = loop->procs;
     aloop_process_t *p = (size_t)fd < ps->nbyfd ? ps->byfd[fd] : NULL;
     if (!p || !try_reap(p)) {
         /* Readable but not reapable (cannot happen for an exited child):
@@ -183,9 +183,9 @@ static int env_no_pidfd(void) {
 
 /* The loop's process state, created on the first spawn. The wake-up path
  * is chosen here, once per loop. */
-static struct aloop_proc_state *state_get(aloop_t *loop, int *err) {
+static struct aloop_procs *state_get(aloop_t *loop, int *err) {
     if (loop->procs) return loop->procs;
-    struct aloop_proc_state *ps = aloop__calloc(1, sizeof *ps);
+    struct aloop_procs *ps = aloop__calloc(1, sizeof *ps);
     if (!ps) {
         *err = -ENOMEM;
         return NULL;
@@ -221,7 +221,7 @@ int aloop__process_uses_pidfd(const aloop_t *loop) {
 
 /* Starts watching p's exit. 0, or -errno (the caller kills the child). */
 static int watch_child(aloop_t *loop, aloop_process_t *p) {
-    struct aloop_proc_state *ps = loop->procs;
+    struct aloop_procs *ps = loop->procs;
     if (!ps->use_pidfd) return 0; /* SIGCHLD is already subscribed */
 #ifdef ALOOP_HAVE_PIDFD
     int fd = pidfd_open_(p->pid);
@@ -424,10 +424,8 @@ aloop_process_t *aloop_process_spawn(aloop_t *loop, char *const argv[],
         errno = EINVAL;
         return NULL;
     }
-    if (aloop__foreign_thread(loop)) {
-        errno = -aloop__wrong_thread(loop, "aloop_process_spawn");
-        return NULL;
-    }
+    if (aloop__foreign_thread(loop))
+        return aloop__null_errno(aloop__wrong_thread(loop, "aloop_process_spawn"));
     int rc = 0;
     if (!state_get(loop, &rc)) {
         errno = -rc;
@@ -540,19 +538,15 @@ static int process_wait(aloop_task_impl_t *t, aloop_process_t *p, int *status) {
 }
 
 /* Common checks of the suspending calls: t or NULL with *err. */
-static aloop_task_impl_t *enter(aloop_process_t *p, int *err) {
+static aloop_task_impl_t *enter(aloop_process_t *p, const char *call, int *err) {
     if (!p) {
         *err = -EINVAL;
         return NULL;
     }
     aloop_task_impl_t *t = aloop__enter(err);
     if (!t) return NULL;
-    if (!p->loop || p->orphaned) {
-        *err = -ECHILD; /* the loop that owned the child is gone */
-        return NULL;
-    }
-    if (p->loop != t->fut.loop) {
-        *err = -EINVAL;
+    if (ALOOP_UNLIKELY(p->loop != t->fut.loop)) { /* another loop's, or a freed one's */
+        *err = aloop__foreign_loop(p->loop, t->fut.loop, call);
         return NULL;
     }
     return t;
@@ -560,7 +554,7 @@ static aloop_task_impl_t *enter(aloop_process_t *p, int *err) {
 
 int aloop_process_wait(aloop_process_t *p, int *status) {
     int err;
-    aloop_task_impl_t *t = enter(p, &err);
+    aloop_task_impl_t *t = enter(p, "aloop_process_wait", &err);
     if (!t) return err;
     return process_wait(t, p, status);
 }
@@ -665,7 +659,7 @@ int aloop_process_communicate(aloop_process_t *p, const void *in, size_t inlen, 
     if (errlen) *errlen = 0;
     if (!in && inlen) return -EINVAL;
     int rc;
-    aloop_task_impl_t *t = enter(p, &rc);
+    aloop_task_impl_t *t = enter(p, "aloop_process_communicate", &rc);
     if (!t) return rc;
     if (inlen && p->fds[0] < 0) return -EPIPE; /* nowhere to send it */
     p->users++;
@@ -720,7 +714,7 @@ fail:
 }
 
 void aloop__process_free(aloop_t *loop) {
-    struct aloop_proc_state *ps = loop->procs;
+    struct aloop_procs *ps = loop->procs;
     if (!ps) return;
     while (!aloop__list_empty(&ps->all)) {
         aloop_process_t *p = ALOOP_CONTAINER_OF(ps->all.next, aloop_process_t, link);

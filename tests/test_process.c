@@ -668,6 +668,11 @@ static void lifetimes_round(void) {
 }
 BOTH_PATHS(lifetimes)
 
+/* A wait from a task of another loop is refused. */
+static void *other_loop_task(void *arg) {
+    assert_int_equal(aloop_process_wait(arg, NULL), -EINVAL);
+    return NULL;
+}
 /* aloop_free with children still running: not killed, reaped when they
  * exit (by a reaper thread), never zombies. The handle still held is
  * detached: wait/kill say -ECHILD/-ESRCH, free works. */
@@ -690,17 +695,13 @@ static void free_loop_round(void) {
     assert_int_equal(kill(opid, 0), 0); /* both run on */
     assert_int_equal(kill(hpid, 0), 0);
     assert_int_equal(aloop_process_kill(held, SIGTERM), -ESRCH);
+    run_task(other_loop_task, held); /* a freed loop's object: -EINVAL */
     kill(opid, SIGKILL);
     aloop_process_free(held); /* closes cat's stdin: it exits */
     wait_no_children();
 }
 BOTH_PATHS(free_loop)
 
-/* A wait from a task of another loop is refused. */
-static void *other_loop_task(void *arg) {
-    assert_int_equal(aloop_process_wait(arg, NULL), -EINVAL);
-    return NULL;
-}
 static void other_loop_round(void) {
     aloop_t *a = new_loop();
     char *argv[] = {"true", NULL};
