@@ -240,6 +240,12 @@ typedef struct aloop_task {
     char name_buf[24];
     aloop_list_t tasks;  /* loop->tasks while unfinished */
     const void *spawn_site; /* aloop_spawn's caller, for aloop_dump */
+    /* Cooperative budget (sched.c): suspending calls entered since the task
+     * last really suspended. Counting up from 0 means a zeroed task struct
+     * starts with a full budget. */
+    unsigned coop_used;
+    struct aloop_task *next_deferred; /* on loop->deferred (budget spent) */
+    double busy; /* debug mode: run time since the task last really suspended */
 } aloop_task_impl_t;
 
 static inline aloop_task_impl_t *aloop__task(aloop_future_t *f) {
@@ -265,8 +271,26 @@ void aloop__future_detach(aloop_future_t *f);
 aloop_task_impl_t *aloop__current_task(void);
 /* Entry check of every suspending call: the running task, or NULL with *err
  * set (-EPERM outside a task, -ECANCELED when a cancel is pending, which is
- * consumed). */
+ * consumed). It also spends one unit of the task's cooperative budget
+ * (aloop__coop_spend), so it may first yield for a full loop step. */
 aloop_task_impl_t *aloop__enter(int *err);
+/* The cooperative budget: a task may enter this many suspending calls that
+ * do not suspend before one of them yields for a full loop step (timers,
+ * fds, the other ready tasks). Tokio's figure; measured in bench/README.md. */
+#ifndef ALOOP_COOP_BUDGET
+#define ALOOP_COOP_BUDGET 128u
+#endif
+/* Spends one unit of t's budget (t is the running task). When it is spent,
+ * yields first: the task goes to loop->deferred and runs again after the
+ * next poll and timers. 0, or -ECANCELED if a cancel (or an expired
+ * wait_for) arrived meanwhile (consumed): the caller then does nothing.
+ * Calls that loop over several syscalls without suspending spend one unit
+ * per extra syscall. */
+int aloop__coop_yield(aloop_task_impl_t *t);
+static inline int aloop__coop_spend(aloop_task_impl_t *t) {
+    if (ALOOP_LIKELY(++t->coop_used < ALOOP_COOP_BUDGET)) return 0;
+    return aloop__coop_yield(t);
+}
 /* Suspends the running task until aloop__wake(). Returns w->result, or
  * -ECANCELED if a cancel arrived after the wake-up (consumed; the caller
  * must undo whatever the wake-up granted, e.g. hand an item back). */
@@ -436,6 +460,9 @@ struct aloop {
     aloop_coro_t *zombie;        /* to free once off its stack */
     aloop_list_t stack_chunks;   /* stack chunks with a free slot (coro.c) */
     unsigned budget;             /* steps left before the next tick */
+    /* tasks that spent their cooperative budget: FIFO, made ready after the
+     * next poll and timers (tail valid only when head != NULL) */
+    struct aloop_task *deferred_head, *deferred_tail;
 
     /* state */
     uint8_t running, stopping, closing;
@@ -476,6 +503,9 @@ void aloop__warn(aloop_t *loop, const char *fmt, ...)
 /* A task step ends (t suspends, yields or returns) / begins from the loop. */
 void aloop__debug_step_end(aloop_t *loop, aloop_task_impl_t *t);
 void aloop__debug_step_begin(aloop_t *loop);
+/* t spent its cooperative budget: its step ends, and the run time it has
+ * piled up since it last really suspended is checked as one step. */
+void aloop__debug_coop_yield(aloop_t *loop, aloop_task_impl_t *t);
 /* Keeps a freed (detached) future instead of freeing it. */
 void aloop__debug_keep_freed(aloop_t *loop, aloop_future_t *f);
 /* aloop_release with refs == 0: reported in debug mode, else abort. */
