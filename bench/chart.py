@@ -29,6 +29,12 @@ LABELS = [
     ("memory_idle_total", "  RSS of all idle tasks"),
     ("memory_million", "RSS per idle task, 1M tasks"),
     ("memory_million_total", "  RSS of 1M idle tasks"),
+    ("gather_million", "spawn 1M then gather, per task"),
+    ("gather_million_rss", "  peak RSS of the process"),
+    ("gather_million_pending", "  RSS per pending task"),
+    ("gather_100k", "spawn 100k then gather, per task"),
+    ("gather_100k_rss", "  peak RSS of the process"),
+    ("gather_100k_pending", "  RSS per pending task"),
     ("echo", "TCP echo, 50 connections"),
     ("echo_floor", "  floor: hand-written epoll callbacks"),
     ("echo_vs_floor", "  aloop / floor"),
@@ -47,7 +53,15 @@ TARGETS = [
     ("echo", ">=", 128000, "req/s (libuv, measured elsewhere)"),
     ("echo_vs_floor", ">=", 1.0, "x hand-written epoll callbacks"),
     ("queue", "<=", 30, "ns per item (Go channel: 42)"),
+    ("gather_million", "<=", 100, "ns per task (Go 1.19: 894)"),
+    ("gather_million_rss", "<=", 256, "MiB peak for 1M tasks (Go: 101-119)"),
 ]
+
+# Figures of peers not installed here, quoted from the issues for reference.
+REFERENCE = {
+    "gather_million": "Go 894-1,069",
+    "gather_million_rss": "Go 101-119",
+}
 
 
 def parse(path):
@@ -102,10 +116,12 @@ def better_text(better):
 
 
 def print_table(rows, out=sys.stdout):
-    out.write(f"{'figure':<38} {'unit':>6} {'aloop':>12} {'asyncio':>12} {'aloop better':>13}\n")
-    out.write("-" * 85 + "\n")
-    for _, label, unit, av, pv, better in rows:
-        out.write(f"{label:<38} {unit:>6} {fmt(av):>12} {fmt(pv):>12} {better_text(better):>13}\n")
+    out.write(f"{'figure':<38} {'unit':>6} {'aloop':>12} {'asyncio':>12} {'aloop better':>13}"
+              f"  {'reference (issue)'}\n")
+    out.write("-" * 104 + "\n")
+    for name, label, unit, av, pv, better in rows:
+        out.write(f"{label:<38} {unit:>6} {fmt(av):>12} {fmt(pv):>12} {better_text(better):>13}"
+                  f"  {REFERENCE.get(name, '')}\n")
 
 
 def print_targets(results, out=sys.stdout):

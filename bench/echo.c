@@ -2,17 +2,21 @@
  * echo.c - TCP echo over loopback: requests per second.
  *
  * The server is a libaloop program with a coroutine per connection
- * (aloop_accept, then aloop_read / aloop_write_all until EOF). The load
+ * (aloop_accept, then aloop_read / aloop_write_all until EOF), hand-written
+ * or with aloop_serve and streams (aloop_stream_read / _write). The load
  * generator is plain epoll, single-threaded and independent of libaloop,
  * so it can measure any server: C connections (default 50) each keep one
  * 64-byte message in flight, send the next as soon as the echo is back,
  * and the generator counts round trips for a fixed time after a warm-up
  * (bounded in time and in count). It only ever connects to loopback.
  *
- *   echo                  forks the aloop server, loads it; then the same
- *                         with a hand-written epoll callback server (the
- *                         floor, what libuv-style code gets on this machine)
- *   echo --server [-p P]  only the aloop server (prints "PORT <n>"), until killed
+ *   echo                  forks the aloop servers (hand-written accept loop,
+ *                         aloop_serve) and a hand-written epoll callback
+ *                         server (the floor, what libuv-style code gets on
+ *                         this machine) and loads them in alternating rounds
+ *   echo --server [--serve] [-p P]
+ *                         only the aloop server (prints "PORT <n>"), until
+ *                         killed; --serve: the aloop_serve one
  *   echo --connect H:P    only the load generator, against someone's server
  */
 #ifndef _GNU_SOURCE
@@ -70,14 +74,18 @@ struct server_args {
     int report_fd; /* where "PORT <n>\n" goes */
 };
 
-static void *serve(void *arg) {
-    struct server_args *sa = arg;
+static int listen_and_report(struct server_args *sa) {
     int lfd = aloop_tcp_listen("127.0.0.1", sa->port, 1024);
     if (lfd < 0) die("aloop_tcp_listen", lfd);
     struct sockaddr_in addr;
     socklen_t len = sizeof addr;
     if (getsockname(lfd, (struct sockaddr *)&addr, &len) < 0) die("getsockname", errno);
     dprintf(sa->report_fd, "PORT %d\n", ntohs(addr.sin_port));
+    return lfd;
+}
+
+static void *serve(void *arg) {
+    int lfd = listen_and_report(arg);
     aloop_t *loop = aloop_current();
     for (;;) {
         int fd = aloop_accept(lfd, NULL, NULL);
@@ -98,10 +106,28 @@ static void *serve(void *arg) {
     return NULL;
 }
 
-static int run_server(const char *port, int report_fd) {
+/* The same server on aloop_serve: the handler is the whole program. */
+static void echo_handler(aloop_stream_t *conn, void *arg) {
+    (void)arg;
+    char buf[16384];
+    ssize_t n;
+    while ((n = aloop_stream_read(conn, buf, sizeof buf)) > 0)
+        if (aloop_stream_write(conn, buf, (size_t)n) < 0) break;
+}
+
+static void *serve_streams(void *arg) {
+    int lfd = listen_and_report(arg);
+    aloop_server_t *srv = aloop_serve(aloop_current(), lfd, echo_handler, NULL);
+    if (!srv) die("aloop_serve", errno);
+    aloop_server_wait_closed(srv);
+    aloop_server_free(srv);
+    return NULL;
+}
+
+static int run_server(const char *port, int report_fd, int streams) {
     struct server_args sa = {port, report_fd};
     signal(SIGPIPE, SIG_IGN);
-    int rc = aloop_main(serve, &sa, NULL);
+    int rc = aloop_main(streams ? serve_streams : serve, &sa, NULL);
     if (rc < 0) die("aloop_main", rc);
     return 0;
 }
@@ -280,9 +306,10 @@ static int cmp_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-/* Forks a server (the aloop one, or the epoll floor) and returns its port;
- * *pid gets the child. */
-static int start_server(pid_t *pid, int floor) {
+enum { SERVER_TASKS, SERVER_SERVE, SERVER_FLOOR, NSERVERS };
+
+/* Forks a server (one of SERVER_*) and returns its port; *pid gets the child. */
+static int start_server(pid_t *pid, int kind) {
     int p[2];
     if (pipe(p) < 0) die("pipe", errno);
     *pid = fork();
@@ -290,8 +317,8 @@ static int start_server(pid_t *pid, int floor) {
     if (*pid == 0) {
         close(p[0]);
         signal(SIGPIPE, SIG_IGN);
-        if (floor) run_epoll_server(p[1]);
-        _exit(run_server("0", p[1]));
+        if (kind == SERVER_FLOOR) run_epoll_server(p[1]);
+        _exit(run_server("0", p[1], kind == SERVER_SERVE));
     }
     close(p[1]);
     char line[64] = {0};
@@ -309,18 +336,19 @@ static int start_server(pid_t *pid, int floor) {
 
 static void usage(void) {
     puts("usage: echo [--quick] [-c CONNS] [-t SECONDS] [-n MAX] [--connect HOST:PORT]\n"
-         "       echo --server [-p PORT]\n"
+         "       echo --server [--serve] [-p PORT]\n"
          "  TCP echo over loopback, 64-byte messages, CONNS connections (50)\n"
          "  each with one message in flight, SECONDS of measurement (5; --quick 1)\n"
          "  after a warm-up, at most MAX round trips per round (100,000,000).\n"
-         "  Without --connect it forks its own libaloop server and\n"
-         "  a hand-written epoll server (the floor) and loads them in 5 alternating\n"
-         "  rounds; --server runs only the libaloop server. Loopback only.");
+         "  Without --connect it forks its own libaloop servers (a hand-written\n"
+         "  accept loop; aloop_serve with streams) and a hand-written epoll server\n"
+         "  (the floor) and loads them in 5 alternating rounds; --server runs only\n"
+         "  a libaloop server (--serve: the aloop_serve one). Loopback only.");
 }
 
 int main(int argc, char **argv) {
     const char *connect_to = NULL, *port = "0";
-    int server_only = 0, nconn = 50;
+    int server_only = 0, streams = 0, nconn = 50;
     double seconds = 5, warmup = 0.2;
     long max_requests = 100000000;
     for (int i = 1; i < argc; i++) {
@@ -331,6 +359,8 @@ int main(int argc, char **argv) {
             connect_to = argv[++i];
         } else if (!strcmp(argv[i], "--server")) {
             server_only = 1;
+        } else if (!strcmp(argv[i], "--serve")) {
+            streams = 1;
         } else if (!strcmp(argv[i], "-p") && i + 1 < argc) {
             port = argv[++i];
         } else if (!strcmp(argv[i], "-c") && i + 1 < argc) {
@@ -350,7 +380,7 @@ int main(int argc, char **argv) {
     }
     if (server_only) {
         setvbuf(stdout, NULL, _IONBF, 0);
-        return run_server(port, STDOUT_FILENO);
+        return run_server(port, STDOUT_FILENO, streams);
     }
 
     if (connect_to) {
@@ -362,44 +392,50 @@ int main(int argc, char **argv) {
         return r.requests > 0 ? 0 : 1;
     }
 
-    /* Our server and the floor, each in a child of its own, in alternating
-     * rounds (whatever else the machine does then hits both alike); the
+    /* Our servers and the floor, each in a child of its own, in alternating
+     * rounds (whatever else the machine does then hits all alike); the
      * median round of each counts. */
     enum { ROUNDS = 5 };
     struct server_run {
         pid_t pid;
         char target[64];
         double rps[ROUNDS];
-    } runs[2];
-    for (int floor = 0; floor < 2; floor++)
-        snprintf(runs[floor].target, sizeof runs[floor].target, "127.0.0.1:%d",
-                 start_server(&runs[floor].pid, floor));
+    } runs[NSERVERS];
+    for (int k = 0; k < NSERVERS; k++)
+        snprintf(runs[k].target, sizeof runs[k].target, "127.0.0.1:%d",
+                 start_server(&runs[k].pid, k));
     long requests = 0;
     for (int r = 0; r < ROUNDS; r++) {
-        for (int floor = 0; floor < 2; floor++) {
-            struct load_result lr = load(runs[floor].target, nconn, warmup, seconds / ROUNDS,
+        for (int k = 0; k < NSERVERS; k++) {
+            struct load_result lr = load(runs[k].target, nconn, warmup, seconds / ROUNDS,
                                          max_requests);
-            runs[floor].rps[r] = lr.rps;
-            if (!floor) requests += lr.requests;
+            runs[k].rps[r] = lr.rps;
+            if (k == SERVER_TASKS) requests += lr.requests;
         }
     }
-    struct load_result res[2];
-    for (int floor = 0; floor < 2; floor++) {
-        kill(runs[floor].pid, SIGKILL);
-        waitpid(runs[floor].pid, NULL, 0);
-        qsort(runs[floor].rps, ROUNDS, sizeof runs[floor].rps[0], cmp_double);
-        res[floor].rps = runs[floor].rps[ROUNDS / 2];
+    double rps[NSERVERS];
+    for (int k = 0; k < NSERVERS; k++) {
+        kill(runs[k].pid, SIGKILL);
+        waitpid(runs[k].pid, NULL, 0);
+        qsort(runs[k].rps, ROUNDS, sizeof runs[k].rps[0], cmp_double);
+        rps[k] = runs[k].rps[ROUNDS / 2];
     }
-    res[0].requests = requests;
+    double floor_rps = rps[SERVER_FLOOR];
+    static const char *const names[NSERVERS] = {"libaloop, a task per connection",
+                                                "libaloop, aloop_serve + streams",
+                                                "floor: hand-written epoll callbacks"};
     printf("echo: loopback, %d connections, %d-byte messages, median of %d alternating "
            "rounds of %.2f s\n", nconn, MSG, ROUNDS, seconds / ROUNDS);
     printf("  %-40s %12s %8s\n", "server", "req/s", "x floor");
-    printf("  %-40s %12.0f %8.2f\n", "libaloop, a task per connection", res[0].rps,
-           res[1].rps > 0 ? res[0].rps / res[1].rps : 0);
-    printf("  %-40s %12.0f %8.2f\n", "floor: hand-written epoll callbacks", res[1].rps, 1.0);
-    printf("RESULT name=echo unit=req/s value=%.0f\n", res[0].rps);
-    printf("RESULT name=echo_floor unit=req/s value=%.0f\n", res[1].rps);
-    if (res[1].rps > 0)
-        printf("RESULT name=echo_vs_floor unit=ratio value=%.2f\n", res[0].rps / res[1].rps);
-    return res[0].requests > 0 ? 0 : 1;
+    for (int k = 0; k < NSERVERS; k++)
+        printf("  %-40s %12.0f %8.2f\n", names[k], rps[k], floor_rps > 0 ? rps[k] / floor_rps : 0);
+    printf("RESULT name=echo unit=req/s value=%.0f\n", rps[SERVER_TASKS]);
+    printf("RESULT name=echo_serve unit=req/s value=%.0f\n", rps[SERVER_SERVE]);
+    printf("RESULT name=echo_floor unit=req/s value=%.0f\n", floor_rps);
+    if (floor_rps > 0)
+        printf("RESULT name=echo_vs_floor unit=ratio value=%.2f\n", rps[SERVER_TASKS] / floor_rps);
+    if (rps[SERVER_TASKS] > 0)
+        printf("RESULT name=echo_serve_vs_tasks unit=ratio value=%.2f\n",
+               rps[SERVER_SERVE] / rps[SERVER_TASKS]);
+    return requests > 0 ? 0 : 1;
 }

@@ -17,9 +17,11 @@
  * the connection's task suspends, the loop keeps serving the small ones.
  *
  * One task per connection; SIGINT / SIGTERM cancel them all and exit 0. A
- * request whose task is cancelled while its number is being computed on a
- * worker thread leaves the job behind; the job frees itself when the thread
- * is done (it is shared through an atomic reference count).
+ * request whose task is cancelled while its job waits for a worker never
+ * runs; one cancelled while a worker computes it leaves the job behind, and
+ * aloop_run_in_thread_with frees its answer when it is done. A client that
+ * hangs up while its request is on the pool cancels it. A second signal
+ * during the shutdown ends the process at once (by that signal).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -30,12 +32,13 @@
 #include <getopt.h>
 #include <netdb.h>
 #include <signal.h>
-#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #define REQUEST_MAX_LINE 64 /* "123456\n" and then some */
 
@@ -87,48 +90,64 @@ done:
     return out;
 }
 
-/* A request handed to the pool. Shared by the waiting task and the worker
- * thread; whichever lets go last frees it (the task lets go early when it
- * is cancelled). */
-typedef struct fib_job {
-    atomic_int refs;
-    unsigned long n;
-    char *answer;
-} fib_job_t;
+/* On a worker thread: the answer is the job's result (a malloc'd string). */
+static void *fib_job_run(void *arg) { return fib_decimal((unsigned long)(uintptr_t)arg); }
 
-static void fib_job_release(fib_job_t *job) {
-    if (atomic_fetch_sub(&job->refs, 1) == 1) {
-        free(job->answer);
-        free(job);
+/* An answer nobody waits for any more (its request was cancelled). */
+static void fib_job_discard(void *answer, void *arg) {
+    (void)arg;
+    free(answer);
+}
+
+/* fib(n) on the worker pool, as a task: its result is the answer. */
+static void *fib_job_task(void *arg) {
+    void *answer = NULL;
+    int rc = aloop_run_in_thread_with(fib_job_run, arg, fib_job_discard, &answer);
+    if (rc < 0) return aloop_fail(rc);
+    return answer ? answer : aloop_fail(-ENOMEM);
+}
+
+/* Watches a client while its request is on the pool: end of file or an
+ * error means it hung up, and its job is cancelled (dropped if no worker
+ * has taken it yet). Another request already sent (pipelining) means the
+ * client is still there: nothing more to watch. */
+typedef struct hangup_watch {
+    int fd;
+    aloop_task_t *job;
+} hangup_watch_t;
+
+static void *hangup_main(void *arg) {
+    hangup_watch_t *w = arg;
+    for (;;) {
+        if (aloop_wait_readable(w->fd, -1) < 0) return NULL; /* cancelled */
+        char b;
+        ssize_t n = recv(w->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (n > 0) return NULL;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) continue;
+        aloop_cancel(w->job);
+        return NULL;
     }
 }
 
-static void *fib_job_run(void *arg) { /* on a worker thread */
-    fib_job_t *job = arg;
-    job->answer = fib_decimal(job->n);
-    fib_job_release(job);
-    return NULL;
-}
+static void stop_task(aloop_task_t *t);
 
-/* fib(n) on the worker pool: 0 with *answer set, or -errno. */
-static int fib_in_thread(unsigned long n, char **answer) {
-    fib_job_t *job = malloc(sizeof *job);
+/* fib(n) on the worker pool while watching the client: 0 with *answer set,
+ * -ECONNRESET if the client hung up, or -errno. */
+static int fib_in_thread(int fd, unsigned long n, char **answer) {
+    aloop_t *loop = aloop_current();
+    aloop_task_t *job = aloop_spawn(loop, fib_job_task, (void *)(uintptr_t)n);
     if (!job) return -ENOMEM;
-    atomic_init(&job->refs, 2);
-    job->n = n;
-    job->answer = NULL;
-    int rc = aloop_run_in_thread(fib_job_run, job, NULL);
-    if (rc < 0) {
-        /* -ECANCELED: the thread still holds its reference and frees the
-         * job. Any other error: the job never ran, so drop both. */
-        if (rc != -ECANCELED) fib_job_release(job);
-        fib_job_release(job);
-        return rc;
-    }
-    *answer = job->answer; /* the thread is done with the job */
-    job->answer = NULL;
-    fib_job_release(job);
-    return *answer ? 0 : -ENOMEM;
+    hangup_watch_t w = {fd, job};
+    aloop_task_t *watch = aloop_spawn(loop, hangup_main, &w);
+    void *res = NULL;
+    int rc = aloop_await(job, &res); /* a cancel of ours cancels the job too */
+    int hung_up = rc == -ECANCELED && aloop_task_cancelling(aloop_current_task()) == 0;
+    if (rc < 0 && aloop_future_result(job, &res) == 0) free(res); /* done, then we were cancelled */
+    stop_task(watch); /* before w goes out of scope */
+    aloop_release(job);
+    if (rc < 0) return hung_up ? -ECONNRESET : rc;
+    *answer = res;
+    return 0;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -144,6 +163,7 @@ typedef struct fib_server {
     fib_conn_t *conns;       /* every open connection */
     size_t nconns;
     int stopping;
+    unsigned signals;        /* SIGINT/SIGTERM received */
     aloop_event_t *stop;     /* set by a signal watcher */
     aloop_event_t *all_gone; /* set when the last connection ends while stopping */
 } fib_server_t;
@@ -170,8 +190,10 @@ static void server_unlink(fib_server_t *srv, fib_conn_t *c) {
     if (--srv->nconns == 0 && srv->stopping) aloop_event_set(srv->all_gone);
 }
 
-/* "  42\r\n" -> 42. -1 if not a whole number in [0, max]. */
-static long parse_request(const char *line, unsigned long max) {
+/* "  42\r\n" (len bytes) -> 42. -1 if not a whole number in [0, max],
+ * including a line with a NUL byte in it ("3\0junk\n" is not "3"). */
+static long parse_request(const char *line, size_t len, unsigned long max) {
+    if (memchr(line, '\0', len)) return -1;
     while (*line == ' ' || *line == '\t') line++;
     if (*line < '0' || *line > '9') return -1;
     char *end;
@@ -188,10 +210,10 @@ static int conn_reply(fib_conn_t *c, const char *text) {
 }
 
 /* Answers one request line: 0, or < 0 when the connection should end. */
-static int conn_answer(fib_conn_t *c, const char *line) {
+static int conn_answer(fib_conn_t *c, const char *line, size_t line_len) {
     const fib_options_t *opt = c->server->opt;
     char msg[96];
-    long n = parse_request(line, opt->max_n);
+    long n = parse_request(line, line_len, opt->max_n);
     if (n < 0) {
         snprintf(msg, sizeof msg, "error: send a whole number from 0 to %lu\n", opt->max_n);
         return conn_reply(c, msg);
@@ -199,7 +221,7 @@ static int conn_answer(fib_conn_t *c, const char *line) {
     char *answer = NULL;
     int rc;
     if (opt->threads && (unsigned long)n >= opt->thread_min) {
-        rc = fib_in_thread((unsigned long)n, &answer);
+        rc = fib_in_thread(aloop_stream_fd(c->stream), (unsigned long)n, &answer);
     } else {
         answer = fib_decimal((unsigned long)n); /* blocks the loop for big n */
         rc = answer ? 0 : -ENOMEM;
@@ -222,7 +244,7 @@ static void *conn_main(void *arg) {
             if (conn_reply(c, "error: line too long\n") < 0) break;
             continue;
         }
-        if (n <= 0 || conn_answer(c, line) < 0) break;
+        if (n <= 0 || conn_answer(c, line, (size_t)n) < 0) break;
     }
     aloop_task_t *self = c->task;
     aloop_stream_close(c->stream);
@@ -265,13 +287,35 @@ typedef struct signal_watch {
     int signo;
 } signal_watch_t;
 
+/* The user insists: end the process by that signal now, without waiting for
+ * the jobs still running. aloop_signal_wait keeps the signal blocked in this
+ * thread, so it is raised with the default action and then unblocked. */
+static void die_by_signal(int signo) {
+    fprintf(stderr, "fibserver: second signal during shutdown; exiting now\n");
+    signal(signo, SIG_DFL);
+    raise(signo);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, signo);
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+    _exit(128 + signo); /* not reached */
+}
+
+/* The first SIGINT/SIGTERM starts the shutdown; the watchers keep running
+ * during it, so a second one is not lost. */
 static void *signal_main(void *arg) {
     signal_watch_t *w = arg;
-    int rc = aloop_signal_wait(w->signo);
-    if (rc == 0) aloop_event_set(w->server->stop);
-    else if (rc != -ECANCELED)
-        fprintf(stderr, "fibserver: cannot wait for signal %d: %s\n", w->signo, aloop_strerror(rc));
-    return NULL;
+    for (;;) {
+        int rc = aloop_signal_wait(w->signo);
+        if (rc < 0) {
+            if (rc != -ECANCELED)
+                fprintf(stderr, "fibserver: cannot wait for signal %d: %s\n", w->signo,
+                        aloop_strerror(rc));
+            return NULL;
+        }
+        if (w->server->signals++ > 0) die_by_signal(w->signo);
+        aloop_event_set(w->server->stop);
+    }
 }
 
 static void stop_task(aloop_task_t *t) {
@@ -318,11 +362,11 @@ static void *server_main(void *arg) {
         fprintf(stderr, "fibserver: out of memory\n");
     }
     stop_task(acceptor);
-    stop_task(sig_int);
-    stop_task(sig_term);
     srv.stopping = 1;
     for (fib_conn_t *c = srv.conns; c; c = c->next) aloop_cancel(c->task);
     if (srv.nconns > 0 && srv.all_gone) aloop_event_wait(srv.all_gone);
+    stop_task(sig_int);
+    stop_task(sig_term);
     aloop_close(srv.listen_fd);
     aloop_event_free(srv.stop);
     aloop_event_free(srv.all_gone);
@@ -339,7 +383,8 @@ static void usage(FILE *out, const char *prog) {
             "  --pool N           worker threads (default: number of CPUs)\n"
             "  --max-n N          largest n accepted (default 200000)\n"
             "Protocol: one number n per line; the answer is fib(n) in decimal.\n"
-            "Prints \"listening on HOST:PORT\" once ready; SIGINT/SIGTERM stop it.\n",
+            "Prints \"listening on HOST:PORT\" once ready; SIGINT/SIGTERM stop it\n"
+            "(a second one during the shutdown ends it at once).\n",
             prog);
 }
 

@@ -19,6 +19,7 @@
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -72,7 +73,7 @@ typedef struct slice {
     int divisible;
 } slice_t;
 
-static void *check_slice(void *arg) {
+static void *check_slice(void *arg) { /* on a worker thread */
     slice_t *s = arg;
     for (uint64_t i = s->lo | 1; i < s->hi; i += 2)
         if (s->x % i == 0) {
@@ -82,9 +83,27 @@ static void *check_slice(void *arg) {
     return NULL;
 }
 
-static void *slice_in_thread(void *arg) {
-    int rc = aloop_run_in_thread(check_slice, arg, NULL);
-    return rc < 0 ? aloop_fail(rc) : NULL;
+/* The job's memory when its task gave up on it (see slice_task). */
+static void free_slice(void *result, void *arg) {
+    (void)result;
+    free(arg);
+}
+
+/* One slice's task. The job gets a heap copy of the slice: a cancelled
+ * task returns at once while its job may still be running, so the job must
+ * not point into anyone's stack. On -ECANCELED the copy is free_slice's
+ * (aloop_run_in_thread_with calls it once, when the job is done or if it
+ * never ran); otherwise it is ours. The answer is the task's result. */
+static void *slice_task(void *arg) {
+    slice_t *job = malloc(sizeof *job);
+    if (!job) return aloop_fail(-ENOMEM);
+    *job = *(const slice_t *)arg;
+    int rc = aloop_run_in_thread_with(check_slice, job, free_slice, NULL);
+    if (rc == -ECANCELED) return aloop_fail(rc);
+    int divisible = job->divisible;
+    free(job);
+    if (rc < 0) return aloop_fail(rc);
+    return divisible ? (void *)1 : NULL;
 }
 
 static void *prime_on_pool(void *arg) {
@@ -95,18 +114,24 @@ static void *prime_on_pool(void *arg) {
         return NULL;
     }
     uint64_t limit = (uint64_t)sqrt((double)x) + 1, step = limit / SLICES + 1;
-    slice_t slices[SLICES];
+    slice_t slices[SLICES]; /* read by each slice task at its first step only */
     aloop_task_t *t[SLICES];
+    void *found[SLICES] = {0};
     size_t n = 0;
     int rc = 0;
-    for (uint64_t lo = 3; lo < limit && rc == 0; lo += step, n++) {
+    for (uint64_t lo = 3; lo < limit && rc == 0; lo += step) {
         slices[n] = (slice_t){x, lo, lo + step < limit ? lo + step : limit, 0};
-        if (!(t[n] = aloop_spawn(aloop_current(), slice_in_thread, &slices[n]))) rc = -ENOMEM;
+        if ((t[n] = aloop_spawn(aloop_current(), slice_task, &slices[n])) != NULL) n++;
+        else rc = -ENOMEM;
     }
-    if (rc == 0) rc = aloop_gather(t, n, NULL, NULL, 0);
+    if (rc == 0) rc = aloop_gather(t, n, found, NULL, 0);
     int divisible = 0;
     for (size_t i = 0; i < n; i++) {
-        if (t[i]) divisible |= slices[i].divisible;
+        /* After an error the others are still running: stop them. One not
+         * started yet never runs (so never reads slices[]), a started one
+         * has its own copy, and its job's memory goes to free_slice. */
+        if (rc < 0) aloop_cancel(t[i]);
+        divisible |= found[i] != NULL;
         aloop_release(t[i]);
     }
     if (rc < 0) return aloop_fail(rc);

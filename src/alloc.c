@@ -7,14 +7,20 @@
  * The counters are process-wide on purpose: a test must reach allocations
  * made by any loop. They are only touched when the hook is armed.
  */
-#include "internal.h"
+#include "alloc_internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sys/mman.h>
 
 static unsigned long alloc_count;
 static long fail_nth;   /* 0 = off; else fail when alloc_count reaches it */
 static long fail_left;  /* failures still to inject once reached (-1 = all) */
 
 static int should_fail(void) {
-    if (ALOOP_LIKELY(fail_nth == 0)) return 0;
+    if (fail_nth == 0) return 0;
     alloc_count++;
     if ((long)alloc_count < fail_nth) return 0;
     if (fail_left == 0) return 0;
@@ -42,3 +48,15 @@ char *aloop__strdup(const char *s) {
     if (d) memcpy(d, s, n);
     return d;
 }
+
+/* Coroutine stacks are mapped here too, so that the hook reaches a failed
+ * mmap as well (a task then completes with -ENOMEM at its first step).
+ * MAP_NORESERVE: only touched pages cost memory. */
+void *aloop__map_stacks(size_t n) {
+    if (should_fail()) return NULL;
+    void *map = mmap(NULL, n, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+    return map == MAP_FAILED ? NULL : map;
+}
+
+void aloop__unmap_stacks(void *map, size_t n) { munmap(map, n); }

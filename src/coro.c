@@ -12,15 +12,22 @@
  * the first switch into a coroutine lands exactly where setcontext() would.
  *
  * Stacks are MAP_NORESERVE: only touched pages cost memory, so an idle task
- * costs a page or two. A guard page below each stack catches overflow; it is
+ * costs a page or two. A guard gap of GUARD_GAP bytes (64 KiB) below each
+ * stack catches overflow, also by a frame much larger than a page (a 16 KiB
+ * frame used to jump a one-page guard into the neighbouring stack). It is
  * installed with MADV_GUARD_INSTALL where the kernel has it (no new mapping,
- * so vm.max_map_count is not a limit), else with mprotect (which splits the
- * mapping in two: about 32,000 guarded stacks per process at the default
- * vm.max_map_count of 65,530).
+ * so vm.max_map_count is not a limit; guard pages cost address space only),
+ * else with mprotect(PROT_NONE) (also no memory, but it splits the mapping
+ * in two: about 32,000 guarded stacks per process at the default
+ * vm.max_map_count of 65,530). What the gap cannot catch: a single frame or
+ * alloca larger than 64 KiB whose first access lands beyond the gap, in code
+ * built without -fstack-clash-protection (which probes every page of a big
+ * frame, so the probe hits the gap). The library itself is built with it.
+ *
+ * This file knows nothing of tasks: a coroutine runs the entry function it
+ * was created with, and an overflow report names what runs on it through
+ * the label function its creator gave.
  */
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE
-#endif
 #include "internal.h"
 
 #include <signal.h>
@@ -41,6 +48,9 @@
 #ifndef MADV_GUARD_INSTALL
 #define MADV_GUARD_INSTALL 102
 #endif
+
+/* Below each stack, at least this much address space that faults. */
+#define GUARD_GAP (64u * 1024u)
 
 
 /* ------------------------------------------------------------------------ */
@@ -193,7 +203,7 @@ static void coro_entry(void) {
 #ifdef ALOOP_ASAN
     asan_finish(loop, co, loop->main.switch_from_main);
 #endif
-    aloop__coro_body(loop, co); /* never returns */
+    co->entry(loop, co); /* never returns */
     abort();
 }
 
@@ -225,29 +235,48 @@ struct aloop_stack_chunk {
     uint8_t free_slots[STACKS_PER_CHUNK];
 };
 
-static int guard_page(aloop_t *loop, char *page) {
-    if (madvise(page, loop->page_size, MADV_GUARD_INSTALL) == 0) return 0;
-    return mprotect(page, loop->page_size, PROT_NONE) == 0 ? 0 : -errno;
+/* The guard gap: GUARD_GAP rounded up to whole pages, 0 without guards. */
+static size_t guard_size(const aloop_t *loop) {
+    if (loop->flags & ALOOP_NO_GUARD_PAGES) return 0;
+    return (GUARD_GAP + loop->page_size - 1) & ~(loop->page_size - 1);
 }
 
-/* Installs the guard page of every slot with one process_madvise() on our
+static int guard_install(aloop_t *loop, char *gap) {
+    size_t size = guard_size(loop);
+    if (madvise(gap, size, MADV_GUARD_INSTALL) == 0) return 0;
+    return mprotect(gap, size, PROT_NONE) == 0 ? 0 : -errno;
+}
+
+/* valgrind does not know pidfd_open (it warns "unhandled syscall 434" and
+ * fails it): under valgrind, skip straight to the per-slot guards. */
+static int under_valgrind(void) {
+#if defined(ALOOP_HAVE_VALGRIND)
+    return RUNNING_ON_VALGRIND != 0;
+#else
+    return 0;
+#endif
+}
+
+/* Installs the guard gap of every slot with one process_madvise() on our
  * own process (Linux 6.13+ accepts MADV_GUARD_INSTALL there; the pidfd costs
  * two more system calls, still 3 per chunk instead of 64). Returns 1 if it
  * did, 0 to fall back to one madvise (or mprotect) per slot when the slot
  * is first handed out. */
 static int guard_chunk(aloop_t *loop, struct aloop_stack_chunk *c) {
 #if defined(__linux__) && defined(SYS_process_madvise) && defined(SYS_pidfd_open)
+    if (under_valgrind()) return 0;
+    size_t gap = guard_size(loop);
     struct iovec iov[STACKS_PER_CHUNK];
     for (unsigned i = 0; i < STACKS_PER_CHUNK; i++) {
         iov[i].iov_base = c->map + i * c->slot_size;
-        iov[i].iov_len = loop->page_size;
+        iov[i].iov_len = gap;
     }
     long pidfd = syscall(SYS_pidfd_open, (long)getpid(), 0L);
     if (pidfd < 0) return 0;
     long r = syscall(SYS_process_madvise, pidfd, iov, (long)STACKS_PER_CHUNK,
                      (long)MADV_GUARD_INSTALL, 0L);
     close((int)pidfd);
-    return r == (long)(STACKS_PER_CHUNK * loop->page_size);
+    return r == (long)(STACKS_PER_CHUNK * gap);
 #else
     ALOOP_UNUSED(loop);
     ALOOP_UNUSED(c);
@@ -258,17 +287,15 @@ static int guard_chunk(aloop_t *loop, struct aloop_stack_chunk *c) {
 static struct aloop_stack_chunk *chunk_new(aloop_t *loop) {
     struct aloop_stack_chunk *c = aloop__calloc(1, sizeof *c);
     if (!c) return NULL;
-    int guard = !(loop->flags & ALOOP_NO_GUARD_PAGES);
-    c->slot_size = loop->stack_size + (guard ? loop->page_size : 0);
+    c->slot_size = loop->stack_size + guard_size(loop);
     c->map_size = c->slot_size * STACKS_PER_CHUNK;
-    void *map = mmap(NULL, c->map_size, PROT_READ | PROT_WRITE,
-                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
-    if (map == MAP_FAILED) {
+    void *map = aloop__map_stacks(c->map_size);
+    if (!map) {
         aloop__free(c);
         return NULL;
     }
     c->map = map;
-    c->guarded = !guard || guard_chunk(loop, c);
+    c->guarded = guard_size(loop) == 0 || guard_chunk(loop, c);
     c->owner = &loop->stack_chunks;
     aloop__list_push_front(&loop->stack_chunks, &c->link);
     return c;
@@ -282,12 +309,12 @@ static int stack_map(aloop_t *loop, aloop_coro_t *co) {
         c = ALOOP_CONTAINER_OF(loop->stack_chunks.next, struct aloop_stack_chunk, link);
     else if (!(c = chunk_new(loop)))
         return -ENOMEM;
-    int guard = !(loop->flags & ALOOP_NO_GUARD_PAGES);
+    size_t gap = guard_size(loop);
     int reused = c->nfree > 0;
     unsigned slot = reused ? c->free_slots[--c->nfree] : c->fresh;
     char *map = c->map + slot * c->slot_size;
     if (!reused) {
-        if (guard && !c->guarded && guard_page(loop, map) < 0) return -ENOMEM;
+        if (gap && !c->guarded && guard_install(loop, map) < 0) return -ENOMEM;
         c->fresh++;
     }
     c->used++;
@@ -295,7 +322,7 @@ static int stack_map(aloop_t *loop, aloop_coro_t *co) {
     co->chunk = c;
     co->map = map;
     co->map_size = c->slot_size;
-    co->stack_lo = map + (guard ? loop->page_size : 0);
+    co->stack_lo = map + gap;
     co->stack_size = loop->stack_size;
 #if defined(ALOOP_HAVE_VALGRIND)
     co->valgrind_id = VALGRIND_STACK_REGISTER(co->stack_lo, co->stack_lo + co->stack_size);
@@ -312,7 +339,7 @@ static void stack_unmap(aloop_coro_t *co) {
     if (was_full) aloop__list_push_back(c->owner, &c->link);
     if (c->used == 0) {
         aloop__list_remove(&c->link);
-        munmap(c->map, c->map_size);
+        aloop__unmap_stacks(c->map, c->map_size);
         aloop__free(c);
     }
 }
@@ -349,9 +376,12 @@ static void *frame_from_ucontext(const ucontext_t *uc) {
  * context starts as a copy of it. On the ucontext path the copy becomes
  * the coroutine's context; on the asm path only the entry point and stack
  * pointer makecontext set up are kept, as the first switch frame. */
-int aloop__coro_new(aloop_t *loop, aloop_coro_t **out) {
+int aloop__coro_new(aloop_t *loop, aloop_coro_entry_fn entry, aloop_coro_label_fn label,
+                    aloop_coro_t **out) {
     aloop_coro_t *co = aloop__calloc(1, sizeof *co);
     if (!co) return -ENOMEM;
+    co->entry = entry;
+    co->label = label;
 #ifdef ALOOP_CONTEXT_UCONTEXT
     ucontext_t *uc = aloop__malloc(sizeof *uc);
     if (!uc || stack_map(loop, co) < 0) {
@@ -439,12 +469,13 @@ static void on_segv(int sig, siginfo_t *info, void *uctx) {
     aloop_t *loop = aloop__tls_loop();
     aloop_coro_t *co = loop ? loop->running_coro : NULL;
     char *addr = info->si_addr;
-    /* A fault in the guard page, or within a page below it (a big frame
-     * can jump the guard), is an overflow of the running task's stack. */
-    if (co && addr < co->stack_lo && addr + 2 * loop->page_size >= co->map) {
-        aloop_task_impl_t *t = co->task ? aloop__task(co->task) : NULL;
+    /* A fault in the guard gap below the running coroutine's stack is an
+     * overflow of that stack. */
+    if (co && addr < co->stack_lo && addr >= co->map) {
+        char label[128] = "?";
+        if (co->label) co->label(co->user, label, sizeof label);
         write_str("aloop: stack overflow in task '");
-        write_str(t ? aloop_task_name(&t->fut) : "?");
+        write_str(label);
         write_str("' (stack size ");
         write_num(co->stack_size / 1024);
         write_str(" KiB); raise aloop_config_t.stack_size\n");
@@ -476,20 +507,25 @@ void aloop__install_overflow_handler(void) {
 
 /* The handler runs on an alternate stack (the faulting one is full). Gives
  * this thread one unless it has one already; it lives as long as the
- * thread. Returns 0, or -ENOMEM. */
+ * thread. Called whenever a loop starts running on a thread (a loop may be
+ * created on one thread and run on another), so after the first call on a
+ * thread it is one thread-local test. Returns 0, or -ENOMEM. */
 int aloop__thread_altstack(void) {
-    static _Thread_local void *altstack; /* part of the per-thread loop state */
+    static _Thread_local uint8_t checked; /* part of the per-thread loop state */
     stack_t old;
-    if (altstack || (sigaltstack(NULL, &old) == 0 && !(old.ss_flags & SS_DISABLE)))
+    if (ALOOP_LIKELY(checked)) return 0;
+    if (sigaltstack(NULL, &old) == 0 && !(old.ss_flags & SS_DISABLE)) {
+        checked = 1; /* the thread's owner gave it one: keep it */
         return 0;
+    }
     size_t size = 64 * 1024;
     void *mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (mem == MAP_FAILED) return -ENOMEM;
     stack_t ss = {.ss_sp = mem, .ss_size = size, .ss_flags = 0};
+    checked = 1;
     if (sigaltstack(&ss, NULL) < 0) {
         munmap(mem, size);
         return 0; /* no report on overflow, but nothing else is lost */
     }
-    altstack = mem;
     return 0;
 }

@@ -14,13 +14,8 @@
  * Every hook on a hot path is guarded by one `loop->flags & ALOOP_DEBUG`
  * test at its call site, so with debug mode off the cost is that branch.
  *
- * Using a loop from a thread other than the one running it is refused here
- * too (aloop__wrong_thread): -EPERM normally, an abort with a message in
- * debug mode, where failing loudly beats a silent data race.
+ * What debug mode does to misuse (an abort with a message) is misuse.c's.
  */
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE
-#endif
 #include "internal.h"
 
 #include <dlfcn.h>
@@ -95,9 +90,9 @@ static void really_free(aloop_future_t *f) {
 }
 
 /* f's last reference is gone (already detached from the loop). Keeps it,
- * marked ALOOP_FREED, evicting the oldest once the quarantine is full. */
+ * marked ALOOP__FREED, evicting the oldest once the quarantine is full. */
 void aloop__debug_keep_freed(aloop_t *loop, aloop_future_t *f) {
-    f->state = ALOOP_FREED;
+    f->state = ALOOP__FREED;
     f->loop = loop; /* so a later bad release can find the warning handler */
     aloop__list_push_back(&loop->quarantine, &f->live);
     if (++loop->quarantine_len > ALOOP_QUARANTINE_MAX) {
@@ -109,7 +104,7 @@ void aloop__debug_keep_freed(aloop_t *loop, aloop_future_t *f) {
 
 /* aloop_release found refs == 0. */
 void aloop__debug_bad_release(aloop_future_t *f) {
-    if (f->state == ALOOP_FREED && f->loop && (f->loop->flags & ALOOP_DEBUG)) {
+    if (f->state == ALOOP__FREED && f->loop && (f->loop->flags & ALOOP_DEBUG)) {
         if (f->is_task)
             aloop__warn(f->loop, "task '%s' released more often than retained "
                         "(aloop_release on a freed task; ignored)", aloop_task_name(f));
@@ -130,17 +125,6 @@ void aloop__debug_free(aloop_t *loop) {
     while ((n = aloop__list_pop_front(&loop->quarantine)) != NULL)
         really_free(ALOOP_CONTAINER_OF(n, aloop_future_t, live));
     loop->quarantine_len = 0;
-}
-
-/* ---- threads */
-
-int aloop__wrong_thread(aloop_t *loop, const char *call) {
-    if (loop->flags & ALOOP_DEBUG) {
-        fprintf(stderr, "aloop: %s: loop %p is running on another thread; only "
-                "aloop_call_soon_threadsafe may be called from here\n", call, (void *)loop);
-        abort();
-    }
-    return -EPERM;
 }
 
 /* ---- aloop_dump */

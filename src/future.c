@@ -17,7 +17,7 @@ typedef struct done_callback {
 } done_callback_t;
 
 void aloop__future_init(aloop_future_t *f, aloop_t *loop) {
-    f->state = ALOOP_PENDING;
+    f->state = ALOOP__PENDING;
     f->refs = 1;
     f->loop = loop;
     aloop__list_init(&f->waiters);
@@ -25,22 +25,17 @@ void aloop__future_init(aloop_future_t *f, aloop_t *loop) {
 }
 
 aloop_future_t *aloop_future_new(aloop_t *loop) {
-    if (!loop) {
-        errno = EINVAL;
-        return NULL;
-    }
-    if (aloop__foreign_thread(loop)) {
-        errno = -aloop__wrong_thread(loop, "aloop_future_new");
-        return NULL;
-    }
+    if (!loop) return aloop__null_errno(-EINVAL);
+    if (aloop__foreign_thread(loop))
+        return aloop__null_errno(aloop__wrong_thread(loop, "aloop_future_new"));
     aloop_future_t *f = aloop__calloc(1, sizeof *f);
-    if (!f) return NULL;
+    if (!f) return aloop__null_errno(-ENOMEM);
     aloop__future_init(f, loop);
     return f;
 }
 
 int aloop__future_complete(aloop_future_t *f, int state, int error, void *result) {
-    if (f->state != ALOOP_PENDING || !f->loop) return -EINVAL;
+    if (f->state != ALOOP__PENDING || !f->loop) return -EINVAL;
     f->state = (uint8_t)state;
     f->error = error;
     f->result = result;
@@ -54,23 +49,23 @@ int aloop__future_complete(aloop_future_t *f, int state, int error, void *result
 
 int aloop_future_set_result(aloop_future_t *f, void *value) {
     if (!f || f->is_task) return -EINVAL;
-    return aloop__future_complete(f, ALOOP_DONE, 0, value);
+    return aloop__future_complete(f, ALOOP__DONE, 0, value);
 }
 
 int aloop_future_set_error(aloop_future_t *f, int err) {
     if (!f || f->is_task || err >= 0) return -EINVAL;
-    return aloop__future_complete(f, ALOOP_DONE, err, NULL);
+    return aloop__future_complete(f, ALOOP__DONE, err, NULL);
 }
 
-int aloop_future_done(const aloop_future_t *f) { return f && f->state != ALOOP_PENDING; }
+int aloop_future_done(const aloop_future_t *f) { return f && f->state != ALOOP__PENDING; }
 
-int aloop_future_cancelled(const aloop_future_t *f) { return f && f->state == ALOOP_CANCELLED; }
+int aloop_future_cancelled(const aloop_future_t *f) { return f && f->state == ALOOP__CANCELLED; }
 
 int aloop_is_task(const aloop_future_t *f) { return f && f->is_task; }
 
 int aloop_future_result(const aloop_future_t *f, void **value) {
     if (!f) return -EINVAL;
-    if (f->state == ALOOP_PENDING) return -EAGAIN;
+    if (f->state == ALOOP__PENDING) return -EAGAIN;
     ((aloop_future_t *)f)->error_retrieved = 1;
     if (value) *value = f->error ? NULL : f->result;
     return f->error;
@@ -99,13 +94,13 @@ int aloop_future_add_done_callback(aloop_future_t *f, void (*cb)(aloop_future_t 
         aloop__free(dc);
         return -ENOMEM;
     }
-    dc->run.kind = ALOOP_RUN_CALLBACK;
+    dc->run.kind = ALOOP__RUN_CALLBACK;
     dc->future = f;
     dc->cb = cb;
     dc->arg = arg;
     dc->waiter.fire = done_callback_schedule;
     aloop__list_init(&dc->waiter.link);
-    if (f->state != ALOOP_PENDING)
+    if (f->state != ALOOP__PENDING)
         done_callback_schedule(&dc->waiter, f);
     else
         aloop__future_add_waiter(f, &dc->waiter);
@@ -170,19 +165,21 @@ aloop_future_t *aloop_retain(aloop_future_t *f) {
     return f;
 }
 
+static void future_destroy(aloop_future_t *f);
+
 void aloop_release(aloop_future_t *f) {
     if (!f) return;
     if (ALOOP_UNLIKELY(f->refs == 0)) {
         aloop__debug_bad_release(f);
         return;
     }
-    if (--f->refs == 0) aloop__future_destroy(f);
+    if (--f->refs == 0) future_destroy(f);
 }
 
-void aloop__future_destroy(aloop_future_t *f) {
+static void future_destroy(aloop_future_t *f) {
     aloop_t *loop = f->loop;
     if (loop) {
-        if (f->state == ALOOP_DONE && f->error && !f->error_retrieved &&
+        if (f->state == ALOOP__DONE && f->error && !f->error_retrieved &&
             (loop->flags & ALOOP_DEBUG)) {
             if (f->is_task)
                 aloop__warn(loop, "task '%s' failed with %s and nobody retrieved the error",
@@ -221,10 +218,10 @@ int aloop_await(aloop_future_t *f, void **result) {
     if (!f) return -EINVAL;
     aloop_task_impl_t *t = aloop__enter(&err);
     if (!t) return err;
-    if (f->loop != t->fut.loop) return -EINVAL;
+    if (f->loop != t->fut.loop) return aloop__foreign_loop(f->loop, t->fut.loop, "aloop_await");
     if (f == &t->fut) return -EDEADLK;
     aloop_retain(f);
-    if (f->state == ALOOP_PENDING) {
+    if (f->state == ALOOP__PENDING) {
         await_waiter_t aw = {.waiter.fire = await_fire, .task = t};
         aloop_wait_t wait = {.awaiting = f, .what = "aloop_await"};
         aloop__future_add_waiter(f, &aw.waiter);

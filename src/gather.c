@@ -44,7 +44,7 @@ struct multi_wait {
 enum { GATHER_ALL = 100, GATHER_STOP_ON_ERROR };
 
 static int failed(const aloop_future_t *f) {
-    return f->state != ALOOP_PENDING && f->error != 0;
+    return f->state != ALOOP__PENDING && f->error != 0;
 }
 
 /* Whether the caller may go on, given that future f just completed (f may
@@ -54,7 +54,7 @@ static int satisfied(const multi_wait_t *mw, const aloop_future_t *f) {
     if (mw->draining) return 0;
     switch (mw->mode) {
     case ALOOP_FIRST_COMPLETED: return mw->pending < mw->n;
-    case ALOOP_FIRST_ERROR: return f && f->state == ALOOP_DONE && f->error;
+    case ALOOP_FIRST_ERROR: return f && f->state == ALOOP__DONE && f->error;
     case GATHER_STOP_ON_ERROR: return f && failed(f);
     default: return 0;
     }
@@ -69,17 +69,13 @@ static void slot_fire(aloop_fut_waiter_t *w, aloop_future_t *f) {
     aloop__wake(mw->task, 0);
 }
 
-static int foreign(const aloop_future_t *f) {
-    aloop_t *cur = aloop_current();
-    return !f->loop || (cur && cur != f->loop);
-}
-
 /* Checks the inputs of gather / wait before anything else happens. */
 static int check_inputs(aloop_future_t *const *fs, size_t n) {
     if (n && !fs) return -EINVAL;
     aloop_task_impl_t *self = aloop__current_task();
     for (size_t i = 0; i < n; i++) {
-        if (!fs[i] || foreign(fs[i])) return -EINVAL;
+        if (!fs[i] || aloop__check_loop(fs[i]->loop, "aloop_gather/aloop_wait") < 0)
+            return -EINVAL;
         if (self && fs[i] == &self->fut) return -EDEADLK;
     }
     return 0;
@@ -97,7 +93,7 @@ static int multi_wait_start(multi_wait_t *mw, slot_t *stack_slots) {
         mw->slots[i].waiter.fire = slot_fire;
         aloop__list_init(&mw->slots[i].waiter.link);
         aloop_retain(f);
-        if (f->state == ALOOP_PENDING) {
+        if (f->state == ALOOP__PENDING) {
             mw->pending++;
             aloop__future_add_waiter(f, &mw->slots[i].waiter);
         } else if (failed(f) && !mw->first_error) {
@@ -123,7 +119,7 @@ static void cancel_pending(multi_wait_t *mw) {
     mw->draining = 1;
     mw->quiet = 1;
     for (size_t i = 0; i < mw->n; i++)
-        if (mw->fs[i]->state == ALOOP_PENDING) aloop_cancel(mw->fs[i]);
+        if (mw->fs[i]->state == ALOOP__PENDING) aloop_cancel(mw->fs[i]);
     mw->quiet = 0;
 }
 
@@ -141,7 +137,7 @@ static void gather_cancel(aloop_wait_t *w) {
 static void gather_fill(const multi_wait_t *mw, void **results, int *errors) {
     for (size_t i = 0; i < mw->n; i++) {
         aloop_future_t *f = mw->fs[i];
-        int done = f->state != ALOOP_PENDING;
+        int done = f->state != ALOOP__PENDING;
         if (done && f->error) f->error_retrieved = 1;
         if (results) results[i] = done && !f->error ? f->result : NULL;
         if (errors) errors[i] = done ? f->error : -EAGAIN;
@@ -198,14 +194,14 @@ static void wait_cancel(aloop_wait_t *w) {
 
 static size_t count_done(aloop_future_t *const *fs, size_t n) {
     size_t done = 0;
-    for (size_t i = 0; i < n; i++) done += fs[i]->state != ALOOP_PENDING;
+    for (size_t i = 0; i < n; i++) done += fs[i]->state != ALOOP__PENDING;
     return done;
 }
 
 /* FIRST_ERROR is also met by an input that had already failed. */
 static int any_error_done(aloop_future_t *const *fs, size_t n) {
     for (size_t i = 0; i < n; i++)
-        if (fs[i]->state == ALOOP_DONE && fs[i]->error) return 1;
+        if (fs[i]->state == ALOOP__DONE && fs[i]->error) return 1;
     return 0;
 }
 
@@ -271,7 +267,8 @@ static void wait_for_expire(aloop_timer_t *timer) {
 int aloop_wait_for(aloop_future_t *f, double timeout, void **result) {
     int err;
     if (result) *result = NULL;
-    if (!f || isnan(timeout) || foreign(f)) return -EINVAL;
+    if (!f || isnan(timeout) || aloop__check_loop(f->loop, "aloop_wait_for") < 0)
+        return -EINVAL;
     aloop_task_impl_t *self = aloop__current_task();
     if (self && f == &self->fut) return -EDEADLK;
     aloop_task_impl_t *t = aloop__enter(&err);
@@ -284,11 +281,11 @@ int aloop_wait_for(aloop_future_t *f, double timeout, void **result) {
     aloop__list_init(&s.waiter.link);
     aloop__timer_init(&s.timer, wait_for_expire);
     int rc = 0;
-    if (f->state == ALOOP_PENDING && timeout == 0) {
+    if (f->state == ALOOP__PENDING && timeout == 0) {
         s.timed_out = 1;
         aloop_cancel(f);
     }
-    if (f->state == ALOOP_PENDING) {
+    if (f->state == ALOOP__PENDING) {
         if (timeout > 0) rc = aloop__timer_start(loop, &s.timer, aloop__now(loop) + timeout);
         if (rc == 0) {
             aloop__future_add_waiter(f, &s.waiter);
@@ -300,7 +297,7 @@ int aloop_wait_for(aloop_future_t *f, double timeout, void **result) {
     if (rc == 0) {
         /* A timeout shows as -ETIMEDOUT only if f did end cancelled: an
          * inner task that caught the cancel and finished keeps its result. */
-        if (s.timed_out && f->state == ALOOP_CANCELLED) {
+        if (s.timed_out && f->state == ALOOP__CANCELLED) {
             rc = -ETIMEDOUT;
         } else {
             rc = aloop_future_result(f, result);
@@ -325,32 +322,26 @@ typedef struct shield {
 
 static void copy_outcome(aloop_future_t *to, aloop_future_t *from) {
     from->error_retrieved = 1;
-    if (from->state == ALOOP_CANCELLED)
-        aloop__future_complete(to, ALOOP_CANCELLED, -ECANCELED, NULL);
+    if (from->state == ALOOP__CANCELLED)
+        aloop__future_complete(to, ALOOP__CANCELLED, -ECANCELED, NULL);
     else
-        aloop__future_complete(to, ALOOP_DONE, from->error, from->error ? NULL : from->result);
+        aloop__future_complete(to, ALOOP__DONE, from->error, from->error ? NULL : from->result);
 }
 
 static void shield_inner_done(aloop_fut_waiter_t *w, aloop_future_t *inner) {
     shield_t *s = ALOOP_CONTAINER_OF(w, shield_t, on_inner);
-    if (s->outer.state == ALOOP_PENDING) copy_outcome(&s->outer, inner);
+    if (s->outer.state == ALOOP__PENDING) copy_outcome(&s->outer, inner);
     aloop_release(&s->outer); /* the link's reference; may free s */
 }
 
 aloop_future_t *aloop_shield(aloop_future_t *f) {
-    if (!f || !f->loop) {
-        errno = EINVAL;
-        return NULL;
-    }
+    if (!f || !f->loop) return aloop__null_errno(-EINVAL);
     shield_t *s = aloop__calloc(1, sizeof *s);
-    if (!s) {
-        errno = ENOMEM;
-        return NULL;
-    }
+    if (!s) return aloop__null_errno(-ENOMEM);
     aloop__future_init(&s->outer, f->loop);
     s->on_inner.fire = shield_inner_done;
     aloop__list_init(&s->on_inner.link);
-    if (f->state != ALOOP_PENDING) {
+    if (f->state != ALOOP__PENDING) {
         copy_outcome(&s->outer, f);
     } else {
         s->outer.refs++; /* the link's */

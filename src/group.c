@@ -44,14 +44,14 @@ static void group_abort(aloop_group_t *g) {
     g->aborting = 1;
     for (size_t i = 0; i < g->n; i++) {
         aloop_task_t *t = g->children[i]->task;
-        if (t->state == ALOOP_PENDING) aloop_cancel(t);
+        if (t->state == ALOOP__PENDING) aloop_cancel(t);
     }
 }
 
 static void child_done(aloop_fut_waiter_t *w, aloop_future_t *f) {
     aloop_group_t *g = ALOOP_CONTAINER_OF(w, group_child_t, waiter)->group;
     g->pending--;
-    if (f->state == ALOOP_DONE && f->error) {
+    if (f->state == ALOOP__DONE && f->error) {
         f->error_retrieved = 1; /* reported by aloop_group_wait */
         if (!g->error) {
             g->error = f->error;
@@ -63,15 +63,9 @@ static void child_done(aloop_fut_waiter_t *w, aloop_future_t *f) {
 }
 
 aloop_group_t *aloop_group_new(aloop_t *loop) {
-    if (!loop) {
-        errno = EINVAL;
-        return NULL;
-    }
+    if (!loop) return aloop__null_errno(-EINVAL);
     aloop_group_t *g = aloop__calloc(1, sizeof *g);
-    if (!g) {
-        errno = ENOMEM;
-        return NULL;
-    }
+    if (!g) return aloop__null_errno(-ENOMEM);
     g->loop = loop;
     return g;
 }
@@ -87,14 +81,8 @@ static int children_reserve(aloop_group_t *g) {
 }
 
 aloop_task_t *aloop_group_spawn(aloop_group_t *g, aloop_task_fn fn, void *arg) {
-    if (!g || !fn) {
-        errno = EINVAL;
-        return NULL;
-    }
-    if (g->aborting || g->finished) {
-        errno = EPERM;
-        return NULL;
-    }
+    if (!g || !fn) return aloop__null_errno(-EINVAL);
+    if (g->aborting || g->finished) return aloop__null_errno(-EPERM);
     group_child_t *c = aloop__calloc(1, sizeof *c);
     if (!c || children_reserve(g) < 0) goto nomem;
     c->task = aloop_spawn(g->loop, fn, arg);
@@ -107,8 +95,7 @@ aloop_task_t *aloop_group_spawn(aloop_group_t *g, aloop_task_fn fn, void *arg) {
     return c->task;
 nomem:
     aloop__free(c);
-    errno = ENOMEM;
-    return NULL;
+    return aloop__null_errno(-ENOMEM);
 }
 
 /* The waiting task was cancelled: abort the group (the core then wakes the
@@ -156,7 +143,7 @@ void aloop_group_free(aloop_group_t *g) {
     for (size_t i = 0; i < g->n; i++) {
         group_child_t *c = g->children[i];
         aloop__future_remove_waiter(&c->waiter);
-        if (c->task->state == ALOOP_PENDING) aloop_cancel(c->task);
+        if (c->task->state == ALOOP__PENDING) aloop_cancel(c->task);
         aloop_release(c->task);
         aloop__free(c);
     }

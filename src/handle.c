@@ -20,18 +20,14 @@ static void handle_timer_fire(aloop_timer_t *timer) {
 }
 
 static aloop_handle_t *handle_new(aloop_t *loop, void (*cb)(void *), void *arg) {
-    if (!loop || !cb) {
-        errno = EINVAL;
-        return NULL;
-    }
+    if (!loop || !cb) return aloop__null_errno(-EINVAL);
     aloop_handle_t *h = aloop__calloc(1, sizeof *h);
     if (!h) return NULL;
     if (aloop__reserve_runnable(loop) < 0) {
         aloop__free(h);
-        errno = ENOMEM;
-        return NULL;
+        return aloop__null_errno(-ENOMEM);
     }
-    h->run.kind = ALOOP_RUN_HANDLE;
+    h->run.kind = ALOOP__RUN_HANDLE;
     h->loop = loop;
     h->cb = cb;
     h->arg = arg;
@@ -48,25 +44,18 @@ aloop_handle_t *aloop_call_soon(aloop_t *loop, void (*cb)(void *), void *arg) {
 }
 
 aloop_handle_t *aloop_call_at(aloop_t *loop, double when, void (*cb)(void *), void *arg) {
-    if (isnan(when)) {
-        errno = EINVAL;
-        return NULL;
-    }
+    if (isnan(when)) return aloop__null_errno(-EINVAL);
     aloop_handle_t *h = handle_new(loop, cb, arg);
     if (!h) return NULL;
     if (aloop__timer_start(loop, &h->timer, when) < 0) {
         handle_free(h);
-        errno = ENOMEM;
-        return NULL;
+        return aloop__null_errno(-ENOMEM);
     }
     return h;
 }
 
 aloop_handle_t *aloop_call_later(aloop_t *loop, double delay, void (*cb)(void *), void *arg) {
-    if (!loop || isnan(delay) || delay < 0) {
-        errno = EINVAL;
-        return NULL;
-    }
+    if (!loop || isnan(delay) || delay < 0) return aloop__null_errno(-EINVAL);
     return aloop_call_at(loop, aloop__now(loop) + delay, cb, arg);
 }
 

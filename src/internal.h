@@ -15,6 +15,7 @@
 #include "aloop.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,18 +35,9 @@
 #define ALOOP_NOINLINE
 #endif
 
-/* ---- allocation (alloc.c): every allocation goes through these, so the
- * fault-injection hook can make the Nth one fail. */
-void *aloop__malloc(size_t n);
-void *aloop__calloc(size_t count, size_t n);
-void *aloop__realloc(void *p, size_t n);
-char *aloop__strdup(const char *s);
-void aloop__free(void *p);
-/* Test hook: the nth allocation from now (1 = the next) and every one after
- * it fail while fail_count > 0 (fail_count < 0 = for ever). 0 disables. */
-void aloop__test_fail_alloc(long nth, long fail_count);
-/* Test hook: number of allocations made so far (for sweeping nth). */
-unsigned long aloop__test_alloc_count(void);
+#include "alloc_internal.h"
+#include "signal_internal.h"
+#include "timer_internal.h"
 
 /* ---- intrusive doubly linked list (circular, with a sentinel head) */
 typedef struct aloop_list {
@@ -81,40 +73,19 @@ static inline aloop_list_t *aloop__list_pop_front(aloop_list_t *l) {
 
 /* ---- runnables: what the ready ring holds */
 enum aloop_run_kind {
-    ALOOP_RUN_TASK,     /* resume (or start) a task */
-    ALOOP_RUN_HANDLE,   /* call_soon / call_later callback */
-    ALOOP_RUN_CALLBACK, /* a future's done callback */
+    ALOOP__RUN_TASK,     /* resume (or start) a task */
+    ALOOP__RUN_HANDLE,   /* call_soon / call_later callback */
+    ALOOP__RUN_CALLBACK, /* a future's done callback */
+    ALOOP__RUN_FD_CALLBACK, /* an aloop_add_reader/add_writer callback (watch.c) */
 };
 typedef struct aloop_runnable {
     uint8_t kind;
 } aloop_runnable_t;
 
-/* ---- timers (timer.c): a 4-ary min-heap on (when, seq); seq makes equal
- * deadlines fire in the order they were set. Timers are embedded in their
- * owners (a wait record, a handle), so arming one never allocates unless the
- * heap array must grow. */
-typedef struct aloop_timer {
-    double when;
-    uint64_t seq;
-    size_t index; /* position in the heap; SIZE_MAX when not armed */
-    void (*fire)(struct aloop_timer *t);
-} aloop_timer_t;
-
-/* A timer's heap key, kept in an array parallel to the heap (timer.c). */
-typedef struct aloop_timer_key {
-    double when;
-    uint64_t seq;
-} aloop_timer_key_t;
-
-void aloop__timer_init(aloop_timer_t *t, void (*fire)(aloop_timer_t *));
-int aloop__timer_start(aloop_t *loop, aloop_timer_t *t, double when); /* 0 / -ENOMEM */
-void aloop__timer_stop(aloop_t *loop, aloop_timer_t *t);              /* idempotent */
-static inline int aloop__timer_armed(const aloop_timer_t *t) { return t->index != SIZE_MAX; }
-/* Fires every timer due at or before now, in (when, seq) order. */
-void aloop__timers_run(aloop_t *loop, double now);
-/* Deadline of the earliest timer, or -1 if none. */
-double aloop__timers_next(const aloop_t *loop);
-void aloop__timers_free(aloop_t *loop);
+/* ---- timers: the heap is timer.c (timer_internal.h); the loop's one is
+ * loop->timers. Arming a timer never allocates unless the heap must grow.
+ * aloop__timer_start (0 / -ENOMEM) and aloop__timer_stop (idempotent) are
+ * inline at the end of this file. */
 
 /* ---- coroutines (coro.c) */
 /* The same layout whatever the build's context switch, so code compiled
@@ -124,18 +95,28 @@ typedef struct aloop_ctx {
     void *uc; /* ucontext_t * (ucontext switch), allocated with the coroutine */
 } aloop_ctx_t;
 
-typedef struct aloop_coro {
+typedef struct aloop_coro aloop_coro_t;
+/* What a coroutine runs, on its own stack; it never returns. */
+typedef void (*aloop_coro_entry_fn)(aloop_t *loop, aloop_coro_t *co);
+/* Names what runs on the coroutine (from co->user) into buf (n bytes, NUL
+ * included), for the stack-overflow report. Called from a signal handler:
+ * it must not allocate, lock or call stdio. */
+typedef void (*aloop_coro_label_fn)(const void *user, char *buf, size_t n);
+
+struct aloop_coro {
     aloop_ctx_t ctx;
     struct aloop_coro *next_idle; /* in the loop's idle pool */
-    struct aloop_future *task;    /* task this coroutine runs, NULL when idle */
+    void *user;                   /* the creator's: what runs on it now (NULL: nothing) */
+    aloop_coro_entry_fn entry;
+    aloop_coro_label_fn label;
     struct aloop_stack_chunk *chunk; /* the mapping the stack is carved from (coro.c) */
-    char *map;                    /* its slot in the chunk, guard page included */
+    char *map;                    /* its slot in the chunk, guard gap included */
     size_t map_size;
     char *stack_lo;               /* usable stack: [stack_lo, stack_lo + stack_size) */
     size_t stack_size;
     void *asan_fake_stack;
     unsigned valgrind_id;
-} aloop_coro_t;
+};
 
 /* The context a loop runs on (the caller's thread stack). */
 typedef struct aloop_main_ctx {
@@ -165,7 +146,10 @@ typedef struct aloop_main_ctx {
 #define ALOOP_SWITCH_OUT_OF_LINE 0
 #endif
 
-int aloop__coro_new(aloop_t *loop, aloop_coro_t **out); /* 0 / -ENOMEM */
+/* A new coroutine that will run entry(loop, co) when first switched to.
+ * 0 / -ENOMEM (no memory, or no stack could be mapped). */
+int aloop__coro_new(aloop_t *loop, aloop_coro_entry_fn entry, aloop_coro_label_fn label,
+                    aloop_coro_t **out);
 void aloop__coro_free(aloop_coro_t *co);
 int aloop__main_ctx_init(aloop_t *loop);
 void aloop__main_ctx_free(aloop_t *loop);
@@ -176,17 +160,17 @@ void aloop__coro_switch(aloop_t *loop, aloop_coro_t *from, aloop_coro_t *to);
 #else
 static inline void aloop__coro_switch(aloop_t *loop, aloop_coro_t *from, aloop_coro_t *to);
 #endif
-/* Called on a fresh coroutine's stack: runs tasks for ever (sched.c). */
-void aloop__coro_body(aloop_t *loop, aloop_coro_t *co);
-/* Process-wide: SIGSEGV handler on an alternate stack that names a task
- * whose stack overflowed into its guard page. */
+/* Process-wide: SIGSEGV handler on an alternate stack that names (through
+ * its label function) what ran on a coroutine whose stack overflowed into
+ * its guard gap. */
 void aloop__install_overflow_handler(void);
+/* Gives the calling thread an alternate signal stack unless it has one. */
 int aloop__thread_altstack(void);
 
 /* ---- futures and tasks (future.c, task.c) */
 enum aloop_fut_state {
-    ALOOP_PENDING = 0, ALOOP_DONE, ALOOP_CANCELLED,
-    ALOOP_FREED /* debug mode: released for good, kept in quarantine (debug.c) */
+    ALOOP__PENDING = 0, ALOOP__DONE, ALOOP__CANCELLED,
+    ALOOP__FREED /* debug mode: released for good, kept in quarantine (debug.c) */
 };
 
 /* Something to do when a future completes. fire() is called synchronously
@@ -212,7 +196,7 @@ typedef struct aloop_wait {
 } aloop_wait_t;
 
 struct aloop_future {
-    aloop_runnable_t run; /* ALOOP_RUN_TASK for tasks (must stay first) */
+    aloop_runnable_t run; /* ALOOP__RUN_TASK for tasks (must stay first) */
     uint8_t state;        /* enum aloop_fut_state */
     uint8_t is_task;
     uint8_t error_retrieved;
@@ -246,7 +230,15 @@ typedef struct aloop_task {
     unsigned coop_used;
     struct aloop_task *next_deferred; /* on loop->deferred (budget spent) */
     double busy; /* debug mode: run time since the task last really suspended */
+    struct aloop_scope *timeouts; /* timeout.c: innermost open timeout scope */
 } aloop_task_impl_t;
+
+/* Per-task state a feature keeps on the heap while the task runs (timeout.c's
+ * open scopes). A task that finishes with some still open calls task_done,
+ * so the feature lets go of them without touching the task's dead frames. */
+typedef struct aloop_scope {
+    void (*task_done)(aloop_task_impl_t *t);
+} aloop_scope_t;
 
 static inline aloop_task_impl_t *aloop__task(aloop_future_t *f) {
     return (aloop_task_impl_t *)(void *)f;
@@ -257,8 +249,7 @@ void aloop__future_init(aloop_future_t *f, aloop_t *loop);
 int aloop__future_complete(aloop_future_t *f, int state, int error, void *result);
 void aloop__future_add_waiter(aloop_future_t *f, aloop_fut_waiter_t *w);
 void aloop__future_remove_waiter(aloop_fut_waiter_t *w);
-void aloop__future_destroy(aloop_future_t *f); /* refs reached 0 */
-/* Runs a scheduled done callback (a runnable of kind ALOOP_RUN_CALLBACK). */
+/* Runs a scheduled done callback (a runnable of kind ALOOP__RUN_CALLBACK). */
 void aloop__future_run_callback(aloop_runnable_t *r);
 /* Frees a scheduled done callback without running it (loop teardown). */
 void aloop__future_drop_callback(aloop_runnable_t *r);
@@ -300,10 +291,25 @@ void aloop__wake(aloop_task_impl_t *t, int result);
 /* Puts the running task at the back of the ready ring and lets the others
  * run: 0, or -ECANCELED if cancelled meanwhile. */
 int aloop__yield(aloop_task_impl_t *t);
+/* Runs up to budget ready runnables in FIFO order. */
+void aloop__run_steps(aloop_t *loop, unsigned budget);
+/* Fires every timer due at or before now (they only make things ready). */
+void aloop__run_timers(aloop_t *loop, double now);
+/* Something other than a ready runnable could still happen (tasks paused
+ * by their budget, timers, fd waits and watches, pool jobs, posts from
+ * other threads). */
+int aloop__has_sources(const aloop_t *loop);
+/* Moves the tasks paused by their cooperative budget to the ready ring (in
+ * the order they paused): the end of every tick, after the poll and the
+ * due timers. */
+void aloop__undefer(aloop_t *loop);
+/* Debug mode: a loop that slept this long (wall seconds) waiting only for
+ * other threads says so. */
+#define ALOOP_FOREIGN_WAIT_WARN 10.0
 /* aloop_free's first half: cancel every task and run until none is left. */
 void aloop__drain_tasks(aloop_t *loop);
-/* aloop__make_ready, aloop__reserve_runnable and aloop__release_runnable
- * are inline, after struct aloop at the end of this file. */
+/* aloop__make_ready, aloop__reserve_runnable, aloop__release_runnable and
+ * aloop__ring_pop are inline, after struct aloop at the end of this file. */
 /* Doubles the ready ring (the slow half of aloop__reserve_runnable). */
 int aloop__ring_grow(aloop_t *loop);
 /* Completion of the running task (called on its coroutine). */
@@ -312,6 +318,9 @@ void aloop__task_finish(aloop_task_impl_t *t, void *result);
  * is full (0: free it); loop teardown frees the pool (task.c). */
 int aloop__task_recycle(aloop_t *loop, aloop_task_impl_t *t);
 void aloop__task_pool_free(aloop_t *loop);
+/* The task's name into buf (n bytes, NUL included), without allocating or
+ * stdio: the coroutine label behind the stack-overflow report (task.c). */
+void aloop__task_label(const void *task, char *buf, size_t n);
 /* Request cancellation of a task (task.c). */
 int aloop__task_cancel(aloop_task_impl_t *t);
 /* Loop time (virtual or monotonic). */
@@ -332,15 +341,25 @@ struct aloop_handle {
 void aloop__handle_run(aloop_handle_t *h);
 void aloop__handle_drop(aloop_handle_t *h);
 
-/* ---- the poller seam (poll_epoll.c / poll_kqueue.c / poll_poll.c, io.c).
+/* ---- the poller seam (io.c, in front of backend_epoll.c / backend_kqueue.c /
+ * backend_poll.c).
  * The scheduler only knows these calls. */
-int aloop__poller_init(aloop_t *loop);
-void aloop__poller_free(aloop_t *loop);
+int aloop__io_init(aloop_t *loop);
+void aloop__io_free(aloop_t *loop);
 /* Waits up to timeout seconds (< 0: for ever; 0: just look) for readiness
  * and wakes the tasks concerned. Returns the number of events or -errno. */
-int aloop__poller_poll(aloop_t *loop, double timeout);
+int aloop__io_poll(aloop_t *loop, double timeout);
 /* Number of registered waits: while > 0 the loop stays alive. */
-size_t aloop__poller_pending(const aloop_t *loop);
+size_t aloop__io_pending(const aloop_t *loop);
+/* Sleeps in the backend up to timeout seconds (< 0: until something
+ * arrives) even with no wait registered: for a loop whose tasks can only be
+ * woken by other threads (the wake-up fd is always watched). */
+int aloop__io_sleep(aloop_t *loop, double timeout);
+/* Drops backend registrations nobody wants any more (the deferred shrink),
+ * so the backend fd polls readable only for I/O someone will process. */
+void aloop__io_flush(aloop_t *loop);
+/* The backend's pollable fd (epoll, kqueue), or -ENOTSUP (poll(2)). */
+int aloop__backend_fd(aloop_t *loop);
 
 /* io.c keeps one watch per fd (a table indexed by fd, grown on demand, so
  * registering a wait is O(1)). A watch holds at most one waiting reader and
@@ -352,7 +371,7 @@ size_t aloop__poller_pending(const aloop_t *loop);
  * interest updates the backend at once; dropping it is deferred to just
  * before the next poll (the fd is put on the dirty list), so a task that
  * waits on the same fd again before then costs no syscall at all. */
-enum { ALOOP_IO_READ = 1u, ALOOP_IO_WRITE = 2u, ALOOP_IO_ERROR = 4u };
+enum { ALOOP__IO_READ = 1u, ALOOP__IO_WRITE = 2u, ALOOP__IO_ERROR = 4u };
 
 struct aloop_io_waiter; /* io.c, on the waiting task's stack */
 typedef void (*aloop_io_hook_fn)(aloop_t *loop, int fd);
@@ -360,9 +379,10 @@ typedef void (*aloop_io_hook_fn)(aloop_t *loop, int fd);
 typedef struct aloop_io_watch {
     struct aloop_io_waiter *waiter[2]; /* [0] reader, [1] writer */
     aloop_io_hook_fn hook;             /* internal reader, or NULL */
-    uint8_t wanted;                    /* ALOOP_IO_READ | ALOOP_IO_WRITE */
+    struct aloop_fd_callback *cb[2];   /* aloop_add_reader / add_writer (watch.c) */
+    uint8_t wanted;                    /* ALOOP__IO_READ | ALOOP__IO_WRITE */
     uint8_t registered;                /* what the backend watches now */
-    uint8_t flags;                     /* io.c's ALOOP_WATCH_* bits */
+    uint8_t flags;                     /* io.c's ALOOP__WATCH_* bits */
     int slot;                          /* backend's own index (poll(2)); -1 */
 } aloop_io_watch_t;
 
@@ -373,11 +393,10 @@ struct aloop_io {
     size_t ndirty;
     size_t waits;              /* tasks waiting on fds */
     size_t holds;              /* other waits keeping the loop alive (signals) */
-    void *backend;             /* poll_<backend>.c state */
-    void *signals;             /* signal.c state, or NULL */
+    void *backend;             /* backend_<name>.c state */
 };
 
-/* Backend interface (exactly one poll_<backend>.c is compiled). */
+/* Backend interface (exactly one backend_<name>.c is compiled). */
 int aloop__backend_init(aloop_t *loop);
 void aloop__backend_free(aloop_t *loop);
 /* Changes what the backend watches on fd from old_mask to new_mask (either may
@@ -386,8 +405,17 @@ int aloop__backend_set(aloop_t *loop, int fd, unsigned old_mask, unsigned new_ma
 /* Waits up to timeout seconds (< 0: for ever) and calls aloop__io_ready()
  * for each event. Number of events, or -errno. */
 int aloop__backend_wait(aloop_t *loop, double timeout);
+/* Seconds to a millisecond timeout for epoll_wait/poll (< 0: -1, for ever),
+ * rounded up so that a wait never ends just before a deadline and spins. */
+static inline int aloop__backend_timeout_ms(double timeout) {
+    if (timeout < 0) return -1;
+    double ms = timeout * 1000.0;
+    if (ms >= (double)INT_MAX) return INT_MAX;
+    int whole = (int)ms;
+    return whole < ms ? whole + 1 : whole;
+}
 
-/* io.c: readiness on fd (ALOOP_IO_* bits). Only wakes tasks and calls hooks. */
+/* io.c: readiness on fd (ALOOP__IO_* bits). Only wakes tasks and calls hooks. */
 void aloop__io_ready(aloop_t *loop, int fd, unsigned events);
 /* The watch for fd, growing the table: NULL on -ENOMEM. */
 aloop_io_watch_t *aloop__io_watch(aloop_t *loop, int fd);
@@ -398,16 +426,77 @@ void aloop__io_unhook(aloop_t *loop, int fd);
 /* Forgets everything about fd (before it is closed or after it was created:
  * its number may have been reused). Wakes its waiters with -EBADF. */
 void aloop__io_forget(aloop_t *loop, int fd);
+/* Adds (removes) direction bit to what the backend must watch on fd for
+ * someone other than a waiting task (watch.c). 0 or -errno. */
+int aloop__io_want(aloop_t *loop, int fd, unsigned bit);
+void aloop__io_unwant(aloop_t *loop, int fd, unsigned bit);
+/* Remembers loop as the one aloop_close uses outside a task on this thread. */
+void aloop__io_use_loop(aloop_t *loop);
+
+/* ---- callback fd watches (watch.c): one record per fd and direction,
+ * which is also the runnable the loop queues when the fd is ready. */
+typedef struct aloop_fd_callback {
+    aloop_runnable_t run;    /* ALOOP__RUN_FD_CALLBACK */
+    uint8_t queued;          /* on the ready ring */
+    uint8_t removed;         /* detached while queued: freed when met */
+    uint8_t dir;             /* 0 read, 1 write */
+    int fd;
+    aloop_t *loop;
+    void (*cb)(int fd, void *arg);
+    void *arg;
+} aloop_fd_callback_t;
+/* The fd is ready in the record's direction: queue its callback once. */
+void aloop__fd_callback_ready(aloop_fd_callback_t *c);
+void aloop__fd_callback_run(aloop_runnable_t *r);
+/* Teardown: a queued record met on the ring (1 if it was freed). */
+void aloop__fd_callback_drop(aloop_runnable_t *r);
+/* Detaches the watch's records (aloop_close, aloop_free). */
+void aloop__fd_callbacks_detach(aloop_t *loop, aloop_io_watch_t *w);
+
 /* Waits other than fd waits that keep the loop alive (+1 / -1). */
 void aloop__io_hold(aloop_t *loop, int delta);
+
+/* Suspends t until fd is ready for reading (dir 0) or writing (dir 1), at
+ * most timeout seconds (< 0: no limit). 0 / -ETIMEDOUT / -ECANCELED /
+ * -EBADF / -EBUSY; 0 at once for a regular file (always ready). */
+int aloop__io_wait(aloop_task_impl_t *t, int fd, int dir, double timeout);
+/* The loop fd calls made outside a task use: the one running on this
+ * thread, else the last one that waited on an fd here (may be NULL). */
+aloop_t *aloop__io_loop(void);
+/* Sets O_NONBLOCK unless already set: 0 or -errno. */
+int aloop__set_nonblocking(int fd);
 
 /* Read / write with the task t (already past aloop__enter): try the
  * syscall, wait on EAGAIN. For stream.c. */
 ssize_t aloop__io_read(aloop_task_impl_t *t, int fd, void *buf, size_t len);
 ssize_t aloop__io_write_all(aloop_task_impl_t *t, int fd, const void *buf, size_t len);
 
-/* ---- signals (signal.c): state hangs off loop->io->signals */
-void aloop__signal_free(aloop_t *loop);
+/* ---- sockets (net.c), shared with the datagram and Unix socket files */
+struct addrinfo;
+/* A non-blocking, close-on-exec socket the loop knows nothing stale about. */
+int aloop__net_socket(int family, int type, int proto);
+/* Connects fd, waiting at most timeout seconds (< 0: no limit). */
+int aloop__net_connect(aloop_task_impl_t *t, int fd, const struct sockaddr *addr,
+                       socklen_t len, double timeout);
+/* host:port for sockets of socktype: numeric hosts and "localhost" at once,
+ * names on the worker pool (-EPERM outside a task). Free with freeaddrinfo. */
+int aloop__net_resolve(const char *host, const char *port, int socktype, int passive,
+                       struct addrinfo **out);
+/* A socket bound to the first address of host:port that works (listening,
+ * for SOCK_STREAM, with backlog); flags: ALOOP_LISTEN_*. fd or -errno. */
+int aloop__net_bind(const char *host, const char *port, int socktype, int backlog,
+                    unsigned flags);
+/* getaddrinfo's EAI_* code rc (sys_errno: errno after it) as -errno. */
+int aloop__gai_errno(int rc, int sys_errno);
+
+/* ---- streams (stream.c), for server.c: a hold keeps a stream's memory
+ * alive while its owner may still close it (the handler of a connection may
+ * close its stream early; the server closes it, if still open, and frees it
+ * when the handler returns). */
+void aloop__stream_hold(aloop_stream_t *s);
+void aloop__stream_unhold(aloop_stream_t *s); /* closes it if still open; may free it */
+
+/* ---- signals: signal_internal.h (loop->signals, aloop__signal_free) */
 
 /* ---- cross-thread wake-ups (threadpool.c) */
 int aloop__async_init(aloop_t *loop);
@@ -416,6 +505,25 @@ void aloop__async_free(aloop_t *loop);
 void aloop__async_drain(aloop_t *loop);
 /* Work outstanding on other threads that will come back (keeps the loop alive). */
 size_t aloop__async_pending(const aloop_t *loop);
+/* A callback posted to a loop from any thread. call_soon_threadsafe
+ * allocates one; aloop_run_threadsafe embeds its posts in its own record
+ * (embedded = 1: the drain does not free it), so posting cannot fail. If
+ * the loop is freed before cb ran, drop(arg) is called instead (when set). */
+typedef struct aloop_post {
+    struct aloop_post *next;
+    void (*cb)(void *);
+    void (*drop)(void *);
+    void *arg;
+    uint8_t embedded;
+} aloop_post_t;
+void aloop__post(aloop_t *loop, aloop_post_t *p);
+/* Something arrived from another thread and waits for the next drain. */
+int aloop__async_ready(const aloop_t *loop);
+/* aloop_stop from another thread: the loop stops at its next drain. */
+void aloop__async_stop(aloop_t *loop);
+/* 1 only if the process surely has no thread but this one and the loop's
+ * workers (Linux: /proc/self/task), i.e. nobody can post work any more. */
+int aloop__async_alone(const aloop_t *loop);
 
 /* ---- the loop */
 #define ALOOP_DEFAULT_STACK (256u * 1024u)
@@ -424,7 +532,7 @@ size_t aloop__async_pending(const aloop_t *loop);
 #define ALOOP_TASK_POOL_MAX 1024   /* freed task structs kept for reuse */
 #define ALOOP_STEPS_PER_TICK 64    /* ready steps between timer/poll checks */
 
-struct aloop_io;       /* io.c / poll_*.c state */
+struct aloop_io;       /* io.c / backend_*.c state */
 struct aloop_async;    /* threadpool.c state */
 
 struct aloop {
@@ -444,11 +552,7 @@ struct aloop {
     size_t ring_head, ring_count, ring_cap;
     size_t runnables;     /* runnables in existence (tasks, handles, callbacks) */
 
-    /* timers */
-    aloop_timer_t **heap;
-    aloop_timer_key_t *heap_keys; /* heap[i]'s (when, seq), for cache-friendly sifting */
-    size_t heap_len, heap_cap;
-    uint64_t timer_seq;
+    aloop_timers_t timers; /* timer.c's heap */
 
     /* coroutines */
     aloop_main_ctx_t main;
@@ -476,12 +580,13 @@ struct aloop {
     /* subsystems */
     struct aloop_io *io;
     struct aloop_async *async;
+    struct aloop_signals *signals; /* signal.c; NULL until the first signal wait */
 
     /* debug mode (debug.c) */
     aloop_warning_fn warn_fn;    /* NULL: warnings go to stderr */
     void *warn_arg;
     double step_start;           /* monotonic time the running step began */
-    aloop_list_t quarantine;     /* freed futures, oldest first (ALOOP_FREED) */
+    aloop_list_t quarantine;     /* freed futures, oldest first (ALOOP__FREED) */
     size_t quarantine_len;
 };
 
@@ -511,9 +616,28 @@ void aloop__debug_keep_freed(aloop_t *loop, aloop_future_t *f);
 /* aloop_release with refs == 0: reported in debug mode, else abort. */
 void aloop__debug_bad_release(aloop_future_t *f);
 void aloop__debug_free(aloop_t *loop);
-/* A loop used from a thread other than the one running it: -EPERM, or an
- * abort with a message in debug mode. */
-int aloop__wrong_thread(aloop_t *loop, const char *call);
+/* ---- misuse (misuse.c): the one policy, rules listed there. Returns err
+ * (-EPERM / -EINVAL); in debug mode prints "aloop: <call>: <message>" and
+ * aborts. err == 0: the call cannot report an error; the message is printed
+ * and the caller does nothing. */
+int aloop__misuse(const aloop_t *loop, int err, const char *call, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+/* A loop used from a thread other than the one running it (-EPERM). */
+int aloop__wrong_thread(const aloop_t *loop, const char *call);
+/* An object owned by `owner` used with loop `here`, or after its loop was
+ * freed (owner NULL): -EINVAL. */
+int aloop__foreign_loop(const aloop_t *owner, const aloop_t *here, const char *call);
+/* The same-loop check of every call on an object: 0, or -EINVAL (misuse). */
+static inline int aloop__check_loop(const aloop_t *owner, const char *call) {
+    const aloop_t *cur = aloop__tls_loop();
+    if (ALOOP_LIKELY(owner && (!cur || cur == owner))) return 0;
+    return aloop__foreign_loop(owner, cur, call);
+}
+/* Constructors fail through here: sets errno to -err, returns NULL. */
+void *aloop__null_errno(int err);
 static inline int aloop__foreign_thread(const aloop_t *loop) {
     return ALOOP_UNLIKELY(loop->running) && aloop__tls_loop() != loop;
 }
@@ -537,6 +661,22 @@ static inline int aloop__reserve_runnable(aloop_t *loop) {
 }
 
 static inline void aloop__release_runnable(aloop_t *loop) { loop->runnables--; }
+
+/* Takes the runnable at the front of the ring (which must not be empty). */
+static inline aloop_runnable_t *aloop__ring_pop(aloop_t *loop) {
+    aloop_runnable_t *r = loop->ring[loop->ring_head];
+    loop->ring_head = (loop->ring_head + 1) & (loop->ring_cap - 1);
+    loop->ring_count--;
+    return r;
+}
+
+/* Arms / disarms a timer in the loop's heap (sched.c fires the due ones). */
+static inline int aloop__timer_start(aloop_t *loop, aloop_timer_t *t, double when) {
+    return aloop__timers_insert(&loop->timers, t, when);
+}
+static inline void aloop__timer_stop(aloop_t *loop, aloop_timer_t *t) {
+    aloop__timers_remove(&loop->timers, t);
+}
 
 #ifndef ALOOP_CONTEXT_UCONTEXT
 /* coro.c: saves the callee-saved registers, stores sp in *save_sp, loads

@@ -1,9 +1,9 @@
 /*
- * io.c - waiting on fds, and the socket calls built on it.
+ * io.c - waiting on fds, and reading and writing them.
  *
  * Backend-independent half of the poller: the per-fd watch table, waking
  * readers and writers, timeouts on waits, and the deferred shrinking of
- * backend registrations (see internal.h). Each poll_<backend>.c only turns
+ * backend registrations (see internal.h). Each backend_<name>.c only turns
  * "watch fd for these directions" and "wait" into syscalls.
  *
  * A wait is a record on the waiting task's stack (struct aloop_io_waiter):
@@ -23,23 +23,15 @@
  *  - Close fds that a task waited on with aloop_close(), not close(2): the
  *    backend may still be watching the number (that is what makes repeated
  *    waits free), and a new fd reusing it must not inherit that. Every fd
- *    the library creates (accept, tcp_listen, tcp_connect) starts clean,
- *    and registrations nobody waits on are dropped at the next poll.
- *  - EMFILE/ENFILE on accept: the call pauses 100 ms before it returns the
- *    error, so a server that logs it and calls again (as asyncio's does)
- *    cannot spin on a listening socket that stays readable.
- *  - Name lookups: aloop_tcp_connect resolves numeric hosts at once and
- *    names on the worker pool (getaddrinfo blocks). aloop_tcp_listen is not
- *    a suspending call, so it calls getaddrinfo directly: fine for numeric
- *    hosts and "localhost" (/etc/hosts), not for names that need DNS.
+ *    the library creates (net.c's sockets) starts clean, and registrations
+ *    nobody waits on are dropped at the next poll.
+ * Sockets (accept, connect, listeners, name lookups) live in net.c, which
+ * builds on aloop__io_wait.
  */
 #include "internal.h"
 
 #include <fcntl.h>
 #include <math.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <sys/socket.h>
@@ -50,8 +42,8 @@
 #endif
 
 enum {
-    ALOOP_WATCH_DIRTY = 1u,   /* on io->dirty, registration may shrink */
-    ALOOP_WATCH_NOTSOCK = 2u, /* recv/send failed with ENOTSOCK: use read/write */
+    ALOOP__WATCH_DIRTY = 1u,   /* on io->dirty, registration may shrink */
+    ALOOP__WATCH_NOTSOCK = 2u, /* recv/send failed with ENOTSOCK: use read/write */
 };
 
 typedef struct aloop_io_waiter {
@@ -68,12 +60,12 @@ typedef struct aloop_io_waiter {
  * thread, else the last one that did I/O on it. */
 static _Thread_local aloop_t *last_io_loop;
 
-static aloop_t *io_loop(void) {
+aloop_t *aloop__io_loop(void) {
     aloop_t *loop = aloop__tls_loop();
     return loop ? loop : last_io_loop;
 }
 
-static unsigned dir_bit(int dir) { return dir ? ALOOP_IO_WRITE : ALOOP_IO_READ; }
+static unsigned dir_bit(int dir) { return dir ? ALOOP__IO_WRITE : ALOOP__IO_READ; }
 
 /* ------------------------------------------------------------------------ */
 /* The watch table                                                          */
@@ -99,8 +91,8 @@ aloop_io_watch_t *aloop__io_watch(aloop_t *loop, int fd) {
 
 static void mark_dirty(struct aloop_io *io, int fd) {
     aloop_io_watch_t *w = &io->watches[fd];
-    if (w->flags & ALOOP_WATCH_DIRTY) return;
-    w->flags |= ALOOP_WATCH_DIRTY;
+    if (w->flags & ALOOP__WATCH_DIRTY) return;
+    w->flags |= ALOOP__WATCH_DIRTY;
     io->dirty[io->ndirty++] = fd; /* each fd at most once: never overflows */
 }
 
@@ -140,13 +132,13 @@ static int watch_add_interest(aloop_t *loop, int fd, aloop_io_watch_t *w, unsign
 }
 
 /* Suspends t until fd is ready in direction dir (0 read, 1 write). */
-static int io_wait(aloop_task_impl_t *t, int fd, int dir, double timeout) {
+int aloop__io_wait(aloop_task_impl_t *t, int fd, int dir, double timeout) {
     aloop_t *loop = t->fut.loop;
     struct aloop_io *io = loop->io;
     last_io_loop = loop;
     aloop_io_watch_t *w = aloop__io_watch(loop, fd);
     if (!w) return -ENOMEM;
-    if (w->waiter[dir] || (dir == 0 && w->hook)) return -EBUSY;
+    if (w->waiter[dir] || w->cb[dir] || (dir == 0 && w->hook)) return -EBUSY;
     int rc = watch_add_interest(loop, fd, w, dir_bit(dir));
     if (rc == -EPERM) return 0; /* a regular file: always ready */
     if (rc < 0) return rc;
@@ -170,7 +162,7 @@ static int wait_public(int fd, int dir, double timeout) {
     int err;
     aloop_task_impl_t *t = aloop__enter(&err);
     if (!t) return err;
-    return io_wait(t, fd, dir, timeout);
+    return aloop__io_wait(t, fd, dir, timeout);
 }
 
 int aloop_wait_readable(int fd, double timeout) { return wait_public(fd, 0, timeout); }
@@ -180,7 +172,7 @@ int aloop_wait_writable(int fd, double timeout) { return wait_public(fd, 1, time
 /* Poller seam                                                              */
 /* ------------------------------------------------------------------------ */
 
-int aloop__poller_init(aloop_t *loop) {
+int aloop__io_init(aloop_t *loop) {
     static atomic_int sigpipe_done; /* loops may be created on several threads */
     if (!atomic_exchange(&sigpipe_done, 1)) {
         struct sigaction old;
@@ -198,10 +190,10 @@ int aloop__poller_init(aloop_t *loop) {
     return rc;
 }
 
-void aloop__poller_free(aloop_t *loop) {
+void aloop__io_free(aloop_t *loop) {
     struct aloop_io *io = loop->io;
     if (!io) return;
-    aloop__signal_free(loop);
+    for (size_t fd = 0; fd < io->nwatches; fd++) aloop__fd_callbacks_detach(loop, &io->watches[fd]);
     aloop__backend_free(loop);
     aloop__free(io->watches);
     aloop__free(io->dirty);
@@ -217,8 +209,8 @@ static void flush_dirty(aloop_t *loop) {
     for (size_t i = 0; i < io->ndirty; i++) {
         int fd = io->dirty[i];
         aloop_io_watch_t *w = &io->watches[fd];
-        if (!(w->flags & ALOOP_WATCH_DIRTY)) continue;
-        w->flags &= (uint8_t)~ALOOP_WATCH_DIRTY;
+        if (!(w->flags & ALOOP__WATCH_DIRTY)) continue;
+        w->flags &= (uint8_t)~ALOOP__WATCH_DIRTY;
         if (w->registered == w->wanted) continue;
         int rc = aloop__backend_set(loop, fd, w->registered, w->wanted);
         w->registered = rc < 0 ? 0 : w->wanted;
@@ -232,20 +224,29 @@ static void flush_dirty(aloop_t *loop) {
     io->ndirty = 0;
 }
 
-int aloop__poller_poll(aloop_t *loop, double timeout) {
+int aloop__io_poll(aloop_t *loop, double timeout) {
     struct aloop_io *io = loop->io;
     flush_dirty(loop);
-    /* Called only to flush (see aloop__poller_pending): nothing could end a
+    /* Called only to flush (see aloop__io_pending): nothing could end a
      * wait for ever, so just look. */
     if (timeout < 0 && !io->waits && !io->holds && !aloop__async_pending(loop)) timeout = 0;
     return aloop__backend_wait(loop, timeout);
+}
+
+int aloop__io_sleep(aloop_t *loop, double timeout) {
+    flush_dirty(loop);
+    return aloop__backend_wait(loop, timeout);
+}
+
+void aloop__io_flush(aloop_t *loop) {
+    if (loop->io) flush_dirty(loop);
 }
 
 /* Waits keep the loop alive; so does a non-empty dirty list, for one more
  * tick: registrations nobody wants must be dropped before aloop_run returns,
  * or a plain close(2) + reuse of the number before the next run would find
  * a stale entry. */
-size_t aloop__poller_pending(const aloop_t *loop) {
+size_t aloop__io_pending(const aloop_t *loop) {
     const struct aloop_io *io = loop->io;
     return io ? io->waits + io->holds + (io->ndirty ? 1 : 0) : 0;
 }
@@ -253,16 +254,18 @@ size_t aloop__poller_pending(const aloop_t *loop) {
 void aloop__io_ready(aloop_t *loop, int fd, unsigned events) {
     struct aloop_io *io = loop->io;
     if (fd < 0 || (size_t)fd >= io->nwatches) return;
-    if (events & ALOOP_IO_ERROR) events |= ALOOP_IO_READ | ALOOP_IO_WRITE;
+    if (events & ALOOP__IO_ERROR) events |= ALOOP__IO_READ | ALOOP__IO_WRITE;
     aloop_io_watch_t *w = &io->watches[fd];
-    if (w->hook && (events & ALOOP_IO_READ)) {
+    if (w->hook && (events & ALOOP__IO_READ)) {
         w->hook(loop, fd);
-        events &= ~(unsigned)ALOOP_IO_READ;
+        events &= ~(unsigned)ALOOP__IO_READ;
         w = &io->watches[fd];
     }
     for (int dir = 0; dir < 2; dir++) {
         if (!(events & dir_bit(dir))) continue;
-        if (w->waiter[dir])
+        if (w->cb[dir])
+            aloop__fd_callback_ready(w->cb[dir]);
+        else if (w->waiter[dir])
             waiter_finish(w->waiter[dir], 0);
         else
             mark_dirty(io, fd); /* nobody wants it: level-triggered would repeat */
@@ -272,11 +275,11 @@ void aloop__io_ready(aloop_t *loop, int fd, unsigned events) {
 int aloop__io_hook(aloop_t *loop, int fd, aloop_io_hook_fn hook) {
     aloop_io_watch_t *w = aloop__io_watch(loop, fd);
     if (!w) return -ENOMEM;
-    if (w->waiter[0]) return -EBUSY;
-    int rc = watch_add_interest(loop, fd, w, ALOOP_IO_READ);
+    if (w->waiter[0] || w->cb[0]) return -EBUSY;
+    int rc = watch_add_interest(loop, fd, w, ALOOP__IO_READ);
     if (rc < 0) return rc;
     w->hook = hook;
-    w->wanted |= ALOOP_IO_READ;
+    w->wanted |= ALOOP__IO_READ;
     return 0;
 }
 
@@ -285,7 +288,7 @@ void aloop__io_unhook(aloop_t *loop, int fd) {
     if ((size_t)fd >= io->nwatches || !io->watches[fd].hook) return;
     aloop_io_watch_t *w = &io->watches[fd];
     w->hook = NULL;
-    w->wanted &= (uint8_t)~ALOOP_IO_READ;
+    w->wanted &= (uint8_t)~ALOOP__IO_READ;
     if (w->registered & ~w->wanted) mark_dirty(io, fd);
 }
 
@@ -296,13 +299,32 @@ void aloop__io_forget(aloop_t *loop, int fd) {
     aloop_io_watch_t *w = &io->watches[fd];
     for (int dir = 0; dir < 2; dir++)
         if (w->waiter[dir]) waiter_finish(w->waiter[dir], -EBADF);
+    aloop__fd_callbacks_detach(loop, w);
     if (w->registered) aloop__backend_set(loop, fd, w->registered, 0);
     w->hook = NULL;
     w->wanted = w->registered = 0;
     /* Keep DIRTY: fd may still be on io->dirty, and the flag is what keeps
      * each fd there at most once (the list never outgrows the table). */
-    w->flags &= ALOOP_WATCH_DIRTY;
+    w->flags &= ALOOP__WATCH_DIRTY;
 }
+
+int aloop__io_want(aloop_t *loop, int fd, unsigned bit) {
+    aloop_io_watch_t *w = aloop__io_watch(loop, fd);
+    if (!w) return -ENOMEM;
+    int rc = watch_add_interest(loop, fd, w, bit);
+    if (rc < 0) return rc;
+    w->wanted |= (uint8_t)bit;
+    return 0;
+}
+
+void aloop__io_unwant(aloop_t *loop, int fd, unsigned bit) {
+    struct aloop_io *io = loop->io;
+    aloop_io_watch_t *w = &io->watches[fd];
+    w->wanted &= (uint8_t)~bit;
+    if (w->registered & ~w->wanted) mark_dirty(io, fd);
+}
+
+void aloop__io_use_loop(aloop_t *loop) { last_io_loop = loop; }
 
 void aloop__io_hold(aloop_t *loop, int delta) {
     loop->io->holds = (size_t)((long)loop->io->holds + delta);
@@ -310,7 +332,7 @@ void aloop__io_hold(aloop_t *loop, int delta) {
 
 int aloop_close(int fd) {
     if (fd < 0) return -EBADF;
-    aloop__io_forget(io_loop(), fd);
+    aloop__io_forget(aloop__io_loop(), fd);
     /* On Linux the fd is gone even when close reports EINTR: never retry. */
     if (close(fd) < 0 && errno != EINTR) return -errno;
     return 0;
@@ -320,7 +342,7 @@ int aloop_close(int fd) {
 /* Reading and writing                                                      */
 /* ------------------------------------------------------------------------ */
 
-static int set_nonblocking(int fd) {
+int aloop__set_nonblocking(int fd) {
     int fl = fcntl(fd, F_GETFL);
     if (fl < 0) return -errno;
     if (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) return -errno;
@@ -329,14 +351,14 @@ static int set_nonblocking(int fd) {
 
 static int watch_notsock(aloop_t *loop, int fd) {
     struct aloop_io *io = loop->io;
-    return (size_t)fd < io->nwatches && (io->watches[fd].flags & ALOOP_WATCH_NOTSOCK);
+    return (size_t)fd < io->nwatches && (io->watches[fd].flags & ALOOP__WATCH_NOTSOCK);
 }
 
 /* Remembers that fd is not a socket; if the table cannot grow we simply
  * try recv again next time. */
 static void mark_notsock(aloop_t *loop, int fd) {
     aloop_io_watch_t *w = aloop__io_watch(loop, fd);
-    if (w) w->flags |= ALOOP_WATCH_NOTSOCK;
+    if (w) w->flags |= ALOOP__WATCH_NOTSOCK;
 }
 
 /* One non-blocking read (dir 0) or write (dir 1) attempt: bytes, 0 at
@@ -356,7 +378,7 @@ static ssize_t try_io(aloop_t *loop, int fd, void *buf, size_t len, int dir) {
             }
             mark_notsock(loop, fd);
         }
-        int rc = set_nonblocking(fd);
+        int rc = aloop__set_nonblocking(fd);
         if (rc < 0) return rc;
         n = dir ? write(fd, buf, len) : read(fd, buf, len);
         if (n >= 0) return n;
@@ -377,7 +399,7 @@ ssize_t aloop__io_read(aloop_task_impl_t *t, int fd, void *buf, size_t len) {
     for (;;) {
         ssize_t n = try_read(t->fut.loop, fd, buf, len);
         if (n != -EAGAIN) return n;
-        int rc = io_wait(t, fd, 0, -1);
+        int rc = aloop__io_wait(t, fd, 0, -1);
         if (rc < 0) return rc;
     }
 }
@@ -396,7 +418,7 @@ ssize_t aloop__io_write_all(aloop_task_impl_t *t, int fd, const void *buf, size_
             continue;
         }
         if (n < 0 && n != -EAGAIN) return n;
-        int rc = io_wait(t, fd, 1, -1);
+        int rc = aloop__io_wait(t, fd, 1, -1);
         if (rc < 0) return rc;
     }
     return (ssize_t)len;
@@ -419,281 +441,4 @@ ssize_t aloop_write_all(int fd, const void *buf, size_t len) {
     aloop_task_impl_t *t = aloop__enter(&err);
     if (!t) return err;
     return aloop__io_write_all(t, fd, buf, len);
-}
-
-/* ------------------------------------------------------------------------ */
-/* Sockets                                                                  */
-/* ------------------------------------------------------------------------ */
-
-#if !(defined(SOCK_NONBLOCK) && defined(SOCK_CLOEXEC)) || !(defined(__linux__) || defined(__FreeBSD__))
-static void set_cloexec(int fd) {
-    int fl = fcntl(fd, F_GETFD);
-    if (fl >= 0) fcntl(fd, F_SETFD, fl | FD_CLOEXEC);
-}
-#endif
-
-/* A non-blocking, close-on-exec socket the loop knows nothing stale about. */
-static int new_socket(int family, int type, int proto) {
-#if defined(SOCK_NONBLOCK) && defined(SOCK_CLOEXEC)
-    int fd = socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, proto);
-    if (fd < 0) return -errno;
-#else
-    int fd = socket(family, type, proto);
-    if (fd < 0) return -errno;
-    set_cloexec(fd);
-    int rc = set_nonblocking(fd);
-    if (rc < 0) {
-        close(fd);
-        return rc;
-    }
-#endif
-    aloop__io_forget(io_loop(), fd);
-    return fd;
-}
-
-static int accept_once(int lfd, struct sockaddr *addr, socklen_t *len) {
-#if defined(__linux__) || defined(__FreeBSD__)
-    int fd = accept4(lfd, addr, len, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) return -errno;
-#else
-    int fd = accept(lfd, addr, len);
-    if (fd < 0) return -errno;
-    set_cloexec(fd);
-    int rc = set_nonblocking(fd);
-    if (rc < 0) {
-        close(fd);
-        return rc;
-    }
-#endif
-    return fd;
-}
-
-/* Pause before reporting that fds (or kernel memory) ran out. */
-#define ACCEPT_PAUSE 0.1
-
-int aloop_accept(int listen_fd, struct sockaddr *addr, socklen_t *len) {
-    if (listen_fd < 0) return -EBADF;
-    if (addr && !len) return -EINVAL;
-    int err;
-    aloop_task_impl_t *t = aloop__enter(&err);
-    if (!t) return err;
-    int rc = set_nonblocking(listen_fd); /* a blocking accept would stall the loop */
-    if (rc < 0) return rc;
-    socklen_t cap = len ? *len : 0;
-    for (;;) {
-        if (len) *len = cap;
-        int fd = accept_once(listen_fd, addr, len);
-        if (fd >= 0) {
-            aloop__io_forget(t->fut.loop, fd);
-            return fd;
-        }
-        switch (fd) {
-        case -EINTR:
-        case -ECONNABORTED:
-        case -EPROTO:
-            /* a storm of aborted connections must not keep the loop */
-            rc = aloop__coop_spend(t);
-            if (rc < 0) return rc;
-            continue;
-        case -EAGAIN:
-#if EWOULDBLOCK != EAGAIN
-        case -EWOULDBLOCK:
-#endif
-            rc = io_wait(t, listen_fd, 0, -1);
-            if (rc < 0) return rc;
-            continue;
-        case -EMFILE:
-        case -ENFILE:
-        case -ENOBUFS:
-        case -ENOMEM:
-            /* Out of fds: the listener stays readable, so a caller that
-             * simply tries again would spin. Pause first, then report it
-             * (the connection waits in the backlog until an fd is free). */
-            rc = aloop_sleep(ACCEPT_PAUSE);
-            return rc < 0 ? rc : fd;
-        default:
-            return fd;
-        }
-    }
-}
-
-/* Connects fd, waiting at most timeout seconds (< 0: no limit). */
-static int connect_wait(aloop_task_impl_t *t, int fd, const struct sockaddr *addr,
-                        socklen_t len, double timeout) {
-    if (connect(fd, addr, len) == 0) return 0;
-    if (errno == EISCONN) return 0;
-    if (errno != EINPROGRESS && errno != EINTR && errno != EALREADY) return -errno;
-    int rc = io_wait(t, fd, 1, timeout);
-    if (rc < 0) return rc;
-    int soerr = 0;
-    socklen_t sl = sizeof soerr;
-    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0) return -errno;
-    return -soerr;
-}
-
-int aloop_connect(int fd, const struct sockaddr *addr, socklen_t len) {
-    if (fd < 0) return -EBADF;
-    if (!addr) return -EINVAL;
-    int err;
-    aloop_task_impl_t *t = aloop__enter(&err);
-    if (!t) return err;
-    int rc = set_nonblocking(fd);
-    if (rc < 0) return rc;
-    return connect_wait(t, fd, addr, len, -1);
-}
-
-/* getaddrinfo errors as negative errno values. */
-static int gai_errno(int rc) {
-    switch (rc) {
-    case EAI_MEMORY: return -ENOMEM;
-    case EAI_SYSTEM: return errno ? -errno : -EIO;
-    case EAI_AGAIN: return -EAGAIN;
-    case EAI_SERVICE:
-    case EAI_BADFLAGS:
-    case EAI_SOCKTYPE:
-    case EAI_FAMILY: return -EINVAL;
-    default: return -EHOSTUNREACH; /* EAI_NONAME, EAI_FAIL, ...: no such host */
-    }
-}
-
-static void resolve_hints(struct addrinfo *hints, int flags) {
-    memset(hints, 0, sizeof *hints);
-    hints->ai_family = AF_UNSPEC;
-    hints->ai_socktype = SOCK_STREAM;
-    hints->ai_flags = flags;
-}
-
-static int resolve(const char *host, const char *port, int passive, struct addrinfo **out) {
-    struct addrinfo hints;
-    resolve_hints(&hints, passive ? AI_PASSIVE : 0);
-    if (host && !*host) host = NULL;
-    int rc = getaddrinfo(host, port, &hints, out);
-    return rc ? gai_errno(rc) : 0;
-}
-
-/* A name lookup on the worker pool. The request outlives a cancelled
- * caller: whichever side finishes second (the worker, or the caller giving
- * up) frees it. */
-enum { LOOKUP_RUNNING, LOOKUP_DONE, LOOKUP_ABANDONED };
-
-typedef struct lookup {
-    atomic_int state;
-    int rc;
-    struct addrinfo *res;
-    char *host, *port; /* copies: the caller's strings may be gone */
-} lookup_t;
-
-static void lookup_free(lookup_t *l) {
-    if (l->res) freeaddrinfo(l->res);
-    aloop__free(l->host);
-    aloop__free(l->port);
-    aloop__free(l);
-}
-
-static void *lookup_job(void *arg) {
-    lookup_t *l = arg;
-    struct addrinfo hints;
-    resolve_hints(&hints, 0);
-    int rc = getaddrinfo(l->host, l->port, &hints, &l->res);
-    l->rc = rc ? gai_errno(rc) : 0;
-    int running = LOOKUP_RUNNING;
-    if (!atomic_compare_exchange_strong(&l->state, &running, LOOKUP_DONE)) lookup_free(l);
-    return NULL;
-}
-
-/* Numeric hosts resolve at once; names go to the worker pool so that a slow
- * DNS server does not stall the loop. */
-static int resolve_async(const char *host, const char *port, struct addrinfo **out) {
-    struct addrinfo hints;
-    resolve_hints(&hints, AI_NUMERICHOST);
-    int rc = getaddrinfo(host, port, &hints, out);
-    if (rc != EAI_NONAME) return rc ? gai_errno(rc) : 0;
-    lookup_t *l = aloop__calloc(1, sizeof *l);
-    if (!l) return -ENOMEM;
-    atomic_init(&l->state, LOOKUP_RUNNING);
-    l->host = aloop__strdup(host);
-    l->port = aloop__strdup(port);
-    if (!l->host || !l->port) {
-        lookup_free(l);
-        return -ENOMEM;
-    }
-    rc = aloop_run_in_thread(lookup_job, l, NULL);
-    if (rc == -ECANCELED) {
-        /* The job was queued (our cancel was consumed by the caller's
-         * aloop__enter, and nothing ran since): it will run, even at
-         * aloop_free, so if it is not done yet it frees the request. */
-        int running = LOOKUP_RUNNING;
-        if (atomic_compare_exchange_strong(&l->state, &running, LOOKUP_ABANDONED)) return rc;
-    }
-    if (rc < 0) { /* never queued (-ENOMEM, no thread), or done after all */
-        lookup_free(l);
-        return rc;
-    }
-    rc = l->rc;
-    *out = l->res;
-    l->res = NULL;
-    lookup_free(l);
-    return rc;
-}
-
-int aloop_tcp_listen(const char *host, const char *port, int backlog) {
-    if (!port) return -EINVAL;
-    struct addrinfo *ai;
-    int rc = resolve(host, port, 1, &ai);
-    if (rc < 0) return rc;
-    rc = -EADDRNOTAVAIL;
-    for (struct addrinfo *a = ai; a; a = a->ai_next) {
-        int fd = new_socket(a->ai_family, a->ai_socktype, a->ai_protocol);
-        if (fd < 0) {
-            rc = fd;
-            continue;
-        }
-        int one = 1;
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        if (bind(fd, a->ai_addr, a->ai_addrlen) == 0 &&
-            listen(fd, backlog > 0 ? backlog : SOMAXCONN) == 0) {
-            freeaddrinfo(ai);
-            return fd;
-        }
-        rc = -errno;
-        close(fd);
-    }
-    freeaddrinfo(ai);
-    return rc;
-}
-
-int aloop_tcp_connect(const char *host, const char *port, double timeout) {
-    if (!host || !port || isnan(timeout)) return -EINVAL;
-    int err;
-    aloop_task_impl_t *t = aloop__enter(&err);
-    if (!t) return err;
-    aloop_t *loop = t->fut.loop;
-    struct addrinfo *ai;
-    int rc = resolve_async(host, port, &ai);
-    if (rc < 0) return rc;
-    double deadline = timeout >= 0 ? aloop__now(loop) + timeout : -1;
-    rc = -EHOSTUNREACH;
-    for (struct addrinfo *a = ai; a; a = a->ai_next) {
-        double left = deadline >= 0 ? deadline - aloop__now(loop) : -1;
-        if (deadline >= 0 && left <= 0) {
-            rc = -ETIMEDOUT;
-            break;
-        }
-        int fd = new_socket(a->ai_family, a->ai_socktype, a->ai_protocol);
-        if (fd < 0) {
-            rc = fd;
-            continue;
-        }
-        rc = connect_wait(t, fd, a->ai_addr, a->ai_addrlen, left);
-        if (rc == 0) {
-            int one = 1; /* asyncio's default: small writes go out at once */
-            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-            freeaddrinfo(ai);
-            return fd;
-        }
-        aloop_close(fd);
-        if (rc == -ECANCELED || rc == -ENOMEM || rc == -ETIMEDOUT) break;
-    }
-    freeaddrinfo(ai);
-    return rc;
 }

@@ -3,6 +3,7 @@
  */
 #include "internal.h"
 
+#include <math.h>
 #include <unistd.h>
 
 static int config_valid(const aloop_config_t *cfg) {
@@ -20,12 +21,9 @@ static int env_debug(void) {
 aloop_t *aloop_new_with(const aloop_config_t *cfg) {
     static const aloop_config_t defaults = {0};
     if (!cfg) cfg = &defaults;
-    if (!config_valid(cfg)) {
-        errno = EINVAL;
-        return NULL;
-    }
+    if (!config_valid(cfg)) return aloop__null_errno(-EINVAL);
     aloop_t *loop = aloop__calloc(1, sizeof *loop);
-    if (!loop) return NULL;
+    if (!loop) return aloop__null_errno(-ENOMEM);
     loop->clock = cfg->clock;
     loop->flags = cfg->flags | (env_debug() ? ALOOP_DEBUG : 0u);
     loop->page_size = (size_t)sysconf(_SC_PAGESIZE);
@@ -39,22 +37,20 @@ aloop_t *aloop_new_with(const aloop_config_t *cfg) {
     if (aloop__main_ctx_init(loop) < 0) goto fail;
     if (aloop__reserve_runnable(loop) < 0) goto fail; /* allocates the ring */
     aloop__release_runnable(loop);
-    if (aloop__poller_init(loop) < 0) goto fail;
+    if (aloop__io_init(loop) < 0) goto fail;
     if (aloop__async_init(loop) < 0) {
-        aloop__poller_free(loop);
+        aloop__io_free(loop);
         goto fail;
     }
-    if (!(loop->flags & ALOOP_NO_GUARD_PAGES)) {
-        aloop__thread_altstack();
-        aloop__install_overflow_handler();
-    }
+    /* The handler is process-wide; each thread that runs a loop gets its
+     * alternate signal stack when the loop starts running there (sched.c). */
+    if (!(loop->flags & ALOOP_NO_GUARD_PAGES)) aloop__install_overflow_handler();
     return loop;
 fail:
     aloop__main_ctx_free(loop);
     aloop__free(loop->ring);
     aloop__free(loop);
-    errno = ENOMEM;
-    return NULL;
+    return aloop__null_errno(-ENOMEM);
 }
 
 aloop_t *aloop_new(void) { return aloop_new_with(NULL); }
@@ -63,20 +59,19 @@ aloop_t *aloop_new(void) { return aloop_new_with(NULL); }
  * callbacks that never ran. */
 static void drop_pending_callbacks(aloop_t *loop) {
     while (loop->ring_count) {
-        aloop_runnable_t *r = loop->ring[loop->ring_head];
-        loop->ring_head = (loop->ring_head + 1) & (loop->ring_cap - 1);
-        loop->ring_count--;
-        if (r->kind == ALOOP_RUN_HANDLE)
+        aloop_runnable_t *r = aloop__ring_pop(loop);
+        if (r->kind == ALOOP__RUN_HANDLE)
             aloop__handle_drop((aloop_handle_t *)(void *)r);
-        else if (r->kind == ALOOP_RUN_CALLBACK)
+        else if (r->kind == ALOOP__RUN_CALLBACK)
             aloop__future_drop_callback(r);
+        else if (r->kind == ALOOP__RUN_FD_CALLBACK)
+            aloop__fd_callback_drop(r);
     }
     /* Only handle timers can be left: every other timer belongs to a
      * suspended task, and none is left. */
-    while (loop->heap_len) {
-        aloop_timer_t *t = loop->heap[0];
+    aloop_timer_t *t;
+    while ((t = aloop__timers_pop_due(&loop->timers, HUGE_VAL)) != NULL)
         aloop__handle_drop(ALOOP_CONTAINER_OF(t, aloop_handle_t, timer));
-    }
 }
 
 /* Once no task is left, nothing can complete a pending plain future any
@@ -96,7 +91,7 @@ static void cancel_pending_futures(aloop_t *loop) {
     while ((n = aloop__list_pop_front(&rest)) != NULL) {
         aloop_future_t *f = ALOOP_CONTAINER_OF(n, aloop_future_t, live);
         aloop__list_push_back(&loop->futures, n);
-        if (f->state != ALOOP_PENDING || f->is_task) continue;
+        if (f->state != ALOOP__PENDING || f->is_task) continue;
         aloop_retain(f);
         aloop_cancel(f);
         aloop_release(f);
@@ -106,7 +101,7 @@ static void cancel_pending_futures(aloop_t *loop) {
 void aloop_free(aloop_t *loop) {
     if (!loop) return;
     if (loop->running || aloop__tls_loop() == loop) {
-        fprintf(stderr, "aloop: aloop_free called from inside the running loop; ignored\n");
+        aloop__misuse(loop, 0, "aloop_free", "called from inside the running loop");
         return;
     }
     if (loop->task_count && (loop->flags & ALOOP_DEBUG))
@@ -116,8 +111,11 @@ void aloop_free(aloop_t *loop) {
     cancel_pending_futures(loop);
     aloop__drain_tasks(loop); /* runs what those cancels scheduled */
     drop_pending_callbacks(loop);
+    /* Signals first: one arriving while the pool's running jobs are joined
+     * is then delivered at once, not held until they are done. */
+    aloop__signal_free(loop); /* forgets its fds: before the fd table goes */
     aloop__async_free(loop);
-    aloop__poller_free(loop);
+    aloop__io_free(loop);
     while (!aloop__list_empty(&loop->futures)) {
         aloop_future_t *f = ALOOP_CONTAINER_OF(loop->futures.next, aloop_future_t, live);
         aloop__future_detach(f);
@@ -128,7 +126,7 @@ void aloop_free(aloop_t *loop) {
         aloop__coro_free(co);
     }
     aloop__coro_free(loop->zombie);
-    aloop__timers_free(loop);
+    aloop__timers_free(&loop->timers);
     aloop__task_pool_free(loop); /* after the detach: no task can come back to it */
     aloop__main_ctx_free(loop);
     aloop__debug_free(loop);

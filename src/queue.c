@@ -269,10 +269,7 @@ static void give_back(aloop_queue_t *q, void *item) {
 
 static aloop_queue_t *queue_new(aloop_t *loop, size_t maxsize, int kind,
                                 int (*cmp)(const void *, const void *)) {
-    if (!loop || (kind == QUEUE_PRIORITY && !cmp)) {
-        errno = EINVAL;
-        return NULL;
-    }
+    if (!loop || (kind == QUEUE_PRIORITY && !cmp)) return aloop__null_errno(-EINVAL);
     aloop_queue_t *q = aloop__calloc(1, sizeof *q);
     if (!q) goto nomem;
     q->loop = loop;
@@ -292,8 +289,7 @@ static aloop_queue_t *queue_new(aloop_t *loop, size_t maxsize, int kind,
     }
     return q;
 nomem:
-    errno = ENOMEM;
-    return NULL;
+    return aloop__null_errno(-ENOMEM);
 }
 
 aloop_queue_t *aloop_queue_new(aloop_t *loop, size_t maxsize) {
@@ -309,22 +305,15 @@ aloop_queue_t *aloop_queue_new_priority(aloop_t *loop, size_t maxsize,
     return queue_new(loop, maxsize, QUEUE_PRIORITY, cmp);
 }
 
-/* Bad handle, or a queue of another loop than the one running. */
-static int bad_queue(const aloop_queue_t *q) {
-    if (!q) return 1;
-    aloop_t *cur = aloop_current();
-    return cur && cur != q->loop;
-}
-
 int aloop_queue_put_nowait(aloop_queue_t *q, void *item) {
-    if (bad_queue(q)) return -EINVAL;
+    if (!q || aloop__check_loop(q->loop, "aloop_queue_put_nowait") < 0) return -EINVAL;
     if (q->shutdown) return -EPIPE;
     if (queue_is_full(q)) return -EAGAIN;
     return queue_add(q, item);
 }
 
 int aloop_queue_get_nowait(aloop_queue_t *q, void **item) {
-    if (bad_queue(q) || !item) return -EINVAL;
+    if (!q || aloop__check_loop(q->loop, "aloop_queue_get_nowait") < 0 || !item) return -EINVAL;
     if (q->count) {
         *item = queue_take(q);
         return 0;
@@ -334,7 +323,7 @@ int aloop_queue_get_nowait(aloop_queue_t *q, void **item) {
 
 int aloop_queue_put(aloop_queue_t *q, void *item) {
     int err;
-    if (bad_queue(q)) return -EINVAL;
+    if (!q || aloop__check_loop(q->loop, "aloop_queue_put") < 0) return -EINVAL;
     aloop_task_impl_t *t = aloop__enter(&err);
     if (!t) return err;
     if (q->shutdown) return -EPIPE;
@@ -355,7 +344,7 @@ int aloop_queue_put(aloop_queue_t *q, void *item) {
 
 int aloop_queue_get(aloop_queue_t *q, void **item) {
     int err;
-    if (bad_queue(q) || !item) return -EINVAL;
+    if (!q || aloop__check_loop(q->loop, "aloop_queue_get") < 0 || !item) return -EINVAL;
     aloop_task_impl_t *t = aloop__enter(&err);
     if (!t) return err;
     if (ALOOP_LIKELY(q->count)) {
@@ -399,7 +388,7 @@ void aloop_queue_task_done(aloop_queue_t *q) {
 
 int aloop_queue_join(aloop_queue_t *q) {
     int err;
-    if (bad_queue(q)) return -EINVAL;
+    if (!q || aloop__check_loop(q->loop, "aloop_queue_join") < 0) return -EINVAL;
     aloop_task_impl_t *t = aloop__enter(&err);
     if (!t) return err;
     if (q->unfinished == 0) return 0;

@@ -25,7 +25,14 @@ static _Thread_local aloop_t *tls_loop;
 #endif
 
 aloop_t *aloop__tls_loop(void) { return tls_loop; }
-void aloop__set_tls_loop(aloop_t *loop) { tls_loop = loop; }
+static void enter_thread(aloop_t *loop);
+
+/* Making a loop current on a thread is where it starts running there (also
+ * aloop_run_once's way in): the thread gets the overflow report too. */
+void aloop__set_tls_loop(aloop_t *loop) {
+    if (loop) enter_thread(loop);
+    tls_loop = loop;
+}
 
 aloop_t *aloop_current(void) { return tls_loop; }
 
@@ -76,13 +83,6 @@ int aloop__ring_grow(aloop_t *loop) {
     return 0;
 }
 
-static aloop_runnable_t *ring_pop(aloop_t *loop) {
-    aloop_runnable_t *r = loop->ring[loop->ring_head];
-    loop->ring_head = (loop->ring_head + 1) & (loop->ring_cap - 1);
-    loop->ring_count--;
-    return r;
-}
-
 static aloop_runnable_t *ring_peek(const aloop_t *loop) {
     return loop->ring[loop->ring_head];
 }
@@ -91,19 +91,79 @@ static aloop_runnable_t *ring_peek(const aloop_t *loop) {
 /* Switching between tasks                                                  */
 /* ------------------------------------------------------------------------ */
 
+/* ---- the first-run path. A spawned task is only its task struct on the
+ * ready ring; it gets a coroutine (stack + context) when it first runs: the
+ * most recently parked one (LIFO: its stack is hot in cache and its top page
+ * already touched), or a new one. A task cancelled before its first step
+ * never gets one. A coroutine whose task finished starts the next
+ * not-yet-started task itself, with no context switch at all (coro_main). */
+
+static aloop_coro_t *idle_pop(aloop_t *loop) {
+    aloop_coro_t *co = loop->idle;
+    loop->idle = co->next_idle;
+    loop->idle_count--;
+    return co;
+}
+
+static void coro_label(const void *user, char *buf, size_t n) {
+    aloop__task_label(user, buf, n);
+}
+
+static void coro_main(aloop_t *loop, aloop_coro_t *co);
+
+/* A coroutine for t's first step: 0, or -ENOMEM. */
+static int coro_take(aloop_t *loop, aloop_coro_t **out) {
+    if (loop->idle) {
+        *out = idle_pop(loop);
+        return 0;
+    }
+    return aloop__coro_new(loop, coro_main, coro_label, out);
+}
+
+/* Completes a task that never ran: cancelled before its first step (err 0:
+ * it completes as cancelled) or without a stack (-ENOMEM). */
+static void finish_unstarted(aloop_task_impl_t *t, int err) {
+    if (err) t->fail_error = err;
+    aloop__task_finish(t, NULL);
+}
+
+/* Whether the next runnable is a task that has not started yet. */
+static int next_is_unstarted(const aloop_t *loop) {
+    const aloop_runnable_t *r = loop->ring[loop->ring_head];
+    return r->kind == ALOOP__RUN_TASK && !((const aloop_task_impl_t *)(const void *)r)->coro;
+}
+
+/* Gives t (which has not started) the coroutine co, so that switching to
+ * co runs it. t is the current task from here on. */
+static void attach(aloop_t *loop, aloop_task_impl_t *t, aloop_coro_t *co) {
+    t->coro = co;
+    co->user = t;
+    loop->current = t;
+}
+
 /* Leaves the running coroutine `self`: straight into the next ready task if
- * the budget allows, else back to the loop's context. Returns when someone
- * switches back to self. */
+ * the budget allows (a task that has not started yet gets a parked
+ * coroutine, if there is one), else back to the loop's context. Returns
+ * when someone switches back to self. */
 static void switch_away(aloop_t *loop, aloop_coro_t *self) {
-    if (loop->budget && loop->ring_count && ring_peek(loop)->kind == ALOOP_RUN_TASK) {
-        aloop_task_impl_t *next = (aloop_task_impl_t *)(void *)ring_pop(loop);
+    if (loop->budget && loop->ring_count && ring_peek(loop)->kind == ALOOP__RUN_TASK) {
+        aloop_task_impl_t *next = (aloop_task_impl_t *)(void *)ring_peek(loop);
+        aloop_coro_t *to = next->coro;
+        if (ALOOP_UNLIKELY(!to)) {
+            /* The loop's context handles a cancelled one, or a new stack. */
+            if (!loop->idle || next->must_cancel) goto to_loop;
+            to = idle_pop(loop);
+            attach(loop, next, to);
+        }
+        aloop__ring_pop(loop);
         loop->budget--;
         next->queued = 0;
         loop->current = next;
-        if (next->coro == self) return; /* it was our own wake-up */
-        aloop__coro_switch(loop, self, next->coro);
+        if (to == self) return; /* it was our own wake-up (or our next task) */
+        aloop__coro_switch(loop, self, to);
         return;
     }
+to_loop:
     loop->current = NULL;
     aloop__coro_switch(loop, self, NULL);
 }
@@ -128,7 +188,7 @@ aloop_task_impl_t *aloop__enter(int *err) {
     aloop_t *loop = tls_loop;
     aloop_task_impl_t *t = loop ? loop->current : NULL;
     if (ALOOP_UNLIKELY(!t)) {
-        *err = -EPERM;
+        *err = aloop__misuse(loop, -EPERM, "suspending call", "called outside a task");
         return NULL;
     }
     if (ALOOP_UNLIKELY(t->must_cancel || loop->closing)) return enter_slow(loop, t, err);
@@ -160,8 +220,7 @@ static void defer(aloop_t *loop, aloop_task_impl_t *t) {
     loop->deferred_tail = t;
 }
 
-/* Moves every deferred task to the ready ring (FIFO kept). */
-static void undefer(aloop_t *loop) {
+void aloop__undefer(aloop_t *loop) {
     aloop_task_impl_t *t = loop->deferred_head;
     loop->deferred_head = loop->deferred_tail = NULL;
     while (t) {
@@ -172,7 +231,6 @@ static void undefer(aloop_t *loop) {
     }
 }
 
-static void switch_away(aloop_t *loop, aloop_coro_t *self);
 
 ALOOP_NOINLINE int aloop__coop_yield(aloop_task_impl_t *t) {
     aloop_t *loop = t->fut.loop;
@@ -210,25 +268,53 @@ void aloop__wake(aloop_task_impl_t *t, int result) {
     aloop__make_ready(t->fut.loop, &t->fut.run);
 }
 
-/* Every coroutine runs this for ever: one task after another, parking in
- * the idle pool in between, so a spawn reuses a live context instead of
- * bootstrapping a new one. */
-void aloop__coro_body(aloop_t *loop, aloop_coro_t *co) {
-    for (;;) {
-        aloop_task_impl_t *t = aloop__task(co->task);
-        void *result = NULL;
-        t->started = 1;
-        if (!t->must_cancel) {
-            result = t->fn(t->arg);
-            if (ALOOP_UNLIKELY(loop->flags & ALOOP_DEBUG)) aloop__debug_step_end(loop, t);
+/* One task's life on co, from its first step to its end. */
+static void run_to_end(aloop_t *loop, aloop_task_impl_t *t) {
+    void *result = NULL;
+    t->started = 1;
+    if (!t->must_cancel) {
+        result = t->fn(t->arg);
+        if (ALOOP_UNLIKELY(loop->flags & ALOOP_DEBUG)) aloop__debug_step_end(loop, t);
+    }
+    aloop__task_finish(t, result); /* may free t */
+}
+
+/* After a task finished on co: the next runnable, if it is a task that has
+ * not started and the budget allows, runs on co at once (no switch, the
+ * stack is hot). A cancelled one is finished without running. Returns the
+ * task to run, or NULL. */
+static aloop_task_impl_t *next_on_same_coro(aloop_t *loop, aloop_coro_t *co) {
+    while (loop->budget && loop->ring_count && next_is_unstarted(loop)) {
+        aloop_task_impl_t *t = (aloop_task_impl_t *)(void *)aloop__ring_pop(loop);
+        loop->budget--;
+        t->queued = 0;
+        if (ALOOP_UNLIKELY(t->must_cancel)) {
+            finish_unstarted(t, 0);
+            continue;
         }
-        aloop__task_finish(t, result); /* may free t */
-        co->task = NULL;
+        attach(loop, t, co);
+        return t;
+    }
+    return NULL;
+}
+
+/* Every coroutine runs this for ever: one task after another. In between,
+ * it either goes on with the next task that has not started yet, or parks
+ * in the idle pool (LIFO) until a first step needs it. */
+static void coro_main(aloop_t *loop, aloop_coro_t *co) {
+    for (;;) {
+        aloop_task_impl_t *t = co->user;
+        run_to_end(loop, t);
+        co->user = NULL;
+        if ((t = next_on_same_coro(loop, co)) != NULL) {
+            co->user = t;
+            continue;
+        }
         if (loop->idle_count < ALOOP_IDLE_CORO_MAX && !loop->closing) {
             co->next_idle = loop->idle;
             loop->idle = co;
             loop->idle_count++;
-            switch_away(loop, co);
+            switch_away(loop, co); /* back with co->user set (attach) */
         } else {
             /* Cannot unmap the stack we stand on: the loop context does it. */
             loop->zombie = co;
@@ -243,8 +329,25 @@ void aloop__coro_body(aloop_t *loop, aloop_coro_t *co) {
 /* The loop                                                                 */
 /* ------------------------------------------------------------------------ */
 
+/* First step from the loop's context: a coroutine for t, or t completes
+ * without one. Returns whether t is to be switched to. */
+static int first_step(aloop_t *loop, aloop_task_impl_t *t) {
+    aloop_coro_t *co;
+    if (t->must_cancel) {
+        finish_unstarted(t, 0); /* cancelled before its first step: no stack */
+        return 0;
+    }
+    if (coro_take(loop, &co) < 0) {
+        finish_unstarted(t, -ENOMEM);
+        return 0;
+    }
+    attach(loop, t, co);
+    return 1;
+}
+
 static void run_task(aloop_t *loop, aloop_task_impl_t *t) {
     t->queued = 0;
+    if (ALOOP_UNLIKELY(!t->coro) && !first_step(loop, t)) return;
     loop->current = t;
     if (ALOOP_UNLIKELY(loop->flags & ALOOP_DEBUG)) aloop__debug_step_begin(loop);
     aloop__coro_switch(loop, NULL, t->coro);
@@ -255,28 +358,38 @@ static void run_task(aloop_t *loop, aloop_task_impl_t *t) {
     }
 }
 
-static void run_steps(aloop_t *loop) {
-    loop->budget = ALOOP_STEPS_PER_TICK;
+void aloop__run_steps(aloop_t *loop, unsigned budget) {
+    loop->budget = budget;
     while (loop->budget && loop->ring_count) {
-        aloop_runnable_t *r = ring_pop(loop);
+        aloop_runnable_t *r = aloop__ring_pop(loop);
         loop->budget--;
         switch (r->kind) {
-        case ALOOP_RUN_TASK: run_task(loop, (aloop_task_impl_t *)(void *)r); break;
-        case ALOOP_RUN_HANDLE:
+        case ALOOP__RUN_TASK: run_task(loop, (aloop_task_impl_t *)(void *)r); break;
+        case ALOOP__RUN_HANDLE:
             /* aloop_free discards call_soon/call_later callbacks unrun */
             if (ALOOP_UNLIKELY(loop->closing))
                 aloop__handle_drop((aloop_handle_t *)(void *)r);
             else
                 aloop__handle_run((aloop_handle_t *)(void *)r);
             break;
+        case ALOOP__RUN_FD_CALLBACK: aloop__fd_callback_run(r); break;
         default: aloop__future_run_callback(r); break;
         }
     }
 }
 
+/* Fires every timer due at or before now, in (when, seq) order. A timer's
+ * fire only makes something ready (a task, a handle); no user code runs. */
+void aloop__run_timers(aloop_t *loop, double now) {
+    aloop_timer_t *t;
+    while ((t = aloop__timers_pop_due(&loop->timers, now)) != NULL) t->fire(t);
+}
+
+static void run_steps(aloop_t *loop) { aloop__run_steps(loop, ALOOP_STEPS_PER_TICK); }
+
 /* Something other than a ready runnable could still happen. */
-static int has_pending_sources(const aloop_t *loop) {
-    return loop->heap_len || aloop__poller_pending(loop) || aloop__async_pending(loop);
+int aloop__has_sources(const aloop_t *loop) {
+    return loop->deferred_head || aloop__timers_count(&loop->timers) || aloop__io_pending(loop) || aloop__async_pending(loop);
 }
 
 /* Polls, then fires due timers. Blocks only when nothing is ready, and then
@@ -284,7 +397,7 @@ static int has_pending_sources(const aloop_t *loop) {
  * 0 if anything is ready, until the next deadline, or for ever). Under the
  * virtual clock it never blocks for a timer: it jumps the clock instead. */
 static void tick(aloop_t *loop) {
-    double next = aloop__timers_next(loop);
+    double next = aloop__timers_next(&loop->timers);
     double timeout = -1;
     if (loop->ring_count || loop->deferred_head || loop->stopping) {
         timeout = 0;
@@ -292,41 +405,75 @@ static void tick(aloop_t *loop) {
         timeout = loop->clock == ALOOP_CLOCK_VIRTUAL ? 0 : next - aloop__now(loop);
         if (timeout < 0) timeout = 0;
     }
-    if (timeout != 0 || aloop__poller_pending(loop) || aloop__async_pending(loop))
-        aloop__poller_poll(loop, timeout);
+    if (timeout != 0 || aloop__io_pending(loop) || aloop__async_pending(loop))
+        aloop__io_poll(loop, timeout);
     aloop__async_drain(loop);
     if (loop->clock == ALOOP_CLOCK_VIRTUAL && !loop->ring_count && next > loop->vnow)
         loop->vnow = next;
-    if (loop->heap_len) aloop__timers_run(loop, aloop__now(loop));
-    if (loop->deferred_head) undefer(loop);
+    if (aloop__timers_count(&loop->timers)) aloop__run_timers(loop, aloop__now(loop));
+    aloop__undefer(loop);
+}
+
+/* Unfinished tasks, and nothing of the loop's own that could wake them.
+ * Another thread may still post work (aloop_call_soon_threadsafe,
+ * aloop_run_threadsafe): sleep until it does, unless no other thread
+ * exists (then it is a deadlock: 1). Debug mode warns after a long sleep. */
+static int wait_for_other_threads(aloop_t *loop) {
+    if (aloop__async_alone(loop)) return 1;
+    double timeout = -1, start = 0;
+    if (loop->flags & ALOOP_DEBUG) {
+        timeout = ALOOP_FOREIGN_WAIT_WARN;
+        start = aloop__monotonic();
+    }
+    aloop__io_sleep(loop, timeout);
+    if ((loop->flags & ALOOP_DEBUG) && !aloop__async_pending(loop) &&
+        aloop__monotonic() - start >= ALOOP_FOREIGN_WAIT_WARN)
+        aloop__warn(loop, "%zu task(s) waited %.0f s for work from other threads "
+                    "(aloop_call_soon_threadsafe / aloop_run_threadsafe) and none came",
+                    loop->task_count, ALOOP_FOREIGN_WAIT_WARN);
+    aloop__async_drain(loop);
+    return 0;
+}
+
+/* Every thread that runs a loop gets the stack-overflow report: the
+ * handler needs an alternate signal stack on the thread that overflows, and
+ * a loop may run on a thread other than the one that created it. */
+static void enter_thread(aloop_t *loop) {
+    if (!(loop->flags & ALOOP_NO_GUARD_PAGES)) aloop__thread_altstack();
 }
 
 /* The one run loop behind aloop_run and aloop_run_until_complete. */
 static int run_loop(aloop_t *loop, aloop_future_t *until) {
     if (!loop) return -EINVAL;
     if (aloop__foreign_thread(loop)) return aloop__wrong_thread(loop, "aloop_run");
-    if (loop->running || (tls_loop && tls_loop != loop)) return -EPERM;
-    if (until && until->loop != loop) return -EINVAL;
+    if (loop->running || (tls_loop && tls_loop != loop))
+        return aloop__misuse(loop, -EPERM, "aloop_run", "called from inside a running loop");
+    if (until && until->loop != loop) return aloop__foreign_loop(until->loop, loop, "aloop_run_until_complete");
     int rc = 0;
+    enter_thread(loop);
     tls_loop = loop;
     loop->running = 1;
     for (;;) {
-        if (until && until->state != ALOOP_PENDING) break;
-        if (loop->ring_count == 0 && !loop->deferred_head && !has_pending_sources(loop)) {
-            rc = (until || loop->task_count) ? -EDEADLK : 0;
-            break;
+        if (until && until->state != ALOOP__PENDING) break;
+        if (loop->ring_count == 0 && !aloop__has_sources(loop)) {
+            if (!until && !loop->task_count) break;
+            if (wait_for_other_threads(loop)) {
+                rc = -EDEADLK;
+                break;
+            }
+        } else {
+            tick(loop);
         }
-        tick(loop);
         run_steps(loop);
         if (loop->stopping) {
-            rc = until && until->state == ALOOP_PENDING ? -EAGAIN : 0;
+            rc = until && until->state == ALOOP__PENDING ? -EAGAIN : 0;
             break;
         }
     }
     loop->running = 0;
     loop->stopping = 0;
     tls_loop = NULL;
-    if (until && until->state != ALOOP_PENDING) {
+    if (until && until->state != ALOOP__PENDING) {
         until->error_retrieved = 1;
         rc = until->error;
     }
@@ -342,6 +489,12 @@ int aloop_run_until_complete(aloop_t *loop, aloop_future_t *f) {
 
 void aloop_stop(aloop_t *loop) {
     if (!loop) return;
+    /* From another thread (the loop may be asleep waiting for one): through
+     * the wake-up fd; the loop's thread applies it at its next drain. */
+    if (aloop__tls_loop() != loop && loop->running) {
+        aloop__async_stop(loop);
+        return;
+    }
     loop->stopping = 1;
     loop->budget = 0;
 }
@@ -352,12 +505,13 @@ void aloop_stop(aloop_t *loop) {
 void aloop__drain_tasks(aloop_t *loop) {
     loop->closing = 1;
     for (int pass = 0; (loop->task_count || loop->ring_count) && pass < 1000; pass++) {
-        if (loop->deferred_head) undefer(loop);
+        aloop__undefer(loop);
         for (aloop_list_t *n = loop->tasks.next; n != &loop->tasks;) {
             aloop_task_impl_t *t = ALOOP_CONTAINER_OF(n, aloop_task_impl_t, tasks);
             n = n->next;
             aloop__task_cancel(t);
         }
+        enter_thread(loop);
         tls_loop = loop;
         loop->running = 1;
         while (loop->ring_count) run_steps(loop);
@@ -392,4 +546,34 @@ int aloop_yield(void) {
     int err;
     aloop_task_impl_t *t = aloop__enter(&err);
     return t ? yield_in(tls_loop, t) : err;
+}
+
+/* aloop_sleep: the timer lives in the wait record on the task's stack, so
+ * sleeping allocates nothing unless the heap must grow. */
+typedef struct sleep_wait {
+    aloop_wait_t wait;
+    aloop_timer_t timer;
+    aloop_task_impl_t *task;
+} sleep_wait_t;
+
+static void sleep_fire(aloop_timer_t *timer) {
+    aloop__wake(ALOOP_CONTAINER_OF(timer, sleep_wait_t, timer)->task, 0);
+}
+
+static void sleep_cancel(aloop_wait_t *w) {
+    sleep_wait_t *sw = ALOOP_CONTAINER_OF(w, sleep_wait_t, wait);
+    aloop__timer_stop(sw->task->fut.loop, &sw->timer);
+}
+
+int aloop_sleep(double seconds) {
+    int err;
+    if (!(seconds >= 0)) return -EINVAL; /* negative or NaN */
+    aloop_task_impl_t *t = aloop__enter(&err);
+    if (!t) return err;
+    if (seconds == 0) return aloop__yield(t);
+    aloop_t *loop = t->fut.loop;
+    sleep_wait_t sw = {.wait = {.cancel = sleep_cancel, .what = "aloop_sleep"}, .task = t};
+    aloop__timer_init(&sw.timer, sleep_fire);
+    if (aloop__timer_start(loop, &sw.timer, aloop__now(loop) + seconds) < 0) return -ENOMEM;
+    return aloop__suspend(t, &sw.wait);
 }

@@ -8,8 +8,9 @@
  * wakes the next waiter; every task waiting when it is read wakes up. The
  * thread pool's workers block every signal, so a process-directed signal
  * can only land here - provided the program's other threads (if any) block
- * it too, as with any signalfd user. aloop_free drains pending instances,
- * closes the fds and unblocks what it blocked.
+ * it too, as with any signalfd user. aloop_free closes the fds, unblocks
+ * what it blocked and raises again a signal still pending there, so it is
+ * delivered as if the loop had never blocked it (see slot_close).
  *
  * Elsewhere: a self-pipe. A handler (installed by the first wait for that
  * signal) writes the signal number to a process-wide non-blocking pipe,
@@ -17,6 +18,8 @@
  * while nobody waits for it is dropped.
  */
 #include "internal.h"
+#include "pipe_internal.h"
+#include "signal_internal.h"
 
 #include <fcntl.h>
 #include <pthread.h>
@@ -52,13 +55,14 @@ typedef struct sig_slot {
 #endif
 } sig_slot_t;
 
-typedef struct sig_state {
+/* loop->signals: allocated by the first wait, freed by aloop_free. */
+typedef struct aloop_signals {
     sig_slot_t slots[NSIG];
     size_t total; /* waiting tasks, all signals */
 } sig_state_t;
 
 static sig_state_t *state_get(aloop_t *loop) {
-    sig_state_t *st = loop->io->signals;
+    sig_state_t *st = loop->signals;
     if (st) return st;
     st = aloop__calloc(1, sizeof *st);
     if (!st) return NULL;
@@ -68,7 +72,7 @@ static sig_state_t *state_get(aloop_t *loop) {
         st->slots[i].fd = -1;
 #endif
     }
-    loop->io->signals = st;
+    loop->signals = st;
     return st;
 }
 
@@ -76,7 +80,7 @@ static void waiter_remove(sig_state_t *st, sig_waiter_t *sw);
 
 /* Wakes every task waiting for signo. */
 static void deliver(aloop_t *loop, int signo) {
-    sig_state_t *st = loop->io->signals;
+    sig_state_t *st = loop->signals;
     if (!st || signo <= 0 || signo >= NSIG) return;
     sig_slot_t *slot = &st->slots[signo];
     while (!aloop__list_empty(&slot->waiters)) {
@@ -122,10 +126,16 @@ static int slot_watch(aloop_t *loop, sig_slot_t *slot) {
 
 static void slot_unwatch(aloop_t *loop, sig_slot_t *slot) { aloop__io_unhook(loop, slot->fd); }
 
+/* A signal that arrived after the last wait for it and is still pending is
+ * not lost: once unblocked it is raised again, so the process's own
+ * disposition handles it (the default action for SIGINT/SIGTERM ends the
+ * process, as it would have without the loop). A signal the program had
+ * blocked itself stays pending for it. */
 static void slot_close(aloop_t *loop, sig_slot_t *slot, int signo) {
-    /* Consume instances still pending so that unblocking cannot kill us. */
-    struct signalfd_siginfo si;
-    while (read(slot->fd, &si, sizeof si) == (ssize_t)sizeof si) {
+    int pending = 0;
+    if (slot->we_blocked) {
+        struct signalfd_siginfo si;
+        while (read(slot->fd, &si, sizeof si) == (ssize_t)sizeof si) pending = 1;
     }
     aloop__io_forget(loop, slot->fd);
     close(slot->fd);
@@ -135,6 +145,7 @@ static void slot_close(aloop_t *loop, sig_slot_t *slot, int signo) {
         sigemptyset(&set);
         sigaddset(&set, signo);
         pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+        if (pending) raise(signo);
     }
     slot->open = 0;
 }
@@ -147,11 +158,7 @@ static pthread_once_t pipe_once = PTHREAD_ONCE_INIT;
 
 static void pipe_create(void) {
     int p[2];
-    if (pipe(p) < 0) return;
-    for (int i = 0; i < 2; i++) {
-        fcntl(p[i], F_SETFL, fcntl(p[i], F_GETFL) | O_NONBLOCK);
-        fcntl(p[i], F_SETFD, FD_CLOEXEC);
-    }
+    if (aloop__pipe(p) < 0) return;
     pipe_fds[0] = p[0];
     pipe_fds[1] = p[1];
 }
@@ -188,13 +195,13 @@ static int slot_open(aloop_t *loop, sig_slot_t *slot, int signo) {
 /* All signals share the pipe: watch it while any task waits. */
 static int slot_watch(aloop_t *loop, sig_slot_t *slot) {
     ALOOP_UNUSED(slot);
-    sig_state_t *st = loop->io->signals;
+    sig_state_t *st = loop->signals;
     return st->total ? 0 : aloop__io_hook(loop, pipe_fds[0], selfpipe_hook);
 }
 
 static void slot_unwatch(aloop_t *loop, sig_slot_t *slot) {
     ALOOP_UNUSED(slot);
-    if (!((sig_state_t *)loop->io->signals)->total) aloop__io_unhook(loop, pipe_fds[0]);
+    if (!loop->signals->total) aloop__io_unhook(loop, pipe_fds[0]);
 }
 
 static void slot_close(aloop_t *loop, sig_slot_t *slot, int signo) {
@@ -217,7 +224,7 @@ static void waiter_remove(sig_state_t *st, sig_waiter_t *sw) {
 
 static void sig_cancel(aloop_wait_t *w) {
     sig_waiter_t *sw = ALOOP_CONTAINER_OF(w, sig_waiter_t, wait);
-    waiter_remove(sw->loop->io->signals, sw);
+    waiter_remove(sw->loop->signals, sw);
 }
 
 int aloop_signal_wait(int signo) {
@@ -247,10 +254,10 @@ int aloop_signal_wait(int signo) {
 }
 
 void aloop__signal_free(aloop_t *loop) {
-    sig_state_t *st = loop->io->signals;
+    sig_state_t *st = loop->signals;
     if (!st) return;
     for (int signo = 1; signo < NSIG; signo++)
         if (st->slots[signo].open) slot_close(loop, &st->slots[signo], signo);
     aloop__free(st);
-    loop->io->signals = NULL;
+    loop->signals = NULL;
 }

@@ -36,16 +36,16 @@ struct aloop_stream {
     size_t start, end, cap;
     uint8_t eof;        /* read returned 0: no more data will come */
     uint8_t closed;     /* aloop_stream_close was called */
-    uint8_t discarding; /* inside an over-long line, dropping up to its '\n' */
     int error;          /* sticky: data was lost (see put_back); reads fail */
+    uint8_t discarding; /* inside an over-long record, dropping through dsep */
+    char *dsep;         /* the separator being discarded through */
+    size_t dseplen;
+    char dsep_small[16]; /* dsep for short separators (no allocation) */
     unsigned users;     /* calls in progress */
 };
 
 aloop_stream_t *aloop_stream_new(aloop_t *loop, int fd, size_t max_line) {
-    if (!loop || fd < 0) {
-        errno = EINVAL;
-        return NULL;
-    }
+    if (!loop || fd < 0) return aloop__null_errno(-EINVAL);
     aloop_stream_t *s = aloop__calloc(1, sizeof *s);
     if (!s) return NULL;
     s->loop = loop;
@@ -65,6 +65,7 @@ aloop_stream_t *aloop_stream_new(aloop_t *loop, int fd, size_t max_line) {
 int aloop_stream_fd(const aloop_stream_t *s) { return s ? s->fd : -EINVAL; }
 
 static void stream_destroy(aloop_stream_t *s) {
+    if (s->dsep != s->dsep_small) aloop__free(s->dsep);
     aloop__free(s->buf);
     aloop__free(s);
 }
@@ -125,35 +126,78 @@ static ssize_t fill(aloop_task_impl_t *t, aloop_stream_t *s, size_t need, int ag
     return n;
 }
 
-/* Drops the rest of an over-long line, through its '\n' (or up to EOF). */
-static ssize_t discard_line(aloop_task_impl_t *t, aloop_stream_t *s) {
+/* The first occurrence of sep[0..seplen) in p[0..n), or NULL. */
+static const char *find_sep(const char *p, size_t n, const char *sep, size_t seplen) {
+    if (seplen == 1) return memchr(p, sep[0], n);
+    while (n >= seplen) {
+        const char *q = memchr(p, sep[0], n - seplen + 1);
+        if (!q) return NULL;
+        if (memcmp(q, sep, seplen) == 0) return q;
+        n -= (size_t)(q + 1 - p);
+        p = q + 1;
+    }
+    return NULL;
+}
+
+/* Remembers the separator of the record being discarded: a discard that a
+ * cancel interrupts is finished by the next readline/readuntil, after the
+ * caller's separator is gone. 0 or -ENOMEM (nothing consumed yet). */
+static int discard_begin(aloop_stream_t *s, const char *sep, size_t seplen) {
+    char *keep = s->dsep_small;
+    if (seplen > sizeof s->dsep_small) {
+        keep = aloop__malloc(seplen);
+        if (!keep) return -ENOMEM;
+    }
+    memcpy(keep, sep, seplen);
+    if (s->dsep != s->dsep_small) aloop__free(s->dsep);
+    s->dsep = keep;
+    s->dseplen = seplen;
     s->discarding = 1;
+    return 0;
+}
+
+/* Drops the rest of an over-long record, through its separator (or up to
+ * EOF). The last seplen - 1 bytes are kept across reads: they may be the
+ * start of a separator whose end has not arrived yet. */
+static ssize_t discard_record(aloop_task_impl_t *t, aloop_stream_t *s) {
+    const char *sep = s->dsep;
+    size_t seplen = s->dseplen;
     for (;;) {
-        char *nl = buffered(s) ? memchr(s->buf + s->start, '\n', buffered(s)) : NULL;
-        if (nl) {
-            consume(s, (size_t)(nl - (s->buf + s->start)) + 1);
+        const char *p = s->buf + s->start;
+        const char *hit = find_sep(p, buffered(s), sep, seplen);
+        if (hit) {
+            consume(s, (size_t)(hit - p) + seplen);
             break;
         }
-        consume(s, buffered(s));
-        if (s->eof) break;
-        ssize_t n = fill(t, s, 1, 1);
+        if (s->eof) {
+            consume(s, buffered(s));
+            break;
+        }
+        size_t keep = buffered(s) < seplen - 1 ? buffered(s) : seplen - 1;
+        consume(s, buffered(s) - keep);
+        ssize_t n = fill(t, s, keep + 1, 1);
         if (s->closed) return -EBADF;
-        if (n < 0) return n; /* still discarding: the next readline goes on */
+        if (n < 0) return n; /* still discarding: the next line read goes on */
     }
     s->discarding = 0;
     return -EMSGSIZE;
 }
 
-static ssize_t readline_locked(aloop_task_impl_t *t, aloop_stream_t *s, char *out, size_t cap) {
+/* readline and readuntil: the record through the first sep, into out
+ * (NUL-terminated). Nothing is consumed until the call returns it, so a
+ * cancel at the read inside fill() loses nothing. */
+static ssize_t readuntil_locked(aloop_task_impl_t *t, aloop_stream_t *s, const char *sep,
+                                size_t seplen, char *out, size_t cap) {
     if (s->error) return s->error;
-    if (s->discarding) return discard_line(t, s);
+    if (s->discarding) return discard_record(t, s);
     size_t limit = cap - 1 < s->max_line ? cap - 1 : s->max_line;
-    size_t scanned = 0; /* bytes already searched for '\n' */
+    size_t scanned = 0; /* bytes already searched for a whole separator */
     for (int again = 0;; again = 1) {
-        char *p = s->buf + s->start;
-        char *nl = buffered(s) > scanned ? memchr(p + scanned, '\n', buffered(s) - scanned) : NULL;
-        if (nl) {
-            size_t len = (size_t)(nl - p) + 1;
+        const char *p = s->buf + s->start;
+        size_t from = scanned >= seplen - 1 ? scanned - (seplen - 1) : 0;
+        const char *hit = find_sep(p + from, buffered(s) - from, sep, seplen);
+        if (hit) {
+            size_t len = (size_t)(hit - p) + seplen;
             if (len > limit) {
                 consume(s, len);
                 return -EMSGSIZE;
@@ -164,9 +208,12 @@ static ssize_t readline_locked(aloop_task_impl_t *t, aloop_stream_t *s, char *ou
             return (ssize_t)len;
         }
         scanned = buffered(s);
-        if (scanned > limit) return discard_line(t, s);
+        if (scanned > limit) {
+            int rc = discard_begin(s, sep, seplen);
+            return rc < 0 ? rc : discard_record(t, s);
+        }
         if (s->eof) {
-            /* a last line without '\n' is returned as is, then 0 */
+            /* a last record without separator is returned as is, then 0 */
             if (scanned) memcpy(out, p, scanned);
             out[scanned] = '\0';
             consume(s, scanned);
@@ -183,7 +230,62 @@ ssize_t aloop_stream_readline(aloop_stream_t *s, char *buf, size_t cap) {
     aloop_task_impl_t *t;
     int rc = stream_enter(s, &t);
     if (rc < 0) return rc;
-    return stream_leave(s, readline_locked(t, s, buf, cap));
+    return stream_leave(s, readuntil_locked(t, s, "\n", 1, buf, cap));
+}
+
+ssize_t aloop_stream_readuntil(aloop_stream_t *s, const void *sep, size_t seplen, char *buf,
+                               size_t cap) {
+    if (!s || !sep || !seplen || !buf || !cap) return -EINVAL;
+    aloop_task_impl_t *t;
+    int rc = stream_enter(s, &t);
+    if (rc < 0) return rc;
+    return stream_leave(s, readuntil_locked(t, s, sep, seplen, buf, cap));
+}
+
+/* What is buffered, else one read: straight into the caller's buffer when
+ * it is at least as large as ours (no copy), else into ours (so that many
+ * small reads cost one syscall). */
+static ssize_t read_locked(aloop_task_impl_t *t, aloop_stream_t *s, char *out, size_t n) {
+    if (s->error) return s->error;
+    if (!buffered(s) && !s->eof) {
+        if (n >= s->cap) {
+            ssize_t r = aloop__io_read(t, s->fd, out, n);
+            if (s->closed) return -EBADF;
+            if (r == 0) s->eof = 1;
+            return r;
+        }
+        ssize_t r = fill(t, s, 1, 0);
+        if (s->closed) return -EBADF;
+        if (r < 0) return r;
+    }
+    size_t take = buffered(s) < n ? buffered(s) : n;
+    if (take) memcpy(out, s->buf + s->start, take);
+    consume(s, take);
+    return (ssize_t)take;
+}
+
+ssize_t aloop_stream_read(aloop_stream_t *s, void *buf, size_t n) {
+    if (!s || (!buf && n)) return -EINVAL;
+    aloop_task_impl_t *t;
+    int rc = stream_enter(s, &t);
+    if (rc < 0) return rc;
+    if (n == 0) return stream_leave(s, 0);
+    return stream_leave(s, read_locked(t, s, buf, n));
+}
+
+int aloop_open_connection(const char *host, const char *port, double timeout,
+                          aloop_stream_t **out) {
+    if (!out) return -EINVAL;
+    *out = NULL;
+    int fd = aloop_tcp_connect(host, port, timeout); /* checks the rest; suspends */
+    if (fd < 0) return fd;
+    aloop_stream_t *s = aloop_stream_new(aloop_current(), fd, 0);
+    if (!s) {
+        aloop_close(fd);
+        return -ENOMEM;
+    }
+    *out = s;
+    return 0;
 }
 
 /* A large read failed (cancelled, an error) after `got` bytes went into the
@@ -226,19 +328,17 @@ static ssize_t readexactly_large(aloop_task_impl_t *t, aloop_stream_t *s, char *
 
 static ssize_t readexactly_locked(aloop_task_impl_t *t, aloop_stream_t *s, char *out, size_t n) {
     if (s->error) return s->error;
-    if (n <= s->max_line + 1) {
-        /* Fits the buffer: gather it all first, so a cancel loses nothing. */
-        for (int again = 0; buffered(s) < n && !s->eof; again = 1) {
-            ssize_t r = fill(t, s, n, again);
-            if (s->closed) return -EBADF;
-            if (r < 0) return r;
-        }
-        size_t take = buffered(s) < n ? buffered(s) : n;
-        if (take) memcpy(out, s->buf + s->start, take);
-        consume(s, take);
-        return (ssize_t)take;
+    if (n > s->max_line + 1) return readexactly_large(t, s, out, n);
+    /* Fits the buffer: gather it all first, so a cancel loses nothing. */
+    for (int again = 0; buffered(s) < n && !s->eof; again = 1) {
+        ssize_t r = fill(t, s, n, again);
+        if (s->closed) return -EBADF;
+        if (r < 0) return r;
     }
-    return readexactly_large(t, s, out, n);
+    size_t take = buffered(s) < n ? buffered(s) : n;
+    if (take) memcpy(out, s->buf + s->start, take);
+    consume(s, take);
+    return (ssize_t)take;
 }
 
 ssize_t aloop_stream_readexactly(aloop_stream_t *s, void *buf, size_t n) {
@@ -255,6 +355,14 @@ ssize_t aloop_stream_write(aloop_stream_t *s, const void *buf, size_t n) {
     int rc = stream_enter(s, &t);
     if (rc < 0) return rc;
     return stream_leave(s, aloop__io_write_all(t, s->fd, buf, n));
+}
+
+void aloop__stream_hold(aloop_stream_t *s) { s->users++; }
+
+void aloop__stream_unhold(aloop_stream_t *s) {
+    s->users--;
+    if (!s->closed) aloop_stream_close(s); /* frees it unless a call is in progress */
+    else if (!s->users) stream_destroy(s);
 }
 
 int aloop_stream_close(aloop_stream_t *s) {

@@ -88,21 +88,13 @@ static size_t wake_all(aloop_list_t *list, int result) {
     return n;
 }
 
-/* Objects belong to one loop: using one from a task of another loop is a
- * bug (-EINVAL). Outside any loop the call itself decides (-EPERM). */
-static int foreign(const aloop_t *loop) {
-    aloop_t *cur = aloop_current();
-    return cur && cur != loop;
-}
-
+/* Objects belong to one loop: using one from a task of another loop is
+ * misuse (aloop__check_loop: -EINVAL). Outside any loop the call itself
+ * decides (-EPERM). */
 static void *new_object(aloop_t *loop, size_t size) {
-    if (!loop) {
-        errno = EINVAL;
-        return NULL;
-    }
+    if (!loop) return aloop__null_errno(-EINVAL);
     void *p = aloop__calloc(1, size);
-    if (!p) errno = ENOMEM;
-    return p;
+    return p ? p : aloop__null_errno(-ENOMEM);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -124,7 +116,7 @@ static void lock_pass_on(aloop_lock_t *l) {
 
 int aloop_lock_acquire(aloop_lock_t *l) {
     int err, granted;
-    if (!l || foreign(l->loop)) return -EINVAL;
+    if (!l || aloop__check_loop(l->loop, "aloop_lock_acquire") < 0) return -EINVAL;
     aloop_task_impl_t *t = aloop__enter(&err);
     if (!t) return err;
     if (!l->locked) {
@@ -137,14 +129,14 @@ int aloop_lock_acquire(aloop_lock_t *l) {
 }
 
 int aloop_lock_try_acquire(aloop_lock_t *l) {
-    if (!l || foreign(l->loop)) return -EINVAL;
+    if (!l || aloop__check_loop(l->loop, "aloop_lock_try_acquire") < 0) return -EINVAL;
     if (l->locked) return -EAGAIN;
     l->locked = 1;
     return 0;
 }
 
 int aloop_lock_release(aloop_lock_t *l) {
-    if (!l || foreign(l->loop)) return -EINVAL;
+    if (!l || aloop__check_loop(l->loop, "aloop_lock_release") < 0) return -EINVAL;
     if (!l->locked) return -EPERM;
     lock_pass_on(l);
     return 0;
@@ -201,7 +193,7 @@ int aloop_event_is_set(const aloop_event_t *e) { return e && e->set; }
 
 int aloop_event_wait(aloop_event_t *e) {
     int err;
-    if (!e || foreign(e->loop)) return -EINVAL;
+    if (!e || aloop__check_loop(e->loop, "aloop_event_wait") < 0) return -EINVAL;
     aloop_task_impl_t *t = aloop__enter(&err);
     if (!t) return err;
     if (e->set) return 0;
@@ -245,7 +237,7 @@ static void semaphore_give(aloop_semaphore_t *s) {
 
 int aloop_semaphore_acquire(aloop_semaphore_t *s) {
     int err, granted;
-    if (!s || foreign(s->loop)) return -EINVAL;
+    if (!s || aloop__check_loop(s->loop, "aloop_semaphore_acquire") < 0) return -EINVAL;
     aloop_task_impl_t *t = aloop__enter(&err);
     if (!t) return err;
     if (s->value > 0) {
@@ -258,7 +250,7 @@ int aloop_semaphore_acquire(aloop_semaphore_t *s) {
 }
 
 int aloop_semaphore_release(aloop_semaphore_t *s) {
-    if (!s || foreign(s->loop)) return -EINVAL;
+    if (!s || aloop__check_loop(s->loop, "aloop_semaphore_release") < 0) return -EINVAL;
     if (aloop__list_empty(&s->waiters)) {
         if (s->bounded && s->value >= s->bound) return -EINVAL;
         if (s->value == UINT_MAX) return -EOVERFLOW;
@@ -282,10 +274,7 @@ void aloop_semaphore_free(aloop_semaphore_t *s) {
 /* ------------------------------------------------------------------------ */
 
 aloop_cond_t *aloop_cond_new(aloop_t *loop, aloop_lock_t *lock) {
-    if (lock && lock->loop != loop) {
-        errno = EINVAL;
-        return NULL;
-    }
+    if (lock && lock->loop != loop) return aloop__null_errno(-EINVAL);
     aloop_cond_t *c = new_object(loop, sizeof *c);
     if (!c) return NULL;
     c->loop = loop;
@@ -294,8 +283,7 @@ aloop_cond_t *aloop_cond_new(aloop_t *loop, aloop_lock_t *lock) {
         c->lock = aloop_lock_new(loop);
         if (!c->lock) {
             aloop__free(c);
-            errno = ENOMEM;
-            return NULL;
+            return aloop__null_errno(-ENOMEM);
         }
         c->owns_lock = 1;
     }
@@ -305,7 +293,7 @@ aloop_cond_t *aloop_cond_new(aloop_t *loop, aloop_lock_t *lock) {
 
 int aloop_cond_wait(aloop_cond_t *c) {
     int err, notified;
-    if (!c || foreign(c->loop)) return -EINVAL;
+    if (!c || aloop__check_loop(c->loop, "aloop_cond_wait") < 0) return -EINVAL;
     if (!c->lock->locked) return -EPERM;
     aloop_task_impl_t *t = aloop__enter(&err);
     if (!t) return err;
@@ -322,7 +310,7 @@ int aloop_cond_wait(aloop_cond_t *c) {
 }
 
 int aloop_cond_notify(aloop_cond_t *c, size_t n) {
-    if (!c || foreign(c->loop)) return -EINVAL;
+    if (!c || aloop__check_loop(c->loop, "aloop_cond_notify") < 0) return -EINVAL;
     if (!c->lock->locked) return -EPERM;
     size_t woken = 0;
     while (woken < n && wake_first(&c->waiters, 0)) woken++;

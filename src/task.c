@@ -1,7 +1,9 @@
 /*
- * task.c - tasks: futures driven by a coroutine. Spawning takes a parked
- * coroutine from the loop's idle pool when there is one, so in steady state
- * it is an allocation and a push onto the ready ring.
+ * task.c - tasks: futures driven by a coroutine. Spawning makes only the
+ * task struct (from the loop's pool in steady state) and pushes it onto the
+ * ready ring; the scheduler gives it a coroutine when it first runs
+ * (sched.c's first-run path), so a million pending tasks cost a million
+ * task structs, not a million stacks.
  *
  * Cancellation follows asyncio: aloop_cancel() counts a request and marks a
  * cancel for delivery; if the task is suspended it is woken at once with
@@ -11,16 +13,6 @@
  * returns completes as cancelled.
  */
 #include "internal.h"
-
-static int coro_take(aloop_t *loop, aloop_coro_t **out) {
-    if (loop->idle) {
-        *out = loop->idle;
-        loop->idle = loop->idle->next_idle;
-        loop->idle_count--;
-        return 0;
-    }
-    return aloop__coro_new(loop, out);
-}
 
 /* Task structs are recycled through a per-loop pool: spawn + await of a
  * trivial task spent a third of its time in malloc/calloc/free. A pooled
@@ -50,23 +42,17 @@ void aloop__task_pool_free(aloop_t *loop) {
 }
 
 aloop_task_t *aloop_spawn(aloop_t *loop, aloop_task_fn fn, void *arg) {
-    if (!loop || !fn) {
-        errno = EINVAL;
-        return NULL;
-    }
-    if (aloop__foreign_thread(loop)) {
-        errno = -aloop__wrong_thread(loop, "aloop_spawn");
-        return NULL;
-    }
+    if (!loop || !fn) return aloop__null_errno(-EINVAL);
+    if (aloop__foreign_thread(loop))
+        return aloop__null_errno(aloop__wrong_thread(loop, "aloop_spawn"));
     aloop_task_impl_t *t = task_alloc(loop);
     if (!t) return NULL;
-    if (aloop__reserve_runnable(loop) < 0) goto fail;
-    if (coro_take(loop, &t->coro) < 0) {
-        aloop__release_runnable(loop);
-        goto fail;
+    if (aloop__reserve_runnable(loop) < 0) {
+        aloop__free(t);
+        return aloop__null_errno(-ENOMEM);
     }
     aloop__future_init(&t->fut, loop);
-    t->fut.run.kind = ALOOP_RUN_TASK;
+    t->fut.run.kind = ALOOP__RUN_TASK;
     t->fut.is_task = 1;
     t->fut.refs = 2; /* the caller's and the loop's, dropped when it finishes */
     t->fn = fn;
@@ -75,26 +61,22 @@ aloop_task_t *aloop_spawn(aloop_t *loop, aloop_task_fn fn, void *arg) {
 #if defined(__GNUC__)
     t->spawn_site = __builtin_return_address(0);
 #endif
-    t->coro->task = &t->fut;
     aloop__list_push_back(&loop->tasks, &t->tasks);
     loop->task_count++;
     t->queued = 1;
     aloop__make_ready(loop, &t->fut.run);
     return &t->fut;
-fail:
-    aloop__free(t);
-    errno = ENOMEM;
-    return NULL;
 }
 
 void aloop__task_finish(aloop_task_impl_t *t, void *result) {
     aloop_t *loop = t->fut.loop;
-    int state = ALOOP_DONE, error = 0;
+    int state = ALOOP__DONE, error = 0;
+    if (ALOOP_UNLIKELY(t->timeouts != NULL)) t->timeouts->task_done(t);
     if (t->fail_error && !(t->fail_error == -ECANCELED && t->cancel_requests)) {
         error = t->fail_error;
         result = NULL;
     } else if (t->cancel_requests > 0 || t->fail_error) {
-        state = ALOOP_CANCELLED;
+        state = ALOOP__CANCELLED;
         error = -ECANCELED;
         result = NULL;
     }
@@ -108,7 +90,7 @@ void aloop__task_finish(aloop_task_impl_t *t, void *result) {
 }
 
 int aloop__task_cancel(aloop_task_impl_t *t) {
-    if (t->fut.state != ALOOP_PENDING) return 0;
+    if (t->fut.state != ALOOP__PENDING) return 0;
     t->cancel_requests++;
     t->must_cancel = 1;
     aloop_wait_t *w = t->wait;
@@ -125,8 +107,8 @@ int aloop__task_cancel(aloop_task_impl_t *t) {
 int aloop_cancel(aloop_future_t *f) {
     if (!f) return -EINVAL;
     if (f->is_task) return aloop__task_cancel(aloop__task(f));
-    if (f->state != ALOOP_PENDING || !f->loop) return 0;
-    aloop__future_complete(f, ALOOP_CANCELLED, -ECANCELED, NULL);
+    if (f->state != ALOOP__PENDING || !f->loop) return 0;
+    aloop__future_complete(f, ALOOP__CANCELLED, -ECANCELED, NULL);
     return 1;
 }
 
@@ -159,11 +141,41 @@ int aloop_task_set_name(aloop_task_t *f, const char *name) {
     return 0;
 }
 
+/* "Task-<id>" into buf without stdio (the overflow report calls this from
+ * a signal handler). */
+static void default_name(const aloop_task_impl_t *t, char *buf, size_t n) {
+    char digits[24], *p = digits + sizeof digits;
+    unsigned long long v = (unsigned long long)t->id;
+    *--p = '\0';
+    do *--p = (char)('0' + v % 10); while ((v /= 10) != 0);
+    size_t at = 0;
+    if (!n) return;
+    for (const char *s = "Task-"; *s && at + 1 < n; s++) buf[at++] = *s;
+    for (; *p && at + 1 < n; p++) buf[at++] = *p;
+    buf[at] = '\0';
+}
+
+void aloop__task_label(const void *task, char *buf, size_t n) {
+    const aloop_task_impl_t *t = task;
+    size_t at = 0;
+    if (!n) return;
+    if (!t) {
+        buf[0] = '\0';
+        return;
+    }
+    if (!t->name) {
+        default_name(t, buf, n);
+        return;
+    }
+    for (const char *s = t->name; *s && at + 1 < n; s++) buf[at++] = *s;
+    buf[at] = '\0';
+}
+
 const char *aloop_task_name(const aloop_task_t *f) {
     if (!f || !f->is_task) return NULL;
     aloop_task_impl_t *t = aloop__task((aloop_future_t *)f);
     if (t->name) return t->name;
-    if (!t->name_buf[0]) snprintf(t->name_buf, sizeof t->name_buf, "Task-%llu", (unsigned long long)t->id);
+    if (!t->name_buf[0]) default_name(t, t->name_buf, sizeof t->name_buf);
     return t->name_buf;
 }
 

@@ -12,21 +12,27 @@
  * poller watches that fd with an internal hook, so a loop blocked in
  * epoll_wait wakes up; aloop__async_drain then collects everything.
  *
- * Job lifetime: a job is heap-allocated and only ever reachable by one side
- * at a time (a worker while it runs fn, the loop otherwise). The waiting
- * task keeps a pointer to it; if the task is cancelled, `task` is cleared
- * (loop thread only, workers never read it) and the loop frees the job when
- * it comes back. The task's stack is never touched by a worker.
+ * Job lifetime: a job is heap-allocated; its `state` (under the mutex) says
+ * who has it: queued on todo (the loop may still take it back), running on
+ * a worker, or done (on the done list, the loop's again). The waiting task
+ * keeps a pointer to it. If the task is cancelled while the job is queued,
+ * the loop unlinks and frees it: it never runs. If it is running, `task` is
+ * cleared (loop thread only, workers never read it) and the job is
+ * "orphaned": when it comes back, the loop hands its result to the job's
+ * discard function (aloop_run_in_thread_with) and frees it. The task's
+ * stack is never touched by a worker.
  *
  * Workers start lazily (one more whenever a job would otherwise queue behind
  * busy workers, up to the pool size) with every signal blocked, so that
  * process-directed signals reach the loop's signalfd instead of them.
- * aloop_free stops them once every queued job has run (like an executor's
- * shutdown(wait=True): a job's function may own memory only it frees); the
- * results of those jobs are discarded.
+ * aloop_free cancels every task first, which takes every queued job back,
+ * so it only waits for the jobs already running; their results go to
+ * discard on the freeing thread before aloop_free returns.
  */
 #include "internal.h"
+#include "pipe_internal.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
@@ -38,19 +44,20 @@
 #include <sys/eventfd.h>
 #endif
 
+enum { JOB_QUEUED, JOB_RUNNING, JOB_DONE };
+
 typedef struct pool_job {
-    struct pool_job *next;
+    aloop_list_t link;       /* on todo while queued (under mu) */
+    struct pool_job *next;   /* on done once finished (under mu) */
     void *(*fn)(void *);
     void *arg;
+    void (*discard)(void *result, void *arg); /* for an orphaned result; may be NULL */
     void *result;
-    aloop_task_impl_t *task; /* loop thread only: NULL once abandoned */
+    aloop_task_impl_t *task; /* loop thread only: NULL once orphaned */
+    int state;               /* JOB_*, under mu */
 } pool_job_t;
 
-typedef struct soon_item {
-    struct soon_item *next;
-    void (*cb)(void *);
-    void *arg;
-} soon_item_t;
+typedef aloop_post_t soon_item_t;
 
 /* A singly linked FIFO. */
 #define FIFO(type) struct { type *head, **tail; }
@@ -62,9 +69,10 @@ struct aloop_async {
     pthread_cond_t work;
     int rfd, wfd;            /* wake-up fd (rfd == wfd for an eventfd) */
     atomic_int signalled;    /* set by producers, cleared by the drain */
+    atomic_int stop_req;     /* aloop_stop from another thread */
 
     /* under mu */
-    FIFO(pool_job_t) todo;
+    aloop_list_t todo;       /* pool_job_t by link, oldest first */
     FIFO(pool_job_t) done;
     FIFO(soon_item_t) soon;
     size_t queued;           /* jobs on todo */
@@ -108,11 +116,8 @@ static int make_wakeup_fd(struct aloop_async *a) {
     return a->rfd < 0 ? -errno : 0;
 #else
     int p[2];
-    if (pipe(p) < 0) return -errno;
-    for (int i = 0; i < 2; i++) {
-        fcntl(p[i], F_SETFL, fcntl(p[i], F_GETFL) | O_NONBLOCK);
-        fcntl(p[i], F_SETFD, FD_CLOEXEC);
-    }
+    int rc = aloop__pipe(p);
+    if (rc < 0) return rc;
     a->rfd = p[0];
     a->wfd = p[1];
     return 0;
@@ -138,7 +143,8 @@ int aloop__async_init(aloop_t *loop) {
     pthread_mutex_init(&a->mu, NULL);
     pthread_cond_init(&a->work, NULL);
     atomic_init(&a->signalled, 0);
-    FIFO_INIT(a->todo);
+    atomic_init(&a->stop_req, 0);
+    aloop__list_init(&a->todo);
     FIFO_INIT(a->done);
     FIFO_INIT(a->soon);
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
@@ -150,12 +156,20 @@ fail:
     return rc;
 }
 
-static void free_jobs(pool_job_t *j) {
-    while (j) {
-        pool_job_t *next = j->next;
-        aloop__free(j);
-        j = next;
-    }
+/* A finished job nobody waits for any more: its result goes to discard. */
+static void job_orphaned(pool_job_t *j) {
+    if (j->discard) j->discard(j->result, j->arg);
+    aloop__free(j);
+}
+
+/* A post that will never run: its owner hears of it through drop (posts
+ * embedded in a larger record, aloop_run_threadsafe's), or it is freed
+ * (aloop_call_soon_threadsafe's). */
+static void post_drop(soon_item_t *s) {
+    if (s->drop)
+        s->drop(s->arg);
+    else if (!s->embedded)
+        aloop__free(s);
 }
 
 void aloop__async_free(aloop_t *loop) {
@@ -163,16 +177,23 @@ void aloop__async_free(aloop_t *loop) {
     if (!a) return;
     pthread_mutex_lock(&a->mu);
     a->stopping = 1;
+    /* Every task is gone (aloop_free cancelled them, which took their queued
+     * jobs back), so todo is empty; workers finish what they run and exit. */
+    while (!aloop__list_empty(&a->todo))
+        aloop__free(ALOOP_CONTAINER_OF(aloop__list_pop_front(&a->todo), pool_job_t, link));
     pthread_cond_broadcast(&a->work);
     pthread_mutex_unlock(&a->mu);
     for (unsigned i = 0; i < a->nthreads; i++) pthread_join(a->threads[i], NULL);
-    /* Every task is gone (aloop_free cancelled them), so every job that came
-     * back is abandoned; callbacks that never ran are dropped like
-     * call_soon's. The workers ran the whole todo list before exiting. */
-    free_jobs(a->done.head);
+    /* Every job that came back is orphaned; callbacks that never ran are
+     * dropped like call_soon's. */
+    for (pool_job_t *j = a->done.head; j;) {
+        pool_job_t *next = j->next;
+        job_orphaned(j);
+        j = next;
+    }
     for (soon_item_t *s = a->soon.head; s;) {
         soon_item_t *next = s->next;
-        aloop__free(s);
+        post_drop(s);
         s = next;
     }
     close_wakeup_fd(loop, a);
@@ -187,6 +208,10 @@ size_t aloop__async_pending(const aloop_t *loop) {
     struct aloop_async *a = loop->async;
     if (!a) return 0;
     return a->inflight + (size_t)atomic_load(&a->signalled);
+}
+
+int aloop__async_ready(const aloop_t *loop) {
+    return loop->async && atomic_load(&loop->async->signalled);
 }
 
 void aloop__async_drain(aloop_t *loop) {
@@ -205,30 +230,64 @@ void aloop__async_drain(aloop_t *loop) {
         if (j->task)
             aloop__wake(j->task, 0); /* the task reads the result and frees j */
         else
-            aloop__free(j); /* its task was cancelled: discard */
+            job_orphaned(j); /* its task was cancelled while it ran */
     }
+    if (atomic_exchange(&a->stop_req, 0)) aloop_stop(loop);
     while (soon) {
         soon_item_t *s = soon;
         soon = s->next;
         void (*cb)(void *) = s->cb;
         void *arg = s->arg;
-        aloop__free(s);
+        if (!s->embedded) aloop__free(s); /* an embedded one may be reused by cb */
         cb(arg);
     }
 }
 
-int aloop_call_soon_threadsafe(aloop_t *loop, void (*cb)(void *), void *arg) {
-    if (!loop || !cb || !loop->async) return -EINVAL;
+void aloop__post(aloop_t *loop, aloop_post_t *p) {
     struct aloop_async *a = loop->async;
-    soon_item_t *s = aloop__malloc(sizeof *s);
-    if (!s) return -ENOMEM;
-    s->cb = cb;
-    s->arg = arg;
     pthread_mutex_lock(&a->mu);
-    FIFO_PUSH(a->soon, s);
+    FIFO_PUSH(a->soon, p);
     pthread_mutex_unlock(&a->mu);
     wakeup(a);
+}
+
+int aloop_call_soon_threadsafe(aloop_t *loop, void (*cb)(void *), void *arg) {
+    if (!loop || !cb || !loop->async) return -EINVAL;
+    soon_item_t *s = aloop__malloc(sizeof *s);
+    if (!s) return -ENOMEM;
+    *s = (soon_item_t){.cb = cb, .arg = arg};
+    aloop__post(loop, s);
     return 0;
+}
+
+void aloop__async_stop(aloop_t *loop) {
+    struct aloop_async *a = loop->async;
+    atomic_store(&a->stop_req, 1);
+    wakeup(a);
+}
+
+/* Threads of the process: the entries of /proc/self/task, or 0 where that
+ * cannot be known. */
+static size_t process_threads(void) {
+#if defined(__linux__)
+    DIR *d = opendir("/proc/self/task");
+    if (!d) return 0;
+    size_t n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        if (e->d_name[0] != '.') n++;
+    closedir(d);
+    return n;
+#else
+    return 0;
+#endif
+}
+
+int aloop__async_alone(const aloop_t *loop) {
+    struct aloop_async *a = loop->async;
+    size_t n = process_threads();
+    /* this thread + the pool's workers; workers only exit in aloop_free */
+    return n != 0 && n <= 1u + (a ? a->nthreads : 0u);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -239,21 +298,21 @@ static void *worker_main(void *p) {
     struct aloop_async *a = p;
     pthread_mutex_lock(&a->mu);
     for (;;) {
-        while (!a->todo.head && !a->stopping) {
+        while (aloop__list_empty(&a->todo) && !a->stopping) {
             a->idle++;
             pthread_cond_wait(&a->work, &a->mu);
             a->idle--;
         }
-        if (!a->todo.head) break; /* stopping, and nothing left to run */
-        pool_job_t *j = a->todo.head;
-        a->todo.head = j->next;
-        if (!a->todo.head) a->todo.tail = &a->todo.head;
+        if (a->stopping) break; /* aloop_free: nothing is left to take */
+        pool_job_t *j = ALOOP_CONTAINER_OF(aloop__list_pop_front(&a->todo), pool_job_t, link);
+        j->state = JOB_RUNNING;
         a->queued--;
         pthread_mutex_unlock(&a->mu);
 
         j->result = j->fn(j->arg);
 
         pthread_mutex_lock(&a->mu);
+        j->state = JOB_DONE;
         FIFO_PUSH(a->done, j);
         /* wake the loop without holding the mutex longer than needed */
         pthread_mutex_unlock(&a->mu);
@@ -290,28 +349,50 @@ int aloop_set_thread_pool_size(aloop_t *loop, unsigned n) {
 
 typedef struct pool_wait {
     aloop_wait_t wait;
+    aloop_t *loop;
     pool_job_t *job;
-    int abandoned;
+    uint8_t dropped;  /* taken back from the queue: fn never runs */
+    uint8_t orphaned; /* running: its result will go to discard */
 } pool_wait_t;
 
+/* The caller is cancelled while suspended: take the job back if no worker
+ * has it yet (it never runs), else orphan it. */
 static void pool_wait_cancel(aloop_wait_t *w) {
     pool_wait_t *pw = ALOOP_CONTAINER_OF(w, pool_wait_t, wait);
-    pw->job->task = NULL; /* the loop frees the job when it comes back */
-    pw->abandoned = 1;
+    struct aloop_async *a = pw->loop->async;
+    pool_job_t *j = pw->job;
+    pthread_mutex_lock(&a->mu);
+    int queued = j->state == JOB_QUEUED;
+    if (queued) {
+        aloop__list_remove(&j->link);
+        a->queued--;
+    }
+    pthread_mutex_unlock(&a->mu);
+    if (queued) {
+        a->inflight--;
+        aloop__free(j);
+        pw->dropped = 1;
+    } else {
+        j->task = NULL; /* the loop hands its result to discard when it is back */
+        pw->orphaned = 1;
+    }
 }
 
-int aloop_run_in_thread(void *(*fn)(void *), void *arg, void **result) {
+int aloop_run_in_thread_with(void *(*fn)(void *), void *arg,
+                             void (*discard)(void *result, void *arg), void **result) {
+    if (result) *result = NULL;
     if (!fn) return -EINVAL;
     int err;
     aloop_task_impl_t *t = aloop__enter(&err);
-    if (!t) return err;
+    if (!t) {
+        /* -ECANCELED always means "arg is discard's": fn never ran */
+        if (err == -ECANCELED && discard) discard(NULL, arg);
+        return err;
+    }
     struct aloop_async *a = t->fut.loop->async;
     pool_job_t *j = aloop__malloc(sizeof *j);
     if (!j) return -ENOMEM;
-    j->fn = fn;
-    j->arg = arg;
-    j->result = NULL;
-    j->task = t;
+    *j = (pool_job_t){.fn = fn, .arg = arg, .discard = discard, .task = t, .state = JOB_QUEUED};
 
     pthread_mutex_lock(&a->mu);
     int need_worker = a->queued + 1 > a->idle && a->nthreads < a->size;
@@ -325,16 +406,33 @@ int aloop_run_in_thread(void *(*fn)(void *), void *arg, void **result) {
         /* otherwise the job waits for a busy worker */
     }
     pthread_mutex_lock(&a->mu);
-    FIFO_PUSH(a->todo, j);
+    aloop__list_push_back(&a->todo, &j->link);
     a->queued++;
     pthread_cond_signal(&a->work);
     pthread_mutex_unlock(&a->mu);
     a->inflight++;
 
-    pool_wait_t pw = {.wait = {.cancel = pool_wait_cancel, .what = "aloop_run_in_thread"}, .job = j};
+    pool_wait_t pw = {.wait = {.cancel = pool_wait_cancel, .what = "aloop_run_in_thread"},
+                      .loop = t->fut.loop, .job = j};
     int rc = aloop__suspend(t, &pw.wait);
-    if (pw.abandoned) return -ECANCELED; /* j belongs to the pool now */
-    if (rc == 0 && result) *result = j->result;
-    aloop__free(j); /* rc may be -ECANCELED (cancelled after the wake): discarded */
-    return rc;
+    if (pw.orphaned) return -ECANCELED;
+    if (pw.dropped) {
+        /* In the caller's own step, not in the cancel hook: discard is
+         * user code. */
+        if (discard) discard(NULL, arg);
+        return -ECANCELED;
+    }
+    if (rc < 0) {
+        /* Done, but cancelled before this task ran again: nobody will take
+         * the result, so it goes to discard like any orphan's. */
+        job_orphaned(j);
+        return rc;
+    }
+    if (result) *result = j->result;
+    aloop__free(j);
+    return 0;
+}
+
+int aloop_run_in_thread(void *(*fn)(void *), void *arg, void **result) {
+    return aloop_run_in_thread_with(fn, arg, NULL, result);
 }

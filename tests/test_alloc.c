@@ -11,7 +11,10 @@
  * Nth on failing. Each time:
  *   - every call returns success or -ENOMEM (NULL with errno ENOMEM), never
  *     anything else (checked inside tasks, counted, asserted afterwards);
- *   - every task that was spawned finishes, and the loop ends up empty;
+ *   - every task that was spawned finishes, and the loop ends up empty (a
+ *     task gets its stack when it first runs: one that cannot get it
+ *     completes with -ENOMEM without running, so the scenario counts the
+ *     tasks that started and checks that each of those finished);
  *   - aloop_free leaves nothing behind (LSan, in the sanitizer build).
  */
 #include <setjmp.h>
@@ -36,7 +39,8 @@ typedef struct scenario {
     aloop_event_t *event;
     aloop_queue_t *queue;
     aloop_future_t *signal;
-    int spawned, finished, workers, callbacks_added, callbacks, consumed;
+    int spawned, started, finished, workers, workers_started, callbacks_added, callbacks;
+    int consumed;
     int lines_sent, lines_read, thread_ran;
     int violations;
     char what[160];
@@ -60,6 +64,8 @@ static void bad(scenario_t *s, const char *call, long got) {
 
 static void *worker(void *arg) {
     scenario_t *s = arg;
+    s->started++;
+    s->workers_started++;
     int rc = aloop_sleep(0.01 * s->spawned);
     EXPECT_RC(s, rc, rc == 0);
     if (s->lock) {
@@ -85,6 +91,7 @@ static void *worker(void *arg) {
 
 static void *consumer(void *arg) {
     scenario_t *s = arg;
+    s->started++;
     void *item;
     while (aloop_queue_get(s->queue, &item) == 0) {
         s->consumed++;
@@ -99,11 +106,14 @@ static void *consumer(void *arg) {
 typedef struct reader_arg {
     scenario_t *s;
     int fd;
+    int started;
 } reader_arg_t;
 
 static void *stream_reader(void *arg) {
     reader_arg_t *ra = arg;
     scenario_t *s = ra->s;
+    s->started++;
+    ra->started = 1;
     aloop_stream_t *st;
     EXPECT_PTR(s, st, aloop_stream_new(s->loop, ra->fd, 0));
     if (!st) {
@@ -134,7 +144,7 @@ static void socket_traffic(scenario_t *s) {
         bad(s, "socketpair", -errno);
         return;
     }
-    reader_arg_t ra = {s, sv[1]};
+    reader_arg_t ra = {s, sv[1], 0};
     aloop_task_t *r;
     EXPECT_PTR(s, r, aloop_spawn(s->loop, stream_reader, &ra));
     if (!r) close(sv[1]);
@@ -149,11 +159,13 @@ static void socket_traffic(scenario_t *s) {
         int rc = aloop_await(r, NULL);
         EXPECT_RC(s, rc, rc == 0);
         aloop_release(r);
+        if (!ra.started) close(sv[1]); /* it got no stack: its fd is still ours */
     }
 }
 
 static void *member(void *arg) {
     scenario_t *s = arg;
+    s->started++;
     int rc = aloop_sleep(0.01);
     EXPECT_RC(s, rc, rc == 0);
     s->finished++;
@@ -192,6 +204,7 @@ static void *main_task(void *arg) {
     aloop_task_t *ws[WORKERS];
     size_t n = 0;
     int rc;
+    s->started++;
 
     EXPECT_RC(s, rc = aloop_task_set_name(aloop_current_task(), "main"), rc == 0);
     EXPECT_PTR(s, s->lock, aloop_lock_new(s->loop));
@@ -201,8 +214,17 @@ static void *main_task(void *arg) {
     aloop_task_t *cons = NULL;
     if (s->queue) {
         EXPECT_PTR(s, cons, aloop_spawn(s->loop, consumer, s));
-        if (cons) s->spawned++;
-        else aloop_queue_free(s->queue), s->queue = NULL; /* nobody would drain it */
+        if (cons) {
+            s->spawned++;
+            /* Let it start: one that got no stack is done (-ENOMEM) now. */
+            EXPECT_RC(s, rc = aloop_yield(), rc == 0);
+            if (aloop_future_done(cons)) {
+                EXPECT_RC(s, rc = aloop_future_result(cons, NULL), 0);
+                aloop_release(cons);
+                cons = NULL;
+            }
+        }
+        if (!cons) aloop_queue_free(s->queue), s->queue = NULL; /* nobody would drain it */
     }
     for (int i = 0; i < WORKERS; i++) {
         aloop_task_t *t;
@@ -289,9 +311,10 @@ static void run_scenario(long nth, long count) {
 
     if (s.violations) fail_msg("nth %ld count %ld: %s", nth, count, s.what);
     assert_int_equal(s.loop->task_count, 0);
-    assert_int_equal(s.finished, s.spawned);
+    assert_int_equal(s.finished, s.started);
+    assert_true(s.started <= s.spawned);
     assert_int_equal(s.callbacks, s.callbacks_added); /* each ran, once */
-    if (s.queue) assert_int_equal(s.consumed, s.workers); /* no item lost */
+    if (s.queue) assert_int_equal(s.consumed, s.workers_started); /* no item lost */
     assert_true(s.lines_read <= s.lines_sent);
     aloop_queue_free(s.queue);
     aloop_event_free(s.event);
@@ -315,6 +338,7 @@ static unsigned long count_allocations(void) {
     aloop__test_fail_alloc(0, 0);
     assert_int_equal(s.violations, 0);
     assert_int_equal(s.finished, 5 + WORKERS);
+    assert_int_equal(s.started, s.spawned);
     assert_int_equal(s.consumed, WORKERS);
     assert_int_equal(s.lines_read, LINES);
     assert_int_equal(s.thread_ran, 1);
@@ -392,12 +416,58 @@ static void test_constructors_report_enomem(void **state) {
     aloop_free(loop);
 }
 
+/* A task gets its coroutine (record, stack mapping, context) at its first
+ * step. Each allocation of that first step failing completes the task with
+ * -ENOMEM without running it; the loop goes on, and the next task runs. */
+static int first_ran;
+static void *first_body(void *arg) {
+    first_ran++;
+    return arg;
+}
+
+static int first_step_with_nth_failing(long nth) {
+    aloop_config_t cfg = {.clock = ALOOP_CLOCK_VIRTUAL};
+    aloop_t *loop = aloop_new_with(&cfg);
+    assert_non_null(loop);
+    first_ran = 0;
+    aloop_task_t *t = aloop_spawn(loop, first_body, loop);
+    assert_non_null(t);
+    aloop__test_fail_alloc(nth, 1);
+    assert_int_equal(aloop_run(loop), 0);
+    int failed = aloop__test_alloc_count() >= (unsigned long)nth;
+    aloop__test_fail_alloc(0, 0);
+    void *r = NULL;
+    if (failed) {
+        assert_int_equal(aloop_future_result(t, &r), -ENOMEM);
+        assert_int_equal(first_ran, 0);
+    } else {
+        assert_int_equal(aloop_future_result(t, &r), 0);
+        assert_ptr_equal(r, loop);
+    }
+    aloop_release(t);
+    /* The loop is fine: the next task gets its stack and runs. */
+    t = aloop_spawn(loop, first_body, loop);
+    assert_int_equal(aloop_run_until_complete(loop, t), 0);
+    aloop_release(t);
+    aloop_free(loop);
+    return failed;
+}
+
+static void test_first_step_without_a_stack_completes_enomem(void **state) {
+    (void)state;
+    long nth = 1;
+    while (first_step_with_nth_failing(nth)) nth++;
+    /* coroutine record, stack chunk record, stack mapping (+ ucontext) */
+    assert_true(nth - 1 >= 3);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_scenario_without_failures),
         cmocka_unit_test(test_each_single_allocation_fails),
         cmocka_unit_test(test_every_allocation_from_nth_fails),
         cmocka_unit_test(test_constructors_report_enomem),
+        cmocka_unit_test(test_first_step_without_a_stack_completes_enomem),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

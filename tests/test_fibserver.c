@@ -278,6 +278,87 @@ static void test_sigterm_during_thread_job(void **state) {
     close(fd);
 }
 
+
+/* A line with a NUL byte or trailing junk is not a number ("3\0junk" is
+ * not 3), and the connection stays usable. */
+static void test_nul_and_junk_rejected(void **state) {
+    (void)state;
+    server_start(NULL, NULL);
+    int fd = connect_server();
+    const char *err = "error: send a whole number from 0 to 200000";
+    static const char nul_line[] = "3\0junk\n";
+    assert_int_equal(send(fd, nul_line, sizeof nul_line - 1, MSG_NOSIGNAL), (ssize_t)sizeof nul_line - 1);
+    char *reply = recv_line(fd);
+    assert_string_equal(reply, err);
+    free(reply);
+    static const char nul_end[] = "3\0\n";
+    assert_int_equal(send(fd, nul_end, sizeof nul_end - 1, MSG_NOSIGNAL), (ssize_t)sizeof nul_end - 1);
+    reply = recv_line(fd);
+    assert_string_equal(reply, err);
+    free(reply);
+    expect_reply(fd, "3 junk\n", err);
+    expect_reply(fd, "3\n", "2");
+    close(fd);
+    server_stop();
+}
+
+/* A client that hangs up while its request waits for a worker cancels it:
+ * the server drops the connection at once (EOF, no answer) while the
+ * request ahead of it is still being computed, and goes on serving. */
+static void test_hangup_cancels_queued_request(void **state) {
+    (void)state;
+    server_start("--threads", "--pool=1");
+    int a = connect_server(), b = connect_server();
+    char req[32];
+    snprintf(req, sizeof req, "%d\n", BIG_N);
+    send_str(a, req);
+    usleep(20 * 1000); /* a's job holds the only worker */
+    send_str(b, req);
+    usleep(20 * 1000);
+    assert_int_equal(shutdown(b, SHUT_WR), 0); /* b hangs up */
+    char buf[64];
+    assert_int_equal(recv(b, buf, sizeof buf, 0), 0); /* dropped, no answer */
+    struct pollfd p = {.fd = a, .events = POLLIN};
+    assert_int_equal(poll(&p, 1, 0), 0); /* a's answer is still being computed */
+    char *answer = recv_line(a);
+    assert_int_equal(strlen(answer), BIG_DIGITS);
+    free(answer);
+    expect_reply(a, "10\n", "55");
+    close(a);
+    close(b);
+    server_stop();
+}
+
+/* A second signal during the shutdown is not lost: with a job still running
+ * on the pool (and one queued, which is dropped), SIGINT after SIGTERM ends
+ * the server at once, by SIGINT, instead of after the job. */
+static void test_second_signal_during_shutdown(void **state) {
+    (void)state;
+    server_start("--threads", "--pool=1");
+    int a = connect_server(), b = connect_server();
+    char req[32];
+    snprintf(req, sizeof req, "%d\n", BIG_N);
+    send_str(a, req);
+    usleep(20 * 1000);
+    send_str(b, req);
+    usleep(20 * 1000);
+    assert_int_equal(kill(server_pid, SIGTERM), 0);
+    char buf[64];
+    assert_int_equal(recv(a, buf, sizeof buf, 0), 0); /* shutting down: a is dropped */
+    assert_int_equal(recv(b, buf, sizeof buf, 0), 0);
+    assert_int_equal(kill(server_pid, SIGINT), 0);
+    int status = 0;
+    double deadline = now_s() + 30;
+    pid_t r;
+    while ((r = waitpid(server_pid, &status, WNOHANG)) == 0 && now_s() < deadline) usleep(1000);
+    assert_int_equal(r, server_pid);
+    server_pid = -1;
+    assert_true(WIFSIGNALED(status));
+    assert_int_equal(WTERMSIG(status), SIGINT);
+    close(a);
+    close(b);
+}
+
 int main(void) {
 #ifdef FIBSERVER_BIN_MISSING
     puts("test_fibserver: built without the fibserver example; skipped");
@@ -289,6 +370,9 @@ int main(void) {
         cmocka_unit_test_teardown(test_threads_keep_small_requests_fast, teardown_server),
         cmocka_unit_test_teardown(test_without_threads_big_blocks_small, teardown_server),
         cmocka_unit_test_teardown(test_sigterm_during_thread_job, teardown_server),
+        cmocka_unit_test_teardown(test_nul_and_junk_rejected, teardown_server),
+        cmocka_unit_test_teardown(test_hangup_cancels_queued_request, teardown_server),
+        cmocka_unit_test_teardown(test_second_signal_during_shutdown, teardown_server),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 #endif

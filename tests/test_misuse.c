@@ -9,6 +9,9 @@
  *   negative or NaN timeouts and delays    -EINVAL
  *   freeing a queue or sync object with waiters   the waiters wake with -EPIPE
  *   re-entering or freeing a running loop  -EPERM / ignored
+ *   an object of another (or a freed) loop -EINVAL
+ * Debug mode turns every misuse (src/misuse.c's list) into an abort with a
+ * message naming the call: one test per rule, each in a child process.
  * (Releasing too often is caught by debug mode: see test_debug.c.)
  */
 #include <setjmp.h>
@@ -27,24 +30,52 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "aloop_test.h"
 
 static void *nothing(void *arg) {
     (void)arg;
     return NULL;
 }
 
-static aloop_t *vloop(unsigned flags) {
+static aloop_t *vloop_with(unsigned flags) {
     aloop_config_t cfg = {.clock = ALOOP_CLOCK_VIRTUAL, .flags = flags};
     aloop_t *loop = aloop_new_with(&cfg);
     assert_non_null(loop);
     return loop;
 }
 
+/* Runs body in a child process whose stderr we read: it must die of
+ * SIGABRT after printing a message that contains expect. */
+static void expect_abort(void (*body)(void), const char *expect) {
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(fds[1], STDERR_FILENO);
+        close(fds[0]);
+        body();
+        _exit(0); /* not reached */
+    }
+    close(fds[1]);
+    char buf[1024] = {0};
+    size_t got = 0;
+    ssize_t n;
+    while (got < sizeof buf - 1 && (n = read(fds[0], buf + got, sizeof buf - 1 - got)) > 0)
+        got += (size_t)n;
+    close(fds[0]);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status));
+    assert_int_equal(WTERMSIG(status), SIGABRT);
+    if (!strstr(buf, expect)) fail_msg("expected \"%s\" on stderr, got \"%s\"", expect, buf);
+}
+
 /* ---- suspending calls outside a task */
 
 static void test_suspending_calls_outside_a_task(void **state) {
     (void)state;
-    aloop_t *loop = vloop(0);
+    aloop_t *loop = vloop_with(0);
     aloop_future_t *f = aloop_future_new(loop);
     aloop_lock_t *l = aloop_lock_new(loop);
     aloop_event_t *e = aloop_event_new(loop);
@@ -101,7 +132,7 @@ static void *nan_timeouts(void *arg) {
 
 static void test_nan_timeouts(void **state) {
     (void)state;
-    aloop_t *loop = vloop(0);
+    aloop_t *loop = vloop_with(0);
     int rc[6] = {1, 1, 1, 1, 1, 1};
     aloop_task_t *t = aloop_spawn(loop, nan_timeouts, rc);
     assert_int_equal(aloop_run(loop), 0);
@@ -124,7 +155,7 @@ static void *bad_then_cancelled(void *arg) {
 
 static void test_bad_arguments_do_not_consume_a_cancel(void **state) {
     (void)state;
-    aloop_t *loop = vloop(0);
+    aloop_t *loop = vloop_with(0);
     int rc[4] = {1, 1, 1, 1};
     aloop_task_t *t = aloop_spawn(loop, bad_then_cancelled, rc);
     assert_int_equal(aloop_run(loop), 0);
@@ -143,7 +174,7 @@ static void noop(void *arg) { (void)arg; }
 
 static void test_negative_and_nan_times(void **state) {
     (void)state;
-    aloop_t *loop = vloop(0);
+    aloop_t *loop = vloop_with(0);
     errno = 0;
     assert_null(aloop_call_later(loop, -0.5, noop, NULL));
     assert_int_equal(errno, EINVAL);
@@ -164,7 +195,7 @@ static void test_negative_and_nan_times(void **state) {
 
 static void test_completing_a_done_future(void **state) {
     (void)state;
-    aloop_t *loop = vloop(0);
+    aloop_t *loop = vloop_with(0);
     aloop_future_t *f = aloop_future_new(loop);
     void *v = NULL;
     assert_int_equal(aloop_future_set_result(f, (void *)7), 0);
@@ -201,7 +232,7 @@ static void test_completing_a_done_future(void **state) {
 
 static void test_completing_a_detached_future(void **state) {
     (void)state;
-    aloop_t *loop = vloop(0);
+    aloop_t *loop = vloop_with(0);
     aloop_future_t *f = aloop_future_new(loop);
     aloop_free(loop);
     assert_int_equal(aloop_future_set_result(f, NULL), -EINVAL);
@@ -227,7 +258,8 @@ static void *await_foreign(void *arg) {
 
 static void test_awaiting_another_loops_future(void **state) {
     (void)state;
-    aloop_t *a = vloop(0), *b = vloop(0);
+    skip_in_debug_env();
+    aloop_t *a = vloop_with(0), *b = vloop_with(0);
     cross_t c = {.foreign_future = aloop_future_new(b), .foreign_lock = aloop_lock_new(b)};
     aloop_task_t *t = aloop_spawn(a, await_foreign, &c);
     assert_int_equal(aloop_run(a), 0);
@@ -251,7 +283,7 @@ static void *await_self(void *arg) {
 
 static void test_awaiting_itself(void **state) {
     (void)state;
-    aloop_t *loop = vloop(0);
+    aloop_t *loop = vloop_with(0);
     int rc = 0;
     aloop_task_t *t = aloop_spawn(loop, await_self, &rc);
     assert_int_equal(aloop_run(loop), 0);
@@ -273,7 +305,8 @@ static void *reenter(void *arg) {
 
 static void test_reentering_the_loop(void **state) {
     (void)state;
-    aloop_t *loop = vloop(0);
+    skip_in_debug_env();
+    aloop_t *loop = vloop_with(0);
     int rc[2] = {1, 1};
     aloop_task_t *t = aloop_spawn(loop, reenter, rc);
     assert_int_equal(aloop_run(loop), 0);
@@ -296,7 +329,7 @@ static void test_null_and_bad_arguments(void **state) {
     errno = 0;
     assert_null(aloop_spawn(NULL, nothing, NULL));
     assert_int_equal(errno, EINVAL);
-    aloop_t *loop = vloop(0);
+    aloop_t *loop = vloop_with(0);
     errno = 0;
     assert_null(aloop_spawn(loop, NULL, NULL));
     assert_int_equal(errno, EINVAL);
@@ -354,7 +387,7 @@ static void *start_probe(void *arg) {
 
 static void test_loop_from_another_thread(void **state) {
     (void)state;
-    thread_probe_t p = {.loop = vloop(0)};
+    thread_probe_t p = {.loop = vloop_with(0)};
     if (p.loop->flags & ALOOP_DEBUG) { /* ALOOP_DEBUG=1 in the environment: it aborts */
         aloop_free(p.loop);
         skip();
@@ -380,7 +413,7 @@ static void *run_elsewhere(void *arg) {
 
 static void test_idle_loop_may_change_threads(void **state) {
     (void)state;
-    aloop_t *loop = vloop(0);
+    aloop_t *loop = vloop_with(0);
     pthread_t th;
     void *rc = (void *)1;
     assert_int_equal(pthread_create(&th, NULL, run_elsewhere, loop), 0);
@@ -390,33 +423,170 @@ static void test_idle_loop_may_change_threads(void **state) {
 }
 
 /* Debug mode turns the same mistake into an abort with a clear message. */
+static void another_thread_in_debug_mode(void) {
+    thread_probe_t p = {.loop = vloop_with(ALOOP_DEBUG)};
+    aloop_release(aloop_spawn(p.loop, start_probe, &p));
+    aloop_run(p.loop);
+}
+
 static void test_loop_from_another_thread_aborts_in_debug_mode(void **state) {
     (void)state;
-    int fds[2];
-    assert_int_equal(pipe(fds), 0);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        dup2(fds[1], STDERR_FILENO);
-        close(fds[0]);
-        thread_probe_t p = {.loop = vloop(ALOOP_DEBUG)};
-        aloop_release(aloop_spawn(p.loop, start_probe, &p));
-        aloop_run(p.loop);
-        _exit(0); /* not reached */
+    expect_abort(another_thread_in_debug_mode, "aloop_run: loop");
+    expect_abort(another_thread_in_debug_mode, "is running on another thread");
+}
+
+/* ---- objects of another loop, in every module that takes one */
+
+typedef struct other_loop {
+    aloop_t *other;
+    aloop_future_t *f, *detached;
+    aloop_queue_t *q;
+    aloop_lock_t *l;
+    aloop_event_t *e;
+    aloop_semaphore_t *s;
+    aloop_cond_t *c;
+    int rc[12];
+} other_loop_t;
+
+static void *use_other_loop(void *arg) {
+    other_loop_t *o = arg;
+    void *item = NULL;
+    int i = 0;
+    o->rc[i++] = aloop_gather(&o->f, 1, NULL, NULL, 0);
+    o->rc[i++] = aloop_wait(&o->f, 1, ALOOP_ALL_COMPLETED, -1, NULL);
+    o->rc[i++] = aloop_wait_for(o->f, 1, NULL);
+    o->rc[i++] = aloop_wait_for(o->detached, 1, NULL);
+    o->rc[i++] = aloop_queue_put_nowait(o->q, &item);
+    o->rc[i++] = aloop_queue_get(o->q, &item);
+    o->rc[i++] = aloop_lock_try_acquire(o->l);
+    o->rc[i++] = aloop_event_wait(o->e);
+    o->rc[i++] = aloop_semaphore_release(o->s);
+    o->rc[i++] = aloop_cond_notify(o->c, 1);
+    o->rc[i++] = aloop_run_until_complete(aloop_current(), o->f);
+    o->rc[i++] = aloop_await(o->f, NULL);
+    return NULL;
+}
+
+static void test_objects_of_another_loop(void **state) {
+    (void)state;
+    skip_in_debug_env();
+    aloop_t *loop = vloop_with(0), *dead = vloop_with(0);
+    other_loop_t o = {.other = vloop_with(0)};
+    o.f = aloop_future_new(o.other);
+    o.detached = aloop_future_new(dead);
+    aloop_free(dead); /* o.detached has no loop now */
+    o.q = aloop_queue_new(o.other, 0);
+    o.l = aloop_lock_new(o.other);
+    o.e = aloop_event_new(o.other);
+    o.s = aloop_semaphore_new(o.other, 0);
+    o.c = aloop_cond_new(o.other, NULL);
+    aloop_task_t *t = aloop_spawn(loop, use_other_loop, &o);
+    assert_int_equal(aloop_run(loop), 0);
+    assert_int_equal(aloop_future_result(t, NULL), 0);
+    for (int i = 0; i < 10; i++) assert_int_equal(o.rc[i], -EINVAL);
+    assert_int_equal(o.rc[10], -EPERM); /* the loop runs already: re-entering */
+    assert_int_equal(o.rc[11], -EINVAL);
+    /* and nothing of the other loop changed */
+    assert_int_equal(aloop_queue_size(o.q), 0);
+    assert_int_equal(aloop_lock_locked(o.l), 0);
+    assert_int_equal(aloop_future_done(o.f), 0);
+    assert_int_equal(aloop_semaphore_locked(o.s), 1);
+    aloop_release(t);
+    aloop_cond_free(o.c);
+    aloop_semaphore_free(o.s);
+    aloop_event_free(o.e);
+    aloop_lock_free(o.l);
+    aloop_queue_free(o.q);
+    aloop_release(o.f);
+    aloop_release(o.detached);
+    aloop_free(o.other);
+    aloop_free(loop);
+}
+
+/* ---- debug mode: each rule of the policy aborts with a message */
+
+/* A callback runs on the loop but outside any task. */
+static int callback_sleep_rc = 1;
+static void sleep_in_callback(void *arg) {
+    (void)arg;
+    callback_sleep_rc = aloop_sleep(1);
+}
+
+static void sleep_outside_a_task(void) {
+    aloop_t *loop = vloop_with(ALOOP_DEBUG);
+    aloop_call_soon(loop, sleep_in_callback, NULL);
+    aloop_run(loop);
+}
+
+/* Without a loop there is no debug mode to ask: -EPERM even with
+ * ALOOP_DEBUG=1 in the environment. */
+static void test_suspending_without_any_loop_is_eperm_always(void **state) {
+    (void)state;
+    assert_int_equal(aloop_sleep(1), -EPERM);
+    assert_int_equal(aloop_yield(), -EPERM);
+    aloop_t *loop = vloop_with(0);
+    callback_sleep_rc = 1;
+    aloop_call_soon(loop, sleep_in_callback, NULL);
+    if (!(loop->flags & ALOOP_DEBUG)) { /* else it would abort (tested below) */
+        assert_int_equal(aloop_run(loop), 0);
+        assert_int_equal(callback_sleep_rc, -EPERM);
     }
-    close(fds[1]);
-    char buf[1024] = {0};
-    size_t got = 0;
-    ssize_t n;
-    while (got < sizeof buf - 1 && (n = read(fds[0], buf + got, sizeof buf - 1 - got)) > 0)
-        got += (size_t)n;
-    close(fds[0]);
-    int status;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFSIGNALED(status));
-    assert_int_equal(WTERMSIG(status), SIGABRT);
-    assert_non_null(strstr(buf, "aloop_run: loop"));
-    assert_non_null(strstr(buf, "is running on another thread"));
+    aloop_free(loop);
+}
+
+static void *reenter_quietly(void *arg) {
+    (void)arg;
+    aloop_run(aloop_current());
+    return NULL;
+}
+
+static void *free_own_loop(void *arg) {
+    (void)arg;
+    aloop_free(aloop_current());
+    return NULL;
+}
+
+static aloop_lock_t *other_lock;
+static void *take_other_lock(void *arg) {
+    (void)arg;
+    aloop_lock_acquire(other_lock);
+    return NULL;
+}
+
+static void run_debug_task(aloop_task_fn fn) {
+    aloop_t *loop = vloop_with(ALOOP_DEBUG);
+    aloop_release(aloop_spawn(loop, fn, NULL));
+    aloop_run(loop);
+}
+
+static void reenter_in_debug_mode(void) { run_debug_task(reenter_quietly); }
+static void free_in_debug_mode(void) { run_debug_task(free_own_loop); }
+static void other_lock_in_debug_mode(void) {
+    other_lock = aloop_lock_new(vloop_with(ALOOP_DEBUG));
+    run_debug_task(take_other_lock);
+}
+
+static void test_misuse_aborts_in_debug_mode(void **state) {
+    (void)state;
+    expect_abort(sleep_outside_a_task, "suspending call: called outside a task");
+    expect_abort(reenter_in_debug_mode, "aloop_run: called from inside a running loop");
+    expect_abort(free_in_debug_mode, "aloop_free: called from inside the running loop");
+    expect_abort(other_lock_in_debug_mode, "aloop_lock_acquire: the object belongs to loop");
+}
+
+/* Without debug mode a void call that cannot report misuse says so. */
+static void free_own_loop_quietly(void) {
+    unsetenv("ALOOP_DEBUG");
+    aloop_t *loop = vloop_with(0);
+    aloop_release(aloop_spawn(loop, free_own_loop, NULL));
+    aloop_run(loop);
+    aloop_free(loop);
+    abort(); /* reached: the message was printed and the loop lived on */
+}
+
+static void test_void_misuse_is_reported(void **state) {
+    (void)state;
+    expect_abort(free_own_loop_quietly, "aloop_free: called from inside the running loop; ignored");
 }
 
 /* ---- freeing sync objects with waiters */
@@ -450,7 +620,7 @@ static void *free_them(void *arg) {
 
 static void test_freeing_sync_objects_with_waiters(void **state) {
     (void)state;
-    aloop_t *loop = vloop(0);
+    aloop_t *loop = vloop_with(0);
     freed_t f = {.lock = aloop_lock_new(loop), .event = aloop_event_new(loop),
                  .sem = aloop_semaphore_new(loop, 0), .rc = {1, 1, 1, 1}};
     assert_int_equal(aloop_lock_try_acquire(f.lock), 0); /* held: waiters queue */
@@ -495,7 +665,7 @@ static void *free_queues(void *arg) {
 
 static void test_freeing_queues_with_waiters(void **state) {
     (void)state;
-    aloop_t *loop = vloop(0);
+    aloop_t *loop = vloop_with(0);
     queue_waiters_t q = {.empty = aloop_queue_new(loop, 0), .full = aloop_queue_new(loop, 1),
                          .get_rc = 1, .put_rc = 1};
     assert_int_equal(aloop_queue_put_nowait(q.full, NULL), 0);
@@ -517,7 +687,7 @@ static void *free_cond(void *arg) {
 
 static void test_freeing_a_condition_with_waiters(void **state) {
     (void)state;
-    aloop_t *loop = vloop(0);
+    aloop_t *loop = vloop_with(0);
     freed_t f = {.cond = aloop_cond_new(loop, NULL), .rc = {1, 1, 1, 1}};
     aloop_task_t *w = aloop_spawn(loop, wait_cond, &f);
     aloop_task_t *k = aloop_spawn(loop, free_cond, &f);
@@ -542,6 +712,10 @@ int main(void) {
         cmocka_unit_test(test_loop_from_another_thread),
         cmocka_unit_test(test_idle_loop_may_change_threads),
         cmocka_unit_test(test_loop_from_another_thread_aborts_in_debug_mode),
+        cmocka_unit_test(test_objects_of_another_loop),
+        cmocka_unit_test(test_misuse_aborts_in_debug_mode),
+        cmocka_unit_test(test_suspending_without_any_loop_is_eperm_always),
+        cmocka_unit_test(test_void_misuse_is_reported),
         cmocka_unit_test(test_freeing_sync_objects_with_waiters),
         cmocka_unit_test(test_freeing_a_condition_with_waiters),
         cmocka_unit_test(test_freeing_queues_with_waiters),

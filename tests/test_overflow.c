@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <alloca.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -120,6 +122,83 @@ static void test_overflow_default_stack_among_other_tasks(void **state) {
     assert_non_null(strstr(c.err, want));
 }
 
+/* A frame bigger than a page at the very end of a stack: its first store
+ * (at its lowest address) lands 14 KiB below the stack. With a one-page
+ * guard that was the top of the neighbouring slot's stack, written without
+ * a fault; the guard gap below every stack (64 KiB) makes it a report. */
+static ALOOP_NOINLINE void frame_of_16k(void) {
+    volatile char buf[16 * 1024];
+    buf[0] = 1;
+    buf[sizeof buf - 1] = 1;
+}
+
+static void *to_the_edge(void *arg) {
+    (void)arg;
+    char *lo = aloop_current()->running_coro->stack_lo;
+    char here;
+    size_t room = (size_t)(&here - lo);
+    volatile char *fill = alloca(room - 2048); /* ~2 KiB of stack left */
+    fill[0] = 0;
+    frame_of_16k();
+    return (void *)fill;
+}
+
+static void *neighbour(void *arg) {
+    (void)arg;
+    aloop_sleep(1);
+    return NULL;
+}
+
+static void big_frame_at_the_edge(void) {
+    aloop_config_t cfg = {.clock = ALOOP_CLOCK_VIRTUAL};
+    aloop_t *loop = aloop_new_with(&cfg);
+    /* The neighbour gets the slot below the edge task's (slots are handed
+     * out in address order; each task gets its stack at its first step). */
+    aloop_release(aloop_spawn(loop, neighbour, NULL));
+    aloop_task_t *t = aloop_spawn(loop, to_the_edge, NULL);
+    aloop_task_set_name(t, "edge");
+    aloop_run(loop);
+    fputs("survived\n", stderr);
+}
+
+static void test_16k_frame_at_the_end_of_a_stack_is_caught(void **state) {
+    (void)state;
+    crash_t c;
+    in_child(big_frame_at_the_edge, &c);
+    assert_true(WIFSIGNALED(c.status));
+    assert_int_equal(WTERMSIG(c.status), SIGABRT);
+    assert_non_null(strstr(c.err, "stack overflow in task 'edge'"));
+    assert_null(strstr(c.err, "survived"));
+}
+
+/* A loop created on one thread and run on another: the thread that runs it
+ * gets the alternate signal stack the report needs (else: a bare SIGSEGV). */
+static void *run_loop_thread(void *loop) {
+    aloop_run(loop);
+    return NULL;
+}
+
+static void overflow_on_another_thread(void) {
+    aloop_config_t cfg = {.clock = ALOOP_CLOCK_VIRTUAL, .stack_size = 64 * 1024};
+    aloop_t *loop = aloop_new_with(&cfg);
+    aloop_task_t *t = aloop_spawn(loop, deep, NULL);
+    aloop_task_set_name(t, "elsewhere");
+    pthread_t th;
+    if (pthread_create(&th, NULL, run_loop_thread, loop) != 0) _exit(3);
+    pthread_join(th, NULL);
+    fputs("survived\n", stderr);
+}
+
+static void test_loop_run_on_another_thread_reports_overflow(void **state) {
+    (void)state;
+    crash_t c;
+    in_child(overflow_on_another_thread, &c);
+    assert_true(WIFSIGNALED(c.status));
+    assert_int_equal(WTERMSIG(c.status), SIGABRT);
+    assert_non_null(strstr(c.err, "stack overflow in task 'elsewhere'"));
+    assert_null(strstr(c.err, "survived"));
+}
+
 /* A segfault that is not an overflow is not reported as one: the process
  * dies of it as it would without libaloop (or the sanitizer reports it). */
 static void *null_deref(void *arg) {
@@ -163,6 +242,10 @@ int main(void) {
         cmocka_unit_test(test_overflow_names_task_and_stack_size),
         cmocka_unit_test(test_overflow_default_stack_among_other_tasks),
         cmocka_unit_test(test_other_segfaults_are_not_overflows),
+        /* (before any test that makes a loop in this process: the handler
+         * is installed once per process, and children inherit that) */
+        cmocka_unit_test(test_16k_frame_at_the_end_of_a_stack_is_caught),
+        cmocka_unit_test(test_loop_run_on_another_thread_reports_overflow),
         cmocka_unit_test(test_recursion_within_the_stack_is_fine),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

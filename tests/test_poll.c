@@ -1,6 +1,6 @@
 /*
- * test_poll.c - the poller backend compiled into this build (poll_epoll.c,
- * poll_poll.c or poll_kqueue.c) and the registration cache in front of it:
+ * test_poll.c - the poller backend compiled into this build (backend_epoll.c,
+ * backend_poll.c or backend_kqueue.c) and the registration cache in front of it:
  * the loop's timeout rule, many fds, hang-ups, internal hooks, and that
  * repeated waits keep their registration while idle fds lose theirs.
  */
@@ -23,15 +23,15 @@
 static void test_empty_poll(void **state) {
     (void)state;
     aloop_t *loop = aloop_new();
-    assert_int_equal(aloop__poller_pending(loop), 0);
-    assert_int_equal(aloop__poller_poll(loop, 0), 0);
+    assert_int_equal(aloop__io_pending(loop), 0);
+    assert_int_equal(aloop__io_poll(loop, 0), 0);
     /* a short real timeout with nothing to wait for returns 0 events */
-    assert_int_equal(aloop__poller_poll(loop, 0.001), 0);
+    assert_int_equal(aloop__io_poll(loop, 0.001), 0);
     assert_int_equal(aloop_run(loop), 0);
     assert_non_null(aloop__io_watch(loop, 1000)); /* the table grows on demand */
     int fd = dup(2);
     close(fd);
-    assert_int_equal(aloop__backend_set(loop, fd, 0, ALOOP_IO_READ), -EBADF);
+    assert_int_equal(aloop__backend_set(loop, fd, 0, ALOOP__IO_READ), -EBADF);
     aloop_free(loop);
 }
 
@@ -51,7 +51,7 @@ static void *repeated_waits(void *arg) {
     for (int i = 0; i < 5; i++) {
         assert_int_equal(aloop_wait_readable(c->sv[0], 1), 0);
         assert_int_equal(aloop_read(c->sv[0], &b, 1), 1);
-        c->registered_between += loop->io->watches[c->sv[0]].registered == ALOOP_IO_READ;
+        c->registered_between += loop->io->watches[c->sv[0]].registered == ALOOP__IO_READ;
         c->rounds++;
     }
     aloop_sleep(0.5); /* idle: at least one poll happens */
@@ -130,7 +130,7 @@ static void test_many_fds(void **state) {
         aloop_stop(loop);
         aloop_run(loop);
     }
-    assert_int_equal(aloop__poller_pending(loop), NPAIRS);
+    assert_int_equal(aloop__io_pending(loop), NPAIRS);
     assert_int_equal(aloop_run(loop), 0);
     assert_int_equal(m.woke, NPAIRS);
     for (int i = 0; i < NPAIRS; i++) {
@@ -239,14 +239,14 @@ static void test_internal_hook(void **state) {
     fcntl(p[0], F_SETFL, O_NONBLOCK);
     hook_calls = 0;
     assert_int_equal(aloop__io_hook(loop, p[0], test_hook_fn), 0);
-    assert_int_equal(aloop__poller_pending(loop), 0);
+    assert_int_equal(aloop__io_pending(loop), 0);
     write(p[1], "abc", 3);
-    assert_int_equal(aloop__poller_poll(loop, 0), 1);
+    assert_int_equal(aloop__io_poll(loop, 0), 1);
     assert_int_equal(hook_calls, 1);
-    assert_int_equal(aloop__poller_poll(loop, 0), 0); /* drained: level back to low */
+    assert_int_equal(aloop__io_poll(loop, 0), 0); /* drained: level back to low */
     aloop__io_unhook(loop, p[0]);
     write(p[1], "d", 1);
-    aloop__poller_poll(loop, 0);
+    aloop__io_poll(loop, 0);
     assert_int_equal(hook_calls, 1);
     assert_int_equal(loop->io->watches[p[0]].registered, 0);
     aloop_close(p[0]);
@@ -328,7 +328,7 @@ static void test_free_closes_backend_fds(void **state) {
     loop = aloop_new();
     aloop_task_t *a = aloop_spawn(loop, use_everything, sv);
     aloop_task_t *b = aloop_spawn(loop, wait_signal, NULL);
-    for (int i = 0; i < 100 && aloop__poller_pending(loop) < 2; i++) {
+    for (int i = 0; i < 100 && aloop__io_pending(loop) < 2; i++) {
         aloop_stop(loop);
         aloop_run(loop);
         usleep(1000);

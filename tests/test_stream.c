@@ -10,7 +10,9 @@
 #include "internal.h"
 #include "aloop_test.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -389,6 +391,458 @@ static void test_bad_args(void **state) {
     aloop_free(loop);
 }
 
+/* ---- aloop_stream_read ---------------------------------------------------- */
+
+/* Only what is buffered when anything is (even with more in the kernel);
+ * else one read; straight into a large buffer; 0 at EOF and for n == 0. */
+static void *read_some(void *arg) {
+    ctx_t *c = arg;
+    aloop_stream_t *s = aloop_stream_new(aloop_current(), c->sv[0], 0);
+    write(c->sv[1], "hello\nworld", 11);
+    char big[8192];
+    c->rc[0] = aloop_stream_readline(s, c->line[0], sizeof c->line[0]);
+    write(c->sv[1], "XYZ", 3); /* in the kernel, not in our buffer */
+    c->rc[1] = aloop_stream_read(s, c->line[1], 100);
+    c->rc[2] = aloop_stream_read(s, c->line[2], 2); /* one read, 1 of 3 left buffered */
+    c->rc[3] = aloop_stream_read(s, c->line[3], 100);
+    c->rc[4] = aloop_stream_read(s, NULL, 0);
+    write(c->sv[1], "0123456789", 10);
+    c->rc[5] = aloop_stream_read(s, big, sizeof big); /* larger than the buffer: direct */
+    memcpy(c->line[5], big, 10);
+    shutdown(c->sv[1], SHUT_WR);
+    c->rc[6] = aloop_stream_read(s, big, sizeof big);
+    c->rc[7] = aloop_stream_read(s, big, 1);
+    aloop_stream_close(s);
+    return NULL;
+}
+
+static void test_read_some(void **state) {
+    (void)state;
+    ctx_t c = {0};
+    pair(&c);
+    assert_int_equal(run_virtual(read_some, &c), 0);
+    assert_int_equal(c.rc[0], 6);
+    assert_int_equal(c.rc[1], 5);
+    assert_memory_equal(c.line[1], "world", 5);
+    assert_int_equal(c.rc[2], 2);
+    assert_memory_equal(c.line[2], "XY", 2);
+    assert_int_equal(c.rc[3], 1);
+    assert_memory_equal(c.line[3], "Z", 1);
+    assert_int_equal(c.rc[4], 0);
+    assert_int_equal(c.rc[5], 10);
+    assert_memory_equal(c.line[5], "0123456789", 10);
+    assert_int_equal(c.rc[6], 0);
+    assert_int_equal(c.rc[7], 0);
+    close(c.sv[1]);
+}
+
+/* read suspends until data comes; cancelled there, it loses nothing; a
+ * pending cancel returns at once even with data buffered. */
+static void *reader_once(void *arg) {
+    ctx_t *c = arg;
+    c->rc[c->n] = aloop_stream_read(c->s, c->line[c->n], 64);
+    c->n++;
+    return NULL;
+}
+
+static void *cancelled_reader(void *arg) {
+    aloop_task_t *self = aloop_current_task();
+    aloop_cancel(self);
+    reader_once(arg);
+    aloop_task_uncancel(self);
+    return NULL;
+}
+
+static void test_read_cancel(void **state) {
+    (void)state;
+    ctx_t c = {0};
+    pair(&c);
+    aloop_t *loop = vloop();
+    c.s = aloop_stream_new(loop, c.sv[0], 0);
+    aloop_task_t *t = spawn(loop, reader_once, &c);
+    aloop_call_later(loop, 1.0, cancel_cb, t);
+    assert_int_equal(aloop_run_until_complete(loop, t), -ECANCELED);
+    assert_int_equal(c.rc[0], -ECANCELED);
+    aloop_release(t);
+    write(c.sv[1], "data", 4);
+    t = spawn(loop, reader_once, &c);
+    assert_int_equal(aloop_run_until_complete(loop, t), 0);
+    assert_int_equal(c.rc[1], 4);
+    assert_memory_equal(c.line[1], "data", 4);
+    aloop_release(t);
+    /* pending cancel: -ECANCELED although the kernel has data */
+    write(c.sv[1], "more", 4);
+    t = spawn(loop, cancelled_reader, &c);
+    assert_int_equal(aloop_run_until_complete(loop, t), 0);
+    aloop_release(t);
+    assert_int_equal(c.rc[2], -ECANCELED);
+    t = spawn(loop, reader_once, &c);
+    assert_int_equal(aloop_run_until_complete(loop, t), 0);
+    aloop_release(t);
+    assert_int_equal(c.rc[3], 4);
+    assert_memory_equal(c.line[3], "more", 4);
+    aloop_stream_close(c.s);
+    aloop_free(loop);
+    close(c.sv[1]);
+}
+
+/* ---- aloop_stream_readuntil ----------------------------------------------- */
+
+typedef struct until_ctx {
+    int sv[2];
+    size_t max_line;
+    const char *sep;
+    size_t cap;
+    const char *input; /* written one byte per virtual 10 ms, then EOF */
+    ssize_t rc[16];
+    char rec[16][128];
+    int n;
+} until_ctx_t;
+
+static void *byte_feeder(void *arg) {
+    until_ctx_t *u = arg;
+    for (const char *p = u->input; *p; p++) {
+        aloop_sleep(0.01);
+        aloop_write_all(u->sv[1], p, 1);
+    }
+    shutdown(u->sv[1], SHUT_WR);
+    return NULL;
+}
+
+static void *read_records(void *arg) {
+    until_ctx_t *u = arg;
+    aloop_stream_t *s = aloop_stream_new(aloop_current(), u->sv[0], u->max_line);
+    size_t cap = u->cap ? u->cap : sizeof u->rec[0];
+    for (u->n = 0; u->n < 16; u->n++) {
+        u->rc[u->n] = aloop_stream_readuntil(s, u->sep, strlen(u->sep), u->rec[u->n], cap);
+        if (u->rc[u->n] <= 0 && u->rc[u->n] != -EMSGSIZE) break;
+    }
+    aloop_stream_close(s);
+    return NULL;
+}
+
+static void run_until(until_ctx_t *u) {
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, u->sv), 0);
+    aloop_t *loop = vloop();
+    aloop_release(spawn(loop, byte_feeder, u));
+    aloop_release(spawn(loop, read_records, u));
+    assert_int_equal(aloop_run(loop), 0);
+    aloop_free(loop);
+    close(u->sv[1]);
+}
+
+/* A multi-byte separator arriving one byte per read, several records, a
+ * false start of the separator inside a record, the tail at EOF, then 0. */
+static void test_readuntil_split_separator(void **state) {
+    (void)state;
+    until_ctx_t u = {.sep = "\r\n\r\n",
+                     .input = "GET / HTTP/1.1\r\nHost: x\r\n\r\nsecond\r\n\r\r\n\r\ntail"};
+    run_until(&u);
+    assert_int_equal(u.rc[0], 27);
+    assert_string_equal(u.rec[0], "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_int_equal(u.rc[1], 13);
+    assert_string_equal(u.rec[1], "second\r\n\r\r\n\r\n");
+    assert_int_equal(u.rc[2], 4);
+    assert_string_equal(u.rec[2], "tail");
+    assert_int_equal(u.rc[3], 0);
+    assert_int_equal(u.n, 3);
+}
+
+/* The separator counts in max_line; exactly max_line fits; longer records
+ * are -EMSGSIZE and discarded through their separator, also when that
+ * separator arrives split across reads after the limit was passed. */
+static void test_readuntil_max_line(void **state) {
+    (void)state;
+    until_ctx_t u = {.max_line = 8,
+                     .sep = "::",
+                     .input = "123456::1234567::ok::abcdefghijklmn:op::next::x:"};
+    run_until(&u);
+    assert_int_equal(u.rc[0], 8);
+    assert_string_equal(u.rec[0], "123456::");
+    assert_int_equal(u.rc[1], -EMSGSIZE);
+    assert_int_equal(u.rc[2], 4);
+    assert_string_equal(u.rec[2], "ok::");
+    assert_int_equal(u.rc[3], -EMSGSIZE);
+    assert_int_equal(u.rc[4], 6);
+    assert_string_equal(u.rec[4], "next::");
+    assert_int_equal(u.rc[5], 2); /* EOF before the separator: what was read */
+    assert_string_equal(u.rec[5], "x:");
+    assert_int_equal(u.rc[6], 0);
+}
+
+/* The caller's cap bounds the record too (cap - 1 bytes, for the NUL). */
+static void test_readuntil_cap(void **state) {
+    (void)state;
+    until_ctx_t u = {.cap = 6, .sep = "||", .input = "abc||abcd||abcdef||z||"};
+    run_until(&u);
+    assert_int_equal(u.rc[0], 5);
+    assert_string_equal(u.rec[0], "abc||");
+    assert_int_equal(u.rc[1], -EMSGSIZE);
+    assert_int_equal(u.rc[2], -EMSGSIZE);
+    assert_int_equal(u.rc[3], 3);
+    assert_string_equal(u.rec[3], "z||");
+    assert_int_equal(u.rc[4], 0);
+}
+
+/* An over-long record at EOF without separator: -EMSGSIZE, then 0. */
+static void test_readuntil_long_tail(void **state) {
+    (void)state;
+    until_ctx_t u = {.max_line = 4, .sep = "--", .input = "abcdefgh-"};
+    run_until(&u);
+    assert_int_equal(u.rc[0], -EMSGSIZE);
+    assert_int_equal(u.rc[1], 0);
+}
+
+/* Cancelled while waiting for the rest of a separator: nothing is lost.
+ * Cancelled in the middle of a discard: the next call finishes it (with the
+ * separator of the cancelled call) and reports -EMSGSIZE; the stream goes on. */
+static void *until_once(void *arg) {
+    ctx_t *c = arg;
+    c->rc[c->n] = aloop_stream_readuntil(c->s, "\r\n", 2, c->line[c->n], sizeof c->line[c->n]);
+    c->n++;
+    return NULL;
+}
+
+static void *line_once(void *arg) {
+    ctx_t *c = arg;
+    c->rc[c->n] = aloop_stream_readline(c->s, c->line[c->n], sizeof c->line[c->n]);
+    c->n++;
+    return NULL;
+}
+
+static void step(aloop_t *loop) {
+    aloop_stop(loop);
+    aloop_run(loop);
+}
+
+static void test_readuntil_cancel(void **state) {
+    (void)state;
+    ctx_t c = {0};
+    pair(&c);
+    aloop_t *loop = vloop();
+    c.s = aloop_stream_new(loop, c.sv[0], 8);
+    write(c.sv[1], "abc\r", 4);
+    aloop_task_t *t = spawn(loop, until_once, &c);
+    step(loop);
+    step(loop);
+    assert_false(aloop_future_done(t));
+    aloop_cancel(t);
+    assert_int_equal(aloop_run_until_complete(loop, t), -ECANCELED);
+    aloop_release(t);
+    assert_int_equal(c.rc[0], -ECANCELED);
+    write(c.sv[1], "\nrest", 5);
+    t = spawn(loop, until_once, &c);
+    step(loop);
+    step(loop);
+    assert_true(aloop_future_done(t));
+    aloop_release(t);
+    assert_int_equal(c.rc[1], 5);
+    assert_string_equal(c.line[1], "abc\r\n");
+    /* "rest" + more: over max_line 8 with no separator yet -> discarding */
+    write(c.sv[1], "123456789\r", 10);
+    t = spawn(loop, until_once, &c);
+    step(loop);
+    step(loop);
+    assert_false(aloop_future_done(t));
+    aloop_cancel(t);
+    aloop_run_until_complete(loop, t);
+    aloop_release(t);
+    assert_int_equal(c.rc[2], -ECANCELED);
+    /* the separator's second byte, then a good line read with readline */
+    write(c.sv[1], "\nok\n", 4);
+    t = spawn(loop, line_once, &c);
+    assert_int_equal(aloop_run_until_complete(loop, t), 0);
+    aloop_release(t);
+    assert_int_equal(c.rc[3], -EMSGSIZE);
+    t = spawn(loop, line_once, &c);
+    assert_int_equal(aloop_run_until_complete(loop, t), 0);
+    aloop_release(t);
+    assert_int_equal(c.rc[4], 3);
+    assert_string_equal(c.line[4], "ok\n");
+    aloop_stream_close(c.s);
+    aloop_free(loop);
+    close(c.sv[1]);
+}
+
+/* A separator longer than the inline copy kept for discards. */
+static void test_readuntil_long_separator(void **state) {
+    (void)state;
+    until_ctx_t u = {.max_line = 40,
+                     .sep = "--boundary-0123456789--",
+                     .input = "short--boundary-0123456789--"
+                              "this one is far too long for forty bytes--boundary-0123456789--"
+                              "x--boundary-0123456789--"};
+    run_until(&u);
+    assert_int_equal(u.rc[0], 28);
+    assert_int_equal(u.rc[1], -EMSGSIZE);
+    assert_int_equal(u.rc[2], 24);
+    assert_string_equal(u.rec[2], "x--boundary-0123456789--");
+    assert_int_equal(u.rc[3], 0);
+}
+
+static void *until_bad_args(void *arg) {
+    ctx_t *c = arg;
+    aloop_stream_t *s = aloop_stream_new(aloop_current(), c->sv[0], 0);
+    char b[8];
+    c->rc[0] = aloop_stream_readuntil(s, NULL, 1, b, sizeof b);
+    c->rc[1] = aloop_stream_readuntil(s, "x", 0, b, sizeof b);
+    c->rc[2] = aloop_stream_readuntil(s, "x", 1, NULL, sizeof b);
+    c->rc[3] = aloop_stream_readuntil(s, "x", 1, b, 0);
+    c->rc[4] = aloop_stream_readuntil(NULL, "x", 1, b, sizeof b);
+    c->rc[5] = aloop_stream_read(s, NULL, 1);
+    c->rc[6] = aloop_stream_read(NULL, b, 1);
+    aloop_stream_close(s);
+    return NULL;
+}
+
+static void test_readuntil_bad_args(void **state) {
+    (void)state;
+    ctx_t c = {0};
+    pair(&c);
+    assert_int_equal(run_virtual(until_bad_args, &c), 0);
+    for (int i = 0; i < 7; i++) assert_int_equal(c.rc[i], -EINVAL);
+    aloop_t *loop = aloop_new();
+    aloop_stream_t *s = aloop_stream_new(loop, c.sv[1], 0);
+    char b[8];
+    assert_int_equal(aloop_stream_readuntil(s, "x", 1, b, sizeof b), -EPERM);
+    assert_int_equal(aloop_stream_read(s, b, sizeof b), -EPERM);
+    aloop_stream_t *out = (aloop_stream_t *)&c;
+    assert_int_equal(aloop_open_connection("127.0.0.1", "9", 1, &out), -EPERM);
+    assert_null(out);
+    aloop_stream_close(s);
+    aloop_free(loop);
+}
+
+/* ---- aloop_open_connection ------------------------------------------------ */
+
+typedef struct conn_ctx {
+    int lfd;
+    char port[16];
+    int rc[8];
+    char line[64];
+    double when;
+} conn_ctx_t;
+
+static void listen_local(conn_ctx_t *c, int backlog) {
+    c->lfd = aloop_tcp_listen("127.0.0.1", "0", backlog);
+    assert_true(c->lfd >= 0);
+    struct sockaddr_in sin;
+    socklen_t sl = sizeof sin;
+    assert_int_equal(getsockname(c->lfd, (struct sockaddr *)&sin, &sl), 0);
+    snprintf(c->port, sizeof c->port, "%d", ntohs(sin.sin_port));
+}
+
+static int open_fds(void) {
+    int n = 0;
+    for (int fd = 0; fd < 1024; fd++)
+        if (fcntl(fd, F_GETFD) >= 0) n++;
+    return n;
+}
+
+static void *greeter(void *arg) {
+    conn_ctx_t *c = arg;
+    int fd = aloop_accept(c->lfd, NULL, NULL);
+    c->rc[0] = fd;
+    if (fd >= 0) {
+        aloop_write_all(fd, "hi\n", 3);
+        aloop_close(fd);
+    }
+    return NULL;
+}
+
+static void *connector(void *arg) {
+    conn_ctx_t *c = arg;
+    aloop_stream_t *s = NULL;
+    c->rc[1] = aloop_open_connection("127.0.0.1", c->port, 5, &s);
+    if (s) {
+        c->rc[2] = (int)aloop_stream_readline(s, c->line, sizeof c->line);
+        c->rc[3] = (int)aloop_stream_read(s, c->line + 10, 8);
+        aloop_stream_close(s);
+    }
+    return NULL;
+}
+
+static void test_open_connection(void **state) {
+    (void)state;
+    conn_ctx_t c = {0};
+    listen_local(&c, 8);
+    aloop_t *loop = vloop();
+    aloop_task_t *ts[2] = {spawn(loop, greeter, &c), spawn(loop, connector, &c)};
+    run_and_release(loop, ts, 2);
+    aloop_free(loop);
+    assert_true(c.rc[0] >= 0);
+    assert_int_equal(c.rc[1], 0);
+    assert_int_equal(c.rc[2], 3);
+    assert_string_equal(c.line, "hi\n");
+    assert_int_equal(c.rc[3], 0);
+    aloop_close(c.lfd);
+}
+
+static void *refused(void *arg) {
+    conn_ctx_t *c = arg;
+    aloop_stream_t *s = (aloop_stream_t *)c;
+    c->rc[0] = aloop_open_connection("127.0.0.1", c->port, 5, &s);
+    c->rc[1] = s == NULL;
+    c->rc[2] = aloop_open_connection("127.0.0.1", c->port, 5, NULL);
+    return NULL;
+}
+
+static void test_open_connection_refused(void **state) {
+    (void)state;
+    conn_ctx_t c = {0};
+    listen_local(&c, 8);
+    aloop_close(c.lfd); /* nothing listens on that port any more */
+    int before = open_fds();
+    assert_int_equal(run_virtual(refused, &c), 0);
+    assert_int_equal(c.rc[0], -ECONNREFUSED);
+    assert_int_equal(c.rc[1], 1);
+    assert_int_equal(c.rc[2], -EINVAL);
+    assert_int_equal(open_fds(), before);
+}
+
+/* A listener whose accept queue is full drops SYNs: the connect stays in
+ * progress. Cancelled there (or timed out), nothing is left open. */
+static void *fill_then_connect(void *arg) {
+    conn_ctx_t *c = arg;
+    int fds[8], n = 0;
+    for (; n < 8; n++) { /* fill the queue: these complete, later ones hang */
+        fds[n] = aloop_tcp_connect("127.0.0.1", c->port, 1.0);
+        if (fds[n] < 0) break;
+    }
+    c->rc[0] = n < 8 ? fds[n] : 0;
+    c->rc[4] = open_fds();
+    aloop_stream_t *s = NULL;
+    c->rc[1] = aloop_open_connection("127.0.0.1", c->port, 2.0, &s);
+    c->when = aloop_time(aloop_current());
+    c->rc[2] = s == NULL;
+    c->rc[5] = open_fds();
+    aloop_task_t *self = aloop_current_task();
+    aloop_call_later(aloop_current(), 0.5, cancel_cb, self);
+    c->rc[3] = aloop_open_connection("127.0.0.1", c->port, -1, &s);
+    aloop_task_uncancel(self);
+    c->rc[6] = open_fds();
+    for (int i = 0; i < n; i++) aloop_close(fds[i]);
+    return NULL;
+}
+
+static void test_open_connection_cancel_timeout(void **state) {
+    (void)state;
+    conn_ctx_t c = {0};
+    listen_local(&c, 1);
+    assert_int_equal(run_virtual(fill_then_connect, &c), 0);
+    if (c.rc[0] == 0) {
+        print_message("the kernel accepted every connect; not exercised\n");
+    } else {
+        assert_int_equal(c.rc[1], -ETIMEDOUT);
+        assert_int_equal(c.rc[2], 1);
+        assert_true(c.when >= 3.0 - 1e-9); /* 1 s for the filler that timed out, then 2 s */
+        assert_int_equal(c.rc[3], -ECANCELED);
+        assert_int_equal(c.rc[5], c.rc[4]);
+        assert_int_equal(c.rc[6], c.rc[4]);
+    }
+    aloop_close(c.lfd);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_readline_basic),
@@ -401,6 +855,18 @@ int main(void) {
         cmocka_unit_test(test_write_backpressure),
         cmocka_unit_test(test_close_wakes_reader),
         cmocka_unit_test(test_bad_args),
+        cmocka_unit_test(test_read_some),
+        cmocka_unit_test(test_read_cancel),
+        cmocka_unit_test(test_readuntil_split_separator),
+        cmocka_unit_test(test_readuntil_max_line),
+        cmocka_unit_test(test_readuntil_cap),
+        cmocka_unit_test(test_readuntil_long_tail),
+        cmocka_unit_test(test_readuntil_cancel),
+        cmocka_unit_test(test_readuntil_long_separator),
+        cmocka_unit_test(test_readuntil_bad_args),
+        cmocka_unit_test(test_open_connection),
+        cmocka_unit_test(test_open_connection_refused),
+        cmocka_unit_test(test_open_connection_cancel_timeout),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -4,6 +4,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <limits.h>
+
 #include "internal.h"
 #include "aloop_test.h"
 
@@ -95,6 +97,76 @@ static void test_cancel_before_first_step(void **state) {
     assert_int_equal(aloop_future_result(t, NULL), -ECANCELED);
     assert_int_equal(aloop_cancel(t), 0); /* already done */
     aloop_release(t);
+    aloop_free(loop);
+}
+
+/* A spawned task is only its task struct until it first runs: cancelled
+ * before that, it never gets a coroutine, so no stack is ever mapped (and
+ * nothing at all is allocated while the loop runs it to its end). */
+static void test_cancel_before_first_step_maps_no_stack(void **state) {
+    (void)state;
+    aloop_t *loop = vloop();
+    body_ran = 0;
+    aloop_task_t *t[3];
+    for (int i = 0; i < 3; i++) {
+        t[i] = spawn(loop, mark_ran, NULL);
+        assert_int_equal(aloop_cancel(t[i]), 1);
+    }
+    aloop__test_fail_alloc(LONG_MAX, 0); /* count allocations (stack maps included) */
+    assert_int_equal(aloop_run(loop), 0);
+    unsigned long allocations = aloop__test_alloc_count();
+    aloop__test_fail_alloc(0, 0);
+    assert_int_equal(allocations, 0);
+    assert_int_equal(body_ran, 0);
+    assert_null(loop->idle); /* no coroutine was ever made */
+    assert_true(!loop->stack_chunks.next || aloop__list_empty(&loop->stack_chunks));
+    for (int i = 0; i < 3; i++) {
+        assert_true(aloop_future_cancelled(t[i]));
+        aloop_release(t[i]);
+    }
+    aloop_free(loop);
+}
+
+/* ---- spawn many, then gather: the pattern of the course's asyncio
+ * examples. The default run spawns 10,000; `test_task --stress` (ctest
+ * test_task_stress, label "stress") spawns 1,000,000. */
+static size_t gather_n = 10000;
+
+static void *index_plus_one(void *arg) { return (void *)((uintptr_t)arg + 1); }
+
+static void *spawn_then_gather(void *arg) {
+    size_t n = *(size_t *)arg;
+    aloop_task_t **ts = malloc(n * sizeof *ts);
+    void **results = malloc(n * sizeof *results);
+    assert_non_null(ts);
+    assert_non_null(results);
+    for (size_t i = 0; i < n; i++) ts[i] = spawn(aloop_current(), index_plus_one, (void *)i);
+    /* None has started: pending tasks have no coroutine yet. */
+    assert_null(aloop__task(ts[n - 1])->coro);
+    assert_int_equal(aloop_gather(ts, n, results, NULL, 0), 0);
+    size_t bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        if ((uintptr_t)results[i] != i + 1) bad++;
+        aloop_release(ts[i]);
+    }
+    free(ts);
+    free(results);
+    return (void *)bad;
+}
+
+static void test_spawn_many_then_gather(void **state) {
+    (void)state;
+    aloop_t *loop = vloop();
+    aloop_task_t *m = spawn(loop, spawn_then_gather, &gather_n);
+    assert_int_equal(aloop_run_until_complete(loop, m), 0);
+    void *bad = NULL;
+    assert_int_equal(aloop_future_result(m, &bad), 0);
+    assert_null(bad);
+    /* Never-suspending tasks handed one coroutine on, one to the next: the
+     * whole run made two (the gatherer's, and the one all children ran on). */
+    assert_true(loop->idle_count <= 2);
+    assert_int_equal(loop->task_count, 0);
+    aloop_release(m);
     aloop_free(loop);
 }
 
@@ -254,12 +326,21 @@ static void test_current_task(void **state) {
     aloop_free(loop);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    if (argc > 1 && strcmp(argv[1], "--stress") == 0) {
+        gather_n = 1000000;
+        const struct CMUnitTest stress[] = {
+            cmocka_unit_test(test_spawn_many_then_gather),
+        };
+        return cmocka_run_group_tests(stress, NULL, NULL);
+    }
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_spawn_many_then_gather),
         cmocka_unit_test(test_spawn_runs_in_fifo_order),
         cmocka_unit_test(test_result_and_names),
         cmocka_unit_test(test_bad_arguments),
         cmocka_unit_test(test_cancel_before_first_step),
+        cmocka_unit_test(test_cancel_before_first_step_maps_no_stack),
         cmocka_unit_test(test_cancel_once_then_sleep_again),
         cmocka_unit_test(test_uncancel_completes_normally),
         cmocka_unit_test(test_pending_cancel_fails_next_call_at_once),

@@ -290,6 +290,219 @@ static void test_run_in_thread_enomem(void **state) {
     assert_int_equal(aloop_main(oom_task, NULL, NULL), 0);
 }
 
+
+static void cancel_cb_ts(void *t) { aloop_cancel(t); }
+
+/* ---- jobs that outlive their caller (aloop_run_in_thread_with) ---------- */
+
+#define NQ 4
+static atomic_int runs[NQ], discards[NQ];
+static int caller_rc[NQ];
+static pthread_t discard_thread;
+static int ids[NQ] = {0, 1, 2, 3};
+
+/* Job i: counts its run; job 0 holds the only worker until the gate opens.
+ * Its result owns memory, so a lost result would leak (ASan). */
+static void *owning_job(void *arg) {
+    int id = *(int *)arg;
+    atomic_fetch_add(&runs[id], 1);
+    if (id == 0) gated_job(NULL);
+    int *r = malloc(sizeof *r);
+    *r = id;
+    return r;
+}
+
+/* Called with NULL for a job that never ran. */
+static void discard_result(void *result, void *arg) {
+    int id = *(int *)arg;
+    assert_true(result == NULL || *(int *)result == id);
+    assert_true((result != NULL) == (atomic_load(&runs[id]) == 1));
+    free(result);
+    atomic_fetch_add(&discards[id], 1);
+    discard_thread = pthread_self();
+}
+
+static void *owning_caller(void *arg) {
+    int id = *(int *)arg;
+    void *res = (void *)1;
+    caller_rc[id] = aloop_run_in_thread_with(owning_job, arg, discard_result, &res);
+    if (caller_rc[id] == 0) {
+        assert_int_equal(*(int *)res, id);
+        free(res);
+    } else {
+        assert_null(res);
+    }
+    return NULL;
+}
+
+static void reset_jobs(void) {
+    gate_reset();
+    for (int i = 0; i < NQ; i++) {
+        atomic_store(&runs[i], 0);
+        atomic_store(&discards[i], 0);
+        caller_rc[i] = 1;
+    }
+}
+
+/* Pool of 1, four jobs: job 0 runs (gated), 1-3 wait in the queue. */
+static aloop_t *start_four(aloop_task_t **ts) {
+    aloop_t *loop = aloop_new();
+    assert_non_null(loop);
+    assert_int_equal(aloop_set_thread_pool_size(loop, 1), 0);
+    for (int i = 0; i < NQ; i++) ts[i] = aloop_spawn(loop, owning_caller, &ids[i]);
+    while (!job_started()) {
+        aloop_stop(loop);
+        aloop_run(loop);
+    }
+    assert_int_equal(aloop__async_pending(loop), NQ);
+    return loop;
+}
+
+static void test_cancelled_before_start_never_runs(void **state) {
+    (void)state;
+    reset_jobs();
+    aloop_task_t *ts[NQ];
+    aloop_t *loop = start_four(ts);
+    for (int i = 0; i < NQ; i++) aloop_cancel(ts[i]);
+    for (int i = 0; i < NQ; i++) {
+        assert_int_equal(aloop_run_until_complete(loop, ts[i]), -ECANCELED);
+        assert_int_equal(caller_rc[i], -ECANCELED);
+    }
+    /* only the running job is still out; the queued ones are gone, and
+     * their args went to discard (with no result) */
+    assert_int_equal(aloop__async_pending(loop), 1);
+    assert_int_equal(atomic_load(&discards[0]), 0);
+    for (int i = 1; i < NQ; i++) assert_int_equal(atomic_load(&discards[i]), 1);
+    gate_open();
+    assert_int_equal(aloop_run(loop), 0); /* until job 0 is back */
+    assert_int_equal(atomic_load(&runs[0]), 1);
+    assert_int_equal(atomic_load(&discards[0]), 1); /* its result, exactly once */
+    assert_true(pthread_equal(discard_thread, pthread_self()));
+    for (int i = 1; i < NQ; i++) {
+        assert_int_equal(atomic_load(&runs[i]), 0);
+        assert_int_equal(atomic_load(&discards[i]), 1);
+    }
+    for (int i = 0; i < NQ; i++) aloop_release(ts[i]);
+    aloop_free(loop);
+    for (int i = 1; i < NQ; i++) assert_int_equal(atomic_load(&runs[i]), 0);
+}
+
+/* aloop_free with one job running and three queued: the queued ones never
+ * run, the free waits for the running one only and hands its result to
+ * discard on this (the freeing) thread before it returns. */
+static void test_free_waits_only_for_running_jobs(void **state) {
+    (void)state;
+    reset_jobs();
+    aloop_task_t *ts[NQ];
+    aloop_t *loop = start_four(ts);
+    pthread_t th;
+    pthread_create(&th, NULL, open_later, NULL);
+    discard_thread = th; /* anything but us */
+    aloop_free(loop);
+    assert_int_equal(atomic_load(&runs[0]), 1);
+    assert_int_equal(atomic_load(&discards[0]), 1);
+    assert_true(pthread_equal(discard_thread, pthread_self()));
+    for (int i = 0; i < NQ; i++) assert_int_equal(caller_rc[i], -ECANCELED);
+    for (int i = 1; i < NQ; i++) {
+        assert_int_equal(atomic_load(&runs[i]), 0);
+        assert_int_equal(atomic_load(&discards[i]), 1); /* discard(NULL, arg) */
+    }
+    pthread_join(th, NULL);
+    for (int i = 0; i < NQ; i++) aloop_release(ts[i]);
+}
+
+/* The job finished and woke its caller, which is cancelled before it runs
+ * again: the result goes to discard (once), the caller sees -ECANCELED.
+ * Pool of 1: job B runs only once job A is on the done list, and posts the
+ * cancel; meanwhile a task holds the loop's thread until B has posted, so
+ * A's wake-up and the cancel are collected in the same drain. */
+static aloop_t *late_loop;
+static aloop_task_t *late_task;
+static gate_t posted = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0};
+
+static void *job_b_posts_cancel(void *arg) {
+    (void)arg;
+    assert_int_equal(aloop_call_soon_threadsafe(late_loop, cancel_cb_ts, late_task), 0);
+    pthread_mutex_lock(&posted.mu);
+    posted.open = 1;
+    pthread_cond_broadcast(&posted.cv);
+    pthread_mutex_unlock(&posted.mu);
+    return NULL;
+}
+
+static void *late_caller(void *arg) {
+    int id = *(int *)arg;
+    void *res = NULL;
+    caller_rc[id] = aloop_run_in_thread_with(owning_job, arg, discard_result, &res);
+    assert_null(res);
+    return NULL;
+}
+
+static void *job_b_caller(void *arg) {
+    (void)arg;
+    assert_int_equal(aloop_run_in_thread(job_b_posts_cancel, NULL, NULL), 0);
+    return NULL;
+}
+
+static void *hold_loop_until_posted(void *arg) {
+    (void)arg;
+    pthread_mutex_lock(&posted.mu);
+    while (!posted.open) pthread_cond_wait(&posted.cv, &posted.mu);
+    pthread_mutex_unlock(&posted.mu);
+    return NULL;
+}
+
+static void test_done_then_cancelled_goes_to_discard(void **state) {
+    (void)state;
+    reset_jobs();
+    posted.open = 0;
+    late_loop = aloop_new();
+    assert_int_equal(aloop_set_thread_pool_size(late_loop, 1), 0);
+    late_task = aloop_spawn(late_loop, late_caller, &ids[1]);
+    aloop_task_t *b = aloop_spawn(late_loop, job_b_caller, NULL);
+    aloop_task_t *h = aloop_spawn(late_loop, hold_loop_until_posted, NULL);
+    assert_int_equal(aloop_run_until_complete(late_loop, late_task), -ECANCELED);
+    assert_int_equal(caller_rc[1], -ECANCELED);
+    assert_int_equal(atomic_load(&runs[1]), 1);
+    assert_int_equal(atomic_load(&discards[1]), 1);
+    assert_int_equal(aloop_run(late_loop), 0);
+    aloop_release(late_task);
+    aloop_release(b);
+    aloop_release(h);
+    aloop_free(late_loop);
+    assert_int_equal(atomic_load(&discards[1]), 1);
+}
+
+/* A result the caller receives is never discarded; NULL discard is fine;
+ * a pending cancel means the job is never even queued. */
+static void *with_caller(void *arg) {
+    (void)arg;
+    void *res = NULL;
+    assert_int_equal(aloop_run_in_thread_with(owning_job, &ids[2], discard_result, &res), 0);
+    assert_int_equal(*(int *)res, 2);
+    free(res);
+    assert_int_equal(aloop_run_in_thread_with(square, (void *)(intptr_t)5, NULL, &res), 0);
+    assert_int_equal((intptr_t)res, 25);
+    assert_int_equal(aloop_run_in_thread_with(NULL, NULL, discard_result, &res), -EINVAL);
+    aloop_cancel(aloop_current_task());
+    assert_int_equal(aloop_run_in_thread_with(owning_job, &ids[3], discard_result, &res), -ECANCELED);
+    assert_null(res);
+    assert_int_equal(atomic_load(&discards[3]), 1); /* pending cancel: arg is discard's too */
+    aloop_task_uncancel(aloop_current_task());
+    return NULL;
+}
+
+static void test_received_result_not_discarded(void **state) {
+    (void)state;
+    reset_jobs();
+    assert_int_equal(aloop_main(with_caller, NULL, NULL), 0);
+    assert_int_equal(atomic_load(&runs[2]), 1);
+    assert_int_equal(atomic_load(&discards[2]), 0);
+    assert_int_equal(atomic_load(&runs[3]), 0);
+    assert_int_equal(atomic_load(&discards[3]), 1);
+    assert_int_equal(aloop_run_in_thread_with(square, NULL, NULL, NULL), -EPERM);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_run_in_thread),
@@ -299,6 +512,10 @@ int main(void) {
         cmocka_unit_test(test_many_jobs_small_pool),
         cmocka_unit_test(test_call_soon_threadsafe),
         cmocka_unit_test(test_run_in_thread_enomem),
+        cmocka_unit_test(test_cancelled_before_start_never_runs),
+        cmocka_unit_test(test_free_waits_only_for_running_jobs),
+        cmocka_unit_test(test_done_then_cancelled_goes_to_discard),
+        cmocka_unit_test(test_received_result_not_discarded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,4 +1,5 @@
-/* Tests for src/timer.c: the heap, sleep, equal deadlines, many sleepers. */
+/* Tests for src/timer.c, the heap alone, and for the sleeps the scheduler
+ * builds on it (sched.c): equal deadlines, many sleepers. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -16,27 +17,32 @@ static void record_fire(aloop_timer_t *t) { fired[nfired++] = t->when; }
 
 static void test_heap_orders_and_removes(void **state) {
     (void)state;
-    aloop_t *loop = vloop();
+    aloop_timers_t heap = {0}; /* the heap alone: no loop */
     enum { N = 1000 };
     static aloop_timer_t timers[N];
     srand(42);
     for (int i = 0; i < N; i++) {
         aloop__timer_init(&timers[i], record_fire);
-        assert_int_equal(aloop__timer_start(loop, &timers[i], (double)(rand() % 100)), 0);
+        assert_int_equal(aloop__timers_insert(&heap, &timers[i], (double)(rand() % 100)), 0);
     }
-    /* stop every third one, some twice (idempotent) */
+    /* remove every third one, some twice (idempotent) */
     for (int i = 0; i < N; i += 3) {
-        aloop__timer_stop(loop, &timers[i]);
-        aloop__timer_stop(loop, &timers[i]);
+        aloop__timers_remove(&heap, &timers[i]);
+        aloop__timers_remove(&heap, &timers[i]);
         assert_false(aloop__timer_armed(&timers[i]));
     }
     nfired = 0;
-    aloop__timers_run(loop, 1e9);
+    assert_null(aloop__timers_pop_due(&heap, -1)); /* nothing due yet */
+    aloop_timer_t *t;
+    while ((t = aloop__timers_pop_due(&heap, 1e9)) != NULL) {
+        assert_false(aloop__timer_armed(t));
+        t->fire(t);
+    }
     assert_int_equal(nfired, N - (N + 2) / 3);
     for (size_t i = 1; i < nfired; i++) assert_true(fired[i - 1] <= fired[i]);
-    assert_int_equal(loop->heap_len, 0);
-    assert_true(aloop__timers_next(loop) < 0);
-    aloop_free(loop);
+    assert_int_equal(aloop__timers_count(&heap), 0);
+    assert_true(aloop__timers_next(&heap) < 0);
+    aloop__timers_free(&heap);
 }
 
 /* ---- sleeps */
@@ -113,7 +119,7 @@ static void test_cancelled_sleep_leaves_no_timer(void **state) {
     aloop_task_t *t = aloop_spawn(loop, sleep_long, NULL);
     aloop_call_later(loop, 1.0, cancel_cb, t);
     assert_int_equal(aloop_run(loop), 0);
-    assert_int_equal(loop->heap_len, 0);
+    assert_int_equal(aloop__timers_count(&loop->timers), 0);
     assert_true(aloop_time(loop) < 2.0); /* the 1000 s timer did not keep the loop alive */
     assert_true(aloop_future_cancelled(t));
     aloop_release(t);

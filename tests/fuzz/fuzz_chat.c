@@ -1,20 +1,24 @@
 /*
  * fuzz_chat.c - libFuzzer target for the chat server's input handling
- * (examples/chat.c, compiled into this file with its main() renamed, so the
+ * (the examples/chat sources, compiled into this file with main() renamed, so the
  * fuzzer drives the real session code: login, names, commands, broadcasts,
  * over-long lines, control bytes, /quit).
  *
  * Input: byte 0 picks the server's --max-line, byte 1 how the rest is
  * chopped into writes; the rest is what one client sends before hanging up.
  * The server runs in-process on a virtual clock, with clients connected
- * through socket pairs (no TCP, no ports). After the fuzzed client is gone,
+ * through socket pairs (no TCP, no ports): each is a task running the
+ * server's connection handler, chat_session, on its own stream. After the fuzzed client is gone,
  * two fresh clients must still be able to log in and chat, and the server
  * must shut down cleanly with nothing left behind. Anything else aborts.
  */
 #define main chat_main
 int chat_main(int argc, char **argv);
-#include "../../examples/chat.c"
+#include "../../examples/chat/main.c"
 #undef main
+#include "../../examples/chat/hardening.c"
+#include "../../examples/chat/room.c"
+#include "../../examples/chat/session.c"
 
 #include <stdint.h>
 
@@ -39,12 +43,45 @@ typedef struct fuzz_chat {
     chat_room_t room;
 } fuzz_chat_t;
 
+typedef struct session_arg {
+    chat_room_t *room;
+    int fd;
+} session_arg_t;
+
+/* What aloop_serve does for a connection: the handler on a stream, closed
+ * when it returns. */
+static void *session_task(void *arg) {
+    session_arg_t *a = arg;
+    aloop_stream_t *s = aloop_stream_new(aloop_current(), a->fd, 0);
+    CHECK(s != NULL);
+    chat_room_t *room = a->room;
+    free(a);
+    chat_session(s, room);
+    aloop_stream_close(s);
+    return NULL;
+}
+
 /* Connects a new in-process client: returns our end of the socket pair. */
 static int connect_client(chat_room_t *room) {
     int sv[2];
     CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
-    client_open(room, sv[1]);
+    session_arg_t *a = malloc(sizeof *a);
+    CHECK(a != NULL);
+    *a = (session_arg_t){room, sv[1]};
+    aloop_task_t *t = aloop_spawn(room->loop, session_task, a);
+    CHECK(t != NULL);
+    aloop_release(t);
+    aloop_yield(); /* the session registers in the room */
     return sv[0];
+}
+
+/* Until every session has left the room. */
+static void wait_all_gone(chat_room_t *room) {
+    for (int i = 0; room->nconnected > 0; i++) {
+        if (i == 1000) aloop_dump(aloop_current(), stderr); /* who is stuck */
+        CHECK(i < 1000);
+        CHECK(aloop_sleep(0.01) == 0);
+    }
 }
 
 /* Reads from fd into acc until needle shows up. */
@@ -84,11 +121,7 @@ static void send_fuzzed_input(fuzz_chat_t *f) {
     }
     shutdown(fd, SHUT_WR);
     /* The session sees EOF, flushes and leaves. */
-    for (int i = 0; f->room.nconnected > 0; i++) {
-        if (i == 1000) aloop_dump(aloop_current(), stderr); /* who is stuck */
-        CHECK(i < 1000);
-        CHECK(aloop_sleep(0.01) == 0);
-    }
+    wait_all_gone(&f->room);
     CHECK(aloop_await(d, NULL) == 0);
     aloop_release(d);
     aloop_close(fd);
@@ -107,32 +140,21 @@ static void check_room_still_works(fuzz_chat_t *f) {
     CHECK(aloop_write_all(ca, "yo?\n", 4) == 4); /* fits the smallest --max-line */
     expect(cb, b, sizeof b, &blen, "carol: yo?\n");
 
-    room_shutdown(&f->room);
+    room_shutdown(&f->room); /* no server: it does not wait */
     expect(ca, a, sizeof a, &alen, "* server shutting down, bye");
     expect(cb, b, sizeof b, &blen, "* server shutting down, bye");
-    CHECK(f->room.nconnected == 0);
+    wait_all_gone(&f->room);
     aloop_close(ca);
     aloop_close(cb);
 }
 
 static void *fuzz_main(void *arg) {
     fuzz_chat_t *f = arg;
-    chat_room_t *room = &f->room;
-    room->loop = aloop_current();
-    room->opt = &f->opt;
-    room->listen_fd = -1;
-    room->stop = aloop_event_new(room->loop);
-    room->all_gone = aloop_event_new(room->loop);
-    room->flowing = aloop_event_new(room->loop);
-    CHECK(room->stop && room->all_gone && room->flowing);
-    aloop_event_set(room->flowing);
-
+    CHECK(room_init(&f->room, aloop_current(), &f->opt) == 0);
     send_fuzzed_input(f);
     check_room_still_works(f);
 
-    aloop_event_free(room->stop);
-    aloop_event_free(room->all_gone);
-    aloop_event_free(room->flowing);
+    room_free(&f->room);
     return NULL;
 }
 

@@ -1,13 +1,11 @@
 /*
- * poll_poll.c - the portable poller: a dense pollfd array rebuilt
+ * backend_poll.c - the portable poller: a dense pollfd array rebuilt
  * incrementally. Each watched fd remembers its slot (watch->slot), so adding,
  * changing and removing an fd are O(1) (removal swaps the last entry in).
  */
 #include "internal.h"
 
 #include <fcntl.h>
-#include <limits.h>
-#include <math.h>
 #include <poll.h>
 
 typedef struct poll_backend {
@@ -31,7 +29,7 @@ void aloop__backend_free(aloop_t *loop) {
 }
 
 static short to_poll(unsigned mask) {
-    return (short)(((mask & ALOOP_IO_READ) ? POLLIN : 0) | ((mask & ALOOP_IO_WRITE) ? POLLOUT : 0));
+    return (short)(((mask & ALOOP__IO_READ) ? POLLIN : 0) | ((mask & ALOOP__IO_WRITE) ? POLLOUT : 0));
 }
 
 static void slot_remove(struct aloop_io *io, poll_backend_t *b, aloop_io_watch_t *w) {
@@ -71,15 +69,9 @@ int aloop__backend_set(aloop_t *loop, int fd, unsigned old_mask, unsigned new_ma
     return 0;
 }
 
-static int timeout_ms(double timeout) {
-    if (timeout < 0) return -1;
-    double ms = ceil(timeout * 1000.0);
-    return ms > INT_MAX ? INT_MAX : (int)ms;
-}
-
 int aloop__backend_wait(aloop_t *loop, double timeout) {
     poll_backend_t *b = loop->io->backend;
-    int n = poll(b->fds, (nfds_t)b->n, timeout_ms(timeout));
+    int n = poll(b->fds, (nfds_t)b->n, aloop__backend_timeout_ms(timeout));
     if (n < 0) return errno == EINTR ? 0 : -errno;
     /* aloop__io_ready never changes the array (shrinking is deferred to the
      * next poll), so iterating it in place is safe. */
@@ -88,9 +80,15 @@ int aloop__backend_wait(aloop_t *loop, double timeout) {
         short r = b->fds[i].revents;
         if (!r) continue;
         seen++;
-        unsigned mask = ((r & POLLIN) ? ALOOP_IO_READ : 0u) | ((r & POLLOUT) ? ALOOP_IO_WRITE : 0u) |
-                        ((r & (POLLERR | POLLHUP | POLLNVAL)) ? ALOOP_IO_ERROR : 0u);
+        unsigned mask = ((r & POLLIN) ? ALOOP__IO_READ : 0u) | ((r & POLLOUT) ? ALOOP__IO_WRITE : 0u) |
+                        ((r & (POLLERR | POLLHUP | POLLNVAL)) ? ALOOP__IO_ERROR : 0u);
         aloop__io_ready(loop, b->fds[i].fd, mask);
     }
     return n;
+}
+
+/* poll(2) has no fd of its own that a host could poll. */
+int aloop__backend_fd(aloop_t *loop) {
+    ALOOP_UNUSED(loop);
+    return -ENOTSUP;
 }

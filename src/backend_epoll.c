@@ -1,12 +1,10 @@
 /*
- * poll_epoll.c - the Linux poller: one epoll instance per loop, level-
+ * backend_epoll.c - the Linux poller: one epoll instance per loop, level-
  * triggered. io.c keeps fds registered across waits, so in steady state a
  * wait costs no epoll_ctl at all; this file only maps masks to syscalls.
  */
 #include "internal.h"
 
-#include <limits.h>
-#include <math.h>
 #include <sys/epoll.h>
 #include <unistd.h>
 
@@ -39,8 +37,8 @@ void aloop__backend_free(aloop_t *loop) {
 }
 
 static uint32_t to_epoll(unsigned mask) {
-    return ((mask & ALOOP_IO_READ) ? (uint32_t)EPOLLIN : 0u) |
-           ((mask & ALOOP_IO_WRITE) ? (uint32_t)EPOLLOUT : 0u);
+    return ((mask & ALOOP__IO_READ) ? (uint32_t)EPOLLIN : 0u) |
+           ((mask & ALOOP__IO_WRITE) ? (uint32_t)EPOLLOUT : 0u);
 }
 
 int aloop__backend_set(aloop_t *loop, int fd, unsigned old_mask, unsigned new_mask) {
@@ -68,23 +66,20 @@ int aloop__backend_set(aloop_t *loop, int fd, unsigned old_mask, unsigned new_ma
     return epoll_ctl(b->epfd, op, fd, &ev) == 0 ? 0 : -errno;
 }
 
-/* Seconds to epoll's milliseconds, rounded up so that we never wake just
- * before a deadline and spin. */
-static int timeout_ms(double timeout) {
-    if (timeout < 0) return -1;
-    double ms = ceil(timeout * 1000.0);
-    return ms > INT_MAX ? INT_MAX : (int)ms;
-}
-
 int aloop__backend_wait(aloop_t *loop, double timeout) {
     epoll_backend_t *b = loop->io->backend;
-    int n = epoll_wait(b->epfd, b->events, EPOLL_BATCH, timeout_ms(timeout));
+    int n = epoll_wait(b->epfd, b->events, EPOLL_BATCH, aloop__backend_timeout_ms(timeout));
     if (n < 0) return errno == EINTR ? 0 : -errno;
     for (int i = 0; i < n; i++) {
         uint32_t e = b->events[i].events;
-        unsigned mask = ((e & EPOLLIN) ? ALOOP_IO_READ : 0u) | ((e & EPOLLOUT) ? ALOOP_IO_WRITE : 0u) |
-                        ((e & (EPOLLERR | EPOLLHUP)) ? ALOOP_IO_ERROR : 0u);
+        unsigned mask = ((e & EPOLLIN) ? ALOOP__IO_READ : 0u) | ((e & EPOLLOUT) ? ALOOP__IO_WRITE : 0u) |
+                        ((e & (EPOLLERR | EPOLLHUP)) ? ALOOP__IO_ERROR : 0u);
         aloop__io_ready(loop, b->events[i].data.fd, mask);
     }
     return n;
+}
+
+int aloop__backend_fd(aloop_t *loop) {
+    epoll_backend_t *b = loop->io->backend;
+    return b->epfd;
 }

@@ -1,5 +1,5 @@
 /*
- * poll_kqueue.c - the BSD / macOS poller: one kqueue per loop, one filter
+ * backend_kqueue.c - the BSD / macOS poller: one kqueue per loop, one filter
  * per direction (EVFILT_READ, EVFILT_WRITE). Changes are applied at once,
  * one filter at a time, so that an error names the filter that failed.
  * io.c keeps filters registered across waits.
@@ -57,7 +57,7 @@ static int filter_change(kqueue_backend_t *b, int fd, short filter, int add) {
 int aloop__backend_set(aloop_t *loop, int fd, unsigned old_mask, unsigned new_mask) {
     kqueue_backend_t *b = loop->io->backend;
     static const struct { unsigned bit; short filter; } dirs[2] = {
-        {ALOOP_IO_READ, EVFILT_READ}, {ALOOP_IO_WRITE, EVFILT_WRITE}};
+        {ALOOP__IO_READ, EVFILT_READ}, {ALOOP__IO_WRITE, EVFILT_WRITE}};
     for (int i = 0; i < 2; i++) {
         unsigned bit = dirs[i].bit;
         /* Adding again is harmless (EV_ADD updates), so a stale old_mask
@@ -88,10 +88,15 @@ int aloop__backend_wait(aloop_t *loop, double timeout) {
         const struct kevent *ev = &b->events[i];
         unsigned mask;
         if (ev->flags & EV_ERROR)
-            mask = ALOOP_IO_ERROR;
+            mask = ALOOP__IO_ERROR;
         else
-            mask = ev->filter == EVFILT_READ ? ALOOP_IO_READ : ALOOP_IO_WRITE;
+            mask = ev->filter == EVFILT_READ ? ALOOP__IO_READ : ALOOP__IO_WRITE;
         aloop__io_ready(loop, (int)ev->ident, mask);
     }
     return n;
+}
+
+int aloop__backend_fd(aloop_t *loop) {
+    kqueue_backend_t *b = loop->io->backend;
+    return b->kq;
 }

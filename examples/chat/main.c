@@ -1,0 +1,230 @@
+/*
+ * chat - a single-threaded, real-time chat server (the course's "Single-
+ * threaded Real-time Chat Application"), written as plain straight-line
+ * tasks on libaloop.
+ *
+ * Try it with two terminals (or more):
+ *     ./chat --port 8888                 # prints "listening on 127.0.0.1:8888"
+ *     nc 127.0.0.1 8888                  # terminal 2: pick a name, chat
+ *     ./chat-client 127.0.0.1 8888       # terminal 3
+ *
+ * Shape of the program: aloop_serve runs chat_session (session.c) as a task
+ * per connection: it asks for a name, then turns each line into a
+ * broadcast to the room (room.c) or a command. What keeps one client from
+ * hurting the others (slow readers, bursts, silent connections, terminal
+ * escapes) is in hardening.c. This file: options, the server, the quote
+ * bot, and the shutdown on SIGINT / SIGTERM, which tells every client
+ * "* server shutting down, bye", flushes their outboxes (for at most
+ * FLUSH_TIMEOUT seconds each) and exits with status 0.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include "chat.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+/* ------------------------------------------------------------------------ */
+/* Options                                                                  */
+/* ------------------------------------------------------------------------ */
+
+static void usage(FILE *out, const char *prog) {
+    fprintf(out,
+            "usage: %s [options]\n"
+            "  --host HOST          address to listen on (default 127.0.0.1)\n"
+            "  --port PORT          port (default 8888; 0 = any free port)\n"
+            "  --bot-interval SECS  the bot posts a quote every SECS seconds\n"
+            "                       (default 30; 0 = no bot)\n"
+            "  --name-timeout SECS  disconnect clients that have not picked a\n"
+            "                       name after SECS seconds (default 60; 0 = never)\n"
+            "  --queue N            per-client outbox length (default 64). A client\n"
+            "                       whose outbox is full is too slow: it is\n"
+            "                       disconnected and the room is told so.\n"
+            "  --max-line N         longest input line in bytes (default 512);\n"
+            "                       longer lines are rejected with a message\n"
+            "  --verbose            log connections and why they end (stderr)\n"
+            "  --help               this text\n"
+            "Prints \"listening on HOST:PORT\" once ready. SIGINT/SIGTERM shut the\n"
+            "server down cleanly. Commands for clients: /who, /quit.\n",
+            prog);
+}
+
+static int parse_seconds(const char *s, double *out) {
+    char *end;
+    double v = strtod(s, &end);
+    if (end == s || *end || !(v >= 0) || v > 1e9) return -1;
+    *out = v;
+    return 0;
+}
+
+static int parse_count(const char *s, size_t lo, size_t hi, size_t *out) {
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (end == s || *end || *s == '-' || v < lo || v > hi) return -1;
+    *out = (size_t)v;
+    return 0;
+}
+
+/* 0 = run, 1 = exit 0 (help), -1 = exit 2 (bad usage). */
+static int parse_options(int argc, char **argv, chat_options_t *opt) {
+    static const struct option longopts[] = {
+        {"host", required_argument, NULL, 'h'},
+        {"port", required_argument, NULL, 'p'},
+        {"bot-interval", required_argument, NULL, 'b'},
+        {"name-timeout", required_argument, NULL, 't'},
+        {"queue", required_argument, NULL, 'q'},
+        {"max-line", required_argument, NULL, 'l'},
+        {"verbose", no_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'H'},
+        {NULL, 0, NULL, 0},
+    };
+    *opt = (chat_options_t){.host = "127.0.0.1", .port = "8888", .bot_interval = 30,
+                            .name_timeout = 60, .queue_len = 64, .max_line = 512};
+    int ch;
+    while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        int bad = 0;
+        switch (ch) {
+        case 'h': opt->host = optarg; break;
+        case 'p': opt->port = optarg; break;
+        case 'b': bad = parse_seconds(optarg, &opt->bot_interval); break;
+        case 't': bad = parse_seconds(optarg, &opt->name_timeout); break;
+        case 'q': bad = parse_count(optarg, 1, 1u << 20, &opt->queue_len); break;
+        case 'l': bad = parse_count(optarg, 16, 1u << 20, &opt->max_line); break;
+        case 'v': opt->verbose = 1; break;
+        case 'H': usage(stdout, argv[0]); return 1;
+        default: bad = -1; break;
+        }
+        if (bad) {
+            if (ch != '?') fprintf(stderr, "%s: bad value '%s'\n", argv[0], optarg);
+            usage(stderr, argv[0]);
+            return -1;
+        }
+    }
+    if (optind != argc) {
+        usage(stderr, argv[0]);
+        return -1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The bot, signals                                                         */
+/* ------------------------------------------------------------------------ */
+
+static const char *const quotes[] = {
+    "Well done is better than well said. (Benjamin Franklin)",
+    "It always seems impossible until it is done. (Nelson Mandela)",
+    "The best way out is always through. (Robert Frost)",
+    "Simplicity is prerequisite for reliability. (Edsger W. Dijkstra)",
+    "Whatever you are, be a good one. (Abraham Lincoln)",
+    "What we know is a drop, what we do not know is an ocean. (Isaac Newton)",
+    "Act as if what you do makes a difference. It does. (William James)",
+    "Nothing will work unless you do. (Maya Angelou)",
+};
+
+static void *bot_main(void *arg) {
+    chat_room_t *room = arg;
+    size_t nquotes = sizeof quotes / sizeof quotes[0];
+    while (aloop_sleep(room->opt->bot_interval) == 0) {
+        chat_msg_t *m = msg_format(BOT_NAME ": %s\n", quotes[room->next_quote++ % nquotes]);
+        room_broadcast(room, NULL, m);
+        msg_release(m);
+    }
+    return NULL;
+}
+
+typedef struct signal_watch {
+    aloop_event_t *stop;
+    int signo;
+} signal_watch_t;
+
+static void *signal_main(void *arg) {
+    signal_watch_t *w = arg;
+    int rc = aloop_signal_wait(w->signo);
+    if (rc == 0) aloop_event_set(w->stop);
+    else if (rc != -ECANCELED)
+        fprintf(stderr, "chat: cannot wait for signal %d: %s\n", w->signo, aloop_strerror(rc));
+    return NULL;
+}
+
+/* Cancels t (if any), waits for it and drops the reference. */
+static void stop_task(aloop_task_t *t) {
+    if (!t) return;
+    aloop_cancel(t);
+    aloop_await(t, NULL);
+    aloop_release(t);
+}
+
+/* "listening on 127.0.0.1:8888" (IPv6 as [::1]:8888), from the bound socket. */
+static void print_listening(int fd) {
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    char host[NI_MAXHOST] = "?", serv[NI_MAXSERV] = "?";
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
+        getnameinfo((struct sockaddr *)&ss, len, host, sizeof host, serv, sizeof serv,
+                    NI_NUMERICHOST | NI_NUMERICSERV);
+    if (ss.ss_family == AF_INET6) printf("listening on [%s]:%s\n", host, serv);
+    else printf("listening on %s:%s\n", host, serv);
+    fflush(stdout);
+}
+
+/* ------------------------------------------------------------------------ */
+/* The server                                                               */
+/* ------------------------------------------------------------------------ */
+
+static void *server_main(void *arg) {
+    const chat_options_t *opt = arg;
+    aloop_t *loop = aloop_current();
+    int fd = aloop_tcp_listen(opt->host, opt->port, SOMAXCONN);
+    if (fd < 0) {
+        fprintf(stderr, "chat: cannot listen on %s:%s: %s\n", opt->host, opt->port,
+                aloop_strerror(fd));
+        return aloop_fail(fd);
+    }
+    chat_room_t room;
+    aloop_event_t *stop = aloop_event_new(loop);
+    signal_watch_t watch_int = {stop, SIGINT}, watch_term = {stop, SIGTERM};
+    aloop_task_t *sig_int = stop ? aloop_spawn(loop, signal_main, &watch_int) : NULL;
+    aloop_task_t *sig_term = sig_int ? aloop_spawn(loop, signal_main, &watch_term) : NULL;
+    int ok = sig_term && room_init(&room, loop, opt) == 0;
+    if (ok) room.server = aloop_serve(loop, fd, chat_session, &room);
+    if (!ok || !room.server) {
+        fprintf(stderr, "chat: out of memory\n");
+        stop_task(sig_int);
+        stop_task(sig_term);
+        if (ok) room_free(&room);
+        aloop_event_free(stop);
+        aloop_close(fd);
+        return aloop_fail(-ENOMEM);
+    }
+    /* Let the watchers register before we announce ourselves: a test may
+     * send SIGTERM as soon as it reads the "listening on" line. */
+    aloop_yield();
+    print_listening(fd);
+
+    aloop_task_t *bot = opt->bot_interval > 0 ? aloop_spawn(loop, bot_main, &room) : NULL;
+    aloop_event_wait(stop);
+    stop_task(bot);
+    stop_task(sig_int);
+    stop_task(sig_term);
+    room_shutdown(&room);
+    aloop_server_free(room.server);
+    room_free(&room);
+    aloop_event_free(stop);
+    return NULL;
+}
+
+int main(int argc, char **argv) {
+    chat_options_t opt;
+    int rc = parse_options(argc, argv, &opt);
+    if (rc != 0) return rc > 0 ? 0 : 2;
+    rc = aloop_main(server_main, &opt, NULL);
+    return rc < 0 ? 1 : 0; /* server_main has said what went wrong */
+}

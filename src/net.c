@@ -1,0 +1,396 @@
+/*
+ * net.c - sockets over the fd waits of io.c: accept, connect, TCP listeners
+ * and connections, and name lookups.
+ *
+ * Names. getaddrinfo() blocks (a DNS server may take seconds to answer), so
+ * it never runs on the loop's thread for a name: aloop_getaddrinfo first
+ * tries the host as a numeric address (AI_NUMERICHOST, no lookup at all)
+ * and only sends real names to the worker pool. Two kinds of names are
+ * answered without any lookup, as RFC 6761 asks of name libraries:
+ * "*.invalid" never exists (-ENOENT at once), and for the helpers that take
+ * a host (tcp_listen, tcp_connect, udp_*) "localhost" means the loopback
+ * addresses (::1 and 127.0.0.1), so a server can listen on "localhost"
+ * before its loop runs. aloop_getaddrinfo itself resolves "localhost" like
+ * any other name (on the pool, from /etc/hosts), as getaddrinfo would.
+ *
+ * A lookup on the pool outlives a cancelled caller: the request (copies of
+ * host, port and hints, and later the result list) is heap-allocated and
+ * handed to aloop_run_in_thread_with's discard, which frees it, result list
+ * included, once the job is done (or at once if no worker took it yet).
+ *
+ * Other choices worth knowing:
+ *  - Every fd made here is non-blocking and close-on-exec, and the loop's
+ *    watch table forgets anything it knew about its number (a new socket
+ *    may reuse the number of one closed with close(2)).
+ *  - EMFILE/ENFILE on accept: the call pauses 100 ms before it returns the
+ *    error, so a server that logs it and calls again (as asyncio's does)
+ *    cannot spin on a listening socket that stays readable.
+ */
+#include "internal.h"
+
+#include <fcntl.h>
+#include <math.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* ------------------------------------------------------------------------ */
+/* Sockets                                                                  */
+/* ------------------------------------------------------------------------ */
+
+#if !(defined(SOCK_NONBLOCK) && defined(SOCK_CLOEXEC)) || !(defined(__linux__) || defined(__FreeBSD__))
+static void set_cloexec(int fd) {
+    int fl = fcntl(fd, F_GETFD);
+    if (fl >= 0) fcntl(fd, F_SETFD, fl | FD_CLOEXEC);
+}
+#endif
+
+int aloop__net_socket(int family, int type, int proto) {
+#if defined(SOCK_NONBLOCK) && defined(SOCK_CLOEXEC)
+    int fd = socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, proto);
+    if (fd < 0) return -errno;
+#else
+    int fd = socket(family, type, proto);
+    if (fd < 0) return -errno;
+    set_cloexec(fd);
+    int rc = aloop__set_nonblocking(fd);
+    if (rc < 0) {
+        close(fd);
+        return rc;
+    }
+#endif
+    aloop__io_forget(aloop__io_loop(), fd);
+    return fd;
+}
+
+static int accept_once(int lfd, struct sockaddr *addr, socklen_t *len) {
+#if defined(__linux__) || defined(__FreeBSD__)
+    int fd = accept4(lfd, addr, len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) return -errno;
+#else
+    int fd = accept(lfd, addr, len);
+    if (fd < 0) return -errno;
+    set_cloexec(fd);
+    int rc = aloop__set_nonblocking(fd);
+    if (rc < 0) {
+        close(fd);
+        return rc;
+    }
+#endif
+    return fd;
+}
+
+/* Pause before reporting that fds (or kernel memory) ran out. */
+#define ACCEPT_PAUSE 0.1
+
+int aloop_accept(int listen_fd, struct sockaddr *addr, socklen_t *len) {
+    if (listen_fd < 0) return -EBADF;
+    if (addr && !len) return -EINVAL;
+    int err;
+    aloop_task_impl_t *t = aloop__enter(&err);
+    if (!t) return err;
+    int rc = aloop__set_nonblocking(listen_fd); /* a blocking accept would stall the loop */
+    if (rc < 0) return rc;
+    socklen_t cap = len ? *len : 0;
+    for (;;) {
+        if (len) *len = cap;
+        int fd = accept_once(listen_fd, addr, len);
+        if (fd >= 0) {
+            aloop__io_forget(t->fut.loop, fd);
+            return fd;
+        }
+        switch (fd) {
+        case -EINTR:
+        case -ECONNABORTED:
+        case -EPROTO:
+            /* a storm of aborted connections must not keep the loop (net.c
+             * is net's: one budget spend, by rel for issue 9 §1) */
+            rc = aloop__coop_spend(t);
+            if (rc < 0) return rc;
+            continue;
+        case -EAGAIN:
+#if EWOULDBLOCK != EAGAIN
+        case -EWOULDBLOCK:
+#endif
+            rc = aloop__io_wait(t, listen_fd, 0, -1);
+            if (rc < 0) return rc;
+            continue;
+        case -EMFILE:
+        case -ENFILE:
+        case -ENOBUFS:
+        case -ENOMEM:
+            /* Out of fds: the listener stays readable, so a caller that
+             * simply tries again would spin. Pause first, then report it
+             * (the connection waits in the backlog until an fd is free). */
+            rc = aloop_sleep(ACCEPT_PAUSE);
+            return rc < 0 ? rc : fd;
+        default:
+            return fd;
+        }
+    }
+}
+
+int aloop__net_connect(aloop_task_impl_t *t, int fd, const struct sockaddr *addr,
+                       socklen_t len, double timeout) {
+    if (connect(fd, addr, len) == 0) return 0;
+    if (errno == EISCONN) return 0;
+    if (errno != EINPROGRESS && errno != EINTR && errno != EALREADY) return -errno;
+    int rc = aloop__io_wait(t, fd, 1, timeout);
+    if (rc < 0) return rc;
+    int soerr = 0;
+    socklen_t sl = sizeof soerr;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0) return -errno;
+    return -soerr;
+}
+
+int aloop_connect(int fd, const struct sockaddr *addr, socklen_t len) {
+    if (fd < 0) return -EBADF;
+    if (!addr) return -EINVAL;
+    int err;
+    aloop_task_impl_t *t = aloop__enter(&err);
+    if (!t) return err;
+    int rc = aloop__set_nonblocking(fd);
+    if (rc < 0) return rc;
+    return aloop__net_connect(t, fd, addr, len, -1);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Names                                                                    */
+/* ------------------------------------------------------------------------ */
+
+/* getaddrinfo's EAI_* codes as negative errno values (the table is in
+ * aloop.h, next to aloop_getaddrinfo). sys_errno is errno right after the
+ * call, on the thread that made it (EAI_SYSTEM). */
+int aloop__gai_errno(int rc, int sys_errno) {
+    switch (rc) {
+    case 0: return 0;
+    case EAI_NONAME:
+    case EAI_FAIL:
+    case EAI_SERVICE:
+#ifdef EAI_NODATA
+    case EAI_NODATA:
+#endif
+#ifdef EAI_ADDRFAMILY
+    case EAI_ADDRFAMILY:
+#endif
+        return -ENOENT;
+    case EAI_AGAIN: return -EAGAIN;
+    case EAI_MEMORY: return -ENOMEM;
+    case EAI_FAMILY: return -EAFNOSUPPORT;
+    case EAI_BADFLAGS:
+    case EAI_SOCKTYPE: return -EINVAL;
+    case EAI_SYSTEM: return sys_errno ? -sys_errno : -EIO;
+    default: return -EIO;
+    }
+}
+
+/* 1 if name is `label` or ends in ".label" (an optional final dot too),
+ * ignoring case. */
+static int name_in_domain(const char *name, const char *label) {
+    size_t n = strlen(name), l = strlen(label);
+    if (n && name[n - 1] == '.') n--;
+    if (n < l || strncasecmp(name + n - l, label, l) != 0) return 0;
+    return n == l || name[n - l - 1] == '.';
+}
+
+/* A lookup on the worker pool (see the top of the file for who frees it). */
+typedef struct lookup {
+    int rc;
+    int has_hints;
+    struct addrinfo hints; /* flags, family, socktype, protocol only */
+    struct addrinfo *res;
+    char *host, *port;     /* copies: the caller's strings may be gone */
+} lookup_t;
+
+static void lookup_free(lookup_t *l) {
+    if (l->res) freeaddrinfo(l->res);
+    aloop__free(l->host);
+    aloop__free(l->port);
+    aloop__free(l);
+}
+
+static void *lookup_job(void *arg) {
+    lookup_t *l = arg;
+    int rc = getaddrinfo(l->host, l->port, l->has_hints ? &l->hints : NULL, &l->res);
+    l->rc = aloop__gai_errno(rc, errno);
+    if (rc) l->res = NULL;
+    return NULL;
+}
+
+/* The caller gave up: called once, when the job is done, or at once if it
+ * never started; the result list goes with the request. */
+static void lookup_discard(void *result, void *arg) {
+    (void)result;
+    lookup_free(arg);
+}
+
+static lookup_t *lookup_new(const char *host, const char *port, const struct addrinfo *hints) {
+    lookup_t *l = aloop__calloc(1, sizeof *l);
+    if (!l) return NULL;
+    if (hints) {
+        l->has_hints = 1;
+        l->hints.ai_flags = hints->ai_flags;
+        l->hints.ai_family = hints->ai_family;
+        l->hints.ai_socktype = hints->ai_socktype;
+        l->hints.ai_protocol = hints->ai_protocol;
+    }
+    l->host = aloop__strdup(host);
+    l->port = port ? aloop__strdup(port) : NULL;
+    if (!l->host || (port && !l->port)) {
+        lookup_free(l);
+        return NULL;
+    }
+    return l;
+}
+
+/* Resolves a name on the worker pool, from a task. */
+static int lookup_on_pool(const char *host, const char *port, const struct addrinfo *hints,
+                          struct addrinfo **res) {
+    lookup_t *l = lookup_new(host, port, hints);
+    if (!l) return -ENOMEM;
+    int rc = aloop_run_in_thread_with(lookup_job, l, lookup_discard, NULL);
+    if (rc == -ECANCELED) return rc; /* l is lookup_discard's now */
+    if (rc < 0) {                    /* never queued (-ENOMEM, no thread) */
+        lookup_free(l);
+        return rc;
+    }
+    rc = l->rc;
+    *res = l->res;
+    l->res = NULL;
+    lookup_free(l);
+    return rc;
+}
+
+int aloop_getaddrinfo(const char *host, const char *port, const struct addrinfo *hints,
+                      struct addrinfo **res) {
+    if (!res || (!host && !port)) return -EINVAL;
+    *res = NULL;
+    /* glibc's defaults for NULL hints, made explicit to add AI_NUMERICHOST */
+    struct addrinfo h = {.ai_family = AF_UNSPEC, .ai_flags = AI_V4MAPPED | AI_ADDRCONFIG};
+    if (hints) {
+        h.ai_flags = hints->ai_flags;
+        h.ai_family = hints->ai_family;
+        h.ai_socktype = hints->ai_socktype;
+        h.ai_protocol = hints->ai_protocol;
+    }
+    int numeric_only = (h.ai_flags & AI_NUMERICHOST) || !host;
+    h.ai_flags |= AI_NUMERICHOST;
+    int rc = getaddrinfo(host, port, &h, res);
+    if (rc != EAI_NONAME || numeric_only) {
+        if (rc) *res = NULL;
+        return aloop__gai_errno(rc, errno);
+    }
+    *res = NULL;
+    if (name_in_domain(host, "invalid")) return -ENOENT; /* RFC 6761 6.4 */
+    if (!aloop__current_task()) return -EPERM;            /* a lookup would block */
+    int err;
+    if (!aloop__enter(&err)) return err; /* a pending cancel: -ECANCELED */
+    return lookup_on_pool(host, port, hints, res);
+}
+
+int aloop__net_resolve(const char *host, const char *port, int socktype, int passive,
+                       struct addrinfo **out) {
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = socktype,
+                             .ai_flags = passive ? AI_PASSIVE : 0};
+    if (host && !*host) host = NULL;
+    if (host && name_in_domain(host, "localhost")) {
+        host = NULL; /* RFC 6761 6.3: the loopback addresses, no lookup */
+        hints.ai_flags = 0;
+    }
+    return aloop_getaddrinfo(host, port, &hints, out);
+}
+
+/* ------------------------------------------------------------------------ */
+/* TCP                                                                      */
+/* ------------------------------------------------------------------------ */
+
+/* A socket of a's kind bound to a's address (and listening, for a stream
+ * socket), with the options flags ask for: fd or -errno. */
+static int bind_one(const struct addrinfo *a, int backlog, unsigned flags) {
+    int fd = aloop__net_socket(a->ai_family, a->ai_socktype, a->ai_protocol);
+    if (fd < 0) return fd;
+    int one = 1, rc = 0;
+    if (a->ai_socktype == SOCK_STREAM)
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+#ifdef SO_REUSEPORT
+    if ((flags & ALOOP_LISTEN_REUSEPORT) &&
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0)
+        rc = -errno;
+#else
+    if (flags & ALOOP_LISTEN_REUSEPORT) rc = -ENOTSUP;
+#endif
+    if (rc == 0 && bind(fd, a->ai_addr, a->ai_addrlen) < 0) rc = -errno;
+    if (rc == 0 && a->ai_socktype == SOCK_STREAM && listen(fd, backlog) < 0) rc = -errno;
+    if (rc < 0) {
+        close(fd);
+        return rc;
+    }
+    return fd;
+}
+
+int aloop__net_bind(const char *host, const char *port, int socktype, int backlog,
+                    unsigned flags) {
+    struct addrinfo *ai;
+    int rc = aloop__net_resolve(host, port, socktype, 1, &ai);
+    if (rc < 0) return rc;
+    int first_err = 0;
+    for (struct addrinfo *a = ai; a; a = a->ai_next) {
+        int fd = bind_one(a, backlog, flags);
+        if (fd >= 0) {
+            freeaddrinfo(ai);
+            return fd;
+        }
+        if (!first_err) first_err = fd; /* the preferred address says most */
+    }
+    freeaddrinfo(ai);
+    return first_err ? first_err : -EADDRNOTAVAIL;
+}
+
+int aloop_tcp_listen_with(const char *host, const char *port, int backlog, unsigned flags) {
+    if (!port || (flags & ~(unsigned)ALOOP_LISTEN_REUSEPORT)) return -EINVAL;
+    return aloop__net_bind(host, port, SOCK_STREAM, backlog > 0 ? backlog : SOMAXCONN, flags);
+}
+
+int aloop_tcp_listen(const char *host, const char *port, int backlog) {
+    return aloop_tcp_listen_with(host, port, backlog, 0);
+}
+
+int aloop_tcp_connect(const char *host, const char *port, double timeout) {
+    if (!host || !port || isnan(timeout)) return -EINVAL;
+    int err;
+    aloop_task_impl_t *t = aloop__enter(&err);
+    if (!t) return err;
+    aloop_t *loop = t->fut.loop;
+    /* the lookup's time counts against the timeout too */
+    double deadline = timeout >= 0 ? aloop__now(loop) + timeout : -1;
+    struct addrinfo *ai;
+    int rc = aloop__net_resolve(host, port, SOCK_STREAM, 0, &ai);
+    if (rc < 0) return rc;
+    rc = -EHOSTUNREACH;
+    for (struct addrinfo *a = ai; a; a = a->ai_next) {
+        double left = deadline >= 0 ? deadline - aloop__now(loop) : -1;
+        if (deadline >= 0 && left <= 0) {
+            rc = -ETIMEDOUT;
+            break;
+        }
+        int fd = aloop__net_socket(a->ai_family, a->ai_socktype, a->ai_protocol);
+        if (fd < 0) {
+            rc = fd;
+            continue;
+        }
+        rc = aloop__net_connect(t, fd, a->ai_addr, a->ai_addrlen, left);
+        if (rc == 0) {
+            int one = 1; /* asyncio's default: small writes go out at once */
+            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+            freeaddrinfo(ai);
+            return fd;
+        }
+        aloop_close(fd);
+        if (rc == -ECANCELED || rc == -ENOMEM || rc == -ETIMEDOUT) break;
+    }
+    freeaddrinfo(ai);
+    return rc;
+}

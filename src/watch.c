@@ -1,0 +1,130 @@
+/*
+ * watch.c - callback-level fd watches (asyncio's loop.add_reader /
+ * add_writer): cb(fd, arg) runs from the loop each time fd is ready, until
+ * the watch is removed. This is what other event-driven C libraries plug
+ * into (libcurl's multi socket interface, c-ares, hiredis' adapters).
+ *
+ * A watch is one heap record per fd and direction, hung on io.c's watch
+ * table (watch->cb[dir]). The record is also the runnable the loop queues
+ * when the poller reports the fd ready, so callbacks run from the ready
+ * ring like call_soon's, never from inside the poll (the poller may be in
+ * the middle of its event array). Level-triggered: a callback that leaves
+ * data unread is called again on the next iteration.
+ *
+ * Invariants:
+ *  - A record on the ring is never freed by a remove: it is marked removed
+ *    and the ring frees it when it gets there (queued => owned by the ring).
+ *  - Each record holds one loop hold (watches keep the loop alive) and one
+ *    reserved ring slot (pushing it can never fail).
+ *  - A direction is either watched by a callback or waited on by a task,
+ *    never both: the other side gets -EBUSY.
+ */
+#include "internal.h"
+
+static unsigned dir_bit(int dir) { return dir ? ALOOP__IO_WRITE : ALOOP__IO_READ; }
+
+static void record_free(aloop_fd_callback_t *c) {
+    aloop__release_runnable(c->loop);
+    aloop__free(c);
+}
+
+/* Unhooks c from its fd; frees it unless the ring still holds it. */
+static void record_detach(aloop_fd_callback_t *c) {
+    aloop_t *loop = c->loop;
+    aloop_io_watch_t *w = &loop->io->watches[c->fd];
+    w->cb[c->dir] = NULL;
+    aloop__io_unwant(loop, c->fd, dir_bit(c->dir));
+    aloop__io_hold(loop, -1);
+    if (c->queued)
+        c->removed = 1;
+    else
+        record_free(c);
+}
+
+void aloop__fd_callback_ready(aloop_fd_callback_t *c) {
+    if (c->queued) return; /* already due: one call per iteration */
+    c->queued = 1;
+    aloop__make_ready(c->loop, &c->run);
+}
+
+void aloop__fd_callback_run(aloop_runnable_t *r) {
+    aloop_fd_callback_t *c = (aloop_fd_callback_t *)(void *)r;
+    c->queued = 0;
+    if (c->removed || c->loop->closing) {
+        if (c->removed) record_free(c);
+        return;
+    }
+    /* cb may remove or replace this very watch, or close fd: c must not be
+     * touched after the call. */
+    c->cb(c->fd, c->arg);
+}
+
+void aloop__fd_callback_drop(aloop_runnable_t *r) {
+    aloop_fd_callback_t *c = (aloop_fd_callback_t *)(void *)r;
+    c->queued = 0;
+    if (c->removed) record_free(c);
+    /* else still hung on its watch: aloop__fd_callbacks_detach frees it */
+}
+
+void aloop__fd_callbacks_detach(aloop_t *loop, aloop_io_watch_t *w) {
+    ALOOP_UNUSED(loop);
+    for (int dir = 0; dir < 2; dir++)
+        if (w->cb[dir]) record_detach(w->cb[dir]);
+}
+
+static int add_watch(aloop_t *loop, int fd, int dir, void (*cb)(int, void *), void *arg) {
+    if (!loop || !cb) return -EINVAL;
+    if (fd < 0) return -EBADF;
+    if (aloop__foreign_thread(loop))
+        return aloop__wrong_thread(loop, dir ? "aloop_add_writer" : "aloop_add_reader");
+    aloop_io_watch_t *w = aloop__io_watch(loop, fd);
+    if (!w) return -ENOMEM;
+    if (w->waiter[dir] || (dir == 0 && w->hook)) return -EBUSY;
+    aloop__io_use_loop(loop);
+    aloop_fd_callback_t *c = w->cb[dir];
+    if (c) { /* replacement: same record, so a pending call runs the new cb */
+        c->cb = cb;
+        c->arg = arg;
+        return 0;
+    }
+    c = aloop__calloc(1, sizeof *c);
+    if (!c) return -ENOMEM;
+    if (aloop__reserve_runnable(loop) < 0) {
+        aloop__free(c);
+        return -ENOMEM;
+    }
+    int rc = aloop__io_want(loop, fd, dir_bit(dir)); /* -EPERM: a regular file */
+    if (rc < 0) {
+        aloop__release_runnable(loop);
+        aloop__free(c);
+        return rc;
+    }
+    *c = (aloop_fd_callback_t){.run = {.kind = ALOOP__RUN_FD_CALLBACK},
+                               .dir = (uint8_t)dir, .fd = fd, .loop = loop,
+                               .cb = cb, .arg = arg};
+    loop->io->watches[fd].cb[dir] = c; /* the table may have moved: re-index */
+    aloop__io_hold(loop, +1);
+    return 0;
+}
+
+static int remove_watch(aloop_t *loop, int fd, int dir) {
+    if (!loop) return -EINVAL;
+    if (fd < 0) return -EBADF;
+    if (aloop__foreign_thread(loop))
+        return aloop__wrong_thread(loop, dir ? "aloop_remove_writer" : "aloop_remove_reader");
+    struct aloop_io *io = loop->io;
+    if ((size_t)fd >= io->nwatches || !io->watches[fd].cb[dir]) return 0;
+    record_detach(io->watches[fd].cb[dir]);
+    return 1;
+}
+
+int aloop_add_reader(aloop_t *loop, int fd, void (*cb)(int fd, void *arg), void *arg) {
+    return add_watch(loop, fd, 0, cb, arg);
+}
+
+int aloop_add_writer(aloop_t *loop, int fd, void (*cb)(int fd, void *arg), void *arg) {
+    return add_watch(loop, fd, 1, cb, arg);
+}
+
+int aloop_remove_reader(aloop_t *loop, int fd) { return remove_watch(loop, fd, 0); }
+int aloop_remove_writer(aloop_t *loop, int fd) { return remove_watch(loop, fd, 1); }

@@ -1,0 +1,535 @@
+/*
+ * test_server.c - stream servers (src/server.c): a handler task per
+ * connection, close / wait_closed / free, the connection count, teardown by
+ * aloop_free, accept errors (EMFILE back-off, fatal errors).
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "internal.h"
+#include "aloop_test.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define NCLIENTS 200
+
+typedef struct srv_ctx {
+    aloop_server_t *srv;
+    char port[16];
+    int handlers_started;
+    int handlers_returned;
+    int handler_rc[NCLIENTS]; /* what each handler's last call returned */
+    size_t max_conns;         /* highest aloop_server_connections seen */
+    int client_ok;
+    int rc[8];
+    double when[4];
+    int mode; /* what the handler does; see handler() */
+} srv_ctx_t;
+
+enum { ECHO, HOLD, CLOSE_EARLY, FREE_SERVER };
+
+static void listen_port(int lfd, char *port, size_t len) {
+    struct sockaddr_in sin;
+    socklen_t sl = sizeof sin;
+    assert_int_equal(getsockname(lfd, (struct sockaddr *)&sin, &sl), 0);
+    snprintf(port, len, "%d", ntohs(sin.sin_port));
+}
+
+static aloop_server_t *serve_local(aloop_t *loop, aloop_conn_fn fn, srv_ctx_t *c) {
+    int lfd = aloop_tcp_listen("127.0.0.1", "0", 512);
+    assert_true(lfd >= 0);
+    listen_port(lfd, c->port, sizeof c->port);
+    aloop_server_t *srv = aloop_serve(loop, lfd, fn, c);
+    assert_non_null(srv);
+    assert_int_equal(aloop_server_fd(srv), lfd);
+    c->srv = srv;
+    return srv;
+}
+
+/* ECHO: lines back until EOF. HOLD: waits for input that never comes.
+ * CLOSE_EARLY: says bye, closes its stream, then still suspends once.
+ * FREE_SERVER: frees its own server, then suspends (and is cancelled). */
+static void handler(aloop_stream_t *conn, void *arg) {
+    srv_ctx_t *c = arg;
+    int id = c->handlers_started++;
+    size_t n = aloop_server_connections(c->srv);
+    if (n > c->max_conns) c->max_conns = n;
+    char line[128];
+    ssize_t rc = 0;
+    switch (c->mode) {
+    case ECHO:
+        while ((rc = aloop_stream_readline(conn, line, sizeof line)) > 0)
+            if ((rc = aloop_stream_write(conn, line, (size_t)rc)) < 0) break;
+        break;
+    case HOLD: rc = aloop_stream_readline(conn, line, sizeof line); break;
+    case CLOSE_EARLY:
+        aloop_stream_write(conn, "bye\n", 4);
+        aloop_stream_close(conn);
+        rc = aloop_sleep(0.1);
+        break;
+    case FREE_SERVER:
+        aloop_server_free(c->srv);
+        rc = aloop_sleep(10);
+        break;
+    }
+    if (id < NCLIENTS) c->handler_rc[id] = (int)rc;
+    c->handlers_returned++;
+}
+
+/* A client: connects, sends "hello <i>", expects it back, closes. */
+typedef struct client {
+    srv_ctx_t *c;
+    int i;
+} client_t;
+
+static void *echo_client(void *arg) {
+    client_t *cl = arg;
+    aloop_stream_t *s;
+    if (aloop_open_connection("127.0.0.1", cl->c->port, 10, &s) < 0) return NULL;
+    char msg[32], back[32];
+    int len = snprintf(msg, sizeof msg, "hello %d\n", cl->i);
+    aloop_yield(); /* let every client connect before any finishes */
+    if (aloop_stream_write(s, msg, (size_t)len) == len &&
+        aloop_stream_readline(s, back, sizeof back) == len && strcmp(msg, back) == 0)
+        cl->c->client_ok++;
+    aloop_stream_close(s);
+    return NULL;
+}
+
+/* Many concurrent connections, each served by its own handler task; the
+ * server closed afterwards reports idle through wait_closed. */
+static void *many_main(void *arg) {
+    srv_ctx_t *c = arg;
+    aloop_t *loop = aloop_current();
+    aloop_server_t *srv = serve_local(loop, handler, c);
+    client_t cl[NCLIENTS];
+    aloop_task_t *ts[NCLIENTS];
+    for (int i = 0; i < NCLIENTS; i++) {
+        cl[i] = (client_t){c, i};
+        ts[i] = spawn(loop, echo_client, &cl[i]);
+    }
+    aloop_gather(ts, NCLIENTS, NULL, NULL, 0);
+    for (int i = 0; i < NCLIENTS; i++) aloop_release(ts[i]);
+    assert_int_equal(aloop_server_close(srv), 0);
+    assert_int_equal(aloop_server_close(srv), 0); /* again: nothing */
+    assert_int_equal(aloop_server_fd(srv), -1);
+    c->rc[0] = aloop_server_wait_closed(srv);
+    c->rc[1] = (int)aloop_server_connections(srv);
+    aloop_server_free(srv);
+    return NULL;
+}
+
+static void test_many_connections(void **state) {
+    (void)state;
+    srv_ctx_t c = {.mode = ECHO};
+    aloop_t *loop = vloop();
+    aloop_task_t *t = spawn(loop, many_main, &c);
+    assert_int_equal(aloop_run_until_complete(loop, t), 0);
+    aloop_release(t);
+    assert_int_equal(aloop_run(loop), 0); /* nothing left behind */
+    aloop_free(loop);
+    assert_int_equal(c.client_ok, NCLIENTS);
+    assert_int_equal(c.handlers_started, NCLIENTS);
+    assert_int_equal(c.handlers_returned, NCLIENTS);
+    assert_true(c.max_conns > NCLIENTS / 2); /* they really ran side by side */
+    assert_int_equal(c.rc[0], 0);
+    assert_int_equal(c.rc[1], 0);
+}
+
+/* Closing stops accepting (new connects are refused) while running
+ * handlers go on; wait_closed returns once the last one has returned. A
+ * waiter that started before the close waits for the close too. */
+static void *early_waiter(void *arg) {
+    srv_ctx_t *c = arg;
+    c->rc[2] = aloop_server_wait_closed(c->srv);
+    c->when[0] = now();
+    return NULL;
+}
+
+static void *close_main(void *arg) {
+    srv_ctx_t *c = arg;
+    aloop_t *loop = aloop_current();
+    aloop_server_t *srv = serve_local(loop, handler, c);
+    aloop_task_t *w = spawn(loop, early_waiter, c);
+    aloop_stream_t *s;
+    assert_int_equal(aloop_open_connection("127.0.0.1", c->port, 1, &s), 0);
+    aloop_stream_write(s, "one\n", 4);
+    char line[32];
+    assert_int_equal(aloop_stream_readline(s, line, sizeof line), 4);
+    aloop_sleep(1);
+    assert_false(aloop_future_done(w)); /* not closed yet */
+    aloop_server_close(srv);
+    aloop_stream_t *s2 = NULL;
+    c->rc[0] = aloop_open_connection("127.0.0.1", c->port, 1, &s2);
+    /* the open connection is still served */
+    aloop_stream_write(s, "two\n", 4);
+    c->rc[1] = (int)aloop_stream_readline(s, line, sizeof line);
+    aloop_sleep(1);
+    assert_false(aloop_future_done(w)); /* a handler still runs */
+    assert_int_equal(aloop_server_connections(srv), 1);
+    c->when[1] = now();
+    aloop_stream_close(s); /* the handler sees EOF and returns */
+    assert_int_equal(aloop_server_wait_closed(srv), 0);
+    c->when[2] = now();
+    aloop_await(w, NULL);
+    aloop_release(w);
+    aloop_server_free(srv);
+    return NULL;
+}
+
+static void test_close_while_handlers_run(void **state) {
+    (void)state;
+    srv_ctx_t c = {.mode = ECHO};
+    aloop_t *loop = vloop();
+    aloop_task_t *t = spawn(loop, close_main, &c);
+    assert_int_equal(aloop_run_until_complete(loop, t), 0);
+    aloop_release(t);
+    aloop_free(loop);
+    assert_int_equal(c.rc[0], -ECONNREFUSED);
+    assert_int_equal(c.rc[1], 4);
+    assert_int_equal(c.rc[2], 0);
+    assert_int_equal(c.handlers_returned, 1);
+    assert_true(c.when[0] >= c.when[1]);
+    assert_true(c.when[2] >= c.when[1]);
+}
+
+/* aloop_server_free cancels running handlers (they see -ECANCELED), closes
+ * their connections (the peers see EOF) and the listener; a wait_closed
+ * in progress returns once they are gone. */
+static void *free_waiter(void *arg) {
+    srv_ctx_t *c = arg;
+    c->rc[3] = aloop_server_wait_closed(c->srv);
+    return NULL;
+}
+
+static void *free_main(void *arg) {
+    srv_ctx_t *c = arg;
+    aloop_t *loop = aloop_current();
+    aloop_server_t *srv = serve_local(loop, handler, c);
+    aloop_stream_t *s[3];
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(aloop_open_connection("127.0.0.1", c->port, 1, &s[i]), 0);
+    aloop_task_t *w = spawn(loop, free_waiter, c);
+    while (c->handlers_started < 3) aloop_sleep(0.01);
+    c->rc[0] = (int)aloop_server_connections(srv);
+    int lfd = aloop_server_fd(srv);
+    aloop_server_free(srv);
+    c->rc[1] = fcntl(lfd, F_GETFD) == -1; /* listener closed at once */
+    aloop_await(w, NULL);
+    aloop_release(w);
+    char b[8];
+    c->rc[2] = 0;
+    for (int i = 0; i < 3; i++) {
+        if (aloop_stream_read(s[i], b, sizeof b) == 0) c->rc[2]++;
+        aloop_stream_close(s[i]);
+    }
+    return NULL;
+}
+
+static void test_free_cancels_handlers(void **state) {
+    (void)state;
+    srv_ctx_t c = {.mode = HOLD};
+    aloop_t *loop = vloop();
+    aloop_task_t *t = spawn(loop, free_main, &c);
+    assert_int_equal(aloop_run_until_complete(loop, t), 0);
+    aloop_release(t);
+    aloop_free(loop);
+    assert_int_equal(c.rc[0], 3);
+    assert_int_equal(c.rc[1], 1);
+    assert_int_equal(c.rc[2], 3);
+    assert_int_equal(c.rc[3], 0);
+    assert_int_equal(c.handlers_returned, 3);
+    for (int i = 0; i < 3; i++) assert_int_equal(c.handler_rc[i], -ECANCELED);
+}
+
+/* aloop_free on a loop with a live server and running handlers: handlers
+ * are cancelled, connections and the listener closed (ASan: no leak once
+ * aloop_server_free has freed the handle, called after aloop_free). */
+static void *connect_and_hold(void *arg) {
+    srv_ctx_t *c = arg;
+    int fd = aloop_tcp_connect("127.0.0.1", c->port, 1);
+    c->rc[0] = fd < 0 ? fd : 0;
+    if (fd >= 0) {
+        while (c->handlers_started < 1) aloop_sleep(0.01);
+        c->rc[4] = fd;
+    }
+    return NULL; /* keeps fd open: aloop_free must not care */
+}
+
+static void test_loop_free_with_live_server(void **state) {
+    (void)state;
+    for (int unstarted = 0; unstarted < 2; unstarted++) {
+        srv_ctx_t c = {.mode = HOLD};
+        aloop_t *loop = vloop();
+        aloop_server_t *srv = serve_local(loop, handler, &c);
+        int lfd = aloop_server_fd(srv);
+        if (!unstarted) {
+            aloop_task_t *t = spawn(loop, connect_and_hold, &c);
+            assert_int_equal(aloop_run_until_complete(loop, t), 0);
+            aloop_release(t);
+            assert_int_equal(aloop_server_connections(srv), 1);
+        }
+        aloop_free(loop);
+        assert_int_equal(fcntl(lfd, F_GETFD), -1);
+        assert_int_equal(aloop_server_connections(srv), 0);
+        if (!unstarted) {
+            assert_int_equal(c.handler_rc[0], -ECANCELED);
+            char b[4];
+            assert_int_equal(read(c.rc[4], b, sizeof b), 0); /* our side was closed */
+            close(c.rc[4]);
+        }
+        aloop_server_free(srv);
+    }
+}
+
+/* A handler may close its own stream early (no double close or free), and
+ * may free its own server: it is cancelled itself at its next suspension. */
+static void *bye_client(void *arg) {
+    srv_ctx_t *c = arg;
+    aloop_stream_t *s;
+    if (aloop_open_connection("127.0.0.1", c->port, 1, &s) < 0) return NULL;
+    char line[16];
+    c->rc[0] = (int)aloop_stream_readline(s, line, sizeof line);
+    c->rc[1] = (int)aloop_stream_readline(s, line, sizeof line);
+    aloop_stream_close(s);
+    return NULL;
+}
+
+static void test_handler_closes_early(void **state) {
+    (void)state;
+    srv_ctx_t c = {.mode = CLOSE_EARLY};
+    aloop_t *loop = vloop();
+    aloop_server_t *srv = serve_local(loop, handler, &c);
+    aloop_task_t *t = spawn(loop, bye_client, &c);
+    assert_int_equal(aloop_run_until_complete(loop, t), 0);
+    aloop_release(t);
+    while (c.handlers_returned < 1) {
+        aloop_stop(loop);
+        aloop_run(loop);
+    }
+    assert_int_equal(c.rc[0], 4);
+    assert_int_equal(c.rc[1], 0);
+    assert_int_equal(c.handler_rc[0], 0);
+    assert_int_equal(aloop_server_connections(srv), 0);
+    aloop_server_free(srv);
+    assert_int_equal(aloop_run(loop), 0);
+    aloop_free(loop);
+}
+
+static void test_handler_frees_server(void **state) {
+    (void)state;
+    srv_ctx_t c = {.mode = FREE_SERVER};
+    aloop_t *loop = vloop();
+    serve_local(loop, handler, &c);
+    aloop_task_t *t = spawn(loop, bye_client, &c);
+    assert_int_equal(aloop_run(loop), 0); /* the server went away by itself */
+    aloop_release(t);
+    aloop_free(loop);
+    assert_int_equal(c.handlers_returned, 1);
+    assert_int_equal(c.handler_rc[0], -ECANCELED);
+    assert_int_equal(c.rc[0], 0); /* the client saw EOF */
+}
+
+/* wait_closed: cancellable while suspended (the server is unaffected),
+ * -EDEADLK from a handler of the same server, -EPERM outside a task. */
+static void deadlock_handler(aloop_stream_t *conn, void *arg) {
+    (void)conn;
+    srv_ctx_t *c = arg;
+    c->rc[1] = aloop_server_wait_closed(c->srv);
+    c->handlers_returned++;
+}
+
+static void *wait_cancel_main(void *arg) {
+    srv_ctx_t *c = arg;
+    aloop_t *loop = aloop_current();
+    aloop_server_t *srv = serve_local(loop, deadlock_handler, c);
+    aloop_task_t *self = aloop_current_task();
+    aloop_call_later(loop, 1, cancel_cb, self);
+    c->rc[0] = aloop_server_wait_closed(srv);
+    aloop_task_uncancel(self);
+    aloop_stream_t *s;
+    c->rc[2] = aloop_open_connection("127.0.0.1", c->port, 1, &s);
+    while (c->handlers_returned < 1) aloop_sleep(0.01);
+    aloop_stream_close(s);
+    aloop_server_close(srv);
+    c->rc[3] = aloop_server_wait_closed(srv);
+    c->rc[4] = aloop_server_wait_closed(srv); /* idle: at once */
+    aloop_server_free(srv);
+    return NULL;
+}
+
+static void test_wait_closed_rules(void **state) {
+    (void)state;
+    srv_ctx_t c = {0};
+    aloop_t *loop = vloop();
+    aloop_task_t *t = spawn(loop, wait_cancel_main, &c);
+    assert_int_equal(aloop_run_until_complete(loop, t), 0);
+    aloop_release(t);
+    assert_int_equal(c.rc[0], -ECANCELED);
+    assert_int_equal(c.rc[1], -EDEADLK);
+    assert_int_equal(c.rc[2], 0);
+    assert_int_equal(c.rc[3], 0);
+    assert_int_equal(c.rc[4], 0);
+    /* outside a task */
+    c = (srv_ctx_t){0};
+    aloop_server_t *srv = serve_local(loop, handler, &c);
+    assert_int_equal(aloop_server_wait_closed(srv), -EPERM);
+    aloop_server_free(srv);
+    assert_int_equal(aloop_run(loop), 0);
+    aloop_free(loop);
+}
+
+/* A listening fd that is no listening socket: the server closes itself and
+ * wait_closed reports why. */
+static void *fatal_main(void *arg) {
+    srv_ctx_t *c = arg;
+    int fd = socket(AF_INET, SOCK_STREAM, 0); /* never listen()ed */
+    aloop_server_t *srv = aloop_serve(aloop_current(), fd, handler, c);
+    c->rc[0] = aloop_server_wait_closed(srv);
+    c->rc[1] = fcntl(fd, F_GETFD) == -1;
+    aloop_server_free(srv);
+    return NULL;
+}
+
+static void test_fatal_accept_error(void **state) {
+    (void)state;
+    srv_ctx_t c = {0};
+    aloop_t *loop = vloop();
+    aloop_task_t *t = spawn(loop, fatal_main, &c);
+    assert_int_equal(aloop_run_until_complete(loop, t), 0);
+    aloop_release(t);
+    aloop_free(loop);
+    assert_int_equal(c.rc[0], -EINVAL);
+    assert_int_equal(c.rc[1], 1);
+}
+
+static void test_bad_args(void **state) {
+    (void)state;
+    aloop_t *loop = vloop();
+    errno = 0;
+    assert_null(aloop_serve(NULL, 3, handler, NULL));
+    assert_int_equal(errno, EINVAL);
+    assert_null(aloop_serve(loop, -1, handler, NULL));
+    assert_null(aloop_serve(loop, 3, NULL, NULL));
+    assert_int_equal(aloop_server_close(NULL), -EINVAL);
+    assert_int_equal(aloop_server_wait_closed(NULL), -EINVAL);
+    assert_int_equal(aloop_server_connections(NULL), 0);
+    assert_int_equal(aloop_server_fd(NULL), -EINVAL);
+    aloop_server_free(NULL);
+    aloop_free(loop);
+}
+
+/* Out of fds with a connection waiting: the server pauses between accept
+ * attempts instead of spinning, and serves the connection once an fd is
+ * free. Run in a child: it lowers its own fd limit. */
+typedef struct emfile_ctx {
+    aloop_server_t *srv;
+    int spare;
+    int served;
+    double served_at;
+    int ticks; /* a 10 ms ticker: proof the loop kept running */
+} emfile_ctx_t;
+
+static void emfile_handler(aloop_stream_t *conn, void *arg) {
+    (void)conn;
+    emfile_ctx_t *e = arg;
+    e->served++;
+    e->served_at = now();
+    aloop_server_close(e->srv); /* then the loop runs dry */
+}
+
+static void *emfile_freer(void *arg) {
+    emfile_ctx_t *e = arg;
+    aloop_sleep(0.6);
+    close(e->spare); /* one fd free again */
+    return NULL;
+}
+
+static void *ticker(void *arg) {
+    emfile_ctx_t *e = arg;
+    while (!e->served && aloop_sleep(0.01) == 0) e->ticks++;
+    return NULL;
+}
+
+static double cpu_seconds(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6;
+}
+
+static int emfile_child(void) {
+    aloop_t *loop = aloop_new(); /* real time: a spin would burn the CPU */
+    if (!loop) return 10;
+    emfile_ctx_t e = {0};
+    int lfd = aloop_tcp_listen("127.0.0.1", "0", 4);
+    if (lfd < 0) return 11;
+    struct sockaddr_in sin;
+    socklen_t sl = sizeof sin;
+    getsockname(lfd, (struct sockaddr *)&sin, &sl);
+    int cl = socket(AF_INET, SOCK_STREAM, 0);
+    if (connect(cl, (struct sockaddr *)&sin, sl) < 0) return 12; /* waits in the backlog */
+    aloop_server_t *srv = aloop_serve(loop, lfd, emfile_handler, &e);
+    if (!srv) return 13;
+    e.srv = srv;
+    aloop_release(aloop_spawn(loop, ticker, &e));
+    aloop_release(aloop_spawn(loop, emfile_freer, &e));
+    /* the tasks exist (no fd needed to run them): now use up every fd */
+    struct rlimit rl;
+    getrlimit(RLIMIT_NOFILE, &rl);
+    rl.rlim_cur = 64;
+    if (setrlimit(RLIMIT_NOFILE, &rl) < 0) return 14;
+    int last = -1;
+    for (;;) {
+        int fd = dup(lfd);
+        if (fd < 0) break;
+        last = fd;
+    }
+    if (last < 0 || errno != EMFILE) return 15;
+    e.spare = last;
+    double cpu0 = cpu_seconds();
+    if (aloop_run(loop) != 0 || !e.served) return 16;
+    double cpu = cpu_seconds() - cpu0;
+    if (e.served_at < 0.6) return 17;
+    if (cpu > 0.3) return 18; /* a spinning accept loop burns all of the 0.6 s */
+    if (e.ticks < 20) return 19; /* the loop was not stalled */
+    aloop_server_free(srv);
+    aloop_free(loop);
+    close(cl);
+    return 0;
+}
+
+static void test_emfile_backoff(void **state) {
+    (void)state;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) _exit(emfile_child());
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_many_connections),
+        cmocka_unit_test(test_close_while_handlers_run),
+        cmocka_unit_test(test_free_cancels_handlers),
+        cmocka_unit_test(test_loop_free_with_live_server),
+        cmocka_unit_test(test_handler_closes_early),
+        cmocka_unit_test(test_handler_frees_server),
+        cmocka_unit_test(test_wait_closed_rules),
+        cmocka_unit_test(test_fatal_accept_error),
+        cmocka_unit_test(test_bad_args),
+        cmocka_unit_test(test_emfile_backoff),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
