@@ -3,20 +3,26 @@
  * triggered. io.c keeps fds registered across waits, so in steady state a
  * wait costs no epoll_ctl at all; this file only maps masks to syscalls.
  */
-#include "internal.h"
+#include "backend_internal.h"
+
+#include "alloc_internal.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
 
 #include <sys/epoll.h>
 #include <unistd.h>
 
 #define EPOLL_BATCH 256
 
-typedef struct epoll_backend {
+struct aloop_backend {
     int epfd;
     struct epoll_event events[EPOLL_BATCH];
-} epoll_backend_t;
+};
 
-int aloop__backend_init(aloop_t *loop) {
-    epoll_backend_t *b = aloop__malloc(sizeof *b);
+int aloop__backend_new(aloop_backend_t **out) {
+    aloop_backend_t *b = aloop__malloc(sizeof *b);
     if (!b) return -ENOMEM;
     b->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (b->epfd < 0) {
@@ -24,16 +30,14 @@ int aloop__backend_init(aloop_t *loop) {
         aloop__free(b);
         return err;
     }
-    loop->io->backend = b;
+    *out = b;
     return 0;
 }
 
-void aloop__backend_free(aloop_t *loop) {
-    epoll_backend_t *b = loop->io->backend;
+void aloop__backend_free(aloop_backend_t *b) {
     if (!b) return;
     close(b->epfd);
     aloop__free(b);
-    loop->io->backend = NULL;
 }
 
 static uint32_t to_epoll(unsigned mask) {
@@ -41,8 +45,7 @@ static uint32_t to_epoll(unsigned mask) {
            ((mask & ALOOP__IO_WRITE) ? (uint32_t)EPOLLOUT : 0u);
 }
 
-int aloop__backend_set(aloop_t *loop, int fd, unsigned old_mask, unsigned new_mask) {
-    epoll_backend_t *b = loop->io->backend;
+int aloop__backend_set(aloop_backend_t *b, int fd, unsigned old_mask, unsigned new_mask) {
     struct epoll_event ev;
     memset(&ev, 0, sizeof ev);
     ev.events = to_epoll(new_mask);
@@ -66,20 +69,16 @@ int aloop__backend_set(aloop_t *loop, int fd, unsigned old_mask, unsigned new_ma
     return epoll_ctl(b->epfd, op, fd, &ev) == 0 ? 0 : -errno;
 }
 
-int aloop__backend_wait(aloop_t *loop, double timeout) {
-    epoll_backend_t *b = loop->io->backend;
+int aloop__backend_wait(aloop_backend_t *b, double timeout, aloop_backend_ready_fn ready, void *ctx) {
     int n = epoll_wait(b->epfd, b->events, EPOLL_BATCH, aloop__backend_timeout_ms(timeout));
     if (n < 0) return errno == EINTR ? 0 : -errno;
     for (int i = 0; i < n; i++) {
         uint32_t e = b->events[i].events;
         unsigned mask = ((e & EPOLLIN) ? ALOOP__IO_READ : 0u) | ((e & EPOLLOUT) ? ALOOP__IO_WRITE : 0u) |
                         ((e & (EPOLLERR | EPOLLHUP)) ? ALOOP__IO_ERROR : 0u);
-        aloop__io_ready(loop, b->events[i].data.fd, mask);
+        ready(ctx, b->events[i].data.fd, mask);
     }
     return n;
 }
 
-int aloop__backend_fd(aloop_t *loop) {
-    epoll_backend_t *b = loop->io->backend;
-    return b->epfd;
-}
+int aloop__backend_fd(const aloop_backend_t *b) { return b->epfd; }

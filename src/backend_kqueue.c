@@ -4,11 +4,15 @@
  * one filter at a time, so that an error names the filter that failed.
  * io.c keeps filters registered across waits.
  */
-#include "internal.h"
+#include "backend_internal.h"
 
+#include "alloc_internal.h"
+
+#include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <math.h>
+#include <stdint.h>
 #include <sys/types.h>
 #include <sys/event.h>
 #include <sys/time.h>
@@ -16,13 +20,13 @@
 
 #define KQ_BATCH 256
 
-typedef struct kqueue_backend {
+struct aloop_backend {
     int kq;
     struct kevent events[KQ_BATCH];
-} kqueue_backend_t;
+};
 
-int aloop__backend_init(aloop_t *loop) {
-    kqueue_backend_t *b = aloop__malloc(sizeof *b);
+int aloop__backend_new(aloop_backend_t **out) {
+    aloop_backend_t *b = aloop__malloc(sizeof *b);
     if (!b) return -ENOMEM;
     b->kq = kqueue();
     if (b->kq < 0) {
@@ -32,21 +36,19 @@ int aloop__backend_init(aloop_t *loop) {
     }
     int fl = fcntl(b->kq, F_GETFD);
     if (fl >= 0) fcntl(b->kq, F_SETFD, fl | FD_CLOEXEC);
-    loop->io->backend = b;
+    *out = b;
     return 0;
 }
 
-void aloop__backend_free(aloop_t *loop) {
-    kqueue_backend_t *b = loop->io->backend;
+void aloop__backend_free(aloop_backend_t *b) {
     if (!b) return;
     close(b->kq);
     aloop__free(b);
-    loop->io->backend = NULL;
 }
 
 /* Adds or deletes one filter. Deleting a filter the kernel already dropped
  * (fd closed) is not an error. */
-static int filter_change(kqueue_backend_t *b, int fd, short filter, int add) {
+static int filter_change(aloop_backend_t *b, int fd, short filter, int add) {
     struct kevent ch;
     EV_SET(&ch, (uintptr_t)fd, filter, add ? EV_ADD | EV_ENABLE : EV_DELETE, 0, 0, NULL);
     if (kevent(b->kq, &ch, 1, NULL, 0, NULL) == 0) return 0;
@@ -54,8 +56,7 @@ static int filter_change(kqueue_backend_t *b, int fd, short filter, int add) {
     return -errno;
 }
 
-int aloop__backend_set(aloop_t *loop, int fd, unsigned old_mask, unsigned new_mask) {
-    kqueue_backend_t *b = loop->io->backend;
+int aloop__backend_set(aloop_backend_t *b, int fd, unsigned old_mask, unsigned new_mask) {
     static const struct { unsigned bit; short filter; } dirs[2] = {
         {ALOOP__IO_READ, EVFILT_READ}, {ALOOP__IO_WRITE, EVFILT_WRITE}};
     for (int i = 0; i < 2; i++) {
@@ -73,8 +74,7 @@ int aloop__backend_set(aloop_t *loop, int fd, unsigned old_mask, unsigned new_ma
     return 0;
 }
 
-int aloop__backend_wait(aloop_t *loop, double timeout) {
-    kqueue_backend_t *b = loop->io->backend;
+int aloop__backend_wait(aloop_backend_t *b, double timeout, aloop_backend_ready_fn ready, void *ctx) {
     struct timespec ts, *tsp = NULL;
     if (timeout >= 0) {
         double secs = floor(timeout);
@@ -91,12 +91,9 @@ int aloop__backend_wait(aloop_t *loop, double timeout) {
             mask = ALOOP__IO_ERROR;
         else
             mask = ev->filter == EVFILT_READ ? ALOOP__IO_READ : ALOOP__IO_WRITE;
-        aloop__io_ready(loop, (int)ev->ident, mask);
+        ready(ctx, (int)ev->ident, mask);
     }
     return n;
 }
 
-int aloop__backend_fd(aloop_t *loop) {
-    kqueue_backend_t *b = loop->io->backend;
-    return b->kq;
-}
+int aloop__backend_fd(const aloop_backend_t *b) { return b->kq; }

@@ -14,7 +14,8 @@
  * Every hook on a hot path is guarded by one `loop->flags & ALOOP_DEBUG`
  * test at its call site, so with debug mode off the cost is that branch.
  *
- * What debug mode does to misuse (an abort with a message) is misuse.c's.
+ * What debug mode does to misuse (an abort with a message): below, with
+ * the policy itself.
  */
 #include "internal.h"
 
@@ -170,7 +171,7 @@ void aloop_dump(aloop_t *loop, FILE *out) {
     fprintf(out, "aloop %p: %zu unfinished task(s), loop time %.6f\n", (void *)loop,
             loop->task_count, aloop__now(loop));
     for (aloop_list_t *n = loop->tasks.next; n != &loop->tasks; n = n->next) {
-        aloop_task_impl_t *t = ALOOP_CONTAINER_OF(n, aloop_task_impl_t, tasks);
+        aloop_task_impl_t *t = ALOOP_CONTAINER_OF(n, aloop_task_impl_t, fut.live);
         fprintf(out, "  task '%s' #%llu: %s", aloop_task_name(&t->fut),
                 (unsigned long long)t->id, task_state(loop, t));
         if (t->wait) dump_wait(out, t->wait);
@@ -178,4 +179,64 @@ void aloop_dump(aloop_t *loop, FILE *out) {
         dump_site(out, t->spawn_site);
         fputc('\n', out);
     }
+}
+
+/* ---- misuse */
+
+/* The one misuse policy.
+ *
+ * Misuse is a call the program should never make in that situation, as
+ * opposed to a bad argument value (NULL, NaN, a negative delay: plain
+ * -EINVAL, always) or a state the caller cannot foresee (a done future:
+ * -EINVAL, a full queue: -EAGAIN). The rules:
+ *
+ *   a suspending call outside a task                          -EPERM
+ *   a loop used from a thread other than the one running it   -EPERM
+ *   re-entering a running loop (aloop_run inside it)          -EPERM
+ *   an object of another loop (or of a freed one)             -EINVAL
+ *   aloop_free from inside the running loop                   ignored
+ *
+ * Normally the call fails with that errno and changes nothing. In debug
+ * mode (ALOOP_DEBUG) it prints what went wrong and aborts instead: a
+ * mistake found at its first occurrence, with a core dump, beats an error
+ * code that a careless caller drops. Debug mode is a loop's: a misuse that
+ * involves no loop (a suspending call while no loop runs on the thread)
+ * can only answer with its errno. Calls that cannot return an error (void
+ * ones) print the message and do nothing.
+ *
+ * One exception, above: releasing a future more often than it was
+ * retained. Without debug mode the memory is already gone, so we abort; in
+ * debug mode the quarantine keeps it, so it is reported and ignored.
+ */
+
+int aloop__misuse(const aloop_t *loop, int err, const char *call, const char *fmt, ...) {
+    int debug = loop && (loop->flags & ALOOP_DEBUG);
+    if (err && !debug) return err;
+    char msg[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "aloop: %s: %s%s\n", call, msg, debug ? "" : "; ignored");
+    if (debug) abort();
+    return err;
+}
+
+int aloop__wrong_thread(const aloop_t *loop, const char *call) {
+    return aloop__misuse(loop, -EPERM, call,
+                         "loop %p is running on another thread; only "
+                         "aloop_call_soon_threadsafe may be called from here",
+                         (const void *)loop);
+}
+
+int aloop__foreign_loop(const aloop_t *owner, const aloop_t *here, const char *call) {
+    if (!owner)
+        return aloop__misuse(here, -EINVAL, call, "the object's loop was freed");
+    return aloop__misuse(owner, -EINVAL, call, "the object belongs to loop %p, not to loop %p",
+                         (const void *)owner, (const void *)here);
+}
+
+void *aloop__null_errno(int err) {
+    errno = -err;
+    return NULL;
 }

@@ -86,7 +86,7 @@ int aloop_run_once(aloop_t *loop, double timeout) {
 
 int aloop_backend_fd(aloop_t *loop) {
     if (!loop) return -EINVAL;
-    return aloop__backend_fd(loop);
+    return aloop__backend_fd(loop->io->backend);
 }
 
 double aloop_backend_timeout(aloop_t *loop) {

@@ -36,6 +36,7 @@
 #endif
 
 #include "alloc_internal.h"
+#include "backend_internal.h"
 #include "signal_internal.h"
 #include "timer_internal.h"
 
@@ -201,28 +202,33 @@ struct aloop_future {
     uint8_t is_task;
     uint8_t error_retrieved;
     unsigned refs;
-    int error;            /* 0, or negative errno (-ECANCELED if cancelled) */
+    int error;            /* 0, or negative errno (-ECANCELED if cancelled); a
+                           * pending task keeps aloop_fail's error here */
     void *result;
     aloop_t *loop;        /* NULL once the loop was freed (detached) */
-    aloop_list_t waiters; /* aloop_fut_waiter_t, in registration order */
-    aloop_list_t live;    /* loop->futures */
+    union {
+        aloop_list_t waiters; /* attached: aloop_fut_waiter_t, in registration order */
+        /* detached: how its last release frees it (NULL: aloop__free) */
+        void (*dispose)(aloop_t *loop, aloop_future_t *f);
+    };
+    aloop_list_t live;    /* loop->futures (a task: loop->tasks until it finishes;
+                           * a pooled task struct: loop->task_pool) */
 };
 
+/* A task, 128 bytes on x86-64 (it was 176 before stacks became lazy: the
+ * default name, a second list link and aloop_fail's error had fields of
+ * their own). A task that has not started is only this struct on the
+ * ready ring: no coroutine, no stack. */
 typedef struct aloop_task {
     struct aloop_future fut;
-    aloop_task_fn fn;
+    union {
+        aloop_task_fn fn;    /* until the first step (started == 0) */
+        aloop_coro_t *coro;  /* from the first step on: the coroutine it runs on */
+    };
     void *arg;
-    aloop_coro_t *coro;
     aloop_wait_t *wait;  /* set while suspended and not yet woken */
-    int cancel_requests; /* asyncio's _num_cancels_requested */
-    uint8_t must_cancel; /* a cancel is waiting to be delivered */
-    uint8_t started;
-    uint8_t queued;      /* on the ready ring */
-    int fail_error;      /* set by aloop_fail() */
     uint64_t id;         /* for "Task-N" */
-    char *name;          /* NULL = "Task-<id>", formatted on demand */
-    char name_buf[24];
-    aloop_list_t tasks;  /* loop->tasks while unfinished */
+    char *name;          /* NULL = "Task-<id>", allocated on demand */
     const void *spawn_site; /* aloop_spawn's caller, for aloop_dump */
     /* Cooperative budget (sched.c): suspending calls entered since the task
      * last really suspended. Counting up from 0 means a zeroed task struct
@@ -231,6 +237,10 @@ typedef struct aloop_task {
     struct aloop_task *next_deferred; /* on loop->deferred (budget spent) */
     double busy; /* debug mode: run time since the task last really suspended */
     struct aloop_scope *timeouts; /* timeout.c: innermost open timeout scope */
+    int cancel_requests; /* asyncio's _num_cancels_requested */
+    uint8_t must_cancel; /* a cancel is waiting to be delivered */
+    uint8_t started;     /* has had its first step: coro is valid */
+    uint8_t queued;      /* on the ready ring */
 } aloop_task_impl_t;
 
 /* Per-task state a feature keeps on the heap while the task runs (timeout.c's
@@ -245,6 +255,8 @@ static inline aloop_task_impl_t *aloop__task(aloop_future_t *f) {
 }
 
 void aloop__future_init(aloop_future_t *f, aloop_t *loop);
+/* The same, kept on `live` (a list of loop's) instead of loop->futures. */
+void aloop__future_init_on(aloop_future_t *f, aloop_t *loop, aloop_list_t *live);
 /* Completes f (state, error, result) and fires its waiters. -EINVAL if done. */
 int aloop__future_complete(aloop_future_t *f, int state, int error, void *result);
 void aloop__future_add_waiter(aloop_future_t *f, aloop_fut_waiter_t *w);
@@ -314,9 +326,9 @@ void aloop__drain_tasks(aloop_t *loop);
 int aloop__ring_grow(aloop_t *loop);
 /* Completion of the running task (called on its coroutine). */
 void aloop__task_finish(aloop_task_impl_t *t, void *result);
-/* A released task struct goes back to the loop's pool (1) unless the pool
- * is full (0: free it); loop teardown frees the pool (task.c). */
-int aloop__task_recycle(aloop_t *loop, aloop_task_impl_t *t);
+/* Loop creation / teardown: the task list, the pool of task structs, and
+ * the hooks future.c calls for tasks (task.c). */
+void aloop__tasks_init(aloop_t *loop);
 void aloop__task_pool_free(aloop_t *loop);
 /* The task's name into buf (n bytes, NUL included), without allocating or
  * stdio: the coroutine label behind the stack-overflow report (task.c). */
@@ -358,8 +370,6 @@ int aloop__io_sleep(aloop_t *loop, double timeout);
 /* Drops backend registrations nobody wants any more (the deferred shrink),
  * so the backend fd polls readable only for I/O someone will process. */
 void aloop__io_flush(aloop_t *loop);
-/* The backend's pollable fd (epoll, kqueue), or -ENOTSUP (poll(2)). */
-int aloop__backend_fd(aloop_t *loop);
 
 /* io.c keeps one watch per fd (a table indexed by fd, grown on demand, so
  * registering a wait is O(1)). A watch holds at most one waiting reader and
@@ -371,7 +381,7 @@ int aloop__backend_fd(aloop_t *loop);
  * interest updates the backend at once; dropping it is deferred to just
  * before the next poll (the fd is put on the dirty list), so a task that
  * waits on the same fd again before then costs no syscall at all. */
-enum { ALOOP__IO_READ = 1u, ALOOP__IO_WRITE = 2u, ALOOP__IO_ERROR = 4u };
+/* ALOOP__IO_READ / WRITE / ERROR: backend_internal.h */
 
 struct aloop_io_waiter; /* io.c, on the waiting task's stack */
 typedef void (*aloop_io_hook_fn)(aloop_t *loop, int fd);
@@ -383,7 +393,6 @@ typedef struct aloop_io_watch {
     uint8_t wanted;                    /* ALOOP__IO_READ | ALOOP__IO_WRITE */
     uint8_t registered;                /* what the backend watches now */
     uint8_t flags;                     /* io.c's ALOOP__WATCH_* bits */
-    int slot;                          /* backend's own index (poll(2)); -1 */
 } aloop_io_watch_t;
 
 struct aloop_io {
@@ -393,27 +402,8 @@ struct aloop_io {
     size_t ndirty;
     size_t waits;              /* tasks waiting on fds */
     size_t holds;              /* other waits keeping the loop alive (signals) */
-    void *backend;             /* backend_<name>.c state */
+    aloop_backend_t *backend;  /* backend_<name>.c */
 };
-
-/* Backend interface (exactly one backend_<name>.c is compiled). */
-int aloop__backend_init(aloop_t *loop);
-void aloop__backend_free(aloop_t *loop);
-/* Changes what the backend watches on fd from old_mask to new_mask (either may
- * be 0). 0 or -errno; -EPERM means fd cannot be polled (a regular file). */
-int aloop__backend_set(aloop_t *loop, int fd, unsigned old_mask, unsigned new_mask);
-/* Waits up to timeout seconds (< 0: for ever) and calls aloop__io_ready()
- * for each event. Number of events, or -errno. */
-int aloop__backend_wait(aloop_t *loop, double timeout);
-/* Seconds to a millisecond timeout for epoll_wait/poll (< 0: -1, for ever),
- * rounded up so that a wait never ends just before a deadline and spins. */
-static inline int aloop__backend_timeout_ms(double timeout) {
-    if (timeout < 0) return -1;
-    double ms = timeout * 1000.0;
-    if (ms >= (double)INT_MAX) return INT_MAX;
-    int whole = (int)ms;
-    return whole < ms ? whole + 1 : whole;
-}
 
 /* io.c: readiness on fd (ALOOP__IO_* bits). Only wakes tasks and calls hooks. */
 void aloop__io_ready(aloop_t *loop, int fd, unsigned events);
@@ -572,8 +562,12 @@ struct aloop {
     uint8_t running, stopping, closing;
     uint64_t next_task_id;
     size_t task_count;           /* unfinished tasks */
-    aloop_list_t tasks;          /* unfinished tasks */
-    aloop_list_t task_pool;      /* freed task structs for reuse, linked by `tasks` */
+    aloop_list_t tasks;          /* unfinished tasks (linked by fut.live) */
+    aloop_list_t task_pool;      /* freed task structs for reuse (linked by fut.live) */
+    /* future.c knows nothing of tasks: a task's last release and its name in
+     * warnings go through these (set by task.c) */
+    void (*task_dispose)(aloop_t *loop, aloop_future_t *f);
+    void (*task_label)(const void *task, char *buf, size_t n);
     size_t task_pool_len;
     aloop_list_t futures;        /* every live future and task */
 
@@ -616,7 +610,7 @@ void aloop__debug_keep_freed(aloop_t *loop, aloop_future_t *f);
 /* aloop_release with refs == 0: reported in debug mode, else abort. */
 void aloop__debug_bad_release(aloop_future_t *f);
 void aloop__debug_free(aloop_t *loop);
-/* ---- misuse (misuse.c): the one policy, rules listed there. Returns err
+/* ---- misuse (debug.c): the one policy, rules listed there. Returns err
  * (-EPERM / -EINVAL); in debug mode prints "aloop: <call>: <message>" and
  * aborts. err == 0: the call cannot report an error; the message is printed
  * and the caller does nothing. */

@@ -83,7 +83,6 @@ aloop_io_watch_t *aloop__io_watch(aloop_t *loop, int fd) {
     aloop_io_watch_t *w = aloop__realloc(io->watches, n * sizeof *w);
     if (!w) return NULL;
     memset(w + io->nwatches, 0, (n - io->nwatches) * sizeof *w);
-    for (size_t i = io->nwatches; i < n; i++) w[i].slot = -1;
     io->watches = w;
     io->nwatches = n;
     return &w[fd];
@@ -125,7 +124,7 @@ static void waiter_cancel(aloop_wait_t *w) {
 static int watch_add_interest(aloop_t *loop, int fd, aloop_io_watch_t *w, unsigned bit) {
     if (w->registered & bit) return 0; /* still registered from an earlier wait */
     unsigned mask = w->registered | bit;
-    int rc = aloop__backend_set(loop, fd, w->registered, mask);
+    int rc = aloop__backend_set(loop->io->backend, fd, w->registered, mask);
     if (rc < 0) return rc;
     w->registered = (uint8_t)mask;
     return 0;
@@ -182,7 +181,7 @@ int aloop__io_init(aloop_t *loop) {
     }
     loop->io = aloop__calloc(1, sizeof *loop->io);
     if (!loop->io) return -ENOMEM;
-    int rc = aloop__backend_init(loop);
+    int rc = aloop__backend_new(&loop->io->backend);
     if (rc < 0) {
         aloop__free(loop->io);
         loop->io = NULL;
@@ -194,13 +193,16 @@ void aloop__io_free(aloop_t *loop) {
     struct aloop_io *io = loop->io;
     if (!io) return;
     for (size_t fd = 0; fd < io->nwatches; fd++) aloop__fd_callbacks_detach(loop, &io->watches[fd]);
-    aloop__backend_free(loop);
+    aloop__backend_free(io->backend);
     aloop__free(io->watches);
     aloop__free(io->dirty);
     aloop__free(io);
     loop->io = NULL;
     if (last_io_loop == loop) last_io_loop = NULL;
 }
+
+/* The backend's callback: one event. */
+static void io_ready(void *loop, int fd, unsigned events) { aloop__io_ready(loop, fd, events); }
 
 /* Brings the backend in line with what waiters still want on every fd
  * whose interest shrank since the last poll. */
@@ -212,7 +214,7 @@ static void flush_dirty(aloop_t *loop) {
         if (!(w->flags & ALOOP__WATCH_DIRTY)) continue;
         w->flags &= (uint8_t)~ALOOP__WATCH_DIRTY;
         if (w->registered == w->wanted) continue;
-        int rc = aloop__backend_set(loop, fd, w->registered, w->wanted);
+        int rc = aloop__backend_set(loop->io->backend, fd, w->registered, w->wanted);
         w->registered = rc < 0 ? 0 : w->wanted;
         if (!w->wanted) w->flags = 0; /* idle: forget what we knew about fd */
         if (rc < 0) {
@@ -230,12 +232,12 @@ int aloop__io_poll(aloop_t *loop, double timeout) {
     /* Called only to flush (see aloop__io_pending): nothing could end a
      * wait for ever, so just look. */
     if (timeout < 0 && !io->waits && !io->holds && !aloop__async_pending(loop)) timeout = 0;
-    return aloop__backend_wait(loop, timeout);
+    return aloop__backend_wait(loop->io->backend, timeout, io_ready, loop);
 }
 
 int aloop__io_sleep(aloop_t *loop, double timeout) {
     flush_dirty(loop);
-    return aloop__backend_wait(loop, timeout);
+    return aloop__backend_wait(loop->io->backend, timeout, io_ready, loop);
 }
 
 void aloop__io_flush(aloop_t *loop) {
@@ -300,7 +302,7 @@ void aloop__io_forget(aloop_t *loop, int fd) {
     for (int dir = 0; dir < 2; dir++)
         if (w->waiter[dir]) waiter_finish(w->waiter[dir], -EBADF);
     aloop__fd_callbacks_detach(loop, w);
-    if (w->registered) aloop__backend_set(loop, fd, w->registered, 0);
+    if (w->registered) aloop__backend_set(loop->io->backend, fd, w->registered, 0);
     w->hook = NULL;
     w->wanted = w->registered = 0;
     /* Keep DIRTY: fd may still be on io->dirty, and the flag is what keeps

@@ -13,9 +13,15 @@ static int config_valid(const aloop_config_t *cfg) {
     return 1;
 }
 
+/* The environment's additions to a config: ALOOP_DEBUG=1, ALOOP_CLOCK=virtual. */
 static int env_debug(void) {
     const char *v = getenv("ALOOP_DEBUG");
     return v && *v && strcmp(v, "0") != 0;
+}
+
+static int env_clock(int clock) {
+    const char *v = getenv("ALOOP_CLOCK");
+    return v && strcmp(v, "virtual") == 0 ? ALOOP_CLOCK_VIRTUAL : clock;
 }
 
 aloop_t *aloop_new_with(const aloop_config_t *cfg) {
@@ -24,21 +30,26 @@ aloop_t *aloop_new_with(const aloop_config_t *cfg) {
     if (!config_valid(cfg)) return aloop__null_errno(-EINVAL);
     aloop_t *loop = aloop__calloc(1, sizeof *loop);
     if (!loop) return aloop__null_errno(-ENOMEM);
-    loop->clock = cfg->clock;
+    loop->clock = env_clock(cfg->clock);
     loop->flags = cfg->flags | (env_debug() ? ALOOP_DEBUG : 0u);
     loop->page_size = (size_t)sysconf(_SC_PAGESIZE);
     size_t stack = cfg->stack_size ? cfg->stack_size : ALOOP_DEFAULT_STACK;
     loop->stack_size = (stack + loop->page_size - 1) & ~(loop->page_size - 1);
     loop->mono_base = aloop__monotonic();
-    aloop__list_init(&loop->tasks);
-    aloop__list_init(&loop->task_pool);
+    aloop__tasks_init(loop);
     aloop__list_init(&loop->futures);
     aloop__list_init(&loop->quarantine);
-    if (aloop__main_ctx_init(loop) < 0) goto fail;
-    if (aloop__reserve_runnable(loop) < 0) goto fail; /* allocates the ring */
+    /* Each step's own error is passed on: EMFILE from epoll_create1 or the
+     * wake-up fd is not "out of memory". */
+    int rc = aloop__main_ctx_init(loop);
+    if (rc < 0) goto fail;
+    rc = aloop__reserve_runnable(loop); /* allocates the ring */
+    if (rc < 0) goto fail;
     aloop__release_runnable(loop);
-    if (aloop__io_init(loop) < 0) goto fail;
-    if (aloop__async_init(loop) < 0) {
+    rc = aloop__io_init(loop);
+    if (rc < 0) goto fail;
+    rc = aloop__async_init(loop);
+    if (rc < 0) {
         aloop__io_free(loop);
         goto fail;
     }
@@ -50,7 +61,7 @@ fail:
     aloop__main_ctx_free(loop);
     aloop__free(loop->ring);
     aloop__free(loop);
-    return aloop__null_errno(-ENOMEM);
+    return aloop__null_errno(rc);
 }
 
 aloop_t *aloop_new(void) { return aloop_new_with(NULL); }

@@ -123,20 +123,20 @@ static int coro_take(aloop_t *loop, aloop_coro_t **out) {
 /* Completes a task that never ran: cancelled before its first step (err 0:
  * it completes as cancelled) or without a stack (-ENOMEM). */
 static void finish_unstarted(aloop_task_impl_t *t, int err) {
-    if (err) t->fail_error = err;
+    if (err) t->fut.error = err; /* as aloop_fail(err) would */
     aloop__task_finish(t, NULL);
 }
 
 /* Whether the next runnable is a task that has not started yet. */
 static int next_is_unstarted(const aloop_t *loop) {
     const aloop_runnable_t *r = loop->ring[loop->ring_head];
-    return r->kind == ALOOP__RUN_TASK && !((const aloop_task_impl_t *)(const void *)r)->coro;
+    return r->kind == ALOOP__RUN_TASK && !((const aloop_task_impl_t *)(const void *)r)->started;
 }
 
 /* Gives t (which has not started) the coroutine co, so that switching to
- * co runs it. t is the current task from here on. */
+ * co runs it. t is the current task from here on. t->coro shares its place
+ * with t->fn: co sets it when it starts t (run_to_end). */
 static void attach(aloop_t *loop, aloop_task_impl_t *t, aloop_coro_t *co) {
-    t->coro = co;
     co->user = t;
     loop->current = t;
 }
@@ -148,8 +148,10 @@ static void attach(aloop_t *loop, aloop_task_impl_t *t, aloop_coro_t *co) {
 static void switch_away(aloop_t *loop, aloop_coro_t *self) {
     if (loop->budget && loop->ring_count && ring_peek(loop)->kind == ALOOP__RUN_TASK) {
         aloop_task_impl_t *next = (aloop_task_impl_t *)(void *)ring_peek(loop);
-        aloop_coro_t *to = next->coro;
-        if (ALOOP_UNLIKELY(!to)) {
+        aloop_coro_t *to;
+        if (ALOOP_LIKELY(next->started)) {
+            to = next->coro;
+        } else {
             /* The loop's context handles a cancelled one, or a new stack. */
             if (!loop->idle || next->must_cancel) goto to_loop;
             to = idle_pop(loop);
@@ -269,11 +271,13 @@ void aloop__wake(aloop_task_impl_t *t, int result) {
 }
 
 /* One task's life on co, from its first step to its end. */
-static void run_to_end(aloop_t *loop, aloop_task_impl_t *t) {
+static void run_to_end(aloop_t *loop, aloop_task_impl_t *t, aloop_coro_t *co) {
     void *result = NULL;
+    aloop_task_fn fn = t->fn;
+    t->coro = co; /* (in fn's place) */
     t->started = 1;
     if (!t->must_cancel) {
-        result = t->fn(t->arg);
+        result = fn(t->arg);
         if (ALOOP_UNLIKELY(loop->flags & ALOOP_DEBUG)) aloop__debug_step_end(loop, t);
     }
     aloop__task_finish(t, result); /* may free t */
@@ -304,7 +308,7 @@ static aloop_task_impl_t *next_on_same_coro(aloop_t *loop, aloop_coro_t *co) {
 static void coro_main(aloop_t *loop, aloop_coro_t *co) {
     for (;;) {
         aloop_task_impl_t *t = co->user;
-        run_to_end(loop, t);
+        run_to_end(loop, t, co);
         co->user = NULL;
         if ((t = next_on_same_coro(loop, co)) != NULL) {
             co->user = t;
@@ -329,28 +333,32 @@ static void coro_main(aloop_t *loop, aloop_coro_t *co) {
 /* The loop                                                                 */
 /* ------------------------------------------------------------------------ */
 
-/* First step from the loop's context: a coroutine for t, or t completes
- * without one. Returns whether t is to be switched to. */
-static int first_step(aloop_t *loop, aloop_task_impl_t *t) {
+/* First step from the loop's context: the coroutine to switch to for t,
+ * or NULL when t completed without one. */
+static aloop_coro_t *first_step(aloop_t *loop, aloop_task_impl_t *t) {
     aloop_coro_t *co;
     if (t->must_cancel) {
         finish_unstarted(t, 0); /* cancelled before its first step: no stack */
-        return 0;
+        return NULL;
     }
     if (coro_take(loop, &co) < 0) {
         finish_unstarted(t, -ENOMEM);
-        return 0;
+        return NULL;
     }
     attach(loop, t, co);
-    return 1;
+    return co;
 }
 
 static void run_task(aloop_t *loop, aloop_task_impl_t *t) {
+    aloop_coro_t *co;
     t->queued = 0;
-    if (ALOOP_UNLIKELY(!t->coro) && !first_step(loop, t)) return;
+    if (ALOOP_LIKELY(t->started))
+        co = t->coro;
+    else if (!(co = first_step(loop, t)))
+        return;
     loop->current = t;
     if (ALOOP_UNLIKELY(loop->flags & ALOOP_DEBUG)) aloop__debug_step_begin(loop);
-    aloop__coro_switch(loop, NULL, t->coro);
+    aloop__coro_switch(loop, NULL, co);
     loop->current = NULL;
     if (loop->zombie) {
         aloop__coro_free(loop->zombie);
@@ -507,7 +515,7 @@ void aloop__drain_tasks(aloop_t *loop) {
     for (int pass = 0; (loop->task_count || loop->ring_count) && pass < 1000; pass++) {
         aloop__undefer(loop);
         for (aloop_list_t *n = loop->tasks.next; n != &loop->tasks;) {
-            aloop_task_impl_t *t = ALOOP_CONTAINER_OF(n, aloop_task_impl_t, tasks);
+            aloop_task_impl_t *t = ALOOP_CONTAINER_OF(n, aloop_task_impl_t, fut.live);
             n = n->next;
             aloop__task_cancel(t);
         }

@@ -306,6 +306,11 @@ static void test_names_broadcast_and_commands(void **state) {
     client_expect(bob, "* unknown command /nope (try /who or /quit)");
     client_send(alice, "tab\there\x1b[2J\n"); /* control bytes cannot reach other screens */
     client_expect(bob, "alice: tab?here?[2J");
+    /* C1 too: raw (8-bit CSI) and UTF-8 encoded (CSI, OSC, C1 range ends),
+     * while real UTF-8 text passes, continuation bytes 0x80-0x9f included */
+    client_send(alice, "%s\n", "a\x9b" "2J b\xc2\x9b" "1m c\xc2\x9d" "0;t\x07 d\xc2\x80\xc2\x9f e\xc2\xa0"
+                                " caf\xc3\xa9 \xe2\x82\xac \xe0\x82\x9b" "x");
+    client_expect(bob, "alice: a?2J b??1m c??0;t? d???? e\xc2\xa0 caf\xc3\xa9 \xe2\x82\xac \xe0??x");
 
     client_t *carol = client_join("carol_3-x", 3);
     client_expect(alice, "* carol_3-x joined");

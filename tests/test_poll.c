@@ -31,7 +31,7 @@ static void test_empty_poll(void **state) {
     assert_non_null(aloop__io_watch(loop, 1000)); /* the table grows on demand */
     int fd = dup(2);
     close(fd);
-    assert_int_equal(aloop__backend_set(loop, fd, 0, ALOOP__IO_READ), -EBADF);
+    assert_int_equal(aloop__backend_set(loop->io->backend, fd, 0, ALOOP__IO_READ), -EBADF);
     aloop_free(loop);
 }
 

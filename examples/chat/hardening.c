@@ -192,6 +192,31 @@ void client_outbox_close(chat_client_t *c, int flush) {
     c->writer = NULL;
 }
 
+/* Makes control characters harmless in place ('?'): C0 and DEL, and C1 both
+ * as raw bytes (0x80-0x9f: 8-bit terminals take 0x9b for CSI) and UTF-8
+ * encoded (U+0080-U+009F: "\xc2\x9b" is CSI to a UTF-8 terminal). Other
+ * valid UTF-8 passes, even where its continuation bytes fall in 0x80-0x9f
+ * ("\xe2\x82\xac" is the euro sign); overlong forms do not count as valid. */
+static void defang_controls(char *line, ssize_t n) {
+    unsigned char *s = (unsigned char *)line;
+    for (ssize_t i = 0; i < n;) {
+        unsigned b = s[i];
+        ssize_t len = b < 0x80 ? 1 : b >= 0xc2 && b <= 0xdf ? 2 : b >= 0xe0 && b <= 0xef ? 3
+                    : b >= 0xf0 && b <= 0xf4 ? 4 : 0;
+        int ok = len > 0 && i + len <= n;
+        for (ssize_t k = 1; ok && k < len; k++) ok = (s[i + k] & 0xc0) == 0x80;
+        if (ok && ((b == 0xe0 && s[i + 1] < 0xa0) || (b == 0xf0 && s[i + 1] < 0x90))) ok = 0;
+        if (!ok) { /* not UTF-8: a byte of its own */
+            if (b >= 0x80 && b < 0xa0) s[i] = '?';
+            i++;
+        } else {
+            if (len == 1 ? b < 0x20 || b == 0x7f : b == 0xc2 && s[i + 1] < 0xa0)
+                memset(s + i, '?', (size_t)len);
+            i += len;
+        }
+    }
+}
+
 /* ------------------------------------------------------------------------ */
 /* Names in time, harmless input                                            */
 /* ------------------------------------------------------------------------ */
@@ -222,7 +247,6 @@ ssize_t client_read_line(chat_client_t *c) {
     if (n < 0) return n;
     while (n > 0 && (c->line[n - 1] == '\n' || c->line[n - 1] == '\r')) n--;
     c->line[n] = '\0';
-    for (ssize_t i = 0; i < n; i++) /* no terminal escapes into other people's screens */
-        if ((unsigned char)c->line[i] < 0x20 || c->line[i] == 0x7f) c->line[i] = '?';
+    defang_controls(c->line, n); /* no terminal escapes into other people's screens */
     return n;
 }
