@@ -63,9 +63,9 @@ static void warn_slow(aloop_t *loop, aloop_task_impl_t *t, double took, const ch
  * or, if we go back to the loop, run_task sets step_start again after
  * polling. Run time piled up over budget yields counts too. */
 void aloop__debug_step_end(aloop_t *loop, aloop_task_impl_t *t) {
-    double took = step_took(loop) + t->busy;
-    int sliced = t->busy > 0;
-    t->busy = 0;
+    double took = step_took(loop) + t->fut.busy;
+    int sliced = t->fut.busy > 0;
+    t->fut.busy = 0;
     if (took > ALOOP_SLOW_STEP)
         warn_slow(loop, t, took, sliced ? " (only paused by its budget)" : "");
 }
@@ -74,10 +74,10 @@ void aloop__debug_step_end(aloop_t *loop, aloop_task_impl_t *t) {
  * but t never waited for anything. Many short slices add up to one slow
  * step, reported once per ALOOP_SLOW_STEP of its own run time. */
 void aloop__debug_coop_yield(aloop_t *loop, aloop_task_impl_t *t) {
-    t->busy += step_took(loop);
-    if (t->busy > ALOOP_SLOW_STEP) {
-        warn_slow(loop, t, t->busy, " (only paused by its budget)");
-        t->busy = 0;
+    t->fut.busy += (float)step_took(loop);
+    if (t->fut.busy > ALOOP_SLOW_STEP) {
+        warn_slow(loop, t, t->fut.busy, " (only paused by its budget)");
+        t->fut.busy = 0;
     }
 }
 

@@ -204,6 +204,10 @@ struct aloop_future {
     unsigned refs;
     int error;            /* 0, or negative errno (-ECANCELED if cancelled); a
                            * pending task keeps aloop_fail's error here */
+    /* Tasks in debug mode: run time (s) since the task last really
+     * suspended, summed over budget pauses (debug.c). Here because it fits
+     * the padding: a task struct stays within 128 bytes. */
+    float busy;
     void *result;
     aloop_t *loop;        /* NULL once the loop was freed (detached) */
     union {
@@ -225,22 +229,25 @@ typedef struct aloop_task {
         aloop_task_fn fn;    /* until the first step (started == 0) */
         aloop_coro_t *coro;  /* from the first step on: the coroutine it runs on */
     };
-    void *arg;
+    union {
+        void *arg;       /* until the first step */
+        /* from the first step on: the next task on loop->deferred (paused
+         * by its cooperative budget, sched.c) */
+        struct aloop_task *next_deferred;
+    };
     aloop_wait_t *wait;  /* set while suspended and not yet woken */
     uint64_t id;         /* for "Task-N" */
     char *name;          /* NULL = "Task-<id>", allocated on demand */
     const void *spawn_site; /* aloop_spawn's caller, for aloop_dump */
-    /* Cooperative budget (sched.c): suspending calls entered since the task
-     * last really suspended. Counting up from 0 means a zeroed task struct
-     * starts with a full budget. */
-    unsigned coop_used;
-    struct aloop_task *next_deferred; /* on loop->deferred (budget spent) */
-    double busy; /* debug mode: run time since the task last really suspended */
     struct aloop_scope *timeouts; /* timeout.c: innermost open timeout scope */
     int cancel_requests; /* asyncio's _num_cancels_requested */
     uint8_t must_cancel; /* a cancel is waiting to be delivered */
     uint8_t started;     /* has had its first step: coro is valid */
     uint8_t queued;      /* on the ready ring */
+    /* Cooperative budget (sched.c): suspending calls entered since the task
+     * last really suspended (<= ALOOP_COOP_BUDGET). Counting up from 0 means
+     * a zeroed task struct starts with a full budget. */
+    uint8_t coop_used;
 } aloop_task_impl_t;
 
 /* Per-task state a feature keeps on the heap while the task runs (timeout.c's
@@ -281,7 +288,7 @@ aloop_task_impl_t *aloop__enter(int *err);
  * do not suspend before one of them yields for a full loop step (timers,
  * fds, the other ready tasks). Tokio's figure; measured in bench/README.md. */
 #ifndef ALOOP_COOP_BUDGET
-#define ALOOP_COOP_BUDGET 128u
+#define ALOOP_COOP_BUDGET 128u /* at most 255: counted in a uint8_t */
 #endif
 /* Spends one unit of t's budget (t is the running task). When it is spent,
  * yields first: the task goes to loop->deferred and runs again after the
