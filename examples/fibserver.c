@@ -16,7 +16,8 @@
  * n >= --thread-min run on the worker pool through aloop_run_in_thread():
  * the connection's task suspends, the loop keeps serving the small ones.
  *
- * One task per connection; SIGINT / SIGTERM cancel them all and exit 0. A
+ * One task per connection (aloop_serve runs fib_session for each); SIGINT /
+ * SIGTERM close the server, cancel them all and exit 0. A
  * request whose task is cancelled while its job waits for a worker never
  * runs; one cancelled while a worker computes it leaves the job behind, and
  * aloop_run_in_thread_with frees its answer when it is done. A client that
@@ -154,41 +155,11 @@ static int fib_in_thread(int fd, unsigned long n, char **answer) {
 /* Server and connections                                                   */
 /* ------------------------------------------------------------------------ */
 
-typedef struct fib_conn fib_conn_t;
-
 typedef struct fib_server {
-    aloop_t *loop;
     const fib_options_t *opt;
-    int listen_fd;
-    fib_conn_t *conns;       /* every open connection */
-    size_t nconns;
-    int stopping;
-    unsigned signals;        /* SIGINT/SIGTERM received */
-    aloop_event_t *stop;     /* set by a signal watcher */
-    aloop_event_t *all_gone; /* set when the last connection ends while stopping */
+    unsigned signals;    /* SIGINT/SIGTERM received */
+    aloop_event_t *stop; /* set by a signal watcher */
 } fib_server_t;
-
-struct fib_conn {
-    fib_server_t *server;
-    fib_conn_t *prev, *next;
-    aloop_stream_t *stream;
-    aloop_task_t *task;
-};
-
-static void server_link(fib_server_t *srv, fib_conn_t *c) {
-    c->prev = NULL;
-    c->next = srv->conns;
-    if (srv->conns) srv->conns->prev = c;
-    srv->conns = c;
-    srv->nconns++;
-}
-
-static void server_unlink(fib_server_t *srv, fib_conn_t *c) {
-    if (c->prev) c->prev->next = c->next;
-    else srv->conns = c->next;
-    if (c->next) c->next->prev = c->prev;
-    if (--srv->nconns == 0 && srv->stopping) aloop_event_set(srv->all_gone);
-}
 
 /* "  42\r\n" (len bytes) -> 42. -1 if not a whole number in [0, max],
  * including a line with a NUL byte in it ("3\0junk\n" is not "3"). */
@@ -204,82 +175,50 @@ static long parse_request(const char *line, size_t len, unsigned long max) {
     return (long)n;
 }
 
-static int conn_reply(fib_conn_t *c, const char *text) {
-    ssize_t n = aloop_stream_write(c->stream, text, strlen(text));
+static int conn_reply(aloop_stream_t *conn, const char *text) {
+    ssize_t n = aloop_stream_write(conn, text, strlen(text));
     return n < 0 ? (int)n : 0;
 }
 
 /* Answers one request line: 0, or < 0 when the connection should end. */
-static int conn_answer(fib_conn_t *c, const char *line, size_t line_len) {
-    const fib_options_t *opt = c->server->opt;
+static int conn_answer(aloop_stream_t *conn, const fib_options_t *opt, const char *line,
+                       size_t line_len) {
     char msg[96];
     long n = parse_request(line, line_len, opt->max_n);
     if (n < 0) {
         snprintf(msg, sizeof msg, "error: send a whole number from 0 to %lu\n", opt->max_n);
-        return conn_reply(c, msg);
+        return conn_reply(conn, msg);
     }
     char *answer = NULL;
     int rc;
     if (opt->threads && (unsigned long)n >= opt->thread_min) {
-        rc = fib_in_thread(aloop_stream_fd(c->stream), (unsigned long)n, &answer);
+        rc = fib_in_thread(aloop_stream_fd(conn), (unsigned long)n, &answer);
     } else {
         answer = fib_decimal((unsigned long)n); /* blocks the loop for big n */
         rc = answer ? 0 : -ENOMEM;
     }
-    if (rc == -ENOMEM) return conn_reply(c, "error: out of memory\n");
+    if (rc == -ENOMEM) return conn_reply(conn, "error: out of memory\n");
     if (rc < 0) return rc;
     size_t len = strlen(answer);
     answer[len] = '\n'; /* fib_decimal leaves room for it */
-    ssize_t w = aloop_stream_write(c->stream, answer, len + 1);
+    ssize_t w = aloop_stream_write(conn, answer, len + 1);
     free(answer);
     return w < 0 ? (int)w : 0;
 }
 
-static void *conn_main(void *arg) {
-    fib_conn_t *c = arg;
-    char line[REQUEST_MAX_LINE + 1];
+/* The aloop_serve handler: one connection, a request per line, until the
+ * client goes (or the server cancels us); the server closes conn. */
+static void fib_session(aloop_stream_t *conn, void *arg) {
+    const fib_server_t *srv = arg;
+    char line[REQUEST_MAX_LINE + 1]; /* readline's cap bounds the line */
     for (;;) {
-        ssize_t n = aloop_stream_readline(c->stream, line, sizeof line);
+        ssize_t n = aloop_stream_readline(conn, line, sizeof line);
         if (n == -EMSGSIZE) {
-            if (conn_reply(c, "error: line too long\n") < 0) break;
+            if (conn_reply(conn, "error: line too long\n") < 0) break;
             continue;
         }
-        if (n <= 0 || conn_answer(c, line, (size_t)n) < 0) break;
+        if (n <= 0 || conn_answer(conn, srv->opt, line, (size_t)n) < 0) break;
     }
-    aloop_task_t *self = c->task;
-    aloop_stream_close(c->stream);
-    server_unlink(c->server, c);
-    free(c);
-    aloop_release(self); /* detach: freed when this returns */
-    return NULL;
-}
-
-static void conn_open(fib_server_t *srv, int fd) {
-    fib_conn_t *c = calloc(1, sizeof *c);
-    if (c) c->stream = aloop_stream_new(srv->loop, fd, REQUEST_MAX_LINE);
-    if (c && c->stream) c->task = aloop_spawn(srv->loop, conn_main, c);
-    if (!c || !c->stream || !c->task) {
-        if (c && c->stream) aloop_stream_close(c->stream);
-        else aloop_close(fd);
-        free(c);
-        return;
-    }
-    c->server = srv;
-    server_link(srv, c);
-}
-
-static void *accept_main(void *arg) {
-    fib_server_t *srv = arg;
-    for (;;) {
-        int fd = aloop_accept(srv->listen_fd, NULL, NULL);
-        if (fd == -ECANCELED || fd == -EBADF || fd == -EINVAL || fd == -ENOTSOCK) break;
-        if (fd == -EMFILE || fd == -ENFILE || fd == -ENOBUFS || fd == -ENOMEM) {
-            if (aloop_sleep(0.1) < 0) break; /* back off, do not spin */
-            continue;
-        }
-        if (fd >= 0) conn_open(srv, fd);
-    }
-    return NULL;
 }
 
 typedef struct signal_watch {
@@ -339,38 +278,39 @@ static void print_listening(int fd) {
 
 static void *server_main(void *arg) {
     const fib_options_t *opt = arg;
-    fib_server_t srv = {.loop = aloop_current(), .opt = opt};
-    if (opt->pool_size) aloop_set_thread_pool_size(srv.loop, opt->pool_size);
-    srv.listen_fd = aloop_tcp_listen(opt->host, opt->port, SOMAXCONN);
-    if (srv.listen_fd < 0) {
+    aloop_t *loop = aloop_current();
+    fib_server_t state = {.opt = opt};
+    if (opt->pool_size) aloop_set_thread_pool_size(loop, opt->pool_size);
+    int fd = aloop_tcp_listen(opt->host, opt->port, SOMAXCONN);
+    if (fd < 0) {
         fprintf(stderr, "fibserver: cannot listen on %s:%s: %s\n", opt->host, opt->port,
-                aloop_strerror(srv.listen_fd));
-        return aloop_fail(srv.listen_fd);
+                aloop_strerror(fd));
+        return aloop_fail(fd);
     }
-    srv.stop = aloop_event_new(srv.loop);
-    srv.all_gone = aloop_event_new(srv.loop);
-    signal_watch_t w_int = {&srv, SIGINT}, w_term = {&srv, SIGTERM};
-    aloop_task_t *sig_int = aloop_spawn(srv.loop, signal_main, &w_int);
-    aloop_task_t *sig_term = aloop_spawn(srv.loop, signal_main, &w_term);
-    aloop_task_t *acceptor = aloop_spawn(srv.loop, accept_main, &srv);
-    int ok = srv.stop && srv.all_gone && sig_int && sig_term && acceptor;
-    if (ok) {
+    state.stop = aloop_event_new(loop);
+    signal_watch_t w_int = {&state, SIGINT}, w_term = {&state, SIGTERM};
+    aloop_task_t *sig_int = aloop_spawn(loop, signal_main, &w_int);
+    aloop_task_t *sig_term = aloop_spawn(loop, signal_main, &w_term);
+    aloop_server_t *srv = NULL;
+    if (state.stop && sig_int && sig_term) srv = aloop_serve(loop, fd, fib_session, &state);
+    if (srv) {
         aloop_yield(); /* the watchers register before anyone can signal us */
-        print_listening(srv.listen_fd);
-        aloop_event_wait(srv.stop);
+        print_listening(fd);
+        aloop_event_wait(state.stop);
+        /* Stop accepting, end every connection, wait until all are gone;
+         * the signal watchers stay up meanwhile (a second signal is fatal). */
+        aloop_server_close(srv);
+        aloop_server_cancel_handlers(srv);
+        aloop_server_wait_closed(srv);
+        aloop_server_free(srv);
     } else {
         fprintf(stderr, "fibserver: out of memory\n");
+        aloop_close(fd);
     }
-    stop_task(acceptor);
-    srv.stopping = 1;
-    for (fib_conn_t *c = srv.conns; c; c = c->next) aloop_cancel(c->task);
-    if (srv.nconns > 0 && srv.all_gone) aloop_event_wait(srv.all_gone);
     stop_task(sig_int);
     stop_task(sig_term);
-    aloop_close(srv.listen_fd);
-    aloop_event_free(srv.stop);
-    aloop_event_free(srv.all_gone);
-    return ok ? NULL : aloop_fail(-ENOMEM);
+    aloop_event_free(state.stop);
+    return srv ? NULL : aloop_fail(-ENOMEM);
 }
 
 static void usage(FILE *out, const char *prog) {

@@ -87,7 +87,10 @@ typedef struct aloop_config {
 ALOOP_API aloop_t *aloop_new(void);
 
 /* New loop; NULL cfg = defaults. NULL + EINVAL for an unknown clock or flag,
- * or a stack size below 16 KiB. */
+ * or a stack size below 16 KiB. The environment can add to cfg (as with
+ * aloop_new): ALOOP_DEBUG=1 sets the ALOOP_DEBUG flag, ALOOP_CLOCK=virtual
+ * makes the clock ALOOP_CLOCK_VIRTUAL (so a program's timeline can be tested
+ * without waiting; ALOOP_CLOCK=monotonic or unset: cfg decides). */
 ALOOP_API aloop_t *aloop_new_with(const aloop_config_t *cfg);
 
 /* Cancels every unfinished task, runs the loop until they have all finished
@@ -501,10 +504,16 @@ ALOOP_API int aloop_server_close(aloop_server_t *srv);
 /* Suspends until the server is closed (also when called before
  * aloop_server_close) and every handler has returned. 0, the accept error
  * that closed the server, -ECANCELED, -EPERM outside a task, -EDEADLK from
- * one of the server's own handlers (it would wait for itself), -EINVAL. */
+ * one of the server's own handlers (it would wait for itself), -EINVAL.
+ * -ENOMEM if the accept task found no memory to start (the server closed). */
 ALOOP_API int aloop_server_wait_closed(aloop_server_t *srv);
 /* Handlers running now (started and not returned). */
 ALOOP_API size_t aloop_server_connections(const aloop_server_t *srv);
+/* Cancels every running handler (each sees -ECANCELED at its current or
+ * next suspension point and returns); the server itself goes on accepting
+ * unless closed. The usual shutdown: close, cancel_handlers (or first give
+ * them time), wait_closed, free. Returns how many were cancelled. */
+ALOOP_API size_t aloop_server_cancel_handlers(aloop_server_t *srv);
 /* The listening fd (-1 once closed), e.g. for getsockname(). */
 ALOOP_API int aloop_server_fd(const aloop_server_t *srv);
 /* Closes the server and cancels every running handler (each sees
@@ -516,7 +525,7 @@ ALOOP_API int aloop_server_fd(const aloop_server_t *srv);
 ALOOP_API void aloop_server_free(aloop_server_t *srv);
 
 /* ------------------------------------------------------------------------ */
-/* Networking: listeners for many loops, names (net.c)                      */
+/* Networking: listeners for many loops, names, datagrams (net.c, udp.c)   */
 /* ------------------------------------------------------------------------ */
 
 /* aloop_tcp_listen_with flags. REUSEPORT sets SO_REUSEPORT: several sockets
@@ -547,6 +556,37 @@ struct addrinfo;
  *   EAI_SYSTEM -> -errno of the failed call;  anything else -> -EIO */
 ALOOP_API int aloop_getaddrinfo(const char *host, const char *port, const struct addrinfo *hints,
                                 struct addrinfo **res);
+
+/* ---- datagrams (udp.c), asyncio's create_datagram_endpoint / libuv's uv_udp.
+ * Hosts resolve as for aloop_tcp_listen / aloop_tcp_connect (numeric and
+ * "localhost" anywhere, other names on the pool from a task, -ENOENT for no
+ * such name). The fds are non-blocking and close-on-exec; close them with
+ * aloop_close. */
+
+/* A datagram socket bound to host:port (host NULL or "" = every local
+ * address; port "0" = any free port): fd or -errno (-EADDRINUSE, ...). */
+ALOOP_API int aloop_udp_bind(const char *host, const char *port);
+/* A datagram socket connected to host:port (bound to a free local port):
+ * send with aloop_sendto(fd, ..., NULL, 0), receive only from that peer.
+ * A datagram connect checks nothing, so with several addresses the first
+ * one the kernel can route to is taken. fd or -errno. */
+ALOOP_API int aloop_udp_connect(const char *host, const char *port);
+/* Suspends until a datagram arrives and takes exactly one: its size (0 for
+ * an empty datagram), with its sender in addr / *alen when addr is not NULL
+ * (*alen: capacity in, length out). A datagram longer than len: buf holds
+ * its first len bytes, the rest is lost, and the call returns -EMSGSIZE.
+ * Other errors: -ECANCELED (no datagram is taken: the next call gets it),
+ * -ECONNREFUSED (a connected socket's earlier datagram was refused by the
+ * peer), -EBADF, -ENOTSOCK, -EINVAL (buf NULL with len > 0, addr without
+ * alen), -EPERM outside a task. */
+ALOOP_API ssize_t aloop_recvfrom(int fd, void *buf, size_t len, struct sockaddr *addr,
+                                 socklen_t *alen);
+/* Sends buf as one datagram to addr (NULL: to the connected peer),
+ * suspending while the socket's send buffer is full: len, or -errno
+ * (-EMSGSIZE above the protocol's limit, -EDESTADDRREQ for NULL addr on an
+ * unconnected socket, -ECONNREFUSED, -ECANCELED: nothing was sent). */
+ALOOP_API ssize_t aloop_sendto(int fd, const void *buf, size_t len, const struct sockaddr *addr,
+                               socklen_t alen);
 
 /* ------------------------------------------------------------------------ */
 /* Threads, signals                                                         */
