@@ -29,7 +29,7 @@ static inline void run_and_release(aloop_t *loop, aloop_task_t **ts, size_t n) {
     for (size_t i = 0; i < n; i++) aloop_release(ts[i]);
 }
 
-/* Misuse aborts in debug mode (src/misuse.c): a test of what misuse
+/* Misuse aborts in debug mode (src/debug.c): a test of what misuse
  * returns normally skips when ALOOP_DEBUG=1 is in the environment. */
 static inline void skip_in_debug_env(void) {
     const char *v = getenv("ALOOP_DEBUG");
