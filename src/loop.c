@@ -36,8 +36,7 @@ aloop_t *aloop_new_with(const aloop_config_t *cfg) {
     size_t stack = cfg->stack_size ? cfg->stack_size : ALOOP_DEFAULT_STACK;
     loop->stack_size = (stack + loop->page_size - 1) & ~(loop->page_size - 1);
     loop->mono_base = aloop__monotonic();
-    aloop__list_init(&loop->tasks);
-    aloop__list_init(&loop->task_pool);
+    aloop__tasks_init(loop);
     aloop__list_init(&loop->futures);
     aloop__list_init(&loop->quarantine);
     /* Each step's own error is passed on: EMFILE from epoll_create1 or the
@@ -123,6 +122,8 @@ void aloop_free(aloop_t *loop) {
     cancel_pending_futures(loop);
     aloop__drain_tasks(loop); /* runs what those cancels scheduled */
     drop_pending_callbacks(loop);
+    /* Children before signals: the SIGCHLD fallback unsubscribes. */
+    aloop__process_free(loop); /* unhooks pidfds: before the fd table goes */
     /* Signals first: one arriving while the pool's running jobs are joined
      * is then delivered at once, not held until they are done. */
     aloop__signal_free(loop); /* forgets its fds: before the fd table goes */

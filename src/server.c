@@ -187,8 +187,9 @@ static void *accept_main(void *arg) {
 
 /* The accept task completed: however it ended, the server is closed now. */
 static void acceptor_done(aloop_fut_waiter_t *w, aloop_future_t *f) {
-    ALOOP_UNUSED(f);
     aloop_server_t *srv = ALOOP_CONTAINER_OF(w, aloop_server_t, acceptor_done);
+    /* It never ran (no stack for it: -ENOMEM) and nobody closed us: say so. */
+    if (!srv->closed && !srv->error && f->error && f->error != -ECANCELED) srv->error = f->error;
     srv->acceptor = NULL;
     close_listener(srv);
     server_check_idle(srv);
