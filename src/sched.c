@@ -270,6 +270,57 @@ void aloop__wake(aloop_task_impl_t *t, int result) {
     aloop__make_ready(t->fut.loop, &t->fut.run);
 }
 
+/* ------------------------------------------------------------------------ */
+/* Wait lists: one wake-up protocol for every primitive                     */
+/* ------------------------------------------------------------------------ */
+
+/* Cancelled while waiting: off the waiter list, onto the woken list (the
+ * object may be freed before the task runs, and must still reach it). */
+static void wait_list_cancel(aloop_wait_t *w) {
+    aloop__list_remove(&w->link);
+    if (w->woken) aloop__list_push_back(w->woken, &w->link);
+}
+
+int aloop__wait_in(aloop_task_impl_t *t, aloop_wait_t *w, aloop_list_t *waiters,
+                   aloop_list_t *woken) {
+    w->cancel = wait_list_cancel;
+    w->task = t;
+    w->woken = woken;
+    aloop__list_push_back(waiters, &w->link);
+    int rc = aloop__suspend(t, w);
+    /* Still on the object's woken list: the object is alive and the grant
+     * (result 0) stands. A cancel that came after the grant gives it back
+     * here, so that no wake-up is lost. */
+    int held = w->link.next != &w->link;
+    aloop__list_remove(&w->link);
+    if (rc == -ECANCELED && held && w->result == 0 && w->undo) w->undo(w);
+    return rc;
+}
+
+aloop_wait_t *aloop__wake_first(aloop_list_t *waiters, int result) {
+    aloop_list_t *n = aloop__list_pop_front(waiters);
+    if (!n) return NULL;
+    aloop_wait_t *w = ALOOP_CONTAINER_OF(n, aloop_wait_t, link);
+    if (w->woken) aloop__list_push_back(w->woken, n);
+    aloop__wake(w->task, result);
+    return w;
+}
+
+size_t aloop__wake_all(aloop_list_t *waiters, int result) {
+    size_t n = 0;
+    while (aloop__wake_first(waiters, result)) n++;
+    return n;
+}
+
+void aloop__waits_free(aloop_list_t *waiters, aloop_list_t *woken, int result) {
+    aloop_list_t *n;
+    while ((n = aloop__list_pop_front(waiters)) != NULL)
+        aloop__wake(ALOOP_CONTAINER_OF(n, aloop_wait_t, link)->task, result);
+    if (!woken) return;
+    while ((n = aloop__list_pop_front(woken)) != NULL)
+        ALOOP_CONTAINER_OF(n, aloop_wait_t, link)->result = result;
+}
+
 /* One task's life on co, from its first step to its end. */
 static void run_to_end(aloop_t *loop, aloop_task_impl_t *t, aloop_coro_t *co) {
     void *result = NULL;
