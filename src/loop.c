@@ -138,9 +138,9 @@ void aloop_free(aloop_t *loop) {
     }
     aloop__coro_free(loop->zombie);
     aloop__timers_free(&loop->timers);
+    aloop__debug_free(loop); /* quarantined tasks go back to their slabs */
     aloop__task_pool_free(loop); /* after the detach: no task can come back to it */
     aloop__main_ctx_free(loop);
-    aloop__debug_free(loop);
     aloop__free(loop->ring);
     aloop__free(loop);
 }
