@@ -516,7 +516,7 @@ ALOOP_API int aloop_server_fd(const aloop_server_t *srv);
 ALOOP_API void aloop_server_free(aloop_server_t *srv);
 
 /* ------------------------------------------------------------------------ */
-/* Networking: listeners for many loops, names, datagrams (net.c, udp.c)   */
+/* Networking: listeners for many loops, names, datagrams, Unix sockets    */
 /* ------------------------------------------------------------------------ */
 
 /* aloop_tcp_listen_with flags. REUSEPORT sets SO_REUSEPORT: several sockets
@@ -578,6 +578,27 @@ ALOOP_API ssize_t aloop_recvfrom(int fd, void *buf, size_t len, struct sockaddr 
  * unconnected socket, -ECONNREFUSED, -ECANCELED: nothing was sent). */
 ALOOP_API ssize_t aloop_sendto(int fd, const void *buf, size_t len, const struct sockaddr *addr,
                                socklen_t alen);
+
+/* ---- Unix-domain stream sockets (unix.c). path is a file system path, or
+ * "@name" for Linux's abstract namespace: the address is the bytes of name
+ * after a NUL, its length offsetof(struct sockaddr_un, sun_path) + 1 +
+ * strlen(name), no padding (-ENOTSUP elsewhere). -ENAMETOOLONG when the
+ * name does not fit sun_path (107 bytes of path on Linux), -EINVAL for
+ * NULL or "". */
+
+/* A listening socket at path (backlog <= 0 = SOMAXCONN): fd or -errno. Not
+ * suspending. If path exists: a socket file nothing accepts on (left by a
+ * listener that died) is replaced; one a live listener accepts on, or a
+ * file that is not a socket, gives -EADDRINUSE and is left alone. The file
+ * stays after aloop_close(fd): unlink(path) when done (a later listen
+ * replaces it anyway). */
+ALOOP_API int aloop_unix_listen(const char *path, int backlog);
+/* Connects to the listener at path within timeout seconds (< 0 = none):
+ * fd (non-blocking, close-on-exec) or -errno: -ENOENT (no such file),
+ * -ECONNREFUSED (nothing accepts there; also an abstract name nobody
+ * holds), -ETIMEDOUT (the listener's backlog stayed full), -ECANCELED,
+ * -EACCES, -EINVAL (NaN timeout), -EPERM outside a task. */
+ALOOP_API int aloop_unix_connect(const char *path, double timeout);
 
 /* ------------------------------------------------------------------------ */
 /* Threads, signals                                                         */
