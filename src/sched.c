@@ -428,6 +428,7 @@ static void tick(aloop_t *loop) {
  * exists (then it is a deadlock: 1). Debug mode warns after a long sleep. */
 static int wait_for_other_threads(aloop_t *loop) {
     if (aloop__async_alone(loop)) return 1;
+    if (loop->stopping) return 0; /* aloop_stop before the run: one pass, no sleep */
     double timeout = -1, start = 0;
     if (loop->flags & ALOOP_DEBUG) {
         timeout = ALOOP_FOREIGN_WAIT_WARN;
