@@ -44,10 +44,18 @@
 extern "C" {
 #endif
 
+/* ALOOP_API: on Windows the DLL exports while it is built (ALOOP_BUILDING,
+ * set by the build) and its users import; users of the static library
+ * define ALOOP_STATIC (the CMake target aloop::aloop_static does). Elsewhere
+ * only the library's own symbols are visible (-fvisibility=hidden). */
+#if defined(_WIN32) || defined(__CYGWIN__)
 #if defined(ALOOP_STATIC)
 #define ALOOP_API
-#elif defined(_WIN32)
+#elif defined(ALOOP_BUILDING)
 #define ALOOP_API __declspec(dllexport)
+#else
+#define ALOOP_API __declspec(dllimport)
+#endif
 #elif defined(__GNUC__)
 #define ALOOP_API __attribute__((visibility("default")))
 #else

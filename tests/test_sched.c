@@ -1,15 +1,12 @@
 /* Tests for src/sched.c and src/loop.c: the run loop, stop, deadlock
  * detection, the virtual clock, fairness, and freeing a busy loop. */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <cmocka.h>
+#include "aloop_test.h"
+
 #include <math.h>
 #include <pthread.h>
 #include <sched.h>
 
 #include "internal.h"
-#include "aloop_test.h"
 
 static void test_config_validation(void **state) {
     (void)state;
