@@ -8,7 +8,9 @@
  *   countdown               concurrent, tasks awaited one by one
  *   countdown --gather      concurrent, results collected with aloop_gather
  *   countdown --sequential  the blocking version, for contrast
- *   countdown --virtual     virtual clock: same order, no waiting (tests)
+ *
+ * ALOOP_CLOCK=virtual in the environment runs the loop on its virtual
+ * clock: the same order and times, without waiting (the tests do that).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <aloop.h>
@@ -25,15 +27,19 @@ typedef struct countdown {
     double finished_at; /* the task's result points here */
 } countdown_t;
 
-static double start;
-static int use_virtual;
+static double start; /* clock_now() when the countdowns began */
 
-static double elapsed(void) {
-    if (use_virtual) return aloop_time(aloop_current()) - start;
+/* The loop's clock while it runs (virtual under ALOOP_CLOCK=virtual), the
+ * monotonic clock for the blocking version, which runs without a loop. */
+static double clock_now(void) {
+    aloop_t *loop = aloop_current();
+    if (loop) return aloop_time(loop);
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9 - start;
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
+
+static double elapsed(void) { return clock_now() - start; }
 
 static void print_count(const countdown_t *c, int n) {
     char indent[8] = {0};
@@ -67,8 +73,7 @@ static void *run_concurrent(void *arg) {
     int gather = *(int *)arg;
     aloop_t *loop = aloop_current();
     aloop_task_t *tasks[3];
-    start = 0;
-    start = elapsed();
+    start = clock_now();
     for (int i = 0; i < 3; i++) {
         tasks[i] = aloop_spawn(loop, count_down, &counters[i]);
         if (!tasks[i]) return aloop_fail(-ENOMEM);
@@ -93,11 +98,12 @@ static void *run_concurrent(void *arg) {
 }
 
 static void usage(FILE *to) {
-    fprintf(to, "usage: countdown [--sequential | --gather] [--virtual]\n"
+    fprintf(to, "usage: countdown [--sequential | --gather]\n"
                 "  Counts A (1 s), B (0.8 s) and C (0.5 s) down from 3, concurrently.\n"
                 "  --sequential  blocking sleeps, one countdown after another (6.9 s)\n"
                 "  --gather      collect each countdown's result with aloop_gather\n"
-                "  --virtual     virtual clock: the same order and times, without waiting\n");
+                "  ALOOP_CLOCK=virtual in the environment: the same order and times,\n"
+                "  without waiting\n");
 }
 
 int main(int argc, char **argv) {
@@ -105,7 +111,6 @@ int main(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--sequential")) sequential = 1;
         else if (!strcmp(argv[i], "--gather")) gather = 1;
-        else if (!strcmp(argv[i], "--virtual")) use_virtual = 1;
         else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(stdout);
             return 0;
@@ -115,15 +120,12 @@ int main(int argc, char **argv) {
         }
     }
     if (sequential) {
-        use_virtual = 0;
-        start = 0;
-        start = elapsed();
+        start = clock_now();
         for (int i = 0; i < 3; i++) blocking_count_down(&counters[i]);
         printf("----------------------------------------\nDone.\n");
         return 0;
     }
-    aloop_config_t cfg = {.clock = use_virtual ? ALOOP_CLOCK_VIRTUAL : ALOOP_CLOCK_MONOTONIC};
-    int rc = aloop_main_with(&cfg, run_concurrent, &gather, NULL);
+    int rc = aloop_main(run_concurrent, &gather, NULL);
     if (rc < 0) fprintf(stderr, "countdown: %s\n", aloop_strerror(rc));
     return rc < 0 ? 1 : 0;
 }

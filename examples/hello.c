@@ -23,7 +23,9 @@ static void *main_task(void *arg) {
     aloop_task_t *t[2] = {aloop_spawn(aloop_current(), producer, q),
                           aloop_spawn(aloop_current(), consumer, q)};
     int rc = aloop_wait_for(t[1], 5.0, NULL);   /* 0, or -ETIMEDOUT after 5 s */
-    aloop_release(t[0]), aloop_release(t[1]), aloop_queue_free(q);
+    aloop_release(t[0]);
+    aloop_release(t[1]);
+    aloop_queue_free(q);
     printf("done: %s\n", aloop_strerror(rc));
     return arg;
 }

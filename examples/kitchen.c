@@ -14,8 +14,8 @@
  * The overlapped meals are task groups: one task per course.
  *
  * One minute of the story is --scale seconds (default 0.1), so the whole
- * program runs in 6 s; --virtual uses the loop's virtual clock instead and
- * finishes at once with the same timeline.
+ * program runs in 6 s; ALOOP_CLOCK=virtual in the environment runs it on the
+ * loop's virtual clock instead: it finishes at once with the same timeline.
  */
 #include <aloop.h>
 
@@ -110,21 +110,18 @@ static void *dinner(void *arg) {
 
 static void usage(FILE *to) {
     fprintf(to,
-            "usage: kitchen [--virtual] [--scale SECONDS]\n"
+            "usage: kitchen [--scale SECONDS]\n"
             "Cooks the course's three-course meal three ways and prints how long each took:\n"
             "one course after another (28 min), cooking overlapped with the next\n"
             "preparation (17 min), and the main course prepared first (15 min).\n"
-            "  --virtual        use the virtual clock: same timeline, no waiting\n"
             "  --scale SECONDS  real seconds per minute of the story (default 0.1)\n"
-            "  --help           this text\n");
+            "  --help           this text\n"
+            "ALOOP_CLOCK=virtual in the environment: the same timeline, no waiting\n");
 }
 
 int main(int argc, char **argv) {
-    aloop_config_t cfg = {0};
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--virtual") == 0) {
-            cfg.clock = ALOOP_CLOCK_VIRTUAL;
-        } else if (strcmp(argv[i], "--scale") == 0 && i + 1 < argc) {
+        if (strcmp(argv[i], "--scale") == 0 && i + 1 < argc) {
             char *end;
             scale = strtod(argv[++i], &end);
             if (*end || !(scale > 0)) {
@@ -148,7 +145,7 @@ int main(int argc, char **argv) {
          {&MAIN_COURSE, &APPETIZER, &DESSERT}, 0},
         {0},
     };
-    aloop_t *loop = aloop_new_with(&cfg);
+    aloop_t *loop = aloop_new();
     if (!loop || !(cook = aloop_lock_new(loop))) {
         fprintf(stderr, "kitchen: out of memory\n");
         return 1;

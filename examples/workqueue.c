@@ -13,7 +13,8 @@
  * everything is done after 17 units. The two workers are run with
  * aloop_gather, as the course's asyncio.gather(...).
  *
- * --virtual runs on the loop's virtual clock: same output, no waiting.
+ * ALOOP_CLOCK=virtual in the environment runs it on the loop's virtual
+ * clock: same output, no waiting.
  */
 #include <aloop.h>
 
@@ -116,23 +117,20 @@ static void *main_task(void *arg) {
 
 static void usage(FILE *to) {
     fprintf(to,
-            "usage: workqueue [--blocking | --async] [--virtual] [--scale SECONDS]\n"
+            "usage: workqueue [--blocking | --async] [--scale SECONDS]\n"
             "Two workers share the work 15, 10, 5, 2 from a queue. With a blocking\n"
             "sleep it takes 32 units; with aloop_sleep the workers overlap: 17 units.\n"
             "  --blocking       only the blocking version\n"
             "  --async          only the asynchronous version\n"
-            "  --virtual        use the virtual clock: same output, no waiting\n"
             "  --scale SECONDS  seconds per unit of work (default 0.1)\n"
-            "  --help           this text\n");
+            "  --help           this text\n"
+            "ALOOP_CLOCK=virtual in the environment: the same output, no waiting\n");
 }
 
 int main(int argc, char **argv) {
-    aloop_config_t cfg = {0};
     int which = 0;
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--virtual") == 0) {
-            cfg.clock = ALOOP_CLOCK_VIRTUAL;
-        } else if (strcmp(argv[i], "--blocking") == 0) {
+        if (strcmp(argv[i], "--blocking") == 0) {
             which |= RUN_BLOCKING;
         } else if (strcmp(argv[i], "--async") == 0) {
             which |= RUN_ASYNC;
@@ -152,7 +150,7 @@ int main(int argc, char **argv) {
         }
     }
     if (!which) which = RUN_BLOCKING | RUN_ASYNC;
-    int rc = aloop_main_with(&cfg, main_task, &which, NULL);
+    int rc = aloop_main(main_task, &which, NULL);
     if (rc < 0) {
         fprintf(stderr, "workqueue: %s\n", aloop_strerror(rc));
         return 1;

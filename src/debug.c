@@ -14,7 +14,8 @@
  * Every hook on a hot path is guarded by one `loop->flags & ALOOP_DEBUG`
  * test at its call site, so with debug mode off the cost is that branch.
  *
- * What debug mode does to misuse (an abort with a message) is misuse.c's.
+ * What debug mode does to misuse (an abort with a message): below, with
+ * the policy itself.
  */
 #include "internal.h"
 
@@ -43,17 +44,41 @@ void aloop__warn(aloop_t *loop, const char *fmt, ...) {
 
 /* ---- slow steps */
 
-/* Called when task t ends a step (it suspends, yields or returns). The next
- * step starts now: either the task we switch to directly, or, if we go back
- * to the loop, run_task sets step_start again after polling. */
-void aloop__debug_step_end(aloop_t *loop, aloop_task_impl_t *t) {
+/* The time since the running step began; the next step starts now. */
+static double step_took(aloop_t *loop) {
     double now = aloop__monotonic();
-    double took = now - loop->step_start;
-    if (loop->step_start > 0 && took > ALOOP_SLOW_STEP)
-        aloop__warn(loop, "task '%s' ran %.0f ms without suspending (slow step > %.0f ms: "
-                    "every other task waited)", aloop_task_name(&t->fut), took * 1e3,
-                    ALOOP_SLOW_STEP * 1e3);
+    double took = loop->step_start > 0 ? now - loop->step_start : 0;
     loop->step_start = now;
+    return took;
+}
+
+static void warn_slow(aloop_t *loop, aloop_task_impl_t *t, double took, const char *how) {
+    aloop__warn(loop, "task '%s' ran %.0f ms without suspending%s (slow step > %.0f ms: "
+                "every other task waited)", aloop_task_name(&t->fut), took * 1e3, how,
+                ALOOP_SLOW_STEP * 1e3);
+}
+
+/* Called when task t ends a step by really suspending (it waits, yields or
+ * returns). The next step starts now: either the task we switch to directly,
+ * or, if we go back to the loop, run_task sets step_start again after
+ * polling. Run time piled up over budget yields counts too. */
+void aloop__debug_step_end(aloop_t *loop, aloop_task_impl_t *t) {
+    double took = step_took(loop) + t->fut.busy;
+    int sliced = t->fut.busy > 0;
+    t->fut.busy = 0;
+    if (took > ALOOP_SLOW_STEP)
+        warn_slow(loop, t, took, sliced ? " (only paused by its budget)" : "");
+}
+
+/* Called when t spent its cooperative budget: the other tasks got a turn,
+ * but t never waited for anything. Many short slices add up to one slow
+ * step, reported once per ALOOP_SLOW_STEP of its own run time. */
+void aloop__debug_coop_yield(aloop_t *loop, aloop_task_impl_t *t) {
+    t->fut.busy += (float)step_took(loop);
+    if (t->fut.busy > ALOOP_SLOW_STEP) {
+        warn_slow(loop, t, t->fut.busy, " (only paused by its budget)");
+        t->fut.busy = 0;
+    }
 }
 
 void aloop__debug_step_begin(aloop_t *loop) { loop->step_start = aloop__monotonic(); }
@@ -146,7 +171,7 @@ void aloop_dump(aloop_t *loop, FILE *out) {
     fprintf(out, "aloop %p: %zu unfinished task(s), loop time %.6f\n", (void *)loop,
             loop->task_count, aloop__now(loop));
     for (aloop_list_t *n = loop->tasks.next; n != &loop->tasks; n = n->next) {
-        aloop_task_impl_t *t = ALOOP_CONTAINER_OF(n, aloop_task_impl_t, tasks);
+        aloop_task_impl_t *t = ALOOP_CONTAINER_OF(n, aloop_task_impl_t, fut.live);
         fprintf(out, "  task '%s' #%llu: %s", aloop_task_name(&t->fut),
                 (unsigned long long)t->id, task_state(loop, t));
         if (t->wait) dump_wait(out, t->wait);
@@ -154,4 +179,64 @@ void aloop_dump(aloop_t *loop, FILE *out) {
         dump_site(out, t->spawn_site);
         fputc('\n', out);
     }
+}
+
+/* ---- misuse */
+
+/* The one misuse policy.
+ *
+ * Misuse is a call the program should never make in that situation, as
+ * opposed to a bad argument value (NULL, NaN, a negative delay: plain
+ * -EINVAL, always) or a state the caller cannot foresee (a done future:
+ * -EINVAL, a full queue: -EAGAIN). The rules:
+ *
+ *   a suspending call outside a task                          -EPERM
+ *   a loop used from a thread other than the one running it   -EPERM
+ *   re-entering a running loop (aloop_run inside it)          -EPERM
+ *   an object of another loop (or of a freed one)             -EINVAL
+ *   aloop_free from inside the running loop                   ignored
+ *
+ * Normally the call fails with that errno and changes nothing. In debug
+ * mode (ALOOP_DEBUG) it prints what went wrong and aborts instead: a
+ * mistake found at its first occurrence, with a core dump, beats an error
+ * code that a careless caller drops. Debug mode is a loop's: a misuse that
+ * involves no loop (a suspending call while no loop runs on the thread)
+ * can only answer with its errno. Calls that cannot return an error (void
+ * ones) print the message and do nothing.
+ *
+ * One exception, above: releasing a future more often than it was
+ * retained. Without debug mode the memory is already gone, so we abort; in
+ * debug mode the quarantine keeps it, so it is reported and ignored.
+ */
+
+int aloop__misuse(const aloop_t *loop, int err, const char *call, const char *fmt, ...) {
+    int debug = loop && (loop->flags & ALOOP_DEBUG);
+    if (err && !debug) return err;
+    char msg[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "aloop: %s: %s%s\n", call, msg, debug ? "" : "; ignored");
+    if (debug) abort();
+    return err;
+}
+
+int aloop__wrong_thread(const aloop_t *loop, const char *call) {
+    return aloop__misuse(loop, -EPERM, call,
+                         "loop %p is running on another thread; only "
+                         "aloop_call_soon_threadsafe may be called from here",
+                         (const void *)loop);
+}
+
+int aloop__foreign_loop(const aloop_t *owner, const aloop_t *here, const char *call) {
+    if (!owner)
+        return aloop__misuse(here, -EINVAL, call, "the object's loop was freed");
+    return aloop__misuse(owner, -EINVAL, call, "the object belongs to loop %p, not to loop %p",
+                         (const void *)owner, (const void *)here);
+}
+
+void *aloop__null_errno(int err) {
+    errno = -err;
+    return NULL;
 }

@@ -1,7 +1,10 @@
 /*
  * error.c - error text and the version string.
  */
-#include "internal.h"
+#include "aloop.h"
+
+#include <errno.h>
+#include <string.h>
 
 #define ALOOP_STR2(x) #x
 #define ALOOP_STR(x) ALOOP_STR2(x)

@@ -16,12 +16,16 @@ typedef struct done_callback {
     void *arg;
 } done_callback_t;
 
-void aloop__future_init(aloop_future_t *f, aloop_t *loop) {
+void aloop__future_init_on(aloop_future_t *f, aloop_t *loop, aloop_list_t *live) {
     f->state = ALOOP__PENDING;
     f->refs = 1;
     f->loop = loop;
     aloop__list_init(&f->waiters);
-    aloop__list_push_back(&loop->futures, &f->live);
+    aloop__list_push_back(live, &f->live);
+}
+
+void aloop__future_init(aloop_future_t *f, aloop_t *loop) {
+    aloop__future_init_on(f, loop, &loop->futures);
 }
 
 aloop_future_t *aloop_future_new(aloop_t *loop) {
@@ -110,6 +114,7 @@ int aloop_future_add_done_callback(aloop_future_t *f, void (*cb)(aloop_future_t 
 int aloop_future_remove_done_callback(aloop_future_t *f, void (*cb)(aloop_future_t *, void *),
                                       void *arg) {
     if (!f || !cb) return -EINVAL;
+    if (!f->loop) return 0; /* detached: its callbacks were dropped */
     int removed = 0;
     for (aloop_list_t *n = f->waiters.next; n != &f->waiters;) {
         aloop_fut_waiter_t *w = ALOOP_CONTAINER_OF(n, aloop_fut_waiter_t, link);
@@ -155,6 +160,9 @@ void aloop__future_detach(aloop_future_t *f) {
         }
     }
     aloop__list_remove(&f->live);
+    /* The waiter list is empty for good: its place now says how to free f
+     * (a task goes back through task.c, which the loop knows). */
+    f->dispose = f->is_task ? f->loop->task_dispose : NULL;
     f->loop = NULL;
 }
 
@@ -176,29 +184,36 @@ void aloop_release(aloop_future_t *f) {
     if (--f->refs == 0) future_destroy(f);
 }
 
+static void warn_unretrieved(aloop_t *loop, aloop_future_t *f) {
+    if (f->is_task) {
+        char name[128];
+        loop->task_label(f, name, sizeof name);
+        aloop__warn(loop, "task '%s' failed with %s and nobody retrieved the error", name,
+                    aloop_strerror(f->error));
+    } else {
+        aloop__warn(loop, "future %p failed with %s and nobody retrieved the error", (void *)f,
+                    aloop_strerror(f->error));
+    }
+}
+
+/* The last reference is gone. A task is freed (or recycled) by task.c,
+ * through the hook its loop holds (or, once detached, f->dispose). */
 static void future_destroy(aloop_future_t *f) {
     aloop_t *loop = f->loop;
     if (loop) {
         if (f->state == ALOOP__DONE && f->error && !f->error_retrieved &&
-            (loop->flags & ALOOP_DEBUG)) {
-            if (f->is_task)
-                aloop__warn(loop, "task '%s' failed with %s and nobody retrieved the error",
-                            aloop_task_name(f), aloop_strerror(f->error));
-            else
-                aloop__warn(loop, "future %p failed with %s and nobody retrieved the error",
-                            (void *)f, aloop_strerror(f->error));
-        }
+            (loop->flags & ALOOP_DEBUG))
+            warn_unretrieved(loop, f);
         aloop__future_detach(f);
         if (loop->flags & ALOOP_DEBUG) {
             aloop__debug_keep_freed(loop, f); /* to catch a release too many */
             return;
         }
     }
-    if (f->is_task) {
-        if (aloop__task(f)->name) aloop__free(aloop__task(f)->name); /* mostly NULL: skip the call */
-        if (loop && aloop__task_recycle(loop, aloop__task(f))) return;
-    }
-    aloop__free(f);
+    if (f->dispose)
+        f->dispose(loop, f);
+    else
+        aloop__free(f);
 }
 
 /* ---- await */

@@ -37,6 +37,7 @@
 
 #include "alloc_internal.h"
 #include "backend_internal.h"
+#include "process_internal.h"
 #include "signal_internal.h"
 #include "timer_internal.h"
 
@@ -202,30 +203,52 @@ struct aloop_future {
     uint8_t is_task;
     uint8_t error_retrieved;
     unsigned refs;
-    int error;            /* 0, or negative errno (-ECANCELED if cancelled) */
+    int error;            /* 0, or negative errno (-ECANCELED if cancelled); a
+                           * pending task keeps aloop_fail's error here */
+    /* Tasks in debug mode: run time (s) since the task last really
+     * suspended, summed over budget pauses (debug.c). Here because it fits
+     * the padding: a task struct stays within 128 bytes. */
+    float busy;
     void *result;
     aloop_t *loop;        /* NULL once the loop was freed (detached) */
-    aloop_list_t waiters; /* aloop_fut_waiter_t, in registration order */
-    aloop_list_t live;    /* loop->futures */
+    union {
+        aloop_list_t waiters; /* attached: aloop_fut_waiter_t, in registration order */
+        /* detached: how its last release frees it (NULL: aloop__free) */
+        void (*dispose)(aloop_t *loop, aloop_future_t *f);
+    };
+    aloop_list_t live;    /* loop->futures (a task: loop->tasks until it finishes;
+                           * a pooled task struct: loop->task_pool) */
 };
 
+/* A task, 128 bytes on x86-64 (it was 176 before stacks became lazy: the
+ * default name, a second list link and aloop_fail's error had fields of
+ * their own). A task that has not started is only this struct on the
+ * ready ring: no coroutine, no stack. */
 typedef struct aloop_task {
     struct aloop_future fut;
-    aloop_task_fn fn;
-    void *arg;
-    aloop_coro_t *coro;
+    union {
+        aloop_task_fn fn;    /* until the first step (started == 0) */
+        aloop_coro_t *coro;  /* from the first step on: the coroutine it runs on */
+    };
+    union {
+        void *arg;       /* until the first step */
+        /* from the first step on: the next task on loop->deferred (paused
+         * by its cooperative budget, sched.c) */
+        struct aloop_task *next_deferred;
+    };
     aloop_wait_t *wait;  /* set while suspended and not yet woken */
-    int cancel_requests; /* asyncio's _num_cancels_requested */
-    uint8_t must_cancel; /* a cancel is waiting to be delivered */
-    uint8_t started;
-    uint8_t queued;      /* on the ready ring */
-    int fail_error;      /* set by aloop_fail() */
     uint64_t id;         /* for "Task-N" */
-    char *name;          /* NULL = "Task-<id>", formatted on demand */
-    char name_buf[24];
-    aloop_list_t tasks;  /* loop->tasks while unfinished */
+    char *name;          /* NULL = "Task-<id>", allocated on demand */
     const void *spawn_site; /* aloop_spawn's caller, for aloop_dump */
     struct aloop_scope *timeouts; /* timeout.c: innermost open timeout scope */
+    int cancel_requests; /* asyncio's _num_cancels_requested */
+    uint8_t must_cancel; /* a cancel is waiting to be delivered */
+    uint8_t started;     /* has had its first step: coro is valid */
+    uint8_t queued;      /* on the ready ring */
+    /* Cooperative budget (sched.c): suspending calls entered since the task
+     * last really suspended (<= ALOOP_COOP_BUDGET). Counting up from 0 means
+     * a zeroed task struct starts with a full budget. */
+    uint8_t coop_used;
 } aloop_task_impl_t;
 
 /* Per-task state a feature keeps on the heap while the task runs (timeout.c's
@@ -240,6 +263,8 @@ static inline aloop_task_impl_t *aloop__task(aloop_future_t *f) {
 }
 
 void aloop__future_init(aloop_future_t *f, aloop_t *loop);
+/* The same, kept on `live` (a list of loop's) instead of loop->futures. */
+void aloop__future_init_on(aloop_future_t *f, aloop_t *loop, aloop_list_t *live);
 /* Completes f (state, error, result) and fires its waiters. -EINVAL if done. */
 int aloop__future_complete(aloop_future_t *f, int state, int error, void *result);
 void aloop__future_add_waiter(aloop_future_t *f, aloop_fut_waiter_t *w);
@@ -257,8 +282,26 @@ void aloop__future_detach(aloop_future_t *f);
 aloop_task_impl_t *aloop__current_task(void);
 /* Entry check of every suspending call: the running task, or NULL with *err
  * set (-EPERM outside a task, -ECANCELED when a cancel is pending, which is
- * consumed). */
+ * consumed). It also spends one unit of the task's cooperative budget
+ * (aloop__coop_spend), so it may first yield for a full loop step. */
 aloop_task_impl_t *aloop__enter(int *err);
+/* The cooperative budget: a task may enter this many suspending calls that
+ * do not suspend before one of them yields for a full loop step (timers,
+ * fds, the other ready tasks). Tokio's figure; measured in bench/README.md. */
+#ifndef ALOOP_COOP_BUDGET
+#define ALOOP_COOP_BUDGET 128u /* at most 255: counted in a uint8_t */
+#endif
+/* Spends one unit of t's budget (t is the running task). When it is spent,
+ * yields first: the task goes to loop->deferred and runs again after the
+ * next poll and timers. 0, or -ECANCELED if a cancel (or an expired
+ * wait_for) arrived meanwhile (consumed): the caller then does nothing.
+ * Calls that loop over several syscalls without suspending spend one unit
+ * per extra syscall. */
+int aloop__coop_yield(aloop_task_impl_t *t);
+static inline int aloop__coop_spend(aloop_task_impl_t *t) {
+    if (ALOOP_LIKELY(++t->coop_used < ALOOP_COOP_BUDGET)) return 0;
+    return aloop__coop_yield(t);
+}
 /* Suspends the running task until aloop__wake(). Returns w->result, or
  * -ECANCELED if a cancel arrived after the wake-up (consumed; the caller
  * must undo whatever the wake-up granted, e.g. hand an item back). */
@@ -272,9 +315,14 @@ int aloop__yield(aloop_task_impl_t *t);
 void aloop__run_steps(aloop_t *loop, unsigned budget);
 /* Fires every timer due at or before now (they only make things ready). */
 void aloop__run_timers(aloop_t *loop, double now);
-/* Something other than a ready runnable could still happen (timers, fd
- * waits and watches, pool jobs, posts from other threads). */
+/* Something other than a ready runnable could still happen (tasks paused
+ * by their budget, timers, fd waits and watches, pool jobs, posts from
+ * other threads). */
 int aloop__has_sources(const aloop_t *loop);
+/* Moves the tasks paused by their cooperative budget to the ready ring (in
+ * the order they paused): the end of every tick, after the poll and the
+ * due timers. */
+void aloop__undefer(aloop_t *loop);
 /* Debug mode: a loop that slept this long (wall seconds) waiting only for
  * other threads says so. */
 #define ALOOP_FOREIGN_WAIT_WARN 10.0
@@ -286,9 +334,9 @@ void aloop__drain_tasks(aloop_t *loop);
 int aloop__ring_grow(aloop_t *loop);
 /* Completion of the running task (called on its coroutine). */
 void aloop__task_finish(aloop_task_impl_t *t, void *result);
-/* A released task struct goes back to the loop's pool (1) unless the pool
- * is full (0: free it); loop teardown frees the pool (task.c). */
-int aloop__task_recycle(aloop_t *loop, aloop_task_impl_t *t);
+/* Loop creation / teardown: the task list, the pool of task structs, and
+ * the hooks future.c calls for tasks (task.c). */
+void aloop__tasks_init(aloop_t *loop);
 void aloop__task_pool_free(aloop_t *loop);
 /* The task's name into buf (n bytes, NUL included), without allocating or
  * stdio: the coroutine label behind the stack-overflow report (task.c). */
@@ -446,7 +494,8 @@ int aloop__gai_errno(int rc, int sys_errno);
 void aloop__stream_hold(aloop_stream_t *s);
 void aloop__stream_unhold(aloop_stream_t *s); /* closes it if still open; may free it */
 
-/* ---- signals: signal_internal.h (loop->signals, aloop__signal_free) */
+/* ---- signals: signal_internal.h (loop->signals, aloop__signal_free);
+ * child processes: process_internal.h (loop->procs) */
 
 /* ---- cross-thread wake-ups (threadpool.c) */
 int aloop__async_init(aloop_t *loop);
@@ -514,13 +563,20 @@ struct aloop {
     aloop_coro_t *zombie;        /* to free once off its stack */
     aloop_list_t stack_chunks;   /* stack chunks with a free slot (coro.c) */
     unsigned budget;             /* steps left before the next tick */
+    /* tasks that spent their cooperative budget: FIFO, made ready after the
+     * next poll and timers (tail valid only when head != NULL) */
+    struct aloop_task *deferred_head, *deferred_tail;
 
     /* state */
     uint8_t running, stopping, closing;
     uint64_t next_task_id;
     size_t task_count;           /* unfinished tasks */
-    aloop_list_t tasks;          /* unfinished tasks */
-    aloop_list_t task_pool;      /* freed task structs for reuse, linked by `tasks` */
+    aloop_list_t tasks;          /* unfinished tasks (linked by fut.live) */
+    aloop_list_t task_pool;      /* freed task structs for reuse (linked by fut.live) */
+    /* future.c knows nothing of tasks: a task's last release and its name in
+     * warnings go through these (set by task.c) */
+    void (*task_dispose)(aloop_t *loop, aloop_future_t *f);
+    void (*task_label)(const void *task, char *buf, size_t n);
     size_t task_pool_len;
     aloop_list_t futures;        /* every live future and task */
 
@@ -528,6 +584,7 @@ struct aloop {
     struct aloop_io *io;
     struct aloop_async *async;
     struct aloop_signals *signals; /* signal.c; NULL until the first signal wait */
+    struct aloop_procs *procs;     /* process.c; NULL until the first spawn */
 
     /* debug mode (debug.c) */
     aloop_warning_fn warn_fn;    /* NULL: warnings go to stderr */
@@ -555,12 +612,15 @@ void aloop__warn(aloop_t *loop, const char *fmt, ...)
 /* A task step ends (t suspends, yields or returns) / begins from the loop. */
 void aloop__debug_step_end(aloop_t *loop, aloop_task_impl_t *t);
 void aloop__debug_step_begin(aloop_t *loop);
+/* t spent its cooperative budget: its step ends, and the run time it has
+ * piled up since it last really suspended is checked as one step. */
+void aloop__debug_coop_yield(aloop_t *loop, aloop_task_impl_t *t);
 /* Keeps a freed (detached) future instead of freeing it. */
 void aloop__debug_keep_freed(aloop_t *loop, aloop_future_t *f);
 /* aloop_release with refs == 0: reported in debug mode, else abort. */
 void aloop__debug_bad_release(aloop_future_t *f);
 void aloop__debug_free(aloop_t *loop);
-/* ---- misuse (misuse.c): the one policy, rules listed there. Returns err
+/* ---- misuse (debug.c): the one policy, rules listed there. Returns err
  * (-EPERM / -EINVAL); in debug mode prints "aloop: <call>: <message>" and
  * aborts. err == 0: the call cannot report an error; the message is printed
  * and the caller does nothing. */

@@ -13,9 +13,15 @@ static int config_valid(const aloop_config_t *cfg) {
     return 1;
 }
 
+/* The environment's additions to a config: ALOOP_DEBUG=1, ALOOP_CLOCK=virtual. */
 static int env_debug(void) {
     const char *v = getenv("ALOOP_DEBUG");
     return v && *v && strcmp(v, "0") != 0;
+}
+
+static int env_clock(int clock) {
+    const char *v = getenv("ALOOP_CLOCK");
+    return v && strcmp(v, "virtual") == 0 ? ALOOP_CLOCK_VIRTUAL : clock;
 }
 
 aloop_t *aloop_new_with(const aloop_config_t *cfg) {
@@ -24,14 +30,13 @@ aloop_t *aloop_new_with(const aloop_config_t *cfg) {
     if (!config_valid(cfg)) return aloop__null_errno(-EINVAL);
     aloop_t *loop = aloop__calloc(1, sizeof *loop);
     if (!loop) return aloop__null_errno(-ENOMEM);
-    loop->clock = cfg->clock;
+    loop->clock = env_clock(cfg->clock);
     loop->flags = cfg->flags | (env_debug() ? ALOOP_DEBUG : 0u);
     loop->page_size = (size_t)sysconf(_SC_PAGESIZE);
     size_t stack = cfg->stack_size ? cfg->stack_size : ALOOP_DEFAULT_STACK;
     loop->stack_size = (stack + loop->page_size - 1) & ~(loop->page_size - 1);
     loop->mono_base = aloop__monotonic();
-    aloop__list_init(&loop->tasks);
-    aloop__list_init(&loop->task_pool);
+    aloop__tasks_init(loop);
     aloop__list_init(&loop->futures);
     aloop__list_init(&loop->quarantine);
     /* Each step's own error is passed on: EMFILE from epoll_create1 or the
@@ -117,6 +122,8 @@ void aloop_free(aloop_t *loop) {
     cancel_pending_futures(loop);
     aloop__drain_tasks(loop); /* runs what those cancels scheduled */
     drop_pending_callbacks(loop);
+    /* Children before signals: the SIGCHLD fallback unsubscribes. */
+    aloop__process_free(loop); /* unhooks pidfds: before the fd table goes */
     /* Signals first: one arriving while the pool's running jobs are joined
      * is then delivered at once, not held until they are done. */
     aloop__signal_free(loop); /* forgets its fds: before the fd table goes */

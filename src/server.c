@@ -187,8 +187,9 @@ static void *accept_main(void *arg) {
 
 /* The accept task completed: however it ended, the server is closed now. */
 static void acceptor_done(aloop_fut_waiter_t *w, aloop_future_t *f) {
-    ALOOP_UNUSED(f);
     aloop_server_t *srv = ALOOP_CONTAINER_OF(w, aloop_server_t, acceptor_done);
+    /* It never ran (no stack for it: -ENOMEM) and nobody closed us: say so. */
+    if (!srv->closed && !srv->error && f->error && f->error != -ECANCELED) srv->error = f->error;
     srv->acceptor = NULL;
     close_listener(srv);
     server_check_idle(srv);
@@ -212,8 +213,7 @@ aloop_server_t *aloop_serve(aloop_t *loop, int listen_fd, aloop_conn_fn handler,
     if (!srv->acceptor) {
         int err = errno;
         aloop__free(srv);
-        errno = err;
-        return NULL;
+        return aloop__null_errno(-err);
     }
     srv->acceptor_done.fire = acceptor_done;
     aloop__future_add_waiter(srv->acceptor, &srv->acceptor_done);
@@ -257,12 +257,19 @@ size_t aloop_server_connections(const aloop_server_t *srv) { return srv ? srv->n
 
 int aloop_server_fd(const aloop_server_t *srv) { return srv ? srv->listen_fd : -EINVAL; }
 
+size_t aloop_server_cancel_handlers(aloop_server_t *srv) {
+    if (!srv) return 0;
+    size_t n = 0;
+    /* A cancel never completes a task on the spot, so the list holds. */
+    for (aloop_list_t *l = srv->conns.next; l != &srv->conns; l = l->next)
+        n += (size_t)aloop_cancel(ALOOP_CONTAINER_OF(l, server_conn_t, link)->task);
+    return n;
+}
+
 void aloop_server_free(aloop_server_t *srv) {
     if (!srv || srv->freed) return;
     aloop_server_close(srv);
-    /* A cancel never completes a task on the spot, so the list holds. */
-    for (aloop_list_t *n = srv->conns.next; n != &srv->conns; n = n->next)
-        aloop_cancel(ALOOP_CONTAINER_OF(n, server_conn_t, link)->task);
+    aloop_server_cancel_handlers(srv);
     srv->freed = 1; /* only now: server_check_idle may free it */
     server_check_idle(srv);
 }

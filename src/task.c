@@ -21,23 +21,36 @@ static aloop_task_impl_t *task_alloc(aloop_t *loop) {
     aloop_list_t *n = aloop__list_pop_front(&loop->task_pool);
     if (!n) return aloop__calloc(1, sizeof(aloop_task_impl_t));
     loop->task_pool_len--;
-    aloop_task_impl_t *t = ALOOP_CONTAINER_OF(n, aloop_task_impl_t, tasks);
+    aloop_task_impl_t *t = ALOOP_CONTAINER_OF(n, aloop_task_impl_t, fut.live);
     static const aloop_task_impl_t blank;
     *t = blank;
     return t;
 }
 
-int aloop__task_recycle(aloop_t *loop, aloop_task_impl_t *t) {
-    if (loop->task_pool_len >= ALOOP_TASK_POOL_MAX) return 0;
-    aloop__list_push_front(&loop->task_pool, &t->tasks);
-    loop->task_pool_len++;
-    return 1;
+/* future.c's hook for a task's last release (loop: NULL once detached):
+ * back to the loop's pool unless it is full. */
+static void task_dispose(aloop_t *loop, aloop_future_t *f) {
+    aloop_task_impl_t *t = aloop__task(f);
+    if (t->name) aloop__free(t->name); /* mostly NULL: skip the call */
+    if (loop && loop->task_pool_len < ALOOP_TASK_POOL_MAX) {
+        aloop__list_push_front(&loop->task_pool, &t->fut.live);
+        loop->task_pool_len++;
+        return;
+    }
+    aloop__free(t);
+}
+
+void aloop__tasks_init(aloop_t *loop) {
+    aloop__list_init(&loop->tasks);
+    aloop__list_init(&loop->task_pool);
+    loop->task_dispose = task_dispose;
+    loop->task_label = aloop__task_label;
 }
 
 void aloop__task_pool_free(aloop_t *loop) {
     aloop_list_t *n;
     while ((n = aloop__list_pop_front(&loop->task_pool)) != NULL)
-        aloop__free(ALOOP_CONTAINER_OF(n, aloop_task_impl_t, tasks));
+        aloop__free(ALOOP_CONTAINER_OF(n, aloop_task_impl_t, fut.live));
     loop->task_pool_len = 0;
 }
 
@@ -51,7 +64,7 @@ aloop_task_t *aloop_spawn(aloop_t *loop, aloop_task_fn fn, void *arg) {
         aloop__free(t);
         return aloop__null_errno(-ENOMEM);
     }
-    aloop__future_init(&t->fut, loop);
+    aloop__future_init_on(&t->fut, loop, &loop->tasks); /* unfinished: on loop->tasks */
     t->fut.run.kind = ALOOP__RUN_TASK;
     t->fut.is_task = 1;
     t->fut.refs = 2; /* the caller's and the loop's, dropped when it finishes */
@@ -61,7 +74,6 @@ aloop_task_t *aloop_spawn(aloop_t *loop, aloop_task_fn fn, void *arg) {
 #if defined(__GNUC__)
     t->spawn_site = __builtin_return_address(0);
 #endif
-    aloop__list_push_back(&loop->tasks, &t->tasks);
     loop->task_count++;
     t->queued = 1;
     aloop__make_ready(loop, &t->fut.run);
@@ -72,15 +84,18 @@ void aloop__task_finish(aloop_task_impl_t *t, void *result) {
     aloop_t *loop = t->fut.loop;
     int state = ALOOP__DONE, error = 0;
     if (ALOOP_UNLIKELY(t->timeouts != NULL)) t->timeouts->task_done(t);
-    if (t->fail_error && !(t->fail_error == -ECANCELED && t->cancel_requests)) {
-        error = t->fail_error;
+    int failed = t->fut.error; /* aloop_fail's, kept there while pending */
+    if (failed && !(failed == -ECANCELED && t->cancel_requests)) {
+        error = failed;
         result = NULL;
-    } else if (t->cancel_requests > 0 || t->fail_error) {
+    } else if (t->cancel_requests > 0 || failed) {
         state = ALOOP__CANCELLED;
         error = -ECANCELED;
         result = NULL;
     }
-    aloop__list_remove(&t->tasks);
+    t->fut.error = 0;
+    aloop__list_remove(&t->fut.live); /* from loop->tasks to loop->futures */
+    aloop__list_push_back(&loop->futures, &t->fut.live);
     loop->task_count--;
     t->coro = NULL;
     t->must_cancel = 0;
@@ -127,7 +142,7 @@ int aloop_task_cancelling(const aloop_task_t *f) {
 
 void *aloop_fail(int err) {
     aloop_task_impl_t *t = aloop__current_task();
-    if (t) t->fail_error = err < 0 ? err : -EINVAL;
+    if (t) t->fut.error = err < 0 ? err : -EINVAL; /* until it completes */
     return NULL;
 }
 
@@ -171,19 +186,23 @@ void aloop__task_label(const void *task, char *buf, size_t n) {
     buf[at] = '\0';
 }
 
+/* The default name is made the first time it is asked for (most tasks
+ * never are), so it costs the task struct one pointer, not a buffer. */
 const char *aloop_task_name(const aloop_task_t *f) {
     if (!f || !f->is_task) return NULL;
     aloop_task_impl_t *t = aloop__task((aloop_future_t *)f);
     if (t->name) return t->name;
-    if (!t->name_buf[0]) default_name(t, t->name_buf, sizeof t->name_buf);
-    return t->name_buf;
+    char buf[32];
+    default_name(t, buf, sizeof buf);
+    t->name = aloop__strdup(buf);
+    return t->name ? t->name : "Task"; /* out of memory: a name, if not its own */
 }
 
 size_t aloop_all_tasks(aloop_t *loop, aloop_task_t **out, size_t cap) {
     if (!loop) return 0;
     size_t n = 0;
     for (aloop_list_t *l = loop->tasks.next; l != &loop->tasks; l = l->next, n++) {
-        if (n < cap && out) out[n] = &ALOOP_CONTAINER_OF(l, aloop_task_impl_t, tasks)->fut;
+        if (n < cap && out) out[n] = &ALOOP_CONTAINER_OF(l, aloop_task_impl_t, fut.live)->fut;
     }
     return n;
 }

@@ -1,8 +1,5 @@
 /* Tests for src/loop.c: creating and freeing loops. */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <cmocka.h>
+#include "aloop_test.h"
 
 #include "internal.h"
 
@@ -72,10 +69,44 @@ static void test_new_rejects_bad_config(void **state) {
     assert_int_equal(errno, EINVAL);
 }
 
+/* ALOOP_CLOCK=virtual in the environment makes every new loop virtual, so
+ * a program's timeline can be tested without waiting; anything else leaves
+ * the config's choice. */
+static void *sleep_an_hour(void *arg) {
+    (void)arg;
+    return (void *)(long)aloop_sleep(3600);
+}
+
+static void test_env_clock_virtual(void **state) {
+    (void)state;
+    const char *old = getenv("ALOOP_CLOCK");
+    setenv("ALOOP_CLOCK", "virtual", 1);
+    aloop_t *virt = aloop_new();
+    void *rc = (void *)1;
+    assert_int_equal(aloop_main(sleep_an_hour, NULL, &rc), 0); /* at once */
+    assert_null(rc);
+    setenv("ALOOP_CLOCK", "monotonic", 1);
+    aloop_t *mono = aloop_new();
+    aloop_config_t cfg = {.clock = ALOOP_CLOCK_VIRTUAL};
+    aloop_t *asked = aloop_new_with(&cfg);
+    unsetenv("ALOOP_CLOCK");
+    aloop_t *plain = aloop_new();
+    if (old) setenv("ALOOP_CLOCK", old, 1);
+    assert_int_equal(virt->clock, ALOOP_CLOCK_VIRTUAL);
+    assert_int_equal(mono->clock, ALOOP_CLOCK_MONOTONIC);
+    assert_int_equal(asked->clock, ALOOP_CLOCK_VIRTUAL); /* the config's choice stands */
+    assert_int_equal(plain->clock, ALOOP_CLOCK_MONOTONIC);
+    aloop_free(virt);
+    aloop_free(mono);
+    aloop_free(asked);
+    aloop_free(plain);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_new_reports_the_real_error),
         cmocka_unit_test(test_new_rejects_bad_config),
+        cmocka_unit_test(test_env_clock_virtual),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -10,15 +10,11 @@
  *   freeing a queue or sync object with waiters   the waiters wake with -EPIPE
  *   re-entering or freeing a running loop  -EPERM / ignored
  *   an object of another (or a freed) loop -EINVAL
- * Debug mode turns every misuse (src/misuse.c's list) into an abort with a
+ * Debug mode turns every misuse (the list in src/debug.c) into an abort with a
  * message naming the call: one test per rule, each in a child process.
  * (Releasing too often is caught by debug mode: see test_debug.c.)
  */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <cmocka.h>
+#include "aloop_test.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -30,7 +26,6 @@
 #include <unistd.h>
 
 #include "internal.h"
-#include "aloop_test.h"
 
 static void *nothing(void *arg) {
     (void)arg;

@@ -1,13 +1,9 @@
 /* Tests for src/task.c: spawning, names, cancellation, uncancel, fail. */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <cmocka.h>
+#include "aloop_test.h"
 
 #include <limits.h>
 
 #include "internal.h"
-#include "aloop_test.h"
 
 /* ---- a trace of what ran, shared by the task functions below */
 static char trace[256];
@@ -142,7 +138,7 @@ static void *spawn_then_gather(void *arg) {
     assert_non_null(results);
     for (size_t i = 0; i < n; i++) ts[i] = spawn(aloop_current(), index_plus_one, (void *)i);
     /* None has started: pending tasks have no coroutine yet. */
-    assert_null(aloop__task(ts[n - 1])->coro);
+    assert_false(aloop__task(ts[n - 1])->started);
     assert_int_equal(aloop_gather(ts, n, results, NULL, 0), 0);
     size_t bad = 0;
     for (size_t i = 0; i < n; i++) {
@@ -152,6 +148,12 @@ static void *spawn_then_gather(void *arg) {
     free(ts);
     free(results);
     return (void *)bad;
+}
+
+/* What a pending task costs: its struct (128 bytes on LP64). */
+static void test_pending_task_is_small(void **state) {
+    (void)state;
+    if (sizeof(void *) == 8) assert_true(sizeof(aloop_task_impl_t) <= 128);
 }
 
 static void test_spawn_many_then_gather(void **state) {
@@ -335,6 +337,7 @@ int main(int argc, char **argv) {
         return cmocka_run_group_tests(stress, NULL, NULL);
     }
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_pending_task_is_small),
         cmocka_unit_test(test_spawn_many_then_gather),
         cmocka_unit_test(test_spawn_runs_in_fifo_order),
         cmocka_unit_test(test_result_and_names),

@@ -1,0 +1,389 @@
+/*
+ * fetch - download URLs concurrently (the course's aiohttp fetcher, in C):
+ * HTTP/1.1 GET over plain TCP, at most -c N requests in flight, each under
+ * a deadline of its own.
+ *
+ *     ./fetch -c 5 -t 10 http://127.0.0.1:8000/a.bin http://127.0.0.1:8000/b.bin
+ *
+ * One task per URL. A semaphore keeps at most N of them past the gate; each
+ * request runs inside a timeout scope (aloop_timeout_enter/exit, asyncio's
+ * `async with asyncio.timeout(t)`): connect, request and the whole body must
+ * be done within -t seconds, or the request is abandoned at whatever it was
+ * waiting for and reported as timed out. Bodies with Content-Length, chunked
+ * bodies, and bodies up to end of file are read with aloop_stream_read /
+ * aloop_stream_readuntil and counted, not kept. Redirects are not followed.
+ *
+ * Prints a line per URL when it completes (status, bytes, seconds, MB/s)
+ * and a total. Exit status 0 if every URL answered 2xx, 1 otherwise.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <aloop.h>
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define HEADER_MAX (64 * 1024) /* the whole response head, "\r\n\r\n" included */
+#define CHUNK_LINE_MAX 1024    /* "1f4;ext=...\r\n" */
+
+typedef struct fetch_options {
+    unsigned concurrency;
+    double timeout; /* seconds per request; < 0 = none */
+    int quiet;      /* only the total */
+} fetch_options_t;
+
+/* What a URL turned into. */
+typedef struct fetch_job {
+    const char *url;
+    const fetch_options_t *opt;
+    aloop_semaphore_t *gate;
+    int status;        /* HTTP status, 0 if none came */
+    int error;         /* 0 or -errno */
+    const char *what;  /* a protocol error, or NULL */
+    size_t bytes;      /* body bytes */
+    double started, elapsed;
+} fetch_job_t;
+
+/* ------------------------------------------------------------------------ */
+/* URLs                                                                     */
+/* ------------------------------------------------------------------------ */
+
+typedef struct url {
+    char host[256];
+    char port[8];
+    const char *path; /* points into the URL; "/" if it had none */
+} url_t;
+
+/* http://host[:port][/path]; [v6]:port too. 0 or -EINVAL. */
+static int url_parse(const char *s, url_t *u) {
+    if (strncasecmp(s, "http://", 7) != 0) return -EINVAL;
+    s += 7;
+    size_t hostlen = strcspn(s, "/?#");
+    const char *rest = s + hostlen;
+    const char *host = s, *port = NULL;
+    size_t hlen = hostlen;
+    if (*host == '[') { /* [::1]:8080 */
+        const char *close = memchr(host, ']', hostlen);
+        if (!close) return -EINVAL;
+        host++;
+        hlen = (size_t)(close - host);
+        if (close + 1 < s + hostlen) {
+            if (close[1] != ':') return -EINVAL;
+            port = close + 2;
+        }
+    } else {
+        const char *colon = memchr(host, ':', hostlen);
+        if (colon) {
+            hlen = (size_t)(colon - host);
+            port = colon + 1;
+        }
+    }
+    size_t plen = port ? (size_t)(s + hostlen - port) : 0;
+    if (hlen == 0 || hlen >= sizeof u->host || plen >= sizeof u->port || (port && !plen))
+        return -EINVAL;
+    memcpy(u->host, host, hlen);
+    u->host[hlen] = '\0';
+    if (port) {
+        memcpy(u->port, port, plen);
+        u->port[plen] = '\0';
+    } else {
+        strcpy(u->port, "80");
+    }
+    u->path = *rest == '/' ? rest : "/";
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* HTTP/1.1                                                                 */
+/* ------------------------------------------------------------------------ */
+
+typedef struct response {
+    int status;
+    int chunked;
+    long long length; /* Content-Length, -1 if none */
+} response_t;
+
+/* The value of header `name` in the head (NUL-terminated), or NULL. */
+static const char *header_value(const char *head, const char *name) {
+    size_t n = strlen(name);
+    for (const char *p = strstr(head, "\r\n"); p && p[2]; p = strstr(p + 2, "\r\n")) {
+        const char *line = p + 2;
+        if (strncasecmp(line, name, n) == 0 && line[n] == ':') {
+            line += n + 1;
+            while (*line == ' ' || *line == '\t') line++;
+            return line;
+        }
+    }
+    return NULL;
+}
+
+static int parse_head(const char *head, response_t *r) {
+    int minor;
+    if (sscanf(head, "HTTP/1.%d %3d", &minor, &r->status) != 2 || r->status < 100) return -EPROTO;
+    const char *te = header_value(head, "Transfer-Encoding");
+    r->chunked = te && strncasecmp(te, "chunked", 7) == 0;
+    const char *cl = header_value(head, "Content-Length");
+    r->length = -1;
+    if (cl && !r->chunked) {
+        char *end;
+        errno = 0;
+        r->length = strtoll(cl, &end, 10);
+        if (errno || r->length < 0 || (*end != '\r' && *end != ' ')) return -EPROTO;
+    }
+    return 0;
+}
+
+/* Reads and counts up to `limit` body bytes (< 0: until EOF). 0, -EPIPE if
+ * EOF came first (with a limit), or -errno. */
+static int read_body(aloop_stream_t *s, long long limit, fetch_job_t *job) {
+    char buf[64 * 1024];
+    while (limit != 0) {
+        size_t want = sizeof buf;
+        if (limit > 0 && (unsigned long long)limit < want) want = (size_t)limit;
+        ssize_t n = aloop_stream_read(s, buf, want);
+        if (n < 0) return (int)n;
+        if (n == 0) return limit < 0 ? 0 : -EPIPE;
+        job->bytes += (size_t)n;
+        if (limit > 0) limit -= n;
+    }
+    return 0;
+}
+
+/* Transfer-Encoding: chunked: size line, data, CRLF; a 0 size ends it,
+ * then trailers up to an empty line. */
+static int read_chunked(aloop_stream_t *s, fetch_job_t *job) {
+    char line[CHUNK_LINE_MAX];
+    for (;;) {
+        ssize_t n = aloop_stream_readuntil(s, "\r\n", 2, line, sizeof line);
+        if (n <= 0) return n == 0 ? -EPIPE : (int)n;
+        char *end;
+        errno = 0;
+        unsigned long long size = strtoull(line, &end, 16);
+        if (end == line || errno || (*end != '\r' && *end != ';' && *end != ' ')) {
+            job->what = "bad chunk size";
+            return -EPROTO;
+        }
+        if (size == 0) break;
+        int rc = read_body(s, (long long)size, job);
+        if (rc < 0) return rc;
+        n = aloop_stream_readexactly(s, line, 2);
+        if (n < 0) return (int)n;
+        if (n != 2 || memcmp(line, "\r\n", 2) != 0) {
+            job->what = "chunk not followed by CRLF";
+            return -EPROTO;
+        }
+    }
+    for (;;) { /* trailers */
+        ssize_t n = aloop_stream_readuntil(s, "\r\n", 2, line, sizeof line);
+        if (n < 0) return (int)n;
+        if (n <= 2) return 0; /* the empty line (or EOF) */
+    }
+}
+
+static int send_request(aloop_stream_t *s, const url_t *u) {
+    char req[4096];
+    int n = snprintf(req, sizeof req,
+                     "GET %s HTTP/1.1\r\nHost: %s%s%s\r\nUser-Agent: aloop-fetch/1\r\n"
+                     "Accept-Encoding: identity\r\nConnection: close\r\n\r\n",
+                     u->path, u->host, strcmp(u->port, "80") ? ":" : "",
+                     strcmp(u->port, "80") ? u->port : "");
+    if (n < 0 || (size_t)n >= sizeof req) return -E2BIG;
+    ssize_t w = aloop_stream_write(s, req, (size_t)n);
+    return w < 0 ? (int)w : 0;
+}
+
+/* The request itself: 0 or -errno (job->status and job->bytes filled). */
+static int http_get(fetch_job_t *job) {
+    url_t u;
+    if (url_parse(job->url, &u) < 0) {
+        job->what = "not an http:// URL";
+        return -EINVAL;
+    }
+    aloop_stream_t *s;
+    int rc = aloop_open_connection(u.host, u.port, -1, &s); /* the scope bounds it */
+    if (rc < 0) return rc;
+    char *head = malloc(HEADER_MAX + 1);
+    rc = head ? send_request(s, &u) : -ENOMEM;
+    ssize_t n = rc < 0 ? rc : aloop_stream_readuntil(s, "\r\n\r\n", 4, head, HEADER_MAX + 1);
+    response_t r = {0};
+    if (n == -EMSGSIZE) job->what = "response head too long";
+    if (n >= 0 && (n < 4 || memcmp(head + n - 4, "\r\n\r\n", 4) != 0)) {
+        job->what = "connection closed before the response head";
+        n = -EPROTO;
+    }
+    if (n >= 0 && parse_head(head, &r) < 0) {
+        job->what = "malformed response head";
+        n = -EPROTO;
+    }
+    rc = n < 0 ? (int)n : 0;
+    if (rc == 0) {
+        job->status = r.status;
+        if (r.status == 204 || r.status == 304 || r.status < 200) rc = 0; /* no body */
+        else if (r.chunked) rc = read_chunked(s, job);
+        else rc = read_body(s, r.length, job);
+    }
+    free(head);
+    aloop_stream_close(s);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Tasks                                                                    */
+/* ------------------------------------------------------------------------ */
+
+static double mb_per_s(size_t bytes, double secs) {
+    return secs > 0 ? (double)bytes / 1e6 / secs : 0;
+}
+
+static void report(const fetch_job_t *job) {
+    if (job->opt->quiet) return;
+    if (job->error == 0) {
+        printf("%3d %12zu B %7.2f s %9.2f MB/s  %s\n", job->status, job->bytes, job->elapsed,
+               mb_per_s(job->bytes, job->elapsed), job->url);
+    } else {
+        const char *why = job->error == -ETIMEDOUT ? "timed out"
+                          : job->what             ? job->what
+                                                  : aloop_strerror(job->error);
+        printf("ERR %s after %.2f s (%zu B)  %s\n", why, job->elapsed, job->bytes, job->url);
+    }
+    fflush(stdout);
+}
+
+static void *fetch_main(void *arg) {
+    fetch_job_t *job = arg;
+    int rc = aloop_semaphore_acquire(job->gate); /* at most -c N past here */
+    if (rc < 0) return aloop_fail(rc);
+    job->started = aloop_time(aloop_current());
+    aloop_timeout_t deadline;
+    rc = aloop_timeout_enter(&deadline, job->opt->timeout);
+    if (rc == 0) rc = aloop_timeout_exit(&deadline, http_get(job));
+    aloop_semaphore_release(job->gate);
+    job->elapsed = aloop_time(aloop_current()) - job->started;
+    job->error = rc;
+    report(job);
+    return NULL;
+}
+
+typedef struct fetch_all {
+    const fetch_options_t *opt;
+    char **urls;
+    size_t n;
+    fetch_job_t *jobs;
+} fetch_all_t;
+
+static void *main_task(void *arg) {
+    fetch_all_t *all = arg;
+    aloop_t *loop = aloop_current();
+    aloop_semaphore_t *gate = aloop_semaphore_new(loop, all->opt->concurrency);
+    aloop_task_t **tasks = calloc(all->n, sizeof *tasks);
+    if (!gate || !tasks) {
+        aloop_semaphore_free(gate);
+        free(tasks);
+        return aloop_fail(-ENOMEM);
+    }
+    size_t spawned = 0;
+    for (; spawned < all->n; spawned++) {
+        fetch_job_t *job = &all->jobs[spawned];
+        *job = (fetch_job_t){.url = all->urls[spawned], .opt = all->opt, .gate = gate,
+                             .error = -ECANCELED};
+        tasks[spawned] = aloop_spawn(loop, fetch_main, job);
+        if (!tasks[spawned]) break;
+    }
+    int rc = aloop_gather(tasks, spawned, NULL, NULL, ALOOP_RETURN_ERRORS);
+    for (size_t i = 0; i < spawned; i++) aloop_release(tasks[i]);
+    free(tasks);
+    aloop_semaphore_free(gate);
+    if (spawned < all->n) return aloop_fail(-ENOMEM);
+    return rc < 0 ? aloop_fail(rc) : NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Command line                                                             */
+/* ------------------------------------------------------------------------ */
+
+static void usage(FILE *out, const char *prog) {
+    fprintf(out,
+            "usage: %s [-c N] [-t SECONDS] [-q] URL...\n"
+            "  Downloads every URL (http:// only, HTTP/1.1 GET) concurrently and\n"
+            "  prints a line per URL as it completes: status, bytes, seconds, MB/s\n"
+            "  (or ERR and why), then a total. Bodies are counted, not kept.\n"
+            "  -c, --concurrency N  at most N requests in flight (default 10)\n"
+            "  -t, --timeout SECS   deadline per request: connect, request and the\n"
+            "                       whole body (default 30; 0 = none)\n"
+            "  -q, --quiet          only the total\n"
+            "  -h, --help           this text\n"
+            "Exit status: 0 if every URL answered 2xx, 1 if not, 2 on bad usage.\n",
+            prog);
+}
+
+static int parse_options(int argc, char **argv, fetch_options_t *opt) {
+    static const struct option longopts[] = {
+        {"concurrency", required_argument, NULL, 'c'}, {"timeout", required_argument, NULL, 't'},
+        {"quiet", no_argument, NULL, 'q'},             {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    *opt = (fetch_options_t){.concurrency = 10, .timeout = 30};
+    int ch;
+    while ((ch = getopt_long(argc, argv, "c:t:qh", longopts, NULL)) != -1) {
+        char *end;
+        switch (ch) {
+        case 'c': {
+            unsigned long v = strtoul(optarg, &end, 10);
+            if (end == optarg || *end || *optarg == '-' || v < 1 || v > 100000) return -1;
+            opt->concurrency = (unsigned)v;
+            break;
+        }
+        case 't':
+            opt->timeout = strtod(optarg, &end);
+            if (end == optarg || *end || !(opt->timeout >= 0) || opt->timeout > 1e9) return -1;
+            if (opt->timeout == 0) opt->timeout = -1; /* none */
+            break;
+        case 'q': opt->quiet = 1; break;
+        case 'h': return 1;
+        default: return -1;
+        }
+    }
+    return optind < argc ? 0 : -1;
+}
+
+int main(int argc, char **argv) {
+    fetch_options_t opt;
+    int rc = parse_options(argc, argv, &opt);
+    if (rc != 0) {
+        usage(rc > 0 ? stdout : stderr, argv[0]);
+        return rc > 0 ? 0 : 2;
+    }
+    fetch_all_t all = {&opt, argv + optind, (size_t)(argc - optind), NULL};
+    all.jobs = calloc(all.n, sizeof *all.jobs);
+    if (!all.jobs) {
+        fprintf(stderr, "fetch: out of memory\n");
+        return 1;
+    }
+    double t0 = 0, t1 = 0;
+    aloop_t *loop = aloop_new();
+    aloop_task_t *t = loop ? aloop_spawn(loop, main_task, &all) : NULL;
+    if (t) {
+        t0 = aloop_time(loop);
+        rc = aloop_run_until_complete(loop, t);
+        t1 = aloop_time(loop);
+        aloop_release(t);
+    } else {
+        rc = -ENOMEM;
+    }
+    aloop_free(loop);
+    if (rc < 0) fprintf(stderr, "fetch: %s\n", aloop_strerror(rc));
+    size_t bytes = 0, ok = 0;
+    for (size_t i = 0; i < all.n; i++) {
+        bytes += all.jobs[i].bytes;
+        if (all.jobs[i].error == 0 && all.jobs[i].status / 100 == 2) ok++;
+    }
+    printf("total: %zu URLs, %zu ok, %zu failed, %zu bytes in %.2f s, %.2f MB/s\n", all.n, ok,
+           all.n - ok, bytes, t1 - t0, mb_per_s(bytes, t1 - t0));
+    free(all.jobs);
+    return rc == 0 && ok == all.n ? 0 : 1;
+}
