@@ -37,6 +37,7 @@
 
 #include "alloc_internal.h"
 #include "backend_internal.h"
+#include "process_internal.h"
 #include "signal_internal.h"
 #include "timer_internal.h"
 
@@ -204,6 +205,10 @@ struct aloop_future {
     unsigned refs;
     int error;            /* 0, or negative errno (-ECANCELED if cancelled); a
                            * pending task keeps aloop_fail's error here */
+    /* Tasks in debug mode: run time (s) since the task last really
+     * suspended, summed over budget pauses (debug.c). Here because it fits
+     * the padding: a task struct stays within 128 bytes. */
+    float busy;
     void *result;
     aloop_t *loop;        /* NULL once the loop was freed (detached) */
     union {
@@ -225,7 +230,12 @@ typedef struct aloop_task {
         aloop_task_fn fn;    /* until the first step (started == 0) */
         aloop_coro_t *coro;  /* from the first step on: the coroutine it runs on */
     };
-    void *arg;
+    union {
+        void *arg;       /* until the first step */
+        /* from the first step on: the next task on loop->deferred (paused
+         * by its cooperative budget, sched.c) */
+        struct aloop_task *next_deferred;
+    };
     aloop_wait_t *wait;  /* set while suspended and not yet woken */
     uint64_t id;         /* for "Task-N" */
     char *name;          /* NULL = "Task-<id>", allocated on demand */
@@ -235,6 +245,10 @@ typedef struct aloop_task {
     uint8_t must_cancel; /* a cancel is waiting to be delivered */
     uint8_t started;     /* has had its first step: coro is valid */
     uint8_t queued;      /* on the ready ring */
+    /* Cooperative budget (sched.c): suspending calls entered since the task
+     * last really suspended (<= ALOOP_COOP_BUDGET). Counting up from 0 means
+     * a zeroed task struct starts with a full budget. */
+    uint8_t coop_used;
 } aloop_task_impl_t;
 
 /* Per-task state a feature keeps on the heap while the task runs (timeout.c's
@@ -268,8 +282,26 @@ void aloop__future_detach(aloop_future_t *f);
 aloop_task_impl_t *aloop__current_task(void);
 /* Entry check of every suspending call: the running task, or NULL with *err
  * set (-EPERM outside a task, -ECANCELED when a cancel is pending, which is
- * consumed). */
+ * consumed). It also spends one unit of the task's cooperative budget
+ * (aloop__coop_spend), so it may first yield for a full loop step. */
 aloop_task_impl_t *aloop__enter(int *err);
+/* The cooperative budget: a task may enter this many suspending calls that
+ * do not suspend before one of them yields for a full loop step (timers,
+ * fds, the other ready tasks). Tokio's figure; measured in bench/README.md. */
+#ifndef ALOOP_COOP_BUDGET
+#define ALOOP_COOP_BUDGET 128u /* at most 255: counted in a uint8_t */
+#endif
+/* Spends one unit of t's budget (t is the running task). When it is spent,
+ * yields first: the task goes to loop->deferred and runs again after the
+ * next poll and timers. 0, or -ECANCELED if a cancel (or an expired
+ * wait_for) arrived meanwhile (consumed): the caller then does nothing.
+ * Calls that loop over several syscalls without suspending spend one unit
+ * per extra syscall. */
+int aloop__coop_yield(aloop_task_impl_t *t);
+static inline int aloop__coop_spend(aloop_task_impl_t *t) {
+    if (ALOOP_LIKELY(++t->coop_used < ALOOP_COOP_BUDGET)) return 0;
+    return aloop__coop_yield(t);
+}
 /* Suspends the running task until aloop__wake(). Returns w->result, or
  * -ECANCELED if a cancel arrived after the wake-up (consumed; the caller
  * must undo whatever the wake-up granted, e.g. hand an item back). */
@@ -283,9 +315,14 @@ int aloop__yield(aloop_task_impl_t *t);
 void aloop__run_steps(aloop_t *loop, unsigned budget);
 /* Fires every timer due at or before now (they only make things ready). */
 void aloop__run_timers(aloop_t *loop, double now);
-/* Something other than a ready runnable could still happen (timers, fd
- * waits and watches, pool jobs, posts from other threads). */
+/* Something other than a ready runnable could still happen (tasks paused
+ * by their budget, timers, fd waits and watches, pool jobs, posts from
+ * other threads). */
 int aloop__has_sources(const aloop_t *loop);
+/* Moves the tasks paused by their cooperative budget to the ready ring (in
+ * the order they paused): the end of every tick, after the poll and the
+ * due timers. */
+void aloop__undefer(aloop_t *loop);
 /* Debug mode: a loop that slept this long (wall seconds) waiting only for
  * other threads says so. */
 #define ALOOP_FOREIGN_WAIT_WARN 10.0
@@ -457,7 +494,8 @@ int aloop__gai_errno(int rc, int sys_errno);
 void aloop__stream_hold(aloop_stream_t *s);
 void aloop__stream_unhold(aloop_stream_t *s); /* closes it if still open; may free it */
 
-/* ---- signals: signal_internal.h (loop->signals, aloop__signal_free) */
+/* ---- signals: signal_internal.h (loop->signals, aloop__signal_free);
+ * child processes: process_internal.h (loop->procs) */
 
 /* ---- cross-thread wake-ups (threadpool.c) */
 int aloop__async_init(aloop_t *loop);
@@ -524,6 +562,9 @@ struct aloop {
     aloop_coro_t *zombie;        /* to free once off its stack */
     aloop_list_t stack_chunks;   /* stack chunks with a free slot (coro.c) */
     unsigned budget;             /* steps left before the next tick */
+    /* tasks that spent their cooperative budget: FIFO, made ready after the
+     * next poll and timers (tail valid only when head != NULL) */
+    struct aloop_task *deferred_head, *deferred_tail;
 
     /* state */
     uint8_t running, stopping, closing;
@@ -543,6 +584,7 @@ struct aloop {
     struct aloop_io *io;
     struct aloop_async *async;
     struct aloop_signals *signals; /* signal.c; NULL until the first signal wait */
+    struct aloop_procs *procs;     /* process.c; NULL until the first spawn */
 
     /* debug mode (debug.c) */
     aloop_warning_fn warn_fn;    /* NULL: warnings go to stderr */
@@ -570,6 +612,9 @@ void aloop__warn(aloop_t *loop, const char *fmt, ...)
 /* A task step ends (t suspends, yields or returns) / begins from the loop. */
 void aloop__debug_step_end(aloop_t *loop, aloop_task_impl_t *t);
 void aloop__debug_step_begin(aloop_t *loop);
+/* t spent its cooperative budget: its step ends, and the run time it has
+ * piled up since it last really suspended is checked as one step. */
+void aloop__debug_coop_yield(aloop_t *loop, aloop_task_impl_t *t);
 /* Keeps a freed (detached) future instead of freeing it. */
 void aloop__debug_keep_freed(aloop_t *loop, aloop_future_t *f);
 /* aloop_release with refs == 0: reported in debug mode, else abort. */

@@ -409,10 +409,14 @@ ssize_t aloop__io_read(aloop_task_impl_t *t, int fd, void *buf, size_t len) {
 ssize_t aloop__io_write_all(aloop_task_impl_t *t, int fd, const void *buf, size_t len) {
     const char *p = buf;
     size_t done = 0;
+    int rc_spend;
     while (done < len) {
         ssize_t n = try_write(t->fut.loop, fd, p + done, len - done);
         if (n > 0) {
             done += (size_t)n;
+            /* another send without suspending: a fast reader must not let
+             * one big write keep the loop */
+            if (done < len && (rc_spend = aloop__coop_spend(t)) < 0) return rc_spend;
             continue;
         }
         if (n < 0 && n != -EAGAIN) return n;

@@ -122,6 +122,8 @@ void aloop_free(aloop_t *loop) {
     cancel_pending_futures(loop);
     aloop__drain_tasks(loop); /* runs what those cancels scheduled */
     drop_pending_callbacks(loop);
+    /* Children before signals: the SIGCHLD fallback unsubscribes. */
+    aloop__process_free(loop); /* unhooks pidfds: before the fd table goes */
     /* Signals first: one arriving while the pool's running jobs are joined
      * is then delivered at once, not held until they are done. */
     aloop__signal_free(loop); /* forgets its fds: before the fd table goes */

@@ -173,6 +173,22 @@ to_loop:
     aloop__coro_switch(loop, self, NULL);
 }
 
+/* aloop__enter's slow half: a cancel to deliver, a closing loop, or a spent
+ * budget. Out of line and reached by a tail call, so the fast path needs no
+ * stack frame. */
+static ALOOP_NOINLINE aloop_task_impl_t *enter_slow(aloop_t *loop, aloop_task_impl_t *t, int *err) {
+    if (t->must_cancel || loop->closing) {
+        t->must_cancel = 0;
+        *err = -ECANCELED;
+        return NULL;
+    }
+    if (aloop__coop_yield(t) < 0) {
+        *err = -ECANCELED;
+        return NULL;
+    }
+    return t;
+}
+
 aloop_task_impl_t *aloop__enter(int *err) {
     aloop_t *loop = tls_loop;
     aloop_task_impl_t *t = loop ? loop->current : NULL;
@@ -180,17 +196,66 @@ aloop_task_impl_t *aloop__enter(int *err) {
         *err = aloop__misuse(loop, -EPERM, "suspending call", "called outside a task");
         return NULL;
     }
-    if (ALOOP_UNLIKELY(t->must_cancel || loop->closing)) {
-        t->must_cancel = 0;
-        *err = -ECANCELED;
-        return NULL;
-    }
+    if (ALOOP_UNLIKELY(t->must_cancel || loop->closing)) return enter_slow(loop, t, err);
+    if (ALOOP_UNLIKELY(++t->coop_used >= ALOOP_COOP_BUDGET)) return enter_slow(loop, t, err);
     return t;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The cooperative budget                                                   */
+/* ------------------------------------------------------------------------ */
+
+/* Why: a task whose calls never suspend (a socket that always has data, a
+ * pipe from /dev/zero, a queue that is never empty) would otherwise keep
+ * the loop for ever, and a ready ring alone cannot help: the task never
+ * returns to it. So every suspending call spends a unit, and the call that
+ * spends the last one first yields. The task is not pushed on the ready ring
+ * (it could then run again before the loop polls) but on loop->deferred,
+ * which tick() appends to the ring after the poll and the timers: every fd
+ * that became ready, every timer due and every task already ready runs
+ * before it does. Under the virtual clock a deferred task is busy, not
+ * ready: time may jump to the next deadline meanwhile, so a wait_for around
+ * such a task expires as it would on the real clock. */
+static void defer(aloop_t *loop, aloop_task_impl_t *t) {
+    t->next_deferred = NULL;
+    if (loop->deferred_head)
+        loop->deferred_tail->next_deferred = t;
+    else
+        loop->deferred_head = t;
+    loop->deferred_tail = t;
+}
+
+void aloop__undefer(aloop_t *loop) {
+    aloop_task_impl_t *t = loop->deferred_head;
+    loop->deferred_head = loop->deferred_tail = NULL;
+    while (t) {
+        aloop_task_impl_t *next = t->next_deferred;
+        t->next_deferred = NULL;
+        aloop__make_ready(loop, &t->fut.run);
+        t = next;
+    }
+}
+
+
+ALOOP_NOINLINE int aloop__coop_yield(aloop_task_impl_t *t) {
+    aloop_t *loop = t->fut.loop;
+    t->coop_used = 0;
+    if (loop->closing) return 0; /* aloop_free: every call fails at once anyway */
+    t->queued = 1;
+    defer(loop, t);
+    if (ALOOP_UNLIKELY(loop->flags & ALOOP_DEBUG)) aloop__debug_coop_yield(loop, t);
+    switch_away(loop, t->coro);
+    if (ALOOP_UNLIKELY(t->must_cancel)) {
+        t->must_cancel = 0;
+        return -ECANCELED;
+    }
+    return 0;
 }
 
 int aloop__suspend(aloop_task_impl_t *t, aloop_wait_t *w) {
     aloop_t *loop = t->fut.loop;
     t->wait = w;
+    t->coop_used = 0;
     if (ALOOP_UNLIKELY(loop->flags & ALOOP_DEBUG)) aloop__debug_step_end(loop, t);
     switch_away(loop, t->coro);
     if (ALOOP_UNLIKELY(t->must_cancel)) {
@@ -335,7 +400,7 @@ static void run_steps(aloop_t *loop) { aloop__run_steps(loop, ALOOP_STEPS_PER_TI
 
 /* Something other than a ready runnable could still happen. */
 int aloop__has_sources(const aloop_t *loop) {
-    return aloop__timers_count(&loop->timers) || aloop__io_pending(loop) || aloop__async_pending(loop);
+    return loop->deferred_head || aloop__timers_count(&loop->timers) || aloop__io_pending(loop) || aloop__async_pending(loop);
 }
 
 /* Polls, then fires due timers. Blocks only when nothing is ready, and then
@@ -345,7 +410,7 @@ int aloop__has_sources(const aloop_t *loop) {
 static void tick(aloop_t *loop) {
     double next = aloop__timers_next(&loop->timers);
     double timeout = -1;
-    if (loop->ring_count || loop->stopping) {
+    if (loop->ring_count || loop->deferred_head || loop->stopping) {
         timeout = 0;
     } else if (next >= 0) {
         timeout = loop->clock == ALOOP_CLOCK_VIRTUAL ? 0 : next - aloop__now(loop);
@@ -357,6 +422,7 @@ static void tick(aloop_t *loop) {
     if (loop->clock == ALOOP_CLOCK_VIRTUAL && !loop->ring_count && next > loop->vnow)
         loop->vnow = next;
     if (aloop__timers_count(&loop->timers)) aloop__run_timers(loop, aloop__now(loop));
+    aloop__undefer(loop);
 }
 
 /* Unfinished tasks, and nothing of the loop's own that could wake them.
@@ -365,6 +431,7 @@ static void tick(aloop_t *loop) {
  * exists (then it is a deadlock: 1). Debug mode warns after a long sleep. */
 static int wait_for_other_threads(aloop_t *loop) {
     if (aloop__async_alone(loop)) return 1;
+    if (loop->stopping) return 0; /* aloop_stop before the run: one pass, no sleep */
     double timeout = -1, start = 0;
     if (loop->flags & ALOOP_DEBUG) {
         timeout = ALOOP_FOREIGN_WAIT_WARN;
@@ -450,6 +517,7 @@ void aloop_stop(aloop_t *loop) {
 void aloop__drain_tasks(aloop_t *loop) {
     loop->closing = 1;
     for (int pass = 0; (loop->task_count || loop->ring_count) && pass < 1000; pass++) {
+        aloop__undefer(loop);
         for (aloop_list_t *n = loop->tasks.next; n != &loop->tasks;) {
             aloop_task_impl_t *t = ALOOP_CONTAINER_OF(n, aloop_task_impl_t, fut.live);
             n = n->next;
@@ -473,6 +541,7 @@ void aloop__drain_tasks(aloop_t *loop) {
  * tls -> loop -> current task -> task's loop, on the hottest path there is. */
 static int yield_in(aloop_t *loop, aloop_task_impl_t *t) {
     t->queued = 1;
+    t->coop_used = 0;
     aloop__make_ready(loop, &t->fut.run);
     if (ALOOP_UNLIKELY(loop->flags & ALOOP_DEBUG)) aloop__debug_step_end(loop, t);
     switch_away(loop, t->coro);

@@ -187,8 +187,9 @@ static void *accept_main(void *arg) {
 
 /* The accept task completed: however it ended, the server is closed now. */
 static void acceptor_done(aloop_fut_waiter_t *w, aloop_future_t *f) {
-    ALOOP_UNUSED(f);
     aloop_server_t *srv = ALOOP_CONTAINER_OF(w, aloop_server_t, acceptor_done);
+    /* It never ran (no stack for it: -ENOMEM) and nobody closed us: say so. */
+    if (!srv->closed && !srv->error && f->error && f->error != -ECANCELED) srv->error = f->error;
     srv->acceptor = NULL;
     close_listener(srv);
     server_check_idle(srv);
@@ -212,8 +213,7 @@ aloop_server_t *aloop_serve(aloop_t *loop, int listen_fd, aloop_conn_fn handler,
     if (!srv->acceptor) {
         int err = errno;
         aloop__free(srv);
-        errno = err;
-        return NULL;
+        return aloop__null_errno(-err);
     }
     srv->acceptor_done.fire = acceptor_done;
     aloop__future_add_waiter(srv->acceptor, &srv->acceptor_done);

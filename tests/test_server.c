@@ -3,16 +3,13 @@
  * connection, close / wait_closed / free, the connection count, teardown by
  * aloop_free, accept errors (EMFILE back-off, fatal errors).
  */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <cmocka.h>
+#include "aloop_test.h"
 
 #include "internal.h"
-#include "aloop_test.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -559,6 +556,111 @@ static void test_emfile_backoff(void **state) {
     assert_int_equal(WEXITSTATUS(status), 0);
 }
 
+/* Allocation failures anywhere in a serve / connect / echo / close run:
+ * every call of ours returns success or -ENOMEM, the loop runs dry, and
+ * (ASan) nothing leaks. */
+typedef struct alloc_ctx {
+    char port[16];
+    int violations;
+    char what[96];
+} alloc_ctx_t;
+
+static void alloc_bad(alloc_ctx_t *a, const char *call, long rc) {
+    if (a->violations++ == 0) snprintf(a->what, sizeof a->what, "%s returned %ld", call, rc);
+}
+
+static void alloc_echo(aloop_stream_t *conn, void *arg) {
+    (void)arg;
+    char line[64];
+    ssize_t n;
+    while ((n = aloop_stream_readuntil(conn, "\r\n", 2, line, sizeof line)) > 0)
+        if (aloop_stream_write(conn, line, (size_t)n) < 0) break;
+}
+
+static void *alloc_client(void *arg) {
+    alloc_ctx_t *a = arg;
+    aloop_stream_t *s;
+    int rc = aloop_open_connection("127.0.0.1", a->port, 5, &s);
+    if (rc < 0) { /* refused: the server closed, its accept task had no memory to start */
+        if (rc != -ENOMEM && rc != -ECONNREFUSED) alloc_bad(a, "aloop_open_connection", rc);
+        return NULL;
+    }
+    ssize_t n = aloop_stream_write(s, "hi\r\n", 4);
+    char line[16];
+    if (n == 4) n = aloop_stream_readuntil(s, "\r\n", 2, line, sizeof line);
+    /* the server may have dropped us for want of memory: EOF or a reset */
+    if (n != 4 && n != 0 && n != -ENOMEM && n != -ECONNRESET && n != -EPIPE)
+        alloc_bad(a, "client exchange", n);
+    aloop_stream_close(s);
+    return NULL;
+}
+
+static void *alloc_main(void *arg) {
+    alloc_ctx_t *a = arg;
+    aloop_t *loop = aloop_current();
+    int lfd = aloop_tcp_listen("127.0.0.1", "0", 16);
+    if (lfd < 0) {
+        if (lfd != -ENOMEM) alloc_bad(a, "aloop_tcp_listen", lfd);
+        return NULL;
+    }
+    listen_port(lfd, a->port, sizeof a->port);
+    errno = 0;
+    aloop_server_t *srv = aloop_serve(loop, lfd, alloc_echo, a);
+    if (!srv) {
+        if (errno != ENOMEM) alloc_bad(a, "aloop_serve", -errno);
+        aloop_close(lfd);
+        return NULL;
+    }
+    aloop_task_t *ts[3];
+    size_t n = 0;
+    for (int i = 0; i < 3; i++)
+        if ((ts[n] = aloop_spawn(loop, alloc_client, a)) != NULL) n++;
+    if (n) aloop_gather(ts, n, NULL, NULL, ALOOP_RETURN_ERRORS);
+    for (size_t i = 0; i < n; i++) aloop_release(ts[i]);
+    aloop_server_close(srv);
+    int rc = aloop_server_wait_closed(srv);
+    if (rc != 0 && rc != -ENOMEM) alloc_bad(a, "aloop_server_wait_closed", rc);
+    aloop_server_free(srv);
+    return NULL;
+}
+
+/* Returns how many allocations the run made. */
+static unsigned long alloc_run(long nth, long count) {
+    alloc_ctx_t a = {0};
+    aloop__test_fail_alloc(nth, count);
+    aloop_config_t cfg = {.clock = ALOOP_CLOCK_VIRTUAL};
+    aloop_t *loop = aloop_new_with(&cfg);
+    if (!loop) {
+        aloop__test_fail_alloc(0, 0);
+        return 0;
+    }
+    aloop_task_t *m = aloop_spawn(loop, alloc_main, &a);
+    if (m) {
+        int rc = aloop_run_until_complete(loop, m);
+        if (rc != 0 && rc != -ENOMEM) alloc_bad(&a, "alloc_main", rc);
+        aloop_release(m);
+    }
+    int rc = aloop_run(loop);
+    unsigned long made = aloop__test_alloc_count();
+    aloop__test_fail_alloc(0, 0);
+    if (rc != 0) alloc_bad(&a, "aloop_run", rc);
+    if (a.violations) fail_msg("nth %ld count %ld: %s", nth, count, a.what);
+    assert_int_equal(loop->task_count, 0);
+    aloop_free(loop);
+    return made;
+}
+
+static void test_allocation_failures(void **state) {
+    (void)state;
+    unsigned long total = alloc_run(LONG_MAX, 0); /* counts, never fails */
+    assert_true(total > 10);
+    print_message("serve scenario makes %lu allocations\n", total);
+    for (long nth = 1; nth <= (long)total; nth++) {
+        alloc_run(nth, 1);  /* only that one fails */
+        alloc_run(nth, -1); /* that one and every later one */
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_many_connections),
@@ -572,6 +674,7 @@ int main(void) {
         cmocka_unit_test(test_fatal_accept_error),
         cmocka_unit_test(test_bad_args),
         cmocka_unit_test(test_emfile_backoff),
+        cmocka_unit_test(test_allocation_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

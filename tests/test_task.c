@@ -1,13 +1,9 @@
 /* Tests for src/task.c: spawning, names, cancellation, uncancel, fail. */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <cmocka.h>
+#include "aloop_test.h"
 
 #include <limits.h>
 
 #include "internal.h"
-#include "aloop_test.h"
 
 /* ---- a trace of what ran, shared by the task functions below */
 static char trace[256];
