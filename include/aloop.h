@@ -44,10 +44,18 @@
 extern "C" {
 #endif
 
+/* ALOOP_API: on Windows the DLL exports while it is built (ALOOP_BUILDING,
+ * set by the build) and its users import; users of the static library
+ * define ALOOP_STATIC (the CMake target aloop::aloop_static does). Elsewhere
+ * only the library's own symbols are visible (-fvisibility=hidden). */
+#if defined(_WIN32) || defined(__CYGWIN__)
 #if defined(ALOOP_STATIC)
 #define ALOOP_API
-#elif defined(_WIN32)
+#elif defined(ALOOP_BUILDING)
 #define ALOOP_API __declspec(dllexport)
+#else
+#define ALOOP_API __declspec(dllimport)
+#endif
 #elif defined(__GNUC__)
 #define ALOOP_API __attribute__((visibility("default")))
 #else
@@ -536,7 +544,7 @@ ALOOP_API int aloop_server_fd(const aloop_server_t *srv);
 ALOOP_API void aloop_server_free(aloop_server_t *srv);
 
 /* ------------------------------------------------------------------------ */
-/* Networking: listeners for many loops, names, datagrams (net.c, udp.c)   */
+/* Networking: listeners for many loops, names, datagrams, Unix sockets    */
 /* ------------------------------------------------------------------------ */
 
 /* aloop_tcp_listen_with flags. REUSEPORT sets SO_REUSEPORT: several sockets
@@ -599,6 +607,27 @@ ALOOP_API ssize_t aloop_recvfrom(int fd, void *buf, size_t len, struct sockaddr 
 ALOOP_API ssize_t aloop_sendto(int fd, const void *buf, size_t len, const struct sockaddr *addr,
                                socklen_t alen);
 
+/* ---- Unix-domain stream sockets (unix.c). path is a file system path, or
+ * "@name" for Linux's abstract namespace: the address is the bytes of name
+ * after a NUL, its length offsetof(struct sockaddr_un, sun_path) + 1 +
+ * strlen(name), no padding (-ENOTSUP elsewhere). -ENAMETOOLONG when the
+ * name does not fit sun_path (107 bytes of path on Linux), -EINVAL for
+ * NULL or "". */
+
+/* A listening socket at path (backlog <= 0 = SOMAXCONN): fd or -errno. Not
+ * suspending. If path exists: a socket file nothing accepts on (left by a
+ * listener that died) is replaced; one a live listener accepts on, or a
+ * file that is not a socket, gives -EADDRINUSE and is left alone. The file
+ * stays after aloop_close(fd): unlink(path) when done (a later listen
+ * replaces it anyway). */
+ALOOP_API int aloop_unix_listen(const char *path, int backlog);
+/* Connects to the listener at path within timeout seconds (< 0 = none):
+ * fd (non-blocking, close-on-exec) or -errno: -ENOENT (no such file),
+ * -ECONNREFUSED (nothing accepts there; also an abstract name nobody
+ * holds), -ETIMEDOUT (the listener's backlog stayed full), -ECANCELED,
+ * -EACCES, -EINVAL (NaN timeout), -EPERM outside a task. */
+ALOOP_API int aloop_unix_connect(const char *path, double timeout);
+
 /* ------------------------------------------------------------------------ */
 /* Threads, signals                                                         */
 /* ------------------------------------------------------------------------ */
@@ -622,6 +651,91 @@ ALOOP_API int aloop_set_thread_pool_size(aloop_t *loop, unsigned n);
  * with signo blocked: unblock it in the child (posix_spawnattr_setsigmask,
  * or pthread_sigmask after fork) until the subprocess API does it for you. */
 ALOOP_API int aloop_signal_wait(int signo);
+
+/* ------------------------------------------------------------------------ */
+/* Subprocesses (asyncio.create_subprocess_exec)                            */
+/* ------------------------------------------------------------------------ */
+
+/* A child process started by a loop. The loop reaps it as soon as it sees
+ * it exit, whether or not anybody waits: no child of a loop stays a zombie.
+ * The child starts with an empty signal mask and every signal at its
+ * default disposition, whatever the loop's thread blocked or ignored. */
+typedef struct aloop_process aloop_process_t;
+
+/* What the child gets on stdin/stdout/stderr. */
+enum {
+    ALOOP_STDIO_INHERIT = 0, /* the parent's fd */
+    ALOOP_STDIO_PIPE = 1,    /* a pipe; the parent's end: aloop_process_stdin() & co */
+    ALOOP_STDIO_NULL = 2,    /* /dev/null */
+    ALOOP_STDIO_STDOUT = 3   /* stderr only: wherever stdout goes (2>&1) */
+};
+
+typedef struct aloop_process_opts {
+    int stdin_mode, stdout_mode, stderr_mode; /* ALOOP_STDIO_*; zero = inherit */
+    const char *cwd;                          /* NULL = inherit */
+    char *const *envp;                        /* NULL = inherit (environ) */
+} aloop_process_opts_t;
+
+/* Starts argv[0] with arguments argv (NULL-terminated). A name without '/'
+ * is searched in PATH (the child's PATH when envp is given). NULL opts =
+ * inherit everything. Not suspending; may be called outside a task.
+ * Returns NULL + errno on failure, with no child left behind: EINVAL (NULL
+ * loop or argv, empty argv[0], a bad mode), a program that cannot be
+ * executed (ENOENT, EACCES, ENOEXEC, ...) or a cwd that cannot be entered
+ * (ENOENT, ...) rather than exit status 127, EMFILE, EAGAIN, ENOMEM; EPERM
+ * from a thread that is not the loop's. Pipe ends are close-on-exec and
+ * non-blocking. */
+ALOOP_API aloop_process_t *aloop_process_spawn(aloop_t *loop, char *const argv[],
+                                               const aloop_process_opts_t *opts);
+/* The child's pid (valid until aloop_process_free), or -EINVAL for NULL. */
+ALOOP_API int aloop_process_pid(const aloop_process_t *p);
+/* The parent's end of each pipe, -1 when not piped (or already closed or
+ * taken). Use them with aloop_read/aloop_write_all/aloop_wait_*; they stay
+ * owned by p (aloop_process_free closes them). */
+ALOOP_API int aloop_process_stdin(const aloop_process_t *p);
+ALOOP_API int aloop_process_stdout(const aloop_process_t *p);
+ALOOP_API int aloop_process_stderr(const aloop_process_t *p);
+/* Hands the pipe of which (0 stdin, 1 stdout, 2 stderr) over to the caller:
+ * returns its fd, which p forgets (its getter returns -1; aloop_process_free
+ * leaves it open). For a stream that owns the fd:
+ *     aloop_stream_new(loop, aloop_process_take_fd(p, 1), 0)
+ * -EBADF if that pipe is not (or no longer) there, -EINVAL. */
+ALOOP_API int aloop_process_take_fd(aloop_process_t *p, int which);
+/* Suspends until the child exits: 0 and *status (may be NULL) as from
+ * waitpid (WIFEXITED/WEXITSTATUS, WIFSIGNALED/WTERMSIG). A wait after the
+ * child was reaped returns 0 at once with the same status. Several tasks
+ * may wait at once. -ECANCELED (the child runs on), -EPERM outside a task,
+ * -EINVAL (NULL, or p belongs to another loop or to a freed one), -ECHILD
+ * (a waitpid(-1) elsewhere in the program reaped the child first). */
+ALOOP_API int aloop_process_wait(aloop_process_t *p, int *status);
+/* Sends signo (0 = just check) to the child: 0, -ESRCH once it was reaped
+ * (the pid may belong to someone else by then) or p's loop was freed,
+ * -EINVAL, -EPERM. Not suspending. */
+ALOOP_API int aloop_process_kill(aloop_process_t *p, int signo);
+/* Writes in[0..inlen) to the child's stdin and closes it, while reading
+ * its stdout and stderr to EOF at the same time (no pipe can fill up and
+ * deadlock, whatever the sizes), then waits for the exit: 0 with *status
+ * as aloop_process_wait. *out / *err get malloc'd NUL-terminated copies of
+ * what was read ("" when nothing; NULL when that stream is not piped), with
+ * their lengths in *outlen / *errlen; free them with free(). Any of out,
+ * outlen, err, errlen, status may be NULL: an unwanted output is still
+ * drained. A child that exits or closes stdin before reading all of `in`
+ * is not an error. Afterwards p's pipes are closed. -EPIPE (inlen > 0 but
+ * stdin is not piped), -ENOMEM, -ECANCELED (what was read is dropped, the
+ * pipes not yet done stay open, the child runs on), -EBUSY (another task
+ * reads one of the pipes), -EPERM, -EINVAL, -ECHILD as aloop_process_wait.
+ * On failure *out and *err are NULL. */
+ALOOP_API int aloop_process_communicate(aloop_process_t *p, const void *in, size_t inlen,
+                                        char **out, size_t *outlen, char **err,
+                                        size_t *errlen, int *status);
+/* Closes the pipes p still owns and frees p. Does not kill: a child still
+ * running is reaped by the loop when it exits. Tasks suspended in
+ * aloop_process_wait on p go on waiting; tasks reading its pipes wake with
+ * -EBADF. At aloop_free, children that exited are reaped; each one still
+ * running is handed to a detached thread that reaps it when it exits (it
+ * is not killed); handles still held stay valid for aloop_process_pid and
+ * aloop_process_free only. NULL is a no-op. */
+ALOOP_API void aloop_process_free(aloop_process_t *p);
 
 /* ------------------------------------------------------------------------ */
 /* Deadlines around a block (asyncio.timeout)                               */

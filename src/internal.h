@@ -37,6 +37,7 @@
 
 #include "alloc_internal.h"
 #include "backend_internal.h"
+#include "process_internal.h"
 #include "signal_internal.h"
 #include "timer_internal.h"
 
@@ -236,7 +237,7 @@ struct aloop_future {
         void (*dispose)(aloop_t *loop, aloop_future_t *f);
     };
     aloop_list_t live;    /* loop->futures (a task: loop->tasks until it finishes;
-                           * a pooled task struct: loop->task_pool) */
+                           * a free task slot: next = the slab's next free one) */
 };
 
 /* A task, 128 bytes on x86-64 (it was 176 before stacks became lazy: the
@@ -538,7 +539,8 @@ int aloop__gai_errno(int rc, int sys_errno);
 void aloop__stream_hold(aloop_stream_t *s);
 void aloop__stream_unhold(aloop_stream_t *s); /* closes it if still open; may free it */
 
-/* ---- signals: signal_internal.h (loop->signals, aloop__signal_free) */
+/* ---- signals: signal_internal.h (loop->signals, aloop__signal_free);
+ * child processes: process_internal.h (loop->procs) */
 
 /* ---- cross-thread wake-ups (threadpool.c) */
 int aloop__async_init(aloop_t *loop);
@@ -571,7 +573,6 @@ int aloop__async_alone(const aloop_t *loop);
 #define ALOOP_DEFAULT_STACK (256u * 1024u)
 #define ALOOP_MIN_STACK (16u * 1024u)
 #define ALOOP_IDLE_CORO_MAX 1024   /* parked coroutines kept for reuse */
-#define ALOOP_TASK_POOL_MAX 1024   /* freed task structs kept for reuse */
 #define ALOOP_STEPS_PER_TICK 64    /* ready steps between timer/poll checks */
 
 struct aloop_io;       /* io.c / backend_*.c state */
@@ -615,12 +616,13 @@ struct aloop {
     uint64_t next_task_id;
     size_t task_count;           /* unfinished tasks */
     aloop_list_t tasks;          /* unfinished tasks (linked by fut.live) */
-    aloop_list_t task_pool;      /* freed task structs for reuse (linked by fut.live) */
+    aloop_list_t task_slabs;     /* task.c: every slab task structs are carved from */
+    aloop_list_t task_slabs_partial; /* task.c: the slabs with a free slot */
+    size_t task_slab_count;
     /* future.c knows nothing of tasks: a task's last release and its name in
      * warnings go through these (set by task.c) */
     void (*task_dispose)(aloop_t *loop, aloop_future_t *f);
     void (*task_label)(const void *task, char *buf, size_t n);
-    size_t task_pool_len;
     aloop_list_t futures;        /* every live future and task */
     aloop_list_t owned;          /* aloop_owned_t: objects to cut loose at aloop_free */
 
@@ -628,6 +630,7 @@ struct aloop {
     struct aloop_io *io;
     struct aloop_async *async;
     struct aloop_signals *signals; /* signal.c; NULL until the first signal wait */
+    struct aloop_procs *procs;     /* process.c; NULL until the first spawn */
 
     /* debug mode (debug.c) */
     aloop_warning_fn warn_fn;    /* NULL: warnings go to stderr */

@@ -127,6 +127,8 @@ void aloop_free(aloop_t *loop) {
     aloop_list_t *o;
     while ((o = aloop__list_pop_front(&loop->owned)) != NULL)
         ALOOP_CONTAINER_OF(o, aloop_owned_t, link)->detach(ALOOP_CONTAINER_OF(o, aloop_owned_t, link));
+    /* Children before signals: the SIGCHLD fallback unsubscribes. */
+    aloop__process_free(loop); /* unhooks pidfds: before the fd table goes */
     /* Signals first: one arriving while the pool's running jobs are joined
      * is then delivered at once, not held until they are done. */
     aloop__signal_free(loop); /* forgets its fds: before the fd table goes */
@@ -143,9 +145,9 @@ void aloop_free(aloop_t *loop) {
     }
     aloop__coro_free(loop->zombie);
     aloop__timers_free(&loop->timers);
+    aloop__debug_free(loop); /* quarantined tasks go back to their slabs */
     aloop__task_pool_free(loop); /* after the detach: no task can come back to it */
     aloop__main_ctx_free(loop);
-    aloop__debug_free(loop);
     aloop__free(loop->ring);
     aloop__free(loop);
 }

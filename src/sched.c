@@ -145,18 +145,21 @@ static void attach(aloop_t *loop, aloop_task_impl_t *t, aloop_coro_t *co) {
  * the budget allows (a task that has not started yet gets a parked
  * coroutine, if there is one), else back to the loop's context. Returns
  * when someone switches back to self. */
-static void switch_away(aloop_t *loop, aloop_coro_t *self) {
+/* Out of line, to keep the hand-over between started tasks short: next has
+ * not started; it gets the most recently parked coroutine, or NULL (the
+ * loop's context then handles it: a cancelled one, or a new stack). */
+static ALOOP_NOINLINE aloop_coro_t *start_on_parked(aloop_t *loop, aloop_task_impl_t *next) {
+    if (!loop->idle || next->must_cancel) return NULL;
+    aloop_coro_t *to = idle_pop(loop);
+    attach(loop, next, to);
+    return to;
+}
+
+static inline void switch_away(aloop_t *loop, aloop_coro_t *self) {
     if (loop->budget && loop->ring_count && ring_peek(loop)->kind == ALOOP__RUN_TASK) {
         aloop_task_impl_t *next = (aloop_task_impl_t *)(void *)ring_peek(loop);
-        aloop_coro_t *to;
-        if (ALOOP_LIKELY(next->started)) {
-            to = next->coro;
-        } else {
-            /* The loop's context handles a cancelled one, or a new stack. */
-            if (!loop->idle || next->must_cancel) goto to_loop;
-            to = idle_pop(loop);
-            attach(loop, next, to);
-        }
+        aloop_coro_t *to = ALOOP_LIKELY(next->started) ? next->coro : start_on_parked(loop, next);
+        if (ALOOP_UNLIKELY(!to)) goto to_loop;
         aloop__ring_pop(loop);
         loop->budget--;
         next->queued = 0;
@@ -479,6 +482,7 @@ static void tick(aloop_t *loop) {
  * exists (then it is a deadlock: 1). Debug mode warns after a long sleep. */
 static int wait_for_other_threads(aloop_t *loop) {
     if (aloop__async_alone(loop)) return 1;
+    if (loop->stopping) return 0; /* aloop_stop before the run: one pass, no sleep */
     double timeout = -1, start = 0;
     if (loop->flags & ALOOP_DEBUG) {
         timeout = ALOOP_FOREIGN_WAIT_WARN;
