@@ -44,10 +44,18 @@
 extern "C" {
 #endif
 
+/* ALOOP_API: on Windows the DLL exports while it is built (ALOOP_BUILDING,
+ * set by the build) and its users import; users of the static library
+ * define ALOOP_STATIC (the CMake target aloop::aloop_static does). Elsewhere
+ * only the library's own symbols are visible (-fvisibility=hidden). */
+#if defined(_WIN32) || defined(__CYGWIN__)
 #if defined(ALOOP_STATIC)
 #define ALOOP_API
-#elif defined(_WIN32)
+#elif defined(ALOOP_BUILDING)
 #define ALOOP_API __declspec(dllexport)
+#else
+#define ALOOP_API __declspec(dllimport)
+#endif
 #elif defined(__GNUC__)
 #define ALOOP_API __attribute__((visibility("default")))
 #else
@@ -348,7 +356,8 @@ ALOOP_API int aloop_lock_try_acquire(aloop_lock_t *l);
 ALOOP_API int aloop_lock_release(aloop_lock_t *l);
 /* 1 if held. */
 ALOOP_API int aloop_lock_locked(const aloop_lock_t *l);
-/* Frees; waiters wake with -EPIPE. */
+/* Frees; waiters wake with -EPIPE, also one the lock was already handed
+ * to but that has not run yet (it does not hold the freed lock). */
 ALOOP_API void aloop_lock_free(aloop_lock_t *l);
 
 ALOOP_API aloop_event_t *aloop_event_new(aloop_t *loop);
@@ -374,13 +383,17 @@ ALOOP_API void aloop_semaphore_free(aloop_semaphore_t *s);
 /* A condition over lock (NULL = a new lock of its own). */
 ALOOP_API aloop_cond_t *aloop_cond_new(aloop_t *loop, aloop_lock_t *lock);
 /* With the lock held: releases it, waits for a notify, re-acquires it (also
- * when cancelled). 0, -ECANCELED, -EPERM if the lock is not held. */
+ * when cancelled). 0, -ECANCELED, -EPERM if the lock is not held; -EPIPE
+ * if c was freed while waiting or after notifying it but before the task
+ * ran (then the lock is NOT held: it may have been freed with c). */
 ALOOP_API int aloop_cond_wait(aloop_cond_t *c);
 /* Wakes up to n waiters. -EPERM if the lock is not held. */
 ALOOP_API int aloop_cond_notify(aloop_cond_t *c, size_t n);
 /* Wakes every waiter. -EPERM if the lock is not held. */
 ALOOP_API int aloop_cond_notify_all(aloop_cond_t *c);
 ALOOP_API aloop_lock_t *aloop_cond_lock(aloop_cond_t *c);
+/* Frees c (and its lock if it made one); waiters, notified or not, wake
+ * with -EPIPE without the lock. */
 ALOOP_API void aloop_cond_free(aloop_cond_t *c);
 
 /* ------------------------------------------------------------------------ */
@@ -410,8 +423,13 @@ ALOOP_API int aloop_call_soon_threadsafe(aloop_t *loop, void (*cb)(void *), void
 /* ------------------------------------------------------------------------ */
 
 /* Suspends until fd is readable / writable. 0, -ETIMEDOUT (timeout < 0 =
- * none), -ECANCELED, -EBADF (also when aloop_close closes fd meanwhile),
- * -EBUSY if another task already waits for the same direction on fd. */
+ * none), -ECANCELED, -EBADF (also when aloop_close or a stream's close
+ * closes fd meanwhile, even after fd was found ready but before the task
+ * ran; and when fd was closed with close(2): at once with poll(2), within
+ * about a second with epoll, see docs/guide.md), -EBUSY if another task
+ * already waits for the same direction on fd. aloop_read, aloop_write_all
+ * and the stream calls return -EBADF in the same cases, without touching
+ * the fd number again. */
 ALOOP_API int aloop_wait_readable(int fd, double timeout);
 ALOOP_API int aloop_wait_writable(int fd, double timeout);
 /* Reads up to len bytes: > 0 bytes, 0 at EOF, < 0 -errno. */
@@ -450,7 +468,8 @@ ALOOP_API ssize_t aloop_stream_readline(aloop_stream_t *s, char *buf, size_t cap
 ALOOP_API ssize_t aloop_stream_readexactly(aloop_stream_t *s, void *buf, size_t n);
 /* Writes every byte (with backpressure): n or -errno. */
 ALOOP_API ssize_t aloop_stream_write(aloop_stream_t *s, const void *buf, size_t n);
-/* Closes the fd (waking its waiters) and frees the stream. */
+/* Closes the fd (waking its waiters: -EBADF) and frees the stream. Also
+ * after aloop_free of its loop (then it only closes and frees). */
 ALOOP_API int aloop_stream_close(aloop_stream_t *s);
 /* The stream's fd. */
 ALOOP_API int aloop_stream_fd(const aloop_stream_t *s);
@@ -525,7 +544,7 @@ ALOOP_API int aloop_server_fd(const aloop_server_t *srv);
 ALOOP_API void aloop_server_free(aloop_server_t *srv);
 
 /* ------------------------------------------------------------------------ */
-/* Networking: listeners for many loops, names, datagrams (net.c, udp.c)   */
+/* Networking: listeners for many loops, names, datagrams, Unix sockets    */
 /* ------------------------------------------------------------------------ */
 
 /* aloop_tcp_listen_with flags. REUSEPORT sets SO_REUSEPORT: several sockets
@@ -587,6 +606,27 @@ ALOOP_API ssize_t aloop_recvfrom(int fd, void *buf, size_t len, struct sockaddr 
  * unconnected socket, -ECONNREFUSED, -ECANCELED: nothing was sent). */
 ALOOP_API ssize_t aloop_sendto(int fd, const void *buf, size_t len, const struct sockaddr *addr,
                                socklen_t alen);
+
+/* ---- Unix-domain stream sockets (unix.c). path is a file system path, or
+ * "@name" for Linux's abstract namespace: the address is the bytes of name
+ * after a NUL, its length offsetof(struct sockaddr_un, sun_path) + 1 +
+ * strlen(name), no padding (-ENOTSUP elsewhere). -ENAMETOOLONG when the
+ * name does not fit sun_path (107 bytes of path on Linux), -EINVAL for
+ * NULL or "". */
+
+/* A listening socket at path (backlog <= 0 = SOMAXCONN): fd or -errno. Not
+ * suspending. If path exists: a socket file nothing accepts on (left by a
+ * listener that died) is replaced; one a live listener accepts on, or a
+ * file that is not a socket, gives -EADDRINUSE and is left alone. The file
+ * stays after aloop_close(fd): unlink(path) when done (a later listen
+ * replaces it anyway). */
+ALOOP_API int aloop_unix_listen(const char *path, int backlog);
+/* Connects to the listener at path within timeout seconds (< 0 = none):
+ * fd (non-blocking, close-on-exec) or -errno: -ENOENT (no such file),
+ * -ECONNREFUSED (nothing accepts there; also an abstract name nobody
+ * holds), -ETIMEDOUT (the listener's backlog stayed full), -ECANCELED,
+ * -EACCES, -EINVAL (NaN timeout), -EPERM outside a task. */
+ALOOP_API int aloop_unix_connect(const char *path, double timeout);
 
 /* ------------------------------------------------------------------------ */
 /* Threads, signals                                                         */

@@ -426,17 +426,12 @@ aloop_process_t *aloop_process_spawn(aloop_t *loop, char *const argv[],
                                      const aloop_process_opts_t *opts) {
     static const aloop_process_opts_t inherit = {0};
     const aloop_process_opts_t *o = opts ? opts : &inherit;
-    if (!loop || !argv || !argv[0] || !argv[0][0] || !opts_valid(o)) {
-        errno = EINVAL;
-        return NULL;
-    }
+    if (!loop || !argv || !argv[0] || !argv[0][0] || !opts_valid(o))
+        return aloop__null_errno(-EINVAL);
     if (aloop__foreign_thread(loop))
         return aloop__null_errno(aloop__wrong_thread(loop, "aloop_process_spawn"));
     int rc = 0;
-    if (!state_get(loop, &rc)) {
-        errno = -rc;
-        return NULL;
-    }
+    if (!state_get(loop, &rc)) return aloop__null_errno(rc);
     aloop_process_t *p = aloop__calloc(1, sizeof *p);
     if (!p) return NULL;
     stdio_plan_t sp;
@@ -445,8 +440,7 @@ aloop_process_t *aloop_process_spawn(aloop_t *loop, char *const argv[],
     plan_close(&sp, rc < 0);
     if (rc < 0) {
         aloop__free(p);
-        errno = -rc;
-        return NULL;
+        return aloop__null_errno(rc);
     }
     p->loop = loop;
     p->pid = pid;
@@ -463,8 +457,7 @@ aloop_process_t *aloop_process_spawn(aloop_t *loop, char *const argv[],
         for (int i = 0; i < 3; i++)
             if (p->fds[i] >= 0) close(p->fds[i]);
         process_destroy(p);
-        errno = -rc;
-        return NULL;
+        return aloop__null_errno(rc);
     }
     return p;
 }

@@ -5,13 +5,9 @@
  * Peers are started here on port 0 over loopback; names are "localhost"
  * (from /etc/hosts, no network) and names in ".invalid" (never exist).
  */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <cmocka.h>
+#include "aloop_test.h"
 
 #include "internal.h"
-#include "aloop_test.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>

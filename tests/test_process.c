@@ -8,13 +8,9 @@
  * scenario no child of this process may be left, zombie or not, except
  * where a test keeps one on purpose and says so.
  */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <cmocka.h>
+#include "aloop_test.h"
 
 #include "internal.h"
-#include "aloop_test.h"
 
 #include <dirent.h>
 #include <fcntl.h>
