@@ -303,7 +303,6 @@ static struct aloop_stack_chunk *chunk_new(aloop_t *loop) {
 
 /* Takes a slot for co: a given-back one if any, else a fresh one. */
 static int stack_map(aloop_t *loop, aloop_coro_t *co) {
-    if (!loop->stack_chunks.next) aloop__list_init(&loop->stack_chunks); /* loops are calloc'd */
     struct aloop_stack_chunk *c;
     if (!aloop__list_empty(&loop->stack_chunks))
         c = ALOOP_CONTAINER_OF(loop->stack_chunks.next, struct aloop_stack_chunk, link);
@@ -425,8 +424,10 @@ void aloop__coro_free(aloop_coro_t *co) {
     aloop__free(co);
 }
 
-/* The main context's ucontext (ucontext path only) lives with the loop. */
-int aloop__main_ctx_init(aloop_t *loop) {
+/* The loop's coroutine state (coro.c's part of struct aloop): the stack
+ * chunks, and the main context's ucontext (ucontext path only). */
+int aloop__coros_init(aloop_t *loop) {
+    aloop__list_init(&loop->stack_chunks);
     loop->uc_template = aloop__malloc(sizeof(ucontext_t));
     if (!loop->uc_template) return -ENOMEM;
     if (getcontext(loop->uc_template) < 0) return -errno;
@@ -437,7 +438,17 @@ int aloop__main_ctx_init(aloop_t *loop) {
     return 0;
 }
 
-void aloop__main_ctx_free(aloop_t *loop) {
+/* aloop_free, once no task is left: the parked coroutines, the last
+ * finished one, the main context. Also undoes a half-done init. */
+void aloop__coros_free(aloop_t *loop) {
+    while (loop->idle) {
+        aloop_coro_t *co = loop->idle;
+        loop->idle = co->next_idle;
+        aloop__coro_free(co);
+    }
+    loop->idle_count = 0;
+    aloop__coro_free(loop->zombie);
+    loop->zombie = NULL;
     aloop__free(loop->uc_template);
     loop->uc_template = NULL;
     aloop__free(loop->main.ctx.uc);

@@ -124,6 +124,8 @@ void aloop__debug_bad_release(aloop_future_t *f) {
     abort();
 }
 
+void aloop__debug_init(aloop_t *loop) { aloop__list_init(&loop->quarantine); }
+
 /* Loop teardown: the quarantine goes with the loop. */
 void aloop__debug_free(aloop_t *loop) {
     aloop_list_t *n;

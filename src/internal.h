@@ -153,8 +153,10 @@ typedef struct aloop_main_ctx {
 int aloop__coro_new(aloop_t *loop, aloop_coro_entry_fn entry, aloop_coro_label_fn label,
                     aloop_coro_t **out);
 void aloop__coro_free(aloop_coro_t *co);
-int aloop__main_ctx_init(aloop_t *loop);
-void aloop__main_ctx_free(aloop_t *loop);
+/* coro.c's part of the loop, set up by aloop_new_with and freed by
+ * aloop_free (the idle pool, the zombie, the main context). */
+int aloop__coros_init(aloop_t *loop);
+void aloop__coros_free(aloop_t *loop);
 /* Switches from the running context (a coroutine, or the loop's main context
  * when from == NULL) to `to` (or to the main context when to == NULL). */
 #if ALOOP_SWITCH_OUT_OF_LINE
@@ -373,6 +375,9 @@ void aloop__drain_tasks(aloop_t *loop);
  * aloop__ring_pop are inline, after struct aloop at the end of this file. */
 /* Doubles the ready ring (the slow half of aloop__reserve_runnable). */
 int aloop__ring_grow(aloop_t *loop);
+/* sched.c's part of the loop: the clock's origin and the ready ring. */
+int aloop__sched_init(aloop_t *loop);
+void aloop__sched_free(aloop_t *loop);
 /* Completion of the running task (called on its coroutine). */
 void aloop__task_finish(aloop_task_impl_t *t, void *result);
 /* Loop creation / teardown: the task list, the pool of task structs, and
@@ -689,6 +694,7 @@ void aloop__debug_coop_yield(aloop_t *loop, aloop_task_impl_t *t);
 void aloop__debug_keep_freed(aloop_t *loop, aloop_future_t *f);
 /* aloop_release with refs == 0: reported in debug mode, else abort. */
 void aloop__debug_bad_release(aloop_future_t *f);
+void aloop__debug_init(aloop_t *loop);
 void aloop__debug_free(aloop_t *loop);
 /* ---- misuse (debug.c): the one policy, rules listed there. Returns err
  * (-EPERM / -EINVAL); in debug mode prints "aloop: <call>: <message>" and

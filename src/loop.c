@@ -35,18 +35,16 @@ aloop_t *aloop_new_with(const aloop_config_t *cfg) {
     loop->page_size = (size_t)sysconf(_SC_PAGESIZE);
     size_t stack = cfg->stack_size ? cfg->stack_size : ALOOP_DEFAULT_STACK;
     loop->stack_size = (stack + loop->page_size - 1) & ~(loop->page_size - 1);
-    loop->mono_base = aloop__monotonic();
     aloop__tasks_init(loop);
     aloop__list_init(&loop->futures);
     aloop__list_init(&loop->owned);
-    aloop__list_init(&loop->quarantine);
-    /* Each step's own error is passed on: EMFILE from epoll_create1 or the
-     * wake-up fd is not "out of memory". */
-    int rc = aloop__main_ctx_init(loop);
+    aloop__debug_init(loop);
+    /* Each module sets up its own part; each step's own error is passed on:
+     * EMFILE from epoll_create1 or the wake-up fd is not "out of memory". */
+    int rc = aloop__coros_init(loop);
     if (rc < 0) goto fail;
-    rc = aloop__reserve_runnable(loop); /* allocates the ring */
+    rc = aloop__sched_init(loop);
     if (rc < 0) goto fail;
-    aloop__release_runnable(loop);
     rc = aloop__io_init(loop);
     if (rc < 0) goto fail;
     rc = aloop__async_init(loop);
@@ -59,8 +57,8 @@ aloop_t *aloop_new_with(const aloop_config_t *cfg) {
     if (!(loop->flags & ALOOP_NO_GUARD_PAGES)) aloop__install_overflow_handler();
     return loop;
 fail:
-    aloop__main_ctx_free(loop);
-    aloop__free(loop->ring);
+    aloop__coros_free(loop);
+    aloop__sched_free(loop);
     aloop__free(loop);
     return aloop__null_errno(rc);
 }
@@ -138,17 +136,11 @@ void aloop_free(aloop_t *loop) {
         aloop_future_t *f = ALOOP_CONTAINER_OF(loop->futures.next, aloop_future_t, live);
         aloop__future_detach(f);
     }
-    while (loop->idle) {
-        aloop_coro_t *co = loop->idle;
-        loop->idle = co->next_idle;
-        aloop__coro_free(co);
-    }
-    aloop__coro_free(loop->zombie);
+    aloop__coros_free(loop);
     aloop__timers_free(&loop->timers);
     aloop__debug_free(loop); /* quarantined tasks go back to their slabs */
     aloop__task_pool_free(loop); /* after the detach: no task can come back to it */
-    aloop__main_ctx_free(loop);
-    aloop__free(loop->ring);
+    aloop__sched_free(loop);
     aloop__free(loop);
 }
 

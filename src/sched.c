@@ -70,6 +70,17 @@ double aloop_time(aloop_t *loop) {
 /* The ready ring                                                           */
 /* ------------------------------------------------------------------------ */
 
+int aloop__sched_init(aloop_t *loop) {
+    loop->mono_base = aloop__monotonic();
+    return aloop__ring_grow(loop);
+}
+
+void aloop__sched_free(aloop_t *loop) {
+    aloop__free(loop->ring);
+    loop->ring = NULL;
+    loop->ring_cap = loop->ring_count = 0;
+}
+
 int aloop__ring_grow(aloop_t *loop) {
     size_t cap = loop->ring_cap ? loop->ring_cap * 2 : 64;
     aloop_runnable_t **ring = aloop__malloc(cap * sizeof *ring);
