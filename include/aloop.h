@@ -670,10 +670,19 @@ enum {
     ALOOP_STDIO_STDOUT = 3   /* stderr only: wherever stdout goes (2>&1) */
 };
 
+/* opts.flags */
+enum {
+    /* The child leads a new process group (setpgid(0, 0)), so that
+     * aloop_process_kill_group reaches what it starts too, and a Ctrl-C
+     * at the terminal does not. */
+    ALOOP_PROCESS_NEW_GROUP = 1
+};
+
 typedef struct aloop_process_opts {
     int stdin_mode, stdout_mode, stderr_mode; /* ALOOP_STDIO_*; zero = inherit */
     const char *cwd;                          /* NULL = inherit */
     char *const *envp;                        /* NULL = inherit (environ) */
+    unsigned flags;                           /* ALOOP_PROCESS_*; 0 = none */
 } aloop_process_opts_t;
 
 /* Starts argv[0] with arguments argv (NULL-terminated). A name without '/'
@@ -712,6 +721,10 @@ ALOOP_API int aloop_process_wait(aloop_process_t *p, int *status);
  * (the pid may belong to someone else by then) or p's loop was freed,
  * -EINVAL, -EPERM. Not suspending. */
 ALOOP_API int aloop_process_kill(aloop_process_t *p, int signo);
+/* The same to the child's whole process group (a child spawned with
+ * ALOOP_PROCESS_NEW_GROUP: a shell and its pipeline, say): 0, -ESRCH (as
+ * aloop_process_kill), -EINVAL (no such flag at spawn, bad signo), -EPERM. */
+ALOOP_API int aloop_process_kill_group(aloop_process_t *p, int signo);
 /* Writes in[0..inlen) to the child's stdin and closes it, while reading
  * its stdout and stderr to EOF at the same time (no pipe can fill up and
  * deadlock, whatever the sizes), then waits for the exit: 0 with *status

@@ -258,7 +258,7 @@ int aloop__io_poll(aloop_t *loop, double timeout) {
     flush_dirty(loop);
     /* Called only to flush (see aloop__io_pending): nothing could end a
      * wait for ever, so just look. */
-    if (timeout < 0 && !io->waits && !io->holds && !aloop__async_pending(loop)) timeout = 0;
+    if (timeout < 0 && !io->waits && !io->holds && !aloop__xthread_pending(loop)) timeout = 0;
     int sweep = io->waits && (timeout < 0 || timeout > ALOOP_FD_SWEEP);
     if (sweep) timeout = ALOOP_FD_SWEEP;
     int n = aloop__backend_wait(loop->io->backend, timeout, io_ready, loop);
@@ -477,4 +477,56 @@ ssize_t aloop_write_all(int fd, const void *buf, size_t len) {
     aloop_task_impl_t *t = aloop__enter(&err);
     if (!t) return err;
     return aloop__io_write_all(t, fd, buf, len);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Callback watches' records (the API, aloop_add_reader & co, is watch.c)   */
+/* ------------------------------------------------------------------------ */
+
+static void record_free(aloop_fd_callback_t *c) {
+    aloop__release_runnable(c->loop);
+    aloop__free(c);
+}
+
+void aloop__fd_callback_detach(aloop_fd_callback_t *c) {
+    aloop_t *loop = c->loop;
+    aloop_io_watch_t *w = &loop->io->watches[c->fd];
+    w->cb[c->dir] = NULL;
+    aloop__io_unwant(loop, c->fd, dir_bit(c->dir));
+    aloop__io_hold(loop, -1);
+    if (c->queued)
+        c->removed = 1;
+    else
+        record_free(c);
+}
+
+void aloop__fd_callback_ready(aloop_fd_callback_t *c) {
+    if (c->queued) return; /* already due: one call per iteration */
+    c->queued = 1;
+    aloop__make_ready(c->loop, &c->run);
+}
+
+void aloop__fd_callback_run(aloop_runnable_t *r) {
+    aloop_fd_callback_t *c = (aloop_fd_callback_t *)(void *)r;
+    c->queued = 0;
+    if (c->removed || c->loop->closing) {
+        if (c->removed) record_free(c);
+        return;
+    }
+    /* cb may remove or replace this very watch, or close fd: c must not be
+     * touched after the call. */
+    c->cb(c->fd, c->arg);
+}
+
+void aloop__fd_callback_drop(aloop_runnable_t *r) {
+    aloop_fd_callback_t *c = (aloop_fd_callback_t *)(void *)r;
+    c->queued = 0;
+    if (c->removed) record_free(c);
+    /* else still hung on its watch: aloop__fd_callbacks_detach frees it */
+}
+
+void aloop__fd_callbacks_detach(aloop_t *loop, aloop_io_watch_t *w) {
+    ALOOP_UNUSED(loop);
+    for (int dir = 0; dir < 2; dir++)
+        if (w->cb[dir]) aloop__fd_callback_detach(w->cb[dir]);
 }
