@@ -156,7 +156,14 @@ int aloop__io_wait(aloop_task_impl_t *t, int fd, int dir, double timeout) {
     w->waiter[dir] = &iw;
     w->wanted |= (uint8_t)dir_bit(dir);
     io->waits++;
-    return aloop__suspend(t, &iw.wait);
+    uint32_t gen = w->gen;
+    rc = aloop__suspend(t, &iw.wait);
+    /* Woken because fd was ready, then closed (aloop_close, a stream's
+     * close, aloop__io_forget) before we ran: the number may already be a
+     * new connection's. Say so instead of letting the caller read or write
+     * someone else's file. (The table may have moved: index it again.) */
+    if (rc == 0 && io->watches[fd].gen != gen) return -EBADF;
+    return rc;
 }
 
 static int wait_public(int fd, int dir, double timeout) {
@@ -230,13 +237,37 @@ static void flush_dirty(aloop_t *loop) {
     io->ndirty = 0;
 }
 
+/* A task waits on an fd that was closed with close(2) (misuse, but it
+ * happens): poll(2) reports POLLNVAL at once, but epoll silently drops a
+ * closed file from its set, so the waiter would sleep for ever. So while
+ * tasks wait on fds, a poll never blocks longer than ALOOP_FD_SWEEP, and
+ * after one that found nothing to do every waited fd is checked: one that
+ * is not open any more wakes its waiters with -EBADF. Cost: one wake-up and
+ * one fcntl per waited fd per ALOOP_FD_SWEEP of idleness. Not detectable:
+ * an fd closed and its number reused by another file before the sweep. */
+#define ALOOP_FD_SWEEP 1.0
+
+static void sweep_closed(aloop_t *loop) {
+    struct aloop_io *io = loop->io;
+    for (size_t fd = 0; fd < io->nwatches && io->waits; fd++) {
+        aloop_io_watch_t *w = &io->watches[fd];
+        if (!w->waiter[0] && !w->waiter[1]) continue;
+        if (fcntl((int)fd, F_GETFD) >= 0 || errno != EBADF) continue;
+        aloop__io_ready(loop, (int)fd, ALOOP__IO_READ | ALOOP__IO_WRITE | ALOOP__IO_CLOSED);
+    }
+}
+
 int aloop__io_poll(aloop_t *loop, double timeout) {
     struct aloop_io *io = loop->io;
     flush_dirty(loop);
     /* Called only to flush (see aloop__io_pending): nothing could end a
      * wait for ever, so just look. */
-    if (timeout < 0 && !io->waits && !io->holds && !aloop__async_pending(loop)) timeout = 0;
-    return aloop__backend_wait(loop->io->backend, timeout, io_ready, loop);
+    if (timeout < 0 && !io->waits && !io->holds && !aloop__xthread_pending(loop)) timeout = 0;
+    int sweep = io->waits && (timeout < 0 || timeout > ALOOP_FD_SWEEP);
+    if (sweep) timeout = ALOOP_FD_SWEEP;
+    int n = aloop__backend_wait(loop->io->backend, timeout, io_ready, loop);
+    if (sweep && n == 0) sweep_closed(loop);
+    return n;
 }
 
 int aloop__io_sleep(aloop_t *loop, double timeout) {
@@ -267,12 +298,14 @@ void aloop__io_ready(aloop_t *loop, int fd, unsigned events) {
         events &= ~(unsigned)ALOOP__IO_READ;
         w = &io->watches[fd];
     }
+    /* closed with close(2) behind our back: waiters learn it (-EBADF) */
+    int result = (events & ALOOP__IO_CLOSED) ? -EBADF : 0;
     for (int dir = 0; dir < 2; dir++) {
         if (!(events & dir_bit(dir))) continue;
         if (w->cb[dir])
             aloop__fd_callback_ready(w->cb[dir]);
         else if (w->waiter[dir])
-            waiter_finish(w->waiter[dir], 0);
+            waiter_finish(w->waiter[dir], result);
         else
             mark_dirty(io, fd); /* nobody wants it: level-triggered would repeat */
     }
@@ -303,6 +336,7 @@ void aloop__io_forget(aloop_t *loop, int fd) {
     struct aloop_io *io = loop->io;
     if ((size_t)fd >= io->nwatches) return;
     aloop_io_watch_t *w = &io->watches[fd];
+    w->gen++; /* waiters already woken for this fd must not touch it now */
     for (int dir = 0; dir < 2; dir++)
         if (w->waiter[dir]) waiter_finish(w->waiter[dir], -EBADF);
     aloop__fd_callbacks_detach(loop, w);
@@ -479,4 +513,56 @@ ssize_t aloop_write_all(int fd, const void *buf, size_t len) {
     aloop_task_impl_t *t = aloop__enter(&err);
     if (!t) return err;
     return aloop__io_write_all(t, fd, buf, len);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Callback watches' records (the API, aloop_add_reader & co, is watch.c)   */
+/* ------------------------------------------------------------------------ */
+
+static void record_free(aloop_fd_callback_t *c) {
+    aloop__release_runnable(c->loop);
+    aloop__free(c);
+}
+
+void aloop__fd_callback_detach(aloop_fd_callback_t *c) {
+    aloop_t *loop = c->loop;
+    aloop_io_watch_t *w = &loop->io->watches[c->fd];
+    w->cb[c->dir] = NULL;
+    aloop__io_unwant(loop, c->fd, dir_bit(c->dir));
+    aloop__io_hold(loop, -1);
+    if (c->queued)
+        c->removed = 1;
+    else
+        record_free(c);
+}
+
+void aloop__fd_callback_ready(aloop_fd_callback_t *c) {
+    if (c->queued) return; /* already due: one call per iteration */
+    c->queued = 1;
+    aloop__make_ready(c->loop, &c->run);
+}
+
+void aloop__fd_callback_run(aloop_runnable_t *r) {
+    aloop_fd_callback_t *c = (aloop_fd_callback_t *)(void *)r;
+    c->queued = 0;
+    if (c->removed || c->loop->closing) {
+        if (c->removed) record_free(c);
+        return;
+    }
+    /* cb may remove or replace this very watch, or close fd: c must not be
+     * touched after the call. */
+    c->cb(c->fd, c->arg);
+}
+
+void aloop__fd_callback_drop(aloop_runnable_t *r) {
+    aloop_fd_callback_t *c = (aloop_fd_callback_t *)(void *)r;
+    c->queued = 0;
+    if (c->removed) record_free(c);
+    /* else still hung on its watch: aloop__fd_callbacks_detach frees it */
+}
+
+void aloop__fd_callbacks_detach(aloop_t *loop, aloop_io_watch_t *w) {
+    ALOOP_UNUSED(loop);
+    for (int dir = 0; dir < 2; dir++)
+        if (w->cb[dir]) aloop__fd_callback_detach(w->cb[dir]);
 }
