@@ -7,7 +7,9 @@
  * fork's page-table copy does, and it reports exec failures (ENOENT,
  * EACCES) as its own return value: a program that cannot run makes
  * aloop_process_spawn fail, and the half-born child has already been
- * reaped by the C library. The child gets an empty signal mask and every
+ * reaped by the C library. Where it does not (older C libraries,
+ * valgrind), the check made before spawning (can_exec) still catches the
+ * usual cases; the PATH search is ours, so that the child's PATH counts. The child gets an empty signal mask and every
  * signal at its default disposition (POSIX_SPAWN_SETSIGMASK/SETSIGDEF):
  * aloop_signal_wait blocks signals in the loop's thread and the library
  * ignores SIGPIPE, and neither must leak into programs we start. Pipes are
