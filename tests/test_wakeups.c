@@ -15,13 +15,9 @@
  * before freeing that state); worker jobs (threadpool.c, see
  * test_threadpool.c).
  */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <cmocka.h>
+#include "aloop_test.h"
 
 #include "internal.h"
-#include "aloop_test.h"
 #include "backend_internal.h"
 
 #include <fcntl.h>
