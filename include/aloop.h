@@ -432,7 +432,8 @@ ALOOP_API int aloop_call_soon_threadsafe(aloop_t *loop, void (*cb)(void *), void
  * the fd number again. */
 ALOOP_API int aloop_wait_readable(int fd, double timeout);
 ALOOP_API int aloop_wait_writable(int fd, double timeout);
-/* Reads up to len bytes: > 0 bytes, 0 at EOF, < 0 -errno. */
+/* Reads up to len bytes: > 0 bytes, 0 at EOF, < 0 -errno. Regular files
+ * are read on the worker pool (see "regular files" below). */
 ALOOP_API ssize_t aloop_read(int fd, void *buf, size_t len);
 /* Writes every byte (suspending while the fd is full): len, or -errno. A
  * broken pipe is -EPIPE, never SIGPIPE. */
@@ -544,7 +545,7 @@ ALOOP_API int aloop_server_fd(const aloop_server_t *srv);
 ALOOP_API void aloop_server_free(aloop_server_t *srv);
 
 /* ------------------------------------------------------------------------ */
-/* Networking: listeners for many loops, names, datagrams, Unix sockets    */
+/* Networking (many loops, names, datagrams, Unix sockets) and files      */
 /* ------------------------------------------------------------------------ */
 
 /* aloop_tcp_listen_with flags. REUSEPORT sets SO_REUSEPORT: several sockets
@@ -627,6 +628,29 @@ ALOOP_API int aloop_unix_listen(const char *path, int backlog);
  * holds), -ETIMEDOUT (the listener's backlog stayed full), -ECANCELED,
  * -EACCES, -EINVAL (NaN timeout), -EPERM outside a task. */
 ALOOP_API int aloop_unix_connect(const char *path, double timeout);
+
+/* ---- regular files (file.c). aloop_read and aloop_write_all on a regular
+ * file do not block the loop: they run on the worker pool (as libuv's file
+ * calls do), each pool job moving at most 1 MiB through a buffer of its
+ * own. aloop_read returns at most 1 MiB per call (a short read). A
+ * cancelled aloop_read consumes nothing (the file offset stays) and never
+ * writes into the caller's buffer; a cancelled aloop_write_all may have
+ * written whole 1 MiB chunks (the one a worker had started included).
+ * Another task reading (writing) the same fd meanwhile gets -EBUSY. */
+
+/* Reads the whole file at path (until end of file) into a malloc'd buffer,
+ * NUL-terminated (*len excludes the NUL; len may be NULL): 0, or -errno
+ * (-ENOENT, -EACCES, -EISDIR, -ENOMEM, -ECANCELED: nothing is returned and
+ * nothing leaks, -EINVAL for NULL path or buf, -EPERM outside a task).
+ * Opening and reading run on the worker pool. free(*buf) when done. Not for
+ * endless files (/dev/zero). */
+ALOOP_API int aloop_read_file(const char *path, void **buf, size_t *len);
+/* Creates or truncates path (mode 0666 & ~umask) and writes len bytes of
+ * buf: 0 or -errno (as aloop_read_file, plus -ENOSPC, -EIO). The open runs
+ * on the pool, the writing as aloop_write_all. Cancelled, the file may
+ * hold part of the data (no atomic replace: write a temporary file and
+ * rename(2) it for that). */
+ALOOP_API int aloop_write_file(const char *path, const void *buf, size_t len);
 
 /* ------------------------------------------------------------------------ */
 /* Threads, signals                                                         */
