@@ -29,6 +29,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <signal.h>
 #include <stdio.h>
@@ -72,9 +73,11 @@ static void *serve_one(void *arg) {
 struct server_args {
     const char *port;
     int report_fd; /* where "PORT <n>\n" goes */
+    int lfd;       /* a listener made already (--loops), or -1 */
 };
 
 static int listen_and_report(struct server_args *sa) {
+    if (sa->lfd >= 0) return sa->lfd; /* --loops: made and reported already */
     int lfd = aloop_tcp_listen("127.0.0.1", sa->port, 1024);
     if (lfd < 0) die("aloop_tcp_listen", lfd);
     struct sockaddr_in addr;
@@ -125,10 +128,49 @@ static void *serve_streams(void *arg) {
 }
 
 static int run_server(const char *port, int report_fd, int streams) {
-    struct server_args sa = {port, report_fd};
+    struct server_args sa = {port, report_fd, -1};
     signal(SIGPIPE, SIG_IGN);
     int rc = aloop_main(streams ? serve_streams : serve, &sa, NULL);
     if (rc < 0) die("aloop_main", rc);
+    return 0;
+}
+
+/* One loop per thread (--loops N): each thread runs the same server on a
+ * listener of its own; the listeners share the port (SO_REUSEPORT) and the
+ * kernel spreads connections over them. The loops share nothing. */
+struct loop_thread_args {
+    struct server_args sa;
+    int streams;
+};
+
+static void *loop_thread(void *arg) {
+    struct loop_thread_args *la = arg;
+    int rc = aloop_main(la->streams ? serve_streams : serve, &la->sa, NULL);
+    if (rc < 0) die("aloop_main", rc);
+    return NULL;
+}
+
+static int run_server_loops(const char *port, int report_fd, int streams, int loops) {
+    if (loops <= 1) return run_server(port, report_fd, streams);
+    signal(SIGPIPE, SIG_IGN);
+    struct loop_thread_args *la = calloc((size_t)loops, sizeof *la);
+    pthread_t *th = calloc((size_t)loops, sizeof *th);
+    if (!la || !th) die("calloc", ENOMEM);
+    char bound[16] = "";
+    for (int i = 0; i < loops; i++) {
+        /* the first listener picks the port (0 = any), the others join it */
+        int lfd = aloop_tcp_listen_with("127.0.0.1", i ? bound : port, 1024, ALOOP_LISTEN_REUSEPORT);
+        if (lfd < 0) die("aloop_tcp_listen_with", lfd);
+        struct sockaddr_in addr;
+        socklen_t len = sizeof addr;
+        if (getsockname(lfd, (struct sockaddr *)&addr, &len) < 0) die("getsockname", errno);
+        snprintf(bound, sizeof bound, "%d", ntohs(addr.sin_port));
+        la[i] = (struct loop_thread_args){{port, -1, lfd}, streams};
+    }
+    dprintf(report_fd, "PORT %s\n", bound); /* every listener is up */
+    for (int i = 1; i < loops; i++)
+        if (pthread_create(&th[i], NULL, loop_thread, &la[i]) != 0) die("pthread_create", EAGAIN);
+    loop_thread(&la[0]);
     return 0;
 }
 
@@ -308,8 +350,9 @@ static int cmp_double(const void *a, const void *b) {
 
 enum { SERVER_TASKS, SERVER_SERVE, SERVER_FLOOR, NSERVERS };
 
-/* Forks a server (one of SERVER_*) and returns its port; *pid gets the child. */
-static int start_server(pid_t *pid, int kind) {
+/* Forks a server (one of SERVER_*; the aloop ones with `loops` loops) and
+ * returns its port; *pid gets the child. */
+static int start_server(pid_t *pid, int kind, int loops) {
     int p[2];
     if (pipe(p) < 0) die("pipe", errno);
     *pid = fork();
@@ -318,7 +361,7 @@ static int start_server(pid_t *pid, int kind) {
         close(p[0]);
         signal(SIGPIPE, SIG_IGN);
         if (kind == SERVER_FLOOR) run_epoll_server(p[1]);
-        _exit(run_server("0", p[1], kind == SERVER_SERVE));
+        _exit(run_server_loops("0", p[1], kind == SERVER_SERVE, loops));
     }
     close(p[1]);
     char line[64] = {0};
@@ -334,8 +377,88 @@ static int start_server(pid_t *pid, int kind) {
     return port;
 }
 
+/* CPU time (user + system) a process has used so far, in seconds. */
+static double process_cpu(pid_t pid) {
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    char *p = strrchr(buf, ')'); /* the command name may hold spaces */
+    unsigned long utime = 0, stime = 0;
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime) != 2)
+        return 0;
+    return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
+}
+
+static double self_cpu(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* --loops N: the same aloop server with 1 loop and with N loops, loaded in
+ * alternating rounds (medians of req/s); CPU is summed over all rounds of
+ * each: the server's (every thread, from /proc) per request, and the load
+ * generator's (this process) as a share of the wall time. */
+static int compare_loops(int loops, int nconn, double warmup, double seconds, long max_requests) {
+    enum { ROUNDS = 5 };
+    struct variant {
+        int loops;
+        pid_t pid;
+        char target[64];
+        double rps[ROUNDS];
+        double server_cpu, gen_cpu, wall;
+        long requests;
+    } v[2] = {{.loops = 1}, {.loops = loops}};
+    for (int k = 0; k < 2; k++)
+        snprintf(v[k].target, sizeof v[k].target, "127.0.0.1:%d", start_server(&v[k].pid, SERVER_SERVE, v[k].loops));
+    for (int r = 0; r < ROUNDS; r++) {
+        for (int k = 0; k < 2; k++) {
+            double s0 = process_cpu(v[k].pid), g0 = self_cpu(), w0 = now_s();
+            struct load_result lr = load(v[k].target, nconn, warmup, seconds / ROUNDS, max_requests);
+            v[k].server_cpu += process_cpu(v[k].pid) - s0;
+            v[k].gen_cpu += self_cpu() - g0;
+            v[k].wall += now_s() - w0;
+            v[k].rps[r] = lr.rps;
+            v[k].requests += lr.requests;
+        }
+    }
+    printf("echo --loops: loopback, %d connections, %d-byte messages, median of %d alternating "
+           "rounds of %.2f s; %ld online CPUs\n", nconn, MSG, ROUNDS, seconds / ROUNDS,
+           sysconf(_SC_NPROCESSORS_ONLN));
+    printf("  %-34s %10s %9s %15s %11s %16s %12s\n", "server", "req/s", "x 1 loop", "server CPU/req",
+           "server CPU", "loadgen CPU/req", "loadgen CPU");
+    double base = 0;
+    for (int k = 0; k < 2; k++) {
+        kill(v[k].pid, SIGKILL);
+        waitpid(v[k].pid, NULL, 0);
+        qsort(v[k].rps, ROUNDS, sizeof v[k].rps[0], cmp_double);
+        double rps = v[k].rps[ROUNDS / 2];
+        if (!k) base = rps;
+        /* warm-ups count in CPU and wall time but not in requests: small */
+        double us_per_req = v[k].requests ? v[k].server_cpu * 1e6 / (double)v[k].requests : 0;
+        double gen_per_req = v[k].requests ? v[k].gen_cpu * 1e6 / (double)v[k].requests : 0;
+        char name[64];
+        snprintf(name, sizeof name, "aloop_serve, %d loop%s%s", v[k].loops, v[k].loops > 1 ? "s" : "",
+                 v[k].loops > 1 ? " (REUSEPORT)" : "");
+        printf("  %-34s %10.0f %9.2f %12.2f us %10.0f%% %13.2f us %11.0f%%\n", name, rps,
+               base > 0 ? rps / base : 0, us_per_req, 100 * v[k].server_cpu / v[k].wall,
+               gen_per_req, 100 * v[k].gen_cpu / v[k].wall);
+        printf("RESULT name=echo_loops%d unit=req/s value=%.0f\n", v[k].loops, rps);
+        printf("RESULT name=echo_loops%d_server_cpu unit=us/req value=%.2f\n", v[k].loops, us_per_req);
+        printf("RESULT name=echo_loops%d_loadgen_cpu unit=%% value=%.0f\n", v[k].loops,
+               100 * v[k].gen_cpu / v[k].wall);
+    }
+    if (base > 0)
+        printf("RESULT name=echo_loops%d_vs_1 unit=ratio value=%.2f\n", loops, v[1].rps[ROUNDS / 2] / base);
+    return v[0].requests > 0 && v[1].requests > 0 ? 0 : 1;
+}
+
 static void usage(void) {
-    puts("usage: echo [--quick] [-c CONNS] [-t SECONDS] [-n MAX] [--connect HOST:PORT]\n"
+    puts("usage: echo [--quick] [-c CONNS] [-t SECONDS] [-n MAX] [--loops N] [--connect HOST:PORT]\n"
          "       echo --server [--serve] [-p PORT]\n"
          "  TCP echo over loopback, 64-byte messages, CONNS connections (50)\n"
          "  each with one message in flight, SECONDS of measurement (5; --quick 1)\n"
@@ -343,12 +466,16 @@ static void usage(void) {
          "  Without --connect it forks its own libaloop servers (a hand-written\n"
          "  accept loop; aloop_serve with streams) and a hand-written epoll server\n"
          "  (the floor) and loads them in 5 alternating rounds; --server runs only\n"
-         "  a libaloop server (--serve: the aloop_serve one). Loopback only.");
+         "  a libaloop server (--serve: the aloop_serve one). Loopback only.\n"
+         "  --loops N: the aloop_serve server with 1 loop and with N loops (one per\n"
+         "  thread, SO_REUSEPORT listeners) in alternating rounds, with the server's\n"
+         "  CPU time per request and the load generator's CPU use (with --server:\n"
+         "  serve with N loops).");
 }
 
 int main(int argc, char **argv) {
     const char *connect_to = NULL, *port = "0";
-    int server_only = 0, streams = 0, nconn = 50;
+    int server_only = 0, streams = 0, nconn = 50, loops = 0;
     double seconds = 5, warmup = 0.2;
     long max_requests = 100000000;
     for (int i = 1; i < argc; i++) {
@@ -361,6 +488,12 @@ int main(int argc, char **argv) {
             server_only = 1;
         } else if (!strcmp(argv[i], "--serve")) {
             streams = 1;
+        } else if (!strcmp(argv[i], "--loops") && i + 1 < argc) {
+            loops = atoi(argv[++i]);
+            if (loops < 1 || loops > 256) {
+                usage();
+                return 2;
+            }
         } else if (!strcmp(argv[i], "-p") && i + 1 < argc) {
             port = argv[++i];
         } else if (!strcmp(argv[i], "-c") && i + 1 < argc) {
@@ -380,8 +513,9 @@ int main(int argc, char **argv) {
     }
     if (server_only) {
         setvbuf(stdout, NULL, _IONBF, 0);
-        return run_server(port, STDOUT_FILENO, streams);
+        return run_server_loops(port, STDOUT_FILENO, streams, loops ? loops : 1);
     }
+    if (loops && !connect_to) return compare_loops(loops, nconn, warmup, seconds, max_requests);
 
     if (connect_to) {
         struct load_result r = load(connect_to, nconn, warmup, seconds, max_requests);
@@ -403,7 +537,7 @@ int main(int argc, char **argv) {
     } runs[NSERVERS];
     for (int k = 0; k < NSERVERS; k++)
         snprintf(runs[k].target, sizeof runs[k].target, "127.0.0.1:%d",
-                 start_server(&runs[k].pid, k));
+                 start_server(&runs[k].pid, k, 1));
     long requests = 0;
     for (int r = 0; r < ROUNDS; r++) {
         for (int k = 0; k < NSERVERS; k++) {

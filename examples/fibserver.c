@@ -2,7 +2,7 @@
  * fibserver - the course's "API server": a client sends n (one number per
  * line), the server answers with the n-th Fibonacci number in decimal.
  *
- *     ./fibserver --port 8889 [--threads]
+ *     ./fibserver --port 8889 [--threads] [--loops N]
  *     printf '10\n100\n' | nc 127.0.0.1 8889      ->  55, 354224848179261915075
  *
  * The numbers are exact (arbitrary precision, computed by plain addition),
@@ -16,8 +16,14 @@
  * n >= --thread-min run on the worker pool through aloop_run_in_thread():
  * the connection's task suspends, the loop keeps serving the small ones.
  *
+ * One loop per CPU (--loops N, default: the number of online CPUs): N threads,
+ * each with its own loop, its own listener on the port (SO_REUSEPORT: the
+ * kernel spreads connections over them) and its own worker pool; they share
+ * nothing. The first loop (the main thread's) also waits for the signals
+ * and tells the others to stop with aloop_call_soon_threadsafe.
+ *
  * One task per connection (aloop_serve runs fib_session for each); SIGINT /
- * SIGTERM close the server, cancel them all and exit 0. A
+ * SIGTERM close the servers, cancel them all and exit 0. A
  * request whose task is cancelled while its job waits for a worker never
  * runs; one cancelled while a worker computes it leaves the job behind, and
  * aloop_run_in_thread_with frees its answer when it is done. A client that
@@ -49,6 +55,7 @@ typedef struct fib_options {
     unsigned long thread_min; /* what "big" means */
     unsigned long max_n;
     unsigned pool_size;   /* 0 = library default (number of CPUs) */
+    unsigned loops;       /* loops, one per thread (default: online CPUs) */
 } fib_options_t;
 
 /* ------------------------------------------------------------------------ */
@@ -155,11 +162,26 @@ static int fib_in_thread(int fd, unsigned long n, char **answer) {
 /* Server and connections                                                   */
 /* ------------------------------------------------------------------------ */
 
+typedef struct fib_loop fib_loop_t;
+
 typedef struct fib_server {
     const fib_options_t *opt;
     unsigned signals;    /* SIGINT/SIGTERM received */
-    aloop_event_t *stop; /* set by a signal watcher */
+    aloop_event_t *stop; /* set by a signal watcher, or by loop 0 */
+    int stop_requested;  /* loop 0 said stop (maybe before stop existed) */
+    fib_loop_t *loops;   /* all of them (loop 0 tells the others to stop) */
+    unsigned nloops;
 } fib_server_t;
+
+/* One loop, its thread, its listener. */
+struct fib_loop {
+    aloop_t *loop;
+    int fd;              /* its listener */
+    int watch_signals;   /* loop 0 only */
+    pthread_t thread;
+    aloop_task_t *main;
+    fib_server_t state;
+};
 
 /* "  42\r\n" (len bytes) -> 42. -1 if not a whole number in [0, max],
  * including a line with a NUL byte in it ("3\0junk\n" is not "3"). */
@@ -240,6 +262,24 @@ static void die_by_signal(int signo) {
     _exit(128 + signo); /* not reached */
 }
 
+/* On loop i's thread: loop 0 asks it to stop. */
+static void stop_this_loop(void *arg) {
+    fib_server_t *state = arg;
+    state->stop_requested = 1;
+    if (state->stop) aloop_event_set(state->stop);
+}
+
+/* On loop 0: every other loop shuts down the same way. Posting never waits
+ * (nor fails for lack of memory in a way we could do better about: a loop
+ * we cannot tell would keep the process up, so say so). */
+static void tell_other_loops_to_stop(fib_server_t *server) {
+    for (unsigned i = 1; i < server->nloops; i++) {
+        fib_loop_t *l = &server->loops[i];
+        int rc = aloop_call_soon_threadsafe(l->loop, stop_this_loop, &l->state);
+        if (rc < 0) fprintf(stderr, "fibserver: cannot stop loop %u: %s\n", i, aloop_strerror(rc));
+    }
+}
+
 /* The first SIGINT/SIGTERM starts the shutdown; the watchers keep running
  * during it, so a second one is not lost. */
 static void *signal_main(void *arg) {
@@ -254,6 +294,7 @@ static void *signal_main(void *arg) {
         }
         if (w->server->signals++ > 0) die_by_signal(w->signo);
         aloop_event_set(w->server->stop);
+        tell_other_loops_to_stop(w->server);
     }
 }
 
@@ -276,27 +317,29 @@ static void print_listening(int fd) {
     fflush(stdout);
 }
 
+/* One loop's server: serves its listener until told to stop (by a signal
+ * on loop 0, by loop 0 on the others). */
 static void *server_main(void *arg) {
-    const fib_options_t *opt = arg;
+    fib_loop_t *l = arg;
+    fib_server_t *state = &l->state;
     aloop_t *loop = aloop_current();
-    fib_server_t state = {.opt = opt};
-    if (opt->pool_size) aloop_set_thread_pool_size(loop, opt->pool_size);
-    int fd = aloop_tcp_listen(opt->host, opt->port, SOMAXCONN);
-    if (fd < 0) {
-        fprintf(stderr, "fibserver: cannot listen on %s:%s: %s\n", opt->host, opt->port,
-                aloop_strerror(fd));
-        return aloop_fail(fd);
+    int fd = l->fd;
+    state->stop = aloop_event_new(loop);
+    if (state->stop && state->stop_requested) aloop_event_set(state->stop);
+    signal_watch_t w_int = {state, SIGINT}, w_term = {state, SIGTERM};
+    aloop_task_t *sig_int = NULL, *sig_term = NULL;
+    int watchers_ok = 1;
+    if (l->watch_signals) {
+        sig_int = aloop_spawn(loop, signal_main, &w_int);
+        sig_term = aloop_spawn(loop, signal_main, &w_term);
+        watchers_ok = sig_int && sig_term;
     }
-    state.stop = aloop_event_new(loop);
-    signal_watch_t w_int = {&state, SIGINT}, w_term = {&state, SIGTERM};
-    aloop_task_t *sig_int = aloop_spawn(loop, signal_main, &w_int);
-    aloop_task_t *sig_term = aloop_spawn(loop, signal_main, &w_term);
     aloop_server_t *srv = NULL;
-    if (state.stop && sig_int && sig_term) srv = aloop_serve(loop, fd, fib_session, &state);
+    if (state->stop && watchers_ok) srv = aloop_serve(loop, fd, fib_session, state);
     if (srv) {
         aloop_yield(); /* the watchers register before anyone can signal us */
-        print_listening(fd);
-        aloop_event_wait(state.stop);
+        if (l->watch_signals) print_listening(fd);
+        aloop_event_wait(state->stop);
         /* Stop accepting, end every connection, wait until all are gone;
          * the signal watchers stay up meanwhile (a second signal is fatal). */
         aloop_server_close(srv);
@@ -306,11 +349,128 @@ static void *server_main(void *arg) {
     } else {
         fprintf(stderr, "fibserver: out of memory\n");
         aloop_close(fd);
+        if (l->watch_signals) tell_other_loops_to_stop(state);
     }
     stop_task(sig_int);
     stop_task(sig_term);
-    aloop_event_free(state.stop);
+    aloop_event_free(state->stop);
+    state->stop = NULL;
     return srv ? NULL : aloop_fail(-ENOMEM);
+}
+
+/* Loops 1..N-1: each thread runs its loop until its server_main returns. */
+static void *loop_thread(void *arg) {
+    fib_loop_t *l = arg;
+    int rc = aloop_run_until_complete(l->loop, l->main);
+    return (void *)(intptr_t)rc;
+}
+
+/* N listeners on one port: the first picks it (port 0 = any), the others
+ * join it with SO_REUSEPORT; with one loop, a plain listener. Runs as a
+ * task on loop 0 (a host name may need a lookup on its pool). */
+typedef struct listen_job {
+    const fib_options_t *opt;
+    fib_loop_t *loops;
+} listen_job_t;
+
+static void *open_listeners(void *arg) {
+    listen_job_t *job = arg;
+    const fib_options_t *opt = job->opt;
+    char bound[NI_MAXSERV];
+    snprintf(bound, sizeof bound, "%s", opt->port);
+    for (unsigned i = 0; i < opt->loops; i++) {
+        int fd = opt->loops == 1 ? aloop_tcp_listen(opt->host, opt->port, SOMAXCONN)
+                                 : aloop_tcp_listen_with(opt->host, bound, SOMAXCONN,
+                                                         ALOOP_LISTEN_REUSEPORT);
+        if (fd < 0) {
+            fprintf(stderr, "fibserver: cannot listen on %s:%s: %s\n", opt->host, bound,
+                    aloop_strerror(fd));
+            while (i-- > 0) {
+                aloop_close(job->loops[i].fd);
+                job->loops[i].fd = -1;
+            }
+            return aloop_fail(fd);
+        }
+        job->loops[i].fd = fd;
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof ss;
+        if (i == 0 && getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
+            getnameinfo((struct sockaddr *)&ss, len, NULL, 0, bound, sizeof bound, NI_NUMERICSERV);
+    }
+    return NULL;
+}
+
+/* Creates the loops (each with its own pool) and their server tasks, runs
+ * loops 1..N-1 on threads of their own (SIGINT/SIGTERM blocked there, so
+ * the signals reach loop 0's watchers) and loop 0 on this thread. */
+static int run_servers(const fib_options_t *opt) {
+    fib_loop_t *loops = calloc(opt->loops, sizeof *loops);
+    if (!loops) return -ENOMEM;
+    unsigned made = 0;
+    int rc = 0;
+    for (; made < opt->loops; made++) {
+        fib_loop_t *l = &loops[made];
+        l->state = (fib_server_t){.opt = opt, .loops = loops, .nloops = opt->loops};
+        l->watch_signals = made == 0;
+        l->fd = -1;
+        l->loop = aloop_new();
+        if (!l->loop) break;
+        if (opt->pool_size) aloop_set_thread_pool_size(l->loop, opt->pool_size);
+    }
+    if (made < opt->loops) {
+        fprintf(stderr, "fibserver: out of memory\n");
+        rc = -ENOMEM;
+    } else {
+        listen_job_t job = {opt, loops};
+        aloop_task_t *t = aloop_spawn(loops[0].loop, open_listeners, &job);
+        rc = t ? aloop_run_until_complete(loops[0].loop, t) : -ENOMEM;
+        aloop_release(t);
+    }
+    for (unsigned i = 0; rc == 0 && i < made; i++) {
+        loops[i].main = aloop_spawn(loops[i].loop, server_main, &loops[i]);
+        if (!loops[i].main) rc = -ENOMEM; /* aloop_free below cancels the others */
+    }
+    if (rc < 0) {
+        for (unsigned i = 0; i < made; i++) {
+            if (loops[i].fd >= 0 && !loops[i].main) aloop_close(loops[i].fd);
+            aloop_release(loops[i].main);
+            aloop_free(loops[i].loop);
+        }
+        free(loops);
+        return rc;
+    }
+    sigset_t block, old;
+    sigemptyset(&block);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &block, &old);
+    unsigned started = 1;
+    for (; started < opt->loops; started++)
+        if (pthread_create(&loops[started].thread, NULL, loop_thread, &loops[started]) != 0) break;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (started < opt->loops) {
+        /* stop at once: loop 0 tells the loops that run; the loops that got
+         * no thread are freed below, which cancels their servers unstarted */
+        fprintf(stderr, "fibserver: cannot start a thread for loop %u\n", started);
+        rc = -EAGAIN;
+        loops[0].state.nloops = started;
+        loops[0].state.stop_requested = 1;
+        tell_other_loops_to_stop(&loops[0].state);
+        for (unsigned i = started; i < opt->loops; i++) aloop_close(loops[i].fd);
+    }
+    int rc0 = aloop_run_until_complete(loops[0].loop, loops[0].main);
+    if (rc == 0) rc = rc0;
+    for (unsigned i = 1; i < started; i++) {
+        void *trc = NULL;
+        pthread_join(loops[i].thread, &trc);
+        if (rc == 0 && (intptr_t)trc < 0) rc = (int)(intptr_t)trc;
+    }
+    for (unsigned i = 0; i < opt->loops; i++) {
+        aloop_release(loops[i].main);
+        aloop_free(loops[i].loop);
+    }
+    free(loops);
+    return rc;
 }
 
 static void usage(FILE *out, const char *prog) {
@@ -320,7 +480,9 @@ static void usage(FILE *out, const char *prog) {
             "  --port PORT        port (default 8889; 0 = any free port)\n"
             "  --threads          compute big requests on the worker pool\n"
             "  --thread-min N     what is big: n >= N (default 5000)\n"
-            "  --pool N           worker threads (default: number of CPUs)\n"
+            "  --pool N           worker threads per loop (default: number of CPUs)\n"
+            "  --loops N          loops, one per thread, each with its own listener\n"
+            "                     (SO_REUSEPORT) and pool (default: online CPUs)\n"
             "  --max-n N          largest n accepted (default 200000)\n"
             "Protocol: one number n per line; the answer is fib(n) in decimal.\n"
             "Prints \"listening on HOST:PORT\" once ready; SIGINT/SIGTERM stop it\n"
@@ -342,7 +504,8 @@ int main(int argc, char **argv) {
         {"host", required_argument, NULL, 'h'},   {"port", required_argument, NULL, 'p'},
         {"threads", no_argument, NULL, 't'},      {"thread-min", required_argument, NULL, 'm'},
         {"pool", required_argument, NULL, 'P'},   {"max-n", required_argument, NULL, 'n'},
-        {"help", no_argument, NULL, 'H'},         {NULL, 0, NULL, 0},
+        {"loops", required_argument, NULL, 'L'},  {"help", no_argument, NULL, 'H'},
+        {NULL, 0, NULL, 0},
     };
     fib_options_t opt = {.host = "127.0.0.1", .port = "8889", .thread_min = 5000,
                          .max_n = 200000};
@@ -357,6 +520,7 @@ int main(int argc, char **argv) {
         case 'm': bad = parse_ulong(optarg, 0, 100000000, &opt.thread_min); break;
         case 'P': bad = parse_ulong(optarg, 1, 1024, &v); opt.pool_size = (unsigned)v; break;
         case 'n': bad = parse_ulong(optarg, 0, 10000000, &opt.max_n); break;
+        case 'L': bad = parse_ulong(optarg, 1, 1024, &v); opt.loops = (unsigned)v; break;
         case 'H': usage(stdout, argv[0]); return 0;
         default: bad = 1; break;
         }
@@ -369,6 +533,10 @@ int main(int argc, char **argv) {
         usage(stderr, argv[0]);
         return 2;
     }
-    int rc = aloop_main(server_main, &opt, NULL);
-    return rc < 0 ? 1 : 0; /* server_main has said what went wrong */
+    if (!opt.loops) {
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        opt.loops = cpus > 0 ? (unsigned)cpus : 1;
+    }
+    int rc = run_servers(&opt);
+    return rc < 0 ? 1 : 0; /* run_servers has said what went wrong */
 }

@@ -44,26 +44,54 @@ void aloop__warn(aloop_t *loop, const char *fmt, ...) {
 
 /* ---- slow steps */
 
-/* Called when task t ends a step (it suspends, yields or returns). The next
- * step starts now: either the task we switch to directly, or, if we go back
- * to the loop, run_task sets step_start again after polling. */
-void aloop__debug_step_end(aloop_t *loop, aloop_task_impl_t *t) {
+/* The time since the running step began; the next step starts now. */
+static double step_took(aloop_t *loop) {
     double now = aloop__monotonic();
-    double took = now - loop->step_start;
-    if (loop->step_start > 0 && took > ALOOP_SLOW_STEP)
-        aloop__warn(loop, "task '%s' ran %.0f ms without suspending (slow step > %.0f ms: "
-                    "every other task waited)", aloop_task_name(&t->fut), took * 1e3,
-                    ALOOP_SLOW_STEP * 1e3);
+    double took = loop->step_start > 0 ? now - loop->step_start : 0;
     loop->step_start = now;
+    return took;
+}
+
+static void warn_slow(aloop_t *loop, aloop_task_impl_t *t, double took, const char *how) {
+    aloop__warn(loop, "task '%s' ran %.0f ms without suspending%s (slow step > %.0f ms: "
+                "every other task waited)", aloop_task_name(&t->fut), took * 1e3, how,
+                ALOOP_SLOW_STEP * 1e3);
+}
+
+/* Called when task t ends a step by really suspending (it waits, yields or
+ * returns). The next step starts now: either the task we switch to directly,
+ * or, if we go back to the loop, run_task sets step_start again after
+ * polling. Run time piled up over budget yields counts too. */
+void aloop__debug_step_end(aloop_t *loop, aloop_task_impl_t *t) {
+    double took = step_took(loop) + t->fut.busy;
+    int sliced = t->fut.busy > 0;
+    t->fut.busy = 0;
+    if (took > ALOOP_SLOW_STEP)
+        warn_slow(loop, t, took, sliced ? " (only paused by its budget)" : "");
+}
+
+/* Called when t spent its cooperative budget: the other tasks got a turn,
+ * but t never waited for anything. Many short slices add up to one slow
+ * step, reported once per ALOOP_SLOW_STEP of its own run time. */
+void aloop__debug_coop_yield(aloop_t *loop, aloop_task_impl_t *t) {
+    t->fut.busy += (float)step_took(loop);
+    if (t->fut.busy > ALOOP_SLOW_STEP) {
+        warn_slow(loop, t, t->fut.busy, " (only paused by its budget)");
+        t->fut.busy = 0;
+    }
 }
 
 void aloop__debug_step_begin(aloop_t *loop) { loop->step_start = aloop__monotonic(); }
 
 /* ---- quarantine of freed futures */
 
+/* As its last release would have, through the hook its detach left in
+ * f->dispose (a task goes back to task.c). */
 static void really_free(aloop_future_t *f) {
-    if (f->is_task) aloop__free(aloop__task(f)->name);
-    aloop__free(f);
+    if (f->dispose)
+        f->dispose(NULL, f);
+    else
+        aloop__free(f);
 }
 
 /* f's last reference is gone (already detached from the loop). Keeps it,

@@ -22,7 +22,7 @@ static int has_work(const aloop_t *loop) {
 
 /* How long the poll of this iteration may block (real seconds). */
 static double poll_timeout(aloop_t *loop, double timeout, double next) {
-    if (loop->ring_count || loop->stopping || timeout == 0) return 0;
+    if (loop->ring_count || loop->deferred_head || loop->stopping || timeout == 0) return 0;
     if (next < 0) return timeout;
     if (loop->clock == ALOOP_CLOCK_VIRTUAL) return 0; /* the clock jumps instead */
     double until_next = next - aloop__now(loop);
@@ -52,6 +52,7 @@ static int iterate(aloop_t *loop, double timeout) {
     aloop__async_drain(loop);
     advance_virtual(loop, timeout, next);
     if (aloop__timers_count(&loop->timers)) aloop__run_timers(loop, aloop__now(loop));
+    aloop__undefer(loop); /* tasks paused by their budget (sched.c) */
     /* What is ready now runs now; what it makes ready waits for the next call. */
     size_t n = loop->ring_count;
     while (n && loop->ring_count) {
@@ -90,7 +91,8 @@ int aloop_backend_fd(aloop_t *loop) {
 
 double aloop_backend_timeout(aloop_t *loop) {
     if (!loop) return -1.0;
-    if (loop->ring_count || loop->stopping || aloop__async_ready(loop)) return 0.0;
+    if (loop->ring_count || loop->deferred_head || loop->stopping || aloop__async_ready(loop))
+        return 0.0;
     double next = aloop__timers_next(&loop->timers);
     if (next < 0) return -1.0;
     double d = next - aloop__now(loop);

@@ -214,8 +214,7 @@ aloop_server_t *aloop_serve(aloop_t *loop, int listen_fd, aloop_conn_fn handler,
     if (!srv->acceptor) {
         int err = errno;
         aloop__free(srv);
-        errno = err;
-        return NULL;
+        return aloop__null_errno(-err);
     }
     srv->acceptor_done.fire = acceptor_done;
     aloop__future_add_waiter(srv->acceptor, &srv->acceptor_done);

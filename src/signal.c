@@ -16,6 +16,11 @@
  * signal) writes the signal number to a process-wide non-blocking pipe,
  * whose read end the loop watches while any task waits. A signal arriving
  * while nobody waits for it is dropped.
+ *
+ * Besides tasks, the library itself may listen to a signal
+ * (aloop__signal_subscribe: process.c's SIGCHLD fallback). A subscribed
+ * signal is opened and watched exactly as one a task waits for, for as long
+ * as the subscription lasts, and its hook runs before the tasks wake.
  */
 #include "internal.h"
 #include "pipe_internal.h"
@@ -46,6 +51,7 @@ typedef struct sig_waiter {
 typedef struct sig_slot {
     aloop_list_t waiters;
     size_t nwaiters;
+    aloop_signal_hook_fn internal; /* library subscriber (process.c: SIGCHLD) */
     uint8_t open;        /* fd / handler set up */
     uint8_t we_blocked;  /* restore the mask at aloop_free */
 #ifdef ALOOP_SIGNALFD
@@ -58,8 +64,11 @@ typedef struct sig_slot {
 /* loop->signals: allocated by the first wait, freed by aloop_free. */
 typedef struct aloop_signals {
     sig_slot_t slots[NSIG];
-    size_t total; /* waiting tasks, all signals */
+    size_t total; /* waiting tasks + internal subscribers, all signals */
 } sig_state_t;
+
+/* The slot is watched while a task waits for it or the library listens. */
+static int slot_wanted(const sig_slot_t *slot) { return slot->nwaiters || slot->internal; }
 
 static sig_state_t *state_get(aloop_t *loop) {
     sig_state_t *st = loop->signals;
@@ -83,6 +92,7 @@ static void deliver(aloop_t *loop, int signo) {
     sig_state_t *st = loop->signals;
     if (!st || signo <= 0 || signo >= NSIG) return;
     sig_slot_t *slot = &st->slots[signo];
+    if (slot->internal) slot->internal(loop);
     while (!aloop__list_empty(&slot->waiters)) {
         sig_waiter_t *sw = ALOOP_CONTAINER_OF(slot->waiters.next, sig_waiter_t, link);
         waiter_remove(st, sw);
@@ -186,7 +196,7 @@ static int slot_open(aloop_t *loop, sig_slot_t *slot, int signo) {
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_RESTART;
+    sa.sa_flags = SA_RESTART | (signo == SIGCHLD ? SA_NOCLDSTOP : 0);
     if (sigaction(signo, &sa, &slot->old) < 0) return -errno;
     slot->open = 1;
     return 0;
@@ -219,12 +229,44 @@ static void waiter_remove(sig_state_t *st, sig_waiter_t *sw) {
     slot->nwaiters--;
     st->total--;
     aloop__io_hold(sw->loop, -1);
-    if (!slot->nwaiters) slot_unwatch(sw->loop, slot);
+    if (!slot_wanted(slot)) slot_unwatch(sw->loop, slot);
 }
 
 static void sig_cancel(aloop_wait_t *w) {
     sig_waiter_t *sw = ALOOP_CONTAINER_OF(w, sig_waiter_t, wait);
     waiter_remove(sw->loop->signals, sw);
+}
+
+/* Opens the slot if needed and makes sure the poller watches it, before
+ * a waiter or subscriber is added. */
+static int slot_prepare(aloop_t *loop, sig_slot_t *slot, int signo) {
+    if (!slot->open) {
+        int rc = slot_open(loop, slot, signo);
+        if (rc < 0) return rc;
+    }
+    return slot_wanted(slot) ? 0 : slot_watch(loop, slot);
+}
+
+int aloop__signal_subscribe(aloop_t *loop, int signo, aloop_signal_hook_fn fn) {
+    if (signo <= 0 || signo >= NSIG || !fn) return -EINVAL;
+    sig_state_t *st = state_get(loop);
+    if (!st) return -ENOMEM;
+    sig_slot_t *slot = &st->slots[signo];
+    if (slot->internal) return slot->internal == fn ? 0 : -EBUSY;
+    int rc = slot_prepare(loop, slot, signo);
+    if (rc < 0) return rc;
+    slot->internal = fn;
+    st->total++;
+    return 0;
+}
+
+void aloop__signal_unsubscribe(aloop_t *loop, int signo) {
+    sig_state_t *st = loop->signals;
+    if (!st || signo <= 0 || signo >= NSIG || !st->slots[signo].internal) return;
+    sig_slot_t *slot = &st->slots[signo];
+    slot->internal = NULL;
+    st->total--;
+    if (!slot_wanted(slot)) slot_unwatch(loop, slot);
 }
 
 int aloop_signal_wait(int signo) {
@@ -236,14 +278,8 @@ int aloop_signal_wait(int signo) {
     sig_state_t *st = state_get(loop);
     if (!st) return -ENOMEM;
     sig_slot_t *slot = &st->slots[signo];
-    if (!slot->open) {
-        int rc = slot_open(loop, slot, signo);
-        if (rc < 0) return rc;
-    }
-    if (!slot->nwaiters) {
-        int rc = slot_watch(loop, slot);
-        if (rc < 0) return rc;
-    }
+    int rc = slot_prepare(loop, slot, signo);
+    if (rc < 0) return rc;
     sig_waiter_t sw = {.wait = {.cancel = sig_cancel, .what = "aloop_signal_wait"},
                        .task = t, .loop = loop, .signo = signo};
     aloop__list_push_back(&slot->waiters, &sw.link);

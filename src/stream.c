@@ -7,6 +7,10 @@
  * byte that proves a line too long. Data is consumed from the buffer only
  * when a call returns it, so a cancelled readline (or a readexactly of at
  * most max_line + 1 bytes) loses nothing: the next call sees the same bytes.
+ * A larger readexactly reads straight into the caller's buffer; if it fails
+ * (a cancel, an error) what it read goes back into the stream's buffer,
+ * which then grows beyond max_line + 1 to hold it (put_back), so nothing is
+ * lost on that path either.
  *
  * Writes go straight to aloop_write_all: the call returns once the kernel
  * has every byte, which is the backpressure (a slow peer suspends the
@@ -25,19 +29,27 @@
 #define STREAM_MIN_BUF 4096u
 
 struct aloop_stream {
-    aloop_t *loop;
+    aloop_t *loop;      /* NULL once the loop was freed (stream_detach) */
+    aloop_owned_t owned; /* on loop->owned while the loop lives */
     int fd;
     size_t max_line;
     char *buf;
     size_t start, end, cap;
     uint8_t eof;        /* read returned 0: no more data will come */
     uint8_t closed;     /* aloop_stream_close was called */
+    int error;          /* sticky: data was lost (see put_back); reads fail */
     uint8_t discarding; /* inside an over-long record, dropping through dsep */
     char *dsep;         /* the separator being discarded through */
     size_t dseplen;
     char dsep_small[16]; /* dsep for short separators (no allocation) */
     unsigned users;     /* calls in progress */
 };
+
+/* aloop_free: the stream may still be closed afterwards (and must not
+ * reach the freed loop then). */
+static void stream_detach(aloop_owned_t *o) {
+    ALOOP_CONTAINER_OF(o, aloop_stream_t, owned)->loop = NULL;
+}
 
 aloop_stream_t *aloop_stream_new(aloop_t *loop, int fd, size_t max_line) {
     if (!loop || fd < 0) return aloop__null_errno(-EINVAL);
@@ -54,12 +66,15 @@ aloop_stream_t *aloop_stream_new(aloop_t *loop, int fd, size_t max_line) {
     }
     int fl = fcntl(fd, F_GETFL);
     if (fl >= 0 && !(fl & O_NONBLOCK)) fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+    s->owned.detach = stream_detach;
+    aloop__loop_own(loop, &s->owned);
     return s;
 }
 
 int aloop_stream_fd(const aloop_stream_t *s) { return s ? s->fd : -EINVAL; }
 
 static void stream_destroy(aloop_stream_t *s) {
+    aloop__loop_disown(&s->owned);
     if (s->dsep != s->dsep_small) aloop__free(s->dsep);
     aloop__free(s->buf);
     aloop__free(s);
@@ -92,8 +107,14 @@ static void consume(aloop_stream_t *s, size_t n) {
 }
 
 /* Makes room for `need` bytes from start, then reads once. Bytes read, 0 at
- * EOF (s->eof set), or -errno. */
-static ssize_t fill(aloop_task_impl_t *t, aloop_stream_t *s, size_t need) {
+ * EOF (s->eof set), or -errno. `again`: not the call's first read, so it
+ * spends a unit of the task's budget (a peer that always has data must not
+ * let one call keep the loop). */
+static ssize_t fill(aloop_task_impl_t *t, aloop_stream_t *s, size_t need, int again) {
+    if (again) {
+        int rc = aloop__coop_spend(t);
+        if (rc < 0) return rc;
+    }
     if (s->cap - s->start < need && s->start) {
         memmove(s->buf, s->buf + s->start, buffered(s));
         s->end -= s->start;
@@ -164,7 +185,7 @@ static ssize_t discard_record(aloop_task_impl_t *t, aloop_stream_t *s) {
         }
         size_t keep = buffered(s) < seplen - 1 ? buffered(s) : seplen - 1;
         consume(s, buffered(s) - keep);
-        ssize_t n = fill(t, s, keep + 1);
+        ssize_t n = fill(t, s, keep + 1, 1);
         if (s->closed) return -EBADF;
         if (n < 0) return n; /* still discarding: the next line read goes on */
     }
@@ -177,10 +198,11 @@ static ssize_t discard_record(aloop_task_impl_t *t, aloop_stream_t *s) {
  * cancel at the read inside fill() loses nothing. */
 static ssize_t readuntil_locked(aloop_task_impl_t *t, aloop_stream_t *s, const char *sep,
                                 size_t seplen, char *out, size_t cap) {
+    if (s->error) return s->error;
     if (s->discarding) return discard_record(t, s);
     size_t limit = cap - 1 < s->max_line ? cap - 1 : s->max_line;
     size_t scanned = 0; /* bytes already searched for a whole separator */
-    for (;;) {
+    for (int again = 0;; again = 1) {
         const char *p = s->buf + s->start;
         size_t from = scanned >= seplen - 1 ? scanned - (seplen - 1) : 0;
         const char *hit = find_sep(p + from, buffered(s) - from, sep, seplen);
@@ -207,7 +229,7 @@ static ssize_t readuntil_locked(aloop_task_impl_t *t, aloop_stream_t *s, const c
             consume(s, scanned);
             return (ssize_t)scanned;
         }
-        ssize_t n = fill(t, s, buffered(s) + 1);
+        ssize_t n = fill(t, s, buffered(s) + 1, again);
         if (s->closed) return -EBADF;
         if (n < 0) return n;
     }
@@ -234,6 +256,7 @@ ssize_t aloop_stream_readuntil(aloop_stream_t *s, const void *sep, size_t seplen
  * it is at least as large as ours (no copy), else into ours (so that many
  * small reads cost one syscall). */
 static ssize_t read_locked(aloop_task_impl_t *t, aloop_stream_t *s, char *out, size_t n) {
+    if (s->error) return s->error;
     if (!buffered(s) && !s->eof) {
         if (n >= s->cap) {
             ssize_t r = aloop__io_read(t, s->fd, out, n);
@@ -241,7 +264,7 @@ static ssize_t read_locked(aloop_task_impl_t *t, aloop_stream_t *s, char *out, s
             if (r == 0) s->eof = 1;
             return r;
         }
-        ssize_t r = fill(t, s, 1);
+        ssize_t r = fill(t, s, 1, 0);
         if (s->closed) return -EBADF;
         if (r < 0) return r;
     }
@@ -275,31 +298,57 @@ int aloop_open_connection(const char *host, const char *port, double timeout,
     return 0;
 }
 
-static ssize_t readexactly_locked(aloop_task_impl_t *t, aloop_stream_t *s, char *out, size_t n) {
-    if (n <= s->max_line + 1) {
-        /* Fits the buffer: gather it all first, so a cancel loses nothing. */
-        while (buffered(s) < n && !s->eof) {
-            ssize_t r = fill(t, s, n);
-            if (s->closed) return -EBADF;
-            if (r < 0) return r;
+/* A large read failed (cancelled, an error) after `got` bytes went into the
+ * caller's buffer: they go back into the (then empty) stream buffer, which
+ * grows beyond max_line + 1 for them, so the next call sees them. If even
+ * that allocation fails the bytes are lost: the stream is then broken and
+ * every later read reports -ENOMEM rather than silently skip them. */
+static ssize_t put_back(aloop_stream_t *s, const char *out, size_t got, ssize_t rc) {
+    if (!got) return rc;
+    if (s->cap < got) {
+        char *buf = aloop__realloc(s->buf, got);
+        if (!buf) {
+            s->error = -ENOMEM;
+            return -ENOMEM;
         }
-        size_t take = buffered(s) < n ? buffered(s) : n;
-        if (take) memcpy(out, s->buf + s->start, take);
-        consume(s, take);
-        return (ssize_t)take;
+        s->buf = buf;
+        s->cap = got;
     }
-    /* Larger than the buffer may grow: drain it, then read in place. */
+    memcpy(s->buf, out, got);
+    s->start = 0;
+    s->end = got;
+    return rc;
+}
+
+/* Larger than the buffer may grow: drain it, then read in place. */
+static ssize_t readexactly_large(aloop_task_impl_t *t, aloop_stream_t *s, char *out, size_t n) {
     size_t got = buffered(s);
     if (got) memcpy(out, s->buf + s->start, got);
     consume(s, got);
-    while (got < n && !s->eof) {
-        ssize_t r = aloop__io_read(t, s->fd, out + got, n - got);
+    for (int again = 0; got < n && !s->eof; again = 1) {
+        ssize_t r = again ? aloop__coop_spend(t) : 0;
+        if (r == 0) r = aloop__io_read(t, s->fd, out + got, n - got);
         if (s->closed) return -EBADF;
-        if (r < 0) return r;
+        if (r < 0) return put_back(s, out, got, r);
         if (r == 0) s->eof = 1;
         got += (size_t)r;
     }
     return (ssize_t)got;
+}
+
+static ssize_t readexactly_locked(aloop_task_impl_t *t, aloop_stream_t *s, char *out, size_t n) {
+    if (s->error) return s->error;
+    if (n > s->max_line + 1) return readexactly_large(t, s, out, n);
+    /* Fits the buffer: gather it all first, so a cancel loses nothing. */
+    for (int again = 0; buffered(s) < n && !s->eof; again = 1) {
+        ssize_t r = fill(t, s, n, again);
+        if (s->closed) return -EBADF;
+        if (r < 0) return r;
+    }
+    size_t take = buffered(s) < n ? buffered(s) : n;
+    if (take) memcpy(out, s->buf + s->start, take);
+    consume(s, take);
+    return (ssize_t)take;
 }
 
 ssize_t aloop_stream_readexactly(aloop_stream_t *s, void *buf, size_t n) {
@@ -330,7 +379,9 @@ int aloop_stream_close(aloop_stream_t *s) {
     if (!s) return -EINVAL;
     if (s->closed) return -EBADF;
     s->closed = 1;
-    aloop__io_forget(s->loop, s->fd); /* wakes tasks inside our calls: -EBADF */
+    /* wakes tasks inside our calls (-EBADF); nothing to do once the loop
+     * was freed (aloop_free already ended every call) */
+    if (s->loop) aloop__io_forget(s->loop, s->fd);
     int rc = close(s->fd) < 0 && errno != EINTR ? -errno : 0;
     if (!s->users) stream_destroy(s);
     return rc;

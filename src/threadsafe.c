@@ -10,8 +10,9 @@
  * The posts are embedded in the record, so once the record exists nothing
  * can fail for lack of memory, and a post to a loop that is freed before it
  * ran comes back through its drop hook (that is how -EPIPE is reported).
- * The record is reference counted (the caller, plus one per post in
- * flight); whoever drops the last reference frees it.
+ * The record is reference counted (the caller, one per post in flight,
+ * and the remote task's completion waiter while it is registered);
+ * whoever drops the last reference frees it.
  *
  * The target side learns that the task finished through a future waiter
  * embedded in the record (fired synchronously by the task's completion; it
@@ -91,6 +92,7 @@ static void task_finished(aloop_fut_waiter_t *w, aloop_future_t *f) {
     if (f->state == ALOOP__CANCELLED && !aloop__task(f)->started && r->target->closing)
         status = -EPIPE;
     finish(r, status, status ? NULL : f->result);
+    rts_release(r); /* the reference start_cb handed to this waiter */
 }
 
 static void start_cb(void *arg) {
@@ -98,13 +100,15 @@ static void start_cb(void *arg) {
     aloop_task_t *t = aloop_spawn(r->target, r->fn, r->arg);
     if (!t) {
         finish(r, -errno, NULL);
-    } else {
-        r->task = t;
-        r->finished.fire = task_finished;
-        aloop__future_add_waiter(t, &r->finished);
-        aloop_release(t); /* the loop keeps it until it finished, and fires us first */
+        rts_release(r);
+        return;
     }
-    rts_release(r);
+    /* the start post's reference stays with the waiter (the record must
+     * outlive the task even if every caller-side reference goes) */
+    r->task = t;
+    r->finished.fire = task_finished;
+    aloop__future_add_waiter(t, &r->finished);
+    aloop_release(t); /* the loop keeps it until it finished, and fires us first */
 }
 
 static void start_drop(void *arg) { /* the target was freed first */
@@ -134,8 +138,15 @@ static void done_cb(void *arg) { /* on the caller loop's thread */
     rts_release(r);
 }
 
+/* The caller's wait record and what it waits for (aloop_wait_t has no
+ * user pointer: the record is embedded instead). */
+typedef struct rts_wait {
+    aloop_wait_t wait;
+    rts_t *r;
+} rts_wait_t;
+
 static void wait_cancel(aloop_wait_t *w) {
-    rts_t *r = w->data;
+    rts_t *r = ALOOP_CONTAINER_OF(w, rts_wait_t, wait)->r;
     r->waiter = NULL; /* the cancel wakes the task; done_cb must not */
 }
 
@@ -145,20 +156,20 @@ static int wait_in_task(rts_t *r, aloop_task_impl_t *t) {
     aloop_t *loop = t->fut.loop;
     int cancelled = 0, cancel_sent = 0;
     while (!r->delivered) {
-        aloop_wait_t w = {.cancel = wait_cancel, .data = r, .what = "aloop_run_threadsafe"};
+        rts_wait_t w = {.wait = {.cancel = wait_cancel, .what = "aloop_run_threadsafe"}, .r = r};
         r->waiter = t;
-        if (aloop__suspend(t, &w) != -ECANCELED) continue;
+        if (aloop__suspend(t, &w.wait) != -ECANCELED) continue;
         cancelled = 1;
         if (r->delivered) break;
+        if (!cancel_sent) {
+            cancel_sent = 1;
+            post(r, r->target, &r->cancel_post);
+        }
         if (loop->closing) { /* our loop is being freed: stop listening */
             pthread_mutex_lock(&r->mu);
             r->caller = NULL;
             pthread_mutex_unlock(&r->mu);
             return -ECANCELED;
-        }
-        if (!cancel_sent) {
-            cancel_sent = 1;
-            post(r, r->target, &r->cancel_post);
         }
     }
     return cancelled ? -ECANCELED : r->status;

@@ -17,11 +17,7 @@
  *     tasks that started and checks that each of those finished);
  *   - aloop_free leaves nothing behind (LSan, in the sanitizer build).
  */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <cmocka.h>
+#include "aloop_test.h"
 
 #include <limits.h>
 #include <stdio.h>
@@ -42,6 +38,7 @@ typedef struct scenario {
     int spawned, started, finished, workers, workers_started, callbacks_added, callbacks;
     int consumed;
     int lines_sent, lines_read, thread_ran;
+    int watch_calls; /* aloop_add_reader callback (watch.c) */
     int violations;
     char what[160];
 } scenario_t;
@@ -163,6 +160,31 @@ static void socket_traffic(scenario_t *s) {
     }
 }
 
+/* A callback fd watch: one byte waits on a socket; the reader callback
+ * takes it and removes itself. */
+static void watch_cb(int fd, void *arg) {
+    scenario_t *s = arg;
+    char c;
+    if (read(fd, &c, 1) == 1) s->watch_calls++;
+    int rc = aloop_remove_reader(s->loop, fd);
+    EXPECT_RC(s, rc, rc == 1);
+}
+
+static void watch_traffic(scenario_t *s) {
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+        bad(s, "socketpair", -errno);
+        return;
+    }
+    if (write(sv[1], "w", 1) != 1) bad(s, "write", -errno);
+    int rc = aloop_add_reader(s->loop, sv[0], watch_cb, s);
+    EXPECT_RC(s, rc, rc == 0);
+    for (int i = 0; rc == 0 && s->watch_calls == 0 && i < 100; i++) aloop_yield();
+    if (rc == 0 && s->watch_calls != 1) bad(s, "watch callback calls", s->watch_calls);
+    aloop_close(sv[0]);
+    close(sv[1]);
+}
+
 static void *member(void *arg) {
     scenario_t *s = arg;
     s->started++;
@@ -267,6 +289,7 @@ static void *main_task(void *arg) {
         aloop_release(ws[i]);
     }
     socket_traffic(s);
+    watch_traffic(s);
     group_traffic(s);
     void *tr = NULL;
     rc = aloop_run_in_thread(in_thread, s, &tr);
@@ -342,6 +365,7 @@ static unsigned long count_allocations(void) {
     assert_int_equal(s.consumed, WORKERS);
     assert_int_equal(s.lines_read, LINES);
     assert_int_equal(s.thread_ran, 1);
+    assert_int_equal(s.watch_calls, 1);
     aloop_queue_free(s.queue);
     aloop_event_free(s.event);
     aloop_lock_free(s.lock);

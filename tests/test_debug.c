@@ -3,11 +3,7 @@
  * slow steps, lost errors, loops freed with tasks, double releases caught
  * by the quarantine, aloop_dump.
  */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <cmocka.h>
+#include "aloop_test.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -93,6 +89,43 @@ static void test_slow_last_step_is_reported(void **state) {
     assert_int_equal(aloop_run(loop), 0);
     assert_int_equal(w.count, 1);
     assert_non_null(strstr(w.last, "task 'finisher'"));
+    aloop_release(t);
+    aloop_free(loop);
+}
+
+/* A task whose calls never suspend is paused by its budget every
+ * ALOOP_COOP_BUDGET calls, so each of its steps is short; its run time
+ * still adds up, and is reported while it runs, not only once it finally
+ * suspends. Before: no warning until the task returned. */
+typedef struct busy_reader {
+    warnings_t *w;
+    int warned_during;
+} busy_reader_t;
+
+static void *busy_reader(void *arg) {
+    busy_reader_t *b = arg;
+    aloop_event_t *ev = aloop_event_new(aloop_current());
+    aloop_event_set(ev);
+    for (int i = 0; i < 4000 && !b->w->count; i++) {
+        aloop_event_wait(ev); /* never suspends */
+        busy_wait(0.0002);    /* a slice of 128 calls: >= 26 ms */
+    }
+    b->warned_during = b->w->count > 0;
+    aloop_event_free(ev);
+    return NULL;
+}
+
+static void test_slow_through_budget_slices(void **state) {
+    (void)state;
+    warnings_t w;
+    aloop_t *loop = debug_loop(&w);
+    busy_reader_t b = {.w = &w};
+    aloop_task_t *t = aloop_spawn(loop, busy_reader, &b);
+    aloop_task_set_name(t, "reader");
+    assert_int_equal(aloop_run(loop), 0);
+    assert_true(b.warned_during);
+    assert_non_null(strstr(w.all, "task 'reader'"));
+    assert_non_null(strstr(w.all, "budget"));
     aloop_release(t);
     aloop_free(loop);
 }
@@ -310,6 +343,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_slow_step_names_the_task),
         cmocka_unit_test(test_slow_last_step_is_reported),
+        cmocka_unit_test(test_slow_through_budget_slices),
         cmocka_unit_test(test_no_slow_warning_without_debug),
         cmocka_unit_test(test_unretrieved_error_is_reported),
         cmocka_unit_test(test_retrieved_error_is_not_reported),

@@ -5,11 +5,7 @@
  * clean SIGTERM while a worker thread is busy. Client sockets are blocking
  * with timeouts, so nothing can hang.
  */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
-#include <cmocka.h>
+#include "aloop_test.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -45,9 +41,15 @@ static double now_s(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* FIBSERVER_BIN --port 0 [extra]; waits for "listening on 127.0.0.1:PORT". */
+/* How many loops the next server_start asks for: one, unless a test says
+ * otherwise (the tests of one loop's behaviour need exactly one; "" = the
+ * default, one per online CPU). */
+static const char *loops_opt = "--loops=1";
+
+/* FIBSERVER_BIN --port 0 --loops=.. [extra]; waits for "listening on 127.0.0.1:PORT". */
 static void server_start(const char *extra1, const char *extra2) {
-    const char *argv[] = {FIBSERVER_BIN, "--port", "0", extra1, extra2, NULL};
+    const char *argv[] = {FIBSERVER_BIN, "--port", "0", loops_opt, extra1, extra2, NULL};
+    if (!*loops_opt) memmove(&argv[3], &argv[4], 3 * sizeof argv[0]);
     int out[2];
     assert_int_equal(pipe(out), 0);
     server_pid = fork();
@@ -263,6 +265,55 @@ static void test_without_threads_big_blocks_small(void **state) {
     server_stop();
 }
 
+/* --loops 2: two loops, each with its own listener on the port. Without
+ * --threads a big request blocks only its own loop: of 20 connections
+ * (spread over the two listeners by the kernel's hash) some land on the
+ * other loop and get their small answers while the big one is computed.
+ * All answers are right, and SIGTERM stops both loops (exit 0). */
+static void test_two_loops_serve_in_parallel(void **state) {
+    (void)state;
+    loops_opt = "--loops=2";
+    server_start(NULL, NULL);
+    loops_opt = "--loops=1";
+    enum { CONNS = 20 };
+    int big = connect_server(), small[CONNS];
+    for (int i = 0; i < CONNS; i++) small[i] = connect_server();
+    char req[32];
+    snprintf(req, sizeof req, "%d\n", BIG_N);
+    send_str(big, req);
+    usleep(100 * 1000); /* its loop is busy with it by now */
+    for (int i = 0; i < CONNS; i++) send_str(small[i], "10\n");
+    /* the first small answer to arrive: the big one must still be pending */
+    struct pollfd p[CONNS];
+    for (int i = 0; i < CONNS; i++) p[i] = (struct pollfd){.fd = small[i], .events = POLLIN};
+    assert_true(poll(p, CONNS, 10000) > 0);
+    struct pollfd pb = {.fd = big, .events = POLLIN};
+    assert_int_equal(poll(&pb, 1, 0), 0); /* answered on the other loop meanwhile */
+    for (int i = 0; i < CONNS; i++) {
+        char *r = recv_line(small[i]);
+        assert_string_equal(r, "55");
+        free(r);
+        close(small[i]);
+    }
+    char *answer = recv_line(big);
+    assert_int_equal(strlen(answer), BIG_DIGITS);
+    free(answer);
+    close(big);
+    server_stop();
+}
+
+/* The default is one loop per online CPU: it serves, and stops cleanly. */
+static void test_default_loops(void **state) {
+    (void)state;
+    loops_opt = "";
+    server_start(NULL, NULL);
+    loops_opt = "--loops=1";
+    int fd = connect_server();
+    expect_reply(fd, "30\n", "832040");
+    close(fd);
+    server_stop();
+}
+
 /* SIGTERM while a worker thread computes: the request is cancelled, the
  * client is disconnected and the server exits 0. */
 static void test_sigterm_during_thread_job(void **state) {
@@ -371,6 +422,8 @@ int main(void) {
         cmocka_unit_test_teardown(test_without_threads_big_blocks_small, teardown_server),
         cmocka_unit_test_teardown(test_sigterm_during_thread_job, teardown_server),
         cmocka_unit_test_teardown(test_nul_and_junk_rejected, teardown_server),
+        cmocka_unit_test_teardown(test_two_loops_serve_in_parallel, teardown_server),
+        cmocka_unit_test_teardown(test_default_loops, teardown_server),
         cmocka_unit_test_teardown(test_hangup_cancels_queued_request, teardown_server),
         cmocka_unit_test_teardown(test_second_signal_during_shutdown, teardown_server),
     };

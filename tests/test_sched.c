@@ -1,15 +1,12 @@
 /* Tests for src/sched.c and src/loop.c: the run loop, stop, deadlock
  * detection, the virtual clock, fairness, and freeing a busy loop. */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <cmocka.h>
+#include "aloop_test.h"
+
 #include <math.h>
 #include <pthread.h>
 #include <sched.h>
 
 #include "internal.h"
-#include "aloop_test.h"
 
 static void test_config_validation(void **state) {
     (void)state;
@@ -138,6 +135,37 @@ static void test_sleeping_loop_stopped_from_another_thread(void **state) {
     pthread_join(th, NULL);
     assert_false(aloop_future_done(t));
     assert_int_equal(aloop_run(loop), -EDEADLK); /* alone again */
+    aloop_release(t);
+    aloop_release(never);
+    aloop_free(loop);
+}
+
+/* aloop_stop before the run, tasks that only another thread could wake,
+ * and such a thread exists: the run does its one pass and returns instead
+ * of sleeping. */
+static void *park(void *arg) {
+    pthread_barrier_wait(arg); /* exists until released */
+    return NULL;
+}
+
+static void test_stop_before_run_does_not_sleep(void **state) {
+    (void)state;
+    pthread_barrier_t b;
+    pthread_barrier_init(&b, NULL, 2);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, park, &b), 0);
+    aloop_t *loop = aloop_new();
+    aloop_future_t *never = aloop_future_new(loop);
+    aloop_task_t *t = spawn(loop, wait_forever, never);
+    assert_int_equal(aloop_run_once(loop, 0), 1); /* t waits */
+    aloop_stop(loop);
+    assert_int_equal(aloop_run(loop), 0);
+    assert_false(aloop_future_done(t));
+    pthread_barrier_wait(&b);
+    pthread_join(th, NULL);
+    pthread_barrier_destroy(&b);
+    aloop_future_set_result(never, NULL);
+    assert_int_equal(aloop_run(loop), 0);
     aloop_release(t);
     aloop_release(never);
     aloop_free(loop);
@@ -326,6 +354,227 @@ static void test_virtual_clock_jumps_exactly(void **state) {
     aloop_free(loop);
 }
 
+/* ---- the cooperative budget: calls that never suspend still yield */
+
+#include <fcntl.h>
+#include <unistd.h>
+
+/* What a hog needs for its never-suspending calls. */
+typedef struct hog_env {
+    int zero, null;          /* /dev/zero (always readable), /dev/null */
+    aloop_queue_t *q;        /* never empty */
+    aloop_lock_t *lock;
+    aloop_event_t *ev;       /* set */
+    aloop_semaphore_t *sem;
+    aloop_future_t *done;    /* completed */
+    aloop_stream_t *stream;  /* over /dev/zero */
+} hog_env_t;
+
+typedef int (*hog_op_fn)(hog_env_t *e);
+
+static int op_read(hog_env_t *e) {
+    char buf[64];
+    ssize_t n = aloop_read(e->zero, buf, sizeof buf);
+    return n < 0 ? (int)n : n == (ssize_t)sizeof buf ? 0 : -EIO;
+}
+static int op_write(hog_env_t *e) {
+    static const char buf[64];
+    ssize_t n = aloop_write_all(e->null, buf, sizeof buf);
+    return n < 0 ? (int)n : n == (ssize_t)sizeof buf ? 0 : -EIO;
+}
+static int op_queue(hog_env_t *e) {
+    void *item;
+    int rc = aloop_queue_get(e->q, &item);
+    return rc < 0 ? rc : aloop_queue_put(e->q, item);
+}
+static int op_lock(hog_env_t *e) {
+    int rc = aloop_lock_acquire(e->lock);
+    return rc < 0 ? rc : aloop_lock_release(e->lock);
+}
+static int op_event(hog_env_t *e) { return aloop_event_wait(e->ev); }
+static int op_semaphore(hog_env_t *e) {
+    int rc = aloop_semaphore_acquire(e->sem);
+    return rc < 0 ? rc : aloop_semaphore_release(e->sem);
+}
+static int op_await(hog_env_t *e) { return aloop_await(e->done, NULL); }
+static int op_stream(hog_env_t *e) {
+    char buf[64];
+    ssize_t n = aloop_stream_readexactly(e->stream, buf, sizeof buf);
+    return n < 0 ? (int)n : n == (ssize_t)sizeof buf ? 0 : -EIO;
+}
+
+#define HOG_MAX 20000
+
+typedef struct hog {
+    hog_op_fn op;
+    hog_env_t env;
+    volatile int stop; /* set by the other task */
+    long ops;          /* calls made before it saw stop */
+    int rc;            /* the call that ended the loop */
+} hog_t;
+
+static void hog_env_open(aloop_t *loop, hog_env_t *e) {
+    e->zero = open("/dev/zero", O_RDONLY);
+    e->null = open("/dev/null", O_WRONLY);
+    assert_true(e->zero >= 0 && e->null >= 0);
+    assert_non_null(e->q = aloop_queue_new(loop, 0));
+    assert_int_equal(aloop_queue_put_nowait(e->q, e), 0);
+    assert_non_null(e->lock = aloop_lock_new(loop));
+    assert_non_null(e->ev = aloop_event_new(loop));
+    aloop_event_set(e->ev);
+    assert_non_null(e->sem = aloop_semaphore_new(loop, 1));
+    assert_non_null(e->done = aloop_future_new(loop));
+    aloop_future_set_result(e->done, NULL);
+    int zero2 = open("/dev/zero", O_RDONLY);
+    assert_true(zero2 >= 0);
+    assert_non_null(e->stream = aloop_stream_new(loop, zero2, 16));
+}
+
+static void hog_env_close(hog_env_t *e) {
+    close(e->zero);
+    close(e->null);
+    aloop_queue_free(e->q);
+    aloop_lock_free(e->lock);
+    aloop_event_free(e->ev);
+    aloop_semaphore_free(e->sem);
+    aloop_release(e->done);
+    aloop_stream_close(e->stream);
+}
+
+static void *hog_task(void *arg) {
+    hog_t *h = arg;
+    for (h->ops = 0; !h->stop && h->ops < HOG_MAX; h->ops++) {
+        h->rc = h->op(&h->env);
+        if (h->rc < 0) break;
+    }
+    return NULL;
+}
+
+static void *stopper_task(void *arg) {
+    hog_t *h = arg;
+    aloop_sleep(0.001);
+    h->stop = 1;
+    return NULL;
+}
+
+static const struct {
+    const char *name;
+    hog_op_fn op;
+} hog_ops[] = {
+    {"aloop_read", op_read},           {"aloop_write_all", op_write},
+    {"aloop_queue_get/put", op_queue}, {"aloop_lock_acquire", op_lock},
+    {"aloop_event_wait", op_event},    {"aloop_semaphore_acquire", op_semaphore},
+    {"aloop_await", op_await},         {"aloop_stream_readexactly", op_stream},
+};
+
+/* Every suspending call that completes without suspending spends one unit
+ * of the task's budget; once spent, the call yields a full loop step, so a
+ * timer (and the task it wakes) gets to run after at most a budget's worth
+ * of calls. Counted, not timed: on the virtual clock, time jumps while the
+ * hog is paused. Before the budget the hog made all HOG_MAX calls. */
+static void test_budget_every_call_yields(void **state) {
+    (void)state;
+    for (size_t i = 0; i < sizeof hog_ops / sizeof hog_ops[0]; i++) {
+        aloop_t *loop = vloop();
+        hog_t h = {.op = hog_ops[i].op};
+        hog_env_open(loop, &h.env);
+        aloop_task_t *ts[2] = {spawn(loop, hog_task, &h), spawn(loop, stopper_task, &h)};
+        run_and_release(loop, ts, 2);
+        print_message("%s: %ld calls before the timer ran\n", hog_ops[i].name, h.ops);
+        assert_int_equal(h.rc, 0);
+        assert_true(h.stop);
+        assert_true(h.ops <= (long)ALOOP_COOP_BUDGET && h.ops < HOG_MAX);
+        hog_env_close(&h.env);
+        aloop_free(loop);
+    }
+}
+
+/* A reader of an fd that is always ready, under aloop_wait_for(5 ms): the
+ * deadline is delivered at a budget yield (the read returns -ECANCELED and
+ * reads nothing), and wait_for reports -ETIMEDOUT. Before: the reader ran
+ * to its end and wait_for returned its result. */
+static void *waited_reader(void *arg) {
+    hog_t *h = arg;
+    aloop_task_t *r = aloop_spawn(aloop_current(), hog_task, h);
+    assert_non_null(r);
+    int rc = aloop_wait_for(r, 0.005, NULL);
+    aloop_release(r);
+    return (void *)(intptr_t)rc;
+}
+
+static void test_budget_delivers_wait_for_deadline(void **state) {
+    (void)state;
+    aloop_t *loop = vloop();
+    hog_t h = {.op = op_read};
+    hog_env_open(loop, &h.env);
+    aloop_task_t *t = spawn(loop, waited_reader, &h);
+    assert_int_equal(aloop_run(loop), 0);
+    void *r;
+    assert_int_equal(aloop_future_result(t, &r), 0);
+    assert_int_equal((intptr_t)r, -ETIMEDOUT);
+    assert_int_equal(h.rc, -ECANCELED);
+    assert_true(h.ops < HOG_MAX);
+    assert_true(fabs(aloop_time(loop) - 0.005) < 1e-9);
+    aloop_release(t);
+    hog_env_close(&h.env);
+    aloop_free(loop);
+}
+
+/* A cancel of a task that is paused by its budget is delivered when it
+ * resumes: the call returns -ECANCELED and does nothing. */
+static void *cancel_hog(void *arg) {
+    hog_t *h = arg;
+    aloop_task_t *r = aloop_spawn(aloop_current(), hog_task, h);
+    assert_non_null(r);
+    aloop_yield(); /* the hog runs until its budget is spent */
+    assert_true(h->ops > 0 && h->ops < HOG_MAX);
+    long before = h->ops;
+    aloop_cancel(r);
+    assert_int_equal(aloop_await(r, NULL), -ECANCELED);
+    assert_int_equal(h->ops, before); /* no call completed after the cancel */
+    aloop_release(r);
+    return NULL;
+}
+
+static void test_budget_delivers_cancel(void **state) {
+    (void)state;
+    aloop_t *loop = vloop();
+    hog_t h = {.op = op_queue};
+    hog_env_open(loop, &h.env);
+    aloop_task_t *t = spawn(loop, cancel_hog, &h);
+    run_and_release(loop, &t, 1);
+    assert_int_equal(h.rc, -ECANCELED);
+    hog_env_close(&h.env);
+    aloop_free(loop);
+}
+
+/* The budget refills when the task really suspends: a task that sleeps
+ * now and then never pays a budget yield. */
+static void *sleepy_counter(void *arg) {
+    long *yields = arg;
+    aloop_task_impl_t *t = aloop__current_task();
+    aloop_event_t *ev = aloop_event_new(aloop_current());
+    aloop_event_set(ev);
+    for (int round = 0; round < 10; round++) {
+        for (unsigned i = 0; i + 1 < ALOOP_COOP_BUDGET; i++) aloop_event_wait(ev);
+        if (t->coop_used == 0) ++*yields;
+        aloop_sleep(0.01);
+        assert_int_equal(t->coop_used, 0);
+    }
+    aloop_event_free(ev);
+    return NULL;
+}
+
+static void test_budget_refills_on_suspend(void **state) {
+    (void)state;
+    aloop_t *loop = vloop();
+    long yields = 0;
+    aloop_task_t *t = spawn(loop, sleepy_counter, &yields);
+    run_and_release(loop, &t, 1);
+    assert_int_equal(yields, 0);
+    aloop_free(loop);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_config_validation),
@@ -334,6 +583,7 @@ int main(void) {
         cmocka_unit_test(test_loop_fed_by_threads_is_not_deadlocked),
         cmocka_unit_test(test_sleeping_loop_stopped_from_another_thread),
         cmocka_unit_test(test_own_workers_do_not_hide_a_deadlock),
+        cmocka_unit_test(test_stop_before_run_does_not_sleep),
         cmocka_unit_test(test_stop_and_resume),
         cmocka_unit_test(test_stop_before_run_does_one_pass),
         cmocka_unit_test(test_no_reentrant_run),
@@ -341,6 +591,10 @@ int main(void) {
         cmocka_unit_test(test_yielding_task_does_not_starve_timers),
         cmocka_unit_test(test_tasks_and_callbacks_share_fifo),
         cmocka_unit_test(test_virtual_clock_jumps_exactly),
+        cmocka_unit_test(test_budget_every_call_yields),
+        cmocka_unit_test(test_budget_delivers_wait_for_deadline),
+        cmocka_unit_test(test_budget_delivers_cancel),
+        cmocka_unit_test(test_budget_refills_on_suspend),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

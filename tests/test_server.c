@@ -3,13 +3,9 @@
  * connection, close / wait_closed / free, the connection count, teardown by
  * aloop_free, accept errors (EMFILE back-off, fatal errors).
  */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <cmocka.h>
+#include "aloop_test.h"
 
 #include "internal.h"
-#include "aloop_test.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>

@@ -2,13 +2,9 @@
  * test_stream.c - buffered streams (src/stream.c): readline with a maximum
  * length, readexactly, writes with backpressure, close while in use.
  */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <cmocka.h>
+#include "aloop_test.h"
 
 #include "internal.h"
-#include "aloop_test.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -182,6 +178,53 @@ static void *exactly(void *arg) {
     c->rc[5] = aloop_stream_readexactly(s, NULL, 0);
     aloop_stream_close(s);
     return NULL;
+}
+
+/* A cancelled large readexactly (n > max_line + 1, read straight into the
+ * caller's buffer) keeps what it read for the next call: max_line 16,
+ * readexactly(100), 50 bytes arrive, cancel, 50 more arrive: the next
+ * readexactly(100) returns all 100 in order. Before: it returned the last
+ * 50 only (the first 50 were lost in the cancelled call's buffer). Also
+ * when a cancel is delivered at a budget yield between two reads. */
+typedef struct big_read {
+    int fd;
+    aloop_stream_t *s;
+    char out[100];
+    ssize_t first;
+} big_read_t;
+
+static void *big_reader(void *arg) {
+    big_read_t *b = arg;
+    b->first = aloop_stream_readexactly(b->s, b->out, sizeof b->out);
+    return NULL;
+}
+
+static void test_readexactly_cancel_keeps_data(void **state) {
+    (void)state;
+    ctx_t c = {0};
+    pair(&c);
+    aloop_t *loop = vloop();
+    big_read_t b = {.fd = c.sv[0]};
+    assert_non_null(b.s = aloop_stream_new(loop, c.sv[0], 16));
+    char data[100];
+    for (int i = 0; i < 100; i++) data[i] = (char)('a' + i % 26);
+    aloop_task_t *t = spawn(loop, big_reader, &b);
+    assert_int_equal(write(c.sv[1], data, 50), 50);
+    aloop_call_later(loop, 0.1, cancel_cb, t);
+    assert_int_equal(aloop_run(loop), 0);
+    assert_int_equal(b.first, -ECANCELED);
+    aloop_release(t);
+    assert_int_equal(write(c.sv[1], data + 50, 50), 50);
+    shutdown(c.sv[1], SHUT_WR); /* before the fix: 50 bytes, then EOF */
+    memset(b.out, 0, sizeof b.out);
+    t = spawn(loop, big_reader, &b);
+    assert_int_equal(aloop_run(loop), 0);
+    assert_int_equal(b.first, 100);
+    assert_memory_equal(b.out, data, 100);
+    aloop_release(t);
+    aloop_stream_close(b.s);
+    aloop_free(loop);
+    close(c.sv[1]);
 }
 
 static void test_readexactly(void **state) {
@@ -803,6 +846,7 @@ int main(void) {
         cmocka_unit_test(test_readline_small_buffer),
         cmocka_unit_test(test_readline_long_tail),
         cmocka_unit_test(test_readexactly),
+        cmocka_unit_test(test_readexactly_cancel_keeps_data),
         cmocka_unit_test(test_cancel_keeps_data),
         cmocka_unit_test(test_write_backpressure),
         cmocka_unit_test(test_close_wakes_reader),

@@ -1,10 +1,8 @@
 /* Tests for src/threadsafe.c: aloop_run_threadsafe from a plain thread and
  * from a task of another loop (results, errors, cancellation, -EPIPE), and
  * two loops in two threads exchanging 100,000 calls each way. */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <cmocka.h>
+#include "aloop_test.h"
+
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -12,7 +10,6 @@
 #include <unistd.h>
 
 #include "internal.h"
-#include "aloop_test.h"
 
 /* ---- a loop served by its own thread until told to quit ---------------- */
 
@@ -185,6 +182,38 @@ static void test_cancel_reaches_the_remote_task(void **state) {
     aloop_free(loop);
     server_stop(&s);
     assert_null(atomic_load(&remote_loop_seen));
+}
+
+/* The caller's own loop is freed while it waits: the remote task is
+ * cancelled all the same, and nobody touches the freed loop afterwards. */
+static atomic_int orphan_started, orphan_rc;
+
+static void *orphan_remote(void *arg) {
+    (void)arg;
+    atomic_store(&orphan_started, 1);
+    atomic_store(&orphan_rc, aloop_sleep(3600));
+    return NULL;
+}
+
+static void *orphan_caller(void *arg) {
+    return (void *)(intptr_t)aloop_run_threadsafe(arg, orphan_remote, NULL, NULL);
+}
+
+static void test_caller_loop_freed_while_waiting(void **state) {
+    (void)state;
+    server_t s;
+    server_start(&s);
+    atomic_store(&orphan_rc, 1);
+    aloop_t *loop = aloop_new();
+    aloop_task_t *t = spawn(loop, orphan_caller, s.loop);
+    while (!atomic_load(&orphan_started)) assert_true(aloop_run_once(loop, 0.01) >= 0);
+    aloop_free(loop); /* cancels t, which cannot wait for the remote end */
+    void *r = NULL;
+    assert_int_equal(aloop_future_result(t, &r), -ECANCELED);
+    aloop_release(t);
+    while (atomic_load(&orphan_rc) == 1) sched_yield(); /* the cancel reaches it */
+    assert_int_equal(atomic_load(&orphan_rc), -ECANCELED);
+    server_stop(&s);
 }
 
 /* -EPIPE: the target loop is freed before the task ran. */
@@ -381,6 +410,7 @@ int main(void) {
         cmocka_unit_test(test_from_a_plain_thread),
         cmocka_unit_test(test_from_a_task_of_another_loop),
         cmocka_unit_test(test_cancel_reaches_the_remote_task),
+        cmocka_unit_test(test_caller_loop_freed_while_waiting),
         cmocka_unit_test(test_epipe_when_the_target_is_freed),
         cmocka_unit_test(test_two_loops_exchange_calls),
     };

@@ -1,15 +1,11 @@
 /* Tests for src/timeout.c: timeout scopes (asyncio.timeout), on the virtual
  * clock. Each test's task records what it saw; the test checks it after the
  * loop has run. */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <cmocka.h>
+#include "aloop_test.h"
 
 #include <math.h>
 
 #include "internal.h"
-#include "aloop_test.h"
 
 /* What a scenario saw, filled in by its task. */
 typedef struct seen {
@@ -637,6 +633,33 @@ static void test_task_finishing_inside_a_scope(void **state) {
     aloop_free(loop);
 }
 
+/* Debug mode names a task that returned with a scope still open. */
+static char warned[256];
+static void collect_warning(aloop_t *loop, const char *msg, void *arg) {
+    (void)loop;
+    (void)arg;
+    snprintf(warned, sizeof warned, "%s", msg);
+}
+
+static void *forgetful_named(void *arg) {
+    (void)arg;
+    aloop_task_set_name(aloop_current_task(), "forgetful");
+    return forgetful_inner();
+}
+
+static void test_debug_warns_about_skipped_exit(void **state) {
+    (void)state;
+    aloop_config_t cfg = {.clock = ALOOP_CLOCK_VIRTUAL, .flags = ALOOP_DEBUG};
+    aloop_t *loop = aloop_new_with(&cfg);
+    assert_non_null(loop);
+    aloop_set_warning_handler(loop, collect_warning, NULL);
+    warned[0] = 0;
+    aloop_task_t *t = spawn(loop, forgetful_named, NULL);
+    run_and_release(loop, &t, 1);
+    assert_non_null(strstr(warned, "forgetful finished inside a timeout scope"));
+    aloop_free(loop);
+}
+
 static void *scoped_sleeper(void *arg) {
     (void)arg;
     aloop_timeout_t to;
@@ -760,6 +783,7 @@ int main(void) {
         cmocka_unit_test(test_reschedule_misuse),
         cmocka_unit_test(test_misuse),
         cmocka_unit_test(test_task_finishing_inside_a_scope),
+        cmocka_unit_test(test_debug_warns_about_skipped_exit),
         cmocka_unit_test(test_loop_free_inside_a_scope),
         cmocka_unit_test(test_loop_free_with_due_deadline_queued),
         cmocka_unit_test(test_enter_enomem),

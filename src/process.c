@@ -1,0 +1,776 @@
+/*
+ * process.c - child processes: spawn, pipes, wait, kill, communicate
+ * (asyncio.create_subprocess_exec, uv_spawn).
+ *
+ * Spawning. posix_spawn(p): glibc implements it with clone(CLONE_VM |
+ * CLONE_VFORK), so its cost does not grow with the parent's size the way
+ * fork's page-table copy does, and it reports exec failures (ENOENT,
+ * EACCES) as its own return value: a program that cannot run makes
+ * aloop_process_spawn fail, and the half-born child has already been
+ * reaped by the C library. Where it does not (older C libraries,
+ * valgrind), the check made before spawning (can_exec) still catches the
+ * usual cases; the PATH search is ours, so that the child's PATH counts. The child gets an empty signal mask and every
+ * signal at its default disposition (POSIX_SPAWN_SETSIGMASK/SETSIGDEF):
+ * aloop_signal_wait blocks signals in the loop's thread and the library
+ * ignores SIGPIPE, and neither must leak into programs we start. Pipes are
+ * created close-on-exec; the child's ends are dup2'ed onto 0/1/2 (which
+ * clears close-on-exec on the copies only). The parent's ends are
+ * non-blocking. Anything that fails after the child exists kills and reaps
+ * it before the error is returned: a failed spawn leaves no child.
+ *
+ * Reaping. Each child is reaped by the loop as soon as the loop sees it
+ * exit, whether or not anybody waits, so no child of ours stays a zombie
+ * while the loop runs. How the loop sees it:
+ *  - pidfd (Linux >= 5.3): one pidfd per child, watched by the poller with
+ *    an internal hook; readable = exited, then waitpid(pid, WNOHANG).
+ *  - fallback (no pidfd, or ALOOP_NO_PIDFD=1 in the environment when the
+ *    loop's first child is spawned, or the ALOOP_NO_PIDFD build define):
+ *    SIGCHLD through signal.c (signalfd, or the self-pipe), and on each one
+ *    waitpid(pid, WNOHANG) for each of our children. Never waitpid(-1):
+ *    that would steal the children of other libraries in the process.
+ *    SIGCHLD is subscribed to before the first spawn, so an early exit is
+ *    never missed.
+ *
+ * Lifetimes. Every aloop_process_t of a loop is on loop->procs->all until
+ * destroyed. aloop_process_free closes the pipes; the struct itself lives
+ * on (orphaned) until the child is reaped, then goes. A call in progress
+ * (wait, communicate) holds a `users` count so a free from another task
+ * never pulls the struct from under it. aloop_free (aloop__process_free,
+ * once every task is gone) reaps children that have exited, hands each
+ * one still running to a small detached thread that blocks in
+ * waitpid(pid) for it (the child is neither killed nor left a zombie),
+ * frees orphans and detaches the handles the user still holds: on those,
+ * wait and communicate are misuse (-EINVAL, an object of a freed loop),
+ * kill returns -ESRCH, aloop_process_free closes the pipes and frees.
+ */
+#include "internal.h"
+
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#if defined(__linux__)
+#include <sys/syscall.h>
+#endif
+#if defined(SYS_pidfd_open) && !defined(ALOOP_NO_PIDFD)
+#define ALOOP_HAVE_PIDFD 1
+#endif
+#ifndef NSIG
+#define NSIG 65
+#endif
+
+extern char **environ;
+
+typedef struct proc_waiter {
+    aloop_wait_t wait;
+    aloop_list_t link;        /* p->waiters */
+    aloop_task_impl_t *task;
+    aloop_t *loop;
+} proc_waiter_t;
+
+struct aloop_process {
+    aloop_t *loop;            /* NULL once the loop was freed (detached) */
+    aloop_list_t link;        /* loop->procs->all */
+    aloop_list_t waiters;     /* proc_waiter_t: tasks in aloop_process_wait */
+    int pid;
+    int pidfd;                /* watched while not reaped; -1 otherwise */
+    int fds[3];               /* parent ends of the pipes, -1 when none */
+    int status;               /* waitpid status, once reaped */
+    int wait_error;           /* -ECHILD if somebody else reaped our child */
+    unsigned users;           /* calls in progress on this process */
+    uint8_t reaped;
+    uint8_t orphaned;         /* aloop_process_free was called */
+    uint8_t group;            /* leads its own process group */
+};
+
+struct aloop_procs {
+    aloop_list_t all;         /* every aloop_process_t of this loop */
+    aloop_process_t **byfd;   /* pidfd -> process, for the poller hook */
+    size_t nbyfd;
+    uint8_t use_pidfd;        /* else SIGCHLD + waitpid(pid, WNOHANG) */
+};
+
+/* ------------------------------------------------------------------------ */
+/* Reaping                                                                  */
+/* ------------------------------------------------------------------------ */
+
+static void process_destroy(aloop_process_t *p) {
+    aloop__list_remove(&p->link);
+    aloop__free(p);
+}
+
+/* Frees p once nothing refers to it any more: the user let go of it (or
+ * the loop is gone and the user let go) and no call is in progress. */
+static void maybe_destroy(aloop_process_t *p) {
+    if (p->orphaned && !p->users && (p->reaped || !p->loop)) process_destroy(p);
+}
+
+static void pidfd_unwatch(aloop_process_t *p) {
+    if (p->pidfd < 0) return;
+    struct aloop_procs *ps = p->loop ? p->loop->procs : NULL;
+    if (ps && (size_t)p->pidfd < ps->nbyfd) ps->byfd[p->pidfd] = NULL;
+    if (p->loop) aloop__io_forget(p->loop, p->pidfd);
+    close(p->pidfd);
+    p->pidfd = -1;
+}
+
+/* The child is gone: record it, stop watching, wake every waiter. */
+static void mark_reaped(aloop_process_t *p, int status, int error) {
+    p->reaped = 1;
+    p->status = status;
+    p->wait_error = error;
+    pidfd_unwatch(p);
+    while (!aloop__list_empty(&p->waiters)) {
+        proc_waiter_t *w = ALOOP_CONTAINER_OF(p->waiters.next, proc_waiter_t, link);
+        aloop__list_remove(&w->link);
+        aloop__io_hold(w->loop, -1);
+        aloop__wake(w->task, 0);
+    }
+    maybe_destroy(p);
+}
+
+/* waitpid(pid, WNOHANG): 1 if p is reaped now (or was), 0 if it runs on. */
+static int try_reap(aloop_process_t *p) {
+    if (p->reaped) return 1;
+    int st = 0;
+    pid_t r;
+    do {
+        r = waitpid(p->pid, &st, WNOHANG);
+    } while (r < 0 && errno == EINTR);
+    if (r == 0) return 0;
+    /* ECHILD: somebody else (a waitpid(-1) elsewhere) took our child. */
+    mark_reaped(p, r < 0 ? 0 : st, r < 0 ? -errno : 0);
+    return 1;
+}
+
+/* Blocking reap of a child we are giving up on (failed spawn). */
+static void kill_and_reap(pid_t pid) {
+    kill(pid, SIGKILL);
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+    }
+}
+
+static void pidfd_hook(aloop_t *loop, int fd) {
+    struct aloop_procs *ps = loop->procs;
+    aloop_process_t *p = (size_t)fd < ps->nbyfd ? ps->byfd[fd] : NULL;
+    if (!p || !try_reap(p)) {
+        /* Readable but not reapable (cannot happen for an exited child):
+         * stop watching rather than spin; SIGCHLD-less, the next wait
+         * call's own waitpid still finds the exit. */
+        if (p) pidfd_unwatch(p);
+        else aloop__io_forget(loop, fd);
+    }
+}
+
+/* SIGCHLD (fallback): one signal may stand for several exits. */
+static void sigchld_hook(aloop_t *loop) {
+    aloop_list_t *n = loop->procs->all.next;
+    while (n != &loop->procs->all) {
+        aloop_process_t *p = ALOOP_CONTAINER_OF(n, aloop_process_t, link);
+        n = n->next; /* p may be destroyed by try_reap */
+        if (!p->reaped) try_reap(p);
+    }
+}
+
+#ifdef ALOOP_HAVE_PIDFD
+static int pidfd_open_(pid_t pid) { return (int)syscall(SYS_pidfd_open, pid, 0); }
+#endif
+
+static int env_no_pidfd(void) {
+    const char *v = getenv("ALOOP_NO_PIDFD");
+    return v && *v && strcmp(v, "0") != 0;
+}
+
+/* The loop's process state, created on the first spawn. The wake-up path
+ * is chosen here, once per loop. */
+static struct aloop_procs *state_get(aloop_t *loop, int *err) {
+    if (loop->procs) return loop->procs;
+    struct aloop_procs *ps = aloop__calloc(1, sizeof *ps);
+    if (!ps) {
+        *err = -ENOMEM;
+        return NULL;
+    }
+    aloop__list_init(&ps->all);
+#ifdef ALOOP_HAVE_PIDFD
+    if (!env_no_pidfd()) {
+        int fd = pidfd_open_(getpid());
+        if (fd >= 0) {
+            close(fd);
+            ps->use_pidfd = 1;
+        }
+    }
+#else
+    (void)env_no_pidfd;
+#endif
+    loop->procs = ps;
+    if (!ps->use_pidfd) {
+        int rc = aloop__signal_subscribe(loop, SIGCHLD, sigchld_hook);
+        if (rc < 0) {
+            loop->procs = NULL;
+            aloop__free(ps);
+            *err = rc;
+            return NULL;
+        }
+    }
+    return ps;
+}
+
+int aloop__process_uses_pidfd(const aloop_t *loop) {
+    return loop->procs ? loop->procs->use_pidfd : -1;
+}
+
+/* Starts watching p's exit. 0, or -errno (the caller kills the child). */
+static int watch_child(aloop_t *loop, aloop_process_t *p) {
+    struct aloop_procs *ps = loop->procs;
+    if (!ps->use_pidfd) return 0; /* SIGCHLD is already subscribed */
+#ifdef ALOOP_HAVE_PIDFD
+    int fd = pidfd_open_(p->pid);
+    if (fd < 0) return -errno;
+    fcntl(fd, F_SETFD, FD_CLOEXEC); /* pidfds are close-on-exec already */
+    if ((size_t)fd >= ps->nbyfd) {
+        size_t n = ps->nbyfd ? ps->nbyfd : 64;
+        while (n <= (size_t)fd) n *= 2;
+        aloop_process_t **t = aloop__realloc(ps->byfd, n * sizeof *t);
+        if (!t) {
+            close(fd);
+            return -ENOMEM;
+        }
+        memset(t + ps->nbyfd, 0, (n - ps->nbyfd) * sizeof *t);
+        ps->byfd = t;
+        ps->nbyfd = n;
+    }
+    aloop__io_forget(loop, fd); /* the number may have been used before */
+    int rc = aloop__io_hook(loop, fd, pidfd_hook);
+    if (rc < 0) {
+        aloop__io_forget(loop, fd);
+        close(fd);
+        return rc;
+    }
+    ps->byfd[fd] = p;
+    p->pidfd = fd;
+    return 0;
+#else
+    ALOOP_UNUSED(p);
+    return -ENOSYS;
+#endif
+}
+
+/* ------------------------------------------------------------------------ */
+/* Spawning                                                                 */
+/* ------------------------------------------------------------------------ */
+
+/* The child's end of a pipe must not be 0, 1 or 2 (that happens when the
+ * parent runs with one of them closed): dup2 onto itself would leave it
+ * close-on-exec, and a later dup2 could overwrite it. */
+static int move_above_stdio(int fd) {
+    if (fd > 2) return fd;
+    int n = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+    int e = errno;
+    close(fd);
+    errno = e;
+    return n;
+}
+
+static int set_nonblock(int fd) {
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) return -errno;
+    return 0;
+}
+
+/* What the child gets on 0, 1, 2 (child[i]) and what the parent keeps
+ * (parent[i]); -1 where nothing. */
+typedef struct stdio_plan {
+    int child[3];
+    int parent[3];
+} stdio_plan_t;
+
+static void plan_close(stdio_plan_t *sp, int parent_too) {
+    for (int i = 0; i < 3; i++) {
+        if (sp->child[i] >= 0) close(sp->child[i]);
+        sp->child[i] = -1;
+        if (parent_too && sp->parent[i] >= 0) close(sp->parent[i]);
+        if (parent_too) sp->parent[i] = -1;
+    }
+}
+
+static int plan_make(stdio_plan_t *sp, const int mode[3]) {
+    for (int i = 0; i < 3; i++) sp->child[i] = sp->parent[i] = -1;
+    for (int i = 0; i < 3; i++) {
+        if (mode[i] == ALOOP_STDIO_PIPE) {
+            int pp[2];
+            if (pipe2(pp, O_CLOEXEC) < 0) return -errno;
+            /* stdin: the child reads pp[0]; stdout/stderr: it writes pp[1] */
+            sp->child[i] = i == 0 ? pp[0] : pp[1];
+            sp->parent[i] = i == 0 ? pp[1] : pp[0];
+            if ((sp->child[i] = move_above_stdio(sp->child[i])) < 0) return -errno;
+            int rc = set_nonblock(sp->parent[i]);
+            if (rc < 0) return rc;
+        } else if (mode[i] == ALOOP_STDIO_NULL) {
+            sp->child[i] = open("/dev/null", (i == 0 ? O_RDONLY : O_WRONLY) | O_CLOEXEC);
+            if (sp->child[i] < 0) return -errno;
+            if ((sp->child[i] = move_above_stdio(sp->child[i])) < 0) return -errno;
+        }
+    }
+    return 0;
+}
+
+static int actions_make(posix_spawn_file_actions_t *fa, const stdio_plan_t *sp,
+                        int stderr_mode, const char *cwd) {
+    int rc = posix_spawn_file_actions_init(fa);
+    if (rc) return -rc;
+    for (int i = 0; i < 3 && !rc; i++)
+        if (sp->child[i] >= 0) rc = posix_spawn_file_actions_adddup2(fa, sp->child[i], i);
+    if (!rc && stderr_mode == ALOOP_STDIO_STDOUT) rc = posix_spawn_file_actions_adddup2(fa, 1, 2);
+    if (!rc && cwd) {
+#ifdef ALOOP_HAVE_SPAWN_CHDIR
+        rc = posix_spawn_file_actions_addchdir_np(fa, cwd);
+#else
+        rc = ENOSYS;
+#endif
+    }
+    if (rc) posix_spawn_file_actions_destroy(fa);
+    return -rc;
+}
+
+static int attr_make(posix_spawnattr_t *attr, unsigned flags) {
+    int rc = posix_spawnattr_init(attr);
+    if (rc) return -rc;
+    sigset_t none, all;
+    sigemptyset(&none);
+    sigfillset(&all);
+    sigdelset(&all, SIGKILL);
+    sigdelset(&all, SIGSTOP);
+    rc = posix_spawnattr_setsigmask(attr, &none);
+    if (!rc) rc = posix_spawnattr_setsigdefault(attr, &all);
+    short f = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
+    if (flags & ALOOP_PROCESS_NEW_GROUP) {
+        f |= POSIX_SPAWN_SETPGROUP;
+        if (!rc) rc = posix_spawnattr_setpgroup(attr, 0);
+    }
+    if (!rc) rc = posix_spawnattr_setflags(attr, f);
+    if (rc) posix_spawnattr_destroy(attr);
+    return -rc;
+}
+
+static const char *env_get(char *const *envp, const char *name) {
+    size_t n = strlen(name);
+    for (; *envp; envp++)
+        if (!strncmp(*envp, name, n) && (*envp)[n] == '=') return *envp + n + 1;
+    return NULL;
+}
+
+/* Whether the child will be able to exec path: 0 or an errno value.
+ * posix_spawn reports exec failures itself on glibc, but not everywhere
+ * (older C libraries, valgrind, which turns the vfork into a fork): the
+ * child then just exits 127. Checking first makes "cannot run" an error
+ * of the spawn on every platform, and skips PATH entries without paying
+ * for a child. A relative path is looked up from the child's cwd. */
+static int can_exec(const char *cwd, const char *path) {
+    char buf[PATH_MAX];
+    if (cwd && path[0] != '/') {
+        if (snprintf(buf, sizeof buf, "%s/%s", cwd, path) >= (int)sizeof buf) return ENAMETOOLONG;
+        path = buf;
+    }
+    struct stat st;
+    if (stat(path, &st) < 0) return errno;
+    if (!S_ISREG(st.st_mode)) return EACCES; /* what execve says of a directory */
+    return faccessat(AT_FDCWD, path, X_OK, AT_EACCESS) == 0 ? 0 : errno;
+}
+
+static int can_enter(const char *dir) {
+    struct stat st;
+    if (stat(dir, &st) < 0) return errno;
+    if (!S_ISDIR(st.st_mode)) return ENOTDIR;
+    return faccessat(AT_FDCWD, dir, X_OK, AT_EACCESS) == 0 ? 0 : errno;
+}
+
+/* execvp's search, with PATH taken from the child's environment (as
+ * Python and libuv do) when one is given. Positive errno. */
+static int spawn_search(pid_t *pid, const char *file, const aloop_process_opts_t *o,
+                        const posix_spawn_file_actions_t *fa, const posix_spawnattr_t *attr,
+                        char *const argv[], char *const envp[]) {
+    const char *path = o->envp ? env_get(o->envp, "PATH") : getenv("PATH");
+    if (!path) path = "/bin:/usr/bin";
+    size_t flen = strlen(file);
+    int err = ENOENT;
+    char buf[PATH_MAX];
+    for (const char *d = path;; d++) {
+        const char *end = strchr(d, ':');
+        size_t dlen = end ? (size_t)(end - d) : strlen(d);
+        if (dlen + 2 + flen < sizeof buf) {
+            if (dlen) memcpy(buf, d, dlen);
+            else buf[dlen++] = '.'; /* empty entry = current directory */
+            buf[dlen] = '/';
+            memcpy(buf + dlen + 1, file, flen + 1);
+            int rc = can_exec(o->cwd, buf);
+            if (rc == 0) rc = posix_spawn(pid, buf, fa, attr, argv, envp);
+            if (rc == 0) return 0;
+            if (rc == EACCES) err = EACCES;
+            else if (rc != ENOENT && rc != ENOTDIR && rc != ELOOP && rc != ENAMETOOLONG) return rc;
+        }
+        if (!end) return err;
+        d = end;
+    }
+}
+
+static int spawn_exec(pid_t *pid, char *const argv[], const aloop_process_opts_t *o,
+                      const posix_spawn_file_actions_t *fa, const posix_spawnattr_t *attr) {
+    char *const *envp = o->envp ? o->envp : environ;
+    int rc = o->cwd ? can_enter(o->cwd) : 0;
+    if (rc) return rc;
+    if (!strchr(argv[0], '/')) return spawn_search(pid, argv[0], o, fa, attr, argv, envp);
+    if ((rc = can_exec(o->cwd, argv[0])) != 0) return rc;
+    return posix_spawn(pid, argv[0], fa, attr, argv, envp);
+}
+
+static int opts_valid(const aloop_process_opts_t *o) {
+    return o->stdin_mode >= 0 && o->stdin_mode <= ALOOP_STDIO_NULL && o->stdout_mode >= 0 &&
+           o->stdout_mode <= ALOOP_STDIO_NULL && o->stderr_mode >= 0 &&
+           o->stderr_mode <= ALOOP_STDIO_STDOUT && !(o->flags & ~(unsigned)ALOOP_PROCESS_NEW_GROUP);
+}
+
+/* Everything that can fail before the child exists; then the spawn. */
+static int spawn_child(pid_t *pid, stdio_plan_t *sp, char *const argv[],
+                       const aloop_process_opts_t *o) {
+    const int mode[3] = {o->stdin_mode, o->stdout_mode,
+                         o->stderr_mode == ALOOP_STDIO_STDOUT ? ALOOP_STDIO_INHERIT : o->stderr_mode};
+    int rc = plan_make(sp, mode);
+    if (rc < 0) return rc;
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t attr;
+    if ((rc = actions_make(&fa, sp, o->stderr_mode, o->cwd)) < 0) return rc;
+    if ((rc = attr_make(&attr, o->flags)) < 0) {
+        posix_spawn_file_actions_destroy(&fa);
+        return rc;
+    }
+    rc = -spawn_exec(pid, argv, o, &fa, &attr);
+    posix_spawnattr_destroy(&attr);
+    posix_spawn_file_actions_destroy(&fa);
+    return rc;
+}
+
+aloop_process_t *aloop_process_spawn(aloop_t *loop, char *const argv[],
+                                     const aloop_process_opts_t *opts) {
+    static const aloop_process_opts_t inherit = {0};
+    const aloop_process_opts_t *o = opts ? opts : &inherit;
+    if (!loop || !argv || !argv[0] || !argv[0][0] || !opts_valid(o))
+        return aloop__null_errno(-EINVAL);
+    if (aloop__foreign_thread(loop))
+        return aloop__null_errno(aloop__wrong_thread(loop, "aloop_process_spawn"));
+    int rc = 0;
+    if (!state_get(loop, &rc)) return aloop__null_errno(rc);
+    aloop_process_t *p = aloop__calloc(1, sizeof *p);
+    if (!p) return NULL;
+    stdio_plan_t sp;
+    pid_t pid = -1;
+    rc = spawn_child(&pid, &sp, argv, o);
+    plan_close(&sp, rc < 0);
+    if (rc < 0) {
+        aloop__free(p);
+        return aloop__null_errno(rc);
+    }
+    p->loop = loop;
+    p->pid = pid;
+    p->group = (o->flags & ALOOP_PROCESS_NEW_GROUP) != 0;
+    p->pidfd = -1;
+    aloop__list_init(&p->waiters);
+    for (int i = 0; i < 3; i++) {
+        p->fds[i] = sp.parent[i];
+        if (p->fds[i] >= 0) aloop__io_forget(loop, p->fds[i]); /* reused number */
+    }
+    aloop__list_push_back(&loop->procs->all, &p->link);
+    if ((rc = watch_child(loop, p)) < 0) {
+        kill_and_reap(pid);
+        for (int i = 0; i < 3; i++)
+            if (p->fds[i] >= 0) close(p->fds[i]);
+        process_destroy(p);
+        return aloop__null_errno(rc);
+    }
+    return p;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Accessors, kill, free                                                    */
+/* ------------------------------------------------------------------------ */
+
+int aloop_process_pid(const aloop_process_t *p) { return p ? p->pid : -EINVAL; }
+int aloop_process_stdin(const aloop_process_t *p) { return p ? p->fds[0] : -1; }
+int aloop_process_stdout(const aloop_process_t *p) { return p ? p->fds[1] : -1; }
+int aloop_process_stderr(const aloop_process_t *p) { return p ? p->fds[2] : -1; }
+
+int aloop_process_take_fd(aloop_process_t *p, int which) {
+    if (!p || which < 0 || which > 2) return -EINVAL;
+    int fd = p->fds[which];
+    if (fd < 0) return -EBADF;
+    p->fds[which] = -1;
+    return fd;
+}
+
+static void close_fd(aloop_process_t *p, int which) {
+    int fd = p->fds[which];
+    if (fd < 0) return;
+    p->fds[which] = -1;
+    aloop__io_forget(p->loop, fd); /* wakes a task reading it with -EBADF */
+    close(fd);
+}
+
+int aloop_process_kill(aloop_process_t *p, int signo) {
+    if (!p || signo < 0 || signo >= NSIG) return -EINVAL;
+    /* Until we reap it the pid cannot be reused, so kill(pid) is safe. */
+    if (!p->loop || p->reaped) return -ESRCH;
+    if (kill(p->pid, signo) < 0) return -errno;
+    return 0;
+}
+
+/* The group's id is the child's pid, which cannot be reused while the
+ * child is unreaped: after that, -ESRCH as for aloop_process_kill. */
+int aloop_process_kill_group(aloop_process_t *p, int signo) {
+    if (!p || !p->group || signo < 0 || signo >= NSIG) return -EINVAL;
+    if (!p->loop || p->reaped) return -ESRCH;
+    if (kill(-p->pid, signo) < 0) return -errno;
+    return 0;
+}
+
+void aloop_process_free(aloop_process_t *p) {
+    if (!p || p->orphaned) return;
+    for (int i = 0; i < 3; i++) close_fd(p, i);
+    p->orphaned = 1;
+    if (!p->loop) {
+        process_destroy(p);
+        return;
+    }
+    maybe_destroy(p);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Waiting                                                                  */
+/* ------------------------------------------------------------------------ */
+
+static void wait_cancel(aloop_wait_t *w) {
+    proc_waiter_t *pw = ALOOP_CONTAINER_OF(w, proc_waiter_t, wait);
+    aloop__list_remove(&pw->link);
+    aloop__io_hold(pw->loop, -1);
+}
+
+/* The caller is t, past aloop__enter; p is checked. */
+static int process_wait(aloop_task_impl_t *t, aloop_process_t *p, int *status) {
+    if (!p->reaped) try_reap(p); /* already exited: no trip through the poller */
+    int rc = 0;
+    if (!p->reaped) {
+        proc_waiter_t w = {.wait = {.cancel = wait_cancel, .what = "aloop_process_wait"},
+                           .task = t, .loop = t->fut.loop};
+        aloop__list_push_back(&p->waiters, &w.link);
+        aloop__io_hold(w.loop, 1); /* a wait for a child keeps the loop alive */
+        p->users++;
+        rc = aloop__suspend(t, &w.wait);
+        p->users--;
+    }
+    if (rc == 0) {
+        rc = p->wait_error;
+        if (!rc && status) *status = p->status;
+    }
+    maybe_destroy(p); /* freed by aloop_process_free while we waited */
+    return rc;
+}
+
+/* Common checks of the suspending calls: t or NULL with *err. */
+static aloop_task_impl_t *enter(aloop_process_t *p, const char *call, int *err) {
+    if (!p) {
+        *err = -EINVAL;
+        return NULL;
+    }
+    aloop_task_impl_t *t = aloop__enter(err);
+    if (!t) return NULL;
+    if (ALOOP_UNLIKELY(p->loop != t->fut.loop)) { /* another loop's, or a freed one's */
+        *err = aloop__foreign_loop(p->loop, t->fut.loop, call);
+        return NULL;
+    }
+    return t;
+}
+
+int aloop_process_wait(aloop_process_t *p, int *status) {
+    int err;
+    aloop_task_impl_t *t = enter(p, "aloop_process_wait", &err);
+    if (!t) return err;
+    return process_wait(t, p, status);
+}
+
+/* ------------------------------------------------------------------------ */
+/* communicate                                                              */
+/* ------------------------------------------------------------------------ */
+
+/* One output pipe read to EOF by a helper task; kept or thrown away. */
+typedef struct drain {
+    int fd;
+    int keep;
+    int err;
+    char *buf;
+    size_t len, cap;
+} drain_t;
+
+#define DRAIN_CHUNK 65536u
+
+static void *drain_task(void *arg) {
+    drain_t *d = arg;
+    char scratch[4096];
+    for (;;) {
+        char *dst = scratch;
+        size_t room = sizeof scratch;
+        if (d->keep) {
+            if (d->cap - d->len < DRAIN_CHUNK / 4 + 1) { /* +1: the final NUL */
+                size_t n = d->cap ? d->cap * 2 : DRAIN_CHUNK;
+                char *b = aloop__realloc(d->buf, n);
+                if (!b) {
+                    d->err = -ENOMEM;
+                    return NULL;
+                }
+                d->buf = b;
+                d->cap = n;
+            }
+            dst = d->buf + d->len;
+            room = d->cap - d->len - 1;
+        }
+        ssize_t n = aloop_read(d->fd, dst, room);
+        if (n == 0) break;
+        if (n < 0) {
+            d->err = (int)n;
+            return NULL;
+        }
+        if (d->keep) d->len += (size_t)n;
+    }
+    if (d->keep && !d->buf && !(d->buf = aloop__malloc(1))) d->err = -ENOMEM;
+    if (d->keep && d->buf) d->buf[d->len] = '\0';
+    return NULL;
+}
+
+/* Writes `in` to stdin, then closes it. A child that does not read all of
+ * it (it exited, or closed its stdin) is not an error, as in asyncio. */
+static int feed_stdin(aloop_process_t *p, const void *in, size_t inlen) {
+    if (p->fds[0] < 0) return 0;
+    if (inlen) {
+        ssize_t n = aloop_write_all(p->fds[0], in, inlen);
+        if (n < 0 && n != -EPIPE && n != -ECONNRESET) return (int)n;
+    }
+    close_fd(p, 0);
+    return 0;
+}
+
+/* Ends the helper tasks: awaits each (cancelling it first if we failed),
+ * so that none outlives the call. rc is the status so far. */
+static int drains_finish(aloop_task_t *task[2], drain_t d[2], int rc) {
+    for (int i = 0; i < 2; i++) {
+        if (!task[i]) continue;
+        if (rc < 0) aloop_cancel(task[i]);
+        int r;
+        /* A cancel of ours while awaiting cancels the helper too (await
+         * semantics); one that was pending returns at once: then cancel
+         * the helper ourselves. Either way, wait until it has ended. */
+        while ((r = aloop_await(task[i], NULL)) == -ECANCELED && !aloop_future_done(task[i])) {
+            if (rc == 0) rc = -ECANCELED;
+            aloop_cancel(task[i]);
+        }
+        if (rc == 0 && r < 0) rc = r;
+        if (rc == 0 && d[i].err < 0) rc = d[i].err;
+        aloop_release(task[i]);
+        task[i] = NULL;
+    }
+    return rc;
+}
+
+static void hand_out(drain_t *d, int ok, char **out, size_t *outlen) {
+    if (ok && out) {
+        *out = d->buf;
+        if (outlen) *outlen = d->len;
+        d->buf = NULL;
+    }
+    aloop__free(d->buf);
+    d->buf = NULL;
+}
+
+int aloop_process_communicate(aloop_process_t *p, const void *in, size_t inlen, char **out,
+                              size_t *outlen, char **err, size_t *errlen, int *status) {
+    if (out) *out = NULL;
+    if (outlen) *outlen = 0;
+    if (err) *err = NULL;
+    if (errlen) *errlen = 0;
+    if (!in && inlen) return -EINVAL;
+    int rc;
+    aloop_task_impl_t *t = enter(p, "aloop_process_communicate", &rc);
+    if (!t) return rc;
+    if (inlen && p->fds[0] < 0) return -EPIPE; /* nowhere to send it */
+    p->users++;
+    drain_t d[2] = {{.fd = p->fds[1], .keep = out != NULL}, {.fd = p->fds[2], .keep = err != NULL}};
+    aloop_task_t *task[2] = {NULL, NULL};
+    rc = 0;
+    for (int i = 0; i < 2 && rc == 0; i++)
+        if (d[i].fd >= 0 && !(task[i] = aloop_spawn(t->fut.loop, drain_task, &d[i]))) rc = -ENOMEM;
+    if (rc == 0) rc = feed_stdin(p, in, inlen);
+    rc = drains_finish(task, d, rc);
+    if (rc == 0) {
+        close_fd(p, 1); /* both at EOF: nothing more will come */
+        close_fd(p, 2);
+        rc = process_wait(t, p, status);
+    }
+    hand_out(&d[0], rc == 0, out, outlen);
+    hand_out(&d[1], rc == 0, err, errlen);
+    p->users--;
+    maybe_destroy(p);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* aloop_free                                                               */
+/* ------------------------------------------------------------------------ */
+
+static void *reaper_main(void *arg) {
+    pid_t pid = (pid_t)(intptr_t)arg;
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+    }
+    return NULL;
+}
+
+/* A child still running when its loop is freed: a detached thread blocks
+ * in waitpid for it, so it is neither killed nor left a zombie. */
+static void reap_later(pid_t pid) {
+    pthread_attr_t a;
+    pthread_t th;
+    sigset_t all, old;
+    if (pthread_attr_init(&a)) goto fail;
+    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&a, PTHREAD_STACK_MIN > 65536 ? PTHREAD_STACK_MIN : 65536);
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old); /* the thread blocks every signal */
+    int rc = pthread_create(&th, &a, reaper_main, (void *)(intptr_t)pid);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&a);
+    if (!rc) return;
+fail:
+    fprintf(stderr, "aloop: no thread to reap child %d; it stays a zombie once it exits\n",
+            (int)pid);
+}
+
+void aloop__process_free(aloop_t *loop) {
+    struct aloop_procs *ps = loop->procs;
+    if (!ps) return;
+    while (!aloop__list_empty(&ps->all)) {
+        aloop_process_t *p = ALOOP_CONTAINER_OF(ps->all.next, aloop_process_t, link);
+        aloop__list_remove(&p->link);
+        aloop__list_init(&p->waiters); /* no task is left to wait */
+        p->users = 1;                  /* keeps p while we look at it */
+        if (!try_reap(p)) reap_later(p->pid);
+        pidfd_unwatch(p);
+        for (int i = 0; i < 3; i++)
+            if (p->fds[i] >= 0) aloop__io_forget(loop, p->fds[i]);
+        p->users = 0;
+        p->loop = NULL;
+        if (p->orphaned) process_destroy(p);
+    }
+    if (!ps->use_pidfd) aloop__signal_unsubscribe(loop, SIGCHLD);
+    aloop__free(ps->byfd);
+    aloop__free(ps);
+    loop->procs = NULL;
+}

@@ -1,0 +1,891 @@
+/*
+ * test_process.c - child processes (src/process.c).
+ *
+ * Real children (sh, cat, sleep) on the monotonic clock: nothing here
+ * asserts a duration. Each scenario runs twice, once with the loop
+ * watching its children through pidfds and once through SIGCHLD
+ * (ALOOP_NO_PIDFD=1), and asserts which path it took. After every
+ * scenario no child of this process may be left, zombie or not, except
+ * where a test keeps one on purpose and says so.
+ */
+#include "aloop_test.h"
+
+#include "internal.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* ---- helpers ------------------------------------------------------------ */
+
+/* Children of this process in /proc: how many, and how many are zombies. */
+static int count_children(int *zombies) {
+    int n = 0, z = 0;
+    DIR *d = opendir("/proc");
+    assert_non_null(d);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+        char path[300], buf[512];
+        snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
+        int fd = open(path, O_RDONLY);
+        if (fd < 0) continue;
+        ssize_t len = read(fd, buf, sizeof buf - 1);
+        close(fd);
+        if (len <= 0) continue;
+        buf[len] = '\0';
+        char *rp = strrchr(buf, ')'); /* comm may hold spaces */
+        char state;
+        int ppid;
+        if (!rp || sscanf(rp + 1, " %c %d", &state, &ppid) != 2) continue;
+        if (ppid != getpid()) continue;
+        n++;
+        if (state == 'Z') z++;
+    }
+    closedir(d);
+    if (zombies) *zombies = z;
+    return n;
+}
+
+static void assert_no_children(void) {
+    int z;
+    assert_int_equal(count_children(&z), 0);
+    assert_int_equal(z, 0);
+}
+
+/* Polls (outside any loop) until the children have gone; bounded. */
+static void wait_no_children(void) {
+    for (int i = 0; i < 1000 && count_children(NULL) > 0; i++) usleep(10000);
+    assert_no_children();
+}
+
+static int use_fallback; /* the current round: 1 = SIGCHLD path */
+
+static aloop_t *new_loop(void) {
+    if (use_fallback)
+        setenv("ALOOP_NO_PIDFD", "1", 1);
+    else
+        unsetenv("ALOOP_NO_PIDFD");
+    aloop_t *loop = aloop_new();
+    assert_non_null(loop);
+    return loop;
+}
+
+/* pidfds work here (not under valgrind, which does not know the call). */
+static int have_pidfd(void) {
+#ifdef SYS_pidfd_open
+    int fd = (int)syscall(SYS_pidfd_open, getpid(), 0);
+    if (fd < 0) return 0;
+    close(fd);
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+/* Asserts the loop took the path of this round (after its first spawn). */
+static void assert_path(aloop_t *loop) {
+    assert_int_equal(aloop__process_uses_pidfd(loop), use_fallback ? 0 : have_pidfd());
+}
+
+/* Runs fn(arg) as the only task of a fresh loop, then frees the loop. */
+static void run_task(aloop_task_fn fn, void *arg) {
+    aloop_t *loop = new_loop();
+    aloop_task_t *t = spawn(loop, fn, arg);
+    assert_int_equal(aloop_run(loop), 0);
+    assert_true(aloop_future_done(t));
+    assert_int_equal(aloop_future_result(t, NULL), 0);
+    aloop_release(t);
+    if (aloop__process_uses_pidfd(loop) >= 0) assert_path(loop);
+    aloop_free(loop);
+}
+
+/* Each scenario, on both wake-up paths; no child may outlive it. */
+#define BOTH_PATHS(name)                                  \
+    static void test_##name(void **state) {               \
+        (void)state;                                      \
+        for (use_fallback = 0; use_fallback < 2; use_fallback++) { \
+            name##_round();                               \
+            assert_no_children();                         \
+        }                                                 \
+        unsetenv("ALOOP_NO_PIDFD");                       \
+    }
+
+static aloop_process_t *spawn_sh(const char *script, const aloop_process_opts_t *o) {
+    char *argv[] = {"sh", "-c", (char *)script, NULL};
+    aloop_process_t *p = aloop_process_spawn(aloop_current(), argv, o);
+    assert_non_null(p);
+    return p;
+}
+
+/* Reads fd to EOF (inside a task) into buf; returns the length. */
+static size_t read_all(int fd, char *buf, size_t cap) {
+    size_t len = 0;
+    for (;;) {
+        assert_true(len < cap);
+        ssize_t n = aloop_read(fd, buf + len, cap - 1 - len);
+        assert_true(n >= 0);
+        if (n == 0) break;
+        len += (size_t)n;
+    }
+    buf[len] = '\0';
+    return len;
+}
+
+/* ---- exit statuses ---------------------------------------------------- */
+
+static void *exit_codes_task(void *arg) {
+    (void)arg;
+    aloop_process_t *p = spawn_sh("exit 3", NULL);
+    assert_path(aloop_current());
+    assert_true(aloop_process_pid(p) > 0);
+    int st = -1;
+    assert_int_equal(aloop_process_wait(p, &st), 0);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 3);
+    /* a second wait returns at once with the same status */
+    int st2 = -1;
+    assert_int_equal(aloop_process_wait(p, &st2), 0);
+    assert_int_equal(st2, st);
+    assert_int_equal(aloop_process_wait(p, NULL), 0);
+    aloop_process_free(p);
+
+    p = spawn_sh("kill -TERM $$; sleep 5", NULL);
+    assert_int_equal(aloop_process_wait(p, &st), 0);
+    assert_true(WIFSIGNALED(st));
+    assert_int_equal(WTERMSIG(st), SIGTERM);
+    assert_int_equal(aloop_process_kill(p, SIGTERM), -ESRCH); /* reaped */
+    aloop_process_free(p);
+    return NULL;
+}
+static void exit_codes_round(void) { run_task(exit_codes_task, NULL); }
+BOTH_PATHS(exit_codes)
+
+/* Several tasks waiting for the same child all get its status. */
+static void *waiter_task(void *arg) {
+    int st = -1;
+    assert_int_equal(aloop_process_wait(arg, &st), 0);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 7);
+    return NULL;
+}
+static void *several_waiters_task(void *arg) {
+    (void)arg;
+    aloop_process_t *p = spawn_sh("exit 7", NULL);
+    aloop_task_t *t[3];
+    for (int i = 0; i < 3; i++) t[i] = spawn(aloop_current(), waiter_task, p);
+    assert_int_equal(aloop_gather(t, 3, NULL, NULL, 0), 0);
+    for (int i = 0; i < 3; i++) aloop_release(t[i]);
+    aloop_process_free(p);
+    return NULL;
+}
+static void several_waiters_round(void) { run_task(several_waiters_task, NULL); }
+BOTH_PATHS(several_waiters)
+
+/* ---- exec failures ------------------------------------------------------ */
+
+static void exec_failures_round(void) {
+    aloop_t *loop = new_loop();
+    char *missing[] = {"/nonexistent/aloop-no-such-program", NULL};
+    errno = 0;
+    assert_null(aloop_process_spawn(loop, missing, NULL));
+    assert_int_equal(errno, ENOENT);
+    assert_path(loop);
+
+    char *unknown[] = {"aloop-no-such-program-in-path", NULL};
+    errno = 0;
+    assert_null(aloop_process_spawn(loop, unknown, NULL));
+    assert_int_equal(errno, ENOENT);
+
+    /* a file without execute permission */
+    char path[] = "/tmp/aloop-noexec-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "#!/bin/sh\n", 10), 10);
+    close(fd);
+    chmod(path, 0644);
+    char *noexec[] = {path, NULL};
+    errno = 0;
+    assert_null(aloop_process_spawn(loop, noexec, NULL));
+    if (geteuid() != 0) assert_int_equal(errno, EACCES); /* root may run anything */
+    unlink(path);
+
+    /* a directory is not a program */
+    char *dir[] = {"/tmp", NULL};
+    errno = 0;
+    assert_null(aloop_process_spawn(loop, dir, NULL));
+    assert_int_equal(errno, EACCES);
+
+    /* a cwd that does not exist */
+    aloop_process_opts_t o = {.cwd = "/nonexistent/aloop-dir"};
+    char *sh[] = {"sh", "-c", "exit 0", NULL};
+    errno = 0;
+    assert_null(aloop_process_spawn(loop, sh, &o));
+    assert_int_equal(errno, ENOENT);
+
+    /* the child's PATH (envp) is the one searched */
+    char *env[] = {"PATH=/nonexistent", NULL};
+    aloop_process_opts_t oe = {.envp = env};
+    errno = 0;
+    assert_null(aloop_process_spawn(loop, sh, &oe));
+    assert_int_equal(errno, ENOENT);
+
+    /* bad arguments */
+    errno = 0;
+    assert_null(aloop_process_spawn(NULL, sh, NULL));
+    assert_int_equal(errno, EINVAL);
+    assert_null(aloop_process_spawn(loop, NULL, NULL));
+    char *empty[] = {"", NULL};
+    assert_null(aloop_process_spawn(loop, empty, NULL));
+    char *none[] = {NULL};
+    assert_null(aloop_process_spawn(loop, none, NULL));
+    aloop_process_opts_t bad = {.stdin_mode = ALOOP_STDIO_STDOUT};
+    errno = 0;
+    assert_null(aloop_process_spawn(loop, sh, &bad));
+    assert_int_equal(errno, EINVAL);
+    bad = (aloop_process_opts_t){.stderr_mode = 9};
+    assert_null(aloop_process_spawn(loop, sh, &bad));
+    bad = (aloop_process_opts_t){.stdout_mode = -1};
+    assert_null(aloop_process_spawn(loop, sh, &bad));
+    aloop_free(loop);
+}
+BOTH_PATHS(exec_failures)
+
+/* ---- stdio modes --------------------------------------------------------- */
+
+static void *stdio_modes_task(void *arg) {
+    (void)arg;
+    char buf[4096];
+    /* stdin and stdout piped: cat echoes */
+    aloop_process_opts_t o = {.stdin_mode = ALOOP_STDIO_PIPE, .stdout_mode = ALOOP_STDIO_PIPE};
+    char *cat[] = {"cat", NULL};
+    aloop_process_t *p = aloop_process_spawn(aloop_current(), cat, &o);
+    assert_non_null(p);
+    assert_true(aloop_process_stdin(p) > 2 && aloop_process_stdout(p) > 2);
+    assert_int_equal(aloop_process_stderr(p), -1);
+    for (int i = 0; i < 2; i++) { /* parent ends: close-on-exec, non-blocking */
+        int fd = i ? aloop_process_stdout(p) : aloop_process_stdin(p);
+        assert_true(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+        assert_true(fcntl(fd, F_GETFL) & O_NONBLOCK);
+    }
+    assert_int_equal(aloop_write_all(aloop_process_stdin(p), "hello\n", 6), 6);
+    int fd = aloop_process_take_fd(p, 0);
+    assert_true(fd >= 0);
+    assert_int_equal(aloop_process_stdin(p), -1);
+    assert_int_equal(aloop_process_take_fd(p, 0), -EBADF);
+    assert_int_equal(aloop_close(fd), 0);
+    assert_int_equal(read_all(aloop_process_stdout(p), buf, sizeof buf), 6);
+    assert_string_equal(buf, "hello\n");
+    int st;
+    assert_int_equal(aloop_process_wait(p, &st), 0);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    aloop_process_free(p);
+
+    /* /dev/null: stdin reads EOF at once, stdout goes nowhere */
+    o = (aloop_process_opts_t){.stdin_mode = ALOOP_STDIO_NULL, .stdout_mode = ALOOP_STDIO_NULL,
+                               .stderr_mode = ALOOP_STDIO_PIPE};
+    p = spawn_sh("cat; echo out; echo err >&2; readlink /proc/self/fd/0 >&2", &o);
+    assert_int_equal(aloop_process_stdout(p), -1);
+    read_all(aloop_process_stderr(p), buf, sizeof buf);
+    assert_string_equal(buf, "err\n/dev/null\n");
+    assert_int_equal(aloop_process_wait(p, &st), 0);
+    assert_int_equal(st, 0);
+    aloop_process_free(p);
+
+    /* inherit: the child's stdin is ours */
+    char mine[256];
+    ssize_t n = readlink("/proc/self/fd/0", mine, sizeof mine - 2);
+    if (n > 0) {
+        mine[n++] = '\n';
+        mine[n] = '\0';
+        o = (aloop_process_opts_t){.stdout_mode = ALOOP_STDIO_PIPE};
+        p = spawn_sh("readlink /proc/self/fd/0", &o);
+        read_all(aloop_process_stdout(p), buf, sizeof buf);
+        assert_string_equal(buf, mine);
+        assert_int_equal(aloop_process_wait(p, NULL), 0);
+        aloop_process_free(p);
+    }
+
+    /* stderr merged into stdout, in order */
+    o = (aloop_process_opts_t){.stdout_mode = ALOOP_STDIO_PIPE, .stderr_mode = ALOOP_STDIO_STDOUT};
+    p = spawn_sh("echo a; echo b >&2; echo c", &o);
+    assert_int_equal(aloop_process_stderr(p), -1);
+    read_all(aloop_process_stdout(p), buf, sizeof buf);
+    assert_string_equal(buf, "a\nb\nc\n");
+    assert_int_equal(aloop_process_wait(p, NULL), 0);
+    aloop_process_free(p);
+    return NULL;
+}
+static void stdio_modes_round(void) { run_task(stdio_modes_task, NULL); }
+BOTH_PATHS(stdio_modes)
+
+/* Our stdin closed: the child's end of the stdin pipe lands on fd 0 and
+ * must still reach the child (moved, not left close-on-exec). */
+static void *low_fds_task(void *arg) {
+    (void)arg;
+    aloop_process_opts_t o = {.stdin_mode = ALOOP_STDIO_PIPE, .stdout_mode = ALOOP_STDIO_PIPE,
+                              .stderr_mode = ALOOP_STDIO_NULL};
+    char *cat[] = {"cat", NULL};
+    aloop_process_t *p = aloop_process_spawn(aloop_current(), cat, &o);
+    if (!p) fail_msg("spawn with fd 0 closed: %s", strerror(errno));
+    char buf[64];
+    assert_int_equal(aloop_process_communicate(p, "low\n", 4, NULL, NULL, NULL, NULL, NULL), 0);
+    aloop_process_free(p);
+    p = aloop_process_spawn(aloop_current(), cat, &o);
+    assert_non_null(p);
+    char *out;
+    int st;
+    assert_int_equal(aloop_process_communicate(p, "low\n", 4, &out, NULL, NULL, NULL, &st), 0);
+    snprintf(buf, sizeof buf, "%s", out);
+    free(out);
+    assert_string_equal(buf, "low\n");
+    assert_int_equal(st, 0);
+    aloop_process_free(p);
+    return NULL;
+}
+static void low_fds_round(void) {
+    aloop_t *loop = new_loop();
+    aloop_task_t *t = spawn(loop, low_fds_task, NULL);
+    int saved = dup(0);
+    assert_true(saved > 2);
+    close(0);
+    int rc = aloop_run(loop);
+    assert_int_equal(dup2(saved, 0), 0);
+    close(saved);
+    assert_int_equal(rc, 0);
+    assert_int_equal(aloop_future_result(t, NULL), 0);
+    aloop_release(t);
+    aloop_free(loop);
+}
+BOTH_PATHS(low_fds)
+
+/* ---- streams -------------------------------------------------------------- */
+
+static void *stream_task(void *arg) {
+    (void)arg;
+    aloop_process_opts_t o = {.stdout_mode = ALOOP_STDIO_PIPE};
+    aloop_process_t *p = spawn_sh("printf 'one\\ntwo\\nlast'", &o);
+    aloop_stream_t *s = aloop_stream_new(aloop_current(), aloop_process_take_fd(p, 1), 0);
+    assert_non_null(s);
+    char line[64];
+    assert_int_equal(aloop_stream_readline(s, line, sizeof line), 4);
+    assert_string_equal(line, "one\n");
+    assert_int_equal(aloop_stream_readline(s, line, sizeof line), 4);
+    assert_int_equal(aloop_stream_readline(s, line, sizeof line), 4);
+    assert_memory_equal(line, "last", 4);
+    assert_int_equal(aloop_stream_readline(s, line, sizeof line), 0);
+    assert_int_equal(aloop_stream_close(s), 0);
+    assert_int_equal(aloop_process_wait(p, NULL), 0);
+    aloop_process_free(p); /* the stream owned the fd: not closed twice */
+    return NULL;
+}
+static void stream_round(void) { run_task(stream_task, NULL); }
+BOTH_PATHS(stream)
+
+/* ---- communicate ------------------------------------------------------------ */
+
+#define MIB (1024u * 1024u)
+
+static void *communicate_task(void *arg) {
+    (void)arg;
+    char *in = malloc(MIB);
+    assert_non_null(in);
+    for (size_t i = 0; i < MIB; i++) in[i] = (char)('a' + i % 26);
+    /* the child fills stderr before it reads stdin: a writer that fed
+     * stdin before draining would deadlock */
+    aloop_process_opts_t o = {.stdin_mode = ALOOP_STDIO_PIPE, .stdout_mode = ALOOP_STDIO_PIPE,
+                              .stderr_mode = ALOOP_STDIO_PIPE};
+    aloop_process_t *p = spawn_sh("head -c 1048576 /dev/zero | tr '\\000' e >&2; cat", &o);
+    char *out = NULL, *err = NULL;
+    size_t outlen = 0, errlen = 0;
+    int st = -1;
+    assert_int_equal(aloop_process_communicate(p, in, MIB, &out, &outlen, &err, &errlen, &st), 0);
+    assert_int_equal(st, 0);
+    assert_int_equal(outlen, MIB);
+    assert_memory_equal(out, in, MIB);
+    assert_int_equal(out[MIB], '\0');
+    assert_int_equal(errlen, MIB);
+    for (size_t i = 0; i < MIB; i++)
+        if (err[i] != 'e') fail_msg("stderr byte %zu is %d", i, err[i]);
+    assert_int_equal(err[MIB], '\0');
+    free(out);
+    free(err);
+    /* pipes are closed afterwards; a second communicate just waits */
+    assert_int_equal(aloop_process_stdin(p), -1);
+    assert_int_equal(aloop_process_stdout(p), -1);
+    assert_int_equal(aloop_process_communicate(p, NULL, 0, &out, NULL, NULL, NULL, &st), 0);
+    assert_null(out);
+    aloop_process_free(p);
+
+    /* out NULL: stdout is still drained, so the chatty child finishes */
+    p = spawn_sh("head -c 1048576 /dev/zero; echo done >&2", &o);
+    assert_int_equal(aloop_process_communicate(p, NULL, 0, NULL, NULL, &err, &errlen, &st), 0);
+    assert_string_equal(err, "done\n");
+    assert_int_equal(errlen, 5);
+    free(err);
+    aloop_process_free(p);
+
+    /* a child that exits without reading its input is not an error */
+    p = spawn_sh("exit 4", &o);
+    assert_int_equal(aloop_process_communicate(p, in, MIB, &out, &outlen, NULL, NULL, &st), 0);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 4);
+    assert_string_equal(out, "");
+    assert_int_equal(outlen, 0);
+    free(out);
+    aloop_process_free(p);
+
+    /* input but no stdin pipe */
+    aloop_process_opts_t no_in = {.stdout_mode = ALOOP_STDIO_PIPE};
+    p = spawn_sh("echo x", &no_in);
+    assert_int_equal(aloop_process_communicate(p, "x", 1, &out, NULL, NULL, NULL, NULL), -EPIPE);
+    assert_null(out);
+    assert_int_equal(aloop_process_communicate(p, NULL, 1, NULL, NULL, NULL, NULL, NULL), -EINVAL);
+    assert_int_equal(aloop_process_communicate(p, NULL, 0, &out, NULL, NULL, NULL, NULL), 0);
+    assert_string_equal(out, "x\n");
+    free(out);
+    aloop_process_free(p);
+    free(in);
+    return NULL;
+}
+static void communicate_round(void) { run_task(communicate_task, NULL); }
+BOTH_PATHS(communicate)
+
+/* Cancelled while feeding a child that never reads: the call returns
+ * -ECANCELED, nothing leaks, the child runs on until we kill it. */
+static void *communicate_cancel_task(void *arg) {
+    (void)arg;
+    aloop_process_opts_t o = {.stdin_mode = ALOOP_STDIO_PIPE, .stdout_mode = ALOOP_STDIO_PIPE,
+                              .stderr_mode = ALOOP_STDIO_PIPE};
+    aloop_process_t *p = spawn_sh("exec sleep 30", &o);
+    static char big[4 * 1024 * 1024];
+    aloop_task_t *self = aloop_current_task();
+    aloop_handle_t *h = aloop_call_later(aloop_current(), 0.05, cancel_cb, self);
+    assert_non_null(h);
+    char *out = (char *)1, *err = (char *)1;
+    assert_int_equal(aloop_process_communicate(p, big, sizeof big, &out, NULL, &err, NULL, NULL),
+                     -ECANCELED);
+    assert_null(out);
+    assert_null(err);
+    assert_int_equal(aloop_task_uncancel(self), 0);
+    assert_int_equal(aloop_process_kill(p, 0), 0); /* still running */
+    assert_int_equal(aloop_process_kill(p, SIGKILL), 0);
+    int st;
+    assert_int_equal(aloop_process_wait(p, &st), 0);
+    assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+    aloop_process_free(p);
+    return NULL;
+}
+static void communicate_cancel_round(void) { run_task(communicate_cancel_task, NULL); }
+BOTH_PATHS(communicate_cancel)
+
+/* ---- many children -------------------------------------------------------------- */
+
+#define MANY 100
+
+static void *one_child(void *arg) {
+    int i = (int)(intptr_t)arg;
+    char script[32];
+    snprintf(script, sizeof script, "exit %d", i % 50);
+    aloop_process_t *p = spawn_sh(script, NULL);
+    int st = -1;
+    assert_int_equal(aloop_process_wait(p, &st), 0);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), i % 50);
+    aloop_process_free(p);
+    return NULL;
+}
+
+static void *many_task(void *arg) {
+    (void)arg;
+    aloop_task_t *t[MANY];
+    for (int i = 0; i < MANY; i++) t[i] = spawn(aloop_current(), one_child, (void *)(intptr_t)i);
+    assert_int_equal(aloop_gather(t, MANY, NULL, NULL, 0), 0);
+    for (int i = 0; i < MANY; i++) aloop_release(t[i]);
+    assert_no_children();
+    /* spawned and freed at once, never waited for: reaped all the same */
+    for (int i = 0; i < MANY; i++) aloop_process_free(spawn_sh("exit 0", NULL));
+    for (int i = 0; i < 1000 && count_children(NULL) > 0; i++) assert_int_equal(aloop_sleep(0.01), 0);
+    assert_no_children();
+    return NULL;
+}
+static void many_round(void) { run_task(many_task, NULL); }
+BOTH_PATHS(many)
+
+/* ---- cancel, kill ------------------------------------------------------------------ */
+
+static void *cancel_wait_task(void *arg) {
+    (void)arg;
+    aloop_process_opts_t o = {.stdin_mode = ALOOP_STDIO_PIPE};
+    aloop_process_t *p = spawn_sh("read x; exit 5", &o); /* runs until stdin closes */
+    aloop_task_t *self = aloop_current_task();
+    aloop_handle_t *h = aloop_call_later(aloop_current(), 0.02, cancel_cb, self);
+    assert_non_null(h);
+    assert_int_equal(aloop_process_wait(p, NULL), -ECANCELED);
+    assert_int_equal(aloop_task_uncancel(self), 0);
+    assert_int_equal(aloop_process_kill(p, 0), 0); /* left running */
+    /* a pending cancel: the wait returns at once */
+    aloop_cancel(self);
+    assert_int_equal(aloop_process_wait(p, NULL), -ECANCELED);
+    aloop_task_uncancel(self);
+    assert_int_equal(aloop_close(aloop_process_take_fd(p, 0)), 0);
+    int st;
+    assert_int_equal(aloop_process_wait(p, &st), 0);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 5);
+    aloop_process_free(p);
+    return NULL;
+}
+static void cancel_wait_round(void) { run_task(cancel_wait_task, NULL); }
+BOTH_PATHS(cancel_wait)
+
+static void *kill_task(void *arg) {
+    (void)arg;
+    char *argv[] = {"sleep", "30", NULL};
+    aloop_process_t *p = aloop_process_spawn(aloop_current(), argv, NULL);
+    assert_non_null(p);
+    assert_int_equal(aloop_process_kill(p, 0), 0);
+    assert_int_equal(aloop_process_kill(p, -1), -EINVAL);
+    assert_int_equal(aloop_process_kill(p, 100000), -EINVAL);
+    assert_int_equal(aloop_process_kill(NULL, SIGTERM), -EINVAL);
+    assert_int_equal(aloop_process_kill(p, SIGKILL), 0);
+    int st;
+    assert_int_equal(aloop_process_wait(p, &st), 0);
+    assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+    assert_int_equal(aloop_process_kill(p, SIGKILL), -ESRCH);
+    aloop_process_free(p);
+    return NULL;
+}
+static void kill_round(void) { run_task(kill_task, NULL); }
+
+/* A new process group: killing the group reaches the shell's children,
+ * which would otherwise hold the pipe open after the shell died. */
+static void *kill_group_task(void *arg) {
+    (void)arg;
+    aloop_process_opts_t o = {.stdout_mode = ALOOP_STDIO_PIPE, .flags = ALOOP_PROCESS_NEW_GROUP};
+    aloop_process_t *p = spawn_sh("sleep 30; echo never", &o);
+    assert_int_equal(getpgid(aloop_process_pid(p)), aloop_process_pid(p));
+    aloop_process_opts_t plain = {0};
+    aloop_process_t *q = spawn_sh("exit 0", &plain);
+    assert_int_equal(aloop_process_kill_group(q, SIGTERM), -EINVAL);
+    assert_int_equal(aloop_process_wait(q, NULL), 0);
+    aloop_process_free(q);
+    assert_int_equal(aloop_process_kill_group(p, SIGTERM), 0);
+    char buf[64];
+    assert_int_equal(read_all(aloop_process_stdout(p), buf, sizeof buf), 0); /* EOF: sleep died too */
+    int st;
+    assert_int_equal(aloop_process_wait(p, &st), 0);
+    assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGTERM);
+    assert_int_equal(aloop_process_kill_group(p, SIGTERM), -ESRCH);
+    aloop_process_free(p);
+    o.flags = 2;
+    char *argv[] = {"true", NULL};
+    errno = 0;
+    assert_null(aloop_process_spawn(aloop_current(), argv, &o));
+    assert_int_equal(errno, EINVAL);
+    return NULL;
+}
+static void kill_group_round(void) { run_task(kill_group_task, NULL); }
+BOTH_PATHS(kill_group)
+BOTH_PATHS(kill)
+
+/* ---- cwd, envp ------------------------------------------------------------------------ */
+
+static void *cwd_env_task(void *arg) {
+    (void)arg;
+    char buf[256];
+    aloop_process_opts_t o = {.stdout_mode = ALOOP_STDIO_PIPE, .cwd = "/tmp"};
+    char *pwd[] = {"sh", "-c", "pwd -P", NULL};
+    aloop_process_t *p = aloop_process_spawn(aloop_current(), pwd, &o);
+    assert_non_null(p);
+    read_all(aloop_process_stdout(p), buf, sizeof buf);
+    char real[256];
+    assert_non_null(realpath("/tmp", real));
+    strcat(real, "\n");
+    assert_string_equal(buf, real);
+    assert_int_equal(aloop_process_wait(p, NULL), 0);
+    aloop_process_free(p);
+
+    /* a relative program path is the child's: taken from its cwd */
+    char dir[] = "/tmp/aloop-cwd-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char script[64];
+    snprintf(script, sizeof script, "%s/run.sh", dir);
+    FILE *f = fopen(script, "w");
+    assert_non_null(f);
+    fputs("#!/bin/sh\necho ran in \"$(pwd -P)\"\n", f);
+    fclose(f);
+    chmod(script, 0755);
+    char *rel[] = {"./run.sh", NULL};
+    o = (aloop_process_opts_t){.stdout_mode = ALOOP_STDIO_PIPE, .cwd = dir};
+    p = aloop_process_spawn(aloop_current(), rel, &o);
+    assert_non_null(p);
+    read_all(aloop_process_stdout(p), buf, sizeof buf);
+    char want[300];
+    assert_non_null(realpath(dir, real));
+    snprintf(want, sizeof want, "ran in %s\n", real);
+    assert_string_equal(buf, want);
+    assert_int_equal(aloop_process_wait(p, NULL), 0);
+    aloop_process_free(p);
+    errno = 0;
+    assert_null(aloop_process_spawn(aloop_current(), rel, NULL)); /* not in our cwd */
+    assert_int_equal(errno, ENOENT);
+    unlink(script);
+    rmdir(dir);
+
+    char *env[] = {"ALOOP_TEST_VAR=from envp", "PATH=/usr/bin:/bin", NULL};
+    o = (aloop_process_opts_t){.stdout_mode = ALOOP_STDIO_PIPE, .envp = env};
+    p = spawn_sh("echo \"$ALOOP_TEST_VAR\"; env | wc -l", &o);
+    read_all(aloop_process_stdout(p), buf, sizeof buf);
+    /* just our two variables (sh may add PWD and the like: at most a few) */
+    assert_memory_equal(buf, "from envp\n", 10);
+    assert_true(atoi(buf + 10) >= 2 && atoi(buf + 10) <= 5);
+    assert_int_equal(aloop_process_wait(p, NULL), 0);
+    aloop_process_free(p);
+    return NULL;
+}
+static void cwd_env_round(void) { run_task(cwd_env_task, NULL); }
+BOTH_PATHS(cwd_env)
+
+/* ---- signals: the child starts clean ------------------------------------------------------ */
+
+static void *sig_waiter(void *arg) {
+    *(int *)arg = aloop_signal_wait(SIGUSR1);
+    return NULL;
+}
+
+static unsigned long long status_mask(const char *status, const char *field) {
+    const char *l = strstr(status, field);
+    assert_non_null(l);
+    return strtoull(l + strlen(field), NULL, 16);
+}
+
+static void *sigmask_task(void *arg) {
+    (void)arg;
+    int sig_rc = 1;
+    aloop_task_t *w = spawn(aloop_current(), sig_waiter, &sig_rc);
+    /* The waiter blocks SIGUSR1 in our thread (signalfd), or installs a
+     * handler for it (the self-pipe build, ALOOP_NO_SIGNALFD). */
+    assert_int_equal(aloop_yield(), 0);
+    sigset_t cur;
+    pthread_sigmask(SIG_SETMASK, NULL, &cur);
+    struct sigaction sa;
+    sigaction(SIGUSR1, NULL, &sa);
+    assert_true(sigismember(&cur, SIGUSR1) || sa.sa_handler != SIG_DFL);
+    aloop_process_opts_t o = {.stdout_mode = ALOOP_STDIO_PIPE};
+    char *argv[] = {"cat", "/proc/self/status", NULL};
+    aloop_process_t *p = aloop_process_spawn(aloop_current(), argv, &o);
+    assert_non_null(p);
+    char buf[8192];
+    read_all(aloop_process_stdout(p), buf, sizeof buf);
+    assert_int_equal(status_mask(buf, "SigBlk:"), 0);
+    /* Every signal a program can use starts at SIG_DFL (SIGPIPE, which
+     * the library ignores, included). glibc's posix_spawn leaves its own
+     * two internal signals (32, 33: below SIGRTMIN, unusable through libc)
+     * ignored in the child; nothing can be done about those from here. */
+    unsigned long long usable = 0;
+    for (int s = 1; s <= 64; s++)
+        if (s < 32 || s >= SIGRTMIN) usable |= 1ull << (s - 1);
+    assert_int_equal(status_mask(buf, "SigIgn:") & usable, 0);
+    assert_int_equal(aloop_process_wait(p, NULL), 0);
+    aloop_process_free(p);
+    aloop_cancel(w);
+    assert_int_equal(aloop_await(w, NULL), -ECANCELED);
+    assert_int_equal(sig_rc, -ECANCELED);
+    aloop_release(w);
+    return NULL;
+}
+static void sigmask_round(void) { run_task(sigmask_task, NULL); }
+BOTH_PATHS(sigmask)
+
+/* ---- lifetimes ------------------------------------------------------------------------------ */
+
+static void *free_while_waiting_child(void *arg) {
+    int st = -1;
+    assert_int_equal(aloop_process_wait(arg, &st), 0);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 2);
+    return NULL;
+}
+
+/* aloop_process_free while another task waits: the wait completes, the
+ * struct goes once it has. Misuse gets errors. */
+static void *lifetimes_task(void *arg) {
+    (void)arg;
+    aloop_process_opts_t o = {.stdin_mode = ALOOP_STDIO_PIPE};
+    aloop_process_t *p = spawn_sh("read x; exit 2", &o);
+    aloop_task_t *w = spawn(aloop_current(), free_while_waiting_child, p);
+    assert_int_equal(aloop_yield(), 0);
+    aloop_process_free(p); /* closes stdin: the child exits */
+    assert_int_equal(aloop_await(w, NULL), 0);
+    aloop_release(w);
+    assert_int_equal(aloop_process_wait(NULL, NULL), -EINVAL);
+    assert_int_equal(aloop_process_pid(NULL), -EINVAL);
+    assert_int_equal(aloop_process_stdout(NULL), -1);
+    assert_int_equal(aloop_process_take_fd(NULL, 1), -EINVAL);
+    aloop_process_free(NULL);
+    return NULL;
+}
+static void lifetimes_round(void) {
+    run_task(lifetimes_task, NULL);
+    /* outside a task */
+    aloop_t *loop = new_loop();
+    char *argv[] = {"true", NULL};
+    aloop_process_t *p = aloop_process_spawn(loop, argv, NULL);
+    assert_non_null(p);
+    assert_int_equal(aloop_process_wait(p, NULL), -EPERM);
+    assert_int_equal(aloop_process_communicate(p, NULL, 0, NULL, NULL, NULL, NULL, NULL), -EPERM);
+    assert_int_equal(aloop_process_take_fd(p, 3), -EINVAL);
+    aloop_process_free(p);
+    aloop_free(loop); /* reaps it (exited or not) */
+    wait_no_children();
+}
+BOTH_PATHS(lifetimes)
+
+/* A wait from a task of another loop is refused. */
+static void *other_loop_task(void *arg) {
+    assert_int_equal(aloop_process_wait(arg, NULL), -EINVAL);
+    return NULL;
+}
+/* aloop_free with children still running: not killed, reaped when they
+ * exit (by a reaper thread), never zombies. The handle still held is
+ * detached: wait/kill say -ECHILD/-ESRCH, free works. */
+static void free_loop_round(void) {
+    aloop_t *loop = new_loop();
+    aloop_process_opts_t o = {.stdin_mode = ALOOP_STDIO_PIPE};
+    char *cat[] = {"cat", NULL};
+    aloop_process_t *held = aloop_process_spawn(loop, cat, &o);
+    assert_non_null(held);
+    char *sl[] = {"sleep", "30", NULL};
+    aloop_process_t *orphan = aloop_process_spawn(loop, sl, NULL);
+    assert_non_null(orphan);
+    int opid = aloop_process_pid(orphan), hpid = aloop_process_pid(held);
+    aloop_process_free(orphan);
+    char *tr[] = {"true", NULL};
+    aloop_process_t *done = aloop_process_spawn(loop, tr, NULL);
+    assert_non_null(done);
+    aloop_process_free(done);
+    aloop_free(loop);
+    assert_int_equal(kill(opid, 0), 0); /* both run on */
+    assert_int_equal(kill(hpid, 0), 0);
+    assert_int_equal(aloop_process_kill(held, SIGTERM), -ESRCH);
+    run_task(other_loop_task, held); /* a freed loop's object: -EINVAL */
+    kill(opid, SIGKILL);
+    aloop_process_free(held); /* closes cat's stdin: it exits */
+    wait_no_children();
+}
+BOTH_PATHS(free_loop)
+
+static void other_loop_round(void) {
+    aloop_t *a = new_loop();
+    char *argv[] = {"true", NULL};
+    aloop_process_t *p = aloop_process_spawn(a, argv, NULL);
+    assert_non_null(p);
+    run_task(other_loop_task, p);
+    aloop_process_free(p);
+    aloop_free(a);
+    wait_no_children();
+}
+BOTH_PATHS(other_loop)
+
+/* ---- allocation failures --------------------------------------------------------------------- */
+
+typedef struct alloc_ctx {
+    int violations;
+    char what[128];
+} alloc_ctx_t;
+
+static void bad(alloc_ctx_t *c, const char *call, long got) {
+    if (c->violations++ == 0) snprintf(c->what, sizeof c->what, "%s returned %ld", call, got);
+}
+
+static void *alloc_task(void *arg) {
+    alloc_ctx_t *c = arg;
+    aloop_process_opts_t o = {.stdin_mode = ALOOP_STDIO_PIPE, .stdout_mode = ALOOP_STDIO_PIPE,
+                              .stderr_mode = ALOOP_STDIO_PIPE};
+    char *argv[] = {"cat", NULL};
+    errno = 0;
+    aloop_process_t *p = aloop_process_spawn(aloop_current(), argv, &o);
+    if (!p) {
+        if (errno != ENOMEM) bad(c, "spawn", -errno);
+        return NULL;
+    }
+    char *out = NULL, *err = NULL;
+    int st = -1;
+    int rc = aloop_process_communicate(p, "abc", 3, &out, NULL, &err, NULL, &st);
+    if (rc == 0 && (strcmp(out, "abc") || strcmp(err, "") || st != 0)) bad(c, "communicate output", 0);
+    if (rc != 0 && rc != -ENOMEM) bad(c, "communicate", rc);
+    if (rc != 0 && (out || err)) bad(c, "communicate outputs on failure", rc);
+    free(out);
+    free(err);
+    if (rc != 0) {
+        int fd = aloop_process_take_fd(p, 0); /* cat exits at EOF */
+        if (fd >= 0) aloop_close(fd);
+        rc = aloop_process_wait(p, &st); /* no allocation: must work */
+        if (rc != 0) bad(c, "wait", rc);
+    }
+    aloop_process_free(p);
+    return NULL;
+}
+
+static void alloc_round(long nth, long count) {
+    alloc_ctx_t c = {0};
+    aloop_t *loop = new_loop();
+    aloop__test_fail_alloc(nth, count);
+    aloop_task_t *t = aloop_spawn(loop, alloc_task, &c);
+    if (t) {
+        aloop_run(loop);
+        assert_true(aloop_future_done(t));
+        aloop_release(t);
+    }
+    aloop__test_fail_alloc(0, 0);
+    aloop_free(loop);
+    if (c.violations) fail_msg("nth %ld count %ld: %s", nth, count, c.what);
+    wait_no_children();
+}
+
+static void allocation_failures_round(void) {
+    /* the count of the scenario, taken by one clean run */
+    aloop_t *loop = new_loop();
+    aloop__test_fail_alloc(LONG_MAX, 0);
+    alloc_ctx_t c = {0};
+    aloop_task_t *t = spawn(loop, alloc_task, &c);
+    aloop_run(loop);
+    aloop_release(t);
+    long n = (long)aloop__test_alloc_count();
+    aloop__test_fail_alloc(0, 0);
+    aloop_free(loop);
+    assert_int_equal(c.violations, 0);
+    assert_true(n > 3);
+    for (long nth = 1; nth <= n + 1; nth++) {
+        alloc_round(nth, 1);
+        alloc_round(nth, -1);
+    }
+}
+BOTH_PATHS(allocation_failures)
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_exit_codes),
+        cmocka_unit_test(test_several_waiters),
+        cmocka_unit_test(test_exec_failures),
+        cmocka_unit_test(test_stdio_modes),
+        cmocka_unit_test(test_low_fds),
+        cmocka_unit_test(test_stream),
+        cmocka_unit_test(test_communicate),
+        cmocka_unit_test(test_communicate_cancel),
+        cmocka_unit_test(test_many),
+        cmocka_unit_test(test_cancel_wait),
+        cmocka_unit_test(test_kill),
+        cmocka_unit_test(test_kill_group),
+        cmocka_unit_test(test_cwd_env),
+        cmocka_unit_test(test_sigmask),
+        cmocka_unit_test(test_lifetimes),
+        cmocka_unit_test(test_free_loop),
+        cmocka_unit_test(test_other_loop),
+        cmocka_unit_test(test_allocation_failures),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
