@@ -17,11 +17,7 @@
  *     tasks that started and checks that each of those finished);
  *   - aloop_free leaves nothing behind (LSan, in the sanitizer build).
  */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <cmocka.h>
+#include "aloop_test.h"
 
 #include <limits.h>
 #include <stdio.h>

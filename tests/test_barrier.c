@@ -1,11 +1,7 @@
 /* Tests for src/barrier.c: asyncio.Barrier, on the virtual clock. */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <cmocka.h>
+#include "aloop_test.h"
 
 #include "internal.h"
-#include "aloop_test.h"
 
 static aloop_barrier_t *bar;
 static int got[8];

@@ -8,11 +8,7 @@
  * server exits with status 0. A teardown kills a server left behind by a
  * failed assertion.
  */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
-#include <cmocka.h>
+#include "aloop_test.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

@@ -17,11 +17,7 @@
  * Plain blocking sockets with poll() timeouts on the test side; timeouts
  * only bound how long a failure takes to show.
  */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <cmocka.h>
+#include "aloop_test.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

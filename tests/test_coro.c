@@ -1,8 +1,5 @@
 /* Tests for src/coro.c: stacks, context switches, coroutine reuse. */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <cmocka.h>
+#include "aloop_test.h"
 
 #include "internal.h"
 

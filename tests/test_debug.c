@@ -3,11 +3,7 @@
  * slow steps, lost errors, loops freed with tasks, double releases caught
  * by the quarantine, aloop_dump.
  */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <cmocka.h>
+#include "aloop_test.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,17 +1,14 @@
 /* Tests for src/embed.c: aloop_run_once, aloop_backend_fd and
  * aloop_backend_timeout, and a loop driven from a plain poll() host loop
  * that also serves an fd of its own. */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <cmocka.h>
+#include "aloop_test.h"
+
 #include <math.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "internal.h"
-#include "aloop_test.h"
 
 static char trace[256];
 static void note(const char *s) { strcat(trace, s); }

@@ -5,11 +5,7 @@
  * clean SIGTERM while a worker thread is busy. Client sockets are blocking
  * with timeouts, so nothing can hang.
  */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
-#include <cmocka.h>
+#include "aloop_test.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

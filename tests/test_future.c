@@ -1,11 +1,7 @@
 /* Tests for src/future.c: results, errors, done callbacks, refcounts, await. */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <cmocka.h>
+#include "aloop_test.h"
 
 #include "internal.h"
-#include "aloop_test.h"
 
 static void test_set_result_once(void **state) {
     (void)state;

@@ -1,11 +1,7 @@
 /* Tests for src/gather.c: gather, wait, wait_for, shield (virtual clock). */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <cmocka.h>
+#include "aloop_test.h"
 
 #include "internal.h"
-#include "aloop_test.h"
 
 #include <math.h>
 

@@ -1,11 +1,7 @@
 /* Tests for src/group.c: task groups (virtual clock). */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <cmocka.h>
+#include "aloop_test.h"
 
 #include "internal.h"
-#include "aloop_test.h"
 
 static char trace[512];
 static void note(const char *fmt, ...) {

@@ -1,12 +1,9 @@
 /* Tests for src/handle.c: call_soon, call_later, call_at, cancel. */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <cmocka.h>
+#include "aloop_test.h"
+
 #include <math.h>
 
 #include "internal.h"
-#include "aloop_test.h"
 
 static char trace[64];
 static void append_char(char c) {

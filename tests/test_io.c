@@ -4,13 +4,9 @@
  * Most tests run on the virtual clock: fds still work (the loop polls
  * without blocking before jumping the clock), and timeouts are exact.
  */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <cmocka.h>
+#include "aloop_test.h"
 
 #include "internal.h"
-#include "aloop_test.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>

@@ -1,8 +1,5 @@
 /* Tests for src/loop.c: creating and freeing loops. */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <cmocka.h>
+#include "aloop_test.h"
 
 #include "internal.h"
 

@@ -14,11 +14,7 @@
  * message naming the call: one test per rule, each in a child process.
  * (Releasing too often is caught by debug mode: see test_debug.c.)
  */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <cmocka.h>
+#include "aloop_test.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -30,7 +26,6 @@
 #include <unistd.h>
 
 #include "internal.h"
-#include "aloop_test.h"
 
 static void *nothing(void *arg) {
     (void)arg;

@@ -5,13 +5,9 @@
  * Peers are started here on port 0 over loopback; names are "localhost"
  * (from /etc/hosts, no network) and names in ".invalid" (never exist).
  */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <cmocka.h>
+#include "aloop_test.h"
 
 #include "internal.h"
-#include "aloop_test.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -557,6 +553,7 @@ static void test_names_outside_task(void **state) {
     assert_int_equal(getsockname(fd, (struct sockaddr *)&ss, &len), 0);
     struct addrinfo one = {.ai_family = ss.ss_family, .ai_addr = (struct sockaddr *)&ss};
     assert_true(has_loopback(&one));
+    assert_int_equal(ss.ss_family, AF_INET); /* 127.0.0.1: every client's localhost */
     close(fd);
 }
 

@@ -5,11 +5,7 @@
  * corrupting its neighbour's memory. Each crash happens in a child process;
  * the parent reads the child's stderr and checks how it died.
  */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <cmocka.h>
+#include "aloop_test.h"
 
 #include <alloca.h>
 #include <pthread.h>

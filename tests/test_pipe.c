@@ -1,8 +1,5 @@
 /* Tests for src/pipe.c: both ends non-blocking and close-on-exec. */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <cmocka.h>
+#include "aloop_test.h"
 
 #include <errno.h>
 #include <fcntl.h>

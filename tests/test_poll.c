@@ -4,13 +4,9 @@
  * the loop's timeout rule, many fds, hang-ups, internal hooks, and that
  * repeated waits keep their registration while idle fds lose theirs.
  */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <cmocka.h>
+#include "aloop_test.h"
 
 #include "internal.h"
-#include "aloop_test.h"
 
 #include <fcntl.h>
 #include <pthread.h>

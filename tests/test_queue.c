@@ -1,11 +1,7 @@
 /* Tests for src/queue.c: FIFO, LIFO and priority queues (virtual clock). */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <cmocka.h>
+#include "aloop_test.h"
 
 #include "internal.h"
-#include "aloop_test.h"
 
 #define ITEM(n) ((void *)(uintptr_t)(n))
 #define NUM(p) ((int)(uintptr_t)(p))

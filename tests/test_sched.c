@@ -1,15 +1,12 @@
 /* Tests for src/sched.c and src/loop.c: the run loop, stop, deadlock
  * detection, the virtual clock, fairness, and freeing a busy loop. */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <cmocka.h>
+#include "aloop_test.h"
+
 #include <math.h>
 #include <pthread.h>
 #include <sched.h>
 
 #include "internal.h"
-#include "aloop_test.h"
 
 static void test_config_validation(void **state) {
     (void)state;
@@ -138,6 +135,37 @@ static void test_sleeping_loop_stopped_from_another_thread(void **state) {
     pthread_join(th, NULL);
     assert_false(aloop_future_done(t));
     assert_int_equal(aloop_run(loop), -EDEADLK); /* alone again */
+    aloop_release(t);
+    aloop_release(never);
+    aloop_free(loop);
+}
+
+/* aloop_stop before the run, tasks that only another thread could wake,
+ * and such a thread exists: the run does its one pass and returns instead
+ * of sleeping. */
+static void *park(void *arg) {
+    pthread_barrier_wait(arg); /* exists until released */
+    return NULL;
+}
+
+static void test_stop_before_run_does_not_sleep(void **state) {
+    (void)state;
+    pthread_barrier_t b;
+    pthread_barrier_init(&b, NULL, 2);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, park, &b), 0);
+    aloop_t *loop = aloop_new();
+    aloop_future_t *never = aloop_future_new(loop);
+    aloop_task_t *t = spawn(loop, wait_forever, never);
+    assert_int_equal(aloop_run_once(loop, 0), 1); /* t waits */
+    aloop_stop(loop);
+    assert_int_equal(aloop_run(loop), 0);
+    assert_false(aloop_future_done(t));
+    pthread_barrier_wait(&b);
+    pthread_join(th, NULL);
+    pthread_barrier_destroy(&b);
+    aloop_future_set_result(never, NULL);
+    assert_int_equal(aloop_run(loop), 0);
     aloop_release(t);
     aloop_release(never);
     aloop_free(loop);
@@ -555,6 +583,7 @@ int main(void) {
         cmocka_unit_test(test_loop_fed_by_threads_is_not_deadlocked),
         cmocka_unit_test(test_sleeping_loop_stopped_from_another_thread),
         cmocka_unit_test(test_own_workers_do_not_hide_a_deadlock),
+        cmocka_unit_test(test_stop_before_run_does_not_sleep),
         cmocka_unit_test(test_stop_and_resume),
         cmocka_unit_test(test_stop_before_run_does_one_pass),
         cmocka_unit_test(test_no_reentrant_run),

@@ -2,13 +2,9 @@
  * test_signal.c - aloop_signal_wait (src/signal.c). Signals are raised from
  * loop callbacks while tasks wait, so the order of events is fixed.
  */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <cmocka.h>
+#include "aloop_test.h"
 
 #include "internal.h"
-#include "aloop_test.h"
 
 #include <signal.h>
 #include <unistd.h>

@@ -12,11 +12,7 @@
  * the ctest `test_soak_stress`, label "stress": `ctest -L stress`) runs
  * 100,000. `test_soak N [seed]` runs N tasks with another seed.
  */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <cmocka.h>
+#include "aloop_test.h"
 
 #include <stdio.h>
 #include <stdlib.h>

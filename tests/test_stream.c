@@ -2,13 +2,9 @@
  * test_stream.c - buffered streams (src/stream.c): readline with a maximum
  * length, readexactly, writes with backpressure, close while in use.
  */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <cmocka.h>
+#include "aloop_test.h"
 
 #include "internal.h"
-#include "aloop_test.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>

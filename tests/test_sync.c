@@ -1,11 +1,7 @@
 /* Tests for src/sync.c: Lock, Event, Semaphore, BoundedSemaphore, Condition. */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <cmocka.h>
+#include "aloop_test.h"
 
 #include "internal.h"
-#include "aloop_test.h"
 
 /* A trace of what happened, shared by the task functions below. */
 static char trace[512];

@@ -3,10 +3,7 @@
  * fd (src/threadpool.c). Cross-thread hand-offs are made deterministic with
  * pthread primitives, not with timing.
  */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <cmocka.h>
+#include "aloop_test.h"
 
 #include "internal.h"
 

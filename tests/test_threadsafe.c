@@ -1,10 +1,8 @@
 /* Tests for src/threadsafe.c: aloop_run_threadsafe from a plain thread and
  * from a task of another loop (results, errors, cancellation, -EPIPE), and
  * two loops in two threads exchanging 100,000 calls each way. */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <cmocka.h>
+#include "aloop_test.h"
+
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -12,7 +10,6 @@
 #include <unistd.h>
 
 #include "internal.h"
-#include "aloop_test.h"
 
 /* ---- a loop served by its own thread until told to quit ---------------- */
 

@@ -1,15 +1,11 @@
 /* Tests for src/timeout.c: timeout scopes (asyncio.timeout), on the virtual
  * clock. Each test's task records what it saw; the test checks it after the
  * loop has run. */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <cmocka.h>
+#include "aloop_test.h"
 
 #include <math.h>
 
 #include "internal.h"
-#include "aloop_test.h"
 
 /* What a scenario saw, filled in by its task. */
 typedef struct seen {

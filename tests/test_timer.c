@@ -1,13 +1,10 @@
 /* Tests for src/timer.c, the heap alone, and for the sleeps the scheduler
  * builds on it (sched.c): equal deadlines, many sleepers. */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <cmocka.h>
+#include "aloop_test.h"
+
 #include <math.h>
 
 #include "internal.h"
-#include "aloop_test.h"
 
 /* ---- the heap alone, against a brute-force model */
 

@@ -1,15 +1,12 @@
 /* Tests for src/watch.c: callback fd watches (aloop_add_reader / writer). */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <cmocka.h>
+#include "aloop_test.h"
+
 #include <fcntl.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "internal.h"
-#include "aloop_test.h"
 
 typedef struct watch_ctx {
     aloop_t *loop;
