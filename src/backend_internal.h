@@ -10,7 +10,9 @@
 #include <limits.h>
 
 /* Readiness bits, in masks and events. */
-enum { ALOOP__IO_READ = 1u, ALOOP__IO_WRITE = 2u, ALOOP__IO_ERROR = 4u };
+/* ALOOP__IO_CLOSED: the fd is not open any more (poll(2)'s POLLNVAL): its
+ * waiters wake with -EBADF (io.c). */
+enum { ALOOP__IO_READ = 1u, ALOOP__IO_WRITE = 2u, ALOOP__IO_ERROR = 4u, ALOOP__IO_CLOSED = 8u };
 
 typedef struct aloop_backend aloop_backend_t; /* each backend's own */
 /* Called once per event from aloop__backend_wait; must not change what the
@@ -26,6 +28,10 @@ int aloop__backend_set(aloop_backend_t *b, int fd, unsigned old_mask, unsigned n
 /* Waits up to timeout seconds (< 0: for ever) and calls ready(ctx, fd,
  * events) for each event. Number of events, or -errno (EINTR: 0). */
 int aloop__backend_wait(aloop_backend_t *b, double timeout, aloop_backend_ready_fn ready, void *ctx);
+/* Whether fd, registered with mask, is still the file the backend watches:
+ * 0 once it was closed with close(2) (epoll: also when the number was then
+ * reused by a file the backend does not watch), else 1. One syscall. */
+int aloop__backend_watching(aloop_backend_t *b, int fd, unsigned mask);
 /* The backend's pollable fd (epoll, kqueue), or -ENOTSUP (poll(2)). */
 int aloop__backend_fd(const aloop_backend_t *b);
 

@@ -105,13 +105,21 @@ int aloop__backend_wait(aloop_backend_t *b, double timeout, aloop_backend_ready_
         if (!r) continue;
         seen++;
         unsigned mask = ((r & POLLIN) ? ALOOP__IO_READ : 0u) | ((r & POLLOUT) ? ALOOP__IO_WRITE : 0u) |
-                        ((r & (POLLERR | POLLHUP | POLLNVAL)) ? ALOOP__IO_ERROR : 0u);
+                        ((r & (POLLERR | POLLHUP | POLLNVAL)) ? ALOOP__IO_ERROR : 0u) |
+                        ((r & POLLNVAL) ? ALOOP__IO_CLOSED : 0u);
         ready(ctx, b->fds[i].fd, mask);
     }
     return n;
 }
 
 /* poll(2) has no fd of its own that a host could poll. */
+/* Only "closed" is detectable: a reused number is simply the new file. */
+int aloop__backend_watching(aloop_backend_t *b, int fd, unsigned mask) {
+    (void)b;
+    (void)mask;
+    return fcntl(fd, F_GETFD) >= 0 || errno != EBADF;
+}
+
 int aloop__backend_fd(const aloop_backend_t *b) {
     (void)b;
     return -ENOTSUP;

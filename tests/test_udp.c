@@ -55,6 +55,17 @@ static void test_outside_task(void **state) {
     aloop_close(fd);
     fd = aloop_udp_bind("localhost", "0");
     assert_true(fd >= 0);
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&ss, &len), 0);
+    assert_int_equal(ss.ss_family, AF_INET); /* 127.0.0.1 */
+    port_str(fd, port, sizeof port);
+    c = aloop_udp_connect("localhost", port); /* the same address: reachable */
+    assert_true(c >= 0);
+    len = sizeof ss;
+    assert_int_equal(getpeername(c, (struct sockaddr *)&ss, &len), 0);
+    assert_int_equal(ss.ss_family, AF_INET);
+    aloop_close(c);
     aloop_close(fd);
     assert_int_equal(aloop_udp_bind("example.com", "0"), -EPERM);
     assert_int_equal(aloop_udp_connect("example.com", "9"), -EPERM);
@@ -248,6 +259,13 @@ static void *canceller_then_sender(void *arg) {
     /* and nothing was lost meanwhile */
     assert_int_equal(aloop_sendto(x->c, "after", 5, NULL, 0), 5);
     assert_int_equal(aloop_recvfrom(x->s, buf, sizeof buf, NULL, NULL), 5);
+    /* a send with a cancel pending sends nothing */
+    aloop_cancel(aloop_current_task());
+    assert_int_equal(aloop_sendto(x->c, "never", 5, NULL, 0), -ECANCELED);
+    aloop_task_uncancel(aloop_current_task());
+    assert_int_equal(aloop_timeout_enter(&to, 0.5), 0);
+    n = aloop_recvfrom(x->s, buf, sizeof buf, NULL, NULL);
+    assert_int_equal(aloop_timeout_exit(&to, (int)n), -ETIMEDOUT);
     return NULL;
 }
 
