@@ -154,6 +154,7 @@ static void kill_and_reap(pid_t pid) {
     }
 }
 
+#ifdef ALOOP_HAVE_PIDFD
 static void pidfd_hook(aloop_t *loop, int fd) {
     struct aloop_procs *ps = loop->procs;
     aloop_process_t *p = (size_t)fd < ps->nbyfd ? ps->byfd[fd] : NULL;
@@ -165,6 +166,7 @@ static void pidfd_hook(aloop_t *loop, int fd) {
         else aloop__io_forget(loop, fd);
     }
 }
+#endif
 
 /* SIGCHLD (fallback): one signal may stand for several exits. */
 static void sigchld_hook(aloop_t *loop) {
