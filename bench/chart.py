@@ -12,7 +12,7 @@ import html
 import math
 import sys
 
-HIGHER_IS_BETTER = {"req/s"}
+HIGHER_IS_BETTER = {"req/s", "child/s"}
 
 # What each figure means, in the table and the chart, in display order.
 LABELS = [
@@ -30,9 +30,11 @@ LABELS = [
     ("memory_million", "RSS per idle task, 1M tasks"),
     ("memory_million_total", "  RSS of 1M idle tasks"),
     ("gather_million", "spawn 1M then gather, per task"),
+    ("gather_million_cpu", "  CPU time per task"),
     ("gather_million_rss", "  peak RSS of the process"),
     ("gather_million_pending", "  RSS per pending task"),
     ("gather_100k", "spawn 100k then gather, per task"),
+    ("gather_100k_cpu", "  CPU time per task"),
     ("gather_100k_rss", "  peak RSS of the process"),
     ("gather_100k_pending", "  RSS per pending task"),
     ("echo", "TCP echo, 50 connections"),
@@ -40,6 +42,8 @@ LABELS = [
     ("echo_vs_floor", "  aloop / floor"),
     ("queue", "bounded queue, per item"),
     ("yield_vs_raw", "yield / raw switch pair"),
+    ("spawn_seq", "spawn + wait /bin/true, one at a time"),
+    ("spawn_16", "spawn + wait /bin/true, 16 at once"),
 ]
 
 # The targets: (figure, comparison, bound, what the bound is).

@@ -456,7 +456,22 @@ struct aloop_io {
     size_t waits;              /* tasks waiting on fds */
     size_t holds;              /* other waits keeping the loop alive (signals) */
     aloop_backend_t *backend;  /* backend_<name>.c */
+    /* Reads (one chunk) and writes (all of it) of a regular file, on the
+     * worker pool: file.c's aloop__file_io, installed by loop.c (so that
+     * io.c does not depend on the feature layer). */
+    ssize_t (*file_io)(aloop_task_impl_t *t, int fd, void *buf, size_t len, int dir);
 };
+
+/* aloop_io_watch_t.flags bits that file.c shares (io.c owns bits 1 and 2):
+ * fd is a regular file (fstat once, when recv said ENOTSOCK); a pool job
+ * reads (BUSY << 0) or writes (BUSY << 1) it now. */
+enum { ALOOP__WATCH_FILE = 4u, ALOOP__WATCH_FILE_BUSY = 8u };
+/* From the file hook: fd is not a regular file (any more). */
+#define ALOOP__IO_NOT_FILE ((ssize_t)-0x10000)
+/* file.c: the hook above. Bytes (a read: one chunk, 0 at EOF; a write:
+ * len), -errno (-EBUSY: another task reads / writes fd now), or
+ * ALOOP__IO_NOT_FILE. */
+ssize_t aloop__file_io(aloop_task_impl_t *t, int fd, void *buf, size_t len, int dir);
 
 /* io.c: readiness on fd (ALOOP__IO_* bits). Only wakes tasks and calls hooks. */
 void aloop__io_ready(aloop_t *loop, int fd, unsigned events);
@@ -476,8 +491,9 @@ void aloop__io_unwant(aloop_t *loop, int fd, unsigned bit);
 /* Remembers loop as the one aloop_close uses outside a task on this thread. */
 void aloop__io_use_loop(aloop_t *loop);
 
-/* ---- callback fd watches (watch.c): one record per fd and direction,
- * which is also the runnable the loop queues when the fd is ready. */
+/* ---- callback fd watches: one record per fd and direction, which is also
+ * the runnable the loop queues when the fd is ready. watch.c has the API
+ * (aloop_add_reader & co); io.c the records' life, which the core runs. */
 typedef struct aloop_fd_callback {
     aloop_runnable_t run;    /* ALOOP__RUN_FD_CALLBACK */
     uint8_t queued;          /* on the ready ring */
@@ -495,6 +511,8 @@ void aloop__fd_callback_run(aloop_runnable_t *r);
 void aloop__fd_callback_drop(aloop_runnable_t *r);
 /* Detaches the watch's records (aloop_close, aloop_free). */
 void aloop__fd_callbacks_detach(aloop_t *loop, aloop_io_watch_t *w);
+/* Unhooks c from its fd; frees it unless the ring still holds it. */
+void aloop__fd_callback_detach(aloop_fd_callback_t *c);
 
 /* Waits other than fd waits that keep the loop alive (+1 / -1). */
 void aloop__io_hold(aloop_t *loop, int delta);
@@ -542,7 +560,16 @@ void aloop__stream_unhold(aloop_stream_t *s); /* closes it if still open; may fr
 /* ---- signals: signal_internal.h (loop->signals, aloop__signal_free);
  * child processes: process_internal.h (loop->procs) */
 
-/* ---- cross-thread wake-ups (threadpool.c) */
+/* ---- cross-thread wake-ups (threadpool.c)
+ * The core (sched.c, io.c) reaches them only through loop->xthread, which
+ * aloop__async_init points at threadpool.c's functions: a hook the core
+ * defines and the feature fills, so no core file depends on the pool. */
+typedef struct aloop_xthread_ops {
+    size_t (*pending)(const aloop_t *loop); /* aloop__async_pending */
+    void (*drain)(aloop_t *loop);           /* aloop__async_drain */
+    int (*alone)(const aloop_t *loop);      /* aloop__async_alone */
+    void (*stop)(aloop_t *loop);            /* aloop__async_stop */
+} aloop_xthread_ops_t;
 int aloop__async_init(aloop_t *loop);
 void aloop__async_free(aloop_t *loop);
 /* Runs callbacks queued by other threads. */
@@ -629,6 +656,7 @@ struct aloop {
     /* subsystems */
     struct aloop_io *io;
     struct aloop_async *async;
+    const aloop_xthread_ops_t *xthread; /* threadpool.c's, NULL outside init..free */
     struct aloop_signals *signals; /* signal.c; NULL until the first signal wait */
     struct aloop_procs *procs;     /* process.c; NULL until the first spawn */
 
@@ -737,6 +765,21 @@ static inline int aloop__timer_start(aloop_t *loop, aloop_timer_t *t, double whe
 }
 static inline void aloop__timer_stop(aloop_t *loop, aloop_timer_t *t) {
     aloop__timers_remove(&loop->timers, t);
+}
+
+/* Work from other threads, through the hooks threadpool.c installs. Without
+ * them (only outside aloop_new_with..aloop_free) nothing can come. */
+static inline size_t aloop__xthread_pending(const aloop_t *loop) {
+    return loop->xthread ? loop->xthread->pending(loop) : 0;
+}
+static inline void aloop__xthread_drain(aloop_t *loop) {
+    if (loop->xthread) loop->xthread->drain(loop);
+}
+static inline int aloop__xthread_alone(const aloop_t *loop) {
+    return loop->xthread ? loop->xthread->alone(loop) : 1;
+}
+static inline void aloop__xthread_stop(aloop_t *loop) {
+    if (loop->xthread) loop->xthread->stop(loop);
 }
 
 #ifndef ALOOP_CONTEXT_UCONTEXT

@@ -7,7 +7,9 @@
  * fork's page-table copy does, and it reports exec failures (ENOENT,
  * EACCES) as its own return value: a program that cannot run makes
  * aloop_process_spawn fail, and the half-born child has already been
- * reaped by the C library. The child gets an empty signal mask and every
+ * reaped by the C library. Where it does not (older C libraries,
+ * valgrind), the check made before spawning (can_exec) still catches the
+ * usual cases; the PATH search is ours, so that the child's PATH counts. The child gets an empty signal mask and every
  * signal at its default disposition (POSIX_SPAWN_SETSIGMASK/SETSIGDEF):
  * aloop_signal_wait blocks signals in the loop's thread and the library
  * ignores SIGPIPE, and neither must leak into programs we start. Pipes are
@@ -48,6 +50,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #if defined(__linux__)
@@ -81,6 +84,7 @@ struct aloop_process {
     unsigned users;           /* calls in progress on this process */
     uint8_t reaped;
     uint8_t orphaned;         /* aloop_process_free was called */
+    uint8_t group;            /* leads its own process group */
 };
 
 struct aloop_procs {
@@ -150,6 +154,7 @@ static void kill_and_reap(pid_t pid) {
     }
 }
 
+#ifdef ALOOP_HAVE_PIDFD
 static void pidfd_hook(aloop_t *loop, int fd) {
     struct aloop_procs *ps = loop->procs;
     aloop_process_t *p = (size_t)fd < ps->nbyfd ? ps->byfd[fd] : NULL;
@@ -161,6 +166,7 @@ static void pidfd_hook(aloop_t *loop, int fd) {
         else aloop__io_forget(loop, fd);
     }
 }
+#endif
 
 /* SIGCHLD (fallback): one signal may stand for several exits. */
 static void sigchld_hook(aloop_t *loop) {
@@ -332,7 +338,7 @@ static int actions_make(posix_spawn_file_actions_t *fa, const stdio_plan_t *sp,
     return -rc;
 }
 
-static int attr_make(posix_spawnattr_t *attr) {
+static int attr_make(posix_spawnattr_t *attr, unsigned flags) {
     int rc = posix_spawnattr_init(attr);
     if (rc) return -rc;
     sigset_t none, all;
@@ -342,7 +348,12 @@ static int attr_make(posix_spawnattr_t *attr) {
     sigdelset(&all, SIGSTOP);
     rc = posix_spawnattr_setsigmask(attr, &none);
     if (!rc) rc = posix_spawnattr_setsigdefault(attr, &all);
-    if (!rc) rc = posix_spawnattr_setflags(attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    short f = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
+    if (flags & ALOOP_PROCESS_NEW_GROUP) {
+        f |= POSIX_SPAWN_SETPGROUP;
+        if (!rc) rc = posix_spawnattr_setpgroup(attr, 0);
+    }
+    if (!rc) rc = posix_spawnattr_setflags(attr, f);
     if (rc) posix_spawnattr_destroy(attr);
     return -rc;
 }
@@ -354,12 +365,37 @@ static const char *env_get(char *const *envp, const char *name) {
     return NULL;
 }
 
+/* Whether the child will be able to exec path: 0 or an errno value.
+ * posix_spawn reports exec failures itself on glibc, but not everywhere
+ * (older C libraries, valgrind, which turns the vfork into a fork): the
+ * child then just exits 127. Checking first makes "cannot run" an error
+ * of the spawn on every platform, and skips PATH entries without paying
+ * for a child. A relative path is looked up from the child's cwd. */
+static int can_exec(const char *cwd, const char *path) {
+    char buf[PATH_MAX];
+    if (cwd && path[0] != '/') {
+        if (snprintf(buf, sizeof buf, "%s/%s", cwd, path) >= (int)sizeof buf) return ENAMETOOLONG;
+        path = buf;
+    }
+    struct stat st;
+    if (stat(path, &st) < 0) return errno;
+    if (!S_ISREG(st.st_mode)) return EACCES; /* what execve says of a directory */
+    return faccessat(AT_FDCWD, path, X_OK, AT_EACCESS) == 0 ? 0 : errno;
+}
+
+static int can_enter(const char *dir) {
+    struct stat st;
+    if (stat(dir, &st) < 0) return errno;
+    if (!S_ISDIR(st.st_mode)) return ENOTDIR;
+    return faccessat(AT_FDCWD, dir, X_OK, AT_EACCESS) == 0 ? 0 : errno;
+}
+
 /* execvp's search, with PATH taken from the child's environment (as
- * Python and libuv do), not ours. Candidates that do not exist are skipped
- * with a cheap access() before paying for a spawn. Positive errno. */
-static int spawn_search(pid_t *pid, const char *file, const posix_spawn_file_actions_t *fa,
-                        const posix_spawnattr_t *attr, char *const argv[], char *const envp[]) {
-    const char *path = env_get(envp, "PATH");
+ * Python and libuv do) when one is given. Positive errno. */
+static int spawn_search(pid_t *pid, const char *file, const aloop_process_opts_t *o,
+                        const posix_spawn_file_actions_t *fa, const posix_spawnattr_t *attr,
+                        char *const argv[], char *const envp[]) {
+    const char *path = o->envp ? env_get(o->envp, "PATH") : getenv("PATH");
     if (!path) path = "/bin:/usr/bin";
     size_t flen = strlen(file);
     int err = ENOENT;
@@ -367,12 +403,13 @@ static int spawn_search(pid_t *pid, const char *file, const posix_spawn_file_act
     for (const char *d = path;; d++) {
         const char *end = strchr(d, ':');
         size_t dlen = end ? (size_t)(end - d) : strlen(d);
-        if (dlen + 1 + flen < sizeof buf) {
+        if (dlen + 2 + flen < sizeof buf) {
             if (dlen) memcpy(buf, d, dlen);
             else buf[dlen++] = '.'; /* empty entry = current directory */
             buf[dlen] = '/';
             memcpy(buf + dlen + 1, file, flen + 1);
-            int rc = access(buf, X_OK) == 0 ? posix_spawn(pid, buf, fa, attr, argv, envp) : errno;
+            int rc = can_exec(o->cwd, buf);
+            if (rc == 0) rc = posix_spawn(pid, buf, fa, attr, argv, envp);
             if (rc == 0) return 0;
             if (rc == EACCES) err = EACCES;
             else if (rc != ENOENT && rc != ENOTDIR && rc != ELOOP && rc != ENAMETOOLONG) return rc;
@@ -384,16 +421,18 @@ static int spawn_search(pid_t *pid, const char *file, const posix_spawn_file_act
 
 static int spawn_exec(pid_t *pid, char *const argv[], const aloop_process_opts_t *o,
                       const posix_spawn_file_actions_t *fa, const posix_spawnattr_t *attr) {
-    if (strchr(argv[0], '/'))
-        return posix_spawn(pid, argv[0], fa, attr, argv, o->envp ? o->envp : environ);
-    if (!o->envp) return posix_spawnp(pid, argv[0], fa, attr, argv, environ);
-    return spawn_search(pid, argv[0], fa, attr, argv, o->envp);
+    char *const *envp = o->envp ? o->envp : environ;
+    int rc = o->cwd ? can_enter(o->cwd) : 0;
+    if (rc) return rc;
+    if (!strchr(argv[0], '/')) return spawn_search(pid, argv[0], o, fa, attr, argv, envp);
+    if ((rc = can_exec(o->cwd, argv[0])) != 0) return rc;
+    return posix_spawn(pid, argv[0], fa, attr, argv, envp);
 }
 
 static int opts_valid(const aloop_process_opts_t *o) {
     return o->stdin_mode >= 0 && o->stdin_mode <= ALOOP_STDIO_NULL && o->stdout_mode >= 0 &&
            o->stdout_mode <= ALOOP_STDIO_NULL && o->stderr_mode >= 0 &&
-           o->stderr_mode <= ALOOP_STDIO_STDOUT;
+           o->stderr_mode <= ALOOP_STDIO_STDOUT && !(o->flags & ~(unsigned)ALOOP_PROCESS_NEW_GROUP);
 }
 
 /* Everything that can fail before the child exists; then the spawn. */
@@ -406,7 +445,7 @@ static int spawn_child(pid_t *pid, stdio_plan_t *sp, char *const argv[],
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t attr;
     if ((rc = actions_make(&fa, sp, o->stderr_mode, o->cwd)) < 0) return rc;
-    if ((rc = attr_make(&attr)) < 0) {
+    if ((rc = attr_make(&attr, o->flags)) < 0) {
         posix_spawn_file_actions_destroy(&fa);
         return rc;
     }
@@ -438,6 +477,7 @@ aloop_process_t *aloop_process_spawn(aloop_t *loop, char *const argv[],
     }
     p->loop = loop;
     p->pid = pid;
+    p->group = (o->flags & ALOOP_PROCESS_NEW_GROUP) != 0;
     p->pidfd = -1;
     aloop__list_init(&p->waiters);
     for (int i = 0; i < 3; i++) {
@@ -485,6 +525,15 @@ int aloop_process_kill(aloop_process_t *p, int signo) {
     /* Until we reap it the pid cannot be reused, so kill(pid) is safe. */
     if (!p->loop || p->reaped) return -ESRCH;
     if (kill(p->pid, signo) < 0) return -errno;
+    return 0;
+}
+
+/* The group's id is the child's pid, which cannot be reused while the
+ * child is unreaped: after that, -ESRCH as for aloop_process_kill. */
+int aloop_process_kill_group(aloop_process_t *p, int signo) {
+    if (!p || !p->group || signo < 0 || signo >= NSIG) return -EINVAL;
+    if (!p->loop || p->reaped) return -ESRCH;
+    if (kill(-p->pid, signo) < 0) return -errno;
     return 0;
 }
 

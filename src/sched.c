@@ -451,7 +451,7 @@ static void run_steps(aloop_t *loop) { aloop__run_steps(loop, ALOOP_STEPS_PER_TI
 
 /* Something other than a ready runnable could still happen. */
 int aloop__has_sources(const aloop_t *loop) {
-    return loop->deferred_head || aloop__timers_count(&loop->timers) || aloop__io_pending(loop) || aloop__async_pending(loop);
+    return loop->deferred_head || aloop__timers_count(&loop->timers) || aloop__io_pending(loop) || aloop__xthread_pending(loop);
 }
 
 /* Polls, then fires due timers. Blocks only when nothing is ready, and then
@@ -467,9 +467,9 @@ static void tick(aloop_t *loop) {
         timeout = loop->clock == ALOOP_CLOCK_VIRTUAL ? 0 : next - aloop__now(loop);
         if (timeout < 0) timeout = 0;
     }
-    if (timeout != 0 || aloop__io_pending(loop) || aloop__async_pending(loop))
+    if (timeout != 0 || aloop__io_pending(loop) || aloop__xthread_pending(loop))
         aloop__io_poll(loop, timeout);
-    aloop__async_drain(loop);
+    aloop__xthread_drain(loop);
     if (loop->clock == ALOOP_CLOCK_VIRTUAL && !loop->ring_count && next > loop->vnow)
         loop->vnow = next;
     if (aloop__timers_count(&loop->timers)) aloop__run_timers(loop, aloop__now(loop));
@@ -484,7 +484,7 @@ static int wait_for_other_threads(aloop_t *loop) {
     /* Count the threads first, then look for posted work: a thread that
      * posted and exited after the caller saw no sources has its work in
      * the queue by the time it no longer counts. */
-    if (aloop__async_alone(loop)) return !aloop__async_ready(loop);
+    if (aloop__xthread_alone(loop)) return !aloop__xthread_pending(loop);
     if (loop->stopping) return 0; /* aloop_stop before the run: one pass, no sleep */
     double timeout = -1, start = 0;
     if (loop->flags & ALOOP_DEBUG) {
@@ -492,12 +492,12 @@ static int wait_for_other_threads(aloop_t *loop) {
         start = aloop__monotonic();
     }
     aloop__io_sleep(loop, timeout);
-    if ((loop->flags & ALOOP_DEBUG) && !aloop__async_pending(loop) &&
+    if ((loop->flags & ALOOP_DEBUG) && !aloop__xthread_pending(loop) &&
         aloop__monotonic() - start >= ALOOP_FOREIGN_WAIT_WARN)
         aloop__warn(loop, "%zu task(s) waited %.0f s for work from other threads "
                     "(aloop_call_soon_threadsafe / aloop_run_threadsafe) and none came",
                     loop->task_count, ALOOP_FOREIGN_WAIT_WARN);
-    aloop__async_drain(loop);
+    aloop__xthread_drain(loop);
     return 0;
 }
 
@@ -558,7 +558,7 @@ void aloop_stop(aloop_t *loop) {
     /* From another thread (the loop may be asleep waiting for one): through
      * the wake-up fd; the loop's thread applies it at its next drain. */
     if (aloop__tls_loop() != loop && loop->running) {
-        aloop__async_stop(loop);
+        aloop__xthread_stop(loop);
         return;
     }
     loop->stopping = 1;

@@ -6,13 +6,9 @@
  * Paths are made under a fresh temporary directory, abstract names carry
  * the pid so parallel runs do not meet.
  */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <cmocka.h>
+#include "aloop_test.h"
 
 #include "internal.h"
-#include "aloop_test.h"
 
 #include <fcntl.h>
 #include <sys/socket.h>
