@@ -432,7 +432,8 @@ ALOOP_API int aloop_call_soon_threadsafe(aloop_t *loop, void (*cb)(void *), void
  * the fd number again. */
 ALOOP_API int aloop_wait_readable(int fd, double timeout);
 ALOOP_API int aloop_wait_writable(int fd, double timeout);
-/* Reads up to len bytes: > 0 bytes, 0 at EOF, < 0 -errno. */
+/* Reads up to len bytes: > 0 bytes, 0 at EOF, < 0 -errno. Regular files
+ * are read on the worker pool (see "regular files" below). */
 ALOOP_API ssize_t aloop_read(int fd, void *buf, size_t len);
 /* Writes every byte (suspending while the fd is full): len, or -errno. A
  * broken pipe is -EPIPE, never SIGPIPE. */
@@ -442,14 +443,18 @@ ALOOP_API int aloop_accept(int listen_fd, struct sockaddr *addr, socklen_t *len)
 /* Connects fd: 0 or -errno (-ECONNREFUSED, ...). */
 ALOOP_API int aloop_connect(int fd, const struct sockaddr *addr, socklen_t len);
 /* A listening TCP socket (IPv4 or IPv6, SO_REUSEADDR; port "0" = any;
- * backlog <= 0 = SOMAXCONN): fd or -errno. host NULL or "" = every local
- * address; numeric hosts and "localhost" work anywhere, other names are
- * looked up on the worker pool (see "Names" below: -EPERM outside a task,
- * -ENOENT for no such name). */
+ * backlog <= 0 = SOMAXCONN): fd or -errno. One socket, on the first of
+ * host's addresses that binds: host NULL or "" is the wildcard getaddrinfo
+ * lists first (0.0.0.0 with glibc: IPv4 only; "::" takes IPv6 and, where
+ * the system allows, IPv4 too); "localhost" is 127.0.0.1.
+ * Numeric hosts and "localhost" work anywhere, other names are looked up
+ * on the worker pool (see "Names" below: -EPERM outside a task, -ENOENT
+ * for no such name). */
 ALOOP_API int aloop_tcp_listen(const char *host, const char *port, int backlog);
-/* Connects to host:port (each address in turn) within timeout (< 0 = none;
- * the name lookup counts against it): fd (TCP_NODELAY) or -errno
- * (-ECONNREFUSED, -ETIMEDOUT, -ENOENT, ...). */
+/* Connects to host:port (each address in turn; "localhost": ::1, then
+ * 127.0.0.1) within timeout (< 0 = none; the name lookup counts against
+ * it): fd (TCP_NODELAY) or -errno (-ECONNREFUSED, -ETIMEDOUT, -ENOENT,
+ * ...). */
 ALOOP_API int aloop_tcp_connect(const char *host, const char *port, double timeout);
 /* Closes fd; tasks waiting on it wake with -EBADF. Use it instead of
  * close(2) for fds a task may be waiting on. */
@@ -544,7 +549,7 @@ ALOOP_API int aloop_server_fd(const aloop_server_t *srv);
 ALOOP_API void aloop_server_free(aloop_server_t *srv);
 
 /* ------------------------------------------------------------------------ */
-/* Networking: listeners for many loops, names, datagrams, Unix sockets    */
+/* Networking (many loops, names, datagrams, Unix sockets) and files      */
 /* ------------------------------------------------------------------------ */
 
 /* aloop_tcp_listen_with flags. REUSEPORT sets SO_REUSEPORT: several sockets
@@ -582,8 +587,9 @@ ALOOP_API int aloop_getaddrinfo(const char *host, const char *port, const struct
  * such name). The fds are non-blocking and close-on-exec; close them with
  * aloop_close. */
 
-/* A datagram socket bound to host:port (host NULL or "" = every local
- * address; port "0" = any free port): fd or -errno (-EADDRINUSE, ...). */
+/* A datagram socket bound to the first address of host:port that binds
+ * (host NULL or "": the wildcard, as for aloop_tcp_listen; port "0" = any
+ * free port): fd or -errno (-EADDRINUSE, ...). */
 ALOOP_API int aloop_udp_bind(const char *host, const char *port);
 /* A datagram socket connected to host:port (bound to a free local port):
  * send with aloop_sendto(fd, ..., NULL, 0), receive only from that peer.
@@ -627,6 +633,29 @@ ALOOP_API int aloop_unix_listen(const char *path, int backlog);
  * holds), -ETIMEDOUT (the listener's backlog stayed full), -ECANCELED,
  * -EACCES, -EINVAL (NaN timeout), -EPERM outside a task. */
 ALOOP_API int aloop_unix_connect(const char *path, double timeout);
+
+/* ---- regular files (file.c). aloop_read and aloop_write_all on a regular
+ * file do not block the loop: they run on the worker pool (as libuv's file
+ * calls do), each pool job moving at most 1 MiB through a buffer of its
+ * own. aloop_read returns at most 1 MiB per call (a short read). A
+ * cancelled aloop_read consumes nothing (the file offset stays) and never
+ * writes into the caller's buffer; a cancelled aloop_write_all may have
+ * written whole 1 MiB chunks (the one a worker had started included).
+ * Another task reading (writing) the same fd meanwhile gets -EBUSY. */
+
+/* Reads the whole file at path (until end of file) into a malloc'd buffer,
+ * NUL-terminated (*len excludes the NUL; len may be NULL): 0, or -errno
+ * (-ENOENT, -EACCES, -EISDIR, -ENOMEM, -ECANCELED: nothing is returned and
+ * nothing leaks, -EINVAL for NULL path or buf, -EPERM outside a task).
+ * Opening and reading run on the worker pool. free(*buf) when done. Not for
+ * endless files (/dev/zero). */
+ALOOP_API int aloop_read_file(const char *path, void **buf, size_t *len);
+/* Creates or truncates path (mode 0666 & ~umask) and writes len bytes of
+ * buf: 0 or -errno (as aloop_read_file, plus -ENOSPC, -EIO). The open runs
+ * on the pool, the writing as aloop_write_all. Cancelled, the file may
+ * hold part of the data (no atomic replace: write a temporary file and
+ * rename(2) it for that). */
+ALOOP_API int aloop_write_file(const char *path, const void *buf, size_t len);
 
 /* ------------------------------------------------------------------------ */
 /* Threads, signals                                                         */

@@ -461,7 +461,22 @@ struct aloop_io {
     size_t waits;              /* tasks waiting on fds */
     size_t holds;              /* other waits keeping the loop alive (signals) */
     aloop_backend_t *backend;  /* backend_<name>.c */
+    /* Reads (one chunk) and writes (all of it) of a regular file, on the
+     * worker pool: file.c's aloop__file_io, installed by loop.c (so that
+     * io.c does not depend on the feature layer). */
+    ssize_t (*file_io)(aloop_task_impl_t *t, int fd, void *buf, size_t len, int dir);
 };
+
+/* aloop_io_watch_t.flags bits that file.c shares (io.c owns bits 1 and 2):
+ * fd is a regular file (fstat once, when recv said ENOTSOCK); a pool job
+ * reads (BUSY << 0) or writes (BUSY << 1) it now. */
+enum { ALOOP__WATCH_FILE = 4u, ALOOP__WATCH_FILE_BUSY = 8u };
+/* From the file hook: fd is not a regular file (any more). */
+#define ALOOP__IO_NOT_FILE ((ssize_t)-0x10000)
+/* file.c: the hook above. Bytes (a read: one chunk, 0 at EOF; a write:
+ * len), -errno (-EBUSY: another task reads / writes fd now), or
+ * ALOOP__IO_NOT_FILE. */
+ssize_t aloop__file_io(aloop_task_impl_t *t, int fd, void *buf, size_t len, int dir);
 
 /* io.c: readiness on fd (ALOOP__IO_* bits). Only wakes tasks and calls hooks. */
 void aloop__io_ready(aloop_t *loop, int fd, unsigned events);

@@ -25,6 +25,9 @@
  *    waits free), and a new fd reusing it must not inherit that. Every fd
  *    the library creates (net.c's sockets) starts clean, and registrations
  *    nobody waits on are dropped at the next poll.
+ *  - Regular files are always "ready" yet may stall a read: once recv says
+ *    ENOTSOCK and fstat says regular file, reads and writes go to the hook
+ *    loop.c installs (file.c: the worker pool).
  * Sockets (accept, connect, listeners, name lookups) live in net.c, which
  * builds on aloop__io_wait.
  */
@@ -35,6 +38,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #ifndef MSG_NOSIGNAL
@@ -239,8 +243,9 @@ static void flush_dirty(aloop_t *loop) {
  * tasks wait on fds, a poll never blocks longer than ALOOP_FD_SWEEP, and
  * after one that found nothing to do every waited fd is checked: one that
  * is not open any more wakes its waiters with -EBADF. Cost: one wake-up and
- * one fcntl per waited fd per ALOOP_FD_SWEEP of idleness. Not detectable:
- * an fd closed and its number reused by another file before the sweep. */
+ * one syscall per waited fd per ALOOP_FD_SWEEP of idleness. epoll also
+ * sees a number reused by a new file since (it is not in the set); poll(2)
+ * and kqueue cannot tell a reused number from the old file. */
 #define ALOOP_FD_SWEEP 1.0
 
 static void sweep_closed(aloop_t *loop) {
@@ -248,7 +253,7 @@ static void sweep_closed(aloop_t *loop) {
     for (size_t fd = 0; fd < io->nwatches && io->waits; fd++) {
         aloop_io_watch_t *w = &io->watches[fd];
         if (!w->waiter[0] && !w->waiter[1]) continue;
-        if (fcntl((int)fd, F_GETFD) >= 0 || errno != EBADF) continue;
+        if (aloop__backend_watching(io->backend, (int)fd, w->registered)) continue;
         aloop__io_ready(loop, (int)fd, ALOOP__IO_READ | ALOOP__IO_WRITE | ALOOP__IO_CLOSED);
     }
 }
@@ -390,11 +395,34 @@ static int watch_notsock(aloop_t *loop, int fd) {
     return (size_t)fd < io->nwatches && (io->watches[fd].flags & ALOOP__WATCH_NOTSOCK);
 }
 
-/* Remembers that fd is not a socket; if the table cannot grow we simply
- * try recv again next time. */
+/* Remembers that fd is not a socket, and whether it is a regular file
+ * (read and written on the worker pool: file.c); if the table cannot grow
+ * we simply try recv again next time. */
 static void mark_notsock(aloop_t *loop, int fd) {
     aloop_io_watch_t *w = aloop__io_watch(loop, fd);
-    if (w) w->flags |= ALOOP__WATCH_NOTSOCK;
+    if (!w) return;
+    w->flags |= ALOOP__WATCH_NOTSOCK;
+    struct stat st;
+    if (loop->io->file_io && fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
+        w->flags |= ALOOP__WATCH_FILE;
+}
+
+static int watch_file(aloop_t *loop, int fd) {
+    struct aloop_io *io = loop->io;
+    return (size_t)fd < io->nwatches && (io->watches[fd].flags & ALOOP__WATCH_FILE);
+}
+
+/* try_io found that fd is a regular file: nothing was read or written. */
+#define IO_IS_FILE ((ssize_t)-0x10001)
+
+/* A regular file's read (one chunk) or whole write, on the pool. If fd is
+ * no longer a regular file (its number was reused), forgets that it was
+ * one: the caller tries again the ordinary way. */
+static ssize_t file_io(aloop_task_impl_t *t, int fd, void *buf, size_t len, int dir) {
+    aloop_t *loop = t->fut.loop;
+    ssize_t n = loop->io->file_io(t, fd, buf, len, dir);
+    if (n == ALOOP__IO_NOT_FILE) loop->io->watches[fd].flags &= (uint8_t)~ALOOP__WATCH_FILE;
+    return n;
 }
 
 /* One non-blocking read (dir 0) or write (dir 1) attempt: bytes, 0 at
@@ -413,6 +441,7 @@ static ssize_t try_io(aloop_t *loop, int fd, void *buf, size_t len, int dir) {
                 return errno == EWOULDBLOCK ? -EAGAIN : -errno;
             }
             mark_notsock(loop, fd);
+            if (watch_file(loop, fd)) return IO_IS_FILE;
         }
         int rc = aloop__set_nonblocking(fd);
         if (rc < 0) return rc;
@@ -433,7 +462,9 @@ static ssize_t try_write(aloop_t *loop, int fd, const void *buf, size_t len) {
 
 ssize_t aloop__io_read(aloop_task_impl_t *t, int fd, void *buf, size_t len) {
     for (;;) {
-        ssize_t n = try_read(t->fut.loop, fd, buf, len);
+        ssize_t n = watch_file(t->fut.loop, fd) ? file_io(t, fd, buf, len, 0)
+                                                : try_read(t->fut.loop, fd, buf, len);
+        if (n == IO_IS_FILE || n == ALOOP__IO_NOT_FILE) continue;
         if (n != -EAGAIN) return n;
         int rc = aloop__io_wait(t, fd, 0, -1);
         if (rc < 0) return rc;
@@ -445,7 +476,13 @@ ssize_t aloop__io_write_all(aloop_task_impl_t *t, int fd, const void *buf, size_
     size_t done = 0;
     int rc_spend;
     while (done < len) {
+        if (watch_file(t->fut.loop, fd)) {
+            ssize_t n = file_io(t, fd, (void *)(p + done), len - done, 1);
+            if (n == ALOOP__IO_NOT_FILE) continue;
+            return n < 0 ? n : (ssize_t)len;
+        }
         ssize_t n = try_write(t->fut.loop, fd, p + done, len - done);
+        if (n == IO_IS_FILE) continue;
         if (n > 0) {
             done += (size_t)n;
             /* another send without suspending: a fast reader must not let

@@ -47,6 +47,7 @@ aloop_t *aloop_new_with(const aloop_config_t *cfg) {
     if (rc < 0) goto fail;
     rc = aloop__io_init(loop);
     if (rc < 0) goto fail;
+    loop->io->file_io = aloop__file_io; /* regular files go to the pool (file.c) */
     rc = aloop__async_init(loop);
     if (rc < 0) {
         aloop__io_free(loop);

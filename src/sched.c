@@ -492,7 +492,10 @@ static void tick(aloop_t *loop) {
  * aloop_run_threadsafe): sleep until it does, unless no other thread
  * exists (then it is a deadlock: 1). Debug mode warns after a long sleep. */
 static int wait_for_other_threads(aloop_t *loop) {
-    if (aloop__xthread_alone(loop)) return 1;
+    /* Count the threads first, then look for posted work: a thread that
+     * posted and exited after the caller saw no sources has its work in
+     * the queue by the time it no longer counts. */
+    if (aloop__xthread_alone(loop)) return !aloop__xthread_pending(loop);
     if (loop->stopping) return 0; /* aloop_stop before the run: one pass, no sleep */
     double timeout = -1, start = 0;
     if (loop->flags & ALOOP_DEBUG) {
