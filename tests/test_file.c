@@ -7,13 +7,9 @@
  * "The loop keeps running" is asserted by counts, not by time: a ticker
  * task counts its turns, and every read or write call must let it run.
  */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <cmocka.h>
+#include "aloop_test.h"
 
 #include "internal.h"
-#include "aloop_test.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
