@@ -12,7 +12,7 @@ import html
 import math
 import sys
 
-HIGHER_IS_BETTER = {"req/s"}
+HIGHER_IS_BETTER = {"req/s", "child/s"}
 
 # What each figure means, in the table and the chart, in display order.
 LABELS = [
@@ -40,6 +40,8 @@ LABELS = [
     ("echo_vs_floor", "  aloop / floor"),
     ("queue", "bounded queue, per item"),
     ("yield_vs_raw", "yield / raw switch pair"),
+    ("spawn_seq", "spawn + wait /bin/true, one at a time"),
+    ("spawn_16", "spawn + wait /bin/true, 16 at once"),
 ]
 
 # The targets: (figure, comparison, bound, what the bound is).

@@ -356,7 +356,8 @@ ALOOP_API int aloop_lock_try_acquire(aloop_lock_t *l);
 ALOOP_API int aloop_lock_release(aloop_lock_t *l);
 /* 1 if held. */
 ALOOP_API int aloop_lock_locked(const aloop_lock_t *l);
-/* Frees; waiters wake with -EPIPE. */
+/* Frees; waiters wake with -EPIPE, also one the lock was already handed
+ * to but that has not run yet (it does not hold the freed lock). */
 ALOOP_API void aloop_lock_free(aloop_lock_t *l);
 
 ALOOP_API aloop_event_t *aloop_event_new(aloop_t *loop);
@@ -382,13 +383,17 @@ ALOOP_API void aloop_semaphore_free(aloop_semaphore_t *s);
 /* A condition over lock (NULL = a new lock of its own). */
 ALOOP_API aloop_cond_t *aloop_cond_new(aloop_t *loop, aloop_lock_t *lock);
 /* With the lock held: releases it, waits for a notify, re-acquires it (also
- * when cancelled). 0, -ECANCELED, -EPERM if the lock is not held. */
+ * when cancelled). 0, -ECANCELED, -EPERM if the lock is not held; -EPIPE
+ * if c was freed while waiting or after notifying it but before the task
+ * ran (then the lock is NOT held: it may have been freed with c). */
 ALOOP_API int aloop_cond_wait(aloop_cond_t *c);
 /* Wakes up to n waiters. -EPERM if the lock is not held. */
 ALOOP_API int aloop_cond_notify(aloop_cond_t *c, size_t n);
 /* Wakes every waiter. -EPERM if the lock is not held. */
 ALOOP_API int aloop_cond_notify_all(aloop_cond_t *c);
 ALOOP_API aloop_lock_t *aloop_cond_lock(aloop_cond_t *c);
+/* Frees c (and its lock if it made one); waiters, notified or not, wake
+ * with -EPIPE without the lock. */
 ALOOP_API void aloop_cond_free(aloop_cond_t *c);
 
 /* ------------------------------------------------------------------------ */
@@ -418,11 +423,17 @@ ALOOP_API int aloop_call_soon_threadsafe(aloop_t *loop, void (*cb)(void *), void
 /* ------------------------------------------------------------------------ */
 
 /* Suspends until fd is readable / writable. 0, -ETIMEDOUT (timeout < 0 =
- * none), -ECANCELED, -EBADF (also when aloop_close closes fd meanwhile),
- * -EBUSY if another task already waits for the same direction on fd. */
+ * none), -ECANCELED, -EBADF (also when aloop_close or a stream's close
+ * closes fd meanwhile, even after fd was found ready but before the task
+ * ran; and when fd was closed with close(2): at once with poll(2), within
+ * about a second with epoll, see docs/guide.md), -EBUSY if another task
+ * already waits for the same direction on fd. aloop_read, aloop_write_all
+ * and the stream calls return -EBADF in the same cases, without touching
+ * the fd number again. */
 ALOOP_API int aloop_wait_readable(int fd, double timeout);
 ALOOP_API int aloop_wait_writable(int fd, double timeout);
-/* Reads up to len bytes: > 0 bytes, 0 at EOF, < 0 -errno. */
+/* Reads up to len bytes: > 0 bytes, 0 at EOF, < 0 -errno. Regular files
+ * are read on the worker pool (see "regular files" below). */
 ALOOP_API ssize_t aloop_read(int fd, void *buf, size_t len);
 /* Writes every byte (suspending while the fd is full): len, or -errno. A
  * broken pipe is -EPIPE, never SIGPIPE. */
@@ -458,7 +469,8 @@ ALOOP_API ssize_t aloop_stream_readline(aloop_stream_t *s, char *buf, size_t cap
 ALOOP_API ssize_t aloop_stream_readexactly(aloop_stream_t *s, void *buf, size_t n);
 /* Writes every byte (with backpressure): n or -errno. */
 ALOOP_API ssize_t aloop_stream_write(aloop_stream_t *s, const void *buf, size_t n);
-/* Closes the fd (waking its waiters) and frees the stream. */
+/* Closes the fd (waking its waiters: -EBADF) and frees the stream. Also
+ * after aloop_free of its loop (then it only closes and frees). */
 ALOOP_API int aloop_stream_close(aloop_stream_t *s);
 /* The stream's fd. */
 ALOOP_API int aloop_stream_fd(const aloop_stream_t *s);
@@ -533,7 +545,7 @@ ALOOP_API int aloop_server_fd(const aloop_server_t *srv);
 ALOOP_API void aloop_server_free(aloop_server_t *srv);
 
 /* ------------------------------------------------------------------------ */
-/* Networking: listeners for many loops, names, datagrams (net.c, udp.c)   */
+/* Networking (many loops, names, datagrams, Unix sockets) and files      */
 /* ------------------------------------------------------------------------ */
 
 /* aloop_tcp_listen_with flags. REUSEPORT sets SO_REUSEPORT: several sockets
@@ -596,6 +608,50 @@ ALOOP_API ssize_t aloop_recvfrom(int fd, void *buf, size_t len, struct sockaddr 
 ALOOP_API ssize_t aloop_sendto(int fd, const void *buf, size_t len, const struct sockaddr *addr,
                                socklen_t alen);
 
+/* ---- Unix-domain stream sockets (unix.c). path is a file system path, or
+ * "@name" for Linux's abstract namespace: the address is the bytes of name
+ * after a NUL, its length offsetof(struct sockaddr_un, sun_path) + 1 +
+ * strlen(name), no padding (-ENOTSUP elsewhere). -ENAMETOOLONG when the
+ * name does not fit sun_path (107 bytes of path on Linux), -EINVAL for
+ * NULL or "". */
+
+/* A listening socket at path (backlog <= 0 = SOMAXCONN): fd or -errno. Not
+ * suspending. If path exists: a socket file nothing accepts on (left by a
+ * listener that died) is replaced; one a live listener accepts on, or a
+ * file that is not a socket, gives -EADDRINUSE and is left alone. The file
+ * stays after aloop_close(fd): unlink(path) when done (a later listen
+ * replaces it anyway). */
+ALOOP_API int aloop_unix_listen(const char *path, int backlog);
+/* Connects to the listener at path within timeout seconds (< 0 = none):
+ * fd (non-blocking, close-on-exec) or -errno: -ENOENT (no such file),
+ * -ECONNREFUSED (nothing accepts there; also an abstract name nobody
+ * holds), -ETIMEDOUT (the listener's backlog stayed full), -ECANCELED,
+ * -EACCES, -EINVAL (NaN timeout), -EPERM outside a task. */
+ALOOP_API int aloop_unix_connect(const char *path, double timeout);
+
+/* ---- regular files (file.c). aloop_read and aloop_write_all on a regular
+ * file do not block the loop: they run on the worker pool (as libuv's file
+ * calls do), each pool job moving at most 1 MiB through a buffer of its
+ * own. aloop_read returns at most 1 MiB per call (a short read). A
+ * cancelled aloop_read consumes nothing (the file offset stays) and never
+ * writes into the caller's buffer; a cancelled aloop_write_all may have
+ * written whole 1 MiB chunks (the one a worker had started included).
+ * Another task reading (writing) the same fd meanwhile gets -EBUSY. */
+
+/* Reads the whole file at path (until end of file) into a malloc'd buffer,
+ * NUL-terminated (*len excludes the NUL; len may be NULL): 0, or -errno
+ * (-ENOENT, -EACCES, -EISDIR, -ENOMEM, -ECANCELED: nothing is returned and
+ * nothing leaks, -EINVAL for NULL path or buf, -EPERM outside a task).
+ * Opening and reading run on the worker pool. free(*buf) when done. Not for
+ * endless files (/dev/zero). */
+ALOOP_API int aloop_read_file(const char *path, void **buf, size_t *len);
+/* Creates or truncates path (mode 0666 & ~umask) and writes len bytes of
+ * buf: 0 or -errno (as aloop_read_file, plus -ENOSPC, -EIO). The open runs
+ * on the pool, the writing as aloop_write_all. Cancelled, the file may
+ * hold part of the data (no atomic replace: write a temporary file and
+ * rename(2) it for that). */
+ALOOP_API int aloop_write_file(const char *path, const void *buf, size_t len);
+
 /* ------------------------------------------------------------------------ */
 /* Threads, signals                                                         */
 /* ------------------------------------------------------------------------ */
@@ -638,10 +694,19 @@ enum {
     ALOOP_STDIO_STDOUT = 3   /* stderr only: wherever stdout goes (2>&1) */
 };
 
+/* opts.flags */
+enum {
+    /* The child leads a new process group (setpgid(0, 0)), so that
+     * aloop_process_kill_group reaches what it starts too, and a Ctrl-C
+     * at the terminal does not. */
+    ALOOP_PROCESS_NEW_GROUP = 1
+};
+
 typedef struct aloop_process_opts {
     int stdin_mode, stdout_mode, stderr_mode; /* ALOOP_STDIO_*; zero = inherit */
     const char *cwd;                          /* NULL = inherit */
     char *const *envp;                        /* NULL = inherit (environ) */
+    unsigned flags;                           /* ALOOP_PROCESS_*; 0 = none */
 } aloop_process_opts_t;
 
 /* Starts argv[0] with arguments argv (NULL-terminated). A name without '/'
@@ -680,6 +745,10 @@ ALOOP_API int aloop_process_wait(aloop_process_t *p, int *status);
  * (the pid may belong to someone else by then) or p's loop was freed,
  * -EINVAL, -EPERM. Not suspending. */
 ALOOP_API int aloop_process_kill(aloop_process_t *p, int signo);
+/* The same to the child's whole process group (a child spawned with
+ * ALOOP_PROCESS_NEW_GROUP: a shell and its pipeline, say): 0, -ESRCH (as
+ * aloop_process_kill), -EINVAL (no such flag at spawn, bad signo), -EPERM. */
+ALOOP_API int aloop_process_kill_group(aloop_process_t *p, int signo);
 /* Writes in[0..inlen) to the child's stdin and closes it, while reading
  * its stdout and stderr to EOF at the same time (no pipe can fill up and
  * deadlock, whatever the sizes), then waits for the exit: 0 with *status

@@ -10,6 +10,7 @@
 #include "alloc_internal.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -59,4 +60,17 @@ void *aloop__map_stacks(size_t n) {
     return map == MAP_FAILED ? NULL : map;
 }
 
-void aloop__unmap_stacks(void *map, size_t n) { munmap(map, n); }
+void aloop__unmap(void *map, size_t n) { munmap(map, n); }
+
+/* size bytes (a power of two, a multiple of the page size) aligned to size,
+ * so that what is carved out of it finds its header by masking its address
+ * (task.c's slabs). Over-maps by size and trims both ends. */
+void *aloop__map_aligned(size_t size) {
+    if (should_fail()) return NULL;
+    char *map = mmap(NULL, 2 * size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (map == MAP_FAILED) return NULL;
+    char *lo = (char *)(((uintptr_t)map + size - 1) & ~(uintptr_t)(size - 1));
+    if (lo > map) munmap(map, (size_t)(lo - map));
+    if (lo + size < map + 2 * size) munmap(lo + size, (size_t)(map + 2 * size - (lo + size)));
+    return lo;
+}

@@ -16,7 +16,10 @@ void aloop__free(void *p);
 /* Anonymous MAP_NORESERVE mapping for coroutine stacks: NULL on failure
  * (also when the hook below says so). */
 void *aloop__map_stacks(size_t n);
-void aloop__unmap_stacks(void *map, size_t n);
+void aloop__unmap(void *map, size_t n);
+/* size bytes aligned to size (a power of two, whole pages), zeroed; NULL on
+ * failure (also when the hook says so). Freed with aloop__unmap. */
+void *aloop__map_aligned(size_t size);
 /* Test hook: the nth allocation from now (1 = the next) and every one after
  * it fail while fail_count > 0 (fail_count < 0 = for ever). 0 disables. */
 void aloop__test_fail_alloc(long nth, long fail_count);

@@ -10,7 +10,9 @@
 #include <limits.h>
 
 /* Readiness bits, in masks and events. */
-enum { ALOOP__IO_READ = 1u, ALOOP__IO_WRITE = 2u, ALOOP__IO_ERROR = 4u };
+/* ALOOP__IO_CLOSED: the fd is not open any more (poll(2)'s POLLNVAL): its
+ * waiters wake with -EBADF (io.c). */
+enum { ALOOP__IO_READ = 1u, ALOOP__IO_WRITE = 2u, ALOOP__IO_ERROR = 4u, ALOOP__IO_CLOSED = 8u };
 
 typedef struct aloop_backend aloop_backend_t; /* each backend's own */
 /* Called once per event from aloop__backend_wait; must not change what the

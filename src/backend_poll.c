@@ -105,7 +105,8 @@ int aloop__backend_wait(aloop_backend_t *b, double timeout, aloop_backend_ready_
         if (!r) continue;
         seen++;
         unsigned mask = ((r & POLLIN) ? ALOOP__IO_READ : 0u) | ((r & POLLOUT) ? ALOOP__IO_WRITE : 0u) |
-                        ((r & (POLLERR | POLLHUP | POLLNVAL)) ? ALOOP__IO_ERROR : 0u);
+                        ((r & (POLLERR | POLLHUP | POLLNVAL)) ? ALOOP__IO_ERROR : 0u) |
+                        ((r & POLLNVAL) ? ALOOP__IO_CLOSED : 0u);
         ready(ctx, b->fds[i].fd, mask);
     }
     return n;

@@ -339,7 +339,7 @@ static void stack_unmap(aloop_coro_t *co) {
     if (was_full) aloop__list_push_back(c->owner, &c->link);
     if (c->used == 0) {
         aloop__list_remove(&c->link);
-        aloop__unmap_stacks(c->map, c->map_size);
+        aloop__unmap(c->map, c->map_size);
         aloop__free(c);
     }
 }

@@ -85,9 +85,13 @@ void aloop__debug_step_begin(aloop_t *loop) { loop->step_start = aloop__monotoni
 
 /* ---- quarantine of freed futures */
 
+/* As its last release would have, through the hook its detach left in
+ * f->dispose (a task goes back to task.c). */
 static void really_free(aloop_future_t *f) {
-    if (f->is_task) aloop__free(aloop__task(f)->name);
-    aloop__free(f);
+    if (f->dispose)
+        f->dispose(NULL, f);
+    else
+        aloop__free(f);
 }
 
 /* f's last reference is gone (already detached from the loop). Keeps it,

@@ -8,7 +8,7 @@
  * the call returns, so no future is ever left pointing into a dead frame.
  * A slot's fire() only counts and, when the caller's condition is met,
  * wakes the caller; it wakes only while the caller is actually suspended on
- * this call's wait record (t->wait == &wait), so completions that happen
+ * this call's wait record (aloop__wait_pending), so completions that happen
  * while the caller is running (e.g. a plain future cancelled by the caller
  * itself) never cause a second wake-up.
  */
@@ -64,7 +64,7 @@ static void slot_fire(aloop_fut_waiter_t *w, aloop_future_t *f) {
     multi_wait_t *mw = ALOOP_CONTAINER_OF(w, slot_t, waiter)->mw;
     mw->pending--;
     if (failed(f) && !mw->first_error) mw->first_error = f->error;
-    if (mw->task->wait != &mw->wait || mw->quiet || !satisfied(mw, f)) return;
+    if (!aloop__wait_pending(&mw->wait) || mw->quiet || !satisfied(mw, f)) return;
     aloop__timer_stop(mw->task->fut.loop, &mw->timer);
     aloop__wake(mw->task, 0);
 }
@@ -152,7 +152,7 @@ int aloop_gather(aloop_future_t *const *fs, size_t n, void **results, int *error
     if (!t) return err;
 
     slot_t stack_slots[STACK_SLOTS];
-    multi_wait_t mw = {.wait = {.cancel = gather_cancel, .what = "aloop_gather"},
+    multi_wait_t mw = {.wait = {.cancel = gather_cancel, .what = "aloop_gather", .task = t},
                        .task = t, .fs = fs, .n = n};
     aloop__timer_init(&mw.timer, NULL); /* unused: never armed */
     mw.mode = (flags & ALOOP_RETURN_ERRORS) ? GATHER_ALL : GATHER_STOP_ON_ERROR;
@@ -182,7 +182,7 @@ int aloop_gather(aloop_future_t *const *fs, size_t n, void **results, int *error
 
 static void wait_timeout_fire(aloop_timer_t *timer) {
     multi_wait_t *mw = ALOOP_CONTAINER_OF(timer, multi_wait_t, timer);
-    if (mw->task->wait == &mw->wait) aloop__wake(mw->task, -ETIMEDOUT);
+    if (aloop__wait_pending(&mw->wait)) aloop__wake(mw->task, -ETIMEDOUT);
 }
 
 /* Cancelled while suspended: aloop_wait cancels nothing, it only stops
@@ -217,7 +217,7 @@ int aloop_wait(aloop_future_t *const *fs, size_t n, int mode, double timeout, si
     aloop_t *loop = t->fut.loop;
 
     slot_t stack_slots[STACK_SLOTS];
-    multi_wait_t mw = {.wait = {.cancel = wait_cancel, .what = "aloop_wait"},
+    multi_wait_t mw = {.wait = {.cancel = wait_cancel, .what = "aloop_wait", .task = t},
                        .task = t, .fs = fs, .n = n, .mode = mode};
     aloop__timer_init(&mw.timer, wait_timeout_fire);
     if (multi_wait_start(&mw, stack_slots) < 0) return -ENOMEM;

@@ -58,7 +58,7 @@ static void child_done(aloop_fut_waiter_t *w, aloop_future_t *f) {
             group_abort(g);
         }
     }
-    if (g->pending == 0 && g->waiter && g->waiter->wait == &g->wait->wait)
+    if (g->pending == 0 && g->waiter && aloop__wait_pending(&g->wait->wait))
         aloop__wake(g->waiter, 0);
 }
 
@@ -118,7 +118,8 @@ int aloop_group_wait(aloop_group_t *g) {
 
     int cancelled = 0;
     while (g->pending) {
-        group_wait_t gw = {.wait = {.cancel = group_wait_cancel, .what = "aloop_group_wait"}, .group = g};
+        group_wait_t gw = {.wait = {.cancel = group_wait_cancel, .what = "aloop_group_wait", .task = t},
+                           .group = g};
         g->waiter = t;
         g->wait = &gw;
         int rc = aloop__suspend(t, &gw.wait);
@@ -138,7 +139,7 @@ void aloop_group_free(aloop_group_t *g) {
     if (!g) return;
     if (g->waiter) { /* misuse, but do not leave a task hanging */
         g->wait->group = NULL;
-        if (g->waiter->wait == &g->wait->wait) aloop__wake(g->waiter, -EPIPE);
+        if (aloop__wait_pending(&g->wait->wait)) aloop__wake(g->waiter, -EPIPE);
     }
     for (size_t i = 0; i < g->n; i++) {
         group_child_t *c = g->children[i];

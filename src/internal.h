@@ -183,17 +183,37 @@ typedef struct aloop_fut_waiter {
     void (*fire)(struct aloop_fut_waiter *w, aloop_future_t *f);
 } aloop_fut_waiter_t;
 
-/* A wait record: one per suspension, on the suspended task's stack. */
+/* A wait record: one per suspension, on the suspended task's stack.
+ *
+ * Waits on an object's waiter list (queues, locks, semaphores, conditions,
+ * events: aloop__wait_in) follow one wake-up protocol, kept in the core
+ * (sched.c) so no primitive handles it by itself:
+ *  - waiting: `link` is in the object's waiter list;
+ *  - woken (granted something with result 0, refused with an error, or
+ *    cancelled): `link` moves to the object's `woken` list, where it stays
+ *    until the task runs again, so the object can still reach the record;
+ *  - woken with a grant, then cancelled before it ran: the core calls
+ *    `undo` (hand the lock, item, slot or notification on) as the task
+ *    resumes, if the object still holds the record;
+ *  - the object freed meanwhile (aloop__waits_free): the record is cut loose
+ *    with result -EPIPE; the task then never touches the object again.
+ * Other waits (timers, fds, futures) use only cancel/awaiting/result. */
 typedef struct aloop_wait {
     /* Called when the task is cancelled while suspended: unregister from
      * whatever would wake it. The task is then woken with -ECANCELED. NULL
      * for waits that do their own cancel handling (see `awaiting`). */
     void (*cancel)(struct aloop_wait *w);
+    /* Wait lists: give back what the wake-up granted (see above). NULL:
+     * nothing to give back. */
+    void (*undo)(struct aloop_wait *w);
     /* If set, cancelling the task cancels this future instead, and the task
      * stays suspended until the future is done (await semantics). */
     aloop_future_t *awaiting;
+    struct aloop_task *task; /* wait lists: the waiting task */
+    aloop_list_t link;       /* wait lists: in the object's waiters, then woken */
+    aloop_list_t *woken;     /* wait lists: the object's woken list, or NULL
+                              * if the waiter never touches the object again */
     int result;   /* set by the waker */
-    void *data;   /* for the waiter's own use */
     const char *what; /* what is waited for, for aloop_dump (optional) */
 } aloop_wait_t;
 
@@ -217,7 +237,7 @@ struct aloop_future {
         void (*dispose)(aloop_t *loop, aloop_future_t *f);
     };
     aloop_list_t live;    /* loop->futures (a task: loop->tasks until it finishes;
-                           * a pooled task struct: loop->task_pool) */
+                           * a free task slot: next = the slab's next free one) */
 };
 
 /* A task, 128 bytes on x86-64 (it was 176 before stacks became lazy: the
@@ -257,6 +277,11 @@ typedef struct aloop_task {
 typedef struct aloop_scope {
     void (*task_done)(aloop_task_impl_t *t);
 } aloop_scope_t;
+
+/* w's task is still suspended on w: nobody woke it yet (w->task set). */
+static inline int aloop__wait_pending(const aloop_wait_t *w) {
+    return w->task->wait == w;
+}
 
 static inline aloop_task_impl_t *aloop__task(aloop_future_t *f) {
     return (aloop_task_impl_t *)(void *)f;
@@ -308,6 +333,22 @@ static inline int aloop__coop_spend(aloop_task_impl_t *t) {
 int aloop__suspend(aloop_task_impl_t *t, aloop_wait_t *w);
 /* Wakes a suspended task: its aloop__suspend returns result. */
 void aloop__wake(aloop_task_impl_t *t, int result);
+/* The wake-up protocol of wait lists (see struct aloop_wait). Suspends t
+ * on w at the back of `waiters`; `woken` is the object's list for woken
+ * records (NULL: the waiter never touches the object after waking). Returns
+ * what aloop__suspend returns; w->result == -EPIPE afterwards means the
+ * object was freed (or revoked the grant) while the task was woken. */
+int aloop__wait_in(aloop_task_impl_t *t, aloop_wait_t *w, aloop_list_t *waiters,
+                   aloop_list_t *woken);
+/* Wakes the first waiter of `waiters` with result (0 = a grant): the
+ * record moves to its woken list. Returns it, or NULL if none waited. */
+aloop_wait_t *aloop__wake_first(aloop_list_t *waiters, int result);
+/* Wakes every waiter; returns how many. */
+size_t aloop__wake_all(aloop_list_t *waiters, int result);
+/* The object is freed: its waiters wake with result, and the records of
+ * woken waiters that have not run yet are cut loose with result (no undo:
+ * the grant is void). */
+void aloop__waits_free(aloop_list_t *waiters, aloop_list_t *woken, int result);
 /* Puts the running task at the back of the ready ring and lets the others
  * run: 0, or -ECANCELED if cancelled meanwhile. */
 int aloop__yield(aloop_task_impl_t *t);
@@ -401,6 +442,10 @@ typedef struct aloop_io_watch {
     uint8_t wanted;                    /* ALOOP__IO_READ | ALOOP__IO_WRITE */
     uint8_t registered;                /* what the backend watches now */
     uint8_t flags;                     /* io.c's ALOOP__WATCH_* bits */
+    /* Bumped whenever the fd is forgotten (closed through the library, or
+     * made anew): a waiter woken for fd but not yet run compares it before
+     * touching the number again, which may by then be another file. */
+    uint32_t gen;
 } aloop_io_watch_t;
 
 struct aloop_io {
@@ -411,7 +456,22 @@ struct aloop_io {
     size_t waits;              /* tasks waiting on fds */
     size_t holds;              /* other waits keeping the loop alive (signals) */
     aloop_backend_t *backend;  /* backend_<name>.c */
+    /* Reads (one chunk) and writes (all of it) of a regular file, on the
+     * worker pool: file.c's aloop__file_io, installed by loop.c (so that
+     * io.c does not depend on the feature layer). */
+    ssize_t (*file_io)(aloop_task_impl_t *t, int fd, void *buf, size_t len, int dir);
 };
+
+/* aloop_io_watch_t.flags bits that file.c shares (io.c owns bits 1 and 2):
+ * fd is a regular file (fstat once, when recv said ENOTSOCK); a pool job
+ * reads (BUSY << 0) or writes (BUSY << 1) it now. */
+enum { ALOOP__WATCH_FILE = 4u, ALOOP__WATCH_FILE_BUSY = 8u };
+/* From the file hook: fd is not a regular file (any more). */
+#define ALOOP__IO_NOT_FILE ((ssize_t)-0x10000)
+/* file.c: the hook above. Bytes (a read: one chunk, 0 at EOF; a write:
+ * len), -errno (-EBUSY: another task reads / writes fd now), or
+ * ALOOP__IO_NOT_FILE. */
+ssize_t aloop__file_io(aloop_task_impl_t *t, int fd, void *buf, size_t len, int dir);
 
 /* io.c: readiness on fd (ALOOP__IO_* bits). Only wakes tasks and calls hooks. */
 void aloop__io_ready(aloop_t *loop, int fd, unsigned events);
@@ -431,8 +491,9 @@ void aloop__io_unwant(aloop_t *loop, int fd, unsigned bit);
 /* Remembers loop as the one aloop_close uses outside a task on this thread. */
 void aloop__io_use_loop(aloop_t *loop);
 
-/* ---- callback fd watches (watch.c): one record per fd and direction,
- * which is also the runnable the loop queues when the fd is ready. */
+/* ---- callback fd watches: one record per fd and direction, which is also
+ * the runnable the loop queues when the fd is ready. watch.c has the API
+ * (aloop_add_reader & co); io.c the records' life, which the core runs. */
 typedef struct aloop_fd_callback {
     aloop_runnable_t run;    /* ALOOP__RUN_FD_CALLBACK */
     uint8_t queued;          /* on the ready ring */
@@ -450,6 +511,8 @@ void aloop__fd_callback_run(aloop_runnable_t *r);
 void aloop__fd_callback_drop(aloop_runnable_t *r);
 /* Detaches the watch's records (aloop_close, aloop_free). */
 void aloop__fd_callbacks_detach(aloop_t *loop, aloop_io_watch_t *w);
+/* Unhooks c from its fd; frees it unless the ring still holds it. */
+void aloop__fd_callback_detach(aloop_fd_callback_t *c);
 
 /* Waits other than fd waits that keep the loop alive (+1 / -1). */
 void aloop__io_hold(aloop_t *loop, int delta);
@@ -497,7 +560,16 @@ void aloop__stream_unhold(aloop_stream_t *s); /* closes it if still open; may fr
 /* ---- signals: signal_internal.h (loop->signals, aloop__signal_free);
  * child processes: process_internal.h (loop->procs) */
 
-/* ---- cross-thread wake-ups (threadpool.c) */
+/* ---- cross-thread wake-ups (threadpool.c)
+ * The core (sched.c, io.c) reaches them only through loop->xthread, which
+ * aloop__async_init points at threadpool.c's functions: a hook the core
+ * defines and the feature fills, so no core file depends on the pool. */
+typedef struct aloop_xthread_ops {
+    size_t (*pending)(const aloop_t *loop); /* aloop__async_pending */
+    void (*drain)(aloop_t *loop);           /* aloop__async_drain */
+    int (*alone)(const aloop_t *loop);      /* aloop__async_alone */
+    void (*stop)(aloop_t *loop);            /* aloop__async_stop */
+} aloop_xthread_ops_t;
 int aloop__async_init(aloop_t *loop);
 void aloop__async_free(aloop_t *loop);
 /* Runs callbacks queued by other threads. */
@@ -528,7 +600,6 @@ int aloop__async_alone(const aloop_t *loop);
 #define ALOOP_DEFAULT_STACK (256u * 1024u)
 #define ALOOP_MIN_STACK (16u * 1024u)
 #define ALOOP_IDLE_CORO_MAX 1024   /* parked coroutines kept for reuse */
-#define ALOOP_TASK_POOL_MAX 1024   /* freed task structs kept for reuse */
 #define ALOOP_STEPS_PER_TICK 64    /* ready steps between timer/poll checks */
 
 struct aloop_io;       /* io.c / backend_*.c state */
@@ -572,17 +643,20 @@ struct aloop {
     uint64_t next_task_id;
     size_t task_count;           /* unfinished tasks */
     aloop_list_t tasks;          /* unfinished tasks (linked by fut.live) */
-    aloop_list_t task_pool;      /* freed task structs for reuse (linked by fut.live) */
+    aloop_list_t task_slabs;     /* task.c: every slab task structs are carved from */
+    aloop_list_t task_slabs_partial; /* task.c: the slabs with a free slot */
+    size_t task_slab_count;
     /* future.c knows nothing of tasks: a task's last release and its name in
      * warnings go through these (set by task.c) */
     void (*task_dispose)(aloop_t *loop, aloop_future_t *f);
     void (*task_label)(const void *task, char *buf, size_t n);
-    size_t task_pool_len;
     aloop_list_t futures;        /* every live future and task */
+    aloop_list_t owned;          /* aloop_owned_t: objects to cut loose at aloop_free */
 
     /* subsystems */
     struct aloop_io *io;
     struct aloop_async *async;
+    const aloop_xthread_ops_t *xthread; /* threadpool.c's, NULL outside init..free */
     struct aloop_signals *signals; /* signal.c; NULL until the first signal wait */
     struct aloop_procs *procs;     /* process.c; NULL until the first spawn */
 
@@ -593,6 +667,17 @@ struct aloop {
     aloop_list_t quarantine;     /* freed futures, oldest first (ALOOP__FREED) */
     size_t quarantine_len;
 };
+
+/* An object of a feature that keeps a pointer to its loop and may outlive
+ * it (a stream closed after aloop_free): aloop_free calls detach(), which
+ * must forget the loop, so that later calls on the object never touch the
+ * freed loop. The object disowns itself when it is freed first. */
+typedef struct aloop_owned {
+    aloop_list_t link;
+    void (*detach)(struct aloop_owned *o);
+} aloop_owned_t;
+static inline void aloop__loop_own(aloop_t *loop, aloop_owned_t *o);
+static inline void aloop__loop_disown(aloop_owned_t *o) { aloop__list_remove(&o->link); }
 
 /* The per-thread current loop: the only global state. */
 aloop_t *aloop__tls_loop(void);
@@ -682,6 +767,21 @@ static inline void aloop__timer_stop(aloop_t *loop, aloop_timer_t *t) {
     aloop__timers_remove(&loop->timers, t);
 }
 
+/* Work from other threads, through the hooks threadpool.c installs. Without
+ * them (only outside aloop_new_with..aloop_free) nothing can come. */
+static inline size_t aloop__xthread_pending(const aloop_t *loop) {
+    return loop->xthread ? loop->xthread->pending(loop) : 0;
+}
+static inline void aloop__xthread_drain(aloop_t *loop) {
+    if (loop->xthread) loop->xthread->drain(loop);
+}
+static inline int aloop__xthread_alone(const aloop_t *loop) {
+    return loop->xthread ? loop->xthread->alone(loop) : 1;
+}
+static inline void aloop__xthread_stop(aloop_t *loop) {
+    if (loop->xthread) loop->xthread->stop(loop);
+}
+
 #ifndef ALOOP_CONTEXT_UCONTEXT
 /* coro.c: saves the callee-saved registers, stores sp in *save_sp, loads
  * load_sp and returns into what was saved there. */
@@ -695,5 +795,9 @@ static inline void aloop__coro_switch(aloop_t *loop, aloop_coro_t *from, aloop_c
     aloop__ctx_swap(save, load);
 }
 #endif
+
+static inline void aloop__loop_own(aloop_t *loop, aloop_owned_t *o) {
+    aloop__list_push_back(&loop->owned, &o->link);
+}
 
 #endif /* ALOOP_INTERNAL_H */

@@ -25,6 +25,9 @@
  *    waits free), and a new fd reusing it must not inherit that. Every fd
  *    the library creates (net.c's sockets) starts clean, and registrations
  *    nobody waits on are dropped at the next poll.
+ *  - Regular files are always "ready" yet may stall a read: once recv says
+ *    ENOTSOCK and fstat says regular file, reads and writes go to the hook
+ *    loop.c installs (file.c: the worker pool).
  * Sockets (accept, connect, listeners, name lookups) live in net.c, which
  * builds on aloop__io_wait.
  */
@@ -35,6 +38,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #ifndef MSG_NOSIGNAL
@@ -152,7 +156,14 @@ int aloop__io_wait(aloop_task_impl_t *t, int fd, int dir, double timeout) {
     w->waiter[dir] = &iw;
     w->wanted |= (uint8_t)dir_bit(dir);
     io->waits++;
-    return aloop__suspend(t, &iw.wait);
+    uint32_t gen = w->gen;
+    rc = aloop__suspend(t, &iw.wait);
+    /* Woken because fd was ready, then closed (aloop_close, a stream's
+     * close, aloop__io_forget) before we ran: the number may already be a
+     * new connection's. Say so instead of letting the caller read or write
+     * someone else's file. (The table may have moved: index it again.) */
+    if (rc == 0 && io->watches[fd].gen != gen) return -EBADF;
+    return rc;
 }
 
 static int wait_public(int fd, int dir, double timeout) {
@@ -226,13 +237,37 @@ static void flush_dirty(aloop_t *loop) {
     io->ndirty = 0;
 }
 
+/* A task waits on an fd that was closed with close(2) (misuse, but it
+ * happens): poll(2) reports POLLNVAL at once, but epoll silently drops a
+ * closed file from its set, so the waiter would sleep for ever. So while
+ * tasks wait on fds, a poll never blocks longer than ALOOP_FD_SWEEP, and
+ * after one that found nothing to do every waited fd is checked: one that
+ * is not open any more wakes its waiters with -EBADF. Cost: one wake-up and
+ * one fcntl per waited fd per ALOOP_FD_SWEEP of idleness. Not detectable:
+ * an fd closed and its number reused by another file before the sweep. */
+#define ALOOP_FD_SWEEP 1.0
+
+static void sweep_closed(aloop_t *loop) {
+    struct aloop_io *io = loop->io;
+    for (size_t fd = 0; fd < io->nwatches && io->waits; fd++) {
+        aloop_io_watch_t *w = &io->watches[fd];
+        if (!w->waiter[0] && !w->waiter[1]) continue;
+        if (fcntl((int)fd, F_GETFD) >= 0 || errno != EBADF) continue;
+        aloop__io_ready(loop, (int)fd, ALOOP__IO_READ | ALOOP__IO_WRITE | ALOOP__IO_CLOSED);
+    }
+}
+
 int aloop__io_poll(aloop_t *loop, double timeout) {
     struct aloop_io *io = loop->io;
     flush_dirty(loop);
     /* Called only to flush (see aloop__io_pending): nothing could end a
      * wait for ever, so just look. */
-    if (timeout < 0 && !io->waits && !io->holds && !aloop__async_pending(loop)) timeout = 0;
-    return aloop__backend_wait(loop->io->backend, timeout, io_ready, loop);
+    if (timeout < 0 && !io->waits && !io->holds && !aloop__xthread_pending(loop)) timeout = 0;
+    int sweep = io->waits && (timeout < 0 || timeout > ALOOP_FD_SWEEP);
+    if (sweep) timeout = ALOOP_FD_SWEEP;
+    int n = aloop__backend_wait(loop->io->backend, timeout, io_ready, loop);
+    if (sweep && n == 0) sweep_closed(loop);
+    return n;
 }
 
 int aloop__io_sleep(aloop_t *loop, double timeout) {
@@ -263,12 +298,14 @@ void aloop__io_ready(aloop_t *loop, int fd, unsigned events) {
         events &= ~(unsigned)ALOOP__IO_READ;
         w = &io->watches[fd];
     }
+    /* closed with close(2) behind our back: waiters learn it (-EBADF) */
+    int result = (events & ALOOP__IO_CLOSED) ? -EBADF : 0;
     for (int dir = 0; dir < 2; dir++) {
         if (!(events & dir_bit(dir))) continue;
         if (w->cb[dir])
             aloop__fd_callback_ready(w->cb[dir]);
         else if (w->waiter[dir])
-            waiter_finish(w->waiter[dir], 0);
+            waiter_finish(w->waiter[dir], result);
         else
             mark_dirty(io, fd); /* nobody wants it: level-triggered would repeat */
     }
@@ -299,6 +336,7 @@ void aloop__io_forget(aloop_t *loop, int fd) {
     struct aloop_io *io = loop->io;
     if ((size_t)fd >= io->nwatches) return;
     aloop_io_watch_t *w = &io->watches[fd];
+    w->gen++; /* waiters already woken for this fd must not touch it now */
     for (int dir = 0; dir < 2; dir++)
         if (w->waiter[dir]) waiter_finish(w->waiter[dir], -EBADF);
     aloop__fd_callbacks_detach(loop, w);
@@ -356,11 +394,34 @@ static int watch_notsock(aloop_t *loop, int fd) {
     return (size_t)fd < io->nwatches && (io->watches[fd].flags & ALOOP__WATCH_NOTSOCK);
 }
 
-/* Remembers that fd is not a socket; if the table cannot grow we simply
- * try recv again next time. */
+/* Remembers that fd is not a socket, and whether it is a regular file
+ * (read and written on the worker pool: file.c); if the table cannot grow
+ * we simply try recv again next time. */
 static void mark_notsock(aloop_t *loop, int fd) {
     aloop_io_watch_t *w = aloop__io_watch(loop, fd);
-    if (w) w->flags |= ALOOP__WATCH_NOTSOCK;
+    if (!w) return;
+    w->flags |= ALOOP__WATCH_NOTSOCK;
+    struct stat st;
+    if (loop->io->file_io && fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
+        w->flags |= ALOOP__WATCH_FILE;
+}
+
+static int watch_file(aloop_t *loop, int fd) {
+    struct aloop_io *io = loop->io;
+    return (size_t)fd < io->nwatches && (io->watches[fd].flags & ALOOP__WATCH_FILE);
+}
+
+/* try_io found that fd is a regular file: nothing was read or written. */
+#define IO_IS_FILE ((ssize_t)-0x10001)
+
+/* A regular file's read (one chunk) or whole write, on the pool. If fd is
+ * no longer a regular file (its number was reused), forgets that it was
+ * one: the caller tries again the ordinary way. */
+static ssize_t file_io(aloop_task_impl_t *t, int fd, void *buf, size_t len, int dir) {
+    aloop_t *loop = t->fut.loop;
+    ssize_t n = loop->io->file_io(t, fd, buf, len, dir);
+    if (n == ALOOP__IO_NOT_FILE) loop->io->watches[fd].flags &= (uint8_t)~ALOOP__WATCH_FILE;
+    return n;
 }
 
 /* One non-blocking read (dir 0) or write (dir 1) attempt: bytes, 0 at
@@ -379,6 +440,7 @@ static ssize_t try_io(aloop_t *loop, int fd, void *buf, size_t len, int dir) {
                 return errno == EWOULDBLOCK ? -EAGAIN : -errno;
             }
             mark_notsock(loop, fd);
+            if (watch_file(loop, fd)) return IO_IS_FILE;
         }
         int rc = aloop__set_nonblocking(fd);
         if (rc < 0) return rc;
@@ -399,7 +461,9 @@ static ssize_t try_write(aloop_t *loop, int fd, const void *buf, size_t len) {
 
 ssize_t aloop__io_read(aloop_task_impl_t *t, int fd, void *buf, size_t len) {
     for (;;) {
-        ssize_t n = try_read(t->fut.loop, fd, buf, len);
+        ssize_t n = watch_file(t->fut.loop, fd) ? file_io(t, fd, buf, len, 0)
+                                                : try_read(t->fut.loop, fd, buf, len);
+        if (n == IO_IS_FILE || n == ALOOP__IO_NOT_FILE) continue;
         if (n != -EAGAIN) return n;
         int rc = aloop__io_wait(t, fd, 0, -1);
         if (rc < 0) return rc;
@@ -411,7 +475,13 @@ ssize_t aloop__io_write_all(aloop_task_impl_t *t, int fd, const void *buf, size_
     size_t done = 0;
     int rc_spend;
     while (done < len) {
+        if (watch_file(t->fut.loop, fd)) {
+            ssize_t n = file_io(t, fd, (void *)(p + done), len - done, 1);
+            if (n == ALOOP__IO_NOT_FILE) continue;
+            return n < 0 ? n : (ssize_t)len;
+        }
         ssize_t n = try_write(t->fut.loop, fd, p + done, len - done);
+        if (n == IO_IS_FILE) continue;
         if (n > 0) {
             done += (size_t)n;
             /* another send without suspending: a fast reader must not let
@@ -443,4 +513,56 @@ ssize_t aloop_write_all(int fd, const void *buf, size_t len) {
     aloop_task_impl_t *t = aloop__enter(&err);
     if (!t) return err;
     return aloop__io_write_all(t, fd, buf, len);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Callback watches' records (the API, aloop_add_reader & co, is watch.c)   */
+/* ------------------------------------------------------------------------ */
+
+static void record_free(aloop_fd_callback_t *c) {
+    aloop__release_runnable(c->loop);
+    aloop__free(c);
+}
+
+void aloop__fd_callback_detach(aloop_fd_callback_t *c) {
+    aloop_t *loop = c->loop;
+    aloop_io_watch_t *w = &loop->io->watches[c->fd];
+    w->cb[c->dir] = NULL;
+    aloop__io_unwant(loop, c->fd, dir_bit(c->dir));
+    aloop__io_hold(loop, -1);
+    if (c->queued)
+        c->removed = 1;
+    else
+        record_free(c);
+}
+
+void aloop__fd_callback_ready(aloop_fd_callback_t *c) {
+    if (c->queued) return; /* already due: one call per iteration */
+    c->queued = 1;
+    aloop__make_ready(c->loop, &c->run);
+}
+
+void aloop__fd_callback_run(aloop_runnable_t *r) {
+    aloop_fd_callback_t *c = (aloop_fd_callback_t *)(void *)r;
+    c->queued = 0;
+    if (c->removed || c->loop->closing) {
+        if (c->removed) record_free(c);
+        return;
+    }
+    /* cb may remove or replace this very watch, or close fd: c must not be
+     * touched after the call. */
+    c->cb(c->fd, c->arg);
+}
+
+void aloop__fd_callback_drop(aloop_runnable_t *r) {
+    aloop_fd_callback_t *c = (aloop_fd_callback_t *)(void *)r;
+    c->queued = 0;
+    if (c->removed) record_free(c);
+    /* else still hung on its watch: aloop__fd_callbacks_detach frees it */
+}
+
+void aloop__fd_callbacks_detach(aloop_t *loop, aloop_io_watch_t *w) {
+    ALOOP_UNUSED(loop);
+    for (int dir = 0; dir < 2; dir++)
+        if (w->cb[dir]) aloop__fd_callback_detach(w->cb[dir]);
 }

@@ -38,6 +38,7 @@ aloop_t *aloop_new_with(const aloop_config_t *cfg) {
     loop->mono_base = aloop__monotonic();
     aloop__tasks_init(loop);
     aloop__list_init(&loop->futures);
+    aloop__list_init(&loop->owned);
     aloop__list_init(&loop->quarantine);
     /* Each step's own error is passed on: EMFILE from epoll_create1 or the
      * wake-up fd is not "out of memory". */
@@ -48,6 +49,7 @@ aloop_t *aloop_new_with(const aloop_config_t *cfg) {
     aloop__release_runnable(loop);
     rc = aloop__io_init(loop);
     if (rc < 0) goto fail;
+    loop->io->file_io = aloop__file_io; /* regular files go to the pool (file.c) */
     rc = aloop__async_init(loop);
     if (rc < 0) {
         aloop__io_free(loop);
@@ -122,6 +124,10 @@ void aloop_free(aloop_t *loop) {
     cancel_pending_futures(loop);
     aloop__drain_tasks(loop); /* runs what those cancels scheduled */
     drop_pending_callbacks(loop);
+    /* Objects that may outlive the loop forget it (streams; rel, issue 9 §2) */
+    aloop_list_t *o;
+    while ((o = aloop__list_pop_front(&loop->owned)) != NULL)
+        ALOOP_CONTAINER_OF(o, aloop_owned_t, link)->detach(ALOOP_CONTAINER_OF(o, aloop_owned_t, link));
     /* Children before signals: the SIGCHLD fallback unsubscribes. */
     aloop__process_free(loop); /* unhooks pidfds: before the fd table goes */
     /* Signals first: one arriving while the pool's running jobs are joined
@@ -140,9 +146,9 @@ void aloop_free(aloop_t *loop) {
     }
     aloop__coro_free(loop->zombie);
     aloop__timers_free(&loop->timers);
+    aloop__debug_free(loop); /* quarantined tasks go back to their slabs */
     aloop__task_pool_free(loop); /* after the detach: no task can come back to it */
     aloop__main_ctx_free(loop);
-    aloop__debug_free(loop);
     aloop__free(loop->ring);
     aloop__free(loop);
 }

@@ -81,6 +81,7 @@ struct aloop_process {
     unsigned users;           /* calls in progress on this process */
     uint8_t reaped;
     uint8_t orphaned;         /* aloop_process_free was called */
+    uint8_t group;            /* leads its own process group */
 };
 
 struct aloop_procs {
@@ -332,7 +333,7 @@ static int actions_make(posix_spawn_file_actions_t *fa, const stdio_plan_t *sp,
     return -rc;
 }
 
-static int attr_make(posix_spawnattr_t *attr) {
+static int attr_make(posix_spawnattr_t *attr, unsigned flags) {
     int rc = posix_spawnattr_init(attr);
     if (rc) return -rc;
     sigset_t none, all;
@@ -342,7 +343,12 @@ static int attr_make(posix_spawnattr_t *attr) {
     sigdelset(&all, SIGSTOP);
     rc = posix_spawnattr_setsigmask(attr, &none);
     if (!rc) rc = posix_spawnattr_setsigdefault(attr, &all);
-    if (!rc) rc = posix_spawnattr_setflags(attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    short f = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
+    if (flags & ALOOP_PROCESS_NEW_GROUP) {
+        f |= POSIX_SPAWN_SETPGROUP;
+        if (!rc) rc = posix_spawnattr_setpgroup(attr, 0);
+    }
+    if (!rc) rc = posix_spawnattr_setflags(attr, f);
     if (rc) posix_spawnattr_destroy(attr);
     return -rc;
 }
@@ -393,7 +399,7 @@ static int spawn_exec(pid_t *pid, char *const argv[], const aloop_process_opts_t
 static int opts_valid(const aloop_process_opts_t *o) {
     return o->stdin_mode >= 0 && o->stdin_mode <= ALOOP_STDIO_NULL && o->stdout_mode >= 0 &&
            o->stdout_mode <= ALOOP_STDIO_NULL && o->stderr_mode >= 0 &&
-           o->stderr_mode <= ALOOP_STDIO_STDOUT;
+           o->stderr_mode <= ALOOP_STDIO_STDOUT && !(o->flags & ~(unsigned)ALOOP_PROCESS_NEW_GROUP);
 }
 
 /* Everything that can fail before the child exists; then the spawn. */
@@ -406,7 +412,7 @@ static int spawn_child(pid_t *pid, stdio_plan_t *sp, char *const argv[],
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t attr;
     if ((rc = actions_make(&fa, sp, o->stderr_mode, o->cwd)) < 0) return rc;
-    if ((rc = attr_make(&attr)) < 0) {
+    if ((rc = attr_make(&attr, o->flags)) < 0) {
         posix_spawn_file_actions_destroy(&fa);
         return rc;
     }
@@ -438,6 +444,7 @@ aloop_process_t *aloop_process_spawn(aloop_t *loop, char *const argv[],
     }
     p->loop = loop;
     p->pid = pid;
+    p->group = (o->flags & ALOOP_PROCESS_NEW_GROUP) != 0;
     p->pidfd = -1;
     aloop__list_init(&p->waiters);
     for (int i = 0; i < 3; i++) {
@@ -485,6 +492,15 @@ int aloop_process_kill(aloop_process_t *p, int signo) {
     /* Until we reap it the pid cannot be reused, so kill(pid) is safe. */
     if (!p->loop || p->reaped) return -ESRCH;
     if (kill(p->pid, signo) < 0) return -errno;
+    return 0;
+}
+
+/* The group's id is the child's pid, which cannot be reused while the
+ * child is unreaped: after that, -ESRCH as for aloop_process_kill. */
+int aloop_process_kill_group(aloop_process_t *p, int signo) {
+    if (!p || !p->group || signo < 0 || signo >= NSIG) return -EINVAL;
+    if (!p->loop || p->reaped) return -ESRCH;
+    if (kill(-p->pid, signo) < 0) return -errno;
     return 0;
 }
 

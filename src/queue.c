@@ -15,10 +15,13 @@
  * barge in: full() and size() say what asyncio would say, and waiters are
  * served strictly in FIFO order.
  *
- * Waiters are queue_waiter_t records on the waiting task's stack. A woken
- * waiter (or one woken by a cancel) sits on q->woken until it runs again, so
- * that shutdown can still revoke what it was granted, and aloop_queue_free
- * can cut every record loose (w->queue = NULL) before freeing the queue.
+ * Waiters are queue_waiter_t records on the waiting task's stack, waiting
+ * through the core's wake-up protocol (aloop__wait_in): a woken getter or
+ * putter (or one woken by a cancel) sits on q->woken until it runs again, so
+ * that shutdown can still revoke what it was granted (result -EPIPE), and
+ * aloop_queue_free can cut every record loose (aloop__waits_free). A grant
+ * whose task is cancelled before it runs is given back by the core through
+ * the record's undo hook (queue_undo).
  * Rules when a waiter runs again after a grant and finds itself cancelled:
  * a getter gives its item back (to the next getter, or to the front of the
  * storage), a putter passes its reserved slot to the next putter.
@@ -56,9 +59,7 @@ struct aloop_queue {
 
 typedef struct queue_waiter {
     aloop_wait_t wait;
-    aloop_list_t link; /* in a waiter list, then in q->woken */
-    aloop_task_impl_t *task;
-    aloop_queue_t *queue; /* NULL once the queue was freed */
+    aloop_queue_t *queue; /* for undo; NULL: freed after handing us an item */
     void *item;           /* a putter's item; the item handed to a getter */
     uint8_t kind;         /* enum waiter_kind */
 } queue_waiter_t;
@@ -177,41 +178,24 @@ static void *store_take(aloop_queue_t *q) {
 /* Waiters                                                                  */
 /* ------------------------------------------------------------------------ */
 
-/* Cancelled while waiting: off the waiter list, onto `woken` (so a free
- * before the task runs can still reach the record). */
-static void waiter_cancel(aloop_wait_t *w) {
-    queue_waiter_t *qw = ALOOP_CONTAINER_OF(w, queue_waiter_t, wait);
-    aloop__list_remove(&qw->link);
-    aloop__list_push_back(&qw->queue->woken, &qw->link);
-}
-
 /* Wakes the first waiter of list (NULL if none). */
-static queue_waiter_t *wake_first(aloop_queue_t *q, aloop_list_t *list, int result) {
-    aloop_list_t *n = aloop__list_pop_front(list);
-    if (!n) return NULL;
-    queue_waiter_t *w = ALOOP_CONTAINER_OF(n, queue_waiter_t, link);
-    aloop__list_push_back(&q->woken, n);
-    aloop__wake(w->task, result);
-    return w;
+static queue_waiter_t *wake_first(aloop_list_t *list, int result) {
+    aloop_wait_t *w = aloop__wake_first(list, result);
+    return w ? ALOOP_CONTAINER_OF(w, queue_waiter_t, wait) : NULL;
 }
 
-static void wake_all(aloop_queue_t *q, aloop_list_t *list, int result) {
-    while (wake_first(q, list, result)) {
-    }
-}
+static void queue_undo(aloop_wait_t *w);
 
-/* Suspends the running task as a waiter of the given kind. On return the
- * record is off every list; w->queue is NULL if the queue was freed. */
+/* Suspends the running task as a waiter of the given kind (getters and
+ * putters stay reachable through q->woken once woken; joiners never touch
+ * q again). On return w->wait.result == -EPIPE if the grant was revoked or
+ * the queue freed: then q must not be touched. */
 static int queue_wait(aloop_queue_t *q, aloop_task_impl_t *t, aloop_list_t *list,
                       queue_waiter_t *w) {
-    w->wait.cancel = waiter_cancel;
+    w->wait.undo = queue_undo;
     w->wait.what = "aloop_queue";
-    w->task = t;
     w->queue = q;
-    aloop__list_push_back(list, &w->link);
-    int rc = aloop__suspend(t, &w->wait);
-    aloop__list_remove(&w->link);
-    return rc;
+    return aloop__wait_in(t, &w->wait, list, w->kind == WAIT_JOIN ? NULL : &q->woken);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -225,10 +209,10 @@ static int queue_is_full(const aloop_queue_t *q) {
 /* Hands item straight to the first waiting getter, if there is one. */
 static int hand_to_getter(aloop_queue_t *q, void *item) {
     if (aloop__list_empty(&q->getters)) return 0;
-    queue_waiter_t *g = ALOOP_CONTAINER_OF(q->getters.next, queue_waiter_t, link);
+    queue_waiter_t *g = ALOOP_CONTAINER_OF(q->getters.next, queue_waiter_t, wait.link);
     g->item = item;
     q->handed++;
-    wake_first(q, &q->getters, 0);
+    wake_first(&q->getters, 0);
     return 1;
 }
 
@@ -246,7 +230,7 @@ static int queue_add(aloop_queue_t *q, void *item) {
 static void slot_freed(aloop_queue_t *q) {
     if (!aloop__list_empty(&q->putters)) {
         q->reserved++;
-        wake_first(q, &q->putters, 0);
+        wake_first(&q->putters, 0);
     }
 }
 
@@ -261,6 +245,20 @@ static void *queue_take(aloop_queue_t *q) {
  * guaranteed). */
 static void give_back(aloop_queue_t *q, void *item) {
     if (!hand_to_getter(q, item)) store_oldest(q, item);
+}
+
+/* The core's undo: a grant whose task was cancelled before it ran. A getter
+ * gives its item back; a putter passes its reserved slot on. */
+static void queue_undo(aloop_wait_t *w) {
+    queue_waiter_t *qw = ALOOP_CONTAINER_OF(w, queue_waiter_t, wait);
+    aloop_queue_t *q = qw->queue;
+    if (qw->kind == WAIT_GET) {
+        q->handed--;
+        give_back(q, qw->item); /* still counts against maxsize */
+    } else if (qw->kind == WAIT_PUT) {
+        q->reserved--;
+        slot_freed(q);
+    }
 }
 
 /* ------------------------------------------------------------------------ */
@@ -331,14 +329,8 @@ int aloop_queue_put(aloop_queue_t *q, void *item) {
 
     queue_waiter_t w = {.kind = WAIT_PUT, .item = item};
     int rc = queue_wait(q, t, &q->putters, &w);
-    q = w.queue;
-    if (w.wait.result != 0) return rc; /* -EPIPE, -ECANCELED */
-    if (!q) return rc == -ECANCELED ? rc : -EPIPE; /* freed after granting a slot */
+    if (rc < 0) return rc; /* -EPIPE (shut down, freed), -ECANCELED (slot handed on) */
     q->reserved--; /* the slot reserved for us */
-    if (rc == -ECANCELED) {
-        slot_freed(q); /* to the next putter */
-        return rc;
-    }
     return queue_add(q, item);
 }
 
@@ -355,18 +347,13 @@ int aloop_queue_get(aloop_queue_t *q, void **item) {
 
     queue_waiter_t w = {.kind = WAIT_GET};
     int rc = queue_wait(q, t, &q->getters, &w);
-    if (w.wait.result != 0) return rc; /* -EPIPE, -ECANCELED */
-    q = w.queue;
-    if (q) {
+    if (rc < 0) return rc; /* -EPIPE (shut down, freed), -ECANCELED (item given back) */
+    if (w.queue) { /* else the queue was freed after handing us the item */
         q->handed--;
-        if (rc == -ECANCELED) {
-            give_back(q, w.item); /* still counts against maxsize */
-            return rc;
-        }
         slot_freed(q); /* the handed item was using a slot until now */
     }
-    if (rc == 0) *item = w.item;
-    return rc;
+    *item = w.item;
+    return 0;
 }
 
 size_t aloop_queue_size(const aloop_queue_t *q) { return q ? q->count + q->handed : 0; }
@@ -383,7 +370,7 @@ void aloop_queue_task_done(aloop_queue_t *q) {
             aloop__warn(q->loop, "aloop_queue_task_done called more often than items were put");
         return;
     }
-    if (--q->unfinished == 0) wake_all(q, &q->joiners, 0);
+    if (--q->unfinished == 0) aloop__wake_all(&q->joiners, 0);
 }
 
 int aloop_queue_join(aloop_queue_t *q) {
@@ -400,7 +387,7 @@ int aloop_queue_join(aloop_queue_t *q) {
  * reserved slots always, handed items when the shutdown is immediate. */
 static void revoke_grants(aloop_queue_t *q, int immediate) {
     for (aloop_list_t *n = q->woken.next; n != &q->woken; n = n->next) {
-        queue_waiter_t *w = ALOOP_CONTAINER_OF(n, queue_waiter_t, link);
+        queue_waiter_t *w = ALOOP_CONTAINER_OF(n, queue_waiter_t, wait.link);
         if (w->wait.result != 0) continue;
         if (w->kind == WAIT_PUT) {
             q->reserved--;
@@ -422,30 +409,29 @@ void aloop_queue_shutdown(aloop_queue_t *q, int immediate) {
             store_take(q);
             if (q->unfinished) q->unfinished--;
         }
-        if (q->unfinished == 0) wake_all(q, &q->joiners, 0);
+        if (q->unfinished == 0) aloop__wake_all(&q->joiners, 0);
     }
     /* Getters only wait on an empty queue: with no put possible any more
      * they would wait for ever. Putters can never put now. */
-    wake_all(q, &q->getters, -EPIPE);
-    wake_all(q, &q->putters, -EPIPE);
-}
-
-/* Cuts every waiter record loose; those still waiting wake with -EPIPE. */
-static void detach_waiters(aloop_list_t *list, int wake) {
-    aloop_list_t *n;
-    while ((n = aloop__list_pop_front(list)) != NULL) {
-        queue_waiter_t *w = ALOOP_CONTAINER_OF(n, queue_waiter_t, link);
-        w->queue = NULL;
-        if (wake) aloop__wake(w->task, -EPIPE);
-    }
+    aloop__wake_all(&q->getters, -EPIPE);
+    aloop__wake_all(&q->putters, -EPIPE);
 }
 
 void aloop_queue_free(aloop_queue_t *q) {
     if (!q) return;
-    detach_waiters(&q->getters, 1);
-    detach_waiters(&q->putters, 1);
-    detach_waiters(&q->joiners, 1);
-    detach_waiters(&q->woken, 0);
+    /* A getter handed an item keeps it (it is not the queue's any more);
+     * every other grant is void. */
+    for (aloop_list_t *n = q->woken.next; n != &q->woken;) {
+        queue_waiter_t *w = ALOOP_CONTAINER_OF(n, queue_waiter_t, wait.link);
+        n = n->next;
+        if (w->kind == WAIT_GET && w->wait.result == 0) {
+            w->queue = NULL;
+            aloop__list_remove(&w->wait.link);
+        }
+    }
+    aloop__waits_free(&q->getters, NULL, -EPIPE);
+    aloop__waits_free(&q->putters, NULL, -EPIPE);
+    aloop__waits_free(&q->joiners, &q->woken, -EPIPE);
     aloop__free(q->items);
     aloop__free(q->heap);
     aloop__free(q);

@@ -145,18 +145,21 @@ static void attach(aloop_t *loop, aloop_task_impl_t *t, aloop_coro_t *co) {
  * the budget allows (a task that has not started yet gets a parked
  * coroutine, if there is one), else back to the loop's context. Returns
  * when someone switches back to self. */
-static void switch_away(aloop_t *loop, aloop_coro_t *self) {
+/* Out of line, to keep the hand-over between started tasks short: next has
+ * not started; it gets the most recently parked coroutine, or NULL (the
+ * loop's context then handles it: a cancelled one, or a new stack). */
+static ALOOP_NOINLINE aloop_coro_t *start_on_parked(aloop_t *loop, aloop_task_impl_t *next) {
+    if (!loop->idle || next->must_cancel) return NULL;
+    aloop_coro_t *to = idle_pop(loop);
+    attach(loop, next, to);
+    return to;
+}
+
+static inline void switch_away(aloop_t *loop, aloop_coro_t *self) {
     if (loop->budget && loop->ring_count && ring_peek(loop)->kind == ALOOP__RUN_TASK) {
         aloop_task_impl_t *next = (aloop_task_impl_t *)(void *)ring_peek(loop);
-        aloop_coro_t *to;
-        if (ALOOP_LIKELY(next->started)) {
-            to = next->coro;
-        } else {
-            /* The loop's context handles a cancelled one, or a new stack. */
-            if (!loop->idle || next->must_cancel) goto to_loop;
-            to = idle_pop(loop);
-            attach(loop, next, to);
-        }
+        aloop_coro_t *to = ALOOP_LIKELY(next->started) ? next->coro : start_on_parked(loop, next);
+        if (ALOOP_UNLIKELY(!to)) goto to_loop;
         aloop__ring_pop(loop);
         loop->budget--;
         next->queued = 0;
@@ -268,6 +271,57 @@ void aloop__wake(aloop_task_impl_t *t, int result) {
     t->wait = NULL;
     t->queued = 1;
     aloop__make_ready(t->fut.loop, &t->fut.run);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Wait lists: one wake-up protocol for every primitive                     */
+/* ------------------------------------------------------------------------ */
+
+/* Cancelled while waiting: off the waiter list, onto the woken list (the
+ * object may be freed before the task runs, and must still reach it). */
+static void wait_list_cancel(aloop_wait_t *w) {
+    aloop__list_remove(&w->link);
+    if (w->woken) aloop__list_push_back(w->woken, &w->link);
+}
+
+int aloop__wait_in(aloop_task_impl_t *t, aloop_wait_t *w, aloop_list_t *waiters,
+                   aloop_list_t *woken) {
+    w->cancel = wait_list_cancel;
+    w->task = t;
+    w->woken = woken;
+    aloop__list_push_back(waiters, &w->link);
+    int rc = aloop__suspend(t, w);
+    /* Still on the object's woken list: the object is alive and the grant
+     * (result 0) stands. A cancel that came after the grant gives it back
+     * here, so that no wake-up is lost. */
+    int held = w->link.next != &w->link;
+    aloop__list_remove(&w->link);
+    if (rc == -ECANCELED && held && w->result == 0 && w->undo) w->undo(w);
+    return rc;
+}
+
+aloop_wait_t *aloop__wake_first(aloop_list_t *waiters, int result) {
+    aloop_list_t *n = aloop__list_pop_front(waiters);
+    if (!n) return NULL;
+    aloop_wait_t *w = ALOOP_CONTAINER_OF(n, aloop_wait_t, link);
+    if (w->woken) aloop__list_push_back(w->woken, n);
+    aloop__wake(w->task, result);
+    return w;
+}
+
+size_t aloop__wake_all(aloop_list_t *waiters, int result) {
+    size_t n = 0;
+    while (aloop__wake_first(waiters, result)) n++;
+    return n;
+}
+
+void aloop__waits_free(aloop_list_t *waiters, aloop_list_t *woken, int result) {
+    aloop_list_t *n;
+    while ((n = aloop__list_pop_front(waiters)) != NULL)
+        aloop__wake(ALOOP_CONTAINER_OF(n, aloop_wait_t, link)->task, result);
+    if (!woken) return;
+    while ((n = aloop__list_pop_front(woken)) != NULL)
+        ALOOP_CONTAINER_OF(n, aloop_wait_t, link)->result = result;
 }
 
 /* One task's life on co, from its first step to its end. */
@@ -397,7 +451,7 @@ static void run_steps(aloop_t *loop) { aloop__run_steps(loop, ALOOP_STEPS_PER_TI
 
 /* Something other than a ready runnable could still happen. */
 int aloop__has_sources(const aloop_t *loop) {
-    return loop->deferred_head || aloop__timers_count(&loop->timers) || aloop__io_pending(loop) || aloop__async_pending(loop);
+    return loop->deferred_head || aloop__timers_count(&loop->timers) || aloop__io_pending(loop) || aloop__xthread_pending(loop);
 }
 
 /* Polls, then fires due timers. Blocks only when nothing is ready, and then
@@ -413,9 +467,9 @@ static void tick(aloop_t *loop) {
         timeout = loop->clock == ALOOP_CLOCK_VIRTUAL ? 0 : next - aloop__now(loop);
         if (timeout < 0) timeout = 0;
     }
-    if (timeout != 0 || aloop__io_pending(loop) || aloop__async_pending(loop))
+    if (timeout != 0 || aloop__io_pending(loop) || aloop__xthread_pending(loop))
         aloop__io_poll(loop, timeout);
-    aloop__async_drain(loop);
+    aloop__xthread_drain(loop);
     if (loop->clock == ALOOP_CLOCK_VIRTUAL && !loop->ring_count && next > loop->vnow)
         loop->vnow = next;
     if (aloop__timers_count(&loop->timers)) aloop__run_timers(loop, aloop__now(loop));
@@ -427,7 +481,7 @@ static void tick(aloop_t *loop) {
  * aloop_run_threadsafe): sleep until it does, unless no other thread
  * exists (then it is a deadlock: 1). Debug mode warns after a long sleep. */
 static int wait_for_other_threads(aloop_t *loop) {
-    if (aloop__async_alone(loop)) return 1;
+    if (aloop__xthread_alone(loop)) return 1;
     if (loop->stopping) return 0; /* aloop_stop before the run: one pass, no sleep */
     double timeout = -1, start = 0;
     if (loop->flags & ALOOP_DEBUG) {
@@ -435,12 +489,12 @@ static int wait_for_other_threads(aloop_t *loop) {
         start = aloop__monotonic();
     }
     aloop__io_sleep(loop, timeout);
-    if ((loop->flags & ALOOP_DEBUG) && !aloop__async_pending(loop) &&
+    if ((loop->flags & ALOOP_DEBUG) && !aloop__xthread_pending(loop) &&
         aloop__monotonic() - start >= ALOOP_FOREIGN_WAIT_WARN)
         aloop__warn(loop, "%zu task(s) waited %.0f s for work from other threads "
                     "(aloop_call_soon_threadsafe / aloop_run_threadsafe) and none came",
                     loop->task_count, ALOOP_FOREIGN_WAIT_WARN);
-    aloop__async_drain(loop);
+    aloop__xthread_drain(loop);
     return 0;
 }
 
@@ -501,7 +555,7 @@ void aloop_stop(aloop_t *loop) {
     /* From another thread (the loop may be asleep waiting for one): through
      * the wake-up fd; the loop's thread applies it at its next drain. */
     if (aloop__tls_loop() != loop && loop->running) {
-        aloop__async_stop(loop);
+        aloop__xthread_stop(loop);
         return;
     }
     loop->stopping = 1;

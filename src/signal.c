@@ -16,6 +16,11 @@
  * signal) writes the signal number to a process-wide non-blocking pipe,
  * whose read end the loop watches while any task waits. A signal arriving
  * while nobody waits for it is dropped.
+ *
+ * Besides tasks, the library itself may listen to a signal
+ * (aloop__signal_subscribe: process.c's SIGCHLD fallback). A subscribed
+ * signal is opened and watched exactly as one a task waits for, for as long
+ * as the subscription lasts, and its hook runs before the tasks wake.
  */
 #include "internal.h"
 #include "pipe_internal.h"

@@ -29,7 +29,8 @@
 #define STREAM_MIN_BUF 4096u
 
 struct aloop_stream {
-    aloop_t *loop;
+    aloop_t *loop;      /* NULL once the loop was freed (stream_detach) */
+    aloop_owned_t owned; /* on loop->owned while the loop lives */
     int fd;
     size_t max_line;
     char *buf;
@@ -43,6 +44,12 @@ struct aloop_stream {
     char dsep_small[16]; /* dsep for short separators (no allocation) */
     unsigned users;     /* calls in progress */
 };
+
+/* aloop_free: the stream may still be closed afterwards (and must not
+ * reach the freed loop then). */
+static void stream_detach(aloop_owned_t *o) {
+    ALOOP_CONTAINER_OF(o, aloop_stream_t, owned)->loop = NULL;
+}
 
 aloop_stream_t *aloop_stream_new(aloop_t *loop, int fd, size_t max_line) {
     if (!loop || fd < 0) return aloop__null_errno(-EINVAL);
@@ -59,12 +66,15 @@ aloop_stream_t *aloop_stream_new(aloop_t *loop, int fd, size_t max_line) {
     }
     int fl = fcntl(fd, F_GETFL);
     if (fl >= 0 && !(fl & O_NONBLOCK)) fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+    s->owned.detach = stream_detach;
+    aloop__loop_own(loop, &s->owned);
     return s;
 }
 
 int aloop_stream_fd(const aloop_stream_t *s) { return s ? s->fd : -EINVAL; }
 
 static void stream_destroy(aloop_stream_t *s) {
+    aloop__loop_disown(&s->owned);
     if (s->dsep != s->dsep_small) aloop__free(s->dsep);
     aloop__free(s->buf);
     aloop__free(s);
@@ -369,7 +379,9 @@ int aloop_stream_close(aloop_stream_t *s) {
     if (!s) return -EINVAL;
     if (s->closed) return -EBADF;
     s->closed = 1;
-    aloop__io_forget(s->loop, s->fd); /* wakes tasks inside our calls: -EBADF */
+    /* wakes tasks inside our calls (-EBADF); nothing to do once the loop
+     * was freed (aloop_free already ended every call) */
+    if (s->loop) aloop__io_forget(s->loop, s->fd);
     int rc = close(s->fd) < 0 && errno != EINTR ? -errno : 0;
     if (!s->users) stream_destroy(s);
     return rc;

@@ -8,28 +8,32 @@
  * Ownership is handed over, not re-raced: releasing a lock (or a semaphore
  * unit) with waiters leaves it taken and wakes the first waiter with 0, which
  * now owns it. That gives FIFO fairness without the "woken waiter finds it
- * taken again" loop of asyncio. The price is one rule every waiter obeys:
- * if aloop__suspend() reports -ECANCELED although the wake-up granted the
- * object (w.result == 0), the waiter passes the object on to the next one,
- * so no wake-up is ever lost.
+ * taken again" loop of asyncio. The price is that a waiter woken with the
+ * object and cancelled before it ran must pass it on: the core's wake-up
+ * protocol (aloop__wait_in, see struct aloop_wait) calls the wait's undo
+ * hook then, so no wake-up is ever lost.
  *
- * Freeing an object wakes each waiter with -EPIPE after unlinking it; a
- * waiter that sees -EPIPE never touches the object again.
+ * Freeing an object wakes each waiter with -EPIPE, and cuts loose the
+ * records of waiters woken but not yet run (aloop__waits_free): a waiter
+ * that sees -EPIPE never touches the object again. That includes a
+ * condition freed right after a notify: its waiter does not reacquire the
+ * (freed) lock but returns -EPIPE.
  */
 #include "internal.h"
 
 #include <limits.h>
 
+/* A waiter: the core's wait record and the object it waits on (for undo). */
 typedef struct sync_waiter {
     aloop_wait_t wait;
-    aloop_list_t link; /* in the object's waiter list until woken */
-    aloop_task_impl_t *task;
+    void *obj;
 } sync_waiter_t;
 
 struct aloop_lock {
     aloop_t *loop;
     uint8_t locked;
     aloop_list_t waiters; /* non-empty only while locked */
+    aloop_list_t woken;   /* woken waiters that have not run yet */
 };
 
 struct aloop_event {
@@ -44,6 +48,7 @@ struct aloop_semaphore {
     unsigned bound; /* initial value of a bounded semaphore */
     uint8_t bounded;
     aloop_list_t waiters;
+    aloop_list_t woken;
 };
 
 struct aloop_cond {
@@ -51,42 +56,21 @@ struct aloop_cond {
     aloop_lock_t *lock;
     uint8_t owns_lock;
     aloop_list_t waiters;
+    aloop_list_t woken;
 };
 
-/* ---- waiter lists */
-
-/* The wait record's cancel hook: leave the list; the core then wakes the
- * task with -ECANCELED. */
-static void waiter_unlink(aloop_wait_t *w) {
-    aloop__list_remove(&ALOOP_CONTAINER_OF(w, sync_waiter_t, wait)->link);
-}
-
-/* Suspends the running task at the back of `list` until a waker (or a
- * cancel) removes it. Returns what aloop__suspend returns; *granted (may be
- * NULL) = what the wake-up said, which differs from the return value when a
- * cancel arrived after the wake-up. */
-static int wait_in(aloop_list_t *list, aloop_task_impl_t *t, int *granted) {
-    sync_waiter_t w = {.wait = {.cancel = waiter_unlink, .what = "lock/event/semaphore/condition"},
-                       .task = t};
-    aloop__list_push_back(list, &w.link);
-    int rc = aloop__suspend(t, &w.wait);
-    if (granted) *granted = w.wait.result;
+/* Suspends the running task on obj's lists (undo gives a grant back; see
+ * aloop__wait_in). 0 = granted; -EPIPE = obj was freed; -ECANCELED. *gone
+ * (may be NULL) is set when obj was freed, also if the call was cancelled. */
+static int wait_on(aloop_task_impl_t *t, void *obj, aloop_list_t *waiters, aloop_list_t *woken,
+                   void (*undo)(aloop_wait_t *), int *gone) {
+    sync_waiter_t w = {.wait = {.undo = undo, .what = "lock/event/semaphore/condition"}, .obj = obj};
+    int rc = aloop__wait_in(t, &w.wait, waiters, woken);
+    if (gone) *gone = w.wait.result == -EPIPE;
     return rc;
 }
 
-/* Wakes the first waiter of list with result; 0 if there was none. */
-static int wake_first(aloop_list_t *list, int result) {
-    aloop_list_t *n = aloop__list_pop_front(list);
-    if (!n) return 0;
-    aloop__wake(ALOOP_CONTAINER_OF(n, sync_waiter_t, link)->task, result);
-    return 1;
-}
-
-static size_t wake_all(aloop_list_t *list, int result) {
-    size_t n = 0;
-    while (wake_first(list, result)) n++;
-    return n;
-}
+static void *waiter_obj(aloop_wait_t *w) { return ALOOP_CONTAINER_OF(w, sync_waiter_t, wait)->obj; }
 
 /* Objects belong to one loop: using one from a task of another loop is
  * misuse (aloop__check_loop: -EINVAL). Outside any loop the call itself
@@ -106,16 +90,20 @@ aloop_lock_t *aloop_lock_new(aloop_t *loop) {
     if (!l) return NULL;
     l->loop = loop;
     aloop__list_init(&l->waiters);
+    aloop__list_init(&l->woken);
     return l;
 }
 
 /* Release without checks: the lock goes to the first waiter, or is free. */
 static void lock_pass_on(aloop_lock_t *l) {
-    if (!wake_first(&l->waiters, 0)) l->locked = 0;
+    if (!aloop__wake_first(&l->waiters, 0)) l->locked = 0;
 }
 
+/* Woken as the owner, cancelled before running: hand the lock on. */
+static void lock_undo(aloop_wait_t *w) { lock_pass_on(waiter_obj(w)); }
+
 int aloop_lock_acquire(aloop_lock_t *l) {
-    int err, granted;
+    int err;
     if (!l || aloop__check_loop(l->loop, "aloop_lock_acquire") < 0) return -EINVAL;
     aloop_task_impl_t *t = aloop__enter(&err);
     if (!t) return err;
@@ -123,9 +111,7 @@ int aloop_lock_acquire(aloop_lock_t *l) {
         l->locked = 1;
         return 0;
     }
-    int rc = wait_in(&l->waiters, t, &granted);
-    if (rc == -ECANCELED && granted == 0) lock_pass_on(l); /* owned it: hand it on */
-    return rc;
+    return wait_on(t, l, &l->waiters, &l->woken, lock_undo, NULL);
 }
 
 int aloop_lock_try_acquire(aloop_lock_t *l) {
@@ -146,7 +132,7 @@ int aloop_lock_locked(const aloop_lock_t *l) { return l && l->locked; }
 
 void aloop_lock_free(aloop_lock_t *l) {
     if (!l) return;
-    wake_all(&l->waiters, -EPIPE);
+    aloop__waits_free(&l->waiters, &l->woken, -EPIPE);
     aloop__free(l);
 }
 
@@ -156,12 +142,12 @@ void aloop_lock_free(aloop_lock_t *l) {
  * aloop__enter on purpose: it must work while the loop is closing too.
  * -EPIPE if the lock was freed meanwhile (then it is not held). */
 static int lock_reacquire(aloop_lock_t *l, aloop_task_impl_t *t) {
-    int cancelled = 0, granted;
+    int cancelled = 0, gone;
     while (l->locked) {
-        int rc = wait_in(&l->waiters, t, &granted);
-        if (granted == -EPIPE) return rc == -ECANCELED ? -ECANCELED : -EPIPE;
-        if (rc == -ECANCELED) cancelled = 1;
-        if (granted == 0) return cancelled ? -ECANCELED : 0;
+        int rc = wait_on(t, l, &l->waiters, &l->woken, lock_undo, &gone);
+        if (rc == 0) return cancelled ? -ECANCELED : 0;
+        if (gone) return rc == -ECANCELED || cancelled ? -ECANCELED : -EPIPE;
+        cancelled = 1; /* a grant cancelled on the way was handed on (undo): wait again */
     }
     l->locked = 1;
     return cancelled ? -ECANCELED : 0;
@@ -182,7 +168,7 @@ aloop_event_t *aloop_event_new(aloop_t *loop) {
 void aloop_event_set(aloop_event_t *e) {
     if (!e) return;
     e->set = 1;
-    wake_all(&e->waiters, 0);
+    aloop__wake_all(&e->waiters, 0);
 }
 
 void aloop_event_clear(aloop_event_t *e) {
@@ -197,13 +183,14 @@ int aloop_event_wait(aloop_event_t *e) {
     aloop_task_impl_t *t = aloop__enter(&err);
     if (!t) return err;
     if (e->set) return 0;
-    /* A wake-up followed by a cancel grants nothing to undo. */
-    return wait_in(&e->waiters, t, NULL);
+    /* A wake-up followed by a cancel grants nothing to undo, and the
+     * waiter never touches e again: no woken list. */
+    return wait_on(t, e, &e->waiters, NULL, NULL, NULL);
 }
 
 void aloop_event_free(aloop_event_t *e) {
     if (!e) return;
-    wake_all(&e->waiters, -EPIPE);
+    aloop__waits_free(&e->waiters, NULL, -EPIPE);
     aloop__free(e);
 }
 
@@ -219,6 +206,7 @@ static aloop_semaphore_t *semaphore_new(aloop_t *loop, unsigned value, int bound
     s->bound = value;
     s->bounded = (uint8_t)bounded;
     aloop__list_init(&s->waiters);
+    aloop__list_init(&s->woken);
     return s;
 }
 
@@ -232,11 +220,13 @@ aloop_semaphore_t *aloop_bounded_semaphore_new(aloop_t *loop, unsigned value) {
 
 /* One unit back: to the first waiter, or onto the value. */
 static void semaphore_give(aloop_semaphore_t *s) {
-    if (!wake_first(&s->waiters, 0)) s->value++;
+    if (!aloop__wake_first(&s->waiters, 0)) s->value++;
 }
 
+static void semaphore_undo(aloop_wait_t *w) { semaphore_give(waiter_obj(w)); }
+
 int aloop_semaphore_acquire(aloop_semaphore_t *s) {
-    int err, granted;
+    int err;
     if (!s || aloop__check_loop(s->loop, "aloop_semaphore_acquire") < 0) return -EINVAL;
     aloop_task_impl_t *t = aloop__enter(&err);
     if (!t) return err;
@@ -244,9 +234,7 @@ int aloop_semaphore_acquire(aloop_semaphore_t *s) {
         s->value--;
         return 0;
     }
-    int rc = wait_in(&s->waiters, t, &granted);
-    if (rc == -ECANCELED && granted == 0) semaphore_give(s);
-    return rc;
+    return wait_on(t, s, &s->waiters, &s->woken, semaphore_undo, NULL);
 }
 
 int aloop_semaphore_release(aloop_semaphore_t *s) {
@@ -265,7 +253,7 @@ int aloop_semaphore_locked(const aloop_semaphore_t *s) {
 
 void aloop_semaphore_free(aloop_semaphore_t *s) {
     if (!s) return;
-    wake_all(&s->waiters, -EPIPE);
+    aloop__waits_free(&s->waiters, &s->woken, -EPIPE);
     aloop__free(s);
 }
 
@@ -288,22 +276,30 @@ aloop_cond_t *aloop_cond_new(aloop_t *loop, aloop_lock_t *lock) {
         c->owns_lock = 1;
     }
     aloop__list_init(&c->waiters);
+    aloop__list_init(&c->woken);
     return c;
 }
 
+/* Notified, cancelled before running: the notification must not be lost,
+ * so it goes to the next waiter (as in Python 3.13). */
+static void cond_undo(aloop_wait_t *w) {
+    aloop_cond_t *c = waiter_obj(w);
+    aloop__wake_first(&c->waiters, 0);
+}
+
 int aloop_cond_wait(aloop_cond_t *c) {
-    int err, notified;
+    int err, gone;
     if (!c || aloop__check_loop(c->loop, "aloop_cond_wait") < 0) return -EINVAL;
     if (!c->lock->locked) return -EPERM;
     aloop_task_impl_t *t = aloop__enter(&err);
     if (!t) return err;
     aloop_lock_t *lock = c->lock;
     lock_pass_on(lock);
-    int rc = wait_in(&c->waiters, t, &notified);
-    if (notified == -EPIPE) return rc; /* the condition (maybe its lock) is gone */
-    /* Woken by a notify but cancelled before running: the notification
-     * must not be lost, so it goes to the next waiter (as in Python 3.13). */
-    if (rc == -ECANCELED && notified == 0) wake_first(&c->waiters, 0);
+    int rc = wait_on(t, c, &c->waiters, &c->woken, cond_undo, &gone);
+    /* The condition was freed while we waited, or after it notified us but
+     * before we ran: its lock may be gone too, so it is not taken again
+     * (-EPIPE: the lock is not held). */
+    if (gone) return rc;
     int rc2 = lock_reacquire(lock, t);
     if (rc2 == -EPIPE) return rc == -ECANCELED ? rc : -EPIPE;
     return rc < 0 ? rc : rc2;
@@ -313,7 +309,7 @@ int aloop_cond_notify(aloop_cond_t *c, size_t n) {
     if (!c || aloop__check_loop(c->loop, "aloop_cond_notify") < 0) return -EINVAL;
     if (!c->lock->locked) return -EPERM;
     size_t woken = 0;
-    while (woken < n && wake_first(&c->waiters, 0)) woken++;
+    while (woken < n && aloop__wake_first(&c->waiters, 0)) woken++;
     return woken > INT_MAX ? INT_MAX : (int)woken;
 }
 
@@ -323,7 +319,7 @@ aloop_lock_t *aloop_cond_lock(aloop_cond_t *c) { return c ? c->lock : NULL; }
 
 void aloop_cond_free(aloop_cond_t *c) {
     if (!c) return;
-    wake_all(&c->waiters, -EPIPE);
+    aloop__waits_free(&c->waiters, &c->woken, -EPIPE);
     if (c->owns_lock) aloop_lock_free(c->lock);
     aloop__free(c);
 }

@@ -130,6 +130,10 @@ static void close_wakeup_fd(aloop_t *loop, struct aloop_async *a) {
     if (a->wfd != a->rfd) close(a->wfd);
 }
 
+/* What the core calls (internal.h, loop->xthread). */
+static const aloop_xthread_ops_t xthread_ops = {
+    aloop__async_pending, aloop__async_drain, aloop__async_alone, aloop__async_stop};
+
 int aloop__async_init(aloop_t *loop) {
     struct aloop_async *a = aloop__calloc(1, sizeof *a);
     if (!a) return -ENOMEM;
@@ -150,6 +154,7 @@ int aloop__async_init(aloop_t *loop) {
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     a->size = cpus > 0 ? (unsigned)cpus : 1;
     loop->async = a;
+    loop->xthread = &xthread_ops;
     return 0;
 fail:
     aloop__free(a);
@@ -202,6 +207,7 @@ void aloop__async_free(aloop_t *loop) {
     aloop__free(a->threads);
     aloop__free(a);
     loop->async = NULL;
+    loop->xthread = NULL;
 }
 
 size_t aloop__async_pending(const aloop_t *loop) {

@@ -138,8 +138,15 @@ static void done_cb(void *arg) { /* on the caller loop's thread */
     rts_release(r);
 }
 
+/* The caller's wait record and what it waits for (aloop_wait_t has no
+ * user pointer: the record is embedded instead). */
+typedef struct rts_wait {
+    aloop_wait_t wait;
+    rts_t *r;
+} rts_wait_t;
+
 static void wait_cancel(aloop_wait_t *w) {
-    rts_t *r = w->data;
+    rts_t *r = ALOOP_CONTAINER_OF(w, rts_wait_t, wait)->r;
     r->waiter = NULL; /* the cancel wakes the task; done_cb must not */
 }
 
@@ -149,9 +156,9 @@ static int wait_in_task(rts_t *r, aloop_task_impl_t *t) {
     aloop_t *loop = t->fut.loop;
     int cancelled = 0, cancel_sent = 0;
     while (!r->delivered) {
-        aloop_wait_t w = {.cancel = wait_cancel, .data = r, .what = "aloop_run_threadsafe"};
+        rts_wait_t w = {.wait = {.cancel = wait_cancel, .what = "aloop_run_threadsafe"}, .r = r};
         r->waiter = t;
-        if (aloop__suspend(t, &w) != -ECANCELED) continue;
+        if (aloop__suspend(t, &w.wait) != -ECANCELED) continue;
         cancelled = 1;
         if (r->delivered) break;
         if (!cancel_sent) {

@@ -11,6 +11,9 @@
  * the middle of its event array). Level-triggered: a callback that leaves
  * data unread is called again on the next iteration.
  *
+ * The records' life on the ring and on the watch table (queue, run, drop,
+ * detach) is io.c's: the core runs them without knowing this file.
+ *
  * Invariants:
  *  - A record on the ring is never freed by a remove: it is marked removed
  *    and the ring frees it when it gets there (queued => owned by the ring).
@@ -20,57 +23,6 @@
  *    never both: the other side gets -EBUSY.
  */
 #include "internal.h"
-
-static unsigned dir_bit(int dir) { return dir ? ALOOP__IO_WRITE : ALOOP__IO_READ; }
-
-static void record_free(aloop_fd_callback_t *c) {
-    aloop__release_runnable(c->loop);
-    aloop__free(c);
-}
-
-/* Unhooks c from its fd; frees it unless the ring still holds it. */
-static void record_detach(aloop_fd_callback_t *c) {
-    aloop_t *loop = c->loop;
-    aloop_io_watch_t *w = &loop->io->watches[c->fd];
-    w->cb[c->dir] = NULL;
-    aloop__io_unwant(loop, c->fd, dir_bit(c->dir));
-    aloop__io_hold(loop, -1);
-    if (c->queued)
-        c->removed = 1;
-    else
-        record_free(c);
-}
-
-void aloop__fd_callback_ready(aloop_fd_callback_t *c) {
-    if (c->queued) return; /* already due: one call per iteration */
-    c->queued = 1;
-    aloop__make_ready(c->loop, &c->run);
-}
-
-void aloop__fd_callback_run(aloop_runnable_t *r) {
-    aloop_fd_callback_t *c = (aloop_fd_callback_t *)(void *)r;
-    c->queued = 0;
-    if (c->removed || c->loop->closing) {
-        if (c->removed) record_free(c);
-        return;
-    }
-    /* cb may remove or replace this very watch, or close fd: c must not be
-     * touched after the call. */
-    c->cb(c->fd, c->arg);
-}
-
-void aloop__fd_callback_drop(aloop_runnable_t *r) {
-    aloop_fd_callback_t *c = (aloop_fd_callback_t *)(void *)r;
-    c->queued = 0;
-    if (c->removed) record_free(c);
-    /* else still hung on its watch: aloop__fd_callbacks_detach frees it */
-}
-
-void aloop__fd_callbacks_detach(aloop_t *loop, aloop_io_watch_t *w) {
-    ALOOP_UNUSED(loop);
-    for (int dir = 0; dir < 2; dir++)
-        if (w->cb[dir]) record_detach(w->cb[dir]);
-}
 
 static int add_watch(aloop_t *loop, int fd, int dir, void (*cb)(int, void *), void *arg) {
     if (!loop || !cb) return -EINVAL;
@@ -93,7 +45,7 @@ static int add_watch(aloop_t *loop, int fd, int dir, void (*cb)(int, void *), vo
         aloop__free(c);
         return -ENOMEM;
     }
-    int rc = aloop__io_want(loop, fd, dir_bit(dir)); /* -EPERM: a regular file */
+    int rc = aloop__io_want(loop, fd, (dir ? ALOOP__IO_WRITE : ALOOP__IO_READ)); /* -EPERM: a regular file */
     if (rc < 0) {
         aloop__release_runnable(loop);
         aloop__free(c);
@@ -114,7 +66,7 @@ static int remove_watch(aloop_t *loop, int fd, int dir) {
         return aloop__wrong_thread(loop, dir ? "aloop_remove_writer" : "aloop_remove_reader");
     struct aloop_io *io = loop->io;
     if ((size_t)fd >= io->nwatches || !io->watches[fd].cb[dir]) return 0;
-    record_detach(io->watches[fd].cb[dir]);
+    aloop__fd_callback_detach(io->watches[fd].cb[dir]);
     return 1;
 }
 

@@ -541,6 +541,36 @@ static void *kill_task(void *arg) {
     return NULL;
 }
 static void kill_round(void) { run_task(kill_task, NULL); }
+
+/* A new process group: killing the group reaches the shell's children,
+ * which would otherwise hold the pipe open after the shell died. */
+static void *kill_group_task(void *arg) {
+    (void)arg;
+    aloop_process_opts_t o = {.stdout_mode = ALOOP_STDIO_PIPE, .flags = ALOOP_PROCESS_NEW_GROUP};
+    aloop_process_t *p = spawn_sh("sleep 30; echo never", &o);
+    assert_int_equal(getpgid(aloop_process_pid(p)), aloop_process_pid(p));
+    aloop_process_opts_t plain = {0};
+    aloop_process_t *q = spawn_sh("exit 0", &plain);
+    assert_int_equal(aloop_process_kill_group(q, SIGTERM), -EINVAL);
+    assert_int_equal(aloop_process_wait(q, NULL), 0);
+    aloop_process_free(q);
+    assert_int_equal(aloop_process_kill_group(p, SIGTERM), 0);
+    char buf[64];
+    assert_int_equal(read_all(aloop_process_stdout(p), buf, sizeof buf), 0); /* EOF: sleep died too */
+    int st;
+    assert_int_equal(aloop_process_wait(p, &st), 0);
+    assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGTERM);
+    assert_int_equal(aloop_process_kill_group(p, SIGTERM), -ESRCH);
+    aloop_process_free(p);
+    o.flags = 2;
+    char *argv[] = {"true", NULL};
+    errno = 0;
+    assert_null(aloop_process_spawn(aloop_current(), argv, &o));
+    assert_int_equal(errno, EINVAL);
+    return NULL;
+}
+static void kill_group_round(void) { run_task(kill_group_task, NULL); }
+BOTH_PATHS(kill_group)
 BOTH_PATHS(kill)
 
 /* ---- cwd, envp ------------------------------------------------------------------------ */
@@ -591,10 +621,14 @@ static void *sigmask_task(void *arg) {
     (void)arg;
     int sig_rc = 1;
     aloop_task_t *w = spawn(aloop_current(), sig_waiter, &sig_rc);
-    assert_int_equal(aloop_yield(), 0); /* the waiter blocks SIGUSR1 in our thread */
+    /* The waiter blocks SIGUSR1 in our thread (signalfd), or installs a
+     * handler for it (the self-pipe build, ALOOP_NO_SIGNALFD). */
+    assert_int_equal(aloop_yield(), 0);
     sigset_t cur;
     pthread_sigmask(SIG_SETMASK, NULL, &cur);
-    assert_true(sigismember(&cur, SIGUSR1));
+    struct sigaction sa;
+    sigaction(SIGUSR1, NULL, &sa);
+    assert_true(sigismember(&cur, SIGUSR1) || sa.sa_handler != SIG_DFL);
     aloop_process_opts_t o = {.stdout_mode = ALOOP_STDIO_PIPE};
     char *argv[] = {"cat", "/proc/self/status", NULL};
     aloop_process_t *p = aloop_process_spawn(aloop_current(), argv, &o);
@@ -799,6 +833,7 @@ int main(void) {
         cmocka_unit_test(test_many),
         cmocka_unit_test(test_cancel_wait),
         cmocka_unit_test(test_kill),
+        cmocka_unit_test(test_kill_group),
         cmocka_unit_test(test_cwd_env),
         cmocka_unit_test(test_sigmask),
         cmocka_unit_test(test_lifetimes),

@@ -156,6 +156,52 @@ static void test_pending_task_is_small(void **state) {
     if (sizeof(void *) == 8) assert_true(sizeof(aloop_task_impl_t) <= 128);
 }
 
+/* Task structs come from 2 MiB slabs (task.c; from malloc under ASan): more
+ * tasks than one slab holds map more slabs, and giving them all back
+ * unmaps every slab but one. */
+static void test_slabs_are_given_back(void **state) {
+    (void)state;
+    aloop_t *loop = vloop();
+    enum { N = 40000 }; /* > 2 slabs of 16,383 tasks */
+    aloop_task_t **ts = malloc(N * sizeof *ts);
+    assert_non_null(ts);
+    for (size_t i = 0; i < N; i++) ts[i] = spawn(loop, index_plus_one, (void *)i);
+#if !defined(ALOOP_ASAN)
+    assert_int_equal(loop->task_slab_count, 3);
+#endif
+    assert_int_equal(aloop_run(loop), 0);
+    for (size_t i = 0; i < N; i++) {
+        void *r = NULL;
+        assert_int_equal(aloop_future_result(ts[i], &r), 0);
+        assert_ptr_equal(r, (void *)(i + 1));
+        aloop_release(ts[i]);
+    }
+#if !defined(ALOOP_ASAN)
+    assert_int_equal(loop->task_slab_count, 1);
+#endif
+    free(ts);
+    aloop_free(loop);
+}
+
+/* Tasks still referenced when their loop is freed outlive it (their slab
+ * is orphaned, and unmapped by the last release). */
+static void test_tasks_outlive_their_loop(void **state) {
+    (void)state;
+    aloop_t *loop = vloop();
+    aloop_task_t *a = spawn(loop, index_plus_one, (void *)41);
+    aloop_task_t *b = spawn(loop, index_plus_one, (void *)1);
+    assert_int_equal(aloop_task_set_name(b, "bee"), 0);
+    assert_int_equal(aloop_run(loop), 0);
+    aloop_free(loop);
+    void *r = NULL;
+    assert_int_equal(aloop_future_result(a, &r), 0);
+    assert_ptr_equal(r, (void *)42);
+    assert_string_equal(aloop_task_name(a), "Task-1");
+    assert_string_equal(aloop_task_name(b), "bee");
+    aloop_release(a);
+    aloop_release(b);
+}
+
 static void test_spawn_many_then_gather(void **state) {
     (void)state;
     aloop_t *loop = vloop();
@@ -339,6 +385,8 @@ int main(int argc, char **argv) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pending_task_is_small),
         cmocka_unit_test(test_spawn_many_then_gather),
+        cmocka_unit_test(test_slabs_are_given_back),
+        cmocka_unit_test(test_tasks_outlive_their_loop),
         cmocka_unit_test(test_spawn_runs_in_fifo_order),
         cmocka_unit_test(test_result_and_names),
         cmocka_unit_test(test_bad_arguments),

@@ -1,0 +1,456 @@
+/*
+ * test_file.c - regular files off the loop (src/file.c): aloop_read and
+ * aloop_write_all on regular files run on the worker pool in chunks, and
+ * the loop keeps running meanwhile; cancellation; aloop_read_file and
+ * aloop_write_file.
+ *
+ * "The loop keeps running" is asserted by counts, not by time: a ticker
+ * task counts its turns, and every read or write call must let it run.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "internal.h"
+#include "aloop_test.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define MB (1u << 20)
+
+static int run_task(void *(*fn)(void *), void *arg) {
+    aloop_config_t cfg = {.clock = ALOOP_CLOCK_VIRTUAL};
+    return aloop_main_with(&cfg, fn, arg, NULL);
+}
+
+static unsigned char pattern(size_t i) { return (unsigned char)((i * 7 + i / 4096) & 0xff); }
+
+/* An unlinked temporary file holding n pattern bytes, offset 0. */
+static int pattern_file(size_t n) {
+    char path[] = "/tmp/aloop_file_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    unlink(path);
+    unsigned char *b = malloc(n ? n : 1);
+    for (size_t i = 0; i < n; i++) b[i] = pattern(i);
+    assert_int_equal(write(fd, b, n), (ssize_t)n);
+    free(b);
+    assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+    return fd;
+}
+
+/* ---- the loop runs while a file is read or written ------------------------ */
+
+typedef struct ticker_ctx {
+    long ticks;
+    int stop;
+} ticker_ctx_t;
+
+static void *ticker(void *arg) {
+    ticker_ctx_t *tc = arg;
+    while (!tc->stop) {
+        tc->ticks++;
+        if (aloop_yield() < 0) break;
+    }
+    return NULL;
+}
+
+typedef struct big_ctx {
+    ticker_ctx_t tc;
+    int fd;
+    size_t size;
+    int calls;
+    int calls_without_tick;
+    int ok;
+} big_ctx_t;
+
+static void *big_reader(void *arg) {
+    big_ctx_t *c = arg;
+    unsigned char *buf = malloc(c->size);
+    size_t got = 0;
+    for (;;) {
+        long before = c->tc.ticks;
+        ssize_t n = aloop_read(c->fd, buf + got, c->size - got + 1);
+        c->calls++;
+        if (c->tc.ticks == before) c->calls_without_tick++;
+        if (n <= 0) {
+            assert_int_equal(n, 0);
+            break;
+        }
+        assert_true((size_t)n <= MB); /* one chunk per call */
+        got += (size_t)n;
+    }
+    assert_int_equal(got, c->size);
+    c->ok = 1;
+    for (size_t i = 0; i < got; i++)
+        if (buf[i] != pattern(i)) {
+            c->ok = 0;
+            break;
+        }
+    free(buf);
+    c->tc.stop = 1;
+    return NULL;
+}
+
+/* 20 MB read with aloop_read: 21 calls (20 chunks, then EOF), and the
+ * ticker ran during every one of them. */
+static void test_read_20mb_keeps_loop_running(void **state) {
+    (void)state;
+    big_ctx_t c = {.size = 20 * MB};
+    c.fd = pattern_file(c.size);
+    aloop_t *loop = vloop();
+    aloop_task_t *ts[] = {spawn(loop, ticker, &c.tc), spawn(loop, big_reader, &c)};
+    run_and_release(loop, ts, 2);
+    print_message("%d reads, %ld ticks\n", c.calls, c.tc.ticks);
+    assert_true(c.ok);
+    assert_int_equal(c.calls, 21);
+    assert_int_equal(c.calls_without_tick, 0);
+    assert_true(c.tc.ticks >= c.calls);
+    aloop_free(loop);
+    close(c.fd);
+}
+
+static void *big_writer(void *arg) {
+    big_ctx_t *c = arg;
+    unsigned char *buf = malloc(c->size);
+    for (size_t i = 0; i < c->size; i++) buf[i] = pattern(i);
+    long before = c->tc.ticks;
+    assert_int_equal(aloop_write_all(c->fd, buf, c->size), (ssize_t)c->size);
+    c->calls_without_tick = c->tc.ticks - before < 5; /* 5 chunks, a tick each at least */
+    free(buf);
+    c->tc.stop = 1;
+    return NULL;
+}
+
+static void test_write_all_keeps_loop_running(void **state) {
+    (void)state;
+    big_ctx_t c = {.size = 5 * MB};
+    c.fd = pattern_file(0);
+    aloop_t *loop = vloop();
+    aloop_task_t *ts[] = {spawn(loop, ticker, &c.tc), spawn(loop, big_writer, &c)};
+    run_and_release(loop, ts, 2);
+    assert_int_equal(c.calls_without_tick, 0);
+    assert_int_equal(lseek(c.fd, 0, SEEK_CUR), (off_t)c.size); /* the offset moved */
+    unsigned char *back = malloc(c.size);
+    assert_int_equal(pread(c.fd, back, c.size, 0), (ssize_t)c.size);
+    for (size_t i = 0; i < c.size; i++)
+        if (back[i] != pattern(i)) fail_msg("byte %zu differs", i);
+    free(back);
+    aloop_free(loop);
+    close(c.fd);
+}
+
+/* ---- cancellation ----------------------------------------------------------- */
+
+typedef struct cancel_ctx {
+    int fd;
+    unsigned char *buf;
+    ssize_t rc;
+    aloop_task_t *victim;
+} cancel_ctx_t;
+
+static void *cancelled_reader(void *arg) {
+    cancel_ctx_t *c = arg;
+    c->rc = aloop_read(c->fd, c->buf, MB);
+    return NULL;
+}
+
+static void *read_canceller(void *arg) {
+    cancel_ctx_t *c = arg;
+    aloop_cancel(c->victim); /* the reader's job is queued or running */
+    assert_int_equal(aloop_yield(), 0);
+    assert_int_equal(c->rc, -ECANCELED);
+    for (size_t i = 0; i < MB; i++)
+        if (c->buf[i] != 0xAA) fail_msg("the caller's buffer was written at %zu", i);
+    free(c->buf); /* a worker writing into it now would be a use after free (ASan) */
+    c->buf = NULL;
+    /* nothing consumed: the offset stayed, the next read gets byte 0 on */
+    assert_int_equal(lseek(c->fd, 0, SEEK_CUR), 0);
+    unsigned char b[16];
+    assert_int_equal(aloop_read(c->fd, b, sizeof b), 16);
+    for (size_t i = 0; i < 16; i++) assert_int_equal(b[i], pattern(i));
+    return NULL;
+}
+
+static void test_cancelled_read_consumes_nothing(void **state) {
+    (void)state;
+    for (int round = 0; round < 20; round++) { /* queued or running: both must hold */
+        cancel_ctx_t c = {.fd = pattern_file(2 * MB)};
+        c.buf = malloc(MB);
+        memset(c.buf, 0xAA, MB);
+        aloop_t *loop = vloop();
+        c.victim = spawn(loop, cancelled_reader, &c);
+        aloop_task_t *k = spawn(loop, read_canceller, &c);
+        aloop_task_t *ts[] = {c.victim, k};
+        run_and_release(loop, ts, 2);
+        aloop_free(loop); /* waits for a job still running */
+        close(c.fd);
+    }
+}
+
+static void *cancelled_writer(void *arg) {
+    cancel_ctx_t *c = arg;
+    c->rc = aloop_write_all(c->fd, c->buf, 4 * MB);
+    return NULL;
+}
+
+static void *cancel_after_first_chunk(void *arg) {
+    cancel_ctx_t *c = arg;
+    struct stat st;
+    while (fstat(c->fd, &st) == 0 && st.st_size < (off_t)MB) assert_int_equal(aloop_yield(), 0);
+    aloop_cancel(c->victim);
+    return NULL;
+}
+
+/* A cancelled write_all: -ECANCELED; whole chunks of the data landed (the
+ * one a worker had started, and those before), nothing else. */
+static void test_cancelled_write(void **state) {
+    (void)state;
+    cancel_ctx_t c = {.fd = pattern_file(0)};
+    c.buf = malloc(4 * MB);
+    for (size_t i = 0; i < 4 * MB; i++) c.buf[i] = pattern(i);
+    for (int early = 0; early < 2; early++) {
+        assert_int_equal(ftruncate(c.fd, 0), 0);
+        assert_int_equal(lseek(c.fd, 0, SEEK_SET), 0);
+        c.rc = 1;
+        aloop_t *loop = vloop();
+        c.victim = spawn(loop, cancelled_writer, &c);
+        aloop_task_t *k = NULL;
+        if (early) /* before the first chunk was handed to a worker */
+            assert_non_null(aloop_call_soon(loop, cancel_cb, c.victim));
+        else /* once the first chunk is in the file */
+            k = spawn(loop, cancel_after_first_chunk, &c);
+        assert_int_equal(aloop_run(loop), 0);
+        assert_int_equal(c.rc, -ECANCELED);
+        aloop_release(c.victim);
+        if (k) aloop_release(k);
+        aloop_free(loop); /* waits for a chunk still being written */
+        struct stat st;
+        assert_int_equal(fstat(c.fd, &st), 0);
+        print_message("cancelled %s: %lld bytes landed\n", early ? "at once" : "after a chunk",
+                      (long long)st.st_size);
+        assert_true(st.st_size % MB == 0 && st.st_size < 4 * (off_t)MB);
+        assert_true(early ? st.st_size == 0 : st.st_size >= (off_t)MB);
+        unsigned char *back = malloc((size_t)st.st_size + 1);
+        assert_int_equal(pread(c.fd, back, (size_t)st.st_size, 0), st.st_size);
+        assert_memory_equal(back, c.buf, (size_t)st.st_size);
+        free(back);
+    }
+    free(c.buf);
+    close(c.fd);
+}
+
+/* ---- one reader per fd, stale "regular file" knowledge -------------------- */
+
+static void *busy_second(void *arg) {
+    cancel_ctx_t *c = arg;
+    unsigned char b[8];
+    c->rc = aloop_read(c->fd, b, sizeof b); /* the first one is on the pool */
+    return NULL;
+}
+
+static void *busy_first(void *arg) {
+    cancel_ctx_t *c = arg;
+    unsigned char *b = malloc(MB);
+    aloop_task_t *second = aloop_spawn(aloop_current(), busy_second, c);
+    assert_int_equal(aloop_read(c->fd, b, MB), (ssize_t)MB);
+    assert_int_equal(aloop_await(second, NULL), 0);
+    aloop_release(second);
+    free(b);
+    return NULL;
+}
+
+static void test_one_reader_per_fd(void **state) {
+    (void)state;
+    cancel_ctx_t c = {.fd = pattern_file(MB)};
+    assert_int_equal(run_task(busy_first, &c), 0);
+    assert_int_equal(c.rc, -EBUSY);
+    close(c.fd);
+}
+
+/* The fd was a regular file, was closed with close(2), and its number now
+ * is a pipe: read it as a pipe. */
+static void *reuse_task(void *arg) {
+    (void)arg;
+    int fd = pattern_file(64);
+    char b[8];
+    assert_int_equal(aloop_read(fd, b, sizeof b), 8);
+    close(fd);
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    if (p[0] != fd) {
+        print_message("pipe got fd %d, not %d; skipped\n", p[0], fd);
+    } else {
+        assert_int_equal(write(p[1], "pipe", 4), 4);
+        assert_int_equal(aloop_read(p[0], b, sizeof b), 4);
+        assert_memory_equal(b, "pipe", 4);
+    }
+    aloop_close(p[0]);
+    aloop_close(p[1]);
+    return NULL;
+}
+
+static void test_number_reused_by_a_pipe(void **state) {
+    (void)state;
+    assert_int_equal(run_task(reuse_task, NULL), 0);
+}
+
+/* ---- aloop_read_file, aloop_write_file ------------------------------------- */
+
+static char tmpdir[64];
+
+static void *whole_files_task(void *arg) {
+    (void)arg;
+    char path[128];
+    snprintf(path, sizeof path, "%s/f.txt", tmpdir);
+    assert_int_equal(aloop_write_file(path, "hello\nworld\n", 12), 0);
+    void *data = NULL;
+    size_t len = 0;
+    assert_int_equal(aloop_read_file(path, &data, &len), 0);
+    assert_int_equal(len, 12);
+    assert_string_equal(data, "hello\nworld\n"); /* NUL-terminated */
+    free(data);
+    /* a shorter write truncates */
+    assert_int_equal(aloop_write_file(path, "hi", 2), 0);
+    assert_int_equal(aloop_read_file(path, &data, &len), 0);
+    assert_int_equal(len, 2);
+    assert_string_equal(data, "hi");
+    free(data);
+    /* empty */
+    assert_int_equal(aloop_write_file(path, NULL, 0), 0);
+    assert_int_equal(aloop_read_file(path, &data, NULL), 0);
+    assert_string_equal(data, "");
+    free(data);
+    /* big, through the chunked writer */
+    size_t big = 3 * MB + 17;
+    unsigned char *b = malloc(big);
+    for (size_t i = 0; i < big; i++) b[i] = pattern(i);
+    assert_int_equal(aloop_write_file(path, b, big), 0);
+    assert_int_equal(aloop_read_file(path, &data, &len), 0);
+    assert_int_equal(len, big);
+    assert_memory_equal(data, b, big);
+    free(data);
+    free(b);
+    /* a file whose size stat does not know */
+    assert_int_equal(aloop_read_file("/proc/self/status", &data, &len), 0);
+    assert_true(len > 0 && strstr(data, "Name:") != NULL);
+    free(data);
+    /* errors */
+    char missing[160];
+    snprintf(missing, sizeof missing, "%s/no/such/file", tmpdir);
+    assert_int_equal(aloop_read_file(missing, &data, &len), -ENOENT);
+    assert_int_equal(aloop_write_file(missing, "x", 1), -ENOENT);
+    assert_int_equal(aloop_read_file(tmpdir, &data, &len), -EISDIR);
+    assert_int_equal(aloop_write_file(tmpdir, "x", 1), -EISDIR);
+    assert_int_equal(aloop_read_file(NULL, &data, &len), -EINVAL);
+    assert_int_equal(aloop_read_file(path, NULL, &len), -EINVAL);
+    assert_int_equal(aloop_write_file(path, NULL, 3), -EINVAL);
+    /* cancellation: -ECANCELED, the pool's result is freed (ASan) */
+    aloop_cancel(aloop_current_task());
+    assert_int_equal(aloop_read_file(path, &data, &len), -ECANCELED);
+    aloop_cancel(aloop_current_task());
+    assert_int_equal(aloop_write_file(path, "x", 1), -ECANCELED);
+    aloop_task_uncancel(aloop_current_task());
+    aloop_task_uncancel(aloop_current_task());
+    unlink(path);
+    return NULL;
+}
+
+static void test_whole_files(void **state) {
+    (void)state;
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/aloop_wf_XXXXXX");
+    assert_non_null(mkdtemp(tmpdir));
+    assert_int_equal(run_task(whole_files_task, NULL), 0);
+    void *data;
+    assert_int_equal(aloop_read_file("/etc/hostname", &data, NULL), -EPERM);
+    assert_int_equal(aloop_write_file("/tmp/x", "x", 1), -EPERM);
+    rmdir(tmpdir);
+}
+
+static void *read_file_victim(void *arg) {
+    char *path = arg;
+    void *data = NULL;
+    size_t len;
+    int rc = aloop_read_file(path, &data, &len);
+    assert_int_equal(rc, -ECANCELED);
+    return NULL;
+}
+
+/* Cancelled while the worker reads: the result is freed when it comes back
+ * (ASan: no leak), also when the loop is freed first. */
+static void test_read_file_cancelled_while_running(void **state) {
+    (void)state;
+    char path[] = "/tmp/aloop_rf_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(ftruncate(fd, 8 * MB), 0);
+    close(fd);
+    for (int free_first = 0; free_first < 2; free_first++) {
+        aloop_t *loop = vloop();
+        aloop_task_t *t = spawn(loop, read_file_victim, path);
+        aloop_stop(loop);
+        aloop_run(loop); /* the task waits for the pool */
+        if (!free_first) {
+            aloop_cancel(t);
+            assert_int_equal(aloop_run(loop), 0);
+        }
+        aloop_free(loop);
+        assert_true(aloop_future_done(t));
+        aloop_release(t);
+    }
+    unlink(path);
+}
+
+/* ---- allocation failures ---------------------------------------------------- */
+
+static void *oom_reads(void *arg) {
+    int fd = *(int *)arg;
+    lseek(fd, 0, SEEK_SET);
+    char b[64];
+    ssize_t n = aloop_read(fd, b, sizeof b);
+    if (n == -ENOMEM) return aloop_fail(-ENOMEM);
+    assert_int_equal(n, 64);
+    void *data;
+    size_t len;
+    int rc = aloop_read_file("/proc/self/status", &data, &len);
+    if (rc == -ENOMEM) return aloop_fail(rc);
+    assert_int_equal(rc, 0);
+    free(data);
+    return NULL;
+}
+
+static void test_enomem_sweep(void **state) {
+    (void)state;
+    int fd = pattern_file(4096);
+    aloop_config_t cfg = {.clock = ALOOP_CLOCK_VIRTUAL};
+    int failures = 0;
+    for (long nth = 1; nth < 200; nth++) {
+        aloop__test_fail_alloc(nth, 1);
+        int rc = aloop_main_with(&cfg, oom_reads, &fd, NULL);
+        unsigned long count = aloop__test_alloc_count();
+        aloop__test_fail_alloc(0, 0);
+        assert_true(rc == 0 || rc == -ENOMEM);
+        if (rc) failures++;
+        if ((unsigned long)nth > count) break;
+    }
+    assert_true(failures > 0);
+    close(fd);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_read_20mb_keeps_loop_running),
+        cmocka_unit_test(test_write_all_keeps_loop_running),
+        cmocka_unit_test(test_cancelled_read_consumes_nothing),
+        cmocka_unit_test(test_cancelled_write),
+        cmocka_unit_test(test_one_reader_per_fd),
+        cmocka_unit_test(test_number_reused_by_a_pipe),
+        cmocka_unit_test(test_whole_files),
+        cmocka_unit_test(test_read_file_cancelled_while_running),
+        cmocka_unit_test(test_enomem_sweep),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
