@@ -89,15 +89,26 @@ static void free_slice(void *result, void *arg) {
     free(arg);
 }
 
-/* One slice's task. The job gets a heap copy of the slice: a cancelled
- * task returns at once while its job may still be running, so the job must
- * not point into anyone's stack. On -ECANCELED the copy is free_slice's
- * (aloop_run_in_thread_with calls it once, when the job is done or if it
- * never ran); otherwise it is ours. The answer is the task's result. */
+/* Slice k of numbers[i]: odd divisors in [lo, hi); lo >= limit means the
+ * slice is empty (small numbers have fewer than SLICES slices). */
+static slice_t slice_of(size_t i, unsigned k) {
+    uint64_t x = numbers[i];
+    uint64_t limit = (uint64_t)sqrt((double)x) + 1, step = limit / SLICES + 1;
+    uint64_t lo = 3 + (uint64_t)k * step;
+    return (slice_t){x, lo, lo + step < limit ? lo + step : limit, 0};
+}
+
+/* One slice's task; arg encodes (number, slice), so that no task points into
+ * another's stack. Its job gets a slice of its own on the heap: a cancelled
+ * task returns at once while its job may still run. On -ECANCELED that
+ * memory is free_slice's (aloop_run_in_thread_with calls it once, when the
+ * job is done or if it never ran); otherwise it is ours. The answer is the
+ * task's result. */
 static void *slice_task(void *arg) {
+    uintptr_t code = (uintptr_t)arg;
     slice_t *job = malloc(sizeof *job);
     if (!job) return aloop_fail(-ENOMEM);
-    *job = *(const slice_t *)arg;
+    *job = slice_of(code / SLICES, (unsigned)(code % SLICES));
     int rc = aloop_run_in_thread_with(check_slice, job, free_slice, NULL);
     if (rc == -ECANCELED) return aloop_fail(rc);
     int divisible = job->divisible;
@@ -107,32 +118,32 @@ static void *slice_task(void *arg) {
 }
 
 static void *prime_on_pool(void *arg) {
-    uint64_t x = *(const uint64_t *)arg;
+    size_t i = (size_t)((const uint64_t *)arg - numbers);
+    uint64_t x = numbers[i];
     say("Processing %llu...\n", x);
     if (x < 2 || (x > 2 && x % 2 == 0)) {
         say("%llu is not a prime number.\n", x);
         return NULL;
     }
-    uint64_t limit = (uint64_t)sqrt((double)x) + 1, step = limit / SLICES + 1;
-    slice_t slices[SLICES]; /* read by each slice task at its first step only */
     aloop_task_t *t[SLICES];
     void *found[SLICES] = {0};
     size_t n = 0;
     int rc = 0;
-    for (uint64_t lo = 3; lo < limit && rc == 0; lo += step) {
-        slices[n] = (slice_t){x, lo, lo + step < limit ? lo + step : limit, 0};
-        if ((t[n] = aloop_spawn(aloop_current(), slice_task, &slices[n])) != NULL) n++;
+    for (unsigned k = 0; k < SLICES && rc == 0; k++) {
+        slice_t s = slice_of(i, k);
+        if (s.lo >= s.hi) break;
+        void *code = (void *)(uintptr_t)(i * SLICES + k);
+        if ((t[n] = aloop_spawn(aloop_current(), slice_task, code)) != NULL) n++;
         else rc = -ENOMEM;
     }
     if (rc == 0) rc = aloop_gather(t, n, found, NULL, 0);
     int divisible = 0;
-    for (size_t i = 0; i < n; i++) {
-        /* After an error the others are still running: stop them. One not
-         * started yet never runs (so never reads slices[]), a started one
-         * has its own copy, and its job's memory goes to free_slice. */
-        if (rc < 0) aloop_cancel(t[i]);
-        divisible |= found[i] != NULL;
-        aloop_release(t[i]);
+    for (size_t k = 0; k < n; k++) {
+        /* After an error the others are still running: stop them (a job's
+         * memory then goes to free_slice). */
+        if (rc < 0) aloop_cancel(t[k]);
+        divisible |= found[k] != NULL;
+        aloop_release(t[k]);
     }
     if (rc < 0) return aloop_fail(rc);
     say(divisible ? "%llu is not a prime number.\n" : "%llu is a prime number.\n", x);

@@ -443,14 +443,18 @@ ALOOP_API int aloop_accept(int listen_fd, struct sockaddr *addr, socklen_t *len)
 /* Connects fd: 0 or -errno (-ECONNREFUSED, ...). */
 ALOOP_API int aloop_connect(int fd, const struct sockaddr *addr, socklen_t len);
 /* A listening TCP socket (IPv4 or IPv6, SO_REUSEADDR; port "0" = any;
- * backlog <= 0 = SOMAXCONN): fd or -errno. host NULL or "" = every local
- * address; numeric hosts and "localhost" work anywhere, other names are
- * looked up on the worker pool (see "Names" below: -EPERM outside a task,
- * -ENOENT for no such name). */
+ * backlog <= 0 = SOMAXCONN): fd or -errno. One socket, on the first of
+ * host's addresses that binds: host NULL or "" is the wildcard getaddrinfo
+ * lists first (0.0.0.0 with glibc: IPv4 only; "::" takes IPv6 and, where
+ * the system allows, IPv4 too); "localhost" is 127.0.0.1.
+ * Numeric hosts and "localhost" work anywhere, other names are looked up
+ * on the worker pool (see "Names" below: -EPERM outside a task, -ENOENT
+ * for no such name). */
 ALOOP_API int aloop_tcp_listen(const char *host, const char *port, int backlog);
-/* Connects to host:port (each address in turn) within timeout (< 0 = none;
- * the name lookup counts against it): fd (TCP_NODELAY) or -errno
- * (-ECONNREFUSED, -ETIMEDOUT, -ENOENT, ...). */
+/* Connects to host:port (each address in turn; "localhost": ::1, then
+ * 127.0.0.1) within timeout (< 0 = none; the name lookup counts against
+ * it): fd (TCP_NODELAY) or -errno (-ECONNREFUSED, -ETIMEDOUT, -ENOENT,
+ * ...). */
 ALOOP_API int aloop_tcp_connect(const char *host, const char *port, double timeout);
 /* Closes fd; tasks waiting on it wake with -EBADF. Use it instead of
  * close(2) for fds a task may be waiting on. */
@@ -583,8 +587,9 @@ ALOOP_API int aloop_getaddrinfo(const char *host, const char *port, const struct
  * such name). The fds are non-blocking and close-on-exec; close them with
  * aloop_close. */
 
-/* A datagram socket bound to host:port (host NULL or "" = every local
- * address; port "0" = any free port): fd or -errno (-EADDRINUSE, ...). */
+/* A datagram socket bound to the first address of host:port that binds
+ * (host NULL or "": the wildcard, as for aloop_tcp_listen; port "0" = any
+ * free port): fd or -errno (-EADDRINUSE, ...). */
 ALOOP_API int aloop_udp_bind(const char *host, const char *port);
 /* A datagram socket connected to host:port (bound to a free local port):
  * send with aloop_sendto(fd, ..., NULL, 0), receive only from that peer.

@@ -69,6 +69,18 @@ int aloop__backend_set(aloop_backend_t *b, int fd, unsigned old_mask, unsigned n
     return epoll_ctl(b->epfd, op, fd, &ev) == 0 ? 0 : -errno;
 }
 
+/* A closed file leaves the epoll set silently; MOD with the same mask is a
+ * no-op for a live registration and fails for a gone one (EBADF: closed;
+ * ENOENT: the number is another, unregistered file now). */
+int aloop__backend_watching(aloop_backend_t *b, int fd, unsigned mask) {
+    struct epoll_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.events = to_epoll(mask);
+    ev.data.fd = fd;
+    if (epoll_ctl(b->epfd, EPOLL_CTL_MOD, fd, &ev) == 0) return 1;
+    return errno != EBADF && errno != ENOENT;
+}
+
 int aloop__backend_wait(aloop_backend_t *b, double timeout, aloop_backend_ready_fn ready, void *ctx) {
     int n = epoll_wait(b->epfd, b->events, EPOLL_BATCH, aloop__backend_timeout_ms(timeout));
     if (n < 0) return errno == EINTR ? 0 : -errno;

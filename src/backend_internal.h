@@ -28,6 +28,10 @@ int aloop__backend_set(aloop_backend_t *b, int fd, unsigned old_mask, unsigned n
 /* Waits up to timeout seconds (< 0: for ever) and calls ready(ctx, fd,
  * events) for each event. Number of events, or -errno (EINTR: 0). */
 int aloop__backend_wait(aloop_backend_t *b, double timeout, aloop_backend_ready_fn ready, void *ctx);
+/* Whether fd, registered with mask, is still the file the backend watches:
+ * 0 once it was closed with close(2) (epoll: also when the number was then
+ * reused by a file the backend does not watch), else 1. One syscall. */
+int aloop__backend_watching(aloop_backend_t *b, int fd, unsigned mask);
 /* The backend's pollable fd (epoll, kqueue), or -ENOTSUP (poll(2)). */
 int aloop__backend_fd(const aloop_backend_t *b);
 

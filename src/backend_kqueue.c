@@ -96,4 +96,11 @@ int aloop__backend_wait(aloop_backend_t *b, double timeout, aloop_backend_ready_
     return n;
 }
 
+/* Only "closed" is detectable: a reused number is simply the new file. */
+int aloop__backend_watching(aloop_backend_t *b, int fd, unsigned mask) {
+    (void)b;
+    (void)mask;
+    return fcntl(fd, F_GETFD) >= 0 || errno != EBADF;
+}
+
 int aloop__backend_fd(const aloop_backend_t *b) { return b->kq; }

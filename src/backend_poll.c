@@ -113,6 +113,13 @@ int aloop__backend_wait(aloop_backend_t *b, double timeout, aloop_backend_ready_
 }
 
 /* poll(2) has no fd of its own that a host could poll. */
+/* Only "closed" is detectable: a reused number is simply the new file. */
+int aloop__backend_watching(aloop_backend_t *b, int fd, unsigned mask) {
+    (void)b;
+    (void)mask;
+    return fcntl(fd, F_GETFD) >= 0 || errno != EBADF;
+}
+
 int aloop__backend_fd(const aloop_backend_t *b) {
     (void)b;
     return -ENOTSUP;

@@ -243,8 +243,9 @@ static void flush_dirty(aloop_t *loop) {
  * tasks wait on fds, a poll never blocks longer than ALOOP_FD_SWEEP, and
  * after one that found nothing to do every waited fd is checked: one that
  * is not open any more wakes its waiters with -EBADF. Cost: one wake-up and
- * one fcntl per waited fd per ALOOP_FD_SWEEP of idleness. Not detectable:
- * an fd closed and its number reused by another file before the sweep. */
+ * one syscall per waited fd per ALOOP_FD_SWEEP of idleness. epoll also
+ * sees a number reused by a new file since (it is not in the set); poll(2)
+ * and kqueue cannot tell a reused number from the old file. */
 #define ALOOP_FD_SWEEP 1.0
 
 static void sweep_closed(aloop_t *loop) {
@@ -252,7 +253,7 @@ static void sweep_closed(aloop_t *loop) {
     for (size_t fd = 0; fd < io->nwatches && io->waits; fd++) {
         aloop_io_watch_t *w = &io->watches[fd];
         if (!w->waiter[0] && !w->waiter[1]) continue;
-        if (fcntl((int)fd, F_GETFD) >= 0 || errno != EBADF) continue;
+        if (aloop__backend_watching(io->backend, (int)fd, w->registered)) continue;
         aloop__io_ready(loop, (int)fd, ALOOP__IO_READ | ALOOP__IO_WRITE | ALOOP__IO_CLOSED);
     }
 }

@@ -9,8 +9,9 @@
  * answered without any lookup, as RFC 6761 asks of name libraries:
  * "*.invalid" never exists (-ENOENT at once), and for the helpers that take
  * a host (tcp_listen, tcp_connect, udp_*) "localhost" means the loopback
- * addresses (::1 and 127.0.0.1), so a server can listen on "localhost"
- * before its loop runs. aloop_getaddrinfo itself resolves "localhost" like
+ * addresses (127.0.0.1 to listen or for datagrams, ::1 then 127.0.0.1 for
+ * a TCP connect), so a server can listen on "localhost" before its loop
+ * runs. aloop_getaddrinfo itself resolves "localhost" like
  * any other name (on the pool, from /etc/hosts), as getaddrinfo would.
  *
  * A lookup on the pool outlives a cancelled caller: the request (copies of
@@ -299,6 +300,11 @@ int aloop__net_resolve(const char *host, const char *port, int socktype, int pas
     if (host && name_in_domain(host, "localhost")) {
         host = NULL; /* RFC 6761 6.3: the loopback addresses, no lookup */
         hints.ai_flags = 0;
+        /* One address only where nothing tries the next: a listener or a
+         * datagram socket gets 127.0.0.1, which every hosts file calls
+         * localhost (some lack ::1, so their clients would never find a
+         * listener on ::1). A TCP connect tries ::1, then 127.0.0.1. */
+        if (passive || socktype == SOCK_DGRAM) hints.ai_family = AF_INET;
     }
     return aloop_getaddrinfo(host, port, &hints, out);
 }

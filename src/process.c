@@ -7,7 +7,9 @@
  * fork's page-table copy does, and it reports exec failures (ENOENT,
  * EACCES) as its own return value: a program that cannot run makes
  * aloop_process_spawn fail, and the half-born child has already been
- * reaped by the C library. The child gets an empty signal mask and every
+ * reaped by the C library. Where it does not (older C libraries,
+ * valgrind), the check made before spawning (can_exec) still catches the
+ * usual cases; the PATH search is ours, so that the child's PATH counts. The child gets an empty signal mask and every
  * signal at its default disposition (POSIX_SPAWN_SETSIGMASK/SETSIGDEF):
  * aloop_signal_wait blocks signals in the loop's thread and the library
  * ignores SIGPIPE, and neither must leak into programs we start. Pipes are
@@ -48,6 +50,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #if defined(__linux__)
@@ -151,6 +154,7 @@ static void kill_and_reap(pid_t pid) {
     }
 }
 
+#ifdef ALOOP_HAVE_PIDFD
 static void pidfd_hook(aloop_t *loop, int fd) {
     struct aloop_procs *ps = loop->procs;
     aloop_process_t *p = (size_t)fd < ps->nbyfd ? ps->byfd[fd] : NULL;
@@ -162,6 +166,7 @@ static void pidfd_hook(aloop_t *loop, int fd) {
         else aloop__io_forget(loop, fd);
     }
 }
+#endif
 
 /* SIGCHLD (fallback): one signal may stand for several exits. */
 static void sigchld_hook(aloop_t *loop) {
@@ -360,12 +365,37 @@ static const char *env_get(char *const *envp, const char *name) {
     return NULL;
 }
 
+/* Whether the child will be able to exec path: 0 or an errno value.
+ * posix_spawn reports exec failures itself on glibc, but not everywhere
+ * (older C libraries, valgrind, which turns the vfork into a fork): the
+ * child then just exits 127. Checking first makes "cannot run" an error
+ * of the spawn on every platform, and skips PATH entries without paying
+ * for a child. A relative path is looked up from the child's cwd. */
+static int can_exec(const char *cwd, const char *path) {
+    char buf[PATH_MAX];
+    if (cwd && path[0] != '/') {
+        if (snprintf(buf, sizeof buf, "%s/%s", cwd, path) >= (int)sizeof buf) return ENAMETOOLONG;
+        path = buf;
+    }
+    struct stat st;
+    if (stat(path, &st) < 0) return errno;
+    if (!S_ISREG(st.st_mode)) return EACCES; /* what execve says of a directory */
+    return faccessat(AT_FDCWD, path, X_OK, AT_EACCESS) == 0 ? 0 : errno;
+}
+
+static int can_enter(const char *dir) {
+    struct stat st;
+    if (stat(dir, &st) < 0) return errno;
+    if (!S_ISDIR(st.st_mode)) return ENOTDIR;
+    return faccessat(AT_FDCWD, dir, X_OK, AT_EACCESS) == 0 ? 0 : errno;
+}
+
 /* execvp's search, with PATH taken from the child's environment (as
- * Python and libuv do), not ours. Candidates that do not exist are skipped
- * with a cheap access() before paying for a spawn. Positive errno. */
-static int spawn_search(pid_t *pid, const char *file, const posix_spawn_file_actions_t *fa,
-                        const posix_spawnattr_t *attr, char *const argv[], char *const envp[]) {
-    const char *path = env_get(envp, "PATH");
+ * Python and libuv do) when one is given. Positive errno. */
+static int spawn_search(pid_t *pid, const char *file, const aloop_process_opts_t *o,
+                        const posix_spawn_file_actions_t *fa, const posix_spawnattr_t *attr,
+                        char *const argv[], char *const envp[]) {
+    const char *path = o->envp ? env_get(o->envp, "PATH") : getenv("PATH");
     if (!path) path = "/bin:/usr/bin";
     size_t flen = strlen(file);
     int err = ENOENT;
@@ -373,12 +403,13 @@ static int spawn_search(pid_t *pid, const char *file, const posix_spawn_file_act
     for (const char *d = path;; d++) {
         const char *end = strchr(d, ':');
         size_t dlen = end ? (size_t)(end - d) : strlen(d);
-        if (dlen + 1 + flen < sizeof buf) {
+        if (dlen + 2 + flen < sizeof buf) {
             if (dlen) memcpy(buf, d, dlen);
             else buf[dlen++] = '.'; /* empty entry = current directory */
             buf[dlen] = '/';
             memcpy(buf + dlen + 1, file, flen + 1);
-            int rc = access(buf, X_OK) == 0 ? posix_spawn(pid, buf, fa, attr, argv, envp) : errno;
+            int rc = can_exec(o->cwd, buf);
+            if (rc == 0) rc = posix_spawn(pid, buf, fa, attr, argv, envp);
             if (rc == 0) return 0;
             if (rc == EACCES) err = EACCES;
             else if (rc != ENOENT && rc != ENOTDIR && rc != ELOOP && rc != ENAMETOOLONG) return rc;
@@ -390,10 +421,12 @@ static int spawn_search(pid_t *pid, const char *file, const posix_spawn_file_act
 
 static int spawn_exec(pid_t *pid, char *const argv[], const aloop_process_opts_t *o,
                       const posix_spawn_file_actions_t *fa, const posix_spawnattr_t *attr) {
-    if (strchr(argv[0], '/'))
-        return posix_spawn(pid, argv[0], fa, attr, argv, o->envp ? o->envp : environ);
-    if (!o->envp) return posix_spawnp(pid, argv[0], fa, attr, argv, environ);
-    return spawn_search(pid, argv[0], fa, attr, argv, o->envp);
+    char *const *envp = o->envp ? o->envp : environ;
+    int rc = o->cwd ? can_enter(o->cwd) : 0;
+    if (rc) return rc;
+    if (!strchr(argv[0], '/')) return spawn_search(pid, argv[0], o, fa, attr, argv, envp);
+    if ((rc = can_exec(o->cwd, argv[0])) != 0) return rc;
+    return posix_spawn(pid, argv[0], fa, attr, argv, envp);
 }
 
 static int opts_valid(const aloop_process_opts_t *o) {

@@ -98,7 +98,7 @@ static void *conn_main(void *arg) {
 
 /* The handler's task completed (returned, or cancelled before it ran). */
 static void conn_done(aloop_fut_waiter_t *w, aloop_future_t *f) {
-    ALOOP_UNUSED(f);
+    f->error_retrieved = 1; /* ours to handle (-ENOMEM: it never ran): no debug warning */
     server_conn_t *c = ALOOP_CONTAINER_OF(w, server_conn_t, done);
     aloop_server_t *srv = c->srv;
     aloop__list_remove(&c->link);
@@ -188,6 +188,7 @@ static void *accept_main(void *arg) {
 /* The accept task completed: however it ended, the server is closed now. */
 static void acceptor_done(aloop_fut_waiter_t *w, aloop_future_t *f) {
     aloop_server_t *srv = ALOOP_CONTAINER_OF(w, aloop_server_t, acceptor_done);
+    f->error_retrieved = 1; /* reported by wait_closed */
     /* It never ran (no stack for it: -ENOMEM) and nobody closed us: say so. */
     if (!srv->closed && !srv->error && f->error && f->error != -ECANCELED) srv->error = f->error;
     srv->acceptor = NULL;

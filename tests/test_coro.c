@@ -3,6 +3,11 @@
 
 #include "internal.h"
 
+#include <stdio.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 static aloop_t *vloop_with(size_t stack, unsigned flags) {
     aloop_config_t cfg = {.clock = ALOOP_CLOCK_VIRTUAL, .stack_size = stack, .flags = flags};
     aloop_t *loop = aloop_new_with(&cfg);
@@ -120,6 +125,49 @@ static void test_idle_pool_is_bounded(void **state) {
     aloop_free(loop);
 }
 
+/* A real mmap failure (no address space left: RLIMIT_AS) at a task's first
+ * step completes that task with -ENOMEM, and the loop goes on (it is freed
+ * normally). In a child process; skipped under ASan, whose shadow memory
+ * needs the address space. */
+static void *says_hello(void *arg) { return arg; }
+
+static void first_step_without_address_space(void) {
+    aloop_config_t cfg = {.clock = ALOOP_CLOCK_VIRTUAL, .stack_size = 1024 * 1024};
+    aloop_t *loop = aloop_new_with(&cfg);
+    if (!loop) _exit(10);
+    aloop_task_t *t = aloop_spawn(loop, says_hello, loop);
+    if (!t) _exit(11);
+    /* Room for the loop's small allocations, not for a 64-stack chunk
+     * (64 x (1 MiB + 64 KiB) of address space). */
+    struct rlimit rl;
+    long pages = 0, resident;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (!f || fscanf(f, "%ld %ld", &pages, &resident) != 2) _exit(12);
+    fclose(f);
+    rl.rlim_cur = rl.rlim_max = (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE) + 8u * 1024 * 1024;
+    if (setrlimit(RLIMIT_AS, &rl) < 0) _exit(13);
+    if (aloop_run(loop) != 0) _exit(14);
+    if (aloop_future_result(t, NULL) != -ENOMEM) _exit(15);
+    aloop_release(t);
+    aloop_free(loop);
+    _exit(0);
+}
+
+static void test_first_step_without_address_space(void **state) {
+    (void)state;
+#if defined(ALOOP_ASAN)
+    skip();
+#endif
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) first_step_without_address_space();
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_default_stack_holds_200k),
@@ -127,6 +175,7 @@ int main(void) {
         cmocka_unit_test(test_coroutines_are_reused),
         cmocka_unit_test(test_without_guard_pages),
         cmocka_unit_test(test_idle_pool_is_bounded),
+        cmocka_unit_test(test_first_step_without_address_space),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

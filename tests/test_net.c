@@ -553,6 +553,7 @@ static void test_names_outside_task(void **state) {
     assert_int_equal(getsockname(fd, (struct sockaddr *)&ss, &len), 0);
     struct addrinfo one = {.ai_family = ss.ss_family, .ai_addr = (struct sockaddr *)&ss};
     assert_true(has_loopback(&one));
+    assert_int_equal(ss.ss_family, AF_INET); /* 127.0.0.1: every client's localhost */
     close(fd);
 }
 

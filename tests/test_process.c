@@ -18,6 +18,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -76,9 +77,21 @@ static aloop_t *new_loop(void) {
     return loop;
 }
 
+/* pidfds work here (not under valgrind, which does not know the call). */
+static int have_pidfd(void) {
+#if defined(SYS_pidfd_open) && !defined(ALOOP_NO_PIDFD) /* the build switch */
+    int fd = (int)syscall(SYS_pidfd_open, getpid(), 0);
+    if (fd < 0) return 0;
+    close(fd);
+    return 1;
+#else
+    return 0;
+#endif
+}
+
 /* Asserts the loop took the path of this round (after its first spawn). */
 static void assert_path(aloop_t *loop) {
-    assert_int_equal(aloop__process_uses_pidfd(loop), use_fallback ? 0 : 1);
+    assert_int_equal(aloop__process_uses_pidfd(loop), use_fallback ? 0 : have_pidfd());
 }
 
 /* Runs fn(arg) as the only task of a fresh loop, then frees the loop. */
@@ -202,6 +215,12 @@ static void exec_failures_round(void) {
     if (geteuid() != 0) assert_int_equal(errno, EACCES); /* root may run anything */
     unlink(path);
 
+    /* a directory is not a program */
+    char *dir[] = {"/tmp", NULL};
+    errno = 0;
+    assert_null(aloop_process_spawn(loop, dir, NULL));
+    assert_int_equal(errno, EACCES);
+
     /* a cwd that does not exist */
     aloop_process_opts_t o = {.cwd = "/nonexistent/aloop-dir"};
     char *sh[] = {"sh", "-c", "exit 0", NULL};
@@ -313,7 +332,7 @@ static void *low_fds_task(void *arg) {
                               .stderr_mode = ALOOP_STDIO_NULL};
     char *cat[] = {"cat", NULL};
     aloop_process_t *p = aloop_process_spawn(aloop_current(), cat, &o);
-    assert_non_null(p);
+    if (!p) fail_msg("spawn with fd 0 closed: %s", strerror(errno));
     char buf[64];
     assert_int_equal(aloop_process_communicate(p, "low\n", 4, NULL, NULL, NULL, NULL, NULL), 0);
     aloop_process_free(p);
@@ -330,6 +349,10 @@ static void *low_fds_task(void *arg) {
     return NULL;
 }
 static void low_fds_round(void) {
+    /* fd 0 must be open now (the test runner may have closed it), so that
+     * the loop's own fds are not the ones we close below */
+    int had0 = fcntl(0, F_GETFD) >= 0;
+    if (!had0) assert_int_equal(open("/dev/null", O_RDONLY), 0);
     aloop_t *loop = new_loop();
     aloop_task_t *t = spawn(loop, low_fds_task, NULL);
     int saved = dup(0);
@@ -338,6 +361,7 @@ static void low_fds_round(void) {
     int rc = aloop_run(loop);
     assert_int_equal(dup2(saved, 0), 0);
     close(saved);
+    if (!had0) close(0);
     assert_int_equal(rc, 0);
     assert_int_equal(aloop_future_result(t, NULL), 0);
     aloop_release(t);
@@ -589,6 +613,33 @@ static void *cwd_env_task(void *arg) {
     assert_string_equal(buf, real);
     assert_int_equal(aloop_process_wait(p, NULL), 0);
     aloop_process_free(p);
+
+    /* a relative program path is the child's: taken from its cwd */
+    char dir[] = "/tmp/aloop-cwd-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char script[64];
+    snprintf(script, sizeof script, "%s/run.sh", dir);
+    FILE *f = fopen(script, "w");
+    assert_non_null(f);
+    fputs("#!/bin/sh\necho ran in \"$(pwd -P)\"\n", f);
+    fclose(f);
+    chmod(script, 0755);
+    char *rel[] = {"./run.sh", NULL};
+    o = (aloop_process_opts_t){.stdout_mode = ALOOP_STDIO_PIPE, .cwd = dir};
+    p = aloop_process_spawn(aloop_current(), rel, &o);
+    assert_non_null(p);
+    read_all(aloop_process_stdout(p), buf, sizeof buf);
+    char want[300];
+    assert_non_null(realpath(dir, real));
+    snprintf(want, sizeof want, "ran in %s\n", real);
+    assert_string_equal(buf, want);
+    assert_int_equal(aloop_process_wait(p, NULL), 0);
+    aloop_process_free(p);
+    errno = 0;
+    assert_null(aloop_process_spawn(aloop_current(), rel, NULL)); /* not in our cwd */
+    assert_int_equal(errno, ENOENT);
+    unlink(script);
+    rmdir(dir);
 
     char *env[] = {"ALOOP_TEST_VAR=from envp", "PATH=/usr/bin:/bin", NULL};
     o = (aloop_process_opts_t){.stdout_mode = ALOOP_STDIO_PIPE, .envp = env};

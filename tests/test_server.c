@@ -13,6 +13,7 @@
 #include <netinet/in.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -449,6 +450,45 @@ static void test_fatal_accept_error(void **state) {
     assert_int_equal(c.rc[1], 1);
 }
 
+/* Any stream listener works, not just TCP (TCP_NODELAY fails harmlessly). */
+static void *unix_main(void *arg) {
+    srv_ctx_t *c = arg;
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    int len = snprintf(sun.sun_path + 1, sizeof sun.sun_path - 1, "aloop-test-server-%d",
+                       (int)getpid());
+    socklen_t sl = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)len);
+    int lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+    assert_int_equal(bind(lfd, (struct sockaddr *)&sun, sl), 0);
+    assert_int_equal(listen(lfd, 8), 0);
+    c->srv = aloop_serve(aloop_current(), lfd, handler, c);
+    assert_non_null(c->srv);
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    c->rc[0] = aloop_connect(fd, (struct sockaddr *)&sun, sl);
+    aloop_stream_t *s = aloop_stream_new(aloop_current(), fd, 0);
+    aloop_stream_write(s, "unix\n", 5);
+    char line[16];
+    c->rc[1] = (int)aloop_stream_readline(s, line, sizeof line);
+    aloop_stream_close(s);
+    aloop_server_close(c->srv);
+    c->rc[2] = aloop_server_wait_closed(c->srv);
+    aloop_server_free(c->srv);
+    return NULL;
+}
+
+static void test_unix_listener(void **state) {
+    (void)state;
+    srv_ctx_t c = {.mode = ECHO};
+    aloop_t *loop = vloop();
+    aloop_task_t *t = spawn(loop, unix_main, &c);
+    assert_int_equal(aloop_run_until_complete(loop, t), 0);
+    aloop_release(t);
+    aloop_free(loop);
+    assert_int_equal(c.rc[0], 0);
+    assert_int_equal(c.rc[1], 5);
+    assert_int_equal(c.rc[2], 0);
+    assert_int_equal(c.handlers_returned, 1);
+}
+
 static void test_bad_args(void **state) {
     (void)state;
     aloop_t *loop = vloop();
@@ -672,6 +712,7 @@ int main(void) {
         cmocka_unit_test(test_handler_frees_server),
         cmocka_unit_test(test_wait_closed_rules),
         cmocka_unit_test(test_fatal_accept_error),
+        cmocka_unit_test(test_unix_listener),
         cmocka_unit_test(test_bad_args),
         cmocka_unit_test(test_emfile_backoff),
         cmocka_unit_test(test_allocation_failures),

@@ -55,6 +55,17 @@ static void test_outside_task(void **state) {
     aloop_close(fd);
     fd = aloop_udp_bind("localhost", "0");
     assert_true(fd >= 0);
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&ss, &len), 0);
+    assert_int_equal(ss.ss_family, AF_INET); /* 127.0.0.1 */
+    port_str(fd, port, sizeof port);
+    c = aloop_udp_connect("localhost", port); /* the same address: reachable */
+    assert_true(c >= 0);
+    len = sizeof ss;
+    assert_int_equal(getpeername(c, (struct sockaddr *)&ss, &len), 0);
+    assert_int_equal(ss.ss_family, AF_INET);
+    aloop_close(c);
     aloop_close(fd);
     assert_int_equal(aloop_udp_bind("example.com", "0"), -EPERM);
     assert_int_equal(aloop_udp_connect("example.com", "9"), -EPERM);
@@ -248,6 +259,13 @@ static void *canceller_then_sender(void *arg) {
     /* and nothing was lost meanwhile */
     assert_int_equal(aloop_sendto(x->c, "after", 5, NULL, 0), 5);
     assert_int_equal(aloop_recvfrom(x->s, buf, sizeof buf, NULL, NULL), 5);
+    /* a send with a cancel pending sends nothing */
+    aloop_cancel(aloop_current_task());
+    assert_int_equal(aloop_sendto(x->c, "never", 5, NULL, 0), -ECANCELED);
+    aloop_task_uncancel(aloop_current_task());
+    assert_int_equal(aloop_timeout_enter(&to, 0.5), 0);
+    n = aloop_recvfrom(x->s, buf, sizeof buf, NULL, NULL);
+    assert_int_equal(aloop_timeout_exit(&to, (int)n), -ETIMEDOUT);
     return NULL;
 }
 
@@ -364,6 +382,63 @@ static void test_two_senders(void **state) {
     aloop_free(loop);
 }
 
+/* ---- an always-ready socket does not keep the loop ------------------------ */
+
+typedef struct ready_ctx {
+    int s;
+    long ticks;
+    long ticks_during;
+    int stop;
+} ready_ctx_t;
+
+static void *ready_ticker(void *arg) {
+    ready_ctx_t *r = arg;
+    while (!r->stop) {
+        r->ticks++;
+        if (aloop_yield() < 0) break;
+    }
+    return NULL;
+}
+
+enum { QUEUED = 1000 };
+
+/* Every receive completes at once (the datagrams are queued already), yet
+ * the ticker runs meanwhile: each call spends the task's cooperative
+ * budget, and a spent budget yields a loop step. */
+static void *ready_receiver(void *arg) {
+    ready_ctx_t *r = arg;
+    long before = r->ticks;
+    for (int i = 0; i < QUEUED; i++) {
+        char b[8];
+        assert_int_equal(aloop_recvfrom(r->s, b, sizeof b, NULL, NULL), 4);
+    }
+    r->ticks_during = r->ticks - before;
+    r->stop = 1;
+    return NULL;
+}
+
+static void test_ready_socket_yields(void **state) {
+    (void)state;
+    ready_ctx_t r = {0};
+    r.s = aloop_udp_bind("127.0.0.1", "0");
+    int big = 1 << 20;
+    setsockopt(r.s, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
+    struct sockaddr_in to;
+    socklen_t len = sizeof to;
+    assert_int_equal(getsockname(r.s, (struct sockaddr *)&to, &len), 0);
+    int c = socket(AF_INET, SOCK_DGRAM, 0);
+    for (int i = 0; i < QUEUED; i++)
+        assert_int_equal(sendto(c, "ping", 4, 0, (struct sockaddr *)&to, len), 4);
+    close(c);
+    aloop_t *loop = vloop();
+    aloop_task_t *ts[] = {spawn(loop, ready_receiver, &r), spawn(loop, ready_ticker, &r)};
+    run_and_release(loop, ts, 2);
+    print_message("%d receives without waiting, %ld ticks meanwhile\n", QUEUED, r.ticks_during);
+    assert_true(r.ticks_during >= QUEUED / ALOOP_COOP_BUDGET);
+    aloop_close(r.s);
+    aloop_free(loop);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_outside_task),
@@ -375,6 +450,7 @@ int main(void) {
         cmocka_unit_test(test_free_while_receiving),
         cmocka_unit_test(test_connected_refused),
         cmocka_unit_test(test_two_senders),
+        cmocka_unit_test(test_ready_socket_yields),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -20,15 +20,15 @@ async def one(i):
 
 async def spawn_then_gather(n):
     before = rss_bytes()
-    t0 = time.perf_counter_ns()
+    t0, c0 = time.perf_counter_ns(), time.process_time_ns()
     tasks = [asyncio.create_task(one(i)) for i in range(n)]
-    t1 = time.perf_counter_ns()
+    t1, c1 = time.perf_counter_ns(), time.process_time_ns()
     pending = rss_bytes()
-    t2 = time.perf_counter_ns()
+    t2, c2 = time.perf_counter_ns(), time.process_time_ns()
     results = await asyncio.gather(*tasks)
-    t3 = time.perf_counter_ns()
+    t3, c3 = time.perf_counter_ns(), time.process_time_ns()
     assert results[-1] == n and results[0] == 1
-    return ((t1 - t0) + (t3 - t2)) / n, (pending - before) / n
+    return ((t1 - t0) + (t3 - t2)) / n, ((c1 - c0) + (c3 - c2)) / n, (pending - before) / n
 
 
 def main():
@@ -38,21 +38,25 @@ def main():
     ap.add_argument("--rounds", type=int, default=None)
     args = ap.parse_args()
     n = args.n or (100000 if args.quick else 1000000)
-    rounds = args.rounds or (3 if args.quick else 3)
-    per, pend = [], None
+    rounds = args.rounds or 3
+    per, cpu, pend = [], [], None
     for r in range(rounds):
-        ns, p = asyncio.run(spawn_then_gather(n))
+        ns, c, p = asyncio.run(spawn_then_gather(n))
         per.append(ns)
+        cpu.append(c)
         if pend is None:
             pend = p
     per.sort()
+    cpu.sort()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     name = "gather_million" if n >= 1000000 else "gather_100k" if args.quick else "gather"
     print(f"gather (asyncio): spawn {n} trivial tasks, then gather them (median of {rounds})")
     print(f"  {'per task (spawn + run + gather)':<36} {per[len(per) // 2]:>12.1f} ns")
+    print(f"  {'  CPU time per task':<36} {cpu[len(cpu) // 2]:>12.1f} ns")
     print(f"  {'peak RSS of the process':<36} {peak:>12.1f} MiB")
     print(f"  {'RSS per pending task':<36} {pend:>12.1f} bytes")
     print(f"RESULT name={name} unit=ns value={per[len(per) // 2]:.1f}")
+    print(f"RESULT name={name}_cpu unit=ns value={cpu[len(cpu) // 2]:.1f}")
     print(f"RESULT name={name}_rss unit=MiB value={peak:.1f}")
     print(f"RESULT name={name}_pending unit=B value={pend:.1f}")
 
