@@ -45,11 +45,13 @@ static void advance_virtual(aloop_t *loop, double timeout, double next) {
 static int iterate(aloop_t *loop, double timeout) {
     double next = aloop__timers_next(&loop->timers);
     double wait = poll_timeout(loop, timeout, next);
-    /* Tasks that only another thread can wake: a deadlock if none exists. */
-    if (wait < 0 && !loop->ring_count && !aloop__has_sources(loop) && aloop__async_alone(loop))
-        return -EDEADLK;
-    aloop__io_sleep(loop, wait); /* also sees the wake-up fd of other threads */
-    aloop__async_drain(loop);
+    if (wait != 0 && !loop->ring_count && !aloop__has_sources(loop)) {
+        /* tasks that only another thread can wake: a deadlock if none exists */
+        if (aloop__wait_for_other_threads(loop, wait)) return -EDEADLK;
+    } else {
+        aloop__io_sleep(loop, wait); /* also sees the wake-up fd of other threads */
+        aloop__xthread_drain(loop);
+    }
     advance_virtual(loop, timeout, next);
     if (aloop__timers_count(&loop->timers)) aloop__run_timers(loop, aloop__now(loop));
     aloop__undefer(loop); /* tasks paused by their budget (sched.c) */

@@ -118,7 +118,7 @@ static ssize_t file_read_chunk(int fd, void *buf, size_t len) {
     off_t off = lseek(fd, 0, SEEK_CUR);
     if (off < 0) return errno == ESPIPE ? ALOOP__IO_NOT_FILE : -errno; /* number reused */
     if (len > FILE_CHUNK) len = FILE_CHUNK;
-    file_job_t *j;
+    file_job_t *j = NULL;
     int rc = file_job_new(fd, 0, len, &j);
     if (rc < 0) return rc;
     j->off = off;
@@ -137,7 +137,7 @@ static ssize_t file_read_chunk(int fd, void *buf, size_t len) {
 /* One chunk written (all of it, unless an error stops it): bytes or -errno. */
 static ssize_t file_write_chunk(int fd, const void *buf, size_t len) {
     if (len > FILE_CHUNK) len = FILE_CHUNK;
-    file_job_t *j;
+    file_job_t *j = NULL;
     int rc = file_job_new(fd, 1, len, &j);
     if (rc < 0) return rc;
     memcpy(j->buf, buf, len); /* the caller's buffer may go away */

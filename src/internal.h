@@ -369,6 +369,12 @@ void aloop__undefer(aloop_t *loop);
 /* Debug mode: a loop that slept this long (wall seconds) waiting only for
  * other threads says so. */
 #define ALOOP_FOREIGN_WAIT_WARN 10.0
+#define ALOOP_FOREIGN_SLICE_MIN 0.001 /* first re-count of the threads */
+#define ALOOP_FOREIGN_SLICE_MAX 1.0   /* and the longest sleep between two */
+/* Tasks that only other threads can wake: 1 if no other thread exists (a
+ * deadlock), else sleeps a slice (at most limit when >= 0), drains what
+ * arrived and returns 0 (sched.c; the run loop and aloop_run_once). */
+int aloop__wait_for_other_threads(aloop_t *loop, double limit);
 /* aloop_free's first half: cancel every task and run until none is left. */
 void aloop__drain_tasks(aloop_t *loop);
 /* aloop__make_ready, aloop__reserve_runnable, aloop__release_runnable and
@@ -645,6 +651,9 @@ struct aloop {
 
     /* state */
     uint8_t running, stopping, closing;
+    uint8_t foreign_warned;      /* this wait for other threads was reported */
+    double foreign_slice;        /* sleep slice while waiting for other threads; 0 = not waiting */
+    double foreign_since;        /* monotonic time that wait began */
     uint64_t next_task_id;
     size_t task_count;           /* unfinished tasks */
     aloop_list_t tasks;          /* unfinished tasks (linked by fut.live) */

@@ -490,24 +490,42 @@ static void tick(aloop_t *loop) {
 /* Unfinished tasks, and nothing of the loop's own that could wake them.
  * Another thread may still post work (aloop_call_soon_threadsafe,
  * aloop_run_threadsafe): sleep until it does, unless no other thread
- * exists (then it is a deadlock: 1). Debug mode warns after a long sleep. */
-static int wait_for_other_threads(aloop_t *loop) {
-    /* Count the threads first, then look for posted work: a thread that
-     * posted and exited after the caller saw no sources has its work in
-     * the queue by the time it no longer counts. */
-    if (aloop__xthread_alone(loop)) return !aloop__xthread_pending(loop);
-    if (loop->stopping) return 0; /* aloop_stop before the run: one pass, no sleep */
-    double timeout = -1, start = 0;
-    if (loop->flags & ALOOP_DEBUG) {
-        timeout = ALOOP_FOREIGN_WAIT_WARN;
-        start = aloop__monotonic();
+ * exists (then it is a deadlock: 1). The sleep is cut into growing slices
+ * (1 ms doubling to 1 s) after which the threads are counted again: a
+ * thread that has just exited (joined) can still be listed in
+ * /proc/self/task for a moment, and the last one leaving must not leave
+ * the loop asleep for ever. Debug mode warns once per wait of 10 s.
+ * limit (>= 0) bounds the sleep (aloop_run_once's timeout). */
+int aloop__wait_for_other_threads(aloop_t *loop, double limit) {
+    if (aloop__xthread_alone(loop)) {
+        /* The last other thread may have posted just before it exited:
+         * counted after that, its work is visible now. */
+        if (!aloop__xthread_pending(loop)) return 1;
+        aloop__xthread_drain(loop);
+        return 0;
     }
-    aloop__io_sleep(loop, timeout);
-    if ((loop->flags & ALOOP_DEBUG) && !aloop__xthread_pending(loop) &&
-        aloop__monotonic() - start >= ALOOP_FOREIGN_WAIT_WARN)
-        aloop__warn(loop, "%zu task(s) waited %.0f s for work from other threads "
-                    "(aloop_call_soon_threadsafe / aloop_run_threadsafe) and none came",
-                    loop->task_count, ALOOP_FOREIGN_WAIT_WARN);
+    if (loop->stopping) return 0; /* aloop_stop before the run: one pass, no sleep */
+    double now = aloop__monotonic();
+    if (loop->foreign_slice == 0) { /* a new wait begins */
+        loop->foreign_slice = ALOOP_FOREIGN_SLICE_MIN;
+        loop->foreign_since = now;
+        loop->foreign_warned = 0;
+    }
+    double slice = limit >= 0 && limit < loop->foreign_slice ? limit : loop->foreign_slice;
+    aloop__io_sleep(loop, slice);
+    if (aloop__xthread_pending(loop)) { /* was 0 before the sleep: something was posted */
+        loop->foreign_slice = 0; /* work came: the next wait starts afresh */
+    } else {
+        loop->foreign_slice = loop->foreign_slice * 2 > ALOOP_FOREIGN_SLICE_MAX
+                                  ? ALOOP_FOREIGN_SLICE_MAX : loop->foreign_slice * 2;
+        if ((loop->flags & ALOOP_DEBUG) && !loop->foreign_warned &&
+            aloop__monotonic() - loop->foreign_since >= ALOOP_FOREIGN_WAIT_WARN) {
+            loop->foreign_warned = 1;
+            aloop__warn(loop, "%zu task(s) waited %.0f s for work from other threads "
+                        "(aloop_call_soon_threadsafe / aloop_run_threadsafe) and none came",
+                        loop->task_count, ALOOP_FOREIGN_WAIT_WARN);
+        }
+    }
     aloop__xthread_drain(loop);
     return 0;
 }
@@ -534,7 +552,7 @@ static int run_loop(aloop_t *loop, aloop_future_t *until) {
         if (until && until->state != ALOOP__PENDING) break;
         if (loop->ring_count == 0 && !aloop__has_sources(loop)) {
             if (!until && !loop->task_count) break;
-            if (wait_for_other_threads(loop)) {
+            if (aloop__wait_for_other_threads(loop, -1)) {
                 rc = -EDEADLK;
                 break;
             }

@@ -185,6 +185,11 @@ static void test_deadlock(void **state) {
     aloop_free(loop);
 }
 
+static void consume_cb(int fd, void *arg) {
+    char buf[16];
+    if (read(fd, buf, sizeof buf) > 0) ++*(int *)arg;
+}
+
 /* The backend fd polls readable exactly when there is I/O to process. */
 static void test_backend_fd_readable_when_io_ready(void **state) {
     (void)state;
@@ -209,6 +214,20 @@ static void test_backend_fd_readable_when_io_ready(void **state) {
     /* the data is still unread, but nobody waits for it any more */
     assert_false(readable(bfd));
     aloop_release(t);
+    /* the same with a callback read watch: a writable socket does not wake
+     * the host; data does, until the callback has consumed it */
+    int calls = 0;
+    assert_int_equal(aloop_add_reader(loop, fds[0], consume_cb, &calls), 0);
+    assert_int_equal(aloop_run_once(loop, 0), 1); /* the unread byte: one call */
+    assert_int_equal(calls, 1);
+    assert_false(readable(bfd));
+    assert_int_equal(write(fds[1], "y", 1), 1);
+    assert_true(readable(bfd));
+    assert_int_equal(aloop_run_once(loop, 0), 1); /* the watch remains */
+    assert_int_equal(calls, 2);
+    assert_false(readable(bfd));
+    assert_int_equal(aloop_remove_reader(loop, fds[0]), 1);
+    assert_int_equal(aloop_run_once(loop, 0), 0);
     aloop_free(loop);
     close(fds[0]);
     close(fds[1]);
