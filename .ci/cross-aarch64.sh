@@ -70,8 +70,11 @@ fi
 #    mprotect);
 #  test_chat, test_chat_peers, test_fibserver: they exec the example servers,
 #    and without binfmt_misc an aarch64 binary cannot be exec'd;
+#  example_fetch_local_server, example_parallel, example_udp_echo: the same,
+#    their Python drivers exec the example;
 #  label stress (test_soak --stress): runs the binary outside the emulator.
-QEMU_EXCLUDE='^(test_overflow|test_chat|test_chat_peers|test_fibserver)$'
+# Each cmocka test is its own ctest entry, named program.test.
+QEMU_EXCLUDE='^(test_overflow|test_chat|test_chat_peers|test_fibserver)\.|^example_(fetch_local_server|parallel|udp_echo)$'
 
 failures=0
 for mode in asm ucontext; do
