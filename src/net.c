@@ -43,9 +43,17 @@
 /* ------------------------------------------------------------------------ */
 
 #if !(defined(SOCK_NONBLOCK) && defined(SOCK_CLOEXEC)) || !(defined(__linux__) || defined(__FreeBSD__))
-static void set_cloexec(int fd) {
+/* Where sockets cannot be made close-on-exec and non-blocking at birth:
+ * fd, or -errno with fd closed. */
+static int cloexec_nonblocking(int fd) {
     int fl = fcntl(fd, F_GETFD);
     if (fl >= 0) fcntl(fd, F_SETFD, fl | FD_CLOEXEC);
+    int rc = aloop__set_nonblocking(fd);
+    if (rc < 0) {
+        close(fd);
+        return rc;
+    }
+    return fd;
 }
 #endif
 
@@ -56,12 +64,8 @@ int aloop__net_socket(int family, int type, int proto) {
 #else
     int fd = socket(family, type, proto);
     if (fd < 0) return -errno;
-    set_cloexec(fd);
-    int rc = aloop__set_nonblocking(fd);
-    if (rc < 0) {
-        close(fd);
-        return rc;
-    }
+    fd = cloexec_nonblocking(fd);
+    if (fd < 0) return fd;
 #endif
     aloop__io_forget(aloop__io_loop(), fd);
     return fd;
@@ -74,12 +78,8 @@ static int accept_once(int lfd, struct sockaddr *addr, socklen_t *len) {
 #else
     int fd = accept(lfd, addr, len);
     if (fd < 0) return -errno;
-    set_cloexec(fd);
-    int rc = aloop__set_nonblocking(fd);
-    if (rc < 0) {
-        close(fd);
-        return rc;
-    }
+    fd = cloexec_nonblocking(fd);
+    if (fd < 0) return fd;
 #endif
     return fd;
 }

@@ -106,6 +106,14 @@ static void consume(aloop_stream_t *s, size_t n) {
     if (s->start == s->end) s->start = s->end = 0;
 }
 
+/* Moves up to n buffered bytes to out: how many. */
+static ssize_t take_buffered(aloop_stream_t *s, void *out, size_t n) {
+    size_t take = buffered(s) < n ? buffered(s) : n;
+    if (take) memcpy(out, s->buf + s->start, take);
+    consume(s, take);
+    return (ssize_t)take;
+}
+
 /* Makes room for `need` bytes from start, then reads once. Bytes read, 0 at
  * EOF (s->eof set), or -errno. `again`: not the call's first read, so it
  * spends a unit of the task's budget (a peer that always has data must not
@@ -268,10 +276,7 @@ static ssize_t read_locked(aloop_task_impl_t *t, aloop_stream_t *s, char *out, s
         if (s->closed) return -EBADF;
         if (r < 0) return r;
     }
-    size_t take = buffered(s) < n ? buffered(s) : n;
-    if (take) memcpy(out, s->buf + s->start, take);
-    consume(s, take);
-    return (ssize_t)take;
+    return take_buffered(s, out, n);
 }
 
 ssize_t aloop_stream_read(aloop_stream_t *s, void *buf, size_t n) {
@@ -345,10 +350,7 @@ static ssize_t readexactly_locked(aloop_task_impl_t *t, aloop_stream_t *s, char 
         if (s->closed) return -EBADF;
         if (r < 0) return r;
     }
-    size_t take = buffered(s) < n ? buffered(s) : n;
-    if (take) memcpy(out, s->buf + s->start, take);
-    consume(s, take);
-    return (ssize_t)take;
+    return take_buffered(s, out, n);
 }
 
 ssize_t aloop_stream_readexactly(aloop_stream_t *s, void *buf, size_t n) {
