@@ -12,6 +12,7 @@
  * backend fd readable with nothing to process, and the host would spin.
  */
 #include "internal.h"
+#include "io_internal.h"
 
 #include <math.h>
 

@@ -29,6 +29,7 @@
  * blocks, or whole with aloop_read_file.
  */
 #include "internal.h"
+#include "io_internal.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>

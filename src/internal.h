@@ -335,19 +335,7 @@ typedef struct aloop_io_watch {
     uint32_t gen;
 } aloop_io_watch_t;
 
-struct aloop_io {
-    aloop_io_watch_t *watches; /* indexed by fd */
-    size_t nwatches;
-    int *dirty;                /* fds whose registration may shrink; same capacity */
-    size_t ndirty;
-    size_t waits;              /* tasks waiting on fds */
-    size_t holds;              /* other waits keeping the loop alive (signals) */
-    aloop_backend_t *backend;  /* backend_<name>.c */
-    /* Reads (one chunk) and writes (all of it) of a regular file, on the
-     * worker pool: file.c's aloop__file_io, installed by loop.c (so that
-     * io.c does not depend on the feature layer). */
-    ssize_t (*file_io)(aloop_task_impl_t *t, int fd, void *buf, size_t len, int dir);
-};
+/* struct aloop_io, io.c's state (loop->io): io_internal.h. */
 
 /* aloop_io_watch_t.flags bits that file.c shares (io.c owns bits 1 and 2):
  * fd is a regular file (fstat once, when recv said ENOTSOCK); a pool job
@@ -486,8 +474,8 @@ int aloop__async_alone(const aloop_t *loop);
 /* ---- the loop */
 #define ALOOP_STEPS_PER_TICK 64    /* ready steps between timer/poll checks */
 
-struct aloop_io;       /* io.c / backend_*.c state */
-struct aloop_async;    /* threadpool.c state */
+struct aloop_io;       /* io.c's state: io_internal.h */
+struct aloop_pool;    /* threadpool.c state */
 
 struct aloop {
     /* coro.c's part; first, so that the per-thread current loop
@@ -536,7 +524,7 @@ struct aloop {
 
     /* subsystems */
     struct aloop_io *io;
-    struct aloop_async *async;
+    struct aloop_pool *pool;    /* threadpool.c: the worker pool and cross-thread posts */
     const aloop_xthread_ops_t *xthread; /* threadpool.c's, NULL outside init..free */
     struct aloop_signals *signals; /* signal.c; NULL until the first signal wait */
     struct aloop_procs *procs;     /* process.c; NULL until the first spawn */

@@ -32,6 +32,7 @@
  * builds on aloop__io_wait.
  */
 #include "internal.h"
+#include "io_internal.h"
 
 #include <fcntl.h>
 #include <math.h>

@@ -2,6 +2,7 @@
  * loop.c - creating and freeing loops, aloop_main. (Debug warnings: debug.c.)
  */
 #include "internal.h"
+#include "io_internal.h"
 
 #include <math.h>
 #include <unistd.h>

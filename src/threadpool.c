@@ -64,7 +64,7 @@ typedef aloop_post_t soon_item_t;
 #define FIFO_INIT(q) ((q).head = NULL, (q).tail = &(q).head)
 #define FIFO_PUSH(q, item) ((item)->next = NULL, *(q).tail = (item), (q).tail = &(item)->next)
 
-struct aloop_async {
+struct aloop_pool {
     pthread_mutex_t mu;
     pthread_cond_t work;
     int rfd, wfd;            /* wake-up fd (rfd == wfd for an eventfd) */
@@ -89,7 +89,7 @@ struct aloop_async {
 /* The wake-up fd                                                           */
 /* ------------------------------------------------------------------------ */
 
-static void wakeup(struct aloop_async *a) {
+static void wakeup(struct aloop_pool *a) {
     if (atomic_exchange(&a->signalled, 1)) return; /* already pending */
     uint64_t one = 1;
     ssize_t n;
@@ -110,7 +110,7 @@ static void wakeup_hook(aloop_t *loop, int fd) {
     }
 }
 
-static int make_wakeup_fd(struct aloop_async *a) {
+static int make_wakeup_fd(struct aloop_pool *a) {
 #ifdef ALOOP_EVENTFD
     a->rfd = a->wfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     return a->rfd < 0 ? -errno : 0;
@@ -124,7 +124,7 @@ static int make_wakeup_fd(struct aloop_async *a) {
 #endif
 }
 
-static void close_wakeup_fd(aloop_t *loop, struct aloop_async *a) {
+static void close_wakeup_fd(aloop_t *loop, struct aloop_pool *a) {
     aloop__io_forget(loop, a->rfd);
     close(a->rfd);
     if (a->wfd != a->rfd) close(a->wfd);
@@ -135,7 +135,7 @@ static const aloop_xthread_ops_t xthread_ops = {
     aloop__async_pending, aloop__async_drain, aloop__async_alone, aloop__async_stop};
 
 int aloop__async_init(aloop_t *loop) {
-    struct aloop_async *a = aloop__calloc(1, sizeof *a);
+    struct aloop_pool *a = aloop__calloc(1, sizeof *a);
     if (!a) return -ENOMEM;
     int rc = make_wakeup_fd(a);
     if (rc < 0) goto fail;
@@ -153,7 +153,7 @@ int aloop__async_init(aloop_t *loop) {
     FIFO_INIT(a->soon);
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     a->size = cpus > 0 ? (unsigned)cpus : 1;
-    loop->async = a;
+    loop->pool = a;
     loop->xthread = &xthread_ops;
     return 0;
 fail:
@@ -178,7 +178,7 @@ static void post_drop(soon_item_t *s) {
 }
 
 void aloop__async_free(aloop_t *loop) {
-    struct aloop_async *a = loop->async;
+    struct aloop_pool *a = loop->pool;
     if (!a) return;
     pthread_mutex_lock(&a->mu);
     a->stopping = 1;
@@ -206,22 +206,22 @@ void aloop__async_free(aloop_t *loop) {
     pthread_mutex_destroy(&a->mu);
     aloop__free(a->threads);
     aloop__free(a);
-    loop->async = NULL;
+    loop->pool = NULL;
     loop->xthread = NULL;
 }
 
 size_t aloop__async_pending(const aloop_t *loop) {
-    struct aloop_async *a = loop->async;
+    struct aloop_pool *a = loop->pool;
     if (!a) return 0;
     return a->inflight + (size_t)atomic_load(&a->signalled);
 }
 
 int aloop__async_ready(const aloop_t *loop) {
-    return loop->async && atomic_load(&loop->async->signalled);
+    return loop->pool && atomic_load(&loop->pool->signalled);
 }
 
 void aloop__async_drain(aloop_t *loop) {
-    struct aloop_async *a = loop->async;
+    struct aloop_pool *a = loop->pool;
     if (!a || !atomic_exchange(&a->signalled, 0)) return;
     pthread_mutex_lock(&a->mu);
     pool_job_t *jobs = a->done.head;
@@ -250,7 +250,7 @@ void aloop__async_drain(aloop_t *loop) {
 }
 
 void aloop__post(aloop_t *loop, aloop_post_t *p) {
-    struct aloop_async *a = loop->async;
+    struct aloop_pool *a = loop->pool;
     pthread_mutex_lock(&a->mu);
     FIFO_PUSH(a->soon, p);
     pthread_mutex_unlock(&a->mu);
@@ -258,7 +258,7 @@ void aloop__post(aloop_t *loop, aloop_post_t *p) {
 }
 
 int aloop_call_soon_threadsafe(aloop_t *loop, void (*cb)(void *), void *arg) {
-    if (!loop || !cb || !loop->async) return -EINVAL;
+    if (!loop || !cb || !loop->pool) return -EINVAL;
     soon_item_t *s = aloop__malloc(sizeof *s);
     if (!s) return -ENOMEM;
     *s = (soon_item_t){.cb = cb, .arg = arg};
@@ -267,7 +267,7 @@ int aloop_call_soon_threadsafe(aloop_t *loop, void (*cb)(void *), void *arg) {
 }
 
 void aloop__async_stop(aloop_t *loop) {
-    struct aloop_async *a = loop->async;
+    struct aloop_pool *a = loop->pool;
     atomic_store(&a->stop_req, 1);
     wakeup(a);
 }
@@ -290,7 +290,7 @@ static size_t process_threads(void) {
 }
 
 int aloop__async_alone(const aloop_t *loop) {
-    struct aloop_async *a = loop->async;
+    struct aloop_pool *a = loop->pool;
     size_t n = process_threads();
     /* this thread + the pool's workers; workers only exit in aloop_free */
     return n != 0 && n <= 1u + (a ? a->nthreads : 0u);
@@ -301,7 +301,7 @@ int aloop__async_alone(const aloop_t *loop) {
 /* ------------------------------------------------------------------------ */
 
 static void *worker_main(void *p) {
-    struct aloop_async *a = p;
+    struct aloop_pool *a = p;
     pthread_mutex_lock(&a->mu);
     for (;;) {
         while (aloop__list_empty(&a->todo) && !a->stopping) {
@@ -330,7 +330,7 @@ static void *worker_main(void *p) {
 }
 
 /* Starts one more worker (signals blocked, so they go to the loop). */
-static int start_worker(struct aloop_async *a) {
+static int start_worker(struct aloop_pool *a) {
     if (!a->threads) {
         a->threads = aloop__calloc(a->size, sizeof *a->threads);
         if (!a->threads) return -ENOMEM;
@@ -346,8 +346,8 @@ static int start_worker(struct aloop_async *a) {
 }
 
 int aloop_set_thread_pool_size(aloop_t *loop, unsigned n) {
-    if (!loop || !n || !loop->async) return -EINVAL;
-    struct aloop_async *a = loop->async;
+    if (!loop || !n || !loop->pool) return -EINVAL;
+    struct aloop_pool *a = loop->pool;
     if (a->threads) return -EBUSY; /* sized once, before the first job */
     a->size = n;
     return 0;
@@ -365,7 +365,7 @@ typedef struct pool_wait {
  * has it yet (it never runs), else orphan it. */
 static void pool_wait_cancel(aloop_wait_t *w) {
     pool_wait_t *pw = ALOOP_CONTAINER_OF(w, pool_wait_t, wait);
-    struct aloop_async *a = pw->loop->async;
+    struct aloop_pool *a = pw->loop->pool;
     pool_job_t *j = pw->job;
     pthread_mutex_lock(&a->mu);
     int queued = j->state == JOB_QUEUED;
@@ -395,7 +395,7 @@ int aloop_run_in_thread_with(void *(*fn)(void *), void *arg,
         if (err == -ECANCELED && discard) discard(NULL, arg);
         return err;
     }
-    struct aloop_async *a = t->fut.loop->async;
+    struct aloop_pool *a = t->fut.loop->pool;
     pool_job_t *j = aloop__malloc(sizeof *j);
     if (!j) return -ENOMEM;
     *j = (pool_job_t){.fn = fn, .arg = arg, .discard = discard, .task = t, .state = JOB_QUEUED};

@@ -199,7 +199,7 @@ static rts_t *rts_new(aloop_t *loop, aloop_task_fn fn, void *arg, aloop_t *calle
 
 int aloop_run_threadsafe(aloop_t *loop, aloop_task_fn fn, void *arg, void **result) {
     if (result) *result = NULL;
-    if (!loop || !fn || !loop->async) return -EINVAL;
+    if (!loop || !fn || !loop->pool) return -EINVAL;
     aloop_t *here = aloop__tls_loop();
     if (here == loop) return -EPERM; /* it would wait for itself */
     aloop_task_impl_t *t = NULL;

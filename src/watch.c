@@ -23,6 +23,7 @@
  *    never both: the other side gets -EBUSY.
  */
 #include "internal.h"
+#include "io_internal.h"
 
 static int add_watch(aloop_t *loop, int fd, int dir, void (*cb)(int, void *), void *arg) {
     if (!loop || !cb) return -EINVAL;

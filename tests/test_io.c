@@ -7,6 +7,7 @@
 #include "aloop_test.h"
 
 #include "internal.h"
+#include "io_internal.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>

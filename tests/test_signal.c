@@ -5,6 +5,7 @@
 #include "aloop_test.h"
 
 #include "internal.h"
+#include "io_internal.h"
 
 #include <signal.h>
 #include <unistd.h>
