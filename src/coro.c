@@ -28,9 +28,16 @@
  * was created with, and an overflow report names what runs on it through
  * the label function its creator gave.
  */
-#include "internal.h"
+#include "coro_internal.h"
+
+#include "alloc_internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include <signal.h>
+#include <stdint.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -143,8 +150,8 @@ enum { FRAME_WORDS = 20 };
 /* ------------------------------------------------------------------------ */
 
 #if ALOOP_SWITCH_OUT_OF_LINE
-static aloop_ctx_t *ctx_of(aloop_t *loop, aloop_coro_t *co) {
-    return co ? &co->ctx : &loop->main.ctx;
+static aloop_ctx_t *ctx_of(aloop_coros_t *coros, aloop_coro_t *co) {
+    return co ? &co->ctx : &coros->main.ctx;
 }
 #endif
 
@@ -153,31 +160,31 @@ static aloop_ctx_t *ctx_of(aloop_t *loop, aloop_coro_t *co) {
  * or it reports false stack-buffer overflows. The running context starts the
  * switch with the target's bounds; the resumed one finishes it and learns
  * the bounds of where it came from (how we learn the main stack's). */
-static void asan_start(aloop_t *loop, aloop_coro_t *from, aloop_coro_t *to) {
-    void **fake = from ? &from->asan_fake_stack : &loop->main.asan_fake_stack;
-    const void *lo = to ? to->stack_lo : loop->main.stack_lo;
-    size_t size = to ? to->stack_size : loop->main.stack_size;
+static void asan_start(aloop_coros_t *coros, aloop_coro_t *from, aloop_coro_t *to) {
+    void **fake = from ? &from->asan_fake_stack : &coros->main.asan_fake_stack;
+    const void *lo = to ? to->stack_lo : coros->main.stack_lo;
+    size_t size = to ? to->stack_size : coros->main.stack_size;
     __sanitizer_start_switch_fiber(fake, lo, size);
 }
-static void asan_finish(aloop_t *loop, aloop_coro_t *self, int from_main) {
+static void asan_finish(aloop_coros_t *coros, aloop_coro_t *self, int from_main) {
     const void *lo;
     size_t size;
-    void *fake = self ? self->asan_fake_stack : loop->main.asan_fake_stack;
+    void *fake = self ? self->asan_fake_stack : coros->main.asan_fake_stack;
     __sanitizer_finish_switch_fiber(fake, &lo, &size);
     if (from_main) {
-        loop->main.stack_lo = lo;
-        loop->main.stack_size = size;
+        coros->main.stack_lo = lo;
+        coros->main.stack_size = size;
     }
 }
 #endif
 
 #if ALOOP_SWITCH_OUT_OF_LINE
-void aloop__coro_switch(aloop_t *loop, aloop_coro_t *from, aloop_coro_t *to) {
-    aloop_ctx_t *save = ctx_of(loop, from), *load = ctx_of(loop, to);
-    loop->running_coro = to;
+void aloop__coro_switch(aloop_coros_t *coros, aloop_coro_t *from, aloop_coro_t *to) {
+    aloop_ctx_t *save = ctx_of(coros, from), *load = ctx_of(coros, to);
+    coros->running = to;
 #ifdef ALOOP_ASAN
-    loop->main.switch_from_main = (from == NULL);
-    asan_start(loop, from, to);
+    coros->main.switch_from_main = (from == NULL);
+    asan_start(coros, from, to);
 #endif
 #ifdef ALOOP_CONTEXT_UCONTEXT
     /* swapcontext installs the signal mask saved in `load`. The mask must
@@ -190,20 +197,31 @@ void aloop__coro_switch(aloop_t *loop, aloop_coro_t *from, aloop_coro_t *to) {
     aloop__ctx_swap(&save->sp, load->sp);
 #endif
 #ifdef ALOOP_ASAN
-    asan_finish(loop, from, loop->main.switch_from_main);
+    asan_finish(coros, from, coros->main.switch_from_main);
 #endif
 }
 #endif
 
-/* Entry point of every coroutine, on its own stack. makecontext cannot pass
- * pointers portably, so the coroutine is found through the current loop. */
-static void coro_entry(void) {
-    aloop_t *loop = aloop__tls_loop();
-    aloop_coro_t *co = loop->running_coro;
-#ifdef ALOOP_ASAN
-    asan_finish(loop, co, loop->main.switch_from_main);
+/* The per-thread current loop, as its coroutine state (coro_internal.h).
+ * Defined here, in the leaf, so that coro_entry and the overflow report
+ * find the running coroutine without knowing of loops; the scheduler sets
+ * it. */
+#if defined(__GNUC__) && !defined(__APPLE__)
+_Thread_local aloop_coros_t *aloop__tls_coros __attribute__((tls_model("initial-exec")));
+#else
+_Thread_local aloop_coros_t *aloop__tls_coros;
 #endif
-    co->entry(loop, co); /* never returns */
+
+/* Entry point of every coroutine, on its own stack. makecontext cannot pass
+ * pointers portably, so the coroutine is found through the current loop's
+ * coroutine state: the switch into it set coros->running. */
+static void coro_entry(void) {
+    aloop_coros_t *coros = aloop__tls_coros;
+    aloop_coro_t *co = coros->running;
+#ifdef ALOOP_ASAN
+    asan_finish(coros, co, coros->main.switch_from_main);
+#endif
+    co->entry(coros, co); /* never returns */
     abort();
 }
 
@@ -219,12 +237,12 @@ static void coro_entry(void) {
  * A slot given back is reused before any fresh one: its top page is already
  * resident and its guard already installed, so reuse costs no system call
  * and no page fault. A chunk is unmapped when its last slot comes back.
- * Invariant: a chunk is on loop->stack_chunks exactly while it has a free
+ * Invariant: a chunk is on coros->stack_chunks exactly while it has a free
  * or never-used slot. */
 #define STACKS_PER_CHUNK 64
 
 struct aloop_stack_chunk {
-    aloop_list_t link;   /* in loop->stack_chunks while a slot is free */
+    aloop_list_t link;   /* in coros->stack_chunks while a slot is free */
     aloop_list_t *owner; /* that list (aloop__coro_free has no loop at hand) */
     char *map;
     size_t map_size, slot_size;
@@ -236,13 +254,13 @@ struct aloop_stack_chunk {
 };
 
 /* The guard gap: GUARD_GAP rounded up to whole pages, 0 without guards. */
-static size_t guard_size(const aloop_t *loop) {
-    if (loop->flags & ALOOP_NO_GUARD_PAGES) return 0;
-    return (GUARD_GAP + loop->page_size - 1) & ~(loop->page_size - 1);
+static size_t guard_size(const aloop_coros_t *coros) {
+    if (!coros->guards) return 0;
+    return (GUARD_GAP + coros->page_size - 1) & ~(coros->page_size - 1);
 }
 
-static int guard_install(aloop_t *loop, char *gap) {
-    size_t size = guard_size(loop);
+static int guard_install(aloop_coros_t *coros, char *gap) {
+    size_t size = guard_size(coros);
     if (madvise(gap, size, MADV_GUARD_INSTALL) == 0) return 0;
     return mprotect(gap, size, PROT_NONE) == 0 ? 0 : -errno;
 }
@@ -262,10 +280,10 @@ static int under_valgrind(void) {
  * two more system calls, still 3 per chunk instead of 64). Returns 1 if it
  * did, 0 to fall back to one madvise (or mprotect) per slot when the slot
  * is first handed out. */
-static int guard_chunk(aloop_t *loop, struct aloop_stack_chunk *c) {
+static int guard_chunk(aloop_coros_t *coros, struct aloop_stack_chunk *c) {
 #if defined(__linux__) && defined(SYS_process_madvise) && defined(SYS_pidfd_open)
     if (under_valgrind()) return 0;
-    size_t gap = guard_size(loop);
+    size_t gap = guard_size(coros);
     struct iovec iov[STACKS_PER_CHUNK];
     for (unsigned i = 0; i < STACKS_PER_CHUNK; i++) {
         iov[i].iov_base = c->map + i * c->slot_size;
@@ -278,16 +296,16 @@ static int guard_chunk(aloop_t *loop, struct aloop_stack_chunk *c) {
     close((int)pidfd);
     return r == (long)(STACKS_PER_CHUNK * gap);
 #else
-    ALOOP_UNUSED(loop);
+    ALOOP_UNUSED(coros);
     ALOOP_UNUSED(c);
     return 0;
 #endif
 }
 
-static struct aloop_stack_chunk *chunk_new(aloop_t *loop) {
+static struct aloop_stack_chunk *chunk_new(aloop_coros_t *coros) {
     struct aloop_stack_chunk *c = aloop__calloc(1, sizeof *c);
     if (!c) return NULL;
-    c->slot_size = loop->stack_size + guard_size(loop);
+    c->slot_size = coros->stack_size + guard_size(coros);
     c->map_size = c->slot_size * STACKS_PER_CHUNK;
     void *map = aloop__map_stacks(c->map_size);
     if (!map) {
@@ -295,25 +313,25 @@ static struct aloop_stack_chunk *chunk_new(aloop_t *loop) {
         return NULL;
     }
     c->map = map;
-    c->guarded = guard_size(loop) == 0 || guard_chunk(loop, c);
-    c->owner = &loop->stack_chunks;
-    aloop__list_push_front(&loop->stack_chunks, &c->link);
+    c->guarded = guard_size(coros) == 0 || guard_chunk(coros, c);
+    c->owner = &coros->stack_chunks;
+    aloop__list_push_front(&coros->stack_chunks, &c->link);
     return c;
 }
 
 /* Takes a slot for co: a given-back one if any, else a fresh one. */
-static int stack_map(aloop_t *loop, aloop_coro_t *co) {
+static int stack_map(aloop_coros_t *coros, aloop_coro_t *co) {
     struct aloop_stack_chunk *c;
-    if (!aloop__list_empty(&loop->stack_chunks))
-        c = ALOOP_CONTAINER_OF(loop->stack_chunks.next, struct aloop_stack_chunk, link);
-    else if (!(c = chunk_new(loop)))
+    if (!aloop__list_empty(&coros->stack_chunks))
+        c = ALOOP_CONTAINER_OF(coros->stack_chunks.next, struct aloop_stack_chunk, link);
+    else if (!(c = chunk_new(coros)))
         return -ENOMEM;
-    size_t gap = guard_size(loop);
+    size_t gap = guard_size(coros);
     int reused = c->nfree > 0;
     unsigned slot = reused ? c->free_slots[--c->nfree] : c->fresh;
     char *map = c->map + slot * c->slot_size;
     if (!reused) {
-        if (gap && !c->guarded && guard_install(loop, map) < 0) return -ENOMEM;
+        if (gap && !c->guarded && guard_install(coros, map) < 0) return -ENOMEM;
         c->fresh++;
     }
     c->used++;
@@ -322,7 +340,7 @@ static int stack_map(aloop_t *loop, aloop_coro_t *co) {
     co->map = map;
     co->map_size = c->slot_size;
     co->stack_lo = map + gap;
-    co->stack_size = loop->stack_size;
+    co->stack_size = coros->stack_size;
 #if defined(ALOOP_HAVE_VALGRIND)
     co->valgrind_id = VALGRIND_STACK_REGISTER(co->stack_lo, co->stack_lo + co->stack_size);
 #endif
@@ -375,7 +393,7 @@ static void *frame_from_ucontext(const ucontext_t *uc) {
  * context starts as a copy of it. On the ucontext path the copy becomes
  * the coroutine's context; on the asm path only the entry point and stack
  * pointer makecontext set up are kept, as the first switch frame. */
-int aloop__coro_new(aloop_t *loop, aloop_coro_entry_fn entry, aloop_coro_label_fn label,
+int aloop__coro_new(aloop_coros_t *coros, aloop_coro_entry_fn entry, aloop_coro_label_fn label,
                     aloop_coro_t **out) {
     aloop_coro_t *co = aloop__calloc(1, sizeof *co);
     if (!co) return -ENOMEM;
@@ -383,7 +401,7 @@ int aloop__coro_new(aloop_t *loop, aloop_coro_entry_fn entry, aloop_coro_label_f
     co->label = label;
 #ifdef ALOOP_CONTEXT_UCONTEXT
     ucontext_t *uc = aloop__malloc(sizeof *uc);
-    if (!uc || stack_map(loop, co) < 0) {
+    if (!uc || stack_map(coros, co) < 0) {
         aloop__free(uc);
         aloop__free(co);
         return -ENOMEM;
@@ -393,11 +411,11 @@ int aloop__coro_new(aloop_t *loop, aloop_coro_entry_fn entry, aloop_coro_label_f
     if (getcontext(uc) < 0) abort();
 #else
     ucontext_t ucbuf, *uc = &ucbuf;
-    if (stack_map(loop, co) < 0) {
+    if (stack_map(coros, co) < 0) {
         aloop__free(co);
         return -ENOMEM;
     }
-    memcpy(uc, loop->uc_template, sizeof *uc);
+    memcpy(uc, coros->uc_template, sizeof *uc);
 #endif
     uc->uc_link = NULL;
     uc->uc_stack.ss_sp = co->stack_lo;
@@ -426,33 +444,33 @@ void aloop__coro_free(aloop_coro_t *co) {
 
 /* The loop's coroutine state (coro.c's part of struct aloop): the stack
  * chunks, and the main context's ucontext (ucontext path only). */
-int aloop__coros_init(aloop_t *loop) {
-    aloop__list_init(&loop->stack_chunks);
-    loop->uc_template = aloop__malloc(sizeof(ucontext_t));
-    if (!loop->uc_template) return -ENOMEM;
-    if (getcontext(loop->uc_template) < 0) return -errno;
+int aloop__coros_init(aloop_coros_t *coros) {
+    aloop__list_init(&coros->stack_chunks);
+    coros->uc_template = aloop__malloc(sizeof(ucontext_t));
+    if (!coros->uc_template) return -ENOMEM;
+    if (getcontext(coros->uc_template) < 0) return -errno;
 #ifdef ALOOP_CONTEXT_UCONTEXT
-    loop->main.ctx.uc = aloop__calloc(1, sizeof(ucontext_t));
-    if (!loop->main.ctx.uc) return -ENOMEM;
+    coros->main.ctx.uc = aloop__calloc(1, sizeof(ucontext_t));
+    if (!coros->main.ctx.uc) return -ENOMEM;
 #endif
     return 0;
 }
 
 /* aloop_free, once no task is left: the parked coroutines, the last
  * finished one, the main context. Also undoes a half-done init. */
-void aloop__coros_free(aloop_t *loop) {
-    while (loop->idle) {
-        aloop_coro_t *co = loop->idle;
-        loop->idle = co->next_idle;
+void aloop__coros_free(aloop_coros_t *coros) {
+    while (coros->idle) {
+        aloop_coro_t *co = coros->idle;
+        coros->idle = co->next_idle;
         aloop__coro_free(co);
     }
-    loop->idle_count = 0;
-    aloop__coro_free(loop->zombie);
-    loop->zombie = NULL;
-    aloop__free(loop->uc_template);
-    loop->uc_template = NULL;
-    aloop__free(loop->main.ctx.uc);
-    loop->main.ctx.uc = NULL;
+    coros->idle_count = 0;
+    aloop__coro_free(coros->zombie);
+    coros->zombie = NULL;
+    aloop__free(coros->uc_template);
+    coros->uc_template = NULL;
+    aloop__free(coros->main.ctx.uc);
+    coros->main.ctx.uc = NULL;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -477,8 +495,8 @@ static void write_num(size_t v) {
 }
 
 static void on_segv(int sig, siginfo_t *info, void *uctx) {
-    aloop_t *loop = aloop__tls_loop();
-    aloop_coro_t *co = loop ? loop->running_coro : NULL;
+    aloop_coros_t *coros = aloop__tls_coros;
+    aloop_coro_t *co = coros ? coros->running : NULL;
     char *addr = info->si_addr;
     /* A fault in the guard gap below the running coroutine's stack is an
      * overflow of that stack. */

@@ -21,57 +21,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ALOOP_UNUSED(x) ((void)(x))
-#define ALOOP_CONTAINER_OF(p, type, member) \
-    ((type *)(void *)((char *)(p) - offsetof(type, member)))
-
-#if defined(__GNUC__)
-#define ALOOP_LIKELY(x) __builtin_expect(!!(x), 1)
-#define ALOOP_UNLIKELY(x) __builtin_expect(!!(x), 0)
-#define ALOOP_NOINLINE __attribute__((noinline))
-#else
-#define ALOOP_LIKELY(x) (x)
-#define ALOOP_UNLIKELY(x) (x)
-#define ALOOP_NOINLINE
-#endif
-
+#include "base_internal.h"
+#include "coro_internal.h"
 #include "alloc_internal.h"
 #include "backend_internal.h"
 #include "process_internal.h"
 #include "signal_internal.h"
 #include "timer_internal.h"
-
-/* ---- intrusive doubly linked list (circular, with a sentinel head) */
-typedef struct aloop_list {
-    struct aloop_list *prev, *next;
-} aloop_list_t;
-
-static inline void aloop__list_init(aloop_list_t *l) { l->prev = l->next = l; }
-static inline int aloop__list_empty(const aloop_list_t *l) { return l->next == l; }
-static inline void aloop__list_push_back(aloop_list_t *l, aloop_list_t *n) {
-    n->prev = l->prev;
-    n->next = l;
-    l->prev->next = n;
-    l->prev = n;
-}
-static inline void aloop__list_push_front(aloop_list_t *l, aloop_list_t *n) {
-    n->next = l->next;
-    n->prev = l;
-    l->next->prev = n;
-    l->next = n;
-}
-/* Unlinks n and leaves it self-linked, so removing twice is harmless. */
-static inline void aloop__list_remove(aloop_list_t *n) {
-    n->prev->next = n->next;
-    n->next->prev = n->prev;
-    n->prev = n->next = n;
-}
-static inline aloop_list_t *aloop__list_pop_front(aloop_list_t *l) {
-    aloop_list_t *n = l->next;
-    if (n == l) return NULL;
-    aloop__list_remove(n);
-    return n;
-}
 
 /* ---- runnables: what the ready ring holds */
 enum aloop_run_kind {
@@ -89,87 +45,7 @@ typedef struct aloop_runnable {
  * aloop__timer_start (0 / -ENOMEM) and aloop__timer_stop (idempotent) are
  * inline at the end of this file. */
 
-/* ---- coroutines (coro.c) */
-/* The same layout whatever the build's context switch, so code compiled
- * without the library's definitions (tests, benchmarks) agrees on it. */
-typedef struct aloop_ctx {
-    void *sp; /* saved stack pointer (asm switch) */
-    void *uc; /* ucontext_t * (ucontext switch), allocated with the coroutine */
-} aloop_ctx_t;
-
-typedef struct aloop_coro aloop_coro_t;
-/* What a coroutine runs, on its own stack; it never returns. */
-typedef void (*aloop_coro_entry_fn)(aloop_t *loop, aloop_coro_t *co);
-/* Names what runs on the coroutine (from co->user) into buf (n bytes, NUL
- * included), for the stack-overflow report. Called from a signal handler:
- * it must not allocate, lock or call stdio. */
-typedef void (*aloop_coro_label_fn)(const void *user, char *buf, size_t n);
-
-struct aloop_coro {
-    aloop_ctx_t ctx;
-    struct aloop_coro *next_idle; /* in the loop's idle pool */
-    void *user;                   /* the creator's: what runs on it now (NULL: nothing) */
-    aloop_coro_entry_fn entry;
-    aloop_coro_label_fn label;
-    struct aloop_stack_chunk *chunk; /* the mapping the stack is carved from (coro.c) */
-    char *map;                    /* its slot in the chunk, guard gap included */
-    size_t map_size;
-    char *stack_lo;               /* usable stack: [stack_lo, stack_lo + stack_size) */
-    size_t stack_size;
-    void *asan_fake_stack;
-    unsigned valgrind_id;
-};
-
-/* The context a loop runs on (the caller's thread stack). */
-typedef struct aloop_main_ctx {
-    aloop_ctx_t ctx;
-    void *asan_fake_stack;
-    const void *stack_lo; /* learned from ASan on the first switch back */
-    size_t stack_size;
-    int switch_from_main; /* ASan: the switch under way started here */
-} aloop_main_ctx_t;
-
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define ALOOP_ASAN 1
-#endif
-#endif
-#if defined(__SANITIZE_ADDRESS__)
-#define ALOOP_ASAN 1
-#endif
-#if !defined(ALOOP_CONTEXT_UCONTEXT) && !defined(__x86_64__) && !defined(__aarch64__)
-#define ALOOP_CONTEXT_UCONTEXT 1
-#endif
-/* The plain asm switch is inlined into the scheduler; ASan's annotations
- * and swapcontext's signal-mask care live out of line in coro.c. */
-#if defined(ALOOP_CONTEXT_UCONTEXT) || defined(ALOOP_ASAN)
-#define ALOOP_SWITCH_OUT_OF_LINE 1
-#else
-#define ALOOP_SWITCH_OUT_OF_LINE 0
-#endif
-
-/* A new coroutine that will run entry(loop, co) when first switched to.
- * 0 / -ENOMEM (no memory, or no stack could be mapped). */
-int aloop__coro_new(aloop_t *loop, aloop_coro_entry_fn entry, aloop_coro_label_fn label,
-                    aloop_coro_t **out);
-void aloop__coro_free(aloop_coro_t *co);
-/* coro.c's part of the loop, set up by aloop_new_with and freed by
- * aloop_free (the idle pool, the zombie, the main context). */
-int aloop__coros_init(aloop_t *loop);
-void aloop__coros_free(aloop_t *loop);
-/* Switches from the running context (a coroutine, or the loop's main context
- * when from == NULL) to `to` (or to the main context when to == NULL). */
-#if ALOOP_SWITCH_OUT_OF_LINE
-void aloop__coro_switch(aloop_t *loop, aloop_coro_t *from, aloop_coro_t *to);
-#else
-static inline void aloop__coro_switch(aloop_t *loop, aloop_coro_t *from, aloop_coro_t *to);
-#endif
-/* Process-wide: SIGSEGV handler on an alternate stack that names (through
- * its label function) what ran on a coroutine whose stack overflowed into
- * its guard gap. */
-void aloop__install_overflow_handler(void);
-/* Gives the calling thread an alternate signal stack unless it has one. */
-int aloop__thread_altstack(void);
+/* ---- coroutines: coro_internal.h; the loop's part is loop->coros */
 
 /* ---- futures and tasks (future.c, task.c) */
 enum aloop_fut_state {
@@ -608,20 +484,19 @@ void aloop__async_stop(aloop_t *loop);
 int aloop__async_alone(const aloop_t *loop);
 
 /* ---- the loop */
-#define ALOOP_DEFAULT_STACK (256u * 1024u)
-#define ALOOP_MIN_STACK (16u * 1024u)
-#define ALOOP_IDLE_CORO_MAX 1024   /* parked coroutines kept for reuse */
 #define ALOOP_STEPS_PER_TICK 64    /* ready steps between timer/poll checks */
 
 struct aloop_io;       /* io.c / backend_*.c state */
 struct aloop_async;    /* threadpool.c state */
 
 struct aloop {
+    /* coro.c's part; first, so that the per-thread current loop
+     * (aloop__tls_coros) is the loop itself */
+    aloop_coros_t coros;
+
     /* settings */
     int clock;
     unsigned flags;
-    size_t stack_size;
-    size_t page_size;
 
     /* clock */
     double vnow;          /* virtual clock */
@@ -635,15 +510,7 @@ struct aloop {
 
     aloop_timers_t timers; /* timer.c's heap */
 
-    /* coroutines */
-    aloop_main_ctx_t main;
-    void *uc_template; /* ucontext_t: getcontext() once; makecontext starts from copies */
-    aloop_coro_t *running_coro;  /* NULL while on the main context */
     aloop_task_impl_t *current;  /* the running task */
-    aloop_coro_t *idle;          /* parked coroutines, ready for reuse */
-    size_t idle_count;
-    aloop_coro_t *zombie;        /* to free once off its stack */
-    aloop_list_t stack_chunks;   /* stack chunks with a free slot (coro.c) */
     unsigned budget;             /* steps left before the next tick */
     /* tasks that spent their cooperative budget: FIFO, made ready after the
      * next poll and timers (tail valid only when head != NULL) */
@@ -682,6 +549,8 @@ struct aloop {
     size_t quarantine_len;
 };
 
+_Static_assert(offsetof(struct aloop, coros) == 0, "the current loop is its coroutine state");
+
 /* An object of a feature that keeps a pointer to its loop and may outlive
  * it (a stream closed after aloop_free): aloop_free calls detach(), which
  * must forget the loop, so that later calls on the object never touch the
@@ -693,8 +562,9 @@ typedef struct aloop_owned {
 static inline void aloop__loop_own(aloop_t *loop, aloop_owned_t *o);
 static inline void aloop__loop_disown(aloop_owned_t *o) { aloop__list_remove(&o->link); }
 
-/* The per-thread current loop: the only global state. */
-aloop_t *aloop__tls_loop(void);
+/* The per-thread current loop: the only global state (aloop__tls_coros,
+ * coro_internal.h; struct aloop starts with its coroutine state). */
+static inline aloop_t *aloop__tls_loop(void) { return (aloop_t *)(void *)aloop__tls_coros; }
 void aloop__set_tls_loop(aloop_t *loop);
 
 /* Debug-mode warning (ALOOP_DEBUG): printf-like, to the loop's warning
@@ -796,20 +666,6 @@ static inline int aloop__xthread_alone(const aloop_t *loop) {
 static inline void aloop__xthread_stop(aloop_t *loop) {
     if (loop->xthread) loop->xthread->stop(loop);
 }
-
-#ifndef ALOOP_CONTEXT_UCONTEXT
-/* coro.c: saves the callee-saved registers, stores sp in *save_sp, loads
- * load_sp and returns into what was saved there. */
-void aloop__ctx_swap(void **save_sp, void *load_sp);
-#endif
-#if !ALOOP_SWITCH_OUT_OF_LINE
-static inline void aloop__coro_switch(aloop_t *loop, aloop_coro_t *from, aloop_coro_t *to) {
-    void **save = from ? &from->ctx.sp : &loop->main.ctx.sp;
-    void *load = to ? to->ctx.sp : loop->main.ctx.sp;
-    loop->running_coro = to;
-    aloop__ctx_swap(save, load);
-}
-#endif
 
 static inline void aloop__loop_own(aloop_t *loop, aloop_owned_t *o) {
     aloop__list_push_back(&loop->owned, &o->link);

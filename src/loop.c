@@ -32,16 +32,18 @@ aloop_t *aloop_new_with(const aloop_config_t *cfg) {
     if (!loop) return aloop__null_errno(-ENOMEM);
     loop->clock = env_clock(cfg->clock);
     loop->flags = cfg->flags | (env_debug() ? ALOOP_DEBUG : 0u);
-    loop->page_size = (size_t)sysconf(_SC_PAGESIZE);
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
     size_t stack = cfg->stack_size ? cfg->stack_size : ALOOP_DEFAULT_STACK;
-    loop->stack_size = (stack + loop->page_size - 1) & ~(loop->page_size - 1);
+    loop->coros.page_size = page;
+    loop->coros.stack_size = (stack + page - 1) & ~(page - 1);
+    loop->coros.guards = !(loop->flags & ALOOP_NO_GUARD_PAGES);
     aloop__tasks_init(loop);
     aloop__list_init(&loop->futures);
     aloop__list_init(&loop->owned);
     aloop__debug_init(loop);
     /* Each module sets up its own part; each step's own error is passed on:
      * EMFILE from epoll_create1 or the wake-up fd is not "out of memory". */
-    int rc = aloop__coros_init(loop);
+    int rc = aloop__coros_init(&loop->coros);
     if (rc < 0) goto fail;
     rc = aloop__sched_init(loop);
     if (rc < 0) goto fail;
@@ -58,7 +60,7 @@ aloop_t *aloop_new_with(const aloop_config_t *cfg) {
     if (!(loop->flags & ALOOP_NO_GUARD_PAGES)) aloop__install_overflow_handler();
     return loop;
 fail:
-    aloop__coros_free(loop);
+    aloop__coros_free(&loop->coros);
     aloop__sched_free(loop);
     aloop__free(loop);
     return aloop__null_errno(rc);
@@ -137,7 +139,7 @@ void aloop_free(aloop_t *loop) {
         aloop_future_t *f = ALOOP_CONTAINER_OF(loop->futures.next, aloop_future_t, live);
         aloop__future_detach(f);
     }
-    aloop__coros_free(loop);
+    aloop__coros_free(&loop->coros);
     aloop__timers_free(&loop->timers);
     aloop__debug_free(loop); /* quarantined tasks go back to their slabs */
     aloop__task_pool_free(loop); /* after the detach: no task can come back to it */

@@ -15,29 +15,22 @@
 #include <math.h>
 #include <time.h>
 
-/* initial-exec: a plain %fs-relative load even in the shared library,
- * where the default model would call __tls_get_addr on every access (every
- * suspending call reads it). */
-#if defined(__GNUC__) && !defined(__APPLE__)
-static _Thread_local aloop_t *tls_loop __attribute__((tls_model("initial-exec")));
-#else
-static _Thread_local aloop_t *tls_loop;
-#endif
-
-aloop_t *aloop__tls_loop(void) { return tls_loop; }
+/* The per-thread current loop is coro.c's aloop__tls_coros (struct aloop
+ * starts with its coroutine state): coro_entry and the overflow report find
+ * the running coroutine through it without knowing of loops. */
 static void enter_thread(aloop_t *loop);
 
 /* Making a loop current on a thread is where it starts running there (also
  * aloop_run_once's way in): the thread gets the overflow report too. */
 void aloop__set_tls_loop(aloop_t *loop) {
     if (loop) enter_thread(loop);
-    tls_loop = loop;
+    aloop__tls_coros = loop ? &loop->coros : NULL;
 }
 
-aloop_t *aloop_current(void) { return tls_loop; }
+aloop_t *aloop_current(void) { return aloop__tls_loop(); }
 
 aloop_task_impl_t *aloop__current_task(void) {
-    aloop_t *loop = tls_loop;
+    aloop_t *loop = aloop__tls_loop();
     return loop ? loop->current : NULL;
 }
 
@@ -110,9 +103,9 @@ static aloop_runnable_t *ring_peek(const aloop_t *loop) {
  * not-yet-started task itself, with no context switch at all (coro_main). */
 
 static aloop_coro_t *idle_pop(aloop_t *loop) {
-    aloop_coro_t *co = loop->idle;
-    loop->idle = co->next_idle;
-    loop->idle_count--;
+    aloop_coro_t *co = loop->coros.idle;
+    loop->coros.idle = co->next_idle;
+    loop->coros.idle_count--;
     return co;
 }
 
@@ -120,15 +113,15 @@ static void coro_label(const void *user, char *buf, size_t n) {
     aloop__task_label(user, buf, n);
 }
 
-static void coro_main(aloop_t *loop, aloop_coro_t *co);
+static void coro_main(aloop_coros_t *coros, aloop_coro_t *co);
 
 /* A coroutine for t's first step: 0, or -ENOMEM. */
 static int coro_take(aloop_t *loop, aloop_coro_t **out) {
-    if (loop->idle) {
+    if (loop->coros.idle) {
         *out = idle_pop(loop);
         return 0;
     }
-    return aloop__coro_new(loop, coro_main, coro_label, out);
+    return aloop__coro_new(&loop->coros, coro_main, coro_label, out);
 }
 
 /* Completes a task that never ran: cancelled before its first step (err 0:
@@ -160,7 +153,7 @@ static void attach(aloop_t *loop, aloop_task_impl_t *t, aloop_coro_t *co) {
  * not started; it gets the most recently parked coroutine, or NULL (the
  * loop's context then handles it: a cancelled one, or a new stack). */
 static ALOOP_NOINLINE aloop_coro_t *start_on_parked(aloop_t *loop, aloop_task_impl_t *next) {
-    if (!loop->idle || next->must_cancel) return NULL;
+    if (!loop->coros.idle || next->must_cancel) return NULL;
     aloop_coro_t *to = idle_pop(loop);
     attach(loop, next, to);
     return to;
@@ -176,12 +169,12 @@ static inline void switch_away(aloop_t *loop, aloop_coro_t *self) {
         next->queued = 0;
         loop->current = next;
         if (to == self) return; /* it was our own wake-up (or our next task) */
-        aloop__coro_switch(loop, self, to);
+        aloop__coro_switch(&loop->coros, self, to);
         return;
     }
 to_loop:
     loop->current = NULL;
-    aloop__coro_switch(loop, self, NULL);
+    aloop__coro_switch(&loop->coros, self, NULL);
 }
 
 /* aloop__enter's slow half: a cancel to deliver, a closing loop, or a spent
@@ -201,7 +194,7 @@ static ALOOP_NOINLINE aloop_task_impl_t *enter_slow(aloop_t *loop, aloop_task_im
 }
 
 aloop_task_impl_t *aloop__enter(int *err) {
-    aloop_t *loop = tls_loop;
+    aloop_t *loop = aloop__tls_loop();
     aloop_task_impl_t *t = loop ? loop->current : NULL;
     if (ALOOP_UNLIKELY(!t)) {
         *err = aloop__misuse(loop, -EPERM, "suspending call", "called outside a task");
@@ -370,7 +363,8 @@ static aloop_task_impl_t *next_on_same_coro(aloop_t *loop, aloop_coro_t *co) {
 /* Every coroutine runs this for ever: one task after another. In between,
  * it either goes on with the next task that has not started yet, or parks
  * in the idle pool (LIFO) until a first step needs it. */
-static void coro_main(aloop_t *loop, aloop_coro_t *co) {
+static void coro_main(aloop_coros_t *coros, aloop_coro_t *co) {
+    aloop_t *loop = ALOOP_CONTAINER_OF(coros, aloop_t, coros);
     for (;;) {
         aloop_task_impl_t *t = co->user;
         run_to_end(loop, t, co);
@@ -379,16 +373,16 @@ static void coro_main(aloop_t *loop, aloop_coro_t *co) {
             co->user = t;
             continue;
         }
-        if (loop->idle_count < ALOOP_IDLE_CORO_MAX && !loop->closing) {
-            co->next_idle = loop->idle;
-            loop->idle = co;
-            loop->idle_count++;
+        if (loop->coros.idle_count < ALOOP_IDLE_CORO_MAX && !loop->closing) {
+            co->next_idle = loop->coros.idle;
+            loop->coros.idle = co;
+            loop->coros.idle_count++;
             switch_away(loop, co); /* back with co->user set (attach) */
         } else {
             /* Cannot unmap the stack we stand on: the loop context does it. */
-            loop->zombie = co;
+            loop->coros.zombie = co;
             loop->current = NULL;
-            aloop__coro_switch(loop, co, NULL);
+            aloop__coro_switch(&loop->coros, co, NULL);
             abort(); /* a zombie is never resumed */
         }
     }
@@ -423,11 +417,11 @@ static void run_task(aloop_t *loop, aloop_task_impl_t *t) {
         return;
     loop->current = t;
     if (ALOOP_UNLIKELY(loop->flags & ALOOP_DEBUG)) aloop__debug_step_begin(loop);
-    aloop__coro_switch(loop, NULL, co);
+    aloop__coro_switch(&loop->coros, NULL, co);
     loop->current = NULL;
-    if (loop->zombie) {
-        aloop__coro_free(loop->zombie);
-        loop->zombie = NULL;
+    if (loop->coros.zombie) {
+        aloop__coro_free(loop->coros.zombie);
+        loop->coros.zombie = NULL;
     }
 }
 
@@ -541,12 +535,12 @@ static void enter_thread(aloop_t *loop) {
 static int run_loop(aloop_t *loop, aloop_future_t *until) {
     if (!loop) return -EINVAL;
     if (aloop__foreign_thread(loop)) return aloop__wrong_thread(loop, "aloop_run");
-    if (loop->running || (tls_loop && tls_loop != loop))
+    if (loop->running || (aloop__tls_loop() && aloop__tls_loop() != loop))
         return aloop__misuse(loop, -EPERM, "aloop_run", "called from inside a running loop");
     if (until && until->loop != loop) return aloop__foreign_loop(until->loop, loop, "aloop_run_until_complete");
     int rc = 0;
     enter_thread(loop);
-    tls_loop = loop;
+    aloop__tls_coros = &loop->coros;
     loop->running = 1;
     for (;;) {
         if (until && until->state != ALOOP__PENDING) break;
@@ -567,7 +561,7 @@ static int run_loop(aloop_t *loop, aloop_future_t *until) {
     }
     loop->running = 0;
     loop->stopping = 0;
-    tls_loop = NULL;
+    aloop__tls_coros = NULL;
     if (until && until->state != ALOOP__PENDING) {
         until->error_retrieved = 1;
         rc = until->error;
@@ -607,11 +601,11 @@ void aloop__drain_tasks(aloop_t *loop) {
             aloop__task_cancel(t);
         }
         enter_thread(loop);
-        tls_loop = loop;
+        aloop__tls_coros = &loop->coros;
         loop->running = 1;
         while (loop->ring_count) run_steps(loop);
         loop->running = 0;
-        tls_loop = NULL;
+        aloop__tls_coros = NULL;
     }
 }
 
@@ -640,7 +634,7 @@ int aloop__yield(aloop_task_impl_t *t) { return yield_in(t->fut.loop, t); }
 int aloop_yield(void) {
     int err;
     aloop_task_impl_t *t = aloop__enter(&err);
-    return t ? yield_in(tls_loop, t) : err;
+    return t ? yield_in(aloop__tls_loop(), t) : err;
 }
 
 /* aloop_sleep: the timer lives in the wait record on the task's stack, so

@@ -94,7 +94,7 @@ static void test_coroutines_are_reused(void **state) {
     aloop_t *loop = vloop_with(0, 0);
     aloop_task_t *t = aloop_spawn(loop, spawn_await_many, NULL);
     assert_int_equal(aloop_run_until_complete(loop, t), 0);
-    assert_true(loop->idle_count <= 2);
+    assert_true(loop->coros.idle_count <= 2);
     aloop_release(t);
     aloop_free(loop);
 }
@@ -121,7 +121,7 @@ static void test_idle_pool_is_bounded(void **state) {
     for (intptr_t i = 0; i < ALOOP_IDLE_CORO_MAX + 500; i++)
         aloop_release(aloop_spawn(loop, sleep_a_bit, (void *)(i % 3)));
     assert_int_equal(aloop_run(loop), 0);
-    assert_int_equal(loop->idle_count, ALOOP_IDLE_CORO_MAX);
+    assert_int_equal(loop->coros.idle_count, ALOOP_IDLE_CORO_MAX);
     aloop_free(loop);
 }
 

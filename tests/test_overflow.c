@@ -130,7 +130,7 @@ static ALOOP_NOINLINE void frame_of_16k(void) {
 
 static void *to_the_edge(void *arg) {
     (void)arg;
-    char *lo = aloop_current()->running_coro->stack_lo;
+    char *lo = aloop_current()->coros.running->stack_lo;
     char here;
     size_t room = (size_t)(&here - lo);
     volatile char *fill = alloca(room - 2048); /* ~2 KiB of stack left */

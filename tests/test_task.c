@@ -114,8 +114,8 @@ static void test_cancel_before_first_step_maps_no_stack(void **state) {
     aloop__test_fail_alloc(0, 0);
     assert_int_equal(allocations, 0);
     assert_int_equal(body_ran, 0);
-    assert_null(loop->idle); /* no coroutine was ever made */
-    assert_true(!loop->stack_chunks.next || aloop__list_empty(&loop->stack_chunks));
+    assert_null(loop->coros.idle); /* no coroutine was ever made */
+    assert_true(!loop->coros.stack_chunks.next || aloop__list_empty(&loop->coros.stack_chunks));
     for (int i = 0; i < 3; i++) {
         assert_true(aloop_future_cancelled(t[i]));
         aloop_release(t[i]);
@@ -212,7 +212,7 @@ static void test_spawn_many_then_gather(void **state) {
     assert_null(bad);
     /* Never-suspending tasks handed one coroutine on, one to the next: the
      * whole run made two (the gatherer's, and the one all children ran on). */
-    assert_true(loop->idle_count <= 2);
+    assert_true(loop->coros.idle_count <= 2);
     assert_int_equal(loop->task_count, 0);
     aloop_release(m);
     aloop_free(loop);
