@@ -20,6 +20,12 @@ void aloop__unmap(void *map, size_t n);
 /* size bytes aligned to size (a power of two, whole pages), zeroed; NULL on
  * failure (also when the hook says so). Freed with aloop__unmap. */
 void *aloop__map_aligned(size_t size);
+/* n bytes, not zeroed, for arrays that may be large: from 2 MiB on, a
+ * 2 MiB-aligned mapping advised MADV_HUGEPAGE (few first-touch faults),
+ * else malloc. NULL on failure (also when the hook says so). Freed with
+ * aloop__free_big and the same n. */
+void *aloop__malloc_big(size_t n);
+void aloop__free_big(void *p, size_t n);
 /* Test hook: the nth allocation from now (1 = the next) and every one after
  * it fail while fail_count > 0 (fail_count < 0 = for ever). 0 disables. */
 void aloop__test_fail_alloc(long nth, long fail_count);

@@ -85,7 +85,8 @@ static int check_inputs(aloop_future_t *const *fs, size_t n) {
  * notes the first error (in input order) among those already done. The
  * slots come from stack_slots when n is small. -ENOMEM, else 0. */
 static int multi_wait_start(multi_wait_t *mw, slot_t *stack_slots) {
-    mw->slots = mw->n <= STACK_SLOTS ? stack_slots : aloop__malloc(mw->n * sizeof *mw->slots);
+    mw->slots = mw->n <= STACK_SLOTS ? stack_slots
+                                         : aloop__malloc_big(mw->n * sizeof *mw->slots);
     if (!mw->slots) return -ENOMEM;
     for (size_t i = 0; i < mw->n; i++) {
         aloop_future_t *f = mw->fs[i];
@@ -109,7 +110,7 @@ static void multi_wait_end(multi_wait_t *mw, slot_t *stack_slots) {
         aloop__future_remove_waiter(&mw->slots[i].waiter);
         aloop_release(mw->fs[i]);
     }
-    if (mw->slots != stack_slots) aloop__free(mw->slots);
+    if (mw->slots != stack_slots) aloop__free_big(mw->slots, mw->n * sizeof *mw->slots);
 }
 
 /* Cancels every input still pending. Cancelling a plain future completes

@@ -69,18 +69,18 @@ int aloop__sched_init(aloop_t *loop) {
 }
 
 void aloop__sched_free(aloop_t *loop) {
-    aloop__free(loop->ring);
+    aloop__free_big(loop->ring, loop->ring_cap * sizeof *loop->ring);
     loop->ring = NULL;
     loop->ring_cap = loop->ring_count = 0;
 }
 
 int aloop__ring_grow(aloop_t *loop) {
     size_t cap = loop->ring_cap ? loop->ring_cap * 2 : 64;
-    aloop_runnable_t **ring = aloop__malloc(cap * sizeof *ring);
+    aloop_runnable_t **ring = aloop__malloc_big(cap * sizeof *ring);
     if (!ring) return -ENOMEM;
     for (size_t i = 0; i < loop->ring_count; i++)
         ring[i] = loop->ring[(loop->ring_head + i) & (loop->ring_cap - 1)];
-    aloop__free(loop->ring);
+    aloop__free_big(loop->ring, loop->ring_cap * sizeof *loop->ring);
     loop->ring = ring;
     loop->ring_head = 0;
     loop->ring_cap = cap;
