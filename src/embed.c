@@ -18,12 +18,12 @@
 
 /* Anything left that could ever run: the loop is worth iterating. */
 static int has_work(const aloop_t *loop) {
-    return loop->ring_count || loop->task_count || aloop__has_sources(loop);
+    return loop->sched.ring_count || loop->task_count || aloop__has_sources(loop);
 }
 
 /* How long the poll of this iteration may block (real seconds). */
 static double poll_timeout(aloop_t *loop, double timeout, double next) {
-    if (loop->ring_count || loop->deferred_head || loop->stopping || timeout == 0) return 0;
+    if (loop->sched.ring_count || loop->sched.deferred_head || loop->stopping || timeout == 0) return 0;
     if (next < 0) return timeout;
     if (loop->clock == ALOOP_CLOCK_VIRTUAL) return 0; /* the clock jumps instead */
     double until_next = next - aloop__now(loop);
@@ -34,7 +34,7 @@ static double poll_timeout(aloop_t *loop, double timeout, double next) {
 /* Virtual clock, nothing ready: forward to the next deadline (t < 0) or by
  * at most t (t > 0); never for t == 0. */
 static void advance_virtual(aloop_t *loop, double timeout, double next) {
-    if (loop->clock != ALOOP_CLOCK_VIRTUAL || loop->ring_count || timeout == 0) return;
+    if (loop->clock != ALOOP_CLOCK_VIRTUAL || loop->sched.ring_count || timeout == 0) return;
     if (next < 0) {
         if (timeout > 0) loop->vnow += timeout;
         return;
@@ -46,7 +46,7 @@ static void advance_virtual(aloop_t *loop, double timeout, double next) {
 static int iterate(aloop_t *loop, double timeout) {
     double next = aloop__timers_next(&loop->timers);
     double wait = poll_timeout(loop, timeout, next);
-    if (wait != 0 && !loop->ring_count && !aloop__has_sources(loop)) {
+    if (wait != 0 && !loop->sched.ring_count && !aloop__has_sources(loop)) {
         /* tasks that only another thread can wake: a deadlock if none exists */
         if (aloop__wait_for_other_threads(loop, wait)) return -EDEADLK;
     } else {
@@ -57,11 +57,11 @@ static int iterate(aloop_t *loop, double timeout) {
     if (aloop__timers_count(&loop->timers)) aloop__run_timers(loop, aloop__now(loop));
     aloop__undefer(loop); /* tasks paused by their budget (sched.c) */
     /* What is ready now runs now; what it makes ready waits for the next call. */
-    size_t n = loop->ring_count;
-    while (n && loop->ring_count) {
+    size_t n = loop->sched.ring_count;
+    while (n && loop->sched.ring_count) {
         unsigned budget = n > ALOOP_STEPS_PER_TICK ? ALOOP_STEPS_PER_TICK : (unsigned)n;
         aloop__run_steps(loop, budget);
-        n -= budget - loop->budget; /* steps actually taken (direct hand-overs too) */
+        n -= budget - loop->sched.budget; /* steps actually taken (direct hand-overs too) */
         if (loop->stopping) break;
     }
     return 0;
@@ -94,7 +94,7 @@ int aloop_backend_fd(aloop_t *loop) {
 
 double aloop_backend_timeout(aloop_t *loop) {
     if (!loop) return -1.0;
-    if (loop->ring_count || loop->deferred_head || loop->stopping || aloop__async_ready(loop))
+    if (loop->sched.ring_count || loop->sched.deferred_head || loop->stopping || aloop__async_ready(loop))
         return 0.0;
     double next = aloop__timers_next(&loop->timers);
     if (next < 0) return -1.0;

@@ -23,6 +23,7 @@
 
 #include "base_internal.h"
 #include "coro_internal.h"
+#include "sched_internal.h"
 #include "alloc_internal.h"
 #include "backend_internal.h"
 #include "process_internal.h"
@@ -490,25 +491,14 @@ struct aloop {
     double vnow;          /* virtual clock */
     double mono_base;     /* monotonic clock at loop creation */
 
-    /* ready ring: FIFO of runnables; cap is a power of two and always
-     * exceeds the number of runnables in existence, so pushes never fail */
-    aloop_runnable_t **ring;
-    size_t ring_head, ring_count, ring_cap;
-    size_t runnables;     /* runnables in existence (tasks, handles, callbacks) */
+    aloop_sched_t sched;   /* sched.c's part: the ready ring & co (sched_internal.h) */
 
     aloop_timers_t timers; /* timer.c's heap */
 
     aloop_task_impl_t *current;  /* the running task */
-    unsigned budget;             /* steps left before the next tick */
-    /* tasks that spent their cooperative budget: FIFO, made ready after the
-     * next poll and timers (tail valid only when head != NULL) */
-    struct aloop_task *deferred_head, *deferred_tail;
 
     /* state */
     uint8_t running, stopping, closing;
-    uint8_t foreign_warned;      /* this wait for other threads was reported */
-    double foreign_slice;        /* sleep slice while waiting for other threads; 0 = not waiting */
-    double foreign_since;        /* monotonic time that wait began */
     uint64_t next_task_id;
     size_t task_count;           /* unfinished tasks */
     aloop_list_t tasks;          /* unfinished tasks (linked by fut.live) */
@@ -609,26 +599,26 @@ static inline int aloop__foreign_thread(const aloop_t *loop) {
 
 /* Makes a runnable ready (a task's first step or wake-up, a callback). */
 static inline void aloop__make_ready(aloop_t *loop, aloop_runnable_t *r) {
-    loop->ring[(loop->ring_head + loop->ring_count) & (loop->ring_cap - 1)] = r;
-    loop->ring_count++;
+    loop->sched.ring[(loop->sched.ring_head + loop->sched.ring_count) & (loop->sched.ring_cap - 1)] = r;
+    loop->sched.ring_count++;
 }
 
 /* Ensures the ready ring can hold one more runnable than now exist, so that
  * pushing never fails; call when creating a runnable. 0 or -ENOMEM. */
 static inline int aloop__reserve_runnable(aloop_t *loop) {
-    if (ALOOP_UNLIKELY(loop->runnables + 1 >= loop->ring_cap) && aloop__ring_grow(loop) < 0)
+    if (ALOOP_UNLIKELY(loop->sched.runnables + 1 >= loop->sched.ring_cap) && aloop__ring_grow(loop) < 0)
         return -ENOMEM;
-    loop->runnables++;
+    loop->sched.runnables++;
     return 0;
 }
 
-static inline void aloop__release_runnable(aloop_t *loop) { loop->runnables--; }
+static inline void aloop__release_runnable(aloop_t *loop) { loop->sched.runnables--; }
 
 /* Takes the runnable at the front of the ring (which must not be empty). */
 static inline aloop_runnable_t *aloop__ring_pop(aloop_t *loop) {
-    aloop_runnable_t *r = loop->ring[loop->ring_head];
-    loop->ring_head = (loop->ring_head + 1) & (loop->ring_cap - 1);
-    loop->ring_count--;
+    aloop_runnable_t *r = loop->sched.ring[loop->sched.ring_head];
+    loop->sched.ring_head = (loop->sched.ring_head + 1) & (loop->sched.ring_cap - 1);
+    loop->sched.ring_count--;
     return r;
 }
 

@@ -72,7 +72,7 @@ aloop_t *aloop_new(void) { return aloop_new_with(NULL); }
 /* Frees what is left on the ring and in the heap once no task is left:
  * callbacks that never ran. */
 static void drop_pending_callbacks(aloop_t *loop) {
-    while (loop->ring_count) {
+    while (loop->sched.ring_count) {
         aloop_runnable_t *r = aloop__ring_pop(loop);
         if (r->kind == ALOOP__RUN_HANDLE)
             aloop__handle_drop((aloop_handle_t *)(void *)r);

@@ -69,26 +69,26 @@ int aloop__sched_init(aloop_t *loop) {
 }
 
 void aloop__sched_free(aloop_t *loop) {
-    aloop__free_big(loop->ring, loop->ring_cap * sizeof *loop->ring);
-    loop->ring = NULL;
-    loop->ring_cap = loop->ring_count = 0;
+    aloop__free_big(loop->sched.ring, loop->sched.ring_cap * sizeof *loop->sched.ring);
+    loop->sched.ring = NULL;
+    loop->sched.ring_cap = loop->sched.ring_count = 0;
 }
 
 int aloop__ring_grow(aloop_t *loop) {
-    size_t cap = loop->ring_cap ? loop->ring_cap * 2 : 64;
+    size_t cap = loop->sched.ring_cap ? loop->sched.ring_cap * 2 : 64;
     aloop_runnable_t **ring = aloop__malloc_big(cap * sizeof *ring);
     if (!ring) return -ENOMEM;
-    for (size_t i = 0; i < loop->ring_count; i++)
-        ring[i] = loop->ring[(loop->ring_head + i) & (loop->ring_cap - 1)];
-    aloop__free_big(loop->ring, loop->ring_cap * sizeof *loop->ring);
-    loop->ring = ring;
-    loop->ring_head = 0;
-    loop->ring_cap = cap;
+    for (size_t i = 0; i < loop->sched.ring_count; i++)
+        ring[i] = loop->sched.ring[(loop->sched.ring_head + i) & (loop->sched.ring_cap - 1)];
+    aloop__free_big(loop->sched.ring, loop->sched.ring_cap * sizeof *loop->sched.ring);
+    loop->sched.ring = ring;
+    loop->sched.ring_head = 0;
+    loop->sched.ring_cap = cap;
     return 0;
 }
 
 static aloop_runnable_t *ring_peek(const aloop_t *loop) {
-    return loop->ring[loop->ring_head];
+    return loop->sched.ring[loop->sched.ring_head];
 }
 
 /* ------------------------------------------------------------------------ */
@@ -133,7 +133,7 @@ static void finish_unstarted(aloop_task_impl_t *t, int err) {
 
 /* Whether the next runnable is a task that has not started yet. */
 static int next_is_unstarted(const aloop_t *loop) {
-    const aloop_runnable_t *r = loop->ring[loop->ring_head];
+    const aloop_runnable_t *r = loop->sched.ring[loop->sched.ring_head];
     return r->kind == ALOOP__RUN_TASK && !((const aloop_task_impl_t *)(const void *)r)->started;
 }
 
@@ -160,12 +160,12 @@ static ALOOP_NOINLINE aloop_coro_t *start_on_parked(aloop_t *loop, aloop_task_im
 }
 
 static inline void switch_away(aloop_t *loop, aloop_coro_t *self) {
-    if (loop->budget && loop->ring_count && ring_peek(loop)->kind == ALOOP__RUN_TASK) {
+    if (loop->sched.budget && loop->sched.ring_count && ring_peek(loop)->kind == ALOOP__RUN_TASK) {
         aloop_task_impl_t *next = (aloop_task_impl_t *)(void *)ring_peek(loop);
         aloop_coro_t *to = ALOOP_LIKELY(next->started) ? next->coro : start_on_parked(loop, next);
         if (ALOOP_UNLIKELY(!to)) goto to_loop;
         aloop__ring_pop(loop);
-        loop->budget--;
+        loop->sched.budget--;
         next->queued = 0;
         loop->current = next;
         if (to == self) return; /* it was our own wake-up (or our next task) */
@@ -222,16 +222,16 @@ aloop_task_impl_t *aloop__enter(int *err) {
  * such a task expires as it would on the real clock. */
 static void defer(aloop_t *loop, aloop_task_impl_t *t) {
     t->next_deferred = NULL;
-    if (loop->deferred_head)
-        loop->deferred_tail->next_deferred = t;
+    if (loop->sched.deferred_head)
+        loop->sched.deferred_tail->next_deferred = t;
     else
-        loop->deferred_head = t;
-    loop->deferred_tail = t;
+        loop->sched.deferred_head = t;
+    loop->sched.deferred_tail = t;
 }
 
 void aloop__undefer(aloop_t *loop) {
-    aloop_task_impl_t *t = loop->deferred_head;
-    loop->deferred_head = loop->deferred_tail = NULL;
+    aloop_task_impl_t *t = loop->sched.deferred_head;
+    loop->sched.deferred_head = loop->sched.deferred_tail = NULL;
     while (t) {
         aloop_task_impl_t *next = t->next_deferred;
         t->next_deferred = NULL;
@@ -346,9 +346,9 @@ static void run_to_end(aloop_t *loop, aloop_task_impl_t *t, aloop_coro_t *co) {
  * stack is hot). A cancelled one is finished without running. Returns the
  * task to run, or NULL. */
 static aloop_task_impl_t *next_on_same_coro(aloop_t *loop, aloop_coro_t *co) {
-    while (loop->budget && loop->ring_count && next_is_unstarted(loop)) {
+    while (loop->sched.budget && loop->sched.ring_count && next_is_unstarted(loop)) {
         aloop_task_impl_t *t = (aloop_task_impl_t *)(void *)aloop__ring_pop(loop);
-        loop->budget--;
+        loop->sched.budget--;
         t->queued = 0;
         if (ALOOP_UNLIKELY(t->must_cancel)) {
             finish_unstarted(t, 0);
@@ -426,10 +426,10 @@ static void run_task(aloop_t *loop, aloop_task_impl_t *t) {
 }
 
 void aloop__run_steps(aloop_t *loop, unsigned budget) {
-    loop->budget = budget;
-    while (loop->budget && loop->ring_count) {
+    loop->sched.budget = budget;
+    while (loop->sched.budget && loop->sched.ring_count) {
         aloop_runnable_t *r = aloop__ring_pop(loop);
-        loop->budget--;
+        loop->sched.budget--;
         switch (r->kind) {
         case ALOOP__RUN_TASK: run_task(loop, (aloop_task_impl_t *)(void *)r); break;
         case ALOOP__RUN_HANDLE:
@@ -456,7 +456,7 @@ static void run_steps(aloop_t *loop) { aloop__run_steps(loop, ALOOP_STEPS_PER_TI
 
 /* Something other than a ready runnable could still happen. */
 int aloop__has_sources(const aloop_t *loop) {
-    return loop->deferred_head || aloop__timers_count(&loop->timers) || aloop__io_pending(loop) || aloop__xthread_pending(loop);
+    return loop->sched.deferred_head || aloop__timers_count(&loop->timers) || aloop__io_pending(loop) || aloop__xthread_pending(loop);
 }
 
 /* Polls, then fires due timers. Blocks only when nothing is ready, and then
@@ -466,7 +466,7 @@ int aloop__has_sources(const aloop_t *loop) {
 static void tick(aloop_t *loop) {
     double next = aloop__timers_next(&loop->timers);
     double timeout = -1;
-    if (loop->ring_count || loop->deferred_head || loop->stopping) {
+    if (loop->sched.ring_count || loop->sched.deferred_head || loop->stopping) {
         timeout = 0;
     } else if (next >= 0) {
         timeout = loop->clock == ALOOP_CLOCK_VIRTUAL ? 0 : next - aloop__now(loop);
@@ -475,7 +475,7 @@ static void tick(aloop_t *loop) {
     if (timeout != 0 || aloop__io_pending(loop) || aloop__xthread_pending(loop))
         aloop__io_poll(loop, timeout);
     aloop__xthread_drain(loop);
-    if (loop->clock == ALOOP_CLOCK_VIRTUAL && !loop->ring_count && next > loop->vnow)
+    if (loop->clock == ALOOP_CLOCK_VIRTUAL && !loop->sched.ring_count && next > loop->vnow)
         loop->vnow = next;
     if (aloop__timers_count(&loop->timers)) aloop__run_timers(loop, aloop__now(loop));
     aloop__undefer(loop);
@@ -500,21 +500,21 @@ int aloop__wait_for_other_threads(aloop_t *loop, double limit) {
     }
     if (loop->stopping) return 0; /* aloop_stop before the run: one pass, no sleep */
     double now = aloop__monotonic();
-    if (loop->foreign_slice == 0) { /* a new wait begins */
-        loop->foreign_slice = ALOOP_FOREIGN_SLICE_MIN;
-        loop->foreign_since = now;
-        loop->foreign_warned = 0;
+    if (loop->sched.foreign_slice == 0) { /* a new wait begins */
+        loop->sched.foreign_slice = ALOOP_FOREIGN_SLICE_MIN;
+        loop->sched.foreign_since = now;
+        loop->sched.foreign_warned = 0;
     }
-    double slice = limit >= 0 && limit < loop->foreign_slice ? limit : loop->foreign_slice;
+    double slice = limit >= 0 && limit < loop->sched.foreign_slice ? limit : loop->sched.foreign_slice;
     aloop__io_sleep(loop, slice);
     if (aloop__xthread_pending(loop)) { /* was 0 before the sleep: something was posted */
-        loop->foreign_slice = 0; /* work came: the next wait starts afresh */
+        loop->sched.foreign_slice = 0; /* work came: the next wait starts afresh */
     } else {
-        loop->foreign_slice = loop->foreign_slice * 2 > ALOOP_FOREIGN_SLICE_MAX
-                                  ? ALOOP_FOREIGN_SLICE_MAX : loop->foreign_slice * 2;
-        if ((loop->flags & ALOOP_DEBUG) && !loop->foreign_warned &&
-            aloop__monotonic() - loop->foreign_since >= ALOOP_FOREIGN_WAIT_WARN) {
-            loop->foreign_warned = 1;
+        loop->sched.foreign_slice = loop->sched.foreign_slice * 2 > ALOOP_FOREIGN_SLICE_MAX
+                                  ? ALOOP_FOREIGN_SLICE_MAX : loop->sched.foreign_slice * 2;
+        if ((loop->flags & ALOOP_DEBUG) && !loop->sched.foreign_warned &&
+            aloop__monotonic() - loop->sched.foreign_since >= ALOOP_FOREIGN_WAIT_WARN) {
+            loop->sched.foreign_warned = 1;
             aloop__warn(loop, "%zu task(s) waited %.0f s for work from other threads "
                         "(aloop_call_soon_threadsafe / aloop_run_threadsafe) and none came",
                         loop->task_count, ALOOP_FOREIGN_WAIT_WARN);
@@ -544,7 +544,7 @@ static int run_loop(aloop_t *loop, aloop_future_t *until) {
     loop->running = 1;
     for (;;) {
         if (until && until->state != ALOOP__PENDING) break;
-        if (loop->ring_count == 0 && !aloop__has_sources(loop)) {
+        if (loop->sched.ring_count == 0 && !aloop__has_sources(loop)) {
             if (!until && !loop->task_count) break;
             if (aloop__wait_for_other_threads(loop, -1)) {
                 rc = -EDEADLK;
@@ -585,7 +585,7 @@ void aloop_stop(aloop_t *loop) {
         return;
     }
     loop->stopping = 1;
-    loop->budget = 0;
+    loop->sched.budget = 0;
 }
 
 /* Used by aloop_free: cancels every unfinished task and runs until they are
@@ -593,7 +593,7 @@ void aloop_stop(aloop_t *loop) {
  * every task can only run towards its end. */
 void aloop__drain_tasks(aloop_t *loop) {
     loop->closing = 1;
-    for (int pass = 0; (loop->task_count || loop->ring_count) && pass < 1000; pass++) {
+    for (int pass = 0; (loop->task_count || loop->sched.ring_count) && pass < 1000; pass++) {
         aloop__undefer(loop);
         for (aloop_list_t *n = loop->tasks.next; n != &loop->tasks;) {
             aloop_task_impl_t *t = ALOOP_CONTAINER_OF(n, aloop_task_impl_t, fut.live);
@@ -603,7 +603,7 @@ void aloop__drain_tasks(aloop_t *loop) {
         enter_thread(loop);
         aloop__tls_coros = &loop->coros;
         loop->running = 1;
-        while (loop->ring_count) run_steps(loop);
+        while (loop->sched.ring_count) run_steps(loop);
         loop->running = 0;
         aloop__tls_coros = NULL;
     }
