@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/resource.h>
 #if defined(__linux__)
 #include <dirent.h>
 #endif
@@ -97,6 +98,15 @@ static inline int deadlocks_detectable(void) {
 #else
     return 0;
 #endif
+}
+
+/* CPU time (user + system) this process has used, in seconds: for tests
+ * that check a back-off does not spin. */
+static inline double cpu_seconds(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6;
 }
 
 /* For call_later: cancels the future or task given as arg. */

@@ -353,19 +353,27 @@ static void test_nul_and_junk_rejected(void **state) {
     server_stop();
 }
 
+/* A server with one worker, client *a's big request on it and client *b's
+ * queued behind it. */
+static void start_with_one_busy_worker(int *a, int *b) {
+    server_start("--threads", "--pool=1");
+    *a = connect_server();
+    *b = connect_server();
+    char req[32];
+    snprintf(req, sizeof req, "%d\n", BIG_N);
+    send_str(*a, req);
+    usleep(20 * 1000); /* a's job holds the only worker */
+    send_str(*b, req);
+    usleep(20 * 1000);
+}
+
 /* A client that hangs up while its request waits for a worker cancels it:
  * the server drops the connection at once (EOF, no answer) while the
  * request ahead of it is still being computed, and goes on serving. */
 static void test_hangup_cancels_queued_request(void **state) {
     (void)state;
-    server_start("--threads", "--pool=1");
-    int a = connect_server(), b = connect_server();
-    char req[32];
-    snprintf(req, sizeof req, "%d\n", BIG_N);
-    send_str(a, req);
-    usleep(20 * 1000); /* a's job holds the only worker */
-    send_str(b, req);
-    usleep(20 * 1000);
+    int a, b;
+    start_with_one_busy_worker(&a, &b);
     assert_int_equal(shutdown(b, SHUT_WR), 0); /* b hangs up */
     char buf[64];
     assert_int_equal(recv(b, buf, sizeof buf, 0), 0); /* dropped, no answer */
@@ -385,14 +393,8 @@ static void test_hangup_cancels_queued_request(void **state) {
  * the server at once, by SIGINT, instead of after the job. */
 static void test_second_signal_during_shutdown(void **state) {
     (void)state;
-    server_start("--threads", "--pool=1");
-    int a = connect_server(), b = connect_server();
-    char req[32];
-    snprintf(req, sizeof req, "%d\n", BIG_N);
-    send_str(a, req);
-    usleep(20 * 1000);
-    send_str(b, req);
-    usleep(20 * 1000);
+    int a, b;
+    start_with_one_busy_worker(&a, &b);
     assert_int_equal(kill(server_pid, SIGTERM), 0);
     char buf[64];
     assert_int_equal(recv(a, buf, sizeof buf, 0), 0); /* shutting down: a is dropped */

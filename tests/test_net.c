@@ -263,13 +263,6 @@ static void *emfile_freer(void *arg) {
     return NULL;
 }
 
-static double cpu_seconds(void) {
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6 +
-           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6;
-}
-
 /* In a child (it lowers its fd limit): with a connection waiting and no fd
  * left, aloop_accept pauses before each -EMFILE, so even a caller that
  * retries at once does not spin; it succeeds once an fd is free. Exit

@@ -537,13 +537,6 @@ static void *ticker(void *arg) {
     return NULL;
 }
 
-static double cpu_seconds(void) {
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6 +
-           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6;
-}
-
 static int emfile_child(void) {
     aloop_t *loop = aloop_new(); /* real time: a spin would burn the CPU */
     if (!loop) return 10;
