@@ -16,9 +16,7 @@
 #include "internal.h"
 
 typedef struct barrier_waiter {
-    aloop_wait_t wait;
-    aloop_list_t link; /* in b->waiters until woken or cancelled */
-    aloop_task_impl_t *task;
+    aloop_wait_t wait; /* wait.link: in b->waiters until woken or cancelled */
     aloop_barrier_t *barrier;
 } barrier_waiter_t;
 
@@ -27,7 +25,7 @@ struct aloop_barrier {
     unsigned parties;
     unsigned count;       /* arrived in this round, still waiting */
     uint8_t broken;       /* aborted: every wait fails until reset */
-    aloop_list_t waiters; /* barrier_waiter_t, in arrival order */
+    aloop_list_t waiters; /* barrier_waiter_t's wait records, in arrival order */
 };
 
 aloop_barrier_t *aloop_barrier_new(aloop_t *loop, unsigned parties) {
@@ -42,20 +40,15 @@ aloop_barrier_t *aloop_barrier_new(aloop_t *loop, unsigned parties) {
 
 /* Wakes every waiter with result(i) = its arrival index (release) or err. */
 static void wake_all(aloop_barrier_t *b, int err) {
-    aloop_list_t *n;
-    unsigned i = 0;
-    while ((n = aloop__list_pop_front(&b->waiters)) != NULL) {
-        barrier_waiter_t *w = ALOOP_CONTAINER_OF(n, barrier_waiter_t, link);
-        aloop__wake(w->task, err ? err : (int)i);
-        i++;
-    }
+    int i = 0;
+    while (aloop__wake_first(&b->waiters, err ? err : i)) i++;
     b->count = 0;
 }
 
 /* Cancelled while the round fills: the task no longer counts as arrived. */
 static void waiter_cancel(aloop_wait_t *wait) {
     barrier_waiter_t *w = ALOOP_CONTAINER_OF(wait, barrier_waiter_t, wait);
-    aloop__list_remove(&w->link);
+    aloop__list_remove(&w->wait.link);
     w->barrier->count--;
 }
 
@@ -71,9 +64,13 @@ int aloop_barrier_wait(aloop_barrier_t *b) {
         return (int)index;
     }
     b->count++;
-    barrier_waiter_t w = {.wait = {.cancel = waiter_cancel, .what = "aloop_barrier_wait"},
-                          .task = t, .barrier = b};
-    aloop__list_push_back(&b->waiters, &w.link);
+    /* Not aloop__wait_in: a cancel must also take the task off the count.
+     * Woken records are not kept (woken == NULL): a released waiter never
+     * touches the barrier again. */
+    barrier_waiter_t w = {.wait = {.cancel = waiter_cancel, .task = t,
+                                   .what = "aloop_barrier_wait"},
+                          .barrier = b};
+    aloop__list_push_back(&b->waiters, &w.wait.link);
     /* -ECANCELED also when the round completed just before the cancel: the
      * others went on, as in asyncio; there is nothing to undo. */
     return aloop__suspend(t, &w.wait);

@@ -45,12 +45,6 @@ typedef struct server_conn {
     aloop_fut_waiter_t done;
 } server_conn_t;
 
-typedef struct closed_waiter {
-    aloop_wait_t wait;
-    aloop_list_t link; /* srv->waiters */
-    aloop_task_impl_t *task;
-} closed_waiter_t;
-
 struct aloop_server {
     aloop_t *loop;
     int listen_fd;         /* -1 once closed */
@@ -60,7 +54,7 @@ struct aloop_server {
     aloop_fut_waiter_t acceptor_done;
     aloop_list_t conns;     /* server_conn_t: handler tasks not finished */
     size_t nconns;
-    aloop_list_t waiters;   /* closed_waiter_t: tasks in wait_closed */
+    aloop_list_t waiters;   /* aloop_wait_t: tasks in wait_closed (core wait list) */
     int error;              /* the accept error that closed the server, or 0 */
     uint8_t closed;
     uint8_t freed;          /* aloop_server_free was called */
@@ -73,9 +67,7 @@ static int server_idle(const aloop_server_t *srv) {
 /* Wakes wait_closed once idle, and frees the server if it was freed. */
 static void server_check_idle(aloop_server_t *srv) {
     if (!server_idle(srv)) return;
-    aloop_list_t *n;
-    while ((n = aloop__list_pop_front(&srv->waiters)) != NULL)
-        aloop__wake(ALOOP_CONTAINER_OF(n, closed_waiter_t, link)->task, srv->error);
+    aloop__wake_all(&srv->waiters, srv->error);
     if (srv->freed) aloop__free(srv);
 }
 
@@ -231,10 +223,6 @@ int aloop_server_close(aloop_server_t *srv) {
     return 0;
 }
 
-static void closed_waiter_cancel(aloop_wait_t *w) {
-    aloop__list_remove(&ALOOP_CONTAINER_OF(w, closed_waiter_t, wait)->link);
-}
-
 static int is_own_handler(const aloop_server_t *srv, const aloop_task_impl_t *t) {
     for (const aloop_list_t *n = srv->conns.next; n != &srv->conns; n = n->next)
         if (ALOOP_CONTAINER_OF(n, server_conn_t, link)->task == &t->fut) return 1;
@@ -248,10 +236,9 @@ int aloop_server_wait_closed(aloop_server_t *srv) {
     if (!t) return err;
     if (server_idle(srv)) return srv->error;
     if (is_own_handler(srv, t)) return -EDEADLK;
-    closed_waiter_t cw = {.wait = {.cancel = closed_waiter_cancel, .what = "server closed"},
-                          .task = t};
-    aloop__list_push_back(&srv->waiters, &cw.link);
-    return aloop__suspend(t, &cw.wait);
+    /* a woken waiter never touches the server again (it may be freed) */
+    aloop_wait_t w = {.what = "server closed"};
+    return aloop__wait_in(t, &w, &srv->waiters, NULL);
 }
 
 size_t aloop_server_connections(const aloop_server_t *srv) { return srv ? srv->nconns : 0; }
