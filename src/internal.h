@@ -156,6 +156,8 @@ typedef struct aloop_task {
 typedef struct aloop_scope {
     void (*task_done)(aloop_task_impl_t *t);
 } aloop_scope_t;
+/* Frees timeout.c's table of scopes (aloop_free, after every task ended). */
+void aloop__timeout_free(struct aloop *loop);
 
 /* w's task is still suspended on w: nobody woke it yet (w->task set). */
 static inline int aloop__wait_pending(const aloop_wait_t *w) {
@@ -518,6 +520,7 @@ struct aloop {
     const aloop_xthread_ops_t *xthread; /* threadpool.c's, NULL outside init..free */
     struct aloop_signals *signals; /* signal.c; NULL until the first signal wait */
     struct aloop_procs *procs;     /* process.c; NULL until the first spawn */
+    struct aloop_scopes *scopes;   /* timeout.c: open scopes; NULL until the first */
 
     /* debug mode (debug.c) */
     aloop_warning_fn warn_fn;    /* NULL: warnings go to stderr */
