@@ -26,8 +26,6 @@
 #include "sched_internal.h"
 #include "alloc_internal.h"
 #include "backend_internal.h"
-#include "process_internal.h"
-#include "signal_internal.h"
 #include "timer_internal.h"
 
 /* ---- runnables: what the ready ring holds */
@@ -435,8 +433,11 @@ int aloop__gai_errno(int rc, int sys_errno);
 void aloop__stream_hold(aloop_stream_t *s);
 void aloop__stream_unhold(aloop_stream_t *s); /* closes it if still open; may free it */
 
-/* ---- signals: signal_internal.h (loop->signals, aloop__signal_free);
- * child processes: process_internal.h (loop->procs) */
+/* ---- signals: src/proc/signal_internal.h (loop->signals,
+ * aloop__signal_free); child processes: src/proc/process_internal.h
+ * (loop->procs). Only the loop and src/proc/ include them. */
+struct aloop_signals;
+struct aloop_procs;
 
 /* ---- cross-thread wake-ups (threadpool.c)
  * The core (sched.c, io.c) reaches them only through loop->xthread, which

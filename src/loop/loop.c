@@ -3,6 +3,8 @@
  */
 #include "internal.h"
 #include "io_internal.h"
+#include "process_internal.h"
+#include "signal_internal.h"
 
 #include <math.h>
 #include <unistd.h>
