@@ -51,6 +51,8 @@
  * kill returns -ESRCH, aloop_process_free closes the pipes and frees.
  */
 #include "internal.h"
+#include "process_internal.h"
+#include "signal_internal.h"
 
 #include "pipe_internal.h"
 
