@@ -382,7 +382,7 @@ static void test_emfile_keeps_serving(void **state) {
     for (int i = 0; i < EMFILE_MAX_CLIENTS; i++) {
         c[i] = new_client();
         client_open(c[i], 0); /* connect() succeeds: the kernel's backlog */
-        if (!client_wait_for(c[i], "Pick a name", 1000)) {
+        if (!client_wait_for(c[i], "Pick a name", 3000)) {
             pending = i; /* the server is out of descriptors */
             break;
         }

@@ -11,6 +11,7 @@
 #include "aloop_test.h"
 
 #include "internal.h"
+#include "process_internal.h"
 
 #include <dirent.h>
 #include <fcntl.h>

@@ -44,6 +44,8 @@
  * kill returns -ESRCH, aloop_process_free closes the pipes and frees.
  */
 #include "internal.h"
+#include "process_internal.h"
+#include "signal_internal.h"
 
 #include <fcntl.h>
 #include <limits.h>
