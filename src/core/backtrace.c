@@ -63,8 +63,8 @@ static NO_ASAN int fp_walk(uintptr_t fp, uintptr_t lo, uintptr_t hi, void **fram
  * always: the frame record it starts from is then aloop_task_backtrace's,
  * whose return address is in the caller. (Out of line, a sibling-call
  * optimisation could leave either one or two library frames to skip.) */
-static inline __attribute__((always_inline)) int own_stack(const aloop_coro_t *co,
-                                                          void **frames, int max) {
+#define ALWAYS_INLINE __attribute__((always_inline))
+static inline ALWAYS_INLINE int own_stack(const aloop_coro_t *co, void **frames, int max) {
     uintptr_t lo = (uintptr_t)co->stack_lo, hi = lo + co->stack_size;
     return fp_walk((uintptr_t)__builtin_frame_address(0), lo, hi, frames, 0, max);
 }
