@@ -425,8 +425,9 @@ ALOOP_API int aloop_call_soon_threadsafe(aloop_t *loop, void (*cb)(void *), void
 /* Suspends until fd is readable / writable. 0, -ETIMEDOUT (timeout < 0 =
  * none), -ECANCELED, -EBADF (also when aloop_close or a stream's close
  * closes fd meanwhile, even after fd was found ready but before the task
- * ran; and when fd was closed with close(2): at once with poll(2), within
- * about a second with epoll, see docs/guide.md), -EBUSY if another task
+ * ran; and when an fd the program opened itself was closed with close(2):
+ * at once with poll(2), within about a second with epoll, see
+ * docs/guide.md §15), -EBUSY if another task
  * already waits for the same direction on fd. aloop_read, aloop_write_all
  * and the stream calls return -EBADF in the same cases, without touching
  * the fd number again. */
@@ -457,7 +458,8 @@ ALOOP_API int aloop_tcp_listen(const char *host, const char *port, int backlog);
  * ...). */
 ALOOP_API int aloop_tcp_connect(const char *host, const char *port, double timeout);
 /* Closes fd; tasks waiting on it wake with -EBADF. Use it instead of
- * close(2) for fds a task may be waiting on. */
+ * close(2) for fds a task may be waiting on, and always for fds the
+ * library made (aloop_accept, aloop_tcp_connect, ...). */
 ALOOP_API int aloop_close(int fd);
 
 typedef struct aloop_stream aloop_stream_t;
