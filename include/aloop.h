@@ -415,7 +415,10 @@ ALOOP_API aloop_handle_t *aloop_call_at(aloop_t *loop, double when, void (*cb)(v
 ALOOP_API void aloop_handle_cancel(aloop_handle_t *h);
 /* The loop time a timer handle fires at (0 for call_soon handles). */
 ALOOP_API double aloop_handle_when(const aloop_handle_t *h);
-/* From any thread: cb(arg) will run on the loop's thread. 0, -ENOMEM, -EINVAL. */
+/* From any thread: cb(arg) will run on the loop's thread. 0 (then cb runs,
+ * at the latest when aloop_free begins), -ENOMEM, -EINVAL, -EPIPE when the
+ * loop is being freed or was freed (cb will not run; arg is still the
+ * caller's). */
 ALOOP_API int aloop_call_soon_threadsafe(aloop_t *loop, void (*cb)(void *), void *arg);
 
 /* ------------------------------------------------------------------------ */

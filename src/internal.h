@@ -452,6 +452,9 @@ typedef struct aloop_xthread_ops {
 } aloop_xthread_ops_t;
 int aloop__async_init(aloop_t *loop);
 void aloop__async_free(aloop_t *loop);
+/* The first step of aloop_free: aloop_call_soon_threadsafe says -EPIPE from
+ * now on; the callbacks it accepted before run now. */
+void aloop__async_close(aloop_t *loop);
 /* Runs callbacks queued by other threads. */
 void aloop__async_drain(aloop_t *loop);
 /* Work outstanding on other threads that will come back (keeps the loop alive). */
