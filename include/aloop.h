@@ -462,12 +462,22 @@ ALOOP_API int aloop_close(int fd);
 
 typedef struct aloop_stream aloop_stream_t;
 
-/* A buffered reader/writer over fd; max_line (0 = 64 KiB) bounds readline. */
+/* A buffered reader/writer over fd; max_line (0 = 64 KiB) bounds readline
+ * and readuntil, and the read buffer (max_line + 1 bytes at most); values
+ * near SIZE_MAX mean no bound.
+ * One reader and one writer at a time: a read call (read, readline,
+ * readuntil, readexactly, copy's source) while another task is in one gets
+ * -EBUSY at once, as does a write call (write, copy's destination, shutdown)
+ * while another task writes; the stream is then untouched, and a write
+ * that has started is never interleaved with another task's bytes. */
 ALOOP_API aloop_stream_t *aloop_stream_new(aloop_t *loop, int fd, size_t max_line);
 /* Reads one line including its '\n' into buf (NUL-terminated when it fits):
- * its length, 0 at EOF, -EMSGSIZE if longer than max_line or cap - 1
- * (the line is discarded up to its '\n' and the stream stays usable). At
- * EOF a last line without '\n' is returned as is. */
+ * its length, 0 at EOF, -EMSGSIZE if longer than max_line or cap - 1:
+ * reported as soon as that many bytes are buffered without a '\n' (an
+ * endless line costs no more than max_line), and the next readline or
+ * readuntil skips the rest of the line through its '\n' before it reads;
+ * the stream stays usable. At EOF a last line without '\n' is returned as
+ * is. -EBUSY: another task is reading. */
 ALOOP_API ssize_t aloop_stream_readline(aloop_stream_t *s, char *buf, size_t cap);
 /* Reads exactly n bytes: n, or fewer only when EOF came first; -errno. */
 ALOOP_API ssize_t aloop_stream_readexactly(aloop_stream_t *s, void *buf, size_t n);
@@ -497,11 +507,13 @@ ALOOP_API ssize_t aloop_stream_read(aloop_stream_t *s, void *buf, size_t n);
 /* Reads through the first occurrence of sep (seplen > 0 bytes, found also
  * when it arrives split across reads) into buf, NUL-terminated: the
  * record's length with the separator. -EMSGSIZE when the record with its
- * separator is longer than max_line or cap - 1: it is discarded through its
- * separator and the stream stays usable (a record of exactly max_line bytes
- * fits). At EOF before sep: what was read, possibly 0. -EINVAL, -ECANCELED
- * (nothing is lost; a discard cut short by a cancel is finished by the
- * next readline/readuntil, which then returns -EMSGSIZE). */
+ * separator is longer than max_line or cap - 1, as soon as that many bytes
+ * are buffered without sep: the next readline/readuntil skips the rest of
+ * it through its separator (the one given to the call that reported it),
+ * then reads the next record; the stream stays usable (a record of exactly
+ * max_line bytes fits). At EOF before sep: what was read, possibly 0.
+ * -EINVAL, -EBUSY, -ECANCELED (nothing is lost; a skip cut short by a
+ * cancel goes on in the next call). */
 ALOOP_API ssize_t aloop_stream_readuntil(aloop_stream_t *s, const void *sep, size_t seplen,
                                          char *buf, size_t cap);
 
