@@ -819,28 +819,40 @@ ALOOP_API void aloop_process_free(aloop_process_t *p);
  * interrupted, and exits with rc.
  *
  * The struct lives in the task's frame (usually its stack); `when` holds the
- * absolute deadline on the loop's clock, -1 for none. The scope allocates a
- * small record until exit; a task that returns without exiting a scope
- * leaks nothing (the record is released when the task finishes) but its
- * pending cancel stays counted. */
+ * absolute deadline on the loop's clock, INFINITY (math.h) for none. Every
+ * other time is a deadline, also one already past (a negative time, before
+ * the loop's clock started, or a negative delay): it fires at the block's
+ * next suspending call, as asyncio's does. The scope allocates a small
+ * record until exit; a task that returns without exiting a scope leaks
+ * nothing (the record is released when the task finishes) but its pending
+ * cancel stays counted, and the struct is no longer open: every call on it
+ * returns -EINVAL (or -EBUSY from enter, see below) until it is entered
+ * again. A struct is open from enter to exit: entering it again meanwhile
+ * (in any task) is -EBUSY and changes nothing. Never use a struct after
+ * its loop was freed. */
 typedef struct aloop_timeout {
     double when;
     void *priv_[4];
 } aloop_timeout_t;
 
-/* Enters a scope with a deadline delay seconds from now (delay < 0: none).
- * Not a suspending call and not a cancellation point. 0, -EPERM outside a
- * task, -EINVAL (NULL t, NaN delay), -ENOMEM. */
+/* Enters a scope with a deadline delay seconds from now (INFINITY: none;
+ * delay <= 0: already due). Not a suspending call and not a cancellation
+ * point. 0, -EPERM outside a task, -EINVAL (NULL t, NaN delay), -EBUSY (t is
+ * open already), -ENOMEM. */
 ALOOP_API int aloop_timeout_enter(aloop_timeout_t *t, double delay);
-/* The same with an absolute deadline on the loop's clock (when < 0: none;
- * a deadline already past fires at the loop's next step). */
+/* The same with an absolute deadline on the loop's clock (INFINITY: none;
+ * a deadline already past, negative ones included, fires at the loop's next
+ * step). */
 ALOOP_API int aloop_timeout_enter_at(aloop_timeout_t *t, double when);
-/* Moves the deadline of an open scope (when < 0: none), from its task or
- * from anything else running on the loop's thread. 0; -EINVAL (NULL t, NaN,
- * a scope not open); -EALREADY if the deadline has already fired; -ENOMEM. */
+/* Moves the deadline of an open scope (INFINITY: none; a time already past
+ * fires at once), from its task or from anything else running on the loop's
+ * thread. 0; -EINVAL (NULL t, NaN, a scope not open: exited, or its task
+ * returned without exit); -EALREADY if the deadline has already fired;
+ * -ENOMEM. */
 ALOOP_API int aloop_timeout_reschedule(aloop_timeout_t *t, double when);
 /* 1 if the scope's deadline has fired (while open or after exit), 0 if not,
- * -EINVAL for NULL. t must have been entered. */
+ * -EINVAL for NULL or a scope whose task returned without exit. t must have
+ * been entered. */
 ALOOP_API int aloop_timeout_expired(const aloop_timeout_t *t);
 /* Leaves the block; rc is the status the block ended with. Returns
  * -ETIMEDOUT if the deadline fired (its cancel is consumed), -ECANCELED if
