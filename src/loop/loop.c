@@ -3,6 +3,8 @@
  */
 #include "internal.h"
 #include "io_internal.h"
+#include "process_internal.h"
+#include "signal_internal.h"
 
 #include <math.h>
 #include <unistd.h>
@@ -143,6 +145,7 @@ void aloop_free(aloop_t *loop) {
     }
     aloop__coros_free(&loop->coros);
     aloop__timers_free(&loop->timers);
+    aloop__timeout_free(loop);
     aloop__debug_free(loop); /* quarantined tasks go back to their slabs */
     aloop__task_pool_free(loop); /* after the detach: no task can come back to it */
     aloop__sched_free(loop);

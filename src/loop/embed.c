@@ -31,10 +31,12 @@ static double poll_timeout(aloop_t *loop, double timeout, double next) {
     return timeout < 0 || until_next < timeout ? until_next : timeout;
 }
 
-/* Virtual clock, nothing ready: forward to the next deadline (t < 0) or by
+/* Virtual clock, nothing ready (tasks paused by their budget are ready): forward to the next deadline (t < 0) or by
  * at most t (t > 0); never for t == 0. */
 static void advance_virtual(aloop_t *loop, double timeout, double next) {
-    if (loop->clock != ALOOP_CLOCK_VIRTUAL || loop->sched.ring_count || timeout == 0) return;
+    if (loop->clock != ALOOP_CLOCK_VIRTUAL || loop->sched.ring_count ||
+        loop->sched.deferred_head || timeout == 0)
+        return;
     if (next < 0) {
         if (timeout > 0) loop->vnow += timeout;
         return;

@@ -26,8 +26,6 @@
 #include "sched_internal.h"
 #include "alloc_internal.h"
 #include "backend_internal.h"
-#include "process_internal.h"
-#include "signal_internal.h"
 #include "timer_internal.h"
 
 /* ---- runnables: what the ready ring holds */
@@ -156,6 +154,8 @@ typedef struct aloop_task {
 typedef struct aloop_scope {
     void (*task_done)(aloop_task_impl_t *t);
 } aloop_scope_t;
+/* Frees timeout.c's table of scopes (aloop_free, after every task ended). */
+void aloop__timeout_free(struct aloop *loop);
 
 /* w's task is still suspended on w: nobody woke it yet (w->task set). */
 static inline int aloop__wait_pending(const aloop_wait_t *w) {
@@ -437,8 +437,11 @@ int aloop__gai_errno(int rc, int sys_errno);
 void aloop__stream_hold(aloop_stream_t *s);
 void aloop__stream_unhold(aloop_stream_t *s); /* closes it if still open; may free it */
 
-/* ---- signals: signal_internal.h (loop->signals, aloop__signal_free);
- * child processes: process_internal.h (loop->procs) */
+/* ---- signals: src/proc/signal_internal.h (loop->signals,
+ * aloop__signal_free); child processes: src/proc/process_internal.h
+ * (loop->procs). Only the loop and src/proc/ include them. */
+struct aloop_signals;
+struct aloop_procs;
 
 /* ---- cross-thread wake-ups (threadpool.c)
  * The core (sched.c, io.c) reaches them only through loop->xthread, which
@@ -525,6 +528,7 @@ struct aloop {
     const aloop_xthread_ops_t *xthread; /* threadpool.c's, NULL outside init..free */
     struct aloop_signals *signals; /* signal.c; NULL until the first signal wait */
     struct aloop_procs *procs;     /* process.c; NULL until the first spawn */
+    struct aloop_scopes *scopes;   /* timeout.c: open scopes; NULL until the first */
 
     /* debug mode (debug.c) */
     aloop_warning_fn warn_fn;    /* NULL: warnings go to stderr */

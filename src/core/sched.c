@@ -217,9 +217,9 @@ aloop_task_impl_t *aloop__enter(int *err) {
  * (it could then run again before the loop polls) but on loop->deferred,
  * which tick() appends to the ring after the poll and the timers: every fd
  * that became ready, every timer due and every task already ready runs
- * before it does. Under the virtual clock a deferred task is busy, not
- * ready: time may jump to the next deadline meanwhile, so a wait_for around
- * such a task expires as it would on the real clock. */
+ * before it does. A deferred task is ready: under the virtual clock time
+ * does not move while one exists (it jumps only when nothing at all can
+ * run), so a wait_for around a busy task does not expire early. */
 static void defer(aloop_t *loop, aloop_task_impl_t *t) {
     t->next_deferred = NULL;
     if (loop->sched.deferred_head)
@@ -475,7 +475,8 @@ static void tick(aloop_t *loop) {
     if (timeout != 0 || aloop__io_pending(loop) || aloop__xthread_pending(loop))
         aloop__io_poll(loop, timeout);
     aloop__xthread_drain(loop);
-    if (loop->clock == ALOOP_CLOCK_VIRTUAL && !loop->sched.ring_count && next > loop->vnow)
+    if (loop->clock == ALOOP_CLOCK_VIRTUAL && !loop->sched.ring_count &&
+        !loop->sched.deferred_head && next > loop->vnow)
         loop->vnow = next;
     if (aloop__timers_count(&loop->timers)) aloop__run_timers(loop, aloop__now(loop));
     aloop__undefer(loop);
