@@ -360,6 +360,10 @@ void aloop__io_unhook(aloop_t *loop, int fd);
 /* Forgets everything about fd (before it is closed or after it was created:
  * its number may have been reused). Wakes its waiters with -EBADF. */
 void aloop__io_forget(aloop_t *loop, int fd);
+/* The library just made fd (a socket, an accepted connection): forgets the
+ * number's past, and marks fd as one only aloop_close / a stream's close
+ * may close, which spares it the close(2) checks (io.c). */
+void aloop__io_adopt(aloop_t *loop, int fd);
 /* Adds (removes) direction bit to what the backend must watch on fd for
  * someone other than a waiting task (watch.c). 0 or -errno. */
 int aloop__io_want(aloop_t *loop, int fd, unsigned bit);
@@ -451,6 +455,9 @@ typedef struct aloop_xthread_ops {
 } aloop_xthread_ops_t;
 int aloop__async_init(aloop_t *loop);
 void aloop__async_free(aloop_t *loop);
+/* The first step of aloop_free: aloop_call_soon_threadsafe says -EPIPE from
+ * now on; the callbacks it accepted before run now. */
+void aloop__async_close(aloop_t *loop);
 /* Runs callbacks queued by other threads. */
 void aloop__async_drain(aloop_t *loop);
 /* Work outstanding on other threads that will come back (keeps the loop alive). */
@@ -572,6 +579,9 @@ void aloop__debug_keep_freed(aloop_t *loop, aloop_future_t *f);
 void aloop__debug_bad_release(aloop_future_t *f);
 void aloop__debug_init(aloop_t *loop);
 void aloop__debug_free(aloop_t *loop);
+/* addr as "function+0xoff (object)" (or "object+0xoff", or the bare
+ * address) into buf, n bytes with the NUL (backtrace.c, for aloop_dump). */
+void aloop__symbolize(const void *addr, char *buf, size_t n);
 /* ---- misuse (debug.c): the one policy, rules listed there. Returns err
  * (-EPERM / -EINVAL); in debug mode prints "aloop: <call>: <message>" and
  * aborts. err == 0: the call cannot report an error; the message is printed
