@@ -528,6 +528,12 @@ struct aloop {
     size_t quarantine_len;
 };
 
+/* loop->running is read by aloop_stop on other threads (to choose between
+ * posting the stop and setting it): written atomically. */
+static inline void aloop__set_running(aloop_t *loop, uint8_t v) {
+    __atomic_store_n(&loop->running, v, __ATOMIC_RELEASE);
+}
+
 _Static_assert(offsetof(struct aloop, coros) == 0, "the current loop is its coroutine state");
 
 /* An object of a feature that keeps a pointer to its loop and may outlive
