@@ -154,6 +154,8 @@ typedef struct aloop_task {
 typedef struct aloop_scope {
     void (*task_done)(aloop_task_impl_t *t);
 } aloop_scope_t;
+/* Frees timeout.c's table of scopes (aloop_free, after every task ended). */
+void aloop__timeout_free(struct aloop *loop);
 
 /* w's task is still suspended on w: nobody woke it yet (w->task set). */
 static inline int aloop__wait_pending(const aloop_wait_t *w) {
@@ -358,6 +360,10 @@ void aloop__io_unhook(aloop_t *loop, int fd);
 /* Forgets everything about fd (before it is closed or after it was created:
  * its number may have been reused). Wakes its waiters with -EBADF. */
 void aloop__io_forget(aloop_t *loop, int fd);
+/* The library just made fd (a socket, an accepted connection): forgets the
+ * number's past, and marks fd as one only aloop_close / a stream's close
+ * may close, which spares it the close(2) checks (io.c). */
+void aloop__io_adopt(aloop_t *loop, int fd);
 /* Adds (removes) direction bit to what the backend must watch on fd for
  * someone other than a waiting task (watch.c). 0 or -errno. */
 int aloop__io_want(aloop_t *loop, int fd, unsigned bit);
@@ -449,6 +455,9 @@ typedef struct aloop_xthread_ops {
 } aloop_xthread_ops_t;
 int aloop__async_init(aloop_t *loop);
 void aloop__async_free(aloop_t *loop);
+/* The first step of aloop_free: aloop_call_soon_threadsafe says -EPIPE from
+ * now on; the callbacks it accepted before run now. */
+void aloop__async_close(aloop_t *loop);
 /* Runs callbacks queued by other threads. */
 void aloop__async_drain(aloop_t *loop);
 /* Work outstanding on other threads that will come back (keeps the loop alive). */
@@ -519,6 +528,7 @@ struct aloop {
     const aloop_xthread_ops_t *xthread; /* threadpool.c's, NULL outside init..free */
     struct aloop_signals *signals; /* signal.c; NULL until the first signal wait */
     struct aloop_procs *procs;     /* process.c; NULL until the first spawn */
+    struct aloop_scopes *scopes;   /* timeout.c: open scopes; NULL until the first */
 
     /* debug mode (debug.c) */
     aloop_warning_fn warn_fn;    /* NULL: warnings go to stderr */

@@ -123,6 +123,7 @@ void aloop_free(aloop_t *loop) {
     if (loop->task_count && (loop->flags & ALOOP_DEBUG))
         aloop__warn(loop, "loop freed with %zu unfinished task(s); cancelling them",
                     loop->task_count);
+    aloop__async_close(loop);
     aloop__drain_tasks(loop);
     cancel_pending_futures(loop);
     aloop__drain_tasks(loop); /* runs what those cancels scheduled */
@@ -144,6 +145,7 @@ void aloop_free(aloop_t *loop) {
     }
     aloop__coros_free(&loop->coros);
     aloop__timers_free(&loop->timers);
+    aloop__timeout_free(loop);
     aloop__debug_free(loop); /* quarantined tasks go back to their slabs */
     aloop__task_pool_free(loop); /* after the detach: no task can come back to it */
     aloop__sched_free(loop);

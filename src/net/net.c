@@ -67,7 +67,7 @@ int aloop__net_socket(int family, int type, int proto) {
     fd = cloexec_nonblocking(fd);
     if (fd < 0) return fd;
 #endif
-    aloop__io_forget(aloop__io_loop(), fd);
+    aloop__io_adopt(aloop__io_loop(), fd);
     return fd;
 }
 
@@ -100,7 +100,7 @@ int aloop_accept(int listen_fd, struct sockaddr *addr, socklen_t *len) {
         if (len) *len = cap;
         int fd = accept_once(listen_fd, addr, len);
         if (fd >= 0) {
-            aloop__io_forget(t->fut.loop, fd);
+            aloop__io_adopt(t->fut.loop, fd);
             return fd;
         }
         switch (fd) {
