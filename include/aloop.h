@@ -460,7 +460,8 @@ ALOOP_API int aloop_tcp_listen(const char *host, const char *port, int backlog);
  * it): fd (TCP_NODELAY) or -errno (-ECONNREFUSED, -ETIMEDOUT, -ENOENT,
  * ...). */
 ALOOP_API int aloop_tcp_connect(const char *host, const char *port, double timeout);
-/* Closes fd; tasks waiting on it wake with -EBADF. Use it instead of
+/* Closes fd; tasks waiting on it wake with -EBADF; an fd the library made
+ * non-blocking gets its blocking mode back first. Use it instead of
  * close(2) for fds a task may be waiting on, and always for fds the
  * library made (aloop_accept, aloop_tcp_connect, ...). */
 ALOOP_API int aloop_close(int fd);
