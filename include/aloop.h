@@ -1025,8 +1025,31 @@ typedef void (*aloop_warning_fn)(aloop_t *loop, const char *message, void *arg);
 ALOOP_API void aloop_set_warning_handler(aloop_t *loop, aloop_warning_fn fn, void *arg);
 
 /* Prints every unfinished task of loop to out: name, state, what it waits
- * on, and where aloop_spawn was called (module+offset, for addr2line). */
+ * on, where aloop_spawn was called (module+offset, for addr2line) and, for
+ * a task that has run and is not running now, its backtrace, one frame a
+ * line as "function+0xoff (object)" ("object+0xoff" for a function the
+ * object does not export: static functions, executables linked without
+ * -rdynamic). Safe from the loop's thread at any point: in a task, in a
+ * callback, between runs. */
 ALOOP_API void aloop_dump(aloop_t *loop, FILE *out);
+
+/* ------------------------------------------------------------------------ */
+/* Observability: backtraces of tasks                                       */
+/* ------------------------------------------------------------------------ */
+
+/* Stores in frames[0..max) the return addresses on task t's stack,
+ * innermost first: where it is suspended (its saved context), or, for the
+ * running task, the caller's own stack (frames[0] is in the caller). Use
+ * dladdr() or addr2line to name them. Returns the number stored (<= max);
+ * 0 for a task that has not started or is done; -EINVAL for a NULL t, a
+ * plain future, max < 0 or a NULL frames with max > 0; -EPERM from a
+ * thread other than the one running t's loop.
+ * The walk follows frame pointers: the library is built with them; for
+ * your own functions to appear, build your code with -fno-omit-frame-pointer
+ * (and, to see names rather than offsets, link executables with -rdynamic).
+ * Frames of code built without them are skipped or end the walk early; it
+ * never reads outside the task's stack. */
+ALOOP_API int aloop_task_backtrace(aloop_task_t *t, void **frames, int max);
 
 #ifdef __cplusplus
 }
