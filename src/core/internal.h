@@ -407,6 +407,13 @@ int aloop__io_wait(aloop_task_impl_t *t, int fd, int dir, double timeout);
 aloop_t *aloop__io_loop(void);
 /* Sets O_NONBLOCK unless already set: 0 or -errno. */
 int aloop__set_nonblocking(int fd);
+/* The same for an fd the program gave the library: remembers that the
+ * library changed its mode, which aloop__io_release, aloop_close and
+ * aloop_free put back. 0, -errno (-ENOMEM: the mode is left alone). */
+int aloop__io_set_nonblocking(aloop_t *loop, int fd);
+/* The library lets fd go (a stream's close, before close(2)): its blocking
+ * mode back if the library changed it, then aloop__io_forget. */
+void aloop__io_release(aloop_t *loop, int fd);
 
 /* Read / write with the task t (already past aloop__enter): try the
  * syscall, wait on EAGAIN. For stream.c. */
@@ -538,6 +545,12 @@ struct aloop {
     aloop_list_t quarantine;     /* freed futures, oldest first (ALOOP__FREED) */
     size_t quarantine_len;
 };
+
+/* loop->running is read by aloop_stop on other threads (to choose between
+ * posting the stop and setting it): written atomically. */
+static inline void aloop__set_running(aloop_t *loop, uint8_t v) {
+    __atomic_store_n(&loop->running, v, __ATOMIC_RELEASE);
+}
 
 _Static_assert(offsetof(struct aloop, coros) == 0, "the current loop is its coroutine state");
 
