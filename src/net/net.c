@@ -93,7 +93,7 @@ int aloop_accept(int listen_fd, struct sockaddr *addr, socklen_t *len) {
     int err;
     aloop_task_impl_t *t = aloop__enter(&err);
     if (!t) return err;
-    int rc = aloop__set_nonblocking(listen_fd); /* a blocking accept would stall the loop */
+    int rc = aloop__io_set_nonblocking(t->fut.loop, listen_fd); /* a blocking accept would stall the loop */
     if (rc < 0) return rc;
     socklen_t cap = len ? *len : 0;
     for (;;) {
@@ -153,7 +153,7 @@ int aloop_connect(int fd, const struct sockaddr *addr, socklen_t len) {
     int err;
     aloop_task_impl_t *t = aloop__enter(&err);
     if (!t) return err;
-    int rc = aloop__set_nonblocking(fd);
+    int rc = aloop__io_set_nonblocking(t->fut.loop, fd);
     if (rc < 0) return rc;
     return aloop__net_connect(t, fd, addr, len, -1);
 }
