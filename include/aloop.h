@@ -415,7 +415,10 @@ ALOOP_API aloop_handle_t *aloop_call_at(aloop_t *loop, double when, void (*cb)(v
 ALOOP_API void aloop_handle_cancel(aloop_handle_t *h);
 /* The loop time a timer handle fires at (0 for call_soon handles). */
 ALOOP_API double aloop_handle_when(const aloop_handle_t *h);
-/* From any thread: cb(arg) will run on the loop's thread. 0, -ENOMEM, -EINVAL. */
+/* From any thread: cb(arg) will run on the loop's thread. 0 (then cb runs,
+ * at the latest when aloop_free begins), -ENOMEM, -EINVAL, -EPIPE when the
+ * loop is being freed or was freed (cb will not run; arg is still the
+ * caller's). */
 ALOOP_API int aloop_call_soon_threadsafe(aloop_t *loop, void (*cb)(void *), void *arg);
 
 /* ------------------------------------------------------------------------ */
@@ -425,8 +428,9 @@ ALOOP_API int aloop_call_soon_threadsafe(aloop_t *loop, void (*cb)(void *), void
 /* Suspends until fd is readable / writable. 0, -ETIMEDOUT (timeout < 0 =
  * none), -ECANCELED, -EBADF (also when aloop_close or a stream's close
  * closes fd meanwhile, even after fd was found ready but before the task
- * ran; and when fd was closed with close(2): at once with poll(2), within
- * about a second with epoll, see docs/guide.md), -EBUSY if another task
+ * ran; and when an fd the program opened itself was closed with close(2):
+ * at once with poll(2), within about a second with epoll, see
+ * docs/guide.md §15), -EBUSY if another task
  * already waits for the same direction on fd. aloop_read, aloop_write_all
  * and the stream calls return -EBADF in the same cases, without touching
  * the fd number again. */
@@ -456,18 +460,30 @@ ALOOP_API int aloop_tcp_listen(const char *host, const char *port, int backlog);
  * it): fd (TCP_NODELAY) or -errno (-ECONNREFUSED, -ETIMEDOUT, -ENOENT,
  * ...). */
 ALOOP_API int aloop_tcp_connect(const char *host, const char *port, double timeout);
-/* Closes fd; tasks waiting on it wake with -EBADF. Use it instead of
- * close(2) for fds a task may be waiting on. */
+/* Closes fd; tasks waiting on it wake with -EBADF; an fd the library made
+ * non-blocking gets its blocking mode back first. Use it instead of
+ * close(2) for fds a task may be waiting on, and always for fds the
+ * library made (aloop_accept, aloop_tcp_connect, ...). */
 ALOOP_API int aloop_close(int fd);
 
 typedef struct aloop_stream aloop_stream_t;
 
-/* A buffered reader/writer over fd; max_line (0 = 64 KiB) bounds readline. */
+/* A buffered reader/writer over fd; max_line (0 = 64 KiB) bounds readline
+ * and readuntil, and the read buffer (max_line + 1 bytes at most); values
+ * near SIZE_MAX mean no bound.
+ * One reader and one writer at a time: a read call (read, readline,
+ * readuntil, readexactly, copy's source) while another task is in one gets
+ * -EBUSY at once, as does a write call (write, copy's destination, shutdown)
+ * while another task writes; the stream is then untouched, and a write
+ * that has started is never interleaved with another task's bytes. */
 ALOOP_API aloop_stream_t *aloop_stream_new(aloop_t *loop, int fd, size_t max_line);
 /* Reads one line including its '\n' into buf (NUL-terminated when it fits):
- * its length, 0 at EOF, -EMSGSIZE if longer than max_line or cap - 1
- * (the line is discarded up to its '\n' and the stream stays usable). At
- * EOF a last line without '\n' is returned as is. */
+ * its length, 0 at EOF, -EMSGSIZE if longer than max_line or cap - 1:
+ * reported as soon as that many bytes are buffered without a '\n' (an
+ * endless line costs no more than max_line), and the next readline or
+ * readuntil skips the rest of the line through its '\n' before it reads;
+ * the stream stays usable. At EOF a last line without '\n' is returned as
+ * is. -EBUSY: another task is reading. */
 ALOOP_API ssize_t aloop_stream_readline(aloop_stream_t *s, char *buf, size_t cap);
 /* Reads exactly n bytes: n, or fewer only when EOF came first; -errno. */
 ALOOP_API ssize_t aloop_stream_readexactly(aloop_stream_t *s, void *buf, size_t n);
@@ -497,11 +513,13 @@ ALOOP_API ssize_t aloop_stream_read(aloop_stream_t *s, void *buf, size_t n);
 /* Reads through the first occurrence of sep (seplen > 0 bytes, found also
  * when it arrives split across reads) into buf, NUL-terminated: the
  * record's length with the separator. -EMSGSIZE when the record with its
- * separator is longer than max_line or cap - 1: it is discarded through its
- * separator and the stream stays usable (a record of exactly max_line bytes
- * fits). At EOF before sep: what was read, possibly 0. -EINVAL, -ECANCELED
- * (nothing is lost; a discard cut short by a cancel is finished by the
- * next readline/readuntil, which then returns -EMSGSIZE). */
+ * separator is longer than max_line or cap - 1, as soon as that many bytes
+ * are buffered without sep: the next readline/readuntil skips the rest of
+ * it through its separator (the one given to the call that reported it),
+ * then reads the next record; the stream stays usable (a record of exactly
+ * max_line bytes fits). At EOF before sep: what was read, possibly 0.
+ * -EINVAL, -EBUSY, -ECANCELED (nothing is lost; a skip cut short by a
+ * cancel goes on in the next call). */
 ALOOP_API ssize_t aloop_stream_readuntil(aloop_stream_t *s, const void *sep, size_t seplen,
                                          char *buf, size_t cap);
 
@@ -569,8 +587,11 @@ struct addrinfo;
  * outside one); a name in ".invalid" is -ENOENT at once (RFC 6761). 0 with
  * *res set (free it with freeaddrinfo()), or -errno: a cancellation point
  * when it looks a name up (-ECANCELED; the pool's result is freed, never
- * leaked). -EINVAL if res is NULL or both host and port are. getaddrinfo's
- * errors map as follows:
+ * leaked). -EINVAL if res is NULL or both host and port are, and for a
+ * port that is neither a number 0..65535 nor a service name ("99999",
+ * "-1", " 80", ""): the same rule holds everywhere a port is taken
+ * (tcp_listen, tcp_connect, open_connection, udp_bind, udp_connect).
+ * getaddrinfo's errors map as follows:
  *   EAI_NONAME, EAI_NODATA, EAI_ADDRFAMILY, EAI_FAIL, EAI_SERVICE -> -ENOENT
  *     (no such name, including a non-numeric host with AI_NUMERICHOST, a
  *     name without addresses (of that family), an unknown service name)
@@ -647,12 +668,15 @@ ALOOP_API int aloop_unix_connect(const char *path, double timeout);
  * NUL-terminated (*len excludes the NUL; len may be NULL): 0, or -errno
  * (-ENOENT, -EACCES, -EISDIR, -ENOMEM, -ECANCELED: nothing is returned and
  * nothing leaks, -EINVAL for NULL path or buf, -EPERM outside a task).
- * Opening and reading run on the worker pool. free(*buf) when done. Not for
- * endless files (/dev/zero). */
+ * Opening and reading run on the worker pool; a path that is not a regular
+ * file (FIFO, character device) is read on the loop with the fd waits (a
+ * FIFO with no writer yet waits, cancellably). free(*buf) when done. Not
+ * for endless files (/dev/zero). */
 ALOOP_API int aloop_read_file(const char *path, void **buf, size_t *len);
 /* Creates or truncates path (mode 0666 & ~umask) and writes len bytes of
  * buf: 0 or -errno (as aloop_read_file, plus -ENOSPC, -EIO). The open runs
- * on the pool, the writing as aloop_write_all. Cancelled, the file may
+ * on the pool, the writing as aloop_write_all; a FIFO nobody reads yet is
+ * opened again at intervals until someone does (cancellable). Cancelled, the file may
  * hold part of the data (no atomic replace: write a temporary file and
  * rename(2) it for that). */
 ALOOP_API int aloop_write_file(const char *path, const void *buf, size_t len);
@@ -899,8 +923,10 @@ ALOOP_API void aloop_barrier_free(aloop_barrier_t *b);
  *    caller ran again: the call returns at once; discard(result, arg) runs
  *    when the job comes back.
  *  - aloop_free (which cancels every task) waits only for jobs already
- *    running and calls their discard on the freeing thread before it
- *    returns.
+ *    running, while they keep finishing, and calls their discard on the
+ *    freeing thread before it returns; a job still running after a second
+ *    in which none finished is left to its (detached) worker, which calls
+ *    its discard on that thread when fn returns.
  * discard must not use the loop; it may be NULL (then nothing is called, as
  * with aloop_run_in_thread). A job that may outlive its caller must not
  * point into the caller's stack: give it heap memory that discard frees.
@@ -1002,8 +1028,31 @@ typedef void (*aloop_warning_fn)(aloop_t *loop, const char *message, void *arg);
 ALOOP_API void aloop_set_warning_handler(aloop_t *loop, aloop_warning_fn fn, void *arg);
 
 /* Prints every unfinished task of loop to out: name, state, what it waits
- * on, and where aloop_spawn was called (module+offset, for addr2line). */
+ * on, where aloop_spawn was called (module+offset, for addr2line) and, for
+ * a task that has run and is not running now, its backtrace, one frame a
+ * line as "function+0xoff (object)" ("object+0xoff" for a function the
+ * object does not export: static functions, executables linked without
+ * -rdynamic). Safe from the loop's thread at any point: in a task, in a
+ * callback, between runs. */
 ALOOP_API void aloop_dump(aloop_t *loop, FILE *out);
+
+/* ------------------------------------------------------------------------ */
+/* Observability: backtraces of tasks                                       */
+/* ------------------------------------------------------------------------ */
+
+/* Stores in frames[0..max) the return addresses on task t's stack,
+ * innermost first: where it is suspended (its saved context), or, for the
+ * running task, the caller's own stack (frames[0] is in the caller). Use
+ * dladdr() or addr2line to name them. Returns the number stored (<= max);
+ * 0 for a task that has not started or is done; -EINVAL for a NULL t, a
+ * plain future, max < 0 or a NULL frames with max > 0; -EPERM from a
+ * thread other than the one running t's loop.
+ * The walk follows frame pointers: the library is built with them; for
+ * your own functions to appear, build your code with -fno-omit-frame-pointer
+ * (and, to see names rather than offsets, link executables with -rdynamic).
+ * Frames of code built without them are skipped or end the walk early; it
+ * never reads outside the task's stack. */
+ALOOP_API int aloop_task_backtrace(aloop_task_t *t, void **frames, int max);
 
 #ifdef __cplusplus
 }
