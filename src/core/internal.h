@@ -23,6 +23,7 @@
 
 #include "base_internal.h"
 #include "coro_internal.h"
+#include "backtrace_internal.h"
 #include "sched_internal.h"
 #include "alloc_internal.h"
 #include "backend_internal.h"
@@ -592,9 +593,6 @@ void aloop__debug_keep_freed(aloop_t *loop, aloop_future_t *f);
 void aloop__debug_bad_release(aloop_future_t *f);
 void aloop__debug_init(aloop_t *loop);
 void aloop__debug_free(aloop_t *loop);
-/* addr as "function+0xoff (object)" (or "object+0xoff", or the bare
- * address) into buf, n bytes with the NUL (backtrace.c, for aloop_dump). */
-void aloop__symbolize(const void *addr, char *buf, size_t n);
 /* ---- misuse (debug.c): the one policy, rules listed there. Returns err
  * (-EPERM / -EINVAL); in debug mode prints "aloop: <call>: <message>" and
  * aborts. err == 0: the call cannot report an error; the message is printed
