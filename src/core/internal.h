@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "base_internal.h"
+#include "error_internal.h"
 #include "coro_internal.h"
 #include "backtrace_internal.h"
 #include "sched_internal.h"
@@ -593,28 +594,31 @@ void aloop__debug_keep_freed(aloop_t *loop, aloop_future_t *f);
 void aloop__debug_bad_release(aloop_future_t *f);
 void aloop__debug_init(aloop_t *loop);
 void aloop__debug_free(aloop_t *loop);
-/* ---- misuse (debug.c): the one policy, rules listed there. Returns err
- * (-EPERM / -EINVAL); in debug mode prints "aloop: <call>: <message>" and
- * aborts. err == 0: the call cannot report an error; the message is printed
- * and the caller does nothing. */
-int aloop__misuse(const aloop_t *loop, int err, const char *call, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 4, 5)))
-#endif
-    ;
+/* ---- misuse: the one policy (its rules: error.c). aloop__misuse returns
+ * err (-EPERM / -EINVAL); in loop's debug mode it prints "aloop: <call>:
+ * <message>" and aborts. err == 0: the call cannot report an error; the
+ * message is printed and the caller does nothing. */
+static inline int aloop__debug_on(const aloop_t *loop) {
+    return loop && (loop->flags & ALOOP_DEBUG);
+}
+#define aloop__misuse(loop, err, call, ...) \
+    aloop__misuse_at(aloop__debug_on(loop), (err), (call), __VA_ARGS__)
 /* A loop used from a thread other than the one running it (-EPERM). */
-int aloop__wrong_thread(const aloop_t *loop, const char *call);
+static inline int aloop__wrong_thread(const aloop_t *loop, const char *call) {
+    return aloop__wrong_thread_at(aloop__debug_on(loop), loop, call);
+}
 /* An object owned by `owner` used with loop `here`, or after its loop was
  * freed (owner NULL): -EINVAL. */
-int aloop__foreign_loop(const aloop_t *owner, const aloop_t *here, const char *call);
+static inline int aloop__foreign_loop(const aloop_t *owner, const aloop_t *here,
+                                      const char *call) {
+    return aloop__foreign_loop_at(aloop__debug_on(owner ? owner : here), owner, here, call);
+}
 /* The same-loop check of every call on an object: 0, or -EINVAL (misuse). */
 static inline int aloop__check_loop(const aloop_t *owner, const char *call) {
     const aloop_t *cur = aloop__tls_loop();
     if (ALOOP_LIKELY(owner && (!cur || cur == owner))) return 0;
     return aloop__foreign_loop(owner, cur, call);
 }
-/* Constructors fail through here: sets errno to -err, returns NULL. */
-void *aloop__null_errno(int err);
 static inline int aloop__foreign_thread(const aloop_t *loop) {
     return ALOOP_UNLIKELY(loop->running) && aloop__tls_loop() != loop;
 }
