@@ -619,6 +619,25 @@ static inline int aloop__check_loop(const aloop_t *owner, const char *call) {
     if (ALOOP_LIKELY(owner && (!cur || cur == owner))) return 0;
     return aloop__foreign_loop(owner, cur, call);
 }
+/* The entry of every call on an object of a loop (obj; owner its loop,
+ * NULL once that loop was freed): -EINVAL for a NULL obj (a bad argument,
+ * never misuse), misuse -EINVAL for an object of another loop or of a
+ * freed one, else 0. aloop__use is the non-suspending calls' entry;
+ * aloop__enter_obj adds aloop__enter for the suspending ones (the running
+ * task, or NULL with *err). The _on macros take the owner from obj->loop. */
+static inline int aloop__use(const void *obj, const aloop_t *owner, const char *call) {
+    if (ALOOP_UNLIKELY(!obj)) return -EINVAL;
+    return aloop__check_loop(owner, call);
+}
+aloop_task_impl_t *aloop__enter(int *err);
+static inline aloop_task_impl_t *aloop__enter_obj(const void *obj, const aloop_t *owner,
+                                                  const char *call, int *err) {
+    if (ALOOP_UNLIKELY((*err = aloop__use(obj, owner, call)) < 0)) return NULL;
+    return aloop__enter(err);
+}
+#define aloop__use_on(obj, call) aloop__use((obj), (obj) ? (obj)->loop : NULL, (call))
+#define aloop__enter_on(obj, call, err) \
+    aloop__enter_obj((obj), (obj) ? (obj)->loop : NULL, (call), (err))
 static inline int aloop__foreign_thread(const aloop_t *loop) {
     return ALOOP_UNLIKELY(loop->running) && aloop__tls_loop() != loop;
 }

@@ -53,7 +53,7 @@ static void waiter_cancel(aloop_wait_t *wait) {
 }
 
 int aloop_barrier_wait(aloop_barrier_t *b) {
-    if (!b || aloop__check_loop(b->loop, "aloop_barrier_wait") < 0) return -EINVAL;
+    if (aloop__use_on(b, "aloop_barrier_wait") < 0) return -EINVAL;
     int err;
     aloop_task_impl_t *t = aloop__enter(&err);
     if (!t) return err;
@@ -77,14 +77,14 @@ int aloop_barrier_wait(aloop_barrier_t *b) {
 }
 
 int aloop_barrier_abort(aloop_barrier_t *b) {
-    if (!b || aloop__check_loop(b->loop, "aloop_barrier_abort") < 0) return -EINVAL;
+    if (aloop__use_on(b, "aloop_barrier_abort") < 0) return -EINVAL;
     b->broken = 1;
     wake_all(b, -EPIPE);
     return 0;
 }
 
 int aloop_barrier_reset(aloop_barrier_t *b) {
-    if (!b || aloop__check_loop(b->loop, "aloop_barrier_reset") < 0) return -EINVAL;
+    if (aloop__use_on(b, "aloop_barrier_reset") < 0) return -EINVAL;
     wake_all(b, -EPIPE); /* the round under way is broken for its waiters */
     b->broken = 0;
     return 0;

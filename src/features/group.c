@@ -81,7 +81,7 @@ static int children_reserve(aloop_group_t *g) {
 }
 
 aloop_task_t *aloop_group_spawn(aloop_group_t *g, aloop_task_fn fn, void *arg) {
-    if (!g || !fn) return aloop__null_errno(-EINVAL);
+    if (!fn || aloop__use_on(g, "aloop_group_spawn") < 0) return aloop__null_errno(-EINVAL);
     if (g->aborting || g->finished) return aloop__null_errno(-EPERM);
     group_child_t *c = aloop__calloc(1, sizeof *c);
     if (!c || children_reserve(g) < 0) goto nomem;
@@ -105,10 +105,8 @@ static void group_wait_cancel(aloop_wait_t *w) {
 }
 
 int aloop_group_wait(aloop_group_t *g) {
-    int err;
-    if (!g) return -EINVAL;
-    aloop_t *cur = aloop_current();
-    if (cur && cur != g->loop) return -EINVAL;
+    int err = aloop__use_on(g, "aloop_group_wait");
+    if (err < 0) return err;
     aloop_task_impl_t *self = aloop__current_task();
     for (size_t i = 0; self && i < g->n; i++)
         if (g->children[i]->task == &self->fut) return -EDEADLK; /* a child waiting for itself */

@@ -101,9 +101,9 @@ enum { STREAM_READ = 1, STREAM_WRITE = 2 };
 /* Entry of every call: the stream is in use, as a reader and/or writer
  * (role), until stream_leave. -EBUSY when another task holds that role.
  * The check comes after aloop__enter, which may yield. */
-static int stream_enter(aloop_stream_t *s, aloop_task_impl_t **t, int role) {
+static int stream_enter(aloop_stream_t *s, aloop_task_impl_t **t, int role, const char *call) {
     int err;
-    *t = aloop__enter(&err);
+    *t = aloop__enter_on(s, call, &err);
     if (!*t) return err;
     if (s->closed) return -EBADF;
     if (((role & STREAM_READ) && s->reading) || ((role & STREAM_WRITE) && s->writing))
@@ -286,7 +286,7 @@ static ssize_t readuntil_locked(aloop_task_impl_t *t, aloop_stream_t *s, const c
 ssize_t aloop_stream_readline(aloop_stream_t *s, char *buf, size_t cap) {
     if (!s || !buf || !cap) return -EINVAL;
     aloop_task_impl_t *t;
-    int rc = stream_enter(s, &t, STREAM_READ);
+    int rc = stream_enter(s, &t, STREAM_READ, "aloop_stream_readline");
     if (rc < 0) return rc;
     return stream_leave(s, STREAM_READ, readuntil_locked(t, s, "\n", 1, buf, cap));
 }
@@ -295,7 +295,7 @@ ssize_t aloop_stream_readuntil(aloop_stream_t *s, const void *sep, size_t seplen
                                size_t cap) {
     if (!s || !sep || !seplen || !buf || !cap) return -EINVAL;
     aloop_task_impl_t *t;
-    int rc = stream_enter(s, &t, STREAM_READ);
+    int rc = stream_enter(s, &t, STREAM_READ, "aloop_stream_readuntil");
     if (rc < 0) return rc;
     return stream_leave(s, STREAM_READ, readuntil_locked(t, s, sep, seplen, buf, cap));
 }
@@ -322,7 +322,7 @@ static ssize_t read_locked(aloop_task_impl_t *t, aloop_stream_t *s, char *out, s
 ssize_t aloop_stream_read(aloop_stream_t *s, void *buf, size_t n) {
     if (!s || (!buf && n)) return -EINVAL;
     aloop_task_impl_t *t;
-    int rc = stream_enter(s, &t, STREAM_READ);
+    int rc = stream_enter(s, &t, STREAM_READ, "aloop_stream_read");
     if (rc < 0) return rc;
     if (n == 0) return stream_leave(s, STREAM_READ, 0);
     return stream_leave(s, STREAM_READ, read_locked(t, s, buf, n));
@@ -396,7 +396,7 @@ static ssize_t readexactly_locked(aloop_task_impl_t *t, aloop_stream_t *s, char 
 ssize_t aloop_stream_readexactly(aloop_stream_t *s, void *buf, size_t n) {
     if (!s || (!buf && n)) return -EINVAL;
     aloop_task_impl_t *t;
-    int rc = stream_enter(s, &t, STREAM_READ);
+    int rc = stream_enter(s, &t, STREAM_READ, "aloop_stream_readexactly");
     if (rc < 0) return rc;
     return stream_leave(s, STREAM_READ, readexactly_locked(t, s, buf, n));
 }
@@ -404,7 +404,7 @@ ssize_t aloop_stream_readexactly(aloop_stream_t *s, void *buf, size_t n) {
 ssize_t aloop_stream_write(aloop_stream_t *s, const void *buf, size_t n) {
     if (!s || (!buf && n)) return -EINVAL;
     aloop_task_impl_t *t;
-    int rc = stream_enter(s, &t, STREAM_WRITE);
+    int rc = stream_enter(s, &t, STREAM_WRITE, "aloop_stream_write");
     if (rc < 0) return rc;
     return stream_leave(s, STREAM_WRITE, aloop__io_write_all(t, s->fd, buf, n));
 }

@@ -700,17 +700,7 @@ static int process_wait(aloop_task_impl_t *t, aloop_process_t *p, int *status) {
 
 /* Common checks of the suspending calls: t or NULL with *err. */
 static aloop_task_impl_t *enter(aloop_process_t *p, const char *call, int *err) {
-    if (!p) {
-        *err = -EINVAL;
-        return NULL;
-    }
-    aloop_task_impl_t *t = aloop__enter(err);
-    if (!t) return NULL;
-    if (ALOOP_UNLIKELY(p->loop != t->fut.loop)) { /* another loop's, or a freed one's */
-        *err = aloop__foreign_loop(p->loop, t->fut.loop, call);
-        return NULL;
-    }
-    return t;
+    return aloop__enter_on(p, call, err); /* p->loop is NULL once its loop was freed */
 }
 
 int aloop_process_wait(aloop_process_t *p, int *status) {
