@@ -23,6 +23,7 @@
 
 #include "base_internal.h"
 #include "coro_internal.h"
+#include "backtrace_internal.h"
 #include "sched_internal.h"
 #include "alloc_internal.h"
 #include "backend_internal.h"
@@ -545,6 +546,12 @@ struct aloop {
     size_t quarantine_len;
 };
 
+/* loop->running is read by aloop_stop on other threads (to choose between
+ * posting the stop and setting it): written atomically. */
+static inline void aloop__set_running(aloop_t *loop, uint8_t v) {
+    __atomic_store_n(&loop->running, v, __ATOMIC_RELEASE);
+}
+
 _Static_assert(offsetof(struct aloop, coros) == 0, "the current loop is its coroutine state");
 
 /* An object of a feature that keeps a pointer to its loop and may outlive
@@ -586,9 +593,6 @@ void aloop__debug_keep_freed(aloop_t *loop, aloop_future_t *f);
 void aloop__debug_bad_release(aloop_future_t *f);
 void aloop__debug_init(aloop_t *loop);
 void aloop__debug_free(aloop_t *loop);
-/* addr as "function+0xoff (object)" (or "object+0xoff", or the bare
- * address) into buf, n bytes with the NUL (backtrace.c, for aloop_dump). */
-void aloop__symbolize(const void *addr, char *buf, size_t n);
 /* ---- misuse (debug.c): the one policy, rules listed there. Returns err
  * (-EPERM / -EINVAL); in debug mode prints "aloop: <call>: <message>" and
  * aborts. err == 0: the call cannot report an error; the message is printed
