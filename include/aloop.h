@@ -1051,6 +1051,20 @@ ALOOP_API void aloop_dump(aloop_t *loop, FILE *out);
  * never reads outside the task's stack. */
 ALOOP_API int aloop_task_backtrace(aloop_task_t *t, void **frames, int max);
 
+/* When signal signo arrives, every loop of the process prints aloop_dump to
+ * stderr at its next step (after "aloop: dump on signal"): a loop asleep in
+ * its poller wakes for it, a busy one dumps at its next tick, one whose
+ * running task never suspends dumps once it does (debug mode's slow-step
+ * warning names such a task). Replaces the signal's disposition until
+ * aloop_dump_on_signal(0), which gives the previous one back; a second
+ * signo replaces the first. Do not use a signal the program handles or
+ * waits for itself (aloop_signal_wait). ALOOP_DUMP_SIGNAL=USR1 (a name,
+ * with or without SIG, or a number) in the environment does the same from
+ * the first aloop_new, unless the program called this first. 0; -EINVAL
+ * for a signal that cannot be caught or is a fault (SIGKILL, SIGSTOP,
+ * SIGSEGV, SIGBUS, SIGFPE, SIGILL) or out of range. */
+ALOOP_API int aloop_dump_on_signal(int signo);
+
 #ifdef __cplusplus
 }
 #endif
