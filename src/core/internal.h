@@ -23,6 +23,7 @@
 
 #include "base_internal.h"
 #include "coro_internal.h"
+#include "backtrace_internal.h"
 #include "sched_internal.h"
 #include "alloc_internal.h"
 #include "backend_internal.h"
@@ -360,6 +361,10 @@ void aloop__io_unhook(aloop_t *loop, int fd);
 /* Forgets everything about fd (before it is closed or after it was created:
  * its number may have been reused). Wakes its waiters with -EBADF. */
 void aloop__io_forget(aloop_t *loop, int fd);
+/* The library just made fd (a socket, an accepted connection): forgets the
+ * number's past, and marks fd as one only aloop_close / a stream's close
+ * may close, which spares it the close(2) checks (io.c). */
+void aloop__io_adopt(aloop_t *loop, int fd);
 /* Adds (removes) direction bit to what the backend must watch on fd for
  * someone other than a waiting task (watch.c). 0 or -errno. */
 int aloop__io_want(aloop_t *loop, int fd, unsigned bit);
@@ -402,6 +407,13 @@ int aloop__io_wait(aloop_task_impl_t *t, int fd, int dir, double timeout);
 aloop_t *aloop__io_loop(void);
 /* Sets O_NONBLOCK unless already set: 0 or -errno. */
 int aloop__set_nonblocking(int fd);
+/* The same for an fd the program gave the library: remembers that the
+ * library changed its mode, which aloop__io_release, aloop_close and
+ * aloop_free put back. 0, -errno (-ENOMEM: the mode is left alone). */
+int aloop__io_set_nonblocking(aloop_t *loop, int fd);
+/* The library lets fd go (a stream's close, before close(2)): its blocking
+ * mode back if the library changed it, then aloop__io_forget. */
+void aloop__io_release(aloop_t *loop, int fd);
 
 /* Read / write with the task t (already past aloop__enter): try the
  * syscall, wait on EAGAIN. For stream.c. */
@@ -451,6 +463,9 @@ typedef struct aloop_xthread_ops {
 } aloop_xthread_ops_t;
 int aloop__async_init(aloop_t *loop);
 void aloop__async_free(aloop_t *loop);
+/* The first step of aloop_free: aloop_call_soon_threadsafe says -EPIPE from
+ * now on; the callbacks it accepted before run now. */
+void aloop__async_close(aloop_t *loop);
 /* Runs callbacks queued by other threads. */
 void aloop__async_drain(aloop_t *loop);
 /* Work outstanding on other threads that will come back (keeps the loop alive). */
@@ -529,7 +544,14 @@ struct aloop {
     double step_start;           /* monotonic time the running step began */
     aloop_list_t quarantine;     /* freed futures, oldest first (ALOOP__FREED) */
     size_t quarantine_len;
+    unsigned dump_seen;          /* aloop__dump_requests at the last dump */
 };
+
+/* loop->running is read by aloop_stop on other threads (to choose between
+ * posting the stop and setting it): written atomically. */
+static inline void aloop__set_running(aloop_t *loop, uint8_t v) {
+    __atomic_store_n(&loop->running, v, __ATOMIC_RELEASE);
+}
 
 _Static_assert(offsetof(struct aloop, coros) == 0, "the current loop is its coroutine state");
 
@@ -572,6 +594,22 @@ void aloop__debug_keep_freed(aloop_t *loop, aloop_future_t *f);
 void aloop__debug_bad_release(aloop_future_t *f);
 void aloop__debug_init(aloop_t *loop);
 void aloop__debug_free(aloop_t *loop);
+/* Dumps asked for by signal (aloop_dump_on_signal, dumpsig.c): the signal
+ * handler bumps this count and wakes every loop; a loop whose dump_seen
+ * differs dumps itself to stderr at its next drain (debug.c). Process-wide
+ * by nature, like the signal disposition it stands for. */
+extern unsigned aloop__dump_requests;
+void aloop__dump_requested(aloop_t *loop);
+static inline void aloop__dump_check(aloop_t *loop) {
+    if (ALOOP_UNLIKELY(__atomic_load_n(&aloop__dump_requests, __ATOMIC_RELAXED) != loop->dump_seen))
+        aloop__dump_requested(loop);
+}
+/* dumpsig.c: the loops' wake-up fds the dump signal writes to (the pool's,
+ * registered while it is open), and ALOOP_DUMP_SIGNAL from the environment
+ * (read when a loop is made). 0 / -ENOMEM. */
+int aloop__dumpsig_register(int wake_fd);
+void aloop__dumpsig_unregister(int wake_fd);
+void aloop__dumpsig_from_env(void);
 /* ---- misuse (debug.c): the one policy, rules listed there. Returns err
  * (-EPERM / -EINVAL); in debug mode prints "aloop: <call>: <message>" and
  * aborts. err == 0: the call cannot report an error; the message is printed
@@ -639,8 +677,11 @@ static inline void aloop__timer_stop(aloop_t *loop, aloop_timer_t *t) {
 static inline size_t aloop__xthread_pending(const aloop_t *loop) {
     return loop->xthread ? loop->xthread->pending(loop) : 0;
 }
+/* Also where a dump asked for by signal (aloop_dump_on_signal) happens:
+ * every wake-up of the loop drains, and so does every tick. */
 static inline void aloop__xthread_drain(aloop_t *loop) {
     if (loop->xthread) loop->xthread->drain(loop);
+    aloop__dump_check(loop);
 }
 static inline int aloop__xthread_alone(const aloop_t *loop) {
     return loop->xthread ? loop->xthread->alone(loop) : 1;

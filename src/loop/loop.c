@@ -61,6 +61,7 @@ aloop_t *aloop_new_with(const aloop_config_t *cfg) {
     /* The handler is process-wide; each thread that runs a loop gets its
      * alternate signal stack when the loop starts running there (sched.c). */
     if (!(loop->flags & ALOOP_NO_GUARD_PAGES)) aloop__install_overflow_handler();
+    aloop__dumpsig_from_env(); /* ALOOP_DUMP_SIGNAL, once per process */
     return loop;
 fail:
     aloop__coros_free(&loop->coros);
@@ -123,6 +124,7 @@ void aloop_free(aloop_t *loop) {
     if (loop->task_count && (loop->flags & ALOOP_DEBUG))
         aloop__warn(loop, "loop freed with %zu unfinished task(s); cancelling them",
                     loop->task_count);
+    aloop__async_close(loop);
     aloop__drain_tasks(loop);
     cancel_pending_futures(loop);
     aloop__drain_tasks(loop); /* runs what those cancels scheduled */
