@@ -107,6 +107,17 @@ typedef struct aloop_config {
     unsigned flags;    /* ALOOP_NO_GUARD_PAGES, ALOOP_DEBUG */
 } aloop_config_t;
 
+/* Replaces the allocator the library uses for its memory (libuv's
+ * uv_replace_allocator): jemalloc, an arena, accounting, failure
+ * injection. Process-wide; only before the first aloop_new / aloop_new_with
+ * of the process (of any thread): -EBUSY afterwards. All three functions,
+ * or all three NULL (back to malloc, realloc, free); -EINVAL otherwise.
+ * Task stacks and the task slabs are mapped with mmap, not allocated here.
+ * Buffers the library hands over (aloop_read_file, aloop_process_
+ * communicate) come from malloc_fn / realloc_fn: free them with free_fn. */
+ALOOP_API int aloop_set_allocator(void *(*malloc_fn)(size_t), void *(*realloc_fn)(void *, size_t),
+                                  void (*free_fn)(void *));
+
 /* New loop with default settings. */
 ALOOP_API aloop_t *aloop_new(void);
 

@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,12 +29,41 @@
 
 #include "aloop.h"
 
+/* Allocation failure through the public allocator hook
+ * (aloop_set_allocator, installed before the first test runs):
+ * test_fail_alloc(nth, count) makes the nth allocation from now (1 = the
+ * next) and the count - 1 after it fail (count < 0: every one after it);
+ * test_fail_alloc(0, 0) turns it off. test_alloc_count() is the number of
+ * allocations since the last test_fail_alloc, for sweeping nth. Task stacks
+ * and slabs are mmap'd, not allocated: only white-box tests (alloc.c's
+ * aloop__test_fail_alloc) reach those. */
+static unsigned long test_allocs_;
+static long test_fail_nth_, test_fail_left_;
+static inline int test_alloc_fails_(void) {
+    test_allocs_++;
+    if (!test_fail_nth_ || (long)test_allocs_ < test_fail_nth_ || !test_fail_left_) return 0;
+    if (test_fail_left_ > 0) test_fail_left_--;
+    errno = ENOMEM;
+    return 1;
+}
+static inline void *test_malloc_(size_t n) { return test_alloc_fails_() ? NULL : malloc(n); }
+static inline void *test_realloc_(void *p, size_t n) {
+    return test_alloc_fails_() ? NULL : realloc(p, n);
+}
+static inline void test_fail_alloc(long nth, long count) {
+    test_allocs_ = 0;
+    test_fail_nth_ = nth;
+    test_fail_left_ = count;
+}
+static inline unsigned long test_alloc_count(void) { return test_allocs_; }
+
 /* cmocka_run_group_tests, with the filter from the environment. A filter
  * that names no test of the group fails: a test renamed in the source but
  * not in the build would otherwise pass by running nothing. */
 static inline int aloop_test_run_group(const char *group, const struct CMUnitTest *tests,
                                        size_t n, CMFixtureFunction setup,
                                        CMFixtureFunction teardown) {
+    (void)aloop_set_allocator(test_malloc_, test_realloc_, free); /* -EBUSY: set already */
     const char *filter = getenv("CMOCKA_TEST_FILTER");
     if (filter && *filter) {
         size_t found = 0;

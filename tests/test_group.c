@@ -1,7 +1,6 @@
 /* Tests for src/group.c: task groups (virtual clock). */
 #include "aloop_test.h"
 
-#include "internal.h"
 
 static char trace[512];
 static void note(const char *fmt, ...) {
@@ -232,9 +231,9 @@ static void test_spawn_allocation_failures(void **state) {
     for (long nth = 1; nth <= 4; nth++) {
         aloop_t *loop = vloop();
         aloop_group_t *g = aloop_group_new(loop);
-        aloop__test_fail_alloc(nth, 1);
+        test_fail_alloc(nth, 1);
         aloop_task_t *t = aloop_group_spawn(g, child, &j);
-        aloop__test_fail_alloc(0, 0);
+        test_fail_alloc(0, 0);
         if (!t) assert_int_equal(errno, ENOMEM);
         aloop_group_free(g);
         aloop_free(loop);

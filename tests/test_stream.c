@@ -4,7 +4,6 @@
  */
 #include "aloop_test.h"
 
-#include "internal.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>

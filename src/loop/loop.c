@@ -31,6 +31,7 @@ aloop_t *aloop_new_with(const aloop_config_t *cfg) {
     static const aloop_config_t defaults = {0};
     if (!cfg) cfg = &defaults;
     if (!config_valid(cfg)) return aloop__null_errno(-EINVAL);
+    aloop__allocator_fix();
     aloop_t *loop = aloop__calloc(1, sizeof *loop);
     if (!loop) return aloop__null_errno(-ENOMEM);
     loop->clock = env_clock(cfg->clock);
