@@ -12,8 +12,10 @@
  *
  * Not in the table, and why: signal waits (a woken signal waiter never
  * touches the signal state again, and aloop_free runs every task to its end
- * before freeing that state); worker jobs (threadpool.c, see
- * test_threadpool.c).
+ * before freeing that state); child process waits (the wake-up comes from
+ * the kernel's exit notice, which a task cannot cause within one step, and
+ * aloop_process_free keeps the handle until its waiters have left: see
+ * test_process.c); worker jobs (threadpool.c, see test_threadpool.c).
  */
 #include "aloop_test.h"
 
@@ -31,6 +33,7 @@ typedef struct wk {
     aloop_cond_t *cond;
     aloop_queue_t *q;
     aloop_stream_t *stream;
+    aloop_barrier_t *barrier;
     int sv[2];     /* the waiter's socket pair */
     int nv[2];     /* the pair that takes over the fd number */
     char buf[256 * 1024];
@@ -90,6 +93,15 @@ static int lock_wait(wk_t *k) { return aloop_lock_acquire(k->lock); }
 static void lock_free_now(wk_t *k) {
     aloop_lock_release(k->lock); /* the waiter owns it now */
     aloop_lock_free(k->lock);
+}
+
+/* ---- barrier: the round completes (the waiter is released with its
+ * arrival index), freed: a released waiter never touches it again */
+static void bar_setup(wk_t *k) { assert_non_null(k->barrier = aloop_barrier_new(aloop_current(), 2)); }
+static int bar_wait(wk_t *k) { return aloop_barrier_wait(k->barrier); }
+static void bar_free_now(wk_t *k) {
+    assert_int_equal(aloop_barrier_wait(k->barrier), 1); /* the last one: does not suspend */
+    aloop_barrier_free(k->barrier);
 }
 
 /* ---- semaphore: woken with a unit, freed */
@@ -227,6 +239,7 @@ static const wk_case_t cases[] = {
     {"lock", lock_setup, lock_wait, lock_free_now, -EPIPE, NULL},
     {"semaphore", sem_setup, sem_wait, sem_free_now, -EPIPE, NULL},
     {"event", ev_setup, ev_wait, ev_free_now, 0, NULL},
+    {"barrier", bar_setup, bar_wait, bar_free_now, 0, NULL},
     {"cond (own lock)", cond_setup, cond_wait, cond_free_now, -EPIPE, NULL},
     {"cond (caller's lock)", cond_ext_setup, cond_wait, cond_ext_free_now, -EPIPE, cond_ext_check},
     {"queue get", qget_setup, qget_wait, qget_free_now, 0, qget_check},

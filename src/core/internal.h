@@ -71,6 +71,8 @@ typedef struct aloop_fut_waiter {
  *  - woken (granted something with result 0, refused with an error, or
  *    cancelled): `link` moves to the object's `woken` list, where it stays
  *    until the task runs again, so the object can still reach the record;
+ *  - cancelled while waiting: the core takes the record off the waiter
+ *    list and calls `withdraw` (a barrier uncounts the arrival);
  *  - woken with a grant, then cancelled before it ran: the core calls
  *    `undo` (hand the lock, item, slot or notification on) as the task
  *    resumes, if the object still holds the record;
@@ -85,6 +87,10 @@ typedef struct aloop_wait {
     /* Wait lists: give back what the wake-up granted (see above). NULL:
      * nothing to give back. */
     void (*undo)(struct aloop_wait *w);
+    /* Wait lists: the task was cancelled while still waiting, before any
+     * grant: take back what its arrival counted (a barrier's round). The
+     * record is already off the waiter list. NULL: nothing counted. */
+    void (*withdraw)(struct aloop_wait *w);
     /* If set, cancelling the task cancels this future instead, and the task
      * stays suspended until the future is done (await semantics). */
     aloop_future_t *awaiting;

@@ -286,6 +286,7 @@ void aloop__wake(aloop_task_impl_t *t, int result) {
 static void wait_list_cancel(aloop_wait_t *w) {
     aloop__list_remove(&w->link);
     if (w->woken) aloop__list_push_back(w->woken, &w->link);
+    if (w->withdraw) w->withdraw(w);
 }
 
 int aloop__wait_in(aloop_task_impl_t *t, aloop_wait_t *w, aloop_list_t *waiters,
