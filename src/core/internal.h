@@ -5,9 +5,9 @@
  * task runs on a coroutine (coro.c) with its own stack. When it suspends it
  * fills a wait record on its own stack (struct aloop_wait), registers it
  * with whatever will wake it (a timer, a future, a queue, an fd) and calls
- * aloop__suspend(). Waking means pushing the task on the ready ring
- * (sched.c); cancelling means unregistering the wait record and waking the
- * task with -ECANCELED.
+ * aloop__suspend(). Waking means waking that record (aloop__wake: the
+ * record knows its task, which goes on the ready ring, sched.c); cancelling
+ * means unregistering the record and waking it with -ECANCELED.
  */
 #ifndef ALOOP_INTERNAL_H
 #define ALOOP_INTERNAL_H
@@ -64,9 +64,11 @@ typedef struct aloop_fut_waiter {
 
 /* A wait record: one per suspension, on the suspended task's stack.
  *
- * Waits on an object's waiter list (queues, locks, semaphores, conditions,
- * events: aloop__wait_in) follow one wake-up protocol, kept in the core
- * (sched.c) so no primitive handles it by itself:
+ * Every waker wakes the record, never the task directly. Waits on an
+ * object's waiter list (queues, locks, semaphores, conditions, events,
+ * barriers, a server's wait_closed: aloop__wait_in) follow one wake-up
+ * protocol, kept in the core (sched.c) so no primitive handles it by
+ * itself:
  *  - waiting: `link` is in the object's waiter list;
  *  - woken (granted something with result 0, refused with an error, or
  *    cancelled): `link` moves to the object's `woken` list, where it stays
@@ -78,7 +80,9 @@ typedef struct aloop_fut_waiter {
  *    resumes, if the object still holds the record;
  *  - the object freed meanwhile (aloop__waits_free): the record is cut loose
  *    with result -EPIPE; the task then never touches the object again.
- * Other waits (timers, fds, futures) use only cancel/awaiting/result. */
+ * Other waits (timers, fds, futures, worker jobs, child processes and
+ * signals, whose lists also keep the loop alive) use only
+ * cancel/awaiting/result. */
 typedef struct aloop_wait {
     /* Called when the task is cancelled while suspended: unregister from
      * whatever would wake it. The task is then woken with -ECANCELED. NULL
@@ -94,7 +98,7 @@ typedef struct aloop_wait {
     /* If set, cancelling the task cancels this future instead, and the task
      * stays suspended until the future is done (await semantics). */
     aloop_future_t *awaiting;
-    struct aloop_task *task; /* wait lists: the waiting task */
+    struct aloop_task *task; /* the waiting task (set by aloop__suspend) */
     aloop_list_t link;       /* wait lists: in the object's waiters, then woken */
     aloop_list_t *woken;     /* wait lists: the object's woken list, or NULL
                               * if the waiter never touches the object again */
@@ -214,12 +218,14 @@ static inline int aloop__coop_spend(aloop_task_impl_t *t) {
     if (ALOOP_LIKELY(++t->coop_used < ALOOP_COOP_BUDGET)) return 0;
     return aloop__coop_yield(t);
 }
-/* Suspends the running task until aloop__wake(). Returns w->result, or
+/* Suspends the running task on w (w->task = t) until aloop__wake(w).
+ * Returns w->result, or
  * -ECANCELED if a cancel arrived after the wake-up (consumed; the caller
  * must undo whatever the wake-up granted, e.g. hand an item back). */
 int aloop__suspend(aloop_task_impl_t *t, aloop_wait_t *w);
-/* Wakes a suspended task: its aloop__suspend returns result. */
-void aloop__wake(aloop_task_impl_t *t, int result);
+/* Wakes the task suspended on w (a wait record knows its task, as
+ * libdill's triggers do): its aloop__suspend returns result. */
+void aloop__wake(aloop_wait_t *w, int result);
 /* The wake-up protocol of wait lists (see struct aloop_wait). Suspends t
  * on w at the back of `waiters`; `woken` is the object's list for woken
  * records (NULL: the waiter never touches the object after waking). Returns

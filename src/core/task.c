@@ -232,7 +232,7 @@ int aloop__task_cancel(aloop_task_impl_t *t) {
         return 1;
     }
     if (w->cancel) w->cancel(w);
-    aloop__wake(t, -ECANCELED);
+    aloop__wake(w, -ECANCELED);
     return 1;
 }
 

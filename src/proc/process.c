@@ -84,8 +84,6 @@ extern char **environ;
 typedef struct proc_waiter {
     aloop_wait_t wait;
     aloop_list_t link;        /* p->waiters */
-    aloop_task_impl_t *task;
-    aloop_t *loop;
 } proc_waiter_t;
 
 struct aloop_process {
@@ -163,8 +161,8 @@ static void mark_reaped(aloop_process_t *p, int status, int error) {
     while (!aloop__list_empty(&p->waiters)) {
         proc_waiter_t *w = ALOOP_CONTAINER_OF(p->waiters.next, proc_waiter_t, link);
         aloop__list_remove(&w->link);
-        aloop__io_hold(w->loop, -1);
-        aloop__wake(w->task, 0);
+        aloop__io_hold(w->wait.task->fut.loop, -1);
+        aloop__wake(&w->wait, 0);
     }
     maybe_destroy(p);
 }
@@ -725,7 +723,7 @@ void aloop_process_free(aloop_process_t *p) {
 static void wait_cancel(aloop_wait_t *w) {
     proc_waiter_t *pw = ALOOP_CONTAINER_OF(w, proc_waiter_t, wait);
     aloop__list_remove(&pw->link);
-    aloop__io_hold(pw->loop, -1);
+    aloop__io_hold(pw->wait.task->fut.loop, -1);
 }
 
 /* The caller is t, past aloop__enter; p is checked. */
@@ -733,10 +731,9 @@ static int process_wait(aloop_task_impl_t *t, aloop_process_t *p, int *status) {
     if (!p->reaped) try_reap(p); /* already exited: no trip through the poller */
     int rc = 0;
     if (!p->reaped) {
-        proc_waiter_t w = {.wait = {.cancel = wait_cancel, .what = "aloop_process_wait"},
-                           .task = t, .loop = t->fut.loop};
+        proc_waiter_t w = {.wait = {.cancel = wait_cancel, .what = "aloop_process_wait"}};
         aloop__list_push_back(&p->waiters, &w.link);
-        aloop__io_hold(w.loop, 1); /* a wait for a child keeps the loop alive */
+        aloop__io_hold(t->fut.loop, 1); /* a wait for a child keeps the loop alive */
         p->users++;
         rc = aloop__suspend(t, &w.wait);
         p->users--;

@@ -43,8 +43,6 @@
 typedef struct sig_waiter {
     aloop_wait_t wait;
     aloop_list_t link;
-    aloop_task_impl_t *task;
-    aloop_t *loop;
     int signo;
 } sig_waiter_t;
 
@@ -94,7 +92,7 @@ static void deliver(aloop_t *loop, int signo) {
     while (!aloop__list_empty(&slot->waiters)) {
         sig_waiter_t *sw = ALOOP_CONTAINER_OF(slot->waiters.next, sig_waiter_t, link);
         waiter_remove(st, sw);
-        aloop__wake(sw->task, 0);
+        aloop__wake(&sw->wait, 0);
     }
 }
 
@@ -239,13 +237,14 @@ static void waiter_remove(sig_state_t *st, sig_waiter_t *sw) {
     aloop__list_remove(&sw->link);
     slot->nwaiters--;
     st->total--;
-    aloop__io_hold(sw->loop, -1);
-    if (!slot_wanted(slot)) slot_unwatch(sw->loop, slot);
+    aloop_t *loop = sw->wait.task->fut.loop;
+    aloop__io_hold(loop, -1);
+    if (!slot_wanted(slot)) slot_unwatch(loop, slot);
 }
 
 static void sig_cancel(aloop_wait_t *w) {
     sig_waiter_t *sw = ALOOP_CONTAINER_OF(w, sig_waiter_t, wait);
-    waiter_remove(sw->loop->signals, sw);
+    waiter_remove(w->task->fut.loop->signals, sw);
 }
 
 /* Opens the slot if needed and makes sure the poller watches it, before
@@ -292,7 +291,7 @@ int aloop_signal_wait(int signo) {
     int rc = slot_prepare(loop, slot, signo);
     if (rc < 0) return rc;
     sig_waiter_t sw = {.wait = {.cancel = sig_cancel, .what = "aloop_signal_wait"},
-                       .task = t, .loop = loop, .signo = signo};
+                       .signo = signo};
     aloop__list_push_back(&slot->waiters, &sw.link);
     slot->nwaiters++;
     st->total++;
