@@ -120,7 +120,7 @@ static void ev_free_now(wk_t *k) {
     aloop_event_free(k->ev);
 }
 
-/* ---- condition with its own lock: notify_all, release, free (issue 9 §2):
+/* ---- condition with its own lock: notify_all, release, free:
  * the waiter must not take the freed lock again */
 static void cond_setup(wk_t *k) { assert_non_null(k->cond = aloop_cond_new(aloop_current(), NULL)); }
 static int cond_wait(wk_t *k) {
@@ -186,7 +186,7 @@ static void qjoin_free_now(wk_t *k) {
     aloop_queue_free(k->q);
 }
 
-/* ---- fd read: woken readable, aloop_close, the number reused (issue 9 §2) */
+/* ---- fd read: woken readable, aloop_close, the number reused */
 static void rd_setup(wk_t *k) { pair(k->sv); }
 static int rd_wait(wk_t *k) {
     ssize_t n = aloop_read(k->sv[0], k->buf, sizeof k->buf);

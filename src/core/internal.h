@@ -129,8 +129,8 @@ struct aloop_future {
                            * a free task slot: next = the slab's next free one) */
 };
 
-/* A task, 128 bytes on x86-64 (it was 176 before stacks became lazy: the
- * default name, a second list link and aloop_fail's error had fields of
+/* A task, 128 bytes on x86-64 (two cache lines: the default name, a
+ * second list link and aloop_fail's error share fields instead of having
  * their own). A task that has not started is only this struct on the
  * ready ring: no coroutine, no stack. */
 typedef struct aloop_task {

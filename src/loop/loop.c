@@ -130,7 +130,7 @@ void aloop_free(aloop_t *loop) {
     cancel_pending_futures(loop);
     aloop__drain_tasks(loop); /* runs what those cancels scheduled */
     drop_pending_callbacks(loop);
-    /* Objects that may outlive the loop forget it (streams; rel, issue 9 §2) */
+    /* Objects that may outlive the loop (streams) forget it */
     aloop_list_t *o;
     while ((o = aloop__list_pop_front(&loop->owned)) != NULL)
         ALOOP_CONTAINER_OF(o, aloop_owned_t, link)->detach(ALOOP_CONTAINER_OF(o, aloop_owned_t, link));
