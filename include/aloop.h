@@ -92,6 +92,12 @@ ALOOP_API const char *aloop_version(void);
 typedef struct aloop aloop_t;
 typedef struct aloop_future aloop_future_t;
 typedef struct aloop_future aloop_task_t; /* a task is a future */
+/* A task's function: runs on the task's own stack (256 KiB by default,
+ * aloop_config_t.stack_size) with a 64 KiB guard gap below it. Keep every
+ * frame (locals, alloca, VLAs) well under 64 KiB: a bigger one can jump the
+ * gap into another task's stack, unless the code is built with
+ * -fstack-clash-protection (off by default in Debian's gcc). Put large
+ * buffers on the heap. */
 typedef void *(*aloop_task_fn)(void *arg);
 
 enum { ALOOP_CLOCK_MONOTONIC = 0, ALOOP_CLOCK_VIRTUAL = 1 };
@@ -939,7 +945,8 @@ ALOOP_API int aloop_run_threadsafe(aloop_t *loop, aloop_task_fn fn, void *arg, v
  * unblocked (the process's own disposition handles it). Children started
  * from that thread meanwhile (fork, posix_spawn, system) inherit the mask
  * with signo blocked: unblock it in the child (posix_spawnattr_setsigmask,
- * or pthread_sigmask after fork) until the subprocess API does it for you. */
+ * or pthread_sigmask after fork). aloop_process_spawn does that itself: its
+ * children start with an empty mask. */
 ALOOP_API int aloop_signal_wait(int signo);
 
 /* ---- subprocesses (asyncio.create_subprocess_exec) */
