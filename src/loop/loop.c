@@ -116,6 +116,22 @@ static void cancel_pending_futures(aloop_t *loop) {
     }
 }
 
+/* Debug mode: task handles the program still holds when the loop goes
+ * (each one a leak unless released later; valgrind would say so). */
+static void warn_unreleased_tasks(aloop_t *loop) {
+    size_t n = 0;
+    const aloop_task_t *first = NULL;
+    for (aloop_list_t *l = loop->futures.next; l != &loop->futures; l = l->next) {
+        const aloop_future_t *f = ALOOP_CONTAINER_OF(l, aloop_future_t, live);
+        if (!f->is_task || f->state == ALOOP__FREED) continue;
+        if (!first) first = f;
+        n++;
+    }
+    if (n)
+        aloop__warn(loop, "loop freed while %zu task handle(s) were never released (first: '%s'); "
+                    "aloop_release them", n, aloop_task_name(first));
+}
+
 void aloop_free(aloop_t *loop) {
     if (!loop) return;
     if (loop->running || aloop__tls_loop() == loop) {
@@ -141,6 +157,7 @@ void aloop_free(aloop_t *loop) {
     aloop__signal_free(loop); /* forgets its fds: before the fd table goes */
     aloop__async_free(loop);
     aloop__io_free(loop);
+    if (loop->flags & ALOOP_DEBUG) warn_unreleased_tasks(loop);
     while (!aloop__list_empty(&loop->futures)) {
         aloop_future_t *f = ALOOP_CONTAINER_OF(loop->futures.next, aloop_future_t, live);
         aloop__future_detach(f);
