@@ -18,8 +18,13 @@
  *  - Calls that can fail return 0 (or a count) on success and a negative
  *    errno value on failure (-ECANCELED, -ETIMEDOUT, -ENOMEM, -EINVAL, ...).
  *    aloop_strerror() turns one into text.
- *  - Constructors return NULL only on allocation failure (errno = ENOMEM) or
- *    bad arguments (errno = EINVAL).
+ *  - Constructors (calls that return a new object) return NULL on failure
+ *    with errno set: ENOMEM, EINVAL for bad arguments, and the other
+ *    reasons the call lists (aloop_process_spawn, aloop_group_spawn, ...).
+ *  - Getters never fail loudly on NULL: a predicate (1/0) or a count
+ *    answers 0, a getter of an fd, a pid or another int -EINVAL, a name
+ *    NULL. (aloop_timeout_expired also reports a scope that is not valid:
+ *    -EINVAL.)
  *  - "Suspending" calls may only be made from inside a task; from outside one
  *    they return -EPERM and do nothing.
  *  - Every suspending call is a cancellation point: if the task is cancelled
@@ -176,11 +181,11 @@ ALOOP_API aloop_t *aloop_current(void);
 
 /* asyncio.run(): makes a loop, runs fn(arg) as a task to completion, frees
  * the loop. Returns the task's status; *result (may be NULL) gets its value. */
-ALOOP_API int aloop_main(void *(*fn)(void *), void *arg, void **result);
+ALOOP_API int aloop_main(aloop_task_fn fn, void *arg, void **result);
 
 /* aloop_main with a config (e.g. a virtual clock). */
-ALOOP_API int aloop_main_with(const aloop_config_t *cfg, void *(*fn)(void *),
-                              void *arg, void **result);
+ALOOP_API int aloop_main_with(const aloop_config_t *cfg, aloop_task_fn fn, void *arg,
+                              void **result);
 
 /* ---- embedding: a host's main loop drives aloop */
 
@@ -320,7 +325,7 @@ ALOOP_API int aloop_yield(void);
  * call returns 0 and every slot is filled. If the caller is cancelled, every
  * child still pending is cancelled too. */
 ALOOP_API int aloop_gather(aloop_future_t *const *fs, size_t n, void **results,
-                           int *errors, int flags);
+                           int *errors, unsigned flags);
 
 enum { ALOOP_ALL_COMPLETED, ALOOP_FIRST_COMPLETED, ALOOP_FIRST_ERROR };
 
@@ -514,7 +519,7 @@ ALOOP_API int aloop_barrier_abort(aloop_barrier_t *b);
  * barrier is usable again. 0, -EINVAL. */
 ALOOP_API int aloop_barrier_reset(aloop_barrier_t *b);
 /* asyncio's parties / n_waiting / broken: the size, the tasks waiting in the
- * current round (0 for NULL), 1 if aborted (-EINVAL for NULL). */
+ * current round (0 for NULL), 1 if aborted (0 for NULL). */
 ALOOP_API unsigned aloop_barrier_parties(const aloop_barrier_t *b);
 ALOOP_API unsigned aloop_barrier_n_waiting(const aloop_barrier_t *b);
 ALOOP_API int aloop_barrier_broken(const aloop_barrier_t *b);
@@ -547,7 +552,7 @@ ALOOP_API int aloop_queue_put_nowait(aloop_queue_t *q, void *item);
 ALOOP_API int aloop_queue_get_nowait(aloop_queue_t *q, void **item);
 /* Number of items queued. */
 ALOOP_API size_t aloop_queue_size(const aloop_queue_t *q);
-/* 1 if no item is queued. */
+/* 1 if no item is queued (0 for NULL). */
 ALOOP_API int aloop_queue_empty(const aloop_queue_t *q);
 /* 1 if the queue is bounded and holds maxsize items. */
 ALOOP_API int aloop_queue_full(const aloop_queue_t *q);
@@ -997,7 +1002,7 @@ ALOOP_API aloop_process_t *aloop_process_spawn(aloop_t *loop, char *const argv[]
 /* The child's pid (valid until aloop_process_free), or -EINVAL for NULL. */
 ALOOP_API int aloop_process_pid(const aloop_process_t *p);
 /* The parent's end of each pipe, -1 when not piped (or already closed or
- * taken). Use them with aloop_read/aloop_write_all/aloop_wait_*; they stay
+ * taken), -EINVAL for NULL. Use them with aloop_read/aloop_write_all/aloop_wait_*; they stay
  * owned by p (aloop_process_free closes them). */
 ALOOP_API int aloop_process_stdin(const aloop_process_t *p);
 ALOOP_API int aloop_process_stdout(const aloop_process_t *p);

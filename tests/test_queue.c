@@ -591,6 +591,7 @@ static void test_misuse(void **state) {
     assert_null(aloop_queue_new(NULL, 0));
     assert_int_equal(errno, EINVAL);
     assert_int_equal(aloop_queue_size(NULL), 0);
+    assert_int_equal(aloop_queue_empty(NULL), 0); /* a predicate answers 0 for NULL */
     aloop_queue_shutdown(NULL, 0);
     aloop_queue_task_done(NULL);
     aloop_queue_free(NULL);

@@ -89,7 +89,7 @@ unsigned aloop_barrier_parties(const aloop_barrier_t *b) { return b ? b->parties
 
 unsigned aloop_barrier_n_waiting(const aloop_barrier_t *b) { return b ? b->count : 0; }
 
-int aloop_barrier_broken(const aloop_barrier_t *b) { return b ? b->broken : -EINVAL; }
+int aloop_barrier_broken(const aloop_barrier_t *b) { return b && b->broken; }
 
 void aloop_barrier_free(aloop_barrier_t *b) {
     if (!b) return;

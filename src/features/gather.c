@@ -144,7 +144,8 @@ static void gather_fill(const multi_wait_t *mw, void **results, int *errors) {
     }
 }
 
-int aloop_gather(aloop_future_t *const *fs, size_t n, void **results, int *errors, int flags) {
+int aloop_gather(aloop_future_t *const *fs, size_t n, void **results, int *errors,
+                 unsigned flags) {
     int err = check_inputs(fs, n);
     if (err) return err;
     if (flags & ~ALOOP_RETURN_ERRORS) return -EINVAL;

@@ -357,7 +357,7 @@ int aloop_queue_get(aloop_queue_t *q, void **item) {
 
 size_t aloop_queue_size(const aloop_queue_t *q) { return q ? q->count + q->handed : 0; }
 
-int aloop_queue_empty(const aloop_queue_t *q) { return aloop_queue_size(q) == 0; }
+int aloop_queue_empty(const aloop_queue_t *q) { return q && aloop_queue_size(q) == 0; }
 
 int aloop_queue_full(const aloop_queue_t *q) { return q && queue_is_full(q); }
 

@@ -171,7 +171,7 @@ void aloop_free(aloop_t *loop) {
     aloop__free(loop);
 }
 
-int aloop_main_with(const aloop_config_t *cfg, void *(*fn)(void *), void *arg, void **result) {
+int aloop_main_with(const aloop_config_t *cfg, aloop_task_fn fn, void *arg, void **result) {
     if (!fn) return -EINVAL;
     aloop_t *loop = aloop_new_with(cfg);
     if (!loop) return -errno;
@@ -188,6 +188,6 @@ int aloop_main_with(const aloop_config_t *cfg, void *(*fn)(void *), void *arg, v
     return rc;
 }
 
-int aloop_main(void *(*fn)(void *), void *arg, void **result) {
+int aloop_main(aloop_task_fn fn, void *arg, void **result) {
     return aloop_main_with(NULL, fn, arg, result);
 }

@@ -632,9 +632,9 @@ aloop_process_t *aloop_process_spawn(aloop_t *loop, char *const argv[],
 /* ------------------------------------------------------------------------ */
 
 int aloop_process_pid(const aloop_process_t *p) { return p ? p->pid : -EINVAL; }
-int aloop_process_stdin(const aloop_process_t *p) { return p ? p->fds[0] : -1; }
-int aloop_process_stdout(const aloop_process_t *p) { return p ? p->fds[1] : -1; }
-int aloop_process_stderr(const aloop_process_t *p) { return p ? p->fds[2] : -1; }
+int aloop_process_stdin(const aloop_process_t *p) { return p ? p->fds[0] : -EINVAL; }
+int aloop_process_stdout(const aloop_process_t *p) { return p ? p->fds[1] : -EINVAL; }
+int aloop_process_stderr(const aloop_process_t *p) { return p ? p->fds[2] : -EINVAL; }
 
 int aloop_process_take_fd(aloop_process_t *p, int which) {
     if (!p || which < 0 || which > 2) return -EINVAL;
