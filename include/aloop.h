@@ -278,8 +278,10 @@ ALOOP_API aloop_task_t *aloop_current_task(void);
 ALOOP_API size_t aloop_all_tasks(aloop_t *loop, aloop_task_t **out, size_t cap);
 
 /* In a task: `return aloop_fail(-EIO);` completes the task with that error
- * (an err >= 0 becomes -EINVAL). Outside a task it does nothing. */
-ALOOP_API void *aloop_fail(int err);
+ * (an err >= 0, or below -INT_MAX, becomes -EINVAL). Outside a task it does
+ * nothing. ssize_t, so that an I/O call's result passes without a cast:
+ * `if (n < 0) return aloop_fail(n);`. */
+ALOOP_API void *aloop_fail(ssize_t err);
 
 /* Requests cancellation: 1 = requested, 0 = f was already done (-EINVAL for
  * NULL). A plain future becomes cancelled at once. A task gets -ECANCELED
@@ -1063,8 +1065,11 @@ ALOOP_API void aloop_process_free(aloop_process_t *p);
 /* environment)                                                             */
 /* ------------------------------------------------------------------------ */
 
-/* Text for a negative (or positive) errno value. Never NULL. */
-ALOOP_API const char *aloop_strerror(int err);
+/* Text for a negative (or positive) errno value. Never NULL. ssize_t, so
+ * that an I/O call's result passes without a cast. -ENOENT is "No such
+ * file or directory" whatever the call; after a name lookup
+ * (aloop_getaddrinfo, aloop_tcp_connect ...) it means "no such name". */
+ALOOP_API const char *aloop_strerror(ssize_t err);
 
 /* Debug mode also turns misuse into an abort with a message on stderr
  * ("aloop: <call>: ..."): a suspending call outside a task, a loop used from

@@ -300,6 +300,15 @@ static void *fail_positive(void *arg) {
     (void)arg;
     return aloop_fail(5);
 }
+static void *fail_with_read_result(void *arg) {
+    (void)arg;
+    ssize_t n = aloop_read(-1, NULL, 0); /* -EBADF, an ssize_t: no cast */
+    return aloop_fail(n);
+}
+static void *fail_beyond_int(void *arg) {
+    (void)arg;
+    return aloop_fail((ssize_t)INT_MIN - 5); /* no errno: -EINVAL, not truncated */
+}
 
 static void test_fail_sets_error(void **state) {
     (void)state;
@@ -310,6 +319,13 @@ static void test_fail_sets_error(void **state) {
     assert_int_equal(aloop_run_until_complete(loop, u), -EINVAL);
     assert_false(aloop_future_cancelled(t));
     assert_null(aloop_fail(-EIO)); /* outside a task: nothing happens */
+    aloop_task_t *r = aloop_spawn(loop, fail_with_read_result, NULL);
+    aloop_task_t *b = aloop_spawn(loop, fail_beyond_int, NULL);
+    assert_int_equal(aloop_run_until_complete(loop, r), -EBADF);
+    assert_int_equal(aloop_run_until_complete(loop, b), -EINVAL);
+    assert_string_equal(aloop_strerror((ssize_t)INT_MIN - 5), "unknown error");
+    aloop_release(r);
+    aloop_release(b);
     aloop_release(t);
     aloop_release(u);
     aloop_free(loop);

@@ -5,6 +5,7 @@
 #include "error_internal.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,8 +19,10 @@ const char *aloop_version(void) {
         ALOOP_VERSION_PATCH);
 }
 
-const char *aloop_strerror(int err) {
-    if (err < 0) err = -err;
+const char *aloop_strerror(ssize_t value) {
+    if (value < 0) value = -value;
+    if (value > INT_MAX) return "unknown error";
+    int err = (int)value;
     switch (err) {
     case 0: return "success";
     case ECANCELED: return "operation cancelled";

@@ -257,9 +257,10 @@ int aloop_task_cancelling(const aloop_task_t *f) {
     return ((const aloop_task_impl_t *)(const void *)f)->cancel_requests;
 }
 
-void *aloop_fail(int err) {
+void *aloop_fail(ssize_t err) {
     aloop_task_impl_t *t = aloop__current_task();
-    if (t) t->fut.error = err < 0 ? err : -EINVAL; /* until it completes */
+    /* until it completes; an err that is no errno at all is -EINVAL too */
+    if (t) t->fut.error = err < 0 && err >= -INT_MAX ? (int)err : -EINVAL;
     return NULL;
 }
 
