@@ -155,6 +155,29 @@ static inline double cpu_seconds(void) {
            (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6;
 }
 
+/* A trace of what tasks did, for tests that check the order of events
+ * (define ALOOP_TEST_TRACE before including this file): note() appends a
+ * formatted piece, trace_reset() empties it, expect_trace() runs the loop
+ * dry, releases the tasks and compares the trace with want. */
+#ifdef ALOOP_TEST_TRACE
+static char trace[512];
+#if defined(__GNUC__)
+__attribute__((format(printf, 1, 2)))
+#endif
+static inline void note(const char *fmt, ...) {
+    va_list ap;
+    size_t len = strlen(trace);
+    va_start(ap, fmt);
+    vsnprintf(trace + len, sizeof trace - len, fmt, ap);
+    va_end(ap);
+}
+static inline void trace_reset(void) { trace[0] = 0; }
+static inline void expect_trace(aloop_t *loop, aloop_task_t **ts, size_t n, const char *want) {
+    run_and_release(loop, ts, n);
+    assert_string_equal(trace, want);
+}
+#endif
+
 /* For call_later: cancels the future or task given as arg. */
 static inline void cancel_cb(void *f) { aloop_cancel(f); }
 
