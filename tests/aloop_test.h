@@ -34,10 +34,11 @@
  * test_fail_alloc(nth, count) makes the nth allocation from now (1 = the
  * next) and the count - 1 after it fail (count < 0: every one after it);
  * test_fail_alloc(0, 0) turns it off. test_alloc_count() is the number of
- * allocations since the last test_fail_alloc, for sweeping nth. Task stacks
+ * allocations since the last test_fail_alloc, for sweeping nth;
+ * test_free_count() the number of blocks freed since then. Task stacks
  * and slabs are mmap'd, not allocated: only white-box tests (alloc.c's
  * aloop__test_fail_alloc) reach those. */
-static unsigned long test_allocs_;
+static unsigned long test_allocs_, test_frees_;
 static long test_fail_nth_, test_fail_left_;
 static inline int test_alloc_fails_(void) {
     test_allocs_++;
@@ -50,12 +51,17 @@ static inline void *test_malloc_(size_t n) { return test_alloc_fails_() ? NULL :
 static inline void *test_realloc_(void *p, size_t n) {
     return test_alloc_fails_() ? NULL : realloc(p, n);
 }
+static inline void test_free_(void *p) {
+    test_frees_ += p != NULL;
+    free(p);
+}
 static inline void test_fail_alloc(long nth, long count) {
-    test_allocs_ = 0;
+    test_allocs_ = test_frees_ = 0;
     test_fail_nth_ = nth;
     test_fail_left_ = count;
 }
 static inline unsigned long test_alloc_count(void) { return test_allocs_; }
+static inline unsigned long test_free_count(void) { return test_frees_; }
 
 /* cmocka_run_group_tests, with the filter from the environment. A filter
  * that names no test of the group fails: a test renamed in the source but
@@ -63,7 +69,7 @@ static inline unsigned long test_alloc_count(void) { return test_allocs_; }
 static inline int aloop_test_run_group(const char *group, const struct CMUnitTest *tests,
                                        size_t n, CMFixtureFunction setup,
                                        CMFixtureFunction teardown) {
-    (void)aloop_set_allocator(test_malloc_, test_realloc_, free); /* -EBUSY: set already */
+    (void)aloop_set_allocator(test_malloc_, test_realloc_, test_free_); /* -EBUSY: set already */
     const char *filter = getenv("CMOCKA_TEST_FILTER");
     if (filter && *filter) {
         size_t found = 0;
@@ -106,9 +112,12 @@ static inline void run_and_release(aloop_t *loop, aloop_task_t **ts, size_t n) {
 
 /* Misuse aborts in debug mode (src/debug.c): a test of what misuse
  * returns normally skips when ALOOP_DEBUG=1 is in the environment. */
-static inline void skip_in_debug_env(void) {
+static inline int debug_env(void) {
     const char *v = getenv("ALOOP_DEBUG");
-    if (v && *v && strcmp(v, "0") != 0) skip();
+    return v && *v && strcmp(v, "0") != 0;
+}
+static inline void skip_in_debug_env(void) {
+    if (debug_env()) skip();
 }
 
 /* Built with ThreadSanitizer: its runtime runs a thread of its own. */
