@@ -81,15 +81,10 @@
 
 extern char **environ;
 
-typedef struct proc_waiter {
-    aloop_wait_t wait;
-    aloop_list_t link;        /* p->waiters */
-} proc_waiter_t;
-
 struct aloop_process {
     aloop_t *loop;            /* NULL once the loop was freed (detached) */
     aloop_list_t link;        /* loop->procs->all */
-    aloop_list_t waiters;     /* proc_waiter_t: tasks in aloop_process_wait */
+    aloop_list_t waiters;     /* wait records of the tasks in aloop_process_wait */
     int pid;
     int pidfd;                /* the child's pidfd where there is one, else -1:
                                * watched until reaped (pidfd path), and
@@ -158,12 +153,9 @@ static void mark_reaped(aloop_process_t *p, int status, int error) {
     p->wait_error = error;
     pidfd_unwatch(p);
     if (!p->group || p->orphaned) pidfd_close(p); /* else kept for kill_group */
-    while (!aloop__list_empty(&p->waiters)) {
-        proc_waiter_t *w = ALOOP_CONTAINER_OF(p->waiters.next, proc_waiter_t, link);
-        aloop__list_remove(&w->link);
-        aloop__io_hold(w->wait.task->fut.loop, -1);
-        aloop__wake(&w->wait, 0);
-    }
+    /* each waiter held the loop (process_wait); the core wakes them */
+    size_t n = aloop__wake_all(&p->waiters, 0);
+    if (n) aloop__io_hold(p->loop, -(int)n);
     maybe_destroy(p);
 }
 
@@ -720,22 +712,19 @@ void aloop_process_free(aloop_process_t *p) {
 /* Waiting                                                                  */
 /* ------------------------------------------------------------------------ */
 
-static void wait_cancel(aloop_wait_t *w) {
-    proc_waiter_t *pw = ALOOP_CONTAINER_OF(w, proc_waiter_t, wait);
-    aloop__list_remove(&pw->link);
-    aloop__io_hold(pw->wait.task->fut.loop, -1);
-}
+/* Cancelled while waiting (the core took the record off p->waiters): the
+ * wait no longer holds the loop. */
+static void wait_withdraw(aloop_wait_t *w) { aloop__io_hold(w->task->fut.loop, -1); }
 
 /* The caller is t, past aloop__enter; p is checked. */
 static int process_wait(aloop_task_impl_t *t, aloop_process_t *p, int *status) {
     if (!p->reaped) try_reap(p); /* already exited: no trip through the poller */
     int rc = 0;
     if (!p->reaped) {
-        proc_waiter_t w = {.wait = {.cancel = wait_cancel, .what = "aloop_process_wait"}};
-        aloop__list_push_back(&p->waiters, &w.link);
+        aloop_wait_t w = {.withdraw = wait_withdraw, .what = "aloop_process_wait"};
         aloop__io_hold(t->fut.loop, 1); /* a wait for a child keeps the loop alive */
         p->users++;
-        rc = aloop__suspend(t, &w.wait);
+        rc = aloop__wait_in(t, &w, &p->waiters, NULL);
         p->users--;
     }
     if (rc == 0) {

@@ -41,13 +41,12 @@
 #endif
 
 typedef struct sig_waiter {
-    aloop_wait_t wait;
-    aloop_list_t link;
+    aloop_wait_t wait; /* wait.link: in its slot's waiters */
     int signo;
 } sig_waiter_t;
 
 typedef struct sig_slot {
-    aloop_list_t waiters;
+    aloop_list_t waiters; /* the wait records of the tasks waiting */
     size_t nwaiters;
     aloop_signal_hook_fn internal; /* library subscriber (process.c: SIGCHLD) */
     uint8_t open;        /* fd / handler set up */
@@ -81,7 +80,7 @@ static sig_state_t *state_get(aloop_t *loop) {
     return st;
 }
 
-static void waiter_remove(sig_state_t *st, sig_waiter_t *sw);
+static void waiters_gone(aloop_t *loop, sig_slot_t *slot, size_t n);
 
 /* Wakes every task waiting for signo. */
 static void deliver(aloop_t *loop, int signo) {
@@ -89,11 +88,8 @@ static void deliver(aloop_t *loop, int signo) {
     if (!st || signo <= 0 || signo >= NSIG) return;
     sig_slot_t *slot = &st->slots[signo];
     if (slot->internal) slot->internal(loop);
-    while (!aloop__list_empty(&slot->waiters)) {
-        sig_waiter_t *sw = ALOOP_CONTAINER_OF(slot->waiters.next, sig_waiter_t, link);
-        waiter_remove(st, sw);
-        aloop__wake(&sw->wait, 0);
-    }
+    size_t n = aloop__wake_all(&slot->waiters, 0);
+    if (n) waiters_gone(loop, slot, n);
 }
 
 #ifdef ALOOP_SIGNALFD
@@ -232,19 +228,19 @@ static void slot_close(aloop_t *loop, sig_slot_t *slot, int signo) {
 
 /* ---- common ------------------------------------------------------------ */
 
-static void waiter_remove(sig_state_t *st, sig_waiter_t *sw) {
-    sig_slot_t *slot = &st->slots[sw->signo];
-    aloop__list_remove(&sw->link);
-    slot->nwaiters--;
-    st->total--;
-    aloop_t *loop = sw->wait.task->fut.loop;
-    aloop__io_hold(loop, -1);
+/* n waiters of slot are off its list (woken, or cancelled): they no
+ * longer count, nor hold the loop. */
+static void waiters_gone(aloop_t *loop, sig_slot_t *slot, size_t n) {
+    slot->nwaiters -= n;
+    loop->signals->total -= n;
+    aloop__io_hold(loop, -(int)n);
     if (!slot_wanted(slot)) slot_unwatch(loop, slot);
 }
 
-static void sig_cancel(aloop_wait_t *w) {
-    sig_waiter_t *sw = ALOOP_CONTAINER_OF(w, sig_waiter_t, wait);
-    waiter_remove(w->task->fut.loop->signals, sw);
+/* Cancelled while waiting (the core took the record off the list). */
+static void sig_withdraw(aloop_wait_t *w) {
+    aloop_t *loop = w->task->fut.loop;
+    waiters_gone(loop, &loop->signals->slots[ALOOP_CONTAINER_OF(w, sig_waiter_t, wait)->signo], 1);
 }
 
 /* Opens the slot if needed and makes sure the poller watches it, before
@@ -290,13 +286,12 @@ int aloop_signal_wait(int signo) {
     sig_slot_t *slot = &st->slots[signo];
     int rc = slot_prepare(loop, slot, signo);
     if (rc < 0) return rc;
-    sig_waiter_t sw = {.wait = {.cancel = sig_cancel, .what = "aloop_signal_wait"},
+    sig_waiter_t sw = {.wait = {.withdraw = sig_withdraw, .what = "aloop_signal_wait"},
                        .signo = signo};
-    aloop__list_push_back(&slot->waiters, &sw.link);
     slot->nwaiters++;
     st->total++;
     aloop__io_hold(loop, 1);
-    return aloop__suspend(t, &sw.wait);
+    return aloop__wait_in(t, &sw.wait, &slot->waiters, NULL);
 }
 
 void aloop__signal_free(aloop_t *loop) {
