@@ -1079,7 +1079,8 @@ ALOOP_API const char *aloop_strerror(ssize_t err);
 
 /* Receives one debug-mode warning: a line of text without '\n'. Warnings:
  * a task step longer than 100 ms, a failed future/task whose error nobody
- * retrieved, a loop freed with unfinished tasks, a double release. */
+ * retrieved, a loop freed with unfinished tasks or with task handles never
+ * released, a double release. */
 typedef void (*aloop_warning_fn)(aloop_t *loop, const char *message, void *arg);
 
 /* Sends loop's warnings to fn(loop, message, arg); NULL fn = stderr (default). */
