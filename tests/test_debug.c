@@ -274,7 +274,7 @@ static void test_quarantine_is_bounded(void **state) {
     warnings_t w;
     aloop_t *loop = debug_loop(&w);
     for (int i = 0; i < ALOOP_QUARANTINE_MAX + 100; i++) aloop_release(aloop_future_new(loop));
-    assert_int_equal(loop->quarantine_len, ALOOP_QUARANTINE_MAX);
+    assert_int_equal(loop->debug.quarantine_len, ALOOP_QUARANTINE_MAX);
     assert_int_equal(w.count, 0);
     aloop_free(loop); /* LSan: the quarantine is freed with the loop */
 }

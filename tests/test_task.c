@@ -167,7 +167,7 @@ static void test_slabs_are_given_back(void **state) {
     assert_non_null(ts);
     for (size_t i = 0; i < N; i++) ts[i] = spawn(loop, index_plus_one, (void *)i);
 #if !defined(ALOOP_ASAN)
-    assert_int_equal(loop->task_slab_count, 3);
+    assert_int_equal(loop->slabs.count, 3);
 #endif
     assert_int_equal(aloop_run(loop), 0);
     for (size_t i = 0; i < N; i++) {
@@ -177,7 +177,7 @@ static void test_slabs_are_given_back(void **state) {
         aloop_release(ts[i]);
     }
 #if !defined(ALOOP_ASAN)
-    assert_int_equal(loop->task_slab_count, 1);
+    assert_int_equal(loop->slabs.count, 1);
 #endif
     free(ts);
     aloop_free(loop);

@@ -26,8 +26,8 @@
 
 void aloop_set_warning_handler(aloop_t *loop, aloop_warning_fn fn, void *arg) {
     if (!loop) return;
-    loop->warn_fn = fn;
-    loop->warn_arg = arg;
+    loop->debug.warn_fn = fn;
+    loop->debug.warn_arg = arg;
 }
 
 void aloop__warn(aloop_t *loop, const char *fmt, ...) {
@@ -36,8 +36,8 @@ void aloop__warn(aloop_t *loop, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    if (loop && loop->warn_fn)
-        loop->warn_fn(loop, msg, loop->warn_arg);
+    if (loop && loop->debug.warn_fn)
+        loop->debug.warn_fn(loop, msg, loop->debug.warn_arg);
     else
         fprintf(stderr, "aloop: warning: %s\n", msg);
 }
@@ -47,8 +47,8 @@ void aloop__warn(aloop_t *loop, const char *fmt, ...) {
 /* The time since the running step began; the next step starts now. */
 static double step_took(aloop_t *loop) {
     double now = aloop__monotonic();
-    double took = loop->step_start > 0 ? now - loop->step_start : 0;
-    loop->step_start = now;
+    double took = loop->debug.step_start > 0 ? now - loop->debug.step_start : 0;
+    loop->debug.step_start = now;
     return took;
 }
 
@@ -81,7 +81,7 @@ void aloop__debug_coop_yield(aloop_t *loop, aloop_task_impl_t *t) {
     }
 }
 
-void aloop__debug_step_begin(aloop_t *loop) { loop->step_start = aloop__monotonic(); }
+void aloop__debug_step_begin(aloop_t *loop) { loop->debug.step_start = aloop__monotonic(); }
 
 /* ---- quarantine of freed futures */
 
@@ -99,10 +99,10 @@ static void really_free(aloop_future_t *f) {
 void aloop__debug_keep_freed(aloop_t *loop, aloop_future_t *f) {
     f->state = ALOOP__FREED;
     f->loop = loop; /* so a later bad release can find the warning handler */
-    aloop__list_push_back(&loop->quarantine, &f->live);
-    if (++loop->quarantine_len > ALOOP_QUARANTINE_MAX) {
-        aloop_list_t *old = aloop__list_pop_front(&loop->quarantine);
-        loop->quarantine_len--;
+    aloop__list_push_back(&loop->debug.quarantine, &f->live);
+    if (++loop->debug.quarantine_len > ALOOP_QUARANTINE_MAX) {
+        aloop_list_t *old = aloop__list_pop_front(&loop->debug.quarantine);
+        loop->debug.quarantine_len--;
         really_free(ALOOP_CONTAINER_OF(old, aloop_future_t, live));
     }
 }
@@ -125,16 +125,16 @@ void aloop__debug_bad_release(aloop_future_t *f) {
 }
 
 void aloop__debug_init(aloop_t *loop) {
-    aloop__list_init(&loop->quarantine);
-    loop->dump_seen = __atomic_load_n(&aloop__dump_requests, __ATOMIC_RELAXED);
+    aloop__list_init(&loop->debug.quarantine);
+    loop->debug.dump_seen = __atomic_load_n(&aloop__dump_requests, __ATOMIC_RELAXED);
 }
 
 /* Loop teardown: the quarantine goes with the loop. */
 void aloop__debug_free(aloop_t *loop) {
     aloop_list_t *n;
-    while ((n = aloop__list_pop_front(&loop->quarantine)) != NULL)
+    while ((n = aloop__list_pop_front(&loop->debug.quarantine)) != NULL)
         really_free(ALOOP_CONTAINER_OF(n, aloop_future_t, live));
-    loop->quarantine_len = 0;
+    loop->debug.quarantine_len = 0;
 }
 
 /* ---- aloop_dump */
@@ -228,7 +228,7 @@ unsigned aloop__dump_requests;
  * steps, so every task but none running is shown with its stack. One loop's
  * dump is not interleaved with another's (stderr's lock). */
 void aloop__dump_requested(aloop_t *loop) {
-    loop->dump_seen = __atomic_load_n(&aloop__dump_requests, __ATOMIC_RELAXED);
+    loop->debug.dump_seen = __atomic_load_n(&aloop__dump_requests, __ATOMIC_RELAXED);
     flockfile(stderr);
     fprintf(stderr, "aloop: dump on signal\n");
     aloop_dump(loop, stderr);

@@ -521,6 +521,24 @@ int aloop__async_alone(const aloop_t *loop);
 struct aloop_io;       /* io.c's state: io_internal.h */
 struct aloop_pool;    /* threadpool.c state */
 
+/* task.c's part of the loop (loop->slabs): task structs are carved from
+ * page-aligned slabs. */
+typedef struct aloop_task_slabs {
+    aloop_list_t all;            /* every slab */
+    aloop_list_t partial;        /* the slabs with a free slot */
+    size_t count;
+} aloop_task_slabs_t;
+
+/* debug.c's part of the loop (loop->debug). */
+typedef struct aloop_debug {
+    aloop_warning_fn warn_fn;    /* NULL: warnings go to stderr */
+    void *warn_arg;
+    double step_start;           /* monotonic time the running step began */
+    aloop_list_t quarantine;     /* freed futures, oldest first (ALOOP__FREED) */
+    size_t quarantine_len;
+    unsigned dump_seen;          /* aloop__dump_requests at the last dump */
+} aloop_debug_t;
+
 struct aloop {
     /* coro.c's part; first, so that the per-thread current loop
      * (aloop__tls_coros) is the loop itself */
@@ -545,9 +563,7 @@ struct aloop {
     uint64_t next_task_id;
     size_t task_count;           /* unfinished tasks */
     aloop_list_t tasks;          /* unfinished tasks (linked by fut.live) */
-    aloop_list_t task_slabs;     /* task.c: every slab task structs are carved from */
-    aloop_list_t task_slabs_partial; /* task.c: the slabs with a free slot */
-    size_t task_slab_count;
+    aloop_task_slabs_t slabs;    /* task.c's part: where task structs come from */
     /* future.c knows nothing of tasks: a task's last release and its name in
      * warnings go through these (set by task.c) */
     void (*task_dispose)(aloop_t *loop, aloop_future_t *f);
@@ -563,13 +579,7 @@ struct aloop {
     struct aloop_procs *procs;     /* process.c; NULL until the first spawn */
     struct aloop_scopes *scopes;   /* timeout.c: open scopes; NULL until the first */
 
-    /* debug mode (debug.c) */
-    aloop_warning_fn warn_fn;    /* NULL: warnings go to stderr */
-    void *warn_arg;
-    double step_start;           /* monotonic time the running step began */
-    aloop_list_t quarantine;     /* freed futures, oldest first (ALOOP__FREED) */
-    size_t quarantine_len;
-    unsigned dump_seen;          /* aloop__dump_requests at the last dump */
+    aloop_debug_t debug;         /* debug.c's part (debug mode, dumps) */
 };
 
 /* loop->running is read by aloop_stop on other threads (to choose between
@@ -626,7 +636,7 @@ void aloop__debug_free(aloop_t *loop);
 extern unsigned aloop__dump_requests;
 void aloop__dump_requested(aloop_t *loop);
 static inline void aloop__dump_check(aloop_t *loop) {
-    if (ALOOP_UNLIKELY(__atomic_load_n(&aloop__dump_requests, __ATOMIC_RELAXED) != loop->dump_seen))
+    if (ALOOP_UNLIKELY(__atomic_load_n(&aloop__dump_requests, __ATOMIC_RELAXED) != loop->debug.dump_seen))
         aloop__dump_requested(loop);
 }
 /* dumpsig.c: the loops' wake-up fds the dump signal writes to (the pool's,
