@@ -415,7 +415,10 @@ ALOOP_API aloop_handle_t *aloop_call_at(aloop_t *loop, double when, void (*cb)(v
 ALOOP_API void aloop_handle_cancel(aloop_handle_t *h);
 /* The loop time a timer handle fires at (0 for call_soon handles). */
 ALOOP_API double aloop_handle_when(const aloop_handle_t *h);
-/* From any thread: cb(arg) will run on the loop's thread. 0, -ENOMEM, -EINVAL. */
+/* From any thread: cb(arg) will run on the loop's thread. 0 (then cb runs,
+ * at the latest when aloop_free begins), -ENOMEM, -EINVAL, -EPIPE when the
+ * loop is being freed or was freed (cb will not run; arg is still the
+ * caller's). */
 ALOOP_API int aloop_call_soon_threadsafe(aloop_t *loop, void (*cb)(void *), void *arg);
 
 /* ------------------------------------------------------------------------ */
@@ -425,8 +428,9 @@ ALOOP_API int aloop_call_soon_threadsafe(aloop_t *loop, void (*cb)(void *), void
 /* Suspends until fd is readable / writable. 0, -ETIMEDOUT (timeout < 0 =
  * none), -ECANCELED, -EBADF (also when aloop_close or a stream's close
  * closes fd meanwhile, even after fd was found ready but before the task
- * ran; and when fd was closed with close(2): at once with poll(2), within
- * about a second with epoll, see docs/guide.md), -EBUSY if another task
+ * ran; and when an fd the program opened itself was closed with close(2):
+ * at once with poll(2), within about a second with epoll, see
+ * docs/guide.md §15), -EBUSY if another task
  * already waits for the same direction on fd. aloop_read, aloop_write_all
  * and the stream calls return -EBADF in the same cases, without touching
  * the fd number again. */
@@ -456,8 +460,10 @@ ALOOP_API int aloop_tcp_listen(const char *host, const char *port, int backlog);
  * it): fd (TCP_NODELAY) or -errno (-ECONNREFUSED, -ETIMEDOUT, -ENOENT,
  * ...). */
 ALOOP_API int aloop_tcp_connect(const char *host, const char *port, double timeout);
-/* Closes fd; tasks waiting on it wake with -EBADF. Use it instead of
- * close(2) for fds a task may be waiting on. */
+/* Closes fd; tasks waiting on it wake with -EBADF; an fd the library made
+ * non-blocking gets its blocking mode back first. Use it instead of
+ * close(2) for fds a task may be waiting on, and always for fds the
+ * library made (aloop_accept, aloop_tcp_connect, ...). */
 ALOOP_API int aloop_close(int fd);
 
 typedef struct aloop_stream aloop_stream_t;
@@ -691,12 +697,15 @@ ALOOP_API int aloop_unix_connect(const char *path, double timeout);
  * NUL-terminated (*len excludes the NUL; len may be NULL): 0, or -errno
  * (-ENOENT, -EACCES, -EISDIR, -ENOMEM, -ECANCELED: nothing is returned and
  * nothing leaks, -EINVAL for NULL path or buf, -EPERM outside a task).
- * Opening and reading run on the worker pool. free(*buf) when done. Not for
- * endless files (/dev/zero). */
+ * Opening and reading run on the worker pool; a path that is not a regular
+ * file (FIFO, character device) is read on the loop with the fd waits (a
+ * FIFO with no writer yet waits, cancellably). free(*buf) when done. Not
+ * for endless files (/dev/zero). */
 ALOOP_API int aloop_read_file(const char *path, void **buf, size_t *len);
 /* Creates or truncates path (mode 0666 & ~umask) and writes len bytes of
  * buf: 0 or -errno (as aloop_read_file, plus -ENOSPC, -EIO). The open runs
- * on the pool, the writing as aloop_write_all. Cancelled, the file may
+ * on the pool, the writing as aloop_write_all; a FIFO nobody reads yet is
+ * opened again at intervals until someone does (cancellable). Cancelled, the file may
  * hold part of the data (no atomic replace: write a temporary file and
  * rename(2) it for that). */
 ALOOP_API int aloop_write_file(const char *path, const void *buf, size_t len);
@@ -943,8 +952,10 @@ ALOOP_API void aloop_barrier_free(aloop_barrier_t *b);
  *    caller ran again: the call returns at once; discard(result, arg) runs
  *    when the job comes back.
  *  - aloop_free (which cancels every task) waits only for jobs already
- *    running and calls their discard on the freeing thread before it
- *    returns.
+ *    running, while they keep finishing, and calls their discard on the
+ *    freeing thread before it returns; a job still running after a second
+ *    in which none finished is left to its (detached) worker, which calls
+ *    its discard on that thread when fn returns.
  * discard must not use the loop; it may be NULL (then nothing is called, as
  * with aloop_run_in_thread). A job that may outlive its caller must not
  * point into the caller's stack: give it heap memory that discard frees.
@@ -1046,8 +1057,31 @@ typedef void (*aloop_warning_fn)(aloop_t *loop, const char *message, void *arg);
 ALOOP_API void aloop_set_warning_handler(aloop_t *loop, aloop_warning_fn fn, void *arg);
 
 /* Prints every unfinished task of loop to out: name, state, what it waits
- * on, and where aloop_spawn was called (module+offset, for addr2line). */
+ * on, where aloop_spawn was called (module+offset, for addr2line) and, for
+ * a task that has run and is not running now, its backtrace, one frame a
+ * line as "function+0xoff (object)" ("object+0xoff" for a function the
+ * object does not export: static functions, executables linked without
+ * -rdynamic). Safe from the loop's thread at any point: in a task, in a
+ * callback, between runs. */
 ALOOP_API void aloop_dump(aloop_t *loop, FILE *out);
+
+/* ------------------------------------------------------------------------ */
+/* Observability: backtraces of tasks                                       */
+/* ------------------------------------------------------------------------ */
+
+/* Stores in frames[0..max) the return addresses on task t's stack,
+ * innermost first: where it is suspended (its saved context), or, for the
+ * running task, the caller's own stack (frames[0] is in the caller). Use
+ * dladdr() or addr2line to name them. Returns the number stored (<= max);
+ * 0 for a task that has not started or is done; -EINVAL for a NULL t, a
+ * plain future, max < 0 or a NULL frames with max > 0; -EPERM from a
+ * thread other than the one running t's loop.
+ * The walk follows frame pointers: the library is built with them; for
+ * your own functions to appear, build your code with -fno-omit-frame-pointer
+ * (and, to see names rather than offsets, link executables with -rdynamic).
+ * Frames of code built without them are skipped or end the walk early; it
+ * never reads outside the task's stack. */
+ALOOP_API int aloop_task_backtrace(aloop_task_t *t, void **frames, int max);
 
 #ifdef __cplusplus
 }

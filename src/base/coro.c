@@ -47,6 +47,9 @@
 #ifdef ALOOP_ASAN
 #include <sanitizer/common_interface_defs.h>
 #endif
+#ifdef ALOOP_TSAN
+#include <sanitizer/tsan_interface.h>
+#endif
 
 #if defined(ALOOP_HAVE_VALGRIND)
 #include <valgrind/valgrind.h>
@@ -178,10 +181,25 @@ static void asan_finish(aloop_coros_t *coros, aloop_coro_t *self, int from_main)
 }
 #endif
 
+#ifdef ALOOP_TSAN
+/* ThreadSanitizer keeps a shadow call stack and a clock per context: each
+ * coroutine is a TSan fiber, and every switch names the fiber it enters.
+ * The main context is whatever thread runs the loop now (a loop may run on
+ * one thread, then another), so it is taken afresh at each switch out. */
+static void tsan_switch(aloop_coros_t *coros, aloop_coro_t *from, aloop_coro_t *to) {
+    if (!from) coros->main.tsan_fiber = __tsan_get_current_fiber();
+    if (to && !to->tsan_fiber) to->tsan_fiber = __tsan_create_fiber(0);
+    __tsan_switch_to_fiber(to ? to->tsan_fiber : coros->main.tsan_fiber, 0);
+}
+#endif
+
 #if ALOOP_SWITCH_OUT_OF_LINE
 void aloop__coro_switch(aloop_coros_t *coros, aloop_coro_t *from, aloop_coro_t *to) {
     aloop_ctx_t *save = ctx_of(coros, from), *load = ctx_of(coros, to);
     coros->running = to;
+#ifdef ALOOP_TSAN
+    tsan_switch(coros, from, to);
+#endif
 #ifdef ALOOP_ASAN
     coros->main.switch_from_main = (from == NULL);
     asan_start(coros, from, to);
@@ -422,6 +440,13 @@ int aloop__coro_new(aloop_coros_t *coros, aloop_coro_entry_fn entry, aloop_coro_
     uc->uc_stack.ss_size = co->stack_size;
     makecontext(uc, coro_entry, 0);
 #ifdef ALOOP_CONTEXT_UCONTEXT
+    /* getcontext left its caller's frame pointer here, on another stack: a
+     * 0 ends the coroutine's frame chain (as the asm path's frame does). */
+#if defined(__x86_64__)
+    uc->uc_mcontext.gregs[REG_RBP] = 0;
+#elif defined(__aarch64__)
+    uc->uc_mcontext.regs[29] = 0;
+#endif
     co->ctx.uc = uc;
 #else
     co->ctx.sp = frame_from_ucontext(uc);
@@ -430,10 +455,38 @@ int aloop__coro_new(aloop_coros_t *coros, aloop_coro_entry_fn entry, aloop_coro_
     return 0;
 }
 
+void aloop__coro_saved_pc_fp(const aloop_coro_t *co, uintptr_t *pc, uintptr_t *fp) {
+#ifdef ALOOP_CONTEXT_UCONTEXT
+    const ucontext_t *uc = co->ctx.uc;
+#if defined(__x86_64__)
+    *pc = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
+    *fp = (uintptr_t)uc->uc_mcontext.gregs[REG_RBP];
+#elif defined(__aarch64__)
+    *pc = (uintptr_t)uc->uc_mcontext.pc;
+    *fp = (uintptr_t)uc->uc_mcontext.regs[29];
+#else
+    *pc = *fp = 0; /* no walk on this architecture */
+#endif
+#else
+    /* The frame aloop__ctx_swap pushed (see its layout above). */
+    const uintptr_t *f = co->ctx.sp;
+#if defined(__x86_64__)
+    *fp = f[5];
+    *pc = f[6];
+#else
+    *fp = f[10];
+    *pc = f[11];
+#endif
+#endif
+}
+
 void aloop__coro_free(aloop_coro_t *co) {
     if (!co) return;
 #if defined(ALOOP_HAVE_VALGRIND)
     VALGRIND_STACK_DEREGISTER(co->valgrind_id);
+#endif
+#ifdef ALOOP_TSAN
+    if (co->tsan_fiber) __tsan_destroy_fiber(co->tsan_fiber);
 #endif
     stack_unmap(co);
 #ifdef ALOOP_CONTEXT_UCONTEXT

@@ -23,6 +23,7 @@
 
 #include "base_internal.h"
 #include "coro_internal.h"
+#include "backtrace_internal.h"
 #include "sched_internal.h"
 #include "alloc_internal.h"
 #include "backend_internal.h"
@@ -360,6 +361,10 @@ void aloop__io_unhook(aloop_t *loop, int fd);
 /* Forgets everything about fd (before it is closed or after it was created:
  * its number may have been reused). Wakes its waiters with -EBADF. */
 void aloop__io_forget(aloop_t *loop, int fd);
+/* The library just made fd (a socket, an accepted connection): forgets the
+ * number's past, and marks fd as one only aloop_close / a stream's close
+ * may close, which spares it the close(2) checks (io.c). */
+void aloop__io_adopt(aloop_t *loop, int fd);
 /* Adds (removes) direction bit to what the backend must watch on fd for
  * someone other than a waiting task (watch.c). 0 or -errno. */
 int aloop__io_want(aloop_t *loop, int fd, unsigned bit);
@@ -402,6 +407,13 @@ int aloop__io_wait(aloop_task_impl_t *t, int fd, int dir, double timeout);
 aloop_t *aloop__io_loop(void);
 /* Sets O_NONBLOCK unless already set: 0 or -errno. */
 int aloop__set_nonblocking(int fd);
+/* The same for an fd the program gave the library: remembers that the
+ * library changed its mode, which aloop__io_release, aloop_close and
+ * aloop_free put back. 0, -errno (-ENOMEM: the mode is left alone). */
+int aloop__io_set_nonblocking(aloop_t *loop, int fd);
+/* The library lets fd go (a stream's close, before close(2)): its blocking
+ * mode back if the library changed it, then aloop__io_forget. */
+void aloop__io_release(aloop_t *loop, int fd);
 
 /* Read / write with the task t (already past aloop__enter): try the
  * syscall, wait on EAGAIN. For stream.c. */
@@ -468,6 +480,9 @@ typedef struct aloop_xthread_ops {
 } aloop_xthread_ops_t;
 int aloop__async_init(aloop_t *loop);
 void aloop__async_free(aloop_t *loop);
+/* The first step of aloop_free: aloop_call_soon_threadsafe says -EPIPE from
+ * now on; the callbacks it accepted before run now. */
+void aloop__async_close(aloop_t *loop);
 /* Runs callbacks queued by other threads. */
 void aloop__async_drain(aloop_t *loop);
 /* Work outstanding on other threads that will come back (keeps the loop alive). */
@@ -547,6 +562,12 @@ struct aloop {
     aloop_list_t quarantine;     /* freed futures, oldest first (ALOOP__FREED) */
     size_t quarantine_len;
 };
+
+/* loop->running is read by aloop_stop on other threads (to choose between
+ * posting the stop and setting it): written atomically. */
+static inline void aloop__set_running(aloop_t *loop, uint8_t v) {
+    __atomic_store_n(&loop->running, v, __ATOMIC_RELEASE);
+}
 
 _Static_assert(offsetof(struct aloop, coros) == 0, "the current loop is its coroutine state");
 

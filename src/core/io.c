@@ -49,6 +49,17 @@
 enum {
     ALOOP__WATCH_DIRTY = 1u,   /* on io->dirty, registration may shrink */
     ALOOP__WATCH_NOTSOCK = 2u, /* recv/send failed with ENOTSOCK: use read/write */
+    /* 16u: nobody has wanted fd since some point while it stayed registered
+     * (the drop is deferred to the next poll); the program may have closed
+     * the number with close(2) and reused it meanwhile, so the registration
+     * is checked again before it is trusted (watch_add_interest). */
+    ALOOP__WATCH_UNSURE = 16u,
+    /* 32u: the library made fd (aloop__io_adopt) and only aloop_close or a
+     * stream's close may close it (guide §15), so neither of the above
+     * checks is needed: it outlives idle spells, aloop_close clears it. */
+    ALOOP__WATCH_OWNED = 32u,
+    /* 64u: the library made fd non-blocking: it is on io->modes */
+    ALOOP__WATCH_MADE_NB = 64u,
 };
 
 typedef struct aloop_io_waiter {
@@ -100,13 +111,70 @@ static void mark_dirty(struct aloop_io *io, int fd) {
     io->dirty[io->ndirty++] = fd; /* each fd at most once: never overflows */
 }
 
+/* ---- blocking modes the library changed --------------------------------- */
+
+/* Index of fd on io->modes, or -1. */
+static long mode_find(const struct aloop_io *io, int fd) {
+    for (size_t i = 0; i < io->nmodes; i++)
+        if (io->modes[i].fd == fd) return (long)i;
+    return -1;
+}
+
+static void mode_drop(struct aloop_io *io, int fd) {
+    long i = mode_find(io, fd);
+    if (i >= 0) io->modes[i] = io->modes[--io->nmodes];
+    if ((size_t)fd < io->nwatches) io->watches[fd].flags &= (uint8_t)~ALOOP__WATCH_MADE_NB;
+}
+
+/* Puts fd back in blocking mode if the number still names the file the
+ * library switched (a close(2) and a reuse since must not touch the new
+ * file), and forgets the record. */
+static void mode_restore(struct aloop_io *io, int fd) {
+    long i = mode_find(io, fd);
+    struct stat st;
+    if (i >= 0 && fstat(fd, &st) == 0 && st.st_dev == io->modes[i].dev && st.st_ino == io->modes[i].ino) {
+        int fl = fcntl(fd, F_GETFL);
+        if (fl >= 0 && (fl & O_NONBLOCK)) fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    }
+    mode_drop(io, fd);
+}
+
+/* Records that fd (now the file st) was blocking before the library. */
+static int mode_record(struct aloop_io *io, int fd, const struct stat *st) {
+    long i = mode_find(io, fd);
+    if (i < 0) {
+        if (io->nmodes == io->capmodes) {
+            size_t cap = io->capmodes ? io->capmodes * 2 : 8;
+            struct aloop_io_mode *m = aloop__realloc(io->modes, cap * sizeof *m);
+            if (!m) return -ENOMEM;
+            io->modes = m;
+            io->capmodes = cap;
+        }
+        i = (long)io->nmodes++;
+    }
+    io->modes[i] = (struct aloop_io_mode){.fd = fd, .dev = st->st_dev, .ino = st->st_ino};
+    io->watches[fd].flags |= ALOOP__WATCH_MADE_NB;
+    return 0;
+}
+
+/* Interest in fd shrank by bit: the registration shrinks at the next poll.
+ * Once nobody wants fd at all, close(2) on it is allowed, so until then the
+ * registration the backend holds may belong to a file that is gone. */
+static void interest_drop(struct aloop_io *io, int fd, unsigned bit) {
+    aloop_io_watch_t *w = &io->watches[fd];
+    w->wanted &= (uint8_t)~bit;
+    if (!(w->registered & ~w->wanted)) return;
+    mark_dirty(io, fd);
+    if (!w->wanted && !(w->flags & ALOOP__WATCH_OWNED)) w->flags |= ALOOP__WATCH_UNSURE;
+}
+
 /* Removes a waiter from its watch and its timer from the heap. */
 static void waiter_unregister(aloop_io_waiter_t *iw) {
     struct aloop_io *io = iw->loop->io;
     aloop_io_watch_t *w = &io->watches[iw->fd];
     w->waiter[iw->dir] = NULL;
-    w->wanted &= (uint8_t)~dir_bit(iw->dir);
-    if (w->registered & ~w->wanted) mark_dirty(io, iw->fd);
+    if (!(w->flags & ALOOP__WATCH_OWNED)) io->unowned_waits--;
+    interest_drop(io, iw->fd, dir_bit(iw->dir));
     aloop__timer_stop(iw->loop, &iw->timer);
     io->waits--;
 }
@@ -125,13 +193,17 @@ static void waiter_cancel(aloop_wait_t *w) {
 }
 
 /* Makes the backend watch bit too. Invariant: wanted is a subset of
- * registered (extra registered bits are on the dirty list). */
+ * registered (extra registered bits are on the dirty list). A registration
+ * left over from an earlier wait is reused as is while someone wanted fd
+ * all along; after a moment when nobody did, it is set again (epoll: MOD,
+ * or ADD when the number is a new file now), one syscall. */
 static int watch_add_interest(aloop_t *loop, int fd, aloop_io_watch_t *w, unsigned bit) {
-    if (w->registered & bit) return 0; /* still registered from an earlier wait */
+    if ((w->registered & bit) && !(w->flags & ALOOP__WATCH_UNSURE)) return 0;
     unsigned mask = w->registered | bit;
     int rc = aloop__backend_set(loop->io->backend, fd, w->registered, mask);
     if (rc < 0) return rc;
     w->registered = (uint8_t)mask;
+    w->flags &= (uint8_t)~ALOOP__WATCH_UNSURE;
     return 0;
 }
 
@@ -157,6 +229,7 @@ int aloop__io_wait(aloop_task_impl_t *t, int fd, int dir, double timeout) {
     w->waiter[dir] = &iw;
     w->wanted |= (uint8_t)dir_bit(dir);
     io->waits++;
+    if (!(w->flags & ALOOP__WATCH_OWNED)) io->unowned_waits++;
     uint32_t gen = w->gen;
     rc = aloop__suspend(t, &iw.wait);
     /* Woken because fd was ready, then closed (aloop_close, a stream's
@@ -205,6 +278,8 @@ void aloop__io_free(aloop_t *loop) {
     struct aloop_io *io = loop->io;
     if (!io) return;
     for (size_t fd = 0; fd < io->nwatches; fd++) aloop__fd_callbacks_detach(loop, &io->watches[fd]);
+    while (io->nmodes) mode_restore(io, io->modes[0].fd); /* the fds the loop lets go */
+    aloop__free(io->modes);
     aloop__backend_free(io->backend);
     aloop__free(io->watches);
     aloop__free(io->dirty);
@@ -228,7 +303,8 @@ static void flush_dirty(aloop_t *loop) {
         if (w->registered == w->wanted) continue;
         int rc = aloop__backend_set(loop->io->backend, fd, w->registered, w->wanted);
         w->registered = rc < 0 ? 0 : w->wanted;
-        if (!w->wanted) w->flags = 0; /* idle: forget what we knew about fd */
+        if (!w->wanted) /* idle: forget what we knew about fd, but not what to undo */
+            w->flags &= ALOOP__WATCH_OWNED | ALOOP__WATCH_MADE_NB;
         if (rc < 0) {
             /* fd was closed behind our back: its waiters would hang */
             for (int dir = 0; dir < 2; dir++)
@@ -241,19 +317,23 @@ static void flush_dirty(aloop_t *loop) {
 /* A task waits on an fd that was closed with close(2) (misuse, but it
  * happens): poll(2) reports POLLNVAL at once, but epoll silently drops a
  * closed file from its set, so the waiter would sleep for ever. So while
- * tasks wait on fds, a poll never blocks longer than ALOOP_FD_SWEEP, and
- * after one that found nothing to do every waited fd is checked: one that
- * is not open any more wakes its waiters with -EBADF. Cost: one wake-up and
- * one syscall per waited fd per ALOOP_FD_SWEEP of idleness. epoll also
- * sees a number reused by a new file since (it is not in the set); poll(2)
- * and kqueue cannot tell a reused number from the old file. */
+ * tasks wait on fds the program opened itself, a poll never blocks longer
+ * than ALOOP_FD_SWEEP, and after one that found nothing to do each such fd
+ * is checked: one that is not open any more wakes its waiters with -EBADF.
+ * Fds the library made (sockets, accepted connections) are closed only
+ * through it (guide §15) and never checked, so a server's idle
+ * connections cost nothing. Cost: one wake-up and one syscall per waited
+ * program fd per ALOOP_FD_SWEEP of idleness. epoll also sees a number
+ * reused by a new file since (it is not in the set); poll(2) and kqueue
+ * cannot tell a reused number from the old file. */
 #define ALOOP_FD_SWEEP 1.0
 
 static void sweep_closed(aloop_t *loop) {
     struct aloop_io *io = loop->io;
-    for (size_t fd = 0; fd < io->nwatches && io->waits; fd++) {
+    for (size_t fd = 0; fd < io->nwatches && io->unowned_waits; fd++) {
         aloop_io_watch_t *w = &io->watches[fd];
         if (!w->waiter[0] && !w->waiter[1]) continue;
+        if (w->flags & ALOOP__WATCH_OWNED) continue;
         if (aloop__backend_watching(io->backend, (int)fd, w->registered)) continue;
         aloop__io_ready(loop, (int)fd, ALOOP__IO_READ | ALOOP__IO_WRITE | ALOOP__IO_CLOSED);
     }
@@ -265,7 +345,7 @@ int aloop__io_poll(aloop_t *loop, double timeout) {
     /* Called only to flush (see aloop__io_pending): nothing could end a
      * wait for ever, so just look. */
     if (timeout < 0 && !io->waits && !io->holds && !aloop__xthread_pending(loop)) timeout = 0;
-    int sweep = io->waits && (timeout < 0 || timeout > ALOOP_FD_SWEEP);
+    int sweep = io->unowned_waits && (timeout < 0 || timeout > ALOOP_FD_SWEEP);
     if (sweep) timeout = ALOOP_FD_SWEEP;
     int n = aloop__backend_wait(loop->io->backend, timeout, io_ready, loop);
     if (sweep && n == 0) sweep_closed(loop);
@@ -327,10 +407,8 @@ int aloop__io_hook(aloop_t *loop, int fd, aloop_io_hook_fn hook) {
 void aloop__io_unhook(aloop_t *loop, int fd) {
     struct aloop_io *io = loop->io;
     if ((size_t)fd >= io->nwatches || !io->watches[fd].hook) return;
-    aloop_io_watch_t *w = &io->watches[fd];
-    w->hook = NULL;
-    w->wanted &= (uint8_t)~ALOOP__IO_READ;
-    if (w->registered & ~w->wanted) mark_dirty(io, fd);
+    io->watches[fd].hook = NULL;
+    interest_drop(io, fd, ALOOP__IO_READ);
 }
 
 void aloop__io_forget(aloop_t *loop, int fd) {
@@ -345,9 +423,17 @@ void aloop__io_forget(aloop_t *loop, int fd) {
     if (w->registered) aloop__backend_set(loop->io->backend, fd, w->registered, 0);
     w->hook = NULL;
     w->wanted = w->registered = 0;
+    if (w->flags & ALOOP__WATCH_MADE_NB) mode_drop(io, fd); /* the file is not ours to touch now */
     /* Keep DIRTY: fd may still be on io->dirty, and the flag is what keeps
      * each fd there at most once (the list never outgrows the table). */
     w->flags &= ALOOP__WATCH_DIRTY;
+}
+
+void aloop__io_adopt(aloop_t *loop, int fd) {
+    aloop__io_forget(loop, fd);
+    if (!loop || !loop->io || fd < 0) return;
+    aloop_io_watch_t *w = aloop__io_watch(loop, fd);
+    if (w) w->flags |= ALOOP__WATCH_OWNED; /* else treated as the program's own fd */
 }
 
 int aloop__io_want(aloop_t *loop, int fd, unsigned bit) {
@@ -359,12 +445,7 @@ int aloop__io_want(aloop_t *loop, int fd, unsigned bit) {
     return 0;
 }
 
-void aloop__io_unwant(aloop_t *loop, int fd, unsigned bit) {
-    struct aloop_io *io = loop->io;
-    aloop_io_watch_t *w = &io->watches[fd];
-    w->wanted &= (uint8_t)~bit;
-    if (w->registered & ~w->wanted) mark_dirty(io, fd);
-}
+void aloop__io_unwant(aloop_t *loop, int fd, unsigned bit) { interest_drop(loop->io, fd, bit); }
 
 void aloop__io_use_loop(aloop_t *loop) { last_io_loop = loop; }
 
@@ -374,7 +455,7 @@ void aloop__io_hold(aloop_t *loop, int delta) {
 
 int aloop_close(int fd) {
     if (fd < 0) return -EBADF;
-    aloop__io_forget(aloop__io_loop(), fd);
+    aloop__io_release(aloop__io_loop(), fd);
     /* On Linux the fd is gone even when close reports EINTR: never retry. */
     if (close(fd) < 0 && errno != EINTR) return -errno;
     return 0;
@@ -389,6 +470,29 @@ int aloop__set_nonblocking(int fd) {
     if (fl < 0) return -errno;
     if (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) return -errno;
     return 0;
+}
+
+int aloop__io_set_nonblocking(aloop_t *loop, int fd) {
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0) return -errno;
+    if (fl & O_NONBLOCK) return 0;
+    struct stat st;
+    if (!aloop__io_watch(loop, fd) || fstat(fd, &st) < 0) return errno == EBADF ? -EBADF : -ENOMEM;
+    int rc = mode_record(loop->io, fd, &st);
+    if (rc < 0) return rc;
+    if (fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+        rc = -errno;
+        mode_drop(loop->io, fd);
+        return rc;
+    }
+    return 0;
+}
+
+void aloop__io_release(aloop_t *loop, int fd) {
+    if (!loop || !loop->io || fd < 0) return;
+    struct aloop_io *io = loop->io;
+    if ((size_t)fd < io->nwatches && (io->watches[fd].flags & ALOOP__WATCH_MADE_NB)) mode_restore(io, fd);
+    aloop__io_forget(loop, fd);
 }
 
 static int watch_notsock(aloop_t *loop, int fd) {
@@ -444,7 +548,7 @@ static ssize_t try_io(aloop_t *loop, int fd, void *buf, size_t len, int dir) {
             mark_notsock(loop, fd);
             if (watch_file(loop, fd)) return IO_IS_FILE;
         }
-        int rc = aloop__set_nonblocking(fd);
+        int rc = aloop__io_set_nonblocking(loop, fd);
         if (rc < 0) return rc;
         n = dir ? write(fd, buf, len) : read(fd, buf, len);
         if (n >= 0) return n;

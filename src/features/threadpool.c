@@ -26,8 +26,12 @@
  * busy workers, up to the pool size) with every signal blocked, so that
  * process-directed signals reach the loop's signalfd instead of them.
  * aloop_free cancels every task first, which takes every queued job back,
- * so it only waits for the jobs already running; their results go to
- * discard on the freeing thread before aloop_free returns.
+ * so it only waits for the jobs already running, while they keep finishing;
+ * their results go to discard on the freeing thread before aloop_free
+ * returns. A job still running after a quiet ALOOP_POOL_FREE_GRACE (stuck
+ * in a blocking system call) is left to its worker, detached, which hands
+ * its result to discard when it ends; the last such worker frees the pool
+ * record (the loop itself is gone by then).
  */
 #include "internal.h"
 #include "pipe_internal.h"
@@ -37,6 +41,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <time.h>
 #include <unistd.h>
 /* ALOOP_NO_EVENTFD forces the pipe (to test the portable path on Linux). */
 #if defined(__linux__) && !defined(ALOOP_NO_EVENTFD)
@@ -59,6 +64,18 @@ typedef struct pool_job {
 
 typedef aloop_post_t soon_item_t;
 
+/* One worker thread's record (in the pool's array). */
+typedef struct pool_worker {
+    struct aloop_pool *pool;
+    pthread_t th;
+    int busy; /* running a job (under mu) */
+} pool_worker_t;
+
+/* aloop_free waits for running jobs while they keep finishing; once none
+ * has finished for this long, the ones still running are left to their
+ * (detached) workers. */
+#define ALOOP_POOL_FREE_GRACE 1.0
+
 /* A singly linked FIFO. */
 #define FIFO(type) struct { type *head, **tail; }
 #define FIFO_INIT(q) ((q).head = NULL, (q).tail = &(q).head)
@@ -78,10 +95,19 @@ struct aloop_pool {
     size_t queued;           /* jobs on todo */
     unsigned idle;           /* workers waiting for work */
     int stopping;
+    int closed;              /* aloop_free has begun: call_soon_threadsafe is -EPIPE */
+    unsigned running;        /* jobs on a worker now */
+    pthread_cond_t finished; /* a job finished (aloop_free waits on it) */
+    /* aloop_free left running jobs behind: their workers finish them on
+     * their own, hand the results to discard, and the last one out frees
+     * the pool (if the loop is gone by then: loop_gone) */
+    int detached;
+    unsigned detached_alive;
+    int loop_gone;
 
     /* loop thread only */
     size_t inflight;         /* jobs submitted, not yet collected */
-    pthread_t *threads;
+    pool_worker_t *workers;
     unsigned nthreads, size;
 };
 
@@ -130,6 +156,54 @@ static void close_wakeup_fd(aloop_t *loop, struct aloop_pool *a) {
     if (a->wfd != a->rfd) close(a->wfd);
 }
 
+/* The loops alive in the process: aloop_call_soon_threadsafe must tell a
+ * freed loop (-EPIPE) without touching its memory. Posters hold the lock
+ * shared from the check until their wake-up write is done, so a loop is
+ * never freed under them; aloop_free takes it exclusively to leave. (A new
+ * loop created at a freed one's address is that new loop: pointers are
+ * all the caller has.) */
+static pthread_rwlock_t live_lock = PTHREAD_RWLOCK_INITIALIZER;
+static aloop_t **live_loops;
+static size_t live_n, live_cap;
+
+static int live_add(aloop_t *loop) {
+    pthread_rwlock_wrlock(&live_lock);
+    if (live_n == live_cap) {
+        size_t cap = live_cap ? live_cap * 2 : 8;
+        aloop_t **v = aloop__realloc(live_loops, cap * sizeof *v);
+        if (!v) {
+            pthread_rwlock_unlock(&live_lock);
+            return -ENOMEM;
+        }
+        live_loops = v;
+        live_cap = cap;
+    }
+    live_loops[live_n++] = loop;
+    pthread_rwlock_unlock(&live_lock);
+    return 0;
+}
+
+/* Under live_lock, exclusively. */
+static void live_remove_locked(aloop_t *loop) {
+    for (size_t i = 0; i < live_n; i++) {
+        if (live_loops[i] != loop) continue;
+        live_loops[i] = live_loops[--live_n];
+        break;
+    }
+    if (!live_n) { /* the last loop: leave nothing allocated behind */
+        aloop__free(live_loops);
+        live_loops = NULL;
+        live_cap = 0;
+    }
+}
+
+/* Under live_lock, shared or exclusive. */
+static int live_has(const aloop_t *loop) {
+    for (size_t i = 0; i < live_n; i++)
+        if (live_loops[i] == loop) return 1;
+    return 0;
+}
+
 /* What the core calls (internal.h, loop->xthread). */
 static const aloop_xthread_ops_t xthread_ops = {
     aloop__async_pending, aloop__async_drain, aloop__async_alone, aloop__async_stop};
@@ -146,6 +220,7 @@ int aloop__async_init(aloop_t *loop) {
     }
     pthread_mutex_init(&a->mu, NULL);
     pthread_cond_init(&a->work, NULL);
+    pthread_cond_init(&a->finished, NULL);
     atomic_init(&a->signalled, 0);
     atomic_init(&a->stop_req, 0);
     aloop__list_init(&a->todo);
@@ -153,6 +228,14 @@ int aloop__async_init(aloop_t *loop) {
     FIFO_INIT(a->soon);
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     a->size = cpus > 0 ? (unsigned)cpus : 1;
+    rc = live_add(loop);
+    if (rc < 0) {
+        pthread_cond_destroy(&a->finished);
+        pthread_cond_destroy(&a->work);
+        pthread_mutex_destroy(&a->mu);
+        close_wakeup_fd(loop, a);
+        goto fail;
+    }
     loop->pool = a;
     loop->xthread = &xthread_ops;
     return 0;
@@ -177,9 +260,48 @@ static void post_drop(soon_item_t *s) {
         aloop__free(s);
 }
 
+void aloop__async_close(aloop_t *loop) {
+    struct aloop_pool *a = loop->pool;
+    if (!a) return;
+    pthread_rwlock_wrlock(&live_lock);
+    live_remove_locked(loop);
+    pthread_mutex_lock(&a->mu);
+    a->closed = 1;
+    pthread_mutex_unlock(&a->mu);
+    pthread_rwlock_unlock(&live_lock);
+    /* Callbacks accepted before (their callers were told 0) still run. */
+    atomic_store(&a->signalled, 1);
+    aloop__async_drain(loop);
+}
+
+/* Under mu: waits for the running jobs while they keep finishing; returns
+ * with the ones still running after a quiet ALOOP_POOL_FREE_GRACE. */
+static void wait_running_jobs(struct aloop_pool *a) {
+    while (a->running) {
+        unsigned before = a->running;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        double end = (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9 + ALOOP_POOL_FREE_GRACE;
+        ts.tv_sec = (time_t)end;
+        ts.tv_nsec = (long)((end - (double)ts.tv_sec) * 1e9);
+        int rc = 0;
+        while (a->running == before && rc != ETIMEDOUT) rc = pthread_cond_timedwait(&a->finished, &a->mu, &ts);
+        if (a->running == before) return; /* nothing finished for a while */
+    }
+}
+
+static void pool_destroy(struct aloop_pool *a) {
+    pthread_cond_destroy(&a->finished);
+    pthread_cond_destroy(&a->work);
+    pthread_mutex_destroy(&a->mu);
+    aloop__free(a->workers);
+    aloop__free(a);
+}
+
 void aloop__async_free(aloop_t *loop) {
     struct aloop_pool *a = loop->pool;
     if (!a) return;
+    aloop__async_close(loop); /* a no-op when aloop_free already did it */
     pthread_mutex_lock(&a->mu);
     a->stopping = 1;
     /* Every task is gone (aloop_free cancelled them, which took their queued
@@ -187,8 +309,19 @@ void aloop__async_free(aloop_t *loop) {
     while (!aloop__list_empty(&a->todo))
         aloop__free(ALOOP_CONTAINER_OF(aloop__list_pop_front(&a->todo), pool_job_t, link));
     pthread_cond_broadcast(&a->work);
+    wait_running_jobs(a);
+    if (a->running) { /* stuck (a blocking read, a hung NFS open...) */
+        a->detached = 1;
+        a->detached_alive = a->running;
+    }
     pthread_mutex_unlock(&a->mu);
-    for (unsigned i = 0; i < a->nthreads; i++) pthread_join(a->threads[i], NULL);
+    /* A worker busy now stays busy until it exits: no job is left to take. */
+    for (unsigned i = 0; i < a->nthreads; i++) {
+        if (a->detached && a->workers[i].busy)
+            pthread_detach(a->workers[i].th);
+        else
+            pthread_join(a->workers[i].th, NULL);
+    }
     /* Every job that came back is orphaned; callbacks that never ran are
      * dropped like call_soon's. */
     for (pool_job_t *j = a->done.head; j;) {
@@ -201,13 +334,14 @@ void aloop__async_free(aloop_t *loop) {
         post_drop(s);
         s = next;
     }
-    close_wakeup_fd(loop, a);
-    pthread_cond_destroy(&a->work);
-    pthread_mutex_destroy(&a->mu);
-    aloop__free(a->threads);
-    aloop__free(a);
+    close_wakeup_fd(loop, a); /* detached workers never write it */
     loop->pool = NULL;
     loop->xthread = NULL;
+    pthread_mutex_lock(&a->mu);
+    a->loop_gone = 1;
+    int last = a->detached_alive == 0;
+    pthread_mutex_unlock(&a->mu);
+    if (last) pool_destroy(a);
 }
 
 size_t aloop__async_pending(const aloop_t *loop) {
@@ -258,12 +392,25 @@ void aloop__post(aloop_t *loop, aloop_post_t *p) {
 }
 
 int aloop_call_soon_threadsafe(aloop_t *loop, void (*cb)(void *), void *arg) {
-    if (!loop || !cb || !loop->pool) return -EINVAL;
+    if (!loop || !cb) return -EINVAL;
     soon_item_t *s = aloop__malloc(sizeof *s);
     if (!s) return -ENOMEM;
     *s = (soon_item_t){.cb = cb, .arg = arg};
-    aloop__post(loop, s);
-    return 0;
+    int rc = -EPIPE;
+    pthread_rwlock_rdlock(&live_lock);
+    if (live_has(loop)) {
+        struct aloop_pool *a = loop->pool;
+        pthread_mutex_lock(&a->mu);
+        if (!a->closed) {
+            FIFO_PUSH(a->soon, s);
+            rc = 0;
+        }
+        pthread_mutex_unlock(&a->mu);
+        if (rc == 0) wakeup(a);
+    }
+    pthread_rwlock_unlock(&live_lock);
+    if (rc < 0) aloop__free(s);
+    return rc;
 }
 
 void aloop__async_stop(aloop_t *loop) {
@@ -301,7 +448,8 @@ int aloop__async_alone(const aloop_t *loop) {
 /* ------------------------------------------------------------------------ */
 
 static void *worker_main(void *p) {
-    struct aloop_pool *a = p;
+    pool_worker_t *me = p;
+    struct aloop_pool *a = me->pool;
     pthread_mutex_lock(&a->mu);
     for (;;) {
         while (aloop__list_empty(&a->todo) && !a->stopping) {
@@ -313,12 +461,24 @@ static void *worker_main(void *p) {
         pool_job_t *j = ALOOP_CONTAINER_OF(aloop__list_pop_front(&a->todo), pool_job_t, link);
         j->state = JOB_RUNNING;
         a->queued--;
+        a->running++;
+        me->busy = 1;
         pthread_mutex_unlock(&a->mu);
 
         j->result = j->fn(j->arg);
 
         pthread_mutex_lock(&a->mu);
         j->state = JOB_DONE;
+        a->running--;
+        pthread_cond_broadcast(&a->finished);
+        if (a->detached) { /* aloop_free has left: nobody collects it */
+            int last = --a->detached_alive == 0 && a->loop_gone;
+            pthread_mutex_unlock(&a->mu);
+            if (last) pool_destroy(a);
+            job_orphaned(j); /* last: the program may wait for this discard */
+            return NULL;
+        }
+        me->busy = 0;
         FIFO_PUSH(a->done, j);
         /* wake the loop without holding the mutex longer than needed */
         pthread_mutex_unlock(&a->mu);
@@ -331,14 +491,16 @@ static void *worker_main(void *p) {
 
 /* Starts one more worker (signals blocked, so they go to the loop). */
 static int start_worker(struct aloop_pool *a) {
-    if (!a->threads) {
-        a->threads = aloop__calloc(a->size, sizeof *a->threads);
-        if (!a->threads) return -ENOMEM;
+    if (!a->workers) {
+        a->workers = aloop__calloc(a->size, sizeof *a->workers);
+        if (!a->workers) return -ENOMEM;
     }
+    pool_worker_t *w = &a->workers[a->nthreads];
+    w->pool = a;
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    int rc = pthread_create(&a->threads[a->nthreads], NULL, worker_main, a);
+    int rc = pthread_create(&w->th, NULL, worker_main, w);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc) return -rc;
     a->nthreads++;
@@ -348,7 +510,7 @@ static int start_worker(struct aloop_pool *a) {
 int aloop_set_thread_pool_size(aloop_t *loop, unsigned n) {
     if (!loop || !n || !loop->pool) return -EINVAL;
     struct aloop_pool *a = loop->pool;
-    if (a->threads) return -EBUSY; /* sized once, before the first job */
+    if (a->workers) return -EBUSY; /* sized once, before the first job */
     a->size = n;
     return 0;
 }

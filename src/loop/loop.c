@@ -123,6 +123,7 @@ void aloop_free(aloop_t *loop) {
     if (loop->task_count && (loop->flags & ALOOP_DEBUG))
         aloop__warn(loop, "loop freed with %zu unfinished task(s); cancelling them",
                     loop->task_count);
+    aloop__async_close(loop);
     aloop__drain_tasks(loop);
     cancel_pending_futures(loop);
     aloop__drain_tasks(loop); /* runs what those cancels scheduled */

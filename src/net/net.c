@@ -67,7 +67,7 @@ int aloop__net_socket(int family, int type, int proto) {
     fd = cloexec_nonblocking(fd);
     if (fd < 0) return fd;
 #endif
-    aloop__io_forget(aloop__io_loop(), fd);
+    aloop__io_adopt(aloop__io_loop(), fd);
     return fd;
 }
 
@@ -93,14 +93,14 @@ int aloop_accept(int listen_fd, struct sockaddr *addr, socklen_t *len) {
     int err;
     aloop_task_impl_t *t = aloop__enter(&err);
     if (!t) return err;
-    int rc = aloop__set_nonblocking(listen_fd); /* a blocking accept would stall the loop */
+    int rc = aloop__io_set_nonblocking(t->fut.loop, listen_fd); /* a blocking accept would stall the loop */
     if (rc < 0) return rc;
     socklen_t cap = len ? *len : 0;
     for (;;) {
         if (len) *len = cap;
         int fd = accept_once(listen_fd, addr, len);
         if (fd >= 0) {
-            aloop__io_forget(t->fut.loop, fd);
+            aloop__io_adopt(t->fut.loop, fd);
             return fd;
         }
         switch (fd) {
@@ -153,7 +153,7 @@ int aloop_connect(int fd, const struct sockaddr *addr, socklen_t len) {
     int err;
     aloop_task_impl_t *t = aloop__enter(&err);
     if (!t) return err;
-    int rc = aloop__set_nonblocking(fd);
+    int rc = aloop__io_set_nonblocking(t->fut.loop, fd);
     if (rc < 0) return rc;
     return aloop__net_connect(t, fd, addr, len, -1);
 }
