@@ -619,8 +619,11 @@ struct addrinfo;
  * outside one); a name in ".invalid" is -ENOENT at once (RFC 6761). 0 with
  * *res set (free it with freeaddrinfo()), or -errno: a cancellation point
  * when it looks a name up (-ECANCELED; the pool's result is freed, never
- * leaked). -EINVAL if res is NULL or both host and port are. getaddrinfo's
- * errors map as follows:
+ * leaked). -EINVAL if res is NULL or both host and port are, and for a
+ * port that is neither a number 0..65535 nor a service name ("99999",
+ * "-1", " 80", ""): the same rule holds everywhere a port is taken
+ * (tcp_listen, tcp_connect, open_connection, udp_bind, udp_connect).
+ * getaddrinfo's errors map as follows:
  *   EAI_NONAME, EAI_NODATA, EAI_ADDRFAMILY, EAI_FAIL, EAI_SERVICE -> -ENOENT
  *     (no such name, including a non-numeric host with AI_NUMERICHOST, a
  *     name without addresses (of that family), an unknown service name)
