@@ -866,7 +866,10 @@ ALOOP_API int aloop_write_file(const char *path, const void *buf, size_t len);
  * outside a task, -EINVAL for a NULL fn, -ENOMEM, or pthread_create's error
  * when no worker could be started. */
 ALOOP_API int aloop_run_in_thread(void *(*fn)(void *), void *arg, void **result);
-/* Worker pool size for loop (default: number of CPUs); before first use. */
+/* Worker pool size for loop (default: number of CPUs); before first use.
+ * Name lookups have a lane of their own: at most n of them and at most n
+ * other jobs (files, run_in_thread) run at once, on up to 2n workers, so
+ * lookups waiting for a slow DNS server never hold back the other jobs. */
 ALOOP_API int aloop_set_thread_pool_size(aloop_t *loop, unsigned n);
 
 /* ---- worker jobs that outlive their caller */
