@@ -899,7 +899,10 @@ ALOOP_API int aloop_write_file(const char *path, const void *buf, size_t len);
  * outside a task, -EINVAL for a NULL fn, -ENOMEM, or pthread_create's error
  * when no worker could be started. */
 ALOOP_API int aloop_run_in_thread(void *(*fn)(void *), void *arg, void **result);
-/* Worker pool size for loop (default: number of CPUs); before first use. */
+/* Worker pool size for loop (default: number of CPUs); before first use.
+ * Name lookups have a lane of their own: at most n of them and at most n
+ * other jobs (files, run_in_thread) run at once, on up to 2n workers, so
+ * lookups waiting for a slow DNS server never hold back the other jobs. */
 ALOOP_API int aloop_set_thread_pool_size(aloop_t *loop, unsigned n);
 
 /* ---- worker jobs that outlive their caller */
@@ -985,7 +988,15 @@ enum {
     /* The child leads a new process group (setpgid(0, 0)), so that
      * aloop_process_kill_group reaches what it starts too, and a Ctrl-C
      * at the terminal does not. */
-    ALOOP_PROCESS_NEW_GROUP = 1
+    ALOOP_PROCESS_NEW_GROUP = 1,
+    /* The child leads a new session (setsid()): no controlling terminal,
+     * its own process group too (aloop_process_kill_group works). */
+    ALOOP_PROCESS_NEW_SESSION = 2,
+    /* Plain inheritance: the child also gets every fd of the parent that
+     * is not close-on-exec. By default it gets exactly its stdio and
+     * extra_fds, every other fd closed (Python's close_fds=True), so a
+     * pipe() of the program never leaks into children. */
+    ALOOP_PROCESS_KEEP_FDS = 4
 };
 
 typedef struct aloop_process_opts {
@@ -993,17 +1004,26 @@ typedef struct aloop_process_opts {
     const char *cwd;                          /* NULL = inherit */
     char *const *envp;                        /* NULL = inherit (environ) */
     unsigned flags;                           /* ALOOP_PROCESS_*; 0 = none */
+    const int *extra_fds;                     /* parent fds the child gets as 3, 4, ... */
+    size_t n_extra_fds;                       /* (Go's ExtraFiles); 0 = none */
 } aloop_process_opts_t;
 
 /* Starts argv[0] with arguments argv (NULL-terminated). A name without '/'
  * is searched in PATH (the child's PATH when envp is given). NULL opts =
- * inherit everything. Not suspending; may be called outside a task.
- * Returns NULL + errno on failure, with no child left behind: EINVAL (NULL
- * loop or argv, empty argv[0], a bad mode), a program that cannot be
- * executed (ENOENT, EACCES, ENOEXEC, ...) or a cwd that cannot be entered
- * (ENOENT, ...) rather than exit status 127, EMFILE, EAGAIN, ENOMEM; EPERM
+ * inherit stdio, no other fd. Not suspending; may be called outside a
+ * task. The child gets exactly fds 0-2 and extra_fds (as 3, 4, ...; any
+ * open fd of the parent, close-on-exec or not), every other fd closed
+ * unless ALOOP_PROCESS_KEEP_FDS. An INHERIT slot whose fd the parent has
+ * closed (or holds close-on-exec, as the library's own fds are) gives the
+ * child /dev/null there, never a library fd. Returns NULL + errno on
+ * failure, with no child left behind: EINVAL (NULL loop or argv, empty
+ * argv[0], a bad mode or flag, extra_fds NULL with n_extra_fds > 0 or
+ * more than 4096), EBADF (an extra fd is not open), a program that cannot
+ * be executed (ENOENT, EACCES, ENOEXEC, ...) or a cwd that cannot be
+ * entered (ENOENT, ...) rather than exit status 127, EMFILE, EAGAIN,
+ * ENOMEM, ENOSYS (NEW_SESSION or cwd where the C library cannot); EPERM
  * from a thread that is not the loop's. Pipe ends are close-on-exec and
- * non-blocking. */
+ * non-blocking, and, like every fd of the library, never 0, 1 or 2. */
 ALOOP_API aloop_process_t *aloop_process_spawn(aloop_t *loop, char *const argv[],
                                                const aloop_process_opts_t *opts);
 /* The child's pid (valid until aloop_process_free), or -EINVAL for NULL. */

@@ -437,6 +437,13 @@ ssize_t aloop__copy_fd(aloop_task_impl_t *t, int out_fd, int in_fd, off_t *off, 
  * sendfile), so that a copy need not pass through a buffer. */
 int aloop__copy_has_kernel_path(int out_fd, int in_fd);
 
+/* ---- worker pool lanes (threadpool.c): each lane runs at most the pool's
+ * size of jobs at once, so slow name lookups cannot take every worker. */
+enum { ALOOP__LANE_JOBS, ALOOP__LANE_LOOKUPS, ALOOP__LANES };
+/* aloop_run_in_thread_with in a lane. */
+int aloop__run_in_lane(int lane, void *(*fn)(void *), void *arg,
+                       void (*discard)(void *result, void *arg), void **result);
+
 /* ---- sockets (net.c), shared with the datagram and Unix socket files */
 struct addrinfo;
 /* A non-blocking, close-on-exec socket the loop knows nothing stale about. */
@@ -454,6 +461,12 @@ int aloop__net_bind(const char *host, const char *port, int socktype, int backlo
                     unsigned flags);
 /* getaddrinfo's EAI_* code rc (sys_errno: errno after it) as -errno. */
 int aloop__gai_errno(int rc, int sys_errno);
+/* Test hook: fn answers the lookups the pool makes (names) instead of
+ * getaddrinfo, and free_fn frees its lists; NULL, NULL: getaddrinfo again.
+ * fn returns an EAI_* code, as getaddrinfo does. */
+typedef int (*aloop__resolver_fn)(const char *host, const char *port,
+                                  const struct addrinfo *hints, struct addrinfo **res);
+void aloop__test_set_resolver(aloop__resolver_fn fn, void (*free_fn)(struct addrinfo *));
 
 /* ---- streams (stream.c), for server.c: a hold keeps a stream's memory
  * alive while its owner may still close it (the handler of a connection may
