@@ -1036,10 +1036,13 @@ ALOOP_API int aloop_process_kill_group(aloop_process_t *p, int signo);
  * outlen, err, errlen, status may be NULL: an unwanted output is still
  * drained. A child that exits or closes stdin before reading all of `in`
  * is not an error. Afterwards p's pipes are closed. -EPIPE (inlen > 0 but
- * stdin is not piped), -ENOMEM, -ECANCELED (what was read is dropped, the
- * pipes not yet done stay open, the child runs on), -EBUSY (another task
- * reads one of the pipes), -EPERM, -EINVAL, -ECHILD as aloop_process_wait.
- * On failure *out and *err are NULL. */
+ * stdin is not piped), -ENOMEM, -ECANCELED (the pipes not yet done stay
+ * open, the child runs on), -EBUSY (another task reads one of the pipes),
+ * -EPERM, -EINVAL, -ECHILD as aloop_process_wait. On every error after
+ * the reading began (a timeout scope's -ECANCELED included), *out and
+ * *err hold what was read so far (malloc'd, NUL-terminated, with their
+ * lengths; NULL and 0 when nothing was), so a job stopped by a timeout
+ * still shows its last words. */
 ALOOP_API int aloop_process_communicate(aloop_process_t *p, const void *in, size_t inlen,
                                         char **out, size_t *outlen, char **err,
                                         size_t *errlen, int *status);
