@@ -55,6 +55,7 @@
 #include <stdio.h>
 #include <sys/types.h>
 #include <sys/socket.h>
+#include <sys/select.h> /* sigset_t (POSIX defines it there too; <signal.h> does not in strict C) */
 
 #ifdef __cplusplus
 extern "C" {
@@ -933,6 +934,21 @@ ALOOP_API int aloop_run_threadsafe(aloop_t *loop, aloop_task_fn fn, void *arg, v
  * with signo blocked: unblock it in the child (posix_spawnattr_setsigmask,
  * or pthread_sigmask after fork) until the subprocess API does it for you. */
 ALOOP_API int aloop_signal_wait(int signo);
+/* Suspends until one of the signals in set is delivered to the process and
+ * returns its number (> 0): SIGINT and SIGTERM in one call, asyncio's
+ * add_signal_handler for several signals. Each signal of the set is
+ * handled as by aloop_signal_wait (blocked in the loop's thread from the
+ * first wait on). The first one read ends the wait; another signal of the
+ * set arriving meanwhile stays pending for the next wait. -EINVAL (NULL
+ * or empty set, or one holding SIGKILL, SIGSTOP or a synchronous signal:
+ * SIGSEGV, SIGBUS, SIGFPE, SIGILL), -ECANCELED, -EPERM outside a task,
+ * -ENOMEM.
+ *     sigset_t set;
+ *     sigemptyset(&set);
+ *     sigaddset(&set, SIGINT);
+ *     sigaddset(&set, SIGTERM);
+ *     int signo = aloop_signal_wait_any(&set); */
+ALOOP_API int aloop_signal_wait_any(const sigset_t *set);
 
 /* ---- subprocesses (asyncio.create_subprocess_exec) */
 
