@@ -781,6 +781,39 @@ ALOOP_API int aloop_stream_close(aloop_stream_t *s);
 /* The stream's fd. */
 ALOOP_API int aloop_stream_fd(const aloop_stream_t *s);
 
+/* Half-close (asyncio writer.write_eof, uv_shutdown): the peer reads EOF
+ * after everything written so far; reading goes on. Does not suspend.
+ * 0 (also when already shut down); -ENOTSOCK when the fd is not a socket
+ * (the stream is then untouched), -EBUSY while another task writes,
+ * -EBADF after close, -EINVAL for NULL. Writes afterwards are -EPIPE. */
+ALOOP_API int aloop_stream_shutdown(aloop_stream_t *s);
+/* Copies from `from` to `to` until EOF on `from` (n == 0) or n bytes: the
+ * bytes already buffered in `from` first, then fd to fd with splice(2) or
+ * sendfile(2) where the kernel can (a pipe on either side, a regular file
+ * as the source), through from's buffer otherwise. *copied (may be NULL)
+ * is set on every return to the bytes delivered to `to`. 0 at EOF or when
+ * n bytes are copied; -ECANCELED, -EPIPE, -ECONNRESET, ... with *copied
+ * telling how far it got: a copy that stops holds nothing, the bytes read
+ * but not written stay in from's buffer for its next read. It is a read of
+ * `from` and a write of `to` (-EBUSY when another task reads from or
+ * writes to them; to == from is allowed), and spends the cooperative
+ * budget like every other call. */
+ALOOP_API int aloop_stream_copy(aloop_stream_t *to, aloop_stream_t *from, size_t n,
+                                size_t *copied);
+/* The same on bare fds: sockets, pipes and regular files as the source
+ * (from its current offset, which advances), any writable fd as the
+ * destination. A copy that stops holds nothing either (splice(2),
+ * sendfile(2), or a socket source read with MSG_PEEK and taken only once
+ * written), except from other sources (ttys, devices): there a cancel
+ * drops the bytes of the write in progress. -EBADF for a negative fd. */
+ALOOP_API int aloop_copy(int out_fd, int in_fd, size_t n, size_t *copied);
+/* n bytes of the regular file in_fd from offset to out_fd (sendfile(2)
+ * where there is one; n == 0: to the end of the file; the file's own
+ * offset does not move). *sent (may be NULL) as *copied above. 0 at the
+ * end of the file or after n bytes; -EINVAL for a negative offset or a
+ * source that is not a regular file; -ECANCELED, -EPIPE, ... */
+ALOOP_API int aloop_sendfile(int out_fd, int in_fd, off_t offset, size_t n, size_t *sent);
+
 /* ---- servers */
 
 typedef struct aloop_server aloop_server_t;
