@@ -832,6 +832,16 @@ typedef void (*aloop_conn_fn)(aloop_stream_t *conn, void *arg);
  * listen_fd is left open, still the caller's). */
 ALOOP_API aloop_server_t *aloop_serve(aloop_t *loop, int listen_fd, aloop_conn_fn handler,
                                       void *arg);
+typedef struct aloop_serve_opts {
+    size_t max_connections; /* 0 = no limit; at the limit the server stops
+                               accepting until a handler returns (new
+                               connections wait in the listen backlog) */
+    size_t max_line;        /* max_line of each connection's stream (0 = default) */
+} aloop_serve_opts_t;
+/* aloop_serve with options; opts NULL = all defaults (= aloop_serve). */
+ALOOP_API aloop_server_t *aloop_serve_with(aloop_t *loop, int listen_fd,
+                                           const aloop_serve_opts_t *opts, aloop_conn_fn handler,
+                                           void *arg);
 /* Stops accepting and closes the listener; running handlers go on. Calling
  * it again does nothing. 0, -EINVAL. */
 ALOOP_API int aloop_server_close(aloop_server_t *srv);
