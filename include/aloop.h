@@ -813,6 +813,35 @@ ALOOP_API int aloop_copy(int out_fd, int in_fd, size_t n, size_t *copied);
  * source that is not a regular file; -ECANCELED, -EPIPE, ... */
 ALOOP_API int aloop_sendfile(int out_fd, int in_fd, off_t offset, size_t n, size_t *sent);
 
+/* ---- stream transports: how a stream moves its bytes (TLS and the like)
+ * A transport replaces the plain fd reads and writes under a stream's
+ * buffer, so that every aloop_stream_* call works on, say, a TLS
+ * connection (aloop-tls is built on this; docs/guide.md shows how to plug
+ * another library). Its calls never block: each moves what it can at once
+ * and returns > 0 bytes, 0 at EOF (read), -EAGAIN with *want set to
+ * ALOOP_WANT_READ or ALOOP_WANT_WRITE (the direction the fd must become
+ * ready in before the call is tried again: a TLS read may need to write),
+ * or -errno. The stream does the waiting, the cancelling and the
+ * one-reader-one-writer rule; a call is never entered twice at once in the
+ * same role, but a read and a write may alternate while both are pending. */
+enum { ALOOP_WANT_READ = 1, ALOOP_WANT_WRITE = 2 };
+typedef struct aloop_stream_transport {
+    ssize_t (*read)(void *ctx, int fd, void *buf, size_t n, int *want);
+    ssize_t (*write)(void *ctx, int fd, const void *buf, size_t n, int *want);
+    /* Half-close (TLS: close_notify): 0, -EAGAIN + *want, or -errno. */
+    int (*shutdown)(void *ctx, int fd, int *want);
+    /* The stream is being closed (fd closed right after): free ctx. May be NULL. */
+    void (*close)(void *ctx, int fd);
+} aloop_stream_transport_t;
+/* Puts s on transport ops with ctx (ops NULL: back to plain fd I/O); the
+ * previous transport's close runs first. ops must outlive the stream.
+ * Bytes s has buffered stay and are read first. 0; -EINVAL (a NULL read,
+ * write or shutdown); -EBUSY while a call on s is in progress; -EBADF. */
+ALOOP_API int aloop_stream_set_transport(aloop_stream_t *s, const aloop_stream_transport_t *ops,
+                                         void *ctx);
+/* The ctx given with the transport, or NULL. */
+ALOOP_API void *aloop_stream_transport_ctx(const aloop_stream_t *s);
+
 /* ---- servers */
 
 typedef struct aloop_server aloop_server_t;
