@@ -110,8 +110,8 @@ int aloop_accept(int listen_fd, struct sockaddr *addr, socklen_t *len) {
         case -EINTR:
         case -ECONNABORTED:
         case -EPROTO:
-            /* a storm of aborted connections must not keep the loop (net.c
-             * is net's: one budget spend, by rel for issue 9 §1) */
+            /* a storm of aborted connections must not keep the loop: each
+             * spends one unit of the cooperative budget */
             rc = aloop__coop_spend(t);
             if (rc < 0) return rc;
             continue;
