@@ -148,7 +148,7 @@ static void wakeup_hook(aloop_t *loop, int fd) {
 /* The fd is also where the dump signal wakes the loop (dumpsig.c). */
 static int make_wakeup_fd(struct aloop_pool *a) {
 #ifdef ALOOP_EVENTFD
-    a->rfd = a->wfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    a->rfd = a->wfd = aloop__fd_high(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
     if (a->rfd < 0) return -errno;
 #else
     int p[2];

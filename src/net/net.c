@@ -28,6 +28,7 @@
  *    cannot spin on a listening socket that stays readable.
  */
 #include "internal.h"
+#include "pipe_internal.h"
 
 #include <fcntl.h>
 #include <math.h>
@@ -62,7 +63,7 @@ static int cloexec_nonblocking(int fd) {
 
 int aloop__net_socket(int family, int type, int proto) {
 #if defined(SOCK_NONBLOCK) && defined(SOCK_CLOEXEC)
-    int fd = socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, proto);
+    int fd = aloop__fd_high(socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, proto));
     if (fd < 0) return -errno;
 #else
     int fd = socket(family, type, proto);
@@ -76,7 +77,7 @@ int aloop__net_socket(int family, int type, int proto) {
 
 static int accept_once(int lfd, struct sockaddr *addr, socklen_t *len) {
 #if defined(__linux__) || defined(__FreeBSD__)
-    int fd = accept4(lfd, addr, len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    int fd = aloop__fd_high(accept4(lfd, addr, len, SOCK_NONBLOCK | SOCK_CLOEXEC));
     if (fd < 0) return -errno;
 #else
     int fd = accept(lfd, addr, len);
