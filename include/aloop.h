@@ -637,10 +637,17 @@ enum { ALOOP_LISTEN_REUSEPORT = 1u << 0 };
 ALOOP_API int aloop_tcp_listen_with(const char *host, const char *port, int backlog,
                                     unsigned flags);
 
-/* Connects to host:port (each address in turn; "localhost": ::1, then
- * 127.0.0.1) within timeout (< 0 = none; the name lookup counts against
- * it): fd (TCP_NODELAY) or -errno (-ECONNREFUSED, -ETIMEDOUT, -ENOENT,
- * ...). */
+/* Connects to host:port within timeout (< 0 = none; 0 = try each address
+ * once without waiting): fd (TCP_NODELAY) or -errno (-ECONNREFUSED,
+ * -ETIMEDOUT, -ENOENT, -ECANCELED, ...). The one deadline covers the name
+ * lookup and every attempt: a resolver slower than the timeout costs the
+ * timeout, never more. With several addresses (a name with IPv6 and IPv4
+ * ones; "localhost": ::1 and 127.0.0.1) the attempts follow RFC 8305, Happy
+ * Eyeballs: addresses interleaved by family (the first address's family
+ * first), the next attempt started 250 ms after the previous one unless
+ * that one failed sooner, attempts in progress left running; the first to
+ * connect wins and every other is closed. When all fail: the last
+ * failure's error. A cancel closes every attempt. */
 ALOOP_API int aloop_tcp_connect(const char *host, const char *port, double timeout);
 
 struct addrinfo;
@@ -734,8 +741,9 @@ typedef struct aloop_stream aloop_stream_t;
  * that has started is never interleaved with another task's bytes. */
 ALOOP_API aloop_stream_t *aloop_stream_new(aloop_t *loop, int fd, size_t max_line);
 
-/* Connects to host:port within timeout (< 0 = none; names are resolved off
- * the loop, as aloop_tcp_connect does) and wraps the socket in a stream
+/* Connects to host:port within timeout (< 0 = none; one deadline for the
+ * lookup and every attempt, Happy Eyeballs: as aloop_tcp_connect) and wraps
+ * the socket in a stream
  * with the default max_line: 0 and *out set, or -errno (-ECONNREFUSED,
  * -ETIMEDOUT, -ECANCELED, -ENOMEM, -EINVAL for a NULL argument, -EPERM
  * outside a task). Nothing is left open on failure. */
