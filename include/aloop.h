@@ -638,10 +638,17 @@ enum { ALOOP_LISTEN_REUSEPORT = 1u << 0 };
 ALOOP_API int aloop_tcp_listen_with(const char *host, const char *port, int backlog,
                                     unsigned flags);
 
-/* Connects to host:port (each address in turn; "localhost": ::1, then
- * 127.0.0.1) within timeout (< 0 = none; the name lookup counts against
- * it): fd (TCP_NODELAY) or -errno (-ECONNREFUSED, -ETIMEDOUT, -ENOENT,
- * ...). */
+/* Connects to host:port within timeout (< 0 = none; 0 = try each address
+ * once without waiting): fd (TCP_NODELAY) or -errno (-ECONNREFUSED,
+ * -ETIMEDOUT, -ENOENT, -ECANCELED, ...). The one deadline covers the name
+ * lookup and every attempt: a resolver slower than the timeout costs the
+ * timeout, never more. With several addresses (a name with IPv6 and IPv4
+ * ones; "localhost": ::1 and 127.0.0.1) the attempts follow RFC 8305, Happy
+ * Eyeballs: addresses interleaved by family (the first address's family
+ * first), the next attempt started 250 ms after the previous one unless
+ * that one failed sooner, attempts in progress left running; the first to
+ * connect wins and every other is closed. When all fail: the last
+ * failure's error. A cancel closes every attempt. */
 ALOOP_API int aloop_tcp_connect(const char *host, const char *port, double timeout);
 
 struct addrinfo;
@@ -735,8 +742,9 @@ typedef struct aloop_stream aloop_stream_t;
  * that has started is never interleaved with another task's bytes. */
 ALOOP_API aloop_stream_t *aloop_stream_new(aloop_t *loop, int fd, size_t max_line);
 
-/* Connects to host:port within timeout (< 0 = none; names are resolved off
- * the loop, as aloop_tcp_connect does) and wraps the socket in a stream
+/* Connects to host:port within timeout (< 0 = none; one deadline for the
+ * lookup and every attempt, Happy Eyeballs: as aloop_tcp_connect) and wraps
+ * the socket in a stream
  * with the default max_line: 0 and *out set, or -errno (-ECONNREFUSED,
  * -ETIMEDOUT, -ECANCELED, -ENOMEM, -EINVAL for a NULL argument, -EPERM
  * outside a task). Nothing is left open on failure. */
@@ -814,6 +822,35 @@ ALOOP_API int aloop_copy(int out_fd, int in_fd, size_t n, size_t *copied);
  * source that is not a regular file; -ECANCELED, -EPIPE, ... */
 ALOOP_API int aloop_sendfile(int out_fd, int in_fd, off_t offset, size_t n, size_t *sent);
 
+/* ---- stream transports: how a stream moves its bytes (TLS and the like)
+ * A transport replaces the plain fd reads and writes under a stream's
+ * buffer, so that every aloop_stream_* call works on, say, a TLS
+ * connection (aloop-tls is built on this; docs/guide.md shows how to plug
+ * another library). Its calls never block: each moves what it can at once
+ * and returns > 0 bytes, 0 at EOF (read), -EAGAIN with *want set to
+ * ALOOP_WANT_READ or ALOOP_WANT_WRITE (the direction the fd must become
+ * ready in before the call is tried again: a TLS read may need to write),
+ * or -errno. The stream does the waiting, the cancelling and the
+ * one-reader-one-writer rule; a call is never entered twice at once in the
+ * same role, but a read and a write may alternate while both are pending. */
+enum { ALOOP_WANT_READ = 1, ALOOP_WANT_WRITE = 2 };
+typedef struct aloop_stream_transport {
+    ssize_t (*read)(void *ctx, int fd, void *buf, size_t n, int *want);
+    ssize_t (*write)(void *ctx, int fd, const void *buf, size_t n, int *want);
+    /* Half-close (TLS: close_notify): 0, -EAGAIN + *want, or -errno. */
+    int (*shutdown)(void *ctx, int fd, int *want);
+    /* The stream is being closed (fd closed right after): free ctx. May be NULL. */
+    void (*close)(void *ctx, int fd);
+} aloop_stream_transport_t;
+/* Puts s on transport ops with ctx (ops NULL: back to plain fd I/O); the
+ * previous transport's close runs first. ops must outlive the stream.
+ * Bytes s has buffered stay and are read first. 0; -EINVAL (a NULL read,
+ * write or shutdown); -EBUSY while a call on s is in progress; -EBADF. */
+ALOOP_API int aloop_stream_set_transport(aloop_stream_t *s, const aloop_stream_transport_t *ops,
+                                         void *ctx);
+/* The ctx given with the transport, or NULL. */
+ALOOP_API void *aloop_stream_transport_ctx(const aloop_stream_t *s);
+
 /* ---- servers */
 
 typedef struct aloop_server aloop_server_t;
@@ -833,6 +870,16 @@ typedef void (*aloop_conn_fn)(aloop_stream_t *conn, void *arg);
  * listen_fd is left open, still the caller's). */
 ALOOP_API aloop_server_t *aloop_serve(aloop_t *loop, int listen_fd, aloop_conn_fn handler,
                                       void *arg);
+typedef struct aloop_serve_opts {
+    size_t max_connections; /* 0 = no limit; at the limit the server stops
+                               accepting until a handler returns (new
+                               connections wait in the listen backlog) */
+    size_t max_line;        /* max_line of each connection's stream (0 = default) */
+} aloop_serve_opts_t;
+/* aloop_serve with options; opts NULL = all defaults (= aloop_serve). */
+ALOOP_API aloop_server_t *aloop_serve_with(aloop_t *loop, int listen_fd,
+                                           const aloop_serve_opts_t *opts, aloop_conn_fn handler,
+                                           void *arg);
 /* Stops accepting and closes the listener; running handlers go on. Calling
  * it again does nothing. 0, -EINVAL. */
 ALOOP_API int aloop_server_close(aloop_server_t *srv);
