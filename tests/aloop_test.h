@@ -29,6 +29,12 @@
 
 #include "aloop.h"
 
+/* The same as base_internal.h's, for API tests (an identical redefinition
+ * is allowed when a white-box test includes both). */
+#ifndef ALOOP_UNUSED
+#define ALOOP_UNUSED(x) ((void)(x))
+#endif
+
 /* Allocation failure through the public allocator hook
  * (aloop_set_allocator, installed before the first test runs):
  * test_fail_alloc(nth, count) makes the nth allocation from now (1 = the
