@@ -66,9 +66,9 @@ typedef struct aloop_fut_waiter {
  *
  * Every waker wakes the record, never the task directly. Waits on an
  * object's waiter list (queues, locks, semaphores, conditions, events,
- * barriers, a server's wait_closed, child processes, signals:
- * aloop__wait_in) follow one wake-up protocol, kept in the core (sched.c)
- * so no primitive handles it by itself:
+ * barriers, a server's wait_closed, child processes: aloop__wait_in)
+ * follow one wake-up protocol, kept in the core (sched.c) so no primitive
+ * handles it by itself:
  *  - waiting: `link` is in the object's waiter list;
  *  - woken (granted something with result 0, refused with an error, or
  *    cancelled): `link` moves to the object's `woken` list, where it stays
@@ -80,8 +80,9 @@ typedef struct aloop_fut_waiter {
  *    resumes, if the object still holds the record;
  *  - the object freed meanwhile (aloop__waits_free): the record is cut loose
  *    with result -EPIPE; the task then never touches the object again.
- * Other waits (timers, fds, futures, worker jobs) use only
- * cancel/awaiting/result. */
+ * Other waits (timers, fds, futures, worker jobs; signals, whose
+ * aloop_signal_wait_any record stands on several signals' lists at once)
+ * use only cancel/awaiting/result. */
 typedef struct aloop_wait {
     /* Called when the task is cancelled while suspended: unregister from
      * whatever would wake it. The task is then woken with -ECANCELED. NULL
