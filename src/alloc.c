@@ -5,7 +5,9 @@
  * ENOMEM) with nothing leaked.
  *
  * The counters are process-wide on purpose: a test must reach allocations
- * made by any loop. They are only touched when the hook is armed.
+ * made by any loop. They are only touched when the hook is armed. A
+ * simulated loop with ALOOP_SIM_ENOMEM (sim.c) makes allocations on its
+ * thread fail too, drawn from its own generator.
  */
 #include "alloc_internal.h"
 
@@ -21,7 +23,11 @@ static long fail_nth;   /* 0 = off; else fail when alloc_count reaches it */
 static long fail_left;  /* failures still to inject once reached (-1 = all) */
 
 static int should_fail(void) {
-    if (fail_nth == 0) return 0;
+    if (fail_nth == 0) {
+        if (!aloop__sim_alloc_fails()) return 0;
+        errno = ENOMEM;
+        return 1;
+    }
     alloc_count++;
     if ((long)alloc_count < fail_nth) return 0;
     if (fail_left == 0) return 0;

@@ -224,7 +224,10 @@ int aloop__misuse(const aloop_t *loop, int err, const char *call, const char *fm
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     fprintf(stderr, "aloop: %s: %s%s\n", call, msg, debug ? "" : "; ignored");
-    if (debug) abort();
+    if (debug) {
+        aloop__sim_report((aloop_t *)(uintptr_t)loop, "misuse, aborting");
+        abort();
+    }
     return err;
 }
 
