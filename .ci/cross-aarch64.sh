@@ -121,7 +121,7 @@ section "aarch64: the asm switch under branch target enforcement (BTI)"
 dir=build-cross-aarch64-asm
 mkdir -p "$dir"
 $TRIPLE-gcc -std=c11 -O2 -fPIC -mbranch-protection=standard -D_GNU_SOURCE \
-  -DALOOP_POLLER_EPOLL -Iinclude -Isrc -c src/coro.c -o "$dir/bti-coro.o"
+  -DALOOP_POLLER_EPOLL -Iinclude -Isrc/base -c src/base/coro.c -o "$dir/bti-coro.o"
 $TRIPLE-gcc -std=c11 -O2 -Wall -Wextra -Wpedantic -Werror -ffreestanding \
   -mbranch-protection=standard -c tests/cross/bti.c -o "$dir/bti-main.o"
 $TRIPLE-gcc -nostdlib -static -Wl,-z,force-bti -Wl,--unresolved-symbols=ignore-all \

@@ -23,6 +23,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,7 +34,7 @@
 
 typedef struct fetch_options {
     unsigned concurrency;
-    double timeout; /* seconds per request; < 0 = none */
+    double timeout; /* seconds per request; INFINITY = none */
     int quiet;      /* only the total */
 } fetch_options_t;
 
@@ -341,7 +342,7 @@ static int parse_options(int argc, char **argv, fetch_options_t *opt) {
         case 't':
             opt->timeout = strtod(optarg, &end);
             if (end == optarg || *end || !(opt->timeout >= 0) || opt->timeout > 1e9) return -1;
-            if (opt->timeout == 0) opt->timeout = -1; /* none */
+            if (opt->timeout == 0) opt->timeout = INFINITY; /* none */
             break;
         case 'q': opt->quiet = 1; break;
         case 'h': return 1;

@@ -56,6 +56,7 @@ typedef struct fib_options {
     unsigned long max_n;
     unsigned pool_size;   /* 0 = library default (number of CPUs) */
     unsigned loops;       /* loops, one per thread (default: online CPUs) */
+    int log;              /* print "fib(n)" to stdout as each request starts */
 } fib_options_t;
 
 /* ------------------------------------------------------------------------ */
@@ -210,6 +211,10 @@ static int conn_answer(aloop_stream_t *conn, const fib_options_t *opt, const cha
     if (n < 0) {
         snprintf(msg, sizeof msg, "error: send a whole number from 0 to %lu\n", opt->max_n);
         return conn_reply(conn, msg);
+    }
+    if (opt->log) { /* before the work starts: a watcher knows it is under way */
+        printf("fib(%ld)\n", n);
+        fflush(stdout);
     }
     char *answer = NULL;
     int rc;
@@ -484,6 +489,7 @@ static void usage(FILE *out, const char *prog) {
             "  --loops N          loops, one per thread, each with its own listener\n"
             "                     (SO_REUSEPORT) and pool (default: online CPUs)\n"
             "  --max-n N          largest n accepted (default 200000)\n"
+            "  --log              print \"fib(N)\" to stdout as each request starts\n"
             "Protocol: one number n per line; the answer is fib(n) in decimal.\n"
             "Prints \"listening on HOST:PORT\" once ready; SIGINT/SIGTERM stop it\n"
             "(a second one during the shutdown ends it at once).\n",
@@ -505,6 +511,7 @@ int main(int argc, char **argv) {
         {"threads", no_argument, NULL, 't'},      {"thread-min", required_argument, NULL, 'm'},
         {"pool", required_argument, NULL, 'P'},   {"max-n", required_argument, NULL, 'n'},
         {"loops", required_argument, NULL, 'L'},  {"help", no_argument, NULL, 'H'},
+        {"log", no_argument, NULL, 'l'},
         {NULL, 0, NULL, 0},
     };
     fib_options_t opt = {.host = "127.0.0.1", .port = "8889", .thread_min = 5000,
@@ -521,6 +528,7 @@ int main(int argc, char **argv) {
         case 'P': bad = parse_ulong(optarg, 1, 1024, &v); opt.pool_size = (unsigned)v; break;
         case 'n': bad = parse_ulong(optarg, 0, 10000000, &opt.max_n); break;
         case 'L': bad = parse_ulong(optarg, 1, 1024, &v); opt.loops = (unsigned)v; break;
+        case 'l': opt.log = 1; break;
         case 'H': usage(stdout, argv[0]); return 0;
         default: bad = 1; break;
         }

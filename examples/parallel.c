@@ -25,6 +25,7 @@
 #include <aloop.h>
 
 #include <errno.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,7 +54,7 @@ typedef struct job {
 typedef struct run {
     const char *template;
     unsigned jobs;
-    double timeout; /* < 0: none */
+    double timeout; /* INFINITY: none */
     job_t **all;
     size_t njobs, cap;
     aloop_semaphore_t *slots;
@@ -345,7 +346,7 @@ static int parse_positive(const char *s, double *out) {
 
 int main(int argc, char **argv) {
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    run_t r = {.jobs = cpus > 0 ? (unsigned)cpus : 1, .timeout = -1};
+    run_t r = {.jobs = cpus > 0 ? (unsigned)cpus : 1, .timeout = INFINITY};
     main_args_t m = {.run = &r};
     int i = 1;
     for (; i < argc; i++) {

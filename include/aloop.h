@@ -449,7 +449,10 @@ ALOOP_API aloop_handle_t *aloop_call_at(aloop_t *loop, double when, void (*cb)(v
 ALOOP_API void aloop_handle_cancel(aloop_handle_t *h);
 /* The loop time a timer handle fires at (0 for call_soon handles). */
 ALOOP_API double aloop_handle_when(const aloop_handle_t *h);
-/* From any thread: cb(arg) will run on the loop's thread. 0, -ENOMEM, -EINVAL. */
+/* From any thread: cb(arg) will run on the loop's thread. 0 (then cb runs,
+ * at the latest when aloop_free begins), -ENOMEM, -EINVAL, -EPIPE when the
+ * loop is being freed or was freed (cb will not run; arg is still the
+ * caller's). */
 ALOOP_API int aloop_call_soon_threadsafe(aloop_t *loop, void (*cb)(void *), void *arg);
 
 /* ------------------------------------------------------------------------ */
@@ -459,8 +462,9 @@ ALOOP_API int aloop_call_soon_threadsafe(aloop_t *loop, void (*cb)(void *), void
 /* Suspends until fd is readable / writable. 0, -ETIMEDOUT (timeout < 0 =
  * none), -ECANCELED, -EBADF (also when aloop_close or a stream's close
  * closes fd meanwhile, even after fd was found ready but before the task
- * ran; and when fd was closed with close(2): at once with poll(2), within
- * about a second with epoll, see docs/guide.md), -EBUSY if another task
+ * ran; and when an fd the program opened itself was closed with close(2):
+ * at once with poll(2), within about a second with epoll, see
+ * docs/guide.md §15), -EBUSY if another task
  * already waits for the same direction on fd. aloop_read, aloop_write_all
  * and the stream calls return -EBADF in the same cases, without touching
  * the fd number again. */
@@ -491,17 +495,28 @@ ALOOP_API int aloop_tcp_listen(const char *host, const char *port, int backlog);
  * ...). */
 ALOOP_API int aloop_tcp_connect(const char *host, const char *port, double timeout);
 /* Closes fd; tasks waiting on it wake with -EBADF. Use it instead of
- * close(2) for fds a task may be waiting on. */
+ * close(2) for fds a task may be waiting on, and always for fds the
+ * library made (aloop_accept, aloop_tcp_connect, ...). */
 ALOOP_API int aloop_close(int fd);
 
 typedef struct aloop_stream aloop_stream_t;
 
-/* A buffered reader/writer over fd; max_line (0 = 64 KiB) bounds readline. */
+/* A buffered reader/writer over fd; max_line (0 = 64 KiB) bounds readline
+ * and readuntil, and the read buffer (max_line + 1 bytes at most); values
+ * near SIZE_MAX mean no bound.
+ * One reader and one writer at a time: a read call (read, readline,
+ * readuntil, readexactly, copy's source) while another task is in one gets
+ * -EBUSY at once, as does a write call (write, copy's destination, shutdown)
+ * while another task writes; the stream is then untouched, and a write
+ * that has started is never interleaved with another task's bytes. */
 ALOOP_API aloop_stream_t *aloop_stream_new(aloop_t *loop, int fd, size_t max_line);
 /* Reads one line including its '\n' into buf (NUL-terminated when it fits):
- * its length, 0 at EOF, -EMSGSIZE if longer than max_line or cap - 1
- * (the line is discarded up to its '\n' and the stream stays usable). At
- * EOF a last line without '\n' is returned as is. */
+ * its length, 0 at EOF, -EMSGSIZE if longer than max_line or cap - 1:
+ * reported as soon as that many bytes are buffered without a '\n' (an
+ * endless line costs no more than max_line), and the next readline or
+ * readuntil skips the rest of the line through its '\n' before it reads;
+ * the stream stays usable. At EOF a last line without '\n' is returned as
+ * is. -EBUSY: another task is reading. */
 ALOOP_API ssize_t aloop_stream_readline(aloop_stream_t *s, char *buf, size_t cap);
 /* Reads exactly n bytes: n, or fewer only when EOF came first; -errno. */
 ALOOP_API ssize_t aloop_stream_readexactly(aloop_stream_t *s, void *buf, size_t n);
@@ -531,11 +546,13 @@ ALOOP_API ssize_t aloop_stream_read(aloop_stream_t *s, void *buf, size_t n);
 /* Reads through the first occurrence of sep (seplen > 0 bytes, found also
  * when it arrives split across reads) into buf, NUL-terminated: the
  * record's length with the separator. -EMSGSIZE when the record with its
- * separator is longer than max_line or cap - 1: it is discarded through its
- * separator and the stream stays usable (a record of exactly max_line bytes
- * fits). At EOF before sep: what was read, possibly 0. -EINVAL, -ECANCELED
- * (nothing is lost; a discard cut short by a cancel is finished by the
- * next readline/readuntil, which then returns -EMSGSIZE). */
+ * separator is longer than max_line or cap - 1, as soon as that many bytes
+ * are buffered without sep: the next readline/readuntil skips the rest of
+ * it through its separator (the one given to the call that reported it),
+ * then reads the next record; the stream stays usable (a record of exactly
+ * max_line bytes fits). At EOF before sep: what was read, possibly 0.
+ * -EINVAL, -EBUSY, -ECANCELED (nothing is lost; a skip cut short by a
+ * cancel goes on in the next call). */
 ALOOP_API ssize_t aloop_stream_readuntil(aloop_stream_t *s, const void *sep, size_t seplen,
                                          char *buf, size_t cap);
 
@@ -841,28 +858,40 @@ ALOOP_API void aloop_process_free(aloop_process_t *p);
  * interrupted, and exits with rc.
  *
  * The struct lives in the task's frame (usually its stack); `when` holds the
- * absolute deadline on the loop's clock, -1 for none. The scope allocates a
- * small record until exit; a task that returns without exiting a scope
- * leaks nothing (the record is released when the task finishes) but its
- * pending cancel stays counted. */
+ * absolute deadline on the loop's clock, INFINITY (math.h) for none. Every
+ * other time is a deadline, also one already past (a negative time, before
+ * the loop's clock started, or a negative delay): it fires at the block's
+ * next suspending call, as asyncio's does. The scope allocates a small
+ * record until exit; a task that returns without exiting a scope leaks
+ * nothing (the record is released when the task finishes) but its pending
+ * cancel stays counted, and the struct is no longer open: every call on it
+ * returns -EINVAL (or -EBUSY from enter, see below) until it is entered
+ * again. A struct is open from enter to exit: entering it again meanwhile
+ * (in any task) is -EBUSY and changes nothing. Never use a struct after
+ * its loop was freed. */
 typedef struct aloop_timeout {
     double when;
     void *priv_[4];
 } aloop_timeout_t;
 
-/* Enters a scope with a deadline delay seconds from now (delay < 0: none).
- * Not a suspending call and not a cancellation point. 0, -EPERM outside a
- * task, -EINVAL (NULL t, NaN delay), -ENOMEM. */
+/* Enters a scope with a deadline delay seconds from now (INFINITY: none;
+ * delay <= 0: already due). Not a suspending call and not a cancellation
+ * point. 0, -EPERM outside a task, -EINVAL (NULL t, NaN delay), -EBUSY (t is
+ * open already), -ENOMEM. */
 ALOOP_API int aloop_timeout_enter(aloop_timeout_t *t, double delay);
-/* The same with an absolute deadline on the loop's clock (when < 0: none;
- * a deadline already past fires at the loop's next step). */
+/* The same with an absolute deadline on the loop's clock (INFINITY: none;
+ * a deadline already past, negative ones included, fires at the loop's next
+ * step). */
 ALOOP_API int aloop_timeout_enter_at(aloop_timeout_t *t, double when);
-/* Moves the deadline of an open scope (when < 0: none), from its task or
- * from anything else running on the loop's thread. 0; -EINVAL (NULL t, NaN,
- * a scope not open); -EALREADY if the deadline has already fired; -ENOMEM. */
+/* Moves the deadline of an open scope (INFINITY: none; a time already past
+ * fires at once), from its task or from anything else running on the loop's
+ * thread. 0; -EINVAL (NULL t, NaN, a scope not open: exited, or its task
+ * returned without exit); -EALREADY if the deadline has already fired;
+ * -ENOMEM. */
 ALOOP_API int aloop_timeout_reschedule(aloop_timeout_t *t, double when);
 /* 1 if the scope's deadline has fired (while open or after exit), 0 if not,
- * -EINVAL for NULL. t must have been entered. */
+ * -EINVAL for NULL or a scope whose task returned without exit. t must have
+ * been entered. */
 ALOOP_API int aloop_timeout_expired(const aloop_timeout_t *t);
 /* Leaves the block; rc is the status the block ended with. Returns
  * -ETIMEDOUT if the deadline fired (its cancel is consumed), -ECANCELED if
@@ -1024,8 +1053,31 @@ typedef void (*aloop_warning_fn)(aloop_t *loop, const char *message, void *arg);
 ALOOP_API void aloop_set_warning_handler(aloop_t *loop, aloop_warning_fn fn, void *arg);
 
 /* Prints every unfinished task of loop to out: name, state, what it waits
- * on, and where aloop_spawn was called (module+offset, for addr2line). */
+ * on, where aloop_spawn was called (module+offset, for addr2line) and, for
+ * a task that has run and is not running now, its backtrace, one frame a
+ * line as "function+0xoff (object)" ("object+0xoff" for a function the
+ * object does not export: static functions, executables linked without
+ * -rdynamic). Safe from the loop's thread at any point: in a task, in a
+ * callback, between runs. */
 ALOOP_API void aloop_dump(aloop_t *loop, FILE *out);
+
+/* ------------------------------------------------------------------------ */
+/* Observability: backtraces of tasks                                       */
+/* ------------------------------------------------------------------------ */
+
+/* Stores in frames[0..max) the return addresses on task t's stack,
+ * innermost first: where it is suspended (its saved context), or, for the
+ * running task, the caller's own stack (frames[0] is in the caller). Use
+ * dladdr() or addr2line to name them. Returns the number stored (<= max);
+ * 0 for a task that has not started or is done; -EINVAL for a NULL t, a
+ * plain future, max < 0 or a NULL frames with max > 0; -EPERM from a
+ * thread other than the one running t's loop.
+ * The walk follows frame pointers: the library is built with them; for
+ * your own functions to appear, build your code with -fno-omit-frame-pointer
+ * (and, to see names rather than offsets, link executables with -rdynamic).
+ * Frames of code built without them are skipped or end the walk early; it
+ * never reads outside the task's stack. */
+ALOOP_API int aloop_task_backtrace(aloop_task_t *t, void **frames, int max);
 
 #ifdef __cplusplus
 }

@@ -160,6 +160,8 @@ static double server_cpu_seconds(void) {
 typedef struct client {
     int fd;
     size_t len;
+    const char *watch[8]; /* texts to look out for: watched[i] once watch[i] arrived */
+    int watched[8];
     char buf[16384];
 } client_t;
 
@@ -179,26 +181,43 @@ static void client_open(client_t *c, int rcvbuf) {
     c->buf[0] = '\0';
 }
 
-/* Waits up to ms for needle; 1 if seen. Keeps only the tail of the text. */
+/* One read (c->fd is readable): bytes read, 0 at EOF, < 0 on error. Keeps
+ * only the tail of the text. */
+static ssize_t client_read_some(client_t *c) {
+    if (c->len > sizeof c->buf / 2) { /* keep the last quarter */
+        memmove(c->buf, c->buf + c->len - sizeof c->buf / 4, sizeof c->buf / 4 + 1);
+        c->len = sizeof c->buf / 4;
+    }
+    ssize_t n = read(c->fd, c->buf + c->len, sizeof c->buf - 1 - c->len);
+    if (n <= 0) return n;
+    c->len += (size_t)n;
+    c->buf[c->len] = '\0';
+    /* Checked before the next read trims the buffer, which keeps more than
+     * a needle's length: no occurrence is missed. */
+    for (int i = 0; i < 8; i++)
+        if (c->watch[i] && strstr(c->buf, c->watch[i])) c->watched[i] = 1;
+    return n;
+}
+
+/* Waits up to ms for needle; 1 if seen. */
 static int client_wait_for(client_t *c, const char *needle, int ms) {
     for (;;) {
         if (strstr(c->buf, needle)) return 1;
         struct pollfd p = {.fd = c->fd, .events = POLLIN};
         if (poll(&p, 1, ms) != 1) return 0;
-        if (c->len > sizeof c->buf / 2) { /* keep the last half */
-            memmove(c->buf, c->buf + c->len - sizeof c->buf / 4, sizeof c->buf / 4 + 1);
-            c->len = sizeof c->buf / 4;
-        }
-        ssize_t n = read(c->fd, c->buf + c->len, sizeof c->buf - 1 - c->len);
-        if (n <= 0) return strstr(c->buf, needle) != NULL;
-        c->len += (size_t)n;
-        c->buf[c->len] = '\0';
+        if (client_read_some(c) <= 0) return strstr(c->buf, needle) != NULL;
     }
 }
 
 static void client_expect(client_t *c, const char *needle) {
     if (!client_wait_for(c, needle, WAIT_MS))
         fail_msg("no \"%s\" from the server; got: \"%s\"", needle, c->buf);
+}
+
+static int client_watched_all(const client_t *c) {
+    for (int i = 0; i < 8; i++)
+        if (c->watch[i] && !c->watched[i]) return 0;
+    return 1;
 }
 
 static void client_send(client_t *c, const char *text) {
@@ -239,6 +258,17 @@ static void check_chat(client_t *a, const char *a_name, client_t *b, const char 
     snprintf(heard, sizeof heard, "%s: %s\n", a_name, text);
     client_send(a, line);
     client_expect(b, heard);
+}
+
+/* Logs in a client whose receive buffer is tiny and that never reads. */
+static void silent_login(client_t *c, const char *name) {
+    char line[64];
+    c->fd = tcp_connect_fd(4096);
+    client_expect(c, "Pick a name");
+    snprintf(line, sizeof line, "%s\n", name);
+    client_send(c, line);
+    snprintf(line, sizeof line, "* welcome %s", name);
+    client_expect(c, line);
 }
 
 static client_t *new_client(void) {
@@ -339,6 +369,115 @@ static void test_reset_in_the_middle_of_writes(void **state) {
     free(dan);
 }
 
+/* Clients that stop reading while another talks in bursts: each is dropped
+ * at --queue, and everyone else hears every line, before and after; a
+ * newcomer can still pick a name. The room must never wait for a writer
+ * stuck on a full socket. Several silent clients: each socket fills up at
+ * its own moment, whichever write that happens in. */
+#define SILENT 4
+static void test_silent_readers_are_dropped_not_waited_for(void **state) {
+    (void)state;
+    server_start(0);
+    client_t *sid[SILENT], *wat = new_client(), *ben = new_client(), *neo = new_client();
+    char names[SILENT][16], notices[SILENT][64];
+    for (int i = 0; i < SILENT; i++) {
+        sid[i] = new_client();
+        snprintf(names[i], sizeof names[i], "sid%d", i);
+        snprintf(notices[i], sizeof notices[i], "* %s was disconnected (too slow)\n", names[i]);
+        silent_login(sid[i], names[i]);
+        wat->watch[i] = notices[i];
+    }
+    client_login(wat, "wat");
+    client_login(ben, "ben");
+    /* Bursts back to back, as fast as the server takes them, while wat reads
+     * everything: the server is never left waiting for the test. */
+    enum { BURSTS = 200, LINE = 500, BURST = 60 * LINE };
+    static char text[BURSTS * BURST + 1];
+    size_t len = 0;
+    for (int b = 0; b < BURSTS; b++) {
+        for (int i = 0; i < 60; i++, len += LINE) {
+            int n = snprintf(text + len, 32, "b%d-l%d ", b, i);
+            memset(text + len + n, 'z', LINE - 1 - (size_t)n);
+            text[len + LINE - 1] = '\n';
+        }
+    }
+    text[len] = '\0';
+    fcntl(ben->fd, F_SETFL, O_NONBLOCK);
+    size_t off = 0;
+    while (off < len) {
+        struct pollfd p[2] = {{.fd = ben->fd, .events = POLLOUT}, {.fd = wat->fd, .events = POLLIN}};
+        if (poll(p, 2, WAIT_MS) < 1)
+            fail_msg("the room stopped after %zu of %zu bytes; wat got: \"%s\"", off, len, wat->buf);
+        if (p[0].revents) {
+            ssize_t n = write(ben->fd, text + off, len - off);
+            assert_true(n > 0 || errno == EAGAIN);
+            if (n > 0) off += (size_t)n;
+        }
+        if (p[1].revents) assert_true(client_read_some(wat) > 0);
+    }
+    char last[32];
+    snprintf(last, sizeof last, "ben: b%d-l59 ", BURSTS - 1);
+    client_expect(wat, last); /* the last line reached the watcher */
+    int bursts = BURSTS;
+    print_message("%d silent clients dropped after %d bursts of 60 lines\n", SILENT, bursts);
+    assert_true(client_watched_all(wat));
+    client_login(neo, "neo");
+    check_chat(ben, "ben", neo, "welcome neo");
+    check_chat(neo, "neo", wat, "hello everyone");
+    for (int i = 0; i < SILENT; i++) {
+        client_close(sid[i]);
+        free(sid[i]);
+    }
+    client_close(wat);
+    client_close(ben);
+    client_close(neo);
+    server_stop();
+    free(wat);
+    free(ben);
+    free(neo);
+}
+
+/* A client that floods the server with /who in a room whose listing is
+ * longer than the writer's batch, and never reads its answers: it is dropped,
+ * and the room goes on. */
+#define WHO_ROOM 520
+static void test_who_flood_from_a_silent_client(void **state) {
+    (void)state;
+    server_start(0);
+    client_t *sid = new_client(), *wat = new_client();
+    silent_login(sid, "sid");
+    client_login(wat, "wat");
+    static client_t crowd[WHO_ROOM];
+    for (int i = 0; i < WHO_ROOM; i++) { /* 16-letter names: a /who of ~9 KB */
+        char name[32];
+        snprintf(name, sizeof name, "crowd-%010d", i);
+        client_login(&crowd[i], name);
+    }
+    wat->watch[0] = "* sid was disconnected (too slow)\n";
+    static char flood[60 * 5 + 1];
+    for (int i = 0; i < 60; i++) memcpy(flood + 5 * i, "/who\n", 5);
+    int packets = 0;
+    for (; packets < 1000 && !wat->watched[0]; packets++) {
+        (void)!write(sid->fd, flood, strlen(flood)); /* fails once sid is dropped */
+        char name[32], line[64];
+        snprintf(name, sizeof name, "crowd-%010d", packets % WHO_ROOM);
+        snprintf(line, sizeof line, "still here %d", packets);
+        check_chat(&crowd[packets % WHO_ROOM], name, wat, line);
+    }
+    print_message("sid dropped after %d packets of 60 /who\n", packets);
+    assert_true(wat->watched[0]);
+    client_t neo;
+    client_login(&neo, "neo");
+    check_chat(&neo, "neo", wat, "hello everyone");
+    for (int i = 0; i < WHO_ROOM; i++) client_close(&crowd[i]);
+    client_close(&neo);
+    client_close(sid);
+    client_close(wat);
+    server_stop();
+    free(sid);
+    free(wat);
+}
+
 static void test_thousand_clients_vanish(void **state) {
     (void)state;
     server_start(0);
@@ -382,7 +521,7 @@ static void test_emfile_keeps_serving(void **state) {
     for (int i = 0; i < EMFILE_MAX_CLIENTS; i++) {
         c[i] = new_client();
         client_open(c[i], 0); /* connect() succeeds: the kernel's backlog */
-        if (!client_wait_for(c[i], "Pick a name", 1000)) {
+        if (!client_wait_for(c[i], "Pick a name", 3000)) {
             pending = i; /* the server is out of descriptors */
             break;
         }
@@ -430,6 +569,8 @@ int main(void) {
         cmocka_unit_test_teardown(test_ten_mib_without_newline, kill_server),
         cmocka_unit_test_teardown(test_half_closed_client, kill_server),
         cmocka_unit_test_teardown(test_reset_in_the_middle_of_writes, kill_server),
+        cmocka_unit_test_teardown(test_silent_readers_are_dropped_not_waited_for, kill_server),
+        cmocka_unit_test_teardown(test_who_flood_from_a_silent_client, kill_server),
         cmocka_unit_test_teardown(test_thousand_clients_vanish, kill_server),
         cmocka_unit_test_teardown(test_emfile_keeps_serving, kill_server),
     };

@@ -30,6 +30,11 @@
 
 #define BIG_N 100000
 #define BIG_DIGITS 20899 /* digits of fib(100000) */
+/* A request no honest machine finishes during a test (fib(10^7) takes
+ * minutes even on a machine ten times faster than ours): a loop or worker
+ * computing it is busy for the rest of the test, which then kills the
+ * server instead of waiting. Used wherever a test needs "still busy". */
+#define HUGE_N "10000000"
 
 static pid_t server_pid = -1;
 static int server_out = -1;
@@ -46,10 +51,14 @@ static double now_s(void) {
  * default, one per online CPU). */
 static const char *loops_opt = "--loops=1";
 
-/* FIBSERVER_BIN --port 0 --loops=.. [extra]; waits for "listening on 127.0.0.1:PORT". */
-static void server_start(const char *extra1, const char *extra2) {
-    const char *argv[] = {FIBSERVER_BIN, "--port", "0", loops_opt, extra1, extra2, NULL};
-    if (!*loops_opt) memmove(&argv[3], &argv[4], 3 * sizeof argv[0]);
+/* FIBSERVER_BIN --port 0 --loops=.. --log [extra]; waits for "listening on
+ * 127.0.0.1:PORT". With --log the server prints "fib(N)" as each request
+ * starts, which wait_started() reads: the tests synchronise on that, never
+ * on how long a computation takes. */
+static void server_start3(const char *extra1, const char *extra2, const char *extra3) {
+    const char *argv[] = {FIBSERVER_BIN, "--port", "0", "--log", loops_opt,
+                          extra1, extra2, extra3, NULL};
+    if (!*loops_opt) memmove(&argv[4], &argv[5], 4 * sizeof argv[0]);
     int out[2];
     assert_int_equal(pipe(out), 0);
     server_pid = fork();
@@ -77,6 +86,31 @@ static void server_start(const char *extra1, const char *extra2) {
     }
     buf[len] = '\0';
     assert_int_equal(sscanf(buf, "listening on 127.0.0.1:%d", &server_port), 1);
+}
+
+static void server_start(const char *extra1, const char *extra2) {
+    server_start3(extra1, extra2, NULL);
+}
+
+/* Reads the server's log until the line "fib(N)": request N has started
+ * (the server prints it just before computing or queueing the job). */
+static void wait_started(const char *n) {
+    char want[64], line[128];
+    snprintf(want, sizeof want, "fib(%s)", n);
+    size_t len = 0;
+    for (;;) {
+        struct pollfd p = {.fd = server_out, .events = POLLIN};
+        assert_int_equal(poll(&p, 1, 60000), 1);
+        char ch;
+        assert_int_equal(read(server_out, &ch, 1), 1);
+        if (ch != '\n') {
+            if (len < sizeof line - 1) line[len++] = ch;
+            continue;
+        }
+        line[len] = '\0';
+        len = 0;
+        if (strcmp(line, want) == 0) return;
+    }
 }
 
 static void server_stop(void) {
@@ -223,24 +257,38 @@ static void test_answers_and_errors(void **state) {
 }
 
 /* With --threads a big request runs on the pool: a small request sent
- * after it is answered while the big one is still being computed. */
+ * after it is answered while the big one is still being computed (a huge
+ * one, so "still" holds on any machine; the teardown kills the server). */
 static void test_threads_keep_small_requests_fast(void **state) {
     (void)state;
-    server_start("--threads", NULL);
+    server_start("--threads", "--max-n=" HUGE_N);
     int big = connect_server(), small = connect_server();
-    char req[32];
-    snprintf(req, sizeof req, "%d\n", BIG_N);
-    send_str(big, req);
-    usleep(20 * 1000);
+    send_str(big, HUGE_N "\n");
+    wait_started(HUGE_N);
     expect_reply(small, "10\n", "55");
     struct pollfd p = {.fd = big, .events = POLLIN};
-    assert_int_equal(poll(&p, 1, 0), 0); /* the big answer is not there yet */
-    char *answer = recv_line(big);
+    assert_int_equal(poll(&p, 1, 0), 0); /* the big answer is not there */
+    close(big);
+    close(small);
+}
+
+/* The big answer of --threads is exact (a later small request on the same
+ * connection is answered after it, in order). */
+static void test_threads_big_answer_exact(void **state) {
+    (void)state;
+    server_start("--threads", NULL);
+    int fd = connect_server();
+    char req[32];
+    snprintf(req, sizeof req, "%d\n10\n", BIG_N);
+    send_str(fd, req);
+    char *answer = recv_line(fd);
     assert_int_equal(strlen(answer), BIG_DIGITS);
     assert_int_equal(strtoul(answer + BIG_DIGITS - 9, NULL, 10), fib_mod_1e9(BIG_N));
     free(answer);
-    close(big);
-    close(small);
+    answer = recv_line(fd);
+    assert_string_equal(answer, "55");
+    free(answer);
+    close(fd);
     server_stop();
 }
 
@@ -253,7 +301,7 @@ static void test_without_threads_big_blocks_small(void **state) {
     char req[32];
     snprintf(req, sizeof req, "%d\n", BIG_N);
     send_str(big, req);
-    usleep(300 * 1000); /* the server is busy with it by now */
+    wait_started("100000"); /* the loop computes it now, and nothing else */
     expect_reply(small, "10\n", "55");
     struct pollfd p = {.fd = big, .events = POLLIN};
     assert_int_equal(poll(&p, 1, 0), 1); /* the big answer came first */
@@ -266,40 +314,37 @@ static void test_without_threads_big_blocks_small(void **state) {
 }
 
 /* --loops 2: two loops, each with its own listener on the port. Without
- * --threads a big request blocks only its own loop: of 20 connections
- * (spread over the two listeners by the kernel's hash) some land on the
- * other loop and get their small answers while the big one is computed.
- * All answers are right, and SIGTERM stops both loops (exit 0). */
+ * --threads a huge request blocks only its own loop: of 32 connections
+ * (spread over the two listeners by the kernel's hash; all 32 on one
+ * listener has odds of 2^-31) some land on the other loop and get their
+ * small answers while the huge one is computed. The teardown kills the
+ * server (its busy loop would not stop for minutes); test_default_loops
+ * stops several loops cleanly. */
 static void test_two_loops_serve_in_parallel(void **state) {
     (void)state;
     loops_opt = "--loops=2";
-    server_start(NULL, NULL);
+    server_start("--max-n=" HUGE_N, NULL);
     loops_opt = "--loops=1";
-    enum { CONNS = 20 };
+    enum { CONNS = 32 };
     int big = connect_server(), small[CONNS];
     for (int i = 0; i < CONNS; i++) small[i] = connect_server();
-    char req[32];
-    snprintf(req, sizeof req, "%d\n", BIG_N);
-    send_str(big, req);
-    usleep(100 * 1000); /* its loop is busy with it by now */
+    send_str(big, HUGE_N "\n");
+    wait_started(HUGE_N); /* one loop is busy from now on */
     for (int i = 0; i < CONNS; i++) send_str(small[i], "10\n");
-    /* the first small answer to arrive: the big one must still be pending */
     struct pollfd p[CONNS];
     for (int i = 0; i < CONNS; i++) p[i] = (struct pollfd){.fd = small[i], .events = POLLIN};
-    assert_true(poll(p, CONNS, 10000) > 0);
-    struct pollfd pb = {.fd = big, .events = POLLIN};
-    assert_int_equal(poll(&pb, 1, 0), 0); /* answered on the other loop meanwhile */
+    int ready = poll(p, CONNS, 60000);
+    assert_true(ready > 0);
     for (int i = 0; i < CONNS; i++) {
+        if (!(p[i].revents & POLLIN)) continue;
         char *r = recv_line(small[i]);
         assert_string_equal(r, "55");
         free(r);
-        close(small[i]);
     }
-    char *answer = recv_line(big);
-    assert_int_equal(strlen(answer), BIG_DIGITS);
-    free(answer);
+    struct pollfd pb = {.fd = big, .events = POLLIN};
+    assert_int_equal(poll(&pb, 1, 0), 0); /* still computing */
+    for (int i = 0; i < CONNS; i++) close(small[i]);
     close(big);
-    server_stop();
 }
 
 /* The default is one loop per online CPU: it serves, and stops cleanly. */
@@ -318,11 +363,14 @@ static void test_default_loops(void **state) {
  * client is disconnected and the server exits 0. */
 static void test_sigterm_during_thread_job(void **state) {
     (void)state;
-    server_start("--threads", NULL);
+    /* fib(400000): a second here, long enough on a machine ten times
+     * faster for SIGTERM to find it running, short enough for the exit to
+     * wait for it on one ten times slower. */
+    server_start("--threads", "--max-n=400000");
     int fd = connect_server();
     expect_reply(fd, "30\n", "832040");
-    send_str(fd, "100000\n");
-    usleep(50 * 1000);
+    send_str(fd, "400000\n");
+    wait_started("400000");
     server_stop();
     char buf[64];
     assert_int_equal(recv(fd, buf, sizeof buf, 0), 0); /* EOF, no answer */
@@ -353,18 +401,20 @@ static void test_nul_and_junk_rejected(void **state) {
     server_stop();
 }
 
-/* A server with one worker, client *a's big request on it and client *b's
- * queued behind it. */
-static void start_with_one_busy_worker(int *a, int *b) {
-    server_start("--threads", "--pool=1");
+/* A server with one worker, client *a's request for fib(n) on it and
+ * client *b's (the same n) queued behind it: each step waits for the
+ * server's log, so the order holds on any machine. */
+static void start_with_one_busy_worker(const char *n, int *a, int *b) {
+    char maxn[32], req[32];
+    snprintf(maxn, sizeof maxn, "--max-n=%s", n);
+    snprintf(req, sizeof req, "%s\n", n);
+    server_start3("--threads", "--pool=1", maxn);
     *a = connect_server();
     *b = connect_server();
-    char req[32];
-    snprintf(req, sizeof req, "%d\n", BIG_N);
     send_str(*a, req);
-    usleep(20 * 1000); /* a's job holds the only worker */
+    wait_started(n); /* a's job holds the only worker */
     send_str(*b, req);
-    usleep(20 * 1000);
+    wait_started(n); /* b's waits for it */
 }
 
 /* A client that hangs up while its request waits for a worker cancels it:
@@ -373,19 +423,17 @@ static void start_with_one_busy_worker(int *a, int *b) {
 static void test_hangup_cancels_queued_request(void **state) {
     (void)state;
     int a, b;
-    start_with_one_busy_worker(&a, &b);
+    start_with_one_busy_worker(HUGE_N, &a, &b);
     assert_int_equal(shutdown(b, SHUT_WR), 0); /* b hangs up */
     char buf[64];
     assert_int_equal(recv(b, buf, sizeof buf, 0), 0); /* dropped, no answer */
     struct pollfd p = {.fd = a, .events = POLLIN};
     assert_int_equal(poll(&p, 1, 0), 0); /* a's answer is still being computed */
-    char *answer = recv_line(a);
-    assert_int_equal(strlen(answer), BIG_DIGITS);
-    free(answer);
-    expect_reply(a, "10\n", "55");
+    int c = connect_server(); /* small requests are computed on the loop */
+    expect_reply(c, "10\n", "55");
     close(a);
     close(b);
-    server_stop();
+    close(c);
 }
 
 /* A second signal during the shutdown is not lost: with a job still running
@@ -394,7 +442,7 @@ static void test_hangup_cancels_queued_request(void **state) {
 static void test_second_signal_during_shutdown(void **state) {
     (void)state;
     int a, b;
-    start_with_one_busy_worker(&a, &b);
+    start_with_one_busy_worker(HUGE_N, &a, &b);
     assert_int_equal(kill(server_pid, SIGTERM), 0);
     char buf[64];
     assert_int_equal(recv(a, buf, sizeof buf, 0), 0); /* shutting down: a is dropped */
@@ -421,6 +469,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_answers_and_errors, teardown_server),
         cmocka_unit_test_teardown(test_threads_keep_small_requests_fast, teardown_server),
+        cmocka_unit_test_teardown(test_threads_big_answer_exact, teardown_server),
         cmocka_unit_test_teardown(test_without_threads_big_blocks_small, teardown_server),
         cmocka_unit_test_teardown(test_sigterm_during_thread_job, teardown_server),
         cmocka_unit_test_teardown(test_nul_and_junk_rejected, teardown_server),

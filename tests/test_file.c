@@ -472,6 +472,44 @@ static void test_enomem_sweep(void **state) {
     close(fd);
 }
 
+/* aloop_close while the read's job runs, the number reused by another
+ * file at once: the read says -EBADF and hands over nothing (guide §15). */
+typedef struct closer_ctx {
+    int fd;
+    int reused;
+} closer_ctx_t;
+
+static void *close_and_reuse(void *arg) {
+    closer_ctx_t *c = arg;
+    assert_int_equal(aloop_close(c->fd), 0);
+    c->reused = pattern_file(16); /* the lowest free number: the same one */
+    assert_int_equal(c->reused, c->fd);
+    return NULL;
+}
+
+static void *read_while_closed(void *arg) {
+    closer_ctx_t *c = arg;
+    aloop_task_t *closer = aloop_spawn(aloop_current(), close_and_reuse, c);
+    char buf[64];
+    memset(buf, 0, sizeof buf);
+    ssize_t n = aloop_read(c->fd, buf, sizeof buf); /* the closer runs meanwhile */
+    assert_int_equal(aloop_await(closer, NULL), 0);
+    aloop_release(closer);
+    assert_int_equal(n, -EBADF);
+    assert_int_equal(buf[0], 0);
+    /* the new file is untouched and read normally */
+    assert_int_equal(aloop_read(c->reused, buf, sizeof buf), 16);
+    assert_int_equal((unsigned char)buf[1], pattern(1));
+    aloop_close(c->reused);
+    return NULL;
+}
+
+static void test_closed_while_job_runs_is_ebadf(void **state) {
+    (void)state;
+    closer_ctx_t c = {.fd = pattern_file(4096)};
+    assert_int_equal(run_task(read_while_closed, &c), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_read_20mb_keeps_loop_running),
@@ -484,6 +522,7 @@ int main(void) {
         cmocka_unit_test(test_whole_files),
         cmocka_unit_test(test_read_file_cancelled_while_running),
         cmocka_unit_test(test_enomem_sweep),
+        cmocka_unit_test(test_closed_while_job_runs_is_ebadf),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -590,8 +590,10 @@ static void test_readuntil_long_tail(void **state) {
 }
 
 /* Cancelled while waiting for the rest of a separator: nothing is lost.
- * Cancelled in the middle of a discard: the next call finishes it (with the
- * separator of the cancelled call) and reports -EMSGSIZE; the stream goes on. */
+ * An over-long record is -EMSGSIZE as soon as max_line bytes are buffered;
+ * the next call skips it through its separator, and a cancel in the middle
+ * of that skip leaves it to the call after (with the separator of the call
+ * that found the record too long); the stream goes on. */
 static void *until_once(void *arg) {
     ctx_t *c = arg;
     c->rc[c->n] = aloop_stream_readuntil(c->s, "\r\n", 2, c->line[c->n], sizeof c->line[c->n]);
@@ -634,22 +636,23 @@ static void test_readuntil_cancel(void **state) {
     aloop_release(t);
     assert_int_equal(c.rc[1], 5);
     assert_string_equal(c.line[1], "abc\r\n");
-    /* "rest" + more: over max_line 8 with no separator yet -> discarding */
+    /* "rest" + more: max_line 8 bytes without a separator: -EMSGSIZE at once */
     write(c.sv[1], "123456789\r", 10);
     t = spawn(loop, until_once, &c);
+    assert_int_equal(aloop_run_until_complete(loop, t), 0);
+    aloop_release(t);
+    assert_int_equal(c.rc[2], -EMSGSIZE);
+    /* the next call skips the record: no separator yet, it waits; cancelled */
+    t = spawn(loop, line_once, &c);
     step(loop);
     step(loop);
     assert_false(aloop_future_done(t));
     aloop_cancel(t);
     aloop_run_until_complete(loop, t);
     aloop_release(t);
-    assert_int_equal(c.rc[2], -ECANCELED);
+    assert_int_equal(c.rc[3], -ECANCELED);
     /* the separator's second byte, then a good line read with readline */
     write(c.sv[1], "\nok\n", 4);
-    t = spawn(loop, line_once, &c);
-    assert_int_equal(aloop_run_until_complete(loop, t), 0);
-    aloop_release(t);
-    assert_int_equal(c.rc[3], -EMSGSIZE);
     t = spawn(loop, line_once, &c);
     assert_int_equal(aloop_run_until_complete(loop, t), 0);
     aloop_release(t);
@@ -839,6 +842,305 @@ static void test_open_connection_cancel_timeout(void **state) {
     aloop_close(c.lfd);
 }
 
+/* ---- one reader, one writer; bounded records ------------------------------ */
+
+/* A is suspended in readline with "abc" buffered after a consumed line
+ * (start > 0); B's readexactly would need the buffer compacted (n fits the
+ * capacity but not from start) or grown (n beyond it). B gets -EBUSY at
+ * once and A's buffer stays as it was: A reads "abcdef\n" then "ghi\n".
+ * Before: B's fill() moved the bytes (A read "abcbcdeghi\n"-like garbage)
+ * or reallocated the buffer under A's pending recv (ASan: use after free). */
+typedef struct two_readers {
+    int sv[2];
+    aloop_stream_t *s;
+    size_t b_len;
+    ssize_t a_rc[3], b_rc;
+    char a_line[3][64];
+} two_readers_t;
+
+static void *reader_a(void *arg) {
+    two_readers_t *r = arg;
+    for (int i = 0; i < 3; i++)
+        r->a_rc[i] = aloop_stream_readline(r->s, r->a_line[i], sizeof r->a_line[i]);
+    return NULL;
+}
+
+static void *reader_b(void *arg) {
+    two_readers_t *r = arg;
+    char *buf = malloc(r->b_len);
+    r->b_rc = aloop_stream_readexactly(r->s, buf, r->b_len);
+    free(buf);
+    /* A is woken by these bytes, into the buffer it was promised */
+    aloop_write_all(r->sv[1], "def\nghi\n", 8);
+    shutdown(r->sv[1], SHUT_WR); /* A's reads end, right or wrong */
+    return NULL;
+}
+
+static void run_two_readers(size_t b_len) {
+    two_readers_t r = {.b_len = b_len};
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, r.sv), 0);
+    aloop_t *loop = vloop();
+    assert_non_null(r.s = aloop_stream_new(loop, r.sv[0], 0));
+    assert_int_equal(write(r.sv[1], "x\nabc", 5), 5);
+    aloop_task_t *ts[2] = {spawn(loop, reader_a, &r), NULL};
+    step(loop);
+    step(loop); /* A got "x\n" and waits for the rest of "abc" */
+    ts[1] = spawn(loop, reader_b, &r);
+    run_and_release(loop, ts, 1);
+    aloop_release(ts[1]);
+    assert_int_equal(r.b_rc, -EBUSY);
+    assert_int_equal(r.a_rc[0], 2);
+    assert_int_equal(r.a_rc[1], 7);
+    assert_string_equal(r.a_line[1], "abcdef\n");
+    assert_int_equal(r.a_rc[2], 4);
+    assert_string_equal(r.a_line[2], "ghi\n");
+    aloop_stream_close(r.s);
+    aloop_free(loop);
+    close(r.sv[1]);
+}
+
+static void test_second_reader_compaction(void **state) {
+    (void)state;
+    run_two_readers(4095); /* fits the 4 KiB buffer only once compacted */
+}
+
+static void test_second_reader_realloc(void **state) {
+    (void)state;
+    run_two_readers(10000); /* needs the buffer grown */
+}
+
+/* Every read call of a second task is -EBUSY while one reads, and the
+ * stream is untouched; writing meanwhile is allowed (another role). */
+static void *busy_probe(void *arg) {
+    two_readers_t *r = arg;
+    char b[16];
+    r->a_rc[0] = aloop_stream_read(r->s, b, sizeof b);
+    r->a_rc[1] = aloop_stream_readline(r->s, b, sizeof b);
+    r->a_rc[2] = aloop_stream_readuntil(r->s, "!", 1, b, sizeof b);
+    r->b_rc = aloop_stream_readexactly(r->s, b, 1);
+    r->b_len = (size_t)aloop_stream_write(r->s, "w", 1);
+    aloop_write_all(r->sv[1], "def\n", 4);
+    return NULL;
+}
+
+static void test_second_reader_every_call(void **state) {
+    (void)state;
+    two_readers_t r = {0}, p = {0};
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, r.sv), 0);
+    aloop_t *loop = vloop();
+    assert_non_null(r.s = aloop_stream_new(loop, r.sv[0], 0));
+    p.s = r.s;
+    p.sv[1] = r.sv[1];
+    char line[16];
+    ssize_t a_rc = 0;
+    assert_int_equal(write(r.sv[1], "abc", 3), 3);
+    aloop_task_t *a = spawn(loop, reader_a, &r);
+    step(loop);
+    aloop_task_t *b = spawn(loop, busy_probe, &p);
+    assert_int_equal(aloop_run_until_complete(loop, b), 0);
+    for (int i = 0; i < 3; i++) assert_int_equal(p.a_rc[i], -EBUSY);
+    assert_int_equal(p.b_rc, -EBUSY);
+    assert_int_equal(p.b_len, 1);
+    shutdown(r.sv[1], SHUT_WR);
+    assert_int_equal(aloop_run_until_complete(loop, a), 0);
+    assert_string_equal(r.a_line[0], "abcdef\n");
+    a_rc = read(r.sv[1], line, sizeof line);
+    assert_int_equal(a_rc, 1);
+    aloop_release(a);
+    aloop_release(b);
+    aloop_stream_close(r.s);
+    aloop_free(loop);
+    close(r.sv[1]);
+}
+
+/* Two writers: A's 8 MiB write is under way (the peer reads slowly); B's
+ * 100-byte messages get -EBUSY at once while it lasts, and go out whole
+ * after it. The peer sees A's 8 MiB unbroken, then B's messages. Before:
+ * B's messages landed inside A's bytes. */
+#define W8 (8u * 1024u * 1024u)
+typedef struct two_writers {
+    int sv[2];
+    aloop_stream_t *s;
+    int a_done, busy, ok;
+    ssize_t a_rc;
+    size_t got;
+} two_writers_t;
+
+static void *writer_a(void *arg) {
+    two_writers_t *w = arg;
+    char *buf = malloc(W8);
+    for (size_t i = 0; i < W8; i++) buf[i] = (char)('a' + i % 26);
+    w->a_rc = aloop_stream_write(w->s, buf, W8);
+    w->a_done = 1;
+    free(buf);
+    return NULL;
+}
+
+static void *writer_b(void *arg) {
+    two_writers_t *w = arg;
+    char msg[100];
+    for (int i = 0; i < 10; i++) {
+        memset(msg, '0' + i, sizeof msg);
+        ssize_t rc;
+        while ((rc = aloop_stream_write(w->s, msg, sizeof msg)) == -EBUSY) {
+            assert_false(w->a_done);
+            w->busy++;
+            aloop_sleep(0.001);
+        }
+        assert_int_equal(rc, 100);
+    }
+    while (!w->a_done) aloop_sleep(0.001);
+    shutdown(w->sv[0], SHUT_WR);
+    return NULL;
+}
+
+static void *slow_peer(void *arg) {
+    two_writers_t *w = arg;
+    char *buf = malloc(65536);
+    w->ok = 1;
+    for (;;) {
+        aloop_sleep(0.001);
+        ssize_t n = aloop_read(w->sv[1], buf, 65536);
+        if (n <= 0) break;
+        for (ssize_t i = 0; i < n; i++, w->got++) {
+            char want = w->got < W8 ? (char)('a' + w->got % 26)
+                                    : (char)('0' + (w->got - W8) / 100);
+            if (buf[i] != want) w->ok = 0;
+        }
+    }
+    free(buf);
+    return NULL;
+}
+
+static void test_two_writers_never_interleave(void **state) {
+    (void)state;
+    two_writers_t w = {0};
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, w.sv), 0);
+    aloop_t *loop = vloop();
+    assert_non_null(w.s = aloop_stream_new(loop, w.sv[0], 0));
+    aloop_task_t *ts[3] = {spawn(loop, writer_a, &w), spawn(loop, writer_b, &w),
+                           spawn(loop, slow_peer, &w)};
+    run_and_release(loop, ts, 3);
+    assert_int_equal(w.a_rc, W8);
+    assert_true(w.busy > 0);
+    assert_int_equal(w.got, W8 + 1000);
+    assert_int_equal(w.ok, 1);
+    aloop_stream_close(w.s);
+    aloop_free(loop);
+    close(w.sv[1]);
+}
+
+/* A peer that never sends the separator: readline is -EMSGSIZE as soon as
+ * max_line bytes are in, not when (if ever) the '\n' comes. The peer here
+ * sends 16 MiB of 'x' then "\nok\n"; the reader must be told before 1 MiB
+ * has gone out, and then the next readline skips through the '\n'. Before:
+ * -EMSGSIZE only after the whole 16 MiB. */
+#define ENDLESS (16u * 1024u * 1024u)
+typedef struct endless {
+    int sv[2];
+    size_t sent;
+    size_t sent_at_error;
+    ssize_t rc[2];
+    char line[16];
+} endless_t;
+
+static void *endless_feeder(void *arg) {
+    endless_t *e = arg;
+    char *buf = malloc(65536);
+    memset(buf, 'x', 65536);
+    while (e->sent < ENDLESS) {
+        if (aloop_write_all(e->sv[1], buf, 65536) < 0) break;
+        e->sent += 65536;
+    }
+    aloop_write_all(e->sv[1], "\nok\n", 4);
+    free(buf);
+    return NULL;
+}
+
+static void *endless_reader(void *arg) {
+    endless_t *e = arg;
+    aloop_stream_t *s = aloop_stream_new(aloop_current(), e->sv[0], 1024);
+    char buf[2048];
+    e->rc[0] = aloop_stream_readline(s, buf, sizeof buf);
+    e->sent_at_error = e->sent;
+    e->rc[1] = aloop_stream_readline(s, e->line, sizeof e->line);
+    aloop_stream_close(s);
+    return NULL;
+}
+
+static void test_endless_line(void **state) {
+    (void)state;
+    endless_t e = {0};
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, e.sv), 0);
+    aloop_t *loop = vloop();
+    aloop_task_t *ts[2] = {spawn(loop, endless_feeder, &e), spawn(loop, endless_reader, &e)};
+    run_and_release(loop, ts, 2);
+    assert_int_equal(e.rc[0], -EMSGSIZE);
+    assert_true(e.sent_at_error < 1024u * 1024u);
+    assert_int_equal(e.rc[1], 3);
+    assert_string_equal(e.line, "ok\n");
+    aloop_free(loop);
+    close(e.sv[1]);
+}
+
+/* max_line = SIZE_MAX means no limit: a 1 MiB line is read in a few large
+ * reads. Before: max_line + 1 wrapped to 0 and the buffer grew one byte per
+ * recv (a million recv calls, the task yielding to its budget every 128 of
+ * them). Counted from outside: how often another task got to run. */
+#define BIGLINE (1024u * 1024u)
+typedef struct huge_line {
+    int sv[2];
+    ssize_t rc;
+    int ok, stop;
+    unsigned ticks;
+} huge_line_t;
+
+static void *huge_feeder(void *arg) {
+    huge_line_t *h = arg;
+    char *buf = malloc(BIGLINE);
+    memset(buf, 'y', BIGLINE - 1);
+    buf[BIGLINE - 1] = '\n';
+    aloop_write_all(h->sv[1], buf, BIGLINE);
+    free(buf);
+    return NULL;
+}
+
+static void *huge_reader(void *arg) {
+    huge_line_t *h = arg;
+    aloop_stream_t *s = aloop_stream_new(aloop_current(), h->sv[0], SIZE_MAX);
+    char *buf = malloc(BIGLINE + 1);
+    h->rc = aloop_stream_readline(s, buf, BIGLINE + 1);
+    h->ok = h->rc == (ssize_t)BIGLINE && buf[0] == 'y' && buf[BIGLINE - 1] == '\n';
+    h->stop = 1;
+    free(buf);
+    aloop_stream_close(s);
+    return NULL;
+}
+
+static void *ticker(void *arg) {
+    huge_line_t *h = arg;
+    while (!h->stop) {
+        h->ticks++;
+        aloop_yield();
+    }
+    return NULL;
+}
+
+static void test_max_line_size_max(void **state) {
+    (void)state;
+    huge_line_t h = {0};
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, h.sv), 0);
+    aloop_t *loop = vloop();
+    aloop_task_t *ts[3] = {spawn(loop, huge_feeder, &h), spawn(loop, huge_reader, &h),
+                           spawn(loop, ticker, &h)};
+    run_and_release(loop, ts, 3);
+    assert_int_equal(h.rc, BIGLINE);
+    assert_int_equal(h.ok, 1);
+    assert_true(h.ticks < 2000); /* before: more than 8,000 */
+    aloop_free(loop);
+    close(h.sv[1]);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_readline_basic),
@@ -863,6 +1165,12 @@ int main(void) {
         cmocka_unit_test(test_open_connection),
         cmocka_unit_test(test_open_connection_refused),
         cmocka_unit_test(test_open_connection_cancel_timeout),
+        cmocka_unit_test(test_second_reader_compaction),
+        cmocka_unit_test(test_second_reader_realloc),
+        cmocka_unit_test(test_second_reader_every_call),
+        cmocka_unit_test(test_two_writers_never_interleave),
+        cmocka_unit_test(test_endless_line),
+        cmocka_unit_test(test_max_line_size_max),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

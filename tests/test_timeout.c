@@ -88,10 +88,10 @@ static void test_deadline_not_reached_returns_rc(void **state) {
 static void *no_deadline_task(void *arg) {
     (void)arg;
     aloop_timeout_t a, b;
-    assert_int_equal(aloop_timeout_enter(&a, -1), 0);
-    assert_true(a.when == -1);
-    assert_int_equal(aloop_timeout_enter_at(&b, -5), 0);
-    assert_true(b.when == -1);
+    assert_int_equal(aloop_timeout_enter(&a, INFINITY), 0);
+    assert_true(a.when == INFINITY);
+    assert_int_equal(aloop_timeout_enter_at(&b, INFINITY), 0);
+    assert_true(b.when == INFINITY);
     seen.block = aloop_sleep(100);
     assert_int_equal(aloop_timeout_exit(&b, 0), 0);
     seen.exit = aloop_timeout_exit(&a, seen.block);
@@ -109,6 +109,44 @@ static void test_no_deadline(void **state) {
     assert_int_equal(seen.expired, 0);
     assert_true(seen.t_end == 100);
     aloop_free(loop);
+}
+
+/* A deadline in the past is a deadline (asyncio): it fires at the next
+ * suspension, also one before the loop's clock started (a negative time
+ * is not "none"). */
+static double past_when;
+static void *past_task(void *arg) {
+    int how = (int)(intptr_t)arg;
+    aloop_timeout_t to;
+    if (how == 0) assert_int_equal(aloop_timeout_enter(&to, -1), 0);
+    if (how == 1) assert_int_equal(aloop_timeout_enter_at(&to, now() - 5), 0);
+    if (how == 2) {
+        assert_int_equal(aloop_timeout_enter(&to, INFINITY), 0);
+        assert_int_equal(aloop_timeout_reschedule(&to, now() - 5), 0);
+    }
+    if (how == 3) assert_int_equal(aloop_timeout_enter_at(&to, -INFINITY), 0);
+    past_when = to.when;
+    seen.block = aloop_sleep(10);
+    seen.t_block = now();
+    seen.expired = aloop_timeout_expired(&to);
+    seen.exit = aloop_timeout_exit(&to, seen.block);
+    return NULL;
+}
+
+static void test_past_deadline_fires_at_once(void **state) {
+    (void)state;
+    for (int how = 0; how < 4; how++) {
+        aloop_t *loop = vloop();
+        memset(&seen, 0, sizeof seen);
+        aloop_task_t *t = spawn(loop, past_task, (void *)(intptr_t)how);
+        run_and_release(loop, &t, 1);
+        assert_true(past_when < 0);
+        assert_int_equal(seen.block, -ECANCELED);
+        assert_true(seen.t_block == 0);
+        assert_int_equal(seen.expired, 1);
+        assert_int_equal(seen.exit, -ETIMEDOUT);
+        aloop_free(loop);
+    }
 }
 
 static void *enter_at_task(void *arg) {
@@ -497,7 +535,7 @@ static void *rescheduler(void *arg) {
     (void)arg;
     aloop_sleep(1);
     assert_int_equal(aloop_timeout_reschedule(shared_scope, resched_to), 0);
-    assert_true(shared_scope->when == (resched_to < 0 ? -1 : resched_to));
+    assert_true(shared_scope->when == resched_to);
     return NULL;
 }
 
@@ -518,13 +556,14 @@ static void test_reschedule_later_earlier_none(void **state) {
     resched_case(30, -ECANCELED, 30, -ETIMEDOUT); /* later */
     resched_case(4, -ECANCELED, 4, -ETIMEDOUT);   /* earlier */
     resched_case(0.5, -ECANCELED, 1, -ETIMEDOUT); /* already past: fires at once */
-    resched_case(-1, 0, 50, 0);                    /* none */
+    resched_case(-4, -ECANCELED, 1, -ETIMEDOUT);  /* before the clock started */
+    resched_case(INFINITY, 0, 50, 0);              /* none */
 }
 
 static void *resched_misuse_task(void *arg) {
     (void)arg;
     aloop_timeout_t to;
-    assert_int_equal(aloop_timeout_enter(&to, -1), 0);
+    assert_int_equal(aloop_timeout_enter(&to, INFINITY), 0);
     assert_int_equal(aloop_timeout_reschedule(&to, NAN), -EINVAL);
     assert_int_equal(aloop_timeout_reschedule(&to, 2), 0); /* from none to a deadline */
     assert_true(to.when == 2);
@@ -609,8 +648,12 @@ static void *forgetful_inner(void) {
 
 static void *forgetful_task(void *arg) {
     (void)arg;
-    forgetful_inner();
-    forgetful_inner();
+    /* on the heap and freed at once: ASan sees any later touch */
+    aloop_timeout_t *a = malloc(sizeof *a), *b = malloc(sizeof *b);
+    assert_int_equal(aloop_timeout_enter(a, 1), 0);
+    assert_int_equal(aloop_timeout_enter(b, 2), 0);
+    free(a);
+    free(b);
     return NULL; /* finishes with two scopes open */
 }
 
@@ -630,6 +673,85 @@ static void test_task_finishing_inside_a_scope(void **state) {
     run_and_release(loop, ts, 2);
     assert_int_equal(seen.block, 0);
     assert_true(aloop_time(loop) == 3); /* no timer left behind fired or waited */
+    aloop_free(loop);
+}
+
+/* A scope whose task returned without exit is not open any more: its struct
+ * (here one that outlives the task) reads as -EINVAL everywhere, never as
+ * the freed record, and can be entered again. */
+static aloop_timeout_t kept;
+static void *enter_and_return(void *arg) {
+    (void)arg;
+    assert_int_equal(aloop_timeout_enter(&kept, 1), 0);
+    return NULL;
+}
+
+static void *use_kept_later(void *arg) {
+    (void)arg;
+    aloop_sleep(0.5); /* the first task has returned */
+    assert_int_equal(aloop_timeout_expired(&kept), -EINVAL);
+    assert_int_equal(aloop_timeout_reschedule(&kept, 5), -EINVAL);
+    assert_int_equal(aloop_timeout_exit(&kept, 0), -EINVAL);
+    /* entering it again is a fresh scope */
+    assert_int_equal(aloop_timeout_enter(&kept, 1), 0);
+    assert_int_equal(aloop_timeout_expired(&kept), 0);
+    seen.block = aloop_sleep(5);
+    seen.exit = aloop_timeout_exit(&kept, seen.block);
+    seen.t_end = now();
+    return NULL;
+}
+
+static void test_scope_of_returned_task_is_not_open(void **state) {
+    (void)state;
+    aloop_t *loop = vloop();
+    memset(&seen, 0, sizeof seen);
+    memset(&kept, 0, sizeof kept);
+    aloop_task_t *ts[2] = {spawn(loop, enter_and_return, NULL), spawn(loop, use_kept_later, NULL)};
+    run_and_release(loop, ts, 2);
+    assert_int_equal(seen.block, -ECANCELED);
+    assert_int_equal(seen.exit, -ETIMEDOUT);
+    assert_true(seen.t_end == 1.5);
+    assert_int_equal(aloop_timeout_expired(&kept), 1);
+    aloop_free(loop);
+}
+
+/* Entering a struct that is open (in this task or another) is -EBUSY and
+ * changes nothing: the open scope keeps its deadline, and no orphan is left
+ * to cancel later code. */
+static aloop_timeout_t busy_scope;
+static void *enter_twice(void *arg) {
+    (void)arg;
+    assert_int_equal(aloop_timeout_enter(&busy_scope, 2), 0);
+    assert_int_equal(aloop_timeout_enter(&busy_scope, 1), -EBUSY);
+    assert_int_equal(aloop_timeout_enter_at(&busy_scope, 100), -EBUSY);
+    assert_true(busy_scope.when == 2);
+    seen.block = aloop_sleep(10);
+    seen.t_block = now();
+    seen.exit = aloop_timeout_exit(&busy_scope, seen.block);
+    seen.after = aloop_sleep(10); /* nothing left to cancel this */
+    seen.t_end = now();
+    return NULL;
+}
+
+static void *enter_others(void *arg) {
+    (void)arg;
+    aloop_sleep(1);
+    seen.cancelling = aloop_timeout_enter(&busy_scope, 1); /* open in enter_twice */
+    return NULL;
+}
+
+static void test_enter_open_scope_is_busy(void **state) {
+    (void)state;
+    aloop_t *loop = vloop();
+    memset(&seen, 0, sizeof seen);
+    aloop_task_t *ts[2] = {spawn(loop, enter_twice, NULL), spawn(loop, enter_others, NULL)};
+    run_and_release(loop, ts, 2);
+    assert_int_equal(seen.cancelling, -EBUSY);
+    assert_int_equal(seen.block, -ECANCELED);
+    assert_true(seen.t_block == 2);
+    assert_int_equal(seen.exit, -ETIMEDOUT);
+    assert_int_equal(seen.after, 0);
+    assert_true(seen.t_end == 12);
     aloop_free(loop);
 }
 
@@ -766,6 +888,7 @@ int main(void) {
         cmocka_unit_test(test_deadline_cancels_and_exit_reports_timeout),
         cmocka_unit_test(test_deadline_not_reached_returns_rc),
         cmocka_unit_test(test_no_deadline),
+        cmocka_unit_test(test_past_deadline_fires_at_once),
         cmocka_unit_test(test_enter_at),
         cmocka_unit_test(test_swallowed_cancel_still_times_out),
         cmocka_unit_test(test_zero_deadline_fires_at_next_suspension),
@@ -783,6 +906,8 @@ int main(void) {
         cmocka_unit_test(test_reschedule_misuse),
         cmocka_unit_test(test_misuse),
         cmocka_unit_test(test_task_finishing_inside_a_scope),
+        cmocka_unit_test(test_scope_of_returned_task_is_not_open),
+        cmocka_unit_test(test_enter_open_scope_is_busy),
         cmocka_unit_test(test_debug_warns_about_skipped_exit),
         cmocka_unit_test(test_loop_free_inside_a_scope),
         cmocka_unit_test(test_loop_free_with_due_deadline_queued),

@@ -217,6 +217,46 @@ static void test_bad_arguments(void **state) {
     free_ctx(c);
 }
 
+static aloop_handle_t *give_up_timer;
+
+static void count_and_remove(int fd, void *arg) {
+    watch_ctx_t *c = arg;
+    c->calls_b++;
+    assert_int_equal(aloop_remove_reader(c->loop, fd), 1);
+    aloop_handle_cancel(give_up_timer);
+}
+
+static void give_up(void *arg) { aloop_stop(arg); }
+
+/* The pattern of libraries that close their own sockets (curl, c-ares):
+ * remove the watch, close(2) the fd, open a new one that gets the same
+ * number, watch it. The kernel dropped the old file's registration; the
+ * new watch must fire all the same. */
+static void test_readd_on_reused_number(void **state) {
+    (void)state;
+    watch_ctx_t *c = new_ctx();
+    int p[2], q[2];
+    assert_int_equal(pipe(p), 0);
+    assert_int_equal(aloop_add_reader(c->loop, p[0], reader_a, c), 0);
+    assert_int_equal(aloop_run_once(c->loop, 0), 1); /* nothing ready yet */
+    assert_int_equal(aloop_remove_reader(c->loop, p[0]), 1);
+    int old = p[0];
+    close(p[0]);
+    close(p[1]);
+    assert_int_equal(pipe(q), 0);
+    assert_int_equal(q[0], old);
+    assert_int_equal(write(q[1], "x", 1), 1);
+    assert_int_equal(aloop_add_reader(c->loop, q[0], count_and_remove, c), 0);
+    give_up_timer = aloop_call_later(c->loop, 10, give_up, c->loop);
+    assert_int_equal(aloop_run(c->loop), 0);
+    aloop_remove_reader(c->loop, q[0]);
+    assert_int_equal(c->calls_b, 1);
+    assert_int_equal(c->calls_a, 0);
+    close(q[0]);
+    close(q[1]);
+    free_ctx(c);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reader_runs_until_removed),
@@ -227,6 +267,7 @@ int main(void) {
         cmocka_unit_test(test_close_inside_callback),
         cmocka_unit_test(test_free_with_watches),
         cmocka_unit_test(test_bad_arguments),
+        cmocka_unit_test(test_readd_on_reused_number),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

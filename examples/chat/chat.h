@@ -96,6 +96,7 @@ struct chat_room {
     int stopping;
     size_t congested;       /* clients whose outbox waits for a writer that is not stuck */
     aloop_event_t *flowing; /* set while congested == 0 */
+    chat_msg_t *who;        /* queued for "/who": the writer lists the room when it gets there */
     unsigned next_quote;
 };
 

@@ -7,8 +7,8 @@
  * outbox is full (its socket buffers are full as well, so the client has
  * not read anything for a while) the client is disconnected and the room is
  * told "* NAME was disconnected (too slow)". Memory per client is therefore
- * bounded by --queue messages of at most --max-line bytes each (plus one
- * /who listing).
+ * bounded by --queue messages of at most --max-line bytes each (plus the
+ * one /who listing being written: a queued /who is listed by the writer).
  *
  * Bursts: senders, not readers, absorb them. A chat line waits while some
  * client's outbox is half full and its writer merely has not run yet (see
@@ -86,8 +86,12 @@ void client_send(chat_client_t *c, chat_msg_t *m) {
 /* The writer task: outbox -> socket                                        */
 /* ------------------------------------------------------------------------ */
 
-/* The only place that writes to a client's socket. */
+/* The only place that writes to a client's socket. A writer inside a write
+ * may stay there for ever (the client stopped reading): it must not hold
+ * the room up meanwhile, so its client stops counting as congested before
+ * the write, not after; its outbox then fills and it is dropped. */
 static int client_write(chat_client_t *c, const char *data, size_t len) {
+    client_uncongest(c);
     c->writing = 1;
     ssize_t n = aloop_stream_write(c->stream, data, len);
     c->writing = 0;
@@ -102,6 +106,12 @@ static int flush_batch(chat_client_t *c, char *batch, size_t *used) {
 
 /* Appends m to batch, writing first if it would not fit. */
 static int batch_add(chat_client_t *c, char *batch, size_t *used, const chat_msg_t *m) {
+    if (m == c->room->who) {
+        chat_msg_t *list = room_who(c->room); /* NULL when out of memory: not answered */
+        int rc = list ? batch_add(c, batch, used, list) : 0;
+        msg_release(list);
+        return rc;
+    }
     if (*used + m->len > WRITE_BATCH) {
         int rc = flush_batch(c, batch, used);
         if (rc < 0) return rc;
@@ -127,7 +137,7 @@ static void *writer_main(void *arg) {
             rc = batch_add(c, batch, &used, item);
             msg_release(item);
         } while (rc == 0 && aloop_queue_get_nowait(c->outbox, &item) == 0);
-        client_uncongest(c); /* the outbox is empty, or we are writing */
+        client_uncongest(c); /* the outbox is empty */
         if (rc == 0) rc = flush_batch(c, batch, &used);
         if (rc < 0) {
             if (rc != -ECANCELED) {

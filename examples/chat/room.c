@@ -54,12 +54,19 @@ int room_init(chat_room_t *room, aloop_t *loop, const chat_options_t *opt) {
     room->loop = loop;
     room->opt = opt;
     room->flowing = aloop_event_new(loop);
-    if (!room->flowing) return -ENOMEM;
+    room->who = msg_format("/who\n");
+    if (!room->flowing || !room->who) {
+        room_free(room);
+        return -ENOMEM;
+    }
     aloop_event_set(room->flowing);
     return 0;
 }
 
-void room_free(chat_room_t *room) { aloop_event_free(room->flowing); }
+void room_free(chat_room_t *room) {
+    aloop_event_free(room->flowing);
+    msg_release(room->who);
+}
 
 void room_link(chat_room_t *room, chat_client_t *c) {
     c->prev = NULL;
@@ -92,7 +99,9 @@ void room_broadcast(chat_room_t *room, chat_client_t *except, chat_msg_t *m) {
         if (c->joined && c != except) client_send(c, m);
 }
 
-/* "* online (N): a, b, c\n" */
+/* "* online (N): a, b, c\n". Made by the writer when it reaches a queued
+ * room->who, so a client's outbox never holds more than the one listing
+ * being written, however many /who it asked for. */
 chat_msg_t *room_who(chat_room_t *room) {
     size_t cap = 32 + room->njoined * (NAME_MAX_LEN + 2);
     char *buf = malloc(cap);

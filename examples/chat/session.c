@@ -123,9 +123,7 @@ static int client_command(chat_client_t *c) {
         return 1;
     }
     if (strcmp(c->line, "/who") == 0) {
-        chat_msg_t *m = room_who(c->room);
-        client_send(c, m);
-        msg_release(m);
+        client_send(c, c->room->who);
     } else {
         client_say(c, "* unknown command %.32s (try /who or /quit)\n", c->line);
     }

@@ -70,6 +70,9 @@ struct aloop_coros {
     size_t stack_size;           /* of every stack, whole pages */
     size_t page_size;
     uint8_t guards;              /* a guard gap below every stack */
+    /* Simulation (ALOOP_SIM_ENOMEM): allocations made while this is the
+     * thread's current loop fail as this generator draws (alloc.c). */
+    struct aloop_sim *alloc_faults;
 };
 
 /* The per-thread current loop, the library's only global state, seen as its
@@ -119,6 +122,10 @@ void aloop__coro_switch(aloop_coros_t *coros, aloop_coro_t *from, aloop_coro_t *
 #else
 static inline void aloop__coro_switch(aloop_coros_t *coros, aloop_coro_t *from, aloop_coro_t *to);
 #endif
+/* Where a coroutine that is not running stopped: the address it resumes
+ * at and its frame pointer then, both read from its saved context (asm
+ * frame or ucontext). Never switched out yet: its entry point and 0. */
+void aloop__coro_saved_pc_fp(const aloop_coro_t *co, uintptr_t *pc, uintptr_t *fp);
 /* Process-wide: SIGSEGV handler on an alternate stack that names (through
  * its label function) what ran on a coroutine whose stack overflowed into
  * its guard gap. */

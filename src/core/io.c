@@ -50,6 +50,15 @@
 enum {
     ALOOP__WATCH_DIRTY = 1u,   /* on io->dirty, registration may shrink */
     ALOOP__WATCH_NOTSOCK = 2u, /* recv/send failed with ENOTSOCK: use read/write */
+    /* 16u: nobody has wanted fd since some point while it stayed registered
+     * (the drop is deferred to the next poll); the program may have closed
+     * the number with close(2) and reused it meanwhile, so the registration
+     * is checked again before it is trusted (watch_add_interest). */
+    ALOOP__WATCH_UNSURE = 16u,
+    /* 32u: the library made fd (aloop__io_adopt) and only aloop_close or a
+     * stream's close may close it (guide §15), so neither of the above
+     * checks is needed: it outlives idle spells, aloop_close clears it. */
+    ALOOP__WATCH_OWNED = 32u,
 };
 
 typedef struct aloop_io_waiter {
@@ -101,13 +110,24 @@ static void mark_dirty(struct aloop_io *io, int fd) {
     io->dirty[io->ndirty++] = fd; /* each fd at most once: never overflows */
 }
 
+/* Interest in fd shrank by bit: the registration shrinks at the next poll.
+ * Once nobody wants fd at all, close(2) on it is allowed, so until then the
+ * registration the backend holds may belong to a file that is gone. */
+static void interest_drop(struct aloop_io *io, int fd, unsigned bit) {
+    aloop_io_watch_t *w = &io->watches[fd];
+    w->wanted &= (uint8_t)~bit;
+    if (!(w->registered & ~w->wanted)) return;
+    mark_dirty(io, fd);
+    if (!w->wanted && !(w->flags & ALOOP__WATCH_OWNED)) w->flags |= ALOOP__WATCH_UNSURE;
+}
+
 /* Removes a waiter from its watch and its timer from the heap. */
 static void waiter_unregister(aloop_io_waiter_t *iw) {
     struct aloop_io *io = iw->loop->io;
     aloop_io_watch_t *w = &io->watches[iw->fd];
     w->waiter[iw->dir] = NULL;
-    w->wanted &= (uint8_t)~dir_bit(iw->dir);
-    if (w->registered & ~w->wanted) mark_dirty(io, iw->fd);
+    if (!(w->flags & ALOOP__WATCH_OWNED)) io->unowned_waits--;
+    interest_drop(io, iw->fd, dir_bit(iw->dir));
     aloop__timer_stop(iw->loop, &iw->timer);
     io->waits--;
 }
@@ -126,14 +146,24 @@ static void waiter_cancel(aloop_wait_t *w) {
 }
 
 /* Makes the backend watch bit too. Invariant: wanted is a subset of
- * registered (extra registered bits are on the dirty list). */
+ * registered (extra registered bits are on the dirty list). A registration
+ * left over from an earlier wait is reused as is while someone wanted fd
+ * all along; after a moment when nobody did, it is set again (epoll: MOD,
+ * or ADD when the number is a new file now), one syscall. */
 static int watch_add_interest(aloop_t *loop, int fd, aloop_io_watch_t *w, unsigned bit) {
-    if (w->registered & bit) return 0; /* still registered from an earlier wait */
+    if ((w->registered & bit) && !(w->flags & ALOOP__WATCH_UNSURE)) return 0;
     unsigned mask = w->registered | bit;
     int rc = aloop__backend_set(loop->io->backend, fd, w->registered, mask);
     if (rc < 0) return rc;
     w->registered = (uint8_t)mask;
+    w->flags &= (uint8_t)~ALOOP__WATCH_UNSURE;
     return 0;
+}
+
+int aloop__io_sim_delay(aloop_task_impl_t *t) {
+    aloop_t *loop = t->fut.loop;
+    double d = aloop__sim_on(loop) ? aloop__sim_delay(&loop->sim) : 0;
+    return d > 0 ? aloop__sleep(t, d) : 0;
 }
 
 /* Suspends t until fd is ready in direction dir (0 read, 1 write). sim:
@@ -149,7 +179,7 @@ static int io_wait(aloop_task_impl_t *t, int fd, int dir, double timeout, int si
     int rc = watch_add_interest(loop, fd, w, dir_bit(dir));
     if (rc == -EPERM) return 0; /* a regular file: always ready */
     if (rc < 0) return rc;
-    if (sim && aloop__sys_spurious(loop)) return aloop__yield(t);
+    if (sim && aloop__sim_on(loop) && aloop__sim_spurious(&loop->sim)) return aloop__yield(t);
     aloop_io_waiter_t iw = {.wait = {.cancel = waiter_cancel,
                                      .what = dir ? "fd writable" : "fd readable"},
                             .task = t, .loop = loop, .fd = fd, .dir = dir};
@@ -161,9 +191,10 @@ static int io_wait(aloop_task_impl_t *t, int fd, int dir, double timeout, int si
     w->waiter[dir] = &iw;
     w->wanted |= (uint8_t)dir_bit(dir);
     io->waits++;
+    if (!(w->flags & ALOOP__WATCH_OWNED)) io->unowned_waits++;
     uint32_t gen = w->gen;
     rc = aloop__suspend(t, &iw.wait);
-    if (rc == 0 && sim) rc = aloop__sys_delay(t); /* simulation: readiness comes late */
+    if (rc == 0 && sim) rc = aloop__io_sim_delay(t); /* simulation: readiness comes late */
     /* Woken because fd was ready, then closed (aloop_close, a stream's
      * close, aloop__io_forget) before we ran: the number may already be a
      * new connection's. Say so instead of letting the caller read or write
@@ -238,7 +269,7 @@ static void flush_dirty(aloop_t *loop) {
         if (w->registered == w->wanted) continue;
         int rc = aloop__backend_set(loop->io->backend, fd, w->registered, w->wanted);
         w->registered = rc < 0 ? 0 : w->wanted;
-        if (!w->wanted) w->flags = 0; /* idle: forget what we knew about fd */
+        if (!w->wanted) w->flags &= ALOOP__WATCH_OWNED; /* idle: forget what we knew about fd */
         if (rc < 0) {
             /* fd was closed behind our back: its waiters would hang */
             for (int dir = 0; dir < 2; dir++)
@@ -251,19 +282,23 @@ static void flush_dirty(aloop_t *loop) {
 /* A task waits on an fd that was closed with close(2) (misuse, but it
  * happens): poll(2) reports POLLNVAL at once, but epoll silently drops a
  * closed file from its set, so the waiter would sleep for ever. So while
- * tasks wait on fds, a poll never blocks longer than ALOOP_FD_SWEEP, and
- * after one that found nothing to do every waited fd is checked: one that
- * is not open any more wakes its waiters with -EBADF. Cost: one wake-up and
- * one syscall per waited fd per ALOOP_FD_SWEEP of idleness. epoll also
- * sees a number reused by a new file since (it is not in the set); poll(2)
- * and kqueue cannot tell a reused number from the old file. */
+ * tasks wait on fds the program opened itself, a poll never blocks longer
+ * than ALOOP_FD_SWEEP, and after one that found nothing to do each such fd
+ * is checked: one that is not open any more wakes its waiters with -EBADF.
+ * Fds the library made (sockets, accepted connections) are closed only
+ * through it (guide §15) and never checked, so a server's idle
+ * connections cost nothing. Cost: one wake-up and one syscall per waited
+ * program fd per ALOOP_FD_SWEEP of idleness. epoll also sees a number
+ * reused by a new file since (it is not in the set); poll(2) and kqueue
+ * cannot tell a reused number from the old file. */
 #define ALOOP_FD_SWEEP 1.0
 
 static void sweep_closed(aloop_t *loop) {
     struct aloop_io *io = loop->io;
-    for (size_t fd = 0; fd < io->nwatches && io->waits; fd++) {
+    for (size_t fd = 0; fd < io->nwatches && io->unowned_waits; fd++) {
         aloop_io_watch_t *w = &io->watches[fd];
         if (!w->waiter[0] && !w->waiter[1]) continue;
+        if (w->flags & ALOOP__WATCH_OWNED) continue;
         if (aloop__backend_watching(io->backend, (int)fd, w->registered)) continue;
         aloop__io_ready(loop, (int)fd, ALOOP__IO_READ | ALOOP__IO_WRITE | ALOOP__IO_CLOSED);
     }
@@ -275,7 +310,7 @@ int aloop__io_poll(aloop_t *loop, double timeout) {
     /* Called only to flush (see aloop__io_pending): nothing could end a
      * wait for ever, so just look. */
     if (timeout < 0 && !io->waits && !io->holds && !aloop__xthread_pending(loop)) timeout = 0;
-    int sweep = io->waits && (timeout < 0 || timeout > ALOOP_FD_SWEEP);
+    int sweep = io->unowned_waits && (timeout < 0 || timeout > ALOOP_FD_SWEEP);
     if (sweep) timeout = ALOOP_FD_SWEEP;
     int n = aloop__backend_wait(loop->io->backend, timeout, io_ready, loop);
     if (sweep && n == 0) sweep_closed(loop);
@@ -337,10 +372,8 @@ int aloop__io_hook(aloop_t *loop, int fd, aloop_io_hook_fn hook) {
 void aloop__io_unhook(aloop_t *loop, int fd) {
     struct aloop_io *io = loop->io;
     if ((size_t)fd >= io->nwatches || !io->watches[fd].hook) return;
-    aloop_io_watch_t *w = &io->watches[fd];
-    w->hook = NULL;
-    w->wanted &= (uint8_t)~ALOOP__IO_READ;
-    if (w->registered & ~w->wanted) mark_dirty(io, fd);
+    io->watches[fd].hook = NULL;
+    interest_drop(io, fd, ALOOP__IO_READ);
 }
 
 void aloop__io_forget(aloop_t *loop, int fd) {
@@ -360,6 +393,13 @@ void aloop__io_forget(aloop_t *loop, int fd) {
     w->flags &= ALOOP__WATCH_DIRTY;
 }
 
+void aloop__io_adopt(aloop_t *loop, int fd) {
+    aloop__io_forget(loop, fd);
+    if (!loop || !loop->io || fd < 0) return;
+    aloop_io_watch_t *w = aloop__io_watch(loop, fd);
+    if (w) w->flags |= ALOOP__WATCH_OWNED; /* else treated as the program's own fd */
+}
+
 int aloop__io_want(aloop_t *loop, int fd, unsigned bit) {
     aloop_io_watch_t *w = aloop__io_watch(loop, fd);
     if (!w) return -ENOMEM;
@@ -369,12 +409,7 @@ int aloop__io_want(aloop_t *loop, int fd, unsigned bit) {
     return 0;
 }
 
-void aloop__io_unwant(aloop_t *loop, int fd, unsigned bit) {
-    struct aloop_io *io = loop->io;
-    aloop_io_watch_t *w = &io->watches[fd];
-    w->wanted &= (uint8_t)~bit;
-    if (w->registered & ~w->wanted) mark_dirty(io, fd);
-}
+void aloop__io_unwant(aloop_t *loop, int fd, unsigned bit) { interest_drop(loop->io, fd, bit); }
 
 void aloop__io_use_loop(aloop_t *loop) { last_io_loop = loop; }
 

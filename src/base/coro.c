@@ -422,12 +422,44 @@ int aloop__coro_new(aloop_coros_t *coros, aloop_coro_entry_fn entry, aloop_coro_
     uc->uc_stack.ss_size = co->stack_size;
     makecontext(uc, coro_entry, 0);
 #ifdef ALOOP_CONTEXT_UCONTEXT
+    /* getcontext left its caller's frame pointer here, on another stack: a
+     * 0 ends the coroutine's frame chain (as the asm path's frame does). */
+#if defined(__x86_64__)
+    uc->uc_mcontext.gregs[REG_RBP] = 0;
+#elif defined(__aarch64__)
+    uc->uc_mcontext.regs[29] = 0;
+#endif
     co->ctx.uc = uc;
 #else
     co->ctx.sp = frame_from_ucontext(uc);
 #endif
     *out = co;
     return 0;
+}
+
+void aloop__coro_saved_pc_fp(const aloop_coro_t *co, uintptr_t *pc, uintptr_t *fp) {
+#ifdef ALOOP_CONTEXT_UCONTEXT
+    const ucontext_t *uc = co->ctx.uc;
+#if defined(__x86_64__)
+    *pc = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
+    *fp = (uintptr_t)uc->uc_mcontext.gregs[REG_RBP];
+#elif defined(__aarch64__)
+    *pc = (uintptr_t)uc->uc_mcontext.pc;
+    *fp = (uintptr_t)uc->uc_mcontext.regs[29];
+#else
+    *pc = *fp = 0; /* no walk on this architecture */
+#endif
+#else
+    /* The frame aloop__ctx_swap pushed (see its layout above). */
+    const uintptr_t *f = co->ctx.sp;
+#if defined(__x86_64__)
+    *fp = f[5];
+    *pc = f[6];
+#else
+    *fp = f[10];
+    *pc = f[11];
+#endif
+#endif
 }
 
 void aloop__coro_free(aloop_coro_t *co) {

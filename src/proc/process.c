@@ -29,7 +29,14 @@
  *    waitpid(pid, WNOHANG) for each of our children. Never waitpid(-1):
  *    that would steal the children of other libraries in the process.
  *    SIGCHLD is subscribed to before the first spawn, so an early exit is
- *    never missed.
+ *    never missed. SIGCHLD is process-wide and not queued: one signal may
+ *    stand for the exits of several loops' children, and whichever loop's
+ *    thread reads it consumes it. So the loops on this path are listed
+ *    process-wide (chld_loops, under chld_mu), and the loop that reads a
+ *    SIGCHLD kicks every other one through that loop's kick fd (an
+ *    eventfd, or a pipe), whose hook reaps that loop's own children. The
+ *    list is the one process-wide state of this file; it has to be, since
+ *    the signal is.
  *
  * Lifetimes. Every aloop_process_t of a loop is on loop->procs->all until
  * destroyed. aloop_process_free closes the pipes; the struct itself lives
@@ -44,12 +51,17 @@
  * kill returns -ESRCH, aloop_process_free closes the pipes and frees.
  */
 #include "internal.h"
+#include "process_internal.h"
+#include "signal_internal.h"
+
+#include "pipe_internal.h"
 
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdatomic.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -58,6 +70,10 @@
 #endif
 #if defined(SYS_pidfd_open) && !defined(ALOOP_NO_PIDFD)
 #define ALOOP_HAVE_PIDFD 1
+#endif
+#if defined(__linux__) && !defined(ALOOP_NO_EVENTFD)
+#include <sys/eventfd.h>
+#define ALOOP_KICK_EVENTFD 1
 #endif
 #ifndef NSIG
 #define NSIG 65
@@ -92,7 +108,15 @@ struct aloop_procs {
     aloop_process_t **byfd;   /* pidfd -> process, for the poller hook */
     size_t nbyfd;
     uint8_t use_pidfd;        /* else SIGCHLD + waitpid(pid, WNOHANG) */
+    /* SIGCHLD path only: */
+    aloop_list_t chld_link;   /* on chld_loops, under chld_mu */
+    int kick[2];              /* read, write end (the same fd for an eventfd) */
+    atomic_int kicked;        /* a kick is written and not yet read */
 };
+
+/* Every loop on the SIGCHLD path, for the loop that reads a SIGCHLD. */
+static pthread_mutex_t chld_mu = PTHREAD_MUTEX_INITIALIZER;
+static aloop_list_t chld_loops = {&chld_loops, &chld_loops};
 
 /* ------------------------------------------------------------------------ */
 /* Reaping                                                                  */
@@ -168,14 +192,109 @@ static void pidfd_hook(aloop_t *loop, int fd) {
 }
 #endif
 
-/* SIGCHLD (fallback): one signal may stand for several exits. */
-static void sigchld_hook(aloop_t *loop) {
+/* Reaps whichever of loop's children have exited. */
+static void reap_exited(aloop_t *loop) {
     aloop_list_t *n = loop->procs->all.next;
     while (n != &loop->procs->all) {
         aloop_process_t *p = ALOOP_CONTAINER_OF(n, aloop_process_t, link);
         n = n->next; /* p may be destroyed by try_reap */
         if (!p->reaped) try_reap(p);
     }
+}
+
+/* Any thread: makes ps's loop look for exits of its children. Under
+ * chld_mu, so ps (and its fd) cannot go meanwhile. */
+static void kick(struct aloop_procs *ps) {
+    if (atomic_exchange(&ps->kicked, 1)) return; /* one is on its way */
+    uint64_t one = 1;
+    ssize_t n;
+    do {
+        n = write(ps->kick[1], &one, ps->kick[0] == ps->kick[1] ? sizeof one : 1);
+    } while (n < 0 && errno == EINTR);
+    /* EAGAIN: the pipe is full, so the loop will wake anyway */
+}
+
+/* The other loops on the SIGCHLD path: their children may have exited. */
+static void kick_others(struct aloop_procs *self) {
+    pthread_mutex_lock(&chld_mu);
+    for (aloop_list_t *n = chld_loops.next; n != &chld_loops; n = n->next) {
+        struct aloop_procs *ps = ALOOP_CONTAINER_OF(n, struct aloop_procs, chld_link);
+        if (ps != self) kick(ps);
+    }
+    pthread_mutex_unlock(&chld_mu);
+}
+
+/* Poller hook of the kick fd. Cleared before the reap: a kick that comes
+ * during it writes again, so no exit falls between. */
+static void kick_hook(aloop_t *loop, int fd) {
+    char buf[64];
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR)) {
+    }
+    atomic_store(&loop->procs->kicked, 0);
+    reap_exited(loop);
+}
+
+/* SIGCHLD (fallback): one signal may stand for several exits, of this
+ * loop's children and of other loops'. */
+static void sigchld_hook(aloop_t *loop) {
+    kick_others(loop->procs);
+    reap_exited(loop);
+}
+
+static int kick_open(aloop_t *loop, struct aloop_procs *ps) {
+#ifdef ALOOP_KICK_EVENTFD
+    ps->kick[0] = ps->kick[1] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (ps->kick[0] < 0) return -errno;
+#else
+    int rc = aloop__pipe(ps->kick);
+    if (rc < 0) return rc;
+#endif
+    aloop__io_forget(loop, ps->kick[0]); /* the number may have been used before */
+    int rc2 = aloop__io_hook(loop, ps->kick[0], kick_hook);
+    if (rc2 < 0) {
+        aloop__io_forget(loop, ps->kick[0]);
+        close(ps->kick[0]);
+        if (ps->kick[1] != ps->kick[0]) close(ps->kick[1]);
+        return rc2;
+    }
+    return 0;
+}
+
+static void kick_close(aloop_t *loop, struct aloop_procs *ps) {
+    aloop__io_forget(loop, ps->kick[0]);
+    close(ps->kick[0]);
+    if (ps->kick[1] != ps->kick[0]) close(ps->kick[1]);
+}
+
+/* Joins the SIGCHLD path: the kick fd, then the list, then the signal (so
+ * that no SIGCHLD read by this loop is missed by the others). */
+static int chld_join(aloop_t *loop, struct aloop_procs *ps) {
+    int rc = kick_open(loop, ps);
+    if (rc < 0) return rc;
+    atomic_init(&ps->kicked, 0);
+    pthread_mutex_lock(&chld_mu);
+    aloop__list_push_back(&chld_loops, &ps->chld_link);
+    pthread_mutex_unlock(&chld_mu);
+    rc = aloop__signal_subscribe(loop, SIGCHLD, sigchld_hook);
+    if (rc < 0) {
+        pthread_mutex_lock(&chld_mu);
+        aloop__list_remove(&ps->chld_link);
+        pthread_mutex_unlock(&chld_mu);
+        kick_close(loop, ps);
+    }
+    return rc;
+}
+
+/* Leaves it. A SIGCHLD this loop read last may have been for the others:
+ * they look once more. */
+static void chld_leave(aloop_t *loop, struct aloop_procs *ps) {
+    aloop__signal_unsubscribe(loop, SIGCHLD);
+    pthread_mutex_lock(&chld_mu);
+    aloop__list_remove(&ps->chld_link);
+    pthread_mutex_unlock(&chld_mu);
+    kick_others(ps);
+    kick_close(loop, ps);
 }
 
 #ifdef ALOOP_HAVE_PIDFD
@@ -210,7 +329,7 @@ static struct aloop_procs *state_get(aloop_t *loop, int *err) {
 #endif
     loop->procs = ps;
     if (!ps->use_pidfd) {
-        int rc = aloop__signal_subscribe(loop, SIGCHLD, sigchld_hook);
+        int rc = chld_join(loop, ps);
         if (rc < 0) {
             loop->procs = NULL;
             aloop__free(ps);
@@ -771,7 +890,7 @@ void aloop__process_free(aloop_t *loop) {
         p->loop = NULL;
         if (p->orphaned) process_destroy(p);
     }
-    if (!ps->use_pidfd) aloop__signal_unsubscribe(loop, SIGCHLD);
+    if (!ps->use_pidfd) chld_leave(loop, ps);
     aloop__free(ps->byfd);
     aloop__free(ps);
     loop->procs = NULL;

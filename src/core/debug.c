@@ -172,6 +172,19 @@ static void dump_site(FILE *out, const void *site) {
                 (unsigned long)((const char *)site - (const char *)info.dli_saddr));
 }
 
+/* The frames of a task that has run and is not running now, as Go prints a
+ * goroutine's. The running task's stack is the dump's caller's. */
+#define DUMP_FRAMES 64
+static void dump_frames(FILE *out, aloop_task_impl_t *t) {
+    void *frames[DUMP_FRAMES];
+    char name[256];
+    int n = aloop_task_backtrace(&t->fut, frames, DUMP_FRAMES);
+    for (int i = 0; i < n; i++) {
+        aloop__symbolize(frames[i], name, sizeof name);
+        fprintf(out, "      #%-2d %s\n", i, name);
+    }
+}
+
 void aloop_dump(aloop_t *loop, FILE *out) {
     if (!loop || !out) return;
     fprintf(out, "aloop %p: %zu unfinished task(s), loop time %.6f\n", (void *)loop,
@@ -184,6 +197,7 @@ void aloop_dump(aloop_t *loop, FILE *out) {
         if (t->cancel_requests) fprintf(out, ", %d cancel request(s)", t->cancel_requests);
         dump_site(out, t->spawn_site);
         fputc('\n', out);
+        if (loop->current != t) dump_frames(out, t);
     }
 }
 
@@ -214,6 +228,14 @@ void aloop_dump(aloop_t *loop, FILE *out) {
  * retained. Without debug mode the memory is already gone, so we abort; in
  * debug mode the quarantine keeps it, so it is reported and ignored.
  */
+
+void aloop__sim_report(aloop_t *loop, const char *what) {
+    if (!loop || !loop->sim.seed || loop->sim.reported) return;
+    loop->sim.reported = 1;
+    char line[160];
+    aloop__sim_replay(&loop->sim, line, sizeof line);
+    aloop__warn(loop, "%s under simulation; %s", what, line);
+}
 
 int aloop__misuse(const aloop_t *loop, int err, const char *call, const char *fmt, ...) {
     int debug = loop && (loop->flags & ALOOP_DEBUG);

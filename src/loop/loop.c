@@ -3,6 +3,8 @@
  */
 #include "internal.h"
 #include "io_internal.h"
+#include "process_internal.h"
+#include "signal_internal.h"
 
 #include <math.h>
 #include <unistd.h>
@@ -33,7 +35,9 @@ aloop_t *aloop_new_with(const aloop_config_t *cfg) {
     if (!loop) return aloop__null_errno(-ENOMEM);
     loop->clock = env_clock(cfg->clock);
     loop->flags = cfg->flags | (env_debug() ? ALOOP_DEBUG : 0u);
-    aloop__sim_init(loop, cfg);
+    aloop__sim_init(&loop->sim, cfg);
+    /* alloc.c draws its failures through the thread's current loop */
+    if (loop->sim.faults & ALOOP_SIM_ENOMEM) loop->coros.alloc_faults = &loop->sim;
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
     size_t stack = cfg->stack_size ? cfg->stack_size : ALOOP_DEFAULT_STACK;
     loop->coros.page_size = page;
@@ -69,6 +73,8 @@ fail:
 }
 
 aloop_t *aloop_new(void) { return aloop_new_with(NULL); }
+
+uint64_t aloop_sim_seed(const aloop_t *loop) { return loop ? loop->sim.seed : 0; }
 
 /* Frees what is left on the ring and in the heap once no task is left:
  * callbacks that never ran. */
@@ -122,6 +128,7 @@ void aloop_free(aloop_t *loop) {
     if (loop->task_count && (loop->flags & ALOOP_DEBUG))
         aloop__warn(loop, "loop freed with %zu unfinished task(s); cancelling them",
                     loop->task_count);
+    aloop__async_close(loop);
     aloop__drain_tasks(loop);
     cancel_pending_futures(loop);
     aloop__drain_tasks(loop); /* runs what those cancels scheduled */
@@ -143,6 +150,7 @@ void aloop_free(aloop_t *loop) {
     }
     aloop__coros_free(&loop->coros);
     aloop__timers_free(&loop->timers);
+    aloop__timeout_free(loop);
     aloop__debug_free(loop); /* quarantined tasks go back to their slabs */
     aloop__task_pool_free(loop); /* after the detach: no task can come back to it */
     aloop__sched_free(loop);

@@ -78,6 +78,7 @@ struct aloop_pool {
     size_t queued;           /* jobs on todo */
     unsigned idle;           /* workers waiting for work */
     int stopping;
+    int closed;              /* aloop_free has begun: call_soon_threadsafe is -EPIPE */
 
     /* loop thread only */
     size_t inflight;         /* jobs submitted, not yet collected */
@@ -130,6 +131,54 @@ static void close_wakeup_fd(aloop_t *loop, struct aloop_pool *a) {
     if (a->wfd != a->rfd) close(a->wfd);
 }
 
+/* The loops alive in the process: aloop_call_soon_threadsafe must tell a
+ * freed loop (-EPIPE) without touching its memory. Posters hold the lock
+ * shared from the check until their wake-up write is done, so a loop is
+ * never freed under them; aloop_free takes it exclusively to leave. (A new
+ * loop created at a freed one's address is that new loop: pointers are
+ * all the caller has.) */
+static pthread_rwlock_t live_lock = PTHREAD_RWLOCK_INITIALIZER;
+static aloop_t **live_loops;
+static size_t live_n, live_cap;
+
+static int live_add(aloop_t *loop) {
+    pthread_rwlock_wrlock(&live_lock);
+    if (live_n == live_cap) {
+        size_t cap = live_cap ? live_cap * 2 : 8;
+        aloop_t **v = aloop__realloc(live_loops, cap * sizeof *v);
+        if (!v) {
+            pthread_rwlock_unlock(&live_lock);
+            return -ENOMEM;
+        }
+        live_loops = v;
+        live_cap = cap;
+    }
+    live_loops[live_n++] = loop;
+    pthread_rwlock_unlock(&live_lock);
+    return 0;
+}
+
+/* Under live_lock, exclusively. */
+static void live_remove_locked(aloop_t *loop) {
+    for (size_t i = 0; i < live_n; i++) {
+        if (live_loops[i] != loop) continue;
+        live_loops[i] = live_loops[--live_n];
+        break;
+    }
+    if (!live_n) { /* the last loop: leave nothing allocated behind */
+        aloop__free(live_loops);
+        live_loops = NULL;
+        live_cap = 0;
+    }
+}
+
+/* Under live_lock, shared or exclusive. */
+static int live_has(const aloop_t *loop) {
+    for (size_t i = 0; i < live_n; i++)
+        if (live_loops[i] == loop) return 1;
+    return 0;
+}
+
 /* What the core calls (internal.h, loop->xthread). */
 static const aloop_xthread_ops_t xthread_ops = {
     aloop__async_pending, aloop__async_drain, aloop__async_alone, aloop__async_stop};
@@ -153,6 +202,13 @@ int aloop__async_init(aloop_t *loop) {
     FIFO_INIT(a->soon);
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     a->size = cpus > 0 ? (unsigned)cpus : 1;
+    rc = live_add(loop);
+    if (rc < 0) {
+        pthread_cond_destroy(&a->work);
+        pthread_mutex_destroy(&a->mu);
+        close_wakeup_fd(loop, a);
+        goto fail;
+    }
     loop->pool = a;
     loop->xthread = &xthread_ops;
     return 0;
@@ -177,9 +233,24 @@ static void post_drop(soon_item_t *s) {
         aloop__free(s);
 }
 
+void aloop__async_close(aloop_t *loop) {
+    struct aloop_pool *a = loop->pool;
+    if (!a) return;
+    pthread_rwlock_wrlock(&live_lock);
+    live_remove_locked(loop);
+    pthread_mutex_lock(&a->mu);
+    a->closed = 1;
+    pthread_mutex_unlock(&a->mu);
+    pthread_rwlock_unlock(&live_lock);
+    /* Callbacks accepted before (their callers were told 0) still run. */
+    atomic_store(&a->signalled, 1);
+    aloop__async_drain(loop);
+}
+
 void aloop__async_free(aloop_t *loop) {
     struct aloop_pool *a = loop->pool;
     if (!a) return;
+    aloop__async_close(loop); /* a no-op when aloop_free already did it */
     pthread_mutex_lock(&a->mu);
     a->stopping = 1;
     /* Every task is gone (aloop_free cancelled them, which took their queued
@@ -258,12 +329,25 @@ void aloop__post(aloop_t *loop, aloop_post_t *p) {
 }
 
 int aloop_call_soon_threadsafe(aloop_t *loop, void (*cb)(void *), void *arg) {
-    if (!loop || !cb || !loop->pool) return -EINVAL;
+    if (!loop || !cb) return -EINVAL;
     soon_item_t *s = aloop__malloc(sizeof *s);
     if (!s) return -ENOMEM;
     *s = (soon_item_t){.cb = cb, .arg = arg};
-    aloop__post(loop, s);
-    return 0;
+    int rc = -EPIPE;
+    pthread_rwlock_rdlock(&live_lock);
+    if (live_has(loop)) {
+        struct aloop_pool *a = loop->pool;
+        pthread_mutex_lock(&a->mu);
+        if (!a->closed) {
+            FIFO_PUSH(a->soon, s);
+            rc = 0;
+        }
+        pthread_mutex_unlock(&a->mu);
+        if (rc == 0) wakeup(a);
+    }
+    pthread_rwlock_unlock(&live_lock);
+    if (rc < 0) aloop__free(s);
+    return rc;
 }
 
 void aloop__async_stop(aloop_t *loop) {

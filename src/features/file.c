@@ -114,8 +114,21 @@ static int file_job_submit(file_job_t *j) {
     return rc;
 }
 
+/* A call on fd from a task of loop: gen is fd's generation when it began
+ * (NULL loop: fd is the library's own, nobody else can close it). */
+typedef struct file_call {
+    aloop_t *loop;
+    int fd;
+    uint32_t gen;
+} file_call_t;
+
+static int file_closed(const file_call_t *c) {
+    return c->loop && c->loop->io->watches[c->fd].gen != c->gen;
+}
+
 /* One chunk read: bytes (0 at EOF) or -errno. */
-static ssize_t file_read_chunk(int fd, void *buf, size_t len) {
+static ssize_t file_read_chunk(const file_call_t *c, void *buf, size_t len) {
+    int fd = c->fd;
     off_t off = lseek(fd, 0, SEEK_CUR);
     if (off < 0) return errno == ESPIPE ? ALOOP__IO_NOT_FILE : -errno; /* number reused */
     if (len > FILE_CHUNK) len = FILE_CHUNK;
@@ -125,7 +138,7 @@ static ssize_t file_read_chunk(int fd, void *buf, size_t len) {
     j->off = off;
     rc = file_job_submit(j);
     if (rc < 0) return rc;
-    ssize_t n = j->n;
+    ssize_t n = file_closed(c) ? -EBADF : j->n;
     if (n > 0) {
         memcpy(buf, j->buf, (size_t)n);
         /* through the dup: the same open file, even if fd was closed */
@@ -149,14 +162,15 @@ static ssize_t file_write_chunk(int fd, const void *buf, size_t len) {
     return n;
 }
 
-static ssize_t file_write_all(int fd, const char *buf, size_t len) {
+static ssize_t file_write_all(const file_call_t *c, const char *buf, size_t len) {
     size_t done = 0;
     do {
         if (done) { /* between chunks too: a pending cancel stops here */
             int err;
             if (!aloop__enter(&err)) return err;
         }
-        ssize_t n = file_write_chunk(fd, buf + done, len - done);
+        ssize_t n = file_write_chunk(c->fd, buf + done, len - done);
+        if (file_closed(c)) return -EBADF;
         if (n < 0) return n;
         if (n == 0) return -EIO; /* a regular file that takes nothing */
         done += (size_t)n;
@@ -164,7 +178,10 @@ static ssize_t file_write_all(int fd, const char *buf, size_t len) {
     return (ssize_t)len;
 }
 
-/* io.c's hook (installed by loop.c): fd is (believed to be) a regular file. */
+/* io.c's hook (installed by loop.c): fd is (believed to be) a regular file.
+ * fd closed through the library (aloop_close, a stream's close) while a
+ * job ran: -EBADF, as for fd waits (guide §15); a read then hands over no
+ * byte and leaves the offset alone. */
 ssize_t aloop__file_io(aloop_task_impl_t *t, int fd, void *buf, size_t len, int dir) {
     aloop_t *loop = t->fut.loop;
     aloop_io_watch_t *w = aloop__io_watch(loop, fd);
@@ -172,9 +189,10 @@ ssize_t aloop__file_io(aloop_task_impl_t *t, int fd, void *buf, size_t len, int 
     unsigned busy = ALOOP__WATCH_FILE_BUSY << dir;
     if (w->flags & busy) return -EBUSY;
     w->flags |= (uint8_t)busy;
-    ssize_t n = dir ? file_write_all(fd, buf, len) : file_read_chunk(fd, buf, len);
+    file_call_t call = {.loop = loop, .fd = fd, .gen = w->gen};
+    ssize_t n = dir ? file_write_all(&call, buf, len) : file_read_chunk(&call, buf, len);
     w = &loop->io->watches[fd]; /* the table may have moved meanwhile */
-    w->flags &= (uint8_t)~busy;
+    if (w->gen == call.gen) w->flags &= (uint8_t)~busy; /* else forgotten, flags too */
     return n;
 }
 
@@ -298,7 +316,8 @@ int aloop_write_file(const char *path, const void *buf, size_t len) {
     int rc = whole_file_submit(open_for_write_run, w);
     if (rc == -ECANCELED) return rc;
     if (rc == 0 && len) {
-        ssize_t n = file_write_all(w->fd, buf, len);
+        file_call_t call = {.fd = w->fd};
+        ssize_t n = file_write_all(&call, buf, len);
         if (n < 0) rc = (int)n;
     }
     if (rc == 0) {

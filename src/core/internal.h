@@ -26,8 +26,6 @@
 #include "sched_internal.h"
 #include "alloc_internal.h"
 #include "backend_internal.h"
-#include "process_internal.h"
-#include "signal_internal.h"
 #include "sim_internal.h"
 #include "timer_internal.h"
 
@@ -157,6 +155,8 @@ typedef struct aloop_task {
 typedef struct aloop_scope {
     void (*task_done)(aloop_task_impl_t *t);
 } aloop_scope_t;
+/* Frees timeout.c's table of scopes (aloop_free, after every task ended). */
+void aloop__timeout_free(struct aloop *loop);
 
 /* w's task is still suspended on w: nobody woke it yet (w->task set). */
 static inline int aloop__wait_pending(const aloop_wait_t *w) {
@@ -363,6 +363,10 @@ void aloop__io_unhook(aloop_t *loop, int fd);
 /* Forgets everything about fd (before it is closed or after it was created:
  * its number may have been reused). Wakes its waiters with -EBADF. */
 void aloop__io_forget(aloop_t *loop, int fd);
+/* The library just made fd (a socket, an accepted connection): forgets the
+ * number's past, and marks fd as one only aloop_close / a stream's close
+ * may close, which spares it the close(2) checks (io.c). */
+void aloop__io_adopt(aloop_t *loop, int fd);
 /* Adds (removes) direction bit to what the backend must watch on fd for
  * someone other than a waiting task (watch.c). 0 or -errno. */
 int aloop__io_want(aloop_t *loop, int fd, unsigned bit);
@@ -438,8 +442,11 @@ int aloop__gai_errno(int rc, int sys_errno);
 void aloop__stream_hold(aloop_stream_t *s);
 void aloop__stream_unhold(aloop_stream_t *s); /* closes it if still open; may free it */
 
-/* ---- signals: signal_internal.h (loop->signals, aloop__signal_free);
- * child processes: process_internal.h (loop->procs) */
+/* ---- signals: src/proc/signal_internal.h (loop->signals,
+ * aloop__signal_free); child processes: src/proc/process_internal.h
+ * (loop->procs). Only the loop and src/proc/ include them. */
+struct aloop_signals;
+struct aloop_procs;
 
 /* ---- cross-thread wake-ups (threadpool.c)
  * The core (sched.c, io.c) reaches them only through loop->xthread, which
@@ -453,6 +460,9 @@ typedef struct aloop_xthread_ops {
 } aloop_xthread_ops_t;
 int aloop__async_init(aloop_t *loop);
 void aloop__async_free(aloop_t *loop);
+/* The first step of aloop_free: aloop_call_soon_threadsafe says -EPIPE from
+ * now on; the callbacks it accepted before run now. */
+void aloop__async_close(aloop_t *loop);
 /* Runs callbacks queued by other threads. */
 void aloop__async_drain(aloop_t *loop);
 /* Work outstanding on other threads that will come back (keeps the loop alive). */
@@ -524,6 +534,7 @@ struct aloop {
     const aloop_xthread_ops_t *xthread; /* threadpool.c's, NULL outside init..free */
     struct aloop_signals *signals; /* signal.c; NULL until the first signal wait */
     struct aloop_procs *procs;     /* process.c; NULL until the first spawn */
+    struct aloop_scopes *scopes;   /* timeout.c: open scopes; NULL until the first */
 
     /* debug mode (debug.c) */
     aloop_warning_fn warn_fn;    /* NULL: warnings go to stderr */
@@ -559,14 +570,14 @@ void aloop__warn(aloop_t *loop, const char *fmt, ...)
 #endif
     ;
 
-/* ---- simulation (sim.c; the system-call layer is sys_internal.h) */
-/* cfg's sim_faults and sim_rate are valid. */
-int aloop__sim_config_valid(const aloop_config_t *cfg);
-/* From cfg, or ALOOP_SIM when cfg->sim_seed is 0 (loop creation). */
-void aloop__sim_init(aloop_t *loop, const aloop_config_t *cfg);
-/* A simulated loop met a failure (what: "task 'X' failed: ..."): prints the
- * replay line, once per loop; nothing if loop is not simulated. */
+/* ---- simulation (base/sim.c; the system-call layer is sys_internal.h) */
+/* A simulated loop met a failure (what: "task 'X' failed: ..."): warns
+ * with the replay line, once per loop; nothing if loop is not simulated
+ * (debug.c). */
 void aloop__sim_report(aloop_t *loop, const char *what);
+/* Simulation's delay of a readiness, accept or connect the task t waited
+ * for: sleeps a seeded while, or not at all. 0 or -ECANCELED (io.c). */
+int aloop__io_sim_delay(aloop_task_impl_t *t);
 
 /* ---- debug mode (debug.c). Callers test loop->flags & ALOOP_DEBUG first. */
 #define ALOOP_SLOW_STEP 0.1          /* seconds of wall time a step may take */
@@ -583,6 +594,9 @@ void aloop__debug_keep_freed(aloop_t *loop, aloop_future_t *f);
 void aloop__debug_bad_release(aloop_future_t *f);
 void aloop__debug_init(aloop_t *loop);
 void aloop__debug_free(aloop_t *loop);
+/* addr as "function+0xoff (object)" (or "object+0xoff", or the bare
+ * address) into buf, n bytes with the NUL (backtrace.c, for aloop_dump). */
+void aloop__symbolize(const void *addr, char *buf, size_t n);
 /* ---- misuse (debug.c): the one policy, rules listed there. Returns err
  * (-EPERM / -EINVAL); in debug mode prints "aloop: <call>: <message>" and
  * aborts. err == 0: the call cannot report an error; the message is printed

@@ -2,9 +2,19 @@
  * stream.c - buffered reader/writer over an fd (asyncio's StreamReader and
  * StreamWriter in one object).
  *
+ * One reader and one writer at a time: a call that would be a second
+ * reader (read, readline, readuntil, readexactly) or a second writer
+ * (write) returns -EBUSY before it touches anything. That is what lets a
+ * reader suspended in fill() keep pointers into the buffer: nobody else
+ * compacts or reallocates it meanwhile, and a write that has started is
+ * never interleaved with another task's bytes.
+ *
  * The read buffer [start, end) of cap bytes grows on demand, never beyond
- * max_line + 1 bytes: enough for the longest line readline accepts plus the
- * byte that proves a line too long. Data is consumed from the buffer only
+ * max_line + 1 bytes (buf_limit): enough for a readexactly of that size.
+ * readline/readuntil report a record too long as soon as max_line bytes
+ * are buffered without its separator, and the next such call skips the
+ * rest of it through the separator (discarding), so an endless line costs
+ * neither memory nor time beyond max_line. Data is consumed from the buffer only
  * when a call returns it, so a cancelled readline (or a readexactly of at
  * most max_line + 1 bytes) loses nothing: the next call sees the same bytes.
  * A larger readexactly reads straight into the caller's buffer; if it fails
@@ -37,6 +47,8 @@ struct aloop_stream {
     size_t start, end, cap;
     uint8_t eof;        /* read returned 0: no more data will come */
     uint8_t closed;     /* aloop_stream_close was called */
+    uint8_t reading;    /* a read call is in progress (one reader at a time) */
+    uint8_t writing;    /* a write call is in progress (one writer at a time) */
     int error;          /* sticky: data was lost (see put_back); reads fail */
     uint8_t discarding; /* inside an over-long record, dropping through dsep */
     char *dsep;         /* the separator being discarded through */
@@ -51,6 +63,11 @@ static void stream_detach(aloop_owned_t *o) {
     ALOOP_CONTAINER_OF(o, aloop_stream_t, owned)->loop = NULL;
 }
 
+/* max_line + 1, or "no limit" for values near SIZE_MAX (never wrapping). */
+static size_t buf_limit(const aloop_stream_t *s) {
+    return s->max_line < SIZE_MAX / 2 ? s->max_line + 1 : SIZE_MAX / 2;
+}
+
 aloop_stream_t *aloop_stream_new(aloop_t *loop, int fd, size_t max_line) {
     if (!loop || fd < 0) return aloop__null_errno(-EINVAL);
     aloop_stream_t *s = aloop__calloc(1, sizeof *s);
@@ -58,7 +75,7 @@ aloop_stream_t *aloop_stream_new(aloop_t *loop, int fd, size_t max_line) {
     s->loop = loop;
     s->fd = fd;
     s->max_line = max_line ? max_line : STREAM_DEFAULT_MAX_LINE;
-    s->cap = s->max_line + 1 < STREAM_MIN_BUF ? s->max_line + 1 : STREAM_MIN_BUF;
+    s->cap = buf_limit(s) < STREAM_MIN_BUF ? buf_limit(s) : STREAM_MIN_BUF;
     s->buf = aloop__malloc(s->cap);
     if (!s->buf) {
         aloop__free(s);
@@ -80,20 +97,30 @@ static void stream_destroy(aloop_stream_t *s) {
     aloop__free(s);
 }
 
-/* Entry of every call: the stream is in use until stream_leave. */
-static int stream_enter(aloop_stream_t *s, aloop_task_impl_t **t) {
+enum { STREAM_READ = 1, STREAM_WRITE = 2 };
+
+/* Entry of every call: the stream is in use, as a reader and/or writer
+ * (role), until stream_leave. -EBUSY when another task holds that role.
+ * The check comes after aloop__enter, which may yield. */
+static int stream_enter(aloop_stream_t *s, aloop_task_impl_t **t, int role) {
     int err;
     *t = aloop__enter(&err);
     if (!*t) return err;
     if (s->closed) return -EBADF;
+    if (((role & STREAM_READ) && s->reading) || ((role & STREAM_WRITE) && s->writing))
+        return -EBUSY;
+    if (role & STREAM_READ) s->reading = 1;
+    if (role & STREAM_WRITE) s->writing = 1;
     s->users++;
     return 0;
 }
 
 /* Returns rc, or -EBADF if the stream was closed meanwhile (then it may be
  * freed here: do not touch s afterwards). */
-static ssize_t stream_leave(aloop_stream_t *s, ssize_t rc) {
+static ssize_t stream_leave(aloop_stream_t *s, int role, ssize_t rc) {
     s->users--;
+    if (role & STREAM_READ) s->reading = 0;
+    if (role & STREAM_WRITE) s->writing = 0;
     if (!s->closed) return rc;
     if (!s->users) stream_destroy(s);
     return -EBADF;
@@ -129,9 +156,8 @@ static ssize_t fill(aloop_task_impl_t *t, aloop_stream_t *s, size_t need, int ag
         s->start = 0;
     }
     if (s->cap < need) {
-        size_t limit = s->max_line + 1;
-        size_t cap = s->cap * 2;
-        if (cap > limit) cap = limit;
+        size_t limit = buf_limit(s);
+        size_t cap = s->cap < limit / 2 ? s->cap * 2 : limit;
         if (cap < need) cap = need;
         char *buf = aloop__realloc(s->buf, cap);
         if (!buf) return -ENOMEM;
@@ -175,8 +201,9 @@ static int discard_begin(aloop_stream_t *s, const char *sep, size_t seplen) {
 }
 
 /* Drops the rest of an over-long record, through its separator (or up to
- * EOF). The last seplen - 1 bytes are kept across reads: they may be the
- * start of a separator whose end has not arrived yet. */
+ * EOF): 0 once done, else -errno (still discarding: the next call goes on).
+ * The last seplen - 1 bytes are kept across reads: they may be the start
+ * of a separator whose end has not arrived yet. */
 static ssize_t discard_record(aloop_task_impl_t *t, aloop_stream_t *s) {
     const char *sep = s->dsep;
     size_t seplen = s->dseplen;
@@ -195,19 +222,36 @@ static ssize_t discard_record(aloop_task_impl_t *t, aloop_stream_t *s) {
         consume(s, buffered(s) - keep);
         ssize_t n = fill(t, s, keep + 1, 1);
         if (s->closed) return -EBADF;
-        if (n < 0) return n; /* still discarding: the next line read goes on */
+        if (n < 0) return n;
     }
     s->discarding = 0;
+    return 0;
+}
+
+/* The record being read is too long: -EMSGSIZE now, and the next
+ * readline/readuntil skips it through its separator. What is buffered goes
+ * at once but for the last seplen - 1 bytes (the start of a separator,
+ * perhaps), so memory stays bounded by max_line. */
+static ssize_t record_too_long(aloop_stream_t *s, const char *sep, size_t seplen) {
+    int rc = discard_begin(s, sep, seplen);
+    if (rc < 0) return rc;
+    size_t keep = buffered(s) < seplen - 1 ? buffered(s) : seplen - 1;
+    consume(s, buffered(s) - keep);
     return -EMSGSIZE;
 }
 
 /* readline and readuntil: the record through the first sep, into out
  * (NUL-terminated). Nothing is consumed until the call returns it, so a
- * cancel at the read inside fill() loses nothing. */
+ * cancel at the read inside fill() loses nothing. A record is too long as
+ * soon as `limit` bytes are buffered without a whole separator: it cannot
+ * end within them. */
 static ssize_t readuntil_locked(aloop_task_impl_t *t, aloop_stream_t *s, const char *sep,
                                 size_t seplen, char *out, size_t cap) {
     if (s->error) return s->error;
-    if (s->discarding) return discard_record(t, s);
+    if (s->discarding) {
+        ssize_t rc = discard_record(t, s);
+        if (rc < 0) return rc;
+    }
     size_t limit = cap - 1 < s->max_line ? cap - 1 : s->max_line;
     size_t scanned = 0; /* bytes already searched for a whole separator */
     for (int again = 0;; again = 1) {
@@ -226,10 +270,7 @@ static ssize_t readuntil_locked(aloop_task_impl_t *t, aloop_stream_t *s, const c
             return (ssize_t)len;
         }
         scanned = buffered(s);
-        if (scanned > limit) {
-            int rc = discard_begin(s, sep, seplen);
-            return rc < 0 ? rc : discard_record(t, s);
-        }
+        if (scanned && scanned >= limit) return record_too_long(s, sep, seplen);
         if (s->eof) {
             /* a last record without separator is returned as is, then 0 */
             if (scanned) memcpy(out, p, scanned);
@@ -246,18 +287,18 @@ static ssize_t readuntil_locked(aloop_task_impl_t *t, aloop_stream_t *s, const c
 ssize_t aloop_stream_readline(aloop_stream_t *s, char *buf, size_t cap) {
     if (!s || !buf || !cap) return -EINVAL;
     aloop_task_impl_t *t;
-    int rc = stream_enter(s, &t);
+    int rc = stream_enter(s, &t, STREAM_READ);
     if (rc < 0) return rc;
-    return stream_leave(s, readuntil_locked(t, s, "\n", 1, buf, cap));
+    return stream_leave(s, STREAM_READ, readuntil_locked(t, s, "\n", 1, buf, cap));
 }
 
 ssize_t aloop_stream_readuntil(aloop_stream_t *s, const void *sep, size_t seplen, char *buf,
                                size_t cap) {
     if (!s || !sep || !seplen || !buf || !cap) return -EINVAL;
     aloop_task_impl_t *t;
-    int rc = stream_enter(s, &t);
+    int rc = stream_enter(s, &t, STREAM_READ);
     if (rc < 0) return rc;
-    return stream_leave(s, readuntil_locked(t, s, sep, seplen, buf, cap));
+    return stream_leave(s, STREAM_READ, readuntil_locked(t, s, sep, seplen, buf, cap));
 }
 
 /* What is buffered, else one read: straight into the caller's buffer when
@@ -282,10 +323,10 @@ static ssize_t read_locked(aloop_task_impl_t *t, aloop_stream_t *s, char *out, s
 ssize_t aloop_stream_read(aloop_stream_t *s, void *buf, size_t n) {
     if (!s || (!buf && n)) return -EINVAL;
     aloop_task_impl_t *t;
-    int rc = stream_enter(s, &t);
+    int rc = stream_enter(s, &t, STREAM_READ);
     if (rc < 0) return rc;
-    if (n == 0) return stream_leave(s, 0);
-    return stream_leave(s, read_locked(t, s, buf, n));
+    if (n == 0) return stream_leave(s, STREAM_READ, 0);
+    return stream_leave(s, STREAM_READ, read_locked(t, s, buf, n));
 }
 
 int aloop_open_connection(const char *host, const char *port, double timeout,
@@ -343,7 +384,7 @@ static ssize_t readexactly_large(aloop_task_impl_t *t, aloop_stream_t *s, char *
 
 static ssize_t readexactly_locked(aloop_task_impl_t *t, aloop_stream_t *s, char *out, size_t n) {
     if (s->error) return s->error;
-    if (n > s->max_line + 1) return readexactly_large(t, s, out, n);
+    if (n > buf_limit(s)) return readexactly_large(t, s, out, n);
     /* Fits the buffer: gather it all first, so a cancel loses nothing. */
     for (int again = 0; buffered(s) < n && !s->eof; again = 1) {
         ssize_t r = fill(t, s, n, again);
@@ -356,17 +397,17 @@ static ssize_t readexactly_locked(aloop_task_impl_t *t, aloop_stream_t *s, char 
 ssize_t aloop_stream_readexactly(aloop_stream_t *s, void *buf, size_t n) {
     if (!s || (!buf && n)) return -EINVAL;
     aloop_task_impl_t *t;
-    int rc = stream_enter(s, &t);
+    int rc = stream_enter(s, &t, STREAM_READ);
     if (rc < 0) return rc;
-    return stream_leave(s, readexactly_locked(t, s, buf, n));
+    return stream_leave(s, STREAM_READ, readexactly_locked(t, s, buf, n));
 }
 
 ssize_t aloop_stream_write(aloop_stream_t *s, const void *buf, size_t n) {
     if (!s || (!buf && n)) return -EINVAL;
     aloop_task_impl_t *t;
-    int rc = stream_enter(s, &t);
+    int rc = stream_enter(s, &t, STREAM_WRITE);
     if (rc < 0) return rc;
-    return stream_leave(s, aloop__io_write_all(t, s->fd, buf, n));
+    return stream_leave(s, STREAM_WRITE, aloop__io_write_all(t, s->fd, buf, n));
 }
 
 void aloop__stream_hold(aloop_stream_t *s) { s->users++; }

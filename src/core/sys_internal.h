@@ -9,62 +9,53 @@
  * With simulation off (loop->sim.faults == 0, or no loop) the cost is one
  * load and one predicted branch before the real call.
  *
- * The waits (aloop__io_wait, accept, connect) have hooks of their own, at
- * the end: spurious readiness and delays.
+ * The waits have hooks of their own (io.c: aloop__io_wait's spurious
+ * readiness and delays, aloop__io_sim_delay for accept and connect).
  */
 #ifndef ALOOP_SYS_INTERNAL_H
 #define ALOOP_SYS_INTERNAL_H
 
-#include "internal.h"
+/* Included after internal.h (struct aloop), which it does not include
+ * itself: it only reads loop->sim and calls base/sim.c. */
+#include "sim_internal.h"
 
 #include <sys/socket.h>
 #include <unistd.h>
-
-/* sim.c: the same calls with faults drawn from loop's generator. */
-ssize_t aloop__sim_recv(aloop_t *loop, int fd, void *buf, size_t len, int flags);
-ssize_t aloop__sim_send(aloop_t *loop, int fd, const void *buf, size_t len, int flags);
-ssize_t aloop__sim_read(aloop_t *loop, int fd, void *buf, size_t len);
-ssize_t aloop__sim_write(aloop_t *loop, int fd, const void *buf, size_t len);
-ssize_t aloop__sim_recvmsg(aloop_t *loop, int fd, struct msghdr *m, int flags);
-ssize_t aloop__sim_sendto(aloop_t *loop, int fd, const void *buf, size_t len, int flags,
-                          const struct sockaddr *to, socklen_t tolen);
-int aloop__sim_accept(aloop_t *loop, int lfd, struct sockaddr *addr, socklen_t *len, int flags);
-int aloop__sim_connect(aloop_t *loop, int fd, const struct sockaddr *addr, socklen_t len);
 
 static inline int aloop__sim_on(const aloop_t *loop) {
     return ALOOP_UNLIKELY(loop != NULL && loop->sim.faults != 0);
 }
 
 static inline ssize_t aloop__sys_recv(aloop_t *loop, int fd, void *buf, size_t len, int flags) {
-    if (aloop__sim_on(loop)) return aloop__sim_recv(loop, fd, buf, len, flags);
+    if (aloop__sim_on(loop)) return aloop__sim_recv(&loop->sim, fd, buf, len, flags);
     return recv(fd, buf, len, flags);
 }
 static inline ssize_t aloop__sys_send(aloop_t *loop, int fd, const void *buf, size_t len,
                                       int flags) {
-    if (aloop__sim_on(loop)) return aloop__sim_send(loop, fd, buf, len, flags);
+    if (aloop__sim_on(loop)) return aloop__sim_send(&loop->sim, fd, buf, len, flags);
     return send(fd, buf, len, flags);
 }
 static inline ssize_t aloop__sys_read(aloop_t *loop, int fd, void *buf, size_t len) {
-    if (aloop__sim_on(loop)) return aloop__sim_read(loop, fd, buf, len);
+    if (aloop__sim_on(loop)) return aloop__sim_read(&loop->sim, fd, buf, len);
     return read(fd, buf, len);
 }
 static inline ssize_t aloop__sys_write(aloop_t *loop, int fd, const void *buf, size_t len) {
-    if (aloop__sim_on(loop)) return aloop__sim_write(loop, fd, buf, len);
+    if (aloop__sim_on(loop)) return aloop__sim_write(&loop->sim, fd, buf, len);
     return write(fd, buf, len);
 }
 static inline ssize_t aloop__sys_recvmsg(aloop_t *loop, int fd, struct msghdr *m, int flags) {
-    if (aloop__sim_on(loop)) return aloop__sim_recvmsg(loop, fd, m, flags);
+    if (aloop__sim_on(loop)) return aloop__sim_recvmsg(&loop->sim, fd, m, flags);
     return recvmsg(fd, m, flags);
 }
 static inline ssize_t aloop__sys_sendto(aloop_t *loop, int fd, const void *buf, size_t len,
                                         int flags, const struct sockaddr *to, socklen_t tolen) {
-    if (aloop__sim_on(loop)) return aloop__sim_sendto(loop, fd, buf, len, flags, to, tolen);
+    if (aloop__sim_on(loop)) return aloop__sim_sendto(&loop->sim, fd, buf, len, flags, to, tolen);
     return sendto(fd, buf, len, flags, to, tolen);
 }
 /* accept4(2) with flags where it exists; elsewhere flags must be 0. */
 static inline int aloop__sys_accept(aloop_t *loop, int lfd, struct sockaddr *addr,
                                     socklen_t *len, int flags) {
-    if (aloop__sim_on(loop)) return aloop__sim_accept(loop, lfd, addr, len, flags);
+    if (aloop__sim_on(loop)) return aloop__sim_accept(&loop->sim, lfd, addr, len, flags);
 #if defined(__linux__) || defined(__FreeBSD__)
     return accept4(lfd, addr, len, flags);
 #else
@@ -74,25 +65,8 @@ static inline int aloop__sys_accept(aloop_t *loop, int lfd, struct sockaddr *add
 }
 static inline int aloop__sys_connect(aloop_t *loop, int fd, const struct sockaddr *addr,
                                      socklen_t len) {
-    if (aloop__sim_on(loop)) return aloop__sim_connect(loop, fd, addr, len);
+    if (aloop__sim_on(loop)) return aloop__sim_connect(&loop->sim, fd, addr, len);
     return connect(fd, addr, len);
-}
-
-/* ---- the waits' hooks */
-
-/* A task is about to wait for fd's readiness: 1 if simulation reports it
- * ready at once instead (a spurious wake-up: the caller's retry may well
- * see EAGAIN). */
-int aloop__sim_spurious(aloop_t *loop);
-/* Readiness, a connect or an accept came: hold it back a seeded while (a
- * sleep of the task). 0, or -ECANCELED. */
-int aloop__sim_delay(aloop_task_impl_t *t);
-
-static inline int aloop__sys_spurious(aloop_t *loop) {
-    return aloop__sim_on(loop) && aloop__sim_spurious(loop);
-}
-static inline int aloop__sys_delay(aloop_task_impl_t *t) {
-    return aloop__sim_on(t->fut.loop) ? aloop__sim_delay(t) : 0;
 }
 
 #endif /* ALOOP_SYS_INTERNAL_H */

@@ -4,12 +4,13 @@
  * short write, an EINTR, a readiness that turns out to be EAGAIN, a late
  * connect, a reset, a failed allocation) run on demand, reproducibly.
  *
- * One generator per loop (xoshiro256**, seeded through splitmix64). Every
- * decision draws from it in program order, on the loop's own thread, so the
- * same seed, faults and program give the same decisions; with the virtual
- * clock and no outside peer, the same events. Faults are only ever drawn
- * for calls made while a loop is current on the thread (worker threads
- * never draw).
+ * One generator per loop (xoshiro256**, seeded through splitmix64; the
+ * loop's is loop->sim). Every decision draws from it in program order, on
+ * the loop's own thread, so the same seed, faults and program give the same
+ * decisions; with the virtual clock and no outside peer, the same events.
+ * Faults are only ever drawn for calls made while a loop is current on the
+ * thread (worker threads never draw). This file knows nothing of loops:
+ * core/sys_internal.h passes the loop's generator in.
  *
  * Eligible calls, per fault:
  *   short     recv/send on SOCK_STREAM sockets, read/write on pipes and
@@ -26,11 +27,15 @@
  *             (send); later calls see what a reset connection gives;
  *   enomem    the library's allocations (alloc.c) fail.
  */
-#include "internal.h"
-#include "sys_internal.h"
+#include "sim_internal.h"
 
-#include <math.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define SIM_DEFAULT_RATE 0.05
 #define SIM_DELAY_MAX_US 2000
@@ -44,23 +49,8 @@ static uint64_t splitmix64(uint64_t *x) {
     return z ^ (z >> 31);
 }
 
-static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
-static uint64_t next(aloop_sim_t *s) {
-    uint64_t *q = s->s;
-    uint64_t r = rotl(q[1] * 5, 7) * 9, t = q[1] << 17;
-    q[2] ^= q[0];
-    q[3] ^= q[1];
-    q[1] ^= q[2];
-    q[0] ^= q[3];
-    q[2] ^= t;
-    q[3] = rotl(q[3], 45);
-    s->draws++;
-    return r;
-}
-
-/* One decision: 1 with probability rate. */
-static int hit(aloop_sim_t *s) { return (double)(next(s) >> 11) * 0x1.0p-53 < s->rate; }
+static uint64_t next(aloop_sim_t *s) { return aloop__sim_next(s); }
+static int hit(aloop_sim_t *s) { return aloop__sim_hit(s); }
 
 /* Uniform in [0, n), n > 0 (the modulo bias is far below what matters). */
 static uint64_t below(aloop_sim_t *s, uint64_t n) { return next(s) % n; }
@@ -121,8 +111,7 @@ int aloop__sim_config_valid(const aloop_config_t *cfg) {
            cfg->sim_rate <= 1;
 }
 
-void aloop__sim_init(aloop_t *loop, const aloop_config_t *cfg) {
-    aloop_sim_t *s = &loop->sim;
+void aloop__sim_init(aloop_sim_t *s, const aloop_config_t *cfg) {
     uint64_t seed = cfg->sim_seed;
     unsigned faults = cfg->sim_faults;
     double rate = cfg->sim_rate;
@@ -142,12 +131,9 @@ void aloop__sim_init(aloop_t *loop, const aloop_config_t *cfg) {
     for (int i = 0; i < 4; i++) s->s[i] = splitmix64(&x);
 }
 
-uint64_t aloop_sim_seed(const aloop_t *loop) { return loop ? loop->sim.seed : 0; }
-
 /* ---- the replay line */
 
-/* "SEED:FAULTS:RATE", as ALOOP_SIM takes it. */
-static void replay_spec(const aloop_sim_t *s, char *buf, size_t n) {
+void aloop__sim_replay(const aloop_sim_t *s, char *buf, size_t n) {
     char faults[80] = "";
     unsigned left = s->faults;
     for (size_t i = 0; i < NFAULT_NAMES; i++) {
@@ -159,15 +145,7 @@ static void replay_spec(const aloop_sim_t *s, char *buf, size_t n) {
     char rate[32];
     snprintf(rate, sizeof rate, "%g", s->rate);
     if (strtod(rate, NULL) != s->rate) snprintf(rate, sizeof rate, "%.17g", s->rate);
-    snprintf(buf, n, "%llu:%s:%s", (unsigned long long)s->seed, faults, rate);
-}
-
-void aloop__sim_report(aloop_t *loop, const char *what) {
-    if (!loop || !loop->sim.seed || loop->sim.reported) return;
-    loop->sim.reported = 1;
-    char spec[160];
-    replay_spec(&loop->sim, spec, sizeof spec);
-    aloop__warn(loop, "%s under simulation; replay: ALOOP_SIM=%s", what, spec);
+    snprintf(buf, n, "replay: ALOOP_SIM=%llu:%s:%s", (unsigned long long)s->seed, faults, rate);
 }
 
 /* ---- the system calls */
@@ -216,40 +194,40 @@ static int before_io(aloop_sim_t *s, int fd, size_t *len, int sock, int err) {
     return 0;
 }
 
-ssize_t aloop__sim_recv(aloop_t *loop, int fd, void *buf, size_t len, int flags) {
-    if (before_io(&loop->sim, fd, &len, 1, ECONNRESET) < 0) return -1;
+ssize_t aloop__sim_recv(aloop_sim_t *sim, int fd, void *buf, size_t len, int flags) {
+    if (before_io(sim, fd, &len, 1, ECONNRESET) < 0) return -1;
     return recv(fd, buf, len, flags);
 }
 
-ssize_t aloop__sim_send(aloop_t *loop, int fd, const void *buf, size_t len, int flags) {
-    if (before_io(&loop->sim, fd, &len, 1, EPIPE) < 0) return -1;
+ssize_t aloop__sim_send(aloop_sim_t *sim, int fd, const void *buf, size_t len, int flags) {
+    if (before_io(sim, fd, &len, 1, EPIPE) < 0) return -1;
     return send(fd, buf, len, flags);
 }
 
-ssize_t aloop__sim_read(aloop_t *loop, int fd, void *buf, size_t len) {
-    if (before_io(&loop->sim, fd, &len, 0, 0) < 0) return -1;
+ssize_t aloop__sim_read(aloop_sim_t *sim, int fd, void *buf, size_t len) {
+    if (before_io(sim, fd, &len, 0, 0) < 0) return -1;
     return read(fd, buf, len);
 }
 
-ssize_t aloop__sim_write(aloop_t *loop, int fd, const void *buf, size_t len) {
-    if (before_io(&loop->sim, fd, &len, 0, 0) < 0) return -1;
+ssize_t aloop__sim_write(aloop_sim_t *sim, int fd, const void *buf, size_t len) {
+    if (before_io(sim, fd, &len, 0, 0) < 0) return -1;
     return write(fd, buf, len);
 }
 
 /* Datagrams keep their size: only eintr applies. */
-ssize_t aloop__sim_recvmsg(aloop_t *loop, int fd, struct msghdr *m, int flags) {
-    if (interrupt(&loop->sim)) return -1;
+ssize_t aloop__sim_recvmsg(aloop_sim_t *sim, int fd, struct msghdr *m, int flags) {
+    if (interrupt(sim)) return -1;
     return recvmsg(fd, m, flags);
 }
 
-ssize_t aloop__sim_sendto(aloop_t *loop, int fd, const void *buf, size_t len, int flags,
+ssize_t aloop__sim_sendto(aloop_sim_t *sim, int fd, const void *buf, size_t len, int flags,
                           const struct sockaddr *to, socklen_t tolen) {
-    if (interrupt(&loop->sim)) return -1;
+    if (interrupt(sim)) return -1;
     return sendto(fd, buf, len, flags, to, tolen);
 }
 
-int aloop__sim_accept(aloop_t *loop, int lfd, struct sockaddr *addr, socklen_t *len, int flags) {
-    if (interrupt(&loop->sim)) return -1;
+int aloop__sim_accept(aloop_sim_t *sim, int lfd, struct sockaddr *addr, socklen_t *len, int flags) {
+    if (interrupt(sim)) return -1;
 #if defined(__linux__) || defined(__FreeBSD__)
     return accept4(lfd, addr, len, flags);
 #else
@@ -261,11 +239,11 @@ int aloop__sim_accept(aloop_t *loop, int lfd, struct sockaddr *addr, socklen_t *
 /* An interrupted connect goes on in the background (the kernel's rule), so
  * the real call is made first and its success or EINPROGRESS becomes
  * EINTR: the library must then wait for the outcome. */
-int aloop__sim_connect(aloop_t *loop, int fd, const struct sockaddr *addr, socklen_t len) {
+int aloop__sim_connect(aloop_sim_t *sim, int fd, const struct sockaddr *addr, socklen_t len) {
     int rc = connect(fd, addr, len);
     if (rc == 0 || errno == EINPROGRESS) {
         int err = errno;
-        if (interrupt(&loop->sim)) return -1;
+        if (interrupt(sim)) return -1;
         errno = err;
     }
     return rc;
@@ -273,24 +251,13 @@ int aloop__sim_connect(aloop_t *loop, int fd, const struct sockaddr *addr, sockl
 
 /* ---- the waits */
 
-int aloop__sim_spurious(aloop_t *loop) {
-    aloop_sim_t *s = &loop->sim;
+int aloop__sim_spurious(aloop_sim_t *s) {
     if (!want(s, ALOOP_SIM_SPURIOUS)) return 0;
     s->woken = !s->woken && hit(s);
     return s->woken;
 }
 
-int aloop__sim_delay(aloop_task_impl_t *t) {
-    aloop_sim_t *s = &t->fut.loop->sim;
+double aloop__sim_delay(aloop_sim_t *s) {
     if (!want(s, ALOOP_SIM_DELAY) || !hit(s)) return 0;
-    double d = (double)(1 + below(s, SIM_DELAY_MAX_US)) * 1e-6;
-    return aloop__sleep(t, d);
-}
-
-/* ---- allocations (alloc.c asks) */
-
-int aloop__sim_alloc_fails(void) {
-    aloop_t *loop = aloop__tls_loop();
-    if (ALOOP_LIKELY(!loop || !(loop->sim.faults & ALOOP_SIM_ENOMEM))) return 0;
-    return hit(&loop->sim);
+    return (double)(1 + below(s, SIM_DELAY_MAX_US)) * 1e-6;
 }

@@ -56,8 +56,6 @@ typedef struct sig_slot {
     uint8_t we_blocked;  /* restore the mask at aloop_free */
 #ifdef ALOOP_SIGNALFD
     int fd;
-#else
-    struct sigaction old; /* handler before ours */
 #endif
 } sig_slot_t;
 
@@ -165,6 +163,12 @@ static void slot_close(aloop_t *loop, sig_slot_t *slot, int signo) {
 
 static int pipe_fds[2] = {-1, -1};
 static pthread_once_t pipe_once = PTHREAD_ONCE_INIT;
+/* The handler is process-wide, loops are not: it is installed by the first
+ * loop that opens a signal and the disposition from before it restored by
+ * the last one that closes it. */
+static pthread_mutex_t handler_mu = PTHREAD_MUTEX_INITIALIZER;
+static unsigned handler_users[NSIG];
+static struct sigaction handler_old[NSIG];
 
 static void pipe_create(void) {
     int p[2];
@@ -197,7 +201,12 @@ static int slot_open(aloop_t *loop, sig_slot_t *slot, int signo) {
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = SA_RESTART | (signo == SIGCHLD ? SA_NOCLDSTOP : 0);
-    if (sigaction(signo, &sa, &slot->old) < 0) return -errno;
+    int rc = 0;
+    pthread_mutex_lock(&handler_mu);
+    if (handler_users[signo] == 0 && sigaction(signo, &sa, &handler_old[signo]) < 0) rc = -errno;
+    if (rc == 0) handler_users[signo]++;
+    pthread_mutex_unlock(&handler_mu);
+    if (rc < 0) return rc;
     slot->open = 1;
     return 0;
 }
@@ -215,7 +224,9 @@ static void slot_unwatch(aloop_t *loop, sig_slot_t *slot) {
 }
 
 static void slot_close(aloop_t *loop, sig_slot_t *slot, int signo) {
-    sigaction(signo, &slot->old, NULL);
+    pthread_mutex_lock(&handler_mu);
+    if (--handler_users[signo] == 0) sigaction(signo, &handler_old[signo], NULL);
+    pthread_mutex_unlock(&handler_mu);
     aloop__io_forget(loop, pipe_fds[0]); /* the pipe itself lives on */
     slot->open = 0;
 }

@@ -68,7 +68,7 @@ int aloop__net_socket(int family, int type, int proto) {
     fd = cloexec_nonblocking(fd);
     if (fd < 0) return fd;
 #endif
-    aloop__io_forget(aloop__io_loop(), fd);
+    aloop__io_adopt(aloop__io_loop(), fd);
     return fd;
 }
 
@@ -96,13 +96,13 @@ int aloop_accept(int listen_fd, struct sockaddr *addr, socklen_t *len) {
     if (!t) return err;
     int rc = aloop__set_nonblocking(listen_fd); /* a blocking accept would stall the loop */
     if (rc < 0) return rc;
-    if ((rc = aloop__sys_delay(t)) < 0) return rc; /* simulation: the connection comes late */
+    if ((rc = aloop__io_sim_delay(t)) < 0) return rc; /* simulation: the connection comes late */
     socklen_t cap = len ? *len : 0;
     for (;;) {
         if (len) *len = cap;
         int fd = accept_once(t->fut.loop, listen_fd, addr, len);
         if (fd >= 0) {
-            aloop__io_forget(t->fut.loop, fd);
+            aloop__io_adopt(t->fut.loop, fd);
             return fd;
         }
         switch (fd) {
@@ -152,7 +152,7 @@ static int connect_outcome(int fd) {
 int aloop__net_connect(aloop_task_impl_t *t, int fd, const struct sockaddr *addr,
                        socklen_t len, double timeout) {
     aloop_t *loop = t->fut.loop;
-    int rc = aloop__sys_delay(t); /* simulation: the connect starts late */
+    int rc = aloop__io_sim_delay(t); /* simulation: the connect starts late */
     if (rc < 0) return rc;
     if (aloop__sys_connect(loop, fd, addr, len) == 0) return 0;
     if (errno == EISCONN) return 0;

@@ -31,8 +31,5 @@ void aloop__free_big(void *p, size_t n);
 void aloop__test_fail_alloc(long nth, long fail_count);
 /* Test hook: number of allocations made so far (for sweeping nth). */
 unsigned long aloop__test_alloc_count(void);
-/* Simulation (sim.c): 1 if the loop current on this thread injects
- * ALOOP_SIM_ENOMEM and draws a failure for this allocation. */
-int aloop__sim_alloc_fails(void);
 
 #endif /* ALOOP_ALLOC_INTERNAL_H */

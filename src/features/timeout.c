@@ -5,9 +5,19 @@
  * The user's aloop_timeout_t lives in the task's frame, but nothing the loop
  * does later may touch it: a task can return without exiting its scope, and
  * the frame is gone. So each open scope is a small heap record holding the
- * timer, linked innermost-first from the task (t->timeouts). The public
- * struct only points at its record while open (priv_[0]) and remembers the
- * outcome after exit (priv_[1]).
+ * timer, linked innermost-first from the task (t->timeouts).
+ *
+ * The public struct never points at a record directly: it names a slot of
+ * the loop's scope table and the slot's generation (bumped each time the
+ * slot's record is released), plus a tag for its state (open, expired,
+ * finished). A struct whose record was released behind its back (its task
+ * returned without exit) then names a slot of another generation, and every
+ * call on it is -EINVAL instead of a read of freed memory; a struct never
+ * entered carries no valid tag, so it is never followed either. A struct is
+ * only ever followed through its loop while that loop is alive.
+ *
+ * "No deadline" is +INFINITY: any other time, also one before the loop's
+ * clock started (a negative one), is a deadline, already due if past.
  *
  * Cancel accounting follows asyncio 3.11: a deadline that fires counts one
  * cancel request on the task (aloop__task_cancel); the scope's exit withdraws
@@ -29,31 +39,101 @@ typedef struct scope {
     aloop_task_impl_t *task;
     struct scope *outer;         /* enclosing open scope of the same task */
     const aloop_timeout_t *pub;  /* identity check only; never dereferenced */
+    size_t slot;                 /* in the loop's scope table */
     int outside_at_enter;        /* outside cancel requests when entered */
     uint8_t fired;               /* the deadline passed and cancelled the task */
     uint8_t outer_fired;         /* an enclosing scope fired while this was open */
 } scope_t;
 
+/* The loop's scope table: a slot per open scope, reused; free slots are
+ * chained through next_free. */
+typedef struct slot {
+    scope_t *s;                  /* NULL while free */
+    uintptr_t gen;               /* bumped when s is released */
+    size_t next_free;
+} slot_t;
+
+struct aloop_scopes {
+    slot_t *slots;
+    size_t n, cap, free_head;    /* free_head == SIZE_MAX: none */
+};
+
 /* The public struct's private words. */
-#define OPEN(t) ((t)->priv_[0])  /* scope_t * while open, else NULL */
-#define DONE(t) ((t)->priv_[1])  /* after exit: &expired_tag or &finished_tag */
-static const char expired_tag, finished_tag;
-_Static_assert(sizeof(((aloop_timeout_t *)0)->priv_) >= 2 * sizeof(void *),
-               "aloop_timeout_t must hold the open record and the outcome");
+#define LOOP(t) ((t)->priv_[0])  /* the loop it was entered on */
+#define SLOT(t) ((t)->priv_[1])  /* slot index, as a pointer-sized word */
+#define GEN(t) ((t)->priv_[2])   /* the slot's generation at enter */
+#define TAG(t) ((t)->priv_[3])   /* &open_tag, &expired_tag, &finished_tag */
+static const char open_tag, expired_tag, finished_tag;
+_Static_assert(sizeof(((aloop_timeout_t *)0)->priv_) >= 4 * sizeof(void *),
+               "aloop_timeout_t must hold loop, slot, generation and state");
 
 static scope_t *innermost(const aloop_task_impl_t *t) { return (scope_t *)(void *)t->timeouts; }
+
+/* The open record t names, or NULL: t is not open (exited, never entered,
+ * its task returned without exit, or a copy of an open struct). */
+static scope_t *lookup(const aloop_timeout_t *t) {
+    if (TAG(t) != (void *)&open_tag) return NULL;
+    const aloop_t *loop = LOOP(t);
+    const struct aloop_scopes *tab = loop ? loop->scopes : NULL;
+    size_t i = (size_t)(uintptr_t)SLOT(t);
+    if (!tab || i >= tab->n) return NULL;
+    const slot_t *sl = &tab->slots[i];
+    if (!sl->s || sl->gen != (uintptr_t)GEN(t) || sl->s->pub != t) return NULL;
+    return sl->s;
+}
+
+/* A free slot for s (its index in s->slot): 0 or -ENOMEM. */
+static int slot_take(aloop_t *loop, scope_t *s) {
+    struct aloop_scopes *tab = loop->scopes;
+    if (!tab) {
+        tab = aloop__calloc(1, sizeof *tab);
+        if (!tab) return -ENOMEM;
+        tab->free_head = SIZE_MAX;
+        loop->scopes = tab;
+    }
+    if (tab->free_head == SIZE_MAX) {
+        if (tab->n == tab->cap) {
+            size_t cap = tab->cap ? tab->cap * 2 : 16;
+            slot_t *p = aloop__realloc(tab->slots, cap * sizeof *p);
+            if (!p) return -ENOMEM;
+            tab->slots = p;
+            tab->cap = cap;
+        }
+        tab->slots[tab->n] = (slot_t){.next_free = SIZE_MAX};
+        tab->free_head = tab->n++;
+    }
+    size_t i = tab->free_head;
+    tab->free_head = tab->slots[i].next_free;
+    tab->slots[i].s = s;
+    s->slot = i;
+    return 0;
+}
+
+/* Frees s and its slot: every struct that named it is stale from now on. */
+static void release(aloop_t *loop, scope_t *s) {
+    struct aloop_scopes *tab = loop->scopes;
+    slot_t *sl = &tab->slots[s->slot];
+    sl->s = NULL;
+    sl->gen++;
+    sl->next_free = tab->free_head;
+    tab->free_head = s->slot;
+    aloop__free(s);
+}
+
+void aloop__timeout_free(aloop_t *loop) {
+    struct aloop_scopes *tab = loop->scopes;
+    if (!tab) return;
+    /* Every task has finished, so every record was released already. */
+    aloop__free(tab->slots);
+    aloop__free(tab);
+    loop->scopes = NULL;
+}
 
 /* Cancel requests made by fired scopes, from s outwards. */
 static int fired_requests(const scope_t *s) {
     int n = 0;
     for (; s; s = s->outer) n += s->fired;
     return n;
-}
-
-static int is_open_in(const aloop_task_impl_t *t, const scope_t *s) {
-    for (const scope_t *o = innermost(t); o; o = o->outer)
-        if (o == s) return 1;
-    return 0;
 }
 
 static void scope_fire(scope_t *s) {
@@ -96,22 +176,24 @@ static void task_done(aloop_task_impl_t *t) {
     while (s) {
         scope_t *outer = s->outer;
         disarm(loop, s);
-        aloop__free(s);
+        release(loop, s);
         s = outer;
     }
 }
 
-/* Arms s for `when` (< 0 or +inf: no deadline). A deadline already due is
- * a callback queued behind what is ready now, so a task that merely yields
- * is cancelled at that yield (the timer heap is only looked at between
- * batches of steps). 0 or -ENOMEM, and then s keeps its old deadline. */
+/* Arms s for `when` (+inf: no deadline). A deadline already due, however
+ * long ago, is a callback queued behind what is ready now, so a task that
+ * merely yields is cancelled at that yield (the timer heap is only looked
+ * at between batches of steps). 0 or -ENOMEM, and then s keeps its old
+ * deadline. */
 static int arm(scope_t *s, double when) {
     aloop_t *loop = s->task->fut.loop;
-    if (when < 0 || isinf(when)) {
+    if (when == INFINITY) {
         disarm(loop, s);
         return 0;
     }
     if (when <= aloop__now(loop)) {
+        if (s->soon) return 0; /* already queued to fire */
         aloop_handle_t *h = aloop_call_soon(loop, soon_fire, s);
         if (!h) return -ENOMEM;
         disarm(loop, s);
@@ -126,12 +208,27 @@ static int arm(scope_t *s, double when) {
     return 0;
 }
 
+/* Is t open on task's loop, in task or another of its tasks? Its words are
+ * followed only if they name this loop: a struct last used on a loop that
+ * is gone is never followed. */
+static int already_open(const aloop_timeout_t *t, const aloop_task_impl_t *task) {
+    for (const scope_t *o = innermost(task); o; o = o->outer)
+        if (o->pub == t) return 1;
+    return LOOP(t) == (void *)task->fut.loop && lookup(t) != NULL;
+}
+
 int aloop_timeout_enter_at(aloop_timeout_t *t, double when) {
     if (!t || isnan(when)) return -EINVAL;
     aloop_task_impl_t *task = aloop__current_task();
     if (!task) return -EPERM;
+    aloop_t *loop = task->fut.loop;
+    if (already_open(t, task)) return -EBUSY;
     scope_t *s = aloop__calloc(1, sizeof *s);
     if (!s) return -ENOMEM;
+    if (slot_take(loop, s) < 0) {
+        aloop__free(s);
+        return -ENOMEM;
+    }
     s->base.task_done = task_done;
     s->task = task;
     s->pub = t;
@@ -139,13 +236,15 @@ int aloop_timeout_enter_at(aloop_timeout_t *t, double when) {
     s->outside_at_enter = task->cancel_requests - fired_requests(s->outer);
     aloop__timer_init(&s->timer, timer_fire);
     if (arm(s, when) < 0) {
-        aloop__free(s);
+        release(loop, s);
         return -ENOMEM;
     }
     task->timeouts = &s->base;
-    t->when = when < 0 ? -1.0 : when;
-    OPEN(t) = s;
-    DONE(t) = NULL;
+    t->when = when;
+    LOOP(t) = loop;
+    SLOT(t) = (void *)(uintptr_t)s->slot;
+    GEN(t) = (void *)loop->scopes->slots[s->slot].gen;
+    TAG(t) = (void *)&open_tag;
     return 0;
 }
 
@@ -153,42 +252,44 @@ int aloop_timeout_enter(aloop_timeout_t *t, double delay) {
     if (!t || isnan(delay)) return -EINVAL;
     aloop_t *loop = aloop_current();
     if (!loop || !aloop__current_task()) return -EPERM;
-    return aloop_timeout_enter_at(t, delay < 0 ? -1.0 : aloop__now(loop) + delay);
+    return aloop_timeout_enter_at(t, delay == INFINITY ? INFINITY : aloop__now(loop) + delay);
 }
 
 int aloop_timeout_reschedule(aloop_timeout_t *t, double when) {
     if (!t || isnan(when)) return -EINVAL;
-    scope_t *s = OPEN(t);
-    if (!s || s->pub != t) return -EINVAL;
-    aloop_t *loop = s->task->fut.loop;
+    if (TAG(t) != (void *)&open_tag) return -EINVAL;
+    aloop_t *loop = LOOP(t);
     if (aloop__foreign_thread(loop)) return aloop__wrong_thread(loop, "aloop_timeout_reschedule");
+    scope_t *s = lookup(t);
+    if (!s) return -EINVAL;
     if (s->fired) return -EALREADY;
     if (arm(s, when) < 0) return -ENOMEM;
-    t->when = when < 0 ? -1.0 : when;
+    t->when = when;
     return 0;
 }
 
 int aloop_timeout_expired(const aloop_timeout_t *t) {
     if (!t) return -EINVAL;
-    const scope_t *s = OPEN(t);
-    if (s) return s->fired;
-    return DONE(t) == &expired_tag;
+    if (TAG(t) == (void *)&expired_tag) return 1;
+    if (TAG(t) == (void *)&finished_tag) return 0;
+    const scope_t *s = lookup(t);
+    return s ? s->fired : -EINVAL;
 }
 
 int aloop_timeout_exit(aloop_timeout_t *t, int rc) {
     if (!t) return -EINVAL;
     aloop_task_impl_t *task = aloop__current_task();
     if (!task) return -EPERM;
-    scope_t *s = OPEN(t);
-    if (!s || !is_open_in(task, s) || s->pub != t) return -EINVAL;
+    scope_t *s = lookup(t);
+    if (!s || s->task != task) return -EINVAL;
     if (s != innermost(task)) return -EBUSY;
-    disarm(task->fut.loop, s);
+    aloop_t *loop = task->fut.loop;
+    disarm(loop, s);
     task->timeouts = s->outer ? &s->outer->base : NULL;
     scope_t *outer = s->outer;
     int fired = s->fired, outer_fired = s->outer_fired, outside_at_enter = s->outside_at_enter;
-    aloop__free(s);
-    OPEN(t) = NULL;
-    DONE(t) = (void *)(fired ? &expired_tag : &finished_tag);
+    release(loop, s);
+    TAG(t) = (void *)(fired ? &expired_tag : &finished_tag);
     if (!fired) return rc;
     aloop_task_uncancel(&task->fut); /* this scope's own request */
     if (task->cancel_requests - fired_requests(outer) > outside_at_enter)

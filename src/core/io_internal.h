@@ -22,6 +22,7 @@ struct aloop_io {
     int *dirty;                /* fds whose registration may shrink; same capacity */
     size_t ndirty;
     size_t waits;              /* tasks waiting on fds */
+    size_t unowned_waits;      /* ... of them on fds the library did not make */
     size_t holds;              /* other waits keeping the loop alive (signals) */
     aloop_backend_t *backend;  /* backend_<name>.c */
     /* Reads (one chunk) and writes (all of it) of a regular file, on the
