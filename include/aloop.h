@@ -494,7 +494,8 @@ ALOOP_API int aloop_tcp_listen(const char *host, const char *port, int backlog);
  * it): fd (TCP_NODELAY) or -errno (-ECONNREFUSED, -ETIMEDOUT, -ENOENT,
  * ...). */
 ALOOP_API int aloop_tcp_connect(const char *host, const char *port, double timeout);
-/* Closes fd; tasks waiting on it wake with -EBADF. Use it instead of
+/* Closes fd; tasks waiting on it wake with -EBADF; an fd the library made
+ * non-blocking gets its blocking mode back first. Use it instead of
  * close(2) for fds a task may be waiting on, and always for fds the
  * library made (aloop_accept, aloop_tcp_connect, ...). */
 ALOOP_API int aloop_close(int fd);
@@ -620,8 +621,11 @@ struct addrinfo;
  * outside one); a name in ".invalid" is -ENOENT at once (RFC 6761). 0 with
  * *res set (free it with freeaddrinfo()), or -errno: a cancellation point
  * when it looks a name up (-ECANCELED; the pool's result is freed, never
- * leaked). -EINVAL if res is NULL or both host and port are. getaddrinfo's
- * errors map as follows:
+ * leaked). -EINVAL if res is NULL or both host and port are, and for a
+ * port that is neither a number 0..65535 nor a service name ("99999",
+ * "-1", " 80", ""): the same rule holds everywhere a port is taken
+ * (tcp_listen, tcp_connect, open_connection, udp_bind, udp_connect).
+ * getaddrinfo's errors map as follows:
  *   EAI_NONAME, EAI_NODATA, EAI_ADDRFAMILY, EAI_FAIL, EAI_SERVICE -> -ENOENT
  *     (no such name, including a non-numeric host with AI_NUMERICHOST, a
  *     name without addresses (of that family), an unknown service name)
@@ -698,12 +702,15 @@ ALOOP_API int aloop_unix_connect(const char *path, double timeout);
  * NUL-terminated (*len excludes the NUL; len may be NULL): 0, or -errno
  * (-ENOENT, -EACCES, -EISDIR, -ENOMEM, -ECANCELED: nothing is returned and
  * nothing leaks, -EINVAL for NULL path or buf, -EPERM outside a task).
- * Opening and reading run on the worker pool. free(*buf) when done. Not for
- * endless files (/dev/zero). */
+ * Opening and reading run on the worker pool; a path that is not a regular
+ * file (FIFO, character device) is read on the loop with the fd waits (a
+ * FIFO with no writer yet waits, cancellably). free(*buf) when done. Not
+ * for endless files (/dev/zero). */
 ALOOP_API int aloop_read_file(const char *path, void **buf, size_t *len);
 /* Creates or truncates path (mode 0666 & ~umask) and writes len bytes of
  * buf: 0 or -errno (as aloop_read_file, plus -ENOSPC, -EIO). The open runs
- * on the pool, the writing as aloop_write_all. Cancelled, the file may
+ * on the pool, the writing as aloop_write_all; a FIFO nobody reads yet is
+ * opened again at intervals until someone does (cancellable). Cancelled, the file may
  * hold part of the data (no atomic replace: write a temporary file and
  * rename(2) it for that). */
 ALOOP_API int aloop_write_file(const char *path, const void *buf, size_t len);
@@ -950,8 +957,10 @@ ALOOP_API void aloop_barrier_free(aloop_barrier_t *b);
  *    caller ran again: the call returns at once; discard(result, arg) runs
  *    when the job comes back.
  *  - aloop_free (which cancels every task) waits only for jobs already
- *    running and calls their discard on the freeing thread before it
- *    returns.
+ *    running, while they keep finishing, and calls their discard on the
+ *    freeing thread before it returns; a job still running after a second
+ *    in which none finished is left to its (detached) worker, which calls
+ *    its discard on that thread when fn returns.
  * discard must not use the loop; it may be NULL (then nothing is called, as
  * with aloop_run_in_thread). A job that may outlive its caller must not
  * point into the caller's stack: give it heap memory that discard frees.

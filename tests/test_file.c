@@ -12,6 +12,7 @@
 #include "internal.h"
 
 #include <fcntl.h>
+#include <stdio.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -510,6 +511,109 @@ static void test_closed_while_job_runs_is_ebadf(void **state) {
     assert_int_equal(run_task(read_while_closed, &c), 0);
 }
 
+/* ---- whole files that are not regular files ------------------------------ */
+
+static void *square_in_thread(void *arg) {
+    intptr_t v = (intptr_t)arg;
+    return (void *)(v * v);
+}
+
+static void make_fifo(char *path, size_t size) {
+    snprintf(path, size, "/tmp/aloop_fifo_%d_%p", (int)getpid(), (void *)path);
+    unlink(path);
+    assert_int_equal(mkfifo(path, 0600), 0);
+}
+
+typedef struct fifo_ctx {
+    char path[96];
+    void *data;
+    size_t len;
+    int rc;
+} fifo_ctx_t;
+
+static void *fifo_reader(void *arg) {
+    fifo_ctx_t *c = arg;
+    c->rc = aloop_read_file(c->path, &c->data, &c->len);
+    return NULL;
+}
+
+/* A FIFO with no writer: the read waits in the loop (no worker is held:
+ * a pool of one still runs other jobs) and a cancel ends it. */
+static void *fifo_cancel_main(void *arg) {
+    fifo_ctx_t *c = arg;
+    assert_int_equal(aloop_set_thread_pool_size(aloop_current(), 1), 0);
+    aloop_task_t *r = aloop_spawn(aloop_current(), fifo_reader, c);
+    assert_int_equal(aloop_sleep(5), 0);
+    assert_int_equal(aloop_future_done(r), 0);
+    void *res = NULL;
+    assert_int_equal(aloop_run_in_thread(square_in_thread, (void *)(intptr_t)9, &res), 0);
+    assert_int_equal((intptr_t)res, 81);
+    aloop_cancel(r);
+    assert_int_equal(aloop_await(r, NULL), -ECANCELED);
+    aloop_release(r);
+    assert_int_equal(c->rc, -ECANCELED);
+    return NULL;
+}
+
+static void test_read_file_fifo_without_writer_cancels(void **state) {
+    (void)state;
+    fifo_ctx_t c = {.rc = 1};
+    make_fifo(c.path, sizeof c.path);
+    assert_int_equal(run_task(fifo_cancel_main, &c), 0);
+    unlink(c.path);
+}
+
+/* aloop_write_file into a FIFO that aloop_read_file reads: both on the
+ * loop, whichever opens first. */
+static void *fifo_writer(void *arg) {
+    fifo_ctx_t *c = arg;
+    return (void *)(intptr_t)aloop_write_file(c->path, "through the fifo", 16);
+}
+
+static void *fifo_pair_main(void *arg) {
+    fifo_ctx_t *c = arg;
+    aloop_task_t *w = aloop_spawn(aloop_current(), fifo_writer, c);
+    aloop_task_t *r = aloop_spawn(aloop_current(), fifo_reader, c);
+    void *wrc;
+    assert_int_equal(aloop_await(w, &wrc), 0);
+    assert_int_equal((intptr_t)wrc, 0);
+    assert_int_equal(aloop_await(r, NULL), 0);
+    aloop_release(w);
+    aloop_release(r);
+    assert_int_equal(c->rc, 0);
+    assert_int_equal(c->len, 16);
+    assert_string_equal(c->data, "through the fifo");
+    free(c->data);
+    return NULL;
+}
+
+static void test_write_file_into_read_file_through_fifo(void **state) {
+    (void)state;
+    fifo_ctx_t c = {.rc = 1};
+    make_fifo(c.path, sizeof c.path);
+    assert_int_equal(run_task(fifo_pair_main, &c), 0);
+    unlink(c.path);
+}
+
+/* Character devices behave as read(2) and write(2) do on them. */
+static void *devices_main(void *arg) {
+    (void)arg;
+    assert_int_equal(aloop_write_file("/dev/null", "abc", 3), 0);
+    assert_int_equal(aloop_write_file("/dev/full", "abc", 3), -ENOSPC);
+    void *data = (void *)1;
+    size_t len = 7;
+    assert_int_equal(aloop_read_file("/dev/null", &data, &len), 0);
+    assert_int_equal(len, 0);
+    assert_string_equal(data, "");
+    free(data);
+    return NULL;
+}
+
+static void test_whole_files_on_devices(void **state) {
+    (void)state;
+    assert_int_equal(run_task(devices_main, NULL), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_read_20mb_keeps_loop_running),
@@ -523,6 +627,9 @@ int main(void) {
         cmocka_unit_test(test_read_file_cancelled_while_running),
         cmocka_unit_test(test_enomem_sweep),
         cmocka_unit_test(test_closed_while_job_runs_is_ebadf),
+        cmocka_unit_test(test_read_file_fifo_without_writer_cancels),
+        cmocka_unit_test(test_write_file_into_read_file_through_fifo),
+        cmocka_unit_test(test_whole_files_on_devices),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -551,6 +551,112 @@ static void test_idle_library_fds_cost_no_wakeups(void **state) {
     aloop_free(loop);
 }
 
+/* ---- blocking modes are put back ---------------------------------------- */
+
+/* A dup of a pipe's read end shares its file description (as dup(0) shares
+ * stdin's with the shell's next command): the mode is checked on the
+ * original, which the library never saw. */
+static int nonblocking(int fd) { return (fcntl(fd, F_GETFL) & O_NONBLOCK) != 0; }
+
+typedef struct mode_ctx {
+    int p[2];
+    int d;      /* dup(p[0]): what the library reads */
+    int close;  /* 1: aloop_close, 2: close(2) and reuse, 3: a stream */
+    int q[2];
+} mode_ctx_t;
+
+static void *mode_task(void *arg) {
+    mode_ctx_t *c = arg;
+    char ch;
+    assert_int_equal(write(c->p[1], "ab\n", 3), 3);
+    if (c->close == 3) {
+        aloop_stream_t *s = aloop_stream_new(aloop_current(), c->d, 0);
+        assert_non_null(s);
+        char line[8];
+        assert_int_equal(aloop_stream_readline(s, line, sizeof line), 3);
+        assert_true(nonblocking(c->p[0]));
+        assert_int_equal(aloop_stream_close(s), 0);
+        assert_false(nonblocking(c->p[0]));
+        return NULL;
+    }
+    assert_int_equal(aloop_read(c->d, &ch, 1), 1);
+    assert_true(nonblocking(c->p[0])); /* the library's doing, shared */
+    if (c->close == 1) {
+        assert_int_equal(aloop_close(c->d), 0);
+        assert_false(nonblocking(c->p[0]));
+    } else if (c->close == 2) {
+        int old = c->d;
+        close(c->d); /* allowed: nobody waits on it */
+        assert_int_equal(pipe(c->q), 0);
+        assert_int_equal(c->q[0], old);
+        assert_int_equal(fcntl(c->q[0], F_SETFL, O_NONBLOCK), 0); /* the program's choice */
+    }
+    return NULL;
+}
+
+static void run_mode_case(int how) {
+    mode_ctx_t c = {.close = how};
+    assert_int_equal(pipe(c.p), 0);
+    c.d = dup(c.p[0]);
+    assert_true(c.d >= 0);
+    assert_int_equal(run_task(mode_task, &c, NULL), 0);
+    /* aloop_free let every fd go: the pipe is blocking again (unless the
+     * program closed the library's fd itself: it has nothing to put back
+     * then), and a new file under the number is left alone */
+    if (how != 2) assert_false(nonblocking(c.p[0]));
+    if (how == 0) close(c.d);
+    if (how == 2) {
+        assert_true(nonblocking(c.q[0]));
+        close(c.q[0]);
+        close(c.q[1]);
+    }
+    close(c.p[0]);
+    close(c.p[1]);
+}
+
+static void test_mode_back_after_free(void **state) {
+    (void)state;
+    run_mode_case(0);
+}
+
+static void test_mode_back_after_aloop_close(void **state) {
+    (void)state;
+    run_mode_case(1);
+}
+
+static void test_mode_restore_spares_a_reused_number(void **state) {
+    (void)state;
+    run_mode_case(2);
+}
+
+static void test_mode_back_after_stream_close(void **state) {
+    (void)state;
+    run_mode_case(3);
+}
+
+/* An fd that was non-blocking before stays so. */
+static void *already_nb_task(void *arg) {
+    int *p = arg;
+    char ch;
+    assert_int_equal(aloop_read(p[0], &ch, 1), 1);
+    assert_int_equal(aloop_close(p[0]), 0);
+    return NULL;
+}
+
+static void test_mode_untouched_when_already_nonblocking(void **state) {
+    (void)state;
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    assert_int_equal(fcntl(p[0], F_SETFL, O_NONBLOCK), 0);
+    int d = dup(p[0]);
+    assert_int_equal(write(p[1], "x", 1), 1);
+    int q[2] = {d, -1};
+    assert_int_equal(run_task(already_nb_task, q, NULL), 0);
+    assert_true(nonblocking(p[0]));
+    close(p[0]);
+    close(p[1]);
+}
+
 /* ---- allocation failures ------------------------------------------------ */
 
 typedef struct oom_ctx {
@@ -614,6 +720,11 @@ int main(void) {
         cmocka_unit_test(test_fd_reuse),
         cmocka_unit_test(test_wait_on_reused_number_after_close2),
         cmocka_unit_test(test_idle_library_fds_cost_no_wakeups),
+        cmocka_unit_test(test_mode_back_after_free),
+        cmocka_unit_test(test_mode_back_after_aloop_close),
+        cmocka_unit_test(test_mode_restore_spares_a_reused_number),
+        cmocka_unit_test(test_mode_back_after_stream_close),
+        cmocka_unit_test(test_mode_untouched_when_already_nonblocking),
         cmocka_unit_test(test_enomem_sweep),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -202,6 +202,62 @@ static void test_connect_refused(void **state) {
     assert_int_equal(c.rc[3], -ENOENT); /* no such service */
 }
 
+/* A port is a number 0..65535 or a service name, everywhere one is taken;
+ * anything else is -EINVAL (getaddrinfo alone wraps "99999" to 34463 and
+ * reads " 80" as 80). */
+static const char *const bad_ports[] = {"99999", "65536", "4294967376", "-1", "+80", " 80",
+                                        "80 ", "8 0", "", "\t", "p\xc3\xa9"};
+
+static void *bad_port_task(void *arg) {
+    int *rc = arg;
+    *rc = 0;
+    for (size_t i = 0; i < sizeof bad_ports / sizeof *bad_ports; i++) {
+        const char *p = bad_ports[i];
+        struct addrinfo *ai = (struct addrinfo *)&ai;
+        int fd;
+        if (aloop_getaddrinfo("127.0.0.1", p, NULL, &ai) != -EINVAL || ai) (*rc)++;
+        if (aloop_getaddrinfo(NULL, p, NULL, &ai) != -EINVAL) (*rc)++;
+        if (aloop_getaddrinfo("localhost", p, NULL, &ai) != -EINVAL) (*rc)++; /* a name too */
+        if ((fd = aloop_tcp_listen("127.0.0.1", p, 1)) != -EINVAL) (*rc)++;
+        if ((fd = aloop_tcp_listen_with(NULL, p, 1, 0)) != -EINVAL) (*rc)++;
+        if ((fd = aloop_tcp_connect("127.0.0.1", p, 1)) != -EINVAL) (*rc)++;
+        if ((fd = aloop_tcp_connect("localhost", p, 1)) != -EINVAL) (*rc)++;
+        if ((fd = aloop_udp_bind("127.0.0.1", p)) != -EINVAL) (*rc)++;
+        if ((fd = aloop_udp_connect("127.0.0.1", p)) != -EINVAL) (*rc)++;
+        aloop_stream_t *s = NULL;
+        if (aloop_open_connection("127.0.0.1", p, 1, &s) != -EINVAL || s) (*rc)++;
+        if (*rc) {
+            print_message("port \"%s\" accepted\n", p);
+            return NULL;
+        }
+    }
+    return NULL;
+}
+
+static int port_of(const char *port) {
+    struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *ai;
+    int rc = aloop_getaddrinfo("127.0.0.1", port, &hints, &ai);
+    if (rc < 0) return rc;
+    int p = ntohs(((struct sockaddr_in *)ai->ai_addr)->sin_port);
+    freeaddrinfo(ai);
+    return p;
+}
+
+static void test_bad_ports(void **state) {
+    (void)state;
+    int bad = -1;
+    assert_int_equal(run_task(bad_port_task, &bad, NULL), 0);
+    assert_int_equal(bad, 0);
+    /* numeric hosts are answered outside a task too */
+    assert_int_equal(aloop_tcp_listen("127.0.0.1", "99999", 1), -EINVAL);
+    /* the edges that are ports */
+    assert_int_equal(port_of("0"), 0);
+    assert_int_equal(port_of("65535"), 65535);
+    assert_int_equal(port_of("00080"), 80);
+    assert_int_equal(port_of("000000000065535"), 65535);
+    if (getservbyname("http", "tcp")) assert_int_equal(port_of("http"), 80);
+}
+
 static void *raw_connect_task(void *arg) {
     tcp_ctx_t *c = arg;
     int fd = socket(AF_INET, SOCK_STREAM, 0); /* blocking: made non-blocking */
@@ -637,6 +693,7 @@ int main(void) {
         cmocka_unit_test(test_tcp_localhost),
         cmocka_unit_test(test_tcp_reuseaddr),
         cmocka_unit_test(test_connect_refused),
+        cmocka_unit_test(test_bad_ports),
         cmocka_unit_test(test_raw_connect),
         cmocka_unit_test(test_accept_emfile_backoff),
         cmocka_unit_test(test_connect_timeout),

@@ -47,6 +47,9 @@
 #ifdef ALOOP_ASAN
 #include <sanitizer/common_interface_defs.h>
 #endif
+#ifdef ALOOP_TSAN
+#include <sanitizer/tsan_interface.h>
+#endif
 
 #if defined(ALOOP_HAVE_VALGRIND)
 #include <valgrind/valgrind.h>
@@ -178,10 +181,25 @@ static void asan_finish(aloop_coros_t *coros, aloop_coro_t *self, int from_main)
 }
 #endif
 
+#ifdef ALOOP_TSAN
+/* ThreadSanitizer keeps a shadow call stack and a clock per context: each
+ * coroutine is a TSan fiber, and every switch names the fiber it enters.
+ * The main context is whatever thread runs the loop now (a loop may run on
+ * one thread, then another), so it is taken afresh at each switch out. */
+static void tsan_switch(aloop_coros_t *coros, aloop_coro_t *from, aloop_coro_t *to) {
+    if (!from) coros->main.tsan_fiber = __tsan_get_current_fiber();
+    if (to && !to->tsan_fiber) to->tsan_fiber = __tsan_create_fiber(0);
+    __tsan_switch_to_fiber(to ? to->tsan_fiber : coros->main.tsan_fiber, 0);
+}
+#endif
+
 #if ALOOP_SWITCH_OUT_OF_LINE
 void aloop__coro_switch(aloop_coros_t *coros, aloop_coro_t *from, aloop_coro_t *to) {
     aloop_ctx_t *save = ctx_of(coros, from), *load = ctx_of(coros, to);
     coros->running = to;
+#ifdef ALOOP_TSAN
+    tsan_switch(coros, from, to);
+#endif
 #ifdef ALOOP_ASAN
     coros->main.switch_from_main = (from == NULL);
     asan_start(coros, from, to);
@@ -466,6 +484,9 @@ void aloop__coro_free(aloop_coro_t *co) {
     if (!co) return;
 #if defined(ALOOP_HAVE_VALGRIND)
     VALGRIND_STACK_DEREGISTER(co->valgrind_id);
+#endif
+#ifdef ALOOP_TSAN
+    if (co->tsan_fiber) __tsan_destroy_fiber(co->tsan_fiber);
 #endif
     stack_unmap(co);
 #ifdef ALOOP_CONTEXT_UCONTEXT

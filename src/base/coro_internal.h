@@ -41,6 +41,7 @@ struct aloop_coro {
     char *stack_lo;               /* usable stack: [stack_lo, stack_lo + stack_size) */
     size_t stack_size;
     void *asan_fake_stack;
+    void *tsan_fiber;             /* ThreadSanitizer's record of this context */
     unsigned valgrind_id;
 };
 
@@ -48,6 +49,7 @@ struct aloop_coro {
 typedef struct aloop_main_ctx {
     aloop_ctx_t ctx;
     void *asan_fake_stack;
+    void *tsan_fiber;     /* TSan: the thread's own context, taken at each switch out */
     const void *stack_lo; /* learned from ASan on the first switch back */
     size_t stack_size;
     int switch_from_main; /* ASan: the switch under way started here */
@@ -94,12 +96,20 @@ extern _Thread_local aloop_coros_t *aloop__tls_coros;
 #if defined(__SANITIZE_ADDRESS__)
 #define ALOOP_ASAN 1
 #endif
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define ALOOP_TSAN 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define ALOOP_TSAN 1
+#endif
 #if !defined(ALOOP_CONTEXT_UCONTEXT) && !defined(__x86_64__) && !defined(__aarch64__)
 #define ALOOP_CONTEXT_UCONTEXT 1
 #endif
-/* The plain asm switch is inlined into the scheduler; ASan's annotations
- * and swapcontext's signal-mask care live out of line in coro.c. */
-#if defined(ALOOP_CONTEXT_UCONTEXT) || defined(ALOOP_ASAN)
+/* The plain asm switch is inlined into the scheduler; the sanitizers'
+ * annotations and swapcontext's signal-mask care live out of line in coro.c. */
+#if defined(ALOOP_CONTEXT_UCONTEXT) || defined(ALOOP_ASAN) || defined(ALOOP_TSAN)
 #define ALOOP_SWITCH_OUT_OF_LINE 1
 #else
 #define ALOOP_SWITCH_OUT_OF_LINE 0

@@ -172,6 +172,22 @@ static void dump_site(FILE *out, const void *site) {
                 (unsigned long)((const char *)site - (const char *)info.dli_saddr));
 }
 
+int aloop_task_backtrace(aloop_task_t *task, void **frames, int max) {
+    if (!task || !task->is_task || max < 0 || (!frames && max > 0)) return -EINVAL;
+    aloop_t *loop = task->loop;
+    if (!loop) return 0; /* its loop was freed: it finished */
+    if (aloop__foreign_thread(loop)) return aloop__wrong_thread(loop, "aloop_task_backtrace");
+    aloop_task_impl_t *t = aloop__task(task);
+    if (task->state != ALOOP__PENDING || !t->started || !t->coro) return 0;
+    if (loop->coros.running != t->coro) return aloop__coro_backtrace(t->coro, NULL, frames, max);
+    /* The caller's own stack, from this call's frame record, whose return
+     * address is in the caller. The empty asm keeps the walk from being a
+     * tail call, so that this frame still exists while it is read. */
+    int n = aloop__coro_backtrace(t->coro, __builtin_frame_address(0), frames, max);
+    __asm__ volatile("" : "+r"(n));
+    return n;
+}
+
 /* The frames of a task that has run and is not running now, as Go prints a
  * goroutine's. The running task's stack is the dump's caller's. */
 #define DUMP_FRAMES 64

@@ -23,6 +23,7 @@
 
 #include "base_internal.h"
 #include "coro_internal.h"
+#include "backtrace_internal.h"
 #include "sched_internal.h"
 #include "alloc_internal.h"
 #include "backend_internal.h"
@@ -411,6 +412,13 @@ int aloop__io_wait(aloop_task_impl_t *t, int fd, int dir, double timeout);
 aloop_t *aloop__io_loop(void);
 /* Sets O_NONBLOCK unless already set: 0 or -errno. */
 int aloop__set_nonblocking(int fd);
+/* The same for an fd the program gave the library: remembers that the
+ * library changed its mode, which aloop__io_release, aloop_close and
+ * aloop_free put back. 0, -errno (-ENOMEM: the mode is left alone). */
+int aloop__io_set_nonblocking(aloop_t *loop, int fd);
+/* The library lets fd go (a stream's close, before close(2)): its blocking
+ * mode back if the library changed it, then aloop__io_forget. */
+void aloop__io_release(aloop_t *loop, int fd);
 
 /* Read / write with the task t (already past aloop__enter): try the
  * syscall, wait on EAGAIN. For stream.c. */
@@ -544,6 +552,12 @@ struct aloop {
     size_t quarantine_len;
 };
 
+/* loop->running is read by aloop_stop on other threads (to choose between
+ * posting the stop and setting it): written atomically. */
+static inline void aloop__set_running(aloop_t *loop, uint8_t v) {
+    __atomic_store_n(&loop->running, v, __ATOMIC_RELEASE);
+}
+
 _Static_assert(offsetof(struct aloop, coros) == 0, "the current loop is its coroutine state");
 
 /* An object of a feature that keeps a pointer to its loop and may outlive
@@ -594,9 +608,6 @@ void aloop__debug_keep_freed(aloop_t *loop, aloop_future_t *f);
 void aloop__debug_bad_release(aloop_future_t *f);
 void aloop__debug_init(aloop_t *loop);
 void aloop__debug_free(aloop_t *loop);
-/* addr as "function+0xoff (object)" (or "object+0xoff", or the bare
- * address) into buf, n bytes with the NUL (backtrace.c, for aloop_dump). */
-void aloop__symbolize(const void *addr, char *buf, size_t n);
 /* ---- misuse (debug.c): the one policy, rules listed there. Returns err
  * (-EPERM / -EINVAL); in debug mode prints "aloop: <call>: <message>" and
  * aborts. err == 0: the call cannot report an error; the message is printed

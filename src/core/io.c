@@ -59,6 +59,8 @@ enum {
      * stream's close may close it (guide §15), so neither of the above
      * checks is needed: it outlives idle spells, aloop_close clears it. */
     ALOOP__WATCH_OWNED = 32u,
+    /* 64u: the library made fd non-blocking: it is on io->modes */
+    ALOOP__WATCH_MADE_NB = 64u,
 };
 
 typedef struct aloop_io_waiter {
@@ -108,6 +110,52 @@ static void mark_dirty(struct aloop_io *io, int fd) {
     if (w->flags & ALOOP__WATCH_DIRTY) return;
     w->flags |= ALOOP__WATCH_DIRTY;
     io->dirty[io->ndirty++] = fd; /* each fd at most once: never overflows */
+}
+
+/* ---- blocking modes the library changed --------------------------------- */
+
+/* Index of fd on io->modes, or -1. */
+static long mode_find(const struct aloop_io *io, int fd) {
+    for (size_t i = 0; i < io->nmodes; i++)
+        if (io->modes[i].fd == fd) return (long)i;
+    return -1;
+}
+
+static void mode_drop(struct aloop_io *io, int fd) {
+    long i = mode_find(io, fd);
+    if (i >= 0) io->modes[i] = io->modes[--io->nmodes];
+    if ((size_t)fd < io->nwatches) io->watches[fd].flags &= (uint8_t)~ALOOP__WATCH_MADE_NB;
+}
+
+/* Puts fd back in blocking mode if the number still names the file the
+ * library switched (a close(2) and a reuse since must not touch the new
+ * file), and forgets the record. */
+static void mode_restore(struct aloop_io *io, int fd) {
+    long i = mode_find(io, fd);
+    struct stat st;
+    if (i >= 0 && fstat(fd, &st) == 0 && st.st_dev == io->modes[i].dev && st.st_ino == io->modes[i].ino) {
+        int fl = fcntl(fd, F_GETFL);
+        if (fl >= 0 && (fl & O_NONBLOCK)) fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    }
+    mode_drop(io, fd);
+}
+
+/* Records that fd (now the file st) was blocking before the library. */
+static int mode_record(struct aloop_io *io, int fd, const struct stat *st) {
+    long i = mode_find(io, fd);
+    if (i < 0) {
+        if (io->nmodes == io->capmodes) {
+            size_t cap = io->capmodes ? io->capmodes * 2 : 8;
+            struct aloop_io_mode *m = aloop__realloc(io->modes, cap * sizeof *m);
+            if (!m) return -ENOMEM;
+            io->modes = m;
+            io->capmodes = cap;
+        }
+        i = (long)io->nmodes++;
+    }
+    io->modes[i] = (struct aloop_io_mode){.fd = fd, .dev = st->st_dev, .ino = st->st_ino};
+    io->watches[fd].flags |= ALOOP__WATCH_MADE_NB;
+    return 0;
 }
 
 /* Interest in fd shrank by bit: the registration shrinks at the next poll.
@@ -246,6 +294,8 @@ void aloop__io_free(aloop_t *loop) {
     struct aloop_io *io = loop->io;
     if (!io) return;
     for (size_t fd = 0; fd < io->nwatches; fd++) aloop__fd_callbacks_detach(loop, &io->watches[fd]);
+    while (io->nmodes) mode_restore(io, io->modes[0].fd); /* the fds the loop lets go */
+    aloop__free(io->modes);
     aloop__backend_free(io->backend);
     aloop__free(io->watches);
     aloop__free(io->dirty);
@@ -269,7 +319,8 @@ static void flush_dirty(aloop_t *loop) {
         if (w->registered == w->wanted) continue;
         int rc = aloop__backend_set(loop->io->backend, fd, w->registered, w->wanted);
         w->registered = rc < 0 ? 0 : w->wanted;
-        if (!w->wanted) w->flags &= ALOOP__WATCH_OWNED; /* idle: forget what we knew about fd */
+        if (!w->wanted) /* idle: forget what we knew about fd, but not what to undo */
+            w->flags &= ALOOP__WATCH_OWNED | ALOOP__WATCH_MADE_NB;
         if (rc < 0) {
             /* fd was closed behind our back: its waiters would hang */
             for (int dir = 0; dir < 2; dir++)
@@ -388,6 +439,7 @@ void aloop__io_forget(aloop_t *loop, int fd) {
     if (w->registered) aloop__backend_set(loop->io->backend, fd, w->registered, 0);
     w->hook = NULL;
     w->wanted = w->registered = 0;
+    if (w->flags & ALOOP__WATCH_MADE_NB) mode_drop(io, fd); /* the file is not ours to touch now */
     /* Keep DIRTY: fd may still be on io->dirty, and the flag is what keeps
      * each fd there at most once (the list never outgrows the table). */
     w->flags &= ALOOP__WATCH_DIRTY;
@@ -419,7 +471,7 @@ void aloop__io_hold(aloop_t *loop, int delta) {
 
 int aloop_close(int fd) {
     if (fd < 0) return -EBADF;
-    aloop__io_forget(aloop__io_loop(), fd);
+    aloop__io_release(aloop__io_loop(), fd);
     /* On Linux the fd is gone even when close reports EINTR: never retry. */
     if (close(fd) < 0 && errno != EINTR) return -errno;
     return 0;
@@ -434,6 +486,29 @@ int aloop__set_nonblocking(int fd) {
     if (fl < 0) return -errno;
     if (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) return -errno;
     return 0;
+}
+
+int aloop__io_set_nonblocking(aloop_t *loop, int fd) {
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0) return -errno;
+    if (fl & O_NONBLOCK) return 0;
+    struct stat st;
+    if (!aloop__io_watch(loop, fd) || fstat(fd, &st) < 0) return errno == EBADF ? -EBADF : -ENOMEM;
+    int rc = mode_record(loop->io, fd, &st);
+    if (rc < 0) return rc;
+    if (fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+        rc = -errno;
+        mode_drop(loop->io, fd);
+        return rc;
+    }
+    return 0;
+}
+
+void aloop__io_release(aloop_t *loop, int fd) {
+    if (!loop || !loop->io || fd < 0) return;
+    struct aloop_io *io = loop->io;
+    if ((size_t)fd < io->nwatches && (io->watches[fd].flags & ALOOP__WATCH_MADE_NB)) mode_restore(io, fd);
+    aloop__io_forget(loop, fd);
 }
 
 static int watch_notsock(aloop_t *loop, int fd) {
@@ -489,7 +564,7 @@ static ssize_t try_io(aloop_t *loop, int fd, void *buf, size_t len, int dir) {
             mark_notsock(loop, fd);
             if (watch_file(loop, fd)) return IO_IS_FILE;
         }
-        int rc = aloop__set_nonblocking(fd);
+        int rc = aloop__io_set_nonblocking(loop, fd);
         if (rc < 0) return rc;
         n = dir ? aloop__sys_write(loop, fd, buf, len) : aloop__sys_read(loop, fd, buf, len);
         if (n >= 0) return n;

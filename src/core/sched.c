@@ -542,7 +542,7 @@ static int run_loop(aloop_t *loop, aloop_future_t *until) {
     int rc = 0;
     enter_thread(loop);
     aloop__tls_coros = &loop->coros;
-    loop->running = 1;
+    aloop__set_running(loop, 1);
     for (;;) {
         if (until && until->state != ALOOP__PENDING) break;
         if (loop->sched.ring_count == 0 && !aloop__has_sources(loop)) {
@@ -560,7 +560,7 @@ static int run_loop(aloop_t *loop, aloop_future_t *until) {
             break;
         }
     }
-    loop->running = 0;
+    aloop__set_running(loop, 0);
     loop->stopping = 0;
     aloop__tls_coros = NULL;
     if (until && until->state != ALOOP__PENDING) {
@@ -581,7 +581,7 @@ void aloop_stop(aloop_t *loop) {
     if (!loop) return;
     /* From another thread (the loop may be asleep waiting for one): through
      * the wake-up fd; the loop's thread applies it at its next drain. */
-    if (aloop__tls_loop() != loop && loop->running) {
+    if (aloop__tls_loop() != loop && __atomic_load_n(&loop->running, __ATOMIC_ACQUIRE)) {
         aloop__xthread_stop(loop);
         return;
     }
@@ -603,9 +603,9 @@ void aloop__drain_tasks(aloop_t *loop) {
         }
         enter_thread(loop);
         aloop__tls_coros = &loop->coros;
-        loop->running = 1;
+        aloop__set_running(loop, 1);
         while (loop->sched.ring_count) run_steps(loop);
-        loop->running = 0;
+        aloop__set_running(loop, 0);
         aloop__tls_coros = NULL;
     }
 }

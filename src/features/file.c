@@ -196,12 +196,24 @@ ssize_t aloop__file_io(aloop_task_impl_t *t, int fd, void *buf, size_t len, int 
     return n;
 }
 
-/* ---- whole files ---------------------------------------------------------- */
+/* ---- whole files ----------------------------------------------------------
+ *
+ * The path is opened on the pool (a lookup may wait for a disk or a network
+ * file system), always O_NONBLOCK, so that opening a FIFO never blocks a
+ * worker. A regular file is then read or written on the pool as above;
+ * anything else (FIFO, character device, a pipe behind /dev/stdout) comes
+ * back to the loop and is read or written with the fd waits, like a
+ * socket: it may wait for ever (a FIFO with no writer), so it must be
+ * cancellable, and it behaves as read(2)/write(2) do (/dev/null takes
+ * everything, /dev/full says -ENOSPC).
+ */
 
 typedef struct whole_file {
     char *path;
-    int fd;      /* aloop_write_file's open: the new fd, or -1 */
+    int fd;      /* the opened fd, or -1 */
     int rc;      /* 0 or -errno */
+    int special; /* fd is not a regular file: read or written on the loop */
+    int fifo;    /* (write) -ENXIO came from a FIFO nobody reads yet */
     char *data;  /* aloop_read_file: malloc'd by the worker */
     size_t len;
 } whole_file_t;
@@ -238,58 +250,107 @@ static int whole_file_submit(void *(*fn)(void *), whole_file_t *w) {
     return rc;
 }
 
-/* Worker: reads all of w->path (until EOF, whatever fstat says). */
+/* Appends to w->data until n is 0 (EOF) or an error: the buffer stays
+ * NUL-terminated with room for one more byte. read_some(ctx, p, room):
+ * bytes, 0 at EOF, -errno. */
+static int slurp(whole_file_t *w, size_t cap, ssize_t (*read_some)(void *ctx, char *p, size_t room), void *ctx) {
+    for (;;) {
+        if (w->len + 1 >= cap || !w->data) {
+            if (w->data && cap > SIZE_MAX / 2) return -EFBIG;
+            size_t ncap = w->data ? cap * 2 : cap;
+            char *p = realloc(w->data, ncap);
+            if (!p) return -ENOMEM;
+            w->data = p;
+            cap = ncap;
+        }
+        ssize_t n = read_some(ctx, w->data + w->len, cap - 1 - w->len);
+        if (n < 0) return (int)n;
+        if (n == 0) {
+            w->data[w->len] = '\0';
+            return 0;
+        }
+        w->len += (size_t)n;
+    }
+}
+
+static ssize_t read_blocking(void *ctx, char *p, size_t room) {
+    int fd = *(int *)ctx;
+    for (;;) {
+        ssize_t n = read(fd, p, room);
+        if (n >= 0) return n;
+        if (errno != EINTR) return -errno;
+    }
+}
+
+/* Worker: opens w->path; reads all of it (until EOF, whatever fstat says)
+ * if it is a regular file, else leaves the fd to the loop. */
 static void *read_file_run(void *arg) {
     whole_file_t *w = arg;
-    int fd = open(w->path, O_RDONLY | O_CLOEXEC);
+    int fd = open(w->path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) {
         w->rc = -errno;
         return NULL;
     }
     struct stat st;
-    size_t cap = 4096;
-    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0 &&
-        (uintmax_t)st.st_size < SIZE_MAX / 2)
-        cap = (size_t)st.st_size + 1; /* + 1: EOF seen without a regrow */
-    for (;;) {
-        if (w->len + 1 >= cap || !w->data) {
-            if (w->data && cap > SIZE_MAX / 2) {
-                w->rc = -EFBIG;
-                break;
-            }
-            size_t ncap = w->data ? cap * 2 : cap;
-            char *p = realloc(w->data, ncap);
-            if (!p) {
-                w->rc = -ENOMEM;
-                break;
-            }
-            w->data = p;
-            cap = ncap;
-        }
-        ssize_t n = read(fd, w->data + w->len, cap - 1 - w->len);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) {
-            w->rc = -errno;
-            break;
-        }
-        if (n == 0) {
-            w->data[w->len] = '\0';
-            break;
-        }
-        w->len += (size_t)n;
+    if (fstat(fd, &st) < 0) {
+        w->rc = -errno;
+        close(fd);
+        return NULL;
     }
+    if (!S_ISREG(st.st_mode)) {
+        w->fd = fd;
+        w->special = S_ISFIFO(st.st_mode) ? 2 : 1;
+        return NULL;
+    }
+    size_t cap = 4096;
+    if (st.st_size > 0 && (uintmax_t)st.st_size < SIZE_MAX / 2)
+        cap = (size_t)st.st_size + 1; /* + 1: EOF seen without a regrow */
+    w->rc = slurp(w, cap, read_blocking, &fd);
     close(fd);
     return NULL;
+}
+
+typedef struct loop_reader {
+    aloop_task_impl_t *t;
+    int fd;
+} loop_reader_t;
+
+static ssize_t read_waiting(void *ctx, char *p, size_t room) {
+    loop_reader_t *r = ctx;
+    return aloop__io_read(r->t, r->fd, p, room);
+}
+
+/* w->fd is the loop's now: adopted, and closed through it. */
+static void special_close(aloop_t *loop, whole_file_t *w, int *rc) {
+    aloop__io_forget(loop, w->fd);
+    if (close(w->fd) < 0 && errno != EINTR && *rc == 0) *rc = -errno;
+    w->fd = -1;
+}
+
+/* A FIFO, a character device...: read on the loop, waiting like a socket. */
+static int read_special(aloop_task_impl_t *t, whole_file_t *w) {
+    aloop_t *loop = t->fut.loop;
+    aloop__io_adopt(loop, w->fd);
+    int rc = 0;
+    /* A FIFO reads EOF while no writer has come yet: wait for the first
+     * one's bytes (or its close) first. */
+    if (w->special == 2) rc = aloop__io_wait(t, w->fd, 0, -1);
+    loop_reader_t r = {.t = t, .fd = w->fd};
+    if (rc == 0) rc = slurp(w, 4096, read_waiting, &r);
+    special_close(loop, w, &rc);
+    return rc;
 }
 
 int aloop_read_file(const char *path, void **buf, size_t *len) {
     if (!path || !buf) return -EINVAL;
     int err;
-    if (!aloop__enter(&err)) return err;
+    aloop_task_impl_t *t = aloop__enter(&err);
+    if (!t) return err;
     whole_file_t *w = whole_file_new(path);
     if (!w) return -ENOMEM;
     int rc = whole_file_submit(read_file_run, w);
     if (rc == -ECANCELED) return rc;
+    if (rc == 0 && w->special) rc = read_special(t, w);
     if (rc == 0) {
         *buf = w->data;
         if (len) *len = w->len;
@@ -302,28 +363,56 @@ int aloop_read_file(const char *path, void **buf, size_t *len) {
 /* Worker: opens (creating or truncating) w->path for writing. */
 static void *open_for_write_run(void *arg) {
     whole_file_t *w = arg;
-    w->fd = open(w->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-    w->rc = w->fd < 0 ? -errno : 0;
+    w->fd = open(w->path, O_WRONLY | O_CREAT | O_TRUNC | O_NONBLOCK | O_CLOEXEC, 0666);
+    if (w->fd < 0) {
+        w->rc = -errno;
+        struct stat st; /* ENXIO: a FIFO without a reader (so far) */
+        w->fifo = w->rc == -ENXIO && stat(w->path, &st) == 0 && S_ISFIFO(st.st_mode);
+        return NULL;
+    }
+    struct stat st;
+    w->rc = fstat(w->fd, &st) < 0 ? -errno : 0;
+    w->special = w->rc == 0 && !S_ISREG(st.st_mode);
     return NULL;
 }
+
+/* A FIFO can be opened for writing only once someone reads it, and no
+ * poller says when that happens: try again, at growing intervals. */
+#define FIFO_RETRY_MIN 0.001
+#define FIFO_RETRY_MAX 0.1
 
 int aloop_write_file(const char *path, const void *buf, size_t len) {
     if (!path || (!buf && len)) return -EINVAL;
     int err;
-    if (!aloop__enter(&err)) return err;
+    aloop_task_impl_t *t = aloop__enter(&err);
+    if (!t) return err;
     whole_file_t *w = whole_file_new(path);
     if (!w) return -ENOMEM;
-    int rc = whole_file_submit(open_for_write_run, w);
-    if (rc == -ECANCELED) return rc;
-    if (rc == 0 && len) {
-        file_call_t call = {.fd = w->fd};
-        ssize_t n = file_write_all(&call, buf, len);
-        if (n < 0) rc = (int)n;
+    int rc;
+    for (double delay = FIFO_RETRY_MIN;; delay = delay * 2 > FIFO_RETRY_MAX ? FIFO_RETRY_MAX : delay * 2) {
+        rc = whole_file_submit(open_for_write_run, w);
+        if (rc == -ECANCELED) return rc;
+        if (rc != -ENXIO || !w->fifo) break;
+        w->rc = 0;
+        rc = aloop_sleep(delay);
+        if (rc < 0) break;
     }
-    if (rc == 0) {
-        int closed = close(w->fd); /* may report a late write error (NFS) */
-        w->fd = -1;
-        if (closed < 0 && errno != EINTR) rc = -errno;
+    if (rc == 0 && w->special) {
+        aloop__io_adopt(t->fut.loop, w->fd);
+        ssize_t n = aloop__io_write_all(t, w->fd, buf, len);
+        if (n < 0) rc = (int)n;
+        special_close(t->fut.loop, w, &rc);
+    } else if (rc == 0) {
+        if (len) {
+            file_call_t call = {.fd = w->fd};
+            ssize_t n = file_write_all(&call, buf, len);
+            if (n < 0) rc = (int)n;
+        }
+        if (rc == 0) {
+            int closed = close(w->fd); /* may report a late write error (NFS) */
+            w->fd = -1;
+            if (closed < 0 && errno != EINTR) rc = -errno;
+        }
     }
     whole_file_free(w);
     return rc;

@@ -26,8 +26,12 @@
  * busy workers, up to the pool size) with every signal blocked, so that
  * process-directed signals reach the loop's signalfd instead of them.
  * aloop_free cancels every task first, which takes every queued job back,
- * so it only waits for the jobs already running; their results go to
- * discard on the freeing thread before aloop_free returns.
+ * so it only waits for the jobs already running, while they keep finishing;
+ * their results go to discard on the freeing thread before aloop_free
+ * returns. A job still running after a quiet ALOOP_POOL_FREE_GRACE (stuck
+ * in a blocking system call) is left to its worker, detached, which hands
+ * its result to discard when it ends; the last such worker frees the pool
+ * record (the loop itself is gone by then).
  */
 #include "internal.h"
 #include "pipe_internal.h"
@@ -37,6 +41,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <time.h>
 #include <unistd.h>
 /* ALOOP_NO_EVENTFD forces the pipe (to test the portable path on Linux). */
 #if defined(__linux__) && !defined(ALOOP_NO_EVENTFD)
@@ -59,6 +64,18 @@ typedef struct pool_job {
 
 typedef aloop_post_t soon_item_t;
 
+/* One worker thread's record (in the pool's array). */
+typedef struct pool_worker {
+    struct aloop_pool *pool;
+    pthread_t th;
+    int busy; /* running a job (under mu) */
+} pool_worker_t;
+
+/* aloop_free waits for running jobs while they keep finishing; once none
+ * has finished for this long, the ones still running are left to their
+ * (detached) workers. */
+#define ALOOP_POOL_FREE_GRACE 1.0
+
 /* A singly linked FIFO. */
 #define FIFO(type) struct { type *head, **tail; }
 #define FIFO_INIT(q) ((q).head = NULL, (q).tail = &(q).head)
@@ -79,10 +96,18 @@ struct aloop_pool {
     unsigned idle;           /* workers waiting for work */
     int stopping;
     int closed;              /* aloop_free has begun: call_soon_threadsafe is -EPIPE */
+    unsigned running;        /* jobs on a worker now */
+    pthread_cond_t finished; /* a job finished (aloop_free waits on it) */
+    /* aloop_free left running jobs behind: their workers finish them on
+     * their own, hand the results to discard, and the last one out frees
+     * the pool (if the loop is gone by then: loop_gone) */
+    int detached;
+    unsigned detached_alive;
+    int loop_gone;
 
     /* loop thread only */
     size_t inflight;         /* jobs submitted, not yet collected */
-    pthread_t *threads;
+    pool_worker_t *workers;
     unsigned nthreads, size;
 };
 
@@ -195,6 +220,7 @@ int aloop__async_init(aloop_t *loop) {
     }
     pthread_mutex_init(&a->mu, NULL);
     pthread_cond_init(&a->work, NULL);
+    pthread_cond_init(&a->finished, NULL);
     atomic_init(&a->signalled, 0);
     atomic_init(&a->stop_req, 0);
     aloop__list_init(&a->todo);
@@ -204,6 +230,7 @@ int aloop__async_init(aloop_t *loop) {
     a->size = cpus > 0 ? (unsigned)cpus : 1;
     rc = live_add(loop);
     if (rc < 0) {
+        pthread_cond_destroy(&a->finished);
         pthread_cond_destroy(&a->work);
         pthread_mutex_destroy(&a->mu);
         close_wakeup_fd(loop, a);
@@ -247,6 +274,30 @@ void aloop__async_close(aloop_t *loop) {
     aloop__async_drain(loop);
 }
 
+/* Under mu: waits for the running jobs while they keep finishing; returns
+ * with the ones still running after a quiet ALOOP_POOL_FREE_GRACE. */
+static void wait_running_jobs(struct aloop_pool *a) {
+    while (a->running) {
+        unsigned before = a->running;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        double end = (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9 + ALOOP_POOL_FREE_GRACE;
+        ts.tv_sec = (time_t)end;
+        ts.tv_nsec = (long)((end - (double)ts.tv_sec) * 1e9);
+        int rc = 0;
+        while (a->running == before && rc != ETIMEDOUT) rc = pthread_cond_timedwait(&a->finished, &a->mu, &ts);
+        if (a->running == before) return; /* nothing finished for a while */
+    }
+}
+
+static void pool_destroy(struct aloop_pool *a) {
+    pthread_cond_destroy(&a->finished);
+    pthread_cond_destroy(&a->work);
+    pthread_mutex_destroy(&a->mu);
+    aloop__free(a->workers);
+    aloop__free(a);
+}
+
 void aloop__async_free(aloop_t *loop) {
     struct aloop_pool *a = loop->pool;
     if (!a) return;
@@ -258,8 +309,19 @@ void aloop__async_free(aloop_t *loop) {
     while (!aloop__list_empty(&a->todo))
         aloop__free(ALOOP_CONTAINER_OF(aloop__list_pop_front(&a->todo), pool_job_t, link));
     pthread_cond_broadcast(&a->work);
+    wait_running_jobs(a);
+    if (a->running) { /* stuck (a blocking read, a hung NFS open...) */
+        a->detached = 1;
+        a->detached_alive = a->running;
+    }
     pthread_mutex_unlock(&a->mu);
-    for (unsigned i = 0; i < a->nthreads; i++) pthread_join(a->threads[i], NULL);
+    /* A worker busy now stays busy until it exits: no job is left to take. */
+    for (unsigned i = 0; i < a->nthreads; i++) {
+        if (a->detached && a->workers[i].busy)
+            pthread_detach(a->workers[i].th);
+        else
+            pthread_join(a->workers[i].th, NULL);
+    }
     /* Every job that came back is orphaned; callbacks that never ran are
      * dropped like call_soon's. */
     for (pool_job_t *j = a->done.head; j;) {
@@ -272,13 +334,14 @@ void aloop__async_free(aloop_t *loop) {
         post_drop(s);
         s = next;
     }
-    close_wakeup_fd(loop, a);
-    pthread_cond_destroy(&a->work);
-    pthread_mutex_destroy(&a->mu);
-    aloop__free(a->threads);
-    aloop__free(a);
+    close_wakeup_fd(loop, a); /* detached workers never write it */
     loop->pool = NULL;
     loop->xthread = NULL;
+    pthread_mutex_lock(&a->mu);
+    a->loop_gone = 1;
+    int last = a->detached_alive == 0;
+    pthread_mutex_unlock(&a->mu);
+    if (last) pool_destroy(a);
 }
 
 size_t aloop__async_pending(const aloop_t *loop) {
@@ -385,7 +448,8 @@ int aloop__async_alone(const aloop_t *loop) {
 /* ------------------------------------------------------------------------ */
 
 static void *worker_main(void *p) {
-    struct aloop_pool *a = p;
+    pool_worker_t *me = p;
+    struct aloop_pool *a = me->pool;
     pthread_mutex_lock(&a->mu);
     for (;;) {
         while (aloop__list_empty(&a->todo) && !a->stopping) {
@@ -397,12 +461,24 @@ static void *worker_main(void *p) {
         pool_job_t *j = ALOOP_CONTAINER_OF(aloop__list_pop_front(&a->todo), pool_job_t, link);
         j->state = JOB_RUNNING;
         a->queued--;
+        a->running++;
+        me->busy = 1;
         pthread_mutex_unlock(&a->mu);
 
         j->result = j->fn(j->arg);
 
         pthread_mutex_lock(&a->mu);
         j->state = JOB_DONE;
+        a->running--;
+        pthread_cond_broadcast(&a->finished);
+        if (a->detached) { /* aloop_free has left: nobody collects it */
+            int last = --a->detached_alive == 0 && a->loop_gone;
+            pthread_mutex_unlock(&a->mu);
+            if (last) pool_destroy(a);
+            job_orphaned(j); /* last: the program may wait for this discard */
+            return NULL;
+        }
+        me->busy = 0;
         FIFO_PUSH(a->done, j);
         /* wake the loop without holding the mutex longer than needed */
         pthread_mutex_unlock(&a->mu);
@@ -415,14 +491,16 @@ static void *worker_main(void *p) {
 
 /* Starts one more worker (signals blocked, so they go to the loop). */
 static int start_worker(struct aloop_pool *a) {
-    if (!a->threads) {
-        a->threads = aloop__calloc(a->size, sizeof *a->threads);
-        if (!a->threads) return -ENOMEM;
+    if (!a->workers) {
+        a->workers = aloop__calloc(a->size, sizeof *a->workers);
+        if (!a->workers) return -ENOMEM;
     }
+    pool_worker_t *w = &a->workers[a->nthreads];
+    w->pool = a;
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    int rc = pthread_create(&a->threads[a->nthreads], NULL, worker_main, a);
+    int rc = pthread_create(&w->th, NULL, worker_main, w);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc) return -rc;
     a->nthreads++;
@@ -432,7 +510,7 @@ static int start_worker(struct aloop_pool *a) {
 int aloop_set_thread_pool_size(aloop_t *loop, unsigned n) {
     if (!loop || !n || !loop->pool) return -EINVAL;
     struct aloop_pool *a = loop->pool;
-    if (a->threads) return -EBUSY; /* sized once, before the first job */
+    if (a->workers) return -EBUSY; /* sized once, before the first job */
     a->size = n;
     return 0;
 }

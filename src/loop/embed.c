@@ -79,10 +79,10 @@ int aloop_run_once(aloop_t *loop, double timeout) {
     aloop__io_flush(loop);
     if (!has_work(loop)) return 0;
     aloop__set_tls_loop(loop);
-    loop->running = 1;
+    aloop__set_running(loop, 1);
     int rc = iterate(loop, timeout);
     aloop__io_flush(loop);
-    loop->running = 0;
+    aloop__set_running(loop, 0);
     loop->stopping = 0; /* an aloop_stop inside ends this iteration only */
     aloop__set_tls_loop(NULL);
     if (rc < 0) return rc;

@@ -94,7 +94,7 @@ int aloop_accept(int listen_fd, struct sockaddr *addr, socklen_t *len) {
     int err;
     aloop_task_impl_t *t = aloop__enter(&err);
     if (!t) return err;
-    int rc = aloop__set_nonblocking(listen_fd); /* a blocking accept would stall the loop */
+    int rc = aloop__io_set_nonblocking(t->fut.loop, listen_fd); /* a blocking accept would stall the loop */
     if (rc < 0) return rc;
     if ((rc = aloop__io_sim_delay(t)) < 0) return rc; /* simulation: the connection comes late */
     socklen_t cap = len ? *len : 0;
@@ -174,7 +174,7 @@ int aloop_connect(int fd, const struct sockaddr *addr, socklen_t len) {
     int err;
     aloop_task_impl_t *t = aloop__enter(&err);
     if (!t) return err;
-    int rc = aloop__set_nonblocking(fd);
+    int rc = aloop__io_set_nonblocking(t->fut.loop, fd);
     if (rc < 0) return rc;
     return aloop__net_connect(t, fd, addr, len, -1);
 }
@@ -286,9 +286,29 @@ static int lookup_on_pool(const char *host, const char *port, const struct addri
     return rc;
 }
 
+/* A port is a number 0..65535 (leading zeros allowed) or something that can
+ * be a service name: printable ASCII with a letter, not starting with a
+ * sign. getaddrinfo itself would wrap "99999" to 34463 and read " 80" or
+ * "+80" as 80. */
+static int port_ok(const char *port) {
+    size_t digits = strspn(port, "0123456789");
+    if (digits && !port[digits]) {
+        while (*port == '0' && port[1]) port++;
+        return strlen(port) < 5 || (strlen(port) == 5 && strcmp(port, "65535") <= 0);
+    }
+    if (*port == '+' || *port == '-') return 0;
+    int letter = 0;
+    for (const char *c = port; *c; c++) {
+        if (*c <= ' ' || *c >= 0x7f) return 0; /* blanks, controls, not ASCII */
+        letter |= (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z');
+    }
+    return letter;
+}
+
 int aloop_getaddrinfo(const char *host, const char *port, const struct addrinfo *hints,
                       struct addrinfo **res) {
-    if (!res || (!host && !port)) return -EINVAL;
+    if (res) *res = NULL;
+    if (!res || (!host && !port) || (port && !port_ok(port))) return -EINVAL;
     *res = NULL;
     /* glibc's defaults for NULL hints, made explicit to add AI_NUMERICHOST */
     struct addrinfo h = {.ai_family = AF_UNSPEC, .ai_flags = AI_V4MAPPED | AI_ADDRCONFIG};

@@ -81,8 +81,7 @@ aloop_stream_t *aloop_stream_new(aloop_t *loop, int fd, size_t max_line) {
         aloop__free(s);
         return NULL;
     }
-    int fl = fcntl(fd, F_GETFL);
-    if (fl >= 0 && !(fl & O_NONBLOCK)) fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+    aloop__io_set_nonblocking(loop, fd); /* put back when the stream lets fd go */
     s->owned.detach = stream_detach;
     aloop__loop_own(loop, &s->owned);
     return s;
@@ -424,7 +423,7 @@ int aloop_stream_close(aloop_stream_t *s) {
     s->closed = 1;
     /* wakes tasks inside our calls (-EBADF); nothing to do once the loop
      * was freed (aloop_free already ended every call) */
-    if (s->loop) aloop__io_forget(s->loop, s->fd);
+    if (s->loop) aloop__io_release(s->loop, s->fd);
     int rc = close(s->fd) < 0 && errno != EINTR ? -errno : 0;
     if (!s->users) stream_destroy(s);
     return rc;

@@ -1,6 +1,7 @@
 /*
- * backtrace.c - the return addresses on a task's stack (aloop_task_backtrace)
- * and their names (aloop__symbolize, for aloop_dump).
+ * backtrace.c - the return addresses on a coroutine's stack (behind
+ * aloop_task_backtrace, debug.c) and their names (aloop__symbolize, for
+ * aloop_dump). A leaf: it knows coroutines, not tasks or loops.
  *
  * A suspended task's whole C stack is still there, on its coroutine: the
  * saved context gives the address it resumes at and its frame pointer, and
@@ -16,9 +17,11 @@
  * frame) ends the walk instead of sending it through wild memory; and the
  * number of frames is bounded by max.
  */
-#include "internal.h"
+#include "backtrace_internal.h"
 
 #include <dlfcn.h>
+#include <stdio.h>
+#include <string.h>
 
 /* Reads other stacks' words: not our frames, so not ASan's business. */
 #if defined(__has_attribute)
@@ -59,33 +62,13 @@ static NO_ASAN int fp_walk(uintptr_t fp, uintptr_t lo, uintptr_t hi, void **fram
     return n;
 }
 
-/* The caller's own frames (it runs on co). Inlined into the public call,
- * always: the frame record it starts from is then aloop_task_backtrace's,
- * whose return address is in the caller. (Out of line, a sibling-call
- * optimisation could leave either one or two library frames to skip.) */
-#define ALWAYS_INLINE __attribute__((always_inline))
-static inline ALWAYS_INLINE int own_stack(const aloop_coro_t *co, void **frames, int max) {
-    uintptr_t lo = (uintptr_t)co->stack_lo, hi = lo + co->stack_size;
-    return fp_walk((uintptr_t)__builtin_frame_address(0), lo, hi, frames, 0, max);
-}
-
-static int saved_stack(const aloop_coro_t *co, void **frames, int max) {
-    uintptr_t pc, fp, lo = (uintptr_t)co->stack_lo, hi = lo + co->stack_size;
-    aloop__coro_saved_pc_fp(co, &pc, &fp);
+int aloop__coro_backtrace(const aloop_coro_t *co, const void *fp, void **frames, int max) {
+    uintptr_t lo = (uintptr_t)co->stack_lo, hi = lo + co->stack_size, pc, saved_fp;
+    if (fp) return fp_walk((uintptr_t)fp, lo, hi, frames, 0, max);
+    aloop__coro_saved_pc_fp(co, &pc, &saved_fp);
     if (!pc || max == 0) return 0;
     frames[0] = (void *)pc;
-    return fp_walk(fp, lo, hi, frames, 1, max);
-}
-
-int aloop_task_backtrace(aloop_task_t *task, void **frames, int max) {
-    if (!task || !task->is_task || max < 0 || (!frames && max > 0)) return -EINVAL;
-    aloop_t *loop = task->loop;
-    if (!loop) return 0; /* its loop was freed: it finished */
-    if (aloop__foreign_thread(loop)) return aloop__wrong_thread(loop, "aloop_task_backtrace");
-    aloop_task_impl_t *t = aloop__task(task);
-    if (task->state != ALOOP__PENDING || !t->started || !t->coro) return 0;
-    if (loop->coros.running == t->coro) return own_stack(t->coro, frames, max);
-    return saved_stack(t->coro, frames, max);
+    return fp_walk(saved_fp, lo, hi, frames, 1, max);
 }
 
 /* addr as "function+0xoff (object)", or "object+0xoff" when the symbol is

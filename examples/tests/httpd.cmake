@@ -1,0 +1,22 @@
+# httpd: usage text, and one run per rule against a temporary ROOT with real
+# clients (examples/tests/httpd_test.py: http.client, raw sockets, curl when
+# installed).
+add_test(NAME example_httpd_help COMMAND httpd --help)
+set_tests_properties(example_httpd_help PROPERTIES PASS_REGULAR_EXPRESSION
+  "usage: .*httpd .*--root DIR.*--max-conns N")
+add_test(NAME example_httpd_bad_option COMMAND httpd --loops 0)
+set_tests_properties(example_httpd_bad_option PROPERTIES WILL_FAIL TRUE)
+add_test(NAME example_httpd_no_root COMMAND httpd --root /nonexistent/dir)
+set_tests_properties(example_httpd_no_root PROPERTIES WILL_FAIL TRUE)
+find_package(Python3 COMPONENTS Interpreter QUIET)
+if(Python3_Interpreter_FOUND)
+  foreach(t get_head_keepalive pipelining http10 last_modified range traversal
+            errors_and_limits slow_headers access_log graceful_shutdown loops curl)
+    add_test(NAME example_httpd_${t}
+             COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/tests/httpd_test.py
+                     $<TARGET_FILE:httpd> ${t})
+    set_tests_properties(example_httpd_${t} PROPERTIES TIMEOUT 120)
+  endforeach()
+else()
+  message(STATUS "aloop: python3 not found; the examples/httpd runs are skipped")
+endif()
