@@ -31,6 +31,22 @@
  *  - A loop and everything made from it belong to the thread that runs the
  *    loop; only aloop_call_soon_threadsafe(), aloop_run_threadsafe() and
  *    aloop_stop() may be called from elsewhere.
+ *
+ * Contents (the sections below, in this order):
+ *   1. Loop and embedding
+ *   2. Futures and tasks
+ *   3. Waiting
+ *   4. Task groups
+ *   5. Synchronisation
+ *   6. Queues
+ *   7. Callbacks, timers and fd watches
+ *   8. fd I/O
+ *   9. Sockets
+ *  10. Streams and servers
+ *  11. Files
+ *  12. Threads
+ *  13. Signals and subprocesses
+ *  14. Errors and debug mode
  */
 #ifndef ALOOP_H
 #define ALOOP_H
@@ -71,7 +87,7 @@ extern "C" {
 ALOOP_API const char *aloop_version(void);
 
 /* ------------------------------------------------------------------------ */
-/* Loop                                                                     */
+/* 1. Loop and embedding                                                    */
 /* ------------------------------------------------------------------------ */
 
 typedef struct aloop aloop_t;
@@ -183,8 +199,37 @@ ALOOP_API int aloop_main(void *(*fn)(void *), void *arg, void **result);
 ALOOP_API int aloop_main_with(const aloop_config_t *cfg, void *(*fn)(void *),
                               void *arg, void **result);
 
+/* ---- embedding: a host's main loop drives aloop */
+
+/* One iteration, for a host that owns main(): waits for fds at most
+ * timeout seconds (0 = do not block, < 0 = until an fd is ready or a timer
+ * is due), then runs due timers and everything ready at that point (tasks a
+ * timer woke included, up to their next suspension), without blocking
+ * again. With no work at all it returns 0 at once, whatever the timeout.
+ * Under ALOOP_CLOCK_VIRTUAL, with nothing ready, the clock moves by
+ * min(timeout, time to the next deadline) for timeout > 0, to the next
+ * deadline for timeout < 0, never for timeout == 0.
+ * Returns 1 if work remains (tasks, timers, fd waits and watches,
+ * callbacks, pool jobs), 0 if none; -EPERM from inside a loop (a task or
+ * callback), -EINVAL for NULL or a NaN timeout, -EDEADLK if tasks are left
+ * that nothing, not even another thread, can wake (see aloop_run). */
+ALOOP_API int aloop_run_once(aloop_t *loop, double timeout);
+
+/* An fd that polls readable when aloop_run_once(loop, 0) has I/O to
+ * process (the epoll or kqueue fd; posts from other threads count, a
+ * read watch does not also watch writability). Put it in the host's poll
+ * set once; it lives as long as the loop. -ENOTSUP with the poll(2)
+ * backend (drive such a loop by aloop_backend_timeout alone), -EINVAL. */
+ALOOP_API int aloop_backend_fd(aloop_t *loop);
+
+/* Seconds until the loop next needs to run: exactly 0.0 if something is
+ * ready now, the time to the next timer, or -1.0 if nothing is scheduled
+ * (only I/O, through aloop_backend_fd, can then wake it). -1.0 for NULL.
+ * Ask again after every aloop_run_once: tasks arm and cancel timers. */
+ALOOP_API double aloop_backend_timeout(aloop_t *loop);
+
 /* ------------------------------------------------------------------------ */
-/* Futures and tasks                                                        */
+/* 2. Futures and tasks                                                     */
 /* ------------------------------------------------------------------------ */
 
 /* A pending future bound to loop. */
@@ -267,7 +312,8 @@ ALOOP_API int aloop_task_cancelling(const aloop_task_t *t);
 ALOOP_API int aloop_is_task(const aloop_future_t *f);
 
 /* ------------------------------------------------------------------------ */
-/* Suspending calls (inside a task)                                         */
+/* 3. Waiting (inside a task): await, sleep, gather, wait, wait_for,        */
+/* shield, timeout scopes (asyncio.timeout)                                 */
 /* ------------------------------------------------------------------------ */
 
 /* Waits for f; 0 with *result set (result may be NULL), f's error, or
@@ -310,8 +356,77 @@ ALOOP_API int aloop_wait_for(aloop_future_t *f, double timeout, void **result);
  * The caller owns the returned reference. */
 ALOOP_API aloop_future_t *aloop_shield(aloop_future_t *f);
 
+/* ---- timeout scopes: deadlines around a block (asyncio.timeout) */
+
+/* A timeout scope bounds a block of code inside one task:
+ *
+ *     aloop_timeout_t to;
+ *     int rc = aloop_timeout_enter(&to, 2.0);
+ *     if (rc < 0) return rc;
+ *     rc = do_several_suspending_calls();       // -ECANCELED once 2 s passed
+ *     rc = aloop_timeout_exit(&to, rc);          // -ETIMEDOUT if the deadline fired
+ *
+ * When the deadline passes the task is cancelled: its current (or next)
+ * suspending call returns -ECANCELED. aloop_timeout_exit turns that cancel
+ * into -ETIMEDOUT and withdraws it (the task is no longer cancelling), so
+ * the code after the block runs normally. Once the deadline has fired, exit
+ * returns -ETIMEDOUT whatever rc is, also when the block swallowed the
+ * -ECANCELED. A cancel from outside the block (aloop_cancel, an enclosing
+ * aloop_wait_for) stays a cancel: exit then returns -ECANCELED and the task
+ * stays cancelled. Scopes of one task nest and must be exited innermost
+ * first; each expired scope reports -ETIMEDOUT from its own exit, and when
+ * an enclosing scope's deadline also fired while an inner one was open, its
+ * cancel is delivered again after the inner exit, so the enclosing block is
+ * interrupted at its next suspending call. As in asyncio, a deadline takes
+ * effect only when the loop runs: a block that never suspends is never
+ * interrupted, and exits with rc.
+ *
+ * The struct lives in the task's frame (usually its stack); `when` holds the
+ * absolute deadline on the loop's clock, INFINITY (math.h) for none. Every
+ * other time is a deadline, also one already past (a negative time, before
+ * the loop's clock started, or a negative delay): it fires at the block's
+ * next suspending call, as asyncio's does. The scope allocates a small
+ * record until exit; a task that returns without exiting a scope leaks
+ * nothing (the record is released when the task finishes) but its pending
+ * cancel stays counted, and the struct is no longer open: every call on it
+ * returns -EINVAL (or -EBUSY from enter, see below) until it is entered
+ * again. A struct is open from enter to exit: entering it again meanwhile
+ * (in any task) is -EBUSY and changes nothing. Never use a struct after
+ * its loop was freed. */
+typedef struct aloop_timeout {
+    double when;
+    void *priv_[4];
+} aloop_timeout_t;
+
+/* Enters a scope with a deadline delay seconds from now (INFINITY: none;
+ * delay <= 0: already due). Not a suspending call and not a cancellation
+ * point. 0, -EPERM outside a task, -EINVAL (NULL t, NaN delay), -EBUSY (t is
+ * open already), -ENOMEM. */
+ALOOP_API int aloop_timeout_enter(aloop_timeout_t *t, double delay);
+/* The same with an absolute deadline on the loop's clock (INFINITY: none;
+ * a deadline already past, negative ones included, fires at the loop's next
+ * step). */
+ALOOP_API int aloop_timeout_enter_at(aloop_timeout_t *t, double when);
+/* Moves the deadline of an open scope (INFINITY: none; a time already past
+ * fires at once), from its task or from anything else running on the loop's
+ * thread. 0; -EINVAL (NULL t, NaN, a scope not open: exited, or its task
+ * returned without exit); -EALREADY if the deadline has already fired;
+ * -ENOMEM. */
+ALOOP_API int aloop_timeout_reschedule(aloop_timeout_t *t, double when);
+/* 1 if the scope's deadline has fired (while open or after exit), 0 if not,
+ * -EINVAL for NULL or a scope whose task returned without exit. t must have
+ * been entered. */
+ALOOP_API int aloop_timeout_expired(const aloop_timeout_t *t);
+/* Leaves the block; rc is the status the block ended with. Returns
+ * -ETIMEDOUT if the deadline fired (its cancel is consumed), -ECANCELED if
+ * the task was (also) cancelled from outside the block, else rc. Misuse:
+ * -EPERM outside a task, -EINVAL for a scope that is not open (never
+ * entered, already exited, or entered by another task), -EBUSY for a scope
+ * that still has an inner scope open (exit that first); nothing changes then. */
+ALOOP_API int aloop_timeout_exit(aloop_timeout_t *t, int rc);
+
 /* ------------------------------------------------------------------------ */
-/* Task groups (structured concurrency, asyncio.TaskGroup)                  */
+/* 4. Task groups (structured concurrency, asyncio.TaskGroup)               */
 /* ------------------------------------------------------------------------ */
 
 typedef struct aloop_group aloop_group_t;
@@ -334,46 +449,8 @@ ALOOP_API int aloop_group_wait(aloop_group_t *g);
 ALOOP_API void aloop_group_free(aloop_group_t *g);
 
 /* ------------------------------------------------------------------------ */
-/* Queues                                                                   */
-/* ------------------------------------------------------------------------ */
-
-typedef struct aloop_queue aloop_queue_t;
-
-/* FIFO queue; maxsize 0 = unbounded. */
-ALOOP_API aloop_queue_t *aloop_queue_new(aloop_t *loop, size_t maxsize);
-/* LIFO queue (a stack). */
-ALOOP_API aloop_queue_t *aloop_queue_new_lifo(aloop_t *loop, size_t maxsize);
-/* Priority queue: cmp(a, b) < 0 when item a comes first (smallest first);
- * items of equal priority come out in the order they were put. */
-ALOOP_API aloop_queue_t *aloop_queue_new_priority(aloop_t *loop, size_t maxsize,
-                                                  int (*cmp)(const void *a, const void *b));
-/* Frees q; tasks still waiting on it wake with -EPIPE. */
-ALOOP_API void aloop_queue_free(aloop_queue_t *q);
-/* Puts item (may be NULL), suspending while the queue is full. -EPIPE after shutdown. */
-ALOOP_API int aloop_queue_put(aloop_queue_t *q, void *item);
-/* Takes the next item, suspending while the queue is empty. -EPIPE after shutdown. */
-ALOOP_API int aloop_queue_get(aloop_queue_t *q, void **item);
-/* Puts without waiting: -EAGAIN if full. */
-ALOOP_API int aloop_queue_put_nowait(aloop_queue_t *q, void *item);
-/* Takes without waiting: -EAGAIN if empty. */
-ALOOP_API int aloop_queue_get_nowait(aloop_queue_t *q, void **item);
-/* Number of items queued. */
-ALOOP_API size_t aloop_queue_size(const aloop_queue_t *q);
-/* 1 if no item is queued. */
-ALOOP_API int aloop_queue_empty(const aloop_queue_t *q);
-/* 1 if the queue is bounded and holds maxsize items. */
-ALOOP_API int aloop_queue_full(const aloop_queue_t *q);
-/* One item taken earlier is fully processed (for aloop_queue_join). */
-ALOOP_API void aloop_queue_task_done(aloop_queue_t *q);
-/* Suspends until every item put has been marked task_done. */
-ALOOP_API int aloop_queue_join(aloop_queue_t *q);
-/* Python 3.13 Queue.shutdown: put fails with -EPIPE; get fails with -EPIPE
- * once the queue is drained, or at once (items dropped) if immediate. */
-ALOOP_API void aloop_queue_shutdown(aloop_queue_t *q, int immediate);
-
-/* ------------------------------------------------------------------------ */
-/* Synchronisation (asyncio.Lock, Event, Semaphore, BoundedSemaphore,       */
-/* Condition). Waiters are served in FIFO order.                            */
+/* 5. Synchronisation (asyncio.Lock, Event, Semaphore, BoundedSemaphore,    */
+/* Condition, Barrier). Waiters are served in FIFO order.                   */
 /* ------------------------------------------------------------------------ */
 
 typedef struct aloop_lock aloop_lock_t;
@@ -430,8 +507,77 @@ ALOOP_API aloop_lock_t *aloop_cond_lock(aloop_cond_t *c);
  * with -EPIPE without the lock. */
 ALOOP_API void aloop_cond_free(aloop_cond_t *c);
 
+/* ---- barriers (asyncio.Barrier) */
+
+/* `parties` tasks call aloop_barrier_wait; each waits until the last one
+ * arrives, then all go on and the barrier is ready for the next round.
+ * Waiting never allocates. */
+typedef struct aloop_barrier aloop_barrier_t;
+
+/* NULL + errno: EINVAL (NULL loop, parties == 0), ENOMEM. */
+ALOOP_API aloop_barrier_t *aloop_barrier_new(aloop_t *loop, unsigned parties);
+/* Suspends until `parties` tasks wait (the last to arrive does not suspend).
+ * Returns the number of parties that had arrived before the caller in this
+ * round (0 .. parties-1), -EPIPE if the barrier is broken (aborted, reset
+ * or freed while waiting, or aborted before), -ECANCELED (a cancelled waiter
+ * no longer counts as arrived; one cancelled after its round completed gets
+ * -ECANCELED and the others still go on), -EPERM outside a task, -EINVAL
+ * (NULL, or a barrier of another loop). */
+ALOOP_API int aloop_barrier_wait(aloop_barrier_t *b);
+/* Breaks the barrier: waiters wake with -EPIPE, and every later wait fails
+ * with -EPIPE until aloop_barrier_reset. 0, -EINVAL. */
+ALOOP_API int aloop_barrier_abort(aloop_barrier_t *b);
+/* Back to an empty round: tasks waiting now wake with -EPIPE; a broken
+ * barrier is usable again. 0, -EINVAL. */
+ALOOP_API int aloop_barrier_reset(aloop_barrier_t *b);
+/* asyncio's parties / n_waiting / broken: the size, the tasks waiting in the
+ * current round (0 for NULL), 1 if aborted (-EINVAL for NULL). */
+ALOOP_API unsigned aloop_barrier_parties(const aloop_barrier_t *b);
+ALOOP_API unsigned aloop_barrier_n_waiting(const aloop_barrier_t *b);
+ALOOP_API int aloop_barrier_broken(const aloop_barrier_t *b);
+/* Frees b; tasks still waiting wake with -EPIPE (and never touch b again). */
+ALOOP_API void aloop_barrier_free(aloop_barrier_t *b);
+
 /* ------------------------------------------------------------------------ */
-/* Callbacks and timers                                                     */
+/* 6. Queues (asyncio.Queue, LifoQueue, PriorityQueue)                      */
+/* ------------------------------------------------------------------------ */
+
+typedef struct aloop_queue aloop_queue_t;
+
+/* FIFO queue; maxsize 0 = unbounded. */
+ALOOP_API aloop_queue_t *aloop_queue_new(aloop_t *loop, size_t maxsize);
+/* LIFO queue (a stack). */
+ALOOP_API aloop_queue_t *aloop_queue_new_lifo(aloop_t *loop, size_t maxsize);
+/* Priority queue: cmp(a, b) < 0 when item a comes first (smallest first);
+ * items of equal priority come out in the order they were put. */
+ALOOP_API aloop_queue_t *aloop_queue_new_priority(aloop_t *loop, size_t maxsize,
+                                                  int (*cmp)(const void *a, const void *b));
+/* Frees q; tasks still waiting on it wake with -EPIPE. */
+ALOOP_API void aloop_queue_free(aloop_queue_t *q);
+/* Puts item (may be NULL), suspending while the queue is full. -EPIPE after shutdown. */
+ALOOP_API int aloop_queue_put(aloop_queue_t *q, void *item);
+/* Takes the next item, suspending while the queue is empty. -EPIPE after shutdown. */
+ALOOP_API int aloop_queue_get(aloop_queue_t *q, void **item);
+/* Puts without waiting: -EAGAIN if full. */
+ALOOP_API int aloop_queue_put_nowait(aloop_queue_t *q, void *item);
+/* Takes without waiting: -EAGAIN if empty. */
+ALOOP_API int aloop_queue_get_nowait(aloop_queue_t *q, void **item);
+/* Number of items queued. */
+ALOOP_API size_t aloop_queue_size(const aloop_queue_t *q);
+/* 1 if no item is queued. */
+ALOOP_API int aloop_queue_empty(const aloop_queue_t *q);
+/* 1 if the queue is bounded and holds maxsize items. */
+ALOOP_API int aloop_queue_full(const aloop_queue_t *q);
+/* One item taken earlier is fully processed (for aloop_queue_join). */
+ALOOP_API void aloop_queue_task_done(aloop_queue_t *q);
+/* Suspends until every item put has been marked task_done. */
+ALOOP_API int aloop_queue_join(aloop_queue_t *q);
+/* Python 3.13 Queue.shutdown: put fails with -EPIPE; get fails with -EPIPE
+ * once the queue is drained, or at once (items dropped) if immediate. */
+ALOOP_API void aloop_queue_shutdown(aloop_queue_t *q, int immediate);
+
+/* ------------------------------------------------------------------------ */
+/* 7. Callbacks, timers and fd watches                                      */
 /* ------------------------------------------------------------------------ */
 
 typedef struct aloop_handle aloop_handle_t;
@@ -449,14 +595,28 @@ ALOOP_API aloop_handle_t *aloop_call_at(aloop_t *loop, double when, void (*cb)(v
 ALOOP_API void aloop_handle_cancel(aloop_handle_t *h);
 /* The loop time a timer handle fires at (0 for call_soon handles). */
 ALOOP_API double aloop_handle_when(const aloop_handle_t *h);
-/* From any thread: cb(arg) will run on the loop's thread. 0 (then cb runs,
- * at the latest when aloop_free begins), -ENOMEM, -EINVAL, -EPIPE when the
- * loop is being freed or was freed (cb will not run; arg is still the
- * caller's). */
-ALOOP_API int aloop_call_soon_threadsafe(aloop_t *loop, void (*cb)(void *), void *arg);
+
+/* Callback fd watches (asyncio's loop.add_reader / add_writer), to drive
+ * callback-based C libraries (libcurl's multi socket interface, c-ares,
+ * hiredis). cb(fd, arg) runs from the loop, like a call_soon callback,
+ * each iteration fd is readable (writable), until removed; it may remove or
+ * replace its own watch or aloop_close fd. One reader and one writer per
+ * fd: a second add replaces the callback and argument. Watches keep the
+ * loop alive (aloop_run does not return while one exists); aloop_close(fd)
+ * and aloop_free remove them. Call on the loop's thread.
+ * 0, or -EBUSY if a task waits on fd in that direction (and a task's
+ * aloop_wait_readable/writable is -EBUSY while a watch exists in that
+ * direction), -EBADF for fd < 0, -EPERM for an fd that cannot be polled (a
+ * regular file), -EINVAL for a NULL loop or cb, -ENOMEM. */
+ALOOP_API int aloop_add_reader(aloop_t *loop, int fd, void (*cb)(int fd, void *arg), void *arg);
+ALOOP_API int aloop_add_writer(aloop_t *loop, int fd, void (*cb)(int fd, void *arg), void *arg);
+/* 1 if a watch was removed, 0 if there was none; -EBADF, -EINVAL. A
+ * callback already due this iteration does not run. */
+ALOOP_API int aloop_remove_reader(aloop_t *loop, int fd);
+ALOOP_API int aloop_remove_writer(aloop_t *loop, int fd);
 
 /* ------------------------------------------------------------------------ */
-/* I/O (inside a task; fds are made non-blocking)                           */
+/* 8. fd I/O (inside a task; fds are made non-blocking)                     */
 /* ------------------------------------------------------------------------ */
 
 /* Suspends until fd is readable / writable. 0, -ETIMEDOUT (timeout < 0 =
@@ -476,6 +636,17 @@ ALOOP_API ssize_t aloop_read(int fd, void *buf, size_t len);
 /* Writes every byte (suspending while the fd is full): len, or -errno. A
  * broken pipe is -EPIPE, never SIGPIPE. */
 ALOOP_API ssize_t aloop_write_all(int fd, const void *buf, size_t len);
+
+/* Closes fd; tasks waiting on it wake with -EBADF; an fd the library made
+ * non-blocking gets its blocking mode back first. Use it instead of
+ * close(2) for fds a task may be waiting on, and always for fds the
+ * library made (aloop_accept, aloop_tcp_connect, ...). */
+ALOOP_API int aloop_close(int fd);
+
+/* ------------------------------------------------------------------------ */
+/* 9. Sockets: TCP, names, datagrams, Unix-domain                           */
+/* ------------------------------------------------------------------------ */
+
 /* Accepts a connection: the new fd (non-blocking, close-on-exec) or -errno. */
 ALOOP_API int aloop_accept(int listen_fd, struct sockaddr *addr, socklen_t *len);
 /* Connects fd: 0 or -errno (-ECONNREFUSED, ...). */
@@ -489,120 +660,6 @@ ALOOP_API int aloop_connect(int fd, const struct sockaddr *addr, socklen_t len);
  * on the worker pool (see "Names" below: -EPERM outside a task, -ENOENT
  * for no such name). */
 ALOOP_API int aloop_tcp_listen(const char *host, const char *port, int backlog);
-/* Connects to host:port (each address in turn; "localhost": ::1, then
- * 127.0.0.1) within timeout (< 0 = none; the name lookup counts against
- * it): fd (TCP_NODELAY) or -errno (-ECONNREFUSED, -ETIMEDOUT, -ENOENT,
- * ...). */
-ALOOP_API int aloop_tcp_connect(const char *host, const char *port, double timeout);
-/* Closes fd; tasks waiting on it wake with -EBADF; an fd the library made
- * non-blocking gets its blocking mode back first. Use it instead of
- * close(2) for fds a task may be waiting on, and always for fds the
- * library made (aloop_accept, aloop_tcp_connect, ...). */
-ALOOP_API int aloop_close(int fd);
-
-typedef struct aloop_stream aloop_stream_t;
-
-/* A buffered reader/writer over fd; max_line (0 = 64 KiB) bounds readline
- * and readuntil, and the read buffer (max_line + 1 bytes at most); values
- * near SIZE_MAX mean no bound.
- * One reader and one writer at a time: a read call (read, readline,
- * readuntil, readexactly, copy's source) while another task is in one gets
- * -EBUSY at once, as does a write call (write, copy's destination, shutdown)
- * while another task writes; the stream is then untouched, and a write
- * that has started is never interleaved with another task's bytes. */
-ALOOP_API aloop_stream_t *aloop_stream_new(aloop_t *loop, int fd, size_t max_line);
-/* Reads one line including its '\n' into buf (NUL-terminated when it fits):
- * its length, 0 at EOF, -EMSGSIZE if longer than max_line or cap - 1:
- * reported as soon as that many bytes are buffered without a '\n' (an
- * endless line costs no more than max_line), and the next readline or
- * readuntil skips the rest of the line through its '\n' before it reads;
- * the stream stays usable. At EOF a last line without '\n' is returned as
- * is. -EBUSY: another task is reading. */
-ALOOP_API ssize_t aloop_stream_readline(aloop_stream_t *s, char *buf, size_t cap);
-/* Reads exactly n bytes: n, or fewer only when EOF came first; -errno. */
-ALOOP_API ssize_t aloop_stream_readexactly(aloop_stream_t *s, void *buf, size_t n);
-/* Writes every byte (with backpressure): n or -errno. */
-ALOOP_API ssize_t aloop_stream_write(aloop_stream_t *s, const void *buf, size_t n);
-/* Closes the fd (waking its waiters: -EBADF) and frees the stream. Also
- * after aloop_free of its loop (then it only closes and frees). */
-ALOOP_API int aloop_stream_close(aloop_stream_t *s);
-/* The stream's fd. */
-ALOOP_API int aloop_stream_fd(const aloop_stream_t *s);
-
-/* ------------------------------------------------------------------------ */
-/* Servers and streams (asyncio.start_server, open_connection)              */
-/* ------------------------------------------------------------------------ */
-
-/* Connects to host:port within timeout (< 0 = none; names are resolved off
- * the loop, as aloop_tcp_connect does) and wraps the socket in a stream
- * with the default max_line: 0 and *out set, or -errno (-ECONNREFUSED,
- * -ETIMEDOUT, -ECANCELED, -ENOMEM, -EINVAL for a NULL argument, -EPERM
- * outside a task). Nothing is left open on failure. */
-ALOOP_API int aloop_open_connection(const char *host, const char *port, double timeout,
-                                    aloop_stream_t **out);
-/* Up to n bytes into buf: what is buffered if anything is (it never reads
- * more to fill n), else one read. > 0 bytes, 0 at EOF (or n == 0), -errno
- * (-ECANCELED loses nothing: the bytes stay in the stream or the kernel). */
-ALOOP_API ssize_t aloop_stream_read(aloop_stream_t *s, void *buf, size_t n);
-/* Reads through the first occurrence of sep (seplen > 0 bytes, found also
- * when it arrives split across reads) into buf, NUL-terminated: the
- * record's length with the separator. -EMSGSIZE when the record with its
- * separator is longer than max_line or cap - 1, as soon as that many bytes
- * are buffered without sep: the next readline/readuntil skips the rest of
- * it through its separator (the one given to the call that reported it),
- * then reads the next record; the stream stays usable (a record of exactly
- * max_line bytes fits). At EOF before sep: what was read, possibly 0.
- * -EINVAL, -EBUSY, -ECANCELED (nothing is lost; a skip cut short by a
- * cancel goes on in the next call). */
-ALOOP_API ssize_t aloop_stream_readuntil(aloop_stream_t *s, const void *sep, size_t seplen,
-                                         char *buf, size_t cap);
-
-typedef struct aloop_server aloop_server_t;
-/* Runs in a task of its own per connection; conn is closed and freed when
- * it returns (closing it earlier with aloop_stream_close is allowed). */
-typedef void (*aloop_conn_fn)(aloop_stream_t *conn, void *arg);
-
-/* Accepts connections on listen_fd (from now on the server's: it closes it)
- * and runs handler(conn, arg) as a task for each, conn a stream with the
- * default max_line over the accepted socket (TCP_NODELAY set). Works from
- * inside or outside a task. Accept errors are handled here: a connection
- * that failed before it was accepted is skipped; when fds or memory run out
- * the server pauses (at most one accept attempt per 100 ms) and goes on,
- * the connection waiting in the backlog; any other error (the fd is not a
- * listening socket) closes the server and wait_closed returns it.
- * NULL + errno: EINVAL (NULL loop or handler, listen_fd < 0), ENOMEM (then
- * listen_fd is left open, still the caller's). */
-ALOOP_API aloop_server_t *aloop_serve(aloop_t *loop, int listen_fd, aloop_conn_fn handler,
-                                      void *arg);
-/* Stops accepting and closes the listener; running handlers go on. Calling
- * it again does nothing. 0, -EINVAL. */
-ALOOP_API int aloop_server_close(aloop_server_t *srv);
-/* Suspends until the server is closed (also when called before
- * aloop_server_close) and every handler has returned. 0, the accept error
- * that closed the server, -ECANCELED, -EPERM outside a task, -EDEADLK from
- * one of the server's own handlers (it would wait for itself), -EINVAL.
- * -ENOMEM if the accept task found no memory to start (the server closed). */
-ALOOP_API int aloop_server_wait_closed(aloop_server_t *srv);
-/* Handlers running now (started and not returned). */
-ALOOP_API size_t aloop_server_connections(const aloop_server_t *srv);
-/* Cancels every running handler (each sees -ECANCELED at its current or
- * next suspension point and returns); the server itself goes on accepting
- * unless closed. The usual shutdown: close, cancel_handlers (or first give
- * them time), wait_closed, free. Returns how many were cancelled. */
-ALOOP_API size_t aloop_server_cancel_handlers(aloop_server_t *srv);
-/* The listening fd (-1 once closed), e.g. for getsockname(). */
-ALOOP_API int aloop_server_fd(const aloop_server_t *srv);
-/* Closes the server and cancels every running handler (each sees
- * -ECANCELED at its current or next suspension point); the memory goes
- * when the last one has returned. srv must not be used afterwards.
- * aloop_free on a loop with a server does the same closing (the listener,
- * the handlers and their connections go); srv itself then stays valid for
- * this call, as futures stay valid for aloop_release. */
-ALOOP_API void aloop_server_free(aloop_server_t *srv);
-
-/* ------------------------------------------------------------------------ */
-/* Networking (many loops, names, datagrams, Unix sockets) and files      */
-/* ------------------------------------------------------------------------ */
 
 /* aloop_tcp_listen_with flags. REUSEPORT sets SO_REUSEPORT: several sockets
  * (one per loop, each listening with this flag) share the port and the
@@ -613,6 +670,12 @@ enum { ALOOP_LISTEN_REUSEPORT = 1u << 0 };
  * taken by a socket that did not also set REUSEPORT (or by another user). */
 ALOOP_API int aloop_tcp_listen_with(const char *host, const char *port, int backlog,
                                     unsigned flags);
+
+/* Connects to host:port (each address in turn; "localhost": ::1, then
+ * 127.0.0.1) within timeout (< 0 = none; the name lookup counts against
+ * it): fd (TCP_NODELAY) or -errno (-ECONNREFUSED, -ETIMEDOUT, -ENOENT,
+ * ...). */
+ALOOP_API int aloop_tcp_connect(const char *host, const char *port, double timeout);
 
 struct addrinfo;
 /* getaddrinfo(host, port, hints, res) that never blocks the loop. A numeric
@@ -689,6 +752,117 @@ ALOOP_API int aloop_unix_listen(const char *path, int backlog);
  * -EACCES, -EINVAL (NaN timeout), -EPERM outside a task. */
 ALOOP_API int aloop_unix_connect(const char *path, double timeout);
 
+/* ------------------------------------------------------------------------ */
+/* 10. Streams and servers (asyncio.open_connection, start_server)          */
+/* ------------------------------------------------------------------------ */
+
+typedef struct aloop_stream aloop_stream_t;
+
+/* A buffered reader/writer over fd; max_line (0 = 64 KiB) bounds readline
+ * and readuntil, and the read buffer (max_line + 1 bytes at most); values
+ * near SIZE_MAX mean no bound.
+ * One reader and one writer at a time: a read call (read, readline,
+ * readuntil, readexactly, copy's source) while another task is in one gets
+ * -EBUSY at once, as does a write call (write, copy's destination, shutdown)
+ * while another task writes; the stream is then untouched, and a write
+ * that has started is never interleaved with another task's bytes. */
+ALOOP_API aloop_stream_t *aloop_stream_new(aloop_t *loop, int fd, size_t max_line);
+
+/* Connects to host:port within timeout (< 0 = none; names are resolved off
+ * the loop, as aloop_tcp_connect does) and wraps the socket in a stream
+ * with the default max_line: 0 and *out set, or -errno (-ECONNREFUSED,
+ * -ETIMEDOUT, -ECANCELED, -ENOMEM, -EINVAL for a NULL argument, -EPERM
+ * outside a task). Nothing is left open on failure. */
+ALOOP_API int aloop_open_connection(const char *host, const char *port, double timeout,
+                                    aloop_stream_t **out);
+
+/* Reads one line including its '\n' into buf (NUL-terminated when it fits):
+ * its length, 0 at EOF, -EMSGSIZE if longer than max_line or cap - 1:
+ * reported as soon as that many bytes are buffered without a '\n' (an
+ * endless line costs no more than max_line), and the next readline or
+ * readuntil skips the rest of the line through its '\n' before it reads;
+ * the stream stays usable. At EOF a last line without '\n' is returned as
+ * is. -EBUSY: another task is reading. */
+ALOOP_API ssize_t aloop_stream_readline(aloop_stream_t *s, char *buf, size_t cap);
+
+/* Reads through the first occurrence of sep (seplen > 0 bytes, found also
+ * when it arrives split across reads) into buf, NUL-terminated: the
+ * record's length with the separator. -EMSGSIZE when the record with its
+ * separator is longer than max_line or cap - 1, as soon as that many bytes
+ * are buffered without sep: the next readline/readuntil skips the rest of
+ * it through its separator (the one given to the call that reported it),
+ * then reads the next record; the stream stays usable (a record of exactly
+ * max_line bytes fits). At EOF before sep: what was read, possibly 0.
+ * -EINVAL, -EBUSY, -ECANCELED (nothing is lost; a skip cut short by a
+ * cancel goes on in the next call). */
+ALOOP_API ssize_t aloop_stream_readuntil(aloop_stream_t *s, const void *sep, size_t seplen,
+                                         char *buf, size_t cap);
+
+/* Reads exactly n bytes: n, or fewer only when EOF came first; -errno. */
+ALOOP_API ssize_t aloop_stream_readexactly(aloop_stream_t *s, void *buf, size_t n);
+
+/* Up to n bytes into buf: what is buffered if anything is (it never reads
+ * more to fill n), else one read. > 0 bytes, 0 at EOF (or n == 0), -errno
+ * (-ECANCELED loses nothing: the bytes stay in the stream or the kernel). */
+ALOOP_API ssize_t aloop_stream_read(aloop_stream_t *s, void *buf, size_t n);
+
+/* Writes every byte (with backpressure): n or -errno. */
+ALOOP_API ssize_t aloop_stream_write(aloop_stream_t *s, const void *buf, size_t n);
+/* Closes the fd (waking its waiters: -EBADF) and frees the stream. Also
+ * after aloop_free of its loop (then it only closes and frees). */
+ALOOP_API int aloop_stream_close(aloop_stream_t *s);
+/* The stream's fd. */
+ALOOP_API int aloop_stream_fd(const aloop_stream_t *s);
+
+/* ---- servers */
+
+typedef struct aloop_server aloop_server_t;
+/* Runs in a task of its own per connection; conn is closed and freed when
+ * it returns (closing it earlier with aloop_stream_close is allowed). */
+typedef void (*aloop_conn_fn)(aloop_stream_t *conn, void *arg);
+
+/* Accepts connections on listen_fd (from now on the server's: it closes it)
+ * and runs handler(conn, arg) as a task for each, conn a stream with the
+ * default max_line over the accepted socket (TCP_NODELAY set). Works from
+ * inside or outside a task. Accept errors are handled here: a connection
+ * that failed before it was accepted is skipped; when fds or memory run out
+ * the server pauses (at most one accept attempt per 100 ms) and goes on,
+ * the connection waiting in the backlog; any other error (the fd is not a
+ * listening socket) closes the server and wait_closed returns it.
+ * NULL + errno: EINVAL (NULL loop or handler, listen_fd < 0), ENOMEM (then
+ * listen_fd is left open, still the caller's). */
+ALOOP_API aloop_server_t *aloop_serve(aloop_t *loop, int listen_fd, aloop_conn_fn handler,
+                                      void *arg);
+/* Stops accepting and closes the listener; running handlers go on. Calling
+ * it again does nothing. 0, -EINVAL. */
+ALOOP_API int aloop_server_close(aloop_server_t *srv);
+/* Suspends until the server is closed (also when called before
+ * aloop_server_close) and every handler has returned. 0, the accept error
+ * that closed the server, -ECANCELED, -EPERM outside a task, -EDEADLK from
+ * one of the server's own handlers (it would wait for itself), -EINVAL.
+ * -ENOMEM if the accept task found no memory to start (the server closed). */
+ALOOP_API int aloop_server_wait_closed(aloop_server_t *srv);
+/* Handlers running now (started and not returned). */
+ALOOP_API size_t aloop_server_connections(const aloop_server_t *srv);
+/* Cancels every running handler (each sees -ECANCELED at its current or
+ * next suspension point and returns); the server itself goes on accepting
+ * unless closed. The usual shutdown: close, cancel_handlers (or first give
+ * them time), wait_closed, free. Returns how many were cancelled. */
+ALOOP_API size_t aloop_server_cancel_handlers(aloop_server_t *srv);
+/* The listening fd (-1 once closed), e.g. for getsockname(). */
+ALOOP_API int aloop_server_fd(const aloop_server_t *srv);
+/* Closes the server and cancels every running handler (each sees
+ * -ECANCELED at its current or next suspension point); the memory goes
+ * when the last one has returned. srv must not be used afterwards.
+ * aloop_free on a loop with a server does the same closing (the listener,
+ * the handlers and their connections go); srv itself then stays valid for
+ * this call, as futures stay valid for aloop_release. */
+ALOOP_API void aloop_server_free(aloop_server_t *srv);
+
+/* ------------------------------------------------------------------------ */
+/* 11. Files                                                                */
+/* ------------------------------------------------------------------------ */
+
 /* ---- regular files (file.c). aloop_read and aloop_write_all on a regular
  * file do not block the loop: they run on the worker pool (as libuv's file
  * calls do), each pool job moving at most 1 MiB through a buffer of its
@@ -716,7 +890,7 @@ ALOOP_API int aloop_read_file(const char *path, void **buf, size_t *len);
 ALOOP_API int aloop_write_file(const char *path, const void *buf, size_t len);
 
 /* ------------------------------------------------------------------------ */
-/* Threads, signals                                                         */
+/* 12. Threads: the worker pool, and many loops (one per thread)            */
 /* ------------------------------------------------------------------------ */
 
 /* Runs fn(arg) on the loop's worker pool and suspends until it returns:
@@ -728,6 +902,58 @@ ALOOP_API int aloop_write_file(const char *path, const void *buf, size_t len);
 ALOOP_API int aloop_run_in_thread(void *(*fn)(void *), void *arg, void **result);
 /* Worker pool size for loop (default: number of CPUs); before first use. */
 ALOOP_API int aloop_set_thread_pool_size(aloop_t *loop, unsigned n);
+
+/* ---- worker jobs that outlive their caller */
+
+/* As aloop_run_in_thread, for jobs whose argument or result owns something.
+ * The ownership rule: when this call returns -ECANCELED, arg (and fn's
+ * result, if any) belong to discard, which the library calls exactly once
+ * for that job, on the loop's thread; on 0 or any other error discard is
+ * never called and everything stays the caller's.
+ *  - Caller cancelled (or a cancel pending at the call) before a worker took
+ *    the job: the job never runs; discard(NULL, arg) runs in the caller's
+ *    task before the call returns.
+ *  - Caller cancelled while fn runs, or after fn returned but before the
+ *    caller ran again: the call returns at once; discard(result, arg) runs
+ *    when the job comes back.
+ *  - aloop_free (which cancels every task) waits only for jobs already
+ *    running, while they keep finishing, and calls their discard on the
+ *    freeing thread before it returns; a job still running after a second
+ *    in which none finished is left to its (detached) worker, which calls
+ *    its discard on that thread when fn returns.
+ * discard must not use the loop; it may be NULL (then nothing is called, as
+ * with aloop_run_in_thread). A job that may outlive its caller must not
+ * point into the caller's stack: give it heap memory that discard frees.
+ * Errors as aloop_run_in_thread. */
+ALOOP_API int aloop_run_in_thread_with(void *(*fn)(void *), void *arg,
+                                       void (*discard)(void *result, void *arg), void **result);
+
+/* ---- many loops: handing work to a loop from another thread */
+
+/* From any thread: cb(arg) will run on the loop's thread. 0 (then cb runs,
+ * at the latest when aloop_free begins), -ENOMEM, -EINVAL, -EPIPE when the
+ * loop is being freed or was freed (cb will not run; arg is still the
+ * caller's). */
+ALOOP_API int aloop_call_soon_threadsafe(aloop_t *loop, void (*cb)(void *), void *arg);
+
+/* Runs fn(arg) as a task on loop, from any thread that is not running loop
+ * (asyncio.run_coroutine_threadsafe), and waits for it. From a plain thread
+ * (or a callback of another loop) it blocks the thread; from a task of
+ * another loop it suspends only that task, and is a cancellation point:
+ * cancelling the caller cancels the remote task and waits until it has
+ * finished. Returns the task's status (0, its error, -ECANCELED); *result
+ * (may be NULL) gets its value. -EPIPE if loop is freed, or stops for good
+ * (aloop_free begins), before the task ran; -EPERM from loop's own thread;
+ * -EINVAL for a NULL loop or fn; -ENOMEM. loop must stay allocated until
+ * the call was made (posting to a freed loop is undefined, as for
+ * aloop_call_soon_threadsafe); someone must run it (a loop whose tasks only
+ * wait for other threads sleeps instead of returning -EDEADLK). */
+ALOOP_API int aloop_run_threadsafe(aloop_t *loop, aloop_task_fn fn, void *arg, void **result);
+
+/* ------------------------------------------------------------------------ */
+/* 13. Signals and subprocesses                                             */
+/* ------------------------------------------------------------------------ */
+
 /* Suspends until signo is delivered to the process. 0, -ECANCELED, -EINVAL.
  * On Linux the first wait blocks signo in the loop's thread (it is read
  * through a signalfd) and it stays blocked there until aloop_free, waiting
@@ -739,9 +965,7 @@ ALOOP_API int aloop_set_thread_pool_size(aloop_t *loop, unsigned n);
  * or pthread_sigmask after fork) until the subprocess API does it for you. */
 ALOOP_API int aloop_signal_wait(int signo);
 
-/* ------------------------------------------------------------------------ */
-/* Subprocesses (asyncio.create_subprocess_exec)                            */
-/* ------------------------------------------------------------------------ */
+/* ---- subprocesses (asyncio.create_subprocess_exec) */
 
 /* A child process started by a loop. The loop reaps it as soon as it sees
  * it exit, whether or not anybody waits: no child of a loop stays a zombie.
@@ -838,214 +1062,12 @@ ALOOP_API int aloop_process_communicate(aloop_process_t *p, const void *in, size
 ALOOP_API void aloop_process_free(aloop_process_t *p);
 
 /* ------------------------------------------------------------------------ */
-/* Deadlines around a block (asyncio.timeout)                               */
-/* ------------------------------------------------------------------------ */
-
-/* A timeout scope bounds a block of code inside one task:
- *
- *     aloop_timeout_t to;
- *     int rc = aloop_timeout_enter(&to, 2.0);
- *     if (rc < 0) return rc;
- *     rc = do_several_suspending_calls();       // -ECANCELED once 2 s passed
- *     rc = aloop_timeout_exit(&to, rc);          // -ETIMEDOUT if the deadline fired
- *
- * When the deadline passes the task is cancelled: its current (or next)
- * suspending call returns -ECANCELED. aloop_timeout_exit turns that cancel
- * into -ETIMEDOUT and withdraws it (the task is no longer cancelling), so
- * the code after the block runs normally. Once the deadline has fired, exit
- * returns -ETIMEDOUT whatever rc is, also when the block swallowed the
- * -ECANCELED. A cancel from outside the block (aloop_cancel, an enclosing
- * aloop_wait_for) stays a cancel: exit then returns -ECANCELED and the task
- * stays cancelled. Scopes of one task nest and must be exited innermost
- * first; each expired scope reports -ETIMEDOUT from its own exit, and when
- * an enclosing scope's deadline also fired while an inner one was open, its
- * cancel is delivered again after the inner exit, so the enclosing block is
- * interrupted at its next suspending call. As in asyncio, a deadline takes
- * effect only when the loop runs: a block that never suspends is never
- * interrupted, and exits with rc.
- *
- * The struct lives in the task's frame (usually its stack); `when` holds the
- * absolute deadline on the loop's clock, INFINITY (math.h) for none. Every
- * other time is a deadline, also one already past (a negative time, before
- * the loop's clock started, or a negative delay): it fires at the block's
- * next suspending call, as asyncio's does. The scope allocates a small
- * record until exit; a task that returns without exiting a scope leaks
- * nothing (the record is released when the task finishes) but its pending
- * cancel stays counted, and the struct is no longer open: every call on it
- * returns -EINVAL (or -EBUSY from enter, see below) until it is entered
- * again. A struct is open from enter to exit: entering it again meanwhile
- * (in any task) is -EBUSY and changes nothing. Never use a struct after
- * its loop was freed. */
-typedef struct aloop_timeout {
-    double when;
-    void *priv_[4];
-} aloop_timeout_t;
-
-/* Enters a scope with a deadline delay seconds from now (INFINITY: none;
- * delay <= 0: already due). Not a suspending call and not a cancellation
- * point. 0, -EPERM outside a task, -EINVAL (NULL t, NaN delay), -EBUSY (t is
- * open already), -ENOMEM. */
-ALOOP_API int aloop_timeout_enter(aloop_timeout_t *t, double delay);
-/* The same with an absolute deadline on the loop's clock (INFINITY: none;
- * a deadline already past, negative ones included, fires at the loop's next
- * step). */
-ALOOP_API int aloop_timeout_enter_at(aloop_timeout_t *t, double when);
-/* Moves the deadline of an open scope (INFINITY: none; a time already past
- * fires at once), from its task or from anything else running on the loop's
- * thread. 0; -EINVAL (NULL t, NaN, a scope not open: exited, or its task
- * returned without exit); -EALREADY if the deadline has already fired;
- * -ENOMEM. */
-ALOOP_API int aloop_timeout_reschedule(aloop_timeout_t *t, double when);
-/* 1 if the scope's deadline has fired (while open or after exit), 0 if not,
- * -EINVAL for NULL or a scope whose task returned without exit. t must have
- * been entered. */
-ALOOP_API int aloop_timeout_expired(const aloop_timeout_t *t);
-/* Leaves the block; rc is the status the block ended with. Returns
- * -ETIMEDOUT if the deadline fired (its cancel is consumed), -ECANCELED if
- * the task was (also) cancelled from outside the block, else rc. Misuse:
- * -EPERM outside a task, -EINVAL for a scope that is not open (never
- * entered, already exited, or entered by another task), -EBUSY for a scope
- * that still has an inner scope open (exit that first); nothing changes then. */
-ALOOP_API int aloop_timeout_exit(aloop_timeout_t *t, int rc);
-
-/* ------------------------------------------------------------------------ */
-/* Barriers (asyncio.Barrier)                                               */
-/* ------------------------------------------------------------------------ */
-
-/* `parties` tasks call aloop_barrier_wait; each waits until the last one
- * arrives, then all go on and the barrier is ready for the next round.
- * Waiting never allocates. */
-typedef struct aloop_barrier aloop_barrier_t;
-
-/* NULL + errno: EINVAL (NULL loop, parties == 0), ENOMEM. */
-ALOOP_API aloop_barrier_t *aloop_barrier_new(aloop_t *loop, unsigned parties);
-/* Suspends until `parties` tasks wait (the last to arrive does not suspend).
- * Returns the number of parties that had arrived before the caller in this
- * round (0 .. parties-1), -EPIPE if the barrier is broken (aborted, reset
- * or freed while waiting, or aborted before), -ECANCELED (a cancelled waiter
- * no longer counts as arrived; one cancelled after its round completed gets
- * -ECANCELED and the others still go on), -EPERM outside a task, -EINVAL
- * (NULL, or a barrier of another loop). */
-ALOOP_API int aloop_barrier_wait(aloop_barrier_t *b);
-/* Breaks the barrier: waiters wake with -EPIPE, and every later wait fails
- * with -EPIPE until aloop_barrier_reset. 0, -EINVAL. */
-ALOOP_API int aloop_barrier_abort(aloop_barrier_t *b);
-/* Back to an empty round: tasks waiting now wake with -EPIPE; a broken
- * barrier is usable again. 0, -EINVAL. */
-ALOOP_API int aloop_barrier_reset(aloop_barrier_t *b);
-/* asyncio's parties / n_waiting / broken: the size, the tasks waiting in the
- * current round (0 for NULL), 1 if aborted (-EINVAL for NULL). */
-ALOOP_API unsigned aloop_barrier_parties(const aloop_barrier_t *b);
-ALOOP_API unsigned aloop_barrier_n_waiting(const aloop_barrier_t *b);
-ALOOP_API int aloop_barrier_broken(const aloop_barrier_t *b);
-/* Frees b; tasks still waiting wake with -EPIPE (and never touch b again). */
-ALOOP_API void aloop_barrier_free(aloop_barrier_t *b);
-
-/* ------------------------------------------------------------------------ */
-/* Worker jobs that outlive their caller                                    */
-/* ------------------------------------------------------------------------ */
-
-/* As aloop_run_in_thread, for jobs whose argument or result owns something.
- * The ownership rule: when this call returns -ECANCELED, arg (and fn's
- * result, if any) belong to discard, which the library calls exactly once
- * for that job, on the loop's thread; on 0 or any other error discard is
- * never called and everything stays the caller's.
- *  - Caller cancelled (or a cancel pending at the call) before a worker took
- *    the job: the job never runs; discard(NULL, arg) runs in the caller's
- *    task before the call returns.
- *  - Caller cancelled while fn runs, or after fn returned but before the
- *    caller ran again: the call returns at once; discard(result, arg) runs
- *    when the job comes back.
- *  - aloop_free (which cancels every task) waits only for jobs already
- *    running, while they keep finishing, and calls their discard on the
- *    freeing thread before it returns; a job still running after a second
- *    in which none finished is left to its (detached) worker, which calls
- *    its discard on that thread when fn returns.
- * discard must not use the loop; it may be NULL (then nothing is called, as
- * with aloop_run_in_thread). A job that may outlive its caller must not
- * point into the caller's stack: give it heap memory that discard frees.
- * Errors as aloop_run_in_thread. */
-ALOOP_API int aloop_run_in_thread_with(void *(*fn)(void *), void *arg,
-                                       void (*discard)(void *result, void *arg), void **result);
-
-/* ------------------------------------------------------------------------ */
-/* Embedding: a host's main loop drives aloop, aloop drives other libraries */
-/* ------------------------------------------------------------------------ */
-
-/* One iteration, for a host that owns main(): waits for fds at most
- * timeout seconds (0 = do not block, < 0 = until an fd is ready or a timer
- * is due), then runs due timers and everything ready at that point (tasks a
- * timer woke included, up to their next suspension), without blocking
- * again. With no work at all it returns 0 at once, whatever the timeout.
- * Under ALOOP_CLOCK_VIRTUAL, with nothing ready, the clock moves by
- * min(timeout, time to the next deadline) for timeout > 0, to the next
- * deadline for timeout < 0, never for timeout == 0.
- * Returns 1 if work remains (tasks, timers, fd waits and watches,
- * callbacks, pool jobs), 0 if none; -EPERM from inside a loop (a task or
- * callback), -EINVAL for NULL or a NaN timeout, -EDEADLK if tasks are left
- * that nothing, not even another thread, can wake (see aloop_run). */
-ALOOP_API int aloop_run_once(aloop_t *loop, double timeout);
-
-/* An fd that polls readable when aloop_run_once(loop, 0) has I/O to
- * process (the epoll or kqueue fd; posts from other threads count, a
- * read watch does not also watch writability). Put it in the host's poll
- * set once; it lives as long as the loop. -ENOTSUP with the poll(2)
- * backend (drive such a loop by aloop_backend_timeout alone), -EINVAL. */
-ALOOP_API int aloop_backend_fd(aloop_t *loop);
-
-/* Seconds until the loop next needs to run: exactly 0.0 if something is
- * ready now, the time to the next timer, or -1.0 if nothing is scheduled
- * (only I/O, through aloop_backend_fd, can then wake it). -1.0 for NULL.
- * Ask again after every aloop_run_once: tasks arm and cancel timers. */
-ALOOP_API double aloop_backend_timeout(aloop_t *loop);
-
-/* Callback fd watches (asyncio's loop.add_reader / add_writer), to drive
- * callback-based C libraries (libcurl's multi socket interface, c-ares,
- * hiredis). cb(fd, arg) runs from the loop, like a call_soon callback,
- * each iteration fd is readable (writable), until removed; it may remove or
- * replace its own watch or aloop_close fd. One reader and one writer per
- * fd: a second add replaces the callback and argument. Watches keep the
- * loop alive (aloop_run does not return while one exists); aloop_close(fd)
- * and aloop_free remove them. Call on the loop's thread.
- * 0, or -EBUSY if a task waits on fd in that direction (and a task's
- * aloop_wait_readable/writable is -EBUSY while a watch exists in that
- * direction), -EBADF for fd < 0, -EPERM for an fd that cannot be polled (a
- * regular file), -EINVAL for a NULL loop or cb, -ENOMEM. */
-ALOOP_API int aloop_add_reader(aloop_t *loop, int fd, void (*cb)(int fd, void *arg), void *arg);
-ALOOP_API int aloop_add_writer(aloop_t *loop, int fd, void (*cb)(int fd, void *arg), void *arg);
-/* 1 if a watch was removed, 0 if there was none; -EBADF, -EINVAL. A
- * callback already due this iteration does not run. */
-ALOOP_API int aloop_remove_reader(aloop_t *loop, int fd);
-ALOOP_API int aloop_remove_writer(aloop_t *loop, int fd);
-
-/* ------------------------------------------------------------------------ */
-/* Many loops: one per thread                                               */
-/* ------------------------------------------------------------------------ */
-
-/* Runs fn(arg) as a task on loop, from any thread that is not running loop
- * (asyncio.run_coroutine_threadsafe), and waits for it. From a plain thread
- * (or a callback of another loop) it blocks the thread; from a task of
- * another loop it suspends only that task, and is a cancellation point:
- * cancelling the caller cancels the remote task and waits until it has
- * finished. Returns the task's status (0, its error, -ECANCELED); *result
- * (may be NULL) gets its value. -EPIPE if loop is freed, or stops for good
- * (aloop_free begins), before the task ran; -EPERM from loop's own thread;
- * -EINVAL for a NULL loop or fn; -ENOMEM. loop must stay allocated until
- * the call was made (posting to a freed loop is undefined, as for
- * aloop_call_soon_threadsafe); someone must run it (a loop whose tasks only
- * wait for other threads sleeps instead of returning -EDEADLK). */
-ALOOP_API int aloop_run_threadsafe(aloop_t *loop, aloop_task_fn fn, void *arg, void **result);
-
-/* ------------------------------------------------------------------------ */
-/* Errors                                                                   */
+/* 14. Errors and debug mode (ALOOP_DEBUG flag, or ALOOP_DEBUG=1 in the     */
+/* environment)                                                             */
 /* ------------------------------------------------------------------------ */
 
 /* Text for a negative (or positive) errno value. Never NULL. */
 ALOOP_API const char *aloop_strerror(int err);
-
-/* ------------------------------------------------------------------------ */
-/* Debug mode (ALOOP_DEBUG flag, or ALOOP_DEBUG=1 in the environment)       */
-/* ------------------------------------------------------------------------ */
 
 /* Debug mode also turns misuse into an abort with a message on stderr
  * ("aloop: <call>: ..."): a suspending call outside a task, a loop used from
@@ -1070,10 +1092,6 @@ ALOOP_API void aloop_set_warning_handler(aloop_t *loop, aloop_warning_fn fn, voi
  * callback, between runs. */
 ALOOP_API void aloop_dump(aloop_t *loop, FILE *out);
 
-/* ------------------------------------------------------------------------ */
-/* Observability: backtraces of tasks                                       */
-/* ------------------------------------------------------------------------ */
-
 /* Stores in frames[0..max) the return addresses on task t's stack,
  * innermost first: where it is suspended (its saved context), or, for the
  * running task, the caller's own stack (frames[0] is in the caller). Use
@@ -1087,6 +1105,20 @@ ALOOP_API void aloop_dump(aloop_t *loop, FILE *out);
  * Frames of code built without them are skipped or end the walk early; it
  * never reads outside the task's stack. */
 ALOOP_API int aloop_task_backtrace(aloop_task_t *t, void **frames, int max);
+
+/* When signal signo arrives, every loop of the process prints aloop_dump to
+ * stderr at its next step (after "aloop: dump on signal"): a loop asleep in
+ * its poller wakes for it, a busy one dumps at its next tick, one whose
+ * running task never suspends dumps once it does (debug mode's slow-step
+ * warning names such a task). Replaces the signal's disposition until
+ * aloop_dump_on_signal(0), which gives the previous one back; a second
+ * signo replaces the first. Do not use a signal the program handles or
+ * waits for itself (aloop_signal_wait). ALOOP_DUMP_SIGNAL=USR1 (a name,
+ * with or without SIG, or a number) in the environment does the same from
+ * the first aloop_new, unless the program called this first. 0; -EINVAL
+ * for a signal that cannot be caught or is a fault (SIGKILL, SIGSTOP,
+ * SIGSEGV, SIGBUS, SIGFPE, SIGILL) or out of range. */
+ALOOP_API int aloop_dump_on_signal(int signo);
 
 #ifdef __cplusplus
 }

@@ -124,7 +124,10 @@ void aloop__debug_bad_release(aloop_future_t *f) {
     abort();
 }
 
-void aloop__debug_init(aloop_t *loop) { aloop__list_init(&loop->quarantine); }
+void aloop__debug_init(aloop_t *loop) {
+    aloop__list_init(&loop->quarantine);
+    loop->dump_seen = __atomic_load_n(&aloop__dump_requests, __ATOMIC_RELAXED);
+}
 
 /* Loop teardown: the quarantine goes with the loop. */
 void aloop__debug_free(aloop_t *loop) {
@@ -215,6 +218,22 @@ void aloop_dump(aloop_t *loop, FILE *out) {
         fputc('\n', out);
         if (loop->current != t) dump_frames(out, t);
     }
+}
+
+/* ---- dumps asked for by signal */
+
+unsigned aloop__dump_requests;
+
+/* At the loop's next drain after the signal: on its own thread, between
+ * steps, so every task but none running is shown with its stack. One loop's
+ * dump is not interleaved with another's (stderr's lock). */
+void aloop__dump_requested(aloop_t *loop) {
+    loop->dump_seen = __atomic_load_n(&aloop__dump_requests, __ATOMIC_RELAXED);
+    flockfile(stderr);
+    fprintf(stderr, "aloop: dump on signal\n");
+    aloop_dump(loop, stderr);
+    fflush(stderr);
+    funlockfile(stderr);
 }
 
 /* ---- misuse */

@@ -550,6 +550,7 @@ struct aloop {
     double step_start;           /* monotonic time the running step began */
     aloop_list_t quarantine;     /* freed futures, oldest first (ALOOP__FREED) */
     size_t quarantine_len;
+    unsigned dump_seen;          /* aloop__dump_requests at the last dump */
 };
 
 /* loop->running is read by aloop_stop on other threads (to choose between
@@ -608,6 +609,22 @@ void aloop__debug_keep_freed(aloop_t *loop, aloop_future_t *f);
 void aloop__debug_bad_release(aloop_future_t *f);
 void aloop__debug_init(aloop_t *loop);
 void aloop__debug_free(aloop_t *loop);
+/* Dumps asked for by signal (aloop_dump_on_signal, dumpsig.c): the signal
+ * handler bumps this count and wakes every loop; a loop whose dump_seen
+ * differs dumps itself to stderr at its next drain (debug.c). Process-wide
+ * by nature, like the signal disposition it stands for. */
+extern unsigned aloop__dump_requests;
+void aloop__dump_requested(aloop_t *loop);
+static inline void aloop__dump_check(aloop_t *loop) {
+    if (ALOOP_UNLIKELY(__atomic_load_n(&aloop__dump_requests, __ATOMIC_RELAXED) != loop->dump_seen))
+        aloop__dump_requested(loop);
+}
+/* dumpsig.c: the loops' wake-up fds the dump signal writes to (the pool's,
+ * registered while it is open), and ALOOP_DUMP_SIGNAL from the environment
+ * (read when a loop is made). 0 / -ENOMEM. */
+int aloop__dumpsig_register(int wake_fd);
+void aloop__dumpsig_unregister(int wake_fd);
+void aloop__dumpsig_from_env(void);
 /* ---- misuse (debug.c): the one policy, rules listed there. Returns err
  * (-EPERM / -EINVAL); in debug mode prints "aloop: <call>: <message>" and
  * aborts. err == 0: the call cannot report an error; the message is printed
@@ -675,8 +692,11 @@ static inline void aloop__timer_stop(aloop_t *loop, aloop_timer_t *t) {
 static inline size_t aloop__xthread_pending(const aloop_t *loop) {
     return loop->xthread ? loop->xthread->pending(loop) : 0;
 }
+/* Also where a dump asked for by signal (aloop_dump_on_signal) happens:
+ * every wake-up of the loop drains, and so does every tick. */
 static inline void aloop__xthread_drain(aloop_t *loop) {
     if (loop->xthread) loop->xthread->drain(loop);
+    aloop__dump_check(loop);
 }
 static inline int aloop__xthread_alone(const aloop_t *loop) {
     return loop->xthread ? loop->xthread->alone(loop) : 1;

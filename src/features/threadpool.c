@@ -136,21 +136,26 @@ static void wakeup_hook(aloop_t *loop, int fd) {
     }
 }
 
+/* The fd is also where the dump signal wakes the loop (dumpsig.c). */
 static int make_wakeup_fd(struct aloop_pool *a) {
 #ifdef ALOOP_EVENTFD
     a->rfd = a->wfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    return a->rfd < 0 ? -errno : 0;
+    if (a->rfd < 0) return -errno;
 #else
     int p[2];
     int rc = aloop__pipe(p);
     if (rc < 0) return rc;
     a->rfd = p[0];
     a->wfd = p[1];
-    return 0;
 #endif
+    if (aloop__dumpsig_register(a->wfd) == 0) return 0;
+    close(a->rfd);
+    if (a->wfd != a->rfd) close(a->wfd);
+    return -ENOMEM;
 }
 
 static void close_wakeup_fd(aloop_t *loop, struct aloop_pool *a) {
+    aloop__dumpsig_unregister(a->wfd);
     aloop__io_forget(loop, a->rfd);
     close(a->rfd);
     if (a->wfd != a->rfd) close(a->wfd);

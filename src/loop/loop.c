@@ -64,6 +64,7 @@ aloop_t *aloop_new_with(const aloop_config_t *cfg) {
     /* The handler is process-wide; each thread that runs a loop gets its
      * alternate signal stack when the loop starts running there (sched.c). */
     if (!(loop->flags & ALOOP_NO_GUARD_PAGES)) aloop__install_overflow_handler();
+    aloop__dumpsig_from_env(); /* ALOOP_DUMP_SIGNAL, once per process */
     return loop;
 fail:
     aloop__coros_free(&loop->coros);
