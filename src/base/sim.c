@@ -20,8 +20,9 @@
  *             background as the kernel's does); never twice in a row;
  *   spurious  every wait for readiness: reported ready at once (after a
  *             pass through the ready queue); never twice in a row;
- *   delay     every readiness a task waited for, every accept and connect:
- *             held back 1 us .. 2 ms (a sleep of the task);
+ *   delay     every readiness a task waited for, every accept and connect,
+ *             except those with a deadline of their own (a delay must not
+ *             turn into a timeout): held back 1 us .. 2 ms (a sleep);
  *   reset     recv/send on SOCK_STREAM sockets: the connection is shut down
  *             both ways and the call fails with ECONNRESET (recv) or EPIPE
  *             (send); later calls see what a reset connection gives;

@@ -242,7 +242,9 @@ static int io_wait(aloop_task_impl_t *t, int fd, int dir, double timeout, int si
     if (!(w->flags & ALOOP__WATCH_OWNED)) io->unowned_waits++;
     uint32_t gen = w->gen;
     rc = aloop__suspend(t, &iw.wait);
-    if (rc == 0 && sim) rc = aloop__io_sim_delay(t); /* simulation: readiness comes late */
+    /* Simulation: readiness comes late, but never for a wait with a
+     * deadline of its own (the delay must not change its outcome). */
+    if (rc == 0 && sim && timeout < 0) rc = aloop__io_sim_delay(t);
     /* Woken because fd was ready, then closed (aloop_close, a stream's
      * close, aloop__io_forget) before we ran: the number may already be a
      * new connection's. Say so instead of letting the caller read or write

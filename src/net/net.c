@@ -152,7 +152,8 @@ static int connect_outcome(int fd) {
 int aloop__net_connect(aloop_task_impl_t *t, int fd, const struct sockaddr *addr,
                        socklen_t len, double timeout) {
     aloop_t *loop = t->fut.loop;
-    int rc = aloop__io_sim_delay(t); /* simulation: the connect starts late */
+    /* simulation: the connect starts late (unless it has a deadline) */
+    int rc = timeout < 0 ? aloop__io_sim_delay(t) : 0;
     if (rc < 0) return rc;
     if (aloop__sys_connect(loop, fd, addr, len) == 0) return 0;
     if (errno == EISCONN) return 0;
