@@ -116,10 +116,13 @@ static void *fib_job_task(void *arg) {
     return answer ? answer : aloop_fail(-ENOMEM);
 }
 
-/* Watches a client while its request is on the pool: end of file or an
- * error means it hung up, and its job is cancelled (dropped if no worker
- * has taken it yet). Another request already sent (pipelining) means the
- * client is still there: nothing more to watch. */
+/* Watches a client while its request is on the pool: an error (a reset)
+ * means it hung up, and its job is cancelled (dropped if no worker has
+ * taken it yet). End of file is not a hang-up: a client may half-close
+ * after its request (`nc -N`) and still wait for the answer, which it
+ * gets before the server closes. Another request already sent
+ * (pipelining) means the client is still there. Either way, nothing more
+ * to watch. */
 typedef struct hangup_watch {
     int fd;
     aloop_task_t *job;
@@ -131,8 +134,8 @@ static void *hangup_main(void *arg) {
         if (aloop_wait_readable(w->fd, -1) < 0) return NULL; /* cancelled */
         char b;
         ssize_t n = recv(w->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
-        if (n > 0) return NULL;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) continue;
+        if (n >= 0) return NULL; /* more requests, or end of file */
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) continue;
         aloop_cancel(w->job);
         return NULL;
     }
@@ -225,6 +228,10 @@ static int conn_answer(aloop_stream_t *conn, const fib_options_t *opt, const cha
         rc = answer ? 0 : -ENOMEM;
     }
     if (rc == -ENOMEM) return conn_reply(conn, "error: out of memory\n");
+    if (rc == -ECONNRESET && opt->log) {
+        printf("hung up: fib(%ld)\n", n);
+        fflush(stdout);
+    }
     if (rc < 0) return rc;
     size_t len = strlen(answer);
     answer[len] = '\n'; /* fib_decimal leaves room for it */
