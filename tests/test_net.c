@@ -412,6 +412,44 @@ static void test_connect_timeout(void **state) {
     aloop_close(c.lfd);
 }
 
+/* The same under spurious readiness (simulation): a connect woken before
+ * its outcome must wait on, not report a connection that is not there.
+ * Every fd tcp_connect returns is connected (it has a peer); the rest time
+ * out. Before, a spurious wake-up of a pending connect read SO_ERROR 0 and
+ * returned an unconnected socket. */
+static void *connect_spurious_task(void *arg) {
+    tcp_ctx_t *c = arg;
+    char port[16];
+    snprintf(port, sizeof port, "%d", c->port);
+    int fds[8], n = 0;
+    for (; n < 8; n++) {
+        fds[n] = aloop_tcp_connect("127.0.0.1", port, 1.0);
+        if (fds[n] < 0) break;
+        struct sockaddr_storage peer;
+        socklen_t pl = sizeof peer;
+        if (getpeername(fds[n], (struct sockaddr *)&peer, &pl) < 0) c->rc[2]++;
+    }
+    c->rc[0] = n < 8 ? fds[n] : 0;
+    for (int i = 0; i < n; i++) aloop_close(fds[i]);
+    return NULL;
+}
+
+static void test_connect_spurious_wakeup(void **state) {
+    (void)state;
+    for (uint64_t seed = 1; seed <= 8; seed++) {
+        tcp_ctx_t c = {0};
+        c.lfd = aloop_tcp_listen("127.0.0.1", "0", 1);
+        assert_true(c.lfd >= 0);
+        c.port = local_port(c.lfd);
+        aloop_config_t cfg = {.clock = ALOOP_CLOCK_VIRTUAL, .sim_seed = seed,
+                              .sim_faults = ALOOP_SIM_SPURIOUS, .sim_rate = 0.5};
+        assert_int_equal(aloop_main_with(&cfg, connect_spurious_task, &c, NULL), 0);
+        assert_int_equal(c.rc[2], 0); /* no unconnected fd came back */
+        assert_true(c.rc[0] == 0 || c.rc[0] == -ETIMEDOUT);
+        aloop_close(c.lfd);
+    }
+}
+
 /* ---- SO_REUSEPORT: one listener per loop ------------------------------ */
 
 typedef struct reuse_ctx {
@@ -1120,6 +1158,7 @@ int main(void) {
         cmocka_unit_test(test_raw_connect),
         cmocka_unit_test(test_accept_emfile_backoff),
         cmocka_unit_test(test_connect_timeout),
+        cmocka_unit_test(test_connect_spurious_wakeup),
         cmocka_unit_test(test_listen_reuseport),
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_names_outside_task),
