@@ -19,6 +19,7 @@
  * the first spends a unit of the cooperative budget.
  */
 #include "internal.h"
+#include "sys_internal.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -102,7 +103,7 @@ static ssize_t step_peek(aloop_task_impl_t *t, int out_fd, int in_fd, off_t *off
     ALOOP_UNUSED(off);
     char *buf = aloop__malloc(len);
     if (!buf) return -ENOMEM;
-    ssize_t r = recv(in_fd, buf, len, MSG_PEEK | MSG_DONTWAIT);
+    ssize_t r = aloop__sys_recv(t->fut.loop, in_fd, buf, len, MSG_PEEK | MSG_DONTWAIT);
     if (r < 0) r = errno == EWOULDBLOCK ? -EAGAIN : -errno;
     if (r == -EAGAIN) {
         int rc = aloop__io_wait(t, in_fd, 0, -1);
