@@ -745,8 +745,9 @@ ALOOP_API int aloop_open_connection(const char *host, const char *port, double t
 /* Reads one line including its '\n' into buf (NUL-terminated when it fits):
  * its length, 0 at EOF, -EMSGSIZE if longer than max_line or cap - 1:
  * reported as soon as that many bytes are buffered without a '\n' (an
- * endless line costs no more than max_line), and the next readline or
- * readuntil skips the rest of the line through its '\n' before it reads;
+ * endless line costs no more than max_line), and the next read call of
+ * any kind (copy's source too) skips the rest of the line through its
+ * '\n' before it reads, so those bytes are never delivered;
  * the stream stays usable. At EOF a last line without '\n' is returned as
  * is. -EBUSY: another task is reading. */
 ALOOP_API ssize_t aloop_stream_readline(aloop_stream_t *s, char *buf, size_t cap);
