@@ -2,7 +2,7 @@
  * httpd - a static HTTP/1.1 file server on libaloop, the runtime's
  * showcase: GET and HEAD of the files under ROOT, keep-alive and
  * pipelining, Last-Modified / If-Modified-Since, single byte ranges,
- * sendfile(2) for bodies, an access log, one loop per core.
+ * aloop_sendfile for bodies, an access log, one loop per core.
  *
  *     ./httpd --port 8080 --root /srv/www [--loops N] [--max-conns N]
  *     curl -v http://127.0.0.1:8080/index.html
@@ -130,7 +130,11 @@ static void *loop_main(void *arg) {
         sig_term = aloop_spawn(loop, signal_main, &w_term);
         ok = sig_int && sig_term;
     }
-    if (ok) hl->server = aloop_serve(loop, hl->listen_fd, httpd_session, hl);
+    /* At --max-conns the server stops accepting (the backlog holds the
+     * rest); a line longer than a request or field line may be is refused
+     * as soon as that many bytes are in. */
+    aloop_serve_opts_t so = {.max_connections = hl->opt->max_conns, .max_line = HTTP_MAX_LINE};
+    if (ok) hl->server = aloop_serve_with(loop, hl->listen_fd, &so, httpd_session, hl);
     if (hl->server) {
         aloop_yield(); /* the watchers register before anyone can signal us */
         if (watch) print_listening(hl->listen_fd);
@@ -314,7 +318,7 @@ int main(int argc, char **argv) {
         case 'p': opt.port = optarg; break;
         case 'r': opt.root = optarg; break;
         case 'L': bad = parse_count(optarg, 1, 1024, &v); opt.loops = (unsigned)v; break;
-        case 'c': bad = parse_count(optarg, 0, 10000000, &v); opt.max_conns = v; break;
+        case 'c': bad = parse_count(optarg, 0, 1000000, &v); opt.max_conns = v; break;
         case 't': bad = parse_seconds(optarg, &opt.header_timeout); break;
         case 'i': bad = parse_seconds(optarg, &opt.idle_timeout); break;
         case 'g': bad = parse_seconds(optarg, &opt.grace); break;
