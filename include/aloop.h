@@ -788,8 +788,9 @@ ALOOP_API int aloop_open_connection(const char *host, const char *port, double t
 /* Reads one line including its '\n' into buf (NUL-terminated when it fits):
  * its length, 0 at EOF, -EMSGSIZE if longer than max_line or cap - 1:
  * reported as soon as that many bytes are buffered without a '\n' (an
- * endless line costs no more than max_line), and the next readline or
- * readuntil skips the rest of the line through its '\n' before it reads;
+ * endless line costs no more than max_line), and the next read call of
+ * any kind (copy's source too) skips the rest of the line through its
+ * '\n' before it reads, so those bytes are never delivered;
  * the stream stays usable. At EOF a last line without '\n' is returned as
  * is. -EBUSY: another task is reading. */
 ALOOP_API ssize_t aloop_stream_readline(aloop_stream_t *s, char *buf, size_t cap);
@@ -1044,9 +1045,9 @@ ALOOP_API int aloop_run_threadsafe(aloop_t *loop, aloop_task_fn fn, void *arg, v
  * or not: a signal arriving while no task waits stays pending for the next
  * waiter, and one still pending at aloop_free is raised again once
  * unblocked (the process's own disposition handles it). Children started
- * from that thread meanwhile (fork, posix_spawn, system) inherit the mask
- * with signo blocked: unblock it in the child (posix_spawnattr_setsigmask,
- * or pthread_sigmask after fork) until the subprocess API does it for you. */
+ * from that thread meanwhile by fork, posix_spawn or system inherit the
+ * mask with signo blocked: unblock it in the child (posix_spawnattr_
+ * setsigmask, or pthread_sigmask after fork); aloop_process_spawn does. */
 ALOOP_API int aloop_signal_wait(int signo);
 /* Suspends until one of the signals in set is delivered to the process and
  * returns its number (> 0): SIGINT and SIGTERM in one call, asyncio's
