@@ -235,3 +235,11 @@ void aloop__dump_requested(aloop_t *loop) {
     fflush(stderr);
     funlockfile(stderr);
 }
+
+void aloop__sim_report(aloop_t *loop, const char *what) {
+    if (!loop || !loop->sim.seed || loop->sim.reported) return;
+    loop->sim.reported = 1;
+    char line[160];
+    aloop__sim_replay(&loop->sim, line, sizeof line);
+    aloop__warn(loop, "%s under simulation; %s", what, line);
+}
