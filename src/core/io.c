@@ -339,6 +339,17 @@ static void sweep_closed(aloop_t *loop) {
     }
 }
 
+/* The backend's wait, counted for aloop_metrics. Only a wait that may
+ * block is timed: a zero timeout costs no clock reads. */
+static int backend_wait(aloop_t *loop, double timeout) {
+    double t0 = timeout != 0 ? aloop__monotonic() : 0;
+    int n = aloop__backend_wait(loop->io->backend, timeout, io_ready, loop);
+    if (timeout != 0) loop->stats.poll_time += aloop__monotonic() - t0;
+    loop->stats.iterations++;
+    if (n > 0) loop->stats.events += (uint64_t)n;
+    return n;
+}
+
 int aloop__io_poll(aloop_t *loop, double timeout) {
     struct aloop_io *io = loop->io;
     flush_dirty(loop);
@@ -347,14 +358,14 @@ int aloop__io_poll(aloop_t *loop, double timeout) {
     if (timeout < 0 && !io->waits && !io->holds && !aloop__xthread_pending(loop)) timeout = 0;
     int sweep = io->unowned_waits && (timeout < 0 || timeout > ALOOP_FD_SWEEP);
     if (sweep) timeout = ALOOP_FD_SWEEP;
-    int n = aloop__backend_wait(loop->io->backend, timeout, io_ready, loop);
+    int n = backend_wait(loop, timeout);
     if (sweep && n == 0) sweep_closed(loop);
     return n;
 }
 
 int aloop__io_sleep(aloop_t *loop, double timeout) {
     flush_dirty(loop);
-    return aloop__backend_wait(loop->io->backend, timeout, io_ready, loop);
+    return backend_wait(loop, timeout);
 }
 
 void aloop__io_flush(aloop_t *loop) {
@@ -365,6 +376,16 @@ void aloop__io_flush(aloop_t *loop) {
  * tick: registrations nobody wants must be dropped before aloop_run returns,
  * or a plain close(2) + reuse of the number before the next run would find
  * a stale entry. */
+size_t aloop__io_fds(const aloop_t *loop) {
+    const struct aloop_io *io = loop->io;
+    size_t n = 0;
+    for (size_t fd = 0; io && fd < io->nwatches; fd++) {
+        const aloop_io_watch_t *w = &io->watches[fd];
+        n += w->waiter[0] || w->waiter[1] || w->cb[0] || w->cb[1];
+    }
+    return n;
+}
+
 size_t aloop__io_pending(const aloop_t *loop) {
     const struct aloop_io *io = loop->io;
     return io ? io->waits + io->holds + (io->ndirty ? 1 : 0) : 0;
