@@ -8,6 +8,11 @@
  *   idle [-n N] [-t T]          Unix-socket connections accepted by the
  *                               library (aloop_accept): a server's case
  *   idle --own [-n N] [-t T]    socketpair()s the program made itself
+ *   idle --flood [-n N]         resident memory (RSS) before N library-
+ *                               accepted connections, while their handlers
+ *                               (each touching 16 KiB of its stack, as a
+ *                               handler with buffers on its stack does) wait,
+ *                               and after they have all closed
  *
  * N defaults to 10,000, T to 5 s. RLIMIT_NOFILE is raised to what N needs
  * (one fd per connection, two with --own; raising the hard limit needs
@@ -32,7 +37,7 @@
 
 static long n_conns = 10000;
 static double idle_s = 5.0;
-static int own;
+static int own, flood;
 static long waiting;     /* reader tasks parked in aloop_read */
 static int *peer_fds;    /* --own: the far ends (never waited on) */
 static aloop_task_t **readers;
@@ -55,9 +60,25 @@ static double wall_s(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+/* Resident set in MiB. */
+static double rss_mib(void) {
+    long pages_total = 0, pages_resident = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (!f || fscanf(f, "%ld %ld", &pages_total, &pages_resident) != 2) die("/proc/self/statm", -EIO);
+    fclose(f);
+    return (double)pages_resident * (double)sysconf(_SC_PAGESIZE) / 1048576.0;
+}
+
+/* A handler's stack buffers (the compiler must not drop them). */
+static void __attribute__((noinline)) use_stack(void) {
+    volatile char buf[16384];
+    for (size_t i = 0; i < sizeof buf; i += 64) buf[i] = (char)i;
+}
+
 static void *reader(void *arg) {
     int fd = (int)(intptr_t)arg;
     char c;
+    if (flood) use_stack();
     waiting++;
     ssize_t n = aloop_read(fd, &c, 1);
     waiting--;
@@ -114,8 +135,29 @@ static void make_own(void) {
     }
 }
 
+static void *flood_bench(void) {
+    double before = rss_mib();
+    make_accepted();
+    while (waiting < n_conns) aloop_yield();
+    double peak = rss_mib();
+    kill(connector, SIGKILL); /* EOF everywhere: every handler ends */
+    waitpid(connector, NULL, 0);
+    for (long i = 0; i < n_conns; i++) {
+        aloop_await(readers[i], NULL);
+        aloop_release(readers[i]);
+    }
+    aloop_sleep(0.1); /* the loop settles (closing, parking) */
+    double after = rss_mib();
+    printf("%ld connections: RSS %.1f MiB before, %.1f MiB while open, %.1f MiB after all closed\n", n_conns,
+           before, peak, after);
+    printf("RESULT name=flood_rss_open_%ld unit=MiB value=%.1f\n", n_conns, peak);
+    printf("RESULT name=flood_rss_after_%ld unit=MiB value=%.1f\n", n_conns, after);
+    return NULL;
+}
+
 static void *bench(void *arg) {
     (void)arg;
+    if (flood) return flood_bench();
     if (own)
         make_own();
     else
@@ -151,10 +193,12 @@ int main(int argc, char **argv) {
             idle_s = atof(argv[++i]);
         else if (!strcmp(argv[i], "--own"))
             own = 1;
+        else if (!strcmp(argv[i], "--flood"))
+            flood = 1;
         else if (!strcmp(argv[i], "--quick"))
             n_conns = 1000, idle_s = 1.0;
         else {
-            fprintf(stderr, "usage: idle [--own] [-n CONNS] [-t SECONDS] [--quick]\n");
+            fprintf(stderr, "usage: idle [--own | --flood] [-n CONNS] [-t SECONDS] [--quick]\n");
             return 2;
         }
     }

@@ -995,13 +995,18 @@ ALOOP_API int aloop_process_take_fd(aloop_process_t *p, int which);
  * -EINVAL (NULL, or p belongs to another loop or to a freed one), -ECHILD
  * (a waitpid(-1) elsewhere in the program reaped the child first). */
 ALOOP_API int aloop_process_wait(aloop_process_t *p, int *status);
-/* Sends signo (0 = just check) to the child: 0, -ESRCH once it was reaped
- * (the pid may belong to someone else by then) or p's loop was freed,
- * -EINVAL, -EPERM. Not suspending. */
+/* Sends signo (0 = just check) to the child, never to another process
+ * (through the child's pidfd where there is one): 0, -ESRCH once the child
+ * was reaped, by the loop or by a waitpid(-1) elsewhere (its pid may be
+ * someone else's by then), or p's loop was freed; -EINVAL, -EPERM. Not
+ * suspending. */
 ALOOP_API int aloop_process_kill(aloop_process_t *p, int signo);
 /* The same to the child's whole process group (a child spawned with
- * ALOOP_PROCESS_NEW_GROUP: a shell and its pipeline, say): 0, -ESRCH (as
- * aloop_process_kill), -EINVAL (no such flag at spawn, bad signo), -EPERM. */
+ * ALOOP_PROCESS_NEW_GROUP: a shell and its pipeline, say), as long as any
+ * member lives, also after the child itself exited and was reaped: 0,
+ * -ESRCH once the group is empty or p's loop was freed, -EINVAL (no such
+ * flag at spawn, bad signo), -EPERM. On Linux 6.9 and later it never
+ * reaches a stranger's group that got the same id. */
 ALOOP_API int aloop_process_kill_group(aloop_process_t *p, int signo);
 /* Writes in[0..inlen) to the child's stdin and closes it, while reading
  * its stdout and stderr to EOF at the same time (no pipe can fill up and

@@ -466,7 +466,7 @@ static void test_who_flood_from_a_silent_client(void **state) {
     }
     print_message("sid dropped after %d packets of 60 /who\n", packets);
     assert_true(wat->watched[0]);
-    client_t neo;
+    client_t neo = {.fd = -1}; /* watch[] all NULL */
     client_login(&neo, "neo");
     check_chat(&neo, "neo", wat, "hello everyone");
     for (int i = 0; i < WHO_ROOM; i++) client_close(&crowd[i]);

@@ -4,6 +4,7 @@
 #include "internal.h"
 
 #include <stdio.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -125,6 +126,52 @@ static void test_idle_pool_is_bounded(void **state) {
     aloop_free(loop);
 }
 
+/* After a flood, parked coroutines give their deep stack pages back: all
+ * but the first ALOOP_IDLE_HOT_BYTES worth keep only the pages around
+ * their parked frame (mincore: resident pages). The ones beyond the idle
+ * pool's bound are freed, and their slots hold no memory either. */
+static aloop_event_t *flood_gate;
+
+static void *deep_then_wait(void *arg) {
+    (void)arg;
+    volatile char buf[64 * 1024];
+    for (size_t i = 0; i < sizeof buf; i += 512) buf[i] = (char)i;
+    aloop_event_wait(flood_gate);
+    return NULL;
+}
+
+static size_t resident_pages(char *lo, size_t len) {
+    size_t page = (size_t)sysconf(_SC_PAGESIZE), n = len / page, count = 0;
+    unsigned char *vec = malloc(n);
+    assert_int_equal(mincore(lo, n * page, vec), 0);
+    for (size_t i = 0; i < n; i++) count += vec[i] & 1;
+    free(vec);
+    return count;
+}
+
+static void test_parked_stacks_give_pages_back(void **state) {
+    (void)state;
+    aloop_t *loop = vloop_with(0, 0);
+    flood_gate = aloop_event_new(loop);
+    enum { N = 200 };
+    for (int i = 0; i < N; i++) aloop_release(aloop_spawn(loop, deep_then_wait, NULL));
+    assert_int_equal(aloop_run_once(loop, 0), 1); /* all deep, all waiting */
+    aloop_event_set(flood_gate);
+    assert_int_equal(aloop_run(loop), 0);
+    assert_int_equal(loop->coros.idle_count, N);
+    size_t hot = ALOOP_IDLE_HOT_BYTES / loop->coros.stack_size, deep = 0, shallow = 0;
+    for (aloop_coro_t *co = loop->coros.idle; co; co = co->next_idle) {
+        /* everything but the top 16 KiB (the parked frames) */
+        size_t r = resident_pages(co->stack_lo, co->stack_size - 16 * 1024);
+        if (r) deep++;
+        else shallow++;
+    }
+    assert_true(deep <= hot);
+    assert_true(shallow >= N - hot);
+    aloop_event_free(flood_gate);
+    aloop_free(loop);
+}
+
 /* A real mmap failure (no address space left: RLIMIT_AS) at a task's first
  * step completes that task with -ENOMEM, and the loop goes on (it is freed
  * normally). In a child process; skipped under ASan, whose shadow memory
@@ -175,6 +222,7 @@ int main(void) {
         cmocka_unit_test(test_coroutines_are_reused),
         cmocka_unit_test(test_without_guard_pages),
         cmocka_unit_test(test_idle_pool_is_bounded),
+        cmocka_unit_test(test_parked_stacks_give_pages_back),
         cmocka_unit_test(test_first_step_without_address_space),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

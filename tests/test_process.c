@@ -18,6 +18,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -568,7 +569,9 @@ static void *kill_task(void *arg) {
 static void kill_round(void) { run_task(kill_task, NULL); }
 
 /* A new process group: killing the group reaches the shell's children,
- * which would otherwise hold the pipe open after the shell died. */
+ * which would otherwise hold the pipe open after the shell died. The group
+ * is empty once its members are reaped: this process is a subreaper here,
+ * so the orphaned sleep comes back to it (init need not reap promptly). */
 static void *kill_group_task(void *arg) {
     (void)arg;
     aloop_process_opts_t o = {.stdout_mode = ALOOP_STDIO_PIPE, .flags = ALOOP_PROCESS_NEW_GROUP};
@@ -585,6 +588,8 @@ static void *kill_group_task(void *arg) {
     int st;
     assert_int_equal(aloop_process_wait(p, &st), 0);
     assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGTERM);
+    while (waitpid(-1, NULL, 0) > 0) { /* sleep, orphaned to this subreaper */
+    }
     assert_int_equal(aloop_process_kill_group(p, SIGTERM), -ESRCH);
     aloop_process_free(p);
     o.flags = 2;
@@ -594,9 +599,137 @@ static void *kill_group_task(void *arg) {
     assert_int_equal(errno, EINVAL);
     return NULL;
 }
-static void kill_group_round(void) { run_task(kill_group_task, NULL); }
+static void kill_group_round(void) {
+    assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+    run_task(kill_group_task, NULL);
+    assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 0), 0);
+}
 BOTH_PATHS(kill_group)
 BOTH_PATHS(kill)
+
+/* A process (not our child) that runs with the given pid, made by writing
+ * ns_last_pid (root only) from a helper that then exits. It echoes each
+ * byte written to *to_it back on *from_it, and exits when *to_it closes.
+ * Returns 0 where that cannot be arranged (then nothing is left). */
+static int stranger_at(pid_t pid, int *to_it, int *from_it) {
+    int a[2], b[2], st[2];
+    assert_int_equal(pipe(a), 0);
+    assert_int_equal(pipe(b), 0);
+    assert_int_equal(pipe(st), 0);
+    pid_t h = fork();
+    assert_true(h >= 0);
+    if (h == 0) {
+        char ok = 0;
+        for (int i = 0; i < 200 && !ok; i++) {
+            int fd = open("/proc/sys/kernel/ns_last_pid", O_WRONLY);
+            if (fd < 0) break;
+            char num[32];
+            int len = snprintf(num, sizeof num, "%d", (int)pid - 1);
+            ssize_t w = write(fd, num, (size_t)len);
+            close(fd);
+            if (w != len) break;
+            pid_t s = fork();
+            if (s == 0) {
+                close(a[1]); /* so that it sees EOF when the test closes its end */
+                close(b[0]);
+                close(st[1]);
+                char c;
+                while (read(a[0], &c, 1) == 1)
+                    if (write(b[1], &c, 1) != 1) break;
+                _exit(0);
+            }
+            if (s == pid) ok = 1;
+            else if (s > 0) {
+                kill(s, SIGKILL);
+                waitpid(s, NULL, 0);
+            }
+        }
+        if (write(st[1], &ok, 1) != 1) _exit(1);
+        _exit(0);
+    }
+    assert_int_equal(waitpid(h, NULL, 0), h);
+    char ok = 0;
+    assert_int_equal(read(st[0], &ok, 1), 1);
+    close(st[0]);
+    close(st[1]);
+    close(a[0]);
+    close(b[1]);
+    *to_it = a[1];
+    *from_it = b[0];
+    if (!ok) {
+        close(a[1]);
+        close(b[0]);
+    }
+    return ok;
+}
+
+/* The child was reaped behind the loop's back (a waitpid(-1) elsewhere in
+ * the program) and its pid given to a stranger: aloop_process_kill must
+ * say -ESRCH and leave the stranger alone. */
+static void *kill_stranger_task(void *arg) {
+    (void)arg;
+    char *argv[] = {"true", NULL};
+    aloop_process_t *p = aloop_process_spawn(aloop_current(), argv, NULL);
+    assert_non_null(p);
+    pid_t pid = aloop_process_pid(p);
+    assert_int_equal(waitpid(pid, NULL, 0), pid); /* not the loop: it does not know */
+    int to, from;
+    int have = stranger_at(pid, &to, &from);
+    if (!have) print_message("no stranger at pid %d (not root?): only -ESRCH checked\n", (int)pid);
+    assert_int_equal(aloop_process_kill(p, SIGKILL), -ESRCH);
+    if (have) {
+        char c = 'x';
+        assert_int_equal(write(to, &c, 1), 1);
+        c = 0;
+        assert_int_equal(read(from, &c, 1), 1); /* it lives: it answers */
+        assert_int_equal(c, 'x');
+        close(to); /* it exits */
+        close(from);
+    }
+    assert_int_equal(aloop_process_wait(p, NULL), -ECHILD);
+    aloop_process_free(p);
+    return NULL;
+}
+static void kill_stranger_round(void) { run_task(kill_stranger_task, NULL); }
+BOTH_PATHS(kill_stranger)
+
+/* The leader exits (and is reaped) while a member of its group lives on:
+ * kill_group still reaches the member; -ESRCH once the group is empty.
+ * This process is a subreaper here, so the orphaned member comes back to
+ * it (reaped below) instead of to init. */
+static void *kill_group_orphans_task(void *arg) {
+    (void)arg;
+    aloop_process_opts_t o = {.stdout_mode = ALOOP_STDIO_PIPE, .flags = ALOOP_PROCESS_NEW_GROUP};
+    aloop_process_t *p = spawn_sh("sleep 30 & echo $!", &o);
+    int st;
+    assert_int_equal(aloop_process_wait(p, &st), 0);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    char line[32];
+    size_t len = 0;
+    ssize_t n;
+    while (!memchr(line, '\n', len) && (n = aloop_read(aloop_process_stdout(p), line + len,
+                                                         sizeof line - 1 - len)) > 0)
+        len += (size_t)n;
+    line[len] = '\0';
+    pid_t member = (pid_t)atoi(line);
+    assert_true(member > 0);
+    assert_int_equal(aloop_process_kill(p, SIGTERM), -ESRCH); /* the leader is gone */
+    assert_int_equal(aloop_process_kill_group(p, SIGTERM), 0);
+    char buf[8];
+    assert_int_equal(read_all(aloop_process_stdout(p), buf, sizeof buf), 0); /* the member died */
+    assert_int_equal(waitpid(member, &st, 0), member);
+    assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGTERM);
+    assert_int_equal(aloop_process_kill_group(p, SIGTERM), -ESRCH);
+    assert_int_equal(aloop_process_kill_group(p, 0), -ESRCH);
+    aloop_process_free(p);
+    return NULL;
+}
+static void kill_group_orphans_round(void) {
+    assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+    run_task(kill_group_orphans_task, NULL);
+    assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 0), 0);
+}
+BOTH_PATHS(kill_group_orphans)
 
 /* ---- cwd, envp ------------------------------------------------------------------------ */
 
@@ -951,6 +1084,8 @@ int main(void) {
         cmocka_unit_test(test_cancel_wait),
         cmocka_unit_test(test_kill),
         cmocka_unit_test(test_kill_group),
+        cmocka_unit_test(test_kill_stranger),
+        cmocka_unit_test(test_kill_group_orphans),
         cmocka_unit_test(test_cwd_env),
         cmocka_unit_test(test_sigmask),
         cmocka_unit_test(test_lifetimes),

@@ -41,6 +41,7 @@ struct httpd_conn {
     aloop_stream_t *s;
     int fd;
     int idle;            /* between requests: the shutdown may end it */
+    aloop_timeout_t *deadline; /* the current request's, moved on as it progresses */
     char peer[INET6_ADDRSTRLEN];
     char line[HTTP_MAX_LINE + 1];
     http_request_t req;
@@ -225,15 +226,23 @@ static int open_file(httpd_conn_t *c, char *path, size_t cap, struct stat *st, i
     return fd;
 }
 
+/* Moves the request's deadline to `secs` from now. */
+static void deadline_in(httpd_conn_t *c, aloop_timeout_t *to, double secs) {
+    aloop_timeout_reschedule(to, aloop_time(c->hl->loop) + secs);
+}
+
 /* count bytes of file fd from first to the socket, suspending while the
- * socket is full: 0, or -errno. */
-static int send_body(httpd_conn_t *c, int fd, uint64_t first, uint64_t count) {
+ * socket is full: 0, or -errno; *sent: how many went out. */
+static int send_body(httpd_conn_t *c, int fd, uint64_t first, uint64_t count, uint64_t *sent) {
     off_t off = (off_t)first;
+    *sent = 0;
     while (count > 0) {
         size_t chunk = count > (1u << 30) ? (1u << 30) : (size_t)count;
         ssize_t n = sendfile(c->fd, fd, &off, chunk);
         if (n > 0) {
             count -= (uint64_t)n;
+            *sent += (uint64_t)n;
+            if (c->deadline) deadline_in(c, c->deadline, c->hl->opt->idle_timeout);
             continue;
         }
         if (n == 0) return -EIO; /* the file shrank under us: the framing is lost */
@@ -300,6 +309,7 @@ static int serve_file(httpd_conn_t *c, int keep) {
     memcpy(head + hlen, "\r\n", 2);
     hlen += 2;
     int body = r->method == HTTP_GET && count > 0;
+    uint64_t sent = 0;
     int rc;
     if (body && count <= SMALL_FILE) { /* head and body in one write */
         ssize_t n = pread(fd, head + hlen, (size_t)count, (off_t)first);
@@ -309,12 +319,13 @@ static int serve_file(httpd_conn_t *c, int keep) {
             return -1;
         }
         rc = conn_write(c, head, hlen + (size_t)count);
+        sent = rc == 0 ? count : 0;
     } else {
         rc = conn_write(c, head, hlen);
-        if (rc == 0 && body) rc = send_body(c, fd, first, count);
+        if (rc == 0 && body) rc = send_body(c, fd, first, count, &sent);
         close(fd);
     }
-    access_log(c, status, body ? count : 0);
+    access_log(c, status, sent); /* bytes of the body that went out */
     return rc;
 }
 
@@ -322,12 +333,9 @@ static int serve_file(httpd_conn_t *c, int keep) {
 /* Reading a request                                                        */
 /* ------------------------------------------------------------------------ */
 
-/* The request line, waiting at most idle_timeout for it: its length, 0 when
- * the connection is to end quietly (EOF, idle too long, shutdown), or
- * -status. */
+/* The request line: its length, 0 when the connection is to end quietly
+ * (EOF, idle too long, shutdown), or -status. */
 static ssize_t read_request_line(httpd_conn_t *c) {
-    aloop_timeout_t to;
-    if (aloop_timeout_enter(&to, c->hl->opt->idle_timeout) < 0) return 0;
     c->idle = 1;
     ssize_t n;
     for (int empty = 0;; empty++) {
@@ -342,70 +350,66 @@ static ssize_t read_request_line(httpd_conn_t *c) {
         break;
     }
     c->idle = 0;
-    int rc = aloop_timeout_exit(&to, n < 0 ? (int)n : 0);
-    if (rc < 0) return n == -EMSGSIZE ? -414 : 0;
+    if (n == -EMSGSIZE) return -414;
+    if (n < 0) return 0;
     if (n > 0 && c->line[n - 1] != '\n') return 0; /* EOF in the middle of a line */
     return n;
 }
 
-/* The fields and the body (dropped) after the request line, under the
- * header deadline: 0, or the status to end with. */
+/* The fields and the body (dropped) after the request line: 0, or the
+ * status to end with (-1: nothing to answer, the connection just ends). */
 static int read_rest(httpd_conn_t *c) {
     http_request_t *r = &c->req;
-    aloop_timeout_t to;
-    if (aloop_timeout_enter(&to, c->hl->opt->header_timeout) < 0) return 503;
     int status = 0;
     for (;;) {
         ssize_t n = aloop_stream_readline(c->s, c->line, sizeof c->line);
-        if (n == -EMSGSIZE) {
-            status = 431;
-            break;
-        }
-        if (n <= 0 || c->line[n - 1] != '\n') {
-            status = n < 0 ? 408 : -1; /* -1: EOF in the head, nothing to answer */
-            break;
-        }
+        if (n == -EMSGSIZE) return 431;
+        if (n <= 0 || c->line[n - 1] != '\n') return -1; /* EOF, error, deadline */
         if (n == 1 || (n == 2 && c->line[0] == '\r')) break; /* the end of the head */
         status = http_parse_field(r, c->line, (size_t)n);
-        if (status) break;
+        if (status) return status;
     }
-    if (status == 0) status = http_request_check(r);
+    status = http_request_check(r);
     /* A small body on GET or HEAD is read and dropped: the next request
      * starts after it. */
     uint64_t left = status == 0 && r->has_length ? r->content_length : 0;
     while (left > 0) {
         size_t chunk = left < sizeof c->line ? (size_t)left : sizeof c->line;
-        ssize_t n = aloop_stream_readexactly(c->s, c->line, chunk);
-        if (n < (ssize_t)chunk) {
-            status = n < 0 ? 408 : -1;
-            break;
-        }
+        if (aloop_stream_readexactly(c->s, c->line, chunk) < (ssize_t)chunk) return -1;
         left -= chunk;
     }
-    int rc = aloop_timeout_exit(&to, 0);
-    if (rc == -ETIMEDOUT) return 408;
-    if (rc < 0) return -1; /* cancelled from outside: the server is going */
     return status;
 }
 
-/* One request and its answer: 1 to go on with the next, 0 to end. */
+/* One request and its answer, under one deadline that moves on: the
+ * request line within idle_timeout, the rest of the head within
+ * header_timeout, then idle_timeout for the answer to make progress
+ * (a client that stops reading is let go). 1 to go on with the next
+ * request, 0 to end. */
 static int serve_one(httpd_conn_t *c) {
     http_request_init(&c->req);
+    aloop_timeout_t to;
+    if (aloop_timeout_enter(&to, c->hl->opt->idle_timeout) < 0) return 0;
+    c->deadline = &to;
+    int status = 0, rc = 0, keep = 0;
     ssize_t n = read_request_line(c);
-    if (n == 0) return 0;
-    if (n < 0) return fail(c, (int)-n);
-    int status = http_parse_request_line(&c->req, c->line, (size_t)n);
-    if (status) return fail(c, status);
-    status = read_rest(c);
-    if (status < 0) return 0;
-    if (status) return fail(c, status);
-    int keep = http_keep_alive(&c->req) && !c->hl->stopping;
-    int rc;
-    if (c->req.method == HTTP_OTHER)
-        rc = send_status(c, 405, keep, "Allow: GET, HEAD\r\n");
-    else
-        rc = serve_file(c, keep);
-    return rc == 0 && keep;
+    if (n > 0) status = http_parse_request_line(&c->req, c->line, (size_t)n);
+    else if (n < 0) status = (int)-n;
+    if (n > 0 && status == 0) {
+        deadline_in(c, &to, c->hl->opt->header_timeout);
+        status = read_rest(c);
+        if (status == -1 && aloop_timeout_expired(&to) == 1) status = 408;
+    }
+    if (n > 0 && status == 0) {
+        deadline_in(c, &to, c->hl->opt->idle_timeout);
+        keep = http_keep_alive(&c->req) && !c->hl->stopping;
+        if (c->req.method == HTTP_OTHER) rc = send_status(c, 405, keep, "Allow: GET, HEAD\r\n");
+        else rc = serve_file(c, keep);
+    }
+    c->deadline = NULL;
+    int ended = aloop_timeout_exit(&to, rc);
+    if (status == 408 || (status > 0 && ended == 0)) return fail(c, status);
+    return ended == 0 && rc == 0 && status == 0 && n > 0 && keep;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -432,6 +436,7 @@ void httpd_session(aloop_stream_t *s, void *arg) {
     c->fd = aloop_stream_fd(s);
     c->task = aloop_current_task();
     c->idle = 0;
+    c->deadline = NULL;
     c->req.line[0] = '\0';
     c->req.line_len = 0;
     c->req.method = 0;

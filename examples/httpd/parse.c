@@ -384,9 +384,11 @@ void http_format_date(time_t t, char out[30]) {
     struct tm tm;
     if (!gmtime_r(&t, &tm)) memset(&tm, 0, sizeof tm);
     char buf[80];
-    snprintf(buf, sizeof buf, "%s, %02d %s %04d %02d:%02d:%02d GMT", days[(unsigned)tm.tm_wday % 7],
-             tm.tm_mday % 100, months[(unsigned)tm.tm_mon % 12], (tm.tm_year + 1900) % 10000,
-             tm.tm_hour % 100, tm.tm_min % 100, tm.tm_sec % 100);
+    /* unsigned and bounded, so the compiler can see that 80 bytes suffice */
+    snprintf(buf, sizeof buf, "%.3s, %02u %.3s %04u %02u:%02u:%02u GMT", days[(unsigned)tm.tm_wday % 7],
+             (unsigned)tm.tm_mday % 100u, months[(unsigned)tm.tm_mon % 12],
+             (unsigned)(tm.tm_year + 1900) % 10000u, (unsigned)tm.tm_hour % 100u,
+             (unsigned)tm.tm_min % 100u, (unsigned)tm.tm_sec % 100u);
     memcpy(out, buf, 29);
     out[29] = '\0';
 }

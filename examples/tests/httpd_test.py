@@ -408,6 +408,30 @@ def test_slow_headers(srv, root):
     assert status_of(got) == 200 and got.endswith(b"inside\n")
 
 
+def test_stalled_reader(srv, root):
+    # started with --idle-timeout 0.5: a client that stops reading its
+    # answer is let go once the answer has made no progress for that long
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.settimeout(WAIT)
+    s.connect(("127.0.0.1", srv.port))
+    s.sendall(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+    line = srv.read_line()  # logged when the server gives up
+    assert '"GET /big.bin HTTP/1.1" 200 ' in line, line
+    sent = int(line.split()[-1])
+    assert 0 < sent < 10 * 1024 * 1024, line
+    got = 0
+    while True:  # what was sent, then EOF
+        chunk = s.recv(1 << 20)
+        if not chunk:
+            break
+        got += len(chunk)
+    assert got < 10 * 1024 * 1024
+    # the server is fine
+    r, body = get(srv, "/sub/a.txt")
+    assert r.status == 200 and body == b"inside\n"
+
+
 def test_access_log(srv, root):
     get(srv, "/sub/a.txt")
     get(srv, "/nope")
@@ -509,6 +533,7 @@ TESTS = {
     "errors_and_limits": (test_errors_and_limits, ["--quiet", "--header-timeout", "2"]),
     "slow_headers": (test_slow_headers, ["--quiet", "--header-timeout", "0.5", "--idle-timeout", "0.5"]),
     "access_log": (test_access_log, []),
+    "stalled_reader": (test_stalled_reader, ["--idle-timeout", "0.5"]),
     "graceful_shutdown": (test_graceful_shutdown, ["--quiet"]),
     "loops": (test_loops, ["--quiet", "--loops", "2"]),
     "curl": (test_curl, ["--quiet"]),

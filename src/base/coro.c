@@ -370,8 +370,17 @@ static int stack_map(aloop_coros_t *coros, aloop_coro_t *co) {
     return 0;
 }
 
-/* Gives co's slot back; the last one back unmaps the chunk. */
-static void stack_unmap(aloop_coro_t *co) {
+/* Returns the pages of [lo, hi) (rounded inwards to pages) to the kernel.
+ * Private anonymous memory: touched again, they are fresh zero pages. */
+static void pages_release(char *lo, char *hi, size_t page) {
+    uintptr_t a = ((uintptr_t)lo + page - 1) & ~(uintptr_t)(page - 1);
+    uintptr_t b = (uintptr_t)hi & ~(uintptr_t)(page - 1);
+    if (b > a) madvise((void *)a, b - a, MADV_DONTNEED);
+}
+
+/* Gives co's slot back; the last one back unmaps the chunk, any other
+ * gives its pages back (a slot waiting for reuse must not hold memory). */
+static void stack_unmap(aloop_coro_t *co, size_t page) {
     struct aloop_stack_chunk *c = co->chunk;
     int was_full = c->nfree == 0 && c->fresh == STACKS_PER_CHUNK;
     c->free_slots[c->nfree++] = (uint8_t)((size_t)(co->map - c->map) / c->slot_size);
@@ -381,7 +390,26 @@ static void stack_unmap(aloop_coro_t *co) {
         aloop__list_remove(&c->link);
         aloop__unmap(c->map, c->map_size);
         aloop__free(c);
+    } else {
+        pages_release(co->stack_lo, co->stack_lo + co->stack_size, page);
     }
+}
+
+/* Below the caller's frame, this much stays: the frames of the madvise()
+ * call itself (a signal handler that runs meanwhile only gets zero pages
+ * and loses nothing: everything below the stack pointer is dead). */
+#if defined(__SANITIZE_ADDRESS__)
+#define PARK_KEEP 8192u /* interceptors' frames */
+#else
+#define PARK_KEEP 1024u
+#endif
+
+void aloop__coro_park(aloop_coros_t *coros, aloop_coro_t *co, size_t parked) {
+    if ((parked + 1) * coros->stack_size <= ALOOP_IDLE_HOT_BYTES) return;
+    char here;
+    uintptr_t sp = (uintptr_t)&here, lo = (uintptr_t)co->stack_lo;
+    if (sp < lo + PARK_KEEP || sp > lo + co->stack_size) return; /* not on co's stack */
+    pages_release(co->stack_lo, co->stack_lo + (sp - PARK_KEEP - lo), coros->page_size);
 }
 
 #ifndef ALOOP_CONTEXT_UCONTEXT
@@ -489,7 +517,7 @@ void aloop__coro_free(aloop_coro_t *co) {
 #ifdef ALOOP_TSAN
     if (co->tsan_fiber) __tsan_destroy_fiber(co->tsan_fiber);
 #endif
-    stack_unmap(co);
+    stack_unmap(co, (size_t)sysconf(_SC_PAGESIZE));
 #ifdef ALOOP_CONTEXT_UCONTEXT
     aloop__free(co->ctx.uc);
 #endif

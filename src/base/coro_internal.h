@@ -59,6 +59,10 @@ typedef struct aloop_main_ctx {
 #define ALOOP_DEFAULT_STACK (256u * 1024u)
 #define ALOOP_MIN_STACK (16u * 1024u)
 #define ALOOP_IDLE_CORO_MAX 1024   /* parked coroutines kept for reuse */
+/* Parked coroutines keep their stack pages while the idle pool holds less
+ * than this many bytes of stacks (at least one coroutine's worth); past
+ * it, a coroutine that parks gives back every page below its frame. */
+#define ALOOP_IDLE_HOT_BYTES (2u * 1024u * 1024u)
 
 /* A loop's coroutine state: the first member of struct aloop, so that the
  * per-thread current loop (below) is also its coroutine state. */
@@ -118,6 +122,11 @@ extern _Thread_local aloop_coros_t *aloop__tls_coros;
 int aloop__coro_new(aloop_coros_t *coros, aloop_coro_entry_fn entry, aloop_coro_label_fn label,
                     aloop_coro_t **out);
 void aloop__coro_free(aloop_coro_t *co);
+/* Called on co's own stack, as it parks: gives the pages of co's stack
+ * below the caller's frame back to the kernel (MADV_DONTNEED: they read
+ * as zeros when touched again), when more than ALOOP_IDLE_HOT_BYTES of
+ * stacks are parked already. */
+void aloop__coro_park(aloop_coros_t *coros, aloop_coro_t *co, size_t parked);
 /* The loop's coroutine state, set up by aloop_new_with (stack_size,
  * page_size and guards already set) and freed by aloop_free (the idle pool,
  * the zombie, the main context). 0 / negative errno. */

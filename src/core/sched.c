@@ -395,6 +395,7 @@ static void coro_main(aloop_coros_t *coros, aloop_coro_t *co) {
             continue;
         }
         if (loop->coros.idle_count < ALOOP_IDLE_CORO_MAX && !loop->closing) {
+            aloop__coro_park(&loop->coros, co, loop->coros.idle_count);
             co->next_idle = loop->coros.idle;
             loop->coros.idle = co;
             loop->coros.idle_count++;

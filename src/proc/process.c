@@ -93,7 +93,10 @@ struct aloop_process {
     aloop_list_t link;        /* loop->procs->all */
     aloop_list_t waiters;     /* proc_waiter_t: tasks in aloop_process_wait */
     int pid;
-    int pidfd;                /* watched while not reaped; -1 otherwise */
+    int pidfd;                /* the child's pidfd where there is one, else -1:
+                               * watched until reaped (pidfd path), and
+                               * how it is signalled; a group leader's is
+                               * kept after the reap to signal the group */
     int fds[3];               /* parent ends of the pipes, -1 when none */
     int status;               /* waitpid status, once reaped */
     int wait_error;           /* -ECHILD if somebody else reaped our child */
@@ -101,6 +104,8 @@ struct aloop_process {
     uint8_t reaped;
     uint8_t orphaned;         /* aloop_process_free was called */
     uint8_t group;            /* leads its own process group */
+    uint8_t watched;          /* pidfd is in the poller (pidfd path) */
+    uint8_t group_gone;       /* kill(-pid) found the group empty after the reap */
 };
 
 struct aloop_procs {
@@ -124,6 +129,7 @@ static aloop_list_t chld_loops = {&chld_loops, &chld_loops};
 
 static void process_destroy(aloop_process_t *p) {
     aloop__list_remove(&p->link);
+    if (p->pidfd >= 0) close(p->pidfd); /* unwatched by now */
     aloop__free(p);
 }
 
@@ -134,11 +140,16 @@ static void maybe_destroy(aloop_process_t *p) {
 }
 
 static void pidfd_unwatch(aloop_process_t *p) {
-    if (p->pidfd < 0) return;
+    if (!p->watched) return;
     struct aloop_procs *ps = p->loop ? p->loop->procs : NULL;
     if (ps && (size_t)p->pidfd < ps->nbyfd) ps->byfd[p->pidfd] = NULL;
     if (p->loop) aloop__io_forget(p->loop, p->pidfd);
-    close(p->pidfd);
+    p->watched = 0;
+}
+
+static void pidfd_close(aloop_process_t *p) {
+    pidfd_unwatch(p);
+    if (p->pidfd >= 0) close(p->pidfd);
     p->pidfd = -1;
 }
 
@@ -148,6 +159,7 @@ static void mark_reaped(aloop_process_t *p, int status, int error) {
     p->status = status;
     p->wait_error = error;
     pidfd_unwatch(p);
+    if (!p->group || p->orphaned) pidfd_close(p); /* else kept for kill_group */
     while (!aloop__list_empty(&p->waiters)) {
         proc_waiter_t *w = ALOOP_CONTAINER_OF(p->waiters.next, proc_waiter_t, link);
         aloop__list_remove(&w->link);
@@ -344,20 +356,23 @@ int aloop__process_uses_pidfd(const aloop_t *loop) {
     return loop->procs ? loop->procs->use_pidfd : -1;
 }
 
-/* Starts watching p's exit. 0, or -errno (the caller kills the child). */
+/* Opens p's pidfd where there is one (on the SIGCHLD path too: signals go
+ * through it) and, on the pidfd path, starts watching p's exit. 0, or
+ * -errno (the caller kills the child). */
 static int watch_child(aloop_t *loop, aloop_process_t *p) {
     struct aloop_procs *ps = loop->procs;
-    if (!ps->use_pidfd) return 0; /* SIGCHLD is already subscribed */
 #ifdef ALOOP_HAVE_PIDFD
     int fd = pidfd_open_(p->pid);
-    if (fd < 0) return -errno;
+    if (fd < 0) return ps->use_pidfd ? -errno : 0; /* SIGCHLD path: kill(pid) then */
     fcntl(fd, F_SETFD, FD_CLOEXEC); /* pidfds are close-on-exec already */
+    p->pidfd = fd;
+    if (!ps->use_pidfd) return 0; /* SIGCHLD is already subscribed */
     if ((size_t)fd >= ps->nbyfd) {
         size_t n = ps->nbyfd ? ps->nbyfd : 64;
         while (n <= (size_t)fd) n *= 2;
         aloop_process_t **t = aloop__realloc(ps->byfd, n * sizeof *t);
         if (!t) {
-            close(fd);
+            pidfd_close(p);
             return -ENOMEM;
         }
         memset(t + ps->nbyfd, 0, (n - ps->nbyfd) * sizeof *t);
@@ -368,15 +383,15 @@ static int watch_child(aloop_t *loop, aloop_process_t *p) {
     int rc = aloop__io_hook(loop, fd, pidfd_hook);
     if (rc < 0) {
         aloop__io_forget(loop, fd);
-        close(fd);
+        pidfd_close(p);
         return rc;
     }
     ps->byfd[fd] = p;
-    p->pidfd = fd;
+    p->watched = 1;
     return 0;
 #else
     ALOOP_UNUSED(p);
-    return -ENOSYS;
+    return ps->use_pidfd ? -ENOSYS : 0;
 #endif
 }
 
@@ -639,27 +654,63 @@ static void close_fd(aloop_process_t *p, int which) {
     close(fd);
 }
 
-int aloop_process_kill(aloop_process_t *p, int signo) {
-    if (!p || signo < 0 || signo >= NSIG) return -EINVAL;
-    /* Until we reap it the pid cannot be reused, so kill(pid) is safe. */
-    if (!p->loop || p->reaped) return -ESRCH;
-    if (kill(p->pid, signo) < 0) return -errno;
-    return 0;
+#ifndef PIDFD_SIGNAL_PROCESS_GROUP
+#define PIDFD_SIGNAL_PROCESS_GROUP (1u << 2) /* Linux 6.9 */
+#endif
+
+/* pidfd_send_signal: 0, -errno; -ENOSYS where there is no such call. */
+static int pidfd_signal(int fd, int signo, unsigned flags) {
+#if defined(ALOOP_HAVE_PIDFD) && defined(SYS_pidfd_send_signal)
+    return syscall(SYS_pidfd_send_signal, fd, signo, NULL, flags) < 0 ? -errno : 0;
+#else
+    ALOOP_UNUSED(fd);
+    ALOOP_UNUSED(signo);
+    ALOOP_UNUSED(flags);
+    return -ENOSYS;
+#endif
 }
 
-/* The group's id is the child's pid, which cannot be reused while the
- * child is unreaped: after that, -ESRCH as for aloop_process_kill. */
+/* A pid names the child only while the child is unreaped, by us or by a
+ * waitpid(-1) elsewhere in the program; after that it may be anybody's.
+ * The pidfd names the child itself: once the child is gone it gives
+ * ESRCH, never a stranger. Without one, waitpid(pid, WNOHANG) first tells
+ * whether the pid is still our unreaped child (ECHILD: somebody took it). */
+int aloop_process_kill(aloop_process_t *p, int signo) {
+    if (!p || signo < 0 || signo >= NSIG) return -EINVAL;
+    if (!p->loop || p->reaped) return -ESRCH;
+    if (p->pidfd >= 0) {
+        int rc = pidfd_signal(p->pidfd, signo, 0);
+        if (rc != -ENOSYS) return rc;
+    }
+    if (try_reap(p)) return -ESRCH;
+    return kill(p->pid, signo) < 0 ? -errno : 0;
+}
+
+/* The group outlives its leader while any member lives, and its id (the
+ * leader's pid) cannot be reused meanwhile. The pidfd reaches the group
+ * of the leader's own struct pid (Linux 6.9: PIDFD_SIGNAL_PROCESS_GROUP),
+ * which a process that later gets the same number is not: ESRCH once the
+ * group is empty, never a stranger. Elsewhere kill(-pid); once it found
+ * the group empty after the leader's reap, -ESRCH for good. */
 int aloop_process_kill_group(aloop_process_t *p, int signo) {
     if (!p || !p->group || signo < 0 || signo >= NSIG) return -EINVAL;
-    if (!p->loop || p->reaped) return -ESRCH;
-    if (kill(-p->pid, signo) < 0) return -errno;
-    return 0;
+    if (!p->loop) return -ESRCH;
+    if (p->pidfd >= 0) {
+        int rc = pidfd_signal(p->pidfd, signo, PIDFD_SIGNAL_PROCESS_GROUP);
+        if (rc != -EINVAL && rc != -ENOSYS) return rc; /* EINVAL: before 6.9 */
+    }
+    if (p->group_gone) return -ESRCH;
+    if (kill(-p->pid, signo) == 0) return 0;
+    int rc = -errno;
+    if (rc == -ESRCH && p->reaped) p->group_gone = 1;
+    return rc;
 }
 
 void aloop_process_free(aloop_process_t *p) {
     if (!p || p->orphaned) return;
     for (int i = 0; i < 3; i++) close_fd(p, i);
     p->orphaned = 1;
+    if (p->reaped) pidfd_close(p); /* a group leader's, kept for kill_group */
     if (!p->loop) {
         process_destroy(p);
         return;
@@ -883,7 +934,7 @@ void aloop__process_free(aloop_t *loop) {
         aloop__list_init(&p->waiters); /* no task is left to wait */
         p->users = 1;                  /* keeps p while we look at it */
         if (!try_reap(p)) reap_later(p->pid);
-        pidfd_unwatch(p);
+        pidfd_close(p); /* detached: kill says -ESRCH */
         for (int i = 0; i < 3; i++)
             if (p->fds[i] >= 0) aloop__io_forget(loop, p->fds[i]);
         p->users = 0;
