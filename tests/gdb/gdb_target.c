@@ -16,6 +16,18 @@
 
 #define NOINLINE __attribute__((noinline))
 
+/* ASan's shadow memory makes a gcore of this process take minutes. */
+#if defined(__SANITIZE_ADDRESS__)
+#define SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SANITIZED 1
+#endif
+#endif
+#ifndef SANITIZED
+#define SANITIZED 0
+#endif
+
 static aloop_queue_t *q;
 static aloop_event_t *ev;
 static aloop_lock_t *lock;
@@ -78,7 +90,7 @@ int main(int argc, char **argv) {
     if (aloop_run_once(loop, 0) != 1) return 1; /* each runs and waits */
     spawn(loop, napper, NULL, "unborn");
     aloop_gdb_target_ready();
-    printf("ready %d\n", (int)getpid());
+    printf("ready %d%s\n", (int)getpid(), SANITIZED ? " sanitized" : "");
     fflush(stdout);
     char c;
     if (read(0, &c, 1) < 0) return 1; /* until the test closes stdin */

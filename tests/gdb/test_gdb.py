@@ -16,6 +16,7 @@ import sys
 import tempfile
 
 SKIP = 77
+sanitized = False
 mode, gdb_script, target = sys.argv[1], sys.argv[2], sys.argv[3]
 
 
@@ -68,10 +69,12 @@ def check(out):
 
 def start_target(*args):
     p = subprocess.Popen([target] + list(args), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    global sanitized
     line = p.stdout.readline()
     if not line.startswith("ready "):
         p.kill()
         sys.exit("gdb_target did not start: %r" % line)
+    sanitized = "sanitized" in line.split()
     return p, int(line.split()[1])
 
 
@@ -114,6 +117,9 @@ elif mode == "core":
         # gcore leaves out memory pieces that hold a guard page (see the
         # extension's `help aloop bt`): stacks without them
         p, pid = start_target("--no-guard")
+        if sanitized:
+            stop_target(p)
+            skip("AddressSanitizer's shadow memory makes gcore take minutes")
         try:
             out = run_gdb(["-p", str(pid), "-ex", "gcore " + core, "-ex", "detach"])
         finally:
