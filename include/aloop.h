@@ -781,6 +781,39 @@ ALOOP_API int aloop_stream_close(aloop_stream_t *s);
 /* The stream's fd. */
 ALOOP_API int aloop_stream_fd(const aloop_stream_t *s);
 
+/* Half-close (asyncio writer.write_eof, uv_shutdown): the peer reads EOF
+ * after everything written so far; reading goes on. Does not suspend.
+ * 0 (also when already shut down); -ENOTSOCK when the fd is not a socket
+ * (the stream is then untouched), -EBUSY while another task writes,
+ * -EBADF after close, -EINVAL for NULL. Writes afterwards are -EPIPE. */
+ALOOP_API int aloop_stream_shutdown(aloop_stream_t *s);
+/* Copies from `from` to `to` until EOF on `from` (n == 0) or n bytes: the
+ * bytes already buffered in `from` first, then fd to fd with splice(2) or
+ * sendfile(2) where the kernel can (a pipe on either side, a regular file
+ * as the source), through from's buffer otherwise. *copied (may be NULL)
+ * is set on every return to the bytes delivered to `to`. 0 at EOF or when
+ * n bytes are copied; -ECANCELED, -EPIPE, -ECONNRESET, ... with *copied
+ * telling how far it got: a copy that stops holds nothing, the bytes read
+ * but not written stay in from's buffer for its next read. It is a read of
+ * `from` and a write of `to` (-EBUSY when another task reads from or
+ * writes to them; to == from is allowed), and spends the cooperative
+ * budget like every other call. */
+ALOOP_API int aloop_stream_copy(aloop_stream_t *to, aloop_stream_t *from, size_t n,
+                                size_t *copied);
+/* The same on bare fds: sockets, pipes and regular files as the source
+ * (from its current offset, which advances), any writable fd as the
+ * destination. A copy that stops holds nothing either (splice(2),
+ * sendfile(2), or a socket source read with MSG_PEEK and taken only once
+ * written), except from other sources (ttys, devices): there a cancel
+ * drops the bytes of the write in progress. -EBADF for a negative fd. */
+ALOOP_API int aloop_copy(int out_fd, int in_fd, size_t n, size_t *copied);
+/* n bytes of the regular file in_fd from offset to out_fd (sendfile(2)
+ * where there is one; n == 0: to the end of the file; the file's own
+ * offset does not move). *sent (may be NULL) as *copied above. 0 at the
+ * end of the file or after n bytes; -EINVAL for a negative offset or a
+ * source that is not a regular file; -ECANCELED, -EPIPE, ... */
+ALOOP_API int aloop_sendfile(int out_fd, int in_fd, off_t offset, size_t n, size_t *sent);
+
 /* ---- servers */
 
 typedef struct aloop_server aloop_server_t;
@@ -867,7 +900,10 @@ ALOOP_API int aloop_write_file(const char *path, const void *buf, size_t len);
  * outside a task, -EINVAL for a NULL fn, -ENOMEM, or pthread_create's error
  * when no worker could be started. */
 ALOOP_API int aloop_run_in_thread(void *(*fn)(void *), void *arg, void **result);
-/* Worker pool size for loop (default: number of CPUs); before first use. */
+/* Worker pool size for loop (default: number of CPUs); before first use.
+ * Name lookups have a lane of their own: at most n of them and at most n
+ * other jobs (files, run_in_thread) run at once, on up to 2n workers, so
+ * lookups waiting for a slow DNS server never hold back the other jobs. */
 ALOOP_API int aloop_set_thread_pool_size(aloop_t *loop, unsigned n);
 
 /* ---- worker jobs that outlive their caller */
@@ -953,7 +989,15 @@ enum {
     /* The child leads a new process group (setpgid(0, 0)), so that
      * aloop_process_kill_group reaches what it starts too, and a Ctrl-C
      * at the terminal does not. */
-    ALOOP_PROCESS_NEW_GROUP = 1
+    ALOOP_PROCESS_NEW_GROUP = 1,
+    /* The child leads a new session (setsid()): no controlling terminal,
+     * its own process group too (aloop_process_kill_group works). */
+    ALOOP_PROCESS_NEW_SESSION = 2,
+    /* Plain inheritance: the child also gets every fd of the parent that
+     * is not close-on-exec. By default it gets exactly its stdio and
+     * extra_fds, every other fd closed (Python's close_fds=True), so a
+     * pipe() of the program never leaks into children. */
+    ALOOP_PROCESS_KEEP_FDS = 4
 };
 
 typedef struct aloop_process_opts {
@@ -961,17 +1005,26 @@ typedef struct aloop_process_opts {
     const char *cwd;                          /* NULL = inherit */
     char *const *envp;                        /* NULL = inherit (environ) */
     unsigned flags;                           /* ALOOP_PROCESS_*; 0 = none */
+    const int *extra_fds;                     /* parent fds the child gets as 3, 4, ... */
+    size_t n_extra_fds;                       /* (Go's ExtraFiles); 0 = none */
 } aloop_process_opts_t;
 
 /* Starts argv[0] with arguments argv (NULL-terminated). A name without '/'
  * is searched in PATH (the child's PATH when envp is given). NULL opts =
- * inherit everything. Not suspending; may be called outside a task.
- * Returns NULL + errno on failure, with no child left behind: EINVAL (NULL
- * loop or argv, empty argv[0], a bad mode), a program that cannot be
- * executed (ENOENT, EACCES, ENOEXEC, ...) or a cwd that cannot be entered
- * (ENOENT, ...) rather than exit status 127, EMFILE, EAGAIN, ENOMEM; EPERM
+ * inherit stdio, no other fd. Not suspending; may be called outside a
+ * task. The child gets exactly fds 0-2 and extra_fds (as 3, 4, ...; any
+ * open fd of the parent, close-on-exec or not), every other fd closed
+ * unless ALOOP_PROCESS_KEEP_FDS. An INHERIT slot whose fd the parent has
+ * closed (or holds close-on-exec, as the library's own fds are) gives the
+ * child /dev/null there, never a library fd. Returns NULL + errno on
+ * failure, with no child left behind: EINVAL (NULL loop or argv, empty
+ * argv[0], a bad mode or flag, extra_fds NULL with n_extra_fds > 0 or
+ * more than 4096), EBADF (an extra fd is not open), a program that cannot
+ * be executed (ENOENT, EACCES, ENOEXEC, ...) or a cwd that cannot be
+ * entered (ENOENT, ...) rather than exit status 127, EMFILE, EAGAIN,
+ * ENOMEM, ENOSYS (NEW_SESSION or cwd where the C library cannot); EPERM
  * from a thread that is not the loop's. Pipe ends are close-on-exec and
- * non-blocking. */
+ * non-blocking, and, like every fd of the library, never 0, 1 or 2. */
 ALOOP_API aloop_process_t *aloop_process_spawn(aloop_t *loop, char *const argv[],
                                                const aloop_process_opts_t *opts);
 /* The child's pid (valid until aloop_process_free), or -EINVAL for NULL. */

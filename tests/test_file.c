@@ -452,6 +452,14 @@ static void *oom_reads(void *arg) {
     if (rc == -ENOMEM) return aloop_fail(rc);
     assert_int_equal(rc, 0);
     free(data);
+    /* the loop-side paths of character devices */
+    rc = aloop_read_file("/dev/null", &data, &len);
+    if (rc == -ENOMEM) return aloop_fail(rc);
+    assert_int_equal(rc, 0);
+    free(data);
+    rc = aloop_write_file("/dev/full", "x", 1);
+    if (rc == -ENOMEM) return aloop_fail(rc);
+    assert_int_equal(rc, -ENOSPC);
     return NULL;
 }
 
@@ -614,6 +622,38 @@ static void test_whole_files_on_devices(void **state) {
     assert_int_equal(run_task(devices_main, NULL), 0);
 }
 
+/* aloop_write_file into a FIFO that nobody reads: it waits in the loop,
+ * trying the open again, holds no worker, and a cancel ends it; the loop
+ * is then freed at once (nothing stuck on the pool). Then a reader comes,
+ * and the next write goes through. */
+static void *fifo_write_cancel_main(void *arg) {
+    fifo_ctx_t *c = arg;
+    aloop_task_t *w = aloop_spawn(aloop_current(), fifo_writer, c);
+    assert_int_equal(aloop_sleep(5), 0);
+    assert_int_equal(aloop_future_done(w), 0);
+    aloop_cancel(w);
+    assert_int_equal(aloop_await(w, NULL), -ECANCELED);
+    aloop_release(w);
+    /* a reader now: the writer that follows opens and writes */
+    aloop_task_t *r = aloop_spawn(aloop_current(), fifo_reader, c);
+    assert_int_equal(aloop_sleep(0.01), 0);
+    assert_int_equal(aloop_write_file(c->path, "late", 4), 0);
+    assert_int_equal(aloop_await(r, NULL), 0);
+    aloop_release(r);
+    assert_int_equal(c->rc, 0);
+    assert_string_equal(c->data, "late");
+    free(c->data);
+    return NULL;
+}
+
+static void test_write_file_fifo_without_reader_cancels(void **state) {
+    (void)state;
+    fifo_ctx_t c = {.rc = 1};
+    make_fifo(c.path, sizeof c.path);
+    assert_int_equal(run_task(fifo_write_cancel_main, &c), 0);
+    unlink(c.path);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_read_20mb_keeps_loop_running),
@@ -630,6 +670,7 @@ int main(void) {
         cmocka_unit_test(test_read_file_fifo_without_writer_cancels),
         cmocka_unit_test(test_write_file_into_read_file_through_fifo),
         cmocka_unit_test(test_whole_files_on_devices),
+        cmocka_unit_test(test_write_file_fifo_without_reader_cancels),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

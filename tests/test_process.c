@@ -592,7 +592,7 @@ static void *kill_group_task(void *arg) {
     }
     assert_int_equal(aloop_process_kill_group(p, SIGTERM), -ESRCH);
     aloop_process_free(p);
-    o.flags = 2;
+    o.flags = 8;
     char *argv[] = {"true", NULL};
     errno = 0;
     assert_null(aloop_process_spawn(aloop_current(), argv, &o));
@@ -929,6 +929,167 @@ static void other_loop_round(void) {
 }
 BOTH_PATHS(other_loop)
 
+/* ---- the child's fds ------------------------------------------------------------- */
+
+/* The fd numbers the child's shell holds, as "0 1 2 ..." (ls runs as a
+ * child of the shell, so its own fds are not in the list; the shell waits
+ * for it, so the list does not change meanwhile). */
+static void child_fds(const aloop_process_opts_t *base, char *out, size_t cap) {
+    aloop_process_opts_t o = *base;
+    o.stdout_mode = ALOOP_STDIO_PIPE;
+    aloop_process_t *p = spawn_sh("ls /proc/$$/fd; true", &o); /* no pipeline: no pipe of its own */
+    char *s = NULL;
+    int st;
+    assert_int_equal(aloop_process_communicate(p, NULL, 0, &s, NULL, NULL, NULL, &st), 0);
+    assert_int_equal(st, 0);
+    for (char *c = s; *c; c++)
+        if (*c == '\n') *c = ' ';
+    snprintf(out, cap, "%s", s);
+    free(s);
+    aloop_process_free(p);
+}
+
+static void *child_fds_task(void *arg) {
+    (void)arg;
+    int pp[2], q[2];
+    assert_int_equal(pipe(pp), 0); /* plain pipe(): not close-on-exec */
+    assert_int_equal(pipe(q), 0);
+    char got[256];
+    aloop_process_opts_t o = {0};
+    child_fds(&o, got, sizeof got);
+    assert_string_equal(got, "0 1 2 "); /* the program's pipe stays its own */
+    o.flags = ALOOP_PROCESS_KEEP_FDS;
+    child_fds(&o, got, sizeof got);
+    char want[64];
+    snprintf(want, sizeof want, " %d ", pp[1]);
+    assert_non_null(strstr(got, want)); /* plain inheritance */
+    /* extra fds arrive as 3, 4, ... in the order given, whatever their
+     * numbers here (q[1] may well be 4 or 5 already) */
+    int extra[2] = {q[1], pp[1]};
+    aloop_process_opts_t e = {.extra_fds = extra, .n_extra_fds = 2};
+    child_fds(&e, got, sizeof got);
+    assert_string_equal(got, "0 1 2 3 4 ");
+    e.stdout_mode = ALOOP_STDIO_NULL;
+    aloop_process_t *p = spawn_sh("printf q >&3; printf p >&4", &e);
+    assert_int_equal(aloop_process_wait(p, NULL), 0);
+    aloop_process_free(p);
+    char c = 0;
+    assert_int_equal(read(q[0], &c, 1), 1);
+    assert_int_equal(c, 'q');
+    assert_int_equal(read(pp[0], &c, 1), 1);
+    assert_int_equal(c, 'p');
+    /* bad extra fds */
+    char *argv[] = {"true", NULL};
+    close(q[1]);
+    int closed = 1000;
+    assert_true(fcntl(closed, F_GETFD) < 0);
+    e.extra_fds = &closed;
+    e.n_extra_fds = 1;
+    errno = 0;
+    assert_null(aloop_process_spawn(aloop_current(), argv, &e));
+    assert_int_equal(errno, EBADF);
+    e.extra_fds = NULL;
+    errno = 0;
+    assert_null(aloop_process_spawn(aloop_current(), argv, &e));
+    assert_int_equal(errno, EINVAL);
+    close(pp[0]);
+    close(pp[1]);
+    close(q[0]);
+    return NULL;
+}
+static void child_fds_round(void) { run_task(child_fds_task, NULL); }
+BOTH_PATHS(child_fds)
+
+/* A new session: the child leads its session and its group. */
+static void *new_session_task(void *arg) {
+    (void)arg;
+    aloop_process_opts_t o = {.stdin_mode = ALOOP_STDIO_PIPE, .flags = ALOOP_PROCESS_NEW_SESSION};
+    char *cat[] = {"cat", NULL};
+    aloop_process_t *p = aloop_process_spawn(aloop_current(), cat, &o);
+    assert_non_null(p);
+    pid_t pid = aloop_process_pid(p);
+    assert_int_equal(getsid(pid), pid);
+    assert_int_equal(getpgid(pid), pid);
+    assert_true(getsid(0) != pid);
+    assert_int_equal(aloop_process_kill_group(p, 0), 0);
+    assert_int_equal(aloop_close(aloop_process_take_fd(p, 0)), 0);
+    int st;
+    assert_int_equal(aloop_process_wait(p, &st), 0);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    aloop_process_free(p);
+    o.flags = ALOOP_PROCESS_NEW_SESSION | ALOOP_PROCESS_NEW_GROUP; /* the same */
+    p = aloop_process_spawn(aloop_current(), cat, &o);
+    assert_non_null(p);
+    assert_int_equal(getsid(aloop_process_pid(p)), aloop_process_pid(p));
+    assert_int_equal(aloop_close(aloop_process_take_fd(p, 0)), 0);
+    assert_int_equal(aloop_process_wait(p, NULL), 0);
+    aloop_process_free(p);
+    return NULL;
+}
+static void new_session_round(void) { run_task(new_session_task, NULL); }
+BOTH_PATHS(new_session)
+
+static void *communicate_plain(void *arg) {
+    int rc = aloop_process_communicate(arg, "x", 1, NULL, NULL, NULL, NULL, NULL);
+    return rc == 0 ? NULL : (void *)1;
+}
+
+/* In a forked copy of this process whose fds 0 and 1 are closed: a loop's
+ * fds must not take those numbers, and a child with stdin piped, stdout
+ * inherited (closed here) and stderr to stdout gets /dev/null on 1 and 2,
+ * never one of the library's fds (once the write end of its own stdin,
+ * so that communicate never saw the end of it). Exit codes say what
+ * failed; alarm bounds a hang. */
+static int closed_stdio_child(int report_fd) {
+    alarm(60);
+    close(0);
+    close(1);
+    aloop_t *loop = new_loop();
+    if (fcntl(0, F_GETFD) >= 0 || fcntl(1, F_GETFD) >= 0) return 10; /* a loop fd on 0/1 */
+    aloop_process_opts_t o = {.stdin_mode = ALOOP_STDIO_PIPE,
+                              .stderr_mode = ALOOP_STDIO_STDOUT,
+                              .extra_fds = &report_fd,
+                              .n_extra_fds = 1};
+    /* the shell's own 1 and 2, read before any redirection of its own */
+    char *argv[] = {"sh", "-c",
+                    "cat >/dev/null; a=$(readlink /proc/$$/fd/1); b=$(readlink /proc/$$/fd/2);"
+                    " echo \"$a $b\" >&3",
+                    NULL};
+    aloop_process_t *p = aloop_process_spawn(loop, argv, &o);
+    if (!p) return 11;
+    if (fcntl(0, F_GETFD) >= 0 || fcntl(1, F_GETFD) >= 0) return 12; /* a pipe end on 0/1 */
+    aloop_task_t *t = aloop_spawn(loop, communicate_plain, p);
+    if (!t || aloop_run(loop) != 0 || aloop_future_result(t, NULL) != 0) return 13;
+    aloop_release(t);
+    aloop_process_free(p);
+    aloop_free(loop);
+    return 0;
+}
+
+static void closed_stdio_round(void) {
+    int rep[2];
+    assert_int_equal(pipe(rep), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(rep[0]);
+        _exit(closed_stdio_child(rep[1]));
+    }
+    close(rep[1]);
+    char buf[256];
+    size_t len = 0;
+    ssize_t n;
+    while ((n = read(rep[0], buf + len, sizeof buf - 1 - len)) > 0) len += (size_t)n;
+    buf[len] = '\0';
+    close(rep[0]);
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+    assert_string_equal(buf, "/dev/null /dev/null\n");
+}
+BOTH_PATHS(closed_stdio)
+
 /* ---- several loops on several threads ----------------------------------- */
 
 #define LOOPS 4
@@ -1092,6 +1253,9 @@ int main(void) {
         cmocka_unit_test(test_free_loop),
         cmocka_unit_test(test_other_loop),
         cmocka_unit_test(test_many_loops),
+        cmocka_unit_test(test_child_fds),
+        cmocka_unit_test(test_new_session),
+        cmocka_unit_test(test_closed_stdio),
         cmocka_unit_test(test_allocation_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1141,6 +1141,441 @@ static void test_max_line_size_max(void **state) {
     close(h.sv[1]);
 }
 
+/* ---- shutdown -------------------------------------------------------------- */
+
+static void *shut_main(void *arg) {
+    ctx_t *c = arg;
+    aloop_stream_t *s = aloop_stream_new(aloop_current(), c->sv[0], 0);
+    c->rc[0] = aloop_stream_write(s, "abc", 3);
+    c->rc[1] = aloop_stream_shutdown(s);
+    c->rc[2] = aloop_stream_shutdown(s); /* again: 0, nothing */
+    c->rc[3] = aloop_stream_write(s, "x", 1);
+    /* the peer sees abc then EOF, and can still answer */
+    c->rc[4] = aloop_read(c->sv[1], c->line[0], sizeof c->line[0]);
+    c->rc[5] = aloop_read(c->sv[1], c->line[1], sizeof c->line[1]);
+    aloop_write_all(c->sv[1], "reply\n", 6);
+    c->rc[6] = aloop_stream_readline(s, c->line[2], sizeof c->line[2]);
+    aloop_stream_close(s);
+    /* a pipe: -ENOTSOCK, and the stream is untouched (writes still go) */
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    s = aloop_stream_new(aloop_current(), p[1], 0);
+    c->rc[7] = aloop_stream_shutdown(s);
+    c->rc[8] = aloop_stream_write(s, "ok", 2);
+    c->rc[9] = aloop_read(p[0], c->line[3], sizeof c->line[3]);
+    c->rc[10] = aloop_stream_shutdown(NULL);
+    aloop_stream_close(s);
+    close(p[0]);
+    return NULL;
+}
+
+static void test_shutdown(void **state) {
+    (void)state;
+    ctx_t c = {0};
+    pair(&c);
+    assert_int_equal(run_virtual(shut_main, &c), 0);
+    assert_int_equal(c.rc[0], 3);
+    assert_int_equal(c.rc[1], 0);
+    assert_int_equal(c.rc[2], 0);
+    assert_int_equal(c.rc[3], -EPIPE);
+    assert_int_equal(c.rc[4], 3);
+    assert_memory_equal(c.line[0], "abc", 3);
+    assert_int_equal(c.rc[5], 0);
+    assert_int_equal(c.rc[6], 6);
+    assert_string_equal(c.line[2], "reply\n");
+    assert_int_equal(c.rc[7], -ENOTSOCK);
+    assert_int_equal(c.rc[8], 2);
+    assert_int_equal(c.rc[9], 2);
+    assert_int_equal(c.rc[10], -EINVAL);
+    close(c.sv[1]);
+}
+
+/* ---- aloop_stream_copy ------------------------------------------------------ */
+
+static unsigned char pat(size_t i) { return (unsigned char)(i ^ (i >> 8) ^ (i >> 17)); }
+
+static void fill_pat(unsigned char *b, size_t from, size_t n) {
+    for (size_t i = 0; i < n; i++) b[i] = pat(from + i);
+}
+
+/* Source peer -> [from] -copy-> [to] -> sink peer, checked byte by byte. */
+typedef struct relay {
+    int src[2], dst[2]; /* src[1] is written by the producer, dst[1] read by the sink */
+    int src_pipe, dst_pipe;
+    size_t total, n, copied, sunk;
+    size_t max_line;
+    size_t head;        /* bytes of a line read first through from (buffered) */
+    aloop_stream_t *from, *to;
+    int rc, bad, sink_slow, src_slow;
+} relay_t;
+
+static void relay_pair(int *fds, int use_pipe) {
+    if (use_pipe) assert_int_equal(pipe(fds), 0);
+    else assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+}
+
+static void *relay_producer(void *arg) {
+    relay_t *r = arg;
+    unsigned char *buf = malloc(65536);
+    for (size_t off = 0; off < r->total;) {
+        size_t k = r->total - off < 65536 ? r->total - off : 65536;
+        fill_pat(buf, off, k);
+        if (r->src_slow) aloop_sleep(0.01);
+        if (aloop_write_all(r->src[1], buf, k) < 0) break;
+        off += k;
+    }
+    free(buf);
+    aloop_close(r->src[1]);
+    r->src[1] = -1;
+    return NULL;
+}
+
+static void *relay_copier(void *arg) {
+    relay_t *r = arg;
+    char line[64];
+    if (r->head) aloop_stream_readexactly(r->from, line, r->head);
+    r->rc = aloop_stream_copy(r->to, r->from, r->n, &r->copied);
+    r->copied += r->head;
+    aloop_stream_close(r->to); /* the sink sees EOF */
+    r->to = NULL;
+    return NULL;
+}
+
+static void *relay_sink(void *arg) {
+    relay_t *r = arg;
+    unsigned char *buf = malloc(65536);
+    for (;;) {
+        if (r->sink_slow) aloop_sleep(0.001);
+        ssize_t n = aloop_read(r->dst[1], buf, r->sink_slow ? 4096 : 65536);
+        if (n <= 0) break;
+        for (ssize_t i = 0; i < n; i++)
+            if (buf[i] != pat(r->sunk + (size_t)i)) r->bad++;
+        r->sunk += (size_t)n;
+    }
+    free(buf);
+    return NULL;
+}
+
+static void relay_setup(relay_t *r, aloop_t *loop) {
+    relay_pair(r->src, r->src_pipe);
+    relay_pair(r->dst, r->dst_pipe);
+    if (r->dst_pipe) { /* dst[0] is written by the copy, dst[1] read by the sink */
+        int w = r->dst[1];
+        r->dst[1] = r->dst[0];
+        r->dst[0] = w;
+    }
+    assert_non_null(r->from = aloop_stream_new(loop, r->src[0], r->max_line));
+    assert_non_null(r->to = aloop_stream_new(loop, r->dst[0], 0));
+}
+
+static void relay_teardown(relay_t *r) {
+    if (r->from) aloop_stream_close(r->from);
+    if (r->src[1] >= 0) close(r->src[1]);
+    close(r->dst[1]);
+}
+
+/* The head is read through the stream first (so the copy starts with
+ * buffered bytes: they must go first), then 8 MiB more, byte-exact. */
+/* Sink bytes 0..: after the head the sink sees pat(head..); shift by head. */
+static void *relay_sink_shifted(void *arg) {
+    relay_t *r = arg;
+    r->sunk = r->head;
+    relay_sink(arg);
+    r->sunk -= r->head;
+    return NULL;
+}
+
+static void run_relay_shifted(int src_pipe, int dst_pipe, size_t max_line) {
+    relay_t r = {.total = 8u << 20, .src_pipe = src_pipe, .dst_pipe = dst_pipe,
+                 .max_line = max_line, .head = 5};
+    aloop_t *loop = vloop();
+    relay_setup(&r, loop);
+    aloop_task_t *ts[3] = {spawn(loop, relay_producer, &r), spawn(loop, relay_copier, &r),
+                           spawn(loop, relay_sink_shifted, &r)};
+    run_and_release(loop, ts, 3);
+    assert_int_equal(r.rc, 0);
+    assert_int_equal(r.copied, r.total);
+    assert_int_equal(r.sunk, r.total - r.head);
+    assert_int_equal(r.bad, 0);
+    relay_teardown(&r);
+    aloop_free(loop);
+}
+
+static void test_copy_socket_to_socket(void **state) {
+    (void)state;
+    run_relay_shifted(0, 0, 0);
+}
+
+static void test_copy_pipe_to_socket(void **state) {
+    (void)state;
+    run_relay_shifted(1, 0, 0); /* splice after the buffered bytes */
+}
+
+static void test_copy_socket_to_pipe(void **state) {
+    (void)state;
+    run_relay_shifted(0, 1, 0);
+}
+
+static void test_copy_small_buffer(void **state) {
+    (void)state;
+    run_relay_shifted(0, 0, 16); /* 17-byte steps: many budget yields */
+}
+
+/* n bytes exactly; the rest stays readable in order. */
+static void *copy_n_main(void *arg) {
+    relay_t *r = arg;
+    unsigned char buf[300];
+    fill_pat(buf, 0, sizeof buf);
+    assert_int_equal(write(r->src[1], buf, sizeof buf), (ssize_t)sizeof buf);
+    r->rc = aloop_stream_copy(r->to, r->from, 100, &r->copied);
+    ssize_t got = aloop_read(r->dst[1], buf, sizeof buf);
+    r->sunk = (size_t)got;
+    for (ssize_t i = 0; i < got; i++) r->bad += buf[i] != pat((size_t)i);
+    got = aloop_stream_readexactly(r->from, buf, 200);
+    assert_int_equal(got, 200);
+    for (int i = 0; i < 200; i++) r->bad += buf[i] != pat(100 + (size_t)i);
+    /* EOF before n: 0 and what there was */
+    assert_int_equal(write(r->src[1], buf, 10), 10);
+    close(r->src[1]);
+    r->src[1] = -1;
+    size_t c2 = 99;
+    r->n = (size_t)aloop_stream_copy(r->to, r->from, 1000, &c2);
+    r->total = c2;
+    return NULL;
+}
+
+static void test_copy_n_and_eof(void **state) {
+    (void)state;
+    relay_t r = {0};
+    aloop_t *loop = vloop();
+    relay_setup(&r, loop);
+    aloop_task_t *t = spawn(loop, copy_n_main, &r);
+    run_and_release(loop, &t, 1);
+    assert_int_equal(r.rc, 0);
+    assert_int_equal(r.copied, 100);
+    assert_int_equal(r.sunk, 100);
+    assert_int_equal(r.bad, 0);
+    assert_int_equal(r.n, 0);
+    assert_int_equal(r.total, 10);
+    aloop_stream_close(r.to);
+    relay_teardown(&r);
+    aloop_free(loop);
+}
+
+/* A cancelled copy has delivered exactly *copied bytes and dropped none:
+ * the sink's bytes then the source's remaining bytes are the whole input,
+ * in order. Cancelled (a) waiting for the source, (b) waiting for the
+ * destination, (c) at a budget yield between two steps; with and without
+ * the kernel path. */
+typedef struct cancel_relay {
+    relay_t r;
+    aloop_task_t *copier;
+    int where; /* 0: source wait, 1: destination wait, 2: budget yield */
+    size_t prefill;
+} cancel_relay_t;
+
+static void *cr_copier(void *arg) {
+    cancel_relay_t *c = arg;
+    c->r.copied = 12345;
+    c->r.rc = aloop_stream_copy(c->r.to, c->r.from, 0, &c->r.copied);
+    return NULL;
+}
+
+static void *cr_canceller(void *arg) {
+    cancel_relay_t *c = arg;
+    aloop_cancel(c->copier);
+    return NULL;
+}
+
+static size_t drain_fd(int fd, size_t at, int *bad) {
+    unsigned char buf[4096];
+    size_t n = 0;
+    ssize_t k;
+    while ((k = read(fd, buf, sizeof buf)) > 0) {
+        for (ssize_t i = 0; i < k; i++) *bad += buf[i] != pat(at + n + (size_t)i);
+        n += (size_t)k;
+    }
+    return n;
+}
+
+/* Reads `from` to its end: it must continue the pattern at r->copied. */
+static void *rest_reader(void *arg) {
+    relay_t *r = arg;
+    unsigned char buf[512];
+    ssize_t k;
+    r->sunk = 0;
+    while ((k = aloop_stream_read(r->from, buf, sizeof buf)) > 0) {
+        for (ssize_t i = 0; i < k; i++) r->bad += buf[i] != pat(r->copied + r->sunk + (size_t)i);
+        r->sunk += (size_t)k;
+    }
+    return NULL;
+}
+
+static void run_cancel_relay(int src_pipe, int where) {
+    cancel_relay_t c = {.where = where};
+    c.r.src_pipe = src_pipe;
+    c.r.max_line = where == 2 ? 16 : 0;
+    aloop_t *loop = vloop();
+    relay_setup(&c.r, loop);
+    size_t avail = where == 0 ? 100 : 4096, extra = where == 0 ? 50 : 0;
+    unsigned char buf[4096 + 50];
+    fill_pat(buf, 0, avail + extra);
+    assert_int_equal(write(c.r.src[1], buf, avail), (ssize_t)avail);
+    if (where != 0) { /* where 0: the source stays open, the copy waits on it */
+        close(c.r.src[1]);
+        c.r.src[1] = -1;
+    }
+    if (where == 1) { /* the destination is full: the copy waits on it */
+        fcntl(c.r.dst[0], F_SETFL, O_NONBLOCK);
+        char junk[1024] = {0};
+        while (write(c.r.dst[0], junk, sizeof junk) > 0) c.prefill += sizeof junk;
+        while (write(c.r.dst[0], junk, 1) > 0) c.prefill++;
+    }
+    aloop_task_t *ts[2];
+    c.copier = ts[0] = spawn(loop, cr_copier, &c);
+    if (where == 2) { /* the copy never waits on an fd: it yields to its budget */
+        ts[1] = spawn(loop, cr_canceller, &c);
+    } else {
+        step(loop);
+        step(loop);
+        assert_false(aloop_future_done(c.copier));
+        ts[1] = spawn(loop, cr_canceller, &c);
+    }
+    run_and_release(loop, ts, 2);
+    assert_int_equal(c.r.rc, -ECANCELED);
+    if (where == 0) assert_int_equal(c.r.copied, avail);
+    if (where == 2) assert_true(c.r.copied > 0 && c.r.copied < avail);
+    /* what reached the destination: exactly *copied bytes, in order */
+    aloop_stream_close(c.r.to);
+    fcntl(c.r.dst[1], F_SETFL, O_NONBLOCK);
+    for (size_t left = c.prefill; left;) {
+        char junk[1024];
+        ssize_t k = read(c.r.dst[1], junk, left < sizeof junk ? left : sizeof junk);
+        assert_true(k > 0);
+        left -= (size_t)k;
+    }
+    int bad = 0;
+    assert_int_equal(drain_fd(c.r.dst[1], 0, &bad), c.r.copied);
+    assert_int_equal(bad, 0);
+    /* and the rest is still in the source, nothing dropped */
+    if (where == 0) {
+        assert_int_equal(write(c.r.src[1], buf + avail, extra), (ssize_t)extra);
+        close(c.r.src[1]);
+        c.r.src[1] = -1;
+    }
+    aloop_task_t *t = spawn(loop, rest_reader, &c.r);
+    run_and_release(loop, &t, 1);
+    assert_int_equal(c.r.copied + c.r.sunk, avail + extra);
+    assert_int_equal(c.r.bad, 0);
+    relay_teardown(&c.r);
+    aloop_free(loop);
+}
+
+static void test_copy_cancel_source_wait(void **state) {
+    (void)state;
+    run_cancel_relay(0, 0);
+}
+
+static void test_copy_cancel_source_wait_pipe(void **state) {
+    (void)state;
+    run_cancel_relay(1, 0);
+}
+
+static void test_copy_cancel_destination_wait(void **state) {
+    (void)state;
+    run_cancel_relay(0, 1);
+}
+
+static void test_copy_cancel_destination_wait_pipe(void **state) {
+    (void)state;
+    run_cancel_relay(1, 1);
+}
+
+static void test_copy_cancel_budget_yield(void **state) {
+    (void)state;
+    run_cancel_relay(0, 2);
+}
+
+/* Copy while another task reads the source, or writes the destination:
+ * -EBUSY at once, *copied 0, nothing moved. NULL: -EINVAL. */
+static void *copy_busy_main(void *arg) {
+    relay_t *r = arg;
+    size_t copied = 7;
+    r->rc = aloop_stream_copy(r->to, r->from, 0, &copied);
+    r->copied = copied;
+    r->n = (size_t)-aloop_stream_copy(NULL, r->from, 0, &copied);
+    return NULL;
+}
+
+static void *line_reader_of(void *arg) {
+    relay_t *r = arg;
+    char line[64];
+    r->sunk = (size_t)aloop_stream_readline(r->from, line, sizeof line);
+    return NULL;
+}
+
+static void test_copy_busy(void **state) {
+    (void)state;
+    relay_t r = {0};
+    aloop_t *loop = vloop();
+    relay_setup(&r, loop);
+    assert_int_equal(write(r.src[1], "abc", 3), 3);
+    aloop_task_t *a = spawn(loop, line_reader_of, &r);
+    step(loop);
+    aloop_task_t *b = spawn(loop, copy_busy_main, &r);
+    assert_int_equal(aloop_run_until_complete(loop, b), 0);
+    assert_int_equal(r.rc, -EBUSY);
+    assert_int_equal(r.copied, 0);
+    assert_int_equal(r.n, EINVAL);
+    assert_int_equal(write(r.src[1], "d\n", 2), 2);
+    assert_int_equal(aloop_run_until_complete(loop, a), 0);
+    assert_int_equal(r.sunk, 5); /* the reader got its whole line */
+    aloop_release(a);
+    aloop_release(b);
+    aloop_stream_close(r.to);
+    relay_teardown(&r);
+    aloop_free(loop);
+}
+
+/* The destination's peer goes away midway: -EPIPE (or -ECONNRESET) with
+ * *copied what the destination took, never more than was sent. */
+static void *copy_broken_main(void *arg) {
+    relay_t *r = arg;
+    r->rc = aloop_stream_copy(r->to, r->from, 0, &r->copied);
+    return NULL;
+}
+
+static void *closer_after_some(void *arg) {
+    relay_t *r = arg;
+    unsigned char buf[4096];
+    ssize_t n = aloop_read(r->dst[1], buf, sizeof buf);
+    r->sunk = (size_t)n;
+    close(r->dst[1]);
+    r->dst[1] = open("/dev/null", O_RDONLY); /* for the teardown */
+    return NULL;
+}
+
+static void test_copy_destination_closed(void **state) {
+    (void)state;
+    relay_t r = {.total = 8u << 20};
+    aloop_t *loop = vloop();
+    relay_setup(&r, loop);
+    aloop_task_t *ts[3] = {spawn(loop, relay_producer, &r), spawn(loop, copy_broken_main, &r),
+                           spawn(loop, closer_after_some, &r)};
+    aloop_task_t *pt = ts[0];
+    assert_int_equal(aloop_run_until_complete(loop, ts[1]), 0);
+    assert_true(r.rc == -EPIPE || r.rc == -ECONNRESET);
+    assert_true(r.copied >= r.sunk && r.copied < r.total);
+    aloop_stream_close(r.from); /* the producer's writes fail now */
+    r.from = NULL;
+    assert_int_equal(aloop_run(loop), 0);
+    for (int i = 0; i < 3; i++) aloop_release(ts[i]);
+    ALOOP_UNUSED(pt);
+    aloop_stream_close(r.to);
+    relay_teardown(&r);
+    aloop_free(loop);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_readline_basic),
@@ -1171,6 +1606,19 @@ int main(void) {
         cmocka_unit_test(test_two_writers_never_interleave),
         cmocka_unit_test(test_endless_line),
         cmocka_unit_test(test_max_line_size_max),
+        cmocka_unit_test(test_shutdown),
+        cmocka_unit_test(test_copy_socket_to_socket),
+        cmocka_unit_test(test_copy_pipe_to_socket),
+        cmocka_unit_test(test_copy_socket_to_pipe),
+        cmocka_unit_test(test_copy_small_buffer),
+        cmocka_unit_test(test_copy_n_and_eof),
+        cmocka_unit_test(test_copy_cancel_source_wait),
+        cmocka_unit_test(test_copy_cancel_source_wait_pipe),
+        cmocka_unit_test(test_copy_cancel_destination_wait),
+        cmocka_unit_test(test_copy_cancel_destination_wait_pipe),
+        cmocka_unit_test(test_copy_cancel_budget_yield),
+        cmocka_unit_test(test_copy_busy),
+        cmocka_unit_test(test_copy_destination_closed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

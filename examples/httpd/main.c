@@ -125,6 +125,10 @@ static void *loop_main(void *arg) {
     signal_watch_t w_int = {t, SIGINT}, w_term = {t, SIGTERM};
     aloop_task_t *sig_int = NULL, *sig_term = NULL;
     int ok = t->stop != NULL;
+    if (ok && hl->opt->max_conns) {
+        hl->slots = aloop_semaphore_new(loop, (unsigned)hl->opt->max_conns);
+        ok = hl->slots != NULL;
+    }
     if (ok && watch) {
         sig_int = aloop_spawn(loop, signal_main, &w_int);
         sig_term = aloop_spawn(loop, signal_main, &w_term);
@@ -144,6 +148,7 @@ static void *loop_main(void *arg) {
     }
     stop_task(sig_int);
     stop_task(sig_term);
+    aloop_semaphore_free(hl->slots);
     aloop_event_free(t->stop);
     t->stop = NULL;
     return hl->server ? NULL : aloop_fail(-ENOMEM);
@@ -314,7 +319,7 @@ int main(int argc, char **argv) {
         case 'p': opt.port = optarg; break;
         case 'r': opt.root = optarg; break;
         case 'L': bad = parse_count(optarg, 1, 1024, &v); opt.loops = (unsigned)v; break;
-        case 'c': bad = parse_count(optarg, 0, 10000000, &v); opt.max_conns = v; break;
+        case 'c': bad = parse_count(optarg, 0, 1000000, &v); opt.max_conns = v; break;
         case 't': bad = parse_seconds(optarg, &opt.header_timeout); break;
         case 'i': bad = parse_seconds(optarg, &opt.idle_timeout); break;
         case 'g': bad = parse_seconds(optarg, &opt.grace); break;

@@ -495,6 +495,26 @@ def test_loops(srv, root):
         c.close()
 
 
+def test_max_conns(srv, root):
+    # started with --max-conns 1: a second connection waits in the backlog
+    # until the first one ends, then it is served
+    first = srv.conn()
+    first.request("GET", "/sub/a.txt")
+    assert first.getresponse().read() == b"inside\n"  # kept alive, holding the slot
+    second = srv.sock()
+    second.sendall(b"GET /k1.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+    r, _, _ = select.select([second], [], [], 0.3)
+    assert not r, "a second connection was served beside the first"
+    first.close()
+    got = b""
+    while not response_complete(got):
+        chunk = second.recv(65536)
+        assert chunk, got
+        got += chunk
+    assert status_of(got) == 200 and got.endswith(bytes(range(256)) * 4)
+    second.close()
+
+
 def test_curl(srv, root):
     curl = shutil.which("curl")
     if not curl:
@@ -536,6 +556,7 @@ TESTS = {
     "stalled_reader": (test_stalled_reader, ["--idle-timeout", "0.5"]),
     "graceful_shutdown": (test_graceful_shutdown, ["--quiet"]),
     "loops": (test_loops, ["--quiet", "--loops", "2"]),
+    "max_conns": (test_max_conns, ["--quiet", "--max-conns", "1"]),
     "curl": (test_curl, ["--quiet"]),
 }
 

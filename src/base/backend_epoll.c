@@ -6,6 +6,7 @@
 #include "backend_internal.h"
 
 #include "alloc_internal.h"
+#include "pipe_internal.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -24,7 +25,7 @@ struct aloop_backend {
 int aloop__backend_new(aloop_backend_t **out) {
     aloop_backend_t *b = aloop__malloc(sizeof *b);
     if (!b) return -ENOMEM;
-    b->epfd = epoll_create1(EPOLL_CLOEXEC);
+    b->epfd = aloop__fd_high(epoll_create1(EPOLL_CLOEXEC));
     if (b->epfd < 0) {
         int err = -errno;
         aloop__free(b);

@@ -18,14 +18,23 @@ static int set_flags(int fd) {
     return 0;
 }
 
+int aloop__fd_high(int fd) {
+    if (fd < 0 || fd > 2) return fd;
+    int n = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+    int e = errno;
+    close(fd);
+    errno = e;
+    return n;
+}
+
 int aloop__pipe(int fds[2]) {
     int p[2];
     if (pipe(p) < 0) return -errno;
     for (int i = 0; i < 2; i++) {
-        int rc = set_flags(p[i]);
+        int rc = (p[i] = aloop__fd_high(p[i])) < 0 ? -errno : set_flags(p[i]);
         if (rc < 0) {
-            close(p[0]);
-            close(p[1]);
+            if (p[i] >= 0) close(p[i]);
+            close(p[1 - i]);
             return rc;
         }
     }

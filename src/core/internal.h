@@ -422,6 +422,30 @@ void aloop__io_release(aloop_t *loop, int fd);
  * syscall, wait on EAGAIN. For stream.c. */
 ssize_t aloop__io_read(aloop_task_impl_t *t, int fd, void *buf, size_t len);
 ssize_t aloop__io_write_all(aloop_task_impl_t *t, int fd, const void *buf, size_t len);
+/* One write of at least one byte (suspending while fd is full): the bytes
+ * written (len for a regular file, written whole on the pool), or -errno. */
+ssize_t aloop__io_write(aloop_task_impl_t *t, int fd, const void *buf, size_t len);
+
+/* ---- fd to fd copies (copy.c) */
+/* Copies from in_fd to out_fd until the source's end (0) or n bytes (n ==
+ * 0: no limit), adding the bytes delivered to *done as they go; at *off of
+ * a regular file (advanced) when off is set, else at the fds' own
+ * positions. Holds no byte it took from in_fd when it stops (but for
+ * sources that are neither files, pipes nor sockets). `spent`: a syscall
+ * was already made in this call, so the first one spends budget too.
+ * 0 or -errno. */
+ssize_t aloop__copy_fd(aloop_task_impl_t *t, int out_fd, int in_fd, off_t *off, size_t n,
+                       size_t *done, int spent);
+/* Whether the kernel can copy between the two fds itself (splice,
+ * sendfile), so that a copy need not pass through a buffer. */
+int aloop__copy_has_kernel_path(int out_fd, int in_fd);
+
+/* ---- worker pool lanes (threadpool.c): each lane runs at most the pool's
+ * size of jobs at once, so slow name lookups cannot take every worker. */
+enum { ALOOP__LANE_JOBS, ALOOP__LANE_LOOKUPS, ALOOP__LANES };
+/* aloop_run_in_thread_with in a lane. */
+int aloop__run_in_lane(int lane, void *(*fn)(void *), void *arg,
+                       void (*discard)(void *result, void *arg), void **result);
 
 /* ---- sockets (net.c), shared with the datagram and Unix socket files */
 struct addrinfo;
@@ -440,6 +464,12 @@ int aloop__net_bind(const char *host, const char *port, int socktype, int backlo
                     unsigned flags);
 /* getaddrinfo's EAI_* code rc (sys_errno: errno after it) as -errno. */
 int aloop__gai_errno(int rc, int sys_errno);
+/* Test hook: fn answers the lookups the pool makes (names) instead of
+ * getaddrinfo, and free_fn frees its lists; NULL, NULL: getaddrinfo again.
+ * fn returns an EAI_* code, as getaddrinfo does. */
+typedef int (*aloop__resolver_fn)(const char *host, const char *port,
+                                  const struct addrinfo *hints, struct addrinfo **res);
+void aloop__test_set_resolver(aloop__resolver_fn fn, void (*free_fn)(struct addrinfo *));
 
 /* ---- streams (stream.c), for server.c: a hold keeps a stream's memory
  * alive while its owner may still close it (the handler of a connection may

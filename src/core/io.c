@@ -597,6 +597,21 @@ ssize_t aloop__io_read(aloop_task_impl_t *t, int fd, void *buf, size_t len) {
     }
 }
 
+ssize_t aloop__io_write(aloop_task_impl_t *t, int fd, const void *buf, size_t len) {
+    for (;;) {
+        if (watch_file(t->fut.loop, fd)) {
+            ssize_t n = file_io(t, fd, (void *)buf, len, 1);
+            if (n == ALOOP__IO_NOT_FILE) continue;
+            return n < 0 ? n : (ssize_t)len;
+        }
+        ssize_t n = try_write(t->fut.loop, fd, buf, len);
+        if (n == IO_IS_FILE) continue;
+        if (n != -EAGAIN) return n;
+        int rc = aloop__io_wait(t, fd, 1, -1);
+        if (rc < 0) return rc;
+    }
+}
+
 ssize_t aloop__io_write_all(aloop_task_impl_t *t, int fd, const void *buf, size_t len) {
     const char *p = buf;
     size_t done = 0;

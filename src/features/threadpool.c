@@ -22,6 +22,12 @@
  * discard function (aloop_run_in_thread_with) and frees it. The task's
  * stack is never touched by a worker.
  *
+ * Lanes: name lookups (net.c) may block for as long as a DNS server takes,
+ * so they run in a lane of their own: at most `size` lookups and at most
+ * `size` other jobs run at once, on up to 2 * size workers. A worker takes
+ * the oldest job whose lane has room, so slow lookups never hold back file
+ * I/O or run_in_thread, nor the reverse.
+ *
  * Workers start lazily (one more whenever a job would otherwise queue behind
  * busy workers, up to the pool size) with every signal blocked, so that
  * process-directed signals reach the loop's signalfd instead of them.
@@ -60,6 +66,7 @@ typedef struct pool_job {
     void *result;
     aloop_task_impl_t *task; /* loop thread only: NULL once orphaned */
     int state;               /* JOB_*, under mu */
+    int lane;                /* ALOOP__LANE_* */
 } pool_job_t;
 
 typedef aloop_post_t soon_item_t;
@@ -93,6 +100,8 @@ struct aloop_pool {
     FIFO(pool_job_t) done;
     FIFO(soon_item_t) soon;
     size_t queued;           /* jobs on todo */
+    size_t lane_queued[ALOOP__LANES];   /* ... by lane */
+    unsigned lane_running[ALOOP__LANES]; /* jobs on a worker now, by lane */
     unsigned idle;           /* workers waiting for work */
     int stopping;
     int closed;              /* aloop_free has begun: call_soon_threadsafe is -EPIPE */
@@ -139,7 +148,7 @@ static void wakeup_hook(aloop_t *loop, int fd) {
 /* The fd is also where the dump signal wakes the loop (dumpsig.c). */
 static int make_wakeup_fd(struct aloop_pool *a) {
 #ifdef ALOOP_EVENTFD
-    a->rfd = a->wfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    a->rfd = a->wfd = aloop__fd_high(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
     if (a->rfd < 0) return -errno;
 #else
     int p[2];
@@ -462,20 +471,42 @@ int aloop__async_alone(const aloop_t *loop) {
 /* The worker pool                                                          */
 /* ------------------------------------------------------------------------ */
 
+/* The oldest queued job whose lane has room, or NULL. Under mu. */
+static pool_job_t *next_job(struct aloop_pool *a) {
+    for (aloop_list_t *l = a->todo.next; l != &a->todo; l = l->next) {
+        pool_job_t *j = ALOOP_CONTAINER_OF(l, pool_job_t, link);
+        if (a->lane_running[j->lane] < a->size) return j;
+    }
+    return NULL;
+}
+
+/* Queued jobs that could start now if a worker were free. Under mu. */
+static size_t startable(const struct aloop_pool *a) {
+    size_t n = 0;
+    for (int l = 0; l < ALOOP__LANES; l++) {
+        size_t room = a->size - a->lane_running[l];
+        n += a->lane_queued[l] < room ? a->lane_queued[l] : room;
+    }
+    return n;
+}
+
 static void *worker_main(void *p) {
     pool_worker_t *me = p;
     struct aloop_pool *a = me->pool;
     pthread_mutex_lock(&a->mu);
     for (;;) {
-        while (aloop__list_empty(&a->todo) && !a->stopping) {
+        pool_job_t *j;
+        while (!(j = next_job(a)) && !a->stopping) {
             a->idle++;
             pthread_cond_wait(&a->work, &a->mu);
             a->idle--;
         }
         if (a->stopping) break; /* aloop_free: nothing is left to take */
-        pool_job_t *j = ALOOP_CONTAINER_OF(aloop__list_pop_front(&a->todo), pool_job_t, link);
+        aloop__list_remove(&j->link);
         j->state = JOB_RUNNING;
         a->queued--;
+        a->lane_queued[j->lane]--;
+        a->lane_running[j->lane]++;
         a->running++;
         me->busy = 1;
         pthread_mutex_unlock(&a->mu);
@@ -485,6 +516,7 @@ static void *worker_main(void *p) {
         pthread_mutex_lock(&a->mu);
         j->state = JOB_DONE;
         a->running--;
+        a->lane_running[j->lane]--;
         pthread_cond_broadcast(&a->finished);
         if (a->detached) { /* aloop_free has left: nobody collects it */
             int last = --a->detached_alive == 0 && a->loop_gone;
@@ -507,7 +539,7 @@ static void *worker_main(void *p) {
 /* Starts one more worker (signals blocked, so they go to the loop). */
 static int start_worker(struct aloop_pool *a) {
     if (!a->workers) {
-        a->workers = aloop__calloc(a->size, sizeof *a->workers);
+        a->workers = aloop__calloc((size_t)a->size * ALOOP__LANES, sizeof *a->workers);
         if (!a->workers) return -ENOMEM;
     }
     pool_worker_t *w = &a->workers[a->nthreads];
@@ -549,6 +581,7 @@ static void pool_wait_cancel(aloop_wait_t *w) {
     if (queued) {
         aloop__list_remove(&j->link);
         a->queued--;
+        a->lane_queued[j->lane]--;
     }
     pthread_mutex_unlock(&a->mu);
     if (queued) {
@@ -563,6 +596,11 @@ static void pool_wait_cancel(aloop_wait_t *w) {
 
 int aloop_run_in_thread_with(void *(*fn)(void *), void *arg,
                              void (*discard)(void *result, void *arg), void **result) {
+    return aloop__run_in_lane(ALOOP__LANE_JOBS, fn, arg, discard, result);
+}
+
+int aloop__run_in_lane(int lane, void *(*fn)(void *), void *arg,
+                       void (*discard)(void *result, void *arg), void **result) {
     if (result) *result = NULL;
     if (!fn) return -EINVAL;
     int err;
@@ -575,10 +613,15 @@ int aloop_run_in_thread_with(void *(*fn)(void *), void *arg,
     struct aloop_pool *a = t->fut.loop->pool;
     pool_job_t *j = aloop__malloc(sizeof *j);
     if (!j) return -ENOMEM;
-    *j = (pool_job_t){.fn = fn, .arg = arg, .discard = discard, .task = t, .state = JOB_QUEUED};
+    *j = (pool_job_t){.fn = fn, .arg = arg, .discard = discard, .task = t, .state = JOB_QUEUED,
+                      .lane = lane};
 
     pthread_mutex_lock(&a->mu);
-    int need_worker = a->queued + 1 > a->idle && a->nthreads < a->size;
+    a->lane_queued[lane]++; /* counted before it is queued, for startable() */
+    /* workers not running a job (idle, or started and not waiting yet) */
+    unsigned free_workers = a->nthreads - a->running;
+    int need_worker = startable(a) > free_workers && a->nthreads < a->size * ALOOP__LANES;
+    a->lane_queued[lane]--;
     pthread_mutex_unlock(&a->mu);
     if (need_worker) {
         int rc = start_worker(a);
@@ -591,6 +634,7 @@ int aloop_run_in_thread_with(void *(*fn)(void *), void *arg,
     pthread_mutex_lock(&a->mu);
     aloop__list_push_back(&a->todo, &j->link);
     a->queued++;
+    a->lane_queued[lane]++;
     pthread_cond_signal(&a->work);
     pthread_mutex_unlock(&a->mu);
     a->inflight++;

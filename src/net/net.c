@@ -28,6 +28,7 @@
  *    cannot spin on a listening socket that stays readable.
  */
 #include "internal.h"
+#include "pipe_internal.h"
 
 #include <fcntl.h>
 #include <math.h>
@@ -59,7 +60,7 @@ static int cloexec_nonblocking(int fd) {
 
 int aloop__net_socket(int family, int type, int proto) {
 #if defined(SOCK_NONBLOCK) && defined(SOCK_CLOEXEC)
-    int fd = socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, proto);
+    int fd = aloop__fd_high(socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, proto));
     if (fd < 0) return -errno;
 #else
     int fd = socket(family, type, proto);
@@ -73,7 +74,7 @@ int aloop__net_socket(int family, int type, int proto) {
 
 static int accept_once(int lfd, struct sockaddr *addr, socklen_t *len) {
 #if defined(__linux__) || defined(__FreeBSD__)
-    int fd = accept4(lfd, addr, len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    int fd = aloop__fd_high(accept4(lfd, addr, len, SOCK_NONBLOCK | SOCK_CLOEXEC));
     if (fd < 0) return -errno;
 #else
     int fd = accept(lfd, addr, len);
@@ -197,6 +198,18 @@ static int name_in_domain(const char *name, const char *label) {
     return n == l || name[n - l - 1] == '.';
 }
 
+/* The test hook: a resolver that answers the pool's lookups instead of
+ * getaddrinfo, and the function that frees its lists (tests/test_net.c:
+ * a resolver that blocks, a list of chosen addresses). Process-wide, like
+ * the allocation hook; each lookup takes both when it is queued. */
+static aloop__resolver_fn test_resolver;
+static void (*test_resolver_free)(struct addrinfo *);
+
+void aloop__test_set_resolver(aloop__resolver_fn fn, void (*free_fn)(struct addrinfo *)) {
+    test_resolver = fn;
+    test_resolver_free = free_fn;
+}
+
 /* A lookup on the worker pool (see the top of the file for who frees it). */
 typedef struct lookup {
     int rc;
@@ -204,10 +217,12 @@ typedef struct lookup {
     struct addrinfo hints; /* flags, family, socktype, protocol only */
     struct addrinfo *res;
     char *host, *port;     /* copies: the caller's strings may be gone */
+    aloop__resolver_fn resolve;               /* getaddrinfo, or the hook */
+    void (*free_res)(struct addrinfo *res);   /* freeaddrinfo, or the hook's */
 } lookup_t;
 
 static void lookup_free(lookup_t *l) {
-    if (l->res) freeaddrinfo(l->res);
+    if (l->res) l->free_res(l->res);
     aloop__free(l->host);
     aloop__free(l->port);
     aloop__free(l);
@@ -215,7 +230,7 @@ static void lookup_free(lookup_t *l) {
 
 static void *lookup_job(void *arg) {
     lookup_t *l = arg;
-    int rc = getaddrinfo(l->host, l->port, l->has_hints ? &l->hints : NULL, &l->res);
+    int rc = l->resolve(l->host, l->port, l->has_hints ? &l->hints : NULL, &l->res);
     l->rc = aloop__gai_errno(rc, errno);
     if (rc) l->res = NULL;
     return NULL;
@@ -231,6 +246,8 @@ static void lookup_discard(void *result, void *arg) {
 static lookup_t *lookup_new(const char *host, const char *port, const struct addrinfo *hints) {
     lookup_t *l = aloop__calloc(1, sizeof *l);
     if (!l) return NULL;
+    l->resolve = test_resolver ? test_resolver : getaddrinfo;
+    l->free_res = test_resolver ? test_resolver_free : freeaddrinfo;
     if (hints) {
         l->has_hints = 1;
         l->hints.ai_flags = hints->ai_flags;
@@ -252,7 +269,7 @@ static int lookup_on_pool(const char *host, const char *port, const struct addri
                           struct addrinfo **res) {
     lookup_t *l = lookup_new(host, port, hints);
     if (!l) return -ENOMEM;
-    int rc = aloop_run_in_thread_with(lookup_job, l, lookup_discard, NULL);
+    int rc = aloop__run_in_lane(ALOOP__LANE_LOOKUPS, lookup_job, l, lookup_discard, NULL);
     if (rc == -ECANCELED) return rc; /* l is lookup_discard's now */
     if (rc < 0) {                    /* never queued (-ENOMEM, no thread) */
         lookup_free(l);

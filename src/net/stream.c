@@ -49,6 +49,7 @@ struct aloop_stream {
     uint8_t closed;     /* aloop_stream_close was called */
     uint8_t reading;    /* a read call is in progress (one reader at a time) */
     uint8_t writing;    /* a write call is in progress (one writer at a time) */
+    uint8_t wr_shut;    /* aloop_stream_shutdown succeeded: writes are -EPIPE */
     int error;          /* sticky: data was lost (see put_back); reads fail */
     uint8_t discarding; /* inside an over-long record, dropping through dsep */
     char *dsep;         /* the separator being discarded through */
@@ -101,10 +102,7 @@ enum { STREAM_READ = 1, STREAM_WRITE = 2 };
 /* Entry of every call: the stream is in use, as a reader and/or writer
  * (role), until stream_leave. -EBUSY when another task holds that role.
  * The check comes after aloop__enter, which may yield. */
-static int stream_enter(aloop_stream_t *s, aloop_task_impl_t **t, int role) {
-    int err;
-    *t = aloop__enter(&err);
-    if (!*t) return err;
+static int stream_claim(aloop_stream_t *s, int role) {
     if (s->closed) return -EBADF;
     if (((role & STREAM_READ) && s->reading) || ((role & STREAM_WRITE) && s->writing))
         return -EBUSY;
@@ -112,6 +110,13 @@ static int stream_enter(aloop_stream_t *s, aloop_task_impl_t **t, int role) {
     if (role & STREAM_WRITE) s->writing = 1;
     s->users++;
     return 0;
+}
+
+static int stream_enter(aloop_stream_t *s, aloop_task_impl_t **t, int role) {
+    int err;
+    *t = aloop__enter(&err);
+    if (!*t) return err;
+    return stream_claim(s, role);
 }
 
 /* Returns rc, or -EBADF if the stream was closed meanwhile (then it may be
@@ -406,7 +411,82 @@ ssize_t aloop_stream_write(aloop_stream_t *s, const void *buf, size_t n) {
     aloop_task_impl_t *t;
     int rc = stream_enter(s, &t, STREAM_WRITE);
     if (rc < 0) return rc;
+    if (s->wr_shut) return stream_leave(s, STREAM_WRITE, -EPIPE);
     return stream_leave(s, STREAM_WRITE, aloop__io_write_all(t, s->fd, buf, n));
+}
+
+int aloop_stream_shutdown(aloop_stream_t *s) {
+    if (!s) return -EINVAL;
+    if (s->closed) return -EBADF;
+    if (s->writing) return -EBUSY;
+    if (s->wr_shut) return 0;
+    if (shutdown(s->fd, SHUT_WR) < 0) return -errno; /* -ENOTSOCK: nothing changed */
+    s->wr_shut = 1;
+    return 0;
+}
+
+/* ---- copies ---------------------------------------------------------------- */
+
+#define COPY_CHUNK (64u * 1024u)
+
+/* What is buffered in from goes out first, then what the kernel can move
+ * by itself (a pipe on one side, a regular file source) goes fd to fd;
+ * everything else passes through from's buffer, consumed only once
+ * written, so that a copy that stops holds nothing: what was read and not
+ * written is still in from's buffer for the next read. */
+static ssize_t copy_locked(aloop_task_impl_t *t, aloop_stream_t *to, aloop_stream_t *from,
+                           size_t n, size_t *done) {
+    if (from->error) return from->error;
+    if (to->wr_shut) return -EPIPE;
+    size_t chunk = buf_limit(from) < COPY_CHUNK ? buf_limit(from) : COPY_CHUNK;
+    int kernel = -1; /* not yet asked */
+    for (int again = 0; !n || *done < n; again = 1) {
+        if (!buffered(from)) {
+            if (from->eof) return 0;
+            if (kernel < 0) kernel = aloop__copy_has_kernel_path(to->fd, from->fd);
+            if (kernel) {
+                ssize_t rc = aloop__copy_fd(t, to->fd, from->fd, NULL, n, done, again);
+                if (to->closed || from->closed) return -EBADF;
+                if (rc == 0 && (!n || *done < n)) from->eof = 1;
+                return rc;
+            }
+            ssize_t r = fill(t, from, chunk, again);
+            if (to->closed || from->closed) return -EBADF;
+            if (r <= 0) return r;
+            continue;
+        }
+        if (again) {
+            int rc = aloop__coop_spend(t);
+            if (rc < 0) return rc;
+        }
+        size_t len = buffered(from);
+        if (n && n - *done < len) len = n - *done;
+        ssize_t w = aloop__io_write(t, to->fd, from->buf + from->start, len);
+        if (to->closed || from->closed) return -EBADF;
+        if (w < 0) return w;
+        consume(from, (size_t)w);
+        *done += (size_t)w;
+    }
+    return 0;
+}
+
+int aloop_stream_copy(aloop_stream_t *to, aloop_stream_t *from, size_t n, size_t *copied) {
+    size_t done = 0;
+    if (copied) *copied = 0;
+    if (!to || !from) return -EINVAL;
+    aloop_task_impl_t *t;
+    int same = to == from;
+    int rc = stream_enter(from, &t, same ? STREAM_READ | STREAM_WRITE : STREAM_READ);
+    if (rc < 0) return rc;
+    if (!same && (rc = stream_claim(to, STREAM_WRITE)) < 0)
+        return (int)stream_leave(from, STREAM_READ, rc);
+    /* both are held (users): neither is freed before we leave */
+    rc = (int)copy_locked(t, to, from, n, &done);
+    if (copied) *copied = done;
+    if (same) return (int)stream_leave(from, STREAM_READ | STREAM_WRITE, rc);
+    int rc_to = (int)stream_leave(to, STREAM_WRITE, rc);
+    int rc_from = (int)stream_leave(from, STREAM_READ, rc);
+    return rc_to < 0 ? rc_to : rc_from;
 }
 
 void aloop__stream_hold(aloop_stream_t *s) { s->users++; }

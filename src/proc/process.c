@@ -256,7 +256,7 @@ static void sigchld_hook(aloop_t *loop) {
 
 static int kick_open(aloop_t *loop, struct aloop_procs *ps) {
 #ifdef ALOOP_KICK_EVENTFD
-    ps->kick[0] = ps->kick[1] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    ps->kick[0] = ps->kick[1] = aloop__fd_high(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
     if (ps->kick[0] < 0) return -errno;
 #else
     int rc = aloop__pipe(ps->kick);
@@ -362,7 +362,7 @@ int aloop__process_uses_pidfd(const aloop_t *loop) {
 static int watch_child(aloop_t *loop, aloop_process_t *p) {
     struct aloop_procs *ps = loop->procs;
 #ifdef ALOOP_HAVE_PIDFD
-    int fd = pidfd_open_(p->pid);
+    int fd = aloop__fd_high(pidfd_open_(p->pid));
     if (fd < 0) return ps->use_pidfd ? -errno : 0; /* SIGCHLD path: kill(pid) then */
     fcntl(fd, F_SETFD, FD_CLOEXEC); /* pidfds are close-on-exec already */
     p->pidfd = fd;
@@ -399,29 +399,22 @@ static int watch_child(aloop_t *loop, aloop_process_t *p) {
 /* Spawning                                                                 */
 /* ------------------------------------------------------------------------ */
 
-/* The child's end of a pipe must not be 0, 1 or 2 (that happens when the
- * parent runs with one of them closed): dup2 onto itself would leave it
- * close-on-exec, and a later dup2 could overwrite it. */
-static int move_above_stdio(int fd) {
-    if (fd > 2) return fd;
-    int n = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-    int e = errno;
-    close(fd);
-    errno = e;
-    return n;
-}
-
 static int set_nonblock(int fd) {
     int fl = fcntl(fd, F_GETFL);
     if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) return -errno;
     return 0;
 }
 
-/* What the child gets on 0, 1, 2 (child[i]) and what the parent keeps
- * (parent[i]); -1 where nothing. */
+/* What the child gets on 0, 1, 2 (child[i]), what the parent keeps
+ * (parent[i]), and the copies of extra_fds (extra[j], for the child's
+ * 3 + j); -1 where nothing. Every one of these fds is close-on-exec and
+ * at or above 3 (extra ones at or above 3 + n_extra), so that no dup2 of
+ * the plan overwrites a source that a later one reads. */
 typedef struct stdio_plan {
     int child[3];
     int parent[3];
+    int *extra;
+    size_t nextra;
 } stdio_plan_t;
 
 static void plan_close(stdio_plan_t *sp, int parent_too) {
@@ -431,39 +424,105 @@ static void plan_close(stdio_plan_t *sp, int parent_too) {
         if (parent_too && sp->parent[i] >= 0) close(sp->parent[i]);
         if (parent_too) sp->parent[i] = -1;
     }
+    for (size_t j = 0; j < sp->nextra; j++)
+        if (sp->extra[j] >= 0) close(sp->extra[j]);
+    aloop__free(sp->extra);
+    sp->extra = NULL;
+    sp->nextra = 0;
 }
 
-static int plan_make(stdio_plan_t *sp, const int mode[3]) {
-    for (int i = 0; i < 3; i++) sp->child[i] = sp->parent[i] = -1;
-    for (int i = 0; i < 3; i++) {
-        if (mode[i] == ALOOP_STDIO_PIPE) {
-            int pp[2];
-            if (pipe2(pp, O_CLOEXEC) < 0) return -errno;
-            /* stdin: the child reads pp[0]; stdout/stderr: it writes pp[1] */
-            sp->child[i] = i == 0 ? pp[0] : pp[1];
-            sp->parent[i] = i == 0 ? pp[1] : pp[0];
-            if ((sp->child[i] = move_above_stdio(sp->child[i])) < 0) return -errno;
-            int rc = set_nonblock(sp->parent[i]);
-            if (rc < 0) return rc;
-        } else if (mode[i] == ALOOP_STDIO_NULL) {
-            sp->child[i] = open("/dev/null", (i == 0 ? O_RDONLY : O_WRONLY) | O_CLOEXEC);
-            if (sp->child[i] < 0) return -errno;
-            if ((sp->child[i] = move_above_stdio(sp->child[i])) < 0) return -errno;
+/* The parent's fd i, if the child can inherit it: open and not
+ * close-on-exec. A closed one, or one of the library's (close-on-exec,
+ * e.g. where the program closed its stdout and a loop's fd got the
+ * number), gives the child /dev/null instead. */
+static int inheritable(int i) {
+    int fl = fcntl(i, F_GETFD);
+    return fl >= 0 && !(fl & FD_CLOEXEC);
+}
+
+static int open_null(int i) {
+    int fd = aloop__fd_high(open("/dev/null", (i == 0 ? O_RDONLY : O_WRONLY) | O_CLOEXEC));
+    return fd < 0 ? -errno : fd;
+}
+
+static int plan_stdio(stdio_plan_t *sp, int i, int mode) {
+    if (mode == ALOOP_STDIO_PIPE) {
+        int pp[2];
+        if (pipe2(pp, O_CLOEXEC) < 0) return -errno;
+        /* stdin: the child reads pp[0]; stdout/stderr: it writes pp[1] */
+        int c = aloop__fd_high(i == 0 ? pp[0] : pp[1]);
+        int e = errno;
+        int pa = aloop__fd_high(i == 0 ? pp[1] : pp[0]);
+        if (c < 0 || pa < 0) {
+            if (c >= 0) close(c);
+            if (pa >= 0) close(pa);
+            return -(c < 0 ? e : errno);
         }
+        sp->child[i] = c;
+        sp->parent[i] = pa;
+        return set_nonblock(pa);
+    }
+    if (mode == ALOOP_STDIO_NULL || (mode == ALOOP_STDIO_INHERIT && !inheritable(i))) {
+        int fd = open_null(i);
+        if (fd < 0) return fd;
+        sp->child[i] = fd;
     }
     return 0;
 }
 
+static int plan_make(stdio_plan_t *sp, const int mode[3], const aloop_process_opts_t *o) {
+    for (int i = 0; i < 3; i++) sp->child[i] = sp->parent[i] = -1;
+    sp->extra = NULL;
+    sp->nextra = 0;
+    for (int i = 0; i < 3; i++) {
+        int rc = plan_stdio(sp, i, mode[i]);
+        if (rc < 0) return rc;
+    }
+    if (!o->n_extra_fds) return 0;
+    if (!(sp->extra = aloop__malloc(o->n_extra_fds * sizeof *sp->extra))) return -ENOMEM;
+    int floor = 3 + (int)o->n_extra_fds;
+    for (size_t j = 0; j < o->n_extra_fds; j++) {
+        sp->extra[j] = fcntl(o->extra_fds[j], F_DUPFD_CLOEXEC, floor);
+        if (sp->extra[j] < 0) return -errno;
+        sp->nextra = j + 1;
+    }
+    return 0;
+}
+
+/* Every fd from `from` up is closed in the child, close-on-exec or not
+ * (the default; ALOOP_PROCESS_KEEP_FDS keeps them): closefrom in the
+ * child where the C library has it, else one close action per fd open
+ * now and inheritable (an fd another thread opens meanwhile without
+ * O_CLOEXEC may then slip through). Positive errno. */
+static int add_close_rest(posix_spawn_file_actions_t *fa, int from) {
+#ifdef ALOOP_HAVE_SPAWN_CLOSEFROM
+    return posix_spawn_file_actions_addclosefrom_np(fa, from);
+#else
+    long max = sysconf(_SC_OPEN_MAX);
+    if (max < 0 || max > 65536) max = 65536;
+    for (int fd = from; fd < (int)max; fd++) {
+        int fl = fcntl(fd, F_GETFD);
+        if (fl < 0 || (fl & FD_CLOEXEC)) continue;
+        int rc = posix_spawn_file_actions_addclose(fa, fd);
+        if (rc) return rc;
+    }
+    return 0;
+#endif
+}
+
 static int actions_make(posix_spawn_file_actions_t *fa, const stdio_plan_t *sp,
-                        int stderr_mode, const char *cwd) {
+                        const aloop_process_opts_t *o) {
     int rc = posix_spawn_file_actions_init(fa);
     if (rc) return -rc;
     for (int i = 0; i < 3 && !rc; i++)
         if (sp->child[i] >= 0) rc = posix_spawn_file_actions_adddup2(fa, sp->child[i], i);
-    if (!rc && stderr_mode == ALOOP_STDIO_STDOUT) rc = posix_spawn_file_actions_adddup2(fa, 1, 2);
-    if (!rc && cwd) {
+    if (!rc && o->stderr_mode == ALOOP_STDIO_STDOUT) rc = posix_spawn_file_actions_adddup2(fa, 1, 2);
+    for (size_t j = 0; j < sp->nextra && !rc; j++)
+        rc = posix_spawn_file_actions_adddup2(fa, sp->extra[j], 3 + (int)j);
+    if (!rc && !(o->flags & ALOOP_PROCESS_KEEP_FDS)) rc = add_close_rest(fa, 3 + (int)sp->nextra);
+    if (!rc && o->cwd) {
 #ifdef ALOOP_HAVE_SPAWN_CHDIR
-        rc = posix_spawn_file_actions_addchdir_np(fa, cwd);
+        rc = posix_spawn_file_actions_addchdir_np(fa, o->cwd);
 #else
         rc = ENOSYS;
 #endif
@@ -483,7 +542,14 @@ static int attr_make(posix_spawnattr_t *attr, unsigned flags) {
     rc = posix_spawnattr_setsigmask(attr, &none);
     if (!rc) rc = posix_spawnattr_setsigdefault(attr, &all);
     short f = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
-    if (flags & ALOOP_PROCESS_NEW_GROUP) {
+    if (flags & ALOOP_PROCESS_NEW_SESSION) {
+        /* a session leader leads its own group too (setpgid would fail) */
+#ifdef POSIX_SPAWN_SETSID
+        f |= POSIX_SPAWN_SETSID;
+#else
+        if (!rc) rc = ENOSYS;
+#endif
+    } else if (flags & ALOOP_PROCESS_NEW_GROUP) {
         f |= POSIX_SPAWN_SETPGROUP;
         if (!rc) rc = posix_spawnattr_setpgroup(attr, 0);
     }
@@ -563,22 +629,26 @@ static int spawn_exec(pid_t *pid, char *const argv[], const aloop_process_opts_t
     return posix_spawn(pid, argv[0], fa, attr, argv, envp);
 }
 
+#define ALOOP_PROCESS_FLAGS \
+    ((unsigned)ALOOP_PROCESS_NEW_GROUP | ALOOP_PROCESS_NEW_SESSION | ALOOP_PROCESS_KEEP_FDS)
+#define ALOOP_EXTRA_FDS_MAX 4096u /* beyond any RLIMIT_NOFILE left to fill */
+
 static int opts_valid(const aloop_process_opts_t *o) {
     return o->stdin_mode >= 0 && o->stdin_mode <= ALOOP_STDIO_NULL && o->stdout_mode >= 0 &&
            o->stdout_mode <= ALOOP_STDIO_NULL && o->stderr_mode >= 0 &&
-           o->stderr_mode <= ALOOP_STDIO_STDOUT && !(o->flags & ~(unsigned)ALOOP_PROCESS_NEW_GROUP);
+           o->stderr_mode <= ALOOP_STDIO_STDOUT && !(o->flags & ~ALOOP_PROCESS_FLAGS) &&
+           (o->extra_fds || !o->n_extra_fds) && o->n_extra_fds <= ALOOP_EXTRA_FDS_MAX;
 }
 
 /* Everything that can fail before the child exists; then the spawn. */
 static int spawn_child(pid_t *pid, stdio_plan_t *sp, char *const argv[],
                        const aloop_process_opts_t *o) {
-    const int mode[3] = {o->stdin_mode, o->stdout_mode,
-                         o->stderr_mode == ALOOP_STDIO_STDOUT ? ALOOP_STDIO_INHERIT : o->stderr_mode};
-    int rc = plan_make(sp, mode);
+    const int mode[3] = {o->stdin_mode, o->stdout_mode, o->stderr_mode};
+    int rc = plan_make(sp, mode, o);
     if (rc < 0) return rc;
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t attr;
-    if ((rc = actions_make(&fa, sp, o->stderr_mode, o->cwd)) < 0) return rc;
+    if ((rc = actions_make(&fa, sp, o)) < 0) return rc;
     if ((rc = attr_make(&attr, o->flags)) < 0) {
         posix_spawn_file_actions_destroy(&fa);
         return rc;
@@ -611,7 +681,7 @@ aloop_process_t *aloop_process_spawn(aloop_t *loop, char *const argv[],
     }
     p->loop = loop;
     p->pid = pid;
-    p->group = (o->flags & ALOOP_PROCESS_NEW_GROUP) != 0;
+    p->group = (o->flags & (ALOOP_PROCESS_NEW_GROUP | ALOOP_PROCESS_NEW_SESSION)) != 0;
     p->pidfd = -1;
     aloop__list_init(&p->waiters);
     for (int i = 0; i < 3; i++) {

@@ -117,7 +117,7 @@ static int slot_open(aloop_t *loop, sig_slot_t *slot, int signo) {
     int rc = pthread_sigmask(SIG_BLOCK, &set, &old);
     if (rc) return -rc;
     slot->we_blocked = !sigismember(&old, signo);
-    slot->fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    slot->fd = aloop__fd_high(signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC));
     if (slot->fd < 0) {
         rc = -errno;
         if (slot->we_blocked) pthread_sigmask(SIG_UNBLOCK, &set, NULL);
