@@ -12,6 +12,11 @@
  * waiting for and reported as timed out. Bodies with Content-Length, chunked
  * bodies, and bodies up to end of file are read with aloop_stream_read /
  * aloop_stream_readuntil and counted, not kept. Redirects are not followed.
+ * Interim 1xx responses (100 Continue, 103 Early Hints) before the final
+ * one are skipped (RFC 9110 section 15.2). Framing the client cannot trust
+ * is an error, never a guess: an empty, signed or conflicting
+ * Content-Length, a Transfer-Encoding other than exactly "chunked" (such as
+ * "gzip, chunked"), both at once, whitespace before a colon, folded lines.
  *
  * Prints a line per URL when it completes (status, bytes, seconds, MB/s)
  * and a total. Exit status 0 if every URL answered 2xx, 1 otherwise.
@@ -23,6 +28,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +37,7 @@
 
 #define HEADER_MAX (64 * 1024) /* the whole response head, "\r\n\r\n" included */
 #define CHUNK_LINE_MAX 1024    /* "1f4;ext=...\r\n" */
+#define INTERIM_MAX 16         /* 1xx responses taken before the final one */
 
 typedef struct fetch_options {
     unsigned concurrency;
@@ -109,33 +116,87 @@ typedef struct response {
     long long length; /* Content-Length, -1 if none */
 } response_t;
 
-/* The value of header `name` in the head (NUL-terminated), or NULL. */
-static const char *header_value(const char *head, const char *name) {
-    size_t n = strlen(name);
-    for (const char *p = strstr(head, "\r\n"); p && p[2]; p = strstr(p + 2, "\r\n")) {
-        const char *line = p + 2;
-        if (strncasecmp(line, name, n) == 0 && line[n] == ':') {
-            line += n + 1;
-            while (*line == ' ' || *line == '\t') line++;
-            return line;
-        }
-    }
-    return NULL;
+/* A protocol error: what it was, for the report. */
+static int bad(const char **what, const char *why) {
+    *what = why;
+    return -EPROTO;
 }
 
-static int parse_head(const char *head, response_t *r) {
-    int minor;
-    if (sscanf(head, "HTTP/1.%d %3d", &minor, &r->status) != 2 || r->status < 100) return -EPROTO;
-    const char *te = header_value(head, "Transfer-Encoding");
-    r->chunked = te && strncasecmp(te, "chunked", 7) == 0;
-    const char *cl = header_value(head, "Content-Length");
-    r->length = -1;
-    if (cl && !r->chunked) {
-        char *end;
-        errno = 0;
-        r->length = strtoll(cl, &end, 10);
-        if (errno || r->length < 0 || (*end != '\r' && *end != ' ')) return -EPROTO;
+/* tchar of RFC 9110 section 5.6.2: what a field name is made of. */
+static int is_tchar(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           (c && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+/* Content-Length's value v (n bytes): one decimal number, or a list of the
+ * same number ("42, 42", as a proxy may fold repeated fields), merged into
+ * *len (-1: none seen yet). 0, or -1 for anything else: empty, not digits,
+ * a sign, two different numbers (the body's end would be a guess). */
+static int merge_length(const char *v, size_t n, long long *len) {
+    const char *p = v, *end = v + n;
+    for (;;) {
+        while (p < end && (*p == ' ' || *p == '\t')) p++;
+        const char *digits = p;
+        long long x = 0;
+        for (; p < end && *p >= '0' && *p <= '9'; p++) {
+            if (x > (LLONG_MAX - 9) / 10) return -1;
+            x = x * 10 + (*p - '0');
+        }
+        if (p == digits || (*len >= 0 && *len != x)) return -1;
+        *len = x;
+        while (p < end && (*p == ' ' || *p == '\t')) p++;
+        if (p == end) return 0;
+        if (*p++ != ',') return -1;
     }
+}
+
+/* Transfer-Encoding's value: only exactly "chunked" is understood. Any
+ * other coding ("gzip, chunked", "identity") would need decoding, and a
+ * body whose end is unknown cannot be measured: 0, or -1. */
+static int is_chunked_only(const char *v, size_t n) {
+    while (n && (*v == ' ' || *v == '\t')) v++, n--;
+    while (n && (v[n - 1] == ' ' || v[n - 1] == '\t')) n--;
+    return n == 7 && strncasecmp(v, "chunked", 7) == 0;
+}
+
+/* The response head (len bytes and a NUL, as read: it should end in an
+ * empty line): status and framing into *r. 0, or -EPROTO with *what saying
+ * why: a NUL byte, a malformed status or header line, obsolete line
+ * folding, a bad or conflicting Content-Length, a Transfer-Encoding other
+ * than chunked, or both. */
+static int parse_head(const char *head, size_t len, response_t *r, const char **what) {
+    int minor;
+    char sp;
+    *r = (response_t){.length = -1};
+    if (memchr(head, '\0', len)) return bad(what, "NUL byte in the response head");
+    const char *eol = strstr(head, "\r\n");
+    if (!eol || sscanf(head, "HTTP/1.%1d %3d%c", &minor, &r->status, &sp) != 3 ||
+        r->status < 100 || r->status > 599 || (sp != ' ' && sp != '\r') || head[8] != ' ')
+        return bad(what, "malformed status line");
+    int te_lines = 0, cl_lines = 0;
+    for (const char *line = eol + 2; strncmp(line, "\r\n", 2) != 0;) {
+        eol = strstr(line, "\r\n");
+        if (!eol) return bad(what, "malformed response head");
+        if (*line == ' ' || *line == '\t') return bad(what, "obsolete line folding in the head");
+        const char *colon = line;
+        while (colon < eol && is_tchar(*colon)) colon++;
+        if (colon == line || colon == eol || *colon != ':')
+            return bad(what, "malformed header line");
+        size_t name = (size_t)(colon - line);
+        const char *v = colon + 1;
+        size_t vn = (size_t)(eol - v);
+        if (name == 14 && strncasecmp(line, "Content-Length", 14) == 0) {
+            cl_lines++;
+            if (merge_length(v, vn, &r->length) < 0)
+                return bad(what, "bad or conflicting Content-Length");
+        } else if (name == 17 && strncasecmp(line, "Transfer-Encoding", 17) == 0) {
+            if (++te_lines > 1 || !is_chunked_only(v, vn))
+                return bad(what, "unsupported Transfer-Encoding (only chunked is)");
+            r->chunked = 1;
+        }
+        line = eol + 2;
+    }
+    if (r->chunked && cl_lines) return bad(what, "both Transfer-Encoding and Content-Length");
     return 0;
 }
 
@@ -186,6 +247,27 @@ static int read_chunked(aloop_stream_t *s, fetch_job_t *job) {
     }
 }
 
+/* Reads response heads until the final one (RFC 9110 section 15.2: any
+ * number of 1xx interim responses, such as 100 Continue or 103 Early
+ * Hints, may come first; they have no body). 0 with *r, or -errno with
+ * job->what for a protocol error. */
+static int read_final_head(aloop_stream_t *s, char *head, response_t *r, fetch_job_t *job) {
+    for (int interim = 0;; interim++) {
+        ssize_t n = aloop_stream_readuntil(s, "\r\n\r\n", 4, head, HEADER_MAX + 1);
+        if (n == -EMSGSIZE) job->what = "response head too long";
+        if (n < 0) return (int)n;
+        if (n < 4 || memcmp(head + n - 4, "\r\n\r\n", 4) != 0) {
+            job->what = "connection closed before the response head";
+            return -EPROTO;
+        }
+        int rc = parse_head(head, (size_t)n, r, &job->what);
+        if (rc < 0) return rc;
+        if (r->status >= 200) return 0;
+        if (r->status == 101) return bad(&job->what, "unexpected 101 Switching Protocols");
+        if (interim == INTERIM_MAX) return bad(&job->what, "too many interim (1xx) responses");
+    }
+}
+
 static int send_request(aloop_stream_t *s, const url_t *u) {
     char req[4096];
     int n = snprintf(req, sizeof req,
@@ -210,21 +292,11 @@ static int http_get(fetch_job_t *job) {
     if (rc < 0) return rc;
     char *head = malloc(HEADER_MAX + 1);
     rc = head ? send_request(s, &u) : -ENOMEM;
-    ssize_t n = rc < 0 ? rc : aloop_stream_readuntil(s, "\r\n\r\n", 4, head, HEADER_MAX + 1);
     response_t r = {0};
-    if (n == -EMSGSIZE) job->what = "response head too long";
-    if (n >= 0 && (n < 4 || memcmp(head + n - 4, "\r\n\r\n", 4) != 0)) {
-        job->what = "connection closed before the response head";
-        n = -EPROTO;
-    }
-    if (n >= 0 && parse_head(head, &r) < 0) {
-        job->what = "malformed response head";
-        n = -EPROTO;
-    }
-    rc = n < 0 ? (int)n : 0;
+    if (rc == 0) rc = read_final_head(s, head, &r, job);
     if (rc == 0) {
         job->status = r.status;
-        if (r.status == 204 || r.status == 304 || r.status < 200) rc = 0; /* no body */
+        if (r.status == 204 || r.status == 304) rc = 0; /* no body */
         else if (r.chunked) rc = read_chunked(s, job);
         else rc = read_body(s, r.length, job);
     }

@@ -116,10 +116,13 @@ static void *fib_job_task(void *arg) {
     return answer ? answer : aloop_fail(-ENOMEM);
 }
 
-/* Watches a client while its request is on the pool: end of file or an
- * error means it hung up, and its job is cancelled (dropped if no worker
- * has taken it yet). Another request already sent (pipelining) means the
- * client is still there: nothing more to watch. */
+/* Watches a client while its request is on the pool: an error (a reset)
+ * means it hung up, and its job is cancelled (dropped if no worker has
+ * taken it yet). End of file is not a hang-up: a client may half-close
+ * after its request (`nc -N`) and still wait for the answer, which it
+ * gets before the server closes. Another request already sent
+ * (pipelining) means the client is still there. Either way, nothing more
+ * to watch. */
 typedef struct hangup_watch {
     int fd;
     aloop_task_t *job;
@@ -131,8 +134,8 @@ static void *hangup_main(void *arg) {
         if (aloop_wait_readable(w->fd, -1) < 0) return NULL; /* cancelled */
         char b;
         ssize_t n = recv(w->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
-        if (n > 0) return NULL;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) continue;
+        if (n >= 0) return NULL; /* more requests, or end of file */
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) continue;
         aloop_cancel(w->job);
         return NULL;
     }
@@ -225,6 +228,10 @@ static int conn_answer(aloop_stream_t *conn, const fib_options_t *opt, const cha
         rc = answer ? 0 : -ENOMEM;
     }
     if (rc == -ENOMEM) return conn_reply(conn, "error: out of memory\n");
+    if (rc == -ECONNRESET && opt->log) {
+        printf("hung up: fib(%ld)\n", n);
+        fflush(stdout);
+    }
     if (rc < 0) return rc;
     size_t len = strlen(answer);
     answer[len] = '\n'; /* fib_decimal leaves room for it */
@@ -247,11 +254,6 @@ static void fib_session(aloop_stream_t *conn, void *arg) {
         if (n <= 0 || conn_answer(conn, srv->opt, line, (size_t)n) < 0) break;
     }
 }
-
-typedef struct signal_watch {
-    fib_server_t *server;
-    int signo;
-} signal_watch_t;
 
 /* The user insists: end the process by that signal now, without waiting for
  * the jobs still running. aloop_signal_wait keeps the signal blocked in this
@@ -285,21 +287,25 @@ static void tell_other_loops_to_stop(fib_server_t *server) {
     }
 }
 
-/* The first SIGINT/SIGTERM starts the shutdown; the watchers keep running
+/* The first SIGINT/SIGTERM starts the shutdown; the watcher keeps running
  * during it, so a second one is not lost. */
 static void *signal_main(void *arg) {
-    signal_watch_t *w = arg;
+    fib_server_t *server = arg;
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
     for (;;) {
-        int rc = aloop_signal_wait(w->signo);
-        if (rc < 0) {
-            if (rc != -ECANCELED)
-                fprintf(stderr, "fibserver: cannot wait for signal %d: %s\n", w->signo,
-                        aloop_strerror(rc));
+        int signo = aloop_signal_wait_any(&set);
+        if (signo < 0) {
+            if (signo != -ECANCELED)
+                fprintf(stderr, "fibserver: cannot wait for SIGINT/SIGTERM: %s\n",
+                        aloop_strerror(signo));
             return NULL;
         }
-        if (w->server->signals++ > 0) die_by_signal(w->signo);
-        aloop_event_set(w->server->stop);
-        tell_other_loops_to_stop(w->server);
+        if (server->signals++ > 0) die_by_signal(signo);
+        aloop_event_set(server->stop);
+        tell_other_loops_to_stop(server);
     }
 }
 
@@ -331,18 +337,12 @@ static void *server_main(void *arg) {
     int fd = l->fd;
     state->stop = aloop_event_new(loop);
     if (state->stop && state->stop_requested) aloop_event_set(state->stop);
-    signal_watch_t w_int = {state, SIGINT}, w_term = {state, SIGTERM};
-    aloop_task_t *sig_int = NULL, *sig_term = NULL;
-    int watchers_ok = 1;
-    if (l->watch_signals) {
-        sig_int = aloop_spawn(loop, signal_main, &w_int);
-        sig_term = aloop_spawn(loop, signal_main, &w_term);
-        watchers_ok = sig_int && sig_term;
-    }
+    aloop_task_t *sig = l->watch_signals ? aloop_spawn(loop, signal_main, state) : NULL;
+    int watchers_ok = !l->watch_signals || sig;
     aloop_server_t *srv = NULL;
     if (state->stop && watchers_ok) srv = aloop_serve(loop, fd, fib_session, state);
     if (srv) {
-        aloop_yield(); /* the watchers register before anyone can signal us */
+        aloop_yield(); /* the watcher registers before anyone can signal us */
         if (l->watch_signals) print_listening(fd);
         aloop_event_wait(state->stop);
         /* Stop accepting, end every connection, wait until all are gone;
@@ -356,8 +356,7 @@ static void *server_main(void *arg) {
         aloop_close(fd);
         if (l->watch_signals) tell_other_loops_to_stop(state);
     }
-    stop_task(sig_int);
-    stop_task(sig_term);
+    stop_task(sig);
     aloop_event_free(state->stop);
     state->stop = NULL;
     return srv ? NULL : aloop_fail(-ENOMEM);

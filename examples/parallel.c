@@ -63,46 +63,54 @@ typedef struct run {
 
 /* ---- the command ---------------------------------------------------------- */
 
-/* arg in single quotes, each ' written as '\'' : safe for any argument. */
-static size_t quote(char *dst, const char *arg) {
-    size_t n = 0;
-    if (dst) dst[n] = '\'';
-    n++;
-    for (const char *c = arg; *c; c++) {
-        if (*c == '\'') {
-            if (dst) memcpy(dst + n, "'\\''", 4);
-            n += 4;
-        } else {
-            if (dst) dst[n] = *c;
-            n++;
-        }
-    }
-    if (dst) dst[n] = '\'';
-    return n + 1;
+/* The argument never enters the command line: sh gets it as $1
+ * (sh -c COMMAND sh ARG), so no argument is ever parsed as shell code,
+ * whatever quotes the template puts around {}. What replaces {} depends on
+ * the quoting at that point of the template: "$1" outside quotes, $1
+ * inside double quotes, '"$1"' inside single quotes (close, expand,
+ * reopen). */
+static const char *param_for(char quote) {
+    return quote == '\'' ? "'\"$1\"'" : quote == '"' ? "$1" : "\"$1\"";
 }
 
-/* The template with every {} replaced by the quoted argument, or the
- * argument appended when there is no {}. Two passes: measure, then fill. */
-static char *build_command(const char *tpl, const char *arg) {
+/* The quoting state after the character at c (0, '\'' or '"'); *skip is
+ * 2 when c starts a backslash escape (outside single quotes). */
+static char scan(char quote, const char *c, int *skip) {
+    *skip = 1;
+    if (quote != '\'' && c[0] == '\\' && c[1]) *skip = 2;
+    else if (!quote && (c[0] == '\'' || c[0] == '"')) quote = c[0];
+    else if (quote && c[0] == quote) quote = 0;
+    return quote;
+}
+
+/* The template with every {} replaced by a reference to $1, or " "$1""
+ * appended when there is no {}. Two passes: measure, then fill. */
+static char *build_command(const char *tpl) {
     char *out = NULL;
     for (int pass = 0; pass < 2; pass++) {
         size_t n = 0;
         int used = 0;
+        char quote = 0;
         for (const char *c = tpl; *c;) {
+            const char *add = c;
+            size_t len;
+            int skip;
             if (c[0] == '{' && c[1] == '}') {
-                n += quote(out ? out + n : NULL, arg);
+                add = param_for(quote);
+                len = strlen(add);
                 c += 2;
                 used = 1;
             } else {
-                if (out) out[n] = *c;
-                n++;
-                c++;
+                quote = scan(quote, c, &skip);
+                len = (size_t)skip;
+                c += skip;
             }
+            if (out) memcpy(out + n, add, len);
+            n += len;
         }
         if (!used) {
-            if (out) out[n] = ' ';
-            n++;
-            n += quote(out ? out + n : NULL, arg);
+            if (out) memcpy(out + n, " \"$1\"", 5);
+            n += 5;
         }
         if (out) {
             out[n] = '\0';
@@ -151,7 +159,7 @@ static void *job_task(void *arg) {
     job_t *j = arg;
     aloop_t *loop = aloop_current();
     double start = aloop_time(loop);
-    char *argv[] = {"sh", "-c", j->cmd, NULL};
+    char *argv[] = {"sh", "-c", j->cmd, "sh", (char *)j->arg, NULL}; /* arg is $1 */
     aloop_process_opts_t o = {.stdin_mode = ALOOP_STDIO_NULL,
                               .stdout_mode = ALOOP_STDIO_PIPE,
                               .stderr_mode = ALOOP_STDIO_STDOUT,
@@ -205,7 +213,7 @@ static job_t *add_job(run_t *r, const char *arg) {
     if (!j) return NULL;
     j->run = r;
     j->arg = arg;
-    if (!(j->cmd = build_command(r->template, arg))) {
+    if (!(j->cmd = build_command(r->template))) {
         free(j);
         return NULL;
     }
@@ -316,8 +324,9 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: parallel [-j N] [--timeout SECS] [--] TEMPLATE [::: ARG...]\n"
             "Runs the shell command TEMPLATE (sh -c) once per ARG, at most N at a time\n"
-            "(default: the number of CPUs). {} in TEMPLATE stands for the argument\n"
-            "(shell-quoted); without {} the argument is appended. Without ::: the\n"
+            "(default: the number of CPUs). {} in TEMPLATE stands for the argument,\n"
+            "passed to sh as \"$1\" (never run as code, whatever the quotes around {});\n"
+            "without {} it is appended. Without ::: the\n"
             "arguments are read from stdin, one per line.\n"
             "Each line a child prints (stdout and stderr together) is shown as it\n"
             "comes, whole, as \"[ARG] line\". At the end: each child's exit status and\n"

@@ -25,7 +25,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_DATAGRAM 65507 /* the largest UDP payload over IPv4 */
+/* The largest UDP payload: 65,535 - 8 over IPv6 (a 16-bit payload length,
+ * with no IP header in it); IPv4's is 65,507, and the kernel refuses a
+ * longer datagram there with EMSGSIZE. */
+#define MAX_DATAGRAM 65527
 
 typedef struct options {
     int client;
@@ -124,7 +127,7 @@ static void *echo_main(void *arg) {
         socklen_t flen = sizeof from;
         ssize_t n = aloop_recvfrom(srv->fd, buf, sizeof buf, (struct sockaddr *)&from, &flen);
         if (n == -ECANCELED) return NULL;
-        if (n < 0) { /* e.g. -EMSGSIZE cannot happen here; report and go on */
+        if (n < 0) { /* -EMSGSIZE only for an IPv6 jumbogram: report and go on */
             fprintf(stderr, "udp-echo: recvfrom: %s\n", aloop_strerror((int)n));
             continue;
         }

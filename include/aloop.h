@@ -56,6 +56,7 @@
 #include <stdio.h>
 #include <sys/types.h>
 #include <sys/socket.h>
+#include <sys/select.h> /* sigset_t (POSIX defines it there too; <signal.h> does not in strict C) */
 
 #ifdef __cplusplus
 extern "C" {
@@ -638,10 +639,17 @@ enum { ALOOP_LISTEN_REUSEPORT = 1u << 0 };
 ALOOP_API int aloop_tcp_listen_with(const char *host, const char *port, int backlog,
                                     unsigned flags);
 
-/* Connects to host:port (each address in turn; "localhost": ::1, then
- * 127.0.0.1) within timeout (< 0 = none; the name lookup counts against
- * it): fd (TCP_NODELAY) or -errno (-ECONNREFUSED, -ETIMEDOUT, -ENOENT,
- * ...). */
+/* Connects to host:port within timeout (< 0 = none; 0 = try each address
+ * once without waiting): fd (TCP_NODELAY) or -errno (-ECONNREFUSED,
+ * -ETIMEDOUT, -ENOENT, -ECANCELED, ...). The one deadline covers the name
+ * lookup and every attempt: a resolver slower than the timeout costs the
+ * timeout, never more. With several addresses (a name with IPv6 and IPv4
+ * ones; "localhost": ::1 and 127.0.0.1) the attempts follow RFC 8305, Happy
+ * Eyeballs: addresses interleaved by family (the first address's family
+ * first), the next attempt started 250 ms after the previous one unless
+ * that one failed sooner, attempts in progress left running; the first to
+ * connect wins and every other is closed. When all fail: the last
+ * failure's error. A cancel closes every attempt. */
 ALOOP_API int aloop_tcp_connect(const char *host, const char *port, double timeout);
 
 struct addrinfo;
@@ -735,8 +743,9 @@ typedef struct aloop_stream aloop_stream_t;
  * that has started is never interleaved with another task's bytes. */
 ALOOP_API aloop_stream_t *aloop_stream_new(aloop_t *loop, int fd, size_t max_line);
 
-/* Connects to host:port within timeout (< 0 = none; names are resolved off
- * the loop, as aloop_tcp_connect does) and wraps the socket in a stream
+/* Connects to host:port within timeout (< 0 = none; one deadline for the
+ * lookup and every attempt, Happy Eyeballs: as aloop_tcp_connect) and wraps
+ * the socket in a stream
  * with the default max_line: 0 and *out set, or -errno (-ECONNREFUSED,
  * -ETIMEDOUT, -ECANCELED, -ENOMEM, -EINVAL for a NULL argument, -EPERM
  * outside a task). Nothing is left open on failure. */
@@ -814,6 +823,35 @@ ALOOP_API int aloop_copy(int out_fd, int in_fd, size_t n, size_t *copied);
  * source that is not a regular file; -ECANCELED, -EPIPE, ... */
 ALOOP_API int aloop_sendfile(int out_fd, int in_fd, off_t offset, size_t n, size_t *sent);
 
+/* ---- stream transports: how a stream moves its bytes (TLS and the like)
+ * A transport replaces the plain fd reads and writes under a stream's
+ * buffer, so that every aloop_stream_* call works on, say, a TLS
+ * connection (aloop-tls is built on this; docs/guide.md shows how to plug
+ * another library). Its calls never block: each moves what it can at once
+ * and returns > 0 bytes, 0 at EOF (read), -EAGAIN with *want set to
+ * ALOOP_WANT_READ or ALOOP_WANT_WRITE (the direction the fd must become
+ * ready in before the call is tried again: a TLS read may need to write),
+ * or -errno. The stream does the waiting, the cancelling and the
+ * one-reader-one-writer rule; a call is never entered twice at once in the
+ * same role, but a read and a write may alternate while both are pending. */
+enum { ALOOP_WANT_READ = 1, ALOOP_WANT_WRITE = 2 };
+typedef struct aloop_stream_transport {
+    ssize_t (*read)(void *ctx, int fd, void *buf, size_t n, int *want);
+    ssize_t (*write)(void *ctx, int fd, const void *buf, size_t n, int *want);
+    /* Half-close (TLS: close_notify): 0, -EAGAIN + *want, or -errno. */
+    int (*shutdown)(void *ctx, int fd, int *want);
+    /* The stream is being closed (fd closed right after): free ctx. May be NULL. */
+    void (*close)(void *ctx, int fd);
+} aloop_stream_transport_t;
+/* Puts s on transport ops with ctx (ops NULL: back to plain fd I/O); the
+ * previous transport's close runs first. ops must outlive the stream.
+ * Bytes s has buffered stay and are read first. 0; -EINVAL (a NULL read,
+ * write or shutdown); -EBUSY while a call on s is in progress; -EBADF. */
+ALOOP_API int aloop_stream_set_transport(aloop_stream_t *s, const aloop_stream_transport_t *ops,
+                                         void *ctx);
+/* The ctx given with the transport, or NULL. */
+ALOOP_API void *aloop_stream_transport_ctx(const aloop_stream_t *s);
+
 /* ---- servers */
 
 typedef struct aloop_server aloop_server_t;
@@ -833,6 +871,16 @@ typedef void (*aloop_conn_fn)(aloop_stream_t *conn, void *arg);
  * listen_fd is left open, still the caller's). */
 ALOOP_API aloop_server_t *aloop_serve(aloop_t *loop, int listen_fd, aloop_conn_fn handler,
                                       void *arg);
+typedef struct aloop_serve_opts {
+    size_t max_connections; /* 0 = no limit; at the limit the server stops
+                               accepting until a handler returns (new
+                               connections wait in the listen backlog) */
+    size_t max_line;        /* max_line of each connection's stream (0 = default) */
+} aloop_serve_opts_t;
+/* aloop_serve with options; opts NULL = all defaults (= aloop_serve). */
+ALOOP_API aloop_server_t *aloop_serve_with(aloop_t *loop, int listen_fd,
+                                           const aloop_serve_opts_t *opts, aloop_conn_fn handler,
+                                           void *arg);
 /* Stops accepting and closes the listener; running handlers go on. Calling
  * it again does nothing. 0, -EINVAL. */
 ALOOP_API int aloop_server_close(aloop_server_t *srv);
@@ -967,6 +1015,21 @@ ALOOP_API int aloop_run_threadsafe(aloop_t *loop, aloop_task_fn fn, void *arg, v
  * with signo blocked: unblock it in the child (posix_spawnattr_setsigmask,
  * or pthread_sigmask after fork) until the subprocess API does it for you. */
 ALOOP_API int aloop_signal_wait(int signo);
+/* Suspends until one of the signals in set is delivered to the process and
+ * returns its number (> 0): SIGINT and SIGTERM in one call, asyncio's
+ * add_signal_handler for several signals. Each signal of the set is
+ * handled as by aloop_signal_wait (blocked in the loop's thread from the
+ * first wait on). The first one read ends the wait; another signal of the
+ * set arriving meanwhile stays pending for the next wait. -EINVAL (NULL
+ * or empty set, or one holding SIGKILL, SIGSTOP or a synchronous signal:
+ * SIGSEGV, SIGBUS, SIGFPE, SIGILL), -ECANCELED, -EPERM outside a task,
+ * -ENOMEM.
+ *     sigset_t set;
+ *     sigemptyset(&set);
+ *     sigaddset(&set, SIGINT);
+ *     sigaddset(&set, SIGTERM);
+ *     int signo = aloop_signal_wait_any(&set); */
+ALOOP_API int aloop_signal_wait_any(const sigset_t *set);
 
 /* ---- subprocesses (asyncio.create_subprocess_exec) */
 
@@ -1070,10 +1133,13 @@ ALOOP_API int aloop_process_kill_group(aloop_process_t *p, int signo);
  * outlen, err, errlen, status may be NULL: an unwanted output is still
  * drained. A child that exits or closes stdin before reading all of `in`
  * is not an error. Afterwards p's pipes are closed. -EPIPE (inlen > 0 but
- * stdin is not piped), -ENOMEM, -ECANCELED (what was read is dropped, the
- * pipes not yet done stay open, the child runs on), -EBUSY (another task
- * reads one of the pipes), -EPERM, -EINVAL, -ECHILD as aloop_process_wait.
- * On failure *out and *err are NULL. */
+ * stdin is not piped), -ENOMEM, -ECANCELED (the pipes not yet done stay
+ * open, the child runs on), -EBUSY (another task reads one of the pipes),
+ * -EPERM, -EINVAL, -ECHILD as aloop_process_wait. On every error after
+ * the reading began (a timeout scope's -ECANCELED included), *out and
+ * *err hold what was read so far (malloc'd, NUL-terminated, with their
+ * lengths; NULL and 0 when nothing was), so a job stopped by a timeout
+ * still shows its last words. */
 ALOOP_API int aloop_process_communicate(aloop_process_t *p, const void *in, size_t inlen,
                                         char **out, size_t *outlen, char **err,
                                         size_t *errlen, int *status);

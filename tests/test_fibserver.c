@@ -92,11 +92,9 @@ static void server_start(const char *extra1, const char *extra2) {
     server_start3(extra1, extra2, NULL);
 }
 
-/* Reads the server's log until the line "fib(N)": request N has started
- * (the server prints it just before computing or queueing the job). */
-static void wait_started(const char *n) {
-    char want[64], line[128];
-    snprintf(want, sizeof want, "fib(%s)", n);
+/* Reads the server's log until the line `want`. */
+static void wait_log(const char *want) {
+    char line[128];
     size_t len = 0;
     for (;;) {
         struct pollfd p = {.fd = server_out, .events = POLLIN};
@@ -111,6 +109,14 @@ static void wait_started(const char *n) {
         len = 0;
         if (strcmp(line, want) == 0) return;
     }
+}
+
+/* Reads the server's log until the line "fib(N)": request N has started
+ * (the server prints it just before computing or queueing the job). */
+static void wait_started(const char *n) {
+    char want[64];
+    snprintf(want, sizeof want, "fib(%s)", n);
+    wait_log(want);
 }
 
 static void server_stop(void) {
@@ -416,23 +422,43 @@ static void start_with_one_busy_worker(const char *n, int *a, int *b) {
     wait_started(n); /* b's waits for it */
 }
 
-/* A client that hangs up while its request waits for a worker cancels it:
- * the server drops the connection at once (EOF, no answer) while the
- * request ahead of it is still being computed, and goes on serving. */
+/* A client that hangs up (a reset: the connection is gone) while its
+ * request waits for a worker cancels it: the server says so at once while
+ * the request ahead of it is still being computed, and goes on serving. */
 static void test_hangup_cancels_queued_request(void **state) {
     (void)state;
     int a, b;
     start_with_one_busy_worker(HUGE_N, &a, &b);
-    assert_int_equal(shutdown(b, SHUT_WR), 0); /* b hangs up */
-    char buf[64];
-    assert_int_equal(recv(b, buf, sizeof buf, 0), 0); /* dropped, no answer */
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    assert_int_equal(setsockopt(b, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
+    assert_int_equal(close(b), 0); /* b hangs up: RST */
+    wait_log("hung up: fib(" HUGE_N ")");
     struct pollfd p = {.fd = a, .events = POLLIN};
     assert_int_equal(poll(&p, 1, 0), 0); /* a's answer is still being computed */
     int c = connect_server(); /* small requests are computed on the loop */
     expect_reply(c, "10\n", "55");
     close(a);
-    close(b);
     close(c);
+}
+
+/* A client that half-closes after its request (nc -N) still gets the
+ * answer, computed on the pool, then end of file: end of file after a
+ * request is not a hang-up. */
+static void test_half_close_gets_answer(void **state) {
+    (void)state;
+    server_start3("--threads", "--thread-min=0", "--pool=1");
+    int fd = connect_server();
+    char req[32];
+    snprintf(req, sizeof req, "%d\n", BIG_N);
+    send_str(fd, req);
+    assert_int_equal(shutdown(fd, SHUT_WR), 0);
+    char *answer = recv_line(fd);
+    assert_int_equal(strlen(answer), BIG_DIGITS);
+    free(answer);
+    char buf[8];
+    assert_int_equal(recv(fd, buf, sizeof buf, 0), 0); /* then the server closes */
+    close(fd);
+    server_stop();
 }
 
 /* A second signal during the shutdown is not lost: with a job still running
@@ -475,6 +501,7 @@ int main(void) {
         cmocka_unit_test_teardown(test_two_loops_serve_in_parallel, teardown_server),
         cmocka_unit_test_teardown(test_default_loops, teardown_server),
         cmocka_unit_test_teardown(test_hangup_cancels_queued_request, teardown_server),
+        cmocka_unit_test_teardown(test_half_close_gets_answer, teardown_server),
         cmocka_unit_test_teardown(test_second_signal_during_shutdown, teardown_server),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -13,8 +13,13 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <math.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -684,6 +689,372 @@ static void test_lookup_enomem(void **state) {
     assert_true(failures > 0);
 }
 
+/* ---- tcp_connect: one deadline, Happy Eyeballs (RFC 8305) -------------- */
+
+/* The resolver test hook answers names with these addresses (or blocks
+ * until released, as a resolver waiting for a silent DNS server does). */
+typedef struct fake_node {
+    struct addrinfo ai;
+    struct sockaddr_storage ss;
+} fake_node_t;
+
+static struct sockaddr_storage fake_addr[8];
+static socklen_t fake_len[8];
+static size_t nfake;
+static atomic_int fake_answered;
+static pthread_mutex_t fake_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t fake_cv = PTHREAD_COND_INITIALIZER;
+static int fake_blocked;
+
+static int fake_resolver(const char *host, const char *port, const struct addrinfo *hints,
+                         struct addrinfo **res) {
+    (void)host, (void)port, (void)hints;
+    pthread_mutex_lock(&fake_mu);
+    while (fake_blocked) pthread_cond_wait(&fake_cv, &fake_mu);
+    pthread_mutex_unlock(&fake_mu);
+    struct addrinfo *head = NULL, **tail = &head;
+    for (size_t i = 0; i < nfake; i++) {
+        fake_node_t *n = calloc(1, sizeof *n);
+        assert_non_null(n);
+        n->ss = fake_addr[i];
+        n->ai.ai_family = fake_addr[i].ss_family;
+        n->ai.ai_socktype = SOCK_STREAM;
+        n->ai.ai_addrlen = fake_len[i];
+        n->ai.ai_addr = (struct sockaddr *)&n->ss;
+        *tail = &n->ai;
+        tail = &n->ai.ai_next;
+    }
+    *res = head;
+    atomic_store(&fake_answered, 1);
+    return head ? 0 : EAI_NONAME;
+}
+
+static void fake_free(struct addrinfo *ai) {
+    while (ai) {
+        struct addrinfo *next = ai->ai_next;
+        free(ai); /* ai is the node's first member */
+        ai = next;
+    }
+}
+
+static void fake_release(void *arg) {
+    (void)arg;
+    pthread_mutex_lock(&fake_mu);
+    fake_blocked = 0;
+    pthread_cond_broadcast(&fake_cv);
+    pthread_mutex_unlock(&fake_mu);
+}
+
+static void fake_add(const void *sa, socklen_t len) {
+    memcpy(&fake_addr[nfake], sa, len);
+    fake_len[nfake++] = len;
+}
+
+/* A loopback TCP address that never answers: its listener's accept queue
+ * is full (backlog 0, one connection queued and never accepted), so the
+ * kernel drops every further SYN. Nothing leaves the machine. */
+typedef struct blackhole {
+    int lfd, filler, probe;
+    struct sockaddr_in sin;
+} blackhole_t;
+
+static void blackhole_open(blackhole_t *b) {
+    b->lfd = socket(AF_INET, SOCK_STREAM, 0);
+    memset(&b->sin, 0, sizeof b->sin);
+    b->sin.sin_family = AF_INET;
+    b->sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t sl = sizeof b->sin;
+    assert_int_equal(bind(b->lfd, (struct sockaddr *)&b->sin, sizeof b->sin), 0);
+    assert_int_equal(listen(b->lfd, 0), 0);
+    assert_int_equal(getsockname(b->lfd, (struct sockaddr *)&b->sin, &sl), 0);
+    b->filler = socket(AF_INET, SOCK_STREAM, 0);
+    assert_int_equal(connect(b->filler, (struct sockaddr *)&b->sin, sizeof b->sin), 0);
+    /* one more, in case the kernel counted the filler late: afterwards the
+     * queue is full whichever way this one went */
+    b->probe = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    connect(b->probe, (struct sockaddr *)&b->sin, sizeof b->sin);
+    struct pollfd p = {.fd = b->probe, .events = POLLOUT};
+    poll(&p, 1, 100);
+}
+
+static void blackhole_close(blackhole_t *b) {
+    close(b->probe);
+    close(b->filler);
+    close(b->lfd);
+}
+
+/* Unix-domain stream addresses: a listener (connect completes inside
+ * connect(2), so its win is at a known instant) and a refusing one (bound,
+ * not listening: ECONNREFUSED at once). */
+static char he_dir[64];
+static int unix_sock(const char *name, int do_listen, struct sockaddr_un *sun) {
+    memset(sun, 0, sizeof *sun);
+    sun->sun_family = AF_UNIX;
+    snprintf(sun->sun_path, sizeof sun->sun_path, "%s/%s", he_dir, name);
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    assert_int_equal(bind(fd, (struct sockaddr *)sun, sizeof *sun), 0);
+    if (do_listen) assert_int_equal(listen(fd, 16), 0);
+    return fd;
+}
+
+static int count_fds(void) {
+    DIR *d = opendir("/proc/self/fd");
+    if (!d) return -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+typedef struct he_case {
+    const char *host, *port; /* port NULL: "80" */
+    double timeout, cancel_at;
+    int rc, family;
+    double elapsed;
+} he_case_t;
+
+static void *he_connector(void *arg) {
+    he_case_t *c = arg;
+    double t0 = now();
+    int fd = aloop_tcp_connect(c->host, c->port ? c->port : "80", c->timeout);
+    c->elapsed = now() - t0;
+    c->rc = fd < 0 ? fd : 0;
+    if (fd >= 0) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof ss;
+        getpeername(fd, (struct sockaddr *)&ss, &sl);
+        c->family = ss.ss_family;
+        aloop_close(fd);
+    }
+    return NULL;
+}
+
+/* Keeps the virtual clock still while the (fast) fake resolver runs on a
+ * worker, until its answer has reached the loop: the clock never jumps
+ * while a task is ready. */
+static void *clock_keeper(void *arg) {
+    (void)arg;
+    while (!atomic_load(&fake_answered) || aloop__xthread_pending(aloop_current())) aloop_yield();
+    return NULL;
+}
+
+/* Runs c on a virtual-clock loop; the fds open before and after match. */
+static void he_run(he_case_t *c, double release_at) {
+    int fds_before = count_fds();
+    atomic_store(&fake_answered, 0);
+    aloop__test_set_resolver(fake_resolver, fake_free);
+    aloop_t *loop = vloop();
+    aloop_task_t *keeper = fake_blocked ? NULL : spawn(loop, clock_keeper, NULL);
+    aloop_task_t *t = spawn(loop, he_connector, c);
+    if (c->cancel_at > 0) assert_non_null(aloop_call_later(loop, c->cancel_at, cancel_cb, t));
+    if (release_at > 0) assert_non_null(aloop_call_later(loop, release_at, fake_release, NULL));
+    assert_int_equal(aloop_run(loop), 0);
+    aloop_release(t);
+    if (keeper) aloop_release(keeper);
+    aloop_free(loop);
+    aloop__test_set_resolver(NULL, NULL);
+    assert_int_equal(count_fds(), fds_before);
+}
+
+static int he_setup(void **state) {
+    (void)state;
+    snprintf(he_dir, sizeof he_dir, "/tmp/aloop-he-XXXXXX");
+    assert_non_null(mkdtemp(he_dir));
+    nfake = 0;
+    fake_blocked = 0;
+    return 0;
+}
+
+static int he_teardown(void **state) {
+    (void)state;
+    char path[128];
+    const char *names[] = {"live", "refuse"};
+    for (size_t i = 0; i < 2; i++) {
+        snprintf(path, sizeof path, "%s/%s", he_dir, names[i]);
+        unlink(path);
+    }
+    rmdir(he_dir);
+    return 0;
+}
+
+/* A resolver that takes 3 s, a 0.5 s timeout: -ETIMEDOUT at 0.5 s, for
+ * tcp_connect and open_connection alike. */
+static void test_connect_deadline_covers_lookup(void **state) {
+    (void)state;
+    struct sockaddr_un live;
+    int lfd = unix_sock("live", 1, &live);
+    fake_add(&live, sizeof live);
+    fake_blocked = 1;
+    he_case_t c = {.host = "slow.example", .timeout = 0.5};
+    he_run(&c, 3.0);
+    assert_int_equal(c.rc, -ETIMEDOUT);
+    assert_true(c.elapsed == 0.5);
+    /* a timeout of 0 and a name: the lookup alone would wait */
+    fake_blocked = 1;
+    c = (he_case_t){.host = "slow.example", .timeout = 0};
+    he_run(&c, 1.0);
+    assert_int_equal(c.rc, -ETIMEDOUT);
+    assert_true(c.elapsed == 0);
+    /* without the hold-up, the same name connects */
+    c = (he_case_t){.host = "fast.example", .timeout = 0.5};
+    he_run(&c, 0);
+    assert_int_equal(c.rc, 0);
+    assert_int_equal(c.family, AF_UNIX);
+    close(lfd);
+}
+
+/* The first address never answers, the second does: it wins once the
+ * attempt delay (250 ms) has passed, not after the whole timeout; the
+ * blackhole attempt is closed. */
+static void test_happy_eyeballs_next_after_delay(void **state) {
+    (void)state;
+    blackhole_t bh;
+    blackhole_open(&bh);
+    struct sockaddr_un live;
+    int lfd = unix_sock("live", 1, &live);
+    fake_add(&bh.sin, sizeof bh.sin);
+    fake_add(&live, sizeof live);
+    he_case_t c = {.host = "he.example", .timeout = 30};
+    he_run(&c, 0);
+    assert_int_equal(c.rc, 0);
+    assert_int_equal(c.family, AF_UNIX);
+    assert_true(c.elapsed == 0.25);
+    /* no timeout at all: the same */
+    c = (he_case_t){.host = "he.example", .timeout = -1};
+    he_run(&c, 0);
+    assert_int_equal(c.rc, 0);
+    assert_true(c.elapsed == 0.25);
+    close(lfd);
+    blackhole_close(&bh);
+}
+
+/* Addresses are interleaved by family: two dead IPv4 addresses before a
+ * live address of another family cost one delay, not two. */
+static void test_happy_eyeballs_interleaves_families(void **state) {
+    (void)state;
+    blackhole_t bh;
+    blackhole_open(&bh);
+    struct sockaddr_un live;
+    int lfd = unix_sock("live", 1, &live);
+    fake_add(&bh.sin, sizeof bh.sin);
+    fake_add(&bh.sin, sizeof bh.sin);
+    fake_add(&live, sizeof live);
+    he_case_t c = {.host = "he.example", .timeout = 30};
+    he_run(&c, 0);
+    assert_int_equal(c.rc, 0);
+    assert_int_equal(c.family, AF_UNIX);
+    assert_true(c.elapsed == 0.25);
+    close(lfd);
+    blackhole_close(&bh);
+}
+
+/* An attempt that fails starts the next one at once; when all fail, the
+ * error is the last attempt's. */
+static void test_happy_eyeballs_failure_starts_next_at_once(void **state) {
+    (void)state;
+    blackhole_t bh;
+    blackhole_open(&bh);
+    struct sockaddr_un live, refuse;
+    int lfd = unix_sock("live", 1, &live);
+    int rfd = unix_sock("refuse", 0, &refuse);
+    fake_add(&refuse, sizeof refuse);
+    fake_add(&live, sizeof live);
+    he_case_t c = {.host = "he.example", .timeout = 30};
+    he_run(&c, 0);
+    assert_int_equal(c.rc, 0);
+    assert_true(c.elapsed == 0);
+    nfake = 0;
+    fake_add(&bh.sin, sizeof bh.sin);
+    fake_add(&refuse, sizeof refuse);
+    fake_add(&live, sizeof live);
+    c = (he_case_t){.host = "he.example", .timeout = 30};
+    he_run(&c, 0);
+    assert_int_equal(c.rc, 0);
+    assert_true(c.elapsed == 0.25);
+    nfake = 0;
+    fake_add(&refuse, sizeof refuse);
+    fake_add(&refuse, sizeof refuse);
+    c = (he_case_t){.host = "he.example", .timeout = 30};
+    he_run(&c, 0);
+    assert_int_equal(c.rc, -ECONNREFUSED);
+    assert_true(c.elapsed == 0);
+    close(rfd);
+    close(lfd);
+    blackhole_close(&bh);
+}
+
+/* The deadline covers every attempt: -ETIMEDOUT at the deadline with
+ * nothing left open; a timeout of 0 tries once without waiting. */
+static void test_happy_eyeballs_deadline(void **state) {
+    (void)state;
+    blackhole_t bh;
+    blackhole_open(&bh);
+    fake_add(&bh.sin, sizeof bh.sin);
+    fake_add(&bh.sin, sizeof bh.sin);
+    fake_add(&bh.sin, sizeof bh.sin);
+    he_case_t c = {.host = "he.example", .timeout = 2};
+    he_run(&c, 0);
+    assert_int_equal(c.rc, -ETIMEDOUT);
+    assert_true(c.elapsed == 2);
+    c = (he_case_t){.host = "he.example", .timeout = 0.3}; /* between two starts */
+    he_run(&c, 0);
+    assert_int_equal(c.rc, -ETIMEDOUT);
+    assert_true(fabs(c.elapsed - 0.3) < 1e-9);
+    /* numeric: no lookup, one look at the attempt */
+    char port[16];
+    snprintf(port, sizeof port, "%d", ntohs(bh.sin.sin_port));
+    c = (he_case_t){.host = "127.0.0.1", .port = port, .timeout = 0};
+    int fds_before = count_fds();
+    aloop_t *loop = vloop();
+    aloop_task_t *t = spawn(loop, he_connector, &c);
+    run_and_release(loop, &t, 1);
+    aloop_free(loop);
+    assert_int_equal(c.rc, -ETIMEDOUT);
+    assert_true(c.elapsed == 0);
+    assert_int_equal(count_fds(), fds_before);
+    blackhole_close(&bh);
+}
+
+/* A cancel at each suspension point (the lookup, one, two or three attempts
+ * in flight) returns -ECANCELED then and leaks no fd. */
+static void test_happy_eyeballs_cancel_leaks_nothing(void **state) {
+    (void)state;
+    blackhole_t bh;
+    blackhole_open(&bh);
+    fake_add(&bh.sin, sizeof bh.sin);
+    fake_add(&bh.sin, sizeof bh.sin);
+    fake_add(&bh.sin, sizeof bh.sin);
+    fake_blocked = 1; /* in the lookup */
+    he_case_t c = {.host = "he.example", .timeout = 30, .cancel_at = 0.1};
+    he_run(&c, 0.2);
+    assert_int_equal(c.rc, -ECANCELED);
+    assert_true(c.elapsed == 0.1);
+    const double at[] = {0.1, 0.3, 0.6, 5};
+    for (size_t i = 0; i < sizeof at / sizeof *at; i++) {
+        c = (he_case_t){.host = "he.example", .timeout = 30, .cancel_at = at[i]};
+        he_run(&c, 0);
+        assert_int_equal(c.rc, -ECANCELED);
+        assert_true(fabs(c.elapsed - at[i]) < 1e-9);
+    }
+    /* aloop_free with the connect in flight */
+    int fds_before = count_fds();
+    atomic_store(&fake_answered, 0);
+    aloop__test_set_resolver(fake_resolver, fake_free);
+    aloop_t *loop = vloop();
+    c = (he_case_t){.host = "he.example", .timeout = 30};
+    aloop_task_t *ts[2] = {spawn(loop, clock_keeper, NULL), spawn(loop, he_connector, &c)};
+    assert_non_null(aloop_call_later(loop, 0.4, (void (*)(void *))aloop_stop, loop));
+    assert_int_equal(aloop_run(loop), 0);
+    aloop_release(ts[0]);
+    aloop_release(ts[1]);
+    aloop_free(loop);
+    aloop__test_set_resolver(NULL, NULL);
+    assert_int_equal(c.rc, -ECANCELED);
+    assert_int_equal(count_fds(), fds_before);
+    blackhole_close(&bh);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_outside_task),
@@ -694,6 +1065,15 @@ int main(void) {
         cmocka_unit_test(test_tcp_reuseaddr),
         cmocka_unit_test(test_connect_refused),
         cmocka_unit_test(test_bad_ports),
+        cmocka_unit_test_setup_teardown(test_connect_deadline_covers_lookup, he_setup, he_teardown),
+        cmocka_unit_test_setup_teardown(test_happy_eyeballs_next_after_delay, he_setup, he_teardown),
+        cmocka_unit_test_setup_teardown(test_happy_eyeballs_interleaves_families, he_setup,
+                                        he_teardown),
+        cmocka_unit_test_setup_teardown(test_happy_eyeballs_failure_starts_next_at_once, he_setup,
+                                        he_teardown),
+        cmocka_unit_test_setup_teardown(test_happy_eyeballs_deadline, he_setup, he_teardown),
+        cmocka_unit_test_setup_teardown(test_happy_eyeballs_cancel_leaks_nothing, he_setup,
+                                        he_teardown),
         cmocka_unit_test(test_raw_connect),
         cmocka_unit_test(test_accept_emfile_backoff),
         cmocka_unit_test(test_connect_timeout),

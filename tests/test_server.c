@@ -694,8 +694,162 @@ static void test_allocation_failures(void **state) {
     }
 }
 
+/* ---- aloop_serve_with ------------------------------------------------------ */
+
+/* max_connections 2 and five clients at once: never more than two
+ * handlers live (the others wait in the backlog, not accepted), and all
+ * five are served, two at a time (three rounds of 0.5 s). */
+typedef struct limit_ctx {
+    char port[16];
+    aloop_server_t *srv;
+    aloop_serve_opts_t opts;
+    int live, max_live, served, ok, nclients;
+    size_t max_seen;
+    ssize_t first, second;
+    double took;
+} limit_ctx_t;
+
+static void limited_handler(aloop_stream_t *conn, void *arg) {
+    limit_ctx_t *c = arg;
+    if (++c->live > c->max_live) c->max_live = c->live;
+    if (aloop_server_connections(c->srv) > c->max_seen) c->max_seen = aloop_server_connections(c->srv);
+    char line[64];
+    ssize_t k = aloop_stream_readline(conn, line, sizeof line);
+    aloop_sleep(0.5);
+    if (k > 0 && aloop_stream_write(conn, line, (size_t)k) == k) c->served++;
+    c->live--;
+}
+
+static void *limit_client(void *arg) {
+    limit_ctx_t *c = arg;
+    aloop_stream_t *s;
+    if (aloop_open_connection("127.0.0.1", c->port, 10, &s) < 0) return NULL;
+    char back[64];
+    if (aloop_stream_write(s, "hi\n", 3) == 3 && aloop_stream_readline(s, back, sizeof back) == 3)
+        c->ok++;
+    aloop_stream_close(s);
+    return NULL;
+}
+
+static void *limit_main(void *arg) {
+    limit_ctx_t *c = arg;
+    int lfd = aloop_tcp_listen("127.0.0.1", "0", 16);
+    assert_true(lfd >= 0);
+    listen_port(lfd, c->port, sizeof c->port);
+    c->srv = aloop_serve_with(aloop_current(), lfd, &c->opts, limited_handler, c);
+    assert_non_null(c->srv);
+    aloop_task_t *ts[5];
+    double start = now();
+    for (int i = 0; i < c->nclients; i++) ts[i] = spawn(aloop_current(), limit_client, c);
+    aloop_gather(ts, (size_t)c->nclients, NULL, NULL, 0);
+    c->took = now() - start;
+    for (int i = 0; i < c->nclients; i++) aloop_release(ts[i]);
+    aloop_server_close(c->srv);
+    assert_int_equal(aloop_server_wait_closed(c->srv), 0);
+    aloop_server_free(c->srv);
+    return NULL;
+}
+
+static void test_serve_with_max_connections(void **state) {
+    (void)state;
+    limit_ctx_t c = {.opts = {.max_connections = 2}, .nclients = 5};
+    assert_int_equal(aloop_main_with(&(aloop_config_t){.clock = ALOOP_CLOCK_VIRTUAL}, limit_main,
+                                     &c, NULL),
+                     0);
+    assert_int_equal(c.max_live, 2);
+    assert_int_equal(c.max_seen, 2);
+    assert_int_equal(c.served, 5);
+    assert_int_equal(c.ok, 5);
+    assert_true(c.took >= 1.5 - 1e-9); /* three rounds: 2 + 2 + 1 */
+}
+
+/* No limit (opts NULL, and max_connections 0): all five side by side. */
+static void test_serve_with_defaults(void **state) {
+    (void)state;
+    limit_ctx_t c = {.nclients = 5};
+    assert_int_equal(aloop_main_with(&(aloop_config_t){.clock = ALOOP_CLOCK_VIRTUAL}, limit_main,
+                                     &c, NULL),
+                     0);
+    assert_int_equal(c.max_live, 5);
+    assert_int_equal(c.ok, 5);
+    assert_true(c.took < 1.0);
+}
+
+/* Per-connection max_line: a longer line is -EMSGSIZE at once, the next
+ * one is read. And opts NULL serves with the defaults. */
+static void line_handler(aloop_stream_t *conn, void *arg) {
+    limit_ctx_t *c = arg;
+    char line[64];
+    c->first = aloop_stream_readline(conn, line, sizeof line);
+    c->second = aloop_stream_readline(conn, line, sizeof line);
+    aloop_stream_write(conn, "done\n", 5);
+}
+
+static void *max_line_main(void *arg) {
+    limit_ctx_t *c = arg;
+    int lfd = aloop_tcp_listen("127.0.0.1", "0", 16);
+    listen_port(lfd, c->port, sizeof c->port);
+    c->srv = aloop_serve_with(aloop_current(), lfd, &c->opts, line_handler, c);
+    aloop_stream_t *s;
+    assert_int_equal(aloop_open_connection("127.0.0.1", c->port, 10, &s), 0);
+    aloop_stream_write(s, "0123456789abcdef\nok\n", 20);
+    char back[16];
+    c->ok = aloop_stream_readline(s, back, sizeof back) == 5;
+    aloop_stream_close(s);
+    aloop_server_free(c->srv);
+    return NULL;
+}
+
+static void test_serve_with_max_line(void **state) {
+    (void)state;
+    limit_ctx_t c = {.opts = {.max_line = 8}};
+    assert_int_equal(aloop_main(max_line_main, &c, NULL), 0);
+    assert_int_equal(c.first, -EMSGSIZE);
+    assert_int_equal(c.second, 3);
+    assert_int_equal(c.ok, 1);
+}
+
+/* Closed while the accept task waits for a slot: it stops there, and the
+ * server goes idle once the handler is cancelled. */
+static void *held_at_limit_main(void *arg) {
+    srv_ctx_t *c = arg;
+    int lfd = aloop_tcp_listen("127.0.0.1", "0", 16);
+    listen_port(lfd, c->port, sizeof c->port);
+    aloop_serve_opts_t o = {.max_connections = 1};
+    c->srv = aloop_serve_with(aloop_current(), lfd, &o, handler, c);
+    aloop_stream_t *s1, *s2;
+    assert_int_equal(aloop_open_connection("127.0.0.1", c->port, 10, &s1), 0);
+    assert_int_equal(aloop_open_connection("127.0.0.1", c->port, 10, &s2), 0); /* backlog */
+    aloop_sleep(1);
+    c->rc[0] = c->handlers_started;
+    aloop_server_close(c->srv);
+    aloop_server_cancel_handlers(c->srv);
+    c->rc[1] = aloop_server_wait_closed(c->srv);
+    c->rc[2] = c->handlers_started;
+    aloop_server_free(c->srv);
+    aloop_stream_close(s1);
+    aloop_stream_close(s2);
+    return NULL;
+}
+
+static void test_serve_with_close_at_limit(void **state) {
+    (void)state;
+    srv_ctx_t c = {.mode = HOLD};
+    assert_int_equal(aloop_main_with(&(aloop_config_t){.clock = ALOOP_CLOCK_VIRTUAL},
+                                     held_at_limit_main, &c, NULL),
+                     0);
+    assert_int_equal(c.rc[0], 1);
+    assert_int_equal(c.rc[1], 0);
+    assert_int_equal(c.rc[2], 1);
+    assert_int_equal(c.handler_rc[0], -ECANCELED);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_serve_with_max_connections),
+        cmocka_unit_test(test_serve_with_defaults),
+        cmocka_unit_test(test_serve_with_max_line),
+        cmocka_unit_test(test_serve_with_close_at_limit),
         cmocka_unit_test(test_many_connections),
         cmocka_unit_test(test_close_while_handlers_run),
         cmocka_unit_test(test_free_cancels_handlers),

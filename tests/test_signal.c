@@ -7,6 +7,7 @@
 #include "internal.h"
 #include "io_internal.h"
 
+#include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -182,6 +183,151 @@ static void test_invalid(void **state) {
     assert_int_equal(aloop_signal_wait(SIGUSR1), -EPERM);
 }
 
+/* ---- aloop_signal_wait_any ------------------------------------------------ */
+
+static sigset_t usr_set(void) {
+    sigset_t s;
+    sigemptyset(&s);
+    sigaddset(&s, SIGUSR1);
+    sigaddset(&s, SIGUSR2);
+    return s;
+}
+
+static void *wait_any_usr(void *arg) {
+    int *rc = arg;
+    sigset_t s = usr_set();
+    *rc = aloop_signal_wait_any(&s);
+    return NULL;
+}
+
+static void raise_both(void *arg) {
+    (void)arg;
+    raise(SIGUSR2);
+    raise(SIGUSR1);
+}
+
+/* The number of the signal that came; a plain wait on the same signal
+ * wakes too; two pending at once come out one per wait, none lost. */
+static void test_wait_any(void **state) {
+    (void)state;
+    aloop_t *loop = vloop();
+    int any = 0, plain = 1;
+    aloop_release(aloop_spawn(loop, wait_any_usr, &any));
+    aloop_release(aloop_spawn(loop, wait_usr2, &plain));
+    aloop_call_later(loop, 1.0, kill_usr2, NULL);
+    assert_int_equal(aloop_run(loop), 0);
+    assert_int_equal(any, SIGUSR2);
+    assert_int_equal(plain, 0);
+    any = 0;
+    aloop_release(aloop_spawn(loop, wait_any_usr, &any));
+    aloop_call_later(loop, 1.0, raise_usr1, NULL);
+    assert_int_equal(aloop_run(loop), 0);
+    assert_int_equal(any, SIGUSR1);
+    aloop_call_soon(loop, raise_both, NULL); /* nobody waits: both stay pending */
+    assert_int_equal(aloop_run(loop), 0);
+    int first = 0, second = 0;
+    aloop_release(aloop_spawn(loop, wait_any_usr, &first));
+    assert_int_equal(aloop_run(loop), 0);
+    aloop_release(aloop_spawn(loop, wait_any_usr, &second));
+    assert_int_equal(aloop_run(loop), 0);
+    assert_true((first == SIGUSR1 && second == SIGUSR2) || (first == SIGUSR2 && second == SIGUSR1));
+    assert_int_equal(loop->io->holds, 0);
+    aloop_free(loop);
+}
+
+/* Cancelled: -ECANCELED, nothing keeps the loop alive, and a signal that
+ * comes afterwards stays pending for the next wait. */
+static void test_wait_any_cancel(void **state) {
+    (void)state;
+    aloop_t *loop = vloop();
+    int rc = 1;
+    aloop_task_t *t = aloop_spawn(loop, wait_any_usr, &rc);
+    aloop_stop(loop);
+    aloop_run(loop);
+    aloop_cancel(t);
+    assert_int_equal(aloop_run(loop), 0);
+    assert_int_equal(rc, -ECANCELED);
+    assert_int_equal(loop->io->holds, 0);
+    aloop_release(t);
+    raise(SIGUSR1);
+    rc = 1;
+    aloop_release(aloop_spawn(loop, wait_any_usr, &rc));
+    assert_int_equal(aloop_run(loop), 0);
+    assert_int_equal(rc, SIGUSR1);
+    aloop_free(loop);
+}
+
+static void *wait_any_invalid_task(void *arg) {
+    (void)arg;
+    sigset_t s;
+    assert_int_equal(aloop_signal_wait_any(NULL), -EINVAL);
+    sigemptyset(&s);
+    assert_int_equal(aloop_signal_wait_any(&s), -EINVAL);
+    const int bad[] = {SIGKILL, SIGSTOP, SIGSEGV, SIGBUS, SIGFPE, SIGILL};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        s = usr_set();
+        sigaddset(&s, bad[i]);
+        assert_int_equal(aloop_signal_wait_any(&s), -EINVAL);
+    }
+    sigfillset(&s);
+    assert_int_equal(aloop_signal_wait_any(&s), -EINVAL);
+    return NULL;
+}
+
+static void test_wait_any_invalid(void **state) {
+    (void)state;
+    assert_int_equal(aloop_main(wait_any_invalid_task, NULL, NULL), 0);
+    sigset_t s = usr_set();
+    assert_int_equal(aloop_signal_wait_any(&s), -EPERM);
+}
+
+/* Two loops on two threads waiting for different sets: each signal wakes
+ * the loop that waits for it (the process-directed signal stays pending
+ * until that loop's signalfd reads it). */
+typedef struct any_thread {
+    pthread_t th;
+    int signos[2];
+    int got;
+} any_thread_t;
+
+static void *any_thread_task(void *arg) {
+    any_thread_t *a = arg;
+    sigset_t s;
+    sigemptyset(&s);
+    for (int i = 0; i < 2; i++)
+        if (a->signos[i]) sigaddset(&s, a->signos[i]);
+    a->got = aloop_signal_wait_any(&s);
+    return NULL;
+}
+
+static void *any_thread_main(void *arg) {
+    aloop_main(any_thread_task, arg, NULL);
+    return NULL;
+}
+
+static void test_wait_any_two_loops(void **state) {
+    (void)state;
+#if !defined(__linux__) || defined(ALOOP_NO_SIGNALFD)
+    skip(); /* the self-pipe reaches one loop per signal */
+#endif
+    sigset_t block, old;
+    sigemptyset(&block);
+    sigaddset(&block, SIGUSR1);
+    sigaddset(&block, SIGUSR2);
+    sigaddset(&block, SIGWINCH);
+    assert_int_equal(pthread_sigmask(SIG_BLOCK, &block, &old), 0);
+    any_thread_t a = {.signos = {SIGUSR1, 0}}, b = {.signos = {SIGUSR2, SIGWINCH}};
+    assert_int_equal(pthread_create(&a.th, NULL, any_thread_main, &a), 0);
+    assert_int_equal(pthread_create(&b.th, NULL, any_thread_main, &b), 0);
+    kill(getpid(), SIGUSR2);
+    assert_int_equal(pthread_join(b.th, NULL), 0);
+    assert_int_equal(b.got, SIGUSR2);
+    kill(getpid(), SIGUSR1);
+    assert_int_equal(pthread_join(a.th, NULL), 0);
+    assert_int_equal(a.got, SIGUSR1);
+    assert_int_equal(pthread_sigmask(SIG_SETMASK, &old, NULL), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_raise_wakes_waiter),
@@ -191,6 +337,10 @@ int main(void) {
         cmocka_unit_test(test_cancel_removes_wait),
         cmocka_unit_test(test_mask_restored),
         cmocka_unit_test(test_invalid),
+        cmocka_unit_test(test_wait_any),
+        cmocka_unit_test(test_wait_any_cancel),
+        cmocka_unit_test(test_wait_any_invalid),
+        cmocka_unit_test(test_wait_any_two_loops),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1576,6 +1576,264 @@ static void test_copy_destination_closed(void **state) {
     aloop_free(loop);
 }
 
+/* ---- transports ------------------------------------------------------------ */
+
+/* A toy transport: bytes XOR 0x5a on the wire. Its first read asks for the
+ * fd to be writable (as a TLS read may), its shutdown writes a marker
+ * byte, and it counts its calls; ctx is malloc'd, freed by close. */
+typedef struct xor_ctx {
+    int reads, writes, shutdowns, want_write_once;
+    int *closed; /* set by close */
+} xor_ctx_t;
+
+static ssize_t xor_read(void *ctx, int fd, void *buf, size_t n, int *want) {
+    xor_ctx_t *x = ctx;
+    x->reads++;
+    if (x->want_write_once) {
+        x->want_write_once = 0;
+        *want = ALOOP_WANT_WRITE;
+        return -EAGAIN;
+    }
+    ssize_t r = read(fd, buf, n);
+    if (r < 0) {
+        if (errno != EAGAIN) return -errno;
+        *want = ALOOP_WANT_READ;
+        return -EAGAIN;
+    }
+    for (ssize_t i = 0; i < r; i++) ((unsigned char *)buf)[i] ^= 0x5a;
+    return r;
+}
+
+static ssize_t xor_write(void *ctx, int fd, const void *buf, size_t n, int *want) {
+    xor_ctx_t *x = ctx;
+    x->writes++;
+    unsigned char tmp[4096];
+    if (n > sizeof tmp) n = sizeof tmp;
+    for (size_t i = 0; i < n; i++) tmp[i] = ((const unsigned char *)buf)[i] ^ 0x5a;
+    ssize_t r = write(fd, tmp, n);
+    if (r < 0) {
+        if (errno != EAGAIN) return -errno;
+        *want = ALOOP_WANT_WRITE;
+        return -EAGAIN;
+    }
+    return r;
+}
+
+static int xor_shutdown(void *ctx, int fd, int *want) {
+    xor_ctx_t *x = ctx;
+    x->shutdowns++;
+    ALOOP_UNUSED(want);
+    if (write(fd, "\x5a", 1) != 1) return -errno; /* a 0 byte: "close_notify" */
+    return shutdown(fd, SHUT_WR) < 0 ? -errno : 0;
+}
+
+static void xor_close(void *ctx, int fd) {
+    xor_ctx_t *x = ctx;
+    ALOOP_UNUSED(fd);
+    if (x->closed) (*x->closed)++;
+    free(x);
+}
+
+static const aloop_stream_transport_t xor_ops = {xor_read, xor_write, xor_shutdown, xor_close};
+
+static aloop_stream_t *xor_stream(aloop_t *loop, int fd, int *closed) {
+    aloop_stream_t *s = aloop_stream_new(loop, fd, 0);
+    assert_non_null(s);
+    xor_ctx_t *x = calloc(1, sizeof *x);
+    x->closed = closed;
+    assert_int_equal(aloop_stream_set_transport(s, &xor_ops, x), 0);
+    assert_ptr_equal(aloop_stream_transport_ctx(s), x);
+    return s;
+}
+
+typedef struct tr_ctx {
+    int sv[2];
+    int closed;
+    ssize_t rc[8];
+    char line[4][64];
+    unsigned char raw[64];
+} tr_ctx_t;
+
+static void *transport_main(void *arg) {
+    tr_ctx_t *c = arg;
+    aloop_t *loop = aloop_current();
+    aloop_stream_t *a = xor_stream(loop, c->sv[0], &c->closed);
+    aloop_stream_t *b = aloop_stream_new(loop, c->sv[1], 0); /* plain: sees the wire */
+    c->rc[0] = aloop_stream_write(a, "hello\n", 6);
+    c->rc[1] = aloop_stream_readexactly(b, c->raw, 6);
+    memcpy(c->line[2], c->raw, 6); /* the wire bytes */
+    /* the other way: b writes XORed bytes, a reads lines (its first read
+     * asks for writability first) */
+    ((xor_ctx_t *)aloop_stream_transport_ctx(a))->want_write_once = 1;
+    unsigned char wire[9];
+    memcpy(wire, "one\ntwo\n", 8);
+    for (int i = 0; i < 8; i++) wire[i] ^= 0x5a;
+    aloop_stream_write(b, wire, 8);
+    c->rc[2] = aloop_stream_readline(a, c->line[0], sizeof c->line[0]);
+    c->rc[3] = aloop_stream_readline(a, c->line[1], sizeof c->line[1]);
+    /* shutdown goes through the transport; writes afterwards: -EPIPE */
+    c->rc[4] = aloop_stream_shutdown(a);
+    c->rc[5] = aloop_stream_write(a, "x", 1);
+    c->rc[6] = aloop_stream_read(b, c->raw, sizeof c->raw); /* the marker, then EOF */
+    c->rc[7] = c->raw[0] == 0x5a && aloop_stream_read(b, c->raw, sizeof c->raw) == 0;
+    aloop_stream_close(a);
+    aloop_stream_close(b);
+    return NULL;
+}
+
+static void test_transport(void **state) {
+    (void)state;
+    tr_ctx_t c = {0};
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, c.sv), 0);
+    assert_int_equal(run_virtual(transport_main, &c), 0);
+    assert_int_equal(c.rc[0], 6);
+    assert_int_equal(c.rc[1], 6);
+    unsigned char want[6];
+    memcpy(want, "hello\n", 6);
+    for (int i = 0; i < 6; i++) want[i] ^= 0x5a;
+    assert_memory_equal(c.line[2], want, 6); /* XORed on the wire */
+    assert_int_equal(c.rc[2], 4);
+    assert_string_equal(c.line[0], "one\n");
+    assert_int_equal(c.rc[3], 4);
+    assert_string_equal(c.line[1], "two\n");
+    assert_int_equal(c.rc[4], 0);
+    assert_int_equal(c.rc[5], -EPIPE);
+    assert_int_equal(c.rc[6], 1);
+    assert_int_equal(c.rc[7], 1);
+    assert_int_equal(c.closed, 1); /* the transport's close ran once */
+}
+
+/* A copy between two transported streams (no kernel shortcut): 1 MiB
+ * through XOR on both sides, byte-exact. */
+static void *xor_producer(void *arg) {
+    relay_t *r = arg;
+    unsigned char *buf = malloc(r->total);
+    fill_pat(buf, 0, r->total);
+    for (size_t i = 0; i < r->total; i++) buf[i] ^= 0x5a;
+    aloop_write_all(r->src[1], buf, r->total);
+    aloop_close(r->src[1]);
+    r->src[1] = -1;
+    free(buf);
+    return NULL;
+}
+
+static void *xor_relay_main(void *arg) {
+    relay_t *r = arg;
+    aloop_t *loop = aloop_current();
+    int closed = 0;
+    /* from: the producer writes XORed bytes; to: the sink reads XORed bytes */
+    r->from = xor_stream(loop, r->src[0], &closed);
+    r->to = xor_stream(loop, r->dst[0], &closed);
+    aloop_task_t *ts[2] = {spawn(loop, relay_copier, r), spawn(loop, xor_producer, r)};
+    unsigned char *buf = malloc(65536);
+    size_t got = 0;
+    ssize_t k;
+    while ((k = aloop_read(r->dst[1], buf, 65536)) > 0) {
+        for (ssize_t i = 0; i < k; i++) r->bad += (buf[i] ^ 0x5a) != pat(got + (size_t)i);
+        got += (size_t)k;
+    }
+    r->sunk = got;
+    free(buf);
+    for (int i = 0; i < 2; i++) {
+        aloop_await(ts[i], NULL);
+        aloop_release(ts[i]);
+    }
+    aloop_stream_close(r->from);
+    r->from = NULL;
+    r->n = (size_t)closed;
+    return NULL;
+}
+
+static void test_transport_copy(void **state) {
+    (void)state;
+    relay_t r = {.total = 1u << 20};
+    relay_pair(r.src, 0);
+    relay_pair(r.dst, 0);
+    assert_int_equal(run_virtual(xor_relay_main, &r), 0);
+    assert_int_equal(r.rc, 0);
+    assert_int_equal(r.copied, r.total);
+    assert_int_equal(r.sunk, r.total);
+    assert_int_equal(r.bad, 0);
+    assert_int_equal(r.n, 2);
+    close(r.dst[1]);
+}
+
+/* set_transport: -EINVAL for missing ops, -EBUSY while a call is in
+ * progress, NULL goes back to plain I/O (closing the old transport). */
+static void *tr_busy_main(void *arg) {
+    tr_ctx_t *c = arg;
+    aloop_stream_t *s = aloop_stream_new(aloop_current(), c->sv[0], 0);
+    aloop_stream_transport_t bad = {NULL, xor_write, xor_shutdown, NULL};
+    c->rc[0] = aloop_stream_set_transport(s, &bad, NULL);
+    c->rc[1] = aloop_stream_set_transport(NULL, &xor_ops, NULL);
+    xor_ctx_t *x = calloc(1, sizeof *x);
+    x->closed = &c->closed;
+    aloop_stream_set_transport(s, &xor_ops, x);
+    ctx_t r = {.s = s};
+    aloop_task_t *t = spawn(aloop_current(), half_line_reader, &r);
+    aloop_yield(); /* it waits in readline */
+    c->rc[2] = aloop_stream_set_transport(s, NULL, NULL);
+    aloop_cancel(t);
+    aloop_await(t, NULL);
+    aloop_release(t);
+    c->rc[3] = aloop_stream_set_transport(s, NULL, NULL);
+    c->rc[4] = c->closed;
+    c->rc[5] = aloop_stream_transport_ctx(s) == NULL;
+    write(c->sv[1], "plain\n", 6);
+    c->rc[6] = aloop_stream_readline(s, c->line[0], sizeof c->line[0]);
+    aloop_stream_close(s);
+    return NULL;
+}
+
+static void test_transport_set(void **state) {
+    (void)state;
+    tr_ctx_t c = {0};
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, c.sv), 0);
+    assert_int_equal(run_virtual(tr_busy_main, &c), 0);
+    assert_int_equal(c.rc[0], -EINVAL);
+    assert_int_equal(c.rc[1], -EINVAL);
+    assert_int_equal(c.rc[2], -EBUSY);
+    assert_int_equal(c.rc[3], 0);
+    assert_int_equal(c.rc[4], 1);
+    assert_int_equal(c.rc[5], 1);
+    assert_int_equal(c.rc[6], 6);
+    assert_string_equal(c.line[0], "plain\n");
+    close(c.sv[1]);
+}
+
+/* Closed while its writer is paused by the budget between two transport
+ * writes: the writer returns -EBADF and never calls the transport again
+ * (its ctx is freed by then: ASan would see it). /dev/null takes every
+ * write, so the writer never waits on the fd. */
+static void *tr_big_writer(void *arg) {
+    ctx_t *c = arg;
+    char *buf = calloc(1, 1u << 20);
+    c->rc[0] = aloop_stream_write(c->s, buf, 1u << 20);
+    free(buf);
+    return NULL;
+}
+
+static void *tr_closer(void *arg) {
+    ctx_t *c = arg;
+    c->rc[1] = aloop_stream_close(c->s);
+    return NULL;
+}
+
+static void test_transport_close_during_write(void **state) {
+    (void)state;
+    ctx_t c = {0};
+    aloop_t *loop = vloop();
+    int fd = open("/dev/null", O_WRONLY);
+    assert_true(fd >= 0);
+    c.s = xor_stream(loop, fd, &c.n);
+    aloop_task_t *ts[2] = {spawn(loop, tr_big_writer, &c), spawn(loop, tr_closer, &c)};
+    run_and_release(loop, ts, 2);
+    assert_int_equal(c.rc[0], -EBADF);
+    assert_int_equal(c.rc[1], 0);
+    assert_int_equal(c.n, 1);
+    aloop_free(loop);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_readline_basic),
@@ -1619,6 +1877,10 @@ int main(void) {
         cmocka_unit_test(test_copy_cancel_budget_yield),
         cmocka_unit_test(test_copy_busy),
         cmocka_unit_test(test_copy_destination_closed),
+        cmocka_unit_test(test_transport),
+        cmocka_unit_test(test_transport_copy),
+        cmocka_unit_test(test_transport_set),
+        cmocka_unit_test(test_transport_close_during_write),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -140,17 +140,16 @@ static void *bot_main(void *arg) {
     return NULL;
 }
 
-typedef struct signal_watch {
-    aloop_event_t *stop;
-    int signo;
-} signal_watch_t;
-
-static void *signal_main(void *arg) {
-    signal_watch_t *w = arg;
-    int rc = aloop_signal_wait(w->signo);
-    if (rc == 0) aloop_event_set(w->stop);
+/* SIGINT or SIGTERM sets stop. */
+static void *signal_main(void *stop) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    int rc = aloop_signal_wait_any(&set);
+    if (rc > 0) aloop_event_set(stop);
     else if (rc != -ECANCELED)
-        fprintf(stderr, "chat: cannot wait for signal %d: %s\n", w->signo, aloop_strerror(rc));
+        fprintf(stderr, "chat: cannot wait for SIGINT/SIGTERM: %s\n", aloop_strerror(rc));
     return NULL;
 }
 
@@ -190,21 +189,18 @@ static void *server_main(void *arg) {
     }
     chat_room_t room;
     aloop_event_t *stop = aloop_event_new(loop);
-    signal_watch_t watch_int = {stop, SIGINT}, watch_term = {stop, SIGTERM};
-    aloop_task_t *sig_int = stop ? aloop_spawn(loop, signal_main, &watch_int) : NULL;
-    aloop_task_t *sig_term = sig_int ? aloop_spawn(loop, signal_main, &watch_term) : NULL;
-    int ok = sig_term && room_init(&room, loop, opt) == 0;
+    aloop_task_t *sig = stop ? aloop_spawn(loop, signal_main, stop) : NULL;
+    int ok = sig && room_init(&room, loop, opt) == 0;
     if (ok) room.server = aloop_serve(loop, fd, chat_session, &room);
     if (!ok || !room.server) {
         fprintf(stderr, "chat: out of memory\n");
-        stop_task(sig_int);
-        stop_task(sig_term);
+        stop_task(sig);
         if (ok) room_free(&room);
         aloop_event_free(stop);
         aloop_close(fd);
         return aloop_fail(-ENOMEM);
     }
-    /* Let the watchers register before we announce ourselves: a test may
+    /* Let the watcher register before we announce ourselves: a test may
      * send SIGTERM as soon as it reads the "listening on" line. */
     aloop_yield();
     print_listening(fd);
@@ -212,8 +208,7 @@ static void *server_main(void *arg) {
     aloop_task_t *bot = opt->bot_interval > 0 ? aloop_spawn(loop, bot_main, &room) : NULL;
     aloop_event_wait(stop);
     stop_task(bot);
-    stop_task(sig_int);
-    stop_task(sig_term);
+    stop_task(sig);
     room_shutdown(&room);
     aloop_server_free(room.server);
     room_free(&room);

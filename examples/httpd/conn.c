@@ -1,6 +1,7 @@
 /*
  * conn.c - one connection: read a request head under deadlines, answer it
- * from ROOT, keep alive, log. Pipelined requests simply wait in the
+ * from ROOT (small files with their head in one write, others with
+ * aloop_sendfile), keep alive, log. Pipelined requests simply wait in the
  * stream's buffer for the next turn of the loop in httpd_session.
  *
  * Files are opened with openat2(RESOLVE_BENEATH) relative to ROOT, so the
@@ -22,7 +23,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -33,6 +33,7 @@
 
 #define SMALL_FILE 16384 /* bodies up to this size go out with the head, in one write */
 #define LINGER_TIME 2.0  /* after an error: how long we drain what the client still sends */
+#define SEND_SLICE (1u << 20) /* a body goes out in slices of this, each moving the deadline on */
 
 struct httpd_conn {
     httpd_loop_t *hl;
@@ -145,7 +146,7 @@ static int send_status(httpd_conn_t *c, int status, int keep, const char *extra_
  * drop for a while, so that our answer is not destroyed by a reset the
  * kernel would send if we closed with unread data. */
 static void lingering_close(httpd_conn_t *c) {
-    shutdown(c->fd, SHUT_WR);
+    aloop_stream_shutdown(c->s);
     aloop_timeout_t to;
     if (aloop_timeout_enter(&to, LINGER_TIME) < 0) return;
     char buf[4096];
@@ -231,25 +232,19 @@ static void deadline_in(httpd_conn_t *c, aloop_timeout_t *to, double secs) {
     aloop_timeout_reschedule(to, aloop_time(c->hl->loop) + secs);
 }
 
-/* count bytes of file fd from first to the socket, suspending while the
- * socket is full: 0, or -errno; *sent: how many went out. */
+/* count bytes of file fd from first to the socket: 0, or -errno; *sent:
+ * how many went out. In slices, each moving the deadline on: the limit is
+ * on a stalled client, not on a long transfer. */
 static int send_body(httpd_conn_t *c, int fd, uint64_t first, uint64_t count, uint64_t *sent) {
-    off_t off = (off_t)first;
     *sent = 0;
-    while (count > 0) {
-        size_t chunk = count > (1u << 30) ? (1u << 30) : (size_t)count;
-        ssize_t n = sendfile(c->fd, fd, &off, chunk);
-        if (n > 0) {
-            count -= (uint64_t)n;
-            *sent += (uint64_t)n;
-            if (c->deadline) deadline_in(c, c->deadline, c->hl->opt->idle_timeout);
-            continue;
-        }
-        if (n == 0) return -EIO; /* the file shrank under us: the framing is lost */
-        if (errno == EINTR) continue;
-        if (errno != EAGAIN) return -errno;
-        int rc = aloop_wait_writable(c->fd, -1);
+    while (*sent < count) {
+        size_t slice = count - *sent > SEND_SLICE ? SEND_SLICE : (size_t)(count - *sent);
+        size_t n = 0;
+        int rc = aloop_sendfile(c->fd, fd, (off_t)(first + *sent), slice, &n);
+        *sent += n;
         if (rc < 0) return rc;
+        if (n < slice) return -EIO; /* the file shrank under us: the framing is lost */
+        if (c->deadline) deadline_in(c, c->deadline, c->hl->opt->idle_timeout);
     }
     return 0;
 }

@@ -2,7 +2,7 @@
  * httpd - a static HTTP/1.1 file server on libaloop, the runtime's
  * showcase: GET and HEAD of the files under ROOT, keep-alive and
  * pipelining, Last-Modified / If-Modified-Since, single byte ranges,
- * sendfile(2) for bodies, an access log, one loop per core.
+ * aloop_sendfile for bodies, an access log, one loop per core.
  *
  *     ./httpd --port 8080 --root /srv/www [--loops N] [--max-conns N]
  *     curl -v http://127.0.0.1:8080/index.html

@@ -8,11 +8,15 @@ directory of generated files (one of 20 MB, sent at a limited rate so that it
 is still downloading when the deadline of the next URL passes), chunked
 responses, a URL that never answers, and a port that refuses. Runs
 `fetch -c 5 -t TIMEOUT` on 20 URLs and checks every line of its report and
-the total. Loopback only; everything is torn down at the end.
+the total. Then a raw server answers with interim (1xx) responses and
+bad framing, and each must be a clear error or the right final response,
+never a 2xx with a guessed length. Loopback only; everything is torn down
+at the end.
 """
 import os
 import re
 import socket
+import socketserver
 import subprocess
 import sys
 import tempfile
@@ -75,6 +79,77 @@ class Handler(SimpleHTTPRequestHandler):
                 self.wfile.write(data)
                 time.sleep(piece / BIG_RATE)
         self.close_connection = True
+
+
+# Raw responses, by path: (the response bytes, what fetch must report: a
+# (status, bytes) pair, or a fragment of its error message).
+HOSTILE = {
+    "/early-hints": (b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n"
+                     b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", (200, 5)),
+    "/continue": (b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 100 Continue\r\n\r\n"
+                  b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc", (200, 3)),
+    "/same-length-twice": (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n"
+                           b"hello", (200, 5)),
+    "/length-list": (b"HTTP/1.1 200 OK\r\nContent-Length: 5, 5\r\n\r\nhello", (200, 5)),
+    "/empty-length": (b"HTTP/1.1 200 OK\r\nContent-Length: \r\n\r\nhello", "Content-Length"),
+    "/conflicting-lengths": (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n"
+                             b"hello!", "Content-Length"),
+    "/conflicting-list": (b"HTTP/1.1 200 OK\r\nContent-Length: 5, 6\r\n\r\nhello!",
+                          "Content-Length"),
+    "/signed-length": (b"HTTP/1.1 200 OK\r\nContent-Length: +5\r\n\r\nhello", "Content-Length"),
+    "/space-before-colon": (b"HTTP/1.1 200 OK\r\nContent-Length : 5\r\n\r\nhello",
+                            "malformed header"),
+    "/folded": (b"HTTP/1.1 200 OK\r\nX-A: 1\r\n Content-Length: 5\r\n\r\nhello", "folding"),
+    "/gzip-chunked": (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+                      b"5\r\nhello\r\n0\r\n\r\n", "Transfer-Encoding"),
+    "/chunked-twice": (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
+                       b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+                       "Transfer-Encoding"),
+    "/chunked-and-length": (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
+                            b"Content-Length: 100\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+                            "both Transfer-Encoding and Content-Length"),
+    "/switching": (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\nhello", "101"),
+    "/endless-interim": (b"HTTP/1.1 100 Continue\r\n\r\n" * 40
+                         + b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx", "interim"),
+}
+
+
+class RawHandler(socketserver.BaseRequestHandler):
+    def handle(self):
+        data = b""
+        while b"\r\n\r\n" not in data:
+            more = self.request.recv(4096)
+            if not more:
+                return
+            data += more
+        path = data.split(b" ")[1].decode()
+        self.request.sendall(HOSTILE[path][0])
+
+
+def hostile_run(fetch):
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), RawHandler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = "http://127.0.0.1:%d" % server.server_address[1]
+    try:
+        out = subprocess.run([fetch, "-c", "4", "-t", str(TIMEOUT)] +
+                             [base + p for p in HOSTILE],
+                             capture_output=True, text=True, timeout=60)
+    finally:
+        server.shutdown()
+        server.server_close()
+    print(out.stdout, end="")
+    fail = []
+    by_url = {line.split()[-1]: line for line in out.stdout.splitlines()[:-1]}
+    for path, (_, want) in HOSTILE.items():
+        line = by_url.get(base + path, "")
+        if isinstance(want, tuple):
+            m = re.match(r"(\d+) +(\d+) B ", line)
+            if not m or (int(m.group(1)), int(m.group(2))) != want:
+                fail.append("%s: want %d and %d bytes: %s" % (path, want[0], want[1], line))
+        elif not line.startswith("ERR ") or want not in line:
+            fail.append("%s: want an error about %r: %s" % (path, want, line))
+    return fail
 
 
 def refused_port():
@@ -161,6 +236,7 @@ def main():
         fail.append("total line: " + total)
     if wall > 40:
         fail.append("took %.1f s" % wall)
+    fail += hostile_run(fetch)
     for f in fail:
         print("FAIL: " + f, file=sys.stderr)
     return 1 if fail else 0

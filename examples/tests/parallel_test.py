@@ -84,6 +84,24 @@ with tempfile.TemporaryDirectory() as d:
     if peak > 2:
         fail("-j 2 ran %d at once" % peak)
 
+# A hostile argument is data, never code, whatever quotes the template puts
+# around {} (the argument reaches sh as $1): nothing may create a file.
+HOSTILE = ["$(touch M1)", "`touch M2`", "'; touch M3; '", "\"; touch M4; \"",
+           "a b  c", "*", "\\$(touch M5)"]
+for tpl, fmt in (('echo "{}"', "%s"), ("echo '{}'", "%s"), ("echo {}", "%s"),
+                 ("echo", "%s"), ('echo "<{}>" \'[{}]\'', "<%s> [%s]")):
+    with tempfile.TemporaryDirectory() as d:
+        p = subprocess.run([BIN, "-j", "2", tpl, ":::"] + HOSTILE, cwd=d, capture_output=True,
+                           text=True, timeout=60)
+        if os.listdir(d):
+            fail("template %r ran an argument as code: %r" % (tpl, os.listdir(d)))
+        if p.returncode != 0:
+            fail("template %r: exit %d" % (tpl, p.returncode))
+        for arg in HOSTILE:
+            want = "[%s] %s" % (arg, fmt % ((arg,) * fmt.count("%s")))
+            if want not in p.stdout.splitlines():
+                fail("template %r: argument %r came out as %r" % (tpl, arg, p.stdout))
+
 # usage errors
 for args in (["-j", "x", "true"], ["--timeout", "-1", "true"], [], ["true", "notcolons"]):
     p, _ = run(args)

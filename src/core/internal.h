@@ -524,6 +524,9 @@ void aloop__async_stop(aloop_t *loop);
 /* 1 only if the process surely has no thread but this one and the loop's
  * workers (Linux: /proc/self/task), i.e. nobody can post work any more. */
 int aloop__async_alone(const aloop_t *loop);
+/* A library thread that never posts work starts (+1) or ends (-1): not
+ * counted as "another thread" by aloop__async_alone. Any thread. */
+void aloop__helper_threads(int delta);
 
 /* ---- the loop */
 #define ALOOP_STEPS_PER_TICK 64    /* ready steps between timer/poll checks */

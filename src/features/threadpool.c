@@ -460,11 +460,23 @@ static size_t process_threads(void) {
 #endif
 }
 
+/* Threads of the library that never post work to a loop (process.c's
+ * reapers of children outliving their loop): process-wide, as they are. */
+static atomic_uint helper_threads;
+
+void aloop__helper_threads(int delta) {
+    if (delta > 0)
+        atomic_fetch_add(&helper_threads, 1u);
+    else
+        atomic_fetch_sub(&helper_threads, 1u);
+}
+
 int aloop__async_alone(const aloop_t *loop) {
     struct aloop_pool *a = loop->pool;
     size_t n = process_threads();
-    /* this thread + the pool's workers; workers only exit in aloop_free */
-    return n != 0 && n <= 1u + (a ? a->nthreads : 0u);
+    /* this thread + the pool's workers (they only exit in aloop_free) +
+     * the library's helpers */
+    return n != 0 && n <= 1u + (a ? a->nthreads : 0u) + atomic_load(&helper_threads);
 }
 
 /* ------------------------------------------------------------------------ */

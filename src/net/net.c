@@ -35,6 +35,9 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
+#include <stdint.h>
+#include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -108,8 +111,8 @@ int aloop_accept(int listen_fd, struct sockaddr *addr, socklen_t *len) {
         case -EINTR:
         case -ECONNABORTED:
         case -EPROTO:
-            /* a storm of aborted connections must not keep the loop (net.c
-             * is net's: one budget spend, by rel for issue 9 §1) */
+            /* a storm of aborted connections must not keep the loop: each
+             * spends one unit of the cooperative budget */
             rc = aloop__coop_spend(t);
             if (rc < 0) return rc;
             continue;
@@ -264,9 +267,12 @@ static lookup_t *lookup_new(const char *host, const char *port, const struct add
     return l;
 }
 
+/* How to free a list: freeaddrinfo, or the test hook's. */
+typedef void (*free_list_fn)(struct addrinfo *res);
+
 /* Resolves a name on the worker pool, from a task. */
 static int lookup_on_pool(const char *host, const char *port, const struct addrinfo *hints,
-                          struct addrinfo **res) {
+                          struct addrinfo **res, free_list_fn *free_res) {
     lookup_t *l = lookup_new(host, port, hints);
     if (!l) return -ENOMEM;
     int rc = aloop__run_in_lane(ALOOP__LANE_LOOKUPS, lookup_job, l, lookup_discard, NULL);
@@ -277,6 +283,7 @@ static int lookup_on_pool(const char *host, const char *port, const struct addri
     }
     rc = l->rc;
     *res = l->res;
+    *free_res = l->free_res;
     l->res = NULL;
     lookup_free(l);
     return rc;
@@ -301,8 +308,10 @@ static int port_ok(const char *port) {
     return letter;
 }
 
-int aloop_getaddrinfo(const char *host, const char *port, const struct addrinfo *hints,
-                      struct addrinfo **res) {
+/* aloop_getaddrinfo, saying how to free the list (*free_res). */
+static int resolve(const char *host, const char *port, const struct addrinfo *hints,
+                   struct addrinfo **res, free_list_fn *free_res) {
+    *free_res = freeaddrinfo;
     if (res) *res = NULL;
     if (!res || (!host && !port) || (port && !port_ok(port))) return -EINVAL;
     *res = NULL;
@@ -326,11 +335,18 @@ int aloop_getaddrinfo(const char *host, const char *port, const struct addrinfo 
     if (!aloop__current_task()) return -EPERM;            /* a lookup would block */
     int err;
     if (!aloop__enter(&err)) return err; /* a pending cancel: -ECANCELED */
-    return lookup_on_pool(host, port, hints, res);
+    return lookup_on_pool(host, port, hints, res, free_res);
 }
 
-int aloop__net_resolve(const char *host, const char *port, int socktype, int passive,
-                       struct addrinfo **out) {
+int aloop_getaddrinfo(const char *host, const char *port, const struct addrinfo *hints,
+                      struct addrinfo **res) {
+    free_list_fn free_res;
+    return resolve(host, port, hints, res, &free_res);
+}
+
+/* aloop__net_resolve, saying how to free the list. */
+static int net_resolve(const char *host, const char *port, int socktype, int passive,
+                       struct addrinfo **out, free_list_fn *free_res) {
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = socktype,
                              .ai_flags = passive ? AI_PASSIVE : 0};
     if (host && !*host) host = NULL;
@@ -343,7 +359,13 @@ int aloop__net_resolve(const char *host, const char *port, int socktype, int pas
          * listener on ::1). A TCP connect tries ::1, then 127.0.0.1. */
         if (passive || socktype == SOCK_DGRAM) hints.ai_family = AF_INET;
     }
-    return aloop_getaddrinfo(host, port, &hints, out);
+    return resolve(host, port, &hints, out, free_res);
+}
+
+int aloop__net_resolve(const char *host, const char *port, int socktype, int passive,
+                       struct addrinfo **out) {
+    free_list_fn free_res;
+    return net_resolve(host, port, socktype, passive, out, &free_res);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -401,39 +423,264 @@ int aloop_tcp_listen(const char *host, const char *port, int backlog) {
     return aloop_tcp_listen_with(host, port, backlog, 0);
 }
 
+/* ------------------------------------------------------------------------ */
+/* TCP connect: one deadline, Happy Eyeballs (RFC 8305)                     */
+/* ------------------------------------------------------------------------ */
+
+/* RFC 8305's Connection Attempt Delay: the next address is tried this long
+ * after the previous attempt started, unless that attempt failed sooner. */
+#define HE_DELAY 0.25
+
+typedef struct he_addr {
+    struct sockaddr_storage sa;
+    socklen_t len;
+    int family, socktype, protocol;
+} he_addr_t;
+
+typedef struct attempt {
+    struct he *he;
+    int fd;        /* -1: not started, or over (closed) */
+    uint8_t ready; /* its writer watch fired: connected or failed */
+} attempt_t;
+
+/* One connect in progress: the attempts run side by side on watches, the
+ * calling task waits on one record for any of them or the timer. */
+typedef struct he {
+    aloop_wait_t wait;
+    aloop_timer_t timer;   /* the next attempt's start, or the deadline */
+    aloop_task_impl_t *task;
+    aloop_t *loop;
+    const he_addr_t *addrs;
+    attempt_t *att;
+    size_t n, started, inflight;
+} he_t;
+
+/* The next entry from p on of the first family (other == 0) or of the
+ * others (other == 1). */
+static const struct addrinfo *next_of(const struct addrinfo *p, int family0, int other) {
+    for (; p; p = p->ai_next)
+        if ((p->ai_family != family0) == other && p->ai_addrlen <= sizeof(struct sockaddr_storage))
+            return p;
+    return NULL;
+}
+
+/* ai's addresses, interleaved by family starting with the first entry's
+ * (RFC 8305 section 4: A, B, A, B, ..., then the rest of whichever lasts):
+ * a dead address family costs one attempt delay, not every address of it.
+ * 0 with *out (aloop__free it) and *n, or -ENOMEM. */
+static int interleave(const struct addrinfo *ai, he_addr_t **out, size_t *n) {
+    size_t count = 0;
+    int family0 = ai ? ai->ai_family : AF_UNSPEC;
+    for (const struct addrinfo *p = ai; p; p = p->ai_next)
+        count += p->ai_addrlen <= sizeof(struct sockaddr_storage);
+    he_addr_t *v = aloop__calloc(count ? count : 1, sizeof *v);
+    if (!v) return -ENOMEM;
+    const struct addrinfo *cur[2] = {ai, ai};
+    for (size_t k = 0; k < count; k++) {
+        int side = (int)(k % 2);
+        const struct addrinfo *p = next_of(cur[side], family0, side);
+        if (!p) {
+            side ^= 1;
+            p = next_of(cur[side], family0, side);
+        }
+        cur[side] = p->ai_next;
+        memcpy(&v[k].sa, p->ai_addr, p->ai_addrlen);
+        v[k].len = p->ai_addrlen;
+        v[k].family = p->ai_family;
+        v[k].socktype = p->ai_socktype;
+        v[k].protocol = p->ai_protocol;
+    }
+    *out = v;
+    *n = count;
+    return 0;
+}
+
+/* Wakes the task if it still waits on he (a watch and the timer may both
+ * fire before it runs). */
+static void he_wake(he_t *he) {
+    if (he->task->wait == &he->wait) aloop__wake(he->task, 0);
+}
+
+static void he_timer(aloop_timer_t *tm) { he_wake(ALOOP_CONTAINER_OF(tm, he_t, timer)); }
+
+static void he_cancel(aloop_wait_t *w) {
+    he_t *he = ALOOP_CONTAINER_OF(w, he_t, wait);
+    aloop__timer_stop(he->loop, &he->timer);
+}
+
+static void attempt_writable(int fd, void *arg) {
+    attempt_t *at = arg;
+    aloop_remove_writer(at->he->loop, fd); /* once: the task reads the outcome */
+    at->ready = 1;
+    he_wake(at->he);
+}
+
+/* Closes an attempt that lost or failed. */
+static void attempt_close(he_t *he, attempt_t *at) {
+    if (at->fd < 0) return;
+    aloop_remove_writer(he->loop, at->fd);
+    aloop_close(at->fd);
+    at->fd = -1;
+}
+
+/* Starts attempt i: 1 connected at once, 0 in progress (watched), or
+ * -errno (failed at once, nothing left open). */
+static int attempt_start(he_t *he, size_t i) {
+    const he_addr_t *a = &he->addrs[i];
+    attempt_t *at = &he->att[i];
+    int fd = aloop__net_socket(a->family, a->socktype, a->protocol);
+    if (fd < 0) return fd;
+    at->fd = fd;
+    if (connect(fd, (const struct sockaddr *)&a->sa, a->len) == 0) return 1;
+    int err = errno;
+    if (err == EINPROGRESS || err == EINTR) { /* the connect goes on: wait for it */
+        int rc = aloop_add_writer(he->loop, fd, attempt_writable, at);
+        if (rc == 0) {
+            he->inflight++;
+            return 0;
+        }
+        err = -rc;
+    }
+    attempt_close(he, at);
+    return -err;
+}
+
+/* The outcome of an attempt that is over (its watch fired, or poll says
+ * so): 1 connected, or -errno (then closed). */
+static int attempt_finish(he_t *he, attempt_t *at) {
+    int soerr = 0;
+    socklen_t sl = sizeof soerr;
+    if (getsockopt(at->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0) soerr = errno;
+    at->ready = 0;
+    he->inflight--;
+    if (soerr == 0) return 1;
+    attempt_close(he, at);
+    return -soerr;
+}
+
+/* Has an attempt in progress finished? One look, no wait. */
+static int attempt_done_now(const attempt_t *at) {
+    struct pollfd p = {.fd = at->fd, .events = POLLOUT};
+    return at->ready || poll(&p, 1, 0) > 0;
+}
+
+/* Suspends until an attempt finishes, `wake` passes, or a cancel. */
+static int he_wait(he_t *he, double wake) {
+    if (wake != INFINITY && aloop__timer_start(he->loop, &he->timer, wake) < 0) return -ENOMEM;
+    int rc = aloop__suspend(he->task, &he->wait);
+    aloop__timer_stop(he->loop, &he->timer);
+    return rc;
+}
+
+/* The attempts over addrs under deadline: the connected fd (every other
+ * attempt closed), or -errno (nothing left open). At the deadline every
+ * address not tried yet is tried once and every attempt in progress looked
+ * at once, without waiting (so a deadline of now tries each address once). */
+static int happy_eyeballs(aloop_task_impl_t *t, const he_addr_t *addrs, size_t n, double deadline) {
+    aloop_t *loop = t->fut.loop;
+    attempt_t *att = aloop__calloc(n ? n : 1, sizeof *att);
+    if (!att) return -ENOMEM;
+    he_t he = {.wait = {.cancel = he_cancel, .what = "tcp connect"},
+               .task = t, .loop = loop, .addrs = addrs, .att = att, .n = n};
+    aloop__timer_init(&he.timer, he_timer);
+    for (size_t i = 0; i < n; i++) att[i] = (attempt_t){.he = &he, .fd = -1};
+    int err = n ? -EHOSTUNREACH : -ENOENT;
+    size_t winner = SIZE_MAX, last = SIZE_MAX;
+    double next_start = aloop__now(loop);
+    for (;;) {
+        double now = aloop__now(loop);
+        int final = now >= deadline;
+        /* start what is due: at the start, HE_DELAY after the last one, at
+         * once when nothing is in progress, every address at the deadline */
+        while (he.started < n && (final || now >= next_start || he.inflight == 0)) {
+            last = he.started++;
+            int rc = attempt_start(&he, last);
+            if (rc == 1) {
+                winner = last;
+                break;
+            }
+            if (rc < 0) {
+                err = rc;
+                next_start = now; /* failed at once: the next one now */
+            }
+            if (rc == 0) {
+                next_start = now + HE_DELAY;
+                if (!final) break;
+            }
+        }
+        if (winner != SIZE_MAX) break;
+        if (final) {
+            for (size_t i = 0; i < he.started && winner == SIZE_MAX; i++) {
+                if (att[i].fd < 0 || !attempt_done_now(&att[i])) continue;
+                int rc = attempt_finish(&he, &att[i]);
+                if (rc == 1) winner = i;
+                else err = rc;
+            }
+            if (winner == SIZE_MAX && he.inflight) err = -ETIMEDOUT;
+            break;
+        }
+        if (!he.inflight && he.started == n) break; /* every address failed */
+        double wake = he.started < n && next_start < deadline ? next_start : deadline;
+        int rc = he_wait(&he, wake);
+        if (rc < 0) {
+            err = rc;
+            break;
+        }
+        for (size_t i = 0; i < he.started && winner == SIZE_MAX; i++) {
+            if (!att[i].ready) continue;
+            rc = attempt_finish(&he, &att[i]);
+            if (rc == 1) {
+                winner = i;
+            } else {
+                err = rc;
+                if (i == last) next_start = aloop__now(loop); /* failed sooner: next now */
+            }
+        }
+        if (winner != SIZE_MAX) break;
+    }
+    for (size_t i = 0; i < he.started; i++)
+        if (i != winner) attempt_close(&he, &att[i]);
+    int fd = err;
+    if (winner != SIZE_MAX) {
+        fd = att[winner].fd;
+        aloop_remove_writer(loop, fd); /* when poll, not the watch, found it */
+    }
+    aloop__free(att);
+    return fd;
+}
+
+/* host:port for a stream connect before deadline: the lookup runs under a
+ * timeout scope, so a slow resolver costs at most the time left. */
+static int resolve_until(const char *host, const char *port, double deadline, he_addr_t **addrs,
+                         size_t *n) {
+    struct addrinfo *ai = NULL;
+    free_list_fn free_res = freeaddrinfo;
+    aloop_timeout_t to;
+    int rc = aloop_timeout_enter_at(&to, deadline);
+    if (rc < 0) return rc;
+    rc = net_resolve(host, port, SOCK_STREAM, 0, &ai, &free_res);
+    rc = aloop_timeout_exit(&to, rc);
+    if (rc == 0) rc = interleave(ai, addrs, n);
+    if (ai) free_res(ai);
+    return rc;
+}
+
 int aloop_tcp_connect(const char *host, const char *port, double timeout) {
     if (!host || !port || isnan(timeout)) return -EINVAL;
     int err;
     aloop_task_impl_t *t = aloop__enter(&err);
     if (!t) return err;
-    aloop_t *loop = t->fut.loop;
-    /* the lookup's time counts against the timeout too */
-    double deadline = timeout >= 0 ? aloop__now(loop) + timeout : -1;
-    struct addrinfo *ai;
-    int rc = aloop__net_resolve(host, port, SOCK_STREAM, 0, &ai);
+    /* one deadline for the lookup and every attempt */
+    double deadline = timeout >= 0 ? aloop__now(t->fut.loop) + timeout : INFINITY;
+    he_addr_t *addrs;
+    size_t n;
+    int rc = resolve_until(host, port, deadline, &addrs, &n);
     if (rc < 0) return rc;
-    rc = -EHOSTUNREACH;
-    for (struct addrinfo *a = ai; a; a = a->ai_next) {
-        double left = deadline >= 0 ? deadline - aloop__now(loop) : -1;
-        if (deadline >= 0 && left <= 0) {
-            rc = -ETIMEDOUT;
-            break;
-        }
-        int fd = aloop__net_socket(a->ai_family, a->ai_socktype, a->ai_protocol);
-        if (fd < 0) {
-            rc = fd;
-            continue;
-        }
-        rc = aloop__net_connect(t, fd, a->ai_addr, a->ai_addrlen, left);
-        if (rc == 0) {
-            int one = 1; /* asyncio's default: small writes go out at once */
-            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-            freeaddrinfo(ai);
-            return fd;
-        }
-        aloop_close(fd);
-        if (rc == -ECANCELED || rc == -ENOMEM || rc == -ETIMEDOUT) break;
+    int fd = happy_eyeballs(t, addrs, n, deadline);
+    aloop__free(addrs);
+    if (fd >= 0) {
+        int one = 1; /* asyncio's default: small writes go out at once */
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     }
-    freeaddrinfo(ai);
-    return rc;
+    return fd;
 }

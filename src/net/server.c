@@ -15,6 +15,11 @@
  * loop's own reference keeps each task valid until it completes, which is
  * exactly as long as it is on our lists.
  *
+ * With max_connections, the accept task waits on `slot` while that many
+ * handlers run; each handler's end wakes it. The connections that arrive
+ * meanwhile wait in the kernel's listen backlog, as they would for a busy
+ * accept loop.
+ *
  * Accept errors are handled once, here. A connection that failed before it
  * was accepted (ECONNABORTED, the network errors Linux passes on from
  * accept) is skipped. Running out of fds or memory leaves the listener
@@ -55,6 +60,9 @@ struct aloop_server {
     aloop_list_t conns;     /* server_conn_t: handler tasks not finished */
     size_t nconns;
     aloop_list_t waiters;   /* aloop_wait_t: tasks in wait_closed (core wait list) */
+    aloop_list_t slot;      /* aloop_wait_t: the accept task, waiting for a free slot */
+    size_t max_connections; /* 0 = no limit */
+    size_t max_line;        /* of each connection's stream (0 = the default) */
     int error;              /* the accept error that closed the server, or 0 */
     uint8_t closed;
     uint8_t freed;          /* aloop_server_free was called */
@@ -95,6 +103,7 @@ static void conn_done(aloop_fut_waiter_t *w, aloop_future_t *f) {
     aloop_server_t *srv = c->srv;
     aloop__list_remove(&c->link);
     srv->nconns--;
+    aloop__wake_first(&srv->slot, 0); /* an accept task held at the limit goes on */
     aloop__stream_unhold(c->stream); /* closes it unless the handler did */
     aloop__free(c);
     server_check_idle(srv);
@@ -105,7 +114,7 @@ static int conn_start(aloop_server_t *srv, int fd) {
     int one = 1; /* as asyncio: small writes go out at once (fails harmlessly off TCP) */
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     server_conn_t *c = aloop__calloc(1, sizeof *c);
-    if (c) c->stream = aloop_stream_new(srv->loop, fd, 0);
+    if (c) c->stream = aloop_stream_new(srv->loop, fd, srv->max_line);
     if (c && c->stream) c->task = aloop_spawn(srv->loop, conn_main, c);
     if (!c || !c->task) {
         if (c && c->stream) aloop_stream_close(c->stream);
@@ -160,9 +169,21 @@ static int accept_backoff(aloop_t *loop, double attempt_start) {
     return left > 0 ? aloop_sleep(left) : 0;
 }
 
+/* At max_connections, accepting stops until a handler returns (the
+ * kernel's backlog holds the new connections meanwhile). 0 or -ECANCELED. */
+static int wait_for_slot(aloop_server_t *srv) {
+    while (srv->max_connections && srv->nconns >= srv->max_connections) {
+        aloop_wait_t w = {.what = "a connection slot"};
+        int rc = aloop__wait_in(aloop__current_task(), &w, &srv->slot, NULL);
+        if (rc < 0) return rc;
+    }
+    return 0;
+}
+
 static void *accept_main(void *arg) {
     aloop_server_t *srv = arg;
     while (!srv->closed) {
+        if (wait_for_slot(srv) < 0 || srv->closed) break;
         double start = aloop_time(srv->loop);
         int fd = aloop_accept(srv->listen_fd, NULL, NULL);
         if (fd >= 0) fd = conn_start(srv, fd);
@@ -192,16 +213,22 @@ static void acceptor_done(aloop_fut_waiter_t *w, aloop_future_t *f) {
 /* Public calls                                                             */
 /* ------------------------------------------------------------------------ */
 
-aloop_server_t *aloop_serve(aloop_t *loop, int listen_fd, aloop_conn_fn handler, void *arg) {
+aloop_server_t *aloop_serve_with(aloop_t *loop, int listen_fd, const aloop_serve_opts_t *opts,
+                                 aloop_conn_fn handler, void *arg) {
     if (!loop || !handler || listen_fd < 0) return aloop__null_errno(-EINVAL);
     aloop_server_t *srv = aloop__calloc(1, sizeof *srv);
     if (!srv) return NULL;
+    if (opts) {
+        srv->max_connections = opts->max_connections;
+        srv->max_line = opts->max_line;
+    }
     srv->loop = loop;
     srv->listen_fd = listen_fd;
     srv->handler = handler;
     srv->arg = arg;
     aloop__list_init(&srv->conns);
     aloop__list_init(&srv->waiters);
+    aloop__list_init(&srv->slot);
     srv->acceptor = aloop_spawn(loop, accept_main, srv);
     if (!srv->acceptor) {
         int err = errno;
@@ -212,6 +239,10 @@ aloop_server_t *aloop_serve(aloop_t *loop, int listen_fd, aloop_conn_fn handler,
     aloop__future_add_waiter(srv->acceptor, &srv->acceptor_done);
     aloop_release(srv->acceptor); /* the loop's reference lasts until acceptor_done */
     return srv;
+}
+
+aloop_server_t *aloop_serve(aloop_t *loop, int listen_fd, aloop_conn_fn handler, void *arg) {
+    return aloop_serve_with(loop, listen_fd, NULL, handler, arg);
 }
 
 int aloop_server_close(aloop_server_t *srv) {

@@ -22,6 +22,12 @@
  * which then grows beyond max_line + 1 to hold it (put_back), so nothing is
  * lost on that path either.
  *
+ * A transport (aloop_stream_set_transport: TLS, say) replaces the plain
+ * fd I/O under the buffer: its non-blocking read/write/shutdown say which
+ * way the fd must become ready before they are tried again, and the stream
+ * does the waiting. The plain path tests one pointer and is otherwise what
+ * it was; the kernel shortcuts of copies apply to plain streams only.
+ *
  * Writes go straight to aloop_write_all: the call returns once the kernel
  * has every byte, which is the backpressure (a slow peer suspends the
  * writer, never grows memory).
@@ -56,6 +62,8 @@ struct aloop_stream {
     size_t dseplen;
     char dsep_small[16]; /* dsep for short separators (no allocation) */
     unsigned users;     /* calls in progress */
+    const aloop_stream_transport_t *tr; /* NULL: plain fd I/O (io.c) */
+    void *tr_ctx;
 };
 
 /* aloop_free: the stream may still be closed afterwards (and must not
@@ -89,6 +97,19 @@ aloop_stream_t *aloop_stream_new(aloop_t *loop, int fd, size_t max_line) {
 }
 
 int aloop_stream_fd(const aloop_stream_t *s) { return s ? s->fd : -EINVAL; }
+
+int aloop_stream_set_transport(aloop_stream_t *s, const aloop_stream_transport_t *ops,
+                               void *ctx) {
+    if (!s || (ops && (!ops->read || !ops->write || !ops->shutdown))) return -EINVAL;
+    if (s->closed) return -EBADF;
+    if (s->reading || s->writing) return -EBUSY;
+    if (s->tr && s->tr->close) s->tr->close(s->tr_ctx, s->fd);
+    s->tr = ops;
+    s->tr_ctx = ops ? ctx : NULL;
+    return 0;
+}
+
+void *aloop_stream_transport_ctx(const aloop_stream_t *s) { return s ? s->tr_ctx : NULL; }
 
 static void stream_destroy(aloop_stream_t *s) {
     aloop__loop_disown(&s->owned);
@@ -130,6 +151,56 @@ static ssize_t stream_leave(aloop_stream_t *s, int role, ssize_t rc) {
     return -EBADF;
 }
 
+/* ---- the transport: plain fd I/O, or the ops a TLS library installed ------ */
+
+/* Waits for what a transport call asked for. A wait already taken by the
+ * other role (a reader that wants the fd writable while the writer waits
+ * for that too) is -EBUSY in io.c: then yield and try the call again. */
+static int transport_wait(aloop_task_impl_t *t, aloop_stream_t *s, int want) {
+    int dir = want == ALOOP_WANT_WRITE;
+    int rc = aloop__io_wait(t, s->fd, dir, -1);
+    return rc == -EBUSY ? aloop__yield(t) : rc;
+}
+
+/* One read of at least one byte (or 0 at EOF), suspending as needed. */
+static ssize_t stream_recv(aloop_task_impl_t *t, aloop_stream_t *s, void *buf, size_t len) {
+    if (s->closed) return -EBADF; /* during a budget yield: fd and ctx are gone */
+    if (ALOOP_LIKELY(!s->tr)) return aloop__io_read(t, s->fd, buf, len);
+    for (;;) {
+        int want = ALOOP_WANT_READ;
+        ssize_t n = s->tr->read(s->tr_ctx, s->fd, buf, len, &want);
+        if (n != -EAGAIN) return n;
+        int rc = transport_wait(t, s, want);
+        if (rc < 0 || s->closed) return rc < 0 ? rc : -EBADF;
+    }
+}
+
+/* One write of at least one byte, suspending as needed. */
+static ssize_t stream_send(aloop_task_impl_t *t, aloop_stream_t *s, const void *buf, size_t len) {
+    if (s->closed) return -EBADF;
+    if (ALOOP_LIKELY(!s->tr)) return aloop__io_write(t, s->fd, buf, len);
+    for (;;) {
+        int want = ALOOP_WANT_WRITE;
+        ssize_t n = s->tr->write(s->tr_ctx, s->fd, buf, len, &want);
+        if (n != -EAGAIN) return n;
+        int rc = transport_wait(t, s, want);
+        if (rc < 0 || s->closed) return rc < 0 ? rc : -EBADF;
+    }
+}
+
+/* Every byte, spending the budget between writes that did not suspend. */
+static ssize_t stream_send_all(aloop_task_impl_t *t, aloop_stream_t *s, const char *buf,
+                               size_t len) {
+    if (ALOOP_LIKELY(!s->tr)) return aloop__io_write_all(t, s->fd, buf, len);
+    for (size_t done = 0; done < len;) {
+        int rc = done ? aloop__coop_spend(t) : 0;
+        ssize_t n = rc < 0 ? rc : stream_send(t, s, buf + done, len - done);
+        if (n < 0) return n;
+        done += (size_t)n;
+    }
+    return (ssize_t)len;
+}
+
 static size_t buffered(const aloop_stream_t *s) { return s->end - s->start; }
 
 static void consume(aloop_stream_t *s, size_t n) {
@@ -168,7 +239,7 @@ static ssize_t fill(aloop_task_impl_t *t, aloop_stream_t *s, size_t need, int ag
         s->buf = buf;
         s->cap = cap;
     }
-    ssize_t n = aloop__io_read(t, s->fd, s->buf + s->end, s->cap - s->end);
+    ssize_t n = stream_recv(t, s, s->buf + s->end, s->cap - s->end);
     if (n > 0) s->end += (size_t)n;
     if (n == 0) s->eof = 1;
     return n;
@@ -312,7 +383,7 @@ static ssize_t read_locked(aloop_task_impl_t *t, aloop_stream_t *s, char *out, s
     if (s->error) return s->error;
     if (!buffered(s) && !s->eof) {
         if (n >= s->cap) {
-            ssize_t r = aloop__io_read(t, s->fd, out, n);
+            ssize_t r = stream_recv(t, s, out, n);
             if (s->closed) return -EBADF;
             if (r == 0) s->eof = 1;
             return r;
@@ -377,7 +448,7 @@ static ssize_t readexactly_large(aloop_task_impl_t *t, aloop_stream_t *s, char *
     consume(s, got);
     for (int again = 0; got < n && !s->eof; again = 1) {
         ssize_t r = again ? aloop__coop_spend(t) : 0;
-        if (r == 0) r = aloop__io_read(t, s->fd, out + got, n - got);
+        if (r == 0) r = stream_recv(t, s, out + got, n - got);
         if (s->closed) return -EBADF;
         if (r < 0) return put_back(s, out, got, r);
         if (r == 0) s->eof = 1;
@@ -412,7 +483,22 @@ ssize_t aloop_stream_write(aloop_stream_t *s, const void *buf, size_t n) {
     int rc = stream_enter(s, &t, STREAM_WRITE);
     if (rc < 0) return rc;
     if (s->wr_shut) return stream_leave(s, STREAM_WRITE, -EPIPE);
-    return stream_leave(s, STREAM_WRITE, aloop__io_write_all(t, s->fd, buf, n));
+    return stream_leave(s, STREAM_WRITE, stream_send_all(t, s, buf, n));
+}
+
+/* A transport's half-close (TLS: close_notify) may have to wait. */
+static int transport_shutdown(aloop_stream_t *s) {
+    aloop_task_impl_t *t;
+    int rc = stream_enter(s, &t, STREAM_WRITE);
+    if (rc < 0) return rc;
+    for (;;) {
+        int want = ALOOP_WANT_WRITE;
+        rc = s->tr->shutdown(s->tr_ctx, s->fd, &want);
+        if (rc != -EAGAIN) break;
+        if ((rc = transport_wait(t, s, want)) < 0 || s->closed) break;
+    }
+    if (rc == 0 && !s->closed) s->wr_shut = 1;
+    return (int)stream_leave(s, STREAM_WRITE, rc);
 }
 
 int aloop_stream_shutdown(aloop_stream_t *s) {
@@ -420,6 +506,7 @@ int aloop_stream_shutdown(aloop_stream_t *s) {
     if (s->closed) return -EBADF;
     if (s->writing) return -EBUSY;
     if (s->wr_shut) return 0;
+    if (s->tr) return transport_shutdown(s);
     if (shutdown(s->fd, SHUT_WR) < 0) return -errno; /* -ENOTSOCK: nothing changed */
     s->wr_shut = 1;
     return 0;
@@ -443,7 +530,8 @@ static ssize_t copy_locked(aloop_task_impl_t *t, aloop_stream_t *to, aloop_strea
     for (int again = 0; !n || *done < n; again = 1) {
         if (!buffered(from)) {
             if (from->eof) return 0;
-            if (kernel < 0) kernel = aloop__copy_has_kernel_path(to->fd, from->fd);
+            if (kernel < 0)
+                kernel = !to->tr && !from->tr && aloop__copy_has_kernel_path(to->fd, from->fd);
             if (kernel) {
                 ssize_t rc = aloop__copy_fd(t, to->fd, from->fd, NULL, n, done, again);
                 if (to->closed || from->closed) return -EBADF;
@@ -461,7 +549,7 @@ static ssize_t copy_locked(aloop_task_impl_t *t, aloop_stream_t *to, aloop_strea
         }
         size_t len = buffered(from);
         if (n && n - *done < len) len = n - *done;
-        ssize_t w = aloop__io_write(t, to->fd, from->buf + from->start, len);
+        ssize_t w = stream_send(t, to, from->buf + from->start, len);
         if (to->closed || from->closed) return -EBADF;
         if (w < 0) return w;
         consume(from, (size_t)w);
@@ -504,6 +592,7 @@ int aloop_stream_close(aloop_stream_t *s) {
     /* wakes tasks inside our calls (-EBADF); nothing to do once the loop
      * was freed (aloop_free already ended every call) */
     if (s->loop) aloop__io_release(s->loop, s->fd);
+    if (s->tr && s->tr->close) s->tr->close(s->tr_ctx, s->fd);
     int rc = close(s->fd) < 0 && errno != EINTR ? -errno : 0;
     if (!s->users) stream_destroy(s);
     return rc;

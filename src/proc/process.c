@@ -923,8 +923,13 @@ static int drains_finish(aloop_task_t *task[2], drain_t d[2], int rc) {
     return rc;
 }
 
+/* What was read goes to the caller: after success all of it ("" when
+ * nothing), after an error what was read so far (NULL when nothing), so
+ * that a timeout does not lose a child's last words. The drain always
+ * leaves a byte of room for the NUL. */
 static void hand_out(drain_t *d, int ok, char **out, size_t *outlen) {
-    if (ok && out) {
+    if (out && d->buf && (ok || d->len)) {
+        d->buf[d->len] = '\0';
         *out = d->buf;
         if (outlen) *outlen = d->len;
         d->buf = NULL;
@@ -968,10 +973,16 @@ int aloop_process_communicate(aloop_process_t *p, const void *in, size_t inlen, 
 /* aloop_free                                                               */
 /* ------------------------------------------------------------------------ */
 
+/* Counted among the library's helper threads while it runs, so that a
+ * loop's deadlock check does not take it for a thread that could post work
+ * (it counts itself in only once it exists, and out before it ends: the
+ * count never exceeds the reapers in /proc/self/task). */
 static void *reaper_main(void *arg) {
     pid_t pid = (pid_t)(intptr_t)arg;
+    aloop__helper_threads(1);
     while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
     }
+    aloop__helper_threads(-1);
     return NULL;
 }
 

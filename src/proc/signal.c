@@ -21,6 +21,10 @@
  * (aloop__signal_subscribe: process.c's SIGCHLD fallback). A subscribed
  * signal is opened and watched exactly as one a task waits for, for as long
  * as the subscription lasts, and its hook runs before the tasks wake.
+ *
+ * A wait is one record per task with one entry per signal it waits for
+ * (aloop_signal_wait_any: several), each on its signal's slot; the first
+ * of its signals read takes all of them off.
  */
 #include "internal.h"
 #include "pipe_internal.h"
@@ -40,17 +44,28 @@
 #define NSIG 65
 #endif
 
-typedef struct sig_waiter {
+typedef struct sig_waiter sig_waiter_t;
+
+/* One signal a task waits for: on that signal's slot. */
+typedef struct sig_entry {
+    aloop_list_t link; /* slot->waiters */
+    sig_waiter_t *w;
+    int signo;
+} sig_entry_t;
+
+/* A task waiting for one of n signals (aloop_signal_wait: n == 1). */
+struct sig_waiter {
     aloop_wait_t wait;
-    aloop_list_t link;
     aloop_task_impl_t *task;
     aloop_t *loop;
-    int signo;
-} sig_waiter_t;
+    sig_entry_t *entries;
+    int n;       /* entries on their slots */
+    uint8_t any; /* woken with the signal's number (wait_any), else 0 */
+};
 
 typedef struct sig_slot {
     aloop_list_t waiters;
-    size_t nwaiters;
+    size_t nwaiters;     /* entries on waiters */
     aloop_signal_hook_fn internal; /* library subscriber (process.c: SIGCHLD) */
     uint8_t open;        /* fd / handler set up */
     uint8_t we_blocked;  /* restore the mask at aloop_free */
@@ -85,16 +100,17 @@ static sig_state_t *state_get(aloop_t *loop) {
 
 static void waiter_remove(sig_state_t *st, sig_waiter_t *sw);
 
-/* Wakes every task waiting for signo. */
+/* Wakes every task waiting for signo (and takes each off the other
+ * signals it waited for). */
 static void deliver(aloop_t *loop, int signo) {
     sig_state_t *st = loop->signals;
     if (!st || signo <= 0 || signo >= NSIG) return;
     sig_slot_t *slot = &st->slots[signo];
     if (slot->internal) slot->internal(loop);
     while (!aloop__list_empty(&slot->waiters)) {
-        sig_waiter_t *sw = ALOOP_CONTAINER_OF(slot->waiters.next, sig_waiter_t, link);
+        sig_waiter_t *sw = ALOOP_CONTAINER_OF(slot->waiters.next, sig_entry_t, link)->w;
         waiter_remove(st, sw);
-        aloop__wake(sw->task, 0);
+        aloop__wake(sw->task, sw->any ? signo : 0);
     }
 }
 
@@ -234,13 +250,22 @@ static void slot_close(aloop_t *loop, sig_slot_t *slot, int signo) {
 
 /* ---- common ------------------------------------------------------------ */
 
+/* Takes sw's entries off their slots; a slot nobody wants any more is no
+ * longer watched, so its next signal stays pending for the next wait. */
+static void entries_remove(sig_state_t *st, sig_waiter_t *sw) {
+    for (int i = 0; i < sw->n; i++) {
+        sig_slot_t *slot = &st->slots[sw->entries[i].signo];
+        aloop__list_remove(&sw->entries[i].link);
+        slot->nwaiters--;
+        st->total--;
+        if (!slot_wanted(slot)) slot_unwatch(sw->loop, slot);
+    }
+    sw->n = 0;
+}
+
 static void waiter_remove(sig_state_t *st, sig_waiter_t *sw) {
-    sig_slot_t *slot = &st->slots[sw->signo];
-    aloop__list_remove(&sw->link);
-    slot->nwaiters--;
-    st->total--;
+    entries_remove(st, sw);
     aloop__io_hold(sw->loop, -1);
-    if (!slot_wanted(slot)) slot_unwatch(sw->loop, slot);
 }
 
 static void sig_cancel(aloop_wait_t *w) {
@@ -280,24 +305,71 @@ void aloop__signal_unsubscribe(aloop_t *loop, int signo) {
     if (!slot_wanted(slot)) slot_unwatch(loop, slot);
 }
 
+/* Puts sw on the slot of each of signos[0..n) (sw->entries has room),
+ * then suspends. */
+static int wait_signals(aloop_task_impl_t *t, sig_waiter_t *sw, const int *signos, int n) {
+    aloop_t *loop = t->fut.loop;
+    sig_state_t *st = state_get(loop);
+    if (!st) return -ENOMEM;
+    for (int i = 0; i < n; i++) {
+        sig_slot_t *slot = &st->slots[signos[i]];
+        int rc = slot_prepare(loop, slot, signos[i]);
+        if (rc < 0) {
+            entries_remove(st, sw);
+            return rc;
+        }
+        sig_entry_t *e = &sw->entries[i];
+        e->w = sw;
+        e->signo = signos[i];
+        aloop__list_push_back(&slot->waiters, &e->link);
+        slot->nwaiters++;
+        st->total++;
+        sw->n = i + 1;
+    }
+    aloop__io_hold(loop, 1);
+    return aloop__suspend(t, &sw->wait);
+}
+
 int aloop_signal_wait(int signo) {
     if (signo <= 0 || signo >= NSIG || signo == SIGKILL || signo == SIGSTOP) return -EINVAL;
     int err;
     aloop_task_impl_t *t = aloop__enter(&err);
     if (!t) return err;
-    aloop_t *loop = t->fut.loop;
-    sig_state_t *st = state_get(loop);
-    if (!st) return -ENOMEM;
-    sig_slot_t *slot = &st->slots[signo];
-    int rc = slot_prepare(loop, slot, signo);
-    if (rc < 0) return rc;
+    sig_entry_t e;
     sig_waiter_t sw = {.wait = {.cancel = sig_cancel, .what = "aloop_signal_wait"},
-                       .task = t, .loop = loop, .signo = signo};
-    aloop__list_push_back(&slot->waiters, &sw.link);
-    slot->nwaiters++;
-    st->total++;
-    aloop__io_hold(loop, 1);
-    return aloop__suspend(t, &sw.wait);
+                       .task = t, .loop = t->fut.loop, .entries = &e};
+    return wait_signals(t, &sw, &signo, 1);
+}
+
+/* Signals a loop cannot wait for: uncatchable, or raised by the faulting
+ * instruction in the thread that runs it (a signalfd never sees those). */
+static int unwaitable(int signo) {
+    return signo == SIGKILL || signo == SIGSTOP || signo == SIGSEGV || signo == SIGBUS ||
+           signo == SIGFPE || signo == SIGILL;
+}
+
+#define SIG_ENTRIES_LOCAL 4 /* SIGINT + SIGTERM and the like: no allocation */
+
+int aloop_signal_wait_any(const sigset_t *set) {
+    if (!set) return -EINVAL;
+    int signos[NSIG], n = 0;
+    for (int s = 1; s < NSIG; s++) {
+        if (sigismember(set, s) != 1) continue;
+        if (unwaitable(s)) return -EINVAL;
+        signos[n++] = s;
+    }
+    if (!n) return -EINVAL;
+    int err;
+    aloop_task_impl_t *t = aloop__enter(&err);
+    if (!t) return err;
+    sig_entry_t local[SIG_ENTRIES_LOCAL];
+    sig_entry_t *e = n <= SIG_ENTRIES_LOCAL ? local : aloop__malloc((size_t)n * sizeof *e);
+    if (!e) return -ENOMEM;
+    sig_waiter_t sw = {.wait = {.cancel = sig_cancel, .what = "aloop_signal_wait_any"},
+                       .task = t, .loop = t->fut.loop, .entries = e, .any = 1};
+    int rc = wait_signals(t, &sw, signos, n);
+    if (e != local) aloop__free(e);
+    return rc;
 }
 
 void aloop__signal_free(aloop_t *loop) {
