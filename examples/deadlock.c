@@ -12,7 +12,8 @@
  *   deadlock              hangs; try kill -USR1 with ALOOP_DUMP_SIGNAL=USR1,
  *                         or gdb -p PID and `aloop tasks`
  *   deadlock --watchdog   a watchdog task notices that no transfer finished
- *                         for 5 s, prints aloop_dump and exits with 1
+ *                         for 5 s, prints aloop_dump, and the program cancels
+ *                         its tasks and exits with 1
  *
  * Built with frame pointers and -rdynamic so that the dumps name its
  * functions (examples/CMakeLists.txt).
@@ -39,6 +40,7 @@ typedef struct transfer {
 } transfer_t;
 
 static long transfers_done;
+static int stuck; /* the watchdog gave up */
 
 void *teller(void *arg);
 int transfer(account_t *from, account_t *to, long amount);
@@ -84,7 +86,9 @@ EXPORTED void *watchdog(void *arg) {
     }
     fprintf(stderr, "watchdog: no transfer finished in 5 s; the tasks are:\n");
     aloop_dump(aloop_current(), stderr);
-    exit(1);
+    stuck = 1;
+    aloop_stop(aloop_current());
+    return NULL;
 }
 
 int main(int argc, char **argv) {
@@ -98,13 +102,27 @@ int main(int argc, char **argv) {
     account_t alice = {"alice", 100, aloop_lock_new(loop)};
     account_t bob = {"bob", 100, aloop_lock_new(loop)};
     transfer_t a = {&alice, &bob, 10}, b = {&bob, &alice, 20};
-    aloop_task_set_name(aloop_spawn(loop, teller, &a), "teller-A");
-    aloop_task_set_name(aloop_spawn(loop, teller, &b), "teller-B");
-    aloop_task_set_name(aloop_spawn(loop, heartbeat, NULL), "heartbeat");
-    if (with_watchdog) aloop_task_set_name(aloop_spawn(loop, watchdog, NULL), "watchdog");
+    aloop_task_t *tasks[4] = {aloop_spawn(loop, teller, &a), aloop_spawn(loop, teller, &b),
+                              aloop_spawn(loop, heartbeat, NULL), NULL};
+    aloop_task_set_name(tasks[0], "teller-A");
+    aloop_task_set_name(tasks[1], "teller-B");
+    aloop_task_set_name(tasks[2], "heartbeat");
+    if (with_watchdog) {
+        tasks[3] = aloop_spawn(loop, watchdog, NULL);
+        aloop_task_set_name(tasks[3], "watchdog");
+    }
     printf("pid %d: moving money...\n", (int)getpid());
     fflush(stdout);
-    aloop_run(loop); /* never returns: the tellers wait for each other */
+    aloop_run(loop); /* without the watchdog, never returns: the tellers wait for each other */
+    /* The watchdog stopped the loop: cancel the stuck tasks (each gives back
+     * the lock it holds) and clean up. */
+    for (int i = 0; i < 4; i++)
+        if (tasks[i]) aloop_cancel(tasks[i]);
+    aloop_run(loop);
+    for (int i = 0; i < 4; i++)
+        if (tasks[i]) aloop_release(tasks[i]);
+    aloop_lock_free(alice.lock);
+    aloop_lock_free(bob.lock);
     aloop_free(loop);
-    return 0;
+    return stuck ? 1 : 0;
 }
