@@ -102,22 +102,55 @@ enum {
     ALOOP_DEBUG = 1u << 1           /* warnings: slow steps, lost errors */
 };
 
-/* A zero-initialised config means "all defaults". */
+/* Simulation faults (aloop_config_t.sim_faults, ALOOP_SIM): what a
+ * simulated loop injects at the library's system calls, each with
+ * probability sim_rate per eligible call (guide: "Simulation"). */
+#define ALOOP_SIM_SHORT_IO 0x01u /* reads and writes of byte streams move fewer bytes (>= 1) */
+#define ALOOP_SIM_EINTR    0x02u /* a system call fails once with EINTR (the library retries) */
+#define ALOOP_SIM_SPURIOUS 0x04u /* a wait reports an fd ready when it is not */
+#define ALOOP_SIM_DELAY    0x08u /* readiness, connects and accepts come up to 2 ms later */
+#define ALOOP_SIM_BENIGN   0x0fu /* the four above: nothing a program sees changes */
+#define ALOOP_SIM_RESET    0x10u /* stream sockets fail with ECONNRESET / EPIPE */
+#define ALOOP_SIM_ENOMEM   0x20u /* the library's allocations fail */
+
+/* A zero-initialised config means "all defaults". New fields are only ever
+ * added at the end, so a designated initialiser written for an older
+ * version keeps its meaning. */
 typedef struct aloop_config {
     size_t stack_size; /* per task; 0 = 256 KiB of address space, committed lazily */
     int clock;         /* ALOOP_CLOCK_MONOTONIC (default) or ALOOP_CLOCK_VIRTUAL */
     unsigned flags;    /* ALOOP_NO_GUARD_PAGES, ALOOP_DEBUG */
+    /* Simulation: nonzero turns it on with this seed. 0 = off, unless
+     * ALOOP_SIM is set in the environment (then sim_faults and sim_rate
+     * are ignored and the environment decides). */
+    uint64_t sim_seed;
+    unsigned sim_faults; /* ALOOP_SIM_* to inject; 0 = none (seeded, but no faults) */
+    double sim_rate;     /* probability per eligible call, 0..1; 0 = 0.05 */
 } aloop_config_t;
 
 /* New loop with default settings. */
 ALOOP_API aloop_t *aloop_new(void);
 
-/* New loop; NULL cfg = defaults. NULL + EINVAL for an unknown clock or flag,
- * or a stack size below 16 KiB. The environment can add to cfg (as with
- * aloop_new): ALOOP_DEBUG=1 sets the ALOOP_DEBUG flag, ALOOP_CLOCK=virtual
- * makes the clock ALOOP_CLOCK_VIRTUAL (so a program's timeline can be tested
- * without waiting; ALOOP_CLOCK=monotonic or unset: cfg decides). */
+/* New loop; NULL cfg = defaults. NULL + EINVAL for an unknown clock, flag
+ * or simulation fault, a stack size below 16 KiB, or a sim_rate outside
+ * 0..1. The environment can add to cfg (as with aloop_new): ALOOP_DEBUG=1
+ * sets the ALOOP_DEBUG flag, ALOOP_CLOCK=virtual makes the clock
+ * ALOOP_CLOCK_VIRTUAL (so a program's timeline can be tested without
+ * waiting; ALOOP_CLOCK=monotonic or unset: cfg decides), and
+ * ALOOP_SIM=SEED[:FAULTS[:RATE]] turns simulation on for a loop whose
+ * cfg->sim_seed is 0 (FAULTS: a comma list of short, eintr, spurious,
+ * delay, benign, reset, enomem; default benign. RATE: default 0.05; a
+ * malformed value is reported on stderr and ignored). */
 ALOOP_API aloop_t *aloop_new_with(const aloop_config_t *cfg);
+
+/* The seed of a simulated loop (from its config or ALOOP_SIM), 0 if loop
+ * is not simulated or NULL. Same seed, faults, rate and program, on the
+ * virtual clock and with no peer outside the loop: the same decisions and
+ * the same events. Under simulation a task that fails (completes with an
+ * error other than -ECANCELED), or a debug-mode abort, reports once per
+ * loop, through the warning handler (default: stderr), a line ending in
+ * "replay: ALOOP_SIM=SEED:FAULTS:RATE" that reproduces the run. */
+ALOOP_API uint64_t aloop_sim_seed(const aloop_t *loop);
 
 /* Cancels every unfinished task, runs the loop until they have all finished
  * (while it does, every suspending call fails with -ECANCELED at once, so
@@ -755,8 +788,9 @@ ALOOP_API int aloop_open_connection(const char *host, const char *port, double t
 /* Reads one line including its '\n' into buf (NUL-terminated when it fits):
  * its length, 0 at EOF, -EMSGSIZE if longer than max_line or cap - 1:
  * reported as soon as that many bytes are buffered without a '\n' (an
- * endless line costs no more than max_line), and the next readline or
- * readuntil skips the rest of the line through its '\n' before it reads;
+ * endless line costs no more than max_line), and the next read call of
+ * any kind (copy's source too) skips the rest of the line through its
+ * '\n' before it reads, so those bytes are never delivered;
  * the stream stays usable. At EOF a last line without '\n' is returned as
  * is. -EBUSY: another task is reading. */
 ALOOP_API ssize_t aloop_stream_readline(aloop_stream_t *s, char *buf, size_t cap);

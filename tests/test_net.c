@@ -412,6 +412,44 @@ static void test_connect_timeout(void **state) {
     aloop_close(c.lfd);
 }
 
+/* The same under spurious readiness (simulation): a connect woken before
+ * its outcome must wait on, not report a connection that is not there.
+ * Every fd tcp_connect returns is connected (it has a peer); the rest time
+ * out. Before, a spurious wake-up of a pending connect read SO_ERROR 0 and
+ * returned an unconnected socket. */
+static void *connect_spurious_task(void *arg) {
+    tcp_ctx_t *c = arg;
+    char port[16];
+    snprintf(port, sizeof port, "%d", c->port);
+    int fds[8], n = 0;
+    for (; n < 8; n++) {
+        fds[n] = aloop_tcp_connect("127.0.0.1", port, 1.0);
+        if (fds[n] < 0) break;
+        struct sockaddr_storage peer;
+        socklen_t pl = sizeof peer;
+        if (getpeername(fds[n], (struct sockaddr *)&peer, &pl) < 0) c->rc[2]++;
+    }
+    c->rc[0] = n < 8 ? fds[n] : 0;
+    for (int i = 0; i < n; i++) aloop_close(fds[i]);
+    return NULL;
+}
+
+static void test_connect_spurious_wakeup(void **state) {
+    (void)state;
+    for (uint64_t seed = 1; seed <= 8; seed++) {
+        tcp_ctx_t c = {0};
+        c.lfd = aloop_tcp_listen("127.0.0.1", "0", 1);
+        assert_true(c.lfd >= 0);
+        c.port = local_port(c.lfd);
+        aloop_config_t cfg = {.clock = ALOOP_CLOCK_VIRTUAL, .sim_seed = seed,
+                              .sim_faults = ALOOP_SIM_SPURIOUS, .sim_rate = 0.5};
+        assert_int_equal(aloop_main_with(&cfg, connect_spurious_task, &c, NULL), 0);
+        assert_int_equal(c.rc[2], 0); /* no unconnected fd came back */
+        assert_true(c.rc[0] == 0 || c.rc[0] == -ETIMEDOUT);
+        aloop_close(c.lfd);
+    }
+}
+
 /* ---- SO_REUSEPORT: one listener per loop ------------------------------ */
 
 typedef struct reuse_ctx {
@@ -814,10 +852,20 @@ typedef struct he_case {
     double elapsed;
 } he_case_t;
 
+static atomic_int he_done; /* the connect returned */
+static long he_fail_nth;   /* > 0: that allocation of the connect fails */
+static unsigned long he_allocs;
+
 static void *he_connector(void *arg) {
     he_case_t *c = arg;
+    if (he_fail_nth) aloop__test_fail_alloc(he_fail_nth, 1);
     double t0 = now();
     int fd = aloop_tcp_connect(c->host, c->port ? c->port : "80", c->timeout);
+    if (he_fail_nth) {
+        he_allocs = aloop__test_alloc_count();
+        aloop__test_fail_alloc(0, 0);
+    }
+    atomic_store(&he_done, 1);
     c->elapsed = now() - t0;
     c->rc = fd < 0 ? fd : 0;
     if (fd >= 0) {
@@ -835,7 +883,9 @@ static void *he_connector(void *arg) {
  * while a task is ready. */
 static void *clock_keeper(void *arg) {
     (void)arg;
-    while (!atomic_load(&fake_answered) || aloop__xthread_pending(aloop_current())) aloop_yield();
+    while (!atomic_load(&he_done) &&
+           (!atomic_load(&fake_answered) || aloop__xthread_pending(aloop_current())))
+        aloop_yield();
     return NULL;
 }
 
@@ -843,6 +893,7 @@ static void *clock_keeper(void *arg) {
 static void he_run(he_case_t *c, double release_at) {
     int fds_before = count_fds();
     atomic_store(&fake_answered, 0);
+    atomic_store(&he_done, 0);
     aloop__test_set_resolver(fake_resolver, fake_free);
     aloop_t *loop = vloop();
     aloop_task_t *keeper = fake_blocked ? NULL : spawn(loop, clock_keeper, NULL);
@@ -1055,6 +1106,35 @@ static void test_happy_eyeballs_cancel_leaks_nothing(void **state) {
     blackhole_close(&bh);
 }
 
+/* Every allocation of a Happy Eyeballs connect fails in turn (the scope,
+ * the lookup, the address list, the attempts, the watches, the timer):
+ * -ENOMEM or a connection, never a leaked fd (he_run counts them). */
+static void test_happy_eyeballs_enomem(void **state) {
+    (void)state;
+    blackhole_t bh;
+    blackhole_open(&bh);
+    struct sockaddr_un live;
+    int lfd = unix_sock("live", 1, &live);
+    fcntl(lfd, F_SETFL, O_NONBLOCK); /* drained after each run */
+    fake_add(&bh.sin, sizeof bh.sin);
+    fake_add(&live, sizeof live);
+    int failures = 0, successes = 0;
+    for (he_fail_nth = 1; he_fail_nth < 200; he_fail_nth++) {
+        he_case_t c = {.host = "he.example", .timeout = 30};
+        he_run(&c, 0);
+        assert_true(c.rc == 0 || c.rc == -ENOMEM);
+        failures += c.rc == -ENOMEM;
+        successes += c.rc == 0;
+        int a;
+        while ((a = accept(lfd, NULL, NULL)) >= 0) close(a);
+        if ((unsigned long)he_fail_nth > he_allocs) break;
+    }
+    he_fail_nth = 0;
+    assert_true(failures > 0 && successes > 0);
+    close(lfd);
+    blackhole_close(&bh);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_outside_task),
@@ -1074,9 +1154,11 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_happy_eyeballs_deadline, he_setup, he_teardown),
         cmocka_unit_test_setup_teardown(test_happy_eyeballs_cancel_leaks_nothing, he_setup,
                                         he_teardown),
+        cmocka_unit_test_setup_teardown(test_happy_eyeballs_enomem, he_setup, he_teardown),
         cmocka_unit_test(test_raw_connect),
         cmocka_unit_test(test_accept_emfile_backoff),
         cmocka_unit_test(test_connect_timeout),
+        cmocka_unit_test(test_connect_spurious_wakeup),
         cmocka_unit_test(test_listen_reuseport),
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_names_outside_task),

@@ -125,16 +125,16 @@ static void *loop_main(void *arg) {
     signal_watch_t w_int = {t, SIGINT}, w_term = {t, SIGTERM};
     aloop_task_t *sig_int = NULL, *sig_term = NULL;
     int ok = t->stop != NULL;
-    if (ok && hl->opt->max_conns) {
-        hl->slots = aloop_semaphore_new(loop, (unsigned)hl->opt->max_conns);
-        ok = hl->slots != NULL;
-    }
     if (ok && watch) {
         sig_int = aloop_spawn(loop, signal_main, &w_int);
         sig_term = aloop_spawn(loop, signal_main, &w_term);
         ok = sig_int && sig_term;
     }
-    if (ok) hl->server = aloop_serve(loop, hl->listen_fd, httpd_session, hl);
+    /* At --max-conns the server stops accepting (the backlog holds the
+     * rest); a line longer than a request or field line may be is refused
+     * as soon as that many bytes are in. */
+    aloop_serve_opts_t so = {.max_connections = hl->opt->max_conns, .max_line = HTTP_MAX_LINE};
+    if (ok) hl->server = aloop_serve_with(loop, hl->listen_fd, &so, httpd_session, hl);
     if (hl->server) {
         aloop_yield(); /* the watchers register before anyone can signal us */
         if (watch) print_listening(hl->listen_fd);
@@ -148,7 +148,6 @@ static void *loop_main(void *arg) {
     }
     stop_task(sig_int);
     stop_task(sig_term);
-    aloop_semaphore_free(hl->slots);
     aloop_event_free(t->stop);
     t->stop = NULL;
     return hl->server ? NULL : aloop_fail(-ENOMEM);

@@ -375,9 +375,9 @@ def test_errors_and_limits(srv, root):
             got += chunk
     except ConnectionResetError:
         pass
-    # 431 as soon as the line is too long; a stream that drops the rest of
-    # the line before it answers runs into the header deadline: 408.
-    assert got == b"" or status_of(got) in (431, 408), got[:100]
+    # 431 as soon as the line is too long (the answer may be lost to the
+    # reset our close sends into a peer that is still sending: then nothing)
+    assert got == b"" or status_of(got) == 431, got[:100]
     r, body = get(srv, "/sub/a.txt")
     assert r.status == 200 and body == b"inside\n"
 

@@ -5,9 +5,13 @@
  * ENOMEM) with nothing leaked.
  *
  * The counters are process-wide on purpose: a test must reach allocations
- * made by any loop. They are only touched when the hook is armed.
+ * made by any loop. They are only touched when the hook is armed. A
+ * simulated loop with ALOOP_SIM_ENOMEM (sim.c) makes allocations on its
+ * thread fail too, drawn from its own generator.
  */
 #include "alloc_internal.h"
+#include "coro_internal.h"
+#include "sim_internal.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -20,8 +24,16 @@ static unsigned long alloc_count;
 static long fail_nth;   /* 0 = off; else fail when alloc_count reaches it */
 static long fail_left;  /* failures still to inject once reached (-1 = all) */
 
+/* Simulation: the thread's current loop may draw a failure. */
+static int sim_fails(void) {
+    aloop_coros_t *cur = aloop__tls_coros;
+    if (ALOOP_LIKELY(!cur || !cur->alloc_faults) || !aloop__sim_hit(cur->alloc_faults)) return 0;
+    errno = ENOMEM;
+    return 1;
+}
+
 static int should_fail(void) {
-    if (fail_nth == 0) return 0;
+    if (ALOOP_LIKELY(fail_nth == 0)) return sim_fails();
     alloc_count++;
     if ((long)alloc_count < fail_nth) return 0;
     if (fail_left == 0) return 0;

@@ -77,6 +77,9 @@ struct aloop_coros {
     size_t stack_size;           /* of every stack, whole pages */
     size_t page_size;
     uint8_t guards;              /* a guard gap below every stack */
+    /* Simulation (ALOOP_SIM_ENOMEM): allocations made while this is the
+     * thread's current loop fail as this generator draws (alloc.c). */
+    struct aloop_sim *alloc_faults;
 };
 
 /* The per-thread current loop, the library's only global state, seen as its

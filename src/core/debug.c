@@ -264,6 +264,14 @@ void aloop__dump_requested(aloop_t *loop) {
  * debug mode the quarantine keeps it, so it is reported and ignored.
  */
 
+void aloop__sim_report(aloop_t *loop, const char *what) {
+    if (!loop || !loop->sim.seed || loop->sim.reported) return;
+    loop->sim.reported = 1;
+    char line[160];
+    aloop__sim_replay(&loop->sim, line, sizeof line);
+    aloop__warn(loop, "%s under simulation; %s", what, line);
+}
+
 int aloop__misuse(const aloop_t *loop, int err, const char *call, const char *fmt, ...) {
     int debug = loop && (loop->flags & ALOOP_DEBUG);
     if (err && !debug) return err;
@@ -273,7 +281,10 @@ int aloop__misuse(const aloop_t *loop, int err, const char *call, const char *fm
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     fprintf(stderr, "aloop: %s: %s%s\n", call, msg, debug ? "" : "; ignored");
-    if (debug) abort();
+    if (debug) {
+        aloop__sim_report((aloop_t *)(uintptr_t)loop, "misuse, aborting");
+        abort();
+    }
     return err;
 }
 

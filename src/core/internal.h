@@ -27,6 +27,7 @@
 #include "sched_internal.h"
 #include "alloc_internal.h"
 #include "backend_internal.h"
+#include "sim_internal.h"
 #include "timer_internal.h"
 
 /* ---- runnables: what the ready ring holds */
@@ -273,6 +274,8 @@ void aloop__task_pool_free(aloop_t *loop);
 void aloop__task_label(const void *task, char *buf, size_t n);
 /* Request cancellation of a task (task.c). */
 int aloop__task_cancel(aloop_task_impl_t *t);
+/* Suspends t for seconds (> 0) on a timer: 0, -ECANCELED, -ENOMEM. */
+int aloop__sleep(aloop_task_impl_t *t, double seconds);
 /* Loop time (virtual or monotonic). */
 double aloop__now(aloop_t *loop);
 double aloop__monotonic(void);
@@ -403,7 +406,9 @@ void aloop__io_hold(aloop_t *loop, int delta);
 
 /* Suspends t until fd is ready for reading (dir 0) or writing (dir 1), at
  * most timeout seconds (< 0: no limit). 0 / -ETIMEDOUT / -ECANCELED /
- * -EBADF / -EBUSY; 0 at once for a regular file (always ready). */
+ * -EBADF / -EBUSY; 0 at once for a regular file (always ready). The caller
+ * must retry its call and be ready to wait again: readiness may be
+ * spurious (simulation injects it here). */
 int aloop__io_wait(aloop_task_impl_t *t, int fd, int dir, double timeout);
 /* The loop fd calls made outside a task use: the one running on this
  * thread, else the last one that waited on an fd here (may be NULL). */
@@ -553,6 +558,7 @@ struct aloop {
     /* settings */
     int clock;
     unsigned flags;
+    aloop_sim_t sim;       /* sim.c: the generator and the faults to inject */
 
     /* clock */
     double vnow;          /* virtual clock */
@@ -632,6 +638,15 @@ void aloop__warn(aloop_t *loop, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)))
 #endif
     ;
+
+/* ---- simulation (base/sim.c; the system-call layer is sys_internal.h) */
+/* A simulated loop met a failure (what: "task 'X' failed: ..."): warns
+ * with the replay line, once per loop; nothing if loop is not simulated
+ * (debug.c). */
+void aloop__sim_report(aloop_t *loop, const char *what);
+/* Simulation's delay of a readiness, accept or connect the task t waited
+ * for: sleeps a seeded while, or not at all. 0 or -ECANCELED (io.c). */
+int aloop__io_sim_delay(aloop_task_impl_t *t);
 
 /* ---- debug mode (debug.c). Callers test loop->flags & ALOOP_DEBUG first. */
 #define ALOOP_SLOW_STEP 0.1          /* seconds of wall time a step may take */

@@ -33,6 +33,7 @@
  */
 #include "internal.h"
 #include "io_internal.h"
+#include "sys_internal.h"
 
 #include <fcntl.h>
 #include <math.h>
@@ -207,8 +208,16 @@ static int watch_add_interest(aloop_t *loop, int fd, aloop_io_watch_t *w, unsign
     return 0;
 }
 
-/* Suspends t until fd is ready in direction dir (0 read, 1 write). */
-int aloop__io_wait(aloop_task_impl_t *t, int fd, int dir, double timeout) {
+int aloop__io_sim_delay(aloop_task_impl_t *t) {
+    aloop_t *loop = t->fut.loop;
+    double d = aloop__sim_on(loop) ? aloop__sim_delay(&loop->sim) : 0;
+    return d > 0 ? aloop__sleep(t, d) : 0;
+}
+
+/* Suspends t until fd is ready in direction dir (0 read, 1 write). sim:
+ * the caller retries its call after the wait, so simulation may report
+ * readiness early (spurious) or late (delay). */
+static int io_wait(aloop_task_impl_t *t, int fd, int dir, double timeout, int sim) {
     aloop_t *loop = t->fut.loop;
     struct aloop_io *io = loop->io;
     last_io_loop = loop;
@@ -218,6 +227,7 @@ int aloop__io_wait(aloop_task_impl_t *t, int fd, int dir, double timeout) {
     int rc = watch_add_interest(loop, fd, w, dir_bit(dir));
     if (rc == -EPERM) return 0; /* a regular file: always ready */
     if (rc < 0) return rc;
+    if (sim && aloop__sim_on(loop) && aloop__sim_spurious(&loop->sim)) return aloop__yield(t);
     aloop_io_waiter_t iw = {.wait = {.cancel = waiter_cancel,
                                      .what = dir ? "fd writable" : "fd readable"},
                             .task = t, .loop = loop, .fd = fd, .dir = dir};
@@ -232,6 +242,9 @@ int aloop__io_wait(aloop_task_impl_t *t, int fd, int dir, double timeout) {
     if (!(w->flags & ALOOP__WATCH_OWNED)) io->unowned_waits++;
     uint32_t gen = w->gen;
     rc = aloop__suspend(t, &iw.wait);
+    /* Simulation: readiness comes late, but never for a wait with a
+     * deadline of its own (the delay must not change its outcome). */
+    if (rc == 0 && sim && timeout < 0) rc = aloop__io_sim_delay(t);
     /* Woken because fd was ready, then closed (aloop_close, a stream's
      * close, aloop__io_forget) before we ran: the number may already be a
      * new connection's. Say so instead of letting the caller read or write
@@ -240,13 +253,18 @@ int aloop__io_wait(aloop_task_impl_t *t, int fd, int dir, double timeout) {
     return rc;
 }
 
+int aloop__io_wait(aloop_task_impl_t *t, int fd, int dir, double timeout) {
+    return io_wait(t, fd, dir, timeout, 1);
+}
+
+/* The public waits promise readiness: simulation leaves them alone. */
 static int wait_public(int fd, int dir, double timeout) {
     if (fd < 0) return -EBADF;
     if (isnan(timeout)) return -EINVAL;
     int err;
     aloop_task_impl_t *t = aloop__enter(&err);
     if (!t) return err;
-    return aloop__io_wait(t, fd, dir, timeout);
+    return io_wait(t, fd, dir, timeout, 0);
 }
 
 int aloop_wait_readable(int fd, double timeout) { return wait_public(fd, 0, timeout); }
@@ -559,8 +577,8 @@ static ssize_t try_io(aloop_t *loop, int fd, void *buf, size_t len, int dir) {
     for (;;) {
         ssize_t n;
         if (!watch_notsock(loop, fd)) {
-            n = dir ? send(fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL)
-                    : recv(fd, buf, len, MSG_DONTWAIT);
+            n = dir ? aloop__sys_send(loop, fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL)
+                    : aloop__sys_recv(loop, fd, buf, len, MSG_DONTWAIT);
             if (n >= 0) return n;
             if (errno != ENOTSOCK) {
                 if (errno == EINTR) continue;
@@ -571,7 +589,7 @@ static ssize_t try_io(aloop_t *loop, int fd, void *buf, size_t len, int dir) {
         }
         int rc = aloop__io_set_nonblocking(loop, fd);
         if (rc < 0) return rc;
-        n = dir ? write(fd, buf, len) : read(fd, buf, len);
+        n = dir ? aloop__sys_write(loop, fd, buf, len) : aloop__sys_read(loop, fd, buf, len);
         if (n >= 0) return n;
         if (errno == EINTR) continue;
         return errno == EWOULDBLOCK ? -EAGAIN : -errno;

@@ -694,6 +694,10 @@ int aloop_sleep(double seconds) {
     aloop_task_impl_t *t = aloop__enter(&err);
     if (!t) return err;
     if (seconds == 0) return aloop__yield(t);
+    return aloop__sleep(t, seconds);
+}
+
+int aloop__sleep(aloop_task_impl_t *t, double seconds) {
     aloop_t *loop = t->fut.loop;
     sleep_wait_t sw = {.wait = {.cancel = sleep_cancel, .what = "aloop_sleep"}, .task = t};
     aloop__timer_init(&sw.timer, sleep_fire);

@@ -199,6 +199,14 @@ aloop_task_t *aloop_spawn(aloop_t *loop, aloop_task_fn fn, void *arg) {
     return &t->fut;
 }
 
+/* Under simulation: the replay line of the first task that fails. */
+static ALOOP_NOINLINE void report_failure(aloop_task_impl_t *t, int error) {
+    char name[64], what[160];
+    aloop__task_label(t, name, sizeof name); /* allocates nothing */
+    snprintf(what, sizeof what, "task '%s' failed: %s", name, aloop_strerror(error));
+    aloop__sim_report(t->fut.loop, what);
+}
+
 void aloop__task_finish(aloop_task_impl_t *t, void *result) {
     aloop_t *loop = t->fut.loop;
     int state = ALOOP__DONE, error = 0;
@@ -213,6 +221,7 @@ void aloop__task_finish(aloop_task_impl_t *t, void *result) {
         result = NULL;
     }
     t->fut.error = 0;
+    if (ALOOP_UNLIKELY(loop->sim.seed) && error && error != -ECANCELED) report_failure(t, error);
     aloop__list_remove(&t->fut.live); /* from loop->tasks to loop->futures */
     aloop__list_push_back(&loop->futures, &t->fut.live);
     loop->task_count--;

@@ -32,6 +32,7 @@
 #include "io_internal.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -327,14 +328,22 @@ static void special_close(aloop_t *loop, whole_file_t *w, int *rc) {
     w->fd = -1;
 }
 
+/* Data, or a writer that came and went, is there to read now. */
+static int fifo_has_news(int fd) {
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    return poll(&p, 1, 0) > 0;
+}
+
 /* A FIFO, a character device...: read on the loop, waiting like a socket. */
 static int read_special(aloop_task_impl_t *t, whole_file_t *w) {
     aloop_t *loop = t->fut.loop;
     aloop__io_adopt(loop, w->fd);
     int rc = 0;
     /* A FIFO reads EOF while no writer has come yet: wait for the first
-     * one's bytes (or its close) first. */
-    if (w->special == 2) rc = aloop__io_wait(t, w->fd, 0, -1);
+     * one's bytes (or its close) first. A wake-up may be spurious (epoll
+     * and poll allow it): only a poll that sees data or a hang-up counts. */
+    if (w->special == 2)
+        while ((rc = aloop__io_wait(t, w->fd, 0, -1)) == 0 && !fifo_has_news(w->fd)) continue;
     loop_reader_t r = {.t = t, .fd = w->fd};
     if (rc == 0) rc = slurp(w, 4096, read_waiting, &r);
     special_close(loop, w, &rc);

@@ -13,7 +13,7 @@ static int config_valid(const aloop_config_t *cfg) {
     if (cfg->clock != ALOOP_CLOCK_MONOTONIC && cfg->clock != ALOOP_CLOCK_VIRTUAL) return 0;
     if (cfg->flags & ~(unsigned)(ALOOP_NO_GUARD_PAGES | ALOOP_DEBUG)) return 0;
     if (cfg->stack_size && cfg->stack_size < ALOOP_MIN_STACK) return 0;
-    return 1;
+    return aloop__sim_config_valid(cfg);
 }
 
 /* The environment's additions to a config: ALOOP_DEBUG=1, ALOOP_CLOCK=virtual. */
@@ -35,6 +35,9 @@ aloop_t *aloop_new_with(const aloop_config_t *cfg) {
     if (!loop) return aloop__null_errno(-ENOMEM);
     loop->clock = env_clock(cfg->clock);
     loop->flags = cfg->flags | (env_debug() ? ALOOP_DEBUG : 0u);
+    aloop__sim_init(&loop->sim, cfg);
+    /* alloc.c draws its failures through the thread's current loop */
+    if (loop->sim.faults & ALOOP_SIM_ENOMEM) loop->coros.alloc_faults = &loop->sim;
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
     size_t stack = cfg->stack_size ? cfg->stack_size : ALOOP_DEFAULT_STACK;
     loop->coros.page_size = page;
@@ -71,6 +74,8 @@ fail:
 }
 
 aloop_t *aloop_new(void) { return aloop_new_with(NULL); }
+
+uint64_t aloop_sim_seed(const aloop_t *loop) { return loop ? loop->sim.seed : 0; }
 
 /* Frees what is left on the ring and in the heap once no task is left:
  * callbacks that never ran. */

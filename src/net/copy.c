@@ -19,6 +19,7 @@
  * the first spends a unit of the cooperative budget.
  */
 #include "internal.h"
+#include "sys_internal.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -102,7 +103,7 @@ static ssize_t step_peek(aloop_task_impl_t *t, int out_fd, int in_fd, off_t *off
     ALOOP_UNUSED(off);
     char *buf = aloop__malloc(len);
     if (!buf) return -ENOMEM;
-    ssize_t r = recv(in_fd, buf, len, MSG_PEEK | MSG_DONTWAIT);
+    ssize_t r = aloop__sys_recv(t->fut.loop, in_fd, buf, len, MSG_PEEK | MSG_DONTWAIT);
     if (r < 0) r = errno == EWOULDBLOCK ? -EAGAIN : -errno;
     if (r == -EAGAIN) {
         int rc = aloop__io_wait(t, in_fd, 0, -1);
@@ -148,8 +149,9 @@ ssize_t aloop__copy_fd(aloop_task_impl_t *t, int out_fd, int in_fd, off_t *off, 
     if (in_kind < 0) return in_kind;
     if (out_kind < 0) return out_kind;
     if (off && in_kind != KIND_FILE) return -EINVAL;
-    if (in_kind != KIND_FILE) aloop__set_nonblocking(in_fd);
-    if (out_kind != KIND_FILE) aloop__set_nonblocking(out_fd);
+    /* the program's fds: their mode goes back when the library lets them go */
+    if (in_kind != KIND_FILE) aloop__io_set_nonblocking(t->fut.loop, in_fd);
+    if (out_kind != KIND_FILE) aloop__io_set_nonblocking(t->fut.loop, out_fd);
     step_fn steps[4];
     pick_steps(out_kind, in_kind, off != NULL, steps);
     step_fn *step = steps;

@@ -29,6 +29,7 @@
  */
 #include "internal.h"
 #include "pipe_internal.h"
+#include "sys_internal.h"
 
 #include <fcntl.h>
 #include <math.h>
@@ -75,12 +76,12 @@ int aloop__net_socket(int family, int type, int proto) {
     return fd;
 }
 
-static int accept_once(int lfd, struct sockaddr *addr, socklen_t *len) {
+static int accept_once(aloop_t *loop, int lfd, struct sockaddr *addr, socklen_t *len) {
 #if defined(__linux__) || defined(__FreeBSD__)
-    int fd = aloop__fd_high(accept4(lfd, addr, len, SOCK_NONBLOCK | SOCK_CLOEXEC));
+    int fd = aloop__fd_high(aloop__sys_accept(loop, lfd, addr, len, SOCK_NONBLOCK | SOCK_CLOEXEC));
     if (fd < 0) return -errno;
 #else
-    int fd = accept(lfd, addr, len);
+    int fd = aloop__sys_accept(loop, lfd, addr, len, 0);
     if (fd < 0) return -errno;
     fd = cloexec_nonblocking(fd);
     if (fd < 0) return fd;
@@ -99,10 +100,11 @@ int aloop_accept(int listen_fd, struct sockaddr *addr, socklen_t *len) {
     if (!t) return err;
     int rc = aloop__io_set_nonblocking(t->fut.loop, listen_fd); /* a blocking accept would stall the loop */
     if (rc < 0) return rc;
+    if ((rc = aloop__io_sim_delay(t)) < 0) return rc; /* simulation: the connection comes late */
     socklen_t cap = len ? *len : 0;
     for (;;) {
         if (len) *len = cap;
-        int fd = accept_once(listen_fd, addr, len);
+        int fd = accept_once(t->fut.loop, listen_fd, addr, len);
         if (fd >= 0) {
             aloop__io_adopt(t->fut.loop, fd);
             return fd;
@@ -138,17 +140,37 @@ int aloop_accept(int listen_fd, struct sockaddr *addr, socklen_t *len) {
     }
 }
 
-int aloop__net_connect(aloop_task_impl_t *t, int fd, const struct sockaddr *addr,
-                       socklen_t len, double timeout) {
-    if (connect(fd, addr, len) == 0) return 0;
-    if (errno == EISCONN) return 0;
-    if (errno != EINPROGRESS && errno != EINTR && errno != EALREADY) return -errno;
-    int rc = aloop__io_wait(t, fd, 1, timeout);
-    if (rc < 0) return rc;
+/* After the connecting fd polled writable: 0 if connected, 1 if the
+ * connect is still under way (the readiness was spurious), or -errno. */
+static int connect_outcome(int fd) {
     int soerr = 0;
     socklen_t sl = sizeof soerr;
     if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0) return -errno;
-    return -soerr;
+    if (soerr) return -soerr;
+    struct sockaddr_storage peer;
+    socklen_t pl = sizeof peer;
+    if (getpeername(fd, (struct sockaddr *)&peer, &pl) == 0) return 0;
+    return errno == ENOTCONN ? 1 : -errno;
+}
+
+int aloop__net_connect(aloop_task_impl_t *t, int fd, const struct sockaddr *addr,
+                       socklen_t len, double timeout) {
+    aloop_t *loop = t->fut.loop;
+    /* simulation: the connect starts late (unless it has a deadline) */
+    int rc = timeout < 0 ? aloop__io_sim_delay(t) : 0;
+    if (rc < 0) return rc;
+    if (aloop__sys_connect(loop, fd, addr, len) == 0) return 0;
+    if (errno == EISCONN) return 0;
+    if (errno != EINPROGRESS && errno != EINTR && errno != EALREADY) return -errno;
+    double deadline = timeout >= 0 ? aloop__now(loop) + timeout : -1;
+    for (;;) {
+        double left = deadline < 0 ? -1 : fmax(0, deadline - aloop__now(loop));
+        rc = aloop__io_wait(t, fd, 1, left);
+        if (rc < 0) return rc;
+        /* Writable does not always mean decided: a wake-up may come early
+         * (epoll and poll allow spurious readiness). Wait on until it is. */
+        if ((rc = connect_outcome(fd)) <= 0) return rc;
+    }
 }
 
 int aloop_connect(int fd, const struct sockaddr *addr, socklen_t len) {
@@ -531,7 +553,7 @@ static int attempt_start(he_t *he, size_t i) {
     int fd = aloop__net_socket(a->family, a->socktype, a->protocol);
     if (fd < 0) return fd;
     at->fd = fd;
-    if (connect(fd, (const struct sockaddr *)&a->sa, a->len) == 0) return 1;
+    if (aloop__sys_connect(he->loop, fd, (const struct sockaddr *)&a->sa, a->len) == 0) return 1;
     int err = errno;
     if (err == EINPROGRESS || err == EINTR) { /* the connect goes on: wait for it */
         int rc = aloop_add_writer(he->loop, fd, attempt_writable, at);

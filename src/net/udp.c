@@ -16,6 +16,7 @@
  * (MSG_TRUNC in recvmsg's flags tells us).
  */
 #include "internal.h"
+#include "sys_internal.h"
 
 #include <netdb.h>
 #include <sys/socket.h>
@@ -65,7 +66,7 @@ ssize_t aloop_recvfrom(int fd, void *buf, size_t len, struct sockaddr *addr, soc
     for (;;) {
         struct iovec iov = {.iov_base = buf, .iov_len = len};
         struct msghdr mh = {.msg_name = addr, .msg_namelen = cap, .msg_iov = &iov, .msg_iovlen = 1};
-        ssize_t n = recvmsg(fd, &mh, MSG_DONTWAIT);
+        ssize_t n = aloop__sys_recvmsg(t->fut.loop, fd, &mh, MSG_DONTWAIT);
         if (n >= 0) {
             if (alen) *alen = addr ? mh.msg_namelen : 0;
             return (mh.msg_flags & MSG_TRUNC) ? -EMSGSIZE : n;
@@ -85,8 +86,9 @@ ssize_t aloop_sendto(int fd, const void *buf, size_t len, const struct sockaddr 
     aloop_task_impl_t *t = aloop__enter(&err);
     if (!t) return err;
     for (;;) {
-        ssize_t n = addr ? sendto(fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL, addr, alen)
-                         : send(fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+        ssize_t n = addr ? aloop__sys_sendto(t->fut.loop, fd, buf, len,
+                                             MSG_DONTWAIT | MSG_NOSIGNAL, addr, alen)
+                         : aloop__sys_send(t->fut.loop, fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
         if (n >= 0) return n;
         if (errno == EINTR) continue;
         if (errno != EAGAIN && errno != EWOULDBLOCK) return -errno;
