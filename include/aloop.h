@@ -773,7 +773,9 @@ typedef struct aloop_stream aloop_stream_t;
  * readuntil, readexactly, copy's source) while another task is in one gets
  * -EBUSY at once, as does a write call (write, copy's destination, shutdown)
  * while another task writes; the stream is then untouched, and a write
- * that has started is never interleaved with another task's bytes. */
+ * that has started is never interleaved with another task's bytes.
+ * A stream belongs to loop: its calls from another loop's task, or after
+ * loop was freed (but aloop_stream_close), are misuse: -EINVAL. */
 ALOOP_API aloop_stream_t *aloop_stream_new(aloop_t *loop, int fd, size_t max_line);
 
 /* Connects to host:port within timeout (< 0 = none; one deadline for the
