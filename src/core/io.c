@@ -127,11 +127,14 @@ static void mode_drop(struct aloop_io *io, int fd) {
     if ((size_t)fd < io->nwatches) io->watches[fd].flags &= (uint8_t)~ALOOP__WATCH_MADE_NB;
 }
 
-/* Another fd on io->modes naming the same file (a dup of fd: the mode is
- * the shared description's), or -1. */
+/* Another fd on io->modes that still names the same file (a dup of fd:
+ * the mode is the shared description's), or -1. A record whose number was
+ * closed with close(2) and reused does not count. */
 static long mode_twin(const struct aloop_io *io, int fd, dev_t dev, ino_t ino) {
+    struct stat st;
     for (size_t i = 0; i < io->nmodes; i++)
-        if (io->modes[i].fd != fd && io->modes[i].dev == dev && io->modes[i].ino == ino)
+        if (io->modes[i].fd != fd && io->modes[i].dev == dev && io->modes[i].ino == ino &&
+            fstat(io->modes[i].fd, &st) == 0 && st.st_dev == dev && st.st_ino == ino)
             return (long)i;
     return -1;
 }
