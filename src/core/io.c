@@ -479,6 +479,12 @@ int aloop__io_want(aloop_t *loop, int fd, unsigned bit) {
 
 void aloop__io_unwant(aloop_t *loop, int fd, unsigned bit) { interest_drop(loop->io, fd, bit); }
 
+int aloop__io_rewant(aloop_t *loop, int fd, unsigned bit) {
+    aloop_io_watch_t *w = &loop->io->watches[fd];
+    if (!(w->flags & ALOOP__WATCH_OWNED)) w->flags |= ALOOP__WATCH_UNSURE;
+    return aloop__io_want(loop, fd, bit);
+}
+
 void aloop__io_use_loop(aloop_t *loop) { last_io_loop = loop; }
 
 void aloop__io_hold(aloop_t *loop, int delta) {
