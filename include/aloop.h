@@ -602,7 +602,9 @@ ALOOP_API double aloop_handle_when(const aloop_handle_t *h);
  * hiredis). cb(fd, arg) runs from the loop, like a call_soon callback,
  * each iteration fd is readable (writable), until removed; it may remove or
  * replace its own watch or aloop_close fd. One reader and one writer per
- * fd: a second add replaces the callback and argument. Watches keep the
+ * fd: a second add replaces the callback and argument (and watches the
+ * file fd names now: a watched fd closed with close(2) and its number
+ * reused is watched afresh). Watches keep the
  * loop alive (aloop_run does not return while one exists); aloop_close(fd)
  * and aloop_free remove them. Call on the loop's thread.
  * 0, or -EBUSY if a task waits on fd in that direction (and a task's
