@@ -602,7 +602,9 @@ ALOOP_API double aloop_handle_when(const aloop_handle_t *h);
  * hiredis). cb(fd, arg) runs from the loop, like a call_soon callback,
  * each iteration fd is readable (writable), until removed; it may remove or
  * replace its own watch or aloop_close fd. One reader and one writer per
- * fd: a second add replaces the callback and argument. Watches keep the
+ * fd: a second add replaces the callback and argument (and watches the
+ * file fd names now: a watched fd closed with close(2) and its number
+ * reused is watched afresh). Watches keep the
  * loop alive (aloop_run does not return while one exists); aloop_close(fd)
  * and aloop_free remove them. Call on the loop's thread.
  * 0, or -EBUSY if a task waits on fd in that direction (and a task's
@@ -773,7 +775,9 @@ typedef struct aloop_stream aloop_stream_t;
  * readuntil, readexactly, copy's source) while another task is in one gets
  * -EBUSY at once, as does a write call (write, copy's destination, shutdown)
  * while another task writes; the stream is then untouched, and a write
- * that has started is never interleaved with another task's bytes. */
+ * that has started is never interleaved with another task's bytes.
+ * A stream belongs to loop: its calls from another loop's task, or after
+ * loop was freed (but aloop_stream_close), are misuse: -EINVAL. */
 ALOOP_API aloop_stream_t *aloop_stream_new(aloop_t *loop, int fd, size_t max_line);
 
 /* Connects to host:port within timeout (< 0 = none; one deadline for the
@@ -1045,9 +1049,9 @@ ALOOP_API int aloop_run_threadsafe(aloop_t *loop, aloop_task_fn fn, void *arg, v
  * or not: a signal arriving while no task waits stays pending for the next
  * waiter, and one still pending at aloop_free is raised again once
  * unblocked (the process's own disposition handles it). Children started
- * from that thread meanwhile (fork, posix_spawn, system) inherit the mask
- * with signo blocked: unblock it in the child (posix_spawnattr_setsigmask,
- * or pthread_sigmask after fork) until the subprocess API does it for you. */
+ * from that thread meanwhile by fork, posix_spawn or system inherit the
+ * mask with signo blocked: unblock it in the child (posix_spawnattr_
+ * setsigmask, or pthread_sigmask after fork); aloop_process_spawn does. */
 ALOOP_API int aloop_signal_wait(int signo);
 /* Suspends until one of the signals in set is delivered to the process and
  * returns its number (> 0): SIGINT and SIGTERM in one call, asyncio's

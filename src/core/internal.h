@@ -375,6 +375,10 @@ void aloop__io_adopt(aloop_t *loop, int fd);
  * someone other than a waiting task (watch.c). 0 or -errno. */
 int aloop__io_want(aloop_t *loop, int fd, unsigned bit);
 void aloop__io_unwant(aloop_t *loop, int fd, unsigned bit);
+/* A callback watch on fd is replaced (bit already wanted): fd may be a new
+ * file under the same number by now (closed with close(2) while watched),
+ * so the registration is set again, unless the library made fd. */
+int aloop__io_rewant(aloop_t *loop, int fd, unsigned bit);
 /* Remembers loop as the one aloop_close uses outside a task on this thread. */
 void aloop__io_use_loop(aloop_t *loop);
 

@@ -127,13 +127,27 @@ static void mode_drop(struct aloop_io *io, int fd) {
     if ((size_t)fd < io->nwatches) io->watches[fd].flags &= (uint8_t)~ALOOP__WATCH_MADE_NB;
 }
 
+/* Another fd on io->modes that still names the same file (a dup of fd:
+ * the mode is the shared description's), or -1. A record whose number was
+ * closed with close(2) and reused does not count. */
+static long mode_twin(const struct aloop_io *io, int fd, dev_t dev, ino_t ino) {
+    struct stat st;
+    for (size_t i = 0; i < io->nmodes; i++)
+        if (io->modes[i].fd != fd && io->modes[i].dev == dev && io->modes[i].ino == ino &&
+            fstat(io->modes[i].fd, &st) == 0 && st.st_dev == dev && st.st_ino == ino)
+            return (long)i;
+    return -1;
+}
+
 /* Puts fd back in blocking mode if the number still names the file the
  * library switched (a close(2) and a reuse since must not touch the new
- * file), and forgets the record. */
+ * file) and no other fd the library still uses names it (a dup would be
+ * read with blocking calls), and forgets the record. */
 static void mode_restore(struct aloop_io *io, int fd) {
     long i = mode_find(io, fd);
     struct stat st;
-    if (i >= 0 && fstat(fd, &st) == 0 && st.st_dev == io->modes[i].dev && st.st_ino == io->modes[i].ino) {
+    if (i >= 0 && fstat(fd, &st) == 0 && st.st_dev == io->modes[i].dev &&
+        st.st_ino == io->modes[i].ino && mode_twin(io, fd, st.st_dev, st.st_ino) < 0) {
         int fl = fcntl(fd, F_GETFL);
         if (fl >= 0 && (fl & O_NONBLOCK)) fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
     }
@@ -486,6 +500,12 @@ int aloop__io_want(aloop_t *loop, int fd, unsigned bit) {
 
 void aloop__io_unwant(aloop_t *loop, int fd, unsigned bit) { interest_drop(loop->io, fd, bit); }
 
+int aloop__io_rewant(aloop_t *loop, int fd, unsigned bit) {
+    aloop_io_watch_t *w = &loop->io->watches[fd];
+    if (!(w->flags & ALOOP__WATCH_OWNED)) w->flags |= ALOOP__WATCH_UNSURE;
+    return aloop__io_want(loop, fd, bit);
+}
+
 void aloop__io_use_loop(aloop_t *loop) { last_io_loop = loop; }
 
 void aloop__io_hold(aloop_t *loop, int delta) {
@@ -511,10 +531,23 @@ int aloop__set_nonblocking(int fd) {
     return 0;
 }
 
+/* fd is non-blocking already: if through another fd of the same file that
+ * the library switched (a dup), fd joins its record, so that the mode goes
+ * back only when the library lets the last of them go. 0 or -ENOMEM. */
+static int mode_join(aloop_t *loop, int fd) {
+    struct aloop_io *io = loop->io;
+    if (!io->nmodes) return 0;
+    if ((size_t)fd < io->nwatches && (io->watches[fd].flags & ALOOP__WATCH_MADE_NB)) return 0;
+    struct stat st;
+    if (fstat(fd, &st) < 0 || mode_twin(io, fd, st.st_dev, st.st_ino) < 0) return 0;
+    if (!aloop__io_watch(loop, fd)) return -ENOMEM;
+    return mode_record(io, fd, &st);
+}
+
 int aloop__io_set_nonblocking(aloop_t *loop, int fd) {
     int fl = fcntl(fd, F_GETFL);
     if (fl < 0) return -errno;
-    if (fl & O_NONBLOCK) return 0;
+    if (fl & O_NONBLOCK) return mode_join(loop, fd);
     struct stat st;
     if (!aloop__io_watch(loop, fd) || fstat(fd, &st) < 0) return errno == EBADF ? -EBADF : -ENOMEM;
     int rc = mode_record(loop->io, fd, &st);
