@@ -133,6 +133,9 @@ static int stream_claim(aloop_stream_t *s, int role) {
     return 0;
 }
 
+/* The stream's fd is waited on through its own loop's poller only: from
+ * another loop (or after its loop was freed) a call is misuse, -EINVAL,
+ * before it touches anything (aloop_stream_close would not wake it). */
 static int stream_enter(aloop_stream_t *s, aloop_task_impl_t **t, int role, const char *call) {
     int err;
     *t = aloop__enter_on(s, call, &err);
@@ -573,10 +576,11 @@ int aloop_stream_copy(aloop_stream_t *to, aloop_stream_t *from, size_t n, size_t
     if (!from || aloop__use_on(to, "aloop_stream_copy") < 0) return -EINVAL;
     aloop_task_impl_t *t;
     int same = to == from;
-    int role = same ? STREAM_READ | STREAM_WRITE : STREAM_READ;
-    int rc = stream_enter(from, &t, role, "aloop_stream_copy");
+    int rc = stream_enter(from, &t, same ? STREAM_READ | STREAM_WRITE : STREAM_READ,
+                          "aloop_stream_copy");
     if (rc < 0) return rc;
-    if (!same && (rc = stream_claim(to, STREAM_WRITE)) < 0)
+    if (!same && aloop__check_loop(to->loop, "aloop_stream_copy") < 0) rc = -EINVAL;
+    if (!same && (rc < 0 || (rc = stream_claim(to, STREAM_WRITE)) < 0))
         return (int)stream_leave(from, STREAM_READ, rc);
     /* both are held (users): neither is freed before we leave */
     rc = (int)copy_locked(t, to, from, n, &done);
