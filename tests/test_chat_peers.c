@@ -383,7 +383,7 @@ static void test_silent_readers_are_dropped_not_waited_for(void **state) {
     for (int i = 0; i < SILENT; i++) {
         sid[i] = new_client();
         snprintf(names[i], sizeof names[i], "sid%d", i);
-        snprintf(notices[i], sizeof notices[i], "* %s was disconnected (too slow)\n", names[i]);
+        snprintf(notices[i], sizeof notices[i], "* %.15s was disconnected (too slow)\n", names[i]);
         silent_login(sid[i], names[i]);
         wat->watch[i] = notices[i];
     }

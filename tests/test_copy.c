@@ -389,6 +389,35 @@ static void test_errors_midway(void **state) {
     close(b[1]);
 }
 
+/* The program's blocking fds that a copy made non-blocking are blocking
+ * again once the loop lets them go (aloop_free here). */
+static void *copy_blocking_main(void *arg) {
+    int *fds = arg; /* a pipe's read end, a socket */
+    fds[2] = aloop_copy(fds[1], fds[0], 0, NULL);
+    fds[3] = (fcntl(fds[0], F_GETFL) & O_NONBLOCK) != 0;
+    return NULL;
+}
+
+static void test_blocking_mode_restored(void **state) {
+    (void)state;
+    int p[2], sv[2];
+    assert_int_equal(pipe(p), 0);
+    sockpair(sv);
+    assert_int_equal(write(p[1], "abc", 3), 3);
+    close(p[1]);
+    int fds[4] = {p[0], sv[0], 1, 0};
+    assert_int_equal(aloop_main(copy_blocking_main, fds, NULL), 0);
+    assert_int_equal(fds[2], 0);
+    assert_int_equal(fds[3], 1); /* non-blocking while the library used it */
+    assert_int_equal(fcntl(p[0], F_GETFL) & O_NONBLOCK, 0);
+    assert_int_equal(fcntl(sv[0], F_GETFL) & O_NONBLOCK, 0);
+    char b[4];
+    assert_int_equal(read(sv[1], b, sizeof b), 3);
+    close(p[0]);
+    close(sv[0]);
+    close(sv[1]);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_file_to_socket),
@@ -402,6 +431,7 @@ int main(void) {
         cmocka_unit_test(test_sendfile),
         cmocka_unit_test(test_bad_args),
         cmocka_unit_test(test_errors_midway),
+        cmocka_unit_test(test_blocking_mode_restored),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -852,10 +852,20 @@ typedef struct he_case {
     double elapsed;
 } he_case_t;
 
+static atomic_int he_done; /* the connect returned */
+static long he_fail_nth;   /* > 0: that allocation of the connect fails */
+static unsigned long he_allocs;
+
 static void *he_connector(void *arg) {
     he_case_t *c = arg;
+    if (he_fail_nth) aloop__test_fail_alloc(he_fail_nth, 1);
     double t0 = now();
     int fd = aloop_tcp_connect(c->host, c->port ? c->port : "80", c->timeout);
+    if (he_fail_nth) {
+        he_allocs = aloop__test_alloc_count();
+        aloop__test_fail_alloc(0, 0);
+    }
+    atomic_store(&he_done, 1);
     c->elapsed = now() - t0;
     c->rc = fd < 0 ? fd : 0;
     if (fd >= 0) {
@@ -873,7 +883,9 @@ static void *he_connector(void *arg) {
  * while a task is ready. */
 static void *clock_keeper(void *arg) {
     (void)arg;
-    while (!atomic_load(&fake_answered) || aloop__xthread_pending(aloop_current())) aloop_yield();
+    while (!atomic_load(&he_done) &&
+           (!atomic_load(&fake_answered) || aloop__xthread_pending(aloop_current())))
+        aloop_yield();
     return NULL;
 }
 
@@ -881,6 +893,7 @@ static void *clock_keeper(void *arg) {
 static void he_run(he_case_t *c, double release_at) {
     int fds_before = count_fds();
     atomic_store(&fake_answered, 0);
+    atomic_store(&he_done, 0);
     aloop__test_set_resolver(fake_resolver, fake_free);
     aloop_t *loop = vloop();
     aloop_task_t *keeper = fake_blocked ? NULL : spawn(loop, clock_keeper, NULL);
@@ -1093,6 +1106,35 @@ static void test_happy_eyeballs_cancel_leaks_nothing(void **state) {
     blackhole_close(&bh);
 }
 
+/* Every allocation of a Happy Eyeballs connect fails in turn (the scope,
+ * the lookup, the address list, the attempts, the watches, the timer):
+ * -ENOMEM or a connection, never a leaked fd (he_run counts them). */
+static void test_happy_eyeballs_enomem(void **state) {
+    (void)state;
+    blackhole_t bh;
+    blackhole_open(&bh);
+    struct sockaddr_un live;
+    int lfd = unix_sock("live", 1, &live);
+    fcntl(lfd, F_SETFL, O_NONBLOCK); /* drained after each run */
+    fake_add(&bh.sin, sizeof bh.sin);
+    fake_add(&live, sizeof live);
+    int failures = 0, successes = 0;
+    for (he_fail_nth = 1; he_fail_nth < 200; he_fail_nth++) {
+        he_case_t c = {.host = "he.example", .timeout = 30};
+        he_run(&c, 0);
+        assert_true(c.rc == 0 || c.rc == -ENOMEM);
+        failures += c.rc == -ENOMEM;
+        successes += c.rc == 0;
+        int a;
+        while ((a = accept(lfd, NULL, NULL)) >= 0) close(a);
+        if ((unsigned long)he_fail_nth > he_allocs) break;
+    }
+    he_fail_nth = 0;
+    assert_true(failures > 0 && successes > 0);
+    close(lfd);
+    blackhole_close(&bh);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_outside_task),
@@ -1112,6 +1154,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_happy_eyeballs_deadline, he_setup, he_teardown),
         cmocka_unit_test_setup_teardown(test_happy_eyeballs_cancel_leaks_nothing, he_setup,
                                         he_teardown),
+        cmocka_unit_test_setup_teardown(test_happy_eyeballs_enomem, he_setup, he_teardown),
         cmocka_unit_test(test_raw_connect),
         cmocka_unit_test(test_accept_emfile_backoff),
         cmocka_unit_test(test_connect_timeout),

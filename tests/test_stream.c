@@ -1537,6 +1537,107 @@ static void test_copy_busy(void **state) {
     aloop_free(loop);
 }
 
+/* An over-long line's tail is skipped by whichever read call comes next:
+ * a read, readexactly or copy after -EMSGSIZE never delivers it, and the
+ * readline after them does not skip a good line in its place. */
+typedef struct skip_ctx {
+    int sv[2];
+    ssize_t rc[4];
+    char got[4][64];
+} skip_ctx_t;
+
+static void *skip_then_raw_main(void *arg) {
+    skip_ctx_t *k = arg;
+    aloop_stream_t *s = aloop_stream_new(aloop_current(), k->sv[0], 8);
+    assert_non_null(s);
+    const char *in = "0123456789ab\nGOOD\n";
+    assert_int_equal(write(k->sv[1], in, strlen(in)), (ssize_t)strlen(in));
+    k->rc[0] = aloop_stream_readline(s, k->got[0], sizeof k->got[0]);
+    k->rc[1] = aloop_stream_readexactly(s, k->got[1], 5);
+    assert_int_equal(write(k->sv[1], "L2\n", 3), 3);
+    shutdown(k->sv[1], SHUT_WR);
+    k->rc[2] = aloop_stream_readline(s, k->got[2], sizeof k->got[2]);
+    k->rc[3] = aloop_stream_readline(s, k->got[3], sizeof k->got[3]);
+    aloop_stream_close(s);
+    return NULL;
+}
+
+static void test_readline_skip_before_raw_read(void **state) {
+    (void)state;
+    skip_ctx_t k = {0};
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, k.sv), 0);
+    assert_int_equal(run_virtual(skip_then_raw_main, &k), 0);
+    assert_int_equal(k.rc[0], -EMSGSIZE);
+    assert_int_equal(k.rc[1], 5);
+    assert_memory_equal(k.got[1], "GOOD\n", 5);
+    assert_int_equal(k.rc[2], 3);
+    assert_string_equal(k.got[2], "L2\n");
+    assert_int_equal(k.rc[3], 0);
+    close(k.sv[1]);
+}
+
+/* A stream belongs to its loop: used from a task of another loop, or after
+ * its loop was freed, every call is -EINVAL and the stream is untouched
+ * (its own loop could not wake such a caller when the stream is closed). */
+typedef struct foreign {
+    aloop_stream_t *s, *mine;
+    int sv[2], mv[2];
+    ssize_t rc[6];
+} foreign_t;
+
+static void *foreign_calls(void *arg) {
+    foreign_t *f = arg;
+    char buf[8];
+    f->mine = aloop_stream_new(aloop_current(), f->mv[0], 0);
+    assert_non_null(f->mine);
+    f->rc[0] = aloop_stream_read(f->s, buf, sizeof buf);
+    f->rc[1] = aloop_stream_readline(f->s, buf, sizeof buf);
+    f->rc[2] = aloop_stream_readexactly(f->s, buf, 1);
+    f->rc[3] = aloop_stream_write(f->s, "x", 1);
+    f->rc[4] = aloop_stream_copy(f->mine, f->s, 1, NULL);
+    f->rc[5] = aloop_stream_copy(f->s, f->mine, 1, NULL);
+    aloop_stream_close(f->mine);
+    return NULL;
+}
+
+static void *own_readline(void *arg) {
+    foreign_t *f = arg;
+    char buf[8];
+    f->rc[0] = aloop_stream_readline(f->s, buf, sizeof buf);
+    return NULL;
+}
+
+static void run_foreign(foreign_t *f) {
+    memset(f->rc, 0, sizeof f->rc);
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, f->mv), 0);
+    assert_int_equal(write(f->mv[1], "m", 1), 1);
+    assert_int_equal(run_virtual(foreign_calls, f), 0);
+    for (int i = 0; i < 6; i++) assert_int_equal(f->rc[i], -EINVAL);
+    close(f->mv[1]);
+}
+
+static void test_stream_other_loop(void **state) {
+    (void)state;
+    foreign_t f = {0};
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, f.sv), 0);
+    assert_int_equal(write(f.sv[1], "ab\n", 3), 3);
+    aloop_t *loop = vloop();
+    f.s = aloop_stream_new(loop, f.sv[0], 0);
+    assert_non_null(f.s);
+    run_foreign(&f); /* loop is alive, not running */
+    /* untouched: its own loop reads the line, nothing else was sent */
+    aloop_task_t *t = spawn(loop, own_readline, &f);
+    assert_int_equal(aloop_run_until_complete(loop, t), 0);
+    aloop_release(t);
+    assert_int_equal(f.rc[0], 3);
+    aloop_free(loop);
+    run_foreign(&f); /* its loop is gone */
+    assert_int_equal(aloop_stream_close(f.s), 0);
+    char c;
+    assert_int_equal(read(f.sv[1], &c, 1), 0); /* nothing was written: EOF */
+    close(f.sv[1]);
+}
+
 /* The destination's peer goes away midway: -EPIPE (or -ECONNRESET) with
  * *copied what the destination took, never more than was sent. */
 static void *copy_broken_main(void *arg) {
@@ -1854,6 +1955,8 @@ int main(void) {
         cmocka_unit_test(test_readuntil_long_tail),
         cmocka_unit_test(test_readuntil_cancel),
         cmocka_unit_test(test_readuntil_long_separator),
+        cmocka_unit_test(test_readline_skip_before_raw_read),
+        cmocka_unit_test(test_stream_other_loop),
         cmocka_unit_test(test_readuntil_bad_args),
         cmocka_unit_test(test_open_connection),
         cmocka_unit_test(test_open_connection_refused),

@@ -440,14 +440,8 @@ void httpd_session(aloop_stream_t *s, void *arg) {
     c->next = hl->conns;
     if (hl->conns) hl->conns->prev = c;
     hl->conns = c;
-    /* --max-conns: past the limit a connection waits, unserved, for one of
-     * the others to end (the shutdown ends it as an idle one). */
-    c->idle = 1;
-    int slot = !hl->slots || aloop_semaphore_acquire(hl->slots) == 0;
-    c->idle = 0;
-    while (slot && serve_one(c)) {
+    while (serve_one(c)) {
     }
-    if (slot && hl->slots) aloop_semaphore_release(hl->slots);
     if (c->prev) c->prev->next = c->next;
     else hl->conns = c->next;
     if (c->next) c->next->prev = c->prev;

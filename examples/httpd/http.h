@@ -112,7 +112,6 @@ typedef struct httpd_loop {
     aloop_server_t *server;
     int stopping;            /* no new request starts; idle connections end */
     httpd_conn_t *conns;     /* open connections, for the shutdown */
-    aloop_semaphore_t *slots; /* --max-conns connections served at once, or NULL */
     time_t date_sec;         /* the Date header, formatted once a second */
     char date[30];
     size_t log_len;          /* access log lines not written yet */

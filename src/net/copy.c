@@ -150,8 +150,9 @@ ssize_t aloop__copy_fd(aloop_task_impl_t *t, int out_fd, int in_fd, off_t *off, 
     if (in_kind < 0) return in_kind;
     if (out_kind < 0) return out_kind;
     if (off && in_kind != KIND_FILE) return -EINVAL;
-    if (in_kind != KIND_FILE) aloop__set_nonblocking(in_fd);
-    if (out_kind != KIND_FILE) aloop__set_nonblocking(out_fd);
+    /* the program's fds: their mode goes back when the library lets them go */
+    if (in_kind != KIND_FILE) aloop__io_set_nonblocking(t->fut.loop, in_fd);
+    if (out_kind != KIND_FILE) aloop__io_set_nonblocking(t->fut.loop, out_fd);
     step_fn steps[4];
     pick_steps(out_kind, in_kind, off != NULL, steps);
     step_fn *step = steps;

@@ -12,8 +12,8 @@
  * The read buffer [start, end) of cap bytes grows on demand, never beyond
  * max_line + 1 bytes (buf_limit): enough for a readexactly of that size.
  * readline/readuntil report a record too long as soon as max_line bytes
- * are buffered without its separator, and the next such call skips the
- * rest of it through the separator (discarding), so an endless line costs
+ * are buffered without its separator, and the next read call of any kind
+ * skips the rest of it through the separator (discarding), so an endless line costs
  * neither memory nor time beyond max_line. Data is consumed from the buffer only
  * when a call returns it, so a cancelled readline (or a readexactly of at
  * most max_line + 1 bytes) loses nothing: the next call sees the same bytes.
@@ -133,10 +133,14 @@ static int stream_claim(aloop_stream_t *s, int role) {
     return 0;
 }
 
-static int stream_enter(aloop_stream_t *s, aloop_task_impl_t **t, int role) {
+/* The stream's fd is waited on through its own loop's poller only: from
+ * another loop (or after its loop was freed) a call is misuse, -EINVAL,
+ * before it touches anything (aloop_stream_close would not wake it). */
+static int stream_enter(aloop_stream_t *s, aloop_task_impl_t **t, int role, const char *call) {
     int err;
     *t = aloop__enter(&err);
     if (!*t) return err;
+    if (aloop__check_loop(s->loop, call) < 0) return -EINVAL;
     return stream_claim(s, role);
 }
 
@@ -303,6 +307,15 @@ static ssize_t discard_record(aloop_task_impl_t *t, aloop_stream_t *s) {
     return 0;
 }
 
+/* Every read call starts here: the rest of an over-long record that a
+ * readline/readuntil reported goes first, whichever call reads next, so
+ * its bytes are never delivered and no later record is skipped instead.
+ * 0, or -errno (a sticky error, or the skip cut short: it goes on next). */
+static ssize_t read_begin(aloop_task_impl_t *t, aloop_stream_t *s) {
+    if (s->error) return s->error;
+    return s->discarding ? discard_record(t, s) : 0;
+}
+
 /* The record being read is too long: -EMSGSIZE now, and the next
  * readline/readuntil skips it through its separator. What is buffered goes
  * at once but for the last seplen - 1 bytes (the start of a separator,
@@ -322,11 +335,8 @@ static ssize_t record_too_long(aloop_stream_t *s, const char *sep, size_t seplen
  * end within them. */
 static ssize_t readuntil_locked(aloop_task_impl_t *t, aloop_stream_t *s, const char *sep,
                                 size_t seplen, char *out, size_t cap) {
-    if (s->error) return s->error;
-    if (s->discarding) {
-        ssize_t rc = discard_record(t, s);
-        if (rc < 0) return rc;
-    }
+    ssize_t rc = read_begin(t, s);
+    if (rc < 0) return rc;
     size_t limit = cap - 1 < s->max_line ? cap - 1 : s->max_line;
     size_t scanned = 0; /* bytes already searched for a whole separator */
     for (int again = 0;; again = 1) {
@@ -362,7 +372,7 @@ static ssize_t readuntil_locked(aloop_task_impl_t *t, aloop_stream_t *s, const c
 ssize_t aloop_stream_readline(aloop_stream_t *s, char *buf, size_t cap) {
     if (!s || !buf || !cap) return -EINVAL;
     aloop_task_impl_t *t;
-    int rc = stream_enter(s, &t, STREAM_READ);
+    int rc = stream_enter(s, &t, STREAM_READ, "aloop_stream_readline");
     if (rc < 0) return rc;
     return stream_leave(s, STREAM_READ, readuntil_locked(t, s, "\n", 1, buf, cap));
 }
@@ -371,7 +381,7 @@ ssize_t aloop_stream_readuntil(aloop_stream_t *s, const void *sep, size_t seplen
                                size_t cap) {
     if (!s || !sep || !seplen || !buf || !cap) return -EINVAL;
     aloop_task_impl_t *t;
-    int rc = stream_enter(s, &t, STREAM_READ);
+    int rc = stream_enter(s, &t, STREAM_READ, "aloop_stream_readuntil");
     if (rc < 0) return rc;
     return stream_leave(s, STREAM_READ, readuntil_locked(t, s, sep, seplen, buf, cap));
 }
@@ -380,7 +390,8 @@ ssize_t aloop_stream_readuntil(aloop_stream_t *s, const void *sep, size_t seplen
  * it is at least as large as ours (no copy), else into ours (so that many
  * small reads cost one syscall). */
 static ssize_t read_locked(aloop_task_impl_t *t, aloop_stream_t *s, char *out, size_t n) {
-    if (s->error) return s->error;
+    ssize_t rc = read_begin(t, s);
+    if (rc < 0) return rc;
     if (!buffered(s) && !s->eof) {
         if (n >= s->cap) {
             ssize_t r = stream_recv(t, s, out, n);
@@ -398,7 +409,7 @@ static ssize_t read_locked(aloop_task_impl_t *t, aloop_stream_t *s, char *out, s
 ssize_t aloop_stream_read(aloop_stream_t *s, void *buf, size_t n) {
     if (!s || (!buf && n)) return -EINVAL;
     aloop_task_impl_t *t;
-    int rc = stream_enter(s, &t, STREAM_READ);
+    int rc = stream_enter(s, &t, STREAM_READ, "aloop_stream_read");
     if (rc < 0) return rc;
     if (n == 0) return stream_leave(s, STREAM_READ, 0);
     return stream_leave(s, STREAM_READ, read_locked(t, s, buf, n));
@@ -458,7 +469,8 @@ static ssize_t readexactly_large(aloop_task_impl_t *t, aloop_stream_t *s, char *
 }
 
 static ssize_t readexactly_locked(aloop_task_impl_t *t, aloop_stream_t *s, char *out, size_t n) {
-    if (s->error) return s->error;
+    ssize_t rc = read_begin(t, s);
+    if (rc < 0) return rc;
     if (n > buf_limit(s)) return readexactly_large(t, s, out, n);
     /* Fits the buffer: gather it all first, so a cancel loses nothing. */
     for (int again = 0; buffered(s) < n && !s->eof; again = 1) {
@@ -472,7 +484,7 @@ static ssize_t readexactly_locked(aloop_task_impl_t *t, aloop_stream_t *s, char 
 ssize_t aloop_stream_readexactly(aloop_stream_t *s, void *buf, size_t n) {
     if (!s || (!buf && n)) return -EINVAL;
     aloop_task_impl_t *t;
-    int rc = stream_enter(s, &t, STREAM_READ);
+    int rc = stream_enter(s, &t, STREAM_READ, "aloop_stream_readexactly");
     if (rc < 0) return rc;
     return stream_leave(s, STREAM_READ, readexactly_locked(t, s, buf, n));
 }
@@ -480,7 +492,7 @@ ssize_t aloop_stream_readexactly(aloop_stream_t *s, void *buf, size_t n) {
 ssize_t aloop_stream_write(aloop_stream_t *s, const void *buf, size_t n) {
     if (!s || (!buf && n)) return -EINVAL;
     aloop_task_impl_t *t;
-    int rc = stream_enter(s, &t, STREAM_WRITE);
+    int rc = stream_enter(s, &t, STREAM_WRITE, "aloop_stream_write");
     if (rc < 0) return rc;
     if (s->wr_shut) return stream_leave(s, STREAM_WRITE, -EPIPE);
     return stream_leave(s, STREAM_WRITE, stream_send_all(t, s, buf, n));
@@ -489,7 +501,7 @@ ssize_t aloop_stream_write(aloop_stream_t *s, const void *buf, size_t n) {
 /* A transport's half-close (TLS: close_notify) may have to wait. */
 static int transport_shutdown(aloop_stream_t *s) {
     aloop_task_impl_t *t;
-    int rc = stream_enter(s, &t, STREAM_WRITE);
+    int rc = stream_enter(s, &t, STREAM_WRITE, "aloop_stream_shutdown");
     if (rc < 0) return rc;
     for (;;) {
         int want = ALOOP_WANT_WRITE;
@@ -523,8 +535,9 @@ int aloop_stream_shutdown(aloop_stream_t *s) {
  * written is still in from's buffer for the next read. */
 static ssize_t copy_locked(aloop_task_impl_t *t, aloop_stream_t *to, aloop_stream_t *from,
                            size_t n, size_t *done) {
-    if (from->error) return from->error;
     if (to->wr_shut) return -EPIPE;
+    ssize_t begin = read_begin(t, from);
+    if (begin < 0) return begin;
     size_t chunk = buf_limit(from) < COPY_CHUNK ? buf_limit(from) : COPY_CHUNK;
     int kernel = -1; /* not yet asked */
     for (int again = 0; !n || *done < n; again = 1) {
@@ -564,9 +577,11 @@ int aloop_stream_copy(aloop_stream_t *to, aloop_stream_t *from, size_t n, size_t
     if (!to || !from) return -EINVAL;
     aloop_task_impl_t *t;
     int same = to == from;
-    int rc = stream_enter(from, &t, same ? STREAM_READ | STREAM_WRITE : STREAM_READ);
+    int rc = stream_enter(from, &t, same ? STREAM_READ | STREAM_WRITE : STREAM_READ,
+                          "aloop_stream_copy");
     if (rc < 0) return rc;
-    if (!same && (rc = stream_claim(to, STREAM_WRITE)) < 0)
+    if (!same && aloop__check_loop(to->loop, "aloop_stream_copy") < 0) rc = -EINVAL;
+    if (!same && (rc < 0 || (rc = stream_claim(to, STREAM_WRITE)) < 0))
         return (int)stream_leave(from, STREAM_READ, rc);
     /* both are held (users): neither is freed before we leave */
     rc = (int)copy_locked(t, to, from, n, &done);
