@@ -1045,9 +1045,9 @@ ALOOP_API int aloop_run_threadsafe(aloop_t *loop, aloop_task_fn fn, void *arg, v
  * or not: a signal arriving while no task waits stays pending for the next
  * waiter, and one still pending at aloop_free is raised again once
  * unblocked (the process's own disposition handles it). Children started
- * from that thread meanwhile (fork, posix_spawn, system) inherit the mask
- * with signo blocked: unblock it in the child (posix_spawnattr_setsigmask,
- * or pthread_sigmask after fork) until the subprocess API does it for you. */
+ * from that thread meanwhile by fork, posix_spawn or system inherit the
+ * mask with signo blocked: unblock it in the child (posix_spawnattr_
+ * setsigmask, or pthread_sigmask after fork); aloop_process_spawn does. */
 ALOOP_API int aloop_signal_wait(int signo);
 /* Suspends until one of the signals in set is delivered to the process and
  * returns its number (> 0): SIGINT and SIGTERM in one call, asyncio's
