@@ -119,7 +119,7 @@ enum {
 #define ALOOP_SIM_SHORT_IO 0x01u /* reads and writes of byte streams move fewer bytes (>= 1) */
 #define ALOOP_SIM_EINTR    0x02u /* a system call fails once with EINTR (the library retries) */
 #define ALOOP_SIM_SPURIOUS 0x04u /* a wait reports an fd ready when it is not */
-#define ALOOP_SIM_DELAY    0x08u /* readiness, connects and accepts come up to 2 ms later */
+#define ALOOP_SIM_DELAY    0x08u /* readiness, connects and accepts come a few loop passes later */
 #define ALOOP_SIM_BENIGN   0x0fu /* the four above: nothing a program sees changes */
 #define ALOOP_SIM_RESET    0x10u /* stream sockets fail with ECONNRESET / EPIPE */
 #define ALOOP_SIM_ENOMEM   0x20u /* the library's allocations fail */

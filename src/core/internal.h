@@ -672,7 +672,8 @@ void aloop__warn(aloop_t *loop, const char *fmt, ...)
  * (debug.c). */
 void aloop__sim_report(aloop_t *loop, const char *what);
 /* Simulation's delay of a readiness, accept or connect the task t waited
- * for: sleeps a seeded while, or not at all. 0 or -ECANCELED (io.c). */
+ * for: yields a seeded number of times, or not at all. 0 or -ECANCELED
+ * (io.c). */
 int aloop__io_sim_delay(aloop_task_impl_t *t);
 
 /* ---- debug mode (debug.c). Callers test loop->flags & ALOOP_DEBUG first. */

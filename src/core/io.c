@@ -223,8 +223,10 @@ static int watch_add_interest(aloop_t *loop, int fd, aloop_io_watch_t *w, unsign
 
 int aloop__io_sim_delay(aloop_task_impl_t *t) {
     aloop_t *loop = t->fut.loop;
-    double d = aloop__sim_on(loop) ? aloop__sim_delay(&loop->sim) : 0;
-    return d > 0 ? aloop__sleep(t, d) : 0;
+    unsigned passes = aloop__sim_on(loop) ? aloop__sim_delay(&loop->sim) : 0;
+    for (int rc; passes--;)
+        if ((rc = aloop__yield(t)) < 0) return rc;
+    return 0;
 }
 
 /* Suspends t until fd is ready in direction dir (0 read, 1 write). sim:
