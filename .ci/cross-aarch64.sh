@@ -74,8 +74,10 @@ fi
 #    their Python drivers exec the example;
 #  test_coro.test_first_step_without_address_space: RLIMIT_AS limits qemu's
 #    own address space, not the guest's mmap;
-#  test_process.test_sigmask, test_process.test_kill_group: qemu's signal
-#    emulation shows in the spawned children (masks, process groups);
+#  test_process.test_sigmask, test_kill_group, test_kill_group_orphans,
+#    test_new_session: qemu's signal emulation shows in the spawned
+#    children (masks, process groups, sessions, a subreaper);
+#  example_httpd_*, example_proxy: Python drivers exec the aarch64 binary;
 #  test_dumpsig.test_environment_arms_the_dump: runs itself again through
 #    /proc/self/exe, which under qemu-user is not an exec'able binary;
 #  gdb_live, gdb_attach, gdb_core, example_trace: the host's gdb or a Python
@@ -84,7 +86,7 @@ fi
 #    for other threads instead, see deadlocks_detectable in aloop_test.h)
 #  label stress (test_soak --stress): runs the binary outside the emulator.
 # Each cmocka test is its own ctest entry, named program.test.
-QEMU_EXCLUDE='^(test_overflow|test_chat|test_chat_peers|test_fibserver)\.|^example_(fetch_local_server|parallel|udp_echo)$|^test_coro\.test_first_step_without_address_space$|^test_process\.test_(sigmask|kill_group)$|^test_dumpsig\.test_environment_arms_the_dump$|^gdb_(live|attach|core)$|^example_trace$'
+QEMU_EXCLUDE='^(test_overflow|test_chat|test_chat_peers|test_fibserver)\.|^example_(fetch_local_server|parallel|udp_echo|proxy)$|^example_httpd_|^test_coro\.test_first_step_without_address_space$|^test_process\.test_(sigmask|kill_group|kill_group_orphans|new_session)$|^test_dumpsig\.test_environment_arms_the_dump$|^gdb_(live|attach|core)$|^example_trace$'
 
 failures=0
 for mode in asm ucontext; do
