@@ -694,8 +694,8 @@ int aloop_tcp_connect(const char *host, const char *port, double timeout) {
     if (!t) return err;
     /* one deadline for the lookup and every attempt */
     double deadline = timeout >= 0 ? aloop__now(t->fut.loop) + timeout : INFINITY;
-    he_addr_t *addrs;
-    size_t n;
+    he_addr_t *addrs = NULL;
+    size_t n = 0;
     int rc = resolve_until(host, port, deadline, &addrs, &n);
     if (rc < 0) return rc;
     int fd = happy_eyeballs(t, addrs, n, deadline);
