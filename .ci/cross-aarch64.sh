@@ -78,11 +78,13 @@ fi
 #    emulation shows in the spawned children (masks, process groups);
 #  test_dumpsig.test_environment_arms_the_dump: runs itself again through
 #    /proc/self/exe, which under qemu-user is not an exec'able binary;
+#  gdb_live, gdb_attach, gdb_core, example_trace: the host's gdb or a Python
+#    driver runs the aarch64 program;
 #  (deadlock reports skip themselves: qemu's own threads make the loop wait
 #    for other threads instead, see deadlocks_detectable in aloop_test.h)
 #  label stress (test_soak --stress): runs the binary outside the emulator.
 # Each cmocka test is its own ctest entry, named program.test.
-QEMU_EXCLUDE='^(test_overflow|test_chat|test_chat_peers|test_fibserver)\.|^example_(fetch_local_server|parallel|udp_echo)$|^test_coro\.test_first_step_without_address_space$|^test_process\.test_(sigmask|kill_group)$|^test_dumpsig\.test_environment_arms_the_dump$'
+QEMU_EXCLUDE='^(test_overflow|test_chat|test_chat_peers|test_fibserver)\.|^example_(fetch_local_server|parallel|udp_echo)$|^test_coro\.test_first_step_without_address_space$|^test_process\.test_(sigmask|kill_group)$|^test_dumpsig\.test_environment_arms_the_dump$|^gdb_(live|attach|core)$|^example_trace$'
 
 failures=0
 for mode in asm ucontext; do

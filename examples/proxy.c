@@ -64,9 +64,8 @@ static void relay(aloop_stream_t *client, void *upstream_addr) {
 typedef struct opts {
     char *listen[2], *to[2];
     aloop_serve_opts_t serve;
+    sigset_t stop; /* SIGINT, SIGTERM */
 } opts_t;
-
-static void *watch(void *signo) { return (void *)(intptr_t)aloop_signal_wait((int)(intptr_t)signo); }
 
 static void *proxy_main(void *arg) {
     opts_t *o = arg;
@@ -78,11 +77,7 @@ static void *proxy_main(void *arg) {
     getsockname(fd, (struct sockaddr *)&sa, &len);
     printf("proxy: listening on %s:%u\n", o->listen[0], ntohs(sa.sin6_port));
     fflush(stdout);
-    aloop_task_t *sig[2] = {aloop_spawn(aloop_current(), watch, (void *)(intptr_t)SIGINT),
-                            aloop_spawn(aloop_current(), watch, (void *)(intptr_t)SIGTERM)};
-    aloop_wait(sig, 2, ALOOP_FIRST_COMPLETED, -1, NULL); /* the other is cancelled at exit */
-    aloop_release(sig[0]);
-    aloop_release(sig[1]);
+    aloop_signal_wait_any(&o->stop);
     aloop_server_close(srv); /* stop accepting; GRACE seconds for the open connections */
     aloop_timeout_t grace;
     aloop_timeout_enter(&grace, GRACE);
@@ -138,11 +133,10 @@ int main(int argc, char **argv) {
         return 2;
     }
     /* the signals are ours to wait for (in every thread, the pool's too) */
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    sigemptyset(&o.stop);
+    sigaddset(&o.stop, SIGINT);
+    sigaddset(&o.stop, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &o.stop, NULL);
     int rc = aloop_main(proxy_main, &o, NULL);
     if (rc < 0) fprintf(stderr, "proxy: %s:%s: %s\n", o.listen[0], o.listen[1], aloop_strerror(rc));
     return rc < 0;

@@ -138,14 +138,14 @@ static void *echo_main(void *arg) {
     }
 }
 
-typedef struct signal_watch {
-    server_t *srv;
-    int signo;
-} signal_watch_t;
-
+/* SIGINT or SIGTERM ends the echo task. */
 static void *signal_main(void *arg) {
-    signal_watch_t *w = arg;
-    if (aloop_signal_wait(w->signo) == 0) aloop_cancel(w->srv->echo);
+    server_t *srv = arg;
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    if (aloop_signal_wait_any(&set) > 0) aloop_cancel(srv->echo);
     return NULL;
 }
 
@@ -158,17 +158,14 @@ static int run_server(const options_t *opt) {
         return 1;
     }
     aloop_t *loop = aloop_current();
-    signal_watch_t w_int = {&srv, SIGINT}, w_term = {&srv, SIGTERM};
     srv.echo = aloop_spawn(loop, echo_main, &srv);
-    aloop_task_t *s_int = aloop_spawn(loop, signal_main, &w_int);
-    aloop_task_t *s_term = aloop_spawn(loop, signal_main, &w_term);
-    if (!srv.echo || !s_int || !s_term) {
+    aloop_task_t *sig = aloop_spawn(loop, signal_main, &srv);
+    if (!srv.echo || !sig) {
         fprintf(stderr, "udp-echo: out of memory\n");
         aloop_cancel(srv.echo);
-        aloop_cancel(s_int);
-        aloop_cancel(s_term);
+        aloop_cancel(sig);
     } else {
-        aloop_yield(); /* the signal watchers register before we announce ourselves */
+        aloop_yield(); /* the signal watcher registers before we announce ourselves */
         struct sockaddr_storage ss;
         socklen_t len = sizeof ss;
         char where[NI_MAXHOST + NI_MAXSERV + 4] = "?";
@@ -177,15 +174,12 @@ static int run_server(const options_t *opt) {
         printf("listening on %s\n", where);
         fflush(stdout);
         aloop_await(srv.echo, NULL); /* until a signal cancels it */
-        aloop_cancel(s_int);
-        aloop_cancel(s_term);
-        aloop_await(s_int, NULL);
-        aloop_await(s_term, NULL);
+        aloop_cancel(sig);
+        aloop_await(sig, NULL);
         printf("echoed %ld datagrams\n", srv.echoed);
     }
     if (srv.echo) aloop_release(srv.echo);
-    if (s_int) aloop_release(s_int);
-    if (s_term) aloop_release(s_term);
+    if (sig) aloop_release(sig);
     aloop_close(srv.fd);
     return 0;
 }

@@ -602,7 +602,9 @@ ALOOP_API double aloop_handle_when(const aloop_handle_t *h);
  * hiredis). cb(fd, arg) runs from the loop, like a call_soon callback,
  * each iteration fd is readable (writable), until removed; it may remove or
  * replace its own watch or aloop_close fd. One reader and one writer per
- * fd: a second add replaces the callback and argument. Watches keep the
+ * fd: a second add replaces the callback and argument (and watches the
+ * file fd names now: a watched fd closed with close(2) and its number
+ * reused is watched afresh). Watches keep the
  * loop alive (aloop_run does not return while one exists); aloop_close(fd)
  * and aloop_free remove them. Call on the loop's thread.
  * 0, or -EBUSY if a task waits on fd in that direction (and a task's
@@ -773,7 +775,9 @@ typedef struct aloop_stream aloop_stream_t;
  * readuntil, readexactly, copy's source) while another task is in one gets
  * -EBUSY at once, as does a write call (write, copy's destination, shutdown)
  * while another task writes; the stream is then untouched, and a write
- * that has started is never interleaved with another task's bytes. */
+ * that has started is never interleaved with another task's bytes.
+ * A stream belongs to loop: its calls from another loop's task, or after
+ * loop was freed (but aloop_stream_close), are misuse: -EINVAL. */
 ALOOP_API aloop_stream_t *aloop_stream_new(aloop_t *loop, int fd, size_t max_line);
 
 /* Connects to host:port within timeout (< 0 = none; one deadline for the
@@ -1244,6 +1248,64 @@ ALOOP_API int aloop_task_backtrace(aloop_task_t *t, void **frames, int max);
  * for a signal that cannot be caught or is a fault (SIGKILL, SIGSTOP,
  * SIGSEGV, SIGBUS, SIGFPE, SIGILL) or out of range. */
 ALOOP_API int aloop_dump_on_signal(int signo);
+
+/* ------------------------------------------------------------------------ */
+/* Observability: metrics and hooks                                         */
+/* ------------------------------------------------------------------------ */
+
+/* A loop's counters (since aloop_new) and gauges (now), as libuv's
+ * uv_metrics_info and Tokio's runtime metrics. New members are only ever
+ * added at the end. */
+typedef struct aloop_metrics {
+    uint64_t iterations;    /* loop steps that polled (or slept) for fds */
+    uint64_t events;        /* fd events the poller delivered */
+    double poll_time;       /* seconds spent in polls that could block */
+    uint64_t tasks_spawned; /* aloop_spawn calls that made a task */
+    uint64_t tasks_done;    /* tasks finished (returned, failed, cancelled) */
+    uint64_t switches;      /* times a task was switched in (direct hand-overs too) */
+    uint64_t budget_yields; /* times a task was paused by its cooperative budget */
+    size_t tasks_live;      /* spawned and not yet done */
+    size_t ready;           /* tasks and callbacks ready to run now (budget-paused included) */
+    size_t timers;          /* armed timers now: sleeps, deadlines, call_later */
+    size_t fds;             /* fds a task waits on or a callback watches now */
+    size_t pool_queued;     /* worker-pool jobs waiting for a thread */
+    size_t pool_running;    /* ... and running on one */
+    /* The loop's lag: how late (loop-clock seconds) the latest timer fired
+     * after its deadline, and the most it ever was. A loop whose tasks hog
+     * it, or a poll that oversleeps, shows here first. Always 0 under
+     * ALOOP_CLOCK_VIRTUAL. */
+    double lag, lag_max;
+    uint64_t timers_fired;  /* timers that came due and fired */
+} aloop_metrics_t;
+
+/* Fills *m. O(1), plus O(highest fd) for fds and O(paused tasks) for
+ * ready: cheap enough to call every second. From the loop's thread (or
+ * while the loop does not run). 0; -EINVAL for NULL; -EPERM from another
+ * thread while the loop runs. */
+ALOOP_API int aloop_metrics(aloop_t *loop, aloop_metrics_t *m);
+
+/* Called on task events, to write a tracer or a profiler of run times. */
+typedef struct aloop_hooks {
+    void (*spawn)(aloop_task_t *t, void *arg);   /* aloop_spawn made t */
+    void (*resume)(aloop_task_t *t, void *arg);  /* t is switched in */
+    void (*suspend)(aloop_task_t *t, void *arg); /* ... and out */
+    void (*done)(aloop_task_t *t, void *arg);    /* t finished (it is done now) */
+    void *arg;
+} aloop_hooks_t;
+
+/* Installs a copy of *h on loop (a NULL member is skipped; h NULL removes
+ * them all). Per task, in this order: spawn once; then resume and suspend
+ * in pairs, one pair per run slice (its last suspend when it returns);
+ * then done once. A task cancelled before it ever ran gets spawn and done
+ * only. At most one task is between resume and suspend at any time, so
+ * the time between the two is the task's own run time. resume and
+ * suspend run on the task's own stack; all run on the loop's thread, and
+ * must not suspend, nor spawn, cancel or free tasks. Installed from a
+ * task, that task's first event is its suspend. Tasks that aloop_free
+ * cancels still report: remove the hooks first if arg goes away. With no
+ * hooks the cost is one flag test per switch. 0; -EINVAL for a NULL loop;
+ * -EPERM from another thread while the loop runs. */
+ALOOP_API int aloop_set_hooks(aloop_t *loop, const aloop_hooks_t *h);
 
 #ifdef __cplusplus
 }

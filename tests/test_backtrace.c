@@ -8,6 +8,8 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <pthread.h>
+#include <unistd.h>
 
 /* Exported (the build hides symbols by default; -rdynamic then puts these
  * in the dynamic symbol table, where dladdr finds them). */
@@ -19,6 +21,7 @@ void *bt_getter(void *arg);
 void *bt_self(void *arg);
 void *bt_deep(void *arg);
 int bt_recurse(int depth);
+void *bt_far(void *arg);
 
 /* 1 if one of frames[0..n) is inside the function called name (by dladdr). */
 static int frames_name(void **frames, int n, const char *name) {
@@ -210,6 +213,79 @@ static void test_dump_prints_frames(void **state) {
     aloop_free(loop);
 }
 
+/* From a callback (not a task): every task's frames. */
+typedef struct cb_dump {
+    char *text;
+    size_t len;
+} cb_dump_t;
+
+static void dump_from_callback(void *arg) {
+    cb_dump_t *d = arg;
+    FILE *out = open_memstream(&d->text, &d->len);
+    aloop_dump(aloop_current(), out);
+    fclose(out);
+}
+
+static void test_dump_from_a_callback(void **state) {
+    (void)state;
+    aloop_t *loop = vloop();
+    aloop_task_t *t = aloop_spawn(loop, bt_sleeper, NULL);
+    cb_dump_t d = {0};
+    assert_int_equal(aloop_run_once(loop, 0), 1);
+    assert_non_null(aloop_call_soon(loop, dump_from_callback, &d));
+    assert_int_equal(aloop_run_once(loop, 0), 1);
+    assert_non_null(d.text);
+    assert_non_null(strstr(d.text, "bt_inner_sleep+0x"));
+    free(d.text);
+    aloop_cancel(t);
+    assert_int_equal(aloop_run(loop), 0);
+    aloop_release(t);
+    aloop_free(loop);
+}
+
+/* A loop running on another thread: its tasks' stacks change under us,
+ * so asking is refused. */
+typedef struct far_loop {
+    aloop_t *loop;
+    int ready[2];
+} far_loop_t;
+
+NOINLINE void *bt_far(void *arg) {
+    far_loop_t *f = arg;
+    char one = 1;
+    if (write(f->ready[1], &one, 1) != 1) return NULL;
+    return (void *)(intptr_t)aloop_sleep(3600);
+}
+
+static void *far_thread(void *arg) {
+    far_loop_t *f = arg;
+    aloop_run(f->loop); /* until aloop_stop */
+    return NULL;
+}
+
+static void test_other_threads_loop_is_refused(void **state) {
+    (void)state;
+    far_loop_t f;
+    assert_int_equal(pipe(f.ready), 0);
+    f.loop = aloop_new();
+    aloop_task_t *t = aloop_spawn(f.loop, bt_far, &f);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, far_thread, &f), 0);
+    char c;
+    assert_int_equal(read(f.ready[0], &c, 1), 1); /* it runs there now */
+    void *frames[8];
+    assert_int_equal(aloop_task_backtrace(t, frames, 8), -EPERM);
+    aloop_stop(f.loop);
+    pthread_join(th, NULL);
+    assert_true(aloop_task_backtrace(t, frames, 8) > 0); /* stopped: fine now */
+    aloop_cancel(t);
+    assert_int_equal(aloop_run(f.loop), 0);
+    aloop_release(t);
+    aloop_free(f.loop);
+    close(f.ready[0]);
+    close(f.ready[1]);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_suspended_task_names_its_functions),
@@ -218,6 +294,8 @@ int main(void) {
         cmocka_unit_test(test_deep_stack_is_bounded),
         cmocka_unit_test(test_not_started_done_and_bad_arguments),
         cmocka_unit_test(test_dump_prints_frames),
+        cmocka_unit_test(test_dump_from_a_callback),
+        cmocka_unit_test(test_other_threads_loop_is_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

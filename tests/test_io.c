@@ -634,6 +634,32 @@ static void test_mode_back_after_stream_close(void **state) {
     run_mode_case(3);
 }
 
+/* Two dups of one pipe end share its mode: letting one go leaves the mode
+ * alone while the library still reads the other (it would block the loop),
+ * and the last one puts it back. */
+static void *twin_task(void *arg) {
+    int *d = arg;
+    char ch;
+    assert_int_equal(aloop_read(d[0], &ch, 1), 1);
+    assert_int_equal(aloop_read(d[1], &ch, 1), 1);
+    assert_int_equal(aloop_close(d[0]), 0);
+    assert_true(nonblocking(d[1]));
+    assert_int_equal(aloop_close(d[1]), 0);
+    assert_false(nonblocking(d[2]));
+    return NULL;
+}
+
+static void test_mode_kept_while_a_dup_is_used(void **state) {
+    (void)state;
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    int d[3] = {dup(p[0]), dup(p[0]), p[0]};
+    assert_int_equal(write(p[1], "ab", 2), 2);
+    assert_int_equal(run_task(twin_task, d, NULL), 0);
+    close(p[0]);
+    close(p[1]);
+}
+
 /* An fd that was non-blocking before stays so. */
 static void *already_nb_task(void *arg) {
     int *p = arg;
@@ -725,6 +751,7 @@ int main(void) {
         cmocka_unit_test(test_mode_restore_spares_a_reused_number),
         cmocka_unit_test(test_mode_back_after_stream_close),
         cmocka_unit_test(test_mode_untouched_when_already_nonblocking),
+        cmocka_unit_test(test_mode_kept_while_a_dup_is_used),
         cmocka_unit_test(test_enomem_sweep),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1576,6 +1576,68 @@ static void test_readline_skip_before_raw_read(void **state) {
     close(k.sv[1]);
 }
 
+/* A stream belongs to its loop: used from a task of another loop, or after
+ * its loop was freed, every call is -EINVAL and the stream is untouched
+ * (its own loop could not wake such a caller when the stream is closed). */
+typedef struct foreign {
+    aloop_stream_t *s, *mine;
+    int sv[2], mv[2];
+    ssize_t rc[6];
+} foreign_t;
+
+static void *foreign_calls(void *arg) {
+    foreign_t *f = arg;
+    char buf[8];
+    f->mine = aloop_stream_new(aloop_current(), f->mv[0], 0);
+    assert_non_null(f->mine);
+    f->rc[0] = aloop_stream_read(f->s, buf, sizeof buf);
+    f->rc[1] = aloop_stream_readline(f->s, buf, sizeof buf);
+    f->rc[2] = aloop_stream_readexactly(f->s, buf, 1);
+    f->rc[3] = aloop_stream_write(f->s, "x", 1);
+    f->rc[4] = aloop_stream_copy(f->mine, f->s, 1, NULL);
+    f->rc[5] = aloop_stream_copy(f->s, f->mine, 1, NULL);
+    aloop_stream_close(f->mine);
+    return NULL;
+}
+
+static void *own_readline(void *arg) {
+    foreign_t *f = arg;
+    char buf[8];
+    f->rc[0] = aloop_stream_readline(f->s, buf, sizeof buf);
+    return NULL;
+}
+
+static void run_foreign(foreign_t *f) {
+    memset(f->rc, 0, sizeof f->rc);
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, f->mv), 0);
+    assert_int_equal(write(f->mv[1], "m", 1), 1);
+    assert_int_equal(run_virtual(foreign_calls, f), 0);
+    for (int i = 0; i < 6; i++) assert_int_equal(f->rc[i], -EINVAL);
+    close(f->mv[1]);
+}
+
+static void test_stream_other_loop(void **state) {
+    (void)state;
+    foreign_t f = {0};
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, f.sv), 0);
+    assert_int_equal(write(f.sv[1], "ab\n", 3), 3);
+    aloop_t *loop = vloop();
+    f.s = aloop_stream_new(loop, f.sv[0], 0);
+    assert_non_null(f.s);
+    run_foreign(&f); /* loop is alive, not running */
+    /* untouched: its own loop reads the line, nothing else was sent */
+    aloop_task_t *t = spawn(loop, own_readline, &f);
+    assert_int_equal(aloop_run_until_complete(loop, t), 0);
+    aloop_release(t);
+    assert_int_equal(f.rc[0], 3);
+    aloop_free(loop);
+    run_foreign(&f); /* its loop is gone */
+    assert_int_equal(aloop_stream_close(f.s), 0);
+    char c;
+    assert_int_equal(read(f.sv[1], &c, 1), 0); /* nothing was written: EOF */
+    close(f.sv[1]);
+}
+
 /* The destination's peer goes away midway: -EPIPE (or -ECONNRESET) with
  * *copied what the destination took, never more than was sent. */
 static void *copy_broken_main(void *arg) {
@@ -1894,6 +1956,7 @@ int main(void) {
         cmocka_unit_test(test_readuntil_cancel),
         cmocka_unit_test(test_readuntil_long_separator),
         cmocka_unit_test(test_readline_skip_before_raw_read),
+        cmocka_unit_test(test_stream_other_loop),
         cmocka_unit_test(test_readuntil_bad_args),
         cmocka_unit_test(test_open_connection),
         cmocka_unit_test(test_open_connection_refused),

@@ -257,6 +257,33 @@ static void test_readd_on_reused_number(void **state) {
     free_ctx(c);
 }
 
+/* The same without the remove: the program close(2)s an fd it still
+ * watches and watches the new file under that number (a replacement of the
+ * watch, for the loop). The new watch must fire all the same. */
+static void test_replace_on_reused_number(void **state) {
+    (void)state;
+    watch_ctx_t *c = new_ctx();
+    int p[2], q[2];
+    assert_int_equal(pipe(p), 0);
+    assert_int_equal(aloop_add_reader(c->loop, p[0], reader_a, c), 0);
+    assert_int_equal(aloop_run_once(c->loop, 0), 1); /* nothing ready yet */
+    int old = p[0];
+    close(p[0]);
+    close(p[1]);
+    assert_int_equal(pipe(q), 0);
+    assert_int_equal(q[0], old);
+    assert_int_equal(write(q[1], "x", 1), 1);
+    assert_int_equal(aloop_add_reader(c->loop, q[0], count_and_remove, c), 0);
+    give_up_timer = aloop_call_later(c->loop, 10, give_up, c->loop);
+    assert_int_equal(aloop_run(c->loop), 0);
+    aloop_remove_reader(c->loop, q[0]);
+    assert_int_equal(c->calls_b, 1);
+    assert_int_equal(c->calls_a, 0);
+    close(q[0]);
+    close(q[1]);
+    free_ctx(c);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reader_runs_until_removed),
@@ -268,6 +295,7 @@ int main(void) {
         cmocka_unit_test(test_free_with_watches),
         cmocka_unit_test(test_bad_arguments),
         cmocka_unit_test(test_readd_on_reused_number),
+        cmocka_unit_test(test_replace_on_reused_number),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

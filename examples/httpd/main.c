@@ -65,30 +65,29 @@ static void tell_other_loops_to_stop(httpd_thread_t *t0) {
     }
 }
 
-typedef struct signal_watch {
-    httpd_thread_t *t0;
-    int signo;
-} signal_watch_t;
-
 /* The first SIGINT/SIGTERM starts the graceful shutdown; a second one ends
  * the process by that signal. */
 static void *signal_main(void *arg) {
-    signal_watch_t *w = arg;
+    httpd_thread_t *t0 = arg;
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
     for (;;) {
-        int rc = aloop_signal_wait(w->signo);
-        if (rc < 0) return NULL;
-        if (w->t0->signals++ > 0) {
+        int signo = aloop_signal_wait_any(&set);
+        if (signo < 0) return NULL;
+        if (t0->signals++ > 0) {
             fprintf(stderr, "httpd: second signal during shutdown; exiting now\n");
-            signal(w->signo, SIG_DFL);
-            sigset_t set;
-            sigemptyset(&set);
-            sigaddset(&set, w->signo);
-            pthread_sigmask(SIG_UNBLOCK, &set, NULL);
-            raise(w->signo);
-            _exit(128 + w->signo);
+            signal(signo, SIG_DFL);
+            sigset_t one;
+            sigemptyset(&one);
+            sigaddset(&one, signo);
+            pthread_sigmask(SIG_UNBLOCK, &one, NULL);
+            raise(signo);
+            _exit(128 + signo);
         }
-        aloop_event_set(w->t0->stop);
-        tell_other_loops_to_stop(w->t0);
+        aloop_event_set(t0->stop);
+        tell_other_loops_to_stop(t0);
     }
 }
 
@@ -122,13 +121,11 @@ static void *loop_main(void *arg) {
     int watch = t == &t->all[0];
     t->stop = aloop_event_new(loop);
     if (t->stop && t->stop_requested) aloop_event_set(t->stop);
-    signal_watch_t w_int = {t, SIGINT}, w_term = {t, SIGTERM};
-    aloop_task_t *sig_int = NULL, *sig_term = NULL;
+    aloop_task_t *sig = NULL;
     int ok = t->stop != NULL;
     if (ok && watch) {
-        sig_int = aloop_spawn(loop, signal_main, &w_int);
-        sig_term = aloop_spawn(loop, signal_main, &w_term);
-        ok = sig_int && sig_term;
+        sig = aloop_spawn(loop, signal_main, t);
+        ok = sig != NULL;
     }
     /* At --max-conns the server stops accepting (the backlog holds the
      * rest); a line longer than a request or field line may be is refused
@@ -136,7 +133,7 @@ static void *loop_main(void *arg) {
     aloop_serve_opts_t so = {.max_connections = hl->opt->max_conns, .max_line = HTTP_MAX_LINE};
     if (ok) hl->server = aloop_serve_with(loop, hl->listen_fd, &so, httpd_session, hl);
     if (hl->server) {
-        aloop_yield(); /* the watchers register before anyone can signal us */
+        aloop_yield(); /* the watcher registers before anyone can signal us */
         if (watch) print_listening(hl->listen_fd);
         aloop_event_wait(t->stop);
         httpd_loop_shutdown(hl);
@@ -146,8 +143,7 @@ static void *loop_main(void *arg) {
         aloop_close(hl->listen_fd);
         if (watch) tell_other_loops_to_stop(t);
     }
-    stop_task(sig_int);
-    stop_task(sig_term);
+    stop_task(sig);
     aloop_event_free(t->stop);
     t->stop = NULL;
     return hl->server ? NULL : aloop_fail(-ENOMEM);

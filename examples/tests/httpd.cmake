@@ -11,7 +11,7 @@ set_tests_properties(example_httpd_no_root PROPERTIES WILL_FAIL TRUE)
 find_package(Python3 COMPONENTS Interpreter QUIET)
 if(Python3_Interpreter_FOUND)
   foreach(t get_head_keepalive pipelining http10 last_modified range traversal
-            errors_and_limits slow_headers stalled_reader access_log graceful_shutdown loops max_conns curl)
+            errors_and_limits slow_headers stalled_reader access_log graceful_shutdown second_signal loops max_conns curl)
     add_test(NAME example_httpd_${t}
              COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/tests/httpd_test.py
                      $<TARGET_FILE:httpd> ${t})

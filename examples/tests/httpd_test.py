@@ -484,6 +484,30 @@ def test_graceful_shutdown(srv, root):
     return "stopped"
 
 
+def test_second_signal(srv, root):
+    # an answer under way to a client that does not read holds the graceful
+    # shutdown; a second signal ends the process at once, by that signal
+    big = socket.socket()
+    big.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    big.settimeout(WAIT)
+    big.connect(("127.0.0.1", srv.port))
+    big.sendall(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert status_of(big.recv(4096)) == 200
+    srv.proc.send_signal(signal.SIGINT)
+    deadline = time.monotonic() + WAIT
+    while True:  # the first signal was taken: the listener is closed
+        try:
+            socket.create_connection(("127.0.0.1", srv.port), timeout=WAIT).close()
+        except ConnectionRefusedError:
+            break
+        assert time.monotonic() < deadline, "still accepting after SIGINT"
+    assert srv.proc.poll() is None  # still finishing the answer
+    srv.proc.send_signal(signal.SIGINT)
+    assert srv.proc.wait(WAIT) == -signal.SIGINT
+    big.close()
+    return "stopped"
+
+
 def test_loops(srv, root):
     # started with --loops 2: every connection is served, whichever loop takes it
     conns = [srv.conn() for _ in range(20)]
@@ -555,6 +579,7 @@ TESTS = {
     "access_log": (test_access_log, []),
     "stalled_reader": (test_stalled_reader, ["--idle-timeout", "0.5"]),
     "graceful_shutdown": (test_graceful_shutdown, ["--quiet"]),
+    "second_signal": (test_second_signal, ["--quiet"]),
     "loops": (test_loops, ["--quiet", "--loops", "2"]),
     "max_conns": (test_max_conns, ["--quiet", "--max-conns", "1"]),
     "curl": (test_curl, ["--quiet"]),

@@ -66,7 +66,8 @@ int aloop__coro_backtrace(const aloop_coro_t *co, const void *fp, void **frames,
     uintptr_t lo = (uintptr_t)co->stack_lo, hi = lo + co->stack_size, pc, saved_fp;
     if (fp) return fp_walk((uintptr_t)fp, lo, hi, frames, 0, max);
     aloop__coro_saved_pc_fp(co, &pc, &saved_fp);
-    if (!pc || max == 0) return 0;
+    if (max == 0) return 0;
+    if (!pc) return fp_walk(saved_fp, lo, hi, frames, 0, max);
     frames[0] = (void *)pc;
     return fp_walk(saved_fp, lo, hi, frames, 1, max);
 }

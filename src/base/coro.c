@@ -210,7 +210,12 @@ void aloop__coro_switch(aloop_coros_t *coros, aloop_coro_t *from, aloop_coro_t *
      * signal from inside a task, and switching back to a context saved
      * earlier would unblock it (the signal then kills the process). */
     pthread_sigmask(SIG_SETMASK, NULL, &((ucontext_t *)load->uc)->uc_sigmask);
+    /* Where a backtrace of the suspended context starts (backtrace.c).
+     * The empty asm after the call keeps swapcontext from being a tail
+     * call, so this frame stays in place while the context is suspended. */
+    save->sp = __builtin_frame_address(0);
     swapcontext((ucontext_t *)save->uc, (ucontext_t *)load->uc);
+    __asm__ volatile("");
 #else
     aloop__ctx_swap(&save->sp, load->sp);
 #endif
@@ -485,16 +490,12 @@ int aloop__coro_new(aloop_coros_t *coros, aloop_coro_entry_fn entry, aloop_coro_
 
 void aloop__coro_saved_pc_fp(const aloop_coro_t *co, uintptr_t *pc, uintptr_t *fp) {
 #ifdef ALOOP_CONTEXT_UCONTEXT
-    const ucontext_t *uc = co->ctx.uc;
-#if defined(__x86_64__)
-    *pc = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
-    *fp = (uintptr_t)uc->uc_mcontext.gregs[REG_RBP];
-#elif defined(__aarch64__)
-    *pc = (uintptr_t)uc->uc_mcontext.pc;
-    *fp = (uintptr_t)uc->uc_mcontext.regs[29];
-#else
-    *pc = *fp = 0; /* no walk on this architecture */
-#endif
+    /* What swapcontext saves as the resume point differs by libc and
+     * architecture (glibc on aarch64 keeps a point inside swapcontext and
+     * the real return address in another slot): the switch keeps its own
+     * frame pointer in ctx.sp instead, whose record leads to its caller. */
+    *pc = 0;
+    *fp = (uintptr_t)co->ctx.sp;
 #else
     /* The frame aloop__ctx_swap pushed (see its layout above). */
     const uintptr_t *f = co->ctx.sp;

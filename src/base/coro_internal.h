@@ -16,7 +16,8 @@
 /* The same layout whatever the build's context switch, so code compiled
  * without the library's definitions (tests, benchmarks) agrees on it. */
 typedef struct aloop_ctx {
-    void *sp; /* saved stack pointer (asm switch) */
+    void *sp; /* saved stack pointer (asm switch); the switch's frame
+               * pointer while suspended (ucontext switch, for backtraces) */
     void *uc; /* ucontext_t * (ucontext switch), allocated with the coroutine */
 } aloop_ctx_t;
 
@@ -142,8 +143,9 @@ void aloop__coro_switch(aloop_coros_t *coros, aloop_coro_t *from, aloop_coro_t *
 static inline void aloop__coro_switch(aloop_coros_t *coros, aloop_coro_t *from, aloop_coro_t *to);
 #endif
 /* Where a coroutine that is not running stopped: the address it resumes
- * at and its frame pointer then, both read from its saved context (asm
- * frame or ucontext). Never switched out yet: its entry point and 0. */
+ * at (0 when not known: the ucontext switch) and a frame pointer from
+ * which its frame records lead up its stack. Never switched out yet (asm):
+ * its entry point and 0. */
 void aloop__coro_saved_pc_fp(const aloop_coro_t *co, uintptr_t *pc, uintptr_t *fp);
 /* Process-wide: SIGSEGV handler on an alternate stack that names (through
  * its label function) what ran on a coroutine whose stack overflowed into

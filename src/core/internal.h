@@ -302,6 +302,9 @@ void aloop__io_free(aloop_t *loop);
 /* Waits up to timeout seconds (< 0: for ever; 0: just look) for readiness
  * and wakes the tasks concerned. Returns the number of events or -errno. */
 int aloop__io_poll(aloop_t *loop, double timeout);
+/* Fds a task waits on or a callback watches now, the library's own
+ * (wake-up fd, signalfd) left out: O(highest fd), for aloop_metrics. */
+size_t aloop__io_fds(const aloop_t *loop);
 /* Number of registered waits: while > 0 the loop stays alive. */
 size_t aloop__io_pending(const aloop_t *loop);
 /* Sleeps in the backend up to timeout seconds (< 0: until something
@@ -372,6 +375,10 @@ void aloop__io_adopt(aloop_t *loop, int fd);
  * someone other than a waiting task (watch.c). 0 or -errno. */
 int aloop__io_want(aloop_t *loop, int fd, unsigned bit);
 void aloop__io_unwant(aloop_t *loop, int fd, unsigned bit);
+/* A callback watch on fd is replaced (bit already wanted): fd may be a new
+ * file under the same number by now (closed with close(2) while watched),
+ * so the registration is set again, unless the library made fd. */
+int aloop__io_rewant(aloop_t *loop, int fd, unsigned bit);
 /* Remembers loop as the one aloop_close uses outside a task on this thread. */
 void aloop__io_use_loop(aloop_t *loop);
 
@@ -519,6 +526,8 @@ typedef struct aloop_post {
 void aloop__post(aloop_t *loop, aloop_post_t *p);
 /* Something arrived from another thread and waits for the next drain. */
 int aloop__async_ready(const aloop_t *loop);
+/* Pool jobs waiting for a worker and running on one now (aloop_metrics). */
+void aloop__async_counts(aloop_t *loop, size_t *queued, size_t *running);
 /* aloop_stop from another thread: the loop stops at its next drain. */
 void aloop__async_stop(aloop_t *loop);
 /* 1 only if the process surely has no thread but this one and the loop's
@@ -532,6 +541,17 @@ void aloop__helper_threads(int delta);
 #define ALOOP_STEPS_PER_TICK 64    /* ready steps between timer/poll checks */
 
 struct aloop_io;       /* io.c's state: io_internal.h */
+
+/* Counted as the loop works, for aloop_metrics (loop/metrics.c). */
+typedef struct aloop_loop_stats {
+    uint64_t iterations, events, tasks_spawned, tasks_done, switches, budget_yields,
+        timers_fired;
+    double poll_time, lag, lag_max;
+} aloop_loop_stats_t;
+
+/* loop->flags: hooks are installed (aloop_set_hooks). Not a config flag:
+ * config_valid refuses it from the caller. */
+#define ALOOP__HOOKED (1u << 30)
 struct aloop_pool;    /* threadpool.c state */
 
 struct aloop {
@@ -584,6 +604,11 @@ struct aloop {
     aloop_list_t quarantine;     /* freed futures, oldest first (ALOOP__FREED) */
     size_t quarantine_len;
     unsigned dump_seen;          /* aloop__dump_requests at the last dump */
+
+    /* aloop_metrics' counters (the rest it reads from the modules) and
+     * aloop_set_hooks' hooks, called while flags has ALOOP__HOOKED */
+    aloop_loop_stats_t stats;
+    aloop_hooks_t hooks;
 };
 
 /* loop->running is read by aloop_stop on other threads (to choose between
@@ -658,6 +683,21 @@ static inline void aloop__dump_check(aloop_t *loop) {
 int aloop__dumpsig_register(int wake_fd);
 void aloop__dumpsig_unregister(int wake_fd);
 void aloop__dumpsig_from_env(void);
+/* ---- hooks (aloop_set_hooks): a task is spawned, switched in, switched
+ * out, done. Callers test loop->flags & ALOOP__HOOKED first. */
+static inline void aloop__hook_spawn(aloop_t *loop, aloop_task_impl_t *t) {
+    if (loop->hooks.spawn) loop->hooks.spawn(&t->fut, loop->hooks.arg);
+}
+static inline void aloop__hook_resume(aloop_t *loop, aloop_task_impl_t *t) {
+    if (loop->hooks.resume) loop->hooks.resume(&t->fut, loop->hooks.arg);
+}
+static inline void aloop__hook_suspend(aloop_t *loop, aloop_task_impl_t *t) {
+    if (loop->hooks.suspend) loop->hooks.suspend(&t->fut, loop->hooks.arg);
+}
+static inline void aloop__hook_done(aloop_t *loop, aloop_task_impl_t *t) {
+    if (loop->hooks.done) loop->hooks.done(&t->fut, loop->hooks.arg);
+}
+
 /* ---- misuse (debug.c): the one policy, rules listed there. Returns err
  * (-EPERM / -EINVAL); in debug mode prints "aloop: <call>: <message>" and
  * aborts. err == 0: the call cannot report an error; the message is printed

@@ -127,13 +127,27 @@ static void mode_drop(struct aloop_io *io, int fd) {
     if ((size_t)fd < io->nwatches) io->watches[fd].flags &= (uint8_t)~ALOOP__WATCH_MADE_NB;
 }
 
+/* Another fd on io->modes that still names the same file (a dup of fd:
+ * the mode is the shared description's), or -1. A record whose number was
+ * closed with close(2) and reused does not count. */
+static long mode_twin(const struct aloop_io *io, int fd, dev_t dev, ino_t ino) {
+    struct stat st;
+    for (size_t i = 0; i < io->nmodes; i++)
+        if (io->modes[i].fd != fd && io->modes[i].dev == dev && io->modes[i].ino == ino &&
+            fstat(io->modes[i].fd, &st) == 0 && st.st_dev == dev && st.st_ino == ino)
+            return (long)i;
+    return -1;
+}
+
 /* Puts fd back in blocking mode if the number still names the file the
  * library switched (a close(2) and a reuse since must not touch the new
- * file), and forgets the record. */
+ * file) and no other fd the library still uses names it (a dup would be
+ * read with blocking calls), and forgets the record. */
 static void mode_restore(struct aloop_io *io, int fd) {
     long i = mode_find(io, fd);
     struct stat st;
-    if (i >= 0 && fstat(fd, &st) == 0 && st.st_dev == io->modes[i].dev && st.st_ino == io->modes[i].ino) {
+    if (i >= 0 && fstat(fd, &st) == 0 && st.st_dev == io->modes[i].dev &&
+        st.st_ino == io->modes[i].ino && mode_twin(io, fd, st.st_dev, st.st_ino) < 0) {
         int fl = fcntl(fd, F_GETFL);
         if (fl >= 0 && (fl & O_NONBLOCK)) fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
     }
@@ -357,6 +371,17 @@ static void sweep_closed(aloop_t *loop) {
     }
 }
 
+/* The backend's wait, counted for aloop_metrics. Only a wait that may
+ * block is timed: a zero timeout costs no clock reads. */
+static int backend_wait(aloop_t *loop, double timeout) {
+    double t0 = timeout != 0 ? aloop__monotonic() : 0;
+    int n = aloop__backend_wait(loop->io->backend, timeout, io_ready, loop);
+    if (timeout != 0) loop->stats.poll_time += aloop__monotonic() - t0;
+    loop->stats.iterations++;
+    if (n > 0) loop->stats.events += (uint64_t)n;
+    return n;
+}
+
 int aloop__io_poll(aloop_t *loop, double timeout) {
     struct aloop_io *io = loop->io;
     flush_dirty(loop);
@@ -365,14 +390,14 @@ int aloop__io_poll(aloop_t *loop, double timeout) {
     if (timeout < 0 && !io->waits && !io->holds && !aloop__xthread_pending(loop)) timeout = 0;
     int sweep = io->unowned_waits && (timeout < 0 || timeout > ALOOP_FD_SWEEP);
     if (sweep) timeout = ALOOP_FD_SWEEP;
-    int n = aloop__backend_wait(loop->io->backend, timeout, io_ready, loop);
+    int n = backend_wait(loop, timeout);
     if (sweep && n == 0) sweep_closed(loop);
     return n;
 }
 
 int aloop__io_sleep(aloop_t *loop, double timeout) {
     flush_dirty(loop);
-    return aloop__backend_wait(loop->io->backend, timeout, io_ready, loop);
+    return backend_wait(loop, timeout);
 }
 
 void aloop__io_flush(aloop_t *loop) {
@@ -383,6 +408,16 @@ void aloop__io_flush(aloop_t *loop) {
  * tick: registrations nobody wants must be dropped before aloop_run returns,
  * or a plain close(2) + reuse of the number before the next run would find
  * a stale entry. */
+size_t aloop__io_fds(const aloop_t *loop) {
+    const struct aloop_io *io = loop->io;
+    size_t n = 0;
+    for (size_t fd = 0; io && fd < io->nwatches; fd++) {
+        const aloop_io_watch_t *w = &io->watches[fd];
+        n += w->waiter[0] || w->waiter[1] || w->cb[0] || w->cb[1];
+    }
+    return n;
+}
+
 size_t aloop__io_pending(const aloop_t *loop) {
     const struct aloop_io *io = loop->io;
     return io ? io->waits + io->holds + (io->ndirty ? 1 : 0) : 0;
@@ -465,6 +500,12 @@ int aloop__io_want(aloop_t *loop, int fd, unsigned bit) {
 
 void aloop__io_unwant(aloop_t *loop, int fd, unsigned bit) { interest_drop(loop->io, fd, bit); }
 
+int aloop__io_rewant(aloop_t *loop, int fd, unsigned bit) {
+    aloop_io_watch_t *w = &loop->io->watches[fd];
+    if (!(w->flags & ALOOP__WATCH_OWNED)) w->flags |= ALOOP__WATCH_UNSURE;
+    return aloop__io_want(loop, fd, bit);
+}
+
 void aloop__io_use_loop(aloop_t *loop) { last_io_loop = loop; }
 
 void aloop__io_hold(aloop_t *loop, int delta) {
@@ -490,10 +531,23 @@ int aloop__set_nonblocking(int fd) {
     return 0;
 }
 
+/* fd is non-blocking already: if through another fd of the same file that
+ * the library switched (a dup), fd joins its record, so that the mode goes
+ * back only when the library lets the last of them go. 0 or -ENOMEM. */
+static int mode_join(aloop_t *loop, int fd) {
+    struct aloop_io *io = loop->io;
+    if (!io->nmodes) return 0;
+    if ((size_t)fd < io->nwatches && (io->watches[fd].flags & ALOOP__WATCH_MADE_NB)) return 0;
+    struct stat st;
+    if (fstat(fd, &st) < 0 || mode_twin(io, fd, st.st_dev, st.st_ino) < 0) return 0;
+    if (!aloop__io_watch(loop, fd)) return -ENOMEM;
+    return mode_record(io, fd, &st);
+}
+
 int aloop__io_set_nonblocking(aloop_t *loop, int fd) {
     int fl = fcntl(fd, F_GETFL);
     if (fl < 0) return -errno;
-    if (fl & O_NONBLOCK) return 0;
+    if (fl & O_NONBLOCK) return mode_join(loop, fd);
     struct stat st;
     if (!aloop__io_watch(loop, fd) || fstat(fd, &st) < 0) return errno == EBADF ? -EBADF : -ENOMEM;
     int rc = mode_record(loop->io, fd, &st);

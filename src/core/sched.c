@@ -177,6 +177,20 @@ to_loop:
     aloop__coro_switch(&loop->coros, self, NULL);
 }
 
+/* t ends a step by switching out: debug mode's step accounting, the
+ * suspend hook. Out of line: the common case tests one flag word. */
+static ALOOP_NOINLINE void switch_out_slow(aloop_t *loop, aloop_task_impl_t *t) {
+    if (loop->flags & ALOOP_DEBUG) aloop__debug_step_end(loop, t);
+    if (loop->flags & ALOOP__HOOKED) aloop__hook_suspend(loop, t);
+}
+
+/* t runs again (on its own stack, after a switch_away returned, or at its
+ * first step): counted, and the resume hook. */
+static inline void switched_in(aloop_t *loop, aloop_task_impl_t *t) {
+    loop->stats.switches++;
+    if (ALOOP_UNLIKELY(loop->flags & ALOOP__HOOKED)) aloop__hook_resume(loop, t);
+}
+
 /* aloop__enter's slow half: a cancel to deliver, a closing loop, or a spent
  * budget. Out of line and reached by a tail call, so the fast path needs no
  * stack frame. */
@@ -247,8 +261,13 @@ ALOOP_NOINLINE int aloop__coop_yield(aloop_task_impl_t *t) {
     if (loop->closing) return 0; /* aloop_free: every call fails at once anyway */
     t->queued = 1;
     defer(loop, t);
-    if (ALOOP_UNLIKELY(loop->flags & ALOOP_DEBUG)) aloop__debug_coop_yield(loop, t);
+    loop->stats.budget_yields++;
+    if (ALOOP_UNLIKELY(loop->flags & (ALOOP_DEBUG | ALOOP__HOOKED))) {
+        if (loop->flags & ALOOP_DEBUG) aloop__debug_coop_yield(loop, t);
+        if (loop->flags & ALOOP__HOOKED) aloop__hook_suspend(loop, t);
+    }
     switch_away(loop, t->coro);
+    switched_in(loop, t);
     if (ALOOP_UNLIKELY(t->must_cancel)) {
         t->must_cancel = 0;
         return -ECANCELED;
@@ -260,8 +279,9 @@ int aloop__suspend(aloop_task_impl_t *t, aloop_wait_t *w) {
     aloop_t *loop = t->fut.loop;
     t->wait = w;
     t->coop_used = 0;
-    if (ALOOP_UNLIKELY(loop->flags & ALOOP_DEBUG)) aloop__debug_step_end(loop, t);
+    if (ALOOP_UNLIKELY(loop->flags & (ALOOP_DEBUG | ALOOP__HOOKED))) switch_out_slow(loop, t);
     switch_away(loop, t->coro);
+    switched_in(loop, t);
     if (ALOOP_UNLIKELY(t->must_cancel)) {
         t->must_cancel = 0;
         return -ECANCELED;
@@ -335,8 +355,9 @@ static void run_to_end(aloop_t *loop, aloop_task_impl_t *t, aloop_coro_t *co) {
     t->coro = co; /* (in fn's place) */
     t->started = 1;
     if (!t->must_cancel) {
+        switched_in(loop, t);
         result = fn(t->arg);
-        if (ALOOP_UNLIKELY(loop->flags & ALOOP_DEBUG)) aloop__debug_step_end(loop, t);
+        if (ALOOP_UNLIKELY(loop->flags & (ALOOP_DEBUG | ALOOP__HOOKED))) switch_out_slow(loop, t);
     }
     aloop__task_finish(t, result); /* may free t */
 }
@@ -446,11 +467,21 @@ void aloop__run_steps(aloop_t *loop, unsigned budget) {
     }
 }
 
+/* The loop's lag (aloop_metrics): how late a timer fires. */
+static void note_lag(aloop_t *loop, double late) {
+    loop->stats.timers_fired++;
+    loop->stats.lag = late;
+    if (late > loop->stats.lag_max) loop->stats.lag_max = late;
+}
+
 /* Fires every timer due at or before now, in (when, seq) order. A timer's
  * fire only makes something ready (a task, a handle); no user code runs. */
 void aloop__run_timers(aloop_t *loop, double now) {
     aloop_timer_t *t;
-    while ((t = aloop__timers_pop_due(&loop->timers, now)) != NULL) t->fire(t);
+    while ((t = aloop__timers_pop_due(&loop->timers, now)) != NULL) {
+        note_lag(loop, now - t->when);
+        t->fire(t);
+    }
 }
 
 static void run_steps(aloop_t *loop) { aloop__run_steps(loop, ALOOP_STEPS_PER_TICK); }
@@ -622,8 +653,9 @@ static int yield_in(aloop_t *loop, aloop_task_impl_t *t) {
     t->queued = 1;
     t->coop_used = 0;
     aloop__make_ready(loop, &t->fut.run);
-    if (ALOOP_UNLIKELY(loop->flags & ALOOP_DEBUG)) aloop__debug_step_end(loop, t);
+    if (ALOOP_UNLIKELY(loop->flags & (ALOOP_DEBUG | ALOOP__HOOKED))) switch_out_slow(loop, t);
     switch_away(loop, t->coro);
+    switched_in(loop, t);
     if (ALOOP_UNLIKELY(t->must_cancel)) {
         t->must_cancel = 0;
         return -ECANCELED;

@@ -194,6 +194,8 @@ aloop_task_t *aloop_spawn(aloop_t *loop, aloop_task_fn fn, void *arg) {
     loop->task_count++;
     t->queued = 1;
     aloop__make_ready(loop, &t->fut.run);
+    loop->stats.tasks_spawned++;
+    if (ALOOP_UNLIKELY(loop->flags & ALOOP__HOOKED)) aloop__hook_spawn(loop, t);
     return &t->fut;
 }
 
@@ -227,6 +229,8 @@ void aloop__task_finish(aloop_task_impl_t *t, void *result) {
     t->must_cancel = 0;
     aloop__future_complete(&t->fut, state, error, result);
     aloop__release_runnable(loop);
+    loop->stats.tasks_done++;
+    if (ALOOP_UNLIKELY(loop->flags & ALOOP__HOOKED)) aloop__hook_done(loop, t);
     aloop_release(&t->fut);
 }
 

@@ -358,6 +358,16 @@ void aloop__async_free(aloop_t *loop) {
     if (last) pool_destroy(a);
 }
 
+void aloop__async_counts(aloop_t *loop, size_t *queued, size_t *running) {
+    struct aloop_pool *a = loop->pool;
+    *queued = *running = 0;
+    if (!a) return;
+    pthread_mutex_lock(&a->mu);
+    *queued = a->queued;
+    *running = a->running;
+    pthread_mutex_unlock(&a->mu);
+}
+
 size_t aloop__async_pending(const aloop_t *loop) {
     struct aloop_pool *a = loop->pool;
     if (!a) return 0;

@@ -36,6 +36,8 @@ static int add_watch(aloop_t *loop, int fd, int dir, void (*cb)(int, void *), vo
     aloop__io_use_loop(loop);
     aloop_fd_callback_t *c = w->cb[dir];
     if (c) { /* replacement: same record, so a pending call runs the new cb */
+        int rc = aloop__io_rewant(loop, fd, dir ? ALOOP__IO_WRITE : ALOOP__IO_READ);
+        if (rc < 0) return rc; /* fd is a regular file or closed now: nothing changed */
         c->cb = cb;
         c->arg = arg;
         return 0;

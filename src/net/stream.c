@@ -133,10 +133,14 @@ static int stream_claim(aloop_stream_t *s, int role) {
     return 0;
 }
 
-static int stream_enter(aloop_stream_t *s, aloop_task_impl_t **t, int role) {
+/* The stream's fd is waited on through its own loop's poller only: from
+ * another loop (or after its loop was freed) a call is misuse, -EINVAL,
+ * before it touches anything (aloop_stream_close would not wake it). */
+static int stream_enter(aloop_stream_t *s, aloop_task_impl_t **t, int role, const char *call) {
     int err;
     *t = aloop__enter(&err);
     if (!*t) return err;
+    if (aloop__check_loop(s->loop, call) < 0) return -EINVAL;
     return stream_claim(s, role);
 }
 
@@ -368,7 +372,7 @@ static ssize_t readuntil_locked(aloop_task_impl_t *t, aloop_stream_t *s, const c
 ssize_t aloop_stream_readline(aloop_stream_t *s, char *buf, size_t cap) {
     if (!s || !buf || !cap) return -EINVAL;
     aloop_task_impl_t *t;
-    int rc = stream_enter(s, &t, STREAM_READ);
+    int rc = stream_enter(s, &t, STREAM_READ, "aloop_stream_readline");
     if (rc < 0) return rc;
     return stream_leave(s, STREAM_READ, readuntil_locked(t, s, "\n", 1, buf, cap));
 }
@@ -377,7 +381,7 @@ ssize_t aloop_stream_readuntil(aloop_stream_t *s, const void *sep, size_t seplen
                                size_t cap) {
     if (!s || !sep || !seplen || !buf || !cap) return -EINVAL;
     aloop_task_impl_t *t;
-    int rc = stream_enter(s, &t, STREAM_READ);
+    int rc = stream_enter(s, &t, STREAM_READ, "aloop_stream_readuntil");
     if (rc < 0) return rc;
     return stream_leave(s, STREAM_READ, readuntil_locked(t, s, sep, seplen, buf, cap));
 }
@@ -405,7 +409,7 @@ static ssize_t read_locked(aloop_task_impl_t *t, aloop_stream_t *s, char *out, s
 ssize_t aloop_stream_read(aloop_stream_t *s, void *buf, size_t n) {
     if (!s || (!buf && n)) return -EINVAL;
     aloop_task_impl_t *t;
-    int rc = stream_enter(s, &t, STREAM_READ);
+    int rc = stream_enter(s, &t, STREAM_READ, "aloop_stream_read");
     if (rc < 0) return rc;
     if (n == 0) return stream_leave(s, STREAM_READ, 0);
     return stream_leave(s, STREAM_READ, read_locked(t, s, buf, n));
@@ -480,7 +484,7 @@ static ssize_t readexactly_locked(aloop_task_impl_t *t, aloop_stream_t *s, char 
 ssize_t aloop_stream_readexactly(aloop_stream_t *s, void *buf, size_t n) {
     if (!s || (!buf && n)) return -EINVAL;
     aloop_task_impl_t *t;
-    int rc = stream_enter(s, &t, STREAM_READ);
+    int rc = stream_enter(s, &t, STREAM_READ, "aloop_stream_readexactly");
     if (rc < 0) return rc;
     return stream_leave(s, STREAM_READ, readexactly_locked(t, s, buf, n));
 }
@@ -488,7 +492,7 @@ ssize_t aloop_stream_readexactly(aloop_stream_t *s, void *buf, size_t n) {
 ssize_t aloop_stream_write(aloop_stream_t *s, const void *buf, size_t n) {
     if (!s || (!buf && n)) return -EINVAL;
     aloop_task_impl_t *t;
-    int rc = stream_enter(s, &t, STREAM_WRITE);
+    int rc = stream_enter(s, &t, STREAM_WRITE, "aloop_stream_write");
     if (rc < 0) return rc;
     if (s->wr_shut) return stream_leave(s, STREAM_WRITE, -EPIPE);
     return stream_leave(s, STREAM_WRITE, stream_send_all(t, s, buf, n));
@@ -497,7 +501,7 @@ ssize_t aloop_stream_write(aloop_stream_t *s, const void *buf, size_t n) {
 /* A transport's half-close (TLS: close_notify) may have to wait. */
 static int transport_shutdown(aloop_stream_t *s) {
     aloop_task_impl_t *t;
-    int rc = stream_enter(s, &t, STREAM_WRITE);
+    int rc = stream_enter(s, &t, STREAM_WRITE, "aloop_stream_shutdown");
     if (rc < 0) return rc;
     for (;;) {
         int want = ALOOP_WANT_WRITE;
@@ -573,9 +577,11 @@ int aloop_stream_copy(aloop_stream_t *to, aloop_stream_t *from, size_t n, size_t
     if (!to || !from) return -EINVAL;
     aloop_task_impl_t *t;
     int same = to == from;
-    int rc = stream_enter(from, &t, same ? STREAM_READ | STREAM_WRITE : STREAM_READ);
+    int rc = stream_enter(from, &t, same ? STREAM_READ | STREAM_WRITE : STREAM_READ,
+                          "aloop_stream_copy");
     if (rc < 0) return rc;
-    if (!same && (rc = stream_claim(to, STREAM_WRITE)) < 0)
+    if (!same && aloop__check_loop(to->loop, "aloop_stream_copy") < 0) rc = -EINVAL;
+    if (!same && (rc < 0 || (rc = stream_claim(to, STREAM_WRITE)) < 0))
         return (int)stream_leave(from, STREAM_READ, rc);
     /* both are held (users): neither is freed before we leave */
     rc = (int)copy_locked(t, to, from, n, &done);
