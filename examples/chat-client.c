@@ -67,7 +67,7 @@ static void *screen_main(void *arg) {
         }
         if (n <= 0) {
             fprintf(stderr, "* disconnected%s%s\n", n < 0 ? ": " : "",
-                    n < 0 ? aloop_strerror((int)n) : "");
+                    n < 0 ? aloop_strerror(n) : "");
             break;
         }
         fwrite(line, 1, (size_t)n, stdout);
@@ -89,7 +89,7 @@ static void *client_main(void *arg) {
     int fd = aloop_tcp_connect(a->host, a->port, CONNECT_TIMEOUT);
     if (fd < 0) {
         fprintf(stderr, "chat-client: cannot connect to %s:%s: %s\n", a->host, a->port,
-                aloop_strerror(fd));
+                fd == -ENOENT ? "name not found" : aloop_strerror(fd));
         return aloop_fail(fd);
     }
     chat_conn_t conn = {

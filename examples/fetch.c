@@ -321,6 +321,7 @@ static void report(const fetch_job_t *job) {
     } else {
         const char *why = job->error == -ETIMEDOUT ? "timed out"
                           : job->what             ? job->what
+                          : job->error == -ENOENT ? "name not found"
                                                   : aloop_strerror(job->error);
         printf("ERR %s after %.2f s (%zu B)  %s\n", why, job->elapsed, job->bytes, job->url);
     }

@@ -128,12 +128,12 @@ static void *echo_main(void *arg) {
         ssize_t n = aloop_recvfrom(srv->fd, buf, sizeof buf, (struct sockaddr *)&from, &flen);
         if (n == -ECANCELED) return NULL;
         if (n < 0) { /* -EMSGSIZE only for an IPv6 jumbogram: report and go on */
-            fprintf(stderr, "udp-echo: recvfrom: %s\n", aloop_strerror((int)n));
+            fprintf(stderr, "udp-echo: recvfrom: %s\n", aloop_strerror(n));
             continue;
         }
         ssize_t w = aloop_sendto(srv->fd, buf, (size_t)n, (struct sockaddr *)&from, flen);
         if (w == -ECANCELED) return NULL;
-        if (w < 0) fprintf(stderr, "udp-echo: sendto: %s\n", aloop_strerror((int)w));
+        if (w < 0) fprintf(stderr, "udp-echo: sendto: %s\n", aloop_strerror(w));
         else srv->echoed++;
     }
 }
@@ -218,7 +218,7 @@ static int run_client(const options_t *opt) {
     int fd = aloop_udp_connect(opt->host, opt->port);
     if (fd < 0) {
         fprintf(stderr, "udp-echo: cannot reach %s:%s: %s\n", opt->host, opt->port,
-                aloop_strerror(fd));
+                fd == -ENOENT ? "name not found" : aloop_strerror(fd));
         return 1;
     }
     char *out = calloc(2, opt->size + 1), *in = out ? out + opt->size + 1 : NULL;
@@ -235,7 +235,7 @@ static int run_client(const options_t *opt) {
         double t0 = aloop_time(aloop_current());
         ssize_t w = aloop_sendto(fd, out, opt->size, NULL, 0);
         if (w < 0) {
-            printf("seq=%u: send failed: %s\n", seq, aloop_strerror((int)w));
+            printf("seq=%u: send failed: %s\n", seq, aloop_strerror(w));
             continue;
         }
         st.sent++;

@@ -18,8 +18,13 @@
  *  - Calls that can fail return 0 (or a count) on success and a negative
  *    errno value on failure (-ECANCELED, -ETIMEDOUT, -ENOMEM, -EINVAL, ...).
  *    aloop_strerror() turns one into text.
- *  - Constructors return NULL only on allocation failure (errno = ENOMEM) or
- *    bad arguments (errno = EINVAL).
+ *  - Constructors (calls that return a new object) return NULL on failure
+ *    with errno set: ENOMEM, EINVAL for bad arguments, and the other
+ *    reasons the call lists (aloop_process_spawn, aloop_group_spawn, ...).
+ *  - Getters never fail loudly on NULL: a predicate (1/0) or a count
+ *    answers 0, a getter of an fd, a pid or another int -EINVAL, a name
+ *    NULL. (aloop_timeout_expired also reports a scope that is not valid:
+ *    -EINVAL.)
  *  - "Suspending" calls may only be made from inside a task; from outside one
  *    they return -EPERM and do nothing.
  *  - Every suspending call is a cancellation point: if the task is cancelled
@@ -94,6 +99,12 @@ ALOOP_API const char *aloop_version(void);
 typedef struct aloop aloop_t;
 typedef struct aloop_future aloop_future_t;
 typedef struct aloop_future aloop_task_t; /* a task is a future */
+/* A task's function: runs on the task's own stack (256 KiB by default,
+ * aloop_config_t.stack_size) with a 64 KiB guard gap below it. Keep every
+ * frame (locals, alloca, VLAs) well under 64 KiB: a bigger one can jump the
+ * gap into another task's stack, unless the code is built with
+ * -fstack-clash-protection (off by default in Debian's gcc). Put large
+ * buffers on the heap. */
 typedef void *(*aloop_task_fn)(void *arg);
 
 enum { ALOOP_CLOCK_MONOTONIC = 0, ALOOP_CLOCK_VIRTUAL = 1 };
@@ -108,7 +119,7 @@ enum {
 #define ALOOP_SIM_SHORT_IO 0x01u /* reads and writes of byte streams move fewer bytes (>= 1) */
 #define ALOOP_SIM_EINTR    0x02u /* a system call fails once with EINTR (the library retries) */
 #define ALOOP_SIM_SPURIOUS 0x04u /* a wait reports an fd ready when it is not */
-#define ALOOP_SIM_DELAY    0x08u /* readiness, connects and accepts come up to 2 ms later */
+#define ALOOP_SIM_DELAY    0x08u /* readiness, connects and accepts come a few loop passes later */
 #define ALOOP_SIM_BENIGN   0x0fu /* the four above: nothing a program sees changes */
 #define ALOOP_SIM_RESET    0x10u /* stream sockets fail with ECONNRESET / EPIPE */
 #define ALOOP_SIM_ENOMEM   0x20u /* the library's allocations fail */
@@ -127,6 +138,17 @@ typedef struct aloop_config {
     unsigned sim_faults; /* ALOOP_SIM_* to inject; 0 = none (seeded, but no faults) */
     double sim_rate;     /* probability per eligible call, 0..1; 0 = 0.05 */
 } aloop_config_t;
+
+/* Replaces the allocator the library uses for its memory (libuv's
+ * uv_replace_allocator): jemalloc, an arena, accounting, failure
+ * injection. Process-wide; only before the first aloop_new / aloop_new_with
+ * of the process (of any thread): -EBUSY afterwards. All three functions,
+ * or all three NULL (back to malloc, realloc, free); -EINVAL otherwise.
+ * Task stacks and the task slabs are mapped with mmap, not allocated here.
+ * Buffers the library hands over (aloop_read_file, aloop_process_
+ * communicate) come from malloc_fn / realloc_fn: free them with free_fn. */
+ALOOP_API int aloop_set_allocator(void *(*malloc_fn)(size_t), void *(*realloc_fn)(void *, size_t),
+                                  void (*free_fn)(void *));
 
 /* New loop with default settings. */
 ALOOP_API aloop_t *aloop_new(void);
@@ -194,11 +216,11 @@ ALOOP_API aloop_t *aloop_current(void);
 
 /* asyncio.run(): makes a loop, runs fn(arg) as a task to completion, frees
  * the loop. Returns the task's status; *result (may be NULL) gets its value. */
-ALOOP_API int aloop_main(void *(*fn)(void *), void *arg, void **result);
+ALOOP_API int aloop_main(aloop_task_fn fn, void *arg, void **result);
 
 /* aloop_main with a config (e.g. a virtual clock). */
-ALOOP_API int aloop_main_with(const aloop_config_t *cfg, void *(*fn)(void *),
-                              void *arg, void **result);
+ALOOP_API int aloop_main_with(const aloop_config_t *cfg, aloop_task_fn fn, void *arg,
+                              void **result);
 
 /* ---- embedding: a host's main loop drives aloop */
 
@@ -291,8 +313,10 @@ ALOOP_API aloop_task_t *aloop_current_task(void);
 ALOOP_API size_t aloop_all_tasks(aloop_t *loop, aloop_task_t **out, size_t cap);
 
 /* In a task: `return aloop_fail(-EIO);` completes the task with that error
- * (an err >= 0 becomes -EINVAL). Outside a task it does nothing. */
-ALOOP_API void *aloop_fail(int err);
+ * (an err >= 0, or below -INT_MAX, becomes -EINVAL). Outside a task it does
+ * nothing. ssize_t, so that an I/O call's result passes without a cast:
+ * `if (n < 0) return aloop_fail(n);`. */
+ALOOP_API void *aloop_fail(ssize_t err);
 
 /* Requests cancellation: 1 = requested, 0 = f was already done (-EINVAL for
  * NULL). A plain future becomes cancelled at once. A task gets -ECANCELED
@@ -338,7 +362,7 @@ ALOOP_API int aloop_yield(void);
  * call returns 0 and every slot is filled. If the caller is cancelled, every
  * child still pending is cancelled too. */
 ALOOP_API int aloop_gather(aloop_future_t *const *fs, size_t n, void **results,
-                           int *errors, int flags);
+                           int *errors, unsigned flags);
 
 enum { ALOOP_ALL_COMPLETED, ALOOP_FIRST_COMPLETED, ALOOP_FIRST_ERROR };
 
@@ -532,7 +556,7 @@ ALOOP_API int aloop_barrier_abort(aloop_barrier_t *b);
  * barrier is usable again. 0, -EINVAL. */
 ALOOP_API int aloop_barrier_reset(aloop_barrier_t *b);
 /* asyncio's parties / n_waiting / broken: the size, the tasks waiting in the
- * current round (0 for NULL), 1 if aborted (-EINVAL for NULL). */
+ * current round (0 for NULL), 1 if aborted (0 for NULL). */
 ALOOP_API unsigned aloop_barrier_parties(const aloop_barrier_t *b);
 ALOOP_API unsigned aloop_barrier_n_waiting(const aloop_barrier_t *b);
 ALOOP_API int aloop_barrier_broken(const aloop_barrier_t *b);
@@ -565,7 +589,7 @@ ALOOP_API int aloop_queue_put_nowait(aloop_queue_t *q, void *item);
 ALOOP_API int aloop_queue_get_nowait(aloop_queue_t *q, void **item);
 /* Number of items queued. */
 ALOOP_API size_t aloop_queue_size(const aloop_queue_t *q);
-/* 1 if no item is queued. */
+/* 1 if no item is queued (0 for NULL). */
 ALOOP_API int aloop_queue_empty(const aloop_queue_t *q);
 /* 1 if the queue is bounded and holds maxsize items. */
 ALOOP_API int aloop_queue_full(const aloop_queue_t *q);
@@ -1131,7 +1155,7 @@ ALOOP_API aloop_process_t *aloop_process_spawn(aloop_t *loop, char *const argv[]
 /* The child's pid (valid until aloop_process_free), or -EINVAL for NULL. */
 ALOOP_API int aloop_process_pid(const aloop_process_t *p);
 /* The parent's end of each pipe, -1 when not piped (or already closed or
- * taken). Use them with aloop_read/aloop_write_all/aloop_wait_*; they stay
+ * taken), -EINVAL for NULL. Use them with aloop_read/aloop_write_all/aloop_wait_*; they stay
  * owned by p (aloop_process_free closes them). */
 ALOOP_API int aloop_process_stdin(const aloop_process_t *p);
 ALOOP_API int aloop_process_stdout(const aloop_process_t *p);
@@ -1195,8 +1219,11 @@ ALOOP_API void aloop_process_free(aloop_process_t *p);
 /* environment)                                                             */
 /* ------------------------------------------------------------------------ */
 
-/* Text for a negative (or positive) errno value. Never NULL. */
-ALOOP_API const char *aloop_strerror(int err);
+/* Text for a negative (or positive) errno value. Never NULL. ssize_t, so
+ * that an I/O call's result passes without a cast. -ENOENT is "No such
+ * file or directory" whatever the call; after a name lookup
+ * (aloop_getaddrinfo, aloop_tcp_connect ...) it means "no such name". */
+ALOOP_API const char *aloop_strerror(ssize_t err);
 
 /* Debug mode also turns misuse into an abort with a message on stderr
  * ("aloop: <call>: ..."): a suspending call outside a task, a loop used from
@@ -1206,7 +1233,8 @@ ALOOP_API const char *aloop_strerror(int err);
 
 /* Receives one debug-mode warning: a line of text without '\n'. Warnings:
  * a task step longer than 100 ms, a failed future/task whose error nobody
- * retrieved, a loop freed with unfinished tasks, a double release. */
+ * retrieved, a loop freed with unfinished tasks or with task handles never
+ * released, a double release. */
 typedef void (*aloop_warning_fn)(aloop_t *loop, const char *message, void *arg);
 
 /* Sends loop's warnings to fn(loop, message, arg); NULL fn = stderr (default). */

@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,12 +29,53 @@
 
 #include "aloop.h"
 
+/* The same as base_internal.h's, for API tests (an identical redefinition
+ * is allowed when a white-box test includes both). */
+#ifndef ALOOP_UNUSED
+#define ALOOP_UNUSED(x) ((void)(x))
+#endif
+
+/* Allocation failure through the public allocator hook
+ * (aloop_set_allocator, installed before the first test runs):
+ * test_fail_alloc(nth, count) makes the nth allocation from now (1 = the
+ * next) and the count - 1 after it fail (count < 0: every one after it);
+ * test_fail_alloc(0, 0) turns it off. test_alloc_count() is the number of
+ * allocations since the last test_fail_alloc, for sweeping nth;
+ * test_free_count() the number of blocks freed since then. Task stacks
+ * and slabs are mmap'd, not allocated: only white-box tests (alloc.c's
+ * aloop__test_fail_alloc) reach those. */
+static unsigned long test_allocs_, test_frees_;
+static long test_fail_nth_, test_fail_left_;
+static inline int test_alloc_fails_(void) {
+    test_allocs_++;
+    if (!test_fail_nth_ || (long)test_allocs_ < test_fail_nth_ || !test_fail_left_) return 0;
+    if (test_fail_left_ > 0) test_fail_left_--;
+    errno = ENOMEM;
+    return 1;
+}
+static inline void *test_malloc_(size_t n) { return test_alloc_fails_() ? NULL : malloc(n); }
+static inline void *test_realloc_(void *p, size_t n) {
+    return test_alloc_fails_() ? NULL : realloc(p, n);
+}
+static inline void test_free_(void *p) {
+    test_frees_ += p != NULL;
+    free(p);
+}
+static inline void test_fail_alloc(long nth, long count) {
+    test_allocs_ = test_frees_ = 0;
+    test_fail_nth_ = nth;
+    test_fail_left_ = count;
+}
+static inline unsigned long test_alloc_count(void) { return test_allocs_; }
+static inline unsigned long test_free_count(void) { return test_frees_; }
+
 /* cmocka_run_group_tests, with the filter from the environment. A filter
  * that names no test of the group fails: a test renamed in the source but
  * not in the build would otherwise pass by running nothing. */
 static inline int aloop_test_run_group(const char *group, const struct CMUnitTest *tests,
                                        size_t n, CMFixtureFunction setup,
                                        CMFixtureFunction teardown) {
+    (void)aloop_set_allocator(test_malloc_, test_realloc_, test_free_); /* -EBUSY: set already */
     const char *filter = getenv("CMOCKA_TEST_FILTER");
     if (filter && *filter) {
         size_t found = 0;
@@ -76,9 +118,12 @@ static inline void run_and_release(aloop_t *loop, aloop_task_t **ts, size_t n) {
 
 /* Misuse aborts in debug mode (src/debug.c): a test of what misuse
  * returns normally skips when ALOOP_DEBUG=1 is in the environment. */
-static inline void skip_in_debug_env(void) {
+static inline int debug_env(void) {
     const char *v = getenv("ALOOP_DEBUG");
-    if (v && *v && strcmp(v, "0") != 0) skip();
+    return v && *v && strcmp(v, "0") != 0;
+}
+static inline void skip_in_debug_env(void) {
+    if (debug_env()) skip();
 }
 
 /* Built with ThreadSanitizer: its runtime runs a thread of its own. */
@@ -124,6 +169,29 @@ static inline double cpu_seconds(void) {
     return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6 +
            (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6;
 }
+
+/* A trace of what tasks did, for tests that check the order of events
+ * (define ALOOP_TEST_TRACE before including this file): note() appends a
+ * formatted piece, trace_reset() empties it, expect_trace() runs the loop
+ * dry, releases the tasks and compares the trace with want. */
+#ifdef ALOOP_TEST_TRACE
+static char trace[512];
+#if defined(__GNUC__)
+__attribute__((format(printf, 1, 2)))
+#endif
+static inline void note(const char *fmt, ...) {
+    va_list ap;
+    size_t len = strlen(trace);
+    va_start(ap, fmt);
+    vsnprintf(trace + len, sizeof trace - len, fmt, ap);
+    va_end(ap);
+}
+static inline void trace_reset(void) { trace[0] = 0; }
+static inline void expect_trace(aloop_t *loop, aloop_task_t **ts, size_t n, const char *want) {
+    run_and_release(loop, ts, n);
+    assert_string_equal(trace, want);
+}
+#endif
 
 /* For call_later: cancels the future or task given as arg. */
 static inline void cancel_cb(void *f) { aloop_cancel(f); }

@@ -485,8 +485,29 @@ static void test_first_step_without_a_stack_completes_enomem(void **state) {
     assert_true(nth - 1 >= 3);
 }
 
+/* The public hook (aloop_test.h installs a counting allocator with it
+ * before the first test): every allocation goes through it, and it is
+ * fixed once a loop exists. */
+static void test_allocator_hook(void **state) {
+    (void)state;
+    test_fail_alloc(0, 0);
+    aloop_t *loop = vloop();
+    aloop_future_t *f = aloop_future_new(loop);
+    assert_true(test_alloc_count() >= 2); /* the loop, the future */
+    test_fail_alloc(1, 1);
+    assert_null(aloop_future_new(loop));
+    assert_int_equal(errno, ENOMEM);
+    test_fail_alloc(0, 0);
+    assert_int_equal(aloop_set_allocator(malloc, NULL, free), -EINVAL);
+    assert_int_equal(aloop_set_allocator(malloc, realloc, free), -EBUSY);
+    assert_int_equal(aloop_set_allocator(NULL, NULL, NULL), -EBUSY);
+    aloop_release(f);
+    aloop_free(loop);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_allocator_hook),
         cmocka_unit_test(test_scenario_without_failures),
         cmocka_unit_test(test_each_single_allocation_fails),
         cmocka_unit_test(test_every_allocation_from_nth_fails),

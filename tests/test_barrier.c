@@ -1,7 +1,6 @@
 /* Tests for src/barrier.c: asyncio.Barrier, on the virtual clock. */
 #include "aloop_test.h"
 
-#include "internal.h"
 
 static aloop_barrier_t *bar;
 static int got[8];
@@ -299,7 +298,7 @@ static void test_misuse(void **state) {
     assert_int_equal(aloop_barrier_wait(bar), -EPERM); /* outside a task */
     assert_int_equal(aloop_barrier_abort(NULL), -EINVAL);
     assert_int_equal(aloop_barrier_reset(NULL), -EINVAL);
-    assert_int_equal(aloop_barrier_broken(NULL), -EINVAL);
+    assert_int_equal(aloop_barrier_broken(NULL), 0);
     assert_int_equal(aloop_barrier_n_waiting(NULL), 0);
     aloop_barrier_free(NULL);
     aloop_t *other = vloop();
@@ -316,11 +315,11 @@ static void test_misuse(void **state) {
 static void test_new_enomem(void **state) {
     (void)state;
     aloop_t *loop = vloop();
-    aloop__test_fail_alloc(1, 1);
+    test_fail_alloc(1, 1);
     errno = 0;
     assert_null(aloop_barrier_new(loop, 2));
     assert_int_equal(errno, ENOMEM);
-    aloop__test_fail_alloc(0, 0);
+    test_fail_alloc(0, 0);
     aloop_free(loop);
 }
 

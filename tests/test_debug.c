@@ -212,6 +212,33 @@ static void test_free_with_pending_tasks_warns(void **state) {
     assert_non_null(strstr(w.last, "2 unfinished task"));
 }
 
+/* ---- task handles never released: a leak valgrind finds, reported at free */
+
+static void *quick(void *arg) {
+    (void)arg;
+    return NULL;
+}
+
+static void test_free_with_unreleased_task_handles_warns(void **state) {
+    (void)state;
+    warnings_t w;
+    aloop_t *loop = debug_loop(&w);
+    aloop_task_t *kept = aloop_spawn(loop, quick, NULL);
+    aloop_task_set_name(kept, "kept");
+    aloop_release(aloop_spawn(loop, quick, NULL)); /* released: not reported */
+    assert_int_equal(aloop_run(loop), 0);
+    aloop_free(loop);
+    assert_int_equal(w.count, 1);
+    assert_non_null(strstr(w.last, "1 task handle(s) were never released (first: 'kept')"));
+    aloop_release(kept); /* still valid, detached */
+
+    loop = debug_loop(&w); /* every handle released: silent */
+    aloop_release(aloop_spawn(loop, quick, NULL));
+    assert_int_equal(aloop_run(loop), 0);
+    aloop_free(loop);
+    assert_int_equal(w.count, 0);
+}
+
 /* ---- double release */
 
 static void test_double_release_of_future_is_caught(void **state) {
@@ -225,11 +252,6 @@ static void test_double_release_of_future_is_caught(void **state) {
     assert_int_equal(w.count, 1);
     assert_non_null(strstr(w.last, "released more often than retained"));
     aloop_free(loop);
-}
-
-static void *quick(void *arg) {
-    (void)arg;
-    return NULL;
 }
 
 static void test_double_release_of_task_is_caught(void **state) {
@@ -252,7 +274,7 @@ static void test_quarantine_is_bounded(void **state) {
     warnings_t w;
     aloop_t *loop = debug_loop(&w);
     for (int i = 0; i < ALOOP_QUARANTINE_MAX + 100; i++) aloop_release(aloop_future_new(loop));
-    assert_int_equal(loop->quarantine_len, ALOOP_QUARANTINE_MAX);
+    assert_int_equal(loop->debug.quarantine_len, ALOOP_QUARANTINE_MAX);
     assert_int_equal(w.count, 0);
     aloop_free(loop); /* LSan: the quarantine is freed with the loop */
 }
@@ -348,6 +370,7 @@ int main(void) {
         cmocka_unit_test(test_unretrieved_error_is_reported),
         cmocka_unit_test(test_retrieved_error_is_not_reported),
         cmocka_unit_test(test_free_with_pending_tasks_warns),
+        cmocka_unit_test(test_free_with_unreleased_task_handles_warns),
         cmocka_unit_test(test_double_release_of_future_is_caught),
         cmocka_unit_test(test_double_release_of_task_is_caught),
         cmocka_unit_test(test_quarantine_is_bounded),

@@ -8,7 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include <time.h>
 
 static char trace[256];
 static void note(const char *s) { strcat(trace, s); }
@@ -18,6 +18,13 @@ static void cb_note(void *arg) { note(arg); }
 static int readable(int fd) {
     struct pollfd p = {.fd = fd, .events = POLLIN};
     return poll(&p, 1, 0) == 1 && (p.revents & POLLIN);
+}
+
+/* The wall clock's monotonic seconds (not the loop's). */
+static double monotonic(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
 static void test_no_work_returns_0_at_once(void **state) {
@@ -121,9 +128,9 @@ static void test_timeout_0_never_blocks(void **state) {
     assert_int_equal(pipe(fds), 0);
     aloop_task_t *t = spawn(loop, wait_fd, fds);
     aloop_call_later(loop, 3600, cb_note, "x");
-    double t0 = aloop__monotonic();
+    double t0 = monotonic();
     for (int i = 0; i < 100; i++) assert_int_equal(aloop_run_once(loop, 0), 1);
-    assert_true(aloop__monotonic() - t0 < 60); /* 100 polls, not an hour */
+    assert_true(monotonic() - t0 < 60); /* 100 polls, not an hour */
     double left = aloop_backend_timeout(loop);
     assert_true(left > 3000 && left <= 3600);
     aloop_cancel(t);

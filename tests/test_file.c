@@ -9,7 +9,6 @@
  */
 #include "aloop_test.h"
 
-#include "internal.h"
 
 #include <fcntl.h>
 #include <stdio.h>
@@ -470,10 +469,10 @@ static void test_enomem_sweep(void **state) {
     aloop_config_t cfg = {.clock = ALOOP_CLOCK_VIRTUAL};
     int failures = 0;
     for (long nth = 1; nth < 200; nth++) {
-        aloop__test_fail_alloc(nth, 1);
+        test_fail_alloc(nth, 1);
         int rc = aloop_main_with(&cfg, oom_reads, &fd, NULL);
-        unsigned long count = aloop__test_alloc_count();
-        aloop__test_fail_alloc(0, 0);
+        unsigned long count = test_alloc_count();
+        test_fail_alloc(0, 0);
         assert_true(rc == 0 || rc == -ENOMEM);
         if (rc) failures++;
         if ((unsigned long)nth > count) break;

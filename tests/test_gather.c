@@ -1,7 +1,6 @@
 /* Tests for src/gather.c: gather, wait, wait_for, shield (virtual clock). */
 #include "aloop_test.h"
 
-#include "internal.h"
 
 #include <math.h>
 
@@ -552,19 +551,18 @@ static void *allocation_failures(void *arg) {
     enum { N = 9 }; /* more than fit on the stack: the slots are allocated */
     aloop_future_t *fs[N];
     for (int i = 0; i < N; i++) fs[i] = aloop_future_new(aloop_current());
-    aloop__test_fail_alloc(1, 1);
+    test_fail_alloc(1, 1);
     assert_int_equal(aloop_gather(fs, N, NULL, NULL, 0), -ENOMEM);
-    aloop__test_fail_alloc(1, 1);
+    test_fail_alloc(1, 1);
     assert_int_equal(aloop_wait(fs, N, ALOOP_ALL_COMPLETED, 1, NULL), -ENOMEM);
-    aloop__test_fail_alloc(1, 1);
+    test_fail_alloc(1, 1);
     assert_null(aloop_shield(fs[0]));
-    aloop__test_fail_alloc(0, 0);
+    test_fail_alloc(0, 0);
     assert_int_equal(errno, ENOMEM);
-    /* Nothing was left registered on the futures. */
-    for (int i = 0; i < N; i++) {
-        assert_true(aloop__list_empty(&fs[i]->waiters));
-        assert_int_equal(fs[i]->refs, 1);
-    }
+    /* Nothing was left registered on the futures (a record left behind
+     * would be reached on the stack of a returned call: ASan), and no
+     * reference was kept (the futures would leak). */
+    for (int i = 0; i < N; i++) assert_int_equal(aloop_future_set_result(fs[i], NULL), 0);
     release_all(fs, N);
     return NULL;
 }

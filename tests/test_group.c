@@ -1,16 +1,8 @@
 /* Tests for src/group.c: task groups (virtual clock). */
+#define ALOOP_TEST_TRACE
 #include "aloop_test.h"
 
-#include "internal.h"
 
-static char trace[512];
-static void note(const char *fmt, ...) {
-    va_list ap;
-    size_t len = strlen(trace);
-    va_start(ap, fmt);
-    vsnprintf(trace + len, sizeof trace - len, fmt, ap);
-    va_end(ap);
-}
 
 /* A child: sleeps, then returns or fails; on cancel it notes it and may
  * spend some time cleaning up. */
@@ -59,7 +51,7 @@ static void *spawn_jobs_and_wait(void *arg) {
 static void test_every_child_awaited(void **state) {
     (void)state;
     job_t jobs[] = {{"a", 3, 0, 0}, {"b", 1, 0, 0}, {"c", 2, 0, 0}, {0}};
-    trace[0] = 0;
+    trace_reset();
     assert_int_equal(run_main(spawn_jobs_and_wait, jobs), 0);
     assert_string_equal(trace, "b:0@1 c:0@2 a:0@3 wait=0@3");
 }
@@ -69,7 +61,7 @@ static void test_first_error_cancels_siblings(void **state) {
     /* b fails at 1: a and c are cancelled; a cleans up for 2 s, so the wait
      * ends at 3 with b's error; c's later failure never happens. */
     job_t jobs[] = {{"a", 10, 0, 2}, {"b", 1, -EIO, 0}, {"c", 2, -ENOENT, 0}, {0}};
-    trace[0] = 0;
+    trace_reset();
     assert_int_equal(run_main(spawn_jobs_and_wait, jobs), 0);
     assert_string_equal(trace, "b:-5@1 c:cancelled@1 a:cancelled@3 wait=-5@3");
 }
@@ -90,7 +82,7 @@ static void *fail_before_wait(void *arg) {
 static void test_error_before_wait(void **state) {
     (void)state;
     job_t jobs[] = {{"a", 10, 0, 0}, {"b", 1, -EIO, 0}, {0}};
-    trace[0] = 0;
+    trace_reset();
     assert_int_equal(run_main(fail_before_wait, jobs), 0);
     assert_string_equal(trace, "b:-5@1 a:cancelled@1 wait=-5@5");
 }
@@ -100,7 +92,7 @@ static void test_cancelled_child_is_not_an_error(void **state) {
     aloop_t *loop = vloop();
     group = aloop_group_new(loop);
     job_t jobs[] = {{"a", 3, 0, 0}, {"b", 5, 0, 0}, {0}};
-    trace[0] = 0;
+    trace_reset();
     aloop_task_t *b = aloop_group_spawn(group, child, &jobs[1]);
     assert_non_null(aloop_group_spawn(group, child, &jobs[0]));
     /* The main task spawns nothing more (empty job list) and waits. */
@@ -118,7 +110,7 @@ static void test_cancelling_the_waiter_cancels_the_group(void **state) {
     aloop_t *loop = vloop();
     group = aloop_group_new(loop);
     job_t jobs[] = {{"a", 10, 0, 1}, {"b", 10, 0, 2}, {0}};
-    trace[0] = 0;
+    trace_reset();
     aloop_task_t *t = aloop_spawn(loop, spawn_jobs_and_wait, jobs);
     aloop_call_later(loop, 1, cancel_cb, t);
     /* The waiter returns -ECANCELED only after both children finished
@@ -159,7 +151,7 @@ static void *wait_then_spawn(void *arg) {
 
 static void test_spawn_while_waiting_and_after(void **state) {
     (void)state;
-    trace[0] = 0;
+    trace_reset();
     assert_int_equal(run_main(wait_then_spawn, NULL), 0);
     assert_string_equal(trace, "spawned@1 late:0@3 wait=0@3 ");
 }
@@ -178,7 +170,7 @@ static void test_free_cancels_running_children(void **state) {
     aloop_t *loop = vloop();
     group = aloop_group_new(loop);
     job_t jobs[] = {{"a", 10, 0, 1}, {"b", 1, 0, 0}};
-    trace[0] = 0;
+    trace_reset();
     aloop_task_t *a = aloop_retain(aloop_group_spawn(group, child, &jobs[0]));
     assert_non_null(aloop_group_spawn(group, child, &jobs[1]));
     aloop_task_t *t = aloop_spawn(loop, free_group_later, NULL);
@@ -215,6 +207,7 @@ static void *wait_foreign_group(void *arg) {
 
 static void test_foreign_loop(void **state) {
     (void)state;
+    skip_in_debug_env(); /* misuse: debug mode aborts */
     aloop_t *loop = vloop(), *other = vloop();
     aloop_group_t *g = aloop_group_new(other);
     aloop_task_t *t = aloop_spawn(loop, wait_foreign_group, g);
@@ -232,9 +225,9 @@ static void test_spawn_allocation_failures(void **state) {
     for (long nth = 1; nth <= 4; nth++) {
         aloop_t *loop = vloop();
         aloop_group_t *g = aloop_group_new(loop);
-        aloop__test_fail_alloc(nth, 1);
+        test_fail_alloc(nth, 1);
         aloop_task_t *t = aloop_group_spawn(g, child, &j);
-        aloop__test_fail_alloc(0, 0);
+        test_fail_alloc(0, 0);
         if (!t) assert_int_equal(errno, ENOMEM);
         aloop_group_free(g);
         aloop_free(loop);

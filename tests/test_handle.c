@@ -3,7 +3,6 @@
 
 #include <math.h>
 
-#include "internal.h"
 
 static char trace[64];
 static void append_char(char c) {

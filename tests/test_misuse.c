@@ -10,7 +10,7 @@
  *   freeing a queue or sync object with waiters   the waiters wake with -EPIPE
  *   re-entering or freeing a running loop  -EPERM / ignored
  *   an object of another (or a freed) loop -EINVAL
- * Debug mode turns every misuse (the list in src/debug.c) into an abort with a
+ * Debug mode turns every misuse (the list in src/base/error.c) into an abort with a
  * message naming the call: one test per rule, each in a child process.
  * (Releasing too often is caught by debug mode: see test_debug.c.)
  */
@@ -18,6 +18,7 @@
 
 #include <math.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,7 +26,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "internal.h"
 
 static void *nothing(void *arg) {
     (void)arg;
@@ -383,7 +383,7 @@ static void *start_probe(void *arg) {
 static void test_loop_from_another_thread(void **state) {
     (void)state;
     thread_probe_t p = {.loop = vloop_with(0)};
-    if (p.loop->flags & ALOOP_DEBUG) { /* ALOOP_DEBUG=1 in the environment: it aborts */
+    if (debug_env()) { /* ALOOP_DEBUG=1 in the environment: it aborts */
         aloop_free(p.loop);
         skip();
     }
@@ -394,7 +394,7 @@ static void test_loop_from_another_thread(void **state) {
     assert_int_equal(p.spawn_errno, EPERM);
     assert_false(p.made);
     assert_int_equal(p.future_errno, EPERM);
-    assert_int_equal(p.loop->task_count, 0); /* nothing leaked into the loop */
+    assert_int_equal(aloop_all_tasks(p.loop, NULL, 0), 0); /* nothing leaked into the loop */
     aloop_release(t);
     aloop_free(p.loop);
 }
@@ -498,6 +498,127 @@ static void test_objects_of_another_loop(void **state) {
     aloop_free(loop);
 }
 
+/* ---- the misuse table: every object type x (an object of another loop,
+ * an object whose loop was freed, a suspending call outside any task).
+ * Each row makes an object of a given loop, uses it with a suspending call
+ * and destroys it; the answer is -EINVAL for another loop's object or a
+ * freed loop's (rows whose objects outlive their loop), -EPERM outside a
+ * task, and the object is left unchanged (its destroy still works). */
+
+typedef struct kind {
+    const char *name;
+    void *(*make)(aloop_t *loop);
+    int (*use)(void *obj);     /* a suspending call on obj */
+    void (*destroy)(void *obj);
+    int outlives_loop;         /* the object stays usable after aloop_free */
+} kind_t;
+
+static void *make_future(aloop_t *loop) { return aloop_future_new(loop); }
+static int use_future(void *o) { return aloop_await(o, NULL); }
+static void destroy_future(void *o) { aloop_release(o); }
+static void *make_queue(aloop_t *loop) { return aloop_queue_new(loop, 0); }
+static int use_queue(void *o) { void *item; return aloop_queue_get(o, &item); }
+static void destroy_queue(void *o) { aloop_queue_free(o); }
+static void *make_lock(aloop_t *loop) {
+    aloop_lock_t *l = aloop_lock_new(loop);
+    assert_int_equal(aloop_lock_try_acquire(l), 0); /* an acquire would wait */
+    return l;
+}
+static int use_lock(void *o) { return aloop_lock_acquire(o); }
+static void destroy_lock(void *o) { aloop_lock_free(o); }
+static void *make_event(aloop_t *loop) { return aloop_event_new(loop); }
+static int use_event(void *o) { return aloop_event_wait(o); }
+static void destroy_event(void *o) { aloop_event_free(o); }
+static void *make_sem(aloop_t *loop) { return aloop_semaphore_new(loop, 0); }
+static int use_sem(void *o) { return aloop_semaphore_acquire(o); }
+static void destroy_sem(void *o) { aloop_semaphore_free(o); }
+static void *make_barrier(aloop_t *loop) { return aloop_barrier_new(loop, 2); }
+static int use_barrier(void *o) { return aloop_barrier_wait(o); }
+static void destroy_barrier(void *o) { aloop_barrier_free(o); }
+static void *make_group(aloop_t *loop) { return aloop_group_new(loop); }
+static int use_group(void *o) { return aloop_group_wait(o); }
+static void destroy_group(void *o) { aloop_group_free(o); }
+static void *make_stream(aloop_t *loop) {
+    int fds[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+    close(fds[1]); /* a read would see EOF: 0, not an error */
+    return aloop_stream_new(loop, fds[0], 0);
+}
+static int use_stream(void *o) { char c; return (int)aloop_stream_read(o, &c, 1); }
+static void destroy_stream(void *o) { aloop_stream_close(o); }
+static void no_handler(aloop_stream_t *conn, void *arg) { (void)conn; (void)arg; }
+static void *make_server(aloop_t *loop) {
+    int fd = aloop_tcp_listen("127.0.0.1", "0", 0);
+    assert_true(fd >= 0);
+    return aloop_serve(loop, fd, no_handler, NULL);
+}
+static int use_server(void *o) { return aloop_server_wait_closed(o); }
+static void destroy_server(void *o) { aloop_server_free(o); }
+static void *make_process(aloop_t *loop) {
+    char *argv[] = {"true", NULL};
+    return aloop_process_spawn(loop, argv, NULL);
+}
+static int use_process(void *o) { return aloop_process_wait(o, NULL); }
+static void destroy_process(void *o) { aloop_process_free(o); }
+
+static const kind_t kinds[] = {
+    {"future", make_future, use_future, destroy_future, 1},
+    {"queue", make_queue, use_queue, destroy_queue, 0},
+    {"lock", make_lock, use_lock, destroy_lock, 0},
+    {"event", make_event, use_event, destroy_event, 0},
+    {"semaphore", make_sem, use_sem, destroy_sem, 0},
+    {"barrier", make_barrier, use_barrier, destroy_barrier, 0},
+    {"group", make_group, use_group, destroy_group, 0},
+    {"stream", make_stream, use_stream, destroy_stream, 1},
+    {"server", make_server, use_server, destroy_server, 0},
+    {"process", make_process, use_process, destroy_process, 1},
+};
+
+typedef struct use_arg {
+    const kind_t *kind;
+    void *obj;
+} use_arg_t;
+
+static void *use_in_task(void *arg) {
+    use_arg_t *u = arg;
+    return (void *)(intptr_t)u->kind->use(u->obj);
+}
+
+/* u->kind->use(u->obj) from a task of loop: its result. */
+static int use_from(aloop_t *loop, use_arg_t *u) {
+    void *rc = NULL;
+    aloop_task_t *t = aloop_spawn(loop, use_in_task, u);
+    assert_non_null(t);
+    assert_int_equal(aloop_run_until_complete(loop, t), 0);
+    assert_int_equal(aloop_future_result(t, &rc), 0);
+    aloop_release(t);
+    return (int)(intptr_t)rc;
+}
+
+static void test_misuse_table(void **state) {
+    (void)state;
+    skip_in_debug_env();
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+        const kind_t *k = &kinds[i];
+        aloop_t *here = vloop_with(0), *other = vloop_with(0);
+        use_arg_t u = {k, k->make(other)};
+        if (!u.obj) fail_msg("%s: make failed", k->name);
+        int rc = use_from(here, &u);
+        if (rc != -EINVAL) fail_msg("%s of another loop: %d, not -EINVAL", k->name, rc);
+        rc = k->use(u.obj); /* no loop runs: outside a task */
+        if (rc != -EPERM) fail_msg("%s outside a task: %d, not -EPERM", k->name, rc);
+        if (k->outlives_loop) {
+            aloop_free(other);
+            other = NULL;
+            rc = use_from(here, &u);
+            if (rc != -EINVAL) fail_msg("%s of a freed loop: %d, not -EINVAL", k->name, rc);
+        }
+        k->destroy(u.obj);
+        aloop_free(other);
+        aloop_free(here);
+    }
+}
+
 /* ---- debug mode: each rule of the policy aborts with a message */
 
 /* A callback runs on the loop but outside any task. */
@@ -522,7 +643,7 @@ static void test_suspending_without_any_loop_is_eperm_always(void **state) {
     aloop_t *loop = vloop_with(0);
     callback_sleep_rc = 1;
     aloop_call_soon(loop, sleep_in_callback, NULL);
-    if (!(loop->flags & ALOOP_DEBUG)) { /* else it would abort (tested below) */
+    if (!debug_env()) { /* else it would abort (tested below) */
         assert_int_equal(aloop_run(loop), 0);
         assert_int_equal(callback_sleep_rc, -EPERM);
     }
@@ -708,6 +829,7 @@ int main(void) {
         cmocka_unit_test(test_idle_loop_may_change_threads),
         cmocka_unit_test(test_loop_from_another_thread_aborts_in_debug_mode),
         cmocka_unit_test(test_objects_of_another_loop),
+        cmocka_unit_test(test_misuse_table),
         cmocka_unit_test(test_misuse_aborts_in_debug_mode),
         cmocka_unit_test(test_suspending_without_any_loop_is_eperm_always),
         cmocka_unit_test(test_void_misuse_is_reported),

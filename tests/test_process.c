@@ -964,7 +964,7 @@ static void *lifetimes_task(void *arg) {
     aloop_release(w);
     assert_int_equal(aloop_process_wait(NULL, NULL), -EINVAL);
     assert_int_equal(aloop_process_pid(NULL), -EINVAL);
-    assert_int_equal(aloop_process_stdout(NULL), -1);
+    assert_int_equal(aloop_process_stdout(NULL), -EINVAL);
     assert_int_equal(aloop_process_take_fd(NULL, 1), -EINVAL);
     aloop_process_free(NULL);
     return NULL;

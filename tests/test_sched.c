@@ -67,10 +67,10 @@ static void test_deadlock_is_reported(void **state) {
     aloop_free(loop);
 }
 
-/* Issue 9 section 4: a future completed by call_soon_threadsafe callbacks
- * from other threads. The loop has nothing of its own that could complete
- * it, but other threads exist, so it must sleep until they post instead of
- * reporting -EDEADLK (which it did at once, before the threads had run). */
+/* A future completed by call_soon_threadsafe callbacks from other
+ * threads. The loop has nothing of its own that could complete it, but
+ * other threads exist, so it must sleep until they post instead of
+ * reporting -EDEADLK before the threads have run. */
 #define FEED_THREADS 8
 #define FEED_CALLS 5000
 typedef struct feed {

@@ -5,7 +5,6 @@
  */
 #include "aloop_test.h"
 
-#include "internal.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -664,11 +663,11 @@ static void *alloc_main(void *arg) {
 /* Returns how many allocations the run made. */
 static unsigned long alloc_run(long nth, long count) {
     alloc_ctx_t a = {0};
-    aloop__test_fail_alloc(nth, count);
+    test_fail_alloc(nth, count);
     aloop_config_t cfg = {.clock = ALOOP_CLOCK_VIRTUAL};
     aloop_t *loop = aloop_new_with(&cfg);
     if (!loop) {
-        aloop__test_fail_alloc(0, 0);
+        test_fail_alloc(0, 0);
         return 0;
     }
     aloop_task_t *m = aloop_spawn(loop, alloc_main, &a);
@@ -678,11 +677,11 @@ static unsigned long alloc_run(long nth, long count) {
         aloop_release(m);
     }
     int rc = aloop_run(loop);
-    unsigned long made = aloop__test_alloc_count();
-    aloop__test_fail_alloc(0, 0);
+    unsigned long made = test_alloc_count();
+    test_fail_alloc(0, 0);
     if (rc != 0) alloc_bad(&a, "aloop_run", rc);
     if (a.violations) fail_msg("nth %ld count %ld: %s", nth, count, a.what);
-    assert_int_equal(loop->task_count, 0);
+    assert_int_equal(aloop_all_tasks(loop, NULL, 0), 0);
     aloop_free(loop);
     return made;
 }

@@ -4,8 +4,6 @@
  */
 #include "aloop_test.h"
 
-#include "internal.h"
-#include "io_internal.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -107,11 +105,11 @@ static void test_cancel_removes_wait(void **state) {
     aloop_task_t *t = aloop_spawn(loop, wait_usr1, &rc);
     aloop_stop(loop);
     aloop_run(loop);
-    assert_int_equal(aloop__io_pending(loop), 1);
+    assert_int_equal(aloop_run_once(loop, 0), 1); /* the wait is work left */
     aloop_cancel(t);
-    assert_int_equal(aloop_run(loop), 0);
+    assert_int_equal(aloop_run(loop), 0); /* nothing keeps the loop any more */
     assert_int_equal(rc, -ECANCELED);
-    assert_int_equal(loop->io->holds, 0);
+    assert_int_equal(aloop_run_once(loop, 0), 0);
     aloop_release(t);
     /* and aloop_free cancels a waiting one */
     rc = 1;
@@ -235,7 +233,7 @@ static void test_wait_any(void **state) {
     assert_int_equal(aloop_run(loop), 0);
     assert_true((first == SIGUSR1 && second == SIGUSR2) || (first == SIGUSR2 && second == SIGUSR1));
 #endif
-    assert_int_equal(loop->io->holds, 0);
+    assert_int_equal(aloop_run_once(loop, 0), 0); /* no wait holds the loop */
     aloop_free(loop);
 }
 
@@ -251,7 +249,7 @@ static void test_wait_any_cancel(void **state) {
     aloop_cancel(t);
     assert_int_equal(aloop_run(loop), 0);
     assert_int_equal(rc, -ECANCELED);
-    assert_int_equal(loop->io->holds, 0);
+    assert_int_equal(aloop_run_once(loop, 0), 0); /* no wait holds the loop */
     aloop_release(t);
     raise(SIGUSR1);
     rc = 1;

@@ -167,7 +167,7 @@ static void test_slabs_are_given_back(void **state) {
     assert_non_null(ts);
     for (size_t i = 0; i < N; i++) ts[i] = spawn(loop, index_plus_one, (void *)i);
 #if !defined(ALOOP_ASAN)
-    assert_int_equal(loop->task_slab_count, 3);
+    assert_int_equal(loop->slabs.count, 3);
 #endif
     assert_int_equal(aloop_run(loop), 0);
     for (size_t i = 0; i < N; i++) {
@@ -177,7 +177,7 @@ static void test_slabs_are_given_back(void **state) {
         aloop_release(ts[i]);
     }
 #if !defined(ALOOP_ASAN)
-    assert_int_equal(loop->task_slab_count, 1);
+    assert_int_equal(loop->slabs.count, 1);
 #endif
     free(ts);
     aloop_free(loop);
@@ -300,6 +300,15 @@ static void *fail_positive(void *arg) {
     (void)arg;
     return aloop_fail(5);
 }
+static void *fail_with_read_result(void *arg) {
+    (void)arg;
+    ssize_t n = aloop_read(-1, NULL, 0); /* -EBADF, an ssize_t: no cast */
+    return aloop_fail(n);
+}
+static void *fail_beyond_int(void *arg) {
+    (void)arg;
+    return aloop_fail((ssize_t)INT_MIN - 5); /* no errno: -EINVAL, not truncated */
+}
 
 static void test_fail_sets_error(void **state) {
     (void)state;
@@ -310,6 +319,13 @@ static void test_fail_sets_error(void **state) {
     assert_int_equal(aloop_run_until_complete(loop, u), -EINVAL);
     assert_false(aloop_future_cancelled(t));
     assert_null(aloop_fail(-EIO)); /* outside a task: nothing happens */
+    aloop_task_t *r = aloop_spawn(loop, fail_with_read_result, NULL);
+    aloop_task_t *b = aloop_spawn(loop, fail_beyond_int, NULL);
+    assert_int_equal(aloop_run_until_complete(loop, r), -EBADF);
+    assert_int_equal(aloop_run_until_complete(loop, b), -EINVAL);
+    assert_string_equal(aloop_strerror((ssize_t)INT_MIN - 5), "unknown error");
+    aloop_release(r);
+    aloop_release(b);
     aloop_release(t);
     aloop_release(u);
     aloop_free(loop);

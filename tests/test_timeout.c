@@ -5,7 +5,6 @@
 
 #include <math.h>
 
-#include "internal.h"
 
 /* What a scenario saw, filled in by its task. */
 typedef struct seen {
@@ -832,9 +831,9 @@ static void test_loop_free_with_due_deadline_queued(void **state) {
 static void *enomem_task(void *arg) {
     (void)arg;
     aloop_timeout_t to;
-    aloop__test_fail_alloc(1, 1);
+    test_fail_alloc(1, 1);
     seen.exit = aloop_timeout_enter(&to, 1);
-    aloop__test_fail_alloc(0, 0);
+    test_fail_alloc(0, 0);
     seen.block = aloop_sleep(2);
     return NULL;
 }

@@ -8,7 +8,6 @@
  */
 #include "aloop_test.h"
 
-#include "internal.h"
 
 #include <fcntl.h>
 #include <sys/socket.h>

@@ -9,11 +9,12 @@
  * the same step frees or closes the object, so the waiter is woken but not
  * run. The waiter must then return the documented result without touching
  * freed memory (ASan) or an fd number that now belongs to someone else.
+ * (A child process's exit is seen by the poll, not caused by a task: there
+ * a task that waited first is woken first and frees the handle.)
  *
  * Not in the table, and why: signal waits (a woken signal waiter never
  * touches the signal state again, and aloop_free runs every task to its end
- * before freeing that state); worker jobs (threadpool.c, see
- * test_threadpool.c).
+ * before freeing that state); worker jobs (threadpool.c, see test_threadpool.c).
  */
 #include "aloop_test.h"
 
@@ -22,6 +23,7 @@
 
 #include <fcntl.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 typedef struct wk {
@@ -31,6 +33,8 @@ typedef struct wk {
     aloop_cond_t *cond;
     aloop_queue_t *q;
     aloop_stream_t *stream;
+    aloop_barrier_t *barrier;
+    aloop_process_t *proc;
     int sv[2];     /* the waiter's socket pair */
     int nv[2];     /* the pair that takes over the fd number */
     char buf[256 * 1024];
@@ -92,6 +96,40 @@ static void lock_free_now(wk_t *k) {
     aloop_lock_free(k->lock);
 }
 
+/* ---- barrier: the round completes (the waiter is released with its
+ * arrival index), freed: a released waiter never touches it again */
+static void bar_setup(wk_t *k) { assert_non_null(k->barrier = aloop_barrier_new(aloop_current(), 2)); }
+static int bar_wait(wk_t *k) { return aloop_barrier_wait(k->barrier); }
+static void bar_free_now(wk_t *k) {
+    assert_int_equal(aloop_barrier_wait(k->barrier), 1); /* the last one: does not suspend */
+    aloop_barrier_free(k->barrier);
+}
+
+/* ---- child process: reaped, freed by a task the reap woke first (it
+ * waited first); the waiter is woken but has not run: the handle stays
+ * until it has left, with the status */
+static void *proc_first_waiter(void *arg) {
+    wk_t *k = arg;
+    assert_int_equal(aloop_process_wait(k->proc, NULL), 0);
+    aloop_process_free(k->proc);
+    return NULL;
+}
+static void proc_setup(wk_t *k) {
+    char *argv[] = {"cat", NULL};
+    aloop_process_opts_t o = {.stdin_mode = ALOOP_STDIO_PIPE};
+    assert_non_null(k->proc = aloop_process_spawn(aloop_current(), argv, &o));
+    aloop_release(spawn(aloop_current(), proc_first_waiter, k));
+    aloop_yield(); /* it waits first */
+}
+static int proc_wait(wk_t *k) {
+    int status = -1;
+    int rc = aloop_process_wait(k->proc, &status);
+    return rc == 0 && WIFEXITED(status) ? WEXITSTATUS(status) : -1000;
+}
+static void proc_free_later(wk_t *k) {
+    assert_int_equal(aloop_close(aloop_process_take_fd(k->proc, 0)), 0); /* cat exits */
+}
+
 /* ---- semaphore: woken with a unit, freed */
 static void sem_setup(wk_t *k) { assert_non_null(k->sem = aloop_semaphore_new(aloop_current(), 0)); }
 static int sem_wait(wk_t *k) { return aloop_semaphore_acquire(k->sem); }
@@ -108,7 +146,7 @@ static void ev_free_now(wk_t *k) {
     aloop_event_free(k->ev);
 }
 
-/* ---- condition with its own lock: notify_all, release, free (issue 9 §2):
+/* ---- condition with its own lock: notify_all, release, free:
  * the waiter must not take the freed lock again */
 static void cond_setup(wk_t *k) { assert_non_null(k->cond = aloop_cond_new(aloop_current(), NULL)); }
 static int cond_wait(wk_t *k) {
@@ -174,7 +212,7 @@ static void qjoin_free_now(wk_t *k) {
     aloop_queue_free(k->q);
 }
 
-/* ---- fd read: woken readable, aloop_close, the number reused (issue 9 §2) */
+/* ---- fd read: woken readable, aloop_close, the number reused */
 static void rd_setup(wk_t *k) { pair(k->sv); }
 static int rd_wait(wk_t *k) {
     ssize_t n = aloop_read(k->sv[0], k->buf, sizeof k->buf);
@@ -227,6 +265,8 @@ static const wk_case_t cases[] = {
     {"lock", lock_setup, lock_wait, lock_free_now, -EPIPE, NULL},
     {"semaphore", sem_setup, sem_wait, sem_free_now, -EPIPE, NULL},
     {"event", ev_setup, ev_wait, ev_free_now, 0, NULL},
+    {"barrier", bar_setup, bar_wait, bar_free_now, 0, NULL},
+    {"child process", proc_setup, proc_wait, proc_free_later, 0, NULL},
     {"cond (own lock)", cond_setup, cond_wait, cond_free_now, -EPIPE, NULL},
     {"cond (caller's lock)", cond_ext_setup, cond_wait, cond_ext_free_now, -EPIPE, cond_ext_check},
     {"queue get", qget_setup, qget_wait, qget_free_now, 0, qget_check},

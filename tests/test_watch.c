@@ -6,7 +6,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "internal.h"
 
 typedef struct watch_ctx {
     aloop_t *loop;

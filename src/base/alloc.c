@@ -9,16 +9,38 @@
  * simulated loop with ALOOP_SIM_ENOMEM (sim.c) makes allocations on its
  * thread fail too, drawn from its own generator.
  */
+#include "aloop.h"
 #include "alloc_internal.h"
 #include "coro_internal.h"
 #include "sim_internal.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <sys/mman.h>
+
+/* The user's allocator (aloop_set_allocator): process-wide like libuv's
+ * uv_replace_allocator, fixed once the first loop exists (memory from one
+ * allocator must never reach another's free). */
+static void *(*user_malloc)(size_t) = malloc;
+static void *(*user_realloc)(void *, size_t) = realloc;
+static void (*user_free)(void *) = free;
+static atomic_int allocator_fixed;
+
+int aloop_set_allocator(void *(*malloc_fn)(size_t), void *(*realloc_fn)(void *, size_t),
+                        void (*free_fn)(void *)) {
+    if (!malloc_fn != !realloc_fn || !malloc_fn != !free_fn) return -EINVAL;
+    if (atomic_load(&allocator_fixed)) return -EBUSY;
+    user_malloc = malloc_fn ? malloc_fn : malloc;
+    user_realloc = realloc_fn ? realloc_fn : realloc;
+    user_free = free_fn ? free_fn : free;
+    return 0;
+}
+
+void aloop__allocator_fix(void) { atomic_store(&allocator_fixed, 1); }
 
 static unsigned long alloc_count;
 static long fail_nth;   /* 0 = off; else fail when alloc_count reaches it */
@@ -50,10 +72,21 @@ void aloop__test_fail_alloc(long nth, long fail_count) {
 
 unsigned long aloop__test_alloc_count(void) { return alloc_count; }
 
-void *aloop__malloc(size_t n) { return should_fail() ? NULL : malloc(n); }
-void *aloop__calloc(size_t count, size_t n) { return should_fail() ? NULL : calloc(count, n); }
-void *aloop__realloc(void *p, size_t n) { return should_fail() ? NULL : realloc(p, n); }
-void aloop__free(void *p) { free(p); }
+void *aloop__malloc(size_t n) { return should_fail() ? NULL : user_malloc(n); }
+void *aloop__realloc(void *p, size_t n) { return should_fail() ? NULL : user_realloc(p, n); }
+void aloop__free(void *p) { user_free(p); }
+
+void *aloop__calloc(size_t count, size_t n) {
+    if (should_fail()) return NULL;
+    if (user_malloc == malloc) return calloc(count, n); /* zeroed pages come free */
+    if (n && count > SIZE_MAX / n) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    void *p = user_malloc(count * n);
+    if (p) memset(p, 0, count * n);
+    return p;
+}
 
 char *aloop__strdup(const char *s) {
     size_t n = strlen(s) + 1;

@@ -26,6 +26,9 @@ void *aloop__map_aligned(size_t size);
  * aloop__free_big and the same n. */
 void *aloop__malloc_big(size_t n);
 void aloop__free_big(void *p, size_t n);
+/* aloop_new: the allocator is fixed from now on (aloop_set_allocator
+ * returns -EBUSY). */
+void aloop__allocator_fix(void);
 /* Test hook: the nth allocation from now (1 = the next) and every one after
  * it fail while fail_count > 0 (fail_count < 0 = for ever). 0 disables. */
 void aloop__test_fail_alloc(long nth, long fail_count);

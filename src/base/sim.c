@@ -21,8 +21,11 @@
  *   spurious  every wait for readiness: reported ready at once (after a
  *             pass through the ready queue); never twice in a row;
  *   delay     every readiness a task waited for, every accept and connect,
- *             except those with a deadline of their own (a delay must not
- *             turn into a timeout): held back 1 us .. 2 ms (a sleep);
+ *             except those with a deadline of their own: held back 1 to 8
+ *             passes through the ready queue (everything ready runs
+ *             first). Passes, not seconds: on the virtual clock time does
+ *             not move while anything is ready, so a sleep would never end
+ *             beside a task that keeps yielding;
  *   reset     recv/send on SOCK_STREAM sockets: the connection is shut down
  *             both ways and the call fails with ECONNRESET (recv) or EPIPE
  *             (send); later calls see what a reset connection gives;
@@ -39,7 +42,7 @@
 #include <unistd.h>
 
 #define SIM_DEFAULT_RATE 0.05
-#define SIM_DELAY_MAX_US 2000
+#define SIM_DELAY_MAX_PASSES 8
 
 /* ---- the generator */
 
@@ -258,7 +261,7 @@ int aloop__sim_spurious(aloop_sim_t *s) {
     return s->woken;
 }
 
-double aloop__sim_delay(aloop_sim_t *s) {
+unsigned aloop__sim_delay(aloop_sim_t *s) {
     if (!want(s, ALOOP_SIM_DELAY) || !hit(s)) return 0;
-    return (double)(1 + below(s, SIM_DELAY_MAX_US)) * 1e-6;
+    return 1 + (unsigned)below(s, SIM_DELAY_MAX_PASSES);
 }

@@ -71,7 +71,8 @@ int aloop__sim_connect(aloop_sim_t *s, int fd, const struct sockaddr *addr, sock
 /* A wait for readiness begins: 1 if it is to be reported ready at once
  * (spurious; never twice in a row). */
 int aloop__sim_spurious(aloop_sim_t *s);
-/* Readiness, a connect or an accept came: seconds to hold it back, or 0. */
-double aloop__sim_delay(aloop_sim_t *s);
+/* Readiness, a connect or an accept came: how many passes through the
+ * ready queue to hold it back, or 0. */
+unsigned aloop__sim_delay(aloop_sim_t *s);
 
 #endif /* ALOOP_SIM_INTERNAL_H */

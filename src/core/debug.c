@@ -26,8 +26,8 @@
 
 void aloop_set_warning_handler(aloop_t *loop, aloop_warning_fn fn, void *arg) {
     if (!loop) return;
-    loop->warn_fn = fn;
-    loop->warn_arg = arg;
+    loop->debug.warn_fn = fn;
+    loop->debug.warn_arg = arg;
 }
 
 void aloop__warn(aloop_t *loop, const char *fmt, ...) {
@@ -36,8 +36,8 @@ void aloop__warn(aloop_t *loop, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    if (loop && loop->warn_fn)
-        loop->warn_fn(loop, msg, loop->warn_arg);
+    if (loop && loop->debug.warn_fn)
+        loop->debug.warn_fn(loop, msg, loop->debug.warn_arg);
     else
         fprintf(stderr, "aloop: warning: %s\n", msg);
 }
@@ -47,8 +47,8 @@ void aloop__warn(aloop_t *loop, const char *fmt, ...) {
 /* The time since the running step began; the next step starts now. */
 static double step_took(aloop_t *loop) {
     double now = aloop__monotonic();
-    double took = loop->step_start > 0 ? now - loop->step_start : 0;
-    loop->step_start = now;
+    double took = loop->debug.step_start > 0 ? now - loop->debug.step_start : 0;
+    loop->debug.step_start = now;
     return took;
 }
 
@@ -81,7 +81,7 @@ void aloop__debug_coop_yield(aloop_t *loop, aloop_task_impl_t *t) {
     }
 }
 
-void aloop__debug_step_begin(aloop_t *loop) { loop->step_start = aloop__monotonic(); }
+void aloop__debug_step_begin(aloop_t *loop) { loop->debug.step_start = aloop__monotonic(); }
 
 /* ---- quarantine of freed futures */
 
@@ -99,10 +99,10 @@ static void really_free(aloop_future_t *f) {
 void aloop__debug_keep_freed(aloop_t *loop, aloop_future_t *f) {
     f->state = ALOOP__FREED;
     f->loop = loop; /* so a later bad release can find the warning handler */
-    aloop__list_push_back(&loop->quarantine, &f->live);
-    if (++loop->quarantine_len > ALOOP_QUARANTINE_MAX) {
-        aloop_list_t *old = aloop__list_pop_front(&loop->quarantine);
-        loop->quarantine_len--;
+    aloop__list_push_back(&loop->debug.quarantine, &f->live);
+    if (++loop->debug.quarantine_len > ALOOP_QUARANTINE_MAX) {
+        aloop_list_t *old = aloop__list_pop_front(&loop->debug.quarantine);
+        loop->debug.quarantine_len--;
         really_free(ALOOP_CONTAINER_OF(old, aloop_future_t, live));
     }
 }
@@ -125,16 +125,16 @@ void aloop__debug_bad_release(aloop_future_t *f) {
 }
 
 void aloop__debug_init(aloop_t *loop) {
-    aloop__list_init(&loop->quarantine);
-    loop->dump_seen = __atomic_load_n(&aloop__dump_requests, __ATOMIC_RELAXED);
+    aloop__list_init(&loop->debug.quarantine);
+    loop->debug.dump_seen = __atomic_load_n(&aloop__dump_requests, __ATOMIC_RELAXED);
 }
 
 /* Loop teardown: the quarantine goes with the loop. */
 void aloop__debug_free(aloop_t *loop) {
     aloop_list_t *n;
-    while ((n = aloop__list_pop_front(&loop->quarantine)) != NULL)
+    while ((n = aloop__list_pop_front(&loop->debug.quarantine)) != NULL)
         really_free(ALOOP_CONTAINER_OF(n, aloop_future_t, live));
-    loop->quarantine_len = 0;
+    loop->debug.quarantine_len = 0;
 }
 
 /* ---- aloop_dump */
@@ -228,7 +228,7 @@ unsigned aloop__dump_requests;
  * steps, so every task but none running is shown with its stack. One loop's
  * dump is not interleaved with another's (stderr's lock). */
 void aloop__dump_requested(aloop_t *loop) {
-    loop->dump_seen = __atomic_load_n(&aloop__dump_requests, __ATOMIC_RELAXED);
+    loop->debug.dump_seen = __atomic_load_n(&aloop__dump_requests, __ATOMIC_RELAXED);
     flockfile(stderr);
     fprintf(stderr, "aloop: dump on signal\n");
     aloop_dump(loop, stderr);
@@ -236,73 +236,10 @@ void aloop__dump_requested(aloop_t *loop) {
     funlockfile(stderr);
 }
 
-/* ---- misuse */
-
-/* The one misuse policy.
- *
- * Misuse is a call the program should never make in that situation, as
- * opposed to a bad argument value (NULL, NaN, a negative delay: plain
- * -EINVAL, always) or a state the caller cannot foresee (a done future:
- * -EINVAL, a full queue: -EAGAIN). The rules:
- *
- *   a suspending call outside a task                          -EPERM
- *   a loop used from a thread other than the one running it   -EPERM
- *   re-entering a running loop (aloop_run inside it)          -EPERM
- *   an object of another loop (or of a freed one)             -EINVAL
- *   aloop_free from inside the running loop                   ignored
- *
- * Normally the call fails with that errno and changes nothing. In debug
- * mode (ALOOP_DEBUG) it prints what went wrong and aborts instead: a
- * mistake found at its first occurrence, with a core dump, beats an error
- * code that a careless caller drops. Debug mode is a loop's: a misuse that
- * involves no loop (a suspending call while no loop runs on the thread)
- * can only answer with its errno. Calls that cannot return an error (void
- * ones) print the message and do nothing.
- *
- * One exception, above: releasing a future more often than it was
- * retained. Without debug mode the memory is already gone, so we abort; in
- * debug mode the quarantine keeps it, so it is reported and ignored.
- */
-
 void aloop__sim_report(aloop_t *loop, const char *what) {
     if (!loop || !loop->sim.seed || loop->sim.reported) return;
     loop->sim.reported = 1;
     char line[160];
     aloop__sim_replay(&loop->sim, line, sizeof line);
     aloop__warn(loop, "%s under simulation; %s", what, line);
-}
-
-int aloop__misuse(const aloop_t *loop, int err, const char *call, const char *fmt, ...) {
-    int debug = loop && (loop->flags & ALOOP_DEBUG);
-    if (err && !debug) return err;
-    char msg[256];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "aloop: %s: %s%s\n", call, msg, debug ? "" : "; ignored");
-    if (debug) {
-        aloop__sim_report((aloop_t *)(uintptr_t)loop, "misuse, aborting");
-        abort();
-    }
-    return err;
-}
-
-int aloop__wrong_thread(const aloop_t *loop, const char *call) {
-    return aloop__misuse(loop, -EPERM, call,
-                         "loop %p is running on another thread; only "
-                         "aloop_call_soon_threadsafe may be called from here",
-                         (const void *)loop);
-}
-
-int aloop__foreign_loop(const aloop_t *owner, const aloop_t *here, const char *call) {
-    if (!owner)
-        return aloop__misuse(here, -EINVAL, call, "the object's loop was freed");
-    return aloop__misuse(owner, -EINVAL, call, "the object belongs to loop %p, not to loop %p",
-                         (const void *)owner, (const void *)here);
-}
-
-void *aloop__null_errno(int err) {
-    errno = -err;
-    return NULL;
 }

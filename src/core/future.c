@@ -218,14 +218,16 @@ static void future_destroy(aloop_future_t *f) {
 
 /* ---- await */
 
+/* The future's completion waiter and the task's wait record, together:
+ * completion wakes the record. */
 typedef struct await_waiter {
     aloop_fut_waiter_t waiter;
-    aloop_task_impl_t *task;
+    aloop_wait_t wait;
 } await_waiter_t;
 
 static void await_fire(aloop_fut_waiter_t *w, aloop_future_t *f) {
     ALOOP_UNUSED(f);
-    aloop__wake(ALOOP_CONTAINER_OF(w, await_waiter_t, waiter)->task, 0);
+    aloop__wake(&ALOOP_CONTAINER_OF(w, await_waiter_t, waiter)->wait, 0);
 }
 
 int aloop_await(aloop_future_t *f, void **result) {
@@ -237,10 +239,10 @@ int aloop_await(aloop_future_t *f, void **result) {
     if (f == &t->fut) return -EDEADLK;
     aloop_retain(f);
     if (f->state == ALOOP__PENDING) {
-        await_waiter_t aw = {.waiter.fire = await_fire, .task = t};
-        aloop_wait_t wait = {.awaiting = f, .what = "aloop_await"};
+        await_waiter_t aw = {.waiter.fire = await_fire,
+                             .wait = {.awaiting = f, .what = "aloop_await"}};
         aloop__future_add_waiter(f, &aw.waiter);
-        if (aloop__suspend(t, &wait) == -ECANCELED) {
+        if (aloop__suspend(t, &aw.wait) == -ECANCELED) {
             aloop_release(f);
             return -ECANCELED;
         }

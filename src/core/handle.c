@@ -60,7 +60,7 @@ aloop_handle_t *aloop_call_later(aloop_t *loop, double delay, void (*cb)(void *)
 }
 
 void aloop_handle_cancel(aloop_handle_t *h) {
-    if (!h || h->cancelled || h->running) return;
+    if (aloop__use_on(h, "aloop_handle_cancel") < 0 || h->cancelled || h->running) return;
     h->cancelled = 1;
     if (aloop__timer_armed(&h->timer)) {
         /* Off the heap now (it must not keep the loop alive), but freed by

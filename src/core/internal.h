@@ -5,9 +5,9 @@
  * task runs on a coroutine (coro.c) with its own stack. When it suspends it
  * fills a wait record on its own stack (struct aloop_wait), registers it
  * with whatever will wake it (a timer, a future, a queue, an fd) and calls
- * aloop__suspend(). Waking means pushing the task on the ready ring
- * (sched.c); cancelling means unregistering the wait record and waking the
- * task with -ECANCELED.
+ * aloop__suspend(). Waking means waking that record (aloop__wake: the
+ * record knows its task, which goes on the ready ring, sched.c); cancelling
+ * means unregistering the record and waking it with -ECANCELED.
  */
 #ifndef ALOOP_INTERNAL_H
 #define ALOOP_INTERNAL_H
@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "base_internal.h"
+#include "error_internal.h"
 #include "coro_internal.h"
 #include "backtrace_internal.h"
 #include "sched_internal.h"
@@ -64,19 +65,25 @@ typedef struct aloop_fut_waiter {
 
 /* A wait record: one per suspension, on the suspended task's stack.
  *
- * Waits on an object's waiter list (queues, locks, semaphores, conditions,
- * events: aloop__wait_in) follow one wake-up protocol, kept in the core
- * (sched.c) so no primitive handles it by itself:
+ * Every waker wakes the record, never the task directly. Waits on an
+ * object's waiter list (queues, locks, semaphores, conditions, events,
+ * barriers, a server's wait_closed, child processes: aloop__wait_in)
+ * follow one wake-up protocol, kept in the core (sched.c) so no primitive
+ * handles it by itself:
  *  - waiting: `link` is in the object's waiter list;
  *  - woken (granted something with result 0, refused with an error, or
  *    cancelled): `link` moves to the object's `woken` list, where it stays
  *    until the task runs again, so the object can still reach the record;
+ *  - cancelled while waiting: the core takes the record off the waiter
+ *    list and calls `withdraw` (a barrier uncounts the arrival);
  *  - woken with a grant, then cancelled before it ran: the core calls
  *    `undo` (hand the lock, item, slot or notification on) as the task
  *    resumes, if the object still holds the record;
  *  - the object freed meanwhile (aloop__waits_free): the record is cut loose
  *    with result -EPIPE; the task then never touches the object again.
- * Other waits (timers, fds, futures) use only cancel/awaiting/result. */
+ * Other waits (timers, fds, futures, worker jobs; signals, whose
+ * aloop_signal_wait_any record stands on several signals' lists at once)
+ * use only cancel/awaiting/result. */
 typedef struct aloop_wait {
     /* Called when the task is cancelled while suspended: unregister from
      * whatever would wake it. The task is then woken with -ECANCELED. NULL
@@ -85,10 +92,14 @@ typedef struct aloop_wait {
     /* Wait lists: give back what the wake-up granted (see above). NULL:
      * nothing to give back. */
     void (*undo)(struct aloop_wait *w);
+    /* Wait lists: the task was cancelled while still waiting, before any
+     * grant: take back what its arrival counted (a barrier's round). The
+     * record is already off the waiter list. NULL: nothing counted. */
+    void (*withdraw)(struct aloop_wait *w);
     /* If set, cancelling the task cancels this future instead, and the task
      * stays suspended until the future is done (await semantics). */
     aloop_future_t *awaiting;
-    struct aloop_task *task; /* wait lists: the waiting task */
+    struct aloop_task *task; /* the waiting task (set by aloop__suspend) */
     aloop_list_t link;       /* wait lists: in the object's waiters, then woken */
     aloop_list_t *woken;     /* wait lists: the object's woken list, or NULL
                               * if the waiter never touches the object again */
@@ -119,8 +130,8 @@ struct aloop_future {
                            * a free task slot: next = the slab's next free one) */
 };
 
-/* A task, 128 bytes on x86-64 (it was 176 before stacks became lazy: the
- * default name, a second list link and aloop_fail's error had fields of
+/* A task, 128 bytes on x86-64 (two cache lines: the default name, a
+ * second list link and aloop_fail's error share fields instead of having
  * their own). A task that has not started is only this struct on the
  * ready ring: no coroutine, no stack. */
 typedef struct aloop_task {
@@ -208,12 +219,14 @@ static inline int aloop__coop_spend(aloop_task_impl_t *t) {
     if (ALOOP_LIKELY(++t->coop_used < ALOOP_COOP_BUDGET)) return 0;
     return aloop__coop_yield(t);
 }
-/* Suspends the running task until aloop__wake(). Returns w->result, or
+/* Suspends the running task on w (w->task = t) until aloop__wake(w).
+ * Returns w->result, or
  * -ECANCELED if a cancel arrived after the wake-up (consumed; the caller
  * must undo whatever the wake-up granted, e.g. hand an item back). */
 int aloop__suspend(aloop_task_impl_t *t, aloop_wait_t *w);
-/* Wakes a suspended task: its aloop__suspend returns result. */
-void aloop__wake(aloop_task_impl_t *t, int result);
+/* Wakes the task suspended on w (a wait record knows its task, as
+ * libdill's triggers do): its aloop__suspend returns result. */
+void aloop__wake(aloop_wait_t *w, int result);
 /* The wake-up protocol of wait lists (see struct aloop_wait). Suspends t
  * on w at the back of `waiters`; `woken` is the object's list for woken
  * records (NULL: the waiter never touches the object after waking). Returns
@@ -554,6 +567,24 @@ typedef struct aloop_loop_stats {
 #define ALOOP__HOOKED (1u << 30)
 struct aloop_pool;    /* threadpool.c state */
 
+/* task.c's part of the loop (loop->slabs): task structs are carved from
+ * page-aligned slabs. */
+typedef struct aloop_task_slabs {
+    aloop_list_t all;            /* every slab */
+    aloop_list_t partial;        /* the slabs with a free slot */
+    size_t count;
+} aloop_task_slabs_t;
+
+/* debug.c's part of the loop (loop->debug). */
+typedef struct aloop_debug {
+    aloop_warning_fn warn_fn;    /* NULL: warnings go to stderr */
+    void *warn_arg;
+    double step_start;           /* monotonic time the running step began */
+    aloop_list_t quarantine;     /* freed futures, oldest first (ALOOP__FREED) */
+    size_t quarantine_len;
+    unsigned dump_seen;          /* aloop__dump_requests at the last dump */
+} aloop_debug_t;
+
 struct aloop {
     /* coro.c's part; first, so that the per-thread current loop
      * (aloop__tls_coros) is the loop itself */
@@ -579,9 +610,7 @@ struct aloop {
     uint64_t next_task_id;
     size_t task_count;           /* unfinished tasks */
     aloop_list_t tasks;          /* unfinished tasks (linked by fut.live) */
-    aloop_list_t task_slabs;     /* task.c: every slab task structs are carved from */
-    aloop_list_t task_slabs_partial; /* task.c: the slabs with a free slot */
-    size_t task_slab_count;
+    aloop_task_slabs_t slabs;    /* task.c's part: where task structs come from */
     /* future.c knows nothing of tasks: a task's last release and its name in
      * warnings go through these (set by task.c) */
     void (*task_dispose)(aloop_t *loop, aloop_future_t *f);
@@ -597,13 +626,7 @@ struct aloop {
     struct aloop_procs *procs;     /* process.c; NULL until the first spawn */
     struct aloop_scopes *scopes;   /* timeout.c: open scopes; NULL until the first */
 
-    /* debug mode (debug.c) */
-    aloop_warning_fn warn_fn;    /* NULL: warnings go to stderr */
-    void *warn_arg;
-    double step_start;           /* monotonic time the running step began */
-    aloop_list_t quarantine;     /* freed futures, oldest first (ALOOP__FREED) */
-    size_t quarantine_len;
-    unsigned dump_seen;          /* aloop__dump_requests at the last dump */
+    aloop_debug_t debug;         /* debug.c's part (debug mode, dumps) */
 
     /* aloop_metrics' counters (the rest it reads from the modules) and
      * aloop_set_hooks' hooks, called while flags has ALOOP__HOOKED */
@@ -649,7 +672,8 @@ void aloop__warn(aloop_t *loop, const char *fmt, ...)
  * (debug.c). */
 void aloop__sim_report(aloop_t *loop, const char *what);
 /* Simulation's delay of a readiness, accept or connect the task t waited
- * for: sleeps a seeded while, or not at all. 0 or -ECANCELED (io.c). */
+ * for: yields a seeded number of times, or not at all. 0 or -ECANCELED
+ * (io.c). */
 int aloop__io_sim_delay(aloop_task_impl_t *t);
 
 /* ---- debug mode (debug.c). Callers test loop->flags & ALOOP_DEBUG first. */
@@ -674,7 +698,7 @@ void aloop__debug_free(aloop_t *loop);
 extern unsigned aloop__dump_requests;
 void aloop__dump_requested(aloop_t *loop);
 static inline void aloop__dump_check(aloop_t *loop) {
-    if (ALOOP_UNLIKELY(__atomic_load_n(&aloop__dump_requests, __ATOMIC_RELAXED) != loop->dump_seen))
+    if (ALOOP_UNLIKELY(__atomic_load_n(&aloop__dump_requests, __ATOMIC_RELAXED) != loop->debug.dump_seen))
         aloop__dump_requested(loop);
 }
 /* dumpsig.c: the loops' wake-up fds the dump signal writes to (the pool's,
@@ -698,28 +722,53 @@ static inline void aloop__hook_done(aloop_t *loop, aloop_task_impl_t *t) {
     if (loop->hooks.done) loop->hooks.done(&t->fut, loop->hooks.arg);
 }
 
-/* ---- misuse (debug.c): the one policy, rules listed there. Returns err
- * (-EPERM / -EINVAL); in debug mode prints "aloop: <call>: <message>" and
- * aborts. err == 0: the call cannot report an error; the message is printed
- * and the caller does nothing. */
-int aloop__misuse(const aloop_t *loop, int err, const char *call, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 4, 5)))
-#endif
-    ;
+/* ---- misuse: the one policy (its rules: error.c). aloop__misuse returns
+ * err (-EPERM / -EINVAL); in loop's debug mode it prints "aloop: <call>:
+ * <message>" and aborts. err == 0: the call cannot report an error; the
+ * message is printed and the caller does nothing. */
+static inline int aloop__debug_on(const aloop_t *loop) {
+    if (ALOOP_LIKELY(!loop || !(loop->flags & ALOOP_DEBUG))) return 0;
+    /* debug mode aborts: a simulated loop first says how to replay it */
+    aloop__sim_report((aloop_t *)(uintptr_t)loop, "misuse, aborting");
+    return 1;
+}
+#define aloop__misuse(loop, err, call, ...) \
+    aloop__misuse_at(aloop__debug_on(loop), (err), (call), __VA_ARGS__)
 /* A loop used from a thread other than the one running it (-EPERM). */
-int aloop__wrong_thread(const aloop_t *loop, const char *call);
+static inline int aloop__wrong_thread(const aloop_t *loop, const char *call) {
+    return aloop__wrong_thread_at(aloop__debug_on(loop), loop, call);
+}
 /* An object owned by `owner` used with loop `here`, or after its loop was
  * freed (owner NULL): -EINVAL. */
-int aloop__foreign_loop(const aloop_t *owner, const aloop_t *here, const char *call);
+static inline int aloop__foreign_loop(const aloop_t *owner, const aloop_t *here,
+                                      const char *call) {
+    return aloop__foreign_loop_at(aloop__debug_on(owner ? owner : here), owner, here, call);
+}
 /* The same-loop check of every call on an object: 0, or -EINVAL (misuse). */
 static inline int aloop__check_loop(const aloop_t *owner, const char *call) {
     const aloop_t *cur = aloop__tls_loop();
     if (ALOOP_LIKELY(owner && (!cur || cur == owner))) return 0;
     return aloop__foreign_loop(owner, cur, call);
 }
-/* Constructors fail through here: sets errno to -err, returns NULL. */
-void *aloop__null_errno(int err);
+/* The entry of every call on an object of a loop (obj; owner its loop,
+ * NULL once that loop was freed): -EINVAL for a NULL obj (a bad argument,
+ * never misuse), misuse -EINVAL for an object of another loop or of a
+ * freed one, else 0. aloop__use is the non-suspending calls' entry;
+ * aloop__enter_obj adds aloop__enter for the suspending ones (the running
+ * task, or NULL with *err). The _on macros take the owner from obj->loop. */
+static inline int aloop__use(const void *obj, const aloop_t *owner, const char *call) {
+    if (ALOOP_UNLIKELY(!obj)) return -EINVAL;
+    return aloop__check_loop(owner, call);
+}
+aloop_task_impl_t *aloop__enter(int *err);
+static inline aloop_task_impl_t *aloop__enter_obj(const void *obj, const aloop_t *owner,
+                                                  const char *call, int *err) {
+    if (ALOOP_UNLIKELY((*err = aloop__use(obj, owner, call)) < 0)) return NULL;
+    return aloop__enter(err);
+}
+#define aloop__use_on(obj, call) aloop__use((obj), (obj) ? (obj)->loop : NULL, (call))
+#define aloop__enter_on(obj, call, err) \
+    aloop__enter_obj((obj), (obj) ? (obj)->loop : NULL, (call), (err))
 static inline int aloop__foreign_thread(const aloop_t *loop) {
     return ALOOP_UNLIKELY(loop->running) && aloop__tls_loop() != loop;
 }

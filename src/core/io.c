@@ -66,8 +66,6 @@ enum {
 typedef struct aloop_io_waiter {
     aloop_wait_t wait;
     aloop_timer_t timer;
-    aloop_task_impl_t *task;
-    aloop_t *loop;
     int fd;
     int dir; /* 0 = read, 1 = write */
 } aloop_io_waiter_t;
@@ -185,18 +183,19 @@ static void interest_drop(struct aloop_io *io, int fd, unsigned bit) {
 
 /* Removes a waiter from its watch and its timer from the heap. */
 static void waiter_unregister(aloop_io_waiter_t *iw) {
-    struct aloop_io *io = iw->loop->io;
+    aloop_t *loop = iw->wait.task->fut.loop;
+    struct aloop_io *io = loop->io;
     aloop_io_watch_t *w = &io->watches[iw->fd];
     w->waiter[iw->dir] = NULL;
     if (!(w->flags & ALOOP__WATCH_OWNED)) io->unowned_waits--;
     interest_drop(io, iw->fd, dir_bit(iw->dir));
-    aloop__timer_stop(iw->loop, &iw->timer);
+    aloop__timer_stop(loop, &iw->timer);
     io->waits--;
 }
 
 static void waiter_finish(aloop_io_waiter_t *iw, int result) {
     waiter_unregister(iw);
-    aloop__wake(iw->task, result);
+    aloop__wake(&iw->wait, result);
 }
 
 static void waiter_timeout(aloop_timer_t *tm) {
@@ -224,8 +223,10 @@ static int watch_add_interest(aloop_t *loop, int fd, aloop_io_watch_t *w, unsign
 
 int aloop__io_sim_delay(aloop_task_impl_t *t) {
     aloop_t *loop = t->fut.loop;
-    double d = aloop__sim_on(loop) ? aloop__sim_delay(&loop->sim) : 0;
-    return d > 0 ? aloop__sleep(t, d) : 0;
+    unsigned passes = aloop__sim_on(loop) ? aloop__sim_delay(&loop->sim) : 0;
+    for (int rc; passes--;)
+        if ((rc = aloop__yield(t)) < 0) return rc;
+    return 0;
 }
 
 /* Suspends t until fd is ready in direction dir (0 read, 1 write). sim:
@@ -244,7 +245,7 @@ static int io_wait(aloop_task_impl_t *t, int fd, int dir, double timeout, int si
     if (sim && aloop__sim_on(loop) && aloop__sim_spurious(&loop->sim)) return aloop__yield(t);
     aloop_io_waiter_t iw = {.wait = {.cancel = waiter_cancel,
                                      .what = dir ? "fd writable" : "fd readable"},
-                            .task = t, .loop = loop, .fd = fd, .dir = dir};
+                            .fd = fd, .dir = dir};
     aloop__timer_init(&iw.timer, waiter_timeout);
     if (timeout >= 0 && aloop__timer_start(loop, &iw.timer, aloop__now(loop) + timeout) < 0) {
         if (w->registered & ~w->wanted) mark_dirty(io, fd);

@@ -277,6 +277,7 @@ ALOOP_NOINLINE int aloop__coop_yield(aloop_task_impl_t *t) {
 
 int aloop__suspend(aloop_task_impl_t *t, aloop_wait_t *w) {
     aloop_t *loop = t->fut.loop;
+    w->task = t;
     t->wait = w;
     t->coop_used = 0;
     if (ALOOP_UNLIKELY(loop->flags & (ALOOP_DEBUG | ALOOP__HOOKED))) switch_out_slow(loop, t);
@@ -289,8 +290,8 @@ int aloop__suspend(aloop_task_impl_t *t, aloop_wait_t *w) {
     return w->result;
 }
 
-void aloop__wake(aloop_task_impl_t *t, int result) {
-    aloop_wait_t *w = t->wait;
+void aloop__wake(aloop_wait_t *w, int result) {
+    aloop_task_impl_t *t = w->task;
     w->result = result;
     t->wait = NULL;
     t->queued = 1;
@@ -306,12 +307,12 @@ void aloop__wake(aloop_task_impl_t *t, int result) {
 static void wait_list_cancel(aloop_wait_t *w) {
     aloop__list_remove(&w->link);
     if (w->woken) aloop__list_push_back(w->woken, &w->link);
+    if (w->withdraw) w->withdraw(w);
 }
 
 int aloop__wait_in(aloop_task_impl_t *t, aloop_wait_t *w, aloop_list_t *waiters,
                    aloop_list_t *woken) {
     w->cancel = wait_list_cancel;
-    w->task = t;
     w->woken = woken;
     aloop__list_push_back(waiters, &w->link);
     int rc = aloop__suspend(t, w);
@@ -329,7 +330,7 @@ aloop_wait_t *aloop__wake_first(aloop_list_t *waiters, int result) {
     if (!n) return NULL;
     aloop_wait_t *w = ALOOP_CONTAINER_OF(n, aloop_wait_t, link);
     if (w->woken) aloop__list_push_back(w->woken, n);
-    aloop__wake(w->task, result);
+    aloop__wake(w, result);
     return w;
 }
 
@@ -342,7 +343,7 @@ size_t aloop__wake_all(aloop_list_t *waiters, int result) {
 void aloop__waits_free(aloop_list_t *waiters, aloop_list_t *woken, int result) {
     aloop_list_t *n;
     while ((n = aloop__list_pop_front(waiters)) != NULL)
-        aloop__wake(ALOOP_CONTAINER_OF(n, aloop_wait_t, link)->task, result);
+        aloop__wake(ALOOP_CONTAINER_OF(n, aloop_wait_t, link), result);
     if (!woken) return;
     while ((n = aloop__list_pop_front(woken)) != NULL)
         ALOOP_CONTAINER_OF(n, aloop_wait_t, link)->result = result;
@@ -676,16 +677,14 @@ int aloop_yield(void) {
 typedef struct sleep_wait {
     aloop_wait_t wait;
     aloop_timer_t timer;
-    aloop_task_impl_t *task;
 } sleep_wait_t;
 
 static void sleep_fire(aloop_timer_t *timer) {
-    aloop__wake(ALOOP_CONTAINER_OF(timer, sleep_wait_t, timer)->task, 0);
+    aloop__wake(&ALOOP_CONTAINER_OF(timer, sleep_wait_t, timer)->wait, 0);
 }
 
 static void sleep_cancel(aloop_wait_t *w) {
-    sleep_wait_t *sw = ALOOP_CONTAINER_OF(w, sleep_wait_t, wait);
-    aloop__timer_stop(sw->task->fut.loop, &sw->timer);
+    aloop__timer_stop(w->task->fut.loop, &ALOOP_CONTAINER_OF(w, sleep_wait_t, wait)->timer);
 }
 
 int aloop_sleep(double seconds) {
@@ -699,7 +698,7 @@ int aloop_sleep(double seconds) {
 
 int aloop__sleep(aloop_task_impl_t *t, double seconds) {
     aloop_t *loop = t->fut.loop;
-    sleep_wait_t sw = {.wait = {.cancel = sleep_cancel, .what = "aloop_sleep"}, .task = t};
+    sleep_wait_t sw = {.wait = {.cancel = sleep_cancel, .what = "aloop_sleep"}};
     aloop__timer_init(&sw.timer, sleep_fire);
     if (aloop__timer_start(loop, &sw.timer, aloop__now(loop) + seconds) < 0) return -ENOMEM;
     return aloop__suspend(t, &sw.wait);

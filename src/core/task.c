@@ -42,8 +42,8 @@
 #define TASK_SLAB_SLOTS (TASK_SLAB_SIZE / sizeof(aloop_task_impl_t))
 
 typedef struct task_slab {
-    aloop_list_t all;      /* loop->task_slabs */
-    aloop_list_t partial;  /* loop->task_slabs_partial while a slot is free */
+    aloop_list_t all;      /* loop->slabs.all */
+    aloop_list_t partial;  /* loop->slabs.partial while a slot is free */
     aloop_t *loop;         /* NULL once the loop was freed (orphan) */
     aloop_task_impl_t *free; /* given-back slots, linked through fut.live.next */
     unsigned used;         /* slots handed out */
@@ -76,20 +76,20 @@ static task_slab_t *slab_new(aloop_t *loop) {
     task_slab_t *s = aloop__map_aligned(TASK_SLAB_SIZE);
     if (!s) return NULL;
 #ifdef MADV_HUGEPAGE
-    if (!aloop__list_empty(&loop->task_slabs)) madvise(s, TASK_SLAB_SIZE, MADV_HUGEPAGE);
+    if (!aloop__list_empty(&loop->slabs.all)) madvise(s, TASK_SLAB_SIZE, MADV_HUGEPAGE);
 #endif
     s->loop = loop;
     s->fresh = 1; /* slot 0 is this header */
-    aloop__list_push_back(&loop->task_slabs, &s->all);
-    aloop__list_push_front(&loop->task_slabs_partial, &s->partial);
-    loop->task_slab_count++;
+    aloop__list_push_back(&loop->slabs.all, &s->all);
+    aloop__list_push_front(&loop->slabs.partial, &s->partial);
+    loop->slabs.count++;
     return s;
 }
 
 static aloop_task_impl_t *slab_take(aloop_t *loop) {
     task_slab_t *s;
-    if (!aloop__list_empty(&loop->task_slabs_partial))
-        s = ALOOP_CONTAINER_OF(loop->task_slabs_partial.next, task_slab_t, partial);
+    if (!aloop__list_empty(&loop->slabs.partial))
+        s = ALOOP_CONTAINER_OF(loop->slabs.partial.next, task_slab_t, partial);
     else if (!(s = slab_new(loop)))
         return NULL;
     aloop_task_impl_t *t;
@@ -112,17 +112,17 @@ static aloop_task_impl_t *slab_take(aloop_t *loop) {
 static void slab_unmap(task_slab_t *s) {
     aloop__list_remove(&s->all);
     aloop__list_remove(&s->partial);
-    if (s->loop) s->loop->task_slab_count--;
+    if (s->loop) s->loop->slabs.count--;
     aloop__unmap(s, TASK_SLAB_SIZE);
 }
 
 static void slab_give(aloop_task_impl_t *t) {
     task_slab_t *s = slab_of(t);
-    if (s->loop && slab_full(s)) aloop__list_push_front(&s->loop->task_slabs_partial, &s->partial);
+    if (s->loop && slab_full(s)) aloop__list_push_front(&s->loop->slabs.partial, &s->partial);
     t->fut.live.next = (aloop_list_t *)(void *)s->free;
     s->free = t;
     VALGRIND_FREELIKE_BLOCK(t, 0);
-    if (--s->used == 0 && (!s->loop || s->loop->task_slab_count > 1)) slab_unmap(s);
+    if (--s->used == 0 && (!s->loop || s->loop->slabs.count > 1)) slab_unmap(s);
 }
 
 static aloop_task_impl_t *task_alloc(aloop_t *loop) {
@@ -149,8 +149,8 @@ static void task_dispose(aloop_t *loop, aloop_future_t *f) {
 
 void aloop__tasks_init(aloop_t *loop) {
     aloop__list_init(&loop->tasks);
-    aloop__list_init(&loop->task_slabs);
-    aloop__list_init(&loop->task_slabs_partial);
+    aloop__list_init(&loop->slabs.all);
+    aloop__list_init(&loop->slabs.partial);
     loop->task_dispose = task_dispose;
     loop->task_label = aloop__task_label;
 }
@@ -158,8 +158,8 @@ void aloop__tasks_init(aloop_t *loop) {
 /* Loop teardown: unmaps the empty slabs; the others hold tasks the user
  * still has (detached): orphaned, unmapped by the last release. */
 void aloop__task_pool_free(aloop_t *loop) {
-    while (!aloop__list_empty(&loop->task_slabs)) {
-        task_slab_t *s = ALOOP_CONTAINER_OF(loop->task_slabs.next, task_slab_t, all);
+    while (!aloop__list_empty(&loop->slabs.all)) {
+        task_slab_t *s = ALOOP_CONTAINER_OF(loop->slabs.all.next, task_slab_t, all);
         if (s->used == 0) {
             slab_unmap(s);
             continue;
@@ -167,7 +167,7 @@ void aloop__task_pool_free(aloop_t *loop) {
         aloop__list_remove(&s->all);
         aloop__list_remove(&s->partial);
         s->loop = NULL;
-        loop->task_slab_count--;
+        loop->slabs.count--;
     }
 }
 
@@ -245,7 +245,7 @@ int aloop__task_cancel(aloop_task_impl_t *t) {
         return 1;
     }
     if (w->cancel) w->cancel(w);
-    aloop__wake(t, -ECANCELED);
+    aloop__wake(w, -ECANCELED);
     return 1;
 }
 
@@ -270,9 +270,10 @@ int aloop_task_cancelling(const aloop_task_t *f) {
     return ((const aloop_task_impl_t *)(const void *)f)->cancel_requests;
 }
 
-void *aloop_fail(int err) {
+void *aloop_fail(ssize_t err) {
     aloop_task_impl_t *t = aloop__current_task();
-    if (t) t->fut.error = err < 0 ? err : -EINVAL; /* until it completes */
+    /* until it completes; an err that is no errno at all is -EINVAL too */
+    if (t) t->fut.error = err < 0 && err >= -INT_MAX ? (int)err : -EINVAL;
     return NULL;
 }
 

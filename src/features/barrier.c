@@ -46,14 +46,12 @@ static void wake_all(aloop_barrier_t *b, int err) {
 }
 
 /* Cancelled while the round fills: the task no longer counts as arrived. */
-static void waiter_cancel(aloop_wait_t *wait) {
-    barrier_waiter_t *w = ALOOP_CONTAINER_OF(wait, barrier_waiter_t, wait);
-    aloop__list_remove(&w->wait.link);
-    w->barrier->count--;
+static void waiter_withdraw(aloop_wait_t *wait) {
+    ALOOP_CONTAINER_OF(wait, barrier_waiter_t, wait)->barrier->count--;
 }
 
 int aloop_barrier_wait(aloop_barrier_t *b) {
-    if (!b || aloop__check_loop(b->loop, "aloop_barrier_wait") < 0) return -EINVAL;
+    if (aloop__use_on(b, "aloop_barrier_wait") < 0) return -EINVAL;
     int err;
     aloop_task_impl_t *t = aloop__enter(&err);
     if (!t) return err;
@@ -64,27 +62,24 @@ int aloop_barrier_wait(aloop_barrier_t *b) {
         return (int)index;
     }
     b->count++;
-    /* Not aloop__wait_in: a cancel must also take the task off the count.
-     * Woken records are not kept (woken == NULL): a released waiter never
-     * touches the barrier again. */
-    barrier_waiter_t w = {.wait = {.cancel = waiter_cancel, .task = t,
-                                   .what = "aloop_barrier_wait"},
+    /* A cancel takes the task off the count (withdraw). Woken records are
+     * not kept (woken == NULL): a released waiter never touches the barrier
+     * again. -ECANCELED also when the round completed just before the
+     * cancel: the others went on, as in asyncio; there is nothing to undo. */
+    barrier_waiter_t w = {.wait = {.withdraw = waiter_withdraw, .what = "aloop_barrier_wait"},
                           .barrier = b};
-    aloop__list_push_back(&b->waiters, &w.wait.link);
-    /* -ECANCELED also when the round completed just before the cancel: the
-     * others went on, as in asyncio; there is nothing to undo. */
-    return aloop__suspend(t, &w.wait);
+    return aloop__wait_in(t, &w.wait, &b->waiters, NULL);
 }
 
 int aloop_barrier_abort(aloop_barrier_t *b) {
-    if (!b || aloop__check_loop(b->loop, "aloop_barrier_abort") < 0) return -EINVAL;
+    if (aloop__use_on(b, "aloop_barrier_abort") < 0) return -EINVAL;
     b->broken = 1;
     wake_all(b, -EPIPE);
     return 0;
 }
 
 int aloop_barrier_reset(aloop_barrier_t *b) {
-    if (!b || aloop__check_loop(b->loop, "aloop_barrier_reset") < 0) return -EINVAL;
+    if (aloop__use_on(b, "aloop_barrier_reset") < 0) return -EINVAL;
     wake_all(b, -EPIPE); /* the round under way is broken for its waiters */
     b->broken = 0;
     return 0;
@@ -94,7 +89,7 @@ unsigned aloop_barrier_parties(const aloop_barrier_t *b) { return b ? b->parties
 
 unsigned aloop_barrier_n_waiting(const aloop_barrier_t *b) { return b ? b->count : 0; }
 
-int aloop_barrier_broken(const aloop_barrier_t *b) { return b ? b->broken : -EINVAL; }
+int aloop_barrier_broken(const aloop_barrier_t *b) { return b && b->broken; }
 
 void aloop_barrier_free(aloop_barrier_t *b) {
     if (!b) return;

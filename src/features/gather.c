@@ -27,8 +27,7 @@ typedef struct slot {
 } slot_t;
 
 struct multi_wait {
-    aloop_wait_t wait;
-    aloop_task_impl_t *task;
+    aloop_wait_t wait;   /* wait.task: the caller */
     aloop_future_t *const *fs;
     size_t n;
     size_t pending;      /* inputs not done yet */
@@ -65,8 +64,8 @@ static void slot_fire(aloop_fut_waiter_t *w, aloop_future_t *f) {
     mw->pending--;
     if (failed(f) && !mw->first_error) mw->first_error = f->error;
     if (!aloop__wait_pending(&mw->wait) || mw->quiet || !satisfied(mw, f)) return;
-    aloop__timer_stop(mw->task->fut.loop, &mw->timer);
-    aloop__wake(mw->task, 0);
+    aloop__timer_stop(mw->wait.task->fut.loop, &mw->timer);
+    aloop__wake(&mw->wait, 0);
 }
 
 /* Checks the inputs of gather / wait before anything else happens. */
@@ -145,7 +144,8 @@ static void gather_fill(const multi_wait_t *mw, void **results, int *errors) {
     }
 }
 
-int aloop_gather(aloop_future_t *const *fs, size_t n, void **results, int *errors, int flags) {
+int aloop_gather(aloop_future_t *const *fs, size_t n, void **results, int *errors,
+                 unsigned flags) {
     int err = check_inputs(fs, n);
     if (err) return err;
     if (flags & ~ALOOP_RETURN_ERRORS) return -EINVAL;
@@ -154,7 +154,7 @@ int aloop_gather(aloop_future_t *const *fs, size_t n, void **results, int *error
 
     slot_t stack_slots[STACK_SLOTS];
     multi_wait_t mw = {.wait = {.cancel = gather_cancel, .what = "aloop_gather", .task = t},
-                       .task = t, .fs = fs, .n = n};
+                       .fs = fs, .n = n};
     aloop__timer_init(&mw.timer, NULL); /* unused: never armed */
     mw.mode = (flags & ALOOP_RETURN_ERRORS) ? GATHER_ALL : GATHER_STOP_ON_ERROR;
     if (multi_wait_start(&mw, stack_slots) < 0) return -ENOMEM;
@@ -183,14 +183,14 @@ int aloop_gather(aloop_future_t *const *fs, size_t n, void **results, int *error
 
 static void wait_timeout_fire(aloop_timer_t *timer) {
     multi_wait_t *mw = ALOOP_CONTAINER_OF(timer, multi_wait_t, timer);
-    if (aloop__wait_pending(&mw->wait)) aloop__wake(mw->task, -ETIMEDOUT);
+    if (aloop__wait_pending(&mw->wait)) aloop__wake(&mw->wait, -ETIMEDOUT);
 }
 
 /* Cancelled while suspended: aloop_wait cancels nothing, it only stops
  * its timer (the slots are unlinked on the way out). */
 static void wait_cancel(aloop_wait_t *w) {
     multi_wait_t *mw = ALOOP_CONTAINER_OF(w, multi_wait_t, wait);
-    aloop__timer_stop(mw->task->fut.loop, &mw->timer);
+    aloop__timer_stop(w->task->fut.loop, &mw->timer);
 }
 
 static size_t count_done(aloop_future_t *const *fs, size_t n) {
@@ -219,7 +219,7 @@ int aloop_wait(aloop_future_t *const *fs, size_t n, int mode, double timeout, si
 
     slot_t stack_slots[STACK_SLOTS];
     multi_wait_t mw = {.wait = {.cancel = wait_cancel, .what = "aloop_wait", .task = t},
-                       .task = t, .fs = fs, .n = n, .mode = mode};
+                       .fs = fs, .n = n, .mode = mode};
     aloop__timer_init(&mw.timer, wait_timeout_fire);
     if (multi_wait_start(&mw, stack_slots) < 0) return -ENOMEM;
 
@@ -245,7 +245,6 @@ typedef struct wait_for_state {
     aloop_wait_t wait; /* .awaiting = f: a cancel of the caller cancels f */
     aloop_fut_waiter_t waiter;
     aloop_timer_t timer;
-    aloop_task_impl_t *task;
     aloop_future_t *f;
     uint8_t timed_out;
 } wait_for_state_t;
@@ -253,8 +252,8 @@ typedef struct wait_for_state {
 static void wait_for_done(aloop_fut_waiter_t *w, aloop_future_t *f) {
     ALOOP_UNUSED(f);
     wait_for_state_t *s = ALOOP_CONTAINER_OF(w, wait_for_state_t, waiter);
-    aloop__timer_stop(s->task->fut.loop, &s->timer);
-    aloop__wake(s->task, 0);
+    aloop__timer_stop(s->wait.task->fut.loop, &s->timer);
+    aloop__wake(&s->wait, 0);
 }
 
 /* The deadline passed: cancel f and keep waiting until it has finished.
@@ -277,7 +276,7 @@ int aloop_wait_for(aloop_future_t *f, double timeout, void **result) {
     aloop_t *loop = t->fut.loop;
     aloop_retain(f);
 
-    wait_for_state_t s = {.wait = {.awaiting = f, .what = "aloop_wait_for"}, .task = t, .f = f};
+    wait_for_state_t s = {.wait = {.awaiting = f, .what = "aloop_wait_for", .task = t}, .f = f};
     s.waiter.fire = wait_for_done;
     aloop__list_init(&s.waiter.link);
     aloop__timer_init(&s.timer, wait_for_expire);

@@ -35,8 +35,7 @@ struct aloop_group {
     int error;       /* first failure */
     uint8_t aborting; /* a child failed or the waiter was cancelled */
     uint8_t finished; /* aloop_group_wait has returned */
-    aloop_task_impl_t *waiter; /* the task in aloop_group_wait */
-    group_wait_t *wait;
+    group_wait_t *wait; /* the record of the task in aloop_group_wait, or NULL */
 };
 
 /* Cancels every child still running; spawning is over. */
@@ -58,8 +57,8 @@ static void child_done(aloop_fut_waiter_t *w, aloop_future_t *f) {
             group_abort(g);
         }
     }
-    if (g->pending == 0 && g->waiter && aloop__wait_pending(&g->wait->wait))
-        aloop__wake(g->waiter, 0);
+    if (g->pending == 0 && g->wait && aloop__wait_pending(&g->wait->wait))
+        aloop__wake(&g->wait->wait, 0);
 }
 
 aloop_group_t *aloop_group_new(aloop_t *loop) {
@@ -81,7 +80,7 @@ static int children_reserve(aloop_group_t *g) {
 }
 
 aloop_task_t *aloop_group_spawn(aloop_group_t *g, aloop_task_fn fn, void *arg) {
-    if (!g || !fn) return aloop__null_errno(-EINVAL);
+    if (!fn || aloop__use_on(g, "aloop_group_spawn") < 0) return aloop__null_errno(-EINVAL);
     if (g->aborting || g->finished) return aloop__null_errno(-EPERM);
     group_child_t *c = aloop__calloc(1, sizeof *c);
     if (!c || children_reserve(g) < 0) goto nomem;
@@ -105,26 +104,22 @@ static void group_wait_cancel(aloop_wait_t *w) {
 }
 
 int aloop_group_wait(aloop_group_t *g) {
-    int err;
-    if (!g) return -EINVAL;
-    aloop_t *cur = aloop_current();
-    if (cur && cur != g->loop) return -EINVAL;
+    int err = aloop__use_on(g, "aloop_group_wait");
+    if (err < 0) return err;
     aloop_task_impl_t *self = aloop__current_task();
     for (size_t i = 0; self && i < g->n; i++)
         if (g->children[i]->task == &self->fut) return -EDEADLK; /* a child waiting for itself */
     aloop_task_impl_t *t = aloop__enter(&err);
     if (!t) return err;
-    if (g->waiter) return -EBUSY; /* another task waits on it already */
+    if (g->wait) return -EBUSY; /* another task waits on it already */
 
     int cancelled = 0;
     while (g->pending) {
         group_wait_t gw = {.wait = {.cancel = group_wait_cancel, .what = "aloop_group_wait", .task = t},
                            .group = g};
-        g->waiter = t;
         g->wait = &gw;
         int rc = aloop__suspend(t, &gw.wait);
         if (!gw.group) return rc == -ECANCELED ? rc : -EPIPE; /* freed under us */
-        g->waiter = NULL;
         g->wait = NULL;
         if (rc == -ECANCELED) {
             cancelled = 1;
@@ -137,9 +132,9 @@ int aloop_group_wait(aloop_group_t *g) {
 
 void aloop_group_free(aloop_group_t *g) {
     if (!g) return;
-    if (g->waiter) { /* misuse, but do not leave a task hanging */
+    if (g->wait) { /* misuse, but do not leave a task hanging */
         g->wait->group = NULL;
-        if (aloop__wait_pending(&g->wait->wait)) aloop__wake(g->waiter, -EPIPE);
+        if (aloop__wait_pending(&g->wait->wait)) aloop__wake(&g->wait->wait, -EPIPE);
     }
     for (size_t i = 0; i < g->n; i++) {
         group_child_t *c = g->children[i];

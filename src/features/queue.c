@@ -304,7 +304,7 @@ aloop_queue_t *aloop_queue_new_priority(aloop_t *loop, size_t maxsize,
 }
 
 int aloop_queue_put_nowait(aloop_queue_t *q, void *item) {
-    if (!q || aloop__check_loop(q->loop, "aloop_queue_put_nowait") < 0) return -EINVAL;
+    if (aloop__use_on(q, "aloop_queue_put_nowait") < 0) return -EINVAL;
     if (q->shutdown) return -EPIPE;
     if (queue_is_full(q)) return -EAGAIN;
     return queue_add(q, item);
@@ -321,8 +321,7 @@ int aloop_queue_get_nowait(aloop_queue_t *q, void **item) {
 
 int aloop_queue_put(aloop_queue_t *q, void *item) {
     int err;
-    if (!q || aloop__check_loop(q->loop, "aloop_queue_put") < 0) return -EINVAL;
-    aloop_task_impl_t *t = aloop__enter(&err);
+    aloop_task_impl_t *t = aloop__enter_on(q, "aloop_queue_put", &err);
     if (!t) return err;
     if (q->shutdown) return -EPIPE;
     if (ALOOP_LIKELY(!queue_is_full(q))) return queue_add(q, item);
@@ -358,12 +357,12 @@ int aloop_queue_get(aloop_queue_t *q, void **item) {
 
 size_t aloop_queue_size(const aloop_queue_t *q) { return q ? q->count + q->handed : 0; }
 
-int aloop_queue_empty(const aloop_queue_t *q) { return aloop_queue_size(q) == 0; }
+int aloop_queue_empty(const aloop_queue_t *q) { return q && aloop_queue_size(q) == 0; }
 
 int aloop_queue_full(const aloop_queue_t *q) { return q && queue_is_full(q); }
 
 void aloop_queue_task_done(aloop_queue_t *q) {
-    if (!q) return;
+    if (aloop__use_on(q, "aloop_queue_task_done") < 0) return;
     if (q->unfinished == 0) {
         /* asyncio raises ValueError: task_done() called too many times */
         if (q->loop->flags & ALOOP_DEBUG)
@@ -375,8 +374,7 @@ void aloop_queue_task_done(aloop_queue_t *q) {
 
 int aloop_queue_join(aloop_queue_t *q) {
     int err;
-    if (!q || aloop__check_loop(q->loop, "aloop_queue_join") < 0) return -EINVAL;
-    aloop_task_impl_t *t = aloop__enter(&err);
+    aloop_task_impl_t *t = aloop__enter_on(q, "aloop_queue_join", &err);
     if (!t) return err;
     if (q->unfinished == 0) return 0;
     queue_waiter_t w = {.kind = WAIT_JOIN};
@@ -401,7 +399,7 @@ static void revoke_grants(aloop_queue_t *q, int immediate) {
 }
 
 void aloop_queue_shutdown(aloop_queue_t *q, int immediate) {
-    if (!q) return;
+    if (aloop__use_on(q, "aloop_queue_shutdown") < 0) return;
     q->shutdown = 1;
     revoke_grants(q, immediate);
     if (immediate) {

@@ -104,8 +104,7 @@ static void lock_undo(aloop_wait_t *w) { lock_pass_on(waiter_obj(w)); }
 
 int aloop_lock_acquire(aloop_lock_t *l) {
     int err;
-    if (!l || aloop__check_loop(l->loop, "aloop_lock_acquire") < 0) return -EINVAL;
-    aloop_task_impl_t *t = aloop__enter(&err);
+    aloop_task_impl_t *t = aloop__enter_on(l, "aloop_lock_acquire", &err);
     if (!t) return err;
     if (!l->locked) {
         l->locked = 1;
@@ -115,14 +114,14 @@ int aloop_lock_acquire(aloop_lock_t *l) {
 }
 
 int aloop_lock_try_acquire(aloop_lock_t *l) {
-    if (!l || aloop__check_loop(l->loop, "aloop_lock_try_acquire") < 0) return -EINVAL;
+    if (aloop__use_on(l, "aloop_lock_try_acquire") < 0) return -EINVAL;
     if (l->locked) return -EAGAIN;
     l->locked = 1;
     return 0;
 }
 
 int aloop_lock_release(aloop_lock_t *l) {
-    if (!l || aloop__check_loop(l->loop, "aloop_lock_release") < 0) return -EINVAL;
+    if (aloop__use_on(l, "aloop_lock_release") < 0) return -EINVAL;
     if (!l->locked) return -EPERM;
     lock_pass_on(l);
     return 0;
@@ -179,8 +178,7 @@ int aloop_event_is_set(const aloop_event_t *e) { return e && e->set; }
 
 int aloop_event_wait(aloop_event_t *e) {
     int err;
-    if (!e || aloop__check_loop(e->loop, "aloop_event_wait") < 0) return -EINVAL;
-    aloop_task_impl_t *t = aloop__enter(&err);
+    aloop_task_impl_t *t = aloop__enter_on(e, "aloop_event_wait", &err);
     if (!t) return err;
     if (e->set) return 0;
     /* A wake-up followed by a cancel grants nothing to undo, and the
@@ -227,8 +225,7 @@ static void semaphore_undo(aloop_wait_t *w) { semaphore_give(waiter_obj(w)); }
 
 int aloop_semaphore_acquire(aloop_semaphore_t *s) {
     int err;
-    if (!s || aloop__check_loop(s->loop, "aloop_semaphore_acquire") < 0) return -EINVAL;
-    aloop_task_impl_t *t = aloop__enter(&err);
+    aloop_task_impl_t *t = aloop__enter_on(s, "aloop_semaphore_acquire", &err);
     if (!t) return err;
     if (s->value > 0) {
         s->value--;
@@ -238,7 +235,7 @@ int aloop_semaphore_acquire(aloop_semaphore_t *s) {
 }
 
 int aloop_semaphore_release(aloop_semaphore_t *s) {
-    if (!s || aloop__check_loop(s->loop, "aloop_semaphore_release") < 0) return -EINVAL;
+    if (aloop__use_on(s, "aloop_semaphore_release") < 0) return -EINVAL;
     if (aloop__list_empty(&s->waiters)) {
         if (s->bounded && s->value >= s->bound) return -EINVAL;
         if (s->value == UINT_MAX) return -EOVERFLOW;
@@ -289,7 +286,7 @@ static void cond_undo(aloop_wait_t *w) {
 
 int aloop_cond_wait(aloop_cond_t *c) {
     int err, gone;
-    if (!c || aloop__check_loop(c->loop, "aloop_cond_wait") < 0) return -EINVAL;
+    if (aloop__use_on(c, "aloop_cond_wait") < 0) return -EINVAL;
     if (!c->lock->locked) return -EPERM;
     aloop_task_impl_t *t = aloop__enter(&err);
     if (!t) return err;
@@ -306,7 +303,7 @@ int aloop_cond_wait(aloop_cond_t *c) {
 }
 
 int aloop_cond_notify(aloop_cond_t *c, size_t n) {
-    if (!c || aloop__check_loop(c->loop, "aloop_cond_notify") < 0) return -EINVAL;
+    if (aloop__use_on(c, "aloop_cond_notify") < 0) return -EINVAL;
     if (!c->lock->locked) return -EPERM;
     size_t woken = 0;
     while (woken < n && aloop__wake_first(&c->waiters, 0)) woken++;

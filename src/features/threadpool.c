@@ -64,7 +64,7 @@ typedef struct pool_job {
     void *arg;
     void (*discard)(void *result, void *arg); /* for an orphaned result; may be NULL */
     void *result;
-    aloop_task_impl_t *task; /* loop thread only: NULL once orphaned */
+    aloop_wait_t *wait;      /* loop thread only: the caller's record, NULL once orphaned */
     int state;               /* JOB_*, under mu */
     int lane;                /* ALOOP__LANE_* */
 } pool_job_t;
@@ -391,8 +391,8 @@ void aloop__async_drain(aloop_t *loop) {
         pool_job_t *j = jobs;
         jobs = j->next;
         a->inflight--;
-        if (j->task)
-            aloop__wake(j->task, 0); /* the task reads the result and frees j */
+        if (j->wait)
+            aloop__wake(j->wait, 0); /* the task reads the result and frees j */
         else
             job_orphaned(j); /* its task was cancelled while it ran */
     }
@@ -576,7 +576,6 @@ int aloop_set_thread_pool_size(aloop_t *loop, unsigned n) {
 
 typedef struct pool_wait {
     aloop_wait_t wait;
-    aloop_t *loop;
     pool_job_t *job;
     uint8_t dropped;  /* taken back from the queue: fn never runs */
     uint8_t orphaned; /* running: its result will go to discard */
@@ -586,7 +585,7 @@ typedef struct pool_wait {
  * has it yet (it never runs), else orphan it. */
 static void pool_wait_cancel(aloop_wait_t *w) {
     pool_wait_t *pw = ALOOP_CONTAINER_OF(w, pool_wait_t, wait);
-    struct aloop_pool *a = pw->loop->pool;
+    struct aloop_pool *a = w->task->fut.loop->pool;
     pool_job_t *j = pw->job;
     pthread_mutex_lock(&a->mu);
     int queued = j->state == JOB_QUEUED;
@@ -601,7 +600,7 @@ static void pool_wait_cancel(aloop_wait_t *w) {
         aloop__free(j);
         pw->dropped = 1;
     } else {
-        j->task = NULL; /* the loop hands its result to discard when it is back */
+        j->wait = NULL; /* the loop hands its result to discard when it is back */
         pw->orphaned = 1;
     }
 }
@@ -625,7 +624,7 @@ int aloop__run_in_lane(int lane, void *(*fn)(void *), void *arg,
     struct aloop_pool *a = t->fut.loop->pool;
     pool_job_t *j = aloop__malloc(sizeof *j);
     if (!j) return -ENOMEM;
-    *j = (pool_job_t){.fn = fn, .arg = arg, .discard = discard, .task = t, .state = JOB_QUEUED,
+    *j = (pool_job_t){.fn = fn, .arg = arg, .discard = discard, .state = JOB_QUEUED,
                       .lane = lane};
 
     pthread_mutex_lock(&a->mu);
@@ -652,7 +651,8 @@ int aloop__run_in_lane(int lane, void *(*fn)(void *), void *arg,
     a->inflight++;
 
     pool_wait_t pw = {.wait = {.cancel = pool_wait_cancel, .what = "aloop_run_in_thread"},
-                      .loop = t->fut.loop, .job = j};
+                      .job = j};
+    j->wait = &pw.wait;
     int rc = aloop__suspend(t, &pw.wait);
     if (pw.orphaned) return -ECANCELED;
     if (pw.dropped) {

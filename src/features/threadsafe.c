@@ -48,7 +48,7 @@ typedef struct rts {
     aloop_future_t *task;  /* until it finished */
 
     /* caller loop's thread only */
-    aloop_task_impl_t *waiter; /* suspended caller, NULL when not suspended */
+    aloop_wait_t *waiter; /* the suspended caller's record, NULL when not suspended */
     int delivered;             /* the done post ran */
 
     aloop_post_t start_post, cancel_post, done_post;
@@ -131,9 +131,9 @@ static void done_cb(void *arg) { /* on the caller loop's thread */
     rts_t *r = arg;
     r->delivered = 1;
     if (r->waiter) {
-        aloop_task_impl_t *t = r->waiter;
+        aloop_wait_t *w = r->waiter;
         r->waiter = NULL;
-        aloop__wake(t, 0);
+        aloop__wake(w, 0);
     }
     rts_release(r);
 }
@@ -157,7 +157,7 @@ static int wait_in_task(rts_t *r, aloop_task_impl_t *t) {
     int cancelled = 0, cancel_sent = 0;
     while (!r->delivered) {
         rts_wait_t w = {.wait = {.cancel = wait_cancel, .what = "aloop_run_threadsafe"}, .r = r};
-        r->waiter = t;
+        r->waiter = &w.wait;
         if (aloop__suspend(t, &w.wait) != -ECANCELED) continue;
         cancelled = 1;
         if (r->delivered) break;

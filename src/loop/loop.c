@@ -31,6 +31,7 @@ aloop_t *aloop_new_with(const aloop_config_t *cfg) {
     static const aloop_config_t defaults = {0};
     if (!cfg) cfg = &defaults;
     if (!config_valid(cfg)) return aloop__null_errno(-EINVAL);
+    aloop__allocator_fix();
     aloop_t *loop = aloop__calloc(1, sizeof *loop);
     if (!loop) return aloop__null_errno(-ENOMEM);
     loop->clock = env_clock(cfg->clock);
@@ -120,6 +121,22 @@ static void cancel_pending_futures(aloop_t *loop) {
     }
 }
 
+/* Debug mode: task handles the program still holds when the loop goes
+ * (each one a leak unless released later; valgrind would say so). */
+static void warn_unreleased_tasks(aloop_t *loop) {
+    size_t n = 0;
+    const aloop_task_t *first = NULL;
+    for (aloop_list_t *l = loop->futures.next; l != &loop->futures; l = l->next) {
+        const aloop_future_t *f = ALOOP_CONTAINER_OF(l, aloop_future_t, live);
+        if (!f->is_task || f->state == ALOOP__FREED) continue;
+        if (!first) first = f;
+        n++;
+    }
+    if (n)
+        aloop__warn(loop, "loop freed while %zu task handle(s) were never released (first: '%s'); "
+                    "aloop_release them", n, aloop_task_name(first));
+}
+
 void aloop_free(aloop_t *loop) {
     if (!loop) return;
     if (loop->running || aloop__tls_loop() == loop) {
@@ -134,7 +151,7 @@ void aloop_free(aloop_t *loop) {
     cancel_pending_futures(loop);
     aloop__drain_tasks(loop); /* runs what those cancels scheduled */
     drop_pending_callbacks(loop);
-    /* Objects that may outlive the loop forget it (streams; rel, issue 9 §2) */
+    /* Objects that may outlive the loop (streams) forget it */
     aloop_list_t *o;
     while ((o = aloop__list_pop_front(&loop->owned)) != NULL)
         ALOOP_CONTAINER_OF(o, aloop_owned_t, link)->detach(ALOOP_CONTAINER_OF(o, aloop_owned_t, link));
@@ -145,6 +162,7 @@ void aloop_free(aloop_t *loop) {
     aloop__signal_free(loop); /* forgets its fds: before the fd table goes */
     aloop__async_free(loop);
     aloop__io_free(loop);
+    if (loop->flags & ALOOP_DEBUG) warn_unreleased_tasks(loop);
     while (!aloop__list_empty(&loop->futures)) {
         aloop_future_t *f = ALOOP_CONTAINER_OF(loop->futures.next, aloop_future_t, live);
         aloop__future_detach(f);
@@ -158,7 +176,7 @@ void aloop_free(aloop_t *loop) {
     aloop__free(loop);
 }
 
-int aloop_main_with(const aloop_config_t *cfg, void *(*fn)(void *), void *arg, void **result) {
+int aloop_main_with(const aloop_config_t *cfg, aloop_task_fn fn, void *arg, void **result) {
     if (!fn) return -EINVAL;
     aloop_t *loop = aloop_new_with(cfg);
     if (!loop) return -errno;
@@ -175,6 +193,6 @@ int aloop_main_with(const aloop_config_t *cfg, void *(*fn)(void *), void *arg, v
     return rc;
 }
 
-int aloop_main(void *(*fn)(void *), void *arg, void **result) {
+int aloop_main(aloop_task_fn fn, void *arg, void **result) {
     return aloop_main_with(NULL, fn, arg, result);
 }

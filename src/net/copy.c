@@ -104,7 +104,8 @@ static ssize_t step_peek(aloop_task_impl_t *t, int out_fd, int in_fd, off_t *off
     char *buf = aloop__malloc(len);
     if (!buf) return -ENOMEM;
     ssize_t r = aloop__sys_recv(t->fut.loop, in_fd, buf, len, MSG_PEEK | MSG_DONTWAIT);
-    if (r < 0) r = errno == EWOULDBLOCK ? -EAGAIN : -errno;
+    /* interrupted: wait (at once if data is there) and try again */
+    if (r < 0) r = errno == EWOULDBLOCK || errno == EINTR ? -EAGAIN : -errno;
     if (r == -EAGAIN) {
         int rc = aloop__io_wait(t, in_fd, 0, -1);
         if (rc < 0) r = rc;

@@ -468,9 +468,8 @@ typedef struct attempt {
 /* One connect in progress: the attempts run side by side on watches, the
  * calling task waits on one record for any of them or the timer. */
 typedef struct he {
-    aloop_wait_t wait;
+    aloop_wait_t wait;     /* wait.task: the calling task */
     aloop_timer_t timer;   /* the next attempt's start, or the deadline */
-    aloop_task_impl_t *task;
     aloop_t *loop;
     const he_addr_t *addrs;
     attempt_t *att;
@@ -520,7 +519,7 @@ static int interleave(const struct addrinfo *ai, he_addr_t **out, size_t *n) {
 /* Wakes the task if it still waits on he (a watch and the timer may both
  * fire before it runs). */
 static void he_wake(he_t *he) {
-    if (he->task->wait == &he->wait) aloop__wake(he->task, 0);
+    if (aloop__wait_pending(&he->wait)) aloop__wake(&he->wait, 0);
 }
 
 static void he_timer(aloop_timer_t *tm) { he_wake(ALOOP_CONTAINER_OF(tm, he_t, timer)); }
@@ -589,7 +588,7 @@ static int attempt_done_now(const attempt_t *at) {
 /* Suspends until an attempt finishes, `wake` passes, or a cancel. */
 static int he_wait(he_t *he, double wake) {
     if (wake != INFINITY && aloop__timer_start(he->loop, &he->timer, wake) < 0) return -ENOMEM;
-    int rc = aloop__suspend(he->task, &he->wait);
+    int rc = aloop__suspend(he->wait.task, &he->wait);
     aloop__timer_stop(he->loop, &he->timer);
     return rc;
 }
@@ -602,8 +601,8 @@ static int happy_eyeballs(aloop_task_impl_t *t, const he_addr_t *addrs, size_t n
     aloop_t *loop = t->fut.loop;
     attempt_t *att = aloop__calloc(n ? n : 1, sizeof *att);
     if (!att) return -ENOMEM;
-    he_t he = {.wait = {.cancel = he_cancel, .what = "tcp connect"},
-               .task = t, .loop = loop, .addrs = addrs, .att = att, .n = n};
+    he_t he = {.wait = {.cancel = he_cancel, .what = "tcp connect", .task = t},
+               .loop = loop, .addrs = addrs, .att = att, .n = n};
     aloop__timer_init(&he.timer, he_timer);
     for (size_t i = 0; i < n; i++) att[i] = (attempt_t){.he = &he, .fd = -1};
     int err = n ? -EHOSTUNREACH : -ENOENT;

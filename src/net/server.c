@@ -246,7 +246,8 @@ aloop_server_t *aloop_serve(aloop_t *loop, int listen_fd, aloop_conn_fn handler,
 }
 
 int aloop_server_close(aloop_server_t *srv) {
-    if (!srv) return -EINVAL;
+    int err = aloop__use_on(srv, "aloop_server_close");
+    if (err < 0) return err;
     if (srv->closed) return 0;
     close_listener(srv);
     if (srv->acceptor) aloop_cancel(srv->acceptor); /* wakes it from a back-off pause too */
@@ -261,9 +262,8 @@ static int is_own_handler(const aloop_server_t *srv, const aloop_task_impl_t *t)
 }
 
 int aloop_server_wait_closed(aloop_server_t *srv) {
-    if (!srv) return -EINVAL;
     int err;
-    aloop_task_impl_t *t = aloop__enter(&err);
+    aloop_task_impl_t *t = aloop__enter_on(srv, "aloop_server_wait_closed", &err);
     if (!t) return err;
     if (server_idle(srv)) return srv->error;
     if (is_own_handler(srv, t)) return -EDEADLK;

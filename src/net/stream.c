@@ -138,9 +138,8 @@ static int stream_claim(aloop_stream_t *s, int role) {
  * before it touches anything (aloop_stream_close would not wake it). */
 static int stream_enter(aloop_stream_t *s, aloop_task_impl_t **t, int role, const char *call) {
     int err;
-    *t = aloop__enter(&err);
+    *t = aloop__enter_on(s, call, &err);
     if (!*t) return err;
-    if (aloop__check_loop(s->loop, call) < 0) return -EINVAL;
     return stream_claim(s, role);
 }
 
@@ -574,7 +573,7 @@ static ssize_t copy_locked(aloop_task_impl_t *t, aloop_stream_t *to, aloop_strea
 int aloop_stream_copy(aloop_stream_t *to, aloop_stream_t *from, size_t n, size_t *copied) {
     size_t done = 0;
     if (copied) *copied = 0;
-    if (!to || !from) return -EINVAL;
+    if (!from || aloop__use_on(to, "aloop_stream_copy") < 0) return -EINVAL;
     aloop_task_impl_t *t;
     int same = to == from;
     int rc = stream_enter(from, &t, same ? STREAM_READ | STREAM_WRITE : STREAM_READ,

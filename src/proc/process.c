@@ -81,17 +81,10 @@
 
 extern char **environ;
 
-typedef struct proc_waiter {
-    aloop_wait_t wait;
-    aloop_list_t link;        /* p->waiters */
-    aloop_task_impl_t *task;
-    aloop_t *loop;
-} proc_waiter_t;
-
 struct aloop_process {
     aloop_t *loop;            /* NULL once the loop was freed (detached) */
     aloop_list_t link;        /* loop->procs->all */
-    aloop_list_t waiters;     /* proc_waiter_t: tasks in aloop_process_wait */
+    aloop_list_t waiters;     /* wait records of the tasks in aloop_process_wait */
     int pid;
     int pidfd;                /* the child's pidfd where there is one, else -1:
                                * watched until reaped (pidfd path), and
@@ -160,12 +153,9 @@ static void mark_reaped(aloop_process_t *p, int status, int error) {
     p->wait_error = error;
     pidfd_unwatch(p);
     if (!p->group || p->orphaned) pidfd_close(p); /* else kept for kill_group */
-    while (!aloop__list_empty(&p->waiters)) {
-        proc_waiter_t *w = ALOOP_CONTAINER_OF(p->waiters.next, proc_waiter_t, link);
-        aloop__list_remove(&w->link);
-        aloop__io_hold(w->loop, -1);
-        aloop__wake(w->task, 0);
-    }
+    /* each waiter held the loop (process_wait); the core wakes them */
+    size_t n = aloop__wake_all(&p->waiters, 0);
+    if (n) aloop__io_hold(p->loop, -(int)n);
     maybe_destroy(p);
 }
 
@@ -704,9 +694,9 @@ aloop_process_t *aloop_process_spawn(aloop_t *loop, char *const argv[],
 /* ------------------------------------------------------------------------ */
 
 int aloop_process_pid(const aloop_process_t *p) { return p ? p->pid : -EINVAL; }
-int aloop_process_stdin(const aloop_process_t *p) { return p ? p->fds[0] : -1; }
-int aloop_process_stdout(const aloop_process_t *p) { return p ? p->fds[1] : -1; }
-int aloop_process_stderr(const aloop_process_t *p) { return p ? p->fds[2] : -1; }
+int aloop_process_stdin(const aloop_process_t *p) { return p ? p->fds[0] : -EINVAL; }
+int aloop_process_stdout(const aloop_process_t *p) { return p ? p->fds[1] : -EINVAL; }
+int aloop_process_stderr(const aloop_process_t *p) { return p ? p->fds[2] : -EINVAL; }
 
 int aloop_process_take_fd(aloop_process_t *p, int which) {
     if (!p || which < 0 || which > 2) return -EINVAL;
@@ -792,23 +782,19 @@ void aloop_process_free(aloop_process_t *p) {
 /* Waiting                                                                  */
 /* ------------------------------------------------------------------------ */
 
-static void wait_cancel(aloop_wait_t *w) {
-    proc_waiter_t *pw = ALOOP_CONTAINER_OF(w, proc_waiter_t, wait);
-    aloop__list_remove(&pw->link);
-    aloop__io_hold(pw->loop, -1);
-}
+/* Cancelled while waiting (the core took the record off p->waiters): the
+ * wait no longer holds the loop. */
+static void wait_withdraw(aloop_wait_t *w) { aloop__io_hold(w->task->fut.loop, -1); }
 
 /* The caller is t, past aloop__enter; p is checked. */
 static int process_wait(aloop_task_impl_t *t, aloop_process_t *p, int *status) {
     if (!p->reaped) try_reap(p); /* already exited: no trip through the poller */
     int rc = 0;
     if (!p->reaped) {
-        proc_waiter_t w = {.wait = {.cancel = wait_cancel, .what = "aloop_process_wait"},
-                           .task = t, .loop = t->fut.loop};
-        aloop__list_push_back(&p->waiters, &w.link);
-        aloop__io_hold(w.loop, 1); /* a wait for a child keeps the loop alive */
+        aloop_wait_t w = {.withdraw = wait_withdraw, .what = "aloop_process_wait"};
+        aloop__io_hold(t->fut.loop, 1); /* a wait for a child keeps the loop alive */
         p->users++;
-        rc = aloop__suspend(t, &w.wait);
+        rc = aloop__wait_in(t, &w, &p->waiters, NULL);
         p->users--;
     }
     if (rc == 0) {
@@ -821,17 +807,7 @@ static int process_wait(aloop_task_impl_t *t, aloop_process_t *p, int *status) {
 
 /* Common checks of the suspending calls: t or NULL with *err. */
 static aloop_task_impl_t *enter(aloop_process_t *p, const char *call, int *err) {
-    if (!p) {
-        *err = -EINVAL;
-        return NULL;
-    }
-    aloop_task_impl_t *t = aloop__enter(err);
-    if (!t) return NULL;
-    if (ALOOP_UNLIKELY(p->loop != t->fut.loop)) { /* another loop's, or a freed one's */
-        *err = aloop__foreign_loop(p->loop, t->fut.loop, call);
-        return NULL;
-    }
-    return t;
+    return aloop__enter_on(p, call, err); /* p->loop is NULL once its loop was freed */
 }
 
 int aloop_process_wait(aloop_process_t *p, int *status) {

@@ -56,7 +56,6 @@ typedef struct sig_entry {
 /* A task waiting for one of n signals (aloop_signal_wait: n == 1). */
 struct sig_waiter {
     aloop_wait_t wait;
-    aloop_task_impl_t *task;
     aloop_t *loop;
     sig_entry_t *entries;
     int n;       /* entries on their slots */
@@ -110,7 +109,7 @@ static void deliver(aloop_t *loop, int signo) {
     while (!aloop__list_empty(&slot->waiters)) {
         sig_waiter_t *sw = ALOOP_CONTAINER_OF(slot->waiters.next, sig_entry_t, link)->w;
         waiter_remove(st, sw);
-        aloop__wake(sw->task, sw->any ? signo : 0);
+        aloop__wake(&sw->wait, sw->any ? signo : 0);
     }
 }
 
@@ -337,7 +336,7 @@ int aloop_signal_wait(int signo) {
     if (!t) return err;
     sig_entry_t e;
     sig_waiter_t sw = {.wait = {.cancel = sig_cancel, .what = "aloop_signal_wait"},
-                       .task = t, .loop = t->fut.loop, .entries = &e};
+                       .loop = t->fut.loop, .entries = &e};
     return wait_signals(t, &sw, &signo, 1);
 }
 
@@ -366,7 +365,7 @@ int aloop_signal_wait_any(const sigset_t *set) {
     sig_entry_t *e = n <= SIG_ENTRIES_LOCAL ? local : aloop__malloc((size_t)n * sizeof *e);
     if (!e) return -ENOMEM;
     sig_waiter_t sw = {.wait = {.cancel = sig_cancel, .what = "aloop_signal_wait_any"},
-                       .task = t, .loop = t->fut.loop, .entries = e, .any = 1};
+                       .loop = t->fut.loop, .entries = e, .any = 1};
     int rc = wait_signals(t, &sw, signos, n);
     if (e != local) aloop__free(e);
     return rc;
