@@ -479,8 +479,15 @@ static void test_second_signal_during_shutdown(void **state) {
     while ((r = waitpid(server_pid, &status, WNOHANG)) == 0 && now_s() < deadline) usleep(1000);
     assert_int_equal(r, server_pid);
     server_pid = -1;
-    assert_true(WIFSIGNALED(status));
-    assert_int_equal(WTERMSIG(status), SIGINT);
+    /* By SIGINT at once. Or, on a machine slow enough that the SIGINT came
+     * after aloop_free had left the stuck job behind (its 1 s grace), the
+     * shutdown had already ended with 0: either way not after the job. */
+    if (WIFSIGNALED(status)) {
+        assert_int_equal(WTERMSIG(status), SIGINT);
+    } else {
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 0);
+    }
     close(a);
     close(b);
 }
