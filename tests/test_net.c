@@ -1122,7 +1122,10 @@ static void test_happy_eyeballs_enomem(void **state) {
     for (he_fail_nth = 1; he_fail_nth < 200; he_fail_nth++) {
         he_case_t c = {.host = "he.example", .timeout = 30};
         he_run(&c, 0);
-        assert_true(c.rc == 0 || c.rc == -ENOMEM);
+        /* the failed allocation may be the live address's watch (under
+         * simulation the order differs): then only the dead one is left,
+         * and the deadline ends it */
+        assert_true(c.rc == 0 || c.rc == -ENOMEM || c.rc == -ETIMEDOUT);
         failures += c.rc == -ENOMEM;
         successes += c.rc == 0;
         int a;
