@@ -57,10 +57,10 @@ static void test_suspended_task_names_its_functions(void **state) {
     int inner_at = frames_name(frames, n, "bt_inner_sleep");
     int outer_at = frames_name(frames, n, "bt_sleeper");
     /* innermost first: the library's frames, then ours. aloop_sleep's own
-     * frame may be missing: gcc -O2 on aarch64 makes it a tail call to its
-     * internal twin, whose frame is there under another name. */
+     * frame may be missing (gcc -O2 on aarch64 makes it a tail call to its
+     * internal twin) or be the innermost one (the switch inlined into it). */
     assert_true(inner_at >= 1);
-    if (sleep_at >= 0) assert_true(sleep_at > 0 && inner_at > sleep_at);
+    if (sleep_at >= 0) assert_true(inner_at > sleep_at);
     assert_true(outer_at == inner_at + 1);
     /* max bounds what is stored */
     void *two[2];
