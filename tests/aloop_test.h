@@ -46,10 +46,19 @@
  * aloop__test_fail_alloc) reach those. */
 static unsigned long test_allocs_, test_frees_;
 static long test_fail_nth_, test_fail_left_;
+/* Pool workers allocate too: the counters are atomic (relaxed is enough,
+ * a failure is armed only while one thread allocates). */
+#define TEST_LOAD_(v) __atomic_load_n(&(v), __ATOMIC_RELAXED)
+#define TEST_STORE_(v, x) __atomic_store_n(&(v), (x), __ATOMIC_RELAXED)
 static inline int test_alloc_fails_(void) {
-    test_allocs_++;
-    if (!test_fail_nth_ || (long)test_allocs_ < test_fail_nth_ || !test_fail_left_) return 0;
-    if (test_fail_left_ > 0) test_fail_left_--;
+    unsigned long n = __atomic_add_fetch(&test_allocs_, 1, __ATOMIC_RELAXED);
+    long nth = TEST_LOAD_(test_fail_nth_);
+    if (!nth || (long)n < nth) return 0;
+    long left = TEST_LOAD_(test_fail_left_);
+    do {
+        if (!left) return 0;
+    } while (left > 0 && !__atomic_compare_exchange_n(&test_fail_left_, &left, left - 1, 0,
+                                                      __ATOMIC_RELAXED, __ATOMIC_RELAXED));
     errno = ENOMEM;
     return 1;
 }
@@ -58,16 +67,17 @@ static inline void *test_realloc_(void *p, size_t n) {
     return test_alloc_fails_() ? NULL : realloc(p, n);
 }
 static inline void test_free_(void *p) {
-    test_frees_ += p != NULL;
+    if (p) __atomic_add_fetch(&test_frees_, 1, __ATOMIC_RELAXED);
     free(p);
 }
 static inline void test_fail_alloc(long nth, long count) {
-    test_allocs_ = test_frees_ = 0;
-    test_fail_nth_ = nth;
-    test_fail_left_ = count;
+    TEST_STORE_(test_allocs_, 0);
+    TEST_STORE_(test_frees_, 0);
+    TEST_STORE_(test_fail_nth_, nth);
+    TEST_STORE_(test_fail_left_, count);
 }
-static inline unsigned long test_alloc_count(void) { return test_allocs_; }
-static inline unsigned long test_free_count(void) { return test_frees_; }
+static inline unsigned long test_alloc_count(void) { return TEST_LOAD_(test_allocs_); }
+static inline unsigned long test_free_count(void) { return TEST_LOAD_(test_frees_); }
 
 /* cmocka_run_group_tests, with the filter from the environment. A filter
  * that names no test of the group fails: a test renamed in the source but
