@@ -1079,6 +1079,38 @@ static void test_endless_line(void **state) {
     close(e.sv[1]);
 }
 
+/* A last record of exactly max_line bytes with no separator, then end of
+ * file: returned as it is, not -EMSGSIZE (max_line bytes without a
+ * separator are too long only once one more byte comes). Found by
+ * fuzz_stream (max_line 1, a last byte without newline). */
+static void *last_record_reader(void *arg) {
+    int *sv = arg;
+    aloop_stream_t *s = aloop_stream_new(aloop_current(), sv[0], 4);
+    assert_non_null(s);
+    char buf[16];
+    assert_int_equal(aloop_stream_readline(s, buf, sizeof buf), 3);
+    assert_string_equal(buf, "ab\n");
+    assert_int_equal(aloop_stream_readline(s, buf, sizeof buf), -EMSGSIZE); /* "abcde\n" */
+    assert_int_equal(aloop_stream_readline(s, buf, sizeof buf), 4);
+    assert_string_equal(buf, "wxyz");
+    assert_int_equal(aloop_stream_readline(s, buf, sizeof buf), 0);
+    aloop_stream_close(s);
+    return NULL;
+}
+
+static void test_last_record_of_max_line_at_eof(void **state) {
+    (void)state;
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    static const char in[] = "ab\nabcde\nwxyz";
+    assert_int_equal(write(sv[1], in, sizeof in - 1), (ssize_t)sizeof in - 1);
+    close(sv[1]);
+    aloop_t *loop = vloop();
+    aloop_task_t *t = spawn(loop, last_record_reader, sv);
+    run_and_release(loop, &t, 1);
+    aloop_free(loop);
+}
+
 /* max_line = SIZE_MAX means no limit: a 1 MiB line is read in a few large
  * reads. Before: max_line + 1 wrapped to 0 and the buffer grew one byte per
  * recv (a million recv calls, the task yielding to its budget every 128 of
@@ -1964,6 +1996,7 @@ int main(void) {
         cmocka_unit_test(test_second_reader_every_call),
         cmocka_unit_test(test_two_writers_never_interleave),
         cmocka_unit_test(test_endless_line),
+        cmocka_unit_test(test_last_record_of_max_line_at_eof),
         cmocka_unit_test(test_max_line_size_max),
         cmocka_unit_test(test_shutdown),
         cmocka_unit_test(test_copy_socket_to_socket),

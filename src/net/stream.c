@@ -330,8 +330,9 @@ static ssize_t record_too_long(aloop_stream_t *s, const char *sep, size_t seplen
 /* readline and readuntil: the record through the first sep, into out
  * (NUL-terminated). Nothing is consumed until the call returns it, so a
  * cancel at the read inside fill() loses nothing. A record is too long as
- * soon as `limit` bytes are buffered without a whole separator: it cannot
- * end within them. */
+ * soon as `limit` + 1 bytes are buffered without a whole separator: it
+ * cannot end within them (at `limit` bytes, an end of file next would still
+ * make them a last record without separator). */
 static ssize_t readuntil_locked(aloop_task_impl_t *t, aloop_stream_t *s, const char *sep,
                                 size_t seplen, char *out, size_t cap) {
     ssize_t rc = read_begin(t, s);
@@ -354,7 +355,7 @@ static ssize_t readuntil_locked(aloop_task_impl_t *t, aloop_stream_t *s, const c
             return (ssize_t)len;
         }
         scanned = buffered(s);
-        if (scanned && scanned >= limit) return record_too_long(s, sep, seplen);
+        if (scanned > limit) return record_too_long(s, sep, seplen);
         if (s->eof) {
             /* a last record without separator is returned as is, then 0 */
             if (scanned) memcpy(out, p, scanned);
