@@ -156,12 +156,14 @@ def main():
               "total line: " + total)
 
         # 2. Refused certificates: a clear error line, exit 1.
-        other_ca = certs.untrusted[0]  # not the CA that signed the good server
+        other_ca = certs.other_ca  # not the CA that signed the good server
         for what, args, url, words in [
                 ("the wrong CA", ["--cacert", other_ca], good, "certificate"),
                 ("the system's CAs only", [], good, "certificate"),
                 ("an expired certificate", ["--cacert", certs.ca], expired, "expired"),
-                ("a certificate for another name", ["--cacert", certs.ca], wrong, ""),
+                ("a certificate for another address", ["--cacert", certs.ca], wrong, "ip address"),
+                ("a certificate for another name", ["--cacert", certs.ca],
+                 "localhost:" + wrong.split(":")[1], "hostname"),
                 ("an untrusted issuer", ["--cacert", certs.ca], untrusted, "certificate")]:
             u = "https://%s/f1.bin" % url
             rc, by_url, _, _ = fetch(binary, "-t", "10", *(args + [u]))
