@@ -259,7 +259,7 @@ static int send_through_stream(httpd_conn_t *c, int fd, off_t offset, size_t n, 
  * how many went out. In slices, each moving the deadline on: the limit is
  * on a stalled client, not on a long transfer. */
 static int send_body(httpd_conn_t *c, int fd, uint64_t first, uint64_t count, uint64_t *sent) {
-    int transport = aloop_stream_transport_ctx(c->s) != NULL;
+    int transport = aloop_stream_transport(c->s) != NULL;
     *sent = 0;
     while (*sent < count) {
         size_t slice = count - *sent > SEND_SLICE ? SEND_SLICE : (size_t)(count - *sent);
