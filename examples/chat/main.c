@@ -8,28 +8,37 @@
  *     nc 127.0.0.1 8888                  # terminal 2: pick a name, chat
  *     ./chat-client 127.0.0.1 8888       # terminal 3
  *
+ * Over TLS (aloop-tls, built when OpenSSL 3 is found): the same server,
+ * the connections handed to chat_session only once their handshake is done
+ * (aloop_serve_tls); the session code does not change, a TLS connection is
+ * an ordinary stream.
+ *     ./chat --tls-cert server.pem --tls-key server.key
+ *     openssl s_client -quiet -connect 127.0.0.1:8888 -CAfile ca.pem
+ *
  * Shape of the program: aloop_serve runs chat_session (session.c) as a task
  * per connection: it asks for a name, then turns each line into a
  * broadcast to the room (room.c) or a command. What keeps one client from
  * hurting the others (slow readers, bursts, silent connections, terminal
  * escapes) is in hardening.c. This file: options, the server, the quote
- * bot, and the shutdown on SIGINT / SIGTERM, which tells every client
- * "* server shutting down, bye", flushes their outboxes (for at most
- * FLUSH_TIMEOUT seconds each) and exits with status 0.
+ * bot, and the shutdown on SIGINT / SIGTERM (examples/common/serve_main.c
+ * waits for them), which tells every client "* server shutting down, bye",
+ * flushes their outboxes (for at most FLUSH_TIMEOUT seconds each) and exits
+ * with status 0; a second signal during the shutdown ends it at once.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
 #include "chat.h"
+#include "../common/serve_main.h"
+#ifdef EXAMPLE_WITH_TLS
+#include <aloop_tls.h>
+#endif
 
 #include <errno.h>
 #include <getopt.h>
-#include <netdb.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 
 /* ------------------------------------------------------------------------ */
 /* Options                                                                  */
@@ -50,10 +59,20 @@ static void usage(FILE *out, const char *prog) {
             "  --max-line N         longest input line in bytes (default 512);\n"
             "                       longer lines are rejected with a message\n"
             "  --verbose            log connections and why they end (stderr)\n"
+            "  --tls-cert FILE      serve TLS with this certificate chain (PEM) ...\n"
+            "  --tls-key FILE       ... and its private key (PEM); clients connect with\n"
+            "                       e.g. openssl s_client -quiet -connect HOST:PORT\n"
             "  --help               this text\n"
+            "%s"
             "Prints \"listening on HOST:PORT\" once ready. SIGINT/SIGTERM shut the\n"
             "server down cleanly. Commands for clients: /who, /quit.\n",
-            prog);
+            prog,
+#ifdef EXAMPLE_WITH_TLS
+            ""
+#else
+            "  (This build has no TLS: OpenSSL 3 was not found; the --tls options exit 2.)\n"
+#endif
+    );
 }
 
 static int parse_seconds(const char *s, double *out) {
@@ -82,6 +101,8 @@ static int parse_options(int argc, char **argv, chat_options_t *opt) {
         {"queue", required_argument, NULL, 'q'},
         {"max-line", required_argument, NULL, 'l'},
         {"verbose", no_argument, NULL, 'v'},
+        {"tls-cert", required_argument, NULL, 'c'},
+        {"tls-key", required_argument, NULL, 'k'},
         {"help", no_argument, NULL, 'H'},
         {NULL, 0, NULL, 0},
     };
@@ -98,6 +119,8 @@ static int parse_options(int argc, char **argv, chat_options_t *opt) {
         case 'q': bad = parse_count(optarg, 1, 1u << 20, &opt->queue_len); break;
         case 'l': bad = parse_count(optarg, 16, 1u << 20, &opt->max_line); break;
         case 'v': opt->verbose = 1; break;
+        case 'c': opt->tls_cert = optarg; break;
+        case 'k': opt->tls_key = optarg; break;
         case 'H': usage(stdout, argv[0]); return 1;
         default: bad = -1; break;
         }
@@ -107,15 +130,36 @@ static int parse_options(int argc, char **argv, chat_options_t *opt) {
             return -1;
         }
     }
-    if (optind != argc) {
+    if (optind != argc || !opt->tls_cert != !opt->tls_key) {
+        if (optind == argc) fprintf(stderr, "%s: --tls-cert and --tls-key go together\n", argv[0]);
         usage(stderr, argv[0]);
         return -1;
     }
     return 0;
 }
 
+/* The server config from --tls-cert/--tls-key: 0 (opt->tls set, or no TLS
+ * asked for), or the exit status after saying why: 1 for files it cannot
+ * use, 2 (bad usage) in a build without TLS. */
+static int tls_setup(chat_options_t *opt) {
+    if (!opt->tls_cert) return 0;
+#ifdef EXAMPLE_WITH_TLS
+    opt->tls = aloop_tls_server_config_new(opt->tls_cert, opt->tls_key);
+    if (opt->tls) return 0;
+    int err = errno;
+    const char *e = err == EINVAL ? aloop_tls_error() : NULL; /* OpenSSL's words on bad PEM */
+    fprintf(stderr, "chat: cannot use %s and %s: %s\n", opt->tls_cert, opt->tls_key,
+            e && *e ? e : strerror(err));
+    return 1;
+#else
+    fprintf(stderr, "chat: built without TLS (OpenSSL 3 not found): --tls-cert and --tls-key "
+                    "are not available\n");
+    return 2;
+#endif
+}
+
 /* ------------------------------------------------------------------------ */
-/* The bot, signals                                                         */
+/* The bot                                                                  */
 /* ------------------------------------------------------------------------ */
 
 static const char *const quotes[] = {
@@ -140,86 +184,59 @@ static void *bot_main(void *arg) {
     return NULL;
 }
 
-/* SIGINT or SIGTERM sets stop. */
-static void *signal_main(void *stop) {
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    int rc = aloop_signal_wait_any(&set);
-    if (rc > 0) aloop_event_set(stop);
-    else if (rc != -ECANCELED)
-        fprintf(stderr, "chat: cannot wait for SIGINT/SIGTERM: %s\n", aloop_strerror(rc));
-    return NULL;
-}
-
-/* Cancels t (if any), waits for it and drops the reference. */
-static void stop_task(aloop_task_t *t) {
-    if (!t) return;
-    aloop_cancel(t);
-    aloop_await(t, NULL);
-    aloop_release(t);
-}
-
-/* "listening on 127.0.0.1:8888" (IPv6 as [::1]:8888), from the bound socket. */
-static void print_listening(int fd) {
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof ss;
-    char host[NI_MAXHOST] = "?", serv[NI_MAXSERV] = "?";
-    if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
-        getnameinfo((struct sockaddr *)&ss, len, host, sizeof host, serv, sizeof serv,
-                    NI_NUMERICHOST | NI_NUMERICSERV);
-    if (ss.ss_family == AF_INET6) printf("listening on [%s]:%s\n", host, serv);
-    else printf("listening on %s:%s\n", host, serv);
-    fflush(stdout);
-}
-
 /* ------------------------------------------------------------------------ */
-/* The server                                                               */
+/* The server (serve_main: the listener, the signals, one loop)             */
 /* ------------------------------------------------------------------------ */
 
-static void *server_main(void *arg) {
-    const chat_options_t *opt = arg;
-    aloop_t *loop = aloop_current();
-    int fd = aloop_tcp_listen(opt->host, opt->port, SOMAXCONN);
-    if (fd < 0) {
-        fprintf(stderr, "chat: cannot listen on %s:%s: %s\n", opt->host, opt->port,
-                aloop_strerror(fd));
-        return aloop_fail(fd);
-    }
+typedef struct chat_server {
+    const chat_options_t *opt;
     chat_room_t room;
-    aloop_event_t *stop = aloop_event_new(loop);
-    aloop_task_t *sig = stop ? aloop_spawn(loop, signal_main, stop) : NULL;
-    int ok = sig && room_init(&room, loop, opt) == 0;
-    if (ok) room.server = aloop_serve(loop, fd, chat_session, &room);
-    if (!ok || !room.server) {
-        fprintf(stderr, "chat: out of memory\n");
-        stop_task(sig);
-        if (ok) room_free(&room);
-        aloop_event_free(stop);
-        aloop_close(fd);
-        return aloop_fail(-ENOMEM);
-    }
-    /* Let the watcher register before we announce ourselves: a test may
-     * send SIGTERM as soon as it reads the "listening on" line. */
-    aloop_yield();
-    print_listening(fd);
+    aloop_task_t *bot;
+} chat_server_t;
 
-    aloop_task_t *bot = opt->bot_interval > 0 ? aloop_spawn(loop, bot_main, &room) : NULL;
-    aloop_event_wait(stop);
-    stop_task(bot);
-    stop_task(sig);
-    room_shutdown(&room);
-    aloop_server_free(room.server);
-    room_free(&room);
-    aloop_event_free(stop);
-    return NULL;
+/* A task per connection running chat_session; over TLS, only once the
+ * connection's handshake is done (a failed one never reaches the room). */
+static aloop_server_t *serve(aloop_t *loop, int fd, const chat_options_t *opt, chat_room_t *room) {
+#ifdef EXAMPLE_WITH_TLS
+    if (opt->tls) return aloop_serve_tls(loop, fd, opt->tls, NULL, chat_session, room);
+#else
+    (void)opt;
+#endif
+    return aloop_serve(loop, fd, chat_session, room);
+}
+
+static aloop_server_t *server_start(serve_loop_t *l) {
+    chat_server_t *cs = l->cfg->arg;
+    chat_room_t *room = &cs->room;
+    if (room_init(room, l->loop, cs->opt) < 0) return NULL;
+    room->server = serve(l->loop, l->fd, cs->opt, room);
+    if (!room->server) {
+        room_free(room);
+        return NULL;
+    }
+    cs->bot = cs->opt->bot_interval > 0 ? aloop_spawn(l->loop, bot_main, room) : NULL;
+    return room->server;
+}
+
+static void server_shutdown(serve_loop_t *l, aloop_server_t *server) {
+    chat_server_t *cs = l->cfg->arg;
+    serve_stop_task(cs->bot);
+    room_shutdown(&cs->room);
+    aloop_server_free(server);
+    room_free(&cs->room);
 }
 
 int main(int argc, char **argv) {
     chat_options_t opt;
     int rc = parse_options(argc, argv, &opt);
     if (rc != 0) return rc > 0 ? 0 : 2;
-    rc = aloop_main(server_main, &opt, NULL);
-    return rc < 0 ? 1 : 0; /* server_main has said what went wrong */
+    if ((rc = tls_setup(&opt)) != 0) return rc;
+    chat_server_t cs = {.opt = &opt};
+    serve_config_t cfg = {.name = "chat", .host = opt.host, .port = opt.port, .loops = 1,
+                          .start = server_start, .shutdown = server_shutdown, .arg = &cs};
+    rc = serve_main(&cfg);
+#ifdef EXAMPLE_WITH_TLS
+    aloop_tls_config_free(opt.tls);
+#endif
+    return rc < 0 ? 1 : 0; /* serve_main has said what went wrong */
 }
