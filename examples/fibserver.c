@@ -20,7 +20,8 @@
  * each with its own loop, its own listener on the port (SO_REUSEPORT: the
  * kernel spreads connections over them) and its own worker pool; they share
  * nothing. The first loop (the main thread's) also waits for the signals
- * and tells the others to stop with aloop_call_soon_threadsafe.
+ * and tells the others to stop with aloop_call_soon_threadsafe (the
+ * start-up the servers share: examples/common/serve_main.c).
  *
  * One task per connection (aloop_serve runs fib_session for each); SIGINT /
  * SIGTERM close the servers, cancel them all and exit 0. A
@@ -34,16 +35,14 @@
 #define _GNU_SOURCE
 #endif
 #include <aloop.h>
+#include "common/serve_main.h"
 
 #include <errno.h>
 #include <getopt.h>
-#include <netdb.h>
-#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <pthread.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -141,8 +140,6 @@ static void *hangup_main(void *arg) {
     }
 }
 
-static void stop_task(aloop_task_t *t);
-
 /* fib(n) on the worker pool while watching the client: 0 with *answer set,
  * -ECONNRESET if the client hung up, or -errno. */
 static int fib_in_thread(int fd, unsigned long n, char **answer) {
@@ -155,7 +152,7 @@ static int fib_in_thread(int fd, unsigned long n, char **answer) {
     int rc = aloop_await(job, &res); /* a cancel of ours cancels the job too */
     int hung_up = rc == -ECANCELED && aloop_task_cancelling(aloop_current_task()) == 0;
     if (rc < 0 && aloop_future_result(job, &res) == 0) free(res); /* done, then we were cancelled */
-    stop_task(watch); /* before w goes out of scope */
+    serve_stop_task(watch); /* before w goes out of scope */
     aloop_release(job);
     if (rc < 0) return hung_up ? -ECONNRESET : rc;
     *answer = res;
@@ -165,27 +162,6 @@ static int fib_in_thread(int fd, unsigned long n, char **answer) {
 /* ------------------------------------------------------------------------ */
 /* Server and connections                                                   */
 /* ------------------------------------------------------------------------ */
-
-typedef struct fib_loop fib_loop_t;
-
-typedef struct fib_server {
-    const fib_options_t *opt;
-    unsigned signals;    /* SIGINT/SIGTERM received */
-    aloop_event_t *stop; /* set by a signal watcher, or by loop 0 */
-    int stop_requested;  /* loop 0 said stop (maybe before stop existed) */
-    fib_loop_t *loops;   /* all of them (loop 0 tells the others to stop) */
-    unsigned nloops;
-} fib_server_t;
-
-/* One loop, its thread, its listener. */
-struct fib_loop {
-    aloop_t *loop;
-    int fd;              /* its listener */
-    int watch_signals;   /* loop 0 only */
-    pthread_t thread;
-    aloop_task_t *main;
-    fib_server_t state;
-};
 
 /* "  42\r\n" (len bytes) -> 42. -1 if not a whole number in [0, max],
  * including a line with a NUL byte in it ("3\0junk\n" is not "3"). */
@@ -243,7 +219,7 @@ static int conn_answer(aloop_stream_t *conn, const fib_options_t *opt, const cha
 /* The aloop_serve handler: one connection, a request per line, until the
  * client goes (or the server cancels us); the server closes conn. */
 static void fib_session(aloop_stream_t *conn, void *arg) {
-    const fib_server_t *srv = arg;
+    const fib_options_t *opt = arg;
     char line[REQUEST_MAX_LINE + 1]; /* readline's cap bounds the line */
     for (;;) {
         ssize_t n = aloop_stream_readline(conn, line, sizeof line);
@@ -251,230 +227,29 @@ static void fib_session(aloop_stream_t *conn, void *arg) {
             if (conn_reply(conn, "error: line too long\n") < 0) break;
             continue;
         }
-        if (n <= 0 || conn_answer(conn, srv->opt, line, (size_t)n) < 0) break;
+        if (n <= 0 || conn_answer(conn, opt, line, (size_t)n) < 0) break;
     }
 }
 
-/* The user insists: end the process by that signal now, without waiting for
- * the jobs still running. aloop_signal_wait keeps the signal blocked in this
- * thread, so it is raised with the default action and then unblocked. */
-static void die_by_signal(int signo) {
-    fprintf(stderr, "fibserver: second signal during shutdown; exiting now\n");
-    signal(signo, SIG_DFL);
-    raise(signo);
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, signo);
-    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
-    _exit(128 + signo); /* not reached */
+/* serve_main runs N loops and the shutdown; each loop serves its listener. */
+static aloop_server_t *start_loop(serve_loop_t *l) {
+    return aloop_serve(l->loop, l->fd, fib_session, l->cfg->arg);
 }
 
-/* On loop i's thread: loop 0 asks it to stop. */
-static void stop_this_loop(void *arg) {
-    fib_server_t *state = arg;
-    state->stop_requested = 1;
-    if (state->stop) aloop_event_set(state->stop);
+/* Stop accepting, end every connection, wait until all are gone. */
+static void shutdown_loop(serve_loop_t *l, aloop_server_t *srv) {
+    (void)l;
+    aloop_server_close(srv);
+    aloop_server_cancel_handlers(srv);
+    aloop_server_wait_closed(srv);
+    aloop_server_free(srv);
 }
 
-/* On loop 0: every other loop shuts down the same way. Posting never waits
- * (nor fails for lack of memory in a way we could do better about: a loop
- * we cannot tell would keep the process up, so say so). */
-static void tell_other_loops_to_stop(fib_server_t *server) {
-    for (unsigned i = 1; i < server->nloops; i++) {
-        fib_loop_t *l = &server->loops[i];
-        int rc = aloop_call_soon_threadsafe(l->loop, stop_this_loop, &l->state);
-        if (rc < 0) fprintf(stderr, "fibserver: cannot stop loop %u: %s\n", i, aloop_strerror(rc));
-    }
-}
-
-/* The first SIGINT/SIGTERM starts the shutdown; the watcher keeps running
- * during it, so a second one is not lost. */
-static void *signal_main(void *arg) {
-    fib_server_t *server = arg;
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    for (;;) {
-        int signo = aloop_signal_wait_any(&set);
-        if (signo < 0) {
-            if (signo != -ECANCELED)
-                fprintf(stderr, "fibserver: cannot wait for SIGINT/SIGTERM: %s\n",
-                        aloop_strerror(signo));
-            return NULL;
-        }
-        if (server->signals++ > 0) die_by_signal(signo);
-        aloop_event_set(server->stop);
-        tell_other_loops_to_stop(server);
-    }
-}
-
-static void stop_task(aloop_task_t *t) {
-    if (!t) return;
-    aloop_cancel(t);
-    aloop_await(t, NULL);
-    aloop_release(t);
-}
-
-static void print_listening(int fd) {
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof ss;
-    char host[NI_MAXHOST] = "?", serv[NI_MAXSERV] = "?";
-    if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
-        getnameinfo((struct sockaddr *)&ss, len, host, sizeof host, serv, sizeof serv,
-                    NI_NUMERICHOST | NI_NUMERICSERV);
-    if (ss.ss_family == AF_INET6) printf("listening on [%s]:%s\n", host, serv);
-    else printf("listening on %s:%s\n", host, serv);
-    fflush(stdout);
-}
-
-/* One loop's server: serves its listener until told to stop (by a signal
- * on loop 0, by loop 0 on the others). */
-static void *server_main(void *arg) {
-    fib_loop_t *l = arg;
-    fib_server_t *state = &l->state;
-    aloop_t *loop = aloop_current();
-    int fd = l->fd;
-    state->stop = aloop_event_new(loop);
-    if (state->stop && state->stop_requested) aloop_event_set(state->stop);
-    aloop_task_t *sig = l->watch_signals ? aloop_spawn(loop, signal_main, state) : NULL;
-    int watchers_ok = !l->watch_signals || sig;
-    aloop_server_t *srv = NULL;
-    if (state->stop && watchers_ok) srv = aloop_serve(loop, fd, fib_session, state);
-    if (srv) {
-        aloop_yield(); /* the watcher registers before anyone can signal us */
-        if (l->watch_signals) print_listening(fd);
-        aloop_event_wait(state->stop);
-        /* Stop accepting, end every connection, wait until all are gone;
-         * the signal watchers stay up meanwhile (a second signal is fatal). */
-        aloop_server_close(srv);
-        aloop_server_cancel_handlers(srv);
-        aloop_server_wait_closed(srv);
-        aloop_server_free(srv);
-    } else {
-        fprintf(stderr, "fibserver: out of memory\n");
-        aloop_close(fd);
-        if (l->watch_signals) tell_other_loops_to_stop(state);
-    }
-    stop_task(sig);
-    aloop_event_free(state->stop);
-    state->stop = NULL;
-    return srv ? NULL : aloop_fail(-ENOMEM);
-}
-
-/* Loops 1..N-1: each thread runs its loop until its server_main returns. */
-static void *loop_thread(void *arg) {
-    fib_loop_t *l = arg;
-    int rc = aloop_run_until_complete(l->loop, l->main);
-    return (void *)(intptr_t)rc;
-}
-
-/* N listeners on one port: the first picks it (port 0 = any), the others
- * join it with SO_REUSEPORT; with one loop, a plain listener. Runs as a
- * task on loop 0 (a host name may need a lookup on its pool). */
-typedef struct listen_job {
-    const fib_options_t *opt;
-    fib_loop_t *loops;
-} listen_job_t;
-
-static void *open_listeners(void *arg) {
-    listen_job_t *job = arg;
-    const fib_options_t *opt = job->opt;
-    char bound[NI_MAXSERV];
-    snprintf(bound, sizeof bound, "%s", opt->port);
-    for (unsigned i = 0; i < opt->loops; i++) {
-        int fd = opt->loops == 1 ? aloop_tcp_listen(opt->host, opt->port, SOMAXCONN)
-                                 : aloop_tcp_listen_with(opt->host, bound, SOMAXCONN,
-                                                         ALOOP_LISTEN_REUSEPORT);
-        if (fd < 0) {
-            fprintf(stderr, "fibserver: cannot listen on %s:%s: %s\n", opt->host, bound,
-                    aloop_strerror(fd));
-            while (i-- > 0) {
-                aloop_close(job->loops[i].fd);
-                job->loops[i].fd = -1;
-            }
-            return aloop_fail(fd);
-        }
-        job->loops[i].fd = fd;
-        struct sockaddr_storage ss;
-        socklen_t len = sizeof ss;
-        if (i == 0 && getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
-            getnameinfo((struct sockaddr *)&ss, len, NULL, 0, bound, sizeof bound, NI_NUMERICSERV);
-    }
-    return NULL;
-}
-
-/* Creates the loops (each with its own pool) and their server tasks, runs
- * loops 1..N-1 on threads of their own (SIGINT/SIGTERM blocked there, so
- * the signals reach loop 0's watchers) and loop 0 on this thread. */
 static int run_servers(const fib_options_t *opt) {
-    fib_loop_t *loops = calloc(opt->loops, sizeof *loops);
-    if (!loops) return -ENOMEM;
-    unsigned made = 0;
-    int rc = 0;
-    for (; made < opt->loops; made++) {
-        fib_loop_t *l = &loops[made];
-        l->state = (fib_server_t){.opt = opt, .loops = loops, .nloops = opt->loops};
-        l->watch_signals = made == 0;
-        l->fd = -1;
-        l->loop = aloop_new();
-        if (!l->loop) break;
-        if (opt->pool_size) aloop_set_thread_pool_size(l->loop, opt->pool_size);
-    }
-    if (made < opt->loops) {
-        fprintf(stderr, "fibserver: out of memory\n");
-        rc = -ENOMEM;
-    } else {
-        listen_job_t job = {opt, loops};
-        aloop_task_t *t = aloop_spawn(loops[0].loop, open_listeners, &job);
-        rc = t ? aloop_run_until_complete(loops[0].loop, t) : -ENOMEM;
-        aloop_release(t);
-    }
-    for (unsigned i = 0; rc == 0 && i < made; i++) {
-        loops[i].main = aloop_spawn(loops[i].loop, server_main, &loops[i]);
-        if (!loops[i].main) rc = -ENOMEM; /* aloop_free below cancels the others */
-    }
-    if (rc < 0) {
-        for (unsigned i = 0; i < made; i++) {
-            if (loops[i].fd >= 0 && !loops[i].main) aloop_close(loops[i].fd);
-            aloop_release(loops[i].main);
-            aloop_free(loops[i].loop);
-        }
-        free(loops);
-        return rc;
-    }
-    sigset_t block, old;
-    sigemptyset(&block);
-    sigaddset(&block, SIGINT);
-    sigaddset(&block, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &block, &old);
-    unsigned started = 1;
-    for (; started < opt->loops; started++)
-        if (pthread_create(&loops[started].thread, NULL, loop_thread, &loops[started]) != 0) break;
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (started < opt->loops) {
-        /* stop at once: loop 0 tells the loops that run; the loops that got
-         * no thread are freed below, which cancels their servers unstarted */
-        fprintf(stderr, "fibserver: cannot start a thread for loop %u\n", started);
-        rc = -EAGAIN;
-        loops[0].state.nloops = started;
-        loops[0].state.stop_requested = 1;
-        tell_other_loops_to_stop(&loops[0].state);
-        for (unsigned i = started; i < opt->loops; i++) aloop_close(loops[i].fd);
-    }
-    int rc0 = aloop_run_until_complete(loops[0].loop, loops[0].main);
-    if (rc == 0) rc = rc0;
-    for (unsigned i = 1; i < started; i++) {
-        void *trc = NULL;
-        pthread_join(loops[i].thread, &trc);
-        if (rc == 0 && (intptr_t)trc < 0) rc = (int)(intptr_t)trc;
-    }
-    for (unsigned i = 0; i < opt->loops; i++) {
-        aloop_release(loops[i].main);
-        aloop_free(loops[i].loop);
-    }
-    free(loops);
-    return rc;
+    serve_config_t cfg = {.name = "fibserver", .host = opt->host, .port = opt->port,
+                          .loops = opt->loops, .pool_size = opt->pool_size,
+                          .start = start_loop, .shutdown = shutdown_loop, .arg = (void *)opt};
+    return serve_main(&cfg);
 }
 
 static void usage(FILE *out, const char *prog) {

@@ -13,23 +13,22 @@
  * broadcast to the room (room.c) or a command. What keeps one client from
  * hurting the others (slow readers, bursts, silent connections, terminal
  * escapes) is in hardening.c. This file: options, the server, the quote
- * bot, and the shutdown on SIGINT / SIGTERM, which tells every client
- * "* server shutting down, bye", flushes their outboxes (for at most
- * FLUSH_TIMEOUT seconds each) and exits with status 0.
+ * bot, and the shutdown on SIGINT / SIGTERM (examples/common/serve_main.c
+ * waits for them), which tells every client "* server shutting down, bye",
+ * flushes their outboxes (for at most FLUSH_TIMEOUT seconds each) and exits
+ * with status 0; a second signal during the shutdown ends it at once.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
 #include "chat.h"
+#include "../common/serve_main.h"
 
 #include <errno.h>
 #include <getopt.h>
-#include <netdb.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 
 /* ------------------------------------------------------------------------ */
 /* Options                                                                  */
@@ -115,7 +114,7 @@ static int parse_options(int argc, char **argv, chat_options_t *opt) {
 }
 
 /* ------------------------------------------------------------------------ */
-/* The bot, signals                                                         */
+/* The bot                                                                  */
 /* ------------------------------------------------------------------------ */
 
 static const char *const quotes[] = {
@@ -140,86 +139,44 @@ static void *bot_main(void *arg) {
     return NULL;
 }
 
-/* SIGINT or SIGTERM sets stop. */
-static void *signal_main(void *stop) {
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    int rc = aloop_signal_wait_any(&set);
-    if (rc > 0) aloop_event_set(stop);
-    else if (rc != -ECANCELED)
-        fprintf(stderr, "chat: cannot wait for SIGINT/SIGTERM: %s\n", aloop_strerror(rc));
-    return NULL;
-}
-
-/* Cancels t (if any), waits for it and drops the reference. */
-static void stop_task(aloop_task_t *t) {
-    if (!t) return;
-    aloop_cancel(t);
-    aloop_await(t, NULL);
-    aloop_release(t);
-}
-
-/* "listening on 127.0.0.1:8888" (IPv6 as [::1]:8888), from the bound socket. */
-static void print_listening(int fd) {
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof ss;
-    char host[NI_MAXHOST] = "?", serv[NI_MAXSERV] = "?";
-    if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
-        getnameinfo((struct sockaddr *)&ss, len, host, sizeof host, serv, sizeof serv,
-                    NI_NUMERICHOST | NI_NUMERICSERV);
-    if (ss.ss_family == AF_INET6) printf("listening on [%s]:%s\n", host, serv);
-    else printf("listening on %s:%s\n", host, serv);
-    fflush(stdout);
-}
-
 /* ------------------------------------------------------------------------ */
-/* The server                                                               */
+/* The server (serve_main: the listener, the signals, one loop)             */
 /* ------------------------------------------------------------------------ */
 
-static void *server_main(void *arg) {
-    const chat_options_t *opt = arg;
-    aloop_t *loop = aloop_current();
-    int fd = aloop_tcp_listen(opt->host, opt->port, SOMAXCONN);
-    if (fd < 0) {
-        fprintf(stderr, "chat: cannot listen on %s:%s: %s\n", opt->host, opt->port,
-                aloop_strerror(fd));
-        return aloop_fail(fd);
-    }
+typedef struct chat_server {
+    const chat_options_t *opt;
     chat_room_t room;
-    aloop_event_t *stop = aloop_event_new(loop);
-    aloop_task_t *sig = stop ? aloop_spawn(loop, signal_main, stop) : NULL;
-    int ok = sig && room_init(&room, loop, opt) == 0;
-    if (ok) room.server = aloop_serve(loop, fd, chat_session, &room);
-    if (!ok || !room.server) {
-        fprintf(stderr, "chat: out of memory\n");
-        stop_task(sig);
-        if (ok) room_free(&room);
-        aloop_event_free(stop);
-        aloop_close(fd);
-        return aloop_fail(-ENOMEM);
-    }
-    /* Let the watcher register before we announce ourselves: a test may
-     * send SIGTERM as soon as it reads the "listening on" line. */
-    aloop_yield();
-    print_listening(fd);
+    aloop_task_t *bot;
+} chat_server_t;
 
-    aloop_task_t *bot = opt->bot_interval > 0 ? aloop_spawn(loop, bot_main, &room) : NULL;
-    aloop_event_wait(stop);
-    stop_task(bot);
-    stop_task(sig);
-    room_shutdown(&room);
-    aloop_server_free(room.server);
-    room_free(&room);
-    aloop_event_free(stop);
-    return NULL;
+static aloop_server_t *server_start(serve_loop_t *l) {
+    chat_server_t *cs = l->cfg->arg;
+    chat_room_t *room = &cs->room;
+    if (room_init(room, l->loop, cs->opt) < 0) return NULL;
+    room->server = aloop_serve(l->loop, l->fd, chat_session, room);
+    if (!room->server) {
+        room_free(room);
+        return NULL;
+    }
+    cs->bot = cs->opt->bot_interval > 0 ? aloop_spawn(l->loop, bot_main, room) : NULL;
+    return room->server;
+}
+
+static void server_shutdown(serve_loop_t *l, aloop_server_t *server) {
+    chat_server_t *cs = l->cfg->arg;
+    serve_stop_task(cs->bot);
+    room_shutdown(&cs->room);
+    aloop_server_free(server);
+    room_free(&cs->room);
 }
 
 int main(int argc, char **argv) {
     chat_options_t opt;
     int rc = parse_options(argc, argv, &opt);
     if (rc != 0) return rc > 0 ? 0 : 2;
-    rc = aloop_main(server_main, &opt, NULL);
-    return rc < 0 ? 1 : 0; /* server_main has said what went wrong */
+    chat_server_t cs = {.opt = &opt};
+    serve_config_t cfg = {.name = "chat", .host = opt.host, .port = opt.port, .loops = 1,
+                          .start = server_start, .shutdown = server_shutdown, .arg = &cs};
+    rc = serve_main(&cfg);
+    return rc < 0 ? 1 : 0; /* serve_main has said what went wrong */
 }

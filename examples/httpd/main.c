@@ -11,6 +11,7 @@
  * own listener on the same port (SO_REUSEPORT: the kernel spreads the
  * connections), its own server (a task per connection, conn.c) and its own
  * access-log buffer; they share nothing but the options. Loop 0 also waits
+ * (examples/common/serve_main.c, the start-up the servers share)
  * for SIGINT / SIGTERM and tells the others, through
  * aloop_call_soon_threadsafe, to shut down gracefully: stop accepting,
  * finish the responses under way, close idle keep-alive connections. A
@@ -23,230 +24,55 @@
 #define _GNU_SOURCE
 #endif
 #include "http.h"
+#include "../common/serve_main.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <netdb.h>
-#include <pthread.h>
 #include <signal.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
-typedef struct httpd_thread {
-    httpd_loop_t hl;
-    pthread_t thread;
-    aloop_task_t *main;
-    aloop_event_t *stop;
-    int stop_requested;       /* loop 0 said stop (maybe before stop existed) */
-    struct httpd_thread *all; /* loop 0 tells the others */
-    unsigned n;
-    unsigned signals;         /* loop 0: SIGINT/SIGTERM received */
-} httpd_thread_t;
-
 /* ------------------------------------------------------------------------ */
-/* Stopping                                                                 */
+/* One loop (serve_main runs N of them and the shutdown)                    */
 /* ------------------------------------------------------------------------ */
 
-static void stop_this_loop(void *arg) {
-    httpd_thread_t *t = arg;
-    t->stop_requested = 1;
-    if (t->stop) aloop_event_set(t->stop);
+static httpd_loop_t *loop_state(serve_loop_t *l) {
+    httpd_loop_t *all = l->cfg->arg;
+    return &all[l->index];
 }
 
-static void tell_other_loops_to_stop(httpd_thread_t *t0) {
-    for (unsigned i = 1; i < t0->n; i++) {
-        int rc = aloop_call_soon_threadsafe(t0->all[i].hl.loop, stop_this_loop, &t0->all[i]);
-        if (rc < 0) fprintf(stderr, "httpd: cannot stop loop %u: %s\n", i, aloop_strerror(rc));
-    }
-}
-
-/* The first SIGINT/SIGTERM starts the graceful shutdown; a second one ends
- * the process by that signal. */
-static void *signal_main(void *arg) {
-    httpd_thread_t *t0 = arg;
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    for (;;) {
-        int signo = aloop_signal_wait_any(&set);
-        if (signo < 0) return NULL;
-        if (t0->signals++ > 0) {
-            fprintf(stderr, "httpd: second signal during shutdown; exiting now\n");
-            signal(signo, SIG_DFL);
-            sigset_t one;
-            sigemptyset(&one);
-            sigaddset(&one, signo);
-            pthread_sigmask(SIG_UNBLOCK, &one, NULL);
-            raise(signo);
-            _exit(128 + signo);
-        }
-        aloop_event_set(t0->stop);
-        tell_other_loops_to_stop(t0);
-    }
-}
-
-static void stop_task(aloop_task_t *t) {
-    if (!t) return;
-    aloop_cancel(t);
-    aloop_await(t, NULL);
-    aloop_release(t);
-}
-
-/* ------------------------------------------------------------------------ */
-/* One loop                                                                 */
-/* ------------------------------------------------------------------------ */
-
-static void print_listening(int fd) {
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof ss;
-    char host[NI_MAXHOST] = "?", serv[NI_MAXSERV] = "?";
-    if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
-        getnameinfo((struct sockaddr *)&ss, len, host, sizeof host, serv, sizeof serv,
-                    NI_NUMERICHOST | NI_NUMERICSERV);
-    if (ss.ss_family == AF_INET6) printf("listening on [%s]:%s\n", host, serv);
-    else printf("listening on %s:%s\n", host, serv);
-    fflush(stdout);
-}
-
-static void *loop_main(void *arg) {
-    httpd_thread_t *t = arg;
-    httpd_loop_t *hl = &t->hl;
-    aloop_t *loop = aloop_current();
-    int watch = t == &t->all[0];
-    t->stop = aloop_event_new(loop);
-    if (t->stop && t->stop_requested) aloop_event_set(t->stop);
-    aloop_task_t *sig = NULL;
-    int ok = t->stop != NULL;
-    if (ok && watch) {
-        sig = aloop_spawn(loop, signal_main, t);
-        ok = sig != NULL;
-    }
+static aloop_server_t *start_loop(serve_loop_t *l) {
+    httpd_loop_t *hl = loop_state(l);
+    hl->loop = l->loop;
+    hl->listen_fd = l->fd;
     /* At --max-conns the server stops accepting (the backlog holds the
      * rest); a line longer than a request or field line may be is refused
      * as soon as that many bytes are in. */
     aloop_serve_opts_t so = {.max_connections = hl->opt->max_conns, .max_line = HTTP_MAX_LINE};
-    if (ok) hl->server = aloop_serve_with(loop, hl->listen_fd, &so, httpd_session, hl);
-    if (hl->server) {
-        aloop_yield(); /* the watcher registers before anyone can signal us */
-        if (watch) print_listening(hl->listen_fd);
-        aloop_event_wait(t->stop);
-        httpd_loop_shutdown(hl);
-        aloop_server_free(hl->server);
-    } else {
-        fprintf(stderr, "httpd: out of memory\n");
-        aloop_close(hl->listen_fd);
-        if (watch) tell_other_loops_to_stop(t);
-    }
-    stop_task(sig);
-    aloop_event_free(t->stop);
-    t->stop = NULL;
-    return hl->server ? NULL : aloop_fail(-ENOMEM);
+    hl->server = aloop_serve_with(l->loop, l->fd, &so, httpd_session, hl);
+    return hl->server;
 }
 
-static void *loop_thread(void *arg) {
-    httpd_thread_t *t = arg;
-    int rc = aloop_run_until_complete(t->hl.loop, t->main);
-    return (void *)(intptr_t)rc;
-}
-
-/* N listeners on one port: the first picks it (port 0 = any), the others
- * join it with SO_REUSEPORT; one loop gets a plain listener. A task on loop
- * 0 (a host name may need its pool). */
-static void *open_listeners(void *arg) {
-    httpd_thread_t *all = arg;
-    const httpd_options_t *opt = all[0].hl.opt;
-    char bound[NI_MAXSERV];
-    snprintf(bound, sizeof bound, "%s", opt->port);
-    for (unsigned i = 0; i < all[0].n; i++) {
-        int fd = all[0].n == 1 ? aloop_tcp_listen(opt->host, opt->port, SOMAXCONN)
-                               : aloop_tcp_listen_with(opt->host, bound, SOMAXCONN,
-                                                       ALOOP_LISTEN_REUSEPORT);
-        if (fd < 0) {
-            fprintf(stderr, "httpd: cannot listen on %s:%s: %s\n", opt->host, bound,
-                    aloop_strerror(fd));
-            while (i-- > 0) aloop_close(all[i].hl.listen_fd);
-            return aloop_fail(fd);
-        }
-        all[i].hl.listen_fd = fd;
-        struct sockaddr_storage ss;
-        socklen_t len = sizeof ss;
-        if (i == 0 && getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
-            getnameinfo((struct sockaddr *)&ss, len, NULL, 0, bound, sizeof bound, NI_NUMERICSERV);
-    }
-    return NULL;
+static void shutdown_loop(serve_loop_t *l, aloop_server_t *server) {
+    httpd_loop_shutdown(loop_state(l));
+    aloop_server_free(server);
 }
 
 static int run(const httpd_options_t *opt, int root_fd) {
-    httpd_thread_t *all = calloc(opt->loops, sizeof *all);
+    httpd_loop_t *all = calloc(opt->loops, sizeof *all);
     if (!all) return -ENOMEM;
-    unsigned made = 0;
-    int rc = 0;
-    for (; made < opt->loops; made++) {
-        httpd_thread_t *t = &all[made];
-        t->all = all;
-        t->n = opt->loops;
-        t->hl.opt = opt;
-        t->hl.root_fd = root_fd;
-        t->hl.listen_fd = -1;
-        t->hl.loop = aloop_new();
-        if (!t->hl.loop) break;
-    }
-    if (made < opt->loops) {
-        fprintf(stderr, "httpd: out of memory\n");
-        rc = -ENOMEM;
-    } else {
-        aloop_task_t *t = aloop_spawn(all[0].hl.loop, open_listeners, all);
-        rc = t ? aloop_run_until_complete(all[0].hl.loop, t) : -ENOMEM;
-        aloop_release(t);
-    }
-    for (unsigned i = 0; rc == 0 && i < made; i++) {
-        all[i].main = aloop_spawn(all[i].hl.loop, loop_main, &all[i]);
-        if (!all[i].main) rc = -ENOMEM;
-    }
-    if (rc < 0) {
-        for (unsigned i = 0; i < made; i++) {
-            if (all[i].hl.listen_fd >= 0 && !all[i].main) aloop_close(all[i].hl.listen_fd);
-            aloop_release(all[i].main);
-            aloop_free(all[i].hl.loop);
-        }
-        free(all);
-        return rc;
-    }
-    /* The other loops' threads never take SIGINT/SIGTERM: loop 0 waits. */
-    sigset_t block, old;
-    sigemptyset(&block);
-    sigaddset(&block, SIGINT);
-    sigaddset(&block, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &block, &old);
-    unsigned started = 1;
-    for (; started < opt->loops; started++)
-        if (pthread_create(&all[started].thread, NULL, loop_thread, &all[started]) != 0) break;
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (started < opt->loops) {
-        fprintf(stderr, "httpd: cannot start a thread for loop %u\n", started);
-        rc = -EAGAIN;
-        all[0].n = started;
-        all[0].stop_requested = 1;
-        tell_other_loops_to_stop(&all[0]);
-        for (unsigned i = started; i < opt->loops; i++) aloop_close(all[i].hl.listen_fd);
-    }
-    int rc0 = aloop_run_until_complete(all[0].hl.loop, all[0].main);
-    if (rc == 0) rc = rc0;
-    for (unsigned i = 1; i < started; i++) {
-        void *trc = NULL;
-        pthread_join(all[i].thread, &trc);
-        if (rc == 0 && (intptr_t)trc < 0) rc = (int)(intptr_t)trc;
-    }
     for (unsigned i = 0; i < opt->loops; i++) {
-        aloop_release(all[i].main);
-        aloop_free(all[i].hl.loop);
+        all[i].opt = opt;
+        all[i].root_fd = root_fd;
+        all[i].listen_fd = -1;
     }
+    serve_config_t cfg = {.name = "httpd", .host = opt->host, .port = opt->port,
+                          .loops = opt->loops, .start = start_loop,
+                          .shutdown = shutdown_loop, .arg = all};
+    int rc = serve_main(&cfg);
     free(all);
     return rc;
 }

@@ -19,6 +19,7 @@ int chat_main(int argc, char **argv);
 #include "../../examples/chat/hardening.c"
 #include "../../examples/chat/room.c"
 #include "../../examples/chat/session.c"
+#include "../../examples/common/serve_main.c"
 
 #include <stdint.h>
 
