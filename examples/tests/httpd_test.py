@@ -694,7 +694,8 @@ def test_tls_shutdown(srv, root):
     assert silent.recv(100) == b""
     rc = srv.proc.wait(WAIT)
     took = time.monotonic() - t0
-    assert rc == 0 and took < 5, (rc, took)  # --grace 30: not waited for
+    # Neither --grace (60 s) nor the handshake timeout (60 s) was waited for.
+    assert rc == 0 and took < 30, (rc, took)
     return "stopped"
 
 
@@ -716,7 +717,7 @@ TESTS = {
     "curl": (test_curl, ["--quiet"]),
     "tls_session": (test_tls_session, ["--quiet"]),
     "tls_curl": (test_tls_curl, ["--quiet"]),
-    "tls_shutdown": (test_tls_shutdown, ["--quiet", "--grace", "30"]),
+    "tls_shutdown": (test_tls_shutdown, ["--quiet", "--grace", "60"]),
 }
 # The same tests over TLS: their clients come from Server.conn()/sock().
 for _name in ["get_head_keepalive", "pipelining", "http10", "range", "slow_headers", "loops"]:
