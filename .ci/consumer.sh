@@ -4,7 +4,10 @@
 #   1. pkg-config, shared library      (cc $(pkg-config --cflags --libs aloop))
 #   2. pkg-config --static, static lib (cc ... -static flags, no .so at run time)
 #   3. CMake find_package(aloop CONFIG) -> aloop::aloop
-# Each program runs and must print "consumer ok <version>".
+# Each program runs and must print "consumer ok <version>". When aloop-tls
+# was installed too (OpenSSL 3 present), a TLS program is built against it
+# with pkg-config and with find_package (aloop::tls) and must print
+# "consumer tls ok".
 #
 # usage: .ci/consumer.sh [build-dir]   (default: build/consumer, configured here)
 # CC, CMAKE and the generator come from the environment as usual.
@@ -94,5 +97,47 @@ cmake -S "$work/app" -B "$work/app/build" -DCMAKE_PREFIX_PATH="$prefix" >/dev/nu
 cmake --build "$work/app/build" >/dev/null
 check "find_package aloop::aloop" "$work/app/build/consumer"
 check "find_package aloop::aloop_static" "$work/app/build/consumer_static"
+
+if [ -f "$prefix/include/aloop_tls.h" ]; then
+    for f in "$libdir/libaloop-tls.a" "$libdir/libaloop-tls.so" "$libdir/pkgconfig/aloop-tls.pc"; do
+        [ -e "$f" ] || { echo "missing after install: $f" >&2; exit 1; }
+    done
+    mkdir -p "$work/tls"
+    cat > "$work/tls/main.c" <<'C'
+#include <aloop_tls.h>
+#include <stdio.h>
+
+int main(void) {
+    aloop_tls_config_t *c = aloop_tls_client_config_new();
+    if (!c || aloop_tls_version(NULL) != NULL) return 1;
+    aloop_tls_config_free(c);
+    printf("consumer tls ok\n");
+    return 0;
+}
+C
+    cat > "$work/tls/CMakeLists.txt" <<'C'
+cmake_minimum_required(VERSION 3.16)
+project(aloop_tls_consumer C)
+find_package(aloop 0.1 CONFIG REQUIRED)
+add_executable(consumer_tls main.c)
+target_link_libraries(consumer_tls PRIVATE aloop::tls)
+C
+    checktls() { # name, program
+        out=$("$2")
+        [ "$out" = "consumer tls ok" ] || { echo "$1: unexpected output: $out" >&2; exit 1; }
+        step "$1: $out"
+    }
+    step "aloop-tls: pkg-config (shared)"
+    # shellcheck disable=SC2046
+    $cc -o "$work/pc_tls" "$work/tls/main.c" $(pkg-config --cflags --libs aloop-tls) \
+        -Wl,-rpath,"$libdir"
+    checktls "pkg-config aloop-tls" "$work/pc_tls"
+    step "aloop-tls: find_package(aloop CONFIG) -> aloop::tls"
+    cmake -S "$work/tls" -B "$work/tls/build" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
+    cmake --build "$work/tls/build" >/dev/null
+    checktls "find_package aloop::tls" "$work/tls/build/consumer_tls"
+else
+    step "aloop-tls not installed (no OpenSSL 3): its consumers are skipped"
+fi
 
 step "all consumers built and ran"

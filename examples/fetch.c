@@ -1,9 +1,10 @@
 /*
  * fetch - download URLs concurrently (the course's aiohttp fetcher, in C):
- * HTTP/1.1 GET over plain TCP, at most -c N requests in flight, each under
- * a deadline of its own.
+ * HTTP/1.1 GET over plain TCP or TLS, at most -c N requests in flight, each
+ * under a deadline of its own.
  *
- *     ./fetch -c 5 -t 10 http://127.0.0.1:8000/a.bin http://127.0.0.1:8000/b.bin
+ *     ./fetch -c 5 -t 10 http://127.0.0.1:8000/a.bin https://example.org/
+ *     ./fetch --cacert test-ca.pem https://localhost:8443/index.html
  *
  * One task per URL. A semaphore keeps at most N of them past the gate; each
  * request runs inside a timeout scope (aloop_timeout_enter/exit, asyncio's
@@ -18,6 +19,15 @@
  * Content-Length, a Transfer-Encoding other than exactly "chunked" (such as
  * "gzip, chunked"), both at once, whitespace before a colon, folded lines.
  *
+ * https:// URLs go through aloop-tls (built when OpenSSL 3 is found):
+ * aloop_open_tls_connection does the lookup, the connect and the handshake
+ * (ALPN "http/1.1", the server's certificate checked against the system's
+ * CA store or --cacert FILE and against the URL's host) under the same
+ * deadline, and hands back an ordinary stream: the HTTP code below does not
+ * know which kind it reads. --insecure accepts any certificate. A build
+ * without TLS reports https:// URLs as errors and refuses the TLS options
+ * (exit status 2).
+ *
  * Prints a line per URL when it completes (status, bytes, seconds, MB/s)
  * and a total. Exit status 0 if every URL answered 2xx, 1 otherwise.
  */
@@ -25,6 +35,9 @@
 #define _GNU_SOURCE
 #endif
 #include <aloop.h>
+#ifdef EXAMPLE_WITH_TLS
+#include <aloop_tls.h>
+#endif
 
 #include <errno.h>
 #include <getopt.h>
@@ -43,6 +56,11 @@ typedef struct fetch_options {
     unsigned concurrency;
     double timeout; /* seconds per request; INFINITY = none */
     int quiet;      /* only the total */
+    int insecure;   /* https: accept any certificate */
+    const char *cacert; /* https: trust this PEM file instead of the system's CAs */
+#ifdef EXAMPLE_WITH_TLS
+    aloop_tls_config_t *tls; /* shared by every https request; NULL if none */
+#endif
 } fetch_options_t;
 
 /* What a URL turned into. */
@@ -53,6 +71,7 @@ typedef struct fetch_job {
     int status;        /* HTTP status, 0 if none came */
     int error;         /* 0 or -errno */
     const char *what;  /* a protocol error, or NULL */
+    char tls_error[160]; /* aloop_tls_error() of a failed TLS call, or "" */
     size_t bytes;      /* body bytes */
     double started, elapsed;
 } fetch_job_t;
@@ -62,15 +81,23 @@ typedef struct fetch_job {
 /* ------------------------------------------------------------------------ */
 
 typedef struct url {
+    int tls;          /* https */
     char host[256];
     char port[8];
     const char *path; /* points into the URL; "/" if it had none */
 } url_t;
 
-/* http://host[:port][/path]; [v6]:port too. 0 or -EINVAL. */
+/* http[s]://host[:port][/path]; [v6]:port too. 0 or -EINVAL. */
 static int url_parse(const char *s, url_t *u) {
-    if (strncasecmp(s, "http://", 7) != 0) return -EINVAL;
-    s += 7;
+    if (strncasecmp(s, "http://", 7) == 0) {
+        u->tls = 0;
+        s += 7;
+    } else if (strncasecmp(s, "https://", 8) == 0) {
+        u->tls = 1;
+        s += 8;
+    } else {
+        return -EINVAL;
+    }
     size_t hostlen = strcspn(s, "/?#");
     const char *rest = s + hostlen;
     const char *host = s, *port = NULL;
@@ -100,7 +127,7 @@ static int url_parse(const char *s, url_t *u) {
         memcpy(u->port, port, plen);
         u->port[plen] = '\0';
     } else {
-        strcpy(u->port, "80");
+        strcpy(u->port, u->tls ? "443" : "80");
     }
     u->path = *rest == '/' ? rest : "/";
     return 0;
@@ -270,25 +297,52 @@ static int read_final_head(aloop_stream_t *s, char *head, response_t *r, fetch_j
 
 static int send_request(aloop_stream_t *s, const url_t *u) {
     char req[4096];
+    int default_port = strcmp(u->port, u->tls ? "443" : "80") == 0;
     int n = snprintf(req, sizeof req,
                      "GET %s HTTP/1.1\r\nHost: %s%s%s\r\nUser-Agent: aloop-fetch/1\r\n"
                      "Accept-Encoding: identity\r\nConnection: close\r\n\r\n",
-                     u->path, u->host, strcmp(u->port, "80") ? ":" : "",
-                     strcmp(u->port, "80") ? u->port : "");
+                     u->path, u->host, default_port ? "" : ":", default_port ? "" : u->port);
     if (n < 0 || (size_t)n >= sizeof req) return -E2BIG;
     ssize_t w = aloop_stream_write(s, req, (size_t)n);
     return w < 0 ? (int)w : 0;
+}
+
+/* After a TLS failure (a handshake or record that failed, a certificate
+ * refused): what OpenSSL said, copied before another task's TLS call on
+ * this thread replaces it. Other errors (refused, reset, timed out) keep
+ * their errno text: the thread's last TLS text may be another job's. */
+static void note_tls_error(fetch_job_t *job, const url_t *u, int rc) {
+#ifdef EXAMPLE_WITH_TLS
+    const char *e = u->tls && (rc == -EPROTO || rc == -EKEYREJECTED) ? aloop_tls_error() : NULL;
+    if (e && *e && !job->tls_error[0])
+        snprintf(job->tls_error, sizeof job->tls_error, "TLS: %s", e);
+#else
+    (void)job, (void)u, (void)rc;
+#endif
+}
+
+/* A connected stream to u: plain TCP, or TLS (handshake done). */
+static int open_stream(fetch_job_t *job, const url_t *u, aloop_stream_t **s) {
+    if (!u->tls) return aloop_open_connection(u->host, u->port, -1, s); /* the scope bounds it */
+#ifdef EXAMPLE_WITH_TLS
+    int rc = aloop_open_tls_connection(u->host, u->port, job->opt->tls, -1, s);
+    if (rc < 0) note_tls_error(job, u, rc);
+    return rc;
+#else
+    job->what = "https:// needs fetch built with TLS (OpenSSL 3)";
+    return -EPROTONOSUPPORT;
+#endif
 }
 
 /* The request itself: 0 or -errno (job->status and job->bytes filled). */
 static int http_get(fetch_job_t *job) {
     url_t u;
     if (url_parse(job->url, &u) < 0) {
-        job->what = "not an http:// URL";
+        job->what = "not an http:// or https:// URL";
         return -EINVAL;
     }
     aloop_stream_t *s;
-    int rc = aloop_open_connection(u.host, u.port, -1, &s); /* the scope bounds it */
+    int rc = open_stream(job, &u, &s);
     if (rc < 0) return rc;
     char *head = malloc(HEADER_MAX + 1);
     rc = head ? send_request(s, &u) : -ENOMEM;
@@ -300,6 +354,7 @@ static int http_get(fetch_job_t *job) {
         else if (r.chunked) rc = read_chunked(s, job);
         else rc = read_body(s, r.length, job);
     }
+    if (rc < 0 && !job->what) note_tls_error(job, &u, rc);
     free(head);
     aloop_stream_close(s);
     return rc;
@@ -321,6 +376,7 @@ static void report(const fetch_job_t *job) {
     } else {
         const char *why = job->error == -ETIMEDOUT ? "timed out"
                           : job->what             ? job->what
+                          : job->tls_error[0]     ? job->tls_error
                           : job->error == -ENOENT ? "name not found"
                                                   : aloop_strerror(job->error);
         printf("ERR %s after %.2f s (%zu B)  %s\n", why, job->elapsed, job->bytes, job->url);
@@ -377,33 +433,99 @@ static void *main_task(void *arg) {
 }
 
 /* ------------------------------------------------------------------------ */
+/* TLS                                                                      */
+/* ------------------------------------------------------------------------ */
+
+#ifdef EXAMPLE_WITH_TLS
+#define FETCH_TLS_NOTE ""
+
+static int wants_tls(const fetch_all_t *all) {
+    for (size_t i = 0; i < all->n; i++)
+        if (strncasecmp(all->urls[i], "https://", 8) == 0) return 1;
+    return all->opt->cacert != NULL; /* a bad FILE is reported even without https URLs */
+}
+
+/* One client config for every https request (the CA store is loaded once
+ * and TLS sessions are resumed across requests to the same server). 0, or
+ * 2 after saying why on stderr. */
+static int tls_setup(fetch_options_t *opt, const fetch_all_t *all) {
+    static const char *const alpn[] = {"http/1.1"};
+    if (!wants_tls(all)) return 0;
+    opt->tls = aloop_tls_client_config_new();
+    if (!opt->tls) {
+        fprintf(stderr, "fetch: cannot set up TLS: %s\n", aloop_tls_error());
+        return 2;
+    }
+    int rc = aloop_tls_config_set_alpn(opt->tls, alpn, 1);
+    if (rc == 0 && opt->insecure) rc = aloop_tls_config_set_verify(opt->tls, 0);
+    if (rc < 0) {
+        fprintf(stderr, "fetch: cannot set up TLS: %s\n", aloop_strerror(rc));
+    } else if (opt->cacert && (rc = aloop_tls_config_set_ca_file(opt->tls, opt->cacert)) < 0) {
+        /* OpenSSL's words for a file that is there but holds no certificate */
+        const char *e = rc == -ENOENT ? NULL : aloop_tls_error();
+        fprintf(stderr, "fetch: --cacert %s: %s\n", opt->cacert,
+                e && *e ? e : aloop_strerror(rc));
+    }
+    if (rc < 0) {
+        aloop_tls_config_free(opt->tls);
+        opt->tls = NULL;
+        return 2;
+    }
+    return 0;
+}
+
+static void tls_teardown(fetch_options_t *opt) {
+    aloop_tls_config_free(opt->tls);
+}
+#else
+#define FETCH_TLS_NOTE "  (This build has no TLS: OpenSSL 3 was not found when it was built.)\n"
+
+static int tls_setup(fetch_options_t *opt, const fetch_all_t *all) {
+    (void)all;
+    if (!opt->cacert && !opt->insecure) return 0;
+    fprintf(stderr, "fetch: built without TLS (OpenSSL 3 not found): --cacert and --insecure "
+                    "are not available\n");
+    return 2;
+}
+
+static void tls_teardown(fetch_options_t *opt) {
+    (void)opt;
+}
+#endif
+
+/* ------------------------------------------------------------------------ */
 /* Command line                                                             */
 /* ------------------------------------------------------------------------ */
 
 static void usage(FILE *out, const char *prog) {
     fprintf(out,
-            "usage: %s [-c N] [-t SECONDS] [-q] URL...\n"
-            "  Downloads every URL (http:// only, HTTP/1.1 GET) concurrently and\n"
-            "  prints a line per URL as it completes: status, bytes, seconds, MB/s\n"
-            "  (or ERR and why), then a total. Bodies are counted, not kept.\n"
+            "usage: %s [-c N] [-t SECONDS] [-q] [--cacert FILE] [-k] URL...\n"
+            "  Downloads every URL (http:// or https://, HTTP/1.1 GET) concurrently\n"
+            "  and prints a line per URL as it completes: status, bytes, seconds,\n"
+            "  MB/s (or ERR and why), then a total. Bodies are counted, not kept.\n"
             "  -c, --concurrency N  at most N requests in flight (default 10)\n"
-            "  -t, --timeout SECS   deadline per request: connect, request and the\n"
-            "                       whole body (default 30; 0 = none)\n"
+            "  -t, --timeout SECS   deadline per request: connect, TLS handshake,\n"
+            "                       request and the whole body (default 30; 0 = none)\n"
             "  -q, --quiet          only the total\n"
+            "      --cacert FILE    https: trust the CA certificates in FILE (PEM)\n"
+            "                       instead of the system's\n"
+            "  -k, --insecure       https: accept any server certificate\n"
             "  -h, --help           this text\n"
+            "%s"
             "Exit status: 0 if every URL answered 2xx, 1 if not, 2 on bad usage.\n",
-            prog);
+            prog, FETCH_TLS_NOTE);
 }
 
 static int parse_options(int argc, char **argv, fetch_options_t *opt) {
     static const struct option longopts[] = {
         {"concurrency", required_argument, NULL, 'c'}, {"timeout", required_argument, NULL, 't'},
         {"quiet", no_argument, NULL, 'q'},             {"help", no_argument, NULL, 'h'},
+        {"cacert", required_argument, NULL, 'C'},      {"insecure", no_argument, NULL, 'k'},
         {NULL, 0, NULL, 0},
     };
     *opt = (fetch_options_t){.concurrency = 10, .timeout = 30};
     int ch;
-    while ((ch = getopt_long(argc, argv, "c:t:qh", longopts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "c:t:qhk", longopts, NULL)) != -1) {
         char *end;
         switch (ch) {
         case 'c': {
@@ -418,6 +540,8 @@ static int parse_options(int argc, char **argv, fetch_options_t *opt) {
             if (opt->timeout == 0) opt->timeout = INFINITY; /* none */
             break;
         case 'q': opt->quiet = 1; break;
+        case 'C': opt->cacert = optarg; break;
+        case 'k': opt->insecure = 1; break;
         case 'h': return 1;
         default: return -1;
         }
@@ -433,9 +557,12 @@ int main(int argc, char **argv) {
         return rc > 0 ? 0 : 2;
     }
     fetch_all_t all = {&opt, argv + optind, (size_t)(argc - optind), NULL};
+    rc = tls_setup(&opt, &all);
+    if (rc != 0) return rc;
     all.jobs = calloc(all.n, sizeof *all.jobs);
     if (!all.jobs) {
         fprintf(stderr, "fetch: out of memory\n");
+        tls_teardown(&opt);
         return 1;
     }
     double t0 = 0, t1 = 0;
@@ -459,5 +586,6 @@ int main(int argc, char **argv) {
     printf("total: %zu URLs, %zu ok, %zu failed, %zu bytes in %.2f s, %.2f MB/s\n", all.n, ok,
            all.n - ok, bytes, t1 - t0, mb_per_s(bytes, t1 - t0));
     free(all.jobs);
+    tls_teardown(&opt);
     return rc == 0 && ok == all.n ? 0 : 1;
 }

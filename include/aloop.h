@@ -895,7 +895,13 @@ ALOOP_API int aloop_sendfile(int out_fd, int in_fd, off_t offset, size_t n, size
  * ready in before the call is tried again: a TLS read may need to write),
  * or -errno. The stream does the waiting, the cancelling and the
  * one-reader-one-writer rule; a call is never entered twice at once in the
- * same role, but a read and a write may alternate while both are pending. */
+ * same role, but a read and a write may alternate while both are pending.
+ * A write that returned -EAGAIN is tried again with the same bytes (the
+ * same buf and n) until it returns, unless its caller gives up (cancelled,
+ * the wait failed): then the stream calls write(ctx, fd, NULL, 0, want)
+ * once to say so, and the next write is a new one (bytes of the abandoned
+ * write the transport already took may still be sent, as with a socket;
+ * they must not be counted towards the next write). */
 enum { ALOOP_WANT_READ = 1, ALOOP_WANT_WRITE = 2 };
 typedef struct aloop_stream_transport {
     ssize_t (*read)(void *ctx, int fd, void *buf, size_t n, int *want);
@@ -913,6 +919,8 @@ ALOOP_API int aloop_stream_set_transport(aloop_stream_t *s, const aloop_stream_t
                                          void *ctx);
 /* The ctx given with the transport, or NULL. */
 ALOOP_API void *aloop_stream_transport_ctx(const aloop_stream_t *s);
+/* The transport's ops, or NULL (plain fd I/O): tells whose ctx it is. */
+ALOOP_API const aloop_stream_transport_t *aloop_stream_transport(const aloop_stream_t *s);
 
 /* ---- servers */
 
@@ -938,6 +946,8 @@ typedef struct aloop_serve_opts {
                                accepting until a handler returns (new
                                connections wait in the listen backlog) */
     size_t max_line;        /* max_line of each connection's stream (0 = default) */
+    double handshake_timeout; /* aloop_serve_tls (aloop_tls.h): seconds for each
+                                 connection's handshake (0 = 60); unused here */
 } aloop_serve_opts_t;
 /* aloop_serve with options; opts NULL = all defaults (= aloop_serve). */
 ALOOP_API aloop_server_t *aloop_serve_with(aloop_t *loop, int listen_fd,

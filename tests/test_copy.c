@@ -81,6 +81,11 @@ static void *copier(void *arg) {
     j->rc = j->use_sendfile ? aloop_sendfile(j->out_fd, j->in_fd, j->offset, j->n, &j->copied)
                             : aloop_copy(j->out_fd, j->in_fd, j->n, &j->copied);
     if (j->sink_fd >= 0 && !j->keep_out) aloop_close(j->out_fd); /* the sink sees EOF */
+    /* a failed copy (a reset under simulation) drops its source as a relay
+     * does, or the producer waits for ever on a full socket. The sources
+     * with a producer are sockets, but for the pipe into a file, whose
+     * copy meets no reset. */
+    if (j->rc < 0 && j->feed_fd >= 0) shutdown(j->in_fd, SHUT_RDWR);
     return NULL;
 }
 

@@ -16,7 +16,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "internal.h"
+/* Frames the compiler must keep (no inlining into the caller). */
+#define NOINLINE __attribute__((noinline))
+/* A task's stack when aloop_config_t.stack_size is 0 (aloop.h). */
+#define DEFAULT_STACK_KIB 256u
 
 typedef struct crash {
     int status;
@@ -55,7 +58,7 @@ static void in_child(void (*fn)(void), crash_t *out) {
 
 /* Each frame keeps a live 512-byte buffer, and the recursion is not a tail
  * call, so no compiler can turn it into a loop. */
-static ALOOP_NOINLINE unsigned recurse(unsigned depth) {
+static NOINLINE unsigned recurse(unsigned depth) {
     volatile char pad[512];
     pad[0] = (char)depth;
     pad[sizeof pad - 1] = (char)(depth >> 8);
@@ -114,26 +117,29 @@ static void test_overflow_default_stack_among_other_tasks(void **state) {
     assert_int_equal(WTERMSIG(c.status), SIGABRT);
     assert_non_null(strstr(c.err, "stack overflow in task 'Task-2'"));
     char want[64];
-    snprintf(want, sizeof want, "(stack size %u KiB)", ALOOP_DEFAULT_STACK / 1024);
+    snprintf(want, sizeof want, "(stack size %u KiB)", DEFAULT_STACK_KIB);
     assert_non_null(strstr(c.err, want));
 }
 
 /* A frame bigger than a page at the very end of a stack: its first store
- * (at its lowest address) lands 14 KiB below the stack. With a one-page
+ * (at its lowest address) lands 13 to 14 KiB below the stack. With a one-page
  * guard that was the top of the neighbouring slot's stack, written without
  * a fault; the guard gap below every stack (64 KiB) makes it a report. */
-static ALOOP_NOINLINE void frame_of_16k(void) {
+static NOINLINE void frame_of_16k(void) {
     volatile char buf[16 * 1024];
     buf[0] = 1;
     buf[sizeof buf - 1] = 1;
 }
 
+/* The edge task's stack. Its first frame starts at most ENTRY_FRAMES
+ * bytes below the top (the coroutine's entry frames: about 200). */
+#define EDGE_STACK (64u * 1024u)
+#define ENTRY_FRAMES 1024u
+
 static void *to_the_edge(void *arg) {
     (void)arg;
-    char *lo = aloop_current()->coros.running->stack_lo;
-    char here;
-    size_t room = (size_t)(&here - lo);
-    volatile char *fill = alloca(room - 2048); /* ~2 KiB of stack left */
+    /* 2 to 3 KiB of stack left */
+    volatile char *fill = alloca(EDGE_STACK - ENTRY_FRAMES - 2048);
     fill[0] = 0;
     frame_of_16k();
     return fill[0] ? arg : NULL; /* keeps the alloca alive past the call */
@@ -146,7 +152,7 @@ static void *neighbour(void *arg) {
 }
 
 static void big_frame_at_the_edge(void) {
-    aloop_config_t cfg = {.clock = ALOOP_CLOCK_VIRTUAL};
+    aloop_config_t cfg = {.clock = ALOOP_CLOCK_VIRTUAL, .stack_size = EDGE_STACK};
     aloop_t *loop = aloop_new_with(&cfg);
     /* The neighbour gets the slot below the edge task's (slots are handed
      * out in address order; each task gets its stack at its first step). */

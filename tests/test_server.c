@@ -81,6 +81,16 @@ static void handler(aloop_stream_t *conn, void *arg) {
     c->handlers_returned++;
 }
 
+/* Waits (virtual time) until *count reaches n: 0, or -ETIMEDOUT after 10
+ * s. Under simulated allocation failures a connection the server could not
+ * take never gets a handler: the test then fails instead of waiting for
+ * ever. */
+static int wait_count(const int *count, int n) {
+    for (double until = now() + 10; *count < n;)
+        if (now() >= until || aloop_sleep(0.01) < 0) return -ETIMEDOUT;
+    return 0;
+}
+
 /* A client: connects, sends "hello <i>", expects it back, closes. */
 typedef struct client {
     srv_ctx_t *c;
@@ -95,7 +105,7 @@ static void *echo_client(void *arg) {
     int len = snprintf(msg, sizeof msg, "hello %d\n", cl->i);
     /* every connection is being served before any finishes (however late
      * accepts come: simulation delays them) */
-    while (cl->c->handlers_started < NCLIENTS && aloop_sleep(0.001) == 0) continue;
+    wait_count(&cl->c->handlers_started, NCLIENTS);
     if (aloop_stream_write(s, msg, (size_t)len) == len &&
         aloop_stream_readline(s, back, sizeof back) == len && strcmp(msg, back) == 0)
         cl->c->client_ok++;
@@ -217,7 +227,7 @@ static void *free_main(void *arg) {
     for (int i = 0; i < 3; i++)
         assert_int_equal(aloop_open_connection("127.0.0.1", c->port, 1, &s[i]), 0);
     aloop_task_t *w = spawn(loop, free_waiter, c);
-    while (c->handlers_started < 3) aloop_sleep(0.01);
+    wait_count(&c->handlers_started, 3);
     c->rc[0] = (int)aloop_server_connections(srv);
     int lfd = aloop_server_fd(srv);
     aloop_server_free(srv);
@@ -258,13 +268,13 @@ static void *cancel_main(void *arg) {
     aloop_stream_t *s[3];
     for (int i = 0; i < 2; i++)
         assert_int_equal(aloop_open_connection("127.0.0.1", c->port, 1, &s[i]), 0);
-    while (c->handlers_started < 2) aloop_sleep(0.01);
+    wait_count(&c->handlers_started, 2);
     c->rc[0] = (int)aloop_server_cancel_handlers(srv);
-    while (c->handlers_returned < 2) aloop_sleep(0.01);
+    wait_count(&c->handlers_returned, 2);
     c->rc[1] = (int)aloop_server_connections(srv);
     /* still serving */
     c->rc[2] = aloop_open_connection("127.0.0.1", c->port, 1, &s[2]);
-    while (c->handlers_started < 3) aloop_sleep(0.01);
+    wait_count(&c->handlers_started, 3);
     aloop_server_close(srv);
     c->rc[3] = (int)aloop_server_cancel_handlers(srv);
     c->rc[4] = aloop_server_wait_closed(srv);
@@ -298,7 +308,7 @@ static void *connect_and_hold(void *arg) {
     int fd = aloop_tcp_connect("127.0.0.1", c->port, 1);
     c->rc[0] = fd < 0 ? fd : 0;
     if (fd >= 0) {
-        while (c->handlers_started < 1) aloop_sleep(0.01);
+        wait_count(&c->handlers_started, 1);
         c->rc[4] = fd;
     }
     return NULL; /* keeps fd open: aloop_free must not care */
@@ -397,7 +407,7 @@ static void *wait_cancel_main(void *arg) {
     aloop_task_uncancel(self);
     aloop_stream_t *s;
     c->rc[2] = aloop_open_connection("127.0.0.1", c->port, 1, &s);
-    while (c->handlers_returned < 1) aloop_sleep(0.01);
+    wait_count(&c->handlers_returned, 1);
     aloop_stream_close(s);
     aloop_server_close(srv);
     c->rc[3] = aloop_server_wait_closed(srv);

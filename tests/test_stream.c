@@ -1266,6 +1266,11 @@ static void *relay_copier(void *arg) {
     r->copied += r->head;
     aloop_stream_close(r->to); /* the sink sees EOF */
     r->to = NULL;
+    if (r->rc < 0) { /* as a relay does: the producer learns it too, or it
+                      * waits for ever on a full source (hard faults) */
+        aloop_stream_close(r->from);
+        r->from = NULL;
+    }
     return NULL;
 }
 
@@ -1869,7 +1874,7 @@ static void *xor_relay_main(void *arg) {
         aloop_await(ts[i], NULL);
         aloop_release(ts[i]);
     }
-    aloop_stream_close(r->from);
+    if (r->from) aloop_stream_close(r->from);
     r->from = NULL;
     r->n = (size_t)closed;
     return NULL;

@@ -36,6 +36,8 @@ typedef struct chat_options {
     size_t queue_len;    /* messages a client's outbox holds before it is dropped */
     size_t max_line;     /* longest accepted input line, '\n' included */
     int verbose;         /* log connections and why they end, on stderr */
+    const char *tls_cert, *tls_key; /* PEM files: serve TLS (main.c) */
+    struct aloop_tls_config *tls;   /* their server config, or NULL: plain TCP */
 } chat_options_t;
 
 /* ---- messages (room.c): immutable, reference counted, shared by every

@@ -8,6 +8,13 @@
  *     nc 127.0.0.1 8888                  # terminal 2: pick a name, chat
  *     ./chat-client 127.0.0.1 8888       # terminal 3
  *
+ * Over TLS (aloop-tls, built when OpenSSL 3 is found): the same server,
+ * the connections handed to chat_session only once their handshake is done
+ * (aloop_serve_tls); the session code does not change, a TLS connection is
+ * an ordinary stream.
+ *     ./chat --tls-cert server.pem --tls-key server.key
+ *     openssl s_client -quiet -connect 127.0.0.1:8888 -CAfile ca.pem
+ *
  * Shape of the program: aloop_serve runs chat_session (session.c) as a task
  * per connection: it asks for a name, then turns each line into a
  * broadcast to the room (room.c) or a command. What keeps one client from
@@ -23,6 +30,9 @@
 #endif
 #include "chat.h"
 #include "../common/serve_main.h"
+#ifdef EXAMPLE_WITH_TLS
+#include <aloop_tls.h>
+#endif
 
 #include <errno.h>
 #include <getopt.h>
@@ -49,10 +59,20 @@ static void usage(FILE *out, const char *prog) {
             "  --max-line N         longest input line in bytes (default 512);\n"
             "                       longer lines are rejected with a message\n"
             "  --verbose            log connections and why they end (stderr)\n"
+            "  --tls-cert FILE      serve TLS with this certificate chain (PEM) ...\n"
+            "  --tls-key FILE       ... and its private key (PEM); clients connect with\n"
+            "                       e.g. openssl s_client -quiet -connect HOST:PORT\n"
             "  --help               this text\n"
+            "%s"
             "Prints \"listening on HOST:PORT\" once ready. SIGINT/SIGTERM shut the\n"
             "server down cleanly. Commands for clients: /who, /quit.\n",
-            prog);
+            prog,
+#ifdef EXAMPLE_WITH_TLS
+            ""
+#else
+            "  (This build has no TLS: OpenSSL 3 was not found; the --tls options exit 2.)\n"
+#endif
+    );
 }
 
 static int parse_seconds(const char *s, double *out) {
@@ -81,6 +101,8 @@ static int parse_options(int argc, char **argv, chat_options_t *opt) {
         {"queue", required_argument, NULL, 'q'},
         {"max-line", required_argument, NULL, 'l'},
         {"verbose", no_argument, NULL, 'v'},
+        {"tls-cert", required_argument, NULL, 'c'},
+        {"tls-key", required_argument, NULL, 'k'},
         {"help", no_argument, NULL, 'H'},
         {NULL, 0, NULL, 0},
     };
@@ -97,6 +119,8 @@ static int parse_options(int argc, char **argv, chat_options_t *opt) {
         case 'q': bad = parse_count(optarg, 1, 1u << 20, &opt->queue_len); break;
         case 'l': bad = parse_count(optarg, 16, 1u << 20, &opt->max_line); break;
         case 'v': opt->verbose = 1; break;
+        case 'c': opt->tls_cert = optarg; break;
+        case 'k': opt->tls_key = optarg; break;
         case 'H': usage(stdout, argv[0]); return 1;
         default: bad = -1; break;
         }
@@ -106,11 +130,32 @@ static int parse_options(int argc, char **argv, chat_options_t *opt) {
             return -1;
         }
     }
-    if (optind != argc) {
+    if (optind != argc || !opt->tls_cert != !opt->tls_key) {
+        if (optind == argc) fprintf(stderr, "%s: --tls-cert and --tls-key go together\n", argv[0]);
         usage(stderr, argv[0]);
         return -1;
     }
     return 0;
+}
+
+/* The server config from --tls-cert/--tls-key: 0 (opt->tls set, or no TLS
+ * asked for), or the exit status after saying why: 1 for files it cannot
+ * use, 2 (bad usage) in a build without TLS. */
+static int tls_setup(chat_options_t *opt) {
+    if (!opt->tls_cert) return 0;
+#ifdef EXAMPLE_WITH_TLS
+    opt->tls = aloop_tls_server_config_new(opt->tls_cert, opt->tls_key);
+    if (opt->tls) return 0;
+    int err = errno;
+    const char *e = err == EINVAL ? aloop_tls_error() : NULL; /* OpenSSL's words on bad PEM */
+    fprintf(stderr, "chat: cannot use %s and %s: %s\n", opt->tls_cert, opt->tls_key,
+            e && *e ? e : strerror(err));
+    return 1;
+#else
+    fprintf(stderr, "chat: built without TLS (OpenSSL 3 not found): --tls-cert and --tls-key "
+                    "are not available\n");
+    return 2;
+#endif
 }
 
 /* ------------------------------------------------------------------------ */
@@ -149,11 +194,22 @@ typedef struct chat_server {
     aloop_task_t *bot;
 } chat_server_t;
 
+/* A task per connection running chat_session; over TLS, only once the
+ * connection's handshake is done (a failed one never reaches the room). */
+static aloop_server_t *serve(aloop_t *loop, int fd, const chat_options_t *opt, chat_room_t *room) {
+#ifdef EXAMPLE_WITH_TLS
+    if (opt->tls) return aloop_serve_tls(loop, fd, opt->tls, NULL, chat_session, room);
+#else
+    (void)opt;
+#endif
+    return aloop_serve(loop, fd, chat_session, room);
+}
+
 static aloop_server_t *server_start(serve_loop_t *l) {
     chat_server_t *cs = l->cfg->arg;
     chat_room_t *room = &cs->room;
     if (room_init(room, l->loop, cs->opt) < 0) return NULL;
-    room->server = aloop_serve(l->loop, l->fd, chat_session, room);
+    room->server = serve(l->loop, l->fd, cs->opt, room);
     if (!room->server) {
         room_free(room);
         return NULL;
@@ -174,9 +230,13 @@ int main(int argc, char **argv) {
     chat_options_t opt;
     int rc = parse_options(argc, argv, &opt);
     if (rc != 0) return rc > 0 ? 0 : 2;
+    if ((rc = tls_setup(&opt)) != 0) return rc;
     chat_server_t cs = {.opt = &opt};
     serve_config_t cfg = {.name = "chat", .host = opt.host, .port = opt.port, .loops = 1,
                           .start = server_start, .shutdown = server_shutdown, .arg = &cs};
     rc = serve_main(&cfg);
+#ifdef EXAMPLE_WITH_TLS
+    aloop_tls_config_free(opt.tls);
+#endif
     return rc < 0 ? 1 : 0; /* serve_main has said what went wrong */
 }

@@ -2,7 +2,10 @@
  * conn.c - one connection: read a request head under deadlines, answer it
  * from ROOT (small files with their head in one write, others with
  * aloop_sendfile), keep alive, log. Pipelined requests simply wait in the
- * stream's buffer for the next turn of the loop in httpd_session.
+ * stream's buffer for the next turn of the loop in httpd_session. Over TLS
+ * the connection is the same kind of stream; only bodies change path: they
+ * must be encrypted, so they are read from the file and written through the
+ * stream instead of going from the file to the socket with sendfile.
  *
  * Files are opened with openat2(RESOLVE_BENEATH) relative to ROOT, so the
  * kernel refuses any path that leaves ROOT, through ".." or through a
@@ -34,6 +37,8 @@
 #define SMALL_FILE 16384 /* bodies up to this size go out with the head, in one write */
 #define LINGER_TIME 2.0  /* after an error: how long we drain what the client still sends */
 #define SEND_SLICE (1u << 20) /* a body goes out in slices of this, each moving the deadline on */
+#define TLS_PIECE 16384       /* over TLS, file bytes go through the stream this many at a time
+                                 (one full TLS record) */
 
 struct httpd_conn {
     httpd_loop_t *hl;
@@ -232,15 +237,35 @@ static void deadline_in(httpd_conn_t *c, aloop_timeout_t *to, double secs) {
     aloop_timeout_reschedule(to, aloop_time(c->hl->loop) + secs);
 }
 
+/* n bytes of file fd from offset through the stream's transport (TLS):
+ * sendfile would put them on the socket as they are. Same contract as
+ * aloop_sendfile. */
+static int send_through_stream(httpd_conn_t *c, int fd, off_t offset, size_t n, size_t *sent) {
+    char buf[TLS_PIECE];
+    *sent = 0;
+    while (*sent < n) {
+        size_t want = n - *sent < sizeof buf ? n - *sent : sizeof buf;
+        ssize_t got = pread(fd, buf, want, offset + (off_t)*sent);
+        if (got < 0 && errno == EINTR) continue;
+        if (got <= 0) return got < 0 ? -errno : 0; /* the file shrank: *sent < n */
+        int rc = conn_write(c, buf, (size_t)got);
+        if (rc < 0) return rc;
+        *sent += (size_t)got;
+    }
+    return 0;
+}
+
 /* count bytes of file fd from first to the socket: 0, or -errno; *sent:
  * how many went out. In slices, each moving the deadline on: the limit is
  * on a stalled client, not on a long transfer. */
 static int send_body(httpd_conn_t *c, int fd, uint64_t first, uint64_t count, uint64_t *sent) {
+    int transport = aloop_stream_transport_ctx(c->s) != NULL;
     *sent = 0;
     while (*sent < count) {
         size_t slice = count - *sent > SEND_SLICE ? SEND_SLICE : (size_t)(count - *sent);
         size_t n = 0;
-        int rc = aloop_sendfile(c->fd, fd, (off_t)(first + *sent), slice, &n);
+        int rc = transport ? send_through_stream(c, fd, (off_t)(first + *sent), slice, &n)
+                           : aloop_sendfile(c->fd, fd, (off_t)(first + *sent), slice, &n);
         *sent += n;
         if (rc < 0) return rc;
         if (n < slice) return -EIO; /* the file shrank under us: the framing is lost */

@@ -99,6 +99,7 @@ typedef struct httpd_options {
     double idle_timeout;     /* a keep-alive connection waiting for a request */
     double grace;            /* shutdown: how long in-flight responses may take */
     int quiet;               /* no access log */
+    const char *tls_cert, *tls_key; /* PEM files: serve HTTPS (main.c) */
 } httpd_options_t;
 
 typedef struct httpd_conn httpd_conn_t;
@@ -110,6 +111,7 @@ typedef struct httpd_loop {
     int root_fd;             /* ROOT, O_PATH: every file is opened beneath it */
     int listen_fd;
     aloop_server_t *server;
+    struct aloop_tls_config *tls; /* HTTPS: this loop's server config; NULL: plain */
     int stopping;            /* no new request starts; idle connections end */
     httpd_conn_t *conns;     /* open connections, for the shutdown */
     time_t date_sec;         /* the Date header, formatted once a second */

@@ -7,6 +7,12 @@
  *     ./httpd --port 8080 --root /srv/www [--loops N] [--max-conns N]
  *     curl -v http://127.0.0.1:8080/index.html
  *
+ * HTTPS with --tls-cert FILE --tls-key FILE (aloop-tls, built when OpenSSL
+ * 3 is found): every loop serves with aloop_serve_tls and a server config
+ * of its own (a config is used by one thread at a time); a handler gets a
+ * connection only once its handshake is done.
+ *     curl --cacert ca.pem https://localhost:8443/index.html
+ *
  * Shape: N loops on N threads (loop 0 on the main thread), each with its
  * own listener on the same port (SO_REUSEPORT: the kernel spreads the
  * connections), its own server (a task per connection, conn.c) and its own
@@ -25,6 +31,9 @@
 #endif
 #include "http.h"
 #include "../common/serve_main.h"
+#ifdef EXAMPLE_WITH_TLS
+#include <aloop_tls.h>
+#endif
 
 #include <errno.h>
 #include <fcntl.h>
@@ -52,6 +61,12 @@ static aloop_server_t *start_loop(serve_loop_t *l) {
      * rest); a line longer than a request or field line may be is refused
      * as soon as that many bytes are in. */
     aloop_serve_opts_t so = {.max_connections = hl->opt->max_conns, .max_line = HTTP_MAX_LINE};
+#ifdef EXAMPLE_WITH_TLS
+    if (hl->tls) {
+        hl->server = aloop_serve_tls(l->loop, l->fd, hl->tls, &so, httpd_session, hl);
+        return hl->server;
+    }
+#endif
     hl->server = aloop_serve_with(l->loop, l->fd, &so, httpd_session, hl);
     return hl->server;
 }
@@ -61,18 +76,50 @@ static void shutdown_loop(serve_loop_t *l, aloop_server_t *server) {
     aloop_server_free(server);
 }
 
+/* A loop's server config from --tls-cert/--tls-key (NULL without them):
+ * 0, or -EINVAL after saying why. */
+static int tls_config(const httpd_options_t *opt, struct aloop_tls_config **out) {
+    *out = NULL;
+    if (!opt->tls_cert) return 0;
+#ifdef EXAMPLE_WITH_TLS
+    static const char *const alpn[] = {"http/1.1"};
+    aloop_tls_config_t *c = aloop_tls_server_config_new(opt->tls_cert, opt->tls_key);
+    int err = c ? -aloop_tls_config_set_alpn(c, alpn, 1) : errno;
+    if (err == 0) {
+        *out = c;
+        return 0;
+    }
+    const char *e = err == EINVAL ? aloop_tls_error() : NULL; /* OpenSSL's words on bad PEM */
+    fprintf(stderr, "httpd: cannot use %s and %s: %s\n", opt->tls_cert, opt->tls_key,
+            e && *e ? e : strerror(err));
+    aloop_tls_config_free(c);
+#endif
+    return -EINVAL;
+}
+
+static void tls_config_free(struct aloop_tls_config *c) {
+#ifdef EXAMPLE_WITH_TLS
+    aloop_tls_config_free(c);
+#else
+    (void)c;
+#endif
+}
+
 static int run(const httpd_options_t *opt, int root_fd) {
     httpd_loop_t *all = calloc(opt->loops, sizeof *all);
     if (!all) return -ENOMEM;
-    for (unsigned i = 0; i < opt->loops; i++) {
+    int rc = 0;
+    for (unsigned i = 0; i < opt->loops && rc == 0; i++) {
         all[i].opt = opt;
         all[i].root_fd = root_fd;
         all[i].listen_fd = -1;
+        rc = tls_config(opt, &all[i].tls);
     }
     serve_config_t cfg = {.name = "httpd", .host = opt->host, .port = opt->port,
                           .loops = opt->loops, .start = start_loop,
                           .shutdown = shutdown_loop, .arg = all};
-    int rc = serve_main(&cfg);
+    if (rc == 0) rc = serve_main(&cfg);
+    for (unsigned i = 0; i < opt->loops; i++) tls_config_free(all[i].tls);
     free(all);
     return rc;
 }
@@ -98,9 +145,18 @@ static void usage(FILE *out, const char *prog) {
             "  --grace SECS           at shutdown, how long responses under way may take\n"
             "                         (default 10)\n"
             "  --quiet                no access log (otherwise: stdout, Common Log Format)\n"
+            "  --tls-cert FILE        serve HTTPS with this certificate chain (PEM) ...\n"
+            "  --tls-key FILE         ... and its private key (PEM)\n"
+            "%s"
             "Prints \"listening on HOST:PORT\" once ready. SIGINT/SIGTERM: stop accepting,\n"
             "finish the responses under way, close idle connections, exit 0.\n",
-            prog);
+            prog,
+#ifdef EXAMPLE_WITH_TLS
+            ""
+#else
+            "  (This build has no TLS: OpenSSL 3 was not found; the --tls options exit 2.)\n"
+#endif
+    );
 }
 
 static int parse_count(const char *s, unsigned long lo, unsigned long hi, unsigned long *out) {
@@ -127,6 +183,7 @@ int main(int argc, char **argv) {
         {"max-conns", required_argument, NULL, 'c'},  {"header-timeout", required_argument, NULL, 't'},
         {"idle-timeout", required_argument, NULL, 'i'}, {"grace", required_argument, NULL, 'g'},
         {"quiet", no_argument, NULL, 'q'},            {"help", no_argument, NULL, 'H'},
+        {"tls-cert", required_argument, NULL, 'C'},   {"tls-key", required_argument, NULL, 'K'},
         {NULL, 0, NULL, 0},
     };
     httpd_options_t opt = {.host = "127.0.0.1", .port = "8080", .root = ".",
@@ -145,6 +202,8 @@ int main(int argc, char **argv) {
         case 'i': bad = parse_seconds(optarg, &opt.idle_timeout); break;
         case 'g': bad = parse_seconds(optarg, &opt.grace); break;
         case 'q': opt.quiet = 1; break;
+        case 'C': opt.tls_cert = optarg; break;
+        case 'K': opt.tls_key = optarg; break;
         case 'H': usage(stdout, argv[0]); return 0;
         default: bad = 1; break;
         }
@@ -154,10 +213,18 @@ int main(int argc, char **argv) {
             return 2;
         }
     }
-    if (optind != argc) {
+    if (optind != argc || !opt.tls_cert != !opt.tls_key) {
+        if (optind == argc) fprintf(stderr, "%s: --tls-cert and --tls-key go together\n", argv[0]);
         usage(stderr, argv[0]);
         return 2;
     }
+#ifndef EXAMPLE_WITH_TLS
+    if (opt.tls_cert) {
+        fprintf(stderr, "httpd: built without TLS (OpenSSL 3 not found): --tls-cert and "
+                        "--tls-key are not available\n");
+        return 2;
+    }
+#endif
     if (!opt.loops) {
         long cpus = sysconf(_SC_NPROCESSORS_ONLN);
         opt.loops = cpus > 0 ? (unsigned)cpus : 1;

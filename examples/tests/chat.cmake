@@ -11,3 +11,24 @@ set_tests_properties(example_chat_client_help PROPERTIES PASS_REGULAR_EXPRESSION
 add_test(NAME example_fibserver_help COMMAND fibserver --help)
 set_tests_properties(example_fibserver_help PROPERTIES PASS_REGULAR_EXPRESSION
   "usage: .*fibserver .*--threads")
+# chat over TLS (examples/tests/chat_tls_test.py): an openssl s_client and a
+# Python ssl client chat; a cleartext client on the TLS port is dropped.
+if(ALOOP_EXAMPLES_TLS AND Python3_Interpreter_FOUND)
+  find_program(ALOOP_OPENSSL_BIN openssl)
+  if(ALOOP_OPENSSL_BIN)
+    add_test(NAME example_chat_tls
+             COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/tests/chat_tls_test.py
+                     $<TARGET_FILE:chat> ${ALOOP_GEN_CERTS})
+    set_tests_properties(example_chat_tls PROPERTIES TIMEOUT 120)
+  endif()
+endif()
+if(ALOOP_EXAMPLES_TLS)
+  add_test(NAME example_chat_tls_bad_files COMMAND chat --port 0 --tls-cert /nonexistent.pem
+                                                   --tls-key /nonexistent.key)
+  set_tests_properties(example_chat_tls_bad_files PROPERTIES PASS_REGULAR_EXPRESSION
+    "chat: cannot use /nonexistent.pem and /nonexistent.key: No such file")
+else()
+  add_test(NAME example_chat_without_tls COMMAND chat --tls-cert a.pem --tls-key a.key)
+  set_tests_properties(example_chat_without_tls PROPERTIES PASS_REGULAR_EXPRESSION
+    "built without TLS")
+endif()

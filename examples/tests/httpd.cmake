@@ -20,3 +20,24 @@ if(Python3_Interpreter_FOUND)
 else()
   message(STATUS "aloop: python3 not found; the examples/httpd runs are skipped")
 endif()
+# httpd over TLS (--tls-cert/--tls-key): the same runs with every client on
+# TLS, plus keep-alive, ALPN and cleartext clients (tls_session) and curl.
+if(ALOOP_EXAMPLES_TLS AND Python3_Interpreter_FOUND)
+  foreach(t tls_session tls_curl tls_get_head_keepalive tls_pipelining tls_http10 tls_range
+            tls_slow_headers tls_loops)
+    add_test(NAME example_httpd_${t}
+             COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/tests/httpd_test.py
+                     $<TARGET_FILE:httpd> ${t} ${ALOOP_GEN_CERTS})
+    set_tests_properties(example_httpd_${t} PROPERTIES TIMEOUT 120)
+  endforeach()
+endif()
+if(ALOOP_EXAMPLES_TLS)
+  add_test(NAME example_httpd_tls_bad_files COMMAND httpd --port 0 --tls-cert /nonexistent.pem
+                                                    --tls-key /nonexistent.key)
+  set_tests_properties(example_httpd_tls_bad_files PROPERTIES PASS_REGULAR_EXPRESSION
+    "httpd: cannot use /nonexistent.pem and /nonexistent.key: No such file")
+else()
+  add_test(NAME example_httpd_without_tls COMMAND httpd --tls-cert a.pem --tls-key a.key)
+  set_tests_properties(example_httpd_without_tls PROPERTIES PASS_REGULAR_EXPRESSION
+    "built without TLS")
+endif()

@@ -1,13 +1,19 @@
 #!/usr/bin/env python3
 """End-to-end tests of examples/httpd with real clients.
 
-Usage: httpd_test.py PATH/TO/httpd TEST   (TEST: one of the names in TESTS)
+Usage: httpd_test.py PATH/TO/httpd TEST [PATH/TO/gen-certs.sh]
+(TEST: one of the names in TESTS; the tls_* ones need the certificate script)
 
 Each test starts httpd on 127.0.0.1 port 0 against a temporary ROOT of
 generated files, talks to it with Python's http.client, raw sockets (for
 what http.client refuses to send) and curl when it is installed, and stops
 it with SIGTERM, expecting exit status 0. Waits are on events (a response,
 EOF, a log line); the timeouts only bound how long a failure takes.
+
+The tls_* tests run httpd with --tls-cert/--tls-key (the test certificates
+of tests/tls/gen-certs.sh): tls_NAME runs test NAME unchanged with every
+connection and socket made by Server.conn()/Server.sock() going over TLS,
+verified against the test CA; the others are about TLS itself.
 """
 import email.utils
 import http.client
@@ -21,13 +27,18 @@ import sys
 import tempfile
 import time
 
+import tls_fixture
+
 WAIT = 10.0  # longest any expected event may take
 
 
 class Server:
-    def __init__(self, binary, root, *args):
+    def __init__(self, binary, root, *args, certs=None):
+        self.certs = certs
+        self.ctx = tls_fixture.client_context(certs.ca) if certs else None
+        tls = ["--tls-cert", certs.server[0], "--tls-key", certs.server[1]] if certs else []
         self.proc = subprocess.Popen([binary, "--port", "0", "--root", root, "--loops", "1"]
-                                     + list(args), stdout=subprocess.PIPE,
+                                     + list(args) + tls, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE)
         line = self.read_line()
         assert line.startswith("listening on 127.0.0.1:"), line
@@ -54,10 +65,15 @@ class Server:
         return [self.read_line() for _ in range(n)]
 
     def conn(self):
+        if self.ctx:
+            return http.client.HTTPSConnection("127.0.0.1", self.port, timeout=WAIT,
+                                               context=self.ctx)
         return http.client.HTTPConnection("127.0.0.1", self.port, timeout=WAIT)
 
     def sock(self):
         s = socket.create_connection(("127.0.0.1", self.port), timeout=WAIT)
+        if self.ctx:  # the handshake is done here; verifies 127.0.0.1 (an IP SAN)
+            s = self.ctx.wrap_socket(s, server_hostname="127.0.0.1")
         return s
 
     def stop(self, sig=signal.SIGTERM):
@@ -567,6 +583,84 @@ def test_curl(srv, root):
                base + "/k1.bin") == b"304"
 
 
+def test_tls_session(srv, root):
+    """One TLS connection for many requests (keep-alive), ALPN http/1.1,
+    bodies large enough to leave the one-write path (they go through the
+    stream, not sendfile), byte-exact; a cleartext client on the TLS port is
+    dropped and the TLS connection goes on."""
+    ctx = tls_fixture.client_context(srv.certs.ca)
+    ctx.set_alpn_protocols(["h2", "http/1.1"])
+    c = http.client.HTTPSConnection("localhost", srv.port, timeout=WAIT, context=ctx)
+    c.request("GET", "/k1.bin")
+    r = c.getresponse()
+    assert r.status == 200 and r.read() == bytes(range(256)) * 4
+    sock, local = c.sock, c.sock.getsockname()
+    assert sock.version() in ("TLSv1.2", "TLSv1.3"), sock.version()
+    assert sock.selected_alpn_protocol() == "http/1.1", sock.selected_alpn_protocol()
+    with open(os.path.join(root, "big.bin"), "rb") as f:
+        big = f.read()
+    for path, headers, status, body in [
+            ("/big.bin", {}, 200, big),
+            ("/big.bin", {"Range": "bytes=5000000-5099999"}, 206, big[5000000:5100000]),
+            ("/big.bin", {"Range": "bytes=-16385"}, 206, big[-16385:]),
+            ("/index.html", {}, 200, b"<h1>hello</h1>\n")]:
+        c.request("GET", path, headers=headers)
+        r = c.getresponse()
+        got = r.read()
+        assert r.status == status and got == body, (path, headers, r.status, len(got))
+    c.request("HEAD", "/big.bin")
+    r = c.getresponse()
+    assert r.status == 200 and r.read() == b"" and r.getheader("Content-Length") == str(len(big))
+    assert c.sock is sock and sock.getsockname() == local, "keep-alive broke: a new connection"
+
+    plain = socket.create_connection(("127.0.0.1", srv.port), timeout=WAIT)
+    plain.sendall(b"GET /index.html HTTP/1.1\r\nHost: x\r\n\r\n")
+    got = b""
+    try:
+        while True:
+            chunk = plain.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+    except ConnectionResetError:
+        pass
+    plain.close()
+    assert not got.startswith(b"HTTP/") and b"hello" not in got, got
+
+    c.request("GET", "/sub/a.txt")
+    r = c.getresponse()
+    assert r.status == 200 and r.read() == b"inside\n" and c.sock is sock
+    c.close()
+
+
+def test_tls_curl(srv, root):
+    """curl, as a user would: --cacert, without it (refused), -k."""
+    curl = shutil.which("curl")
+    if not curl:
+        print("curl not installed: skipped")
+        return
+    base = "https://localhost:%d" % srv.port
+
+    def run(*args):
+        return subprocess.run([curl, "-s", "-S", "--cacert", srv.certs.ca] + list(args),
+                              capture_output=True, timeout=WAIT * 3)
+
+    assert run(base + "/sub/a.txt").stdout == b"inside\n"
+    with open(os.path.join(root, "big.bin"), "rb") as f:
+        assert run(base + "/big.bin").stdout == f.read()
+    assert run("-r", "4-9", base + "/k1.bin").stdout == (bytes(range(256)) * 4)[4:10]
+    out = run("-o", "/dev/null", "-o", "/dev/null", "-w", "%{num_connects} %{http_version}\n",
+              base + "/sub/a.txt", base + "/k1.bin").stdout
+    assert out.split() == [b"1", b"1.1", b"0", b"1.1"], out  # two URLs, one connection
+    p = subprocess.run([curl, "-s", base + "/sub/a.txt"], capture_output=True, timeout=WAIT * 3)
+    assert p.returncode == 60 and p.stdout == b"", p  # the test CA is not the system's
+    p = subprocess.run([curl, "-s", "-k", base + "/sub/a.txt"], capture_output=True, timeout=WAIT * 3)
+    assert p.returncode == 0 and p.stdout == b"inside\n", p
+    p = subprocess.run([curl, "-s", "http://127.0.0.1:%d/sub/a.txt" % srv.port],
+                       capture_output=True, timeout=WAIT * 3)
+    assert p.returncode != 0 and b"inside" not in p.stdout, p  # cleartext: no answer
+
+
 TESTS = {
     "get_head_keepalive": (test_get_head_keepalive, ["--quiet"]),
     "pipelining": (test_pipelining, ["--quiet"]),
@@ -583,22 +677,32 @@ TESTS = {
     "loops": (test_loops, ["--quiet", "--loops", "2"]),
     "max_conns": (test_max_conns, ["--quiet", "--max-conns", "1"]),
     "curl": (test_curl, ["--quiet"]),
+    "tls_session": (test_tls_session, ["--quiet"]),
+    "tls_curl": (test_tls_curl, ["--quiet"]),
 }
+# The same tests over TLS: their clients come from Server.conn()/sock().
+for _name in ["get_head_keepalive", "pipelining", "http10", "range", "slow_headers", "loops"]:
+    TESTS["tls_" + _name] = TESTS[_name]
 
 
 def main():
     binary, name = sys.argv[1], sys.argv[2]
     fn, args = TESTS[name]
+    certs = tls_fixture.Certs(sys.argv[3]) if name.startswith("tls_") else None
     root, outside = make_root()
-    srv = Server(binary, root, *args)
+    srv = None
     try:
+        srv = Server(binary, root, *args, certs=certs)
         if fn(srv, root) != "stopped":
             srv.stop()
         print("%s: ok" % name)
     finally:
-        srv.kill()
+        if srv:
+            srv.kill()
         shutil.rmtree(root)
         shutil.rmtree(outside)
+        if certs:
+            certs.cleanup()
 
 
 if __name__ == "__main__":

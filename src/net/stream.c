@@ -111,6 +111,10 @@ int aloop_stream_set_transport(aloop_stream_t *s, const aloop_stream_transport_t
 
 void *aloop_stream_transport_ctx(const aloop_stream_t *s) { return s ? s->tr_ctx : NULL; }
 
+const aloop_stream_transport_t *aloop_stream_transport(const aloop_stream_t *s) {
+    return s ? s->tr : NULL;
+}
+
 static void stream_destroy(aloop_stream_t *s) {
     aloop__loop_disown(&s->owned);
     if (s->dsep != s->dsep_small) aloop__free(s->dsep);
@@ -187,7 +191,13 @@ static ssize_t stream_send(aloop_task_impl_t *t, aloop_stream_t *s, const void *
         ssize_t n = s->tr->write(s->tr_ctx, s->fd, buf, len, &want);
         if (n != -EAGAIN) return n;
         int rc = transport_wait(t, s, want);
-        if (rc < 0 || s->closed) return rc < 0 ? rc : -EBADF;
+        if (s->closed) return -EBADF;
+        if (rc < 0) {
+            /* the retry will not come: the transport must not count what
+             * it took of these bytes towards the next write */
+            s->tr->write(s->tr_ctx, s->fd, NULL, 0, &want);
+            return rc;
+        }
     }
 }
 

@@ -1,0 +1,187 @@
+#!/usr/bin/env python3
+"""examples/chat over TLS (--tls-cert/--tls-key), with real TLS clients.
+
+Usage: chat_tls_test.py PATH/TO/chat PATH/TO/gen-certs.sh
+
+Starts chat on 127.0.0.1 port 0 with the test server certificate, then: one
+client is `openssl s_client` (what the chat's usage text tells people to
+use), the other Python's ssl module, both verifying the server against the
+test CA. They pick names, chat both ways, /who; meanwhile a plain-TCP client
+that speaks cleartext to the TLS port is dropped without a byte of the chat
+reaching it, and a client that connects and never starts its handshake sits
+there: neither disturbs the others nor the shutdown (SIGTERM: everyone is
+told, exit 0). Waits are on lines and EOF; WAIT only bounds a failure.
+"""
+import os
+import select
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+
+import tls_fixture
+
+WAIT = 10.0
+
+
+class LineReader:
+    """Lines from a file descriptor (a pipe or a socket's fileno), with a
+    deadline per line."""
+
+    def __init__(self, read, fileno, name):
+        self.read, self.fileno, self.name, self.buf = read, fileno, name, b""
+
+    def line(self, timeout=WAIT):
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self.buf:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self.fileno], [], [], left)[0]:
+                raise AssertionError("%s: no line in %.0f s; have %r" % (self.name, timeout, self.buf))
+            data = self.read()
+            if not data:
+                raise AssertionError("%s: EOF; have %r" % (self.name, self.buf))
+            self.buf += data
+        line, _, self.buf = self.buf.partition(b"\n")
+        return line.decode()
+
+    def expect(self, prefix, timeout=WAIT):
+        """Skips lines until one starts with prefix (the bot is off, so only
+        joins and leaves of others can come in between)."""
+        seen = []
+        deadline = time.monotonic() + timeout
+        while True:
+            line = self.line(max(deadline - time.monotonic(), 0.01))
+            if line.startswith(prefix):
+                return line
+            seen.append(line)
+            if len(seen) > 20:
+                raise AssertionError("%s: no %r in %r" % (self.name, prefix, seen))
+
+
+class SClient:
+    """openssl s_client, as a person would run it."""
+
+    def __init__(self, port, ca):
+        self.proc = subprocess.Popen(
+            ["openssl", "s_client", "-quiet", "-connect", "127.0.0.1:%d" % port,
+             "-servername", "localhost", "-verify_hostname", "localhost",
+             "-CAfile", ca, "-verify_return_error"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        out = self.proc.stdout
+        self.r = LineReader(lambda: os.read(out.fileno(), 4096), out.fileno(), "s_client")
+
+    def send(self, text):
+        self.proc.stdin.write(text.encode())
+        self.proc.stdin.flush()
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
+
+class PyClient:
+    def __init__(self, port, ca):
+        ctx = tls_fixture.client_context(ca)
+        raw = socket.create_connection(("127.0.0.1", port), timeout=WAIT)
+        self.sock = ctx.wrap_socket(raw, server_hostname="localhost")
+        self.sock.setblocking(False)
+
+        def read():
+            while True:
+                try:
+                    return self.sock.recv(4096)
+                except ssl.SSLWantReadError:
+                    if not select.select([self.sock], [], [], WAIT)[0]:
+                        raise
+        self.r = LineReader(read, self.sock.fileno(), "python ssl")
+
+    def send(self, text):
+        self.sock.setblocking(True)
+        self.sock.sendall(text.encode())
+        self.sock.setblocking(False)
+
+
+def plain_client_is_dropped(port):
+    """A cleartext client on the TLS port: the server ends the connection
+    (its handshake fails) and nothing of the chat reaches it."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=WAIT)
+    s.sendall(b"mallory\r\nhello everyone\r\n")
+    got = b""
+    try:
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            got += chunk
+    except ConnectionResetError:
+        pass
+    except socket.timeout:
+        raise AssertionError("the plain client was not dropped; got %r" % got)
+    s.close()
+    assert b"Welcome" not in got and b"mallory" not in got, got
+
+
+def main():
+    binary, gen = sys.argv[1], sys.argv[2]
+    certs = tls_fixture.Certs(gen)
+    cert, key = certs.server
+    srv = subprocess.Popen([binary, "--port", "0", "--bot-interval", "0",
+                            "--tls-cert", cert, "--tls-key", key],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    clients = []
+    try:
+        out = srv.stdout
+        line = LineReader(lambda: os.read(out.fileno(), 4096), out.fileno(), "chat").line()
+        assert line.startswith("listening on 127.0.0.1:"), line
+        port = int(line.rsplit(":", 1)[1])
+
+        # Connects and never sends a ClientHello: holds one handshake.
+        silent = socket.create_connection(("127.0.0.1", port), timeout=WAIT)
+
+        a = SClient(port, certs.ca)
+        clients.append(a)
+        a.r.expect("Welcome to aloop chat!")
+        a.send("alice\n")
+        assert a.r.expect("* welcome alice").startswith("* welcome alice (1 online")
+
+        b = PyClient(port, certs.ca)
+        assert b.sock.version() in ("TLSv1.2", "TLSv1.3"), b.sock.version()
+        b.r.expect("Welcome to aloop chat!")
+        b.send("bob\n")
+        assert b.r.expect("* welcome bob").startswith("* welcome bob (2 online")
+        a.r.expect("* bob joined")
+
+        plain_client_is_dropped(port)
+
+        a.send("hello from s_client\n")
+        assert b.r.expect("alice:") == "alice: hello from s_client"
+        b.send("hi alice, from python\n")
+        assert a.r.expect("bob:") == "bob: hi alice, from python"
+        b.send("/who\n")
+        who = b.r.expect("* online")
+        assert who in ("* online (2): alice, bob", "* online (2): bob, alice"), who
+
+        b.send("/quit\n")
+        b.r.expect("* bye bob")
+        a.r.expect("* bob left")
+
+        srv.send_signal(signal.SIGTERM)
+        a.r.expect("* server shutting down, bye")
+        rc = srv.wait(WAIT)
+        assert rc == 0, "chat exited %d: %s" % (rc, srv.stderr.read().decode())
+        silent.close()
+        print("chat over TLS: ok")
+    finally:
+        for c in clients:
+            c.close()
+        if srv.poll() is None:
+            srv.kill()
+            srv.wait()
+        certs.cleanup()
+
+
+if __name__ == "__main__":
+    main()

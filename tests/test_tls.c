@@ -1,0 +1,690 @@
+/*
+ * test_tls.c - aloop-tls (src/tls/): TLS streams through the public API
+ * only. Both ends run in one loop, over a socketpair or loopback TCP; the
+ * certificates come from tests/tls/gen-certs.sh (the ctest fixture
+ * tls_certs) in the directory $ALOOP_TLS_CERTS.
+ */
+#include "aloop_test.h"
+
+#include "aloop_tls.h"
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* ---- helpers -------------------------------------------------------------- */
+
+/* $ALOOP_TLS_CERTS/name (one of a few static buffers, so several fit in a
+ * call's arguments). */
+static const char *cert(const char *name) {
+    static char bufs[4][512];
+    static int next;
+    const char *dir = getenv("ALOOP_TLS_CERTS");
+    assert_non_null(dir);
+    char *b = bufs[next++ % 4];
+    snprintf(b, sizeof bufs[0], "%s/%s", dir, name);
+    return b;
+}
+
+static aloop_tls_config_t *server_config(const char *name) {
+    char c[64], k[64];
+    snprintf(c, sizeof c, "%s.pem", name);
+    snprintf(k, sizeof k, "%s.key", name);
+    aloop_tls_config_t *cfg = aloop_tls_server_config_new(cert(c), cert(k));
+    assert_non_null(cfg);
+    return cfg;
+}
+
+/* A client that trusts the test CA. */
+static aloop_tls_config_t *client_config(void) {
+    aloop_tls_config_t *cfg = aloop_tls_client_config_new();
+    assert_non_null(cfg);
+    assert_int_equal(aloop_tls_config_set_ca_file(cfg, cert("ca.pem")), 0);
+    return cfg;
+}
+
+/* One side's handshake, in a task of its own. */
+typedef struct side {
+    aloop_stream_t *s;
+    aloop_tls_config_t *cfg;
+    const char *name; /* client: the name checked */
+    double timeout;
+    int rc;
+    aloop_stream_t *out;
+} side_t;
+
+static void *accept_main(void *arg) {
+    side_t *h = arg;
+    h->rc = aloop_tls_accept(h->s, h->cfg, h->timeout, &h->out);
+    return NULL;
+}
+
+static void *connect_main(void *arg) {
+    side_t *h = arg;
+    h->rc = aloop_tls_connect(h->s, h->cfg, h->name, h->timeout, &h->out);
+    return NULL;
+}
+
+/* Both handshakes over a new socketpair, from inside a task: srv->out and
+ * cli->out on success, rc otherwise. */
+static void handshake_pair(side_t *srv, side_t *cli) {
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    srv->s = aloop_stream_new(aloop_current(), sv[0], 0);
+    cli->s = aloop_stream_new(aloop_current(), sv[1], 0);
+    assert_non_null(srv->s);
+    assert_non_null(cli->s);
+    if (!srv->timeout) srv->timeout = 10;
+    if (!cli->timeout) cli->timeout = 10;
+    aloop_task_t *t[2] = {aloop_spawn(aloop_current(), accept_main, srv),
+                          aloop_spawn(aloop_current(), connect_main, cli)};
+    assert_int_equal(aloop_gather(t, 2, NULL, NULL, 0), 0);
+    aloop_release(t[0]);
+    aloop_release(t[1]);
+}
+
+/* A connected pair with the test server certificate and CA, checked. */
+typedef struct conn_pair {
+    aloop_tls_config_t *scfg, *ccfg;
+    aloop_stream_t *srv, *cli;
+} conn_pair_t;
+
+static void open_pair(conn_pair_t *p) {
+    p->scfg = server_config("server");
+    p->ccfg = client_config();
+    side_t srv = {.cfg = p->scfg}, cli = {.cfg = p->ccfg, .name = "localhost"};
+    handshake_pair(&srv, &cli);
+    assert_int_equal(srv.rc, 0);
+    assert_int_equal(cli.rc, 0);
+    p->srv = srv.out;
+    p->cli = cli.out;
+}
+
+static void close_pair(conn_pair_t *p) {
+    if (p->srv) aloop_stream_close(p->srv);
+    if (p->cli) aloop_stream_close(p->cli);
+    aloop_tls_config_free(p->scfg);
+    aloop_tls_config_free(p->ccfg);
+}
+
+static void run(void *(*fn)(void *), void *arg) {
+    assert_int_equal(aloop_main_with(NULL, fn, arg, NULL), 0);
+}
+
+static void run_virtual(void *(*fn)(void *), void *arg) {
+    aloop_config_t cfg = {.clock = ALOOP_CLOCK_VIRTUAL};
+    assert_int_equal(aloop_main_with(&cfg, fn, arg, NULL), 0);
+}
+
+/* ---- round trips ------------------------------------------------------------ */
+
+static void *round_trip_main(void *arg) {
+    (void)arg;
+    conn_pair_t p = {0};
+    open_pair(&p);
+    assert_string_equal(aloop_tls_version(p.cli), "TLSv1.3");
+    assert_string_equal(aloop_tls_version(p.srv), "TLSv1.3");
+    assert_int_equal(aloop_tls_resumed(p.cli), 0);
+    assert_null(aloop_tls_alpn(p.cli));
+    assert_int_equal(aloop_stream_write(p.cli, "hello\nworld\n", 12), 12);
+    char line[64];
+    assert_int_equal(aloop_stream_readline(p.srv, line, sizeof line), 6);
+    assert_string_equal(line, "hello\n");
+    assert_int_equal(aloop_stream_readline(p.srv, line, sizeof line), 6);
+    assert_string_equal(line, "world\n");
+    assert_int_equal(aloop_stream_write(p.srv, "a::b::", 6), 6);
+    assert_int_equal(aloop_stream_readuntil(p.cli, "::", 2, line, sizeof line), 3);
+    assert_string_equal(line, "a::");
+    assert_int_equal(aloop_stream_readexactly(p.cli, line, 3), 3);
+    assert_memory_equal(line, "b::", 3);
+    close_pair(&p);
+    return NULL;
+}
+
+static void tls_round_trip(void **state) {
+    (void)state;
+    run(round_trip_main, NULL);
+}
+
+/* Not a TLS stream: the queries say so. */
+static void *plain_queries_main(void *arg) {
+    (void)arg;
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    aloop_stream_t *s = aloop_stream_new(aloop_current(), sv[0], 0);
+    assert_null(aloop_tls_version(s));
+    assert_null(aloop_tls_alpn(s));
+    assert_int_equal(aloop_tls_resumed(s), 0);
+    assert_null(aloop_tls_version(NULL));
+    aloop_stream_close(s);
+    close(sv[1]);
+    return NULL;
+}
+
+static void tls_queries_on_plain_stream(void **state) {
+    (void)state;
+    run(plain_queries_main, NULL);
+}
+
+/* ---- echo with copy, big transfers -------------------------------------------- */
+
+static void *echo_main(void *arg) {
+    aloop_stream_t *s = arg;
+    size_t copied = 0;
+    int rc = aloop_stream_copy(s, s, 0, &copied);
+    assert_int_equal(rc, 0);
+    assert_int_equal(aloop_stream_shutdown(s), 0);
+    return (void *)copied;
+}
+
+typedef struct bulk {
+    aloop_stream_t *s;
+    size_t n;
+    unsigned seed;
+} bulk_t;
+
+static unsigned char pattern(size_t i, unsigned seed) {
+    return (unsigned char)((i * 2654435761u) >> 13 ^ seed);
+}
+
+static void *bulk_writer(void *arg) {
+    bulk_t *b = arg;
+    unsigned char *buf = malloc(b->n);
+    assert_non_null(buf);
+    for (size_t i = 0; i < b->n; i++) buf[i] = pattern(i, b->seed);
+    /* in uneven pieces, so records and writes do not line up */
+    size_t off = 0, piece = 1;
+    while (off < b->n) {
+        size_t len = b->n - off < piece ? b->n - off : piece;
+        assert_int_equal(aloop_stream_write(b->s, buf + off, len), (ssize_t)len);
+        off += len;
+        piece = piece * 3 + 7;
+        if (piece > 300000) piece = 1;
+    }
+    free(buf);
+    assert_int_equal(aloop_stream_shutdown(b->s), 0);
+    return NULL;
+}
+
+static void *bulk_reader(void *arg) {
+    bulk_t *b = arg;
+    unsigned char *buf = malloc(b->n + 1);
+    assert_non_null(buf);
+    assert_int_equal(aloop_stream_readexactly(b->s, buf, b->n), (ssize_t)b->n);
+    for (size_t i = 0; i < b->n; i++)
+        if (buf[i] != pattern(i, b->seed)) fail_msg("byte %zu differs", i);
+    assert_int_equal(aloop_stream_read(b->s, buf, 1), 0); /* close_notify */
+    free(buf);
+    return NULL;
+}
+
+static void *echo_copy_main(void *arg) {
+    (void)arg;
+    conn_pair_t p = {0};
+    open_pair(&p);
+    aloop_task_t *echo = spawn(aloop_current(), echo_main, p.srv);
+    bulk_t w = {.s = p.cli, .n = 300000, .seed = 7}, r = w;
+    aloop_task_t *t[2] = {spawn(aloop_current(), bulk_writer, &w),
+                          spawn(aloop_current(), bulk_reader, &r)};
+    assert_int_equal(aloop_gather(t, 2, NULL, NULL, 0), 0);
+    void *copied;
+    assert_int_equal(aloop_await(echo, &copied), 0);
+    assert_int_equal((size_t)copied, 300000);
+    aloop_release(echo);
+    aloop_release(t[0]);
+    aloop_release(t[1]);
+    close_pair(&p);
+    return NULL;
+}
+
+static void tls_echo_with_copy(void **state) {
+    (void)state;
+    run(echo_copy_main, NULL);
+}
+
+/* 4 MiB each way at once, byte-exact: four tasks, one reader and one
+ * writer per side. */
+static void *four_mib_main(void *arg) {
+    (void)arg;
+    conn_pair_t p = {0};
+    open_pair(&p);
+    size_t n = 4u << 20;
+    bulk_t cw = {.s = p.cli, .n = n, .seed = 1}, sr = cw;
+    bulk_t sw = {.s = p.srv, .n = n, .seed = 2}, cr = sw;
+    sr.s = p.srv;
+    cr.s = p.cli;
+    aloop_task_t *t[4] = {spawn(aloop_current(), bulk_writer, &cw),
+                          spawn(aloop_current(), bulk_reader, &sr),
+                          spawn(aloop_current(), bulk_writer, &sw),
+                          spawn(aloop_current(), bulk_reader, &cr)};
+    assert_int_equal(aloop_gather(t, 4, NULL, NULL, 0), 0);
+    for (int i = 0; i < 4; i++) aloop_release(t[i]);
+    close_pair(&p);
+    return NULL;
+}
+
+static void tls_four_mib_both_ways(void **state) {
+    (void)state;
+    run(four_mib_main, NULL);
+}
+
+/* ---- EOF: close_notify, half-close, truncation --------------------------------- */
+
+static void *half_close_main(void *arg) {
+    (void)arg;
+    conn_pair_t p = {0};
+    open_pair(&p);
+    char buf[16];
+    assert_int_equal(aloop_stream_write(p.cli, "last", 4), 4);
+    assert_int_equal(aloop_stream_shutdown(p.cli), 0);
+    assert_int_equal(aloop_stream_shutdown(p.cli), 0); /* again: nothing */
+    assert_int_equal(aloop_stream_write(p.cli, "x", 1), -EPIPE);
+    assert_int_equal(aloop_stream_readexactly(p.srv, buf, 4), 4);
+    assert_int_equal(aloop_stream_read(p.srv, buf, sizeof buf), 0);
+    assert_int_equal(aloop_stream_read(p.srv, buf, sizeof buf), 0); /* stays 0 */
+    /* the side that got close_notify may still write (TLS 1.3 half-close) */
+    assert_int_equal(aloop_stream_write(p.srv, "reply", 5), 5);
+    assert_int_equal(aloop_stream_shutdown(p.srv), 0);
+    assert_int_equal(aloop_stream_readexactly(p.cli, buf, 5), 5);
+    assert_memory_equal(buf, "reply", 5);
+    assert_int_equal(aloop_stream_read(p.cli, buf, sizeof buf), 0);
+    close_pair(&p);
+    return NULL;
+}
+
+static void tls_shutdown_half_close(void **state) {
+    (void)state;
+    run(half_close_main, NULL);
+}
+
+/* The peer's socket ends without close_notify: -ECONNRESET, sticky. */
+static void *truncation_main(void *arg) {
+    (void)arg;
+    conn_pair_t p = {0};
+    open_pair(&p);
+    assert_int_equal(aloop_stream_write(p.cli, "part", 4), 4);
+    /* no close_notify can get out: the socket is shut first */
+    shutdown(aloop_stream_fd(p.cli), SHUT_RDWR);
+    aloop_stream_close(p.cli);
+    p.cli = NULL;
+    char buf[16];
+    assert_int_equal(aloop_stream_read(p.srv, buf, sizeof buf), 4);
+    assert_int_equal(aloop_stream_read(p.srv, buf, sizeof buf), -ECONNRESET);
+    assert_true(strlen(aloop_tls_error()) > 0);
+    assert_int_equal(aloop_stream_read(p.srv, buf, sizeof buf), -ECONNRESET);
+    close_pair(&p);
+    return NULL;
+}
+
+static void tls_close_without_close_notify_is_reset(void **state) {
+    (void)state;
+    run(truncation_main, NULL);
+}
+
+/* aloop_stream_close sends close_notify when it can: the peer reads EOF. */
+static void *close_sends_notify_main(void *arg) {
+    (void)arg;
+    conn_pair_t p = {0};
+    open_pair(&p);
+    assert_int_equal(aloop_stream_write(p.srv, "bye", 3), 3);
+    aloop_stream_close(p.srv);
+    p.srv = NULL;
+    char buf[16];
+    assert_int_equal(aloop_stream_readexactly(p.cli, buf, 3), 3);
+    assert_int_equal(aloop_stream_read(p.cli, buf, sizeof buf), 0);
+    close_pair(&p);
+    return NULL;
+}
+
+static void tls_close_sends_close_notify(void **state) {
+    (void)state;
+    run(close_sends_notify_main, NULL);
+}
+
+/* ---- verification ------------------------------------------------------------ */
+
+typedef struct verify_case {
+    const char *server_cert; /* base name in the certs dir */
+    const char *name;        /* the name the client checks */
+    int verify;              /* client's set_verify */
+    int want_cli;            /* the client's result */
+    const char *words;       /* in aloop_tls_error() after the client's failure */
+} verify_case_t;
+
+static void *verify_main(void *arg) {
+    verify_case_t *v = arg;
+    aloop_tls_config_t *scfg = server_config(v->server_cert), *ccfg = client_config();
+    assert_int_equal(aloop_tls_config_set_verify(ccfg, v->verify), 0);
+    side_t srv = {.cfg = scfg}, cli = {.cfg = ccfg, .name = v->name};
+    handshake_pair(&srv, &cli);
+    assert_int_equal(cli.rc, v->want_cli);
+    if (v->want_cli == 0) {
+        assert_int_equal(srv.rc, 0);
+        assert_non_null(cli.out);
+        aloop_stream_close(cli.out);
+        aloop_stream_close(srv.out);
+    } else {
+        assert_null(cli.out);
+        assert_null(srv.out);
+        /* the client told the server why: a refused certificate there too */
+        assert_int_equal(srv.rc, -EKEYREJECTED);
+    }
+    aloop_tls_config_free(scfg);
+    aloop_tls_config_free(ccfg);
+    return NULL;
+}
+
+/* The client's failure words, checked in the client task itself (the
+ * text is per thread: the server's failure comes after it). */
+static void *verify_words_main(void *arg) {
+    verify_case_t *v = arg;
+    aloop_tls_config_t *scfg = server_config(v->server_cert), *ccfg = client_config();
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    side_t srv = {.cfg = scfg, .timeout = 10};
+    srv.s = aloop_stream_new(aloop_current(), sv[0], 0);
+    aloop_task_t *t = spawn(aloop_current(), accept_main, &srv);
+    aloop_stream_t *out = NULL;
+    int rc = aloop_tls_connect(aloop_stream_new(aloop_current(), sv[1], 0), ccfg, v->name, 10,
+                               &out);
+    assert_int_equal(rc, v->want_cli);
+    if (!strstr(aloop_tls_error(), v->words))
+        fail_msg("aloop_tls_error() is \"%s\", wanted \"%s\" in it", aloop_tls_error(), v->words);
+    assert_int_equal(aloop_await(t, NULL), 0);
+    aloop_release(t);
+    aloop_tls_config_free(scfg);
+    aloop_tls_config_free(ccfg);
+    return NULL;
+}
+
+static void check_verify(verify_case_t v) {
+    run(verify_main, &v);
+    if (v.words) run(verify_words_main, &v);
+}
+
+static void tls_verify_expired(void **state) {
+    (void)state;
+    check_verify((verify_case_t){"expired", "localhost", 1, -EKEYREJECTED, "expired"});
+}
+
+static void tls_verify_wrong_name(void **state) {
+    (void)state;
+    check_verify((verify_case_t){"wrongname", "localhost", 1, -EKEYREJECTED, "mismatch"});
+    /* a name the certificate has, but the client asked for another one */
+    check_verify((verify_case_t){"server", "other.example", 1, -EKEYREJECTED, "mismatch"});
+}
+
+static void tls_verify_untrusted(void **state) {
+    (void)state;
+    check_verify((verify_case_t){"untrusted", "localhost", 1, -EKEYREJECTED, "self-signed"});
+}
+
+static void tls_verify_ip_address(void **state) {
+    (void)state;
+    /* IP-address names are checked against the IP SANs */
+    check_verify((verify_case_t){"server", "127.0.0.1", 1, 0, NULL});
+    check_verify((verify_case_t){"server", "::1", 1, 0, NULL});
+    check_verify((verify_case_t){"server", "127.0.0.2", 1, -EKEYREJECTED, "mismatch"});
+    check_verify((verify_case_t){"wrongname", "127.0.0.1", 1, -EKEYREJECTED, "mismatch"});
+}
+
+static void tls_verify_off_accepts_any(void **state) {
+    (void)state;
+    check_verify((verify_case_t){"untrusted", "localhost", 0, 0, NULL});
+    check_verify((verify_case_t){"expired", "nobody.example", 0, 0, NULL});
+}
+
+/* ---- handshake failures: not TLS, timeouts, cancels ----------------------------- */
+
+typedef struct raw_peer {
+    int fd;
+    const char *send; /* NULL: send nothing */
+} raw_peer_t;
+
+static void *raw_peer_main(void *arg) {
+    raw_peer_t *r = arg;
+    if (r->send) aloop_write_all(r->fd, r->send, strlen(r->send));
+    char buf[4096];
+    while (aloop_read(r->fd, buf, sizeof buf) > 0) continue; /* until the server closes */
+    return NULL;
+}
+
+typedef struct raw_case {
+    const char *send;
+    double timeout;
+    int want;
+    double took; /* virtual seconds until the failure */
+} raw_case_t;
+
+static void *raw_main(void *arg) {
+    raw_case_t *c = arg;
+    aloop_tls_config_t *scfg = server_config("server");
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    raw_peer_t peer = {.fd = sv[1], .send = c->send};
+    aloop_task_t *t = spawn(aloop_current(), raw_peer_main, &peer);
+    aloop_stream_t *out = (aloop_stream_t *)&out;
+    double t0 = now();
+    int rc = aloop_tls_accept(aloop_stream_new(aloop_current(), sv[0], 0), scfg, c->timeout, &out);
+    c->took = now() - t0;
+    assert_int_equal(rc, c->want);
+    assert_null(out);
+    assert_true(strlen(aloop_tls_error()) > 0);
+    /* the stream was closed: the peer sees EOF and ends */
+    assert_int_equal(aloop_await(t, NULL), 0);
+    aloop_release(t);
+    close(sv[1]);
+    aloop_tls_config_free(scfg);
+    return NULL;
+}
+
+static void tls_garbage_is_eproto(void **state) {
+    (void)state;
+    raw_case_t c = {"GET / HTTP/1.0\r\n\r\n", 10, -EPROTO, 0};
+    run_virtual(raw_main, &c);
+    assert_true(c.took < 10);
+}
+
+static void tls_handshake_timeout(void **state) {
+    (void)state;
+    raw_case_t c = {NULL, 2.5, -ETIMEDOUT, 0};
+    run_virtual(raw_main, &c);
+    assert_true(c.took >= 2.5 && c.took < 2.6);
+}
+
+/* Cancelled while waiting for the peer's flight: -ECANCELED, the stream
+ * closed (the peer sees EOF), nothing leaks (ASan). */
+static void *cancelled_accept(void *arg) {
+    side_t *h = arg;
+    h->rc = aloop_tls_accept(h->s, h->cfg, -1, &h->out);
+    return NULL;
+}
+
+static void *cancel_handshake_main(void *arg) {
+    (void)arg;
+    aloop_tls_config_t *scfg = server_config("server");
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    side_t h = {.s = aloop_stream_new(aloop_current(), sv[0], 0), .cfg = scfg};
+    aloop_task_t *t = spawn(aloop_current(), cancelled_accept, &h);
+    assert_int_equal(aloop_sleep(1), 0);
+    assert_int_equal(aloop_cancel(t), 1);
+    aloop_await(t, NULL);
+    aloop_release(t);
+    assert_int_equal(h.rc, -ECANCELED);
+    assert_null(h.out);
+    char c;
+    assert_int_equal(read(sv[1], &c, 1), 0); /* closed */
+    close(sv[1]);
+    aloop_tls_config_free(scfg);
+    return NULL;
+}
+
+static void tls_cancel_handshake(void **state) {
+    (void)state;
+    run_virtual(cancel_handshake_main, NULL);
+}
+
+/* ---- reads: cancelled reads keep their bytes; the budget ----------------------- */
+
+static void *read_20(void *arg) {
+    aloop_stream_t *s = arg;
+    char buf[20];
+    ssize_t n = aloop_stream_readexactly(s, buf, sizeof buf);
+    return (void *)(intptr_t)n;
+}
+
+static void *cancelled_read_main(void *arg) {
+    (void)arg;
+    conn_pair_t p = {0};
+    open_pair(&p);
+    assert_int_equal(aloop_stream_write(p.srv, "0123456789", 10), 10);
+    aloop_task_t *t = spawn(aloop_current(), read_20, p.cli);
+    assert_int_equal(aloop_sleep(0.01), 0); /* it has the 10 bytes and waits */
+    assert_int_equal(aloop_cancel(t), 1);
+    void *res;
+    assert_int_equal(aloop_await(t, &res), -ECANCELED);
+    aloop_release(t);
+    assert_int_equal(aloop_stream_write(p.srv, "abcdefghij", 10), 10);
+    char buf[21] = {0};
+    assert_int_equal(aloop_stream_readexactly(p.cli, buf, 20), 20);
+    assert_string_equal(buf, "0123456789abcdefghij");
+    close_pair(&p);
+    return NULL;
+}
+
+static void tls_cancelled_read_keeps_bytes(void **state) {
+    (void)state;
+    run_virtual(cancelled_read_main, NULL);
+}
+
+/* A reader whose socket always has data (records already sent and
+ * waiting) still lets the other tasks run: the cooperative budget. */
+typedef struct fair {
+    aloop_stream_t *s;
+    int reading, done;
+    long ticks, ticks_while_reading;
+} fair_t;
+
+static void *fair_reader(void *arg) {
+    fair_t *f = arg;
+    char buf[8192];
+    size_t total = 0;
+    f->reading = 1;
+    while (total < 1000u * 100u) {
+        ssize_t n = aloop_stream_read(f->s, buf, sizeof buf);
+        assert_true(n > 0);
+        total += (size_t)n;
+    }
+    f->ticks_while_reading = f->ticks;
+    f->done = 1;
+    return NULL;
+}
+
+static void *ticker(void *arg) {
+    fair_t *f = arg;
+    while (!f->done) {
+        if (f->reading) f->ticks++;
+        if (aloop_yield() < 0) break;
+    }
+    return NULL;
+}
+
+static void *fairness_main(void *arg) {
+    (void)arg;
+    conn_pair_t p = {0};
+    /* big socket buffers: every record is in the kernel before reading */
+    open_pair(&p);
+    int big = 4 << 20;
+    setsockopt(aloop_stream_fd(p.srv), SOL_SOCKET, SO_SNDBUF, &big, sizeof big);
+    setsockopt(aloop_stream_fd(p.cli), SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
+    char rec[100];
+    memset(rec, 'x', sizeof rec);
+    for (int i = 0; i < 1000; i++) /* 1000 records of 100 bytes */
+        assert_int_equal(aloop_stream_write(p.srv, rec, sizeof rec), 100);
+    fair_t f = {.s = p.cli};
+    aloop_task_t *t[2] = {spawn(aloop_current(), fair_reader, &f),
+                          spawn(aloop_current(), ticker, &f)};
+    assert_int_equal(aloop_gather(t, 2, NULL, NULL, 0), 0);
+    aloop_release(t[0]);
+    aloop_release(t[1]);
+    assert_true(f.ticks_while_reading > 0);
+    close_pair(&p);
+    return NULL;
+}
+
+static void tls_fairness_budget(void **state) {
+    (void)state;
+    run(fairness_main, NULL);
+}
+
+/* ---- misuse -------------------------------------------------------------- */
+
+static void *misuse_main(void *arg) {
+    (void)arg;
+    aloop_tls_config_t *scfg = server_config("server"), *ccfg = client_config();
+    aloop_stream_t *out = (aloop_stream_t *)&out;
+    assert_int_equal(aloop_tls_connect(NULL, ccfg, "x", 1, &out), -EINVAL);
+    assert_null(out);
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    /* a server config to connect: -EINVAL, and the stream is closed */
+    assert_int_equal(aloop_tls_connect(aloop_stream_new(aloop_current(), sv[0], 0), scfg, "x", 1,
+                                       &out),
+                     -EINVAL);
+    char c;
+    assert_int_equal(read(sv[1], &c, 1), 0);
+    close(sv[1]);
+    assert_int_equal(aloop_tls_config_require_client_cert(ccfg, 1), -EINVAL);
+    const char *bad[] = {""};
+    assert_int_equal(aloop_tls_config_set_alpn(ccfg, bad, 1), -EINVAL);
+    assert_int_equal(aloop_tls_config_set_ca_file(ccfg, "/nonexistent/ca.pem"), -ENOENT);
+    assert_int_equal(aloop_tls_config_set_ca_file(ccfg, cert("server.key")), -EINVAL);
+    aloop_tls_config_free(scfg);
+    aloop_tls_config_free(ccfg);
+    aloop_tls_config_free(NULL);
+    return NULL;
+}
+
+static void tls_misuse(void **state) {
+    (void)state;
+    run(misuse_main, NULL);
+    errno = 0;
+    assert_null(aloop_tls_server_config_new(cert("nope.pem"), cert("server.key")));
+    assert_int_equal(errno, ENOENT);
+    assert_null(aloop_tls_server_config_new(cert("server.pem"), cert("client.key")));
+    assert_int_equal(errno, EINVAL);
+    assert_null(aloop_tls_server_config_new(NULL, cert("server.key")));
+    assert_int_equal(errno, EINVAL);
+    /* outside a task */
+    aloop_tls_config_t *ccfg = client_config();
+    aloop_stream_t *out;
+    assert_int_equal(aloop_open_tls_connection("localhost", "1", ccfg, 1, &out), -EPERM);
+    aloop_tls_config_free(ccfg);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(tls_round_trip),
+        cmocka_unit_test(tls_queries_on_plain_stream),
+        cmocka_unit_test(tls_echo_with_copy),
+        cmocka_unit_test(tls_four_mib_both_ways),
+        cmocka_unit_test(tls_shutdown_half_close),
+        cmocka_unit_test(tls_close_without_close_notify_is_reset),
+        cmocka_unit_test(tls_close_sends_close_notify),
+        cmocka_unit_test(tls_verify_expired),
+        cmocka_unit_test(tls_verify_wrong_name),
+        cmocka_unit_test(tls_verify_untrusted),
+        cmocka_unit_test(tls_verify_ip_address),
+        cmocka_unit_test(tls_verify_off_accepts_any),
+        cmocka_unit_test(tls_garbage_is_eproto),
+        cmocka_unit_test(tls_handshake_timeout),
+        cmocka_unit_test(tls_cancel_handshake),
+        cmocka_unit_test(tls_cancelled_read_keeps_bytes),
+        cmocka_unit_test(tls_fairness_budget),
+        cmocka_unit_test(tls_misuse),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
