@@ -37,7 +37,7 @@ typedef struct block {
     struct block *next; /* atomic; set once */
 } block_t;
 
-static block_t first_block;
+static block_t registry_blocks; /* the first block (aloop-gdb.py walks the chain) */
 static pthread_rwlock_t lock = PTHREAD_RWLOCK_INITIALIZER;
 static int in_handler; /* handlers between reading a wake fd and writing to it */
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
@@ -54,7 +54,7 @@ static void register_atfork(void) { pthread_atfork(before_fork, after_fork_paren
 
 /* Under lock. */
 static entry_t *find(const aloop_t *loop) {
-    for (block_t *b = &first_block; b; b = b->next)
+    for (block_t *b = &registry_blocks; b; b = b->next)
         for (int i = 0; i < ENTRIES_PER_BLOCK; i++)
             if (b->e[i].loop == loop) return &b->e[i];
     return NULL;
@@ -66,7 +66,7 @@ static entry_t *find(const aloop_t *loop) {
 static entry_t *take_free_entry(void) {
     entry_t *e = find(NULL);
     if (e) return e;
-    block_t *last = &first_block;
+    block_t *last = &registry_blocks;
     while (last->next) last = last->next;
     block_t *b = aloop__calloc(1, sizeof *b);
     if (!b) return NULL;
@@ -120,7 +120,7 @@ void aloop__loops_set_chld(aloop_t *loop, void *chld) {
 
 void aloop__loops_each_chld(void (*fn)(void *chld), const void *except) {
     pthread_rwlock_rdlock(&lock);
-    for (block_t *b = &first_block; b; b = b->next)
+    for (block_t *b = &registry_blocks; b; b = b->next)
         for (int i = 0; i < ENTRIES_PER_BLOCK; i++)
             if (b->e[i].loop && b->e[i].chld && b->e[i].chld != except) fn(b->e[i].chld);
     pthread_rwlock_unlock(&lock);
@@ -128,7 +128,7 @@ void aloop__loops_each_chld(void (*fn)(void *chld), const void *except) {
 
 void aloop__loops_wake_all(void) {
     __atomic_add_fetch(&in_handler, 1, __ATOMIC_SEQ_CST);
-    for (block_t *b = &first_block; b; b = __atomic_load_n(&b->next, __ATOMIC_ACQUIRE)) {
+    for (block_t *b = &registry_blocks; b; b = __atomic_load_n(&b->next, __ATOMIC_ACQUIRE)) {
         for (int i = 0; i < ENTRIES_PER_BLOCK; i++) {
             int fd = __atomic_load_n(&b->e[i].wake_fd, __ATOMIC_SEQ_CST) - 1;
             if (fd < 0) continue;
