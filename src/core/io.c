@@ -664,6 +664,21 @@ ssize_t aloop__io_write(aloop_task_impl_t *t, int fd, const void *buf, size_t le
     }
 }
 
+/* Spends a unit of t's budget between two writes to fd that did not
+ * suspend. If that yields and meanwhile fd is closed through the library
+ * (aloop_close, a stream's close: aloop__io_forget bumps the watch's
+ * generation), its number may be another file's by now: -EBADF, and not
+ * another byte goes to it. 0, or -errno (-ECANCELED: cancelled). */
+static int spend_between_writes(aloop_task_impl_t *t, int fd) {
+    aloop_t *loop = t->fut.loop;
+    aloop_io_watch_t *w = aloop__io_watch(loop, fd);
+    if (!w) return -ENOMEM;
+    uint32_t gen = w->gen;
+    int rc = aloop__coop_spend(t);
+    if (rc == 0 && loop->io->watches[fd].gen != gen) return -EBADF; /* the table may have moved */
+    return rc;
+}
+
 ssize_t aloop__io_write_all(aloop_task_impl_t *t, int fd, const void *buf, size_t len) {
     const char *p = buf;
     size_t done = 0;
@@ -680,7 +695,7 @@ ssize_t aloop__io_write_all(aloop_task_impl_t *t, int fd, const void *buf, size_
             done += (size_t)n;
             /* another send without suspending: a fast reader must not let
              * one big write keep the loop */
-            if (done < len && (rc_spend = aloop__coop_spend(t)) < 0) return rc_spend;
+            if (done < len && (rc_spend = spend_between_writes(t, fd)) < 0) return rc_spend;
             continue;
         }
         if (n < 0 && n != -EAGAIN) return n;
