@@ -1,7 +1,7 @@
 /* Tests for src/core/registry.c: the loops alive in the process. A loop
  * freed on one thread while another thread posts to it, while a dump
- * signal writes to its wake-up fd, or while another loop reading SIGCHLD
- * kicks it: nothing touches the loop, nor its fd number, once aloop_free
+ * signal writes to its wake-up fd, while another loop reading SIGCHLD
+ * kicks it, or while its pool job completes: nothing touches the loop, nor its fd number, once aloop_free
  * has taken it out (ASan would report a use after free; a write to the
  * reused fd number is caught below). And the registry after fork. */
 #include "aloop_test.h"
@@ -180,6 +180,69 @@ static void test_sigchld_while_freed(void **state) {
     assert_int_equal(errno, ECHILD);
 }
 
+/* ---- a pool job that completes while its loop is freed ------------------ */
+
+typedef struct job_race {
+    int gate[2];          /* the job blocks until a byte comes */
+    atomic_int started;
+    atomic_int handled;   /* results freed: by the task or by discard */
+} job_race_t;
+
+static void *gated_job(void *arg) {
+    job_race_t *r = arg;
+    atomic_store(&r->started, 1);
+    char c;
+    ssize_t n = read(r->gate[0], &c, 1);
+    (void)n;
+    return malloc(16);
+}
+
+static void discard_result(void *result, void *arg) {
+    free(result);
+    atomic_fetch_add(&((job_race_t *)arg)->handled, 1);
+}
+
+static void *job_caller(void *arg) {
+    job_race_t *r = arg;
+    void *result = NULL;
+    if (aloop_run_in_thread_with(gated_job, r, discard_result, &result) == 0) {
+        free(result);
+        atomic_fetch_add(&r->handled, 1);
+    }
+    return NULL;
+}
+
+static void *open_gate(void *arg) {
+    job_race_t *r = arg;
+    ssize_t n = write(r->gate[1], "x", 1); /* races the free on the main thread */
+    (void)n;
+    return NULL;
+}
+
+static void test_pool_completion_while_freed(void **state) {
+    (void)state;
+    for (int round = 0; round < 20; round++) {
+        job_race_t r = {0};
+        assert_int_equal(pipe(r.gate), 0);
+        aloop_t *loop = aloop_new();
+        assert_non_null(loop);
+        aloop_task_t *t = aloop_spawn(loop, job_caller, &r);
+        assert_non_null(t);
+        while (!atomic_load(&r.started)) assert_true(aloop_run_once(loop, 0) >= 0);
+        pthread_t th;
+        assert_int_equal(pthread_create(&th, NULL, open_gate, &r), 0);
+        aloop_release(t);
+        aloop_free(loop); /* cancels the caller; the job finishes during or before */
+        pthread_join(th, NULL);
+        /* a job still running after the pool's grace is left to its worker,
+         * which discards the result when it ends */
+        while (!atomic_load(&r.handled)) sched_yield();
+        assert_int_equal(atomic_load(&r.handled), 1); /* its result freed exactly once */
+        close(r.gate[0]);
+        close(r.gate[1]);
+    }
+}
+
 /* ---- the rule itself ---------------------------------------------------- */
 
 /* Alive from aloop_new to aloop_free; a hold keeps the lock shared, so
@@ -266,6 +329,7 @@ int main(void) {
         cmocka_unit_test(test_posts_while_freed_on_another_thread),
         cmocka_unit_test(test_dump_request_while_freed),
         cmocka_unit_test(test_sigchld_while_freed),
+        cmocka_unit_test(test_pool_completion_while_freed),
         cmocka_unit_test(test_fork_while_held),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
