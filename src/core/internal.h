@@ -273,6 +273,11 @@ void aloop__run_timers(aloop_t *loop, double now);
  * by their budget, timers, fd waits and watches, pool jobs, posts from
  * other threads). */
 int aloop__has_sources(const aloop_t *loop);
+/* One tick of the loop: poll (blocking at most host_timeout seconds, < 0:
+ * no limit of the host's, and only when nothing is ready), other threads'
+ * posts, the virtual clock, due timers, the tasks paused by their budget.
+ * aloop_run's and aloop_run_once's. 0, or -EDEADLK (see sched.c). */
+int aloop__tick(aloop_t *loop, double host_timeout);
 /* Moves the tasks paused by their cooperative budget to the ready ring (in
  * the order they paused): the end of every tick, after the poll and the
  * due timers. */
