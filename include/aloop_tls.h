@@ -99,7 +99,10 @@ ALOOP_TLS_API int aloop_tls_config_require_client_cert(aloop_tls_config_t *c, in
 /* Client: on (the default) keeps the session of each server (name and port)
  * the config has connected to, TLS 1.3 tickets and TLS 1.2 session ids
  * alike, so the next connection there resumes it (an abbreviated
- * handshake). 0 turns it off and forgets the sessions. 0, -EINVAL. */
+ * handshake) if it makes the same checks (verification on or off, a name
+ * or none: a resumed handshake checks no certificate). A server resumes
+ * only sessions made under its current verify and client-certificate
+ * settings. 0 turns it off and forgets the sessions. 0, -EINVAL. */
 ALOOP_TLS_API int aloop_tls_config_set_session_cache(aloop_tls_config_t *c, int on);
 
 /* Drops the caller's reference; the config goes when its last connection
