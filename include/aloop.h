@@ -1082,7 +1082,9 @@ ALOOP_API int aloop_run_threadsafe(aloop_t *loop, aloop_task_fn fn, void *arg, v
  * through a signalfd) and it stays blocked there until aloop_free, waiting
  * or not: a signal arriving while no task waits stays pending for the next
  * waiter, and one still pending at aloop_free is raised again once
- * unblocked (the process's own disposition handles it). Children started
+ * unblocked (the process's own disposition handles it). A signal read for
+ * a task that is cancelled before it returns, and for no other task, is
+ * raised again: it stays pending for the next wait. Children started
  * from that thread meanwhile by fork, posix_spawn or system inherit the
  * mask with signo blocked: unblock it in the child (posix_spawnattr_
  * setsigmask, or pthread_sigmask after fork); aloop_process_spawn does. */

@@ -89,6 +89,27 @@ def main():
                     name = f"tls_{case}{'' if k != 'server_cpu' else '_cpu'}"
                     out.append(f"RESULT name={name} unit={u} value={meds['aloop']:.2f}")
             print(line)
+    if "aloop" in present and len(present) > 1:
+        print("\nper round, aloop's server CPU / the peer's (below 1: aloop spends less)")
+        for case, what, key, unit, cpu_unit in CASES:
+            if not cpu_unit:
+                continue
+            parts = []
+            for s in present:
+                if s == "aloop":
+                    continue
+                ratios = []
+                for rnd in sorted({r.get("round") for r in rows}, key=lambda x: int(x or 0)):
+                    mine = [num(r.get("server_cpu")) for r in rows if r.get("case") == case
+                         and r.get("server") == "aloop" and r.get("round") == rnd]
+                    peer = [num(r.get("server_cpu")) for r in rows if r.get("case") == case
+                         and r.get("server") == s and r.get("round") == rnd]
+                    if mine and peer and mine[0] and peer[0]:
+                        ratios.append(mine[0] / peer[0])
+                if ratios:
+                    parts.append(f"x {s}: " + " ".join(f"{x:.2f}" for x in ratios))
+            if parts:
+                print(f"  {case:<12} " + ";  ".join(parts))
     print()
     for line in out:
         print(line)

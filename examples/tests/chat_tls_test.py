@@ -8,9 +8,11 @@ client is `openssl s_client` (what the chat's usage text tells people to
 use), the other Python's ssl module, both verifying the server against the
 test CA. They pick names, chat both ways, /who; meanwhile a plain-TCP client
 that speaks cleartext to the TLS port is dropped without a byte of the chat
-reaching it, and a client that connects and never starts its handshake sits
-there: neither disturbs the others nor the shutdown (SIGTERM: everyone is
-told, exit 0). Waits are on lines and EOF; WAIT only bounds a failure.
+reaching it, a joined client that sends a forged record and one that
+vanishes without close_notify are told apart from the room ("left"), and a
+client that connects and never starts its handshake sits there: none of
+them disturbs the others nor the shutdown (SIGTERM: everyone is told, exit
+0). Waits are on lines and EOF; WAIT only bounds a failure.
 """
 import os
 import select
@@ -163,6 +165,25 @@ def main():
         b.send("/who\n")
         who = b.r.expect("* online")
         assert who in ("* online (2): alice, bob", "* online (2): bob, alice"), who
+
+        # Joined clients that misbehave below TLS: a forged application-data
+        # record (the server cannot decrypt it: -EPROTO), and a TCP close
+        # without close_notify (-ECONNRESET). Each just leaves.
+        for name, misbehave in [
+                ("eve", lambda raw: raw.sendall(b"\x17\x03\x03\x00\x20" + b"\x00" * 32)),
+                ("mallory", lambda raw: raw.shutdown(socket.SHUT_RDWR))]:
+            c = PyClient(port, certs.ca)
+            c.r.expect("Welcome to aloop chat!")
+            c.send(name + "\n")
+            c.r.expect("* welcome " + name)
+            a.r.expect("* %s joined" % name)
+            raw = socket.socket(fileno=os.dup(c.sock.fileno()))
+            misbehave(raw)
+            a.r.expect("* %s left" % name)
+            raw.close()
+            c.sock.close()
+        a.send("still here?\n")
+        assert b.r.expect("alice:") == "alice: still here?"
 
         b.send("/quit\n")
         b.r.expect("* bye bob")

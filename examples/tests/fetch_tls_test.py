@@ -46,6 +46,11 @@ class Handler(SimpleHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(body)
             return
+        if self.path == "/resumed":  # 200 only on an abbreviated handshake
+            self.send_response(200 if self.connection.session_reused else 409)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         if self.path == "/truncated":  # 1000 of 100000 bytes, then no close_notify
             self.send_response(200)
             self.send_header("Content-Length", "100000")
@@ -155,13 +160,22 @@ def main():
                        (len(urls), len(urls), sum(SIZES) + 4096 + 8 + 100000), total),
               "total line: " + total)
 
+        # One after the other (-c 1), the second and third connection to the
+        # same server resume the first one's session (fetch shares one
+        # config between its requests).
+        urls = ["https://%s/f1.bin" % good] + ["https://%s/resumed" % good] * 2
+        rc, _, total, _ = fetch(binary, "-c", "1", "--cacert", certs.ca, *urls)
+        check(rc == 0 and total.startswith("total: 3 URLs, 3 ok"), "session resumption: " + total)
+
         # 2. Refused certificates: a clear error line, exit 1.
-        other_ca = certs.untrusted[0]  # not the CA that signed the good server
+        other_ca = certs.other_ca  # not the CA that signed the good server
         for what, args, url, words in [
                 ("the wrong CA", ["--cacert", other_ca], good, "certificate"),
                 ("the system's CAs only", [], good, "certificate"),
                 ("an expired certificate", ["--cacert", certs.ca], expired, "expired"),
-                ("a certificate for another name", ["--cacert", certs.ca], wrong, ""),
+                ("a certificate for another address", ["--cacert", certs.ca], wrong, "ip address"),
+                ("a certificate for another name", ["--cacert", certs.ca],
+                 "localhost:" + wrong.split(":")[1], "hostname"),
                 ("an untrusted issuer", ["--cacert", certs.ca], untrusted, "certificate")]:
             u = "https://%s/f1.bin" % url
             rc, by_url, _, _ = fetch(binary, "-t", "10", *(args + [u]))

@@ -661,6 +661,43 @@ def test_tls_curl(srv, root):
     assert p.returncode != 0 and b"inside" not in p.stdout, p  # cleartext: no answer
 
 
+def test_tls_shutdown(srv, root):
+    """SIGTERM with a client that connected and never started its handshake,
+    one in the middle of a download and an idle keep-alive one: the idle one
+    is closed at once, the download finishes, then the silent one is closed
+    (it never reached a handler: httpd cannot tell it from a straggler
+    before), and httpd exits 0 long before --grace or the handshake
+    timeout."""
+    silent = socket.create_connection(("127.0.0.1", srv.port), timeout=WAIT)
+    big = socket.socket()
+    big.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    big.settimeout(WAIT)
+    big.connect(("127.0.0.1", srv.port))
+    big = srv.ctx.wrap_socket(big, server_hostname="127.0.0.1")
+    big.sendall(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+    first = big.recv(4096)
+    assert status_of(first) == 200
+    idle = srv.conn()
+    idle.request("GET", "/sub/a.txt")
+    assert idle.getresponse().read() == b"inside\n"
+    t0 = time.monotonic()
+    srv.proc.send_signal(signal.SIGTERM)
+    assert idle.sock.recv(100) == b""
+    got = first
+    while True:
+        chunk = big.recv(1 << 20)
+        if not chunk:
+            break
+        got += chunk
+    with open(os.path.join(root, "big.bin"), "rb") as f:
+        assert got.partition(b"\r\n\r\n")[2] == f.read()
+    assert silent.recv(100) == b""
+    rc = srv.proc.wait(WAIT)
+    took = time.monotonic() - t0
+    assert rc == 0 and took < 5, (rc, took)  # --grace 30: not waited for
+    return "stopped"
+
+
 TESTS = {
     "get_head_keepalive": (test_get_head_keepalive, ["--quiet"]),
     "pipelining": (test_pipelining, ["--quiet"]),
@@ -679,6 +716,7 @@ TESTS = {
     "curl": (test_curl, ["--quiet"]),
     "tls_session": (test_tls_session, ["--quiet"]),
     "tls_curl": (test_tls_curl, ["--quiet"]),
+    "tls_shutdown": (test_tls_shutdown, ["--quiet", "--grace", "30"]),
 }
 # The same tests over TLS: their clients come from Server.conn()/sock().
 for _name in ["get_head_keepalive", "pipelining", "http10", "range", "slow_headers", "loops"]:

@@ -81,9 +81,13 @@ typedef struct aloop_fut_waiter {
  *    resumes, if the object still holds the record;
  *  - the object freed meanwhile (aloop__waits_free): the record is cut loose
  *    with result -EPIPE; the task then never touches the object again.
- * Other waits (timers, fds, futures, worker jobs; signals, whose
- * aloop_signal_wait_any record stands on several signals' lists at once)
- * use only cancel/awaiting/result. */
+ * A wait on several lists at once (aloop_signal_wait_any: one per signal)
+ * is one entry record per list, each following the protocol above, tied in
+ * a ring (`any_next`) to the record the task suspends on (aloop__wait_any):
+ * the first entry woken wins, the core takes the others off their lists
+ * (their `withdraw` runs) and wakes the task with the winner's result.
+ * Other waits (timers, fds, futures, worker jobs) use only
+ * cancel/awaiting/result. */
 typedef struct aloop_wait {
     /* Called when the task is cancelled while suspended: unregister from
      * whatever would wake it. The task is then woken with -ECANCELED. NULL
@@ -105,6 +109,9 @@ typedef struct aloop_wait {
                               * if the waiter never touches the object again */
     int result;   /* set by the waker */
     const char *what; /* what is waited for, for aloop_dump (optional) */
+    /* A wait on several lists: the next record of its ring (the record the
+     * task suspends on, then its entries); NULL for every other wait. */
+    struct aloop_wait *any_next;
 } aloop_wait_t;
 
 struct aloop_future {
@@ -234,7 +241,19 @@ void aloop__wake(aloop_wait_t *w, int result);
  * object was freed (or revoked the grant) while the task was woken. */
 int aloop__wait_in(aloop_task_impl_t *t, aloop_wait_t *w, aloop_list_t *waiters,
                    aloop_list_t *woken);
-/* Wakes the first waiter of `waiters` with result (0 = a grant): the
+/* A wait on several lists at once: aloop__wait_add puts entry e of w on
+ * `waiters` (woken: as for aloop__wait_in), once per list, then
+ * aloop__wait_any suspends t on w until the first entry is woken (or the
+ * task is cancelled: every entry leaves its list, withdraw runs). Returns
+ * what aloop__suspend returns (w->result: the winner's result); a cancel
+ * after the win calls the winner's undo if its object still holds it.
+ * aloop__wait_any_drop takes the entries added so far off their lists
+ * (withdraw runs), for a caller that gives up before suspending. */
+void aloop__wait_add(aloop_task_impl_t *t, aloop_wait_t *w, aloop_wait_t *e,
+                     aloop_list_t *waiters, aloop_list_t *woken);
+int aloop__wait_any(aloop_task_impl_t *t, aloop_wait_t *w);
+void aloop__wait_any_drop(aloop_wait_t *w);
+/* Wakes the first waiter of `waiters` with result (>= 0 = a grant): the
  * record moves to its woken list. Returns it, or NULL if none waited. */
 aloop_wait_t *aloop__wake_first(aloop_list_t *waiters, int result);
 /* Wakes every waiter; returns how many. */

@@ -310,19 +310,81 @@ static void wait_list_cancel(aloop_wait_t *w) {
     if (w->withdraw) w->withdraw(w);
 }
 
+/* The task runs again after waiting on w: w leaves the object's woken
+ * list. Still on it, the object is alive and the grant (result >= 0)
+ * stands: a cancel that came after the grant gives it back here, so that
+ * no wake-up is lost. */
+static void wait_leave(aloop_wait_t *w, int rc) {
+    int held = w->link.next != &w->link;
+    aloop__list_remove(&w->link);
+    if (rc == -ECANCELED && held && w->result >= 0 && w->undo) w->undo(w);
+}
+
 int aloop__wait_in(aloop_task_impl_t *t, aloop_wait_t *w, aloop_list_t *waiters,
                    aloop_list_t *woken) {
     w->cancel = wait_list_cancel;
     w->woken = woken;
     aloop__list_push_back(waiters, &w->link);
     int rc = aloop__suspend(t, w);
-    /* Still on the object's woken list: the object is alive and the grant
-     * (result 0) stands. A cancel that came after the grant gives it back
-     * here, so that no wake-up is lost. */
-    int held = w->link.next != &w->link;
-    aloop__list_remove(&w->link);
-    if (rc == -ECANCELED && held && w->result == 0 && w->undo) w->undo(w);
+    wait_leave(w, rc);
     return rc;
+}
+
+/* ---- one wait on several lists: a ring of entries around the record the
+ * task suspends on (t->wait while it waits). */
+
+/* Every entry of w's ring except keep leaves its waiter list. */
+static void any_withdraw(aloop_wait_t *w, aloop_wait_t *keep) {
+    for (aloop_wait_t *e = w->any_next; e != w; e = e->any_next) {
+        if (e == keep) continue;
+        aloop__list_remove(&e->link);
+        if (e->withdraw) e->withdraw(e);
+    }
+}
+
+static void any_cancel(aloop_wait_t *w) { any_withdraw(w, NULL); }
+
+void aloop__wait_add(aloop_task_impl_t *t, aloop_wait_t *w, aloop_wait_t *e,
+                     aloop_list_t *waiters, aloop_list_t *woken) {
+    if (!w->any_next) w->any_next = w;
+    e->task = t;
+    e->woken = woken;
+    e->result = INT_MIN; /* not woken */
+    e->any_next = w->any_next;
+    w->any_next = e;
+    aloop__list_push_back(waiters, &e->link);
+}
+
+void aloop__wait_any_drop(aloop_wait_t *w) {
+    if (w->any_next) any_withdraw(w, NULL);
+}
+
+int aloop__wait_any(aloop_task_impl_t *t, aloop_wait_t *w) {
+    w->cancel = any_cancel;
+    int rc = aloop__suspend(t, w);
+    for (aloop_wait_t *e = w->any_next; e != w; e = e->any_next) {
+        /* the winner's object may have been freed since (its result) */
+        if (rc >= 0 && e->result != INT_MIN) rc = e->result;
+        wait_leave(e, rc);
+    }
+    return rc;
+}
+
+/* Entry e of a wait on several lists was woken first: it wins. */
+static ALOOP_NOINLINE void wake_any(aloop_wait_t *e, int result) {
+    aloop_wait_t *w = e->task->wait;
+    e->result = result;
+    any_withdraw(w, e);
+    aloop__wake(w, result);
+}
+
+/* w, just taken off its waiter list, is woken. */
+static inline void wake_waiter(aloop_wait_t *w, int result) {
+    if (ALOOP_UNLIKELY(w->any_next)) {
+        wake_any(w, result);
+        return;
+    }
+    aloop__wake(w, result);
 }
 
 aloop_wait_t *aloop__wake_first(aloop_list_t *waiters, int result) {
@@ -330,7 +392,7 @@ aloop_wait_t *aloop__wake_first(aloop_list_t *waiters, int result) {
     if (!n) return NULL;
     aloop_wait_t *w = ALOOP_CONTAINER_OF(n, aloop_wait_t, link);
     if (w->woken) aloop__list_push_back(w->woken, n);
-    aloop__wake(w, result);
+    wake_waiter(w, result);
     return w;
 }
 
@@ -343,7 +405,7 @@ size_t aloop__wake_all(aloop_list_t *waiters, int result) {
 void aloop__waits_free(aloop_list_t *waiters, aloop_list_t *woken, int result) {
     aloop_list_t *n;
     while ((n = aloop__list_pop_front(waiters)) != NULL)
-        aloop__wake(ALOOP_CONTAINER_OF(n, aloop_wait_t, link), result);
+        wake_waiter(ALOOP_CONTAINER_OF(n, aloop_wait_t, link), result);
     if (!woken) return;
     while ((n = aloop__list_pop_front(woken)) != NULL)
         ALOOP_CONTAINER_OF(n, aloop_wait_t, link)->result = result;

@@ -22,9 +22,11 @@
  * signal is opened and watched exactly as one a task waits for, for as long
  * as the subscription lasts, and its hook runs before the tasks wake.
  *
- * A wait is one record per task with one entry per signal it waits for
- * (aloop_signal_wait_any: several), each on its signal's slot; the first
- * of its signals read takes all of them off.
+ * A wait is the core's wait on several lists (aloop__wait_any): one entry
+ * per signal it waits for, each on its signal's slot; the first of its
+ * signals read wins and the core takes the other entries off. A signal
+ * read for tasks that are all cancelled before they run is raised again
+ * (sig_undo), so it is not lost: it stays pending for the next wait.
  */
 #include "internal.h"
 #include "pipe_internal.h"
@@ -44,27 +46,19 @@
 #define NSIG 65
 #endif
 
-typedef struct sig_waiter sig_waiter_t;
-
 /* One signal a task waits for: on that signal's slot. */
 typedef struct sig_entry {
-    aloop_list_t link; /* slot->waiters */
-    sig_waiter_t *w;
+    aloop_wait_t wait; /* wait.link: in the slot's waiters, then its woken */
     int signo;
+    unsigned seq;      /* the slot's delivery that woke it */
 } sig_entry_t;
 
-/* A task waiting for one of n signals (aloop_signal_wait: n == 1). */
-struct sig_waiter {
-    aloop_wait_t wait;
-    aloop_t *loop;
-    sig_entry_t *entries;
-    int n;       /* entries on their slots */
-    uint8_t any; /* woken with the signal's number (wait_any), else 0 */
-};
-
 typedef struct sig_slot {
-    aloop_list_t waiters;
+    aloop_list_t waiters; /* sig_entry_t.wait.link */
+    aloop_list_t woken;   /* entries woken whose task has not run yet */
     size_t nwaiters;     /* entries on waiters */
+    unsigned seq;        /* deliveries to tasks so far */
+    unsigned taken;      /* the last delivery a woken task ran with */
     aloop_signal_hook_fn internal; /* library subscriber (process.c: SIGCHLD) */
     uint8_t open;        /* fd / handler set up */
     uint8_t we_blocked;  /* restore the mask at aloop_free */
@@ -89,6 +83,7 @@ static sig_state_t *state_get(aloop_t *loop) {
     if (!st) return NULL;
     for (int i = 0; i < NSIG; i++) {
         aloop__list_init(&st->slots[i].waiters);
+        aloop__list_init(&st->slots[i].woken);
 #ifdef ALOOP_SIGNALFD
         st->slots[i].fd = -1;
 #endif
@@ -97,19 +92,21 @@ static sig_state_t *state_get(aloop_t *loop) {
     return st;
 }
 
-static void waiter_remove(sig_state_t *st, sig_waiter_t *sw);
+static void entry_left(aloop_t *loop, sig_slot_t *slot);
 
-/* Wakes every task waiting for signo (and takes each off the other
+/* Wakes every task waiting for signo (the core takes each off the other
  * signals it waited for). */
 static void deliver(aloop_t *loop, int signo) {
     sig_state_t *st = loop->signals;
     if (!st || signo <= 0 || signo >= NSIG) return;
     sig_slot_t *slot = &st->slots[signo];
     if (slot->internal) slot->internal(loop);
-    while (!aloop__list_empty(&slot->waiters)) {
-        sig_waiter_t *sw = ALOOP_CONTAINER_OF(slot->waiters.next, sig_entry_t, link)->w;
-        waiter_remove(st, sw);
-        aloop__wake(&sw->wait, sw->any ? signo : 0);
+    if (aloop__list_empty(&slot->waiters)) return;
+    slot->seq++;
+    aloop_wait_t *w;
+    while ((w = aloop__wake_first(&slot->waiters, signo)) != NULL) {
+        ALOOP_CONTAINER_OF(w, sig_entry_t, wait)->seq = slot->seq;
+        entry_left(loop, slot);
     }
 }
 
@@ -249,27 +246,32 @@ static void slot_close(aloop_t *loop, sig_slot_t *slot, int signo) {
 
 /* ---- common ------------------------------------------------------------ */
 
-/* Takes sw's entries off their slots; a slot nobody wants any more is no
+/* An entry left the slot's waiters; a slot nobody wants any more is no
  * longer watched, so its next signal stays pending for the next wait. */
-static void entries_remove(sig_state_t *st, sig_waiter_t *sw) {
-    for (int i = 0; i < sw->n; i++) {
-        sig_slot_t *slot = &st->slots[sw->entries[i].signo];
-        aloop__list_remove(&sw->entries[i].link);
-        slot->nwaiters--;
-        st->total--;
-        if (!slot_wanted(slot)) slot_unwatch(sw->loop, slot);
-    }
-    sw->n = 0;
+static void entry_left(aloop_t *loop, sig_slot_t *slot) {
+    slot->nwaiters--;
+    loop->signals->total--;
+    if (!slot_wanted(slot)) slot_unwatch(loop, slot);
 }
 
-static void waiter_remove(sig_state_t *st, sig_waiter_t *sw) {
-    entries_remove(st, sw);
-    aloop__io_hold(sw->loop, -1);
+static sig_slot_t *entry_slot(aloop_wait_t *w) {
+    return &w->task->fut.loop->signals->slots[ALOOP_CONTAINER_OF(w, sig_entry_t, wait)->signo];
 }
 
-static void sig_cancel(aloop_wait_t *w) {
-    sig_waiter_t *sw = ALOOP_CONTAINER_OF(w, sig_waiter_t, wait);
-    waiter_remove(sw->loop->signals, sw);
+/* Cancelled while waiting, or another of the task's signals came first. */
+static void sig_withdraw(aloop_wait_t *w) { entry_left(w->task->fut.loop, entry_slot(w)); }
+
+/* Woken by a delivery, cancelled before it ran. The delivery is lost only
+ * if no task received it: then the last of its cancelled receivers raises
+ * the signal again (pending in the loop's thread, or through the
+ * self-pipe's handler), for the next wait. */
+static void sig_undo(aloop_wait_t *w) {
+    sig_entry_t *e = ALOOP_CONTAINER_OF(w, sig_entry_t, wait);
+    sig_slot_t *slot = entry_slot(w);
+    if (slot->taken == e->seq) return;
+    for (aloop_list_t *n = slot->woken.next; n != &slot->woken; n = n->next)
+        if (ALOOP_CONTAINER_OF(n, sig_entry_t, wait.link)->seq == e->seq) return;
+    raise(e->signo);
 }
 
 /* Opens the slot if needed and makes sure the poller watches it, before
@@ -304,29 +306,32 @@ void aloop__signal_unsubscribe(aloop_t *loop, int signo) {
     if (!slot_wanted(slot)) slot_unwatch(loop, slot);
 }
 
-/* Puts sw on the slot of each of signos[0..n) (sw->entries has room),
- * then suspends. */
-static int wait_signals(aloop_task_impl_t *t, sig_waiter_t *sw, const int *signos, int n) {
+/* Puts an entry of w on the slot of each of signos[0..n) (e has room),
+ * then suspends: the signal read first, -ECANCELED, or an error. */
+static int wait_signals(aloop_task_impl_t *t, const char *what, sig_entry_t *e,
+                        const int *signos, int n) {
     aloop_t *loop = t->fut.loop;
     sig_state_t *st = state_get(loop);
     if (!st) return -ENOMEM;
+    aloop_wait_t w = {.what = what};
     for (int i = 0; i < n; i++) {
         sig_slot_t *slot = &st->slots[signos[i]];
         int rc = slot_prepare(loop, slot, signos[i]);
         if (rc < 0) {
-            entries_remove(st, sw);
+            aloop__wait_any_drop(&w);
             return rc;
         }
-        sig_entry_t *e = &sw->entries[i];
-        e->w = sw;
-        e->signo = signos[i];
-        aloop__list_push_back(&slot->waiters, &e->link);
+        e[i] = (sig_entry_t){.wait = {.withdraw = sig_withdraw, .undo = sig_undo}, .signo = signos[i]};
+        aloop__wait_add(t, &w, &e[i].wait, &slot->waiters, &slot->woken);
         slot->nwaiters++;
         st->total++;
-        sw->n = i + 1;
     }
-    aloop__io_hold(loop, 1);
-    return aloop__suspend(t, &sw->wait);
+    aloop__io_hold(loop, 1); /* a signal wait keeps the loop alive */
+    int rc = aloop__wait_any(t, &w);
+    aloop__io_hold(loop, -1);
+    for (int i = 0; rc > 0 && i < n; i++) /* the delivery rc is taken (sig_undo) */
+        if (e[i].signo == rc) st->slots[rc].taken = e[i].seq;
+    return rc;
 }
 
 int aloop_signal_wait(int signo) {
@@ -335,9 +340,8 @@ int aloop_signal_wait(int signo) {
     aloop_task_impl_t *t = aloop__enter(&err);
     if (!t) return err;
     sig_entry_t e;
-    sig_waiter_t sw = {.wait = {.cancel = sig_cancel, .what = "aloop_signal_wait"},
-                       .loop = t->fut.loop, .entries = &e};
-    return wait_signals(t, &sw, &signo, 1);
+    int rc = wait_signals(t, "aloop_signal_wait", &e, &signo, 1);
+    return rc > 0 ? 0 : rc;
 }
 
 /* Signals a loop cannot wait for: uncatchable, or raised by the faulting
@@ -364,9 +368,7 @@ int aloop_signal_wait_any(const sigset_t *set) {
     sig_entry_t local[SIG_ENTRIES_LOCAL];
     sig_entry_t *e = n <= SIG_ENTRIES_LOCAL ? local : aloop__malloc((size_t)n * sizeof *e);
     if (!e) return -ENOMEM;
-    sig_waiter_t sw = {.wait = {.cancel = sig_cancel, .what = "aloop_signal_wait_any"},
-                       .loop = t->fut.loop, .entries = e, .any = 1};
-    int rc = wait_signals(t, &sw, signos, n);
+    int rc = wait_signals(t, "aloop_signal_wait_any", e, signos, n);
     if (e != local) aloop__free(e);
     return rc;
 }
