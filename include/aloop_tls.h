@@ -119,7 +119,9 @@ ALOOP_TLS_API void aloop_tls_config_free(aloop_tls_config_t *c);
  * handshake before the peer sends TLS bytes (STARTTLS: after reading the
  * last plain reply). 0, or -EKEYREJECTED, -EPROTO, -ECONNRESET, -ETIMEDOUT,
  * -ECANCELED, -ENOMEM, -EINVAL (NULL s, c or out, a server config, a stream
- * that already has a transport), -EPERM outside a task. */
+ * that already has a transport, a server_name of 0 or more than 255
+ * bytes), -EBUSY (another task is reading or writing s), -EBADF (s was
+ * closed), -EPERM outside a task. */
 ALOOP_TLS_API int aloop_tls_connect(aloop_stream_t *s, aloop_tls_config_t *c,
                                     const char *server_name, double timeout,
                                     aloop_stream_t **out);

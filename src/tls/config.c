@@ -175,15 +175,26 @@ static int readable(const char *path) {
     return 0;
 }
 
-/* Loads this side's chain and key into c: 0 or -errno. */
+/* Loads a chain and its key into ctx: 1 if both are good and match. */
+static int use_cert(SSL_CTX *ctx, const char *cert_file, const char *key_file) {
+    return SSL_CTX_use_certificate_chain_file(ctx, cert_file) == 1 &&
+           SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) == 1 &&
+           SSL_CTX_check_private_key(ctx) == 1;
+}
+
+/* Loads this side's chain and key into c: 0 or -errno. They are tried on
+ * a context of their own first: a refused pair must leave c's own in place
+ * (OpenSSL drops the key of a context whose new certificate does not match
+ * it, and a server would serve no more). */
 static int load_cert(aloop_tls_config_t *c, const char *cert_file, const char *key_file) {
     int rc = readable(cert_file);
     if (rc == 0) rc = readable(key_file);
     if (rc < 0) return rc;
     ERR_clear_error();
-    if (SSL_CTX_use_certificate_chain_file(c->ctx, cert_file) != 1 ||
-        SSL_CTX_use_PrivateKey_file(c->ctx, key_file, SSL_FILETYPE_PEM) != 1 ||
-        SSL_CTX_check_private_key(c->ctx) != 1) {
+    SSL_CTX *trial = SSL_CTX_new(TLS_method());
+    int ok = trial && use_cert(trial, cert_file, key_file);
+    SSL_CTX_free(trial);
+    if (!ok || !use_cert(c->ctx, cert_file, key_file)) {
         int nomem = ERR_GET_REASON(ERR_peek_error()) == ERR_R_MALLOC_FAILURE;
         aloop__tls_fail(NULL, SSL_ERROR_SSL, 0); /* the words; drains the queue */
         return nomem ? -ENOMEM : -EINVAL;

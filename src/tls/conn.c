@@ -311,10 +311,15 @@ static int handshake_entry(aloop_stream_t *s, aloop_tls_config_t *c, int server,
                            const char *name, double timeout, aloop_stream_t **out) {
     if (out) *out = NULL;
     int rc = 0;
-    if (!s || !c || !out || c->server != server || aloop_stream_transport(s) || timeout != timeout)
+    size_t name_len = name ? strlen(name) : 1; /* SNI: 1..255 bytes */
+    if (!s || !c || !out || c->server != server || aloop_stream_transport(s) ||
+        timeout != timeout || name_len == 0 || name_len > 255)
         rc = -EINVAL;
     else if (!aloop_current_task())
         rc = -EPERM;
+    else /* no transport yet, so this changes nothing: it only says if s is
+          * closed (-EBADF) or in a call (-EBUSY) before a byte goes out */
+        rc = aloop_stream_set_transport(s, NULL, NULL);
     if (rc < 0) {
         if (s) aloop_stream_close(s);
         return rc;
