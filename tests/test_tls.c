@@ -9,6 +9,7 @@
 #include "aloop_tls.h"
 
 #include <fcntl.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <sys/socket.h>
@@ -436,6 +437,39 @@ static void tls_verify_off_accepts_any(void **state) {
     check_verify((verify_case_t){"expired", "nobody.example", 0, 0, NULL});
 }
 
+/* The system store of a client given no CA file: the one SSL_CERT_FILE
+ * names (SSL_CERT_DIR away from the machine's own). */
+typedef struct store_case {
+    const char *ca_file;
+    int want_cli;
+} store_case_t;
+
+static void *system_store_main(void *arg) {
+    store_case_t *v = arg;
+    assert_int_equal(setenv("SSL_CERT_FILE", v->ca_file, 1), 0);
+    assert_int_equal(setenv("SSL_CERT_DIR", "/nonexistent", 1), 0);
+    aloop_tls_config_t *ccfg = aloop_tls_client_config_new();
+    unsetenv("SSL_CERT_FILE");
+    unsetenv("SSL_CERT_DIR");
+    assert_non_null(ccfg);
+    aloop_tls_config_t *scfg = server_config("server");
+    side_t srv = {.cfg = scfg}, cli = {.cfg = ccfg, .name = "localhost"};
+    handshake_pair(&srv, &cli);
+    assert_int_equal(cli.rc, v->want_cli);
+    if (srv.out) aloop_stream_close(srv.out);
+    if (cli.out) aloop_stream_close(cli.out);
+    aloop_tls_config_free(scfg);
+    aloop_tls_config_free(ccfg);
+    return NULL;
+}
+
+static void tls_verify_system_store(void **state) {
+    (void)state;
+    store_case_t trusted = {cert("ca.pem"), 0}, other = {cert("other-ca.pem"), -EKEYREJECTED};
+    run(system_store_main, &trusted);
+    run(system_store_main, &other);
+}
+
 /* ---- handshake failures: not TLS, timeouts, cancels ----------------------------- */
 
 typedef struct raw_peer {
@@ -620,6 +654,311 @@ static void tls_fairness_budget(void **state) {
     run(fairness_main, NULL);
 }
 
+/* ---- writes: a cancelled write, then a new one --------------------------------- */
+
+typedef struct big_write {
+    aloop_stream_t *s;
+    size_t n;
+    ssize_t rc;
+} big_write_t;
+
+static void *big_write_main(void *arg) {
+    big_write_t *w = arg;
+    unsigned char *buf = malloc(w->n);
+    assert_non_null(buf);
+    for (size_t i = 0; i < w->n; i++) buf[i] = pattern(i, 3);
+    w->rc = aloop_stream_write(w->s, buf, w->n);
+    free(buf);
+    return NULL;
+}
+
+typedef struct drain {
+    aloop_stream_t *s;
+    size_t cap, got;
+    unsigned char *buf;
+    ssize_t rc;
+} drain_t;
+
+/* Reads s to its end into a buffer of d->cap bytes. */
+static void *drain_main(void *arg) {
+    drain_t *d = arg;
+    d->buf = malloc(d->cap);
+    assert_non_null(d->buf);
+    while ((d->rc = aloop_stream_read(d->s, d->buf + d->got, d->cap - d->got)) > 0)
+        d->got += (size_t)d->rc;
+    return NULL;
+}
+
+/* A write cancelled while it waits for the peer to read: what it sent is a
+ * prefix of its bytes, in whole records, and the next write's bytes follow
+ * it exactly (nothing of the abandoned write is counted as theirs). */
+static void *cancelled_write_main(void *arg) {
+    (void)arg;
+    conn_pair_t p = {0};
+    open_pair(&p);
+    big_write_t w = {.s = p.cli, .n = 8u << 20};
+    aloop_task_t *t = spawn(aloop_current(), big_write_main, &w);
+    assert_int_equal(aloop_sleep(0.05), 0); /* the socket is full: it waits */
+    assert_int_equal(aloop_cancel(t), 1);
+    aloop_await(t, NULL); /* the task saw the cancel in its write */
+    aloop_release(t);
+    assert_int_equal(w.rc, -ECANCELED);
+    /* the socket is still full: the reader runs beside the next write */
+    drain_t d = {.s = p.srv, .cap = w.n + 16};
+    aloop_task_t *r = spawn(aloop_current(), drain_main, &d);
+    assert_int_equal(aloop_stream_write(p.cli, "END", 3), 3);
+    assert_int_equal(aloop_stream_shutdown(p.cli), 0);
+    assert_int_equal(aloop_await(r, NULL), 0);
+    aloop_release(r);
+    assert_int_equal(d.rc, 0);
+    size_t got = d.got;
+    assert_true(got >= 3 && got < w.n + 3);
+    for (size_t i = 0; i < got - 3; i++)
+        if (d.buf[i] != pattern(i, 3)) fail_msg("byte %zu of %zu differs", i, got);
+    assert_memory_equal(d.buf + got - 3, "END", 3);
+    free(d.buf);
+    close_pair(&p);
+    return NULL;
+}
+
+static void tls_cancelled_write_then_new_write(void **state) {
+    (void)state;
+    run(cancelled_write_main, NULL);
+}
+
+/* ---- ALPN, client certificates ------------------------------------------------ */
+
+typedef struct alpn_case {
+    const char *const *cli;
+    size_t ncli;
+    const char *const *srv;
+    size_t nsrv;
+    const char *want; /* NULL: none negotiated */
+} alpn_case_t;
+
+static void *alpn_main(void *arg) {
+    alpn_case_t *a = arg;
+    aloop_tls_config_t *scfg = server_config("server"), *ccfg = client_config();
+    assert_int_equal(aloop_tls_config_set_alpn(ccfg, a->cli, a->ncli), 0);
+    assert_int_equal(aloop_tls_config_set_alpn(scfg, a->srv, a->nsrv), 0);
+    side_t srv = {.cfg = scfg}, cli = {.cfg = ccfg, .name = "localhost"};
+    handshake_pair(&srv, &cli);
+    assert_int_equal(srv.rc, 0);
+    assert_int_equal(cli.rc, 0);
+    if (a->want) {
+        assert_string_equal(aloop_tls_alpn(cli.out), a->want);
+        assert_string_equal(aloop_tls_alpn(srv.out), a->want);
+    } else {
+        assert_null(aloop_tls_alpn(cli.out));
+        assert_null(aloop_tls_alpn(srv.out));
+    }
+    aloop_stream_close(cli.out);
+    aloop_stream_close(srv.out);
+    aloop_tls_config_free(scfg);
+    aloop_tls_config_free(ccfg);
+    return NULL;
+}
+
+static void tls_alpn(void **state) {
+    (void)state;
+    const char *both[] = {"h2", "http/1.1"}, *h11[] = {"http/1.1"}, *other[] = {"spdy/1"};
+    alpn_case_t cases[] = {
+        {both, 2, h11, 1, "http/1.1"},
+        {h11, 1, both, 2, "http/1.1"},
+        {both, 2, both, 2, "h2"},
+        {both, 2, other, 1, NULL}, /* nothing in common: no ALPN, still connected */
+        {NULL, 0, both, 2, NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run(alpn_main, &cases[i]);
+}
+
+typedef struct cc_case {
+    const char *client_cert; /* NULL: none */
+    int want_srv;
+    int want_cli_read; /* the client's first read (TLS 1.3: the refusal comes after) */
+} cc_case_t;
+
+static void *client_cert_main(void *arg) {
+    cc_case_t *k = arg;
+    aloop_tls_config_t *scfg = server_config("server"), *ccfg = client_config();
+    assert_int_equal(aloop_tls_config_set_ca_file(scfg, cert("ca.pem")), 0);
+    assert_int_equal(aloop_tls_config_require_client_cert(scfg, 1), 0);
+    if (k->client_cert) {
+        char c[64], kf[64];
+        snprintf(c, sizeof c, "%s.pem", k->client_cert);
+        snprintf(kf, sizeof kf, "%s.key", k->client_cert);
+        assert_int_equal(aloop_tls_config_set_client_cert(ccfg, cert(c), cert(kf)), 0);
+    }
+    side_t srv = {.cfg = scfg}, cli = {.cfg = ccfg, .name = "localhost"};
+    handshake_pair(&srv, &cli);
+    assert_int_equal(srv.rc, k->want_srv);
+    assert_int_equal(cli.rc, 0);
+    char buf[8];
+    if (srv.out) assert_int_equal(aloop_stream_write(srv.out, "ok", 2), 2);
+    assert_int_equal(aloop_stream_read(cli.out, buf, sizeof buf), k->want_cli_read);
+    if (k->want_cli_read < 0) assert_true(strlen(aloop_tls_error()) > 0);
+    aloop_stream_close(cli.out);
+    if (srv.out) aloop_stream_close(srv.out);
+    aloop_tls_config_free(scfg);
+    aloop_tls_config_free(ccfg);
+    return NULL;
+}
+
+static void tls_client_cert_required(void **state) {
+    (void)state;
+    cc_case_t cases[] = {
+        {"client", 0, 2},
+        {NULL, -EKEYREJECTED, -EKEYREJECTED},
+        {"other-client", -EKEYREJECTED, -EKEYREJECTED}, /* signed by a CA not trusted */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run(client_cert_main, &cases[i]);
+}
+
+/* ---- servers and connections over loopback ------------------------------------ */
+
+static int listen_any(char *port, size_t cap) {
+    int fd = aloop_tcp_listen("127.0.0.1", "0", 64);
+    assert_true(fd >= 0);
+    struct sockaddr_in sin;
+    socklen_t sl = sizeof sin;
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &sl), 0);
+    snprintf(port, cap, "%u", (unsigned)ntohs(sin.sin_port));
+    return fd;
+}
+
+typedef struct srv_state {
+    int handled;
+    char version[16];
+} srv_state_t;
+
+/* Greets, then echoes one line. */
+static void greet_handler(aloop_stream_t *conn, void *arg) {
+    srv_state_t *st = arg;
+    st->handled++;
+    snprintf(st->version, sizeof st->version, "%s", aloop_tls_version(conn));
+    if (aloop_stream_write(conn, "hi\n", 3) != 3) return;
+    char line[64];
+    ssize_t n = aloop_stream_readline(conn, line, sizeof line);
+    if (n > 0) aloop_stream_write(conn, line, (size_t)n);
+    aloop_stream_shutdown(conn);
+}
+
+/* One client exchange: greeting, echo, EOF. Returns resumed. */
+static int talk(const char *host, const char *port, aloop_tls_config_t *ccfg) {
+    aloop_stream_t *s;
+    int rc = aloop_open_tls_connection(host, port, ccfg, 10, &s);
+    if (rc < 0) fail_msg("open_tls_connection: %d %s", rc, aloop_tls_error());
+    char line[64];
+    assert_int_equal(aloop_stream_readline(s, line, sizeof line), 3);
+    assert_string_equal(line, "hi\n");
+    assert_int_equal(aloop_stream_write(s, "ping\n", 5), 5);
+    assert_int_equal(aloop_stream_readline(s, line, sizeof line), 5);
+    assert_int_equal(aloop_stream_read(s, line, sizeof line), 0);
+    int resumed = aloop_tls_resumed(s);
+    aloop_stream_close(s);
+    return resumed;
+}
+
+static void *serve_main(void *arg) {
+    (void)arg;
+    char port[16];
+    int lfd = listen_any(port, sizeof port);
+    aloop_tls_config_t *scfg = server_config("server"), *ccfg = client_config();
+    srv_state_t st = {0};
+    aloop_server_t *srv = aloop_serve_tls(aloop_current(), lfd, scfg, NULL, greet_handler, &st);
+    assert_non_null(srv);
+    aloop_tls_config_free(scfg); /* the server keeps its reference */
+    /* garbage: the handshake fails, the handler never runs, the server goes on */
+    int fd = aloop_tcp_connect("127.0.0.1", port, 10);
+    assert_true(fd >= 0);
+    assert_int_equal(aloop_write_all(fd, "GET / HTTP/1.0\r\n\r\n", 18), 18);
+    char buf[512];
+    ssize_t n;
+    while ((n = aloop_read(fd, buf, sizeof buf)) > 0) continue; /* an alert, then EOF */
+    assert_true(n == 0 || n == -ECONNRESET);
+    aloop_close(fd);
+    assert_int_equal(st.handled, 0);
+    /* a real client, by name and by address; then the session is resumed */
+    assert_int_equal(talk("localhost", port, ccfg), 0);
+    assert_int_equal(talk("localhost", port, ccfg), 1);
+    assert_int_equal(talk("127.0.0.1", port, ccfg), 0); /* another name: its own session */
+    assert_int_equal(talk("127.0.0.1", port, ccfg), 1);
+    assert_int_equal(st.handled, 4);
+    assert_string_equal(st.version, "TLSv1.3");
+    /* with the cache off, every handshake is a full one */
+    assert_int_equal(aloop_tls_config_set_session_cache(ccfg, 0), 0);
+    assert_int_equal(talk("localhost", port, ccfg), 0);
+    assert_int_equal(talk("localhost", port, ccfg), 0);
+    aloop_server_close(srv);
+    assert_int_equal(aloop_server_wait_closed(srv), 0);
+    aloop_server_free(srv);
+    aloop_tls_config_free(ccfg);
+    return NULL;
+}
+
+static void tls_serve_and_resume(void **state) {
+    (void)state;
+    run(serve_main, NULL);
+}
+
+/* A client that connects and says nothing is closed at the handshake
+ * deadline (opts.handshake_timeout); the handler never runs. */
+static void *serve_timeout_main(void *arg) {
+    (void)arg;
+    char port[16];
+    int lfd = listen_any(port, sizeof port);
+    aloop_tls_config_t *scfg = server_config("server");
+    srv_state_t st = {0};
+    aloop_serve_opts_t opts = {.handshake_timeout = 1.5};
+    aloop_server_t *srv = aloop_serve_tls(aloop_current(), lfd, scfg, &opts, greet_handler, &st);
+    assert_non_null(srv);
+    int fd = aloop_tcp_connect("127.0.0.1", port, 10);
+    assert_true(fd >= 0);
+    double t0 = now();
+    char buf[64];
+    ssize_t n = aloop_read(fd, buf, sizeof buf);
+    assert_true(n == 0 || n == -ECONNRESET);
+    double took = now() - t0;
+    assert_true(took >= 1.5 && took < 1.6);
+    aloop_close(fd);
+    assert_int_equal(st.handled, 0);
+    aloop_server_free(srv);
+    aloop_tls_config_free(scfg);
+    return NULL;
+}
+
+static void tls_serve_handshake_timeout(void **state) {
+    (void)state;
+    run_virtual(serve_timeout_main, NULL);
+}
+
+/* open_tls_connection: one deadline over connect and handshake. The
+ * listener never answers (nobody accepts: the kernel completes the
+ * connection, the ClientHello goes unanswered). */
+static void *open_timeout_main(void *arg) {
+    (void)arg;
+    char port[16];
+    int lfd = listen_any(port, sizeof port);
+    aloop_tls_config_t *ccfg = client_config();
+    aloop_stream_t *s = (aloop_stream_t *)&s;
+    double t0 = now();
+    assert_int_equal(aloop_open_tls_connection("127.0.0.1", port, ccfg, 2.0, &s), -ETIMEDOUT);
+    double took = now() - t0;
+    assert_true(took >= 2.0 && took < 2.1);
+    assert_null(s);
+    /* refused: the connect's error */
+    aloop_close(lfd);
+    assert_int_equal(aloop_open_tls_connection("127.0.0.1", port, ccfg, 2.0, &s),
+                     -ECONNREFUSED);
+    aloop_tls_config_free(ccfg);
+    return NULL;
+}
+
+static void tls_open_connection_deadline(void **state) {
+    (void)state;
+    run_virtual(open_timeout_main, NULL);
+}
+
 /* ---- misuse -------------------------------------------------------------- */
 
 static void *misuse_main(void *arg) {
@@ -679,11 +1018,18 @@ int main(void) {
         cmocka_unit_test(tls_verify_untrusted),
         cmocka_unit_test(tls_verify_ip_address),
         cmocka_unit_test(tls_verify_off_accepts_any),
+        cmocka_unit_test(tls_verify_system_store),
         cmocka_unit_test(tls_garbage_is_eproto),
         cmocka_unit_test(tls_handshake_timeout),
         cmocka_unit_test(tls_cancel_handshake),
         cmocka_unit_test(tls_cancelled_read_keeps_bytes),
         cmocka_unit_test(tls_fairness_budget),
+        cmocka_unit_test(tls_cancelled_write_then_new_write),
+        cmocka_unit_test(tls_alpn),
+        cmocka_unit_test(tls_client_cert_required),
+        cmocka_unit_test(tls_serve_and_resume),
+        cmocka_unit_test(tls_serve_handshake_timeout),
+        cmocka_unit_test(tls_open_connection_deadline),
         cmocka_unit_test(tls_misuse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -47,6 +47,7 @@ typedef struct conn {
     SSL *ssl;
     enum state st;
     size_t sent;
+    double started;
 } conn_t;
 
 typedef struct load {
@@ -60,6 +61,7 @@ typedef struct load {
     SSL_SESSION *session; /* the latest finished connection's */
     int measuring;
     unsigned long long ops, reused, bytes, failed;
+    double max_ms; /* the slowest connection that finished in the window */
     char version[32], cipher[64], group[32];
 } load_t;
 
@@ -134,6 +136,7 @@ static void conn_start(load_t *l, conn_t *c)
     if (l->mode == MODE_REUSE && l->session != NULL)
         SSL_set_session(c->ssl, l->session);
     c->sent = 0;
+    c->started = now();
     if (connect(c->fd, (struct sockaddr *)&l->addr, l->addrlen) == 0) {
         c->st = ST_HANDSHAKE;
         watch(l, c, EPOLL_CTL_ADD, EPOLLIN | EPOLLOUT);
@@ -148,6 +151,9 @@ static void conn_start(load_t *l, conn_t *c)
 static void conn_finish(load_t *l, conn_t *c, int ok)
 {
     if (ok && l->measuring) {
+        double ms = (now() - c->started) * 1e3;
+        if (ms > l->max_ms)
+            l->max_ms = ms;
         l->ops++;
         if (SSL_session_reused(c->ssl))
             l->reused++;
@@ -386,6 +392,6 @@ int main(int argc, char **argv)
         printf(" server_cpu=%.2f server_util=%.2f", scpu / per * unit, scpu / el);
     if (per > 0)
         printf(" client_cpu=%.2f", (cpu1 - cpu0) / per * unit);
-    printf(" version=%s cipher=%s group=%s\n", l.version, l.cipher, l.group);
+    printf(" max_ms=%.1f version=%s cipher=%s group=%s\n", l.max_ms, l.version, l.cipher, l.group);
     return 0;
 }

@@ -2,10 +2,13 @@
  * one task per connection, speaking the same tiny protocol as
  * `openssl s_server -WWW` and bench/tls/go/server.go: one request
  * "GET /NAME HTTP/1.0\r\n\r\n", the answer "HTTP/1.0 200 ok\r\n\r\n" and
- * the file ROOT/NAME (aloop_stream_copy from the file), then close_notify
- * and close.
+ * the file ROOT/NAME, then close_notify and close.
  *
- *   tlsserver --cert C --key K --root DIR [--port P]
+ *   tlsserver [--copy] --cert C --key K --root DIR [--port P]
+ *
+ * The file is read with read(2) and sent with aloop_stream_write, 64 KiB at
+ * a time; --copy sends it with aloop_stream_copy from a stream on the file
+ * instead.
  *
  * Prints "PORT n" once it listens; runs until killed.
  */
@@ -27,6 +30,7 @@
 
 typedef struct opts {
     const char *cert, *key, *root, *port;
+    int copy;
 } opts_t;
 
 static const char ok_head[] = "HTTP/1.0 200 ok\r\n\r\n";
@@ -45,6 +49,38 @@ static int file_path(const char *root, const char *req, char *out, size_t cap)
     return n > 0 && (size_t)n < cap ? 0 : -1;
 }
 
+/* The file with read(2) (it is in the page cache, as for s_server and
+ * Go's io.Copy) and aloop_stream_write: 0 or -1. */
+static int send_read(aloop_stream_t *conn, int fd)
+{
+    enum { CHUNK = 64 * 1024 };
+    char *buf = malloc(CHUNK); /* each connection its own: writes suspend */
+    ssize_t n = buf != NULL ? 1 : -1;
+    while (n > 0) {
+        n = read(fd, buf, CHUNK);
+        if (n > 0 && aloop_stream_write(conn, buf, (size_t)n) < 0)
+            n = -1;
+    }
+    free(buf);
+    return n == 0 ? 0 : -1;
+}
+
+/* --copy: aloop_stream_copy from a stream on the file (its reads go to the
+ * loop's thread pool, as every regular-file read of the library does). */
+static int send_copy(aloop_stream_t *conn, int fd)
+{
+    int dup_fd = dup(fd);
+    aloop_stream_t *file = dup_fd < 0 ? NULL : aloop_stream_new(aloop_current(), dup_fd, 0);
+    if (file == NULL) {
+        if (dup_fd >= 0)
+            close(dup_fd);
+        return -1;
+    }
+    int rc = aloop_stream_copy(conn, file, 0, NULL);
+    aloop_stream_close(file);
+    return rc == 0 ? 0 : -1;
+}
+
 static void handle(aloop_stream_t *conn, void *arg)
 {
     const opts_t *o = arg;
@@ -58,15 +94,10 @@ static void handle(aloop_stream_t *conn, void *arg)
         aloop_stream_shutdown(conn);
         return;
     }
-    aloop_stream_t *file = aloop_stream_new(aloop_current(), fd, 0);
-    if (file == NULL) {
-        close(fd);
-        return;
-    }
     if (aloop_stream_write(conn, ok_head, sizeof ok_head - 1) > 0 &&
-        aloop_stream_copy(conn, file, 0, NULL) == 0)
+        (o->copy ? send_copy(conn, fd) : send_read(conn, fd)) == 0)
         aloop_stream_shutdown(conn); /* close_notify */
-    aloop_stream_close(file);
+    close(fd);
 }
 
 static void *main_task(void *arg)
@@ -100,7 +131,12 @@ static void *main_task(void *arg)
 int main(int argc, char **argv)
 {
     opts_t o = {.root = ".", .port = "0"};
-    for (int i = 1; i + 1 < argc; i += 2) {
+    int i = 1;
+    if (argc > 1 && strcmp(argv[1], "--copy") == 0) {
+        o.copy = 1;
+        i++;
+    }
+    for (; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "--cert") == 0)
             o.cert = argv[i + 1];
         else if (strcmp(argv[i], "--key") == 0)
@@ -110,8 +146,8 @@ int main(int argc, char **argv)
         else if (strcmp(argv[i], "--port") == 0)
             o.port = argv[i + 1];
     }
-    if (o.cert == NULL || o.key == NULL || argc % 2 == 0) {
-        fprintf(stderr, "usage: tlsserver --cert C --key K [--root DIR] [--port P]\n");
+    if (o.cert == NULL || o.key == NULL || i != argc) {
+        fprintf(stderr, "usage: tlsserver [--copy] --cert C --key K [--root DIR] [--port P]\n");
         return 2;
     }
     return aloop_main(main_task, &o, NULL) == 0 ? 0 : 1;

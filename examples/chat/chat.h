@@ -98,6 +98,7 @@ struct chat_room {
     int stopping;
     size_t congested;       /* clients whose outbox waits for a writer that is not stuck */
     aloop_event_t *flowing; /* set while congested == 0 */
+    aloop_event_t *emptied; /* set once the last client of a stopping room is gone */
     chat_msg_t *who;        /* queued for "/who": the writer lists the room when it gets there */
     unsigned next_quote;
 };

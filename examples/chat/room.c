@@ -54,8 +54,9 @@ int room_init(chat_room_t *room, aloop_t *loop, const chat_options_t *opt) {
     room->loop = loop;
     room->opt = opt;
     room->flowing = aloop_event_new(loop);
+    room->emptied = aloop_event_new(loop);
     room->who = msg_format("/who\n");
-    if (!room->flowing || !room->who) {
+    if (!room->flowing || !room->emptied || !room->who) {
         room_free(room);
         return -ENOMEM;
     }
@@ -65,6 +66,7 @@ int room_init(chat_room_t *room, aloop_t *loop, const chat_options_t *opt) {
 
 void room_free(chat_room_t *room) {
     aloop_event_free(room->flowing);
+    aloop_event_free(room->emptied);
     msg_release(room->who);
 }
 
@@ -82,6 +84,7 @@ void room_unlink(chat_room_t *room, chat_client_t *c) {
     if (c->next) c->next->prev = c->prev;
     c->prev = c->next = NULL;
     room->nconnected--;
+    if (room->stopping && !room->clients) aloop_event_set(room->emptied);
 }
 
 chat_client_t *room_find(chat_room_t *room, const char *name) {

@@ -178,6 +178,7 @@ static void client_teardown(chat_client_t *c) {
 
 void chat_session(aloop_stream_t *conn, void *arg) {
     chat_room_t *room = arg;
+    if (room->stopping) return; /* too late: room_shutdown has told everyone */
     chat_client_t *c = client_new(room, conn);
     if (!c) return; /* out of memory: the server closes the connection */
     if (client_outbox_open(c) == 0 && client_login(c) == 0 && c->end == END_NONE) {
@@ -196,5 +197,12 @@ void room_shutdown(chat_room_t *room) {
         client_end(c, END_SHUTDOWN);
     }
     msg_release(m);
-    if (room->server) aloop_server_wait_closed(room->server); /* each flushes, then leaves */
+    if (!room->server) return;
+    /* Each client flushes, then leaves. A connection that is no client
+     * (yet) would not end by itself: over TLS, one still in its handshake
+     * has the whole handshake timeout; it is cancelled once the room is
+     * empty. */
+    if (room->clients) aloop_event_wait(room->emptied);
+    aloop_server_cancel_handlers(room->server);
+    aloop_server_wait_closed(room->server);
 }

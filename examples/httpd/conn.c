@@ -259,7 +259,7 @@ static int send_through_stream(httpd_conn_t *c, int fd, off_t offset, size_t n, 
  * how many went out. In slices, each moving the deadline on: the limit is
  * on a stalled client, not on a long transfer. */
 static int send_body(httpd_conn_t *c, int fd, uint64_t first, uint64_t count, uint64_t *sent) {
-    int transport = aloop_stream_transport_ctx(c->s) != NULL;
+    int transport = aloop_stream_transport(c->s) != NULL;
     *sent = 0;
     while (*sent < count) {
         size_t slice = count - *sent > SEND_SLICE ? SEND_SLICE : (size_t)(count - *sent);
@@ -471,6 +471,7 @@ void httpd_session(aloop_stream_t *s, void *arg) {
     else hl->conns = c->next;
     if (c->next) c->next->prev = c->prev;
     free(c);
+    if (hl->drained && !hl->conns) aloop_event_set(hl->drained);
 }
 
 void httpd_loop_shutdown(httpd_loop_t *hl) {
@@ -478,13 +479,21 @@ void httpd_loop_shutdown(httpd_loop_t *hl) {
     aloop_server_close(hl->server);
     for (httpd_conn_t *c = hl->conns; c; c = c->next)
         if (c->idle) aloop_cancel(c->task);
+    /* Wait (at most grace) for our connections, not for the server's
+     * handlers: over TLS a connection still in its handshake is a handler
+     * that never became ours, and would have the whole handshake timeout. */
+    hl->drained = hl->conns ? aloop_event_new(hl->loop) : NULL;
     aloop_timeout_t to;
-    int entered = aloop_timeout_enter(&to, hl->opt->grace) == 0;
-    int rc = aloop_server_wait_closed(hl->server);
-    if (entered) rc = aloop_timeout_exit(&to, rc);
-    if (rc == -ETIMEDOUT) { /* stragglers: a client that does not read its answer */
-        aloop_server_cancel_handlers(hl->server);
-        aloop_server_wait_closed(hl->server);
+    if (hl->conns && aloop_timeout_enter(&to, hl->opt->grace) == 0) {
+        /* (no memory for the event: the server's own wait will do) */
+        int rc = hl->drained ? aloop_event_wait(hl->drained) : aloop_server_wait_closed(hl->server);
+        aloop_timeout_exit(&to, rc);
     }
+    /* What is left: stragglers (a client that does not read its answer)
+     * and handshakes in progress. */
+    aloop_server_cancel_handlers(hl->server);
+    aloop_server_wait_closed(hl->server);
+    aloop_event_free(hl->drained);
+    hl->drained = NULL;
     httpd_log_flush(hl);
 }

@@ -114,6 +114,7 @@ typedef struct httpd_loop {
     struct aloop_tls_config *tls; /* HTTPS: this loop's server config; NULL: plain */
     int stopping;            /* no new request starts; idle connections end */
     httpd_conn_t *conns;     /* open connections, for the shutdown */
+    aloop_event_t *drained;  /* shutdown: set when conns has emptied */
     time_t date_sec;         /* the Date header, formatted once a second */
     char date[30];
     size_t log_len;          /* access log lines not written yet */

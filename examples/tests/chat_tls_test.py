@@ -8,9 +8,11 @@ client is `openssl s_client` (what the chat's usage text tells people to
 use), the other Python's ssl module, both verifying the server against the
 test CA. They pick names, chat both ways, /who; meanwhile a plain-TCP client
 that speaks cleartext to the TLS port is dropped without a byte of the chat
-reaching it, and a client that connects and never starts its handshake sits
-there: neither disturbs the others nor the shutdown (SIGTERM: everyone is
-told, exit 0). Waits are on lines and EOF; WAIT only bounds a failure.
+reaching it, a joined client that sends a forged record and one that
+vanishes without close_notify are told apart from the room ("left"), and a
+client that connects and never starts its handshake sits there: none of
+them disturbs the others nor the shutdown (SIGTERM: everyone is told, exit
+0). Waits are on lines and EOF; WAIT only bounds a failure.
 """
 import os
 import select
@@ -124,6 +126,39 @@ def plain_client_is_dropped(port):
     assert b"Welcome" not in got and b"mallory" not in got, got
 
 
+def handshake_deadline(binary, certs):
+    """--name-timeout bounds the handshake too: a client that connects and
+    never sends a ClientHello is closed after it (not after the library's
+    60 s), while a real client is served."""
+    cert, key = certs.server
+    srv = subprocess.Popen([binary, "--port", "0", "--bot-interval", "0", "--name-timeout", "0.5",
+                            "--tls-cert", cert, "--tls-key", key],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        out = srv.stdout
+        line = LineReader(lambda: os.read(out.fileno(), 4096), out.fileno(), "chat").line()
+        port = int(line.rsplit(":", 1)[1])
+        silent = socket.create_connection(("127.0.0.1", port), timeout=WAIT)
+        t0 = time.monotonic()
+        try:
+            assert silent.recv(100) == b"", "the silent client got bytes"
+        except socket.timeout:
+            raise AssertionError("a silent client was not closed after --name-timeout")
+        except ConnectionResetError:
+            pass
+        took = time.monotonic() - t0
+        assert took >= 0.4, "closed after %.2f s, before --name-timeout" % took
+        silent.close()
+        c = PyClient(port, certs.ca)
+        c.r.expect("Welcome to aloop chat!")
+        srv.send_signal(signal.SIGTERM)
+        assert srv.wait(WAIT) == 0
+    finally:
+        if srv.poll() is None:
+            srv.kill()
+            srv.wait()
+
+
 def main():
     binary, gen = sys.argv[1], sys.argv[2]
     certs = tls_fixture.Certs(gen)
@@ -164,6 +199,25 @@ def main():
         who = b.r.expect("* online")
         assert who in ("* online (2): alice, bob", "* online (2): bob, alice"), who
 
+        # Joined clients that misbehave below TLS: a forged application-data
+        # record (the server cannot decrypt it: -EPROTO), and a TCP close
+        # without close_notify (-ECONNRESET). Each just leaves.
+        for name, misbehave in [
+                ("eve", lambda raw: raw.sendall(b"\x17\x03\x03\x00\x20" + b"\x00" * 32)),
+                ("mallory", lambda raw: raw.shutdown(socket.SHUT_RDWR))]:
+            c = PyClient(port, certs.ca)
+            c.r.expect("Welcome to aloop chat!")
+            c.send(name + "\n")
+            c.r.expect("* welcome " + name)
+            a.r.expect("* %s joined" % name)
+            raw = socket.socket(fileno=os.dup(c.sock.fileno()))
+            misbehave(raw)
+            a.r.expect("* %s left" % name)
+            raw.close()
+            c.sock.close()
+        a.send("still here?\n")
+        assert b.r.expect("alice:") == "alice: still here?"
+
         b.send("/quit\n")
         b.r.expect("* bye bob")
         a.r.expect("* bob left")
@@ -173,6 +227,7 @@ def main():
         rc = srv.wait(WAIT)
         assert rc == 0, "chat exited %d: %s" % (rc, srv.stderr.read().decode())
         silent.close()
+        handshake_deadline(binary, certs)
         print("chat over TLS: ok")
     finally:
         for c in clients:

@@ -18,7 +18,8 @@ class Certs:
         self.ca = self.path("ca.pem")
         self.server = (self.path("server.pem"), self.path("server.key"))
         self.expired = (self.path("expired.pem"), self.path("expired.key"))
-        self.wrong_name = (self.path("wrong-name.pem"), self.path("wrong-name.key"))
+        self.wrong_name = (self.path("wrongname.pem"), self.path("wrongname.key"))
+        self.other_ca = self.path("other-ca.pem")
         self.untrusted = (self.path("untrusted.pem"), self.path("untrusted.key"))
 
     def path(self, name):
