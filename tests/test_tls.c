@@ -440,6 +440,39 @@ static void tls_verify_off_accepts_any(void **state) {
     check_verify((verify_case_t){"expired", "nobody.example", 0, 0, NULL});
 }
 
+/* The system store of a client given no CA file: the one SSL_CERT_FILE
+ * names (SSL_CERT_DIR away from the machine's own). */
+typedef struct store_case {
+    const char *ca_file;
+    int want_cli;
+} store_case_t;
+
+static void *system_store_main(void *arg) {
+    store_case_t *v = arg;
+    assert_int_equal(setenv("SSL_CERT_FILE", v->ca_file, 1), 0);
+    assert_int_equal(setenv("SSL_CERT_DIR", "/nonexistent", 1), 0);
+    aloop_tls_config_t *ccfg = aloop_tls_client_config_new();
+    unsetenv("SSL_CERT_FILE");
+    unsetenv("SSL_CERT_DIR");
+    assert_non_null(ccfg);
+    aloop_tls_config_t *scfg = server_config("server");
+    side_t srv = {.cfg = scfg}, cli = {.cfg = ccfg, .name = "localhost"};
+    handshake_pair(&srv, &cli);
+    assert_int_equal(cli.rc, v->want_cli);
+    if (srv.out) aloop_stream_close(srv.out);
+    if (cli.out) aloop_stream_close(cli.out);
+    aloop_tls_config_free(scfg);
+    aloop_tls_config_free(ccfg);
+    return NULL;
+}
+
+static void tls_verify_system_store(void **state) {
+    (void)state;
+    store_case_t trusted = {cert("ca.pem"), 0}, other = {cert("other-ca.pem"), -EKEYREJECTED};
+    run(system_store_main, &trusted);
+    run(system_store_main, &other);
+}
+
 /* ---- handshake failures: not TLS, timeouts, cancels ----------------------------- */
 
 typedef struct raw_peer {
@@ -1102,6 +1135,7 @@ int main(void) {
         cmocka_unit_test(tls_verify_untrusted),
         cmocka_unit_test(tls_verify_ip_address),
         cmocka_unit_test(tls_verify_off_accepts_any),
+        cmocka_unit_test(tls_verify_system_store),
         cmocka_unit_test(tls_garbage_is_eproto),
         cmocka_unit_test(tls_handshake_timeout),
         cmocka_unit_test(tls_cancel_handshake),
