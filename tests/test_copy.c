@@ -112,6 +112,15 @@ static void run_job(job_t *j) {
     aloop_free(loop);
 }
 
+/* j ran to the end and moved n bytes: all copied, all received by the
+ * sink, in order. */
+static void assert_moved(const job_t *j, size_t n) {
+    assert_int_equal(j->rc, 0);
+    assert_int_equal(j->copied, n);
+    assert_int_equal(j->sunk, n);
+    assert_int_equal(j->bad, 0);
+}
+
 static void sockpair(int *sv) { assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0); }
 
 /* A regular file into a socket (sendfile): 8 MiB byte-exact; the file's
@@ -122,10 +131,7 @@ static void test_file_to_socket(void **state) {
     sockpair(sv);
     job_t j = {.in_fd = pat_file(BIG), .out_fd = sv[0], .feed_fd = -1, .sink_fd = sv[1]};
     run_job(&j);
-    assert_int_equal(j.rc, 0);
-    assert_int_equal(j.copied, BIG);
-    assert_int_equal(j.sunk, BIG);
-    assert_int_equal(j.bad, 0);
+    assert_moved(&j, BIG);
     assert_int_equal(lseek(j.in_fd, 0, SEEK_CUR), (off_t)BIG);
     close(j.in_fd);
     close(sv[1]);
@@ -140,10 +146,7 @@ static void test_file_offset_and_n(void **state) {
                .n = 5000, .offset = 1000};
     assert_int_equal(lseek(j.in_fd, 1000, SEEK_SET), 1000);
     run_job(&j);
-    assert_int_equal(j.rc, 0);
-    assert_int_equal(j.copied, 5000);
-    assert_int_equal(j.sunk, 5000);
-    assert_int_equal(j.bad, 0);
+    assert_moved(&j, 5000);
     assert_int_equal(lseek(j.in_fd, 0, SEEK_CUR), 6000);
     close(j.in_fd);
     close(sv[1]);
@@ -173,10 +176,7 @@ static void test_socket_to_socket(void **state) {
     sockpair(b);
     job_t j = {.in_fd = a[0], .out_fd = b[0], .feed_fd = a[1], .sink_fd = b[1], .total = BIG};
     run_job(&j);
-    assert_int_equal(j.rc, 0);
-    assert_int_equal(j.copied, BIG);
-    assert_int_equal(j.sunk, BIG);
-    assert_int_equal(j.bad, 0);
+    assert_moved(&j, BIG);
     close(a[0]);
     close(b[1]);
 }
@@ -188,10 +188,7 @@ static void test_socket_to_pipe(void **state) {
     assert_int_equal(pipe(p), 0);
     job_t j = {.in_fd = a[0], .out_fd = p[1], .feed_fd = a[1], .sink_fd = p[0], .total = BIG};
     run_job(&j);
-    assert_int_equal(j.rc, 0);
-    assert_int_equal(j.copied, BIG);
-    assert_int_equal(j.sunk, BIG);
-    assert_int_equal(j.bad, 0);
+    assert_moved(&j, BIG);
     close(a[0]);
     close(p[0]);
 }
@@ -267,20 +264,12 @@ static void run_cancel(int src_is_pipe, int out_is_pipe) {
     close(d[1]);
 }
 
-static void test_cancel_socket_source(void **state) {
-    (void)state;
-    run_cancel(0, 0);
-}
+ALOOP_TEST_CASE(test_cancel_socket_source, run_cancel(0, 0))
 
-static void test_cancel_pipe_source(void **state) {
-    (void)state;
-    run_cancel(1, 1); /* splice into a small pipe */
-}
+/* splice into a small pipe */
+ALOOP_TEST_CASE(test_cancel_pipe_source, run_cancel(1, 1))
 
-static void test_cancel_socket_to_pipe(void **state) {
-    (void)state;
-    run_cancel(0, 1);
-}
+ALOOP_TEST_CASE(test_cancel_socket_to_pipe, run_cancel(0, 1))
 
 /* aloop_sendfile: offset and n, n == 0 to the end, an offset at or past
  * the end (0 bytes), the file's own offset untouched. */
@@ -292,10 +281,7 @@ static void test_sendfile(void **state) {
     job_t j = {.in_fd = f, .out_fd = sv[0], .feed_fd = -1, .sink_fd = sv[1], .use_sendfile = 1,
                .offset = 12345};
     run_job(&j);
-    assert_int_equal(j.rc, 0);
-    assert_int_equal(j.copied, 300000 - 12345);
-    assert_int_equal(j.sunk, 300000 - 12345);
-    assert_int_equal(j.bad, 0);
+    assert_moved(&j, 300000 - 12345);
     assert_int_equal(lseek(f, 0, SEEK_CUR), 0);
     close(sv[1]);
     sockpair(sv);
@@ -386,10 +372,7 @@ static void test_errors_midway(void **state) {
     j = (job_t){.in_fd = a[0], .out_fd = b[0], .feed_fd = a[1], .sink_fd = b[1], .total = 777,
                 .n = 10000};
     run_job(&j);
-    assert_int_equal(j.rc, 0);
-    assert_int_equal(j.copied, 777);
-    assert_int_equal(j.sunk, 777);
-    assert_int_equal(j.bad, 0);
+    assert_moved(&j, 777);
     close(a[0]);
     close(b[1]);
 }

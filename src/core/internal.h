@@ -542,9 +542,12 @@ typedef struct aloop_xthread_ops {
 } aloop_xthread_ops_t;
 int aloop__async_init(aloop_t *loop);
 void aloop__async_free(aloop_t *loop);
-/* The first step of aloop_free: aloop_call_soon_threadsafe says -EPIPE from
- * now on; the callbacks it accepted before run now. */
+/* aloop_free, once the loop has left the registry (registry_internal.h:
+ * aloop_call_soon_threadsafe says -EPIPE from then on): the callbacks it
+ * accepted before run now. */
 void aloop__async_close(aloop_t *loop);
+/* The wake-up fd another thread or a signal handler writes to. */
+int aloop__async_wake_fd(const aloop_t *loop);
 /* Runs callbacks queued by other threads. */
 void aloop__async_drain(aloop_t *loop);
 /* Work outstanding on other threads that will come back (keeps the loop alive). */
@@ -725,11 +728,8 @@ static inline void aloop__dump_check(aloop_t *loop) {
     if (ALOOP_UNLIKELY(__atomic_load_n(&aloop__dump_requests, __ATOMIC_RELAXED) != loop->debug.dump_seen))
         aloop__dump_requested(loop);
 }
-/* dumpsig.c: the loops' wake-up fds the dump signal writes to (the pool's,
- * registered while it is open), and ALOOP_DUMP_SIGNAL from the environment
- * (read when a loop is made). 0 / -ENOMEM. */
-int aloop__dumpsig_register(int wake_fd);
-void aloop__dumpsig_unregister(int wake_fd);
+/* dumpsig.c: ALOOP_DUMP_SIGNAL from the environment (read when a loop is
+ * made); the handler wakes the loops through the registry. */
 void aloop__dumpsig_from_env(void);
 /* ---- hooks (aloop_set_hooks): a task is spawned, switched in, switched
  * out, done. Callers test loop->flags & ALOOP__HOOKED first. */
