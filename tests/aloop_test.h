@@ -102,6 +102,15 @@ static inline int aloop_test_run_group(const char *group, const struct CMUnitTes
 #define cmocka_run_group_tests(tests, setup, teardown) \
     aloop_test_run_group(#tests, tests, sizeof(tests) / sizeof((tests)[0]), setup, teardown)
 
+/* A test that is one call of a case several tests share (each cmocka test
+ * is its own function, and its own ctest entry):
+ *     ALOOP_TEST_CASE(test_copy_cancel_source_wait, run_cancel_relay(0, 0)) */
+#define ALOOP_TEST_CASE(name, call) \
+    static void name(void **state) {  \
+        (void)state;                  \
+        call;                         \
+    }
+
 /* A loop on the virtual clock: timing logic without wall-clock waits. */
 static inline aloop_t *vloop(void) {
     aloop_config_t cfg = {.clock = ALOOP_CLOCK_VIRTUAL};

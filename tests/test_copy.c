@@ -112,6 +112,15 @@ static void run_job(job_t *j) {
     aloop_free(loop);
 }
 
+/* j ran to the end and moved n bytes: all copied, all received by the
+ * sink, in order. */
+static void assert_moved(const job_t *j, size_t n) {
+    assert_int_equal(j->rc, 0);
+    assert_int_equal(j->copied, n);
+    assert_int_equal(j->sunk, n);
+    assert_int_equal(j->bad, 0);
+}
+
 static void sockpair(int *sv) { assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0); }
 
 /* A regular file into a socket (sendfile): 8 MiB byte-exact; the file's
@@ -122,10 +131,7 @@ static void test_file_to_socket(void **state) {
     sockpair(sv);
     job_t j = {.in_fd = pat_file(BIG), .out_fd = sv[0], .feed_fd = -1, .sink_fd = sv[1]};
     run_job(&j);
-    assert_int_equal(j.rc, 0);
-    assert_int_equal(j.copied, BIG);
-    assert_int_equal(j.sunk, BIG);
-    assert_int_equal(j.bad, 0);
+    assert_moved(&j, BIG);
     assert_int_equal(lseek(j.in_fd, 0, SEEK_CUR), (off_t)BIG);
     close(j.in_fd);
     close(sv[1]);
@@ -140,10 +146,7 @@ static void test_file_offset_and_n(void **state) {
                .n = 5000, .offset = 1000};
     assert_int_equal(lseek(j.in_fd, 1000, SEEK_SET), 1000);
     run_job(&j);
-    assert_int_equal(j.rc, 0);
-    assert_int_equal(j.copied, 5000);
-    assert_int_equal(j.sunk, 5000);
-    assert_int_equal(j.bad, 0);
+    assert_moved(&j, 5000);
     assert_int_equal(lseek(j.in_fd, 0, SEEK_CUR), 6000);
     close(j.in_fd);
     close(sv[1]);
@@ -173,10 +176,7 @@ static void test_socket_to_socket(void **state) {
     sockpair(b);
     job_t j = {.in_fd = a[0], .out_fd = b[0], .feed_fd = a[1], .sink_fd = b[1], .total = BIG};
     run_job(&j);
-    assert_int_equal(j.rc, 0);
-    assert_int_equal(j.copied, BIG);
-    assert_int_equal(j.sunk, BIG);
-    assert_int_equal(j.bad, 0);
+    assert_moved(&j, BIG);
     close(a[0]);
     close(b[1]);
 }
@@ -188,10 +188,7 @@ static void test_socket_to_pipe(void **state) {
     assert_int_equal(pipe(p), 0);
     job_t j = {.in_fd = a[0], .out_fd = p[1], .feed_fd = a[1], .sink_fd = p[0], .total = BIG};
     run_job(&j);
-    assert_int_equal(j.rc, 0);
-    assert_int_equal(j.copied, BIG);
-    assert_int_equal(j.sunk, BIG);
-    assert_int_equal(j.bad, 0);
+    assert_moved(&j, BIG);
     close(a[0]);
     close(p[0]);
 }
@@ -267,20 +264,12 @@ static void run_cancel(int src_is_pipe, int out_is_pipe) {
     close(d[1]);
 }
 
-static void test_cancel_socket_source(void **state) {
-    (void)state;
-    run_cancel(0, 0);
-}
+ALOOP_TEST_CASE(test_cancel_socket_source, run_cancel(0, 0))
 
-static void test_cancel_pipe_source(void **state) {
-    (void)state;
-    run_cancel(1, 1); /* splice into a small pipe */
-}
+/* splice into a small pipe */
+ALOOP_TEST_CASE(test_cancel_pipe_source, run_cancel(1, 1))
 
-static void test_cancel_socket_to_pipe(void **state) {
-    (void)state;
-    run_cancel(0, 1);
-}
+ALOOP_TEST_CASE(test_cancel_socket_to_pipe, run_cancel(0, 1))
 
 /* aloop_sendfile: offset and n, n == 0 to the end, an offset at or past
  * the end (0 bytes), the file's own offset untouched. */
@@ -292,10 +281,7 @@ static void test_sendfile(void **state) {
     job_t j = {.in_fd = f, .out_fd = sv[0], .feed_fd = -1, .sink_fd = sv[1], .use_sendfile = 1,
                .offset = 12345};
     run_job(&j);
-    assert_int_equal(j.rc, 0);
-    assert_int_equal(j.copied, 300000 - 12345);
-    assert_int_equal(j.sunk, 300000 - 12345);
-    assert_int_equal(j.bad, 0);
+    assert_moved(&j, 300000 - 12345);
     assert_int_equal(lseek(f, 0, SEEK_CUR), 0);
     close(sv[1]);
     sockpair(sv);
@@ -386,10 +372,7 @@ static void test_errors_midway(void **state) {
     j = (job_t){.in_fd = a[0], .out_fd = b[0], .feed_fd = a[1], .sink_fd = b[1], .total = 777,
                 .n = 10000};
     run_job(&j);
-    assert_int_equal(j.rc, 0);
-    assert_int_equal(j.copied, 777);
-    assert_int_equal(j.sunk, 777);
-    assert_int_equal(j.bad, 0);
+    assert_moved(&j, 777);
     close(a[0]);
     close(b[1]);
 }
@@ -423,6 +406,55 @@ static void test_blocking_mode_restored(void **state) {
     close(sv[1]);
 }
 
+/* A copy whose source and destination never block (/dev/zero to
+ * /dev/null) is paused by its cooperative budget; meanwhile another task
+ * closes the destination through the library and its number goes to
+ * another file. The copy must stop with -EBADF and never write to that
+ * number. */
+typedef struct yield_close {
+    int out, in, other;
+    int rc;
+    size_t copied;
+} yield_close_t;
+
+static void *close_out_and_reuse(void *arg) {
+    yield_close_t *y = arg;
+    assert_int_equal(aloop_close(y->out), 0);
+    assert_int_equal(dup2(y->other, y->out), y->out); /* the number is another file now */
+    return NULL;
+}
+
+static void *copy_through_budget_yield(void *arg) {
+    yield_close_t *y = arg;
+    aloop_task_t *closer = aloop_spawn(aloop_current(), close_out_and_reuse, y); /* runs at our yield */
+    assert_non_null(closer);
+    y->rc = aloop_copy(y->out, y->in, 16u << 20, &y->copied);
+    assert_int_equal(aloop_await(closer, NULL), 0);
+    aloop_release(closer);
+    return NULL;
+}
+
+static void test_copy_stops_when_closed_during_budget_yield(void **state) {
+    (void)state;
+    char path[] = "/tmp/aloop-test-copy-XXXXXX";
+    yield_close_t y = {.out = open("/dev/null", O_WRONLY | O_CLOEXEC),
+                       .in = open("/dev/zero", O_RDONLY | O_CLOEXEC), .other = mkstemp(path)};
+    assert_true(y.out >= 0 && y.in >= 0 && y.other >= 0);
+    unlink(path);
+    aloop_t *loop = vloop();
+    aloop_task_t *t = aloop_spawn(loop, copy_through_budget_yield, &y);
+    assert_non_null(t);
+    assert_int_equal(aloop_run_until_complete(loop, t), 0);
+    aloop_release(t);
+    aloop_free(loop);
+    assert_int_equal(y.rc, -EBADF);
+    assert_true(y.copied > 0 && y.copied < 16u << 20); /* what /dev/null got */
+    assert_int_equal(lseek(y.other, 0, SEEK_END), 0); /* not a byte went to the new file */
+    close(y.out);
+    close(y.in);
+    close(y.other);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_file_to_socket),
@@ -433,6 +465,7 @@ int main(void) {
         cmocka_unit_test(test_cancel_socket_source),
         cmocka_unit_test(test_cancel_pipe_source),
         cmocka_unit_test(test_cancel_socket_to_pipe),
+        cmocka_unit_test(test_copy_stops_when_closed_during_budget_yield),
         cmocka_unit_test(test_sendfile),
         cmocka_unit_test(test_bad_args),
         cmocka_unit_test(test_errors_midway),

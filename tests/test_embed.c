@@ -321,6 +321,33 @@ static void test_driven_from_a_poll_host_loop(void **state) {
     close(sp[0]);
 }
 
+/* close(2) behind the loop's back on an fd a task waits on (misuse, guide
+ * §15): an iteration with the host's timeout polls as aloop_run does, so
+ * epoll's forgotten fd is found by the one-second sweep and the waiter
+ * wakes with -EBADF within the call, not after the host's timeout with
+ * the waiter still asleep. */
+static void *wait_readable_fd(void *arg) {
+    return (void *)(intptr_t)aloop_wait_readable(*(int *)arg, -1);
+}
+
+static void test_iteration_finds_fds_closed_behind_its_back(void **state) {
+    (void)state;
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    aloop_t *loop = aloop_new();
+    aloop_task_t *t = spawn(loop, wait_readable_fd, &sv[0]);
+    assert_int_equal(aloop_run_once(loop, 0), 1); /* it waits */
+    close(sv[0]);
+    assert_int_equal(aloop_run_once(loop, 30), 0);
+    assert_true(aloop_future_done(t));
+    void *r;
+    assert_int_equal(aloop_future_result(t, &r), 0);
+    assert_int_equal((intptr_t)r, -EBADF);
+    aloop_release(t);
+    aloop_free(loop);
+    close(sv[1]);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_no_work_returns_0_at_once),
@@ -332,6 +359,7 @@ int main(void) {
         cmocka_unit_test(test_deadlock),
         cmocka_unit_test(test_backend_fd_readable_when_io_ready),
         cmocka_unit_test(test_driven_from_a_poll_host_loop),
+        cmocka_unit_test(test_iteration_finds_fds_closed_behind_its_back),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

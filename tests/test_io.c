@@ -15,6 +15,7 @@
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -735,9 +736,89 @@ static void test_enomem_sweep(void **state) {
     close(sv[1]);
 }
 
+/* ---- a budget yield inside aloop_write_all ------------------------------ */
+
+/* write_all sends part of a big buffer without suspending and its budget,
+ * spent, yields; meanwhile another task closes the fd (aloop_close, or the
+ * stream's close) and the number goes to another file. The writer must
+ * stop with -EBADF and never write to that number again. */
+typedef struct yield_close {
+    int fd;            /* the writer's end of a socket pair */
+    aloop_stream_t *s; /* its stream, or NULL: plain aloop_write_all */
+    int other;         /* a regular file that takes fd's number */
+} yield_close_t;
+
+static void *close_and_reuse(void *arg) {
+    yield_close_t *y = arg;
+    if (y->s)
+        assert_int_equal(aloop_stream_close(y->s), 0);
+    else
+        assert_int_equal(aloop_close(y->fd), 0);
+    assert_int_equal(dup2(y->other, y->fd), y->fd); /* the number is another file now */
+    return NULL;
+}
+
+static void *write_through_budget_yield(void *arg) {
+    yield_close_t *y = arg;
+    size_t len = 16u << 20; /* more than the socket buffer: the first send is partial */
+    char *buf = calloc(1, len);
+    assert_non_null(buf);
+    aloop_task_t *closer = aloop_spawn(aloop_current(), close_and_reuse, y); /* runs at our yield */
+    assert_non_null(closer);
+    /* the entry check spends one unit, the spend after the first send the
+     * last one: that one yields */
+    aloop__current_task()->coop_used = ALOOP_COOP_BUDGET - 2;
+    ssize_t n = y->s ? aloop_stream_write(y->s, buf, len) : aloop_write_all(y->fd, buf, len);
+    assert_int_equal(n, -EBADF);
+    assert_int_equal(aloop_await(closer, NULL), 0);
+    aloop_release(closer);
+    free(buf);
+    return NULL;
+}
+
+static void write_all_budget_yield_case(int stream) {
+    int sv[2];
+    make_pair(sv);
+    char path[] = "/tmp/aloop-test-io-XXXXXX";
+    int other = mkstemp(path);
+    assert_true(other >= 0);
+    unlink(path);
+    yield_close_t y = {.fd = sv[0], .other = other};
+    aloop_config_t cfg = {.clock = ALOOP_CLOCK_VIRTUAL};
+    aloop_t *loop = aloop_new_with(&cfg);
+    assert_non_null(loop);
+    if (stream) {
+        y.s = aloop_stream_new(loop, sv[0], 0);
+        assert_non_null(y.s);
+    }
+    aloop_task_t *t = aloop_spawn(loop, write_through_budget_yield, &y);
+    assert_non_null(t);
+    assert_int_equal(aloop_run_until_complete(loop, t), 0);
+    aloop_release(t);
+    aloop_free(loop);
+    struct stat st;
+    assert_int_equal(fstat(sv[0], &st), 0);
+    assert_int_equal(st.st_size, 0); /* not a byte went to the file that took the number */
+    close(sv[0]);
+    close(sv[1]);
+    close(other);
+}
+
+static void test_write_all_stops_when_closed_during_budget_yield(void **state) {
+    (void)state;
+    write_all_budget_yield_case(0);
+}
+
+static void test_stream_write_stops_when_closed_during_budget_yield(void **state) {
+    (void)state;
+    write_all_budget_yield_case(1);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_outside_task),
+        cmocka_unit_test(test_write_all_stops_when_closed_during_budget_yield),
+        cmocka_unit_test(test_stream_write_stops_when_closed_during_budget_yield),
         cmocka_unit_test(test_bad_args),
         cmocka_unit_test(test_wait_readable_wakes),
         cmocka_unit_test(test_wait_timeout),

@@ -55,10 +55,7 @@ static void *bad_args_task(void *arg) {
     return NULL;
 }
 
-static void test_bad_args(void **state) {
-    (void)state;
-    assert_int_equal(run_task(bad_args_task, NULL, NULL), 0);
-}
+ALOOP_TEST_CASE(test_bad_args, assert_int_equal(run_task(bad_args_task, NULL, NULL), 0))
 
 /* ---- sockets ---------------------------------------------------------- */
 
@@ -137,20 +134,11 @@ static void tcp_echo(const char *host) {
     aloop_free(loop);
 }
 
-static void test_tcp_ipv4(void **state) {
-    (void)state;
-    tcp_echo("127.0.0.1");
-}
+ALOOP_TEST_CASE(test_tcp_ipv4, tcp_echo("127.0.0.1"))
 
-static void test_tcp_ipv6(void **state) {
-    (void)state;
-    tcp_echo("::1");
-}
+ALOOP_TEST_CASE(test_tcp_ipv6, tcp_echo("::1"))
 
-static void test_tcp_localhost(void **state) {
-    (void)state;
-    tcp_echo("localhost");
-}
+ALOOP_TEST_CASE(test_tcp_localhost, tcp_echo("localhost"))
 
 /* SO_REUSEADDR: a port can be listened on again right after a connection
  * through it was closed (TIME_WAIT). */
@@ -417,8 +405,8 @@ static void test_connect_timeout(void **state) {
 /* The same under spurious readiness (simulation): a connect woken before
  * its outcome must wait on, not report a connection that is not there.
  * Every fd tcp_connect returns is connected (it has a peer); the rest time
- * out. Before, a spurious wake-up of a pending connect read SO_ERROR 0 and
- * returned an unconnected socket. */
+ * out. The failure this catches: a spurious wake-up of a pending connect
+ * reading SO_ERROR 0 and returning an unconnected socket. */
 static void *connect_spurious_task(void *arg) {
     tcp_ctx_t *c = arg;
     char port[16];
@@ -615,10 +603,7 @@ static void *names_task(void *arg) {
     return NULL;
 }
 
-static void test_names(void **state) {
-    (void)state;
-    assert_int_equal(run_task(names_task, NULL, NULL), 0);
-}
+ALOOP_TEST_CASE(test_names, assert_int_equal(run_task(names_task, NULL, NULL), 0))
 
 /* Outside a task: numeric hosts work, names that need a lookup are -EPERM,
  * "localhost" means loopback for the helpers, ".invalid" is -ENOENT. */
@@ -910,6 +895,41 @@ static void he_run(he_case_t *c, double release_at) {
     assert_int_equal(count_fds(), fds_before);
 }
 
+/* The addresses of a Happy Eyeballs case: a blackhole and, if `answers`
+ * names it, a live unix listener; `answers` is what the fake lookup
+ * returns, in order ('b' the blackhole, 'l' the live one). */
+typedef struct he_cast {
+    blackhole_t bh;
+    struct sockaddr_un live;
+    int lfd;
+} he_cast_t;
+
+static void he_cast_open(he_cast_t *h, const char *answers) {
+    blackhole_open(&h->bh);
+    h->lfd = strchr(answers, 'l') ? unix_sock("live", 1, &h->live) : -1;
+    for (const char *a = answers; *a; a++) {
+        if (*a == 'b')
+            fake_add(&h->bh.sin, sizeof h->bh.sin);
+        else
+            fake_add(&h->live, sizeof h->live);
+    }
+}
+
+static void he_cast_close(he_cast_t *h) {
+    if (h->lfd >= 0) close(h->lfd);
+    blackhole_close(&h->bh);
+}
+
+/* Connects to "he.example" within timeout: the case, once it has checked
+ * the result and (exactly, on the virtual clock) when it came. */
+static he_case_t he_expect(double timeout, int rc, double elapsed) {
+    he_case_t c = {.host = "he.example", .timeout = timeout};
+    he_run(&c, 0);
+    assert_int_equal(c.rc, rc);
+    assert_true(c.elapsed == elapsed);
+    return c;
+}
+
 static int he_setup(void **state) {
     (void)state;
     snprintf(he_dir, sizeof he_dir, "/tmp/aloop-he-XXXXXX");
@@ -962,101 +982,63 @@ static void test_connect_deadline_covers_lookup(void **state) {
  * blackhole attempt is closed. */
 static void test_happy_eyeballs_next_after_delay(void **state) {
     (void)state;
-    blackhole_t bh;
-    blackhole_open(&bh);
-    struct sockaddr_un live;
-    int lfd = unix_sock("live", 1, &live);
-    fake_add(&bh.sin, sizeof bh.sin);
-    fake_add(&live, sizeof live);
-    he_case_t c = {.host = "he.example", .timeout = 30};
-    he_run(&c, 0);
-    assert_int_equal(c.rc, 0);
-    assert_int_equal(c.family, AF_UNIX);
-    assert_true(c.elapsed == 0.25);
-    /* no timeout at all: the same */
-    c = (he_case_t){.host = "he.example", .timeout = -1};
-    he_run(&c, 0);
-    assert_int_equal(c.rc, 0);
-    assert_true(c.elapsed == 0.25);
-    close(lfd);
-    blackhole_close(&bh);
+    he_cast_t h;
+    he_cast_open(&h, "bl");
+    assert_int_equal(he_expect(30, 0, 0.25).family, AF_UNIX);
+    he_expect(-1, 0, 0.25); /* no timeout at all: the same */
+    he_cast_close(&h);
 }
 
 /* Addresses are interleaved by family: two dead IPv4 addresses before a
  * live address of another family cost one delay, not two. */
 static void test_happy_eyeballs_interleaves_families(void **state) {
     (void)state;
-    blackhole_t bh;
-    blackhole_open(&bh);
-    struct sockaddr_un live;
-    int lfd = unix_sock("live", 1, &live);
-    fake_add(&bh.sin, sizeof bh.sin);
-    fake_add(&bh.sin, sizeof bh.sin);
-    fake_add(&live, sizeof live);
-    he_case_t c = {.host = "he.example", .timeout = 30};
-    he_run(&c, 0);
-    assert_int_equal(c.rc, 0);
-    assert_int_equal(c.family, AF_UNIX);
-    assert_true(c.elapsed == 0.25);
-    close(lfd);
-    blackhole_close(&bh);
+    he_cast_t h;
+    he_cast_open(&h, "bbl");
+    assert_int_equal(he_expect(30, 0, 0.25).family, AF_UNIX);
+    he_cast_close(&h);
 }
 
 /* An attempt that fails starts the next one at once; when all fail, the
  * error is the last attempt's. */
 static void test_happy_eyeballs_failure_starts_next_at_once(void **state) {
     (void)state;
-    blackhole_t bh;
-    blackhole_open(&bh);
+    he_cast_t h;
+    he_cast_open(&h, "");
     struct sockaddr_un live, refuse;
     int lfd = unix_sock("live", 1, &live);
     int rfd = unix_sock("refuse", 0, &refuse);
     fake_add(&refuse, sizeof refuse);
     fake_add(&live, sizeof live);
-    he_case_t c = {.host = "he.example", .timeout = 30};
-    he_run(&c, 0);
-    assert_int_equal(c.rc, 0);
-    assert_true(c.elapsed == 0);
+    he_expect(30, 0, 0);
     nfake = 0;
-    fake_add(&bh.sin, sizeof bh.sin);
+    fake_add(&h.bh.sin, sizeof h.bh.sin);
     fake_add(&refuse, sizeof refuse);
     fake_add(&live, sizeof live);
-    c = (he_case_t){.host = "he.example", .timeout = 30};
-    he_run(&c, 0);
-    assert_int_equal(c.rc, 0);
-    assert_true(c.elapsed == 0.25);
+    he_expect(30, 0, 0.25);
     nfake = 0;
     fake_add(&refuse, sizeof refuse);
     fake_add(&refuse, sizeof refuse);
-    c = (he_case_t){.host = "he.example", .timeout = 30};
-    he_run(&c, 0);
-    assert_int_equal(c.rc, -ECONNREFUSED);
-    assert_true(c.elapsed == 0);
+    he_expect(30, -ECONNREFUSED, 0);
     close(rfd);
     close(lfd);
-    blackhole_close(&bh);
+    he_cast_close(&h);
 }
 
 /* The deadline covers every attempt: -ETIMEDOUT at the deadline with
  * nothing left open; a timeout of 0 tries once without waiting. */
 static void test_happy_eyeballs_deadline(void **state) {
     (void)state;
-    blackhole_t bh;
-    blackhole_open(&bh);
-    fake_add(&bh.sin, sizeof bh.sin);
-    fake_add(&bh.sin, sizeof bh.sin);
-    fake_add(&bh.sin, sizeof bh.sin);
-    he_case_t c = {.host = "he.example", .timeout = 2};
-    he_run(&c, 0);
-    assert_int_equal(c.rc, -ETIMEDOUT);
-    assert_true(c.elapsed == 2);
-    c = (he_case_t){.host = "he.example", .timeout = 0.3}; /* between two starts */
+    he_cast_t h;
+    he_cast_open(&h, "bbb");
+    he_expect(2, -ETIMEDOUT, 2);
+    he_case_t c = {.host = "he.example", .timeout = 0.3}; /* between two starts */
     he_run(&c, 0);
     assert_int_equal(c.rc, -ETIMEDOUT);
     assert_true(fabs(c.elapsed - 0.3) < 1e-9);
     /* numeric: no lookup, one look at the attempt */
     char port[16];
-    snprintf(port, sizeof port, "%d", ntohs(bh.sin.sin_port));
+    snprintf(port, sizeof port, "%d", ntohs(h.bh.sin.sin_port));
     c = (he_case_t){.host = "127.0.0.1", .port = port, .timeout = 0};
     int fds_before = count_fds();
     aloop_t *loop = vloop();
@@ -1066,18 +1048,15 @@ static void test_happy_eyeballs_deadline(void **state) {
     assert_int_equal(c.rc, -ETIMEDOUT);
     assert_true(c.elapsed == 0);
     assert_int_equal(count_fds(), fds_before);
-    blackhole_close(&bh);
+    he_cast_close(&h);
 }
 
 /* A cancel at each suspension point (the lookup, one, two or three attempts
  * in flight) returns -ECANCELED then and leaks no fd. */
 static void test_happy_eyeballs_cancel_leaks_nothing(void **state) {
     (void)state;
-    blackhole_t bh;
-    blackhole_open(&bh);
-    fake_add(&bh.sin, sizeof bh.sin);
-    fake_add(&bh.sin, sizeof bh.sin);
-    fake_add(&bh.sin, sizeof bh.sin);
+    he_cast_t h;
+    he_cast_open(&h, "bbb");
     fake_blocked = 1; /* in the lookup */
     he_case_t c = {.host = "he.example", .timeout = 30, .cancel_at = 0.1};
     he_run(&c, 0.2);
@@ -1105,7 +1084,7 @@ static void test_happy_eyeballs_cancel_leaks_nothing(void **state) {
     aloop__test_set_resolver(NULL, NULL);
     assert_int_equal(c.rc, -ECANCELED);
     assert_int_equal(count_fds(), fds_before);
-    blackhole_close(&bh);
+    he_cast_close(&h);
 }
 
 /* Every allocation of a Happy Eyeballs connect fails in turn (the scope,
@@ -1113,13 +1092,10 @@ static void test_happy_eyeballs_cancel_leaks_nothing(void **state) {
  * -ENOMEM or a connection, never a leaked fd (he_run counts them). */
 static void test_happy_eyeballs_enomem(void **state) {
     (void)state;
-    blackhole_t bh;
-    blackhole_open(&bh);
-    struct sockaddr_un live;
-    int lfd = unix_sock("live", 1, &live);
+    he_cast_t h;
+    he_cast_open(&h, "bl");
+    int lfd = h.lfd;
     fcntl(lfd, F_SETFL, O_NONBLOCK); /* drained after each run */
-    fake_add(&bh.sin, sizeof bh.sin);
-    fake_add(&live, sizeof live);
     int failures = 0, successes = 0;
     for (he_fail_nth = 1; he_fail_nth < 200; he_fail_nth++) {
         he_case_t c = {.host = "he.example", .timeout = 30};
@@ -1136,8 +1112,7 @@ static void test_happy_eyeballs_enomem(void **state) {
     }
     he_fail_nth = 0;
     assert_true(failures > 0 && successes > 0);
-    close(lfd);
-    blackhole_close(&bh);
+    he_cast_close(&h);
 }
 
 int main(void) {

@@ -343,10 +343,69 @@ static void test_free_closes_backend_fds(void **state) {
     close(sv[1]);
 }
 
+/* A registration the kernel may or may not hold any more: fd registered,
+ * closed with close(2) and its number taken by another socket. The backend
+ * reports what it finds (epoll: -ENOENT for a stale MOD or DEL, -EEXIST for
+ * an ADD of a registered fd; poll(2) and kqueue take both), and io.c's one
+ * rule makes the registration anew: waits on the new socket work. */
+typedef struct stale_ctx {
+    int old_fd;   /* registered, then closed behind the loop's back */
+    int fresh[2]; /* the pair whose first end takes old_fd's number */
+} stale_ctx_t;
+
+static void *stale_registration_task(void *arg) {
+    stale_ctx_t *c = arg;
+    aloop_t *loop = aloop_current();
+    aloop_backend_t *b = loop->io->backend;
+    assert_int_equal(aloop_wait_writable(c->old_fd, 1.0), 0); /* registered for writing */
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    /* closes the old file behind the loop's back (allowed once nobody
+     * waits) and gives its number to the new socket */
+    assert_int_equal(dup2(sv[0], c->old_fd), c->old_fd);
+    close(sv[0]);
+    c->fresh[0] = c->old_fd;
+    c->fresh[1] = sv[1];
+#if defined(__linux__)
+    if (aloop__backend_fd(b) >= 0) { /* epoll: what it reports for stale beliefs */
+        assert_int_equal(aloop__backend_set(b, c->fresh[0], ALOOP__IO_WRITE, ALOOP__IO_READ), -ENOENT);
+        assert_int_equal(aloop__backend_set(b, c->fresh[1], 0, ALOOP__IO_READ), 0);
+        assert_int_equal(aloop__backend_set(b, c->fresh[1], 0, ALOOP__IO_READ), -EEXIST);
+        assert_int_equal(aloop__backend_set(b, c->fresh[1], ALOOP__IO_READ, 0), 0);
+        assert_int_equal(aloop__backend_set(b, c->fresh[1], ALOOP__IO_READ, 0), -ENOENT);
+    }
+#else
+    (void)b;
+#endif
+    /* io.c still believes fd registered (unsure): the waits must work */
+    assert_int_equal(write(c->fresh[1], "x", 1), 1);
+    assert_int_equal(aloop_wait_readable(c->fresh[0], 1.0), 0);
+    assert_int_equal(aloop_wait_writable(c->fresh[0], 1.0), 0);
+    return NULL;
+}
+
+static void test_stale_registration_is_made_anew(void **state) {
+    (void)state;
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    stale_ctx_t c = {.old_fd = sv[0]};
+    aloop_t *loop = aloop_new();
+    assert_non_null(loop);
+    aloop_task_t *t = aloop_spawn(loop, stale_registration_task, &c);
+    assert_non_null(t);
+    assert_int_equal(aloop_run_until_complete(loop, t), 0);
+    aloop_release(t);
+    aloop_free(loop);
+    close(c.fresh[0]);
+    close(c.fresh[1]);
+    close(sv[1]);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_empty_poll),
         cmocka_unit_test(test_registration_cache),
+        cmocka_unit_test(test_stale_registration_is_made_anew),
         cmocka_unit_test(test_many_fds),
         cmocka_unit_test(test_hangup),
         cmocka_unit_test(test_blocks_until_ready),

@@ -8,6 +8,20 @@
 
 
 static aloop_queue_t *q;
+
+/* The shape of most tests: a virtual-clock loop, the shared queue q on it
+ * (maxsize), an empty trace; and the end of it. */
+static aloop_t *queue_loop(size_t maxsize) {
+    aloop_t *loop = vloop();
+    q = aloop_queue_new(loop, maxsize);
+    trace_reset();
+    return loop;
+}
+
+static void queue_loop_free(aloop_t *loop) {
+    aloop_queue_free(q);
+    aloop_free(loop);
+}
 /* Gets one item and notes "<name>=<item>@<time>" or the error. */
 static void *getter(void *arg) {
     void *item = NULL;
@@ -128,13 +142,10 @@ static void *fast_producer(void *arg) {
 
 static void test_bounded_put_suspends_while_full(void **state) {
     (void)state;
-    aloop_t *loop = vloop();
-    q = aloop_queue_new(loop, 2);
-    trace_reset();
+    aloop_t *loop = queue_loop(2);
     aloop_task_t *ts[] = {spawn(loop, fast_producer, NULL), spawn(loop, slow_consumer, NULL)};
     expect_trace(loop, ts, 2, "p1@0 p2@0 g1@1 p3@1 g2@2 p4@2 g3@3 p5@3 g4@4 g5@5 ");
-    aloop_queue_free(q);
-    aloop_free(loop);
+    queue_loop_free(loop);
 }
 
 static void *nowait_checks(void *arg) {
@@ -161,8 +172,7 @@ static void test_nowait_variants(void **state) {
     q = aloop_queue_new(loop, 1);
     aloop_task_t *t = spawn(loop, nowait_checks, NULL);
     run_and_release(loop, &t, 1);
-    aloop_queue_free(q);
-    aloop_free(loop);
+    queue_loop_free(loop);
 }
 
 static void *put_three_later(void *arg) {
@@ -175,14 +185,11 @@ static void *put_three_later(void *arg) {
 
 static void test_getters_woken_in_fifo_order(void **state) {
     (void)state;
-    aloop_t *loop = vloop();
-    q = aloop_queue_new(loop, 0);
-    trace_reset();
+    aloop_t *loop = queue_loop(0);
     aloop_task_t *ts[] = {spawn(loop, getter, "a"), spawn(loop, getter, "b"),
                           spawn(loop, getter, "c"), spawn(loop, put_three_later, NULL)};
     expect_trace(loop, ts, 4, "put a=1@1 b=2@1 c=3@1 ");
-    aloop_queue_free(q);
-    aloop_free(loop);
+    queue_loop_free(loop);
 }
 
 static void *get_three_later(void *arg) {
@@ -208,8 +215,7 @@ static void test_putters_woken_in_fifo_order(void **state) {
     /* The consumer runs on after each get: it takes the next item only once
      * the woken putter has put it. */
     assert_string_equal(trace, "g0 p1:0@1 g1 p2:0@1 g2 p3:0@1 g3 ");
-    aloop_queue_free(q);
-    aloop_free(loop);
+    queue_loop_free(loop);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -229,9 +235,7 @@ static void *put_then_cancel(void *arg) {
 
 static void test_woken_getter_cancelled_does_not_lose_item(void **state) {
     (void)state;
-    aloop_t *loop = vloop();
-    q = aloop_queue_new(loop, 0);
-    trace_reset();
+    aloop_t *loop = queue_loop(0);
     aloop_task_t *ts[] = {spawn(loop, getter, "a"), spawn(loop, getter, "b"),
                           spawn(loop, put_then_cancel, NULL)};
     victim = ts[0];
@@ -251,8 +255,7 @@ static void test_woken_getter_cancelled_does_not_lose_item(void **state) {
     assert_int_equal(aloop_queue_get_nowait(q, &item), 0);
     assert_int_equal(NUM(item), 43);
     run_and_release(loop, ts, 2);
-    aloop_queue_free(q);
-    aloop_free(loop);
+    queue_loop_free(loop);
 }
 
 /* In a LIFO queue the given-back item is the oldest: it comes out last. */
@@ -270,8 +273,7 @@ static void test_woken_getter_cancelled_lifo_gives_back_oldest(void **state) {
     assert_int_equal(NUM(item), 43);
     assert_int_equal(aloop_queue_get_nowait(q, &item), 0);
     assert_int_equal(NUM(item), 42);
-    aloop_queue_free(q);
-    aloop_free(loop);
+    queue_loop_free(loop);
 }
 
 static void *get_then_cancel(void *arg) {
@@ -299,15 +301,12 @@ static void test_woken_putter_cancelled_passes_slot_on(void **state) {
     assert_int_equal(aloop_queue_get_nowait(q, &item), 0);
     assert_int_equal(NUM(item), 2);
     assert_true(aloop_queue_empty(q));
-    aloop_queue_free(q);
-    aloop_free(loop);
+    queue_loop_free(loop);
 }
 
 static void test_cancel_waiting_getter_and_putter(void **state) {
     (void)state;
-    aloop_t *loop = vloop();
-    q = aloop_queue_new(loop, 1);
-    trace_reset();
+    aloop_t *loop = queue_loop(1);
     aloop_task_t *g = spawn(loop, getter, "g");
     aloop_call_later(loop, 1, cancel_cb, g);
     assert_int_equal(aloop_run(loop), 0);
@@ -319,8 +318,7 @@ static void test_cancel_waiting_getter_and_putter(void **state) {
     assert_int_equal(aloop_queue_size(q), 1);
     aloop_release(g);
     aloop_release(p);
-    aloop_queue_free(q);
-    aloop_free(loop);
+    queue_loop_free(loop);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -347,9 +345,7 @@ static void *joiner(void *arg) {
 
 static void test_task_done_and_join(void **state) {
     (void)state;
-    aloop_t *loop = vloop();
-    q = aloop_queue_new(loop, 0);
-    trace_reset();
+    aloop_t *loop = queue_loop(0);
     for (int i = 1; i <= 3; i++) aloop_queue_put_nowait(q, ITEM(i));
     aloop_task_t *ts[] = {spawn(loop, worker, NULL), spawn(loop, joiner, NULL),
                           spawn(loop, joiner, NULL)};
@@ -363,8 +359,7 @@ static void test_task_done_and_join(void **state) {
     aloop_cancel(ts[0]);
     aloop_task_t *all[] = {ts[0], ts[1], ts[2], j};
     run_and_release(loop, all, 4);
-    aloop_queue_free(q);
-    aloop_free(loop);
+    queue_loop_free(loop);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -380,9 +375,7 @@ static void *shutdown_later(void *arg) {
 
 static void test_shutdown_drains_then_epipe(void **state) {
     (void)state;
-    aloop_t *loop = vloop();
-    q = aloop_queue_new(loop, 2);
-    trace_reset();
+    aloop_t *loop = queue_loop(2);
     /* Two items queued, one putter waiting. */
     aloop_queue_put_nowait(q, ITEM(1));
     aloop_queue_put_nowait(q, ITEM(2));
@@ -396,20 +389,16 @@ static void test_shutdown_drains_then_epipe(void **state) {
     expect_trace(loop, gs, 3, "a=1@1 b=2@1 c-32@1 ");
     void *item;
     assert_int_equal(aloop_queue_get_nowait(q, &item), -EPIPE);
-    aloop_queue_free(q);
-    aloop_free(loop);
+    queue_loop_free(loop);
 }
 
 static void test_shutdown_wakes_waiting_getters(void **state) {
     (void)state;
-    aloop_t *loop = vloop();
-    q = aloop_queue_new(loop, 0);
-    trace_reset();
+    aloop_t *loop = queue_loop(0);
     aloop_task_t *ts[] = {spawn(loop, getter, "a"), spawn(loop, getter, "b"),
                           spawn(loop, shutdown_later, ITEM(0))};
     expect_trace(loop, ts, 3, "shut a-32@1 b-32@1 ");
-    aloop_queue_free(q);
-    aloop_free(loop);
+    queue_loop_free(loop);
 }
 
 static void *take_one_then_finish_later(void *arg) {
@@ -424,9 +413,7 @@ static void *take_one_then_finish_later(void *arg) {
 
 static void test_shutdown_immediate_drops_items_and_releases_join(void **state) {
     (void)state;
-    aloop_t *loop = vloop();
-    q = aloop_queue_new(loop, 0);
-    trace_reset();
+    aloop_t *loop = queue_loop(0);
     for (int i = 1; i <= 3; i++) aloop_queue_put_nowait(q, ITEM(i));
     /* One item taken and being processed, two dropped by the shutdown: join
      * waits for the one in progress only. */
@@ -445,8 +432,7 @@ static void test_shutdown_immediate_drops_items_and_releases_join(void **state) 
     aloop_queue_put_nowait(q, ITEM(1));
     aloop_task_t *ts2[] = {spawn(loop, joiner, NULL), spawn(loop, shutdown_later, ITEM(1))};
     expect_trace(loop, ts2, 2, "shut j0@6 ");
-    aloop_queue_free(q);
-    aloop_free(loop);
+    queue_loop_free(loop);
 }
 
 /* An item handed to a getter that has not run yet is dropped by an
@@ -464,17 +450,14 @@ static void *put_then_shutdown(void *arg) {
 
 static void test_shutdown_immediate_revokes_handed_item(void **state) {
     (void)state;
-    aloop_t *loop = vloop();
-    q = aloop_queue_new(loop, 0);
-    trace_reset();
+    aloop_t *loop = queue_loop(0);
     void *item;
     aloop_queue_put_nowait(q, ITEM(1));
     aloop_queue_get_nowait(q, &item);
     aloop_task_t *ts[] = {spawn(loop, getter, "a"), spawn(loop, put_then_shutdown, NULL),
                           spawn(loop, joiner, NULL)};
     expect_trace(loop, ts, 3, "shut a-32@1 j0@1 ");
-    aloop_queue_free(q);
-    aloop_free(loop);
+    queue_loop_free(loop);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -499,9 +482,7 @@ static void *put_full(void *arg) {
 
 static void test_free_wakes_waiters_with_epipe(void **state) {
     (void)state;
-    aloop_t *loop = vloop();
-    q = aloop_queue_new(loop, 0);
-    trace_reset();
+    aloop_t *loop = queue_loop(0);
     aloop_queue_put_nowait(q, ITEM(1)); /* unfinished: a joiner waits */
     void *item;
     aloop_queue_get_nowait(q, &item);
@@ -531,9 +512,7 @@ static void *put_then_free(void *arg) {
 
 static void test_free_after_hand_off(void **state) {
     (void)state;
-    aloop_t *loop = vloop();
-    q = aloop_queue_new(loop, 0);
-    trace_reset();
+    aloop_t *loop = queue_loop(0);
     aloop_task_t *ts[] = {spawn(loop, getter, "a"), spawn(loop, put_then_free, NULL)};
     expect_trace(loop, ts, 2, "a=8@1 ");
     aloop_free(loop);

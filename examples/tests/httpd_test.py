@@ -111,19 +111,41 @@ def make_root():
     return root, outside
 
 
+def read_to_eof(s, reset_ends=False):
+    """Everything s receives until the peer closes; with reset_ends, a reset
+    also ends it (what came before it is returned)."""
+    got = b""
+    try:
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                return got
+            got += chunk
+    except ConnectionResetError:
+        if not reset_ends:
+            raise
+        return got
+
+
+def read_response(s, eof_ok=True):
+    """What s receives until it holds a full response, or (eof_ok) the
+    peer closes first."""
+    got = b""
+    while not response_complete(got):
+        chunk = s.recv(65536)
+        assert chunk or eof_ok, got
+        if not chunk:
+            break
+        got += chunk
+    return got
+
+
 def raw(srv, data, expect_close=False):
     """Sends data on a fresh connection; returns everything read until EOF
     (the server closes) or, unless expect_close, until a full response."""
     s = srv.sock()
     s.sendall(data)
-    got = b""
-    while True:
-        if not expect_close and response_complete(got):
-            break
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        got += chunk
+    got = read_to_eof(s) if expect_close else read_response(s)
     s.close()
     return got
 
@@ -218,17 +240,10 @@ def test_http10(srv, root):
     assert b"Connection: close" in got
     s = srv.sock()
     s.sendall(b"GET /sub/a.txt HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
-    got = b""
-    while not response_complete(got):
-        got += s.recv(65536)
+    got = read_response(s, eof_ok=False)
     assert b"Connection: keep-alive" in got
     s.sendall(b"GET /sub/a.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-    rest = b""
-    while True:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        rest += chunk
+    rest = read_to_eof(s)
     assert status_of(rest) == 200 and rest.endswith(b"inside\n")
 
 
@@ -382,15 +397,7 @@ def test_errors_and_limits(srv, root):
             s.sendall(b"z" * 65536)
     except (BrokenPipeError, ConnectionResetError):
         pass
-    got = b""
-    try:
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            got += chunk
-    except ConnectionResetError:
-        pass
+    got = read_to_eof(s, reset_ends=True)
     # 431 as soon as the line is too long (the answer may be lost to the
     # reset our close sends into a peer that is still sending: then nothing)
     assert got == b"" or status_of(got) == 431, got[:100]
@@ -402,12 +409,7 @@ def test_slow_headers(srv, root):
     # started with --header-timeout 0.5 --idle-timeout 0.5
     s = srv.sock()
     s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ")  # and nothing more
-    got = b""
-    while True:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        got += chunk
+    got = read_to_eof(s)
     assert status_of(got) == 408 and b"Connection: close" in got, got
     # An idle keep-alive connection is closed quietly.
     s = srv.sock()
@@ -415,12 +417,7 @@ def test_slow_headers(srv, root):
     # A connection that answered one request, then idles: closed quietly too.
     s = srv.sock()
     s.sendall(b"GET /sub/a.txt HTTP/1.1\r\nHost: x\r\n\r\n")
-    got = b""
-    while True:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        got += chunk
+    got = read_to_eof(s)
     assert status_of(got) == 200 and got.endswith(b"inside\n")
 
 
@@ -546,11 +543,7 @@ def test_max_conns(srv, root):
     r, _, _ = select.select([second], [], [], 0.3)
     assert not r, "a second connection was served beside the first"
     first.close()
-    got = b""
-    while not response_complete(got):
-        chunk = second.recv(65536)
-        assert chunk, got
-        got += chunk
+    got = read_response(second, eof_ok=False)
     assert status_of(got) == 200 and got.endswith(bytes(range(256)) * 4)
     second.close()
 
@@ -615,15 +608,7 @@ def test_tls_session(srv, root):
 
     plain = socket.create_connection(("127.0.0.1", srv.port), timeout=WAIT)
     plain.sendall(b"GET /index.html HTTP/1.1\r\nHost: x\r\n\r\n")
-    got = b""
-    try:
-        while True:
-            chunk = plain.recv(65536)
-            if not chunk:
-                break
-            got += chunk
-    except ConnectionResetError:
-        pass
+    got = read_to_eof(plain, reset_ends=True)
     plain.close()
     assert not got.startswith(b"HTTP/") and b"hello" not in got, got
 
@@ -694,8 +679,26 @@ def test_tls_shutdown(srv, root):
     assert silent.recv(100) == b""
     rc = srv.proc.wait(WAIT)
     took = time.monotonic() - t0
-    assert rc == 0 and took < 5, (rc, took)  # --grace 30: not waited for
+    # Neither --grace (60 s) nor the handshake timeout (60 s) was waited for.
+    assert rc == 0 and took < 30, (rc, took)
     return "stopped"
+
+
+def test_tls_handshake_timeout(srv, root):
+    """Started with --idle-timeout 0.5: a client that connects and never
+    starts its handshake is closed after that, as a plain client that sends
+    no request would be (not after the library's 60 s); others are served."""
+    silent = socket.create_connection(("127.0.0.1", srv.port), timeout=WAIT)
+    t0 = time.monotonic()
+    try:
+        assert silent.recv(100) == b""
+    except ConnectionResetError:
+        pass
+    took = time.monotonic() - t0
+    assert took >= 0.4, "closed after %.2f s, before --idle-timeout" % took
+    silent.close()
+    r, body = get(srv, "/sub/a.txt")
+    assert r.status == 200 and body == b"inside\n"
 
 
 TESTS = {
@@ -716,7 +719,8 @@ TESTS = {
     "curl": (test_curl, ["--quiet"]),
     "tls_session": (test_tls_session, ["--quiet"]),
     "tls_curl": (test_tls_curl, ["--quiet"]),
-    "tls_shutdown": (test_tls_shutdown, ["--quiet", "--grace", "30"]),
+    "tls_shutdown": (test_tls_shutdown, ["--quiet", "--grace", "60"]),
+    "tls_handshake_timeout": (test_tls_handshake_timeout, ["--quiet", "--idle-timeout", "0.5"]),
 }
 # The same tests over TLS: their clients come from Server.conn()/sock().
 for _name in ["get_head_keepalive", "pipelining", "http10", "range", "slow_headers", "loops"]:

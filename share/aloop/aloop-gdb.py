@@ -40,13 +40,22 @@ def _lookup_static(name):
 
 
 def _loops():
-    """Every loop alive in the process (threadpool.c's live list)."""
-    loops = _lookup_static("live_loops")
-    count = _lookup_static("live_n")
-    if loops is None or count is None:
+    """Every loop alive in the process (registry.c's chain of blocks)."""
+    block = _lookup_static("registry_blocks")
+    if block is None:
         raise gdb.GdbError("aloop: libaloop's debug information is not loaded "
-                           "(no live_loops); build it with -g")
-    return [loops[i] for i in range(int(count))]
+                           "(no registry_blocks); build it with -g")
+    loops = []
+    b = block.address
+    while int(b):
+        entries = b["e"]
+        lo, hi = entries.type.range()
+        for i in range(lo, hi + 1):
+            loop = entries[i]["loop"]
+            if int(loop):
+                loops.append(loop)
+        b = b["next"]
+    return loops
 
 
 def _offset_of(struct_name, *path):

@@ -51,22 +51,8 @@ int aloop__backend_set(aloop_backend_t *b, int fd, unsigned old_mask, unsigned n
     memset(&ev, 0, sizeof ev);
     ev.events = to_epoll(new_mask);
     ev.data.fd = fd;
-    if (!new_mask) {
-        /* ENOENT / EBADF: the kernel already dropped it when fd was closed */
-        if (epoll_ctl(b->epfd, EPOLL_CTL_DEL, fd, &ev) < 0 && errno != ENOENT && errno != EBADF)
-            return -errno;
-        return 0;
-    }
-    int op = old_mask ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
-    if (epoll_ctl(b->epfd, op, fd, &ev) == 0) return 0;
-    /* Our idea of the registration was stale (fd closed and reused, or
-     * registered by an earlier incarnation): try the other operation. */
-    if (op == EPOLL_CTL_MOD && errno == ENOENT)
-        op = EPOLL_CTL_ADD;
-    else if (op == EPOLL_CTL_ADD && errno == EEXIST)
-        op = EPOLL_CTL_MOD;
-    else
-        return -errno;
+    int op = !new_mask ? EPOLL_CTL_DEL : old_mask ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+    /* ENOENT (DEL, MOD) / EEXIST (ADD): old_mask was stale; io.c decides */
     return epoll_ctl(b->epfd, op, fd, &ev) == 0 ? 0 : -errno;
 }
 

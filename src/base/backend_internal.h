@@ -23,7 +23,12 @@ typedef void (*aloop_backend_ready_fn)(void *ctx, int fd, unsigned events);
 int aloop__backend_new(aloop_backend_t **out);
 void aloop__backend_free(aloop_backend_t *b); /* NULL: no-op */
 /* Changes what the backend watches on fd from old_mask to new_mask (either
- * may be 0). 0 or -errno; -EPERM means fd cannot be polled (a regular file). */
+ * may be 0). old_mask is io.c's belief, which may be stale (fd closed with
+ * close(2), and maybe its number reused, while registered): the backend
+ * says what it found and decides nothing. 0, or -errno: -ENOENT, the
+ * kernel holds no registration old_mask names; -EEXIST, it holds one
+ * although old_mask is 0; -EBADF, fd is not open; -EPERM, fd cannot be
+ * polled (a regular file). io.c's backend_change applies the one rule. */
 int aloop__backend_set(aloop_backend_t *b, int fd, unsigned old_mask, unsigned new_mask);
 /* Waits up to timeout seconds (< 0: for ever) and calls ready(ctx, fd,
  * events) for each event. Number of events, or -errno (EINTR: 0). */

@@ -47,31 +47,33 @@ void aloop__backend_free(aloop_backend_t *b) {
 }
 
 /* Adds or deletes one filter. Deleting a filter the kernel already dropped
- * (fd closed) is not an error. */
+ * (fd closed: EBADF, ENOENT) is reported: io.c decides. */
 static int filter_change(aloop_backend_t *b, int fd, short filter, int add) {
     struct kevent ch;
     EV_SET(&ch, (uintptr_t)fd, filter, add ? EV_ADD | EV_ENABLE : EV_DELETE, 0, 0, NULL);
-    if (kevent(b->kq, &ch, 1, NULL, 0, NULL) == 0) return 0;
-    if (!add && (errno == ENOENT || errno == EBADF)) return 0;
-    return -errno;
+    return kevent(b->kq, &ch, 1, NULL, 0, NULL) == 0 ? 0 : -errno;
 }
 
 int aloop__backend_set(aloop_backend_t *b, int fd, unsigned old_mask, unsigned new_mask) {
     static const struct { unsigned bit; short filter; } dirs[2] = {
         {ALOOP__IO_READ, EVFILT_READ}, {ALOOP__IO_WRITE, EVFILT_WRITE}};
+    int stale = 0;
     for (int i = 0; i < 2; i++) {
         unsigned bit = dirs[i].bit;
-        /* Adding again is harmless (EV_ADD updates), so a stale old_mask
-         * after fd reuse cannot make us skip a needed add. */
+        /* Adding again is harmless (EV_ADD updates): an add never finds a
+         * stale old_mask (EEXIST cannot happen here). */
         if (new_mask & bit) {
             int rc = filter_change(b, fd, dirs[i].filter, 1);
             if (rc < 0) return rc == -EINVAL ? -EPERM : rc; /* not pollable */
         } else if (old_mask & bit) {
             int rc = filter_change(b, fd, dirs[i].filter, 0);
-            if (rc < 0) return rc;
+            if (rc == -ENOENT || rc == -EBADF)
+                stale = rc; /* said once the other filter had its turn */
+            else if (rc < 0)
+                return rc;
         }
     }
-    return 0;
+    return stale;
 }
 
 int aloop__backend_wait(aloop_backend_t *b, double timeout, aloop_backend_ready_fn ready, void *ctx) {

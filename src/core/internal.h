@@ -273,6 +273,11 @@ void aloop__run_timers(aloop_t *loop, double now);
  * by their budget, timers, fd waits and watches, pool jobs, posts from
  * other threads). */
 int aloop__has_sources(const aloop_t *loop);
+/* One tick of the loop: poll (blocking at most host_timeout seconds, < 0:
+ * no limit of the host's, and only when nothing is ready), other threads'
+ * posts, the virtual clock, due timers, the tasks paused by their budget.
+ * aloop_run's and aloop_run_once's. 0, or -EDEADLK (see sched.c). */
+int aloop__tick(aloop_t *loop, double host_timeout);
 /* Moves the tasks paused by their cooperative budget to the ready ring (in
  * the order they paused): the end of every tick, after the poll and the
  * due timers. */
@@ -463,6 +468,12 @@ void aloop__io_release(aloop_t *loop, int fd);
  * syscall, wait on EAGAIN. For stream.c. */
 ssize_t aloop__io_read(aloop_task_impl_t *t, int fd, void *buf, size_t len);
 ssize_t aloop__io_write_all(aloop_task_impl_t *t, int fd, const void *buf, size_t len);
+/* Spends a unit of t's budget between two calls on fd (and fd2, or -1)
+ * that did not suspend (aloop__coop_spend). If that yields and meanwhile
+ * either fd is closed through the library (aloop_close, a stream's close),
+ * its number may be another file's by then: -EBADF, and the caller must
+ * not touch it again. 0, or -errno (-ECANCELED: cancelled). */
+int aloop__io_spend(aloop_task_impl_t *t, int fd, int fd2);
 /* One write of at least one byte (suspending while fd is full): the bytes
  * written (len for a regular file, written whole on the pool), or -errno. */
 ssize_t aloop__io_write(aloop_task_impl_t *t, int fd, const void *buf, size_t len);
@@ -537,9 +548,12 @@ typedef struct aloop_xthread_ops {
 } aloop_xthread_ops_t;
 int aloop__async_init(aloop_t *loop);
 void aloop__async_free(aloop_t *loop);
-/* The first step of aloop_free: aloop_call_soon_threadsafe says -EPIPE from
- * now on; the callbacks it accepted before run now. */
+/* aloop_free, once the loop has left the registry (registry_internal.h:
+ * aloop_call_soon_threadsafe says -EPIPE from then on): the callbacks it
+ * accepted before run now. */
 void aloop__async_close(aloop_t *loop);
+/* The wake-up fd another thread or a signal handler writes to. */
+int aloop__async_wake_fd(const aloop_t *loop);
 /* Runs callbacks queued by other threads. */
 void aloop__async_drain(aloop_t *loop);
 /* Work outstanding on other threads that will come back (keeps the loop alive). */
@@ -720,11 +734,8 @@ static inline void aloop__dump_check(aloop_t *loop) {
     if (ALOOP_UNLIKELY(__atomic_load_n(&aloop__dump_requests, __ATOMIC_RELAXED) != loop->debug.dump_seen))
         aloop__dump_requested(loop);
 }
-/* dumpsig.c: the loops' wake-up fds the dump signal writes to (the pool's,
- * registered while it is open), and ALOOP_DUMP_SIGNAL from the environment
- * (read when a loop is made). 0 / -ENOMEM. */
-int aloop__dumpsig_register(int wake_fd);
-void aloop__dumpsig_unregister(int wake_fd);
+/* dumpsig.c: ALOOP_DUMP_SIGNAL from the environment (read when a loop is
+ * made); the handler wakes the loops through the registry. */
 void aloop__dumpsig_from_env(void);
 /* ---- hooks (aloop_set_hooks): a task is spawned, switched in, switched
  * out, done. Callers test loop->flags & ALOOP__HOOKED first. */

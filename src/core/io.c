@@ -206,6 +206,20 @@ static void waiter_cancel(aloop_wait_t *w) {
     waiter_unregister(ALOOP_CONTAINER_OF(w, aloop_io_waiter_t, wait));
 }
 
+/* The one rule for a registration the kernel may or may not still hold
+ * (fd closed with close(2) while registered, its number maybe reused by
+ * then, or registered by an earlier incarnation): the backend reports what
+ * it found, and the change is made again from that. A registration that is
+ * gone already needs no removal; one that is gone is added afresh; one
+ * that is there after all is modified. */
+static int backend_change(struct aloop_io *io, int fd, unsigned old_mask, unsigned new_mask) {
+    int rc = aloop__backend_set(io->backend, fd, old_mask, new_mask);
+    if (!new_mask) return rc == -ENOENT || rc == -EBADF ? 0 : rc;
+    if (rc == -ENOENT && old_mask) return aloop__backend_set(io->backend, fd, 0, new_mask);
+    if (rc == -EEXIST && !old_mask) return aloop__backend_set(io->backend, fd, new_mask, new_mask);
+    return rc;
+}
+
 /* Makes the backend watch bit too. Invariant: wanted is a subset of
  * registered (extra registered bits are on the dirty list). A registration
  * left over from an earlier wait is reused as is while someone wanted fd
@@ -214,7 +228,7 @@ static void waiter_cancel(aloop_wait_t *w) {
 static int watch_add_interest(aloop_t *loop, int fd, aloop_io_watch_t *w, unsigned bit) {
     if ((w->registered & bit) && !(w->flags & ALOOP__WATCH_UNSURE)) return 0;
     unsigned mask = w->registered | bit;
-    int rc = aloop__backend_set(loop->io->backend, fd, w->registered, mask);
+    int rc = backend_change(loop->io, fd, w->registered, mask);
     if (rc < 0) return rc;
     w->registered = (uint8_t)mask;
     w->flags &= (uint8_t)~ALOOP__WATCH_UNSURE;
@@ -334,7 +348,7 @@ static void flush_dirty(aloop_t *loop) {
         if (!(w->flags & ALOOP__WATCH_DIRTY)) continue;
         w->flags &= (uint8_t)~ALOOP__WATCH_DIRTY;
         if (w->registered == w->wanted) continue;
-        int rc = aloop__backend_set(loop->io->backend, fd, w->registered, w->wanted);
+        int rc = backend_change(io, fd, w->registered, w->wanted);
         w->registered = rc < 0 ? 0 : w->wanted;
         if (!w->wanted) /* idle: forget what we knew about fd, but not what to undo */
             w->flags &= ALOOP__WATCH_OWNED | ALOOP__WATCH_MADE_NB;
@@ -474,7 +488,7 @@ void aloop__io_forget(aloop_t *loop, int fd) {
     for (int dir = 0; dir < 2; dir++)
         if (w->waiter[dir]) waiter_finish(w->waiter[dir], -EBADF);
     aloop__fd_callbacks_detach(loop, w);
-    if (w->registered) aloop__backend_set(loop->io->backend, fd, w->registered, 0);
+    if (w->registered) backend_change(io, fd, w->registered, 0);
     w->hook = NULL;
     w->wanted = w->registered = 0;
     if (w->flags & ALOOP__WATCH_MADE_NB) mode_drop(io, fd); /* the file is not ours to touch now */
@@ -664,6 +678,28 @@ ssize_t aloop__io_write(aloop_task_impl_t *t, int fd, const void *buf, size_t le
     }
 }
 
+/* How many times fd was forgotten (closed through the library) so far;
+ * makes its watch, so that a close from now on is seen. */
+static int fd_generation(aloop_t *loop, int fd, uint32_t *gen) {
+    aloop_io_watch_t *w = aloop__io_watch(loop, fd);
+    if (!w) return -ENOMEM;
+    *gen = w->gen;
+    return 0;
+}
+
+int aloop__io_spend(aloop_task_impl_t *t, int fd, int fd2) {
+    aloop_t *loop = t->fut.loop;
+    uint32_t gen = 0, gen2 = 0;
+    int rc = fd_generation(loop, fd, &gen);
+    if (rc == 0 && fd2 >= 0) rc = fd_generation(loop, fd2, &gen2);
+    if (rc == 0) rc = aloop__coop_spend(t);
+    if (rc < 0) return rc;
+    /* (the table may have moved: index it again) */
+    if (loop->io->watches[fd].gen != gen) return -EBADF;
+    if (fd2 >= 0 && loop->io->watches[fd2].gen != gen2) return -EBADF;
+    return 0;
+}
+
 ssize_t aloop__io_write_all(aloop_task_impl_t *t, int fd, const void *buf, size_t len) {
     const char *p = buf;
     size_t done = 0;
@@ -680,7 +716,7 @@ ssize_t aloop__io_write_all(aloop_task_impl_t *t, int fd, const void *buf, size_
             done += (size_t)n;
             /* another send without suspending: a fast reader must not let
              * one big write keep the loop */
-            if (done < len && (rc_spend = aloop__coop_spend(t)) < 0) return rc_spend;
+            if (done < len && (rc_spend = aloop__io_spend(t, fd, -1)) < 0) return rc_spend;
             continue;
         }
         if (n < 0 && n != -EAGAIN) return n;

@@ -229,7 +229,7 @@ aloop_task_impl_t *aloop__enter(int *err) {
  * returns to it. So every suspending call spends a unit, and the call that
  * spends the last one first yields. The task is not pushed on the ready ring
  * (it could then run again before the loop polls) but on loop->deferred,
- * which tick() appends to the ring after the poll and the timers: every fd
+ * which aloop__tick appends to the ring after the poll and the timers: every fd
  * that became ready, every timer due and every task already ready runs
  * before it does. A deferred task is ready: under the virtual clock time
  * does not move while one exists (it jumps only when nothing at all can
@@ -554,27 +554,56 @@ int aloop__has_sources(const aloop_t *loop) {
     return loop->sched.deferred_head || aloop__timers_count(&loop->timers) || aloop__io_pending(loop) || aloop__xthread_pending(loop);
 }
 
-/* Polls, then fires due timers. Blocks only when nothing is ready, and then
- * only until the next deadline (the timeout rule of the course's scheduler:
- * 0 if anything is ready, until the next deadline, or for ever). Under the
- * virtual clock it never blocks for a timer: it jumps the clock instead. */
-static void tick(aloop_t *loop) {
-    double next = aloop__timers_next(&loop->timers);
-    double timeout = -1;
-    if (loop->sched.ring_count || loop->sched.deferred_head || loop->stopping) {
-        timeout = 0;
-    } else if (next >= 0) {
-        timeout = loop->clock == ALOOP_CLOCK_VIRTUAL ? 0 : next - aloop__now(loop);
-        if (timeout < 0) timeout = 0;
+/* How long the poll of a tick may block (real seconds, < 0: for ever):
+ * 0 if anything is ready, else until the next deadline, but at most
+ * host_timeout (< 0: no limit of the host's). Under the virtual clock it
+ * never blocks for a timer: the clock jumps instead (advance_virtual). */
+static double poll_timeout(aloop_t *loop, double host_timeout, double next) {
+    if (loop->sched.ring_count || loop->sched.deferred_head || loop->stopping || host_timeout == 0)
+        return 0;
+    if (next < 0) return host_timeout;
+    if (loop->clock == ALOOP_CLOCK_VIRTUAL) return 0;
+    double until_next = next - aloop__now(loop);
+    if (until_next < 0) until_next = 0;
+    return host_timeout < 0 || until_next < host_timeout ? until_next : host_timeout;
+}
+
+/* The virtual clock moves only when nothing is ready (a task paused by its
+ * budget is ready): to the next deadline, but by at most host_timeout
+ * (< 0: no limit; without a deadline, by exactly host_timeout); never for
+ * host_timeout == 0. */
+static void advance_virtual(aloop_t *loop, double host_timeout, double next) {
+    if (loop->clock != ALOOP_CLOCK_VIRTUAL || loop->sched.ring_count ||
+        loop->sched.deferred_head || host_timeout == 0)
+        return;
+    if (next < 0) {
+        if (host_timeout > 0) loop->vnow += host_timeout;
+        return;
     }
-    if (timeout != 0 || aloop__io_pending(loop) || aloop__xthread_pending(loop))
-        aloop__io_poll(loop, timeout);
-    aloop__xthread_drain(loop);
-    if (loop->clock == ALOOP_CLOCK_VIRTUAL && !loop->sched.ring_count &&
-        !loop->sched.deferred_head && next > loop->vnow)
-        loop->vnow = next;
+    if (next <= loop->vnow) return;
+    loop->vnow = host_timeout < 0 || next < loop->vnow + host_timeout ? next : loop->vnow + host_timeout;
+}
+
+/* One tick, for aloop_run (host_timeout -1) and aloop_run_once (the
+ * host's timeout): polls, drains what other threads posted, moves the
+ * virtual clock, fires due timers, and appends the tasks paused by their
+ * budget. With nothing ready and nothing of the loop's own that could
+ * wake a task, it sleeps for other threads instead: -EDEADLK if none
+ * exists; else 0. */
+int aloop__tick(aloop_t *loop, double host_timeout) {
+    double next = aloop__timers_next(&loop->timers);
+    double wait = poll_timeout(loop, host_timeout, next);
+    if (wait != 0 && !loop->sched.ring_count && !aloop__has_sources(loop)) {
+        if (aloop__wait_for_other_threads(loop, wait)) return -EDEADLK;
+    } else {
+        if (wait != 0 || aloop__io_pending(loop) || aloop__xthread_pending(loop))
+            aloop__io_poll(loop, wait);
+        aloop__xthread_drain(loop);
+    }
+    advance_virtual(loop, host_timeout, next);
     if (aloop__timers_count(&loop->timers)) aloop__run_timers(loop, aloop__now(loop));
     aloop__undefer(loop);
+    return 0;
 }
 
 /* Unfinished tasks, and nothing of the loop's own that could wake them.
@@ -603,7 +632,7 @@ int aloop__wait_for_other_threads(aloop_t *loop, double limit) {
     }
     double slice = limit >= 0 && limit < loop->sched.foreign_slice ? limit : loop->sched.foreign_slice;
     aloop__io_sleep(loop, slice);
-    if (aloop__xthread_pending(loop)) { /* was 0 before the sleep: something was posted */
+    if (aloop__xthread_pending(loop)) { /* none before the sleep: something was posted */
         loop->sched.foreign_slice = 0; /* work came: the next wait starts afresh */
     } else {
         loop->sched.foreign_slice = loop->sched.foreign_slice * 2 > ALOOP_FOREIGN_SLICE_MAX
@@ -647,7 +676,7 @@ static int run_loop(aloop_t *loop, aloop_future_t *until) {
                 break;
             }
         } else {
-            tick(loop);
+            aloop__tick(loop, -1);
         }
         run_steps(loop);
         if (loop->stopping) {

@@ -10,35 +10,22 @@
  * loop busy running tasks dumps at its next tick; one whose task never
  * yields dumps once that task does.
  *
- * The wake-up fds are kept in slots the handler can read without a lock:
- * a chain of fixed blocks of atomic ints (fd + 1; 0 = free), appended to
- * but never freed, so the handler never reads freed memory. A loop that
- * goes away clears its slot and then waits until no handler is between
- * reading a slot and writing to it (`in_handler`), so its fd is never
- * closed, and its number reused, under a handler's write. Registering and
- * unregistering (loop creation and freeing) take a mutex.
+ * The wake-up fds are the loop registry's (registry_internal.h), which
+ * walks them without a lock and makes a loop that goes away wait until no
+ * handler can still be writing to its fd.
  *
  * Process-wide state, like the signal disposition it stands for.
  */
 #include "internal.h"
+#include "registry_internal.h"
 
 #include <pthread.h>
-#include <sched.h>
 #include <signal.h>
 #include <unistd.h>
 
-#define SLOTS_PER_BLOCK 64
+static pthread_mutex_t install_mu = PTHREAD_MUTEX_INITIALIZER;
 
-typedef struct slot_block {
-    int fd[SLOTS_PER_BLOCK];   /* wake-up fd + 1, 0 = free (atomic) */
-    struct slot_block *next;   /* atomic; set once */
-} slot_block_t;
-
-static slot_block_t first_block;
-static pthread_mutex_t slots_mu = PTHREAD_MUTEX_INITIALIZER;
-static int in_handler;         /* handlers between a slot read and its write */
-
-/* The installed dump signal (0: none) and what it replaced; under slots_mu. */
+/* The installed dump signal (0: none) and what it replaced; under install_mu. */
 static int dump_signo;
 static struct sigaction dump_previous;
 static int env_read;
@@ -47,55 +34,8 @@ static void on_dump_signal(int signo) {
     int saved = errno;
     ALOOP_UNUSED(signo);
     __atomic_add_fetch(&aloop__dump_requests, 1, __ATOMIC_SEQ_CST);
-    __atomic_add_fetch(&in_handler, 1, __ATOMIC_SEQ_CST);
-    for (slot_block_t *b = &first_block; b; b = __atomic_load_n(&b->next, __ATOMIC_ACQUIRE)) {
-        for (int i = 0; i < SLOTS_PER_BLOCK; i++) {
-            int fd = __atomic_load_n(&b->fd[i], __ATOMIC_SEQ_CST) - 1;
-            if (fd < 0) continue;
-            /* 8 bytes: an eventfd takes nothing less; a pipe takes it too. */
-            uint64_t one = 1;
-            ssize_t n = write(fd, &one, sizeof one);
-            ALOOP_UNUSED(n); /* EAGAIN: it is full, so the loop wakes anyway */
-        }
-    }
-    __atomic_sub_fetch(&in_handler, 1, __ATOMIC_SEQ_CST);
+    aloop__loops_wake_all();
     errno = saved;
-}
-
-int aloop__dumpsig_register(int wake_fd) {
-    int rc = 0;
-    pthread_mutex_lock(&slots_mu);
-    slot_block_t *b = &first_block, *last = b;
-    for (; b; last = b, b = b->next) {
-        for (int i = 0; i < SLOTS_PER_BLOCK; i++) {
-            if (b->fd[i]) continue;
-            __atomic_store_n(&b->fd[i], wake_fd + 1, __ATOMIC_SEQ_CST);
-            goto out;
-        }
-    }
-    /* Every slot taken: one more block, kept for the life of the process
-     * (a handler may be walking the chain at any moment). */
-    b = aloop__calloc(1, sizeof *b);
-    if (!b) {
-        rc = -ENOMEM;
-        goto out;
-    }
-    b->fd[0] = wake_fd + 1;
-    __atomic_store_n(&last->next, b, __ATOMIC_RELEASE);
-out:
-    pthread_mutex_unlock(&slots_mu);
-    return rc;
-}
-
-void aloop__dumpsig_unregister(int wake_fd) {
-    pthread_mutex_lock(&slots_mu);
-    for (slot_block_t *b = &first_block; b; b = b->next)
-        for (int i = 0; i < SLOTS_PER_BLOCK; i++)
-            if (b->fd[i] == wake_fd + 1) __atomic_store_n(&b->fd[i], 0, __ATOMIC_SEQ_CST);
-    pthread_mutex_unlock(&slots_mu);
-    /* A handler that read the slot before it was cleared is still counted
-     * here: the fd stays open until it is done (a few write calls). */
-    while (__atomic_load_n(&in_handler, __ATOMIC_SEQ_CST)) sched_yield();
 }
 
 /* Signals a dump may not take: uncatchable, or the synchronous faults
@@ -110,7 +50,7 @@ static int signo_valid(int signo) {
     }
 }
 
-/* Under slots_mu. */
+/* Under install_mu. */
 static int install(int signo) {
     if (dump_signo) {
         sigaction(dump_signo, &dump_previous, NULL);
@@ -129,10 +69,10 @@ static int install(int signo) {
 
 int aloop_dump_on_signal(int signo) {
     if (signo != 0 && !signo_valid(signo)) return -EINVAL;
-    pthread_mutex_lock(&slots_mu);
+    pthread_mutex_lock(&install_mu);
     int rc = install(signo);
     env_read = 1; /* the program's choice wins over the environment's */
-    pthread_mutex_unlock(&slots_mu);
+    pthread_mutex_unlock(&install_mu);
     return rc;
 }
 
@@ -152,7 +92,7 @@ static int parse_signal(const char *s) {
 }
 
 void aloop__dumpsig_from_env(void) {
-    pthread_mutex_lock(&slots_mu);
+    pthread_mutex_lock(&install_mu);
     if (!env_read) {
         env_read = 1;
         const char *v = getenv("ALOOP_DUMP_SIGNAL");
@@ -163,5 +103,5 @@ void aloop__dumpsig_from_env(void) {
             fprintf(stderr, "aloop: ALOOP_DUMP_SIGNAL=%s names no signal a dump can use; "
                     "ignored\n", v);
     }
-    pthread_mutex_unlock(&slots_mu);
+    pthread_mutex_unlock(&install_mu);
 }

@@ -41,6 +41,7 @@
  */
 #include "internal.h"
 #include "pipe_internal.h"
+#include "registry_internal.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -104,7 +105,6 @@ struct aloop_pool {
     unsigned lane_running[ALOOP__LANES]; /* jobs on a worker now, by lane */
     unsigned idle;           /* workers waiting for work */
     int stopping;
-    int closed;              /* aloop_free has begun: call_soon_threadsafe is -EPIPE */
     unsigned running;        /* jobs on a worker now */
     pthread_cond_t finished; /* a job finished (aloop_free waits on it) */
     /* aloop_free left running jobs behind: their workers finish them on
@@ -145,7 +145,8 @@ static void wakeup_hook(aloop_t *loop, int fd) {
     }
 }
 
-/* The fd is also where the dump signal wakes the loop (dumpsig.c). */
+/* The fd is also where the dump signal wakes the loop (the registry has
+ * it: aloop__async_wake_fd). */
 static int make_wakeup_fd(struct aloop_pool *a) {
 #ifdef ALOOP_EVENTFD
     a->rfd = a->wfd = aloop__fd_high(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
@@ -157,66 +158,16 @@ static int make_wakeup_fd(struct aloop_pool *a) {
     a->rfd = p[0];
     a->wfd = p[1];
 #endif
-    if (aloop__dumpsig_register(a->wfd) == 0) return 0;
-    close(a->rfd);
-    if (a->wfd != a->rfd) close(a->wfd);
-    return -ENOMEM;
+    return 0;
 }
 
 static void close_wakeup_fd(aloop_t *loop, struct aloop_pool *a) {
-    aloop__dumpsig_unregister(a->wfd);
     aloop__io_forget(loop, a->rfd);
     close(a->rfd);
     if (a->wfd != a->rfd) close(a->wfd);
 }
 
-/* The loops alive in the process: aloop_call_soon_threadsafe must tell a
- * freed loop (-EPIPE) without touching its memory. Posters hold the lock
- * shared from the check until their wake-up write is done, so a loop is
- * never freed under them; aloop_free takes it exclusively to leave. (A new
- * loop created at a freed one's address is that new loop: pointers are
- * all the caller has.) */
-static pthread_rwlock_t live_lock = PTHREAD_RWLOCK_INITIALIZER;
-static aloop_t **live_loops;
-static size_t live_n, live_cap;
-
-static int live_add(aloop_t *loop) {
-    pthread_rwlock_wrlock(&live_lock);
-    if (live_n == live_cap) {
-        size_t cap = live_cap ? live_cap * 2 : 8;
-        aloop_t **v = aloop__realloc(live_loops, cap * sizeof *v);
-        if (!v) {
-            pthread_rwlock_unlock(&live_lock);
-            return -ENOMEM;
-        }
-        live_loops = v;
-        live_cap = cap;
-    }
-    live_loops[live_n++] = loop;
-    pthread_rwlock_unlock(&live_lock);
-    return 0;
-}
-
-/* Under live_lock, exclusively. */
-static void live_remove_locked(aloop_t *loop) {
-    for (size_t i = 0; i < live_n; i++) {
-        if (live_loops[i] != loop) continue;
-        live_loops[i] = live_loops[--live_n];
-        break;
-    }
-    if (!live_n) { /* the last loop: leave nothing allocated behind */
-        aloop__free(live_loops);
-        live_loops = NULL;
-        live_cap = 0;
-    }
-}
-
-/* Under live_lock, shared or exclusive. */
-static int live_has(const aloop_t *loop) {
-    for (size_t i = 0; i < live_n; i++)
-        if (live_loops[i] == loop) return 1;
-    return 0;
-}
+int aloop__async_wake_fd(const aloop_t *loop) { return loop->pool->wfd; }
 
 /* What the core calls (internal.h, loop->xthread). */
 static const aloop_xthread_ops_t xthread_ops = {
@@ -242,14 +193,6 @@ int aloop__async_init(aloop_t *loop) {
     FIFO_INIT(a->soon);
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     a->size = cpus > 0 ? (unsigned)cpus : 1;
-    rc = live_add(loop);
-    if (rc < 0) {
-        pthread_cond_destroy(&a->finished);
-        pthread_cond_destroy(&a->work);
-        pthread_mutex_destroy(&a->mu);
-        close_wakeup_fd(loop, a);
-        goto fail;
-    }
     loop->pool = a;
     loop->xthread = &xthread_ops;
     return 0;
@@ -277,13 +220,8 @@ static void post_drop(soon_item_t *s) {
 void aloop__async_close(aloop_t *loop) {
     struct aloop_pool *a = loop->pool;
     if (!a) return;
-    pthread_rwlock_wrlock(&live_lock);
-    live_remove_locked(loop);
-    pthread_mutex_lock(&a->mu);
-    a->closed = 1;
-    pthread_mutex_unlock(&a->mu);
-    pthread_rwlock_unlock(&live_lock);
-    /* Callbacks accepted before (their callers were told 0) still run. */
+    /* Callbacks accepted before the loop left the registry (their callers
+     * were told 0) still run. */
     atomic_store(&a->signalled, 1);
     aloop__async_drain(loop);
 }
@@ -420,21 +358,19 @@ int aloop_call_soon_threadsafe(aloop_t *loop, void (*cb)(void *), void *arg) {
     soon_item_t *s = aloop__malloc(sizeof *s);
     if (!s) return -ENOMEM;
     *s = (soon_item_t){.cb = cb, .arg = arg};
-    int rc = -EPIPE;
-    pthread_rwlock_rdlock(&live_lock);
-    if (live_has(loop)) {
-        struct aloop_pool *a = loop->pool;
-        pthread_mutex_lock(&a->mu);
-        if (!a->closed) {
-            FIFO_PUSH(a->soon, s);
-            rc = 0;
-        }
-        pthread_mutex_unlock(&a->mu);
-        if (rc == 0) wakeup(a);
+    /* Held from the check until the wake-up write is done: the loop is
+     * never freed under us (registry_internal.h). */
+    if (!aloop__loops_hold(loop)) {
+        aloop__free(s);
+        return -EPIPE;
     }
-    pthread_rwlock_unlock(&live_lock);
-    if (rc < 0) aloop__free(s);
-    return rc;
+    struct aloop_pool *a = loop->pool;
+    pthread_mutex_lock(&a->mu);
+    FIFO_PUSH(a->soon, s);
+    pthread_mutex_unlock(&a->mu);
+    wakeup(a);
+    aloop__loops_release();
+    return 0;
 }
 
 void aloop__async_stop(aloop_t *loop) {

@@ -3,6 +3,7 @@
  */
 #include "internal.h"
 #include "io_internal.h"
+#include "registry_internal.h"
 #include "process_internal.h"
 #include "signal_internal.h"
 
@@ -59,6 +60,13 @@ aloop_t *aloop_new_with(const aloop_config_t *cfg) {
     loop->io->file_io = aloop__file_io; /* regular files go to the pool (file.c) */
     rc = aloop__async_init(loop);
     if (rc < 0) {
+        aloop__io_free(loop);
+        goto fail;
+    }
+    /* Alive: other threads may post to it, signals wake it, from now on. */
+    rc = aloop__loops_add(loop, aloop__async_wake_fd(loop));
+    if (rc < 0) {
+        aloop__async_free(loop);
         aloop__io_free(loop);
         goto fail;
     }
@@ -146,6 +154,7 @@ void aloop_free(aloop_t *loop) {
     if (loop->task_count && (loop->flags & ALOOP_DEBUG))
         aloop__warn(loop, "loop freed with %zu unfinished task(s); cancelling them",
                     loop->task_count);
+    aloop__loops_remove(loop); /* no other thread touches it from now on */
     aloop__async_close(loop);
     aloop__drain_tasks(loop);
     cancel_pending_futures(loop);

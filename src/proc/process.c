@@ -32,11 +32,10 @@
  *    never missed. SIGCHLD is process-wide and not queued: one signal may
  *    stand for the exits of several loops' children, and whichever loop's
  *    thread reads it consumes it. So the loops on this path are listed
- *    process-wide (chld_loops, under chld_mu), and the loop that reads a
- *    SIGCHLD kicks every other one through that loop's kick fd (an
- *    eventfd, or a pipe), whose hook reaps that loop's own children. The
- *    list is the one process-wide state of this file; it has to be, since
- *    the signal is.
+ *    process-wide (each loop's SIGCHLD state is in the loop registry,
+ *    registry_internal.h), and the loop that reads a SIGCHLD kicks every
+ *    other one through that loop's kick fd (an eventfd, or a pipe), whose
+ *    hook reaps that loop's own children.
  *
  * Lifetimes. Every aloop_process_t of a loop is on loop->procs->all until
  * destroyed. aloop_process_free closes the pipes; the struct itself lives
@@ -55,6 +54,7 @@
 #include "signal_internal.h"
 
 #include "pipe_internal.h"
+#include "registry_internal.h"
 
 #include <fcntl.h>
 #include <limits.h>
@@ -107,14 +107,9 @@ struct aloop_procs {
     size_t nbyfd;
     uint8_t use_pidfd;        /* else SIGCHLD + waitpid(pid, WNOHANG) */
     /* SIGCHLD path only: */
-    aloop_list_t chld_link;   /* on chld_loops, under chld_mu */
     int kick[2];              /* read, write end (the same fd for an eventfd) */
     atomic_int kicked;        /* a kick is written and not yet read */
 };
-
-/* Every loop on the SIGCHLD path, for the loop that reads a SIGCHLD. */
-static pthread_mutex_t chld_mu = PTHREAD_MUTEX_INITIALIZER;
-static aloop_list_t chld_loops = {&chld_loops, &chld_loops};
 
 /* ------------------------------------------------------------------------ */
 /* Reaping                                                                  */
@@ -204,9 +199,11 @@ static void reap_exited(aloop_t *loop) {
     }
 }
 
-/* Any thread: makes ps's loop look for exits of its children. Under
- * chld_mu, so ps (and its fd) cannot go meanwhile. */
-static void kick(struct aloop_procs *ps) {
+/* Any thread: makes ps's loop look for exits of its children. With the
+ * loop held (aloop__loops_each_chld), so ps (and its fd) cannot go
+ * meanwhile. */
+static void kick(void *arg) {
+    struct aloop_procs *ps = arg;
     if (atomic_exchange(&ps->kicked, 1)) return; /* one is on its way */
     uint64_t one = 1;
     ssize_t n;
@@ -217,14 +214,7 @@ static void kick(struct aloop_procs *ps) {
 }
 
 /* The other loops on the SIGCHLD path: their children may have exited. */
-static void kick_others(struct aloop_procs *self) {
-    pthread_mutex_lock(&chld_mu);
-    for (aloop_list_t *n = chld_loops.next; n != &chld_loops; n = n->next) {
-        struct aloop_procs *ps = ALOOP_CONTAINER_OF(n, struct aloop_procs, chld_link);
-        if (ps != self) kick(ps);
-    }
-    pthread_mutex_unlock(&chld_mu);
-}
+static void kick_others(struct aloop_procs *self) { aloop__loops_each_chld(kick, self); }
 
 /* Poller hook of the kick fd. Cleared before the reap: a kick that comes
  * during it writes again, so no exit falls between. */
@@ -275,14 +265,10 @@ static int chld_join(aloop_t *loop, struct aloop_procs *ps) {
     int rc = kick_open(loop, ps);
     if (rc < 0) return rc;
     atomic_init(&ps->kicked, 0);
-    pthread_mutex_lock(&chld_mu);
-    aloop__list_push_back(&chld_loops, &ps->chld_link);
-    pthread_mutex_unlock(&chld_mu);
+    aloop__loops_set_chld(loop, ps);
     rc = aloop__signal_subscribe(loop, SIGCHLD, sigchld_hook);
     if (rc < 0) {
-        pthread_mutex_lock(&chld_mu);
-        aloop__list_remove(&ps->chld_link);
-        pthread_mutex_unlock(&chld_mu);
+        aloop__loops_set_chld(loop, NULL);
         kick_close(loop, ps);
     }
     return rc;
@@ -292,9 +278,7 @@ static int chld_join(aloop_t *loop, struct aloop_procs *ps) {
  * they look once more. */
 static void chld_leave(aloop_t *loop, struct aloop_procs *ps) {
     aloop__signal_unsubscribe(loop, SIGCHLD);
-    pthread_mutex_lock(&chld_mu);
-    aloop__list_remove(&ps->chld_link);
-    pthread_mutex_unlock(&chld_mu);
+    aloop__loops_set_chld(loop, NULL); /* a no-op once aloop_free has begun */
     kick_others(ps);
     kick_close(loop, ps);
 }
