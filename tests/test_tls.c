@@ -2,11 +2,14 @@
  * test_tls.c - aloop-tls (src/tls/): TLS streams through the public API
  * only. Both ends run in one loop, over a socketpair or loopback TCP; the
  * certificates come from tests/tls/gen-certs.sh (the ctest fixture
- * tls_certs) in the directory $ALOOP_TLS_CERTS.
+ * tls_certs) in the directory $ALOOP_TLS_CERTS. OpenSSL itself is named
+ * only to route its allocations through the test allocator (the sweep).
  */
 #include "aloop_test.h"
 
 #include "aloop_tls.h"
+
+#include <openssl/crypto.h>
 
 #include <fcntl.h>
 #include <arpa/inet.h>
@@ -475,11 +478,13 @@ static void tls_verify_system_store(void **state) {
 typedef struct raw_peer {
     int fd;
     const char *send; /* NULL: send nothing */
+    int shut;         /* then end its side (SHUT_WR) */
 } raw_peer_t;
 
 static void *raw_peer_main(void *arg) {
     raw_peer_t *r = arg;
     if (r->send) aloop_write_all(r->fd, r->send, strlen(r->send));
+    if (r->shut) shutdown(r->fd, SHUT_WR);
     char buf[4096];
     while (aloop_read(r->fd, buf, sizeof buf) > 0) continue; /* until the server closes */
     return NULL;
@@ -490,6 +495,7 @@ typedef struct raw_case {
     double timeout;
     int want;
     double took; /* virtual seconds until the failure */
+    int shut;    /* the peer ends its side after sending */
 } raw_case_t;
 
 static void *raw_main(void *arg) {
@@ -497,7 +503,7 @@ static void *raw_main(void *arg) {
     aloop_tls_config_t *scfg = server_config("server");
     int sv[2];
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-    raw_peer_t peer = {.fd = sv[1], .send = c->send};
+    raw_peer_t peer = {.fd = sv[1], .send = c->send, .shut = c->shut};
     aloop_task_t *t = spawn(aloop_current(), raw_peer_main, &peer);
     aloop_stream_t *out = (aloop_stream_t *)&out;
     double t0 = now();
@@ -516,14 +522,14 @@ static void *raw_main(void *arg) {
 
 static void tls_garbage_is_eproto(void **state) {
     (void)state;
-    raw_case_t c = {"GET / HTTP/1.0\r\n\r\n", 10, -EPROTO, 0};
+    raw_case_t c = {"GET / HTTP/1.0\r\n\r\n", 10, -EPROTO, 0, 0};
     run_virtual(raw_main, &c);
     assert_true(c.took < 10);
 }
 
 static void tls_handshake_timeout(void **state) {
     (void)state;
-    raw_case_t c = {NULL, 2.5, -ETIMEDOUT, 0};
+    raw_case_t c = {NULL, 2.5, -ETIMEDOUT, 0, 0};
     run_virtual(raw_main, &c);
     assert_true(c.took >= 2.5 && c.took < 2.6);
 }
@@ -559,6 +565,80 @@ static void *cancel_handshake_main(void *arg) {
 static void tls_cancel_handshake(void **state) {
     (void)state;
     run_virtual(cancel_handshake_main, NULL);
+}
+
+/* ---- closing and cancelling while others wait ----------------------------------- */
+
+static void *readline_main(void *arg) {
+    aloop_stream_t *s = arg;
+    char line[64];
+    return (void *)(intptr_t)aloop_stream_readline(s, line, sizeof line);
+}
+
+/* A TLS stream closed while a reader waits in it: the reader gets -EBADF,
+ * the connection's state goes once (ASan: no use after free). */
+static void *close_while_reading_main(void *arg) {
+    (void)arg;
+    conn_pair_t p = {0};
+    open_pair(&p);
+    assert_int_equal(aloop_stream_write(p.srv, "no newline yet", 14), 14);
+    aloop_task_t *t = spawn(aloop_current(), readline_main, p.cli);
+    assert_int_equal(aloop_sleep(0.01), 0);
+    assert_int_equal(aloop_stream_close(p.cli), 0);
+    p.cli = NULL;
+    void *res;
+    assert_int_equal(aloop_await(t, &res), 0);
+    assert_int_equal((intptr_t)res, -EBADF);
+    aloop_release(t);
+    close_pair(&p);
+    return NULL;
+}
+
+static void tls_close_while_reading(void **state) {
+    (void)state;
+    run_virtual(close_while_reading_main, NULL);
+}
+
+/* The client's handshake cancelled while it waits for the server's
+ * flight (the server never answers). */
+static void *cancel_connect_main(void *arg) {
+    (void)arg;
+    aloop_tls_config_t *ccfg = client_config();
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    side_t h = {.s = aloop_stream_new(aloop_current(), sv[0], 0), .cfg = ccfg,
+                .name = "localhost", .timeout = -1};
+    aloop_task_t *t = spawn(aloop_current(), connect_main, &h);
+    assert_int_equal(aloop_sleep(1), 0);
+    char hello[5];
+    assert_int_equal(read(sv[1], hello, sizeof hello), 5); /* its ClientHello began */
+    assert_int_equal(hello[0], 0x16);                      /* a handshake record */
+    assert_int_equal(aloop_cancel(t), 1);
+    aloop_await(t, NULL);
+    aloop_release(t);
+    assert_int_equal(h.rc, -ECANCELED);
+    assert_null(h.out);
+    char buf[4096];
+    ssize_t n;
+    while ((n = read(sv[1], buf, sizeof buf)) > 0) continue;
+    assert_int_equal(n, 0); /* closed */
+    close(sv[1]);
+    aloop_tls_config_free(ccfg);
+    return NULL;
+}
+
+static void tls_cancel_connect(void **state) {
+    (void)state;
+    run_virtual(cancel_connect_main, NULL);
+}
+
+/* A peer that closes half-way through the handshake: -ECONNRESET, at once. */
+static void tls_handshake_cut_short(void **state) {
+    (void)state;
+    /* the first bytes of a handshake record's header, then the end */
+    raw_case_t c = {"\x16\x03\x01", 10, -ECONNRESET, 0, 1};
+    run_virtual(raw_main, &c);
+    assert_true(c.took < 10);
 }
 
 /* ---- reads: cancelled reads keep their bytes; the budget ----------------------- */
@@ -959,6 +1039,120 @@ static void tls_open_connection_deadline(void **state) {
     run_virtual(open_timeout_main, NULL);
 }
 
+/* ---- allocation failure ------------------------------------------------------ */
+
+/* OpenSSL's allocations (and aloop-tls's, which are OpenSSL's) go through
+ * the test allocator too, so one sweep fails every allocation of a
+ * handshake and an exchange in turn, ours and the library's. */
+static void *ossl_malloc(size_t n, const char *file, int line) {
+    (void)file;
+    (void)line;
+    return test_malloc_(n);
+}
+static void *ossl_realloc(void *p, size_t n, const char *file, int line) {
+    (void)file;
+    (void)line;
+    return test_realloc_(p, n);
+}
+static void ossl_free(void *p, const char *file, int line) {
+    (void)file;
+    (void)line;
+    test_free_(p);
+}
+
+static int allowed_failure(int rc) {
+    return rc == 0 || rc == -ENOMEM || rc == -EPROTO || rc == -ECONNRESET ||
+           rc == -EKEYREJECTED || rc == -ECANCELED; /* cancelled: the other could not start */
+}
+
+typedef struct sweep {
+    aloop_tls_config_t *scfg, *ccfg;
+    int rc_srv, rc_cli, rc_io;
+} sweep_t;
+
+/* A handshake and an exchange each way; the results in *w. */
+static void *sweep_main(void *arg) {
+    sweep_t *w = arg;
+    int sv[2];
+    side_t srv = {.cfg = w->scfg, .timeout = 10};
+    side_t cli = {.cfg = w->ccfg, .name = "localhost", .timeout = 10};
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    srv.s = aloop_stream_new(aloop_current(), sv[0], 0);
+    cli.s = aloop_stream_new(aloop_current(), sv[1], 0);
+    aloop_task_t *t[2] = {NULL, NULL};
+    if (srv.s && cli.s) {
+        t[0] = aloop_spawn(aloop_current(), accept_main, &srv);
+        t[1] = t[0] ? aloop_spawn(aloop_current(), connect_main, &cli) : NULL;
+    }
+    if (!t[1]) { /* no handshake started: everything is still ours */
+        if (t[0]) {
+            aloop_cancel(t[0]);
+            aloop_await(t[0], NULL);
+            aloop_release(t[0]);
+        }
+        if (srv.s) aloop_stream_close(srv.s);
+        else close(sv[0]);
+        if (cli.s) aloop_stream_close(cli.s);
+        else close(sv[1]);
+        w->rc_srv = w->rc_cli = -ENOMEM;
+        return NULL;
+    }
+    srv.rc = cli.rc = 1; /* stays 1 in a task that could not start (its stack) */
+    if (aloop_gather(t, 2, NULL, NULL, 0) < 0) { /* and the other one would wait */
+        for (int i = 0; i < 2; i++) {
+            aloop_cancel(t[i]);
+            aloop_await(t[i], NULL);
+        }
+    }
+    aloop_release(t[0]);
+    aloop_release(t[1]);
+    if (srv.rc == 1) aloop_stream_close(srv.s), srv.rc = -ENOMEM;
+    if (cli.rc == 1) aloop_stream_close(cli.s), cli.rc = -ENOMEM;
+    w->rc_srv = srv.rc;
+    w->rc_cli = cli.rc;
+    if (srv.rc == 0 && cli.rc == 0) {
+        char buf[8];
+        ssize_t n = aloop_stream_write(cli.out, "ping", 4);
+        if (n == 4) n = aloop_stream_readexactly(srv.out, buf, 4);
+        if (n == 4) n = aloop_stream_write(srv.out, "pong", 4);
+        if (n == 4) n = aloop_stream_readexactly(cli.out, buf, 4);
+        w->rc_io = n == 4 ? 0 : (int)n;
+    }
+    if (srv.out) aloop_stream_close(srv.out);
+    if (cli.out) aloop_stream_close(cli.out);
+    return NULL;
+}
+
+/* Every allocation of a loop, a handshake and an exchange fails in turn
+ * (every third: the run stays short): each failure is a clear error on
+ * either side, nothing crashes or leaks (ASan). The configs are made
+ * before (OpenSSL's contexts cost a quarter of a million allocations). */
+static void tls_allocation_failure_sweep(void **state) {
+    (void)state;
+    sweep_t w = {.scfg = server_config("server"), .ccfg = client_config()};
+    assert_int_equal(aloop_tls_config_set_session_cache(w.ccfg, 0), 0);
+    run(sweep_main, &w); /* OpenSSL's one-time set-up happens here, unfailed */
+    assert_int_equal(w.rc_srv + w.rc_cli + w.rc_io, 0);
+    long hits = 0;
+    const char *from = getenv("TLS_SWEEP_FROM"); /* to replay one */
+    for (long nth = from ? atol(from) : 1;; nth += 3) {
+        w.rc_srv = w.rc_cli = w.rc_io = 0;
+        test_fail_alloc(nth, 1);
+        int rc = aloop_main_with(NULL, sweep_main, &w, NULL);
+        unsigned long count = test_alloc_count();
+        test_fail_alloc(0, 0);
+        assert_true(rc == 0 || rc == -ENOMEM);
+        if (!allowed_failure(w.rc_srv) || !allowed_failure(w.rc_cli) || !allowed_failure(w.rc_io))
+            fail_msg("allocation %ld failed: server %d, client %d, exchange %d", nth, w.rc_srv,
+                     w.rc_cli, w.rc_io);
+        if ((unsigned long)nth > count) break; /* nothing failed: every allocation was tried */
+        hits++;
+    }
+    assert_true(hits > 30);
+    aloop_tls_config_free(w.scfg);
+    aloop_tls_config_free(w.ccfg);
+}
+
 /* ---- misuse -------------------------------------------------------------- */
 
 static void *misuse_main(void *arg) {
@@ -1022,6 +1216,9 @@ int main(void) {
         cmocka_unit_test(tls_garbage_is_eproto),
         cmocka_unit_test(tls_handshake_timeout),
         cmocka_unit_test(tls_cancel_handshake),
+        cmocka_unit_test(tls_cancel_connect),
+        cmocka_unit_test(tls_handshake_cut_short),
+        cmocka_unit_test(tls_close_while_reading),
         cmocka_unit_test(tls_cancelled_read_keeps_bytes),
         cmocka_unit_test(tls_fairness_budget),
         cmocka_unit_test(tls_cancelled_write_then_new_write),
@@ -1031,6 +1228,9 @@ int main(void) {
         cmocka_unit_test(tls_serve_handshake_timeout),
         cmocka_unit_test(tls_open_connection_deadline),
         cmocka_unit_test(tls_misuse),
+        cmocka_unit_test(tls_allocation_failure_sweep),
     };
+    /* before OpenSSL allocates anything (the sweep's allocator) */
+    if (!CRYPTO_set_mem_functions(ossl_malloc, ossl_realloc, ossl_free)) return 1;
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
