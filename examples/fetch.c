@@ -22,7 +22,7 @@
  * https:// URLs go through aloop-tls (built when OpenSSL 3 is found):
  * aloop_open_tls_connection does the lookup, the connect and the handshake
  * (ALPN "http/1.1", the server's certificate checked against the system's
- * CA store or --cacert FILE and against the URL's host) under the same
+ * CA store plus --cacert FILE, and against the URL's host) under the same
  * deadline, and hands back an ordinary stream: the HTTP code below does not
  * know which kind it reads. --insecure accepts any certificate. A build
  * without TLS reports https:// URLs as errors and refuses the TLS options
@@ -57,7 +57,7 @@ typedef struct fetch_options {
     double timeout; /* seconds per request; INFINITY = none */
     int quiet;      /* only the total */
     int insecure;   /* https: accept any certificate */
-    const char *cacert; /* https: trust this PEM file instead of the system's CAs */
+    const char *cacert; /* https: also trust the CAs in this PEM file */
 #ifdef EXAMPLE_WITH_TLS
     aloop_tls_config_t *tls; /* shared by every https request; NULL if none */
 #endif
@@ -508,7 +508,7 @@ static void usage(FILE *out, const char *prog) {
             "                       request and the whole body (default 30; 0 = none)\n"
             "  -q, --quiet          only the total\n"
             "      --cacert FILE    https: trust the CA certificates in FILE (PEM)\n"
-            "                       instead of the system's\n"
+            "                       as well as the system's\n"
             "  -k, --insecure       https: accept any server certificate\n"
             "  -h, --help           this text\n"
             "%s"

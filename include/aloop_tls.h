@@ -29,6 +29,15 @@
  * everything; a cancelled read keeps the decrypted bytes for the next read;
  * a cancelled write may have sent a prefix of its bytes (whole records), as
  * a plain socket's would.
+ *
+ * aloop_stream_close on a TLS stream sends close_notify if the kernel takes
+ * it at once (it never waits), so a peer does not see a truncation.
+ *
+ * Memory: aloop-tls allocates with OPENSSL_malloc, so OpenSSL's
+ * CRYPTO_set_mem_functions (called before anything else of OpenSSL's)
+ * routes all TLS memory through a program's allocator; aloop_set_allocator
+ * covers libaloop's. Allocation failure is -ENOMEM (or -EPROTO where
+ * OpenSSL reports a failed handshake without saying why).
  */
 #ifndef ALOOP_TLS_H
 #define ALOOP_TLS_H
@@ -73,8 +82,9 @@ ALOOP_TLS_API aloop_tls_config_t *aloop_tls_server_config_new(const char *cert_f
 ALOOP_TLS_API int aloop_tls_config_set_ca_file(aloop_tls_config_t *c, const char *pem_file);
 
 /* verify 0: accept any peer certificate, any name (testing only); 1 (the
- * client default): verify. On a server, verify 1 checks client certificates
- * that are sent (see aloop_tls_config_require_client_cert). 0, -EINVAL. */
+ * default): verify. On a server it applies to the client certificates
+ * aloop_tls_config_require_client_cert asks for (0: any is taken). 0,
+ * -EINVAL. */
 ALOOP_TLS_API int aloop_tls_config_set_verify(aloop_tls_config_t *c, int verify);
 
 /* ALPN protocols, most preferred first ("h2", "http/1.1"): a client offers

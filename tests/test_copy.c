@@ -406,6 +406,55 @@ static void test_blocking_mode_restored(void **state) {
     close(sv[1]);
 }
 
+/* A copy whose source and destination never block (/dev/zero to
+ * /dev/null) is paused by its cooperative budget; meanwhile another task
+ * closes the destination through the library and its number goes to
+ * another file. The copy must stop with -EBADF and never write to that
+ * number. */
+typedef struct yield_close {
+    int out, in, other;
+    int rc;
+    size_t copied;
+} yield_close_t;
+
+static void *close_out_and_reuse(void *arg) {
+    yield_close_t *y = arg;
+    assert_int_equal(aloop_close(y->out), 0);
+    assert_int_equal(dup2(y->other, y->out), y->out); /* the number is another file now */
+    return NULL;
+}
+
+static void *copy_through_budget_yield(void *arg) {
+    yield_close_t *y = arg;
+    aloop_task_t *closer = aloop_spawn(aloop_current(), close_out_and_reuse, y); /* runs at our yield */
+    assert_non_null(closer);
+    y->rc = aloop_copy(y->out, y->in, 16u << 20, &y->copied);
+    assert_int_equal(aloop_await(closer, NULL), 0);
+    aloop_release(closer);
+    return NULL;
+}
+
+static void test_copy_stops_when_closed_during_budget_yield(void **state) {
+    (void)state;
+    char path[] = "/tmp/aloop-test-copy-XXXXXX";
+    yield_close_t y = {.out = open("/dev/null", O_WRONLY | O_CLOEXEC),
+                       .in = open("/dev/zero", O_RDONLY | O_CLOEXEC), .other = mkstemp(path)};
+    assert_true(y.out >= 0 && y.in >= 0 && y.other >= 0);
+    unlink(path);
+    aloop_t *loop = vloop();
+    aloop_task_t *t = aloop_spawn(loop, copy_through_budget_yield, &y);
+    assert_non_null(t);
+    assert_int_equal(aloop_run_until_complete(loop, t), 0);
+    aloop_release(t);
+    aloop_free(loop);
+    assert_int_equal(y.rc, -EBADF);
+    assert_true(y.copied > 0 && y.copied < 16u << 20); /* what /dev/null got */
+    assert_int_equal(lseek(y.other, 0, SEEK_END), 0); /* not a byte went to the new file */
+    close(y.out);
+    close(y.in);
+    close(y.other);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_file_to_socket),
@@ -416,6 +465,7 @@ int main(void) {
         cmocka_unit_test(test_cancel_socket_source),
         cmocka_unit_test(test_cancel_pipe_source),
         cmocka_unit_test(test_cancel_socket_to_pipe),
+        cmocka_unit_test(test_copy_stops_when_closed_during_budget_yield),
         cmocka_unit_test(test_sendfile),
         cmocka_unit_test(test_bad_args),
         cmocka_unit_test(test_errors_midway),

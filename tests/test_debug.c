@@ -96,7 +96,7 @@ static void test_slow_last_step_is_reported(void **state) {
 /* A task whose calls never suspend is paused by its budget every
  * ALOOP_COOP_BUDGET calls, so each of its steps is short; its run time
  * still adds up, and is reported while it runs, not only once it finally
- * suspends. Before: no warning until the task returned. */
+ * suspends (not only when the task returns). */
 typedef struct busy_reader {
     warnings_t *w;
     int warned_during;

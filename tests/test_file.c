@@ -572,9 +572,8 @@ static void test_read_file_fifo_without_writer_cancels(void **state) {
 }
 
 /* The same with spurious readiness (simulation, several seeds): a wake-up
- * with nothing to read is not a writer coming. Before, the reader took the
- * first spurious wake-up for a writer that came and went, read EOF and
- * returned an empty file. */
+ * with nothing to read is not a writer coming (taken for a writer that came
+ * and went, it would make the reader read EOF and return an empty file). */
 static void test_read_file_fifo_spurious_wakeup(void **state) {
     (void)state;
     for (uint64_t seed = 1; seed <= 12; seed++) {

@@ -405,8 +405,8 @@ static void test_connect_timeout(void **state) {
 /* The same under spurious readiness (simulation): a connect woken before
  * its outcome must wait on, not report a connection that is not there.
  * Every fd tcp_connect returns is connected (it has a peer); the rest time
- * out. Before, a spurious wake-up of a pending connect read SO_ERROR 0 and
- * returned an unconnected socket. */
+ * out. The failure this catches: a spurious wake-up of a pending connect
+ * reading SO_ERROR 0 and returning an unconnected socket. */
 static void *connect_spurious_task(void *arg) {
     tcp_ctx_t *c = arg;
     char port[16];

@@ -498,8 +498,8 @@ static const struct {
  * of the task's budget; once spent, the call yields a full loop step, so a
  * due timer (and the task it wakes) gets to run after at most a budget's
  * worth of calls. Counted, not timed: on the virtual clock no time passes
- * while the hog is busy, so the timer is due at once. Before the budget the
- * hog made all HOG_MAX calls. */
+ * while the hog is busy, so the timer is due at once. Without the budget the
+ * hog would make all HOG_MAX calls. */
 static void test_budget_every_call_yields(void **state) {
     (void)state;
     for (size_t i = 0; i < sizeof hog_ops / sizeof hog_ops[0]; i++) {
@@ -522,7 +522,7 @@ static void test_budget_every_call_yields(void **state) {
  * the deadline is delivered at a budget yield (the read returns -ECANCELED
  * and reads nothing), and wait_for reports -ETIMEDOUT. The reader never
  * stops by itself, so however fast the machine, only the deadline can end
- * it. Before the budget, wait_for never returned. */
+ * it (without the budget, wait_for would never return). */
 static void *endless_hog(void *arg) {
     hog_t *h = arg;
     for (h->ops = 0;; h->ops++) {
@@ -619,8 +619,8 @@ static void test_budget_refills_on_suspend(void **state) {
 /* A busy socket writer under aloop_wait_for(60) on the virtual clock: its
  * calls never suspend (the socket buffer takes every byte), so it pays
  * budget yields, and a task paused by its budget is ready: the clock must
- * not jump to the deadline meanwhile. Before, the first budget pause moved
- * the clock to 60 s and the writer was cancelled after ~128 bytes. */
+ * not jump to the deadline meanwhile (else the first budget pause moves
+ * the clock to 60 s and the writer is cancelled after ~128 bytes). */
 #define BUSY_WRITES 2000
 static void *busy_writer(void *arg) {
     int fd = *(int *)arg;

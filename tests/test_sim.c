@@ -431,7 +431,7 @@ static void test_benign_communicate(void **state) {
 }
 
 /* aloop_copy from a socket (peek, write, take) under EINTR: byte-exact.
- * Before, an interrupted peek ended the copy with -EINTR. */
+ * An interrupted peek is retried; it does not end the copy with -EINTR. */
 typedef struct copy_ctx {
     int src[2], dst[2];
     unsigned char *data, *back;

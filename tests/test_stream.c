@@ -195,9 +195,9 @@ static void *exactly(void *arg) {
 /* A cancelled large readexactly (n > max_line + 1, read straight into the
  * caller's buffer) keeps what it read for the next call: max_line 16,
  * readexactly(100), 50 bytes arrive, cancel, 50 more arrive: the next
- * readexactly(100) returns all 100 in order. Before: it returned the last
- * 50 only (the first 50 were lost in the cancelled call's buffer). Also
- * when a cancel is delivered at a budget yield between two reads. */
+ * readexactly(100) returns all 100 in order, not the last 50 only (the
+ * first 50 lost in the cancelled call's buffer). Also when a cancel is
+ * delivered at a budget yield between two reads. */
 typedef struct big_read {
     int fd;
     aloop_stream_t *s;
@@ -227,7 +227,7 @@ static void test_readexactly_cancel_keeps_data(void **state) {
     assert_int_equal(b.first, -ECANCELED);
     aloop_release(t);
     assert_int_equal(write(c.sv[1], data + 50, 50), 50);
-    shutdown(c.sv[1], SHUT_WR); /* before the fix: 50 bytes, then EOF */
+    shutdown(c.sv[1], SHUT_WR); /* losing the first 50: 50 bytes, then EOF */
     memset(b.out, 0, sizeof b.out);
     t = spawn(loop, big_reader, &b);
     assert_int_equal(aloop_run(loop), 0);
@@ -844,8 +844,9 @@ static void test_open_connection_cancel_timeout(void **state) {
  * (start > 0); B's readexactly would need the buffer compacted (n fits the
  * capacity but not from start) or grown (n beyond it). B gets -EBUSY at
  * once and A's buffer stays as it was: A reads "abcdef\n" then "ghi\n".
- * Before: B's fill() moved the bytes (A read "abcbcdeghi\n"-like garbage)
- * or reallocated the buffer under A's pending recv (ASan: use after free). */
+ * What this catches: B's fill() moving the bytes (A reads "abcbcdeghi\n"-
+ * like garbage) or reallocating the buffer under A's pending recv (ASan:
+ * use after free). */
 typedef struct two_readers {
     int sv[2];
     aloop_stream_t *s;
@@ -1108,9 +1109,9 @@ static void test_last_record_of_max_line_at_eof(void **state) {
 }
 
 /* max_line = SIZE_MAX means no limit: a 1 MiB line is read in a few large
- * reads. Before: max_line + 1 wrapped to 0 and the buffer grew one byte per
- * recv (a million recv calls, the task yielding to its budget every 128 of
- * them). Counted from outside: how often another task got to run. */
+ * reads, not one byte per recv as when max_line + 1 wraps to 0 (a million
+ * recv calls, the task yielding to its budget every 128 of them). Counted
+ * from outside: how often another task got to run. */
 #define BIGLINE (1024u * 1024u)
 typedef struct huge_line {
     int sv[2];

@@ -2,11 +2,14 @@
  * test_tls.c - aloop-tls (src/tls/): TLS streams through the public API
  * only. Both ends run in one loop, over a socketpair or loopback TCP; the
  * certificates come from tests/tls/gen-certs.sh (the ctest fixture
- * tls_certs) in the directory $ALOOP_TLS_CERTS.
+ * tls_certs) in the directory $ALOOP_TLS_CERTS. OpenSSL itself is named
+ * only to route its allocations through the test allocator (the sweep).
  */
 #include "aloop_test.h"
 
 #include "aloop_tls.h"
+
+#include <openssl/crypto.h>
 
 #include <fcntl.h>
 #include <arpa/inet.h>
@@ -435,6 +438,39 @@ static void tls_verify_off_accepts_any(void **state) {
     (void)state;
     check_verify((verify_case_t){"untrusted", "localhost", 0, 0, NULL});
     check_verify((verify_case_t){"expired", "nobody.example", 0, 0, NULL});
+}
+
+/* The system store of a client given no CA file: the one SSL_CERT_FILE
+ * names (SSL_CERT_DIR away from the machine's own). */
+typedef struct store_case {
+    const char *ca_file;
+    int want_cli;
+} store_case_t;
+
+static void *system_store_main(void *arg) {
+    store_case_t *v = arg;
+    assert_int_equal(setenv("SSL_CERT_FILE", v->ca_file, 1), 0);
+    assert_int_equal(setenv("SSL_CERT_DIR", "/nonexistent", 1), 0);
+    aloop_tls_config_t *ccfg = aloop_tls_client_config_new();
+    unsetenv("SSL_CERT_FILE");
+    unsetenv("SSL_CERT_DIR");
+    assert_non_null(ccfg);
+    aloop_tls_config_t *scfg = server_config("server");
+    side_t srv = {.cfg = scfg}, cli = {.cfg = ccfg, .name = "localhost"};
+    handshake_pair(&srv, &cli);
+    assert_int_equal(cli.rc, v->want_cli);
+    if (srv.out) aloop_stream_close(srv.out);
+    if (cli.out) aloop_stream_close(cli.out);
+    aloop_tls_config_free(scfg);
+    aloop_tls_config_free(ccfg);
+    return NULL;
+}
+
+static void tls_verify_system_store(void **state) {
+    (void)state;
+    store_case_t trusted = {cert("ca.pem"), 0}, other = {cert("other-ca.pem"), -EKEYREJECTED};
+    run(system_store_main, &trusted);
+    run(system_store_main, &other);
 }
 
 /* ---- handshake failures: not TLS, timeouts, cancels ----------------------------- */
@@ -926,6 +962,120 @@ static void tls_open_connection_deadline(void **state) {
     run_virtual(open_timeout_main, NULL);
 }
 
+/* ---- allocation failure ------------------------------------------------------ */
+
+/* OpenSSL's allocations (and aloop-tls's, which are OpenSSL's) go through
+ * the test allocator too, so one sweep fails every allocation of a
+ * handshake and an exchange in turn, ours and the library's. */
+static void *ossl_malloc(size_t n, const char *file, int line) {
+    (void)file;
+    (void)line;
+    return test_malloc_(n);
+}
+static void *ossl_realloc(void *p, size_t n, const char *file, int line) {
+    (void)file;
+    (void)line;
+    return test_realloc_(p, n);
+}
+static void ossl_free(void *p, const char *file, int line) {
+    (void)file;
+    (void)line;
+    test_free_(p);
+}
+
+static int allowed_failure(int rc) {
+    return rc == 0 || rc == -ENOMEM || rc == -EPROTO || rc == -ECONNRESET ||
+           rc == -EKEYREJECTED || rc == -ECANCELED; /* cancelled: the other could not start */
+}
+
+typedef struct sweep {
+    aloop_tls_config_t *scfg, *ccfg;
+    int rc_srv, rc_cli, rc_io;
+} sweep_t;
+
+/* A handshake and an exchange each way; the results in *w. */
+static void *sweep_main(void *arg) {
+    sweep_t *w = arg;
+    int sv[2];
+    side_t srv = {.cfg = w->scfg, .timeout = 10};
+    side_t cli = {.cfg = w->ccfg, .name = "localhost", .timeout = 10};
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    srv.s = aloop_stream_new(aloop_current(), sv[0], 0);
+    cli.s = aloop_stream_new(aloop_current(), sv[1], 0);
+    aloop_task_t *t[2] = {NULL, NULL};
+    if (srv.s && cli.s) {
+        t[0] = aloop_spawn(aloop_current(), accept_main, &srv);
+        t[1] = t[0] ? aloop_spawn(aloop_current(), connect_main, &cli) : NULL;
+    }
+    if (!t[1]) { /* no handshake started: everything is still ours */
+        if (t[0]) {
+            aloop_cancel(t[0]);
+            aloop_await(t[0], NULL);
+            aloop_release(t[0]);
+        }
+        if (srv.s) aloop_stream_close(srv.s);
+        else close(sv[0]);
+        if (cli.s) aloop_stream_close(cli.s);
+        else close(sv[1]);
+        w->rc_srv = w->rc_cli = -ENOMEM;
+        return NULL;
+    }
+    srv.rc = cli.rc = 1; /* stays 1 in a task that could not start (its stack) */
+    if (aloop_gather(t, 2, NULL, NULL, 0) < 0) { /* and the other one would wait */
+        for (int i = 0; i < 2; i++) {
+            aloop_cancel(t[i]);
+            aloop_await(t[i], NULL);
+        }
+    }
+    aloop_release(t[0]);
+    aloop_release(t[1]);
+    if (srv.rc == 1) aloop_stream_close(srv.s), srv.rc = -ENOMEM;
+    if (cli.rc == 1) aloop_stream_close(cli.s), cli.rc = -ENOMEM;
+    w->rc_srv = srv.rc;
+    w->rc_cli = cli.rc;
+    if (srv.rc == 0 && cli.rc == 0) {
+        char buf[8];
+        ssize_t n = aloop_stream_write(cli.out, "ping", 4);
+        if (n == 4) n = aloop_stream_readexactly(srv.out, buf, 4);
+        if (n == 4) n = aloop_stream_write(srv.out, "pong", 4);
+        if (n == 4) n = aloop_stream_readexactly(cli.out, buf, 4);
+        w->rc_io = n == 4 ? 0 : (int)n;
+    }
+    if (srv.out) aloop_stream_close(srv.out);
+    if (cli.out) aloop_stream_close(cli.out);
+    return NULL;
+}
+
+/* Every allocation of a loop, a handshake and an exchange fails in turn
+ * (every third: the run stays short): each failure is a clear error on
+ * either side, nothing crashes or leaks (ASan). The configs are made
+ * before (OpenSSL's contexts cost a quarter of a million allocations). */
+static void tls_allocation_failure_sweep(void **state) {
+    (void)state;
+    sweep_t w = {.scfg = server_config("server"), .ccfg = client_config()};
+    assert_int_equal(aloop_tls_config_set_session_cache(w.ccfg, 0), 0);
+    run(sweep_main, &w); /* OpenSSL's one-time set-up happens here, unfailed */
+    assert_int_equal(w.rc_srv + w.rc_cli + w.rc_io, 0);
+    long hits = 0;
+    const char *from = getenv("TLS_SWEEP_FROM"); /* to replay one */
+    for (long nth = from ? atol(from) : 1;; nth += 3) {
+        w.rc_srv = w.rc_cli = w.rc_io = 0;
+        test_fail_alloc(nth, 1);
+        int rc = aloop_main_with(NULL, sweep_main, &w, NULL);
+        unsigned long count = test_alloc_count();
+        test_fail_alloc(0, 0);
+        assert_true(rc == 0 || rc == -ENOMEM);
+        if (!allowed_failure(w.rc_srv) || !allowed_failure(w.rc_cli) || !allowed_failure(w.rc_io))
+            fail_msg("allocation %ld failed: server %d, client %d, exchange %d", nth, w.rc_srv,
+                     w.rc_cli, w.rc_io);
+        if ((unsigned long)nth > count) break; /* nothing failed: every allocation was tried */
+        hits++;
+    }
+    assert_true(hits > 30);
+    aloop_tls_config_free(w.scfg);
+    aloop_tls_config_free(w.ccfg);
+}
+
 /* ---- misuse -------------------------------------------------------------- */
 
 static void *misuse_main(void *arg) {
@@ -985,6 +1135,7 @@ int main(void) {
         cmocka_unit_test(tls_verify_untrusted),
         cmocka_unit_test(tls_verify_ip_address),
         cmocka_unit_test(tls_verify_off_accepts_any),
+        cmocka_unit_test(tls_verify_system_store),
         cmocka_unit_test(tls_garbage_is_eproto),
         cmocka_unit_test(tls_handshake_timeout),
         cmocka_unit_test(tls_cancel_handshake),
@@ -997,6 +1148,9 @@ int main(void) {
         cmocka_unit_test(tls_serve_handshake_timeout),
         cmocka_unit_test(tls_open_connection_deadline),
         cmocka_unit_test(tls_misuse),
+        cmocka_unit_test(tls_allocation_failure_sweep),
     };
+    /* before OpenSSL allocates anything (the sweep's allocator) */
+    if (!CRYPTO_set_mem_functions(ossl_malloc, ossl_realloc, ossl_free)) return 1;
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

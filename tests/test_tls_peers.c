@@ -270,6 +270,9 @@ static struct srv {
     size_t bytes;          /* ... and the bytes it read (pattern-checked in H_DRAIN) */
     char version[16], alpn[32];
     int in_flood, ticks;   /* the ticker's steps while a handler reads */
+    int flood_done;
+    size_t flood_bytes;    /* the flood is over once a handler read that many */
+    aloop_event_t *gate;   /* when set: H_ECHO waits for it before reading */
 } S;
 
 static void handler(aloop_stream_t *conn, void *arg) {
@@ -283,12 +286,15 @@ static void handler(aloop_stream_t *conn, void *arg) {
     S.bytes = 0;
     switch (S.mode) {
     case H_ECHO:
+        if (S.gate) assert_int_equal(aloop_event_wait(S.gate), 0);
         S.in_flood = 1;
         while ((rc = aloop_stream_read(conn, buf, sizeof buf)) > 0) {
             S.bytes += (size_t)rc;
+            if (S.bytes >= S.flood_bytes) S.in_flood = 0, S.flood_done = 1;
             if (aloop_stream_write(conn, buf, (size_t)rc) != rc) break;
         }
         S.in_flood = 0;
+        S.flood_done = 1;
         break;
     case H_LINES:
         while ((rc = aloop_stream_readline(conn, buf, sizeof buf)) > 0) {
@@ -402,9 +408,11 @@ static void run(void (*body)(void)) {
 
 /* s_server (not quiet: it says its port) prints the handshake's details,
  * then "Secure Renegotiation IS [NOT] supported", then what it receives. */
+static const char *s_server_naccept = "1";
+
 static int s_server_start(peer_t *p, ...) {
-    const char *argv[40] = {OSSL_PREFIX, "s_server", "-accept", "127.0.0.1:0", "-naccept", "1",
-                            "-cert", SERVER_PEM, "-key", SERVER_KEY};
+    const char *argv[40] = {OSSL_PREFIX, "s_server", "-accept", "127.0.0.1:0", "-naccept",
+                            s_server_naccept, "-cert", SERVER_PEM, "-key", SERVER_KEY};
     int n = 16;
     va_list ap;
     va_start(ap, p);
@@ -582,6 +590,56 @@ TEST(test_client_s_server_renegotiation, 0, 1) {
     char b[8];
     assert_int_equal(aloop_stream_read(s, b, sizeof b), -EPROTO); /* it sticks */
     aloop_stream_close(s);
+    peer_stop(&p);
+    aloop_tls_config_free(c);
+}
+
+/* A second connection to the same s_server resumes the first one's
+ * session (a TLS 1.3 ticket, a TLS 1.2 session): no certificate again. */
+static void resume_against(const char *version_flag, const char *version) {
+    peer_t p;
+    s_server_naccept = "2";
+    int port = s_server_start(&p, version_flag, NULL);
+    s_server_naccept = "1";
+    aloop_tls_config_t *c = client_config();
+    for (int i = 0; i < 2; i++) {
+        aloop_stream_t *s;
+        char got[64];
+        assert_int_equal(dial("localhost", port, c, &s), 0);
+        assert_string_equal(aloop_tls_version(s), version);
+        assert_int_equal(aloop_tls_resumed(s), i);
+        assert_int_equal(aloop_stream_write(s, "ping\n", 5), 5);
+        peer_expect(&p, "ping");
+        peer_write(&p, "pong\n", 5); /* the client reads: TLS 1.3 tickets come in */
+        assert_int_equal(aloop_stream_readline(s, got, sizeof got), 5);
+        assert_int_equal(aloop_stream_shutdown(s), 0);
+        peer_expect(&p, "DONE");
+        aloop_stream_close(s);
+    }
+    assert_string_equal(peer_expect(&p, "   1 session cache hits"), "   1 session cache hits");
+    peer_stop(&p);
+    aloop_tls_config_free(c);
+}
+
+TEST(test_client_s_server_resumption, 0, 1) {
+    resume_against("-tls1_3", "TLSv1.3");
+    resume_against("-tls1_2", "TLSv1.2");
+}
+
+/* A server that takes the ClientHello and never answers: the handshake's
+ * deadline, -ETIMEDOUT, and words for it. */
+TEST(test_client_silent_server, 1, 0) {
+    peer_t p;
+    int port = py_server(&p, "silent", "--cert", SERVER_PEM, "--key", SERVER_KEY, NULL);
+    aloop_tls_config_t *c = client_config();
+    char ps[16];
+    snprintf(ps, sizeof ps, "%d", port);
+    aloop_stream_t *s = (aloop_stream_t *)&p;
+    assert_int_equal(aloop_open_tls_connection("localhost", ps, c, 1.0, &s), -ETIMEDOUT);
+    assert_null(s);
+    assert_non_null(strstr(aloop_tls_error(), "timed out"));
+    peer_expect(&p, "accepted");
+    assert_true(strncmp(peer_expect(&p, "closed "), "closed ", 7) == 0); /* we closed */
     peer_stop(&p);
     aloop_tls_config_free(c);
 }
@@ -881,6 +939,20 @@ TEST(test_server_stalled_handshake_deadline, 1, 0) {
     serve_end();
 }
 
+/* A ClientHello one byte per 50 ms (slowloris): the deadline is one for
+ * the whole handshake, not per byte, so the connection goes at it. */
+TEST(test_server_trickled_handshake, 1, 0) {
+    serve(server_config(), H_ECHO, 0.3, 0);
+    peer_t p;
+    py_start(&p, "client", "trickle", "--port", sport(), NULL);
+    peer_expect(&p, "trickling");
+    char *l = peer_line(&p);
+    assert_true(strncmp(l, "closed ", 7) == 0); /* not "completed" */
+    peer_stop(&p);
+    assert_int_equal(S.started, 0);
+    serve_end();
+}
+
 /* A record cut short, then FIN: the handler gets the bytes before it, then
  * -ECONNRESET. */
 TEST(test_server_truncated_record, 1, 0) {
@@ -992,27 +1064,36 @@ TEST(test_client_s_server_key_update, 0, 1) {
 /* A task that counts its steps while a handler is in its read loop. */
 static void *ticker(void *arg) {
     (void)arg;
-    for (;;) {
+    while (!S.flood_done) {
         if (aloop_sleep(0) < 0) return NULL;
         if (S.in_flood) S.ticks++;
     }
+    return NULL;
 }
 
-/* 3000 one-byte records in one burst: the echo is byte-exact, and the
- * loop's other tasks run while the handler works through them. */
+/* 2000 one-byte records in one burst, all in the socket before the
+ * handler reads (it waits for the peer's "sent"): the echo is byte-exact,
+ * and the loop's other tasks run while the handler works through records
+ * that are always there (the cooperative budget). */
 TEST(test_server_tiny_record_flood, 1, 0) {
+    S.gate = aloop_event_new(aloop_current());
+    assert_non_null(S.gate);
+    S.flood_bytes = 2000;
     serve(server_config(), H_ECHO, 0, 0);
-    aloop_task_t *tk = spawn(aloop_current(), ticker, NULL);
     peer_t p;
-    py_start(&p, "client", "tiny", "--port", sport(), "--size", "3000", NULL);
-    assert_string_equal(peer_expect(&p, "echo "), "echo ok 3000");
+    py_start(&p, "client", "tiny", "--port", sport(), "--size", "2000", NULL);
+    peer_expect(&p, "sent");
+    aloop_task_t *tk = spawn(aloop_current(), ticker, NULL);
+    aloop_event_set(S.gate);
+    assert_string_equal(peer_expect(&p, "echo "), "echo ok 2000");
     peer_stop(&p);
+    assert_int_equal(aloop_await(tk, NULL), 0);
+    aloop_release(tk);
     print_message("ticker steps while the handler read: %d\n", S.ticks);
     assert_true(S.ticks > 0);
+    aloop_event_free(S.gate);
+    S.gate = NULL;
     py_echo_ok("1000");
-    aloop_cancel(tk);
-    aloop_await(tk, NULL);
-    aloop_release(tk);
     serve_end();
 }
 
@@ -1060,6 +1141,8 @@ int main(void) {
         cmocka_unit_test(test_client_s_server_alpn),
         cmocka_unit_test(test_client_cert_s_server),
         cmocka_unit_test(test_client_s_server_renegotiation),
+        cmocka_unit_test(test_client_s_server_resumption),
+        cmocka_unit_test(test_client_silent_server),
         cmocka_unit_test(test_client_python_server_echo),
         cmocka_unit_test(test_client_ip_host),
         cmocka_unit_test(test_client_refuses_expired),
@@ -1074,6 +1157,7 @@ int main(void) {
         cmocka_unit_test(test_server_garbage_hello),
         cmocka_unit_test(test_server_stalled_handshake_others_served),
         cmocka_unit_test(test_server_stalled_handshake_deadline),
+        cmocka_unit_test(test_server_trickled_handshake),
         cmocka_unit_test(test_server_truncated_record),
         cmocka_unit_test(test_server_close_without_notify),
         cmocka_unit_test(test_server_bad_record),

@@ -386,8 +386,8 @@ static void test_stream_close_after_loop_free(void **state) {
 /* close(2) (not aloop_close) on an fd a task waits on: documented misuse.
  * Both backends wake the waiter with -EBADF: poll(2) says POLLNVAL at
  * once; epoll forgets the fd silently, so the loop checks waited fds after
- * ALOOP_FD_SWEEP (1 s) without events. Before: epoll hung for ever, poll(2)
- * returned 0. */
+ * ALOOP_FD_SWEEP (1 s) without events (else epoll would hang for ever and
+ * poll(2) return 0). */
 static void *close2_waiter(void *arg) {
     int *fds = arg;
     return (void *)(intptr_t)aloop_wait_readable(fds[0], -1);

@@ -20,6 +20,10 @@ CASES = [
     ("bulk", "bulk, server -> client, AES-128-GCM", "MBps", "MB/s", "ms/MB"),
     ("stime_new", "s_time -new (TLS 1.3, one at a time)", "rate", "hs/s", "us/hs"),
     ("stime_reuse", "s_time -reuse (TLS 1.3, one at a time)", "rate", "hs/s", "us/hs"),
+    # the client side: "aloop" = tlsclient (aloop-tls), "openssl" = tlsload
+    ("client_new13", "client: full handshakes, TLS 1.3", "rate", "hs/s", "us/hs"),
+    ("client_reuse13", "client: resumed handshakes, TLS 1.3", "rate", "hs/s", "us/hs"),
+    ("client_bulk", "client: bulk, reading, AES-128-GCM", "MBps", "MB/s", "ms/MB"),
 ]
 SERVERS = ["aloop", "openssl", "go"]
 
@@ -68,8 +72,10 @@ def main():
     print(head)
     print("-" * len(head))
     for case, what, key, unit, cpu_unit in CASES:
+        cpu_key = "client_cpu" if case.startswith("client_") else "server_cpu"
         for label, k, u, better_high in ((what, key, unit, True),
-                                         ("  server CPU", "server_cpu", cpu_unit, False)):
+                                         ("  " + cpu_key.replace("_cpu", " CPU"), cpu_key,
+                                          cpu_unit, False)):
             if not u:
                 continue
             meds = {s: median_of(rows, case, s, k) for s in present}
@@ -83,14 +89,15 @@ def main():
                     r = meds["aloop"] / meds[s] if meds["aloop"] and meds[s] else None
                     line += f" {('%.2f' % r) if r else '-':>10}"
                     if r:
-                        name = f"tls_{case}{'' if k != 'server_cpu' else '_cpu'}_vs_{s}"
+                        name = f"tls_{case}{'_cpu' if k.endswith('_cpu') else ''}_vs_{s}"
                         out.append(f"RESULT name={name} unit=x value={r:.3f}")
                 if meds["aloop"]:
-                    name = f"tls_{case}{'' if k != 'server_cpu' else '_cpu'}"
+                    name = f"tls_{case}{'_cpu' if k.endswith('_cpu') else ''}"
                     out.append(f"RESULT name={name} unit={u} value={meds['aloop']:.2f}")
             print(line)
     if "aloop" in present and len(present) > 1:
-        print("\nper round, aloop's server CPU / the peer's (below 1: aloop spends less)")
+        print("\nper round, aloop's CPU / the peer's (below 1: aloop spends less; client_*:"
+              " tlsclient / tlsload)")
         for case, what, key, unit, cpu_unit in CASES:
             if not cpu_unit:
                 continue
@@ -100,9 +107,10 @@ def main():
                     continue
                 ratios = []
                 for rnd in sorted({r.get("round") for r in rows}, key=lambda x: int(x or 0)):
-                    mine = [num(r.get("server_cpu")) for r in rows if r.get("case") == case
+                    ck = "client_cpu" if case.startswith("client_") else "server_cpu"
+                    mine = [num(r.get(ck)) for r in rows if r.get("case") == case
                          and r.get("server") == "aloop" and r.get("round") == rnd]
-                    peer = [num(r.get("server_cpu")) for r in rows if r.get("case") == case
+                    peer = [num(r.get(ck)) for r in rows if r.get("case") == case
                          and r.get("server") == s and r.get("round") == rnd]
                     if mine and peer and mine[0] and peer[0]:
                         ratios.append(mine[0] / peer[0])

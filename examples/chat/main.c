@@ -52,7 +52,8 @@ static void usage(FILE *out, const char *prog) {
             "  --bot-interval SECS  the bot posts a quote every SECS seconds\n"
             "                       (default 30; 0 = no bot)\n"
             "  --name-timeout SECS  disconnect clients that have not picked a\n"
-            "                       name after SECS seconds (default 60; 0 = never)\n"
+            "                       name after SECS seconds (default 60; 0 = never);\n"
+            "                       over TLS, also bounds each handshake\n"
             "  --queue N            per-client outbox length (default 64). A client\n"
             "                       whose outbox is full is too slow: it is\n"
             "                       disconnected and the room is told so.\n"
@@ -198,7 +199,10 @@ typedef struct chat_server {
  * connection's handshake is done (a failed one never reaches the room). */
 static aloop_server_t *serve(aloop_t *loop, int fd, const chat_options_t *opt, chat_room_t *room) {
 #ifdef EXAMPLE_WITH_TLS
-    if (opt->tls) return aloop_serve_tls(loop, fd, opt->tls, NULL, chat_session, room);
+    /* A connection has --name-timeout for its handshake too (0: the
+     * library's 60 s): one that never speaks holds no task for longer. */
+    aloop_serve_opts_t so = {.handshake_timeout = opt->name_timeout};
+    if (opt->tls) return aloop_serve_tls(loop, fd, opt->tls, &so, chat_session, room);
 #else
     (void)opt;
 #endif

@@ -59,8 +59,11 @@ static aloop_server_t *start_loop(serve_loop_t *l) {
     hl->listen_fd = l->fd;
     /* At --max-conns the server stops accepting (the backlog holds the
      * rest); a line longer than a request or field line may be is refused
-     * as soon as that many bytes are in. */
-    aloop_serve_opts_t so = {.max_connections = hl->opt->max_conns, .max_line = HTTP_MAX_LINE};
+     * as soon as that many bytes are in. Over TLS, a client gets
+     * --idle-timeout for its handshake, as for its first request line: a
+     * connection that says nothing holds a slot no longer either way. */
+    aloop_serve_opts_t so = {.max_connections = hl->opt->max_conns, .max_line = HTTP_MAX_LINE,
+                             .handshake_timeout = hl->opt->idle_timeout};
 #ifdef EXAMPLE_WITH_TLS
     if (hl->tls) {
         hl->server = aloop_serve_tls(l->loop, l->fd, hl->tls, &so, httpd_session, hl);
@@ -141,7 +144,7 @@ static void usage(FILE *out, const char *prog) {
             "  --header-timeout SECS  a request's head must arrive within SECS once its\n"
             "                         first line is in (default 10; else 408)\n"
             "  --idle-timeout SECS    keep-alive connections idle this long are closed\n"
-            "                         (default 15)\n"
+            "                         (default 15); over TLS, also bounds each handshake\n"
             "  --grace SECS           at shutdown, how long responses under way may take\n"
             "                         (default 10)\n"
             "  --quiet                no access log (otherwise: stdout, Common Log Format)\n"

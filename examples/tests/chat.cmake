@@ -13,6 +13,7 @@ set_tests_properties(example_fibserver_help PROPERTIES PASS_REGULAR_EXPRESSION
   "usage: .*fibserver .*--threads")
 # chat over TLS (examples/tests/chat_tls_test.py): an openssl s_client and a
 # Python ssl client chat; a cleartext client on the TLS port is dropped.
+find_package(Python3 COMPONENTS Interpreter QUIET)
 if(ALOOP_EXAMPLES_TLS AND Python3_Interpreter_FOUND)
   find_program(ALOOP_OPENSSL_BIN openssl)
   if(ALOOP_OPENSSL_BIN)

@@ -126,6 +126,39 @@ def plain_client_is_dropped(port):
     assert b"Welcome" not in got and b"mallory" not in got, got
 
 
+def handshake_deadline(binary, certs):
+    """--name-timeout bounds the handshake too: a client that connects and
+    never sends a ClientHello is closed after it (not after the library's
+    60 s), while a real client is served."""
+    cert, key = certs.server
+    srv = subprocess.Popen([binary, "--port", "0", "--bot-interval", "0", "--name-timeout", "0.5",
+                            "--tls-cert", cert, "--tls-key", key],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        out = srv.stdout
+        line = LineReader(lambda: os.read(out.fileno(), 4096), out.fileno(), "chat").line()
+        port = int(line.rsplit(":", 1)[1])
+        silent = socket.create_connection(("127.0.0.1", port), timeout=WAIT)
+        t0 = time.monotonic()
+        try:
+            assert silent.recv(100) == b"", "the silent client got bytes"
+        except socket.timeout:
+            raise AssertionError("a silent client was not closed after --name-timeout")
+        except ConnectionResetError:
+            pass
+        took = time.monotonic() - t0
+        assert took >= 0.4, "closed after %.2f s, before --name-timeout" % took
+        silent.close()
+        c = PyClient(port, certs.ca)
+        c.r.expect("Welcome to aloop chat!")
+        srv.send_signal(signal.SIGTERM)
+        assert srv.wait(WAIT) == 0
+    finally:
+        if srv.poll() is None:
+            srv.kill()
+            srv.wait()
+
+
 def main():
     binary, gen = sys.argv[1], sys.argv[2]
     certs = tls_fixture.Certs(gen)
@@ -194,6 +227,7 @@ def main():
         rc = srv.wait(WAIT)
         assert rc == 0, "chat exited %d: %s" % (rc, srv.stderr.read().decode())
         silent.close()
+        handshake_deadline(binary, certs)
         print("chat over TLS: ok")
     finally:
         for c in clients:

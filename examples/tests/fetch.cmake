@@ -17,12 +17,13 @@ else()
 endif()
 # fetch over TLS (examples/tests/fetch_tls_test.py): https:// against local
 # Python HTTPS servers with the test CA, refused certificates (wrong CA,
-# expired, wrong name, untrusted), --insecure, hostile servers. Without
+# expired, wrong name, untrusted), --insecure, resumption, hostile servers,
+# and examples/httpd over TLS as the server (aloop-tls at both ends). Without
 # aloop-tls: the TLS options are refused with exit status 2.
 if(ALOOP_EXAMPLES_TLS AND Python3_Interpreter_FOUND)
   add_test(NAME example_fetch_tls
            COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/tests/fetch_tls_test.py
-                   $<TARGET_FILE:fetch> ${ALOOP_GEN_CERTS})
+                   $<TARGET_FILE:fetch> ${ALOOP_GEN_CERTS} $<TARGET_FILE:httpd>)
   set_tests_properties(example_fetch_tls PROPERTIES TIMEOUT 120)
 elseif(NOT ALOOP_EXAMPLES_TLS)
   add_test(NAME example_fetch_without_tls COMMAND fetch --insecure https://127.0.0.1:1/)

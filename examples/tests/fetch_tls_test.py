@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """examples/fetch over TLS, against local HTTPS servers of its own.
 
-Usage: fetch_tls_test.py PATH/TO/fetch PATH/TO/gen-certs.sh
+Usage: fetch_tls_test.py PATH/TO/fetch PATH/TO/gen-certs.sh [PATH/TO/httpd]
 
 Makes the test certificates (tests/tls/gen-certs.sh), starts Python's
 http.server wrapped in ssl on 127.0.0.1 port 0 (one per certificate: good,
@@ -10,12 +10,15 @@ user would: with --cacert, without it (the system's CAs do not know the test
 CA), with --insecure. The per-URL lines must read exactly as for http://.
 Then the hostile servers: one that accepts and never says a word (the
 deadline covers the handshake), a plain HTTP server behind an https:// URL,
-a body cut short without close_notify. Loopback only; everything is torn
-down at the end.
+a body cut short without close_notify. Given examples/httpd, fetch also
+gets files from it over TLS: aloop-tls at both ends. Loopback only;
+everything is torn down at the end.
 """
 import os
 import re
 import socket
+import select
+import signal
 import socketserver
 import ssl
 import subprocess
@@ -116,8 +119,39 @@ def ok_line(line, size):
     return m is not None and int(m.group(1)) == size
 
 
+def from_httpd(binary, httpd, certs, www):
+    """fetch -> examples/httpd, both on aloop-tls: every size byte-counted,
+    by name and by address, in one run; httpd stops cleanly after."""
+    cert, key = certs.server
+    srv = subprocess.Popen([httpd, "--port", "0", "--root", www, "--loops", "1", "--quiet",
+                            "--tls-cert", cert, "--tls-key", key],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    fail = []
+    try:
+        if not select.select([srv.stdout], [], [], 10)[0]:
+            return ["httpd did not start"]
+        port = int(srv.stdout.readline().decode().rsplit(":", 1)[1])
+        urls = ["https://127.0.0.1:%d/f%d.bin" % (port, n) for n in SIZES]
+        urls.append("https://localhost:%d/f100000.bin" % port)
+        rc, by_url, total, _ = fetch(binary, "-c", "3", "--cacert", certs.ca, *urls)
+        if rc != 0:
+            fail.append("from httpd: exit %d" % rc)
+        for u, n in zip(urls, SIZES + [100000]):
+            if not ok_line(by_url.get(u), n):
+                fail.append("from httpd: %s" % by_url.get(u))
+        srv.send_signal(signal.SIGTERM)
+        if srv.wait(10) != 0:
+            fail.append("httpd exited %d: %s" % (srv.returncode, srv.stderr.read().decode()))
+    finally:
+        if srv.poll() is None:
+            srv.kill()
+            srv.wait()
+    return fail
+
+
 def main():
     binary, gen = sys.argv[1], sys.argv[2]
+    httpd = sys.argv[3] if len(sys.argv) > 3 else None
     certs = tls_fixture.Certs(gen)
     www = tempfile.mkdtemp(prefix="fetch-tls-www-")
     for size in SIZES:
@@ -203,6 +237,9 @@ def main():
         check(by_url.get(bogus, "").startswith("ERR TLS: "), "plain server: %s" % by_url.get(bogus))
         line = by_url.get(cut, "")
         check(line.startswith("ERR ") and "(1000 B)" in line, "truncated body: %s" % line)
+
+        if httpd:
+            fail += from_httpd(binary, httpd, certs, www)
 
         # 5. Bad --cacert files: bad usage (2), the file named.
         junk = os.path.join(www, "f100000.bin")

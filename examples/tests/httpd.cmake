@@ -23,8 +23,8 @@ endif()
 # httpd over TLS (--tls-cert/--tls-key): the same runs with every client on
 # TLS, plus keep-alive, ALPN and cleartext clients (tls_session) and curl.
 if(ALOOP_EXAMPLES_TLS AND Python3_Interpreter_FOUND)
-  foreach(t tls_session tls_curl tls_shutdown tls_get_head_keepalive tls_pipelining tls_http10 tls_range
-            tls_slow_headers tls_loops)
+  foreach(t tls_session tls_curl tls_shutdown tls_handshake_timeout
+            tls_get_head_keepalive tls_pipelining tls_http10 tls_range tls_slow_headers tls_loops)
     add_test(NAME example_httpd_${t}
              COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/tests/httpd_test.py
                      $<TARGET_FILE:httpd> ${t} ${ALOOP_GEN_CERTS})

@@ -679,8 +679,26 @@ def test_tls_shutdown(srv, root):
     assert silent.recv(100) == b""
     rc = srv.proc.wait(WAIT)
     took = time.monotonic() - t0
-    assert rc == 0 and took < 5, (rc, took)  # --grace 30: not waited for
+    # Neither --grace (60 s) nor the handshake timeout (60 s) was waited for.
+    assert rc == 0 and took < 30, (rc, took)
     return "stopped"
+
+
+def test_tls_handshake_timeout(srv, root):
+    """Started with --idle-timeout 0.5: a client that connects and never
+    starts its handshake is closed after that, as a plain client that sends
+    no request would be (not after the library's 60 s); others are served."""
+    silent = socket.create_connection(("127.0.0.1", srv.port), timeout=WAIT)
+    t0 = time.monotonic()
+    try:
+        assert silent.recv(100) == b""
+    except ConnectionResetError:
+        pass
+    took = time.monotonic() - t0
+    assert took >= 0.4, "closed after %.2f s, before --idle-timeout" % took
+    silent.close()
+    r, body = get(srv, "/sub/a.txt")
+    assert r.status == 200 and body == b"inside\n"
 
 
 TESTS = {
@@ -701,7 +719,8 @@ TESTS = {
     "curl": (test_curl, ["--quiet"]),
     "tls_session": (test_tls_session, ["--quiet"]),
     "tls_curl": (test_tls_curl, ["--quiet"]),
-    "tls_shutdown": (test_tls_shutdown, ["--quiet", "--grace", "30"]),
+    "tls_shutdown": (test_tls_shutdown, ["--quiet", "--grace", "60"]),
+    "tls_handshake_timeout": (test_tls_handshake_timeout, ["--quiet", "--idle-timeout", "0.5"]),
 }
 # The same tests over TLS: their clients come from Server.conn()/sock().
 for _name in ["get_head_keepalive", "pipelining", "http10", "range", "slow_headers", "loops"]:

@@ -14,7 +14,7 @@
  * Stacks are MAP_NORESERVE: only touched pages cost memory, so an idle task
  * costs a page or two. A guard gap of GUARD_GAP bytes (64 KiB) below each
  * stack catches overflow, also by a frame much larger than a page (a 16 KiB
- * frame used to jump a one-page guard into the neighbouring stack). It is
+ * frame would jump a one-page guard into the neighbouring stack). It is
  * installed with MADV_GUARD_INSTALL where the kernel has it (no new mapping,
  * so vm.max_map_count is not a limit; guard pages cost address space only),
  * else with mprotect(PROT_NONE) (also no memory, but it splits the mapping

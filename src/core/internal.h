@@ -468,6 +468,12 @@ void aloop__io_release(aloop_t *loop, int fd);
  * syscall, wait on EAGAIN. For stream.c. */
 ssize_t aloop__io_read(aloop_task_impl_t *t, int fd, void *buf, size_t len);
 ssize_t aloop__io_write_all(aloop_task_impl_t *t, int fd, const void *buf, size_t len);
+/* Spends a unit of t's budget between two calls on fd (and fd2, or -1)
+ * that did not suspend (aloop__coop_spend). If that yields and meanwhile
+ * either fd is closed through the library (aloop_close, a stream's close),
+ * its number may be another file's by then: -EBADF, and the caller must
+ * not touch it again. 0, or -errno (-ECANCELED: cancelled). */
+int aloop__io_spend(aloop_task_impl_t *t, int fd, int fd2);
 /* One write of at least one byte (suspending while fd is full): the bytes
  * written (len for a regular file, written whole on the pool), or -errno. */
 ssize_t aloop__io_write(aloop_task_impl_t *t, int fd, const void *buf, size_t len);

@@ -678,19 +678,26 @@ ssize_t aloop__io_write(aloop_task_impl_t *t, int fd, const void *buf, size_t le
     }
 }
 
-/* Spends a unit of t's budget between two writes to fd that did not
- * suspend. If that yields and meanwhile fd is closed through the library
- * (aloop_close, a stream's close: aloop__io_forget bumps the watch's
- * generation), its number may be another file's by now: -EBADF, and not
- * another byte goes to it. 0, or -errno (-ECANCELED: cancelled). */
-static int spend_between_writes(aloop_task_impl_t *t, int fd) {
-    aloop_t *loop = t->fut.loop;
+/* How many times fd was forgotten (closed through the library) so far;
+ * makes its watch, so that a close from now on is seen. */
+static int fd_generation(aloop_t *loop, int fd, uint32_t *gen) {
     aloop_io_watch_t *w = aloop__io_watch(loop, fd);
     if (!w) return -ENOMEM;
-    uint32_t gen = w->gen;
-    int rc = aloop__coop_spend(t);
-    if (rc == 0 && loop->io->watches[fd].gen != gen) return -EBADF; /* the table may have moved */
-    return rc;
+    *gen = w->gen;
+    return 0;
+}
+
+int aloop__io_spend(aloop_task_impl_t *t, int fd, int fd2) {
+    aloop_t *loop = t->fut.loop;
+    uint32_t gen = 0, gen2 = 0;
+    int rc = fd_generation(loop, fd, &gen);
+    if (rc == 0 && fd2 >= 0) rc = fd_generation(loop, fd2, &gen2);
+    if (rc == 0) rc = aloop__coop_spend(t);
+    if (rc < 0) return rc;
+    /* (the table may have moved: index it again) */
+    if (loop->io->watches[fd].gen != gen) return -EBADF;
+    if (fd2 >= 0 && loop->io->watches[fd2].gen != gen2) return -EBADF;
+    return 0;
 }
 
 ssize_t aloop__io_write_all(aloop_task_impl_t *t, int fd, const void *buf, size_t len) {
@@ -709,7 +716,7 @@ ssize_t aloop__io_write_all(aloop_task_impl_t *t, int fd, const void *buf, size_
             done += (size_t)n;
             /* another send without suspending: a fast reader must not let
              * one big write keep the loop */
-            if (done < len && (rc_spend = spend_between_writes(t, fd)) < 0) return rc_spend;
+            if (done < len && (rc_spend = aloop__io_spend(t, fd, -1)) < 0) return rc_spend;
             continue;
         }
         if (n < 0 && n != -EAGAIN) return n;

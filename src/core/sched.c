@@ -632,7 +632,7 @@ int aloop__wait_for_other_threads(aloop_t *loop, double limit) {
     }
     double slice = limit >= 0 && limit < loop->sched.foreign_slice ? limit : loop->sched.foreign_slice;
     aloop__io_sleep(loop, slice);
-    if (aloop__xthread_pending(loop)) { /* was 0 before the sleep: something was posted */
+    if (aloop__xthread_pending(loop)) { /* none before the sleep: something was posted */
         loop->sched.foreign_slice = 0; /* work came: the next wait starts afresh */
     } else {
         loop->sched.foreign_slice = loop->sched.foreign_slice * 2 > ALOOP_FOREIGN_SLICE_MAX

@@ -158,7 +158,7 @@ ssize_t aloop__copy_fd(aloop_task_impl_t *t, int out_fd, int in_fd, off_t *off, 
     step_fn *step = steps;
     while (!n || *done < n) {
         if (spent++) {
-            int rc = aloop__coop_spend(t);
+            int rc = aloop__io_spend(t, out_fd, in_fd); /* either may be closed meanwhile */
             if (rc < 0) return rc;
         }
         size_t chunk = *step == step_pread || *step == step_peek || *step == step_read

@@ -14,11 +14,13 @@ Server modes (one connection each):
   nonotify    send --size bytes, then close the TCP connection without
               close_notify
   truncate    send one record, half of the next one, then close
+  silent      read the ClientHello, never answer
 
 Client modes:
   echo        send --size bytes, read them back, close_notify
   garbage     an HTTP request instead of a ClientHello
   stall       half a ClientHello, then nothing until the server closes
+  trickle     a ClientHello one byte per 50 ms (slowloris)
   nonotify    send --size bytes in full records, then FIN, no close_notify
   truncate    one record and half of the next one, then FIN
   badrecord   one record, then one whose authentication tag is wrong
@@ -193,6 +195,10 @@ def serve(a):
     say("ready", lsock.getsockname()[1])
     conn, _ = lsock.accept()
     conn.settimeout(WAIT)
+    if a.mode == "silent":  # reads the ClientHello, never answers
+        say("accepted")
+        wait_closed(conn)
+        return
     if a.mode in ("nonotify", "truncate"):
         raw = Raw(conn, ctx, server_side=True)
         try:
@@ -248,6 +254,25 @@ def client(a):
         sock.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n" + bytes(range(256)) * 4)
         say("sent")
         wait_closed(sock)
+        return
+    if a.mode == "trickle":
+        raw = Raw(sock, ctx, server_side=False, name=name)
+        try:
+            raw.obj.do_handshake()
+        except ssl.SSLWantReadError:
+            pass
+        hello = raw.pending_out()
+        say("trickling", len(hello))
+        for i in range(len(hello)):
+            try:
+                sock.sendall(hello[i:i + 1])
+                if select.select([sock], [], [], 0.05)[0] and not sock.recv(4096):
+                    say("closed", "eof", i + 1)
+                    return
+            except OSError as e:
+                say("closed", "error", i + 1, e)
+                return
+        say("completed")  # the server let a 0.05 s/byte ClientHello through
         return
     if a.mode == "stall":
         raw = Raw(sock, ctx, server_side=False, name=name)
