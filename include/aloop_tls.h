@@ -109,7 +109,10 @@ ALOOP_TLS_API int aloop_tls_config_require_client_cert(aloop_tls_config_t *c, in
 /* Client: on (the default) keeps the session of each server (name and port)
  * the config has connected to, TLS 1.3 tickets and TLS 1.2 session ids
  * alike, so the next connection there resumes it (an abbreviated
- * handshake). 0 turns it off and forgets the sessions. 0, -EINVAL. */
+ * handshake) if it makes the same checks (verification on or off, a name
+ * or none: a resumed handshake checks no certificate). A server resumes
+ * only sessions made under its current verify and client-certificate
+ * settings. 0 turns it off and forgets the sessions. 0, -EINVAL. */
 ALOOP_TLS_API int aloop_tls_config_set_session_cache(aloop_tls_config_t *c, int on);
 
 /* Drops the caller's reference; the config goes when its last connection
@@ -126,7 +129,9 @@ ALOOP_TLS_API void aloop_tls_config_free(aloop_tls_config_t *c);
  * handshake before the peer sends TLS bytes (STARTTLS: after reading the
  * last plain reply). 0, or -EKEYREJECTED, -EPROTO, -ECONNRESET, -ETIMEDOUT,
  * -ECANCELED, -ENOMEM, -EINVAL (NULL s, c or out, a server config, a stream
- * that already has a transport), -EPERM outside a task. */
+ * that already has a transport, a server_name of 0 or more than 255
+ * bytes), -EBUSY (another task is reading or writing s), -EBADF (s was
+ * closed), -EPERM outside a task. */
 ALOOP_TLS_API int aloop_tls_connect(aloop_stream_t *s, aloop_tls_config_t *c,
                                     const char *server_name, double timeout,
                                     aloop_stream_t **out);

@@ -9,9 +9,10 @@
  *
  * Session cache (clients): OpenSSL hands every new session to
  * new_session() (TLS 1.2 at the end of the handshake, TLS 1.3 when a
- * ticket arrives, which is after it); we keep the latest one per
- * "name|port" key, at most MAX_SESSIONS keys (the oldest goes first), and
- * the next connection to that key offers it. OpenSSL's own client cache is
+ * ticket arrives, which is after it); we keep the latest one per key
+ * (name or address, port, and the checks made: conn.c), at most
+ * MAX_SESSIONS keys (the oldest goes first), and the next connection to
+ * that key offers it. OpenSSL's own client cache is
  * off: it is keyed by nothing useful for a client.
  */
 #include "tls_internal.h"
@@ -117,6 +118,15 @@ static void apply_verify(aloop_tls_config_t *c) {
     else if (!c->server && c->verify) mode = SSL_VERIFY_PEER;
     /* a server that requires a certificate but verifies nothing takes any */
     SSL_CTX_set_verify(c->ctx, mode, c->server && !c->verify ? accept_any : NULL);
+    if (c->server) {
+        /* a resumed handshake checks no certificate: a session made under
+         * other checks (none asked, or none verified) must not resume, so
+         * the checks are part of the session id context (which also makes
+         * TLS 1.2 sessions resumable with client certificates) */
+        char sid[32];
+        int n = snprintf(sid, sizeof sid, "aloop-tls/%d%d", c->verify, c->require_cert);
+        SSL_CTX_set_session_id_context(c->ctx, (const unsigned char *)sid, (unsigned)n);
+    }
 }
 
 /* The system's CA certificates, found as SSL_CTX_set_default_verify_paths
@@ -148,9 +158,6 @@ static aloop_tls_config_t *config_new(int server) {
     SSL_CTX_set_options(c->ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
     SSL_CTX_set_mode(c->ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     if (server) {
-        /* resumption of TLS 1.2 sessions (also with client certificates) */
-        static const unsigned char sid[] = "aloop-tls";
-        SSL_CTX_set_session_id_context(c->ctx, sid, sizeof sid - 1);
         SSL_CTX_set_alpn_select_cb(c->ctx, alpn_select, c);
     } else {
         SSL_CTX_set_session_cache_mode(c->ctx,
@@ -182,15 +189,26 @@ static int readable(const char *path) {
     return 0;
 }
 
-/* Loads this side's chain and key into c: 0 or -errno. */
+/* Loads a chain and its key into ctx: 1 if both are good and match. */
+static int use_cert(SSL_CTX *ctx, const char *cert_file, const char *key_file) {
+    return SSL_CTX_use_certificate_chain_file(ctx, cert_file) == 1 &&
+           SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) == 1 &&
+           SSL_CTX_check_private_key(ctx) == 1;
+}
+
+/* Loads this side's chain and key into c: 0 or -errno. They are tried on
+ * a context of their own first: a refused pair must leave c's own in place
+ * (OpenSSL drops the key of a context whose new certificate does not match
+ * it, and a server would serve no more). */
 static int load_cert(aloop_tls_config_t *c, const char *cert_file, const char *key_file) {
     int rc = readable(cert_file);
     if (rc == 0) rc = readable(key_file);
     if (rc < 0) return rc;
     ERR_clear_error();
-    if (SSL_CTX_use_certificate_chain_file(c->ctx, cert_file) != 1 ||
-        SSL_CTX_use_PrivateKey_file(c->ctx, key_file, SSL_FILETYPE_PEM) != 1 ||
-        SSL_CTX_check_private_key(c->ctx) != 1) {
+    SSL_CTX *trial = SSL_CTX_new(TLS_method());
+    int ok = trial && use_cert(trial, cert_file, key_file);
+    SSL_CTX_free(trial);
+    if (!ok || !use_cert(c->ctx, cert_file, key_file)) {
         int nomem = ERR_GET_REASON(ERR_peek_error()) == ERR_R_MALLOC_FAILURE;
         aloop__tls_fail(NULL, SSL_ERROR_SSL, 0); /* the words; drains the queue */
         return nomem ? -ENOMEM : -EINVAL;

@@ -233,8 +233,11 @@ static int run_handshake(tls_conn_t *c, double deadline) {
     }
 }
 
-/* "name|port" of the peer: the client's session cache key. */
-static char *session_key(int fd, const char *name) {
+/* The client's session cache key: the peer's name (or address) and port,
+ * and the checks the handshake makes (verification on or off, a name or
+ * none): a resumed handshake checks no certificate, so a session is
+ * offered only to a connection that asks for no more than its own did. */
+static char *session_key(int fd, const char *name, int verify) {
     struct sockaddr_storage ss;
     socklen_t len = sizeof ss;
     char host[INET6_ADDRSTRLEN] = "";
@@ -250,10 +253,11 @@ static char *session_key(int fd, const char *name) {
             port = ntohs(a->sin6_port);
         }
     }
-    if (!name) name = host; /* no name: the address itself */
+    char kind = name ? 'n' : 'a'; /* no name: the address itself, unchecked */
+    if (!name) name = host;
     size_t n = strlen(name) + 16;
     char *key = OPENSSL_malloc(n);
-    if (key) snprintf(key, n, "%s|%u", name, port);
+    if (key) snprintf(key, n, "%c%c%s|%u", verify ? 'v' : '-', kind, name, port);
     return key;
 }
 
@@ -274,7 +278,7 @@ static int client_setup(tls_conn_t *c, const char *name) {
             return -ENOMEM;
     }
     if (c->cfg->cache_on) {
-        if (!(c->key = session_key(c->fd, name))) return -ENOMEM;
+        if (!(c->key = session_key(c->fd, name, c->cfg->verify))) return -ENOMEM;
         SSL_SESSION *sess = aloop__tls_session_find(c->cfg, c->key);
         if (sess && !SSL_set_session(c->ssl, sess)) return -ENOMEM;
     }
@@ -307,10 +311,15 @@ static int handshake_entry(aloop_stream_t *s, aloop_tls_config_t *c, int server,
                            const char *name, double timeout, aloop_stream_t **out) {
     if (out) *out = NULL;
     int rc = 0;
-    if (!s || !c || !out || c->server != server || aloop_stream_transport(s) || timeout != timeout)
+    size_t name_len = name ? strlen(name) : 1; /* SNI: 1..255 bytes */
+    if (!s || !c || !out || c->server != server || aloop_stream_transport(s) ||
+        timeout != timeout || name_len == 0 || name_len > 255)
         rc = -EINVAL;
     else if (!aloop_current_task())
         rc = -EPERM;
+    else /* no transport yet, so this changes nothing: it only says if s is
+          * closed (-EBADF) or in a call (-EBUSY) before a byte goes out */
+        rc = aloop_stream_set_transport(s, NULL, NULL);
     if (rc < 0) {
         if (s) aloop_stream_close(s);
         return rc;

@@ -8,7 +8,9 @@
  * user's handler and arg, the handshake timeout) as the handler's arg. The
  * server has no "freed" callback, so a small task of ours waits for the
  * server to close (aloop_server_wait_closed: it wakes once every handler
- * has returned, and touches the server no more) and frees the record then.
+ * has returned, and touches the server no more), and the record goes when
+ * that task ends (its done callback: also when aloop_free cancels it
+ * before it ever ran).
  * Each handler task copies what it needs from the record before it first
  * suspends, so it never reads the record after that.
  */
@@ -56,9 +58,16 @@ static void serve_conn(aloop_stream_t *conn, void *arg) {
 static void *serve_reaper(void *arg) {
     tls_serve_t *r = arg;
     aloop_server_wait_closed(r->srv); /* whatever it returns, the handlers are done */
+    return NULL;
+}
+
+/* The reaper's end, also when it never ran (aloop_free before the loop
+ * ran it): the record goes. */
+static void serve_reaped(aloop_future_t *reaper, void *arg) {
+    (void)reaper;
+    tls_serve_t *r = arg;
     aloop__tls_config_unref(r->cfg);
     OPENSSL_free(r);
-    return NULL;
 }
 
 aloop_server_t *aloop_serve_tls(aloop_t *loop, int listen_fd, aloop_tls_config_t *c,
@@ -79,7 +88,9 @@ aloop_server_t *aloop_serve_tls(aloop_t *loop, int listen_fd, aloop_tls_config_t
     r->timeout = opts && opts->handshake_timeout > 0 ? opts->handshake_timeout
                                                      : DEFAULT_HANDSHAKE_TIMEOUT;
     aloop_task_t *reaper = aloop_spawn(loop, serve_reaper, r);
-    if (!reaper) {
+    if (!reaper || aloop_future_add_done_callback(reaper, serve_reaped, r) < 0) {
+        if (reaper) aloop_cancel(reaper); /* it has not run yet: its function never will */
+        aloop_release(reaper);
         OPENSSL_free(r);
         errno = ENOMEM;
         return NULL;
@@ -87,7 +98,8 @@ aloop_server_t *aloop_serve_tls(aloop_t *loop, int listen_fd, aloop_tls_config_t
     r->srv = aloop_serve_with(loop, listen_fd, opts, serve_conn, r);
     if (!r->srv) {
         int err = errno;
-        aloop_cancel(reaper); /* it has not run yet: its function never will */
+        aloop_future_remove_done_callback(reaper, serve_reaped, r);
+        aloop_cancel(reaper);
         aloop_release(reaper);
         OPENSSL_free(r);
         errno = err;
