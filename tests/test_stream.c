@@ -40,6 +40,15 @@ static int run_virtual(void *(*fn)(void *), void *arg) {
 
 static void pair(ctx_t *c) { assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, c->sv), 0); }
 
+/* aloop_read until n bytes or EOF/error: a read may return fewer bytes than
+ * are there (simulation's short reads). The count, or the error if none. */
+static ssize_t read_n(int fd, void *buf, size_t n) {
+    size_t got = 0;
+    for (ssize_t k; got < n; got += (size_t)k)
+        if ((k = aloop_read(fd, (char *)buf + got, n - got)) <= 0) return got ? (ssize_t)got : k;
+    return (ssize_t)got;
+}
+
 /* Feeds the peer end in pieces, with virtual-time pauses in between. */
 typedef struct feed {
     int fd;
@@ -422,7 +431,11 @@ static void test_read_some(void **state) {
     (void)state;
     ctx_t c = {0};
     pair(&c);
-    assert_int_equal(run_virtual(read_some, &c), 0);
+    /* What one read returns is the subject here, so the kernel must hand
+     * over each write whole: a seed of its own with no faults keeps
+     * ALOOP_SIM's short reads away from this loop. */
+    aloop_config_t cfg = {.clock = ALOOP_CLOCK_VIRTUAL, .sim_seed = 1, .sim_faults = 0};
+    assert_int_equal(aloop_main_with(&cfg, read_some, &c, NULL), 0);
     assert_int_equal(c.rc[0], 6);
     expect_got(&c, 1, "world", "XY", "Z", "", "0123456789", "", "", NULL);
     close(c.sv[1]);
@@ -1176,7 +1189,7 @@ static void *shut_main(void *arg) {
     c->rc[2] = aloop_stream_shutdown(s); /* again: 0, nothing */
     c->rc[3] = aloop_stream_write(s, "x", 1);
     /* the peer sees abc then EOF, and can still answer */
-    c->rc[4] = aloop_read(c->sv[1], c->line[0], sizeof c->line[0]);
+    c->rc[4] = read_n(c->sv[1], c->line[0], 3);
     c->rc[5] = aloop_read(c->sv[1], c->line[1], sizeof c->line[1]);
     aloop_write_all(c->sv[1], "reply\n", 6);
     c->rc[6] = aloop_stream_readline(s, c->line[2], sizeof c->line[2]);
@@ -1187,7 +1200,7 @@ static void *shut_main(void *arg) {
     s = aloop_stream_new(aloop_current(), p[1], 0);
     c->rc[7] = aloop_stream_shutdown(s);
     c->rc[8] = aloop_stream_write(s, "ok", 2);
-    c->rc[9] = aloop_read(p[0], c->line[3], sizeof c->line[3]);
+    c->rc[9] = read_n(p[0], c->line[3], 2);
     c->rc[10] = aloop_stream_shutdown(NULL);
     aloop_stream_close(s);
     close(p[0]);
