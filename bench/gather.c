@@ -122,7 +122,7 @@ int main(int argc, char **argv) {
     if (n < 1 || rounds < 1) return 2;
     double ns[64], cpu[64];
     if (rounds > 64) rounds = 64;
-    job_t job, first;
+    job_t job = {0}, first = {0}; /* rounds >= 1: first is always set; gcc -O2 cannot tell */
     for (int r = 0; r < rounds; r++) {
         if (run_round(n, &job) < 0) return 1;
         if (r == 0) first = job; /* the pending RSS of a fresh process */

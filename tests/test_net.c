@@ -1115,6 +1115,93 @@ static void test_happy_eyeballs_enomem(void **state) {
     he_cast_close(&h);
 }
 
+/* ---- lanes: name lookups cannot take every worker ---------------------- */
+
+/* A worker-pool job for the lanes test. */
+static void *lane_square(void *arg) {
+    intptr_t v = (intptr_t)arg;
+    return (void *)(v * v);
+}
+
+/* A resolver (the net.c test hook) that blocks until released, as one
+ * waiting for a DNS server that does not answer would. */
+static pthread_mutex_t res_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t res_cv = PTHREAD_COND_INITIALIZER;
+static int res_released, res_running, res_max_running;
+
+static int blocking_resolver(const char *host, const char *port, const struct addrinfo *hints,
+                             struct addrinfo **res) {
+    (void)host, (void)port, (void)hints;
+    *res = NULL;
+    pthread_mutex_lock(&res_mu);
+    if (++res_running > res_max_running) res_max_running = res_running;
+    while (!res_released) pthread_cond_wait(&res_cv, &res_mu);
+    res_running--;
+    pthread_mutex_unlock(&res_mu);
+    return EAI_NONAME;
+}
+
+static void release_resolver(void) {
+    pthread_mutex_lock(&res_mu);
+    res_released = 1;
+    pthread_cond_broadcast(&res_cv);
+    pthread_mutex_unlock(&res_mu);
+}
+
+#define SLOW_LOOKUPS 6
+static int lookup_rc[SLOW_LOOKUPS];
+static void *slow_lookup(void *arg) {
+    struct addrinfo *ai;
+    lookup_rc[(intptr_t)arg] = aloop_getaddrinfo("slow.example", "80", NULL, &ai);
+    return NULL;
+}
+
+static char lane_file[64];
+static int jobs_rc, file_rc;
+static void *jobs_beside_lookups(void *arg) {
+    (void)arg;
+    aloop_sleep(0.01); /* the lookups are queued first */
+    /* A bound no honest pool reaches; a starved one never returns at all. */
+    aloop_timeout_t to;
+    assert_int_equal(aloop_timeout_enter(&to, 30), 0);
+    void *res = NULL;
+    jobs_rc = aloop_run_in_thread(lane_square, (void *)(intptr_t)7, &res);
+    if (jobs_rc == 0) jobs_rc = (int)(intptr_t)res;
+    void *buf = NULL;
+    size_t len = 0;
+    file_rc = jobs_rc == 49 ? aloop_read_file(lane_file, &buf, &len) : -1;
+    if (file_rc == 0) file_rc = (int)len;
+    free(buf);
+    aloop_timeout_exit(&to, 0);
+    release_resolver();
+    return NULL;
+}
+
+static void test_lookups_do_not_starve_jobs(void **state) {
+    (void)state;
+    snprintf(lane_file, sizeof lane_file, "/tmp/aloop-lane-XXXXXX");
+    int fd = mkstemp(lane_file);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "hello", 5), 5);
+    close(fd);
+    res_released = res_running = res_max_running = 0;
+    aloop__test_set_resolver(blocking_resolver, freeaddrinfo);
+    aloop_t *loop = aloop_new();
+    assert_non_null(loop);
+    assert_int_equal(aloop_set_thread_pool_size(loop, 2), 0);
+    aloop_task_t *ts[SLOW_LOOKUPS + 1];
+    for (intptr_t i = 0; i < SLOW_LOOKUPS; i++) ts[i] = spawn(loop, slow_lookup, (void *)i);
+    ts[SLOW_LOOKUPS] = spawn(loop, jobs_beside_lookups, NULL);
+    run_and_release(loop, ts, SLOW_LOOKUPS + 1);
+    aloop_free(loop);
+    aloop__test_set_resolver(NULL, NULL);
+    unlink(lane_file);
+    assert_int_equal(jobs_rc, 49);
+    assert_int_equal(file_rc, 5);
+    for (int i = 0; i < SLOW_LOOKUPS; i++) assert_int_equal(lookup_rc[i], -ENOENT);
+    assert_true(res_max_running >= 1 && res_max_running <= 2); /* the lane's bound */
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_outside_task),
@@ -1145,6 +1232,7 @@ int main(void) {
         cmocka_unit_test(test_gai_errno_table),
         cmocka_unit_test(test_cancel_during_lookup),
         cmocka_unit_test(test_lookup_enomem),
+        cmocka_unit_test(test_lookups_do_not_starve_jobs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -5,14 +5,19 @@
  */
 #include "aloop_test.h"
 
-#include "internal.h"
-
-#include <netdb.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <unistd.h>
+
+/* The pool's jobs now (the metrics' pool_* gauges), from the loop's thread. */
+static void expect_pool(aloop_t *loop, size_t queued, size_t running) {
+    aloop_metrics_t m;
+    assert_int_equal(aloop_metrics(loop, &m), 0);
+    assert_int_equal(m.pool_queued, queued);
+    assert_int_equal(m.pool_running, running);
+}
 
 static void *square(void *arg) {
     intptr_t v = (intptr_t)arg;
@@ -132,17 +137,18 @@ static void test_cancel_returns_at_once(void **state) {
         aloop_stop(loop);
         aloop_run(loop);
     }
-    assert_int_equal(aloop__async_pending(loop), 1);
+    expect_pool(loop, 0, 1);
     aloop_cancel(t);
     assert_int_equal(aloop_run_until_complete(loop, t), -ECANCELED);
     assert_int_equal(rc, -ECANCELED);
     assert_int_equal(gate.job_done, 0); /* the thread is still inside the job */
-    /* the abandoned job still keeps the loop alive until it comes back */
-    assert_int_equal(aloop__async_pending(loop), 1);
+    /* the abandoned job is still out, and keeps the loop alive until it
+     * comes back: aloop_run returns only after the job is done */
+    expect_pool(loop, 0, 1);
     gate_open();
     assert_int_equal(aloop_run(loop), 0);
     assert_int_equal(gate.job_done, 1);
-    assert_int_equal(aloop__async_pending(loop), 0);
+    expect_pool(loop, 0, 0);
     aloop_release(t);
     aloop_free(loop);
 }
@@ -263,8 +269,8 @@ static void test_call_soon_threadsafe(void **state) {
     assert_int_equal(c.on_loop_thread, 1);
     /* from the loop's own thread too, before the loop runs */
     assert_int_equal(aloop_call_soon_threadsafe(c.loop, ts_cb, &c), 0);
-    assert_int_equal(aloop__async_pending(c.loop), 1);
-    assert_int_equal(aloop_run(c.loop), 0);
+    assert_int_equal(atomic_load(&c.calls), 100); /* posted, not run inline */
+    assert_int_equal(aloop_run(c.loop), 0);       /* the post keeps it running */
     assert_int_equal(atomic_load(&c.calls), 101);
     assert_int_equal(aloop_call_soon_threadsafe(NULL, ts_cb, &c), -EINVAL);
     assert_int_equal(aloop_call_soon_threadsafe(c.loop, NULL, &c), -EINVAL);
@@ -278,9 +284,9 @@ static void test_call_soon_threadsafe(void **state) {
 /* -ENOMEM from the job allocation comes back cleanly. */
 static void *oom_task(void *arg) {
     (void)arg;
-    aloop__test_fail_alloc(1, 1);
+    test_fail_alloc(1, 1);
     int rc = aloop_run_in_thread(square, NULL, NULL);
-    aloop__test_fail_alloc(0, 0);
+    test_fail_alloc(0, 0);
     assert_int_equal(rc, -ENOMEM);
     return NULL;
 }
@@ -354,7 +360,7 @@ static aloop_t *start_four(aloop_task_t **ts) {
         aloop_stop(loop);
         aloop_run(loop);
     }
-    assert_int_equal(aloop__async_pending(loop), NQ);
+    expect_pool(loop, NQ - 1, 1);
     return loop;
 }
 
@@ -370,7 +376,7 @@ static void test_cancelled_before_start_never_runs(void **state) {
     }
     /* only the running job is still out; the queued ones are gone, and
      * their args went to discard (with no result) */
-    assert_int_equal(aloop__async_pending(loop), 1);
+    expect_pool(loop, 0, 1);
     assert_int_equal(atomic_load(&discards[0]), 0);
     for (int i = 1; i < NQ; i++) assert_int_equal(atomic_load(&discards[i]), 1);
     gate_open();
@@ -619,87 +625,6 @@ static void test_free_leaves_a_stuck_job_behind(void **state) {
     }
 }
 
-/* ---- lanes: name lookups cannot take every worker ---------------------- */
-
-/* A resolver (the net.c test hook) that blocks until released, as one
- * waiting for a DNS server that does not answer would. */
-static pthread_mutex_t res_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t res_cv = PTHREAD_COND_INITIALIZER;
-static int res_released, res_running, res_max_running;
-
-static int blocking_resolver(const char *host, const char *port, const struct addrinfo *hints,
-                             struct addrinfo **res) {
-    (void)host, (void)port, (void)hints;
-    *res = NULL;
-    pthread_mutex_lock(&res_mu);
-    if (++res_running > res_max_running) res_max_running = res_running;
-    while (!res_released) pthread_cond_wait(&res_cv, &res_mu);
-    res_running--;
-    pthread_mutex_unlock(&res_mu);
-    return EAI_NONAME;
-}
-
-static void release_resolver(void) {
-    pthread_mutex_lock(&res_mu);
-    res_released = 1;
-    pthread_cond_broadcast(&res_cv);
-    pthread_mutex_unlock(&res_mu);
-}
-
-#define SLOW_LOOKUPS 6
-static int lookup_rc[SLOW_LOOKUPS];
-static void *slow_lookup(void *arg) {
-    struct addrinfo *ai;
-    lookup_rc[(intptr_t)arg] = aloop_getaddrinfo("slow.example", "80", NULL, &ai);
-    return NULL;
-}
-
-static char lane_file[64];
-static int jobs_rc, file_rc;
-static void *jobs_beside_lookups(void *arg) {
-    (void)arg;
-    aloop_sleep(0.01); /* the lookups are queued first */
-    /* A bound no honest pool reaches; a starved one never returns at all. */
-    aloop_timeout_t to;
-    assert_int_equal(aloop_timeout_enter(&to, 30), 0);
-    void *res = NULL;
-    jobs_rc = aloop_run_in_thread(square, (void *)(intptr_t)7, &res);
-    if (jobs_rc == 0) jobs_rc = (int)(intptr_t)res;
-    void *buf = NULL;
-    size_t len = 0;
-    file_rc = jobs_rc == 49 ? aloop_read_file(lane_file, &buf, &len) : -1;
-    if (file_rc == 0) file_rc = (int)len;
-    free(buf);
-    aloop_timeout_exit(&to, 0);
-    release_resolver();
-    return NULL;
-}
-
-static void test_lookups_do_not_starve_jobs(void **state) {
-    (void)state;
-    snprintf(lane_file, sizeof lane_file, "/tmp/aloop-lane-XXXXXX");
-    int fd = mkstemp(lane_file);
-    assert_true(fd >= 0);
-    assert_int_equal(write(fd, "hello", 5), 5);
-    close(fd);
-    res_released = res_running = res_max_running = 0;
-    aloop__test_set_resolver(blocking_resolver, freeaddrinfo);
-    aloop_t *loop = aloop_new();
-    assert_non_null(loop);
-    assert_int_equal(aloop_set_thread_pool_size(loop, 2), 0);
-    aloop_task_t *ts[SLOW_LOOKUPS + 1];
-    for (intptr_t i = 0; i < SLOW_LOOKUPS; i++) ts[i] = spawn(loop, slow_lookup, (void *)i);
-    ts[SLOW_LOOKUPS] = spawn(loop, jobs_beside_lookups, NULL);
-    run_and_release(loop, ts, SLOW_LOOKUPS + 1);
-    aloop_free(loop);
-    aloop__test_set_resolver(NULL, NULL);
-    unlink(lane_file);
-    assert_int_equal(jobs_rc, 49);
-    assert_int_equal(file_rc, 5);
-    for (int i = 0; i < SLOW_LOOKUPS; i++) assert_int_equal(lookup_rc[i], -ENOENT);
-    assert_true(res_max_running >= 1 && res_max_running <= 2); /* the lane's bound */
-}
-
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_run_in_thread),
@@ -715,7 +640,6 @@ int main(void) {
         cmocka_unit_test(test_received_result_not_discarded),
         cmocka_unit_test(test_call_soon_threadsafe_racing_free),
         cmocka_unit_test(test_free_leaves_a_stuck_job_behind),
-        cmocka_unit_test(test_lookups_do_not_starve_jobs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -478,11 +478,13 @@ static void tls_verify_system_store(void **state) {
 typedef struct raw_peer {
     int fd;
     const char *send; /* NULL: send nothing */
+    int shut;         /* then end its side (SHUT_WR) */
 } raw_peer_t;
 
 static void *raw_peer_main(void *arg) {
     raw_peer_t *r = arg;
     if (r->send) aloop_write_all(r->fd, r->send, strlen(r->send));
+    if (r->shut) shutdown(r->fd, SHUT_WR);
     char buf[4096];
     while (aloop_read(r->fd, buf, sizeof buf) > 0) continue; /* until the server closes */
     return NULL;
@@ -493,6 +495,7 @@ typedef struct raw_case {
     double timeout;
     int want;
     double took; /* virtual seconds until the failure */
+    int shut;    /* the peer ends its side after sending */
 } raw_case_t;
 
 static void *raw_main(void *arg) {
@@ -500,7 +503,7 @@ static void *raw_main(void *arg) {
     aloop_tls_config_t *scfg = server_config("server");
     int sv[2];
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-    raw_peer_t peer = {.fd = sv[1], .send = c->send};
+    raw_peer_t peer = {.fd = sv[1], .send = c->send, .shut = c->shut};
     aloop_task_t *t = spawn(aloop_current(), raw_peer_main, &peer);
     aloop_stream_t *out = (aloop_stream_t *)&out;
     double t0 = now();
@@ -519,14 +522,14 @@ static void *raw_main(void *arg) {
 
 static void tls_garbage_is_eproto(void **state) {
     (void)state;
-    raw_case_t c = {"GET / HTTP/1.0\r\n\r\n", 10, -EPROTO, 0};
+    raw_case_t c = {"GET / HTTP/1.0\r\n\r\n", 10, -EPROTO, 0, 0};
     run_virtual(raw_main, &c);
     assert_true(c.took < 10);
 }
 
 static void tls_handshake_timeout(void **state) {
     (void)state;
-    raw_case_t c = {NULL, 2.5, -ETIMEDOUT, 0};
+    raw_case_t c = {NULL, 2.5, -ETIMEDOUT, 0, 0};
     run_virtual(raw_main, &c);
     assert_true(c.took >= 2.5 && c.took < 2.6);
 }
@@ -562,6 +565,80 @@ static void *cancel_handshake_main(void *arg) {
 static void tls_cancel_handshake(void **state) {
     (void)state;
     run_virtual(cancel_handshake_main, NULL);
+}
+
+/* ---- closing and cancelling while others wait ----------------------------------- */
+
+static void *readline_main(void *arg) {
+    aloop_stream_t *s = arg;
+    char line[64];
+    return (void *)(intptr_t)aloop_stream_readline(s, line, sizeof line);
+}
+
+/* A TLS stream closed while a reader waits in it: the reader gets -EBADF,
+ * the connection's state goes once (ASan: no use after free). */
+static void *close_while_reading_main(void *arg) {
+    (void)arg;
+    conn_pair_t p = {0};
+    open_pair(&p);
+    assert_int_equal(aloop_stream_write(p.srv, "no newline yet", 14), 14);
+    aloop_task_t *t = spawn(aloop_current(), readline_main, p.cli);
+    assert_int_equal(aloop_sleep(0.01), 0);
+    assert_int_equal(aloop_stream_close(p.cli), 0);
+    p.cli = NULL;
+    void *res;
+    assert_int_equal(aloop_await(t, &res), 0);
+    assert_int_equal((intptr_t)res, -EBADF);
+    aloop_release(t);
+    close_pair(&p);
+    return NULL;
+}
+
+static void tls_close_while_reading(void **state) {
+    (void)state;
+    run_virtual(close_while_reading_main, NULL);
+}
+
+/* The client's handshake cancelled while it waits for the server's
+ * flight (the server never answers). */
+static void *cancel_connect_main(void *arg) {
+    (void)arg;
+    aloop_tls_config_t *ccfg = client_config();
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    side_t h = {.s = aloop_stream_new(aloop_current(), sv[0], 0), .cfg = ccfg,
+                .name = "localhost", .timeout = -1};
+    aloop_task_t *t = spawn(aloop_current(), connect_main, &h);
+    assert_int_equal(aloop_sleep(1), 0);
+    char hello[5];
+    assert_int_equal(read(sv[1], hello, sizeof hello), 5); /* its ClientHello began */
+    assert_int_equal(hello[0], 0x16);                      /* a handshake record */
+    assert_int_equal(aloop_cancel(t), 1);
+    aloop_await(t, NULL);
+    aloop_release(t);
+    assert_int_equal(h.rc, -ECANCELED);
+    assert_null(h.out);
+    char buf[4096];
+    ssize_t n;
+    while ((n = read(sv[1], buf, sizeof buf)) > 0) continue;
+    assert_int_equal(n, 0); /* closed */
+    close(sv[1]);
+    aloop_tls_config_free(ccfg);
+    return NULL;
+}
+
+static void tls_cancel_connect(void **state) {
+    (void)state;
+    run_virtual(cancel_connect_main, NULL);
+}
+
+/* A peer that closes half-way through the handshake: -ECONNRESET, at once. */
+static void tls_handshake_cut_short(void **state) {
+    (void)state;
+    /* the first bytes of a handshake record's header, then the end */
+    raw_case_t c = {"\x16\x03\x01", 10, -ECONNRESET, 0, 1};
+    run_virtual(raw_main, &c);
+    assert_true(c.took < 10);
 }
 
 /* ---- reads: cancelled reads keep their bytes; the budget ----------------------- */
@@ -1139,6 +1216,9 @@ int main(void) {
         cmocka_unit_test(tls_garbage_is_eproto),
         cmocka_unit_test(tls_handshake_timeout),
         cmocka_unit_test(tls_cancel_handshake),
+        cmocka_unit_test(tls_cancel_connect),
+        cmocka_unit_test(tls_handshake_cut_short),
+        cmocka_unit_test(tls_close_while_reading),
         cmocka_unit_test(tls_cancelled_read_keeps_bytes),
         cmocka_unit_test(tls_fairness_budget),
         cmocka_unit_test(tls_cancelled_write_then_new_write),

@@ -679,6 +679,35 @@ TEST(test_client_python_server_echo, 1, 0) {
     aloop_tls_config_free(c);
 }
 
+/* The client sends close_notify as soon as it has written, then reads the
+ * echo still on its way (TLS 1.3 half-close from the client's side): every
+ * byte, then 0 at the server's close_notify. */
+static void *write_then_shutdown(void *arg) {
+    write_pattern(arg, BULK);
+    assert_int_equal(aloop_stream_shutdown(arg), 0);
+    return NULL;
+}
+
+TEST(test_client_half_close_python_server, 1, 0) {
+    peer_t p;
+    int port = py_server(&p, "echo", "--cert", SERVER_PEM, "--key", SERVER_KEY, NULL);
+    aloop_tls_config_t *c = client_config();
+    aloop_stream_t *s;
+    assert_int_equal(dial("localhost", port, c, &s), 0);
+    aloop_task_t *w = spawn(aloop_current(), write_then_shutdown, s);
+    size_t got;
+    assert_int_equal(read_pattern(s, BULK, &got), BULK);
+    assert_int_equal(aloop_await(w, NULL), 0);
+    aloop_release(w);
+    char b[8];
+    assert_int_equal(aloop_stream_read(s, b, sizeof b), 0);
+    assert_string_equal(peer_expect(&p, "eof "), "eof clean 1048576");
+    peer_expect(&p, "done");
+    aloop_stream_close(s);
+    peer_stop(&p);
+    aloop_tls_config_free(c);
+}
+
 /* IP-address hosts: checked against the certificate's IP SANs, and never
  * sent as SNI (RFC 6066 allows only host names there). */
 TEST(test_client_ip_host, 1, 0) {
@@ -885,6 +914,30 @@ TEST(test_server_requires_client_cert, 1, 0) {
      * once, and closing with the client's data unread resets the
      * connection */
     assert_true(strncmp(l, "error", 5) == 0 || strncmp(l, "handshake-error", 15) == 0);
+    peer_stop(&p);
+    assert_int_equal(S.started, 1);
+    serve_end();
+}
+
+/* A client certificate from a CA the server does not trust: never
+ * handled, the client is told, the next client is served. */
+TEST(test_server_untrusted_client_cert, 1, 0) {
+    aloop_tls_config_t *c = server_config();
+    assert_int_equal(aloop_tls_config_set_ca_file(c, CA_PEM), 0);
+    assert_int_equal(aloop_tls_config_require_client_cert(c, 1), 0);
+    serve(c, H_ECHO, 0, 0);
+    peer_t p;
+    py_start(&p, "client", "echo", "--port", sport(), "--ca", CA_PEM, "--cert",
+             cert("other-client.pem"), "--key", cert("other-client.key"), "--size", "10", NULL);
+    char *l = peer_line(&p);
+    if (strncmp(l, "handshake ", 10) == 0) l = peer_line(&p); /* TLS 1.3: at the first read */
+    print_message("client with an untrusted certificate: %s\n", l);
+    assert_true(strncmp(l, "error", 5) == 0 || strncmp(l, "handshake-error", 15) == 0);
+    peer_stop(&p);
+    assert_int_equal(S.started, 0);
+    py_start(&p, "client", "echo", "--port", sport(), "--ca", CA_PEM, "--cert", CLIENT_PEM,
+             "--key", CLIENT_KEY, "--size", "10000", NULL);
+    assert_string_equal(peer_expect(&p, "echo "), "echo ok 10000");
     peer_stop(&p);
     assert_int_equal(S.started, 1);
     serve_end();
@@ -1144,6 +1197,7 @@ int main(void) {
         cmocka_unit_test(test_client_s_server_resumption),
         cmocka_unit_test(test_client_silent_server),
         cmocka_unit_test(test_client_python_server_echo),
+        cmocka_unit_test(test_client_half_close_python_server),
         cmocka_unit_test(test_client_ip_host),
         cmocka_unit_test(test_client_refuses_expired),
         cmocka_unit_test(test_client_refuses_wrong_name),
@@ -1154,6 +1208,7 @@ int main(void) {
         cmocka_unit_test(test_server_s_client_versions),
         cmocka_unit_test(test_server_python_client_alpn),
         cmocka_unit_test(test_server_requires_client_cert),
+        cmocka_unit_test(test_server_untrusted_client_cert),
         cmocka_unit_test(test_server_garbage_hello),
         cmocka_unit_test(test_server_stalled_handshake_others_served),
         cmocka_unit_test(test_server_stalled_handshake_deadline),
