@@ -12,6 +12,11 @@
  * `out` is empty again (until then `owed`), so memory is bounded and a
  * write that returned has reached the kernel, as with a plain socket.
  * Reads flush `out` first (a read may produce records too: key updates).
+ * When `out` still holds bytes and no call of the stream will send them (a
+ * write given up by a cancel or a deadline, or records a read produced), a
+ * flusher task sends them once the fd is writable, as a plain socket's
+ * kernel would: the peer may be waiting for the rest of a record, and a
+ * reader here waits only for the fd to become readable.
  *
  * Bytes OpenSSL already decrypted never wait for the fd: the stream calls
  * the transport's read before it waits, and SSL_read returns them.
@@ -67,6 +72,63 @@ static tls_conn_t *conn_new(aloop_tls_config_t *cfg, int fd) {
     return c;
 }
 
+/* ---- the flusher: sends `out` when no call of the stream will ---------- */
+
+/* Shared by the flusher task and its connection: c is NULL once the
+ * connection stopped it (the task may still be about to run); the record
+ * goes with the task's done callback, which also runs when aloop_free
+ * cancels a task that never ran. */
+typedef struct tls_flusher {
+    tls_conn_t *c;
+    aloop_task_t *task; /* referenced until the done callback */
+} tls_flusher_t;
+
+static void *flusher_main(void *arg) {
+    tls_flusher_t *f = arg;
+    /* -EBUSY: another task waits for the fd to become writable, a writer
+     * of this stream, whose next call sends `out` first */
+    while (f->c && aloop_wait_writable(f->c->fd, -1) == 0 && f->c)
+        if (aloop__tls_flush_out(f->c) != -EAGAIN) break; /* an error shows at the next call */
+    return NULL;
+}
+
+static void flusher_done(aloop_future_t *task, void *arg) {
+    tls_flusher_t *f = arg;
+    if (f->c) f->c->flusher = NULL;
+    aloop_release(task);
+    OPENSSL_free(f);
+}
+
+/* Starts the flusher if `out` holds bytes and none runs. Without memory
+ * the bytes wait for the next call, as before. */
+static void flusher_start(tls_conn_t *c) {
+    aloop_t *loop = aloop_current();
+    if (!c->out_len || c->flusher || c->err || !loop) return;
+    tls_flusher_t *f = OPENSSL_zalloc(sizeof *f);
+    if (!f) return;
+    f->c = c;
+    f->task = aloop_spawn(loop, flusher_main, f);
+    if (!f->task || aloop_future_add_done_callback(f->task, flusher_done, f) < 0) {
+        if (f->task) {
+            f->c = NULL;
+            aloop_cancel(f->task); /* it has not run: its function never will */
+            aloop_release(f->task);
+        }
+        OPENSSL_free(f);
+        return;
+    }
+    c->flusher = f;
+}
+
+/* A call of the stream takes over `out` (or the connection goes). */
+static void flusher_stop(tls_conn_t *c) {
+    tls_flusher_t *f = c->flusher;
+    if (!f) return;
+    c->flusher = NULL;
+    f->c = NULL;
+    aloop_cancel(f->task); /* gives up its wait at once: the fd is free */
+}
+
 /* The failure of an SSL call: sticky, as -errno. */
 static int conn_fail(tls_conn_t *c, int ret) {
     int e = SSL_get_error(c->ssl, ret);
@@ -83,9 +145,15 @@ static ssize_t tls_read(void *ctx, int fd, void *buf, size_t n, int *want) {
     ERR_clear_error();
     size_t got;
     int r = SSL_read_ex(c->ssl, buf, n, &got);
-    if (r == 1) return (ssize_t)got;
+    if (r == 1) {
+        flusher_start(c); /* a key update's answer may not have fitted */
+        return (ssize_t)got;
+    }
     switch (SSL_get_error(c->ssl, r)) {
-    case SSL_ERROR_WANT_READ: *want = ALOOP_WANT_READ; return -EAGAIN;
+    case SSL_ERROR_WANT_READ:
+        flusher_start(c); /* this reader waits for readable only */
+        *want = ALOOP_WANT_READ;
+        return -EAGAIN;
     case SSL_ERROR_WANT_WRITE: *want = ALOOP_WANT_WRITE; return -EAGAIN;
     case SSL_ERROR_ZERO_RETURN: c->rd_closed = 1; return 0;
     default: return conn_fail(c, r);
@@ -105,10 +173,12 @@ static ssize_t tls_write(void *ctx, int fd, const void *buf, size_t n, int *want
     tls_conn_t *c = ctx;
     if (n == 0) { /* the stream gave up the write that waits: nothing is owed */
         c->owed = 0;
+        flusher_start(c); /* but its records must still reach the peer */
         return 0;
     }
     if (c->err) return c->err;
     if (c->wr_closed) return -EPIPE;
+    flusher_stop(c); /* this call sends `out` now, and waits for writable itself */
     int rc = tls_flush(c, want);
     if (rc < 0) return rc;
     if (c->owed) {
@@ -128,6 +198,7 @@ static ssize_t tls_write(void *ctx, int fd, const void *buf, size_t n, int *want
 static int tls_shutdown(void *ctx, int fd, int *want) {
     tls_conn_t *c = ctx;
     if (c->err) return c->err;
+    flusher_stop(c);
     if (!c->wr_closed) {
         ERR_clear_error();
         int r = SSL_shutdown(c->ssl);
@@ -143,6 +214,7 @@ static int tls_shutdown(void *ctx, int fd, int *want) {
 static void tls_close(void *ctx, int fd) {
     (void)fd;
     tls_conn_t *c = ctx;
+    flusher_stop(c);
     if (c->handshaken && !c->err && !c->wr_closed) {
         ERR_clear_error();
         if (SSL_shutdown(c->ssl) >= 0) (void)aloop__tls_flush_out(c);

@@ -46,6 +46,7 @@ typedef struct tls_conn {
     uint8_t rd_closed;  /* close_notify received: reads return 0 */
     uint8_t wr_closed;  /* close_notify sent (or being sent) */
     uint8_t handshaken; /* the handshake completed */
+    struct tls_flusher *flusher; /* sending `out` for nobody's call, or NULL (conn.c) */
 } tls_conn_t;
 
 /* config.c */
