@@ -26,6 +26,7 @@
 #include "aloop_test.h"
 
 #include "aloop_tls.h"
+#include "tls_test.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -44,16 +45,6 @@
 #ifndef PEER_PY
 #define PEER_PY ""
 #endif
-/* The certificates of tests/tls/gen-certs.sh (the ctest fixture tls_certs),
- * in the directory $ALOOP_TLS_CERTS. */
-static const char *cert(const char *name) {
-    static char paths[16][512];
-    static unsigned next;
-    const char *dir = getenv("ALOOP_TLS_CERTS");
-    char *p = paths[next++ % 16];
-    snprintf(p, sizeof paths[0], "%s/%s", dir && *dir ? dir : ".", name);
-    return p;
-}
 #define CA_PEM cert("ca.pem")
 #define SERVER_PEM cert("server.pem")
 #define SERVER_KEY cert("server.key")
@@ -212,19 +203,6 @@ static int py_server(peer_t *p, const char *mode, ...) {
 
 /* ---- the library's side */
 
-static aloop_tls_config_t *client_config(void) {
-    aloop_tls_config_t *c = aloop_tls_client_config_new();
-    assert_non_null(c);
-    assert_int_equal(aloop_tls_config_set_ca_file(c, CA_PEM), 0);
-    return c;
-}
-
-static aloop_tls_config_t *server_config(void) {
-    aloop_tls_config_t *c = aloop_tls_server_config_new(SERVER_PEM, SERVER_KEY);
-    assert_non_null(c);
-    return c;
-}
-
 static int dial(const char *host, int port, aloop_tls_config_t *c, aloop_stream_t **out) {
     char p[16];
     snprintf(p, sizeof p, "%d", port);
@@ -380,7 +358,7 @@ static void *body_task(void *arg) {
     return NULL;
 }
 
-static void run(void (*body)(void)) {
+static void run_body(void (*body)(void)) {
     memset(&S, 0, sizeof S);
     body_done = 0;
     aloop_t *loop = aloop_new();
@@ -398,7 +376,7 @@ static void run(void (*body)(void)) {
     static void name(void **state) {             \
         (void)state;                             \
         need(python, openssl);                   \
-        run(name##_body);                        \
+        run_body(name##_body);                   \
     }                                            \
     static void name##_body(void)
 
@@ -821,7 +799,7 @@ TEST(test_client_truncated_record, 1, 0) {
  * ====================================================================== */
 
 TEST(test_server_s_client_echo, 0, 1) {
-    serve(server_config(), H_LINES, 0, 0);
+    serve(server_config("server"), H_LINES, 0, 0);
     peer_t p;
     char addr[32];
     snprintf(addr, sizeof addr, "127.0.0.1:%d", S.port);
@@ -849,7 +827,7 @@ TEST(test_server_s_client_echo, 0, 1) {
 /* A TLS 1.2-only client works; a TLS 1.1-only one never reaches the
  * handler, and the next client is served. */
 TEST(test_server_s_client_versions, 0, 1) {
-    serve(server_config(), H_LINES, 0, 0);
+    serve(server_config("server"), H_LINES, 0, 0);
     peer_t p;
     char addr[32];
     snprintf(addr, sizeof addr, "127.0.0.1:%d", S.port);
@@ -874,7 +852,7 @@ TEST(test_server_s_client_versions, 0, 1) {
 }
 
 TEST(test_server_python_client_alpn, 1, 0) {
-    aloop_tls_config_t *c = server_config();
+    aloop_tls_config_t *c = server_config("server");
     const char *protos[] = {"h2", "http/1.1"};
     assert_int_equal(aloop_tls_config_set_alpn(c, protos, 2), 0);
     serve(c, H_ECHO, 0, 0);
@@ -895,7 +873,7 @@ TEST(test_server_python_client_alpn, 1, 0) {
 /* The server requires client certificates: a client with one is served,
  * one without never reaches the handler and is told (an alert). */
 TEST(test_server_requires_client_cert, 1, 0) {
-    aloop_tls_config_t *c = server_config();
+    aloop_tls_config_t *c = server_config("server");
     assert_int_equal(aloop_tls_config_set_ca_file(c, CA_PEM), 0);
     assert_int_equal(aloop_tls_config_require_client_cert(c, 1), 0);
     serve(c, H_ECHO, 0, 0);
@@ -922,7 +900,7 @@ TEST(test_server_requires_client_cert, 1, 0) {
 /* A client certificate from a CA the server does not trust: never
  * handled, the client is told, the next client is served. */
 TEST(test_server_untrusted_client_cert, 1, 0) {
-    aloop_tls_config_t *c = server_config();
+    aloop_tls_config_t *c = server_config("server");
     assert_int_equal(aloop_tls_config_set_ca_file(c, CA_PEM), 0);
     assert_int_equal(aloop_tls_config_require_client_cert(c, 1), 0);
     serve(c, H_ECHO, 0, 0);
@@ -948,7 +926,7 @@ TEST(test_server_untrusted_client_cert, 1, 0) {
 /* An HTTP request instead of a ClientHello: closed at once (long before
  * the handshake deadline), never handled; the next client is served. */
 TEST(test_server_garbage_hello, 1, 0) {
-    serve(server_config(), H_ECHO, 1000, 1); /* room for one: each failure frees it */
+    serve(server_config("server"), H_ECHO, 1000, 1); /* room for one: each failure frees it */
     for (int i = 0; i < 3; i++) {
         peer_t p;
         py_start(&p, "client", "garbage", "--port", sport(), NULL);
@@ -965,7 +943,7 @@ TEST(test_server_garbage_hello, 1, 0) {
 /* Half a ClientHello, then silence: while it waits, others are served;
  * the server's teardown closes it. */
 TEST(test_server_stalled_handshake_others_served, 1, 0) {
-    serve(server_config(), H_ECHO, 1000, 0);
+    serve(server_config("server"), H_ECHO, 1000, 0);
     peer_t stall;
     py_start(&stall, "client", "stall", "--port", sport(), NULL);
     peer_expect(&stall, "stalled");
@@ -981,7 +959,7 @@ TEST(test_server_stalled_handshake_others_served, 1, 0) {
  * stalled handshake holds it until its deadline, then the next client gets
  * it. */
 TEST(test_server_stalled_handshake_deadline, 1, 0) {
-    serve(server_config(), H_ECHO, 0.5, 1);
+    serve(server_config("server"), H_ECHO, 0.5, 1);
     peer_t stall;
     py_start(&stall, "client", "stall", "--port", sport(), NULL);
     peer_expect(&stall, "stalled");
@@ -995,7 +973,7 @@ TEST(test_server_stalled_handshake_deadline, 1, 0) {
 /* A ClientHello one byte per 50 ms (slowloris): the deadline is one for
  * the whole handshake, not per byte, so the connection goes at it. */
 TEST(test_server_trickled_handshake, 1, 0) {
-    serve(server_config(), H_ECHO, 0.3, 0);
+    serve(server_config("server"), H_ECHO, 0.3, 0);
     peer_t p;
     py_start(&p, "client", "trickle", "--port", sport(), NULL);
     peer_expect(&p, "trickling");
@@ -1009,7 +987,7 @@ TEST(test_server_trickled_handshake, 1, 0) {
 /* A record cut short, then FIN: the handler gets the bytes before it, then
  * -ECONNRESET. */
 TEST(test_server_truncated_record, 1, 0) {
-    serve(server_config(), H_ECHO, 0, 0);
+    serve(server_config("server"), H_ECHO, 0, 0);
     peer_t p;
     py_start(&p, "client", "truncate", "--port", sport(), NULL);
     peer_expect(&p, "sent");
@@ -1025,7 +1003,7 @@ TEST(test_server_truncated_record, 1, 0) {
 /* Whole records, then FIN without close_notify: every byte, then
  * -ECONNRESET (a truncation attack must not look like a clean end). */
 TEST(test_server_close_without_notify, 1, 0) {
-    serve(server_config(), H_DRAIN, 0, 0);
+    serve(server_config("server"), H_DRAIN, 0, 0);
     peer_t p;
     py_start(&p, "client", "nonotify", "--port", sport(), "--size", "50000", NULL);
     peer_expect(&p, "sent");
@@ -1040,7 +1018,7 @@ TEST(test_server_close_without_notify, 1, 0) {
 /* A record whose authentication tag is wrong: the bytes before it, then
  * -EPROTO (and the connection is closed). */
 TEST(test_server_bad_record, 1, 0) {
-    serve(server_config(), H_ECHO, 0, 0);
+    serve(server_config("server"), H_ECHO, 0, 0);
     peer_t p;
     py_start(&p, "client", "badrecord", "--port", sport(), NULL);
     peer_expect(&p, "sent");
@@ -1057,7 +1035,7 @@ TEST(test_server_bad_record, 1, 0) {
  * reads answer it (a read that must write) and the echo goes on under the
  * new keys. */
 TEST(test_server_s_client_key_update, 0, 1) {
-    serve(server_config(), H_LINES, 0, 0);
+    serve(server_config("server"), H_LINES, 0, 0);
     peer_t p;
     char addr[32];
     snprintf(addr, sizeof addr, "127.0.0.1:%d", S.port);
@@ -1132,7 +1110,7 @@ TEST(test_server_tiny_record_flood, 1, 0) {
     S.gate = aloop_event_new(aloop_current());
     assert_non_null(S.gate);
     S.flood_bytes = 2000;
-    serve(server_config(), H_ECHO, 0, 0);
+    serve(server_config("server"), H_ECHO, 0, 0);
     peer_t p;
     py_start(&p, "client", "tiny", "--port", sport(), "--size", "2000", NULL);
     peer_expect(&p, "sent");
@@ -1153,7 +1131,7 @@ TEST(test_server_tiny_record_flood, 1, 0) {
 /* A TLS 1.2 client asks to renegotiate: refused with a clear error, the
  * server carries on. */
 TEST(test_server_client_renegotiation, 0, 1) {
-    serve(server_config(), H_LINES, 0, 0);
+    serve(server_config("server"), H_LINES, 0, 0);
     peer_t p;
     char addr[32];
     snprintf(addr, sizeof addr, "127.0.0.1:%d", S.port);
@@ -1175,7 +1153,7 @@ TEST(test_server_client_renegotiation, 0, 1) {
 /* The client sends its data and close_notify, then keeps reading: the
  * handler reads EOF (0), still writes its answer, and closes cleanly. */
 TEST(test_server_half_close, 1, 0) {
-    serve(server_config(), H_HALFCLOSE, 0, 0);
+    serve(server_config("server"), H_HALFCLOSE, 0, 0);
     peer_t p;
     py_start(&p, "client", "halfclose", "--port", sport(), "--size", "20000", NULL);
     assert_string_equal(peer_expect(&p, "reply "), "reply 29 got 20000 after close_notify");
