@@ -628,33 +628,49 @@ TEST(test_client_silent_server, 1, 0) {
 
 #define BULK 1048576
 
+/* The library's client connected to "localhost" at a Python server in MODE
+ * with the test server certificate (size: its --size, or NULL). */
+typedef struct py_conn {
+    peer_t p;
+    aloop_tls_config_t *c;
+    aloop_stream_t *s;
+} py_conn_t;
+
+static void py_conn_open(py_conn_t *k, const char *mode, const char *size) {
+    int port = py_server(&k->p, mode, "--cert", SERVER_PEM, "--key", SERVER_KEY,
+                         size ? "--size" : NULL, size, NULL);
+    k->c = client_config();
+    assert_int_equal(dial("localhost", port, k->c, &k->s), 0);
+}
+
+static void py_conn_close(py_conn_t *k) {
+    aloop_stream_close(k->s);
+    peer_stop(&k->p);
+    aloop_tls_config_free(k->c);
+}
+
 static void *writer(void *arg) {
     write_pattern(arg, BULK);
     return NULL;
 }
 
 TEST(test_client_python_server_echo, 1, 0) {
-    peer_t p;
-    int port = py_server(&p, "echo", "--cert", SERVER_PEM, "--key", SERVER_KEY, NULL);
-    aloop_tls_config_t *c = client_config();
-    aloop_stream_t *s;
-    assert_int_equal(dial("localhost", port, c, &s), 0);
-    assert_string_equal(peer_expect(&p, "handshake "),
+    py_conn_t k;
+    py_conn_open(&k, "echo", NULL);
+    assert_string_equal(peer_expect(&k.p, "handshake "),
                         "handshake version=TLSv1.3 alpn=- sni=localhost");
     /* write and read at once: neither side's buffers hold 1 MiB */
-    aloop_task_t *w = spawn(aloop_current(), writer, s);
+    aloop_task_t *w = spawn(aloop_current(), writer, k.s);
     size_t got;
-    assert_int_equal(read_pattern(s, BULK, &got), BULK);
+    assert_int_equal(read_pattern(k.s, BULK, &got), BULK);
     assert_int_equal(aloop_await(w, NULL), 0);
     aloop_release(w);
-    assert_int_equal(aloop_stream_shutdown(s), 0);
-    assert_string_equal(peer_expect(&p, "eof "), "eof clean 1048576");
+    assert_int_equal(aloop_stream_shutdown(k.s), 0);
+    assert_string_equal(peer_expect(&k.p, "eof "), "eof clean 1048576");
     char b[8];
-    assert_int_equal(aloop_stream_read(s, b, sizeof b), 0); /* its close_notify */
-    peer_expect(&p, "done");
-    aloop_stream_close(s);
-    peer_stop(&p);
-    aloop_tls_config_free(c);
+    assert_int_equal(aloop_stream_read(k.s, b, sizeof b), 0); /* its close_notify */
+    peer_expect(&k.p, "done");
+    py_conn_close(&k);
 }
 
 /* The client sends close_notify as soon as it has written, then reads the
@@ -667,23 +683,18 @@ static void *write_then_shutdown(void *arg) {
 }
 
 TEST(test_client_half_close_python_server, 1, 0) {
-    peer_t p;
-    int port = py_server(&p, "echo", "--cert", SERVER_PEM, "--key", SERVER_KEY, NULL);
-    aloop_tls_config_t *c = client_config();
-    aloop_stream_t *s;
-    assert_int_equal(dial("localhost", port, c, &s), 0);
-    aloop_task_t *w = spawn(aloop_current(), write_then_shutdown, s);
+    py_conn_t k;
+    py_conn_open(&k, "echo", NULL);
+    aloop_task_t *w = spawn(aloop_current(), write_then_shutdown, k.s);
     size_t got;
-    assert_int_equal(read_pattern(s, BULK, &got), BULK);
+    assert_int_equal(read_pattern(k.s, BULK, &got), BULK);
     assert_int_equal(aloop_await(w, NULL), 0);
     aloop_release(w);
     char b[8];
-    assert_int_equal(aloop_stream_read(s, b, sizeof b), 0);
-    assert_string_equal(peer_expect(&p, "eof "), "eof clean 1048576");
-    peer_expect(&p, "done");
-    aloop_stream_close(s);
-    peer_stop(&p);
-    aloop_tls_config_free(c);
+    assert_int_equal(aloop_stream_read(k.s, b, sizeof b), 0);
+    assert_string_equal(peer_expect(&k.p, "eof "), "eof clean 1048576");
+    peer_expect(&k.p, "done");
+    py_conn_close(&k);
 }
 
 /* IP-address hosts: checked against the certificate's IP SANs, and never
@@ -759,39 +770,28 @@ TEST(test_client_refuses_untrusted, 1, 0) {
 /* The server ends the connection without close_notify: the client reads
  * every byte, then -ECONNRESET, never a silent EOF. */
 TEST(test_client_server_vanishes, 1, 0) {
-    peer_t p;
-    int port = py_server(&p, "nonotify", "--cert", SERVER_PEM, "--key", SERVER_KEY, "--size",
-                         "50000", NULL);
-    aloop_tls_config_t *c = client_config();
-    aloop_stream_t *s;
-    assert_int_equal(dial("localhost", port, c, &s), 0);
-    peer_expect(&p, "sent");
+    py_conn_t k;
+    py_conn_open(&k, "nonotify", "50000");
+    peer_expect(&k.p, "sent");
     size_t got;
-    assert_int_equal(read_pattern(s, 100000, &got), -ECONNRESET);
+    assert_int_equal(read_pattern(k.s, 100000, &got), -ECONNRESET);
     assert_int_equal(got, 50000);
     char b[8];
-    assert_int_equal(aloop_stream_read(s, b, sizeof b), -ECONNRESET); /* it sticks */
-    aloop_stream_close(s);
-    peer_stop(&p);
-    aloop_tls_config_free(c);
+    assert_int_equal(aloop_stream_read(k.s, b, sizeof b), -ECONNRESET); /* it sticks */
+    py_conn_close(&k);
 }
 
 /* The server's last record is cut short: the bytes before it, then
  * -ECONNRESET. */
 TEST(test_client_truncated_record, 1, 0) {
-    peer_t p;
-    int port = py_server(&p, "truncate", "--cert", SERVER_PEM, "--key", SERVER_KEY, NULL);
-    aloop_tls_config_t *c = client_config();
-    aloop_stream_t *s;
-    assert_int_equal(dial("localhost", port, c, &s), 0);
-    peer_expect(&p, "sent");
+    py_conn_t k;
+    py_conn_open(&k, "truncate", NULL);
+    peer_expect(&k.p, "sent");
     char b[256];
-    assert_int_equal(aloop_stream_readexactly(s, b, 1), 1);
+    assert_int_equal(aloop_stream_readexactly(k.s, b, 1), 1);
     assert_int_equal(b[0], 'x');
-    assert_int_equal(aloop_stream_read(s, b, sizeof b), -ECONNRESET);
-    aloop_stream_close(s);
-    peer_stop(&p);
-    aloop_tls_config_free(c);
+    assert_int_equal(aloop_stream_read(k.s, b, sizeof b), -ECONNRESET);
+    py_conn_close(&k);
 }
 
 /* ======================================================================

@@ -85,88 +85,86 @@ static int hi_client(unsigned short port, aloop_tls_config_t *cfg, const char *n
 
 /* ---- session resumption must not skip a check the new handshake asks for ---- */
 
+/* A resumption case: a hi_server with the certificate `name` taking n
+ * connections on a loopback port, and a client config trusting the CA. */
+typedef struct resume {
+    unsigned short port;
+    hi_server_t h;
+    aloop_task_t *t;
+    aloop_tls_config_t *ccfg;
+} resume_t;
+
+static void resume_start(resume_t *r, const char *name, int n) {
+    r->h = (hi_server_t){.lfd = tcp_listener(&r->port), .cfg = server_config(name), .n = n};
+    r->t = aloop_spawn(aloop_current(), hi_server_main, &r->h);
+    r->ccfg = client_config();
+}
+
+/* Waits for the server to take all its connections and frees the case;
+ * r->h.rc stays readable. */
+static void resume_finish(resume_t *r) {
+    assert_int_equal(aloop_await(r->t, NULL), 0);
+    aloop_release(r->t);
+    close(r->h.lfd);
+    aloop_tls_config_free(r->h.cfg);
+    aloop_tls_config_free(r->ccfg);
+}
+
 /* A client session made with verification off (any certificate) must not
  * be offered once verification is on: the resumed handshake checks no
  * certificate, so the untrusted server would pass. */
 static void *resume_verify_off_main(void *arg) {
     (void)arg;
-    unsigned short port;
-    hi_server_t h = {.lfd = tcp_listener(&port), .cfg = server_config("untrusted"), .n = 3};
-    aloop_task_t *t = aloop_spawn(aloop_current(), hi_server_main, &h);
-    aloop_tls_config_t *ccfg = client_config();
-    assert_int_equal(aloop_tls_config_set_verify(ccfg, 0), 0);
+    resume_t r;
+    resume_start(&r, "untrusted", 3);
+    assert_int_equal(aloop_tls_config_set_verify(r.ccfg, 0), 0);
     int resumed = -1;
-    assert_int_equal(hi_client(port, ccfg, "localhost", &resumed), 0);
+    assert_int_equal(hi_client(r.port, r.ccfg, "localhost", &resumed), 0);
     assert_int_equal(resumed, 0);
-    assert_int_equal(hi_client(port, ccfg, "localhost", &resumed), 0);
+    assert_int_equal(hi_client(r.port, r.ccfg, "localhost", &resumed), 0);
     assert_int_equal(resumed, 1); /* the cache works while the setting stays */
-    assert_int_equal(aloop_tls_config_set_verify(ccfg, 1), 0);
-    assert_int_equal(hi_client(port, ccfg, "localhost", NULL), -EKEYREJECTED);
-    assert_int_equal(aloop_await(t, NULL), 0);
-    aloop_release(t);
-    close(h.lfd);
-    aloop_tls_config_free(h.cfg);
-    aloop_tls_config_free(ccfg);
+    assert_int_equal(aloop_tls_config_set_verify(r.ccfg, 1), 0);
+    assert_int_equal(hi_client(r.port, r.ccfg, "localhost", NULL), -EKEYREJECTED);
+    resume_finish(&r);
     return NULL;
 }
 
-static void tls_red_resume_after_verify_turned_on(void **state) {
-    (void)state;
-    run(resume_verify_off_main, NULL);
-}
+ALOOP_TEST_CASE(tls_red_resume_after_verify_turned_on, run(resume_verify_off_main, NULL))
 
 /* A session from a connection that checked no name (server_name NULL) must
  * not be resumed by one that checks a name: the certificate (valid, for
  * wrong.example only) would never be matched against 127.0.0.1. */
 static void *resume_no_name_main(void *arg) {
     (void)arg;
-    unsigned short port;
-    hi_server_t h = {.lfd = tcp_listener(&port), .cfg = server_config("wrongname"), .n = 2};
-    aloop_task_t *t = aloop_spawn(aloop_current(), hi_server_main, &h);
-    aloop_tls_config_t *ccfg = client_config();
-    assert_int_equal(hi_client(port, ccfg, NULL, NULL), 0);
-    assert_int_equal(hi_client(port, ccfg, "127.0.0.1", NULL), -EKEYREJECTED);
-    assert_int_equal(aloop_await(t, NULL), 0);
-    aloop_release(t);
-    close(h.lfd);
-    aloop_tls_config_free(h.cfg);
-    aloop_tls_config_free(ccfg);
+    resume_t r;
+    resume_start(&r, "wrongname", 2);
+    assert_int_equal(hi_client(r.port, r.ccfg, NULL, NULL), 0);
+    assert_int_equal(hi_client(r.port, r.ccfg, "127.0.0.1", NULL), -EKEYREJECTED);
+    resume_finish(&r);
     return NULL;
 }
 
-static void tls_red_resume_without_name_then_with(void **state) {
-    (void)state;
-    run(resume_no_name_main, NULL);
-}
+ALOOP_TEST_CASE(tls_red_resume_without_name_then_with, run(resume_no_name_main, NULL))
 
 /* A server that starts requiring client certificates must not resume the
  * sessions of clients that never showed one. */
 static void *resume_require_cert_main(void *arg) {
     (void)arg;
-    unsigned short port;
-    hi_server_t h = {.lfd = tcp_listener(&port), .cfg = server_config("server"), .n = 3};
-    aloop_task_t *t = aloop_spawn(aloop_current(), hi_server_main, &h);
-    aloop_tls_config_t *ccfg = client_config();
+    resume_t r;
+    resume_start(&r, "server", 3);
     int resumed = -1;
-    assert_int_equal(hi_client(port, ccfg, "localhost", &resumed), 0);
-    assert_int_equal(hi_client(port, ccfg, "localhost", &resumed), 0);
+    assert_int_equal(hi_client(r.port, r.ccfg, "localhost", &resumed), 0);
+    assert_int_equal(hi_client(r.port, r.ccfg, "localhost", &resumed), 0);
     assert_int_equal(resumed, 1);
-    assert_int_equal(aloop_tls_config_set_ca_file(h.cfg, cert("ca.pem")), 0);
-    assert_int_equal(aloop_tls_config_require_client_cert(h.cfg, 1), 0);
-    assert_int_equal(hi_client(port, ccfg, "localhost", NULL), -EKEYREJECTED);
-    assert_int_equal(aloop_await(t, NULL), 0);
-    assert_int_equal(h.rc[2], -EKEYREJECTED);
-    aloop_release(t);
-    close(h.lfd);
-    aloop_tls_config_free(h.cfg);
-    aloop_tls_config_free(ccfg);
+    assert_int_equal(aloop_tls_config_set_ca_file(r.h.cfg, cert("ca.pem")), 0);
+    assert_int_equal(aloop_tls_config_require_client_cert(r.h.cfg, 1), 0);
+    assert_int_equal(hi_client(r.port, r.ccfg, "localhost", NULL), -EKEYREJECTED);
+    resume_finish(&r);
+    assert_int_equal(r.h.rc[2], -EKEYREJECTED);
     return NULL;
 }
 
-static void tls_red_resume_after_require_cert(void **state) {
-    (void)state;
-    run(resume_require_cert_main, NULL);
-}
+ALOOP_TEST_CASE(tls_red_resume_after_require_cert, run(resume_require_cert_main, NULL))
 
 /* ---- configs in bad states ------------------------------------------------ */
 
