@@ -8,6 +8,7 @@
 #include "aloop_test.h"
 
 #include "aloop_tls.h"
+#include "tls_test.h"
 
 #include <openssl/crypto.h>
 
@@ -19,75 +20,6 @@
 #include <unistd.h>
 
 /* ---- helpers -------------------------------------------------------------- */
-
-/* $ALOOP_TLS_CERTS/name (one of a few static buffers, so several fit in a
- * call's arguments). */
-static const char *cert(const char *name) {
-    static char bufs[4][512];
-    static int next;
-    const char *dir = getenv("ALOOP_TLS_CERTS");
-    assert_non_null(dir);
-    char *b = bufs[next++ % 4];
-    snprintf(b, sizeof bufs[0], "%s/%s", dir, name);
-    return b;
-}
-
-static aloop_tls_config_t *server_config(const char *name) {
-    char c[64], k[64];
-    snprintf(c, sizeof c, "%s.pem", name);
-    snprintf(k, sizeof k, "%s.key", name);
-    aloop_tls_config_t *cfg = aloop_tls_server_config_new(cert(c), cert(k));
-    assert_non_null(cfg);
-    return cfg;
-}
-
-/* A client that trusts the test CA. */
-static aloop_tls_config_t *client_config(void) {
-    aloop_tls_config_t *cfg = aloop_tls_client_config_new();
-    assert_non_null(cfg);
-    assert_int_equal(aloop_tls_config_set_ca_file(cfg, cert("ca.pem")), 0);
-    return cfg;
-}
-
-/* One side's handshake, in a task of its own. */
-typedef struct side {
-    aloop_stream_t *s;
-    aloop_tls_config_t *cfg;
-    const char *name; /* client: the name checked */
-    double timeout;
-    int rc;
-    aloop_stream_t *out;
-} side_t;
-
-static void *accept_main(void *arg) {
-    side_t *h = arg;
-    h->rc = aloop_tls_accept(h->s, h->cfg, h->timeout, &h->out);
-    return NULL;
-}
-
-static void *connect_main(void *arg) {
-    side_t *h = arg;
-    h->rc = aloop_tls_connect(h->s, h->cfg, h->name, h->timeout, &h->out);
-    return NULL;
-}
-
-/* Both handshakes over a new socketpair, from inside a task: srv->out and
- * cli->out on success, rc otherwise. */
-static void handshake_pair(side_t *srv, side_t *cli) {
-    int sv[2];
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-    srv->s = aloop_stream_new(aloop_current(), sv[0], 0);
-    cli->s = aloop_stream_new(aloop_current(), sv[1], 0);
-    assert_non_null(srv->s);
-    assert_non_null(cli->s);
-    if (!srv->timeout) srv->timeout = 10;
-    if (!cli->timeout) cli->timeout = 10;
-    aloop_task_t *t[2] = {aloop_spawn(aloop_current(), accept_main, srv),
-                          aloop_spawn(aloop_current(), connect_main, cli)};
-    assert_int_equal(aloop_gather(t, 2, NULL, NULL, 0), 0);
-    aloop_release(t[0]);
-    aloop_release(t[1]);
-}
 
 /* A connected pair with the test server certificate and CA, checked. */
 typedef struct conn_pair {
@@ -111,15 +43,6 @@ static void close_pair(conn_pair_t *p) {
     if (p->cli) aloop_stream_close(p->cli);
     aloop_tls_config_free(p->scfg);
     aloop_tls_config_free(p->ccfg);
-}
-
-static void run(void *(*fn)(void *), void *arg) {
-    assert_int_equal(aloop_main_with(NULL, fn, arg, NULL), 0);
-}
-
-static void run_virtual(void *(*fn)(void *), void *arg) {
-    aloop_config_t cfg = {.clock = ALOOP_CLOCK_VIRTUAL};
-    assert_int_equal(aloop_main_with(&cfg, fn, arg, NULL), 0);
 }
 
 /* ---- round trips ------------------------------------------------------------ */
@@ -895,16 +818,6 @@ static void tls_client_cert_required(void **state) {
 }
 
 /* ---- servers and connections over loopback ------------------------------------ */
-
-static int listen_any(char *port, size_t cap) {
-    int fd = aloop_tcp_listen("127.0.0.1", "0", 64);
-    assert_true(fd >= 0);
-    struct sockaddr_in sin;
-    socklen_t sl = sizeof sin;
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &sl), 0);
-    snprintf(port, cap, "%u", (unsigned)ntohs(sin.sin_port));
-    return fd;
-}
 
 typedef struct srv_state {
     int handled;

@@ -26,6 +26,7 @@
 #include "aloop_test.h"
 
 #include "aloop_tls.h"
+#include "tls_test.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -44,16 +45,6 @@
 #ifndef PEER_PY
 #define PEER_PY ""
 #endif
-/* The certificates of tests/tls/gen-certs.sh (the ctest fixture tls_certs),
- * in the directory $ALOOP_TLS_CERTS. */
-static const char *cert(const char *name) {
-    static char paths[16][512];
-    static unsigned next;
-    const char *dir = getenv("ALOOP_TLS_CERTS");
-    char *p = paths[next++ % 16];
-    snprintf(p, sizeof paths[0], "%s/%s", dir && *dir ? dir : ".", name);
-    return p;
-}
 #define CA_PEM cert("ca.pem")
 #define SERVER_PEM cert("server.pem")
 #define SERVER_KEY cert("server.key")
@@ -212,19 +203,6 @@ static int py_server(peer_t *p, const char *mode, ...) {
 
 /* ---- the library's side */
 
-static aloop_tls_config_t *client_config(void) {
-    aloop_tls_config_t *c = aloop_tls_client_config_new();
-    assert_non_null(c);
-    assert_int_equal(aloop_tls_config_set_ca_file(c, CA_PEM), 0);
-    return c;
-}
-
-static aloop_tls_config_t *server_config(void) {
-    aloop_tls_config_t *c = aloop_tls_server_config_new(SERVER_PEM, SERVER_KEY);
-    assert_non_null(c);
-    return c;
-}
-
 static int dial(const char *host, int port, aloop_tls_config_t *c, aloop_stream_t **out) {
     char p[16];
     snprintf(p, sizeof p, "%d", port);
@@ -380,7 +358,7 @@ static void *body_task(void *arg) {
     return NULL;
 }
 
-static void run(void (*body)(void)) {
+static void run_body(void (*body)(void)) {
     memset(&S, 0, sizeof S);
     body_done = 0;
     aloop_t *loop = aloop_new();
@@ -398,7 +376,7 @@ static void run(void (*body)(void)) {
     static void name(void **state) {             \
         (void)state;                             \
         need(python, openssl);                   \
-        run(name##_body);                        \
+        run_body(name##_body);                   \
     }                                            \
     static void name##_body(void)
 
@@ -650,33 +628,49 @@ TEST(test_client_silent_server, 1, 0) {
 
 #define BULK 1048576
 
+/* The library's client connected to "localhost" at a Python server in MODE
+ * with the test server certificate (size: its --size, or NULL). */
+typedef struct py_conn {
+    peer_t p;
+    aloop_tls_config_t *c;
+    aloop_stream_t *s;
+} py_conn_t;
+
+static void py_conn_open(py_conn_t *k, const char *mode, const char *size) {
+    int port = py_server(&k->p, mode, "--cert", SERVER_PEM, "--key", SERVER_KEY,
+                         size ? "--size" : NULL, size, NULL);
+    k->c = client_config();
+    assert_int_equal(dial("localhost", port, k->c, &k->s), 0);
+}
+
+static void py_conn_close(py_conn_t *k) {
+    aloop_stream_close(k->s);
+    peer_stop(&k->p);
+    aloop_tls_config_free(k->c);
+}
+
 static void *writer(void *arg) {
     write_pattern(arg, BULK);
     return NULL;
 }
 
 TEST(test_client_python_server_echo, 1, 0) {
-    peer_t p;
-    int port = py_server(&p, "echo", "--cert", SERVER_PEM, "--key", SERVER_KEY, NULL);
-    aloop_tls_config_t *c = client_config();
-    aloop_stream_t *s;
-    assert_int_equal(dial("localhost", port, c, &s), 0);
-    assert_string_equal(peer_expect(&p, "handshake "),
+    py_conn_t k;
+    py_conn_open(&k, "echo", NULL);
+    assert_string_equal(peer_expect(&k.p, "handshake "),
                         "handshake version=TLSv1.3 alpn=- sni=localhost");
     /* write and read at once: neither side's buffers hold 1 MiB */
-    aloop_task_t *w = spawn(aloop_current(), writer, s);
+    aloop_task_t *w = spawn(aloop_current(), writer, k.s);
     size_t got;
-    assert_int_equal(read_pattern(s, BULK, &got), BULK);
+    assert_int_equal(read_pattern(k.s, BULK, &got), BULK);
     assert_int_equal(aloop_await(w, NULL), 0);
     aloop_release(w);
-    assert_int_equal(aloop_stream_shutdown(s), 0);
-    assert_string_equal(peer_expect(&p, "eof "), "eof clean 1048576");
+    assert_int_equal(aloop_stream_shutdown(k.s), 0);
+    assert_string_equal(peer_expect(&k.p, "eof "), "eof clean 1048576");
     char b[8];
-    assert_int_equal(aloop_stream_read(s, b, sizeof b), 0); /* its close_notify */
-    peer_expect(&p, "done");
-    aloop_stream_close(s);
-    peer_stop(&p);
-    aloop_tls_config_free(c);
+    assert_int_equal(aloop_stream_read(k.s, b, sizeof b), 0); /* its close_notify */
+    peer_expect(&k.p, "done");
+    py_conn_close(&k);
 }
 
 /* The client sends close_notify as soon as it has written, then reads the
@@ -689,23 +683,18 @@ static void *write_then_shutdown(void *arg) {
 }
 
 TEST(test_client_half_close_python_server, 1, 0) {
-    peer_t p;
-    int port = py_server(&p, "echo", "--cert", SERVER_PEM, "--key", SERVER_KEY, NULL);
-    aloop_tls_config_t *c = client_config();
-    aloop_stream_t *s;
-    assert_int_equal(dial("localhost", port, c, &s), 0);
-    aloop_task_t *w = spawn(aloop_current(), write_then_shutdown, s);
+    py_conn_t k;
+    py_conn_open(&k, "echo", NULL);
+    aloop_task_t *w = spawn(aloop_current(), write_then_shutdown, k.s);
     size_t got;
-    assert_int_equal(read_pattern(s, BULK, &got), BULK);
+    assert_int_equal(read_pattern(k.s, BULK, &got), BULK);
     assert_int_equal(aloop_await(w, NULL), 0);
     aloop_release(w);
     char b[8];
-    assert_int_equal(aloop_stream_read(s, b, sizeof b), 0);
-    assert_string_equal(peer_expect(&p, "eof "), "eof clean 1048576");
-    peer_expect(&p, "done");
-    aloop_stream_close(s);
-    peer_stop(&p);
-    aloop_tls_config_free(c);
+    assert_int_equal(aloop_stream_read(k.s, b, sizeof b), 0);
+    assert_string_equal(peer_expect(&k.p, "eof "), "eof clean 1048576");
+    peer_expect(&k.p, "done");
+    py_conn_close(&k);
 }
 
 /* IP-address hosts: checked against the certificate's IP SANs, and never
@@ -781,39 +770,28 @@ TEST(test_client_refuses_untrusted, 1, 0) {
 /* The server ends the connection without close_notify: the client reads
  * every byte, then -ECONNRESET, never a silent EOF. */
 TEST(test_client_server_vanishes, 1, 0) {
-    peer_t p;
-    int port = py_server(&p, "nonotify", "--cert", SERVER_PEM, "--key", SERVER_KEY, "--size",
-                         "50000", NULL);
-    aloop_tls_config_t *c = client_config();
-    aloop_stream_t *s;
-    assert_int_equal(dial("localhost", port, c, &s), 0);
-    peer_expect(&p, "sent");
+    py_conn_t k;
+    py_conn_open(&k, "nonotify", "50000");
+    peer_expect(&k.p, "sent");
     size_t got;
-    assert_int_equal(read_pattern(s, 100000, &got), -ECONNRESET);
+    assert_int_equal(read_pattern(k.s, 100000, &got), -ECONNRESET);
     assert_int_equal(got, 50000);
     char b[8];
-    assert_int_equal(aloop_stream_read(s, b, sizeof b), -ECONNRESET); /* it sticks */
-    aloop_stream_close(s);
-    peer_stop(&p);
-    aloop_tls_config_free(c);
+    assert_int_equal(aloop_stream_read(k.s, b, sizeof b), -ECONNRESET); /* it sticks */
+    py_conn_close(&k);
 }
 
 /* The server's last record is cut short: the bytes before it, then
  * -ECONNRESET. */
 TEST(test_client_truncated_record, 1, 0) {
-    peer_t p;
-    int port = py_server(&p, "truncate", "--cert", SERVER_PEM, "--key", SERVER_KEY, NULL);
-    aloop_tls_config_t *c = client_config();
-    aloop_stream_t *s;
-    assert_int_equal(dial("localhost", port, c, &s), 0);
-    peer_expect(&p, "sent");
+    py_conn_t k;
+    py_conn_open(&k, "truncate", NULL);
+    peer_expect(&k.p, "sent");
     char b[256];
-    assert_int_equal(aloop_stream_readexactly(s, b, 1), 1);
+    assert_int_equal(aloop_stream_readexactly(k.s, b, 1), 1);
     assert_int_equal(b[0], 'x');
-    assert_int_equal(aloop_stream_read(s, b, sizeof b), -ECONNRESET);
-    aloop_stream_close(s);
-    peer_stop(&p);
-    aloop_tls_config_free(c);
+    assert_int_equal(aloop_stream_read(k.s, b, sizeof b), -ECONNRESET);
+    py_conn_close(&k);
 }
 
 /* ======================================================================
@@ -821,7 +799,7 @@ TEST(test_client_truncated_record, 1, 0) {
  * ====================================================================== */
 
 TEST(test_server_s_client_echo, 0, 1) {
-    serve(server_config(), H_LINES, 0, 0);
+    serve(server_config("server"), H_LINES, 0, 0);
     peer_t p;
     char addr[32];
     snprintf(addr, sizeof addr, "127.0.0.1:%d", S.port);
@@ -849,7 +827,7 @@ TEST(test_server_s_client_echo, 0, 1) {
 /* A TLS 1.2-only client works; a TLS 1.1-only one never reaches the
  * handler, and the next client is served. */
 TEST(test_server_s_client_versions, 0, 1) {
-    serve(server_config(), H_LINES, 0, 0);
+    serve(server_config("server"), H_LINES, 0, 0);
     peer_t p;
     char addr[32];
     snprintf(addr, sizeof addr, "127.0.0.1:%d", S.port);
@@ -874,7 +852,7 @@ TEST(test_server_s_client_versions, 0, 1) {
 }
 
 TEST(test_server_python_client_alpn, 1, 0) {
-    aloop_tls_config_t *c = server_config();
+    aloop_tls_config_t *c = server_config("server");
     const char *protos[] = {"h2", "http/1.1"};
     assert_int_equal(aloop_tls_config_set_alpn(c, protos, 2), 0);
     serve(c, H_ECHO, 0, 0);
@@ -895,7 +873,7 @@ TEST(test_server_python_client_alpn, 1, 0) {
 /* The server requires client certificates: a client with one is served,
  * one without never reaches the handler and is told (an alert). */
 TEST(test_server_requires_client_cert, 1, 0) {
-    aloop_tls_config_t *c = server_config();
+    aloop_tls_config_t *c = server_config("server");
     assert_int_equal(aloop_tls_config_set_ca_file(c, CA_PEM), 0);
     assert_int_equal(aloop_tls_config_require_client_cert(c, 1), 0);
     serve(c, H_ECHO, 0, 0);
@@ -922,7 +900,7 @@ TEST(test_server_requires_client_cert, 1, 0) {
 /* A client certificate from a CA the server does not trust: never
  * handled, the client is told, the next client is served. */
 TEST(test_server_untrusted_client_cert, 1, 0) {
-    aloop_tls_config_t *c = server_config();
+    aloop_tls_config_t *c = server_config("server");
     assert_int_equal(aloop_tls_config_set_ca_file(c, CA_PEM), 0);
     assert_int_equal(aloop_tls_config_require_client_cert(c, 1), 0);
     serve(c, H_ECHO, 0, 0);
@@ -948,7 +926,7 @@ TEST(test_server_untrusted_client_cert, 1, 0) {
 /* An HTTP request instead of a ClientHello: closed at once (long before
  * the handshake deadline), never handled; the next client is served. */
 TEST(test_server_garbage_hello, 1, 0) {
-    serve(server_config(), H_ECHO, 1000, 1); /* room for one: each failure frees it */
+    serve(server_config("server"), H_ECHO, 1000, 1); /* room for one: each failure frees it */
     for (int i = 0; i < 3; i++) {
         peer_t p;
         py_start(&p, "client", "garbage", "--port", sport(), NULL);
@@ -965,7 +943,7 @@ TEST(test_server_garbage_hello, 1, 0) {
 /* Half a ClientHello, then silence: while it waits, others are served;
  * the server's teardown closes it. */
 TEST(test_server_stalled_handshake_others_served, 1, 0) {
-    serve(server_config(), H_ECHO, 1000, 0);
+    serve(server_config("server"), H_ECHO, 1000, 0);
     peer_t stall;
     py_start(&stall, "client", "stall", "--port", sport(), NULL);
     peer_expect(&stall, "stalled");
@@ -981,7 +959,7 @@ TEST(test_server_stalled_handshake_others_served, 1, 0) {
  * stalled handshake holds it until its deadline, then the next client gets
  * it. */
 TEST(test_server_stalled_handshake_deadline, 1, 0) {
-    serve(server_config(), H_ECHO, 0.5, 1);
+    serve(server_config("server"), H_ECHO, 0.5, 1);
     peer_t stall;
     py_start(&stall, "client", "stall", "--port", sport(), NULL);
     peer_expect(&stall, "stalled");
@@ -995,7 +973,7 @@ TEST(test_server_stalled_handshake_deadline, 1, 0) {
 /* A ClientHello one byte per 50 ms (slowloris): the deadline is one for
  * the whole handshake, not per byte, so the connection goes at it. */
 TEST(test_server_trickled_handshake, 1, 0) {
-    serve(server_config(), H_ECHO, 0.3, 0);
+    serve(server_config("server"), H_ECHO, 0.3, 0);
     peer_t p;
     py_start(&p, "client", "trickle", "--port", sport(), NULL);
     peer_expect(&p, "trickling");
@@ -1009,7 +987,7 @@ TEST(test_server_trickled_handshake, 1, 0) {
 /* A record cut short, then FIN: the handler gets the bytes before it, then
  * -ECONNRESET. */
 TEST(test_server_truncated_record, 1, 0) {
-    serve(server_config(), H_ECHO, 0, 0);
+    serve(server_config("server"), H_ECHO, 0, 0);
     peer_t p;
     py_start(&p, "client", "truncate", "--port", sport(), NULL);
     peer_expect(&p, "sent");
@@ -1025,7 +1003,7 @@ TEST(test_server_truncated_record, 1, 0) {
 /* Whole records, then FIN without close_notify: every byte, then
  * -ECONNRESET (a truncation attack must not look like a clean end). */
 TEST(test_server_close_without_notify, 1, 0) {
-    serve(server_config(), H_DRAIN, 0, 0);
+    serve(server_config("server"), H_DRAIN, 0, 0);
     peer_t p;
     py_start(&p, "client", "nonotify", "--port", sport(), "--size", "50000", NULL);
     peer_expect(&p, "sent");
@@ -1040,7 +1018,7 @@ TEST(test_server_close_without_notify, 1, 0) {
 /* A record whose authentication tag is wrong: the bytes before it, then
  * -EPROTO (and the connection is closed). */
 TEST(test_server_bad_record, 1, 0) {
-    serve(server_config(), H_ECHO, 0, 0);
+    serve(server_config("server"), H_ECHO, 0, 0);
     peer_t p;
     py_start(&p, "client", "badrecord", "--port", sport(), NULL);
     peer_expect(&p, "sent");
@@ -1057,7 +1035,7 @@ TEST(test_server_bad_record, 1, 0) {
  * reads answer it (a read that must write) and the echo goes on under the
  * new keys. */
 TEST(test_server_s_client_key_update, 0, 1) {
-    serve(server_config(), H_LINES, 0, 0);
+    serve(server_config("server"), H_LINES, 0, 0);
     peer_t p;
     char addr[32];
     snprintf(addr, sizeof addr, "127.0.0.1:%d", S.port);
@@ -1132,7 +1110,7 @@ TEST(test_server_tiny_record_flood, 1, 0) {
     S.gate = aloop_event_new(aloop_current());
     assert_non_null(S.gate);
     S.flood_bytes = 2000;
-    serve(server_config(), H_ECHO, 0, 0);
+    serve(server_config("server"), H_ECHO, 0, 0);
     peer_t p;
     py_start(&p, "client", "tiny", "--port", sport(), "--size", "2000", NULL);
     peer_expect(&p, "sent");
@@ -1153,7 +1131,7 @@ TEST(test_server_tiny_record_flood, 1, 0) {
 /* A TLS 1.2 client asks to renegotiate: refused with a clear error, the
  * server carries on. */
 TEST(test_server_client_renegotiation, 0, 1) {
-    serve(server_config(), H_LINES, 0, 0);
+    serve(server_config("server"), H_LINES, 0, 0);
     peer_t p;
     char addr[32];
     snprintf(addr, sizeof addr, "127.0.0.1:%d", S.port);
@@ -1175,7 +1153,7 @@ TEST(test_server_client_renegotiation, 0, 1) {
 /* The client sends its data and close_notify, then keeps reading: the
  * handler reads EOF (0), still writes its answer, and closes cleanly. */
 TEST(test_server_half_close, 1, 0) {
-    serve(server_config(), H_HALFCLOSE, 0, 0);
+    serve(server_config("server"), H_HALFCLOSE, 0, 0);
     peer_t p;
     py_start(&p, "client", "halfclose", "--port", sport(), "--size", "20000", NULL);
     assert_string_equal(peer_expect(&p, "reply "), "reply 29 got 20000 after close_notify");

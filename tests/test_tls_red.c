@@ -9,6 +9,7 @@
 #include "aloop_test.h"
 
 #include "aloop_tls.h"
+#include "tls_test.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -21,41 +22,6 @@
 #include <openssl/ssl.h>
 
 /* ---- helpers -------------------------------------------------------------- */
-
-static const char *cert(const char *name) {
-    static char bufs[4][512];
-    static int next;
-    const char *dir = getenv("ALOOP_TLS_CERTS");
-    assert_non_null(dir);
-    char *b = bufs[next++ % 4];
-    snprintf(b, sizeof bufs[0], "%s/%s", dir, name);
-    return b;
-}
-
-static aloop_tls_config_t *server_config(const char *name) {
-    char c[64], k[64];
-    snprintf(c, sizeof c, "%s.pem", name);
-    snprintf(k, sizeof k, "%s.key", name);
-    aloop_tls_config_t *cfg = aloop_tls_server_config_new(cert(c), cert(k));
-    assert_non_null(cfg);
-    return cfg;
-}
-
-static aloop_tls_config_t *client_config(void) {
-    aloop_tls_config_t *cfg = aloop_tls_client_config_new();
-    assert_non_null(cfg);
-    assert_int_equal(aloop_tls_config_set_ca_file(cfg, cert("ca.pem")), 0);
-    return cfg;
-}
-
-static void run(void *(*fn)(void *), void *arg) {
-    assert_int_equal(aloop_main_with(NULL, fn, arg, NULL), 0);
-}
-
-static __attribute__((unused)) void run_virtual(void *(*fn)(void *), void *arg) {
-    aloop_config_t cfg = {.clock = ALOOP_CLOCK_VIRTUAL};
-    assert_int_equal(aloop_main_with(&cfg, fn, arg, NULL), 0);
-}
 
 /* A loopback TCP listener on an ephemeral port. */
 static int tcp_listener(unsigned short *port) {
@@ -119,127 +85,88 @@ static int hi_client(unsigned short port, aloop_tls_config_t *cfg, const char *n
 
 /* ---- session resumption must not skip a check the new handshake asks for ---- */
 
+/* A resumption case: a hi_server with the certificate `name` taking n
+ * connections on a loopback port, and a client config trusting the CA. */
+typedef struct resume {
+    unsigned short port;
+    hi_server_t h;
+    aloop_task_t *t;
+    aloop_tls_config_t *ccfg;
+} resume_t;
+
+static void resume_start(resume_t *r, const char *name, int n) {
+    r->h = (hi_server_t){.lfd = tcp_listener(&r->port), .cfg = server_config(name), .n = n};
+    r->t = aloop_spawn(aloop_current(), hi_server_main, &r->h);
+    r->ccfg = client_config();
+}
+
+/* Waits for the server to take all its connections and frees the case;
+ * r->h.rc stays readable. */
+static void resume_finish(resume_t *r) {
+    assert_int_equal(aloop_await(r->t, NULL), 0);
+    aloop_release(r->t);
+    close(r->h.lfd);
+    aloop_tls_config_free(r->h.cfg);
+    aloop_tls_config_free(r->ccfg);
+}
+
 /* A client session made with verification off (any certificate) must not
  * be offered once verification is on: the resumed handshake checks no
  * certificate, so the untrusted server would pass. */
 static void *resume_verify_off_main(void *arg) {
     (void)arg;
-    unsigned short port;
-    hi_server_t h = {.lfd = tcp_listener(&port), .cfg = server_config("untrusted"), .n = 3};
-    aloop_task_t *t = aloop_spawn(aloop_current(), hi_server_main, &h);
-    aloop_tls_config_t *ccfg = client_config();
-    assert_int_equal(aloop_tls_config_set_verify(ccfg, 0), 0);
+    resume_t r;
+    resume_start(&r, "untrusted", 3);
+    assert_int_equal(aloop_tls_config_set_verify(r.ccfg, 0), 0);
     int resumed = -1;
-    assert_int_equal(hi_client(port, ccfg, "localhost", &resumed), 0);
+    assert_int_equal(hi_client(r.port, r.ccfg, "localhost", &resumed), 0);
     assert_int_equal(resumed, 0);
-    assert_int_equal(hi_client(port, ccfg, "localhost", &resumed), 0);
+    assert_int_equal(hi_client(r.port, r.ccfg, "localhost", &resumed), 0);
     assert_int_equal(resumed, 1); /* the cache works while the setting stays */
-    assert_int_equal(aloop_tls_config_set_verify(ccfg, 1), 0);
-    assert_int_equal(hi_client(port, ccfg, "localhost", NULL), -EKEYREJECTED);
-    assert_int_equal(aloop_await(t, NULL), 0);
-    aloop_release(t);
-    close(h.lfd);
-    aloop_tls_config_free(h.cfg);
-    aloop_tls_config_free(ccfg);
+    assert_int_equal(aloop_tls_config_set_verify(r.ccfg, 1), 0);
+    assert_int_equal(hi_client(r.port, r.ccfg, "localhost", NULL), -EKEYREJECTED);
+    resume_finish(&r);
     return NULL;
 }
 
-static void tls_red_resume_after_verify_turned_on(void **state) {
-    (void)state;
-    run(resume_verify_off_main, NULL);
-}
+ALOOP_TEST_CASE(tls_red_resume_after_verify_turned_on, run(resume_verify_off_main, NULL))
 
 /* A session from a connection that checked no name (server_name NULL) must
  * not be resumed by one that checks a name: the certificate (valid, for
  * wrong.example only) would never be matched against 127.0.0.1. */
 static void *resume_no_name_main(void *arg) {
     (void)arg;
-    unsigned short port;
-    hi_server_t h = {.lfd = tcp_listener(&port), .cfg = server_config("wrongname"), .n = 2};
-    aloop_task_t *t = aloop_spawn(aloop_current(), hi_server_main, &h);
-    aloop_tls_config_t *ccfg = client_config();
-    assert_int_equal(hi_client(port, ccfg, NULL, NULL), 0);
-    assert_int_equal(hi_client(port, ccfg, "127.0.0.1", NULL), -EKEYREJECTED);
-    assert_int_equal(aloop_await(t, NULL), 0);
-    aloop_release(t);
-    close(h.lfd);
-    aloop_tls_config_free(h.cfg);
-    aloop_tls_config_free(ccfg);
+    resume_t r;
+    resume_start(&r, "wrongname", 2);
+    assert_int_equal(hi_client(r.port, r.ccfg, NULL, NULL), 0);
+    assert_int_equal(hi_client(r.port, r.ccfg, "127.0.0.1", NULL), -EKEYREJECTED);
+    resume_finish(&r);
     return NULL;
 }
 
-static void tls_red_resume_without_name_then_with(void **state) {
-    (void)state;
-    run(resume_no_name_main, NULL);
-}
+ALOOP_TEST_CASE(tls_red_resume_without_name_then_with, run(resume_no_name_main, NULL))
 
 /* A server that starts requiring client certificates must not resume the
  * sessions of clients that never showed one. */
 static void *resume_require_cert_main(void *arg) {
     (void)arg;
-    unsigned short port;
-    hi_server_t h = {.lfd = tcp_listener(&port), .cfg = server_config("server"), .n = 3};
-    aloop_task_t *t = aloop_spawn(aloop_current(), hi_server_main, &h);
-    aloop_tls_config_t *ccfg = client_config();
+    resume_t r;
+    resume_start(&r, "server", 3);
     int resumed = -1;
-    assert_int_equal(hi_client(port, ccfg, "localhost", &resumed), 0);
-    assert_int_equal(hi_client(port, ccfg, "localhost", &resumed), 0);
+    assert_int_equal(hi_client(r.port, r.ccfg, "localhost", &resumed), 0);
+    assert_int_equal(hi_client(r.port, r.ccfg, "localhost", &resumed), 0);
     assert_int_equal(resumed, 1);
-    assert_int_equal(aloop_tls_config_set_ca_file(h.cfg, cert("ca.pem")), 0);
-    assert_int_equal(aloop_tls_config_require_client_cert(h.cfg, 1), 0);
-    assert_int_equal(hi_client(port, ccfg, "localhost", NULL), -EKEYREJECTED);
-    assert_int_equal(aloop_await(t, NULL), 0);
-    assert_int_equal(h.rc[2], -EKEYREJECTED);
-    aloop_release(t);
-    close(h.lfd);
-    aloop_tls_config_free(h.cfg);
-    aloop_tls_config_free(ccfg);
+    assert_int_equal(aloop_tls_config_set_ca_file(r.h.cfg, cert("ca.pem")), 0);
+    assert_int_equal(aloop_tls_config_require_client_cert(r.h.cfg, 1), 0);
+    assert_int_equal(hi_client(r.port, r.ccfg, "localhost", NULL), -EKEYREJECTED);
+    resume_finish(&r);
+    assert_int_equal(r.h.rc[2], -EKEYREJECTED);
     return NULL;
 }
 
-static void tls_red_resume_after_require_cert(void **state) {
-    (void)state;
-    run(resume_require_cert_main, NULL);
-}
+ALOOP_TEST_CASE(tls_red_resume_after_require_cert, run(resume_require_cert_main, NULL))
 
 /* ---- configs in bad states ------------------------------------------------ */
-
-/* One side's handshake, in a task of its own. */
-typedef struct side {
-    aloop_stream_t *s;
-    aloop_tls_config_t *cfg;
-    const char *name;
-    double timeout;
-    int rc;
-    aloop_stream_t *out;
-} side_t;
-
-static void *accept_main(void *arg) {
-    side_t *h = arg;
-    h->rc = aloop_tls_accept(h->s, h->cfg, h->timeout, &h->out);
-    return NULL;
-}
-
-static void *connect_main(void *arg) {
-    side_t *h = arg;
-    h->rc = aloop_tls_connect(h->s, h->cfg, h->name, h->timeout, &h->out);
-    return NULL;
-}
-
-/* Both handshakes over a new socketpair (inside a task). */
-static void handshake_pair(side_t *srv, side_t *cli) {
-    int sv[2];
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-    srv->s = aloop_stream_new(aloop_current(), sv[0], 0);
-    cli->s = aloop_stream_new(aloop_current(), sv[1], 0);
-    if (!srv->timeout) srv->timeout = 10;
-    if (!cli->timeout) cli->timeout = 10;
-    aloop_task_t *t[2] = {aloop_spawn(aloop_current(), accept_main, srv),
-                          aloop_spawn(aloop_current(), connect_main, cli)};
-    assert_int_equal(aloop_gather(t, 2, NULL, NULL, 0), 0);
-    aloop_release(t[0]);
-    aloop_release(t[1]);
-}
 
 /* A handshake with scfg, checking localhost: both results, streams closed. */
 static void try_handshake(aloop_tls_config_t *scfg, aloop_tls_config_t *ccfg, int *srv_rc,

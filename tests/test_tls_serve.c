@@ -10,6 +10,7 @@
 #include "aloop_test.h"
 
 #include "aloop_tls.h"
+#include "tls_test.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -21,26 +22,6 @@
 #include <openssl/ssl.h>
 
 #define PATIENCE 10.0 /* seconds: only a stall comes near it */
-
-static const char *cert(const char *name) {
-    static char buf[2][512];
-    static int next;
-    const char *dir = getenv("ALOOP_TLS_CERTS");
-    assert_non_null(dir);
-    char *b = buf[next++ % 2];
-    snprintf(b, sizeof buf[0], "%s/%s", dir, name);
-    return b;
-}
-
-static int listen_any(char *port, size_t cap) {
-    int fd = aloop_tcp_listen("127.0.0.1", "0", 64);
-    assert_true(fd >= 0);
-    struct sockaddr_in sin;
-    socklen_t sl = sizeof sin;
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &sl), 0);
-    snprintf(port, cap, "%u", (unsigned)ntohs(sin.sin_port));
-    return fd;
-}
 
 /* The bench's protocol: one request "GET ...\r\n\r\n", an answer, the end. */
 static void answer_handler(aloop_stream_t *conn, void *arg) {
