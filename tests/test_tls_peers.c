@@ -29,6 +29,8 @@
 #include "tls_test.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -156,8 +158,20 @@ static char *peer_expect(peer_t *p, const char *prefix) {
     }
 }
 
+/* Each call reaches the peer's stdin in one piece. openssl s_server and
+ * s_client take a read of one or two bytes as a command ("q" closes, "r"
+ * renegotiates, "k" updates the keys), so a line must never arrive split,
+ * as a short write (simulation's, or a full pipe's) would deliver it. A
+ * write of at most PIPE_BUF bytes to a pipe is all or nothing. */
 static void peer_write(peer_t *p, const void *buf, size_t n) {
-    assert_int_equal(aloop_stream_write(p->in, buf, n), (ssize_t)n);
+    assert_true(n <= PIPE_BUF);
+    int fd = aloop_stream_fd(p->in);
+    for (;;) {
+        ssize_t w = write(fd, buf, n);
+        if (w == (ssize_t)n) return;
+        assert_true(w < 0 && (errno == EAGAIN || errno == EINTR));
+        if (errno == EAGAIN) assert_int_equal(aloop_wait_writable(fd, WAIT), 0);
+    }
 }
 
 /* Waits for the peer to exit by itself: its exit status. */
