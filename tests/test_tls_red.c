@@ -701,6 +701,13 @@ static void *flood_main(void *arg) {
 
 static void tls_red_server_flood_and_shutdown(void **state) {
     (void)state;
+    /* Its subject is the server's slots and deadlines, timed to the virtual
+     * second; under simulated hard faults (ALOOP_SIM=...:enomem or :reset)
+     * a connection that fails leaves its raw peers waiting with no
+     * deadline, and the failed assertion's jump out of the task leaves the
+     * process unable to exit: it does not take part in the hard sweep. */
+    const char *sim = getenv("ALOOP_SIM");
+    if (sim && (strstr(sim, "enomem") || strstr(sim, "reset") || strstr(sim, "all"))) skip();
     run_virtual(flood_main, NULL);
 }
 
